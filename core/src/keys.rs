@@ -1,0 +1,476 @@
+//! Keys: from a password to everything a client holds, and how each is wrapped.
+//!
+//! ```text
+//! password ──Argon2id(salt, KdfParams)──► root ──HKDF──┬─► auth key    (sent to the server, which
+//!                                                      │                stores only its own hash)
+//!                                                      └─► master key  (never leaves the client)
+//! master key ──wrap(owner, purpose, id)──► wrapped identity key, wrapped file keys
+//! file key ──HKDF(file id)──► chunk key (seal), metadata key
+//! ```
+//!
+//! Rules kept here: Argon2 parameters are fixed in code and minimums are enforced when a stored
+//! set is read back (a server cannot talk a client into weak hashing); every wrapped key is
+//! AES-256-GCM with its context (owner, purpose, id, version) as associated data; every failed
+//! unwrap is the one [`OpenError`]; share links carry the file key as canonical base64url.
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
+
+use crate::encoding::{Reader, Writer as _};
+use crate::{Error, OpenError};
+
+/// HKDF-SHA256 with a domain-separated info string: "disktro v1 " ‖ label ‖ 0 ‖ context.
+pub(crate) fn derive_key(ikm: &[u8], label: &str, context: &[u8]) -> [u8; 32] {
+    let hk = Hkdf::<Sha256>::new(None, ikm);
+    let mut out = [0u8; 32];
+    hk.expand_multi_info(&[b"disktro v1 ", label.as_bytes(), &[0], context], &mut out)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
+macro_rules! secret_key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, ZeroizeOnDrop)]
+        pub struct $name([u8; 32]);
+
+        impl $name {
+            pub fn from_bytes(bytes: [u8; 32]) -> Self {
+                Self(bytes)
+            }
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "(..)"))
+            }
+        }
+    };
+}
+
+secret_key!(
+    /// The random 256-bit key of one file; everything about the file is derived from it.
+    FileKey
+);
+secret_key!(
+    /// Sent to the server at sign-up and log-in; the server stores only an Argon2id hash of it.
+    AuthKey
+);
+secret_key!(
+    /// Never leaves the client: wraps the identity key and every file key.
+    MasterKey
+);
+
+impl FileKey {
+    /// A fresh random file key.
+    pub fn generate() -> Self {
+        Self(crate::random_bytes())
+    }
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl KdfParams {
+    /// What new accounts use: 64 MiB, 3 passes, 1 lane (about a second in a browser).
+    pub const DEFAULT: Self = Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
+    /// The floor enforced when parameters are read back (OWASP's Argon2id minimum).
+    pub const MINIMUM: Self = Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
+    /// The ceiling: a hostile server must not make a client allocate without bound.
+    pub const MAXIMUM: Self = Self { memory_kib: 1024 * 1024, iterations: 16, parallelism: 8 };
+
+    fn check(&self) -> Result<(), Error> {
+        let (min, max) = (Self::MINIMUM, Self::MAXIMUM);
+        if self.memory_kib < min.memory_kib {
+            return Err(Error::WeakKdfParams("memory"));
+        }
+        if self.iterations < min.iterations {
+            return Err(Error::WeakKdfParams("iterations"));
+        }
+        if self.parallelism < min.parallelism {
+            return Err(Error::WeakKdfParams("parallelism"));
+        }
+        if self.memory_kib > max.memory_kib || self.iterations > max.iterations || self.parallelism > max.parallelism {
+            return Err(Error::InvalidParams("key derivation parameters above the allowed maximum"));
+        }
+        Ok(())
+    }
+}
+
+/// An account's key-derivation set-up: parameters plus salt, stored by the server in this encoding
+/// and handed back at log-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfSetup {
+    pub params: KdfParams,
+    pub salt: [u8; 16],
+}
+
+impl KdfSetup {
+    const MAGIC: &'static [u8; 4] = b"DKKP";
+
+    /// Default parameters with a fresh random salt.
+    pub fn generate() -> Self {
+        Self { params: KdfParams::DEFAULT, salt: crate::random_bytes() }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(33);
+        out.put_header(Self::MAGIC);
+        out.put_u32(self.params.memory_kib);
+        out.put_u32(self.params.iterations);
+        out.put_u32(self.params.parallelism);
+        out.extend_from_slice(&self.salt);
+        out
+    }
+
+    /// Decode and enforce the minimum (and maximum) parameters.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes, "key derivation set-up");
+        r.header(Self::MAGIC)?;
+        let params = KdfParams { memory_kib: r.u32()?, iterations: r.u32()?, parallelism: r.u32()? };
+        let salt = r.array()?;
+        r.finish()?;
+        params.check()?;
+        Ok(Self { params, salt })
+    }
+}
+
+/// The two keys a password yields.
+#[derive(Debug)]
+pub struct AccountKeys {
+    pub auth_key: AuthKey,
+    pub master_key: MasterKey,
+}
+
+/// Password → Argon2id → HKDF → auth key and master key. Refuses parameters below the minimum.
+pub fn derive_account_keys(password: &[u8], setup: &KdfSetup) -> Result<AccountKeys, Error> {
+    setup.params.check()?;
+    let p = setup.params;
+    let params = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
+        .map_err(|_| Error::InvalidParams("argon2 rejected the parameters"))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut root = Zeroizing::new([0u8; 32]);
+    argon
+        .hash_password_into(password, &setup.salt, root.as_mut())
+        .map_err(|_| Error::InvalidParams("argon2 rejected the password or salt"))?;
+    Ok(AccountKeys {
+        auth_key: AuthKey(derive_key(root.as_ref(), "auth key", &[])),
+        master_key: MasterKey(derive_key(root.as_ref(), "master key", &[])),
+    })
+}
+
+/// What a wrapped key is for; part of the associated data, so a key wrapped for one purpose
+/// cannot be unwrapped as another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeyPurpose {
+    /// The account's Ed25519 identity (signing) key.
+    Identity = 1,
+    /// A file's key.
+    File = 2,
+}
+
+/// The context a wrapped key is bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct WrapContext<'a> {
+    /// Who owns the key (the account's identity public key, or another stable account handle).
+    pub owner: &'a [u8],
+    pub purpose: KeyPurpose,
+    /// Which key: a file id for file keys, empty for the identity key.
+    pub id: &'a [u8],
+}
+
+impl WrapContext<'_> {
+    const MAX_FIELD: usize = 256;
+
+    fn associated_data(&self) -> Result<Vec<u8>, OpenError> {
+        if self.owner.len() > Self::MAX_FIELD || self.id.len() > Self::MAX_FIELD {
+            return Err(OpenError);
+        }
+        let mut aad = Vec::with_capacity(12 + self.owner.len() + self.id.len());
+        aad.put_header(WRAP_MAGIC);
+        aad.push(self.purpose as u8);
+        aad.put_short_bytes(self.owner);
+        aad.put_short_bytes(self.id);
+        Ok(aad)
+    }
+}
+
+const WRAP_MAGIC: &[u8; 4] = b"DKWK";
+/// Length of a wrapped 32-byte key: magic, version, nonce, ciphertext, tag.
+pub const WRAPPED_KEY_LEN: usize = 4 + 1 + 12 + 32 + 16;
+
+impl MasterKey {
+    fn wrapping_cipher(&self) -> Aes256Gcm {
+        let key = Zeroizing::new(derive_key(&self.0, "wrapping key", &[]));
+        Aes256Gcm::new_from_slice(key.as_ref()).expect("AES-256 takes a 32-byte key")
+    }
+
+    /// Wrap a 32-byte secret under this master key, bound to `context`.
+    pub fn wrap(&self, context: &WrapContext<'_>, secret: &[u8; 32]) -> Result<Vec<u8>, Error> {
+        let aad = context.associated_data().map_err(|_| Error::InvalidParams("wrap context field too long"))?;
+        let nonce: [u8; 12] = crate::random_bytes();
+        let mut out = Vec::with_capacity(WRAPPED_KEY_LEN);
+        out.put_header(WRAP_MAGIC);
+        out.extend_from_slice(&nonce);
+        let start = out.len();
+        out.extend_from_slice(secret);
+        let tag = self
+            .wrapping_cipher()
+            .encrypt_inout_detached(&Nonce::from(nonce), &aad, (&mut out[start..]).into())
+            .expect("AES-GCM encrypts 32 bytes");
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Unwrap what [`MasterKey::wrap`] produced. Any failure, including a malformed input or a
+    /// different context, is the same [`OpenError`].
+    pub fn unwrap(&self, context: &WrapContext<'_>, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, OpenError> {
+        let aad = context.associated_data()?;
+        if wrapped.len() != WRAPPED_KEY_LEN || &wrapped[..4] != WRAP_MAGIC || wrapped[4] != crate::FORMAT_VERSION {
+            return Err(OpenError);
+        }
+        let nonce = Nonce::try_from(&wrapped[5..17]).map_err(|_| OpenError)?;
+        let tag = Tag::try_from(&wrapped[49..]).map_err(|_| OpenError)?;
+        let mut secret = Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(&wrapped[17..49]);
+        self.wrapping_cipher()
+            .decrypt_inout_detached(&nonce, &aad, secret.as_mut_slice().into(), &tag)
+            .map_err(|_| OpenError)?;
+        Ok(secret)
+    }
+
+    /// Wrap a file key; its context is (owner, file, file id).
+    pub fn wrap_file_key(&self, owner: &PublicKey, file_id: &crate::FileId, key: &FileKey) -> Vec<u8> {
+        let ctx = WrapContext { owner: owner.as_bytes(), purpose: KeyPurpose::File, id: file_id.as_bytes() };
+        self.wrap(&ctx, key.as_bytes()).expect("fixed-size context fields")
+    }
+
+    pub fn unwrap_file_key(&self, owner: &PublicKey, file_id: &crate::FileId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
+        let ctx = WrapContext { owner: owner.as_bytes(), purpose: KeyPurpose::File, id: file_id.as_bytes() };
+        Ok(FileKey(*self.unwrap(&ctx, wrapped)?))
+    }
+
+    /// Wrap the account's identity key; its context is (account handle, identity).
+    pub fn wrap_identity(&self, account: &[u8], identity: &Keypair) -> Result<Vec<u8>, Error> {
+        let ctx = WrapContext { owner: account, purpose: KeyPurpose::Identity, id: &[] };
+        self.wrap(&ctx, &identity.secret_bytes())
+    }
+
+    pub fn unwrap_identity(&self, account: &[u8], wrapped: &[u8]) -> Result<Keypair, OpenError> {
+        let ctx = WrapContext { owner: account, purpose: KeyPurpose::Identity, id: &[] };
+        Ok(Keypair::from_secret_bytes(&*self.unwrap(&ctx, wrapped)?))
+    }
+}
+
+/// An Ed25519 key pair: a user's identity, the server's token key, or a worker's node key.
+#[derive(Clone)]
+pub struct Keypair(SigningKey);
+
+impl std::fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keypair({})", self.public().fingerprint())
+    }
+}
+
+impl Keypair {
+    pub fn generate() -> Self {
+        Self::from_secret_bytes(&Zeroizing::new(crate::random_bytes()))
+    }
+
+    pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(secret))
+    }
+
+    /// The 32-byte secret seed (for wrapping or a key file).
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    /// Sign `message` under a domain: signatures for one purpose never verify for another.
+    pub fn sign(&self, domain: &str, message: &[u8]) -> [u8; 64] {
+        self.0.sign(&signed_bytes(domain, message)).to_bytes()
+    }
+}
+
+fn signed_bytes(domain: &str, message: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(16 + domain.len() + message.len());
+    m.extend_from_slice(b"disktro v1 ");
+    m.extend_from_slice(domain.as_bytes());
+    m.push(0);
+    m.extend_from_slice(message);
+    m
+}
+
+/// An Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", crate::ids::to_hex(&self.0))
+    }
+}
+
+impl PublicKey {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Strict verification (no malleable or small-order keys) of a domain-separated signature.
+    pub fn verify(&self, domain: &str, message: &[u8], signature: &[u8; 64]) -> Result<(), Error> {
+        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| Error::BadSignature)?;
+        key.verify_strict(&signed_bytes(domain, message), &Signature::from_bytes(signature))
+            .map_err(|_| Error::BadSignature)
+    }
+
+    /// What people compare: 20 hex digits of BLAKE3 over the key, in groups of four.
+    pub fn fingerprint(&self) -> String {
+        let hash = blake3::derive_key("disktro v1 fingerprint", &self.0);
+        let hex = crate::ids::to_hex(&hash[..10]);
+        hex.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("hex is ascii")).collect::<Vec<_>>().join("-")
+    }
+
+    /// The storage-worker node id for this key.
+    pub fn node_id(&self) -> crate::NodeId {
+        crate::NodeId::from_public_key(&self.0)
+    }
+}
+
+/// The `#fragment` of a share link: the file key as unpadded base64url (43 characters).
+pub fn encode_link_key(key: &FileKey) -> String {
+    URL_SAFE_NO_PAD.encode(key.as_bytes())
+}
+
+/// Strict inverse of [`encode_link_key`]: exactly 43 base64url characters whose unused low bits
+/// are zero, so each key has one text form.
+pub fn decode_link_key(text: &str) -> Result<FileKey, Error> {
+    if text.len() != 43 {
+        return Err(Error::BadLinkKey);
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| Error::BadLinkKey)?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| Error::BadLinkKey)?;
+    let key = FileKey(key);
+    // Belt and braces: the engine already rejects non-zero trailing bits.
+    if encode_link_key(&key) != text {
+        return Err(Error::BadLinkKey);
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FileId;
+
+    fn fast_setup() -> KdfSetup {
+        KdfSetup { params: KdfParams::MINIMUM, salt: [9; 16] }
+    }
+
+    #[test]
+    fn password_yields_distinct_stable_keys() {
+        let a = derive_account_keys(b"correct horse", &fast_setup()).unwrap();
+        let b = derive_account_keys(b"correct horse", &fast_setup()).unwrap();
+        let c = derive_account_keys(b"correct horsf", &fast_setup()).unwrap();
+        assert_eq!(a.auth_key, b.auth_key);
+        assert_eq!(a.master_key, b.master_key);
+        assert_ne!(a.auth_key.as_bytes(), a.master_key.as_bytes());
+        assert_ne!(a.master_key, c.master_key);
+    }
+
+    #[test]
+    fn weak_or_huge_kdf_params_are_refused_when_read_back() {
+        let mut setup = fast_setup();
+        assert_eq!(KdfSetup::decode(&setup.encode()).unwrap(), setup);
+        setup.params.memory_kib -= 1;
+        assert_eq!(KdfSetup::decode(&setup.encode()), Err(Error::WeakKdfParams("memory")));
+        assert!(derive_account_keys(b"pw", &setup).is_err());
+        let mut setup = fast_setup();
+        setup.params.iterations = 1;
+        assert_eq!(KdfSetup::decode(&setup.encode()), Err(Error::WeakKdfParams("iterations")));
+        let mut setup = fast_setup();
+        setup.params.memory_kib = u32::MAX;
+        assert!(matches!(KdfSetup::decode(&setup.encode()), Err(Error::InvalidParams(_))));
+        let mut bytes = fast_setup().encode();
+        bytes.push(0);
+        assert_eq!(KdfSetup::decode(&bytes), Err(Error::TrailingBytes("key derivation set-up")));
+    }
+
+    #[test]
+    fn wrapped_keys_are_bound_to_their_context() {
+        let master = MasterKey([1; 32]);
+        let owner = Keypair::from_secret_bytes(&[2; 32]).public();
+        let file = FileId([3; 16]);
+        let key = FileKey([4; 32]);
+        let wrapped = master.wrap_file_key(&owner, &file, &key);
+        assert_eq!(wrapped.len(), WRAPPED_KEY_LEN);
+        assert_eq!(master.unwrap_file_key(&owner, &file, &wrapped).unwrap(), key);
+        // Tried: another file id, another owner, another master key, another purpose, each byte
+        // flipped, truncation. Must hold: the same OpenError every time.
+        assert_eq!(master.unwrap_file_key(&owner, &FileId([5; 16]), &wrapped), Err(OpenError));
+        assert_eq!(master.unwrap_file_key(&PublicKey([0; 32]), &file, &wrapped), Err(OpenError));
+        assert_eq!(MasterKey([9; 32]).unwrap_file_key(&owner, &file, &wrapped), Err(OpenError));
+        assert!(master.unwrap_identity(owner.as_bytes(), &wrapped).is_err());
+        for i in 0..wrapped.len() {
+            let mut bad = wrapped.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(master.unwrap_file_key(&owner, &file, &bad), Err(OpenError), "byte {i}");
+        }
+        assert_eq!(master.unwrap_file_key(&owner, &file, &wrapped[..64]), Err(OpenError));
+    }
+
+    #[test]
+    fn identity_round_trip_and_domain_separated_signatures() {
+        let master = MasterKey([1; 32]);
+        let id = Keypair::generate();
+        let wrapped = master.wrap_identity(b"alice@example.com", &id).unwrap();
+        let back = master.unwrap_identity(b"alice@example.com", &wrapped).unwrap();
+        assert_eq!(back.public(), id.public());
+        assert!(master.unwrap_identity(b"mallory@example.com", &wrapped).is_err());
+        let sig = id.sign("manifest", b"m");
+        assert!(id.public().verify("manifest", b"m", &sig).is_ok());
+        assert_eq!(id.public().verify("token", b"m", &sig), Err(Error::BadSignature));
+        assert_eq!(id.public().verify("manifest", b"n", &sig), Err(Error::BadSignature));
+        assert_eq!(id.public().fingerprint().len(), 24);
+    }
+
+    #[test]
+    fn link_keys_are_canonical() {
+        let key = FileKey([0xAB; 32]);
+        let text = encode_link_key(&key);
+        assert_eq!(text.len(), 43);
+        assert_eq!(decode_link_key(&text).unwrap(), key);
+        // Tried: padding, standard-alphabet characters, a changed final character that only
+        // alters unused bits, wrong length, whitespace. Must hold: BadLinkKey.
+        assert_eq!(decode_link_key(&format!("{text}=")), Err(Error::BadLinkKey));
+        assert_eq!(decode_link_key(&text.replace('q', "+")), Err(Error::BadLinkKey));
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut alt = text.clone().into_bytes();
+        let last = alt.pop().unwrap();
+        let index = ALPHABET.iter().position(|&c| c == last).unwrap();
+        assert_eq!(index & 0b11, 0, "the last character's two low bits are unused");
+        alt.push(ALPHABET[index + 1]);
+        let alt = String::from_utf8(alt).unwrap();
+        assert_eq!(decode_link_key(&alt), Err(Error::BadLinkKey));
+        assert_eq!(decode_link_key(&text[..42]), Err(Error::BadLinkKey));
+        assert_eq!(decode_link_key(&format!(" {}", &text[1..])), Err(Error::BadLinkKey));
+    }
+}

@@ -1,0 +1,304 @@
+//! The worker wire protocol: binary WebSocket messages between clients (browser, CLI, server)
+//! and storage workers. One WebSocket binary message carries exactly one frame.
+//!
+//! ```text
+//! frame = version:u8 kind:u8 request_id:u32 body
+//! ```
+//!
+//! Requests (client → worker) and responses (worker → client) share the request id, so one
+//! connection multiplexes many requests. Every length is checked against a limit before anything
+//! is allocated, unknown versions and kinds are rejected, and a frame must be consumed exactly.
+
+use crate::encoding::{Reader, Writer as _};
+use crate::token::{MAX_TOKEN_LEN, MAX_TOKEN_SHARDS, RECEIPT_LEN};
+use crate::{Error, MAX_CHUNK_SIZE, ShardId};
+
+/// Largest shard: a whole sealed maximum-size chunk (k = 1).
+pub const MAX_SHARD_LEN: usize = MAX_CHUNK_SIZE as usize + crate::seal::TAG_LEN;
+/// Largest frame: a put of the largest shard with the largest token.
+pub const MAX_FRAME_LEN: usize = 6 + 2 + MAX_TOKEN_LEN + 32 + 4 + MAX_SHARD_LEN;
+/// Longest error message carried in an error frame.
+pub const MAX_ERROR_MESSAGE_LEN: usize = 1024;
+/// Longest audit proof (a 64 KiB slice of a maximum shard with its hash path).
+pub const MAX_PROOF_LEN: usize = 160 * 1024;
+
+/// Why a worker refused a request. The numbers are part of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// The frame could not be decoded.
+    Malformed = 1,
+    UnsupportedVersion = 2,
+    TooLarge = 3,
+    /// The shard's bytes do not hash to the claimed id.
+    HashMismatch = 4,
+    /// The token does not decode or its signature does not verify.
+    BadToken = 5,
+    TokenExpired = 6,
+    /// The token's serial was used before.
+    TokenReplayed = 7,
+    WrongWorker = 8,
+    WrongOperation = 9,
+    /// The shard is not covered by the token.
+    NotInScope = 10,
+    /// The token's byte budget is spent.
+    OverBudget = 11,
+    NotFound = 12,
+    /// Too many requests in flight; retry later.
+    Busy = 13,
+    /// The worker has no room left.
+    StorageFull = 14,
+    /// The stored shard failed verification and was quarantined.
+    Corrupt = 15,
+    Internal = 16,
+}
+
+impl ErrorCode {
+    const ALL: [Self; 16] = [
+        Self::Malformed,
+        Self::UnsupportedVersion,
+        Self::TooLarge,
+        Self::HashMismatch,
+        Self::BadToken,
+        Self::TokenExpired,
+        Self::TokenReplayed,
+        Self::WrongWorker,
+        Self::WrongOperation,
+        Self::NotInScope,
+        Self::OverBudget,
+        Self::NotFound,
+        Self::Busy,
+        Self::StorageFull,
+        Self::Corrupt,
+        Self::Internal,
+    ];
+
+    fn from_u16(v: u16) -> Result<Self, Error> {
+        Self::ALL.into_iter().find(|c| *c as u16 == v).ok_or(Error::NonCanonical("unknown error code"))
+    }
+
+    /// The code for a codec error met while checking a request.
+    pub fn for_error(e: &Error) -> Self {
+        match e {
+            Error::UnsupportedVersion { .. } => Self::UnsupportedVersion,
+            Error::TooLarge { .. } => Self::TooLarge,
+            Error::Expired => Self::TokenExpired,
+            Error::WrongWorker => Self::WrongWorker,
+            Error::WrongOperation => Self::WrongOperation,
+            Error::NotInScope => Self::NotInScope,
+            Error::WrongIssuer | Error::BadSignature => Self::BadToken,
+            _ => Self::Malformed,
+        }
+    }
+}
+
+/// A frame: a request id and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub request_id: u32,
+    pub body: Body,
+}
+
+/// Every message of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// Store a shard under a put token.
+    Put { token: Vec<u8>, shard: ShardId, data: Vec<u8> },
+    /// Read a shard under a get token.
+    Get { token: Vec<u8>, shard: ShardId },
+    /// Delete shards under a delete token.
+    Delete { token: Vec<u8>, shards: Vec<ShardId> },
+    /// Prove possession of `shard[offset .. offset + len]`.
+    AuditChallenge { token: Vec<u8>, shard: ShardId, offset: u64, len: u32, nonce: [u8; 32] },
+    /// Answer to a put: the worker's signed receipt.
+    Receipt { receipt: Vec<u8> },
+    /// Answer to a get.
+    ShardData { shard: ShardId, data: Vec<u8> },
+    /// Answer to a delete: the shards that were removed.
+    Deleted { shards: Vec<ShardId> },
+    /// Answer to an audit challenge.
+    AuditProof { nonce: [u8; 32], proof: Vec<u8> },
+    /// Any request refused.
+    Error { code: ErrorCode, message: String },
+}
+
+impl Body {
+    fn kind(&self) -> u8 {
+        match self {
+            Self::Put { .. } => 1,
+            Self::Get { .. } => 2,
+            Self::Delete { .. } => 3,
+            Self::AuditChallenge { .. } => 4,
+            Self::Receipt { .. } => 16,
+            Self::ShardData { .. } => 17,
+            Self::Deleted { .. } => 18,
+            Self::AuditProof { .. } => 19,
+            Self::Error { .. } => 31,
+        }
+    }
+}
+
+fn put_len_u32(out: &mut Vec<u8>, len: usize) {
+    out.put_u32(u32::try_from(len).expect("lengths are bounded far below 4 GiB"));
+}
+
+fn put_ids(out: &mut Vec<u8>, ids: &[ShardId]) {
+    out.put_u16(u16::try_from(ids.len()).expect("id lists are bounded by MAX_TOKEN_SHARDS"));
+    for id in ids {
+        out.extend_from_slice(id.as_bytes());
+    }
+}
+
+impl Frame {
+    /// Encode. Fields over their protocol limits are refused, so what is sent always decodes.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(64 + self.payload_len());
+        out.push(crate::FORMAT_VERSION);
+        out.push(self.body.kind());
+        out.put_u32(self.request_id);
+        let too_large = |what, len: usize, max: usize| Error::TooLarge { what, len: len as u64, max: max as u64 };
+        let check_token = |t: &[u8]| {
+            if t.len() > MAX_TOKEN_LEN { Err(too_large("token", t.len(), MAX_TOKEN_LEN)) } else { Ok(()) }
+        };
+        let check_ids = |ids: &[ShardId]| {
+            if ids.len() > MAX_TOKEN_SHARDS { Err(too_large("shard list", ids.len(), MAX_TOKEN_SHARDS)) } else { Ok(()) }
+        };
+        let check_data = |d: &[u8]| {
+            if d.len() > MAX_SHARD_LEN { Err(too_large("shard", d.len(), MAX_SHARD_LEN)) } else { Ok(()) }
+        };
+        match &self.body {
+            Body::Put { token, shard, data } => {
+                check_token(token)?;
+                check_data(data)?;
+                out.put_short_bytes(token);
+                out.extend_from_slice(shard.as_bytes());
+                put_len_u32(&mut out, data.len());
+                out.extend_from_slice(data);
+            }
+            Body::Get { token, shard } => {
+                check_token(token)?;
+                out.put_short_bytes(token);
+                out.extend_from_slice(shard.as_bytes());
+            }
+            Body::Delete { token, shards } => {
+                check_token(token)?;
+                check_ids(shards)?;
+                out.put_short_bytes(token);
+                put_ids(&mut out, shards);
+            }
+            Body::AuditChallenge { token, shard, offset, len, nonce } => {
+                check_token(token)?;
+                out.put_short_bytes(token);
+                out.extend_from_slice(shard.as_bytes());
+                out.put_u64(*offset);
+                out.put_u32(*len);
+                out.extend_from_slice(nonce);
+            }
+            Body::Receipt { receipt } => {
+                if receipt.len() != RECEIPT_LEN {
+                    return Err(Error::InvalidParams("receipt of the wrong length"));
+                }
+                out.extend_from_slice(receipt);
+            }
+            Body::ShardData { shard, data } => {
+                check_data(data)?;
+                out.extend_from_slice(shard.as_bytes());
+                put_len_u32(&mut out, data.len());
+                out.extend_from_slice(data);
+            }
+            Body::Deleted { shards } => {
+                check_ids(shards)?;
+                put_ids(&mut out, shards);
+            }
+            Body::AuditProof { nonce, proof } => {
+                if proof.len() > MAX_PROOF_LEN {
+                    return Err(too_large("audit proof", proof.len(), MAX_PROOF_LEN));
+                }
+                out.extend_from_slice(nonce);
+                put_len_u32(&mut out, proof.len());
+                out.extend_from_slice(proof);
+            }
+            Body::Error { code, message } => {
+                if message.len() > MAX_ERROR_MESSAGE_LEN {
+                    return Err(too_large("error message", message.len(), MAX_ERROR_MESSAGE_LEN));
+                }
+                out.put_u16(*code as u16);
+                out.put_short_bytes(message.as_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    fn payload_len(&self) -> usize {
+        match &self.body {
+            Body::Put { data, .. } | Body::ShardData { data, .. } => data.len(),
+            Body::AuditProof { proof, .. } => proof.len(),
+            _ => 0,
+        }
+    }
+
+    /// Strict decode of one frame from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_FRAME_LEN {
+            return Err(Error::TooLarge { what: "frame", len: bytes.len() as u64, max: MAX_FRAME_LEN as u64 });
+        }
+        let mut r = Reader::new(bytes, "frame");
+        let version = r.u8()?;
+        if version != crate::FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion { what: "frame", found: version });
+        }
+        let kind = r.u8()?;
+        let request_id = r.u32()?;
+        let shard = |r: &mut Reader<'_>| r.array().map(ShardId);
+        let data = |r: &mut Reader<'_>, max: usize, what: &'static str| -> Result<Vec<u8>, Error> {
+            let len = r.u32()? as usize;
+            if len > max {
+                return Err(Error::TooLarge { what, len: len as u64, max: max as u64 });
+            }
+            Ok(r.bytes(len)?.to_vec())
+        };
+        let ids = |r: &mut Reader<'_>| -> Result<Vec<ShardId>, Error> {
+            let n = usize::from(r.u16()?);
+            if n > MAX_TOKEN_SHARDS {
+                return Err(Error::TooLarge { what: "shard list", len: n as u64, max: MAX_TOKEN_SHARDS as u64 });
+            }
+            (0..n).map(|_| r.array().map(ShardId)).collect()
+        };
+        let body = match kind {
+            1 => {
+                let token = r.short_bytes(MAX_TOKEN_LEN)?.to_vec();
+                let shard = shard(&mut r)?;
+                Body::Put { token, shard, data: data(&mut r, MAX_SHARD_LEN, "shard")? }
+            }
+            2 => Body::Get { token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(), shard: shard(&mut r)? },
+            3 => Body::Delete { token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(), shards: ids(&mut r)? },
+            4 => Body::AuditChallenge {
+                token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(),
+                shard: shard(&mut r)?,
+                offset: r.u64()?,
+                len: r.u32()?,
+                nonce: r.array()?,
+            },
+            16 => Body::Receipt { receipt: r.bytes(RECEIPT_LEN)?.to_vec() },
+            17 => {
+                let shard = shard(&mut r)?;
+                Body::ShardData { shard, data: data(&mut r, MAX_SHARD_LEN, "shard")? }
+            }
+            18 => Body::Deleted { shards: ids(&mut r)? },
+            19 => {
+                let nonce = r.array()?;
+                Body::AuditProof { nonce, proof: data(&mut r, MAX_PROOF_LEN, "audit proof")? }
+            }
+            31 => {
+                let code = ErrorCode::from_u16(r.u16()?)?;
+                let message = r.short_bytes(MAX_ERROR_MESSAGE_LEN)?;
+                let message = String::from_utf8(message.to_vec())
+                    .map_err(|_| Error::NonCanonical("error message is not UTF-8"))?;
+                Body::Error { code, message }
+            }
+            _ => return Err(Error::NonCanonical("unknown frame kind")),
+        };
+        r.finish()?;
+        Ok(Self { request_id, body })
+    }
+}
