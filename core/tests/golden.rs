@@ -1,0 +1,212 @@
+//! Golden vectors: fixed keys and inputs → the exact bytes of every format.
+//!
+//! The same test runs natively and as wasm32 under Node (`make test-wasm`), against the same
+//! committed file, so the browser and native builds provably produce identical bytes. A change to
+//! any format shows up here as a diff to `golden/vectors.txt`, which must be deliberate:
+//! regenerate with `DISKTRO_BLESS_GOLDEN=1 cargo test -p disktro-core --test golden` (native only)
+//! and bump the format version if old data can no longer be read.
+
+use disktro_core::chunk::encode_all;
+use disktro_core::ids::to_hex;
+use disktro_core::keys::{self, KdfParams, KdfSetup, Keypair, MasterKey, PublicKey};
+use disktro_core::metadata::FileMetadata;
+use disktro_core::seal::{self, ChunkKey, Sealer};
+use disktro_core::squeeze::Codec;
+use disktro_core::token::{Operation, Receipt, Scope, Token};
+use disktro_core::wire::{Body, Frame};
+use disktro_core::{FileId, FileKey, Redundancy, Serial, ShardId, audit};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const VECTORS: &str = include_str!("golden/vectors.txt");
+
+fn file_key() -> FileKey {
+    FileKey::from_bytes([0x11; 32])
+}
+fn file_id() -> FileId {
+    FileId([0x22; 16])
+}
+fn owner() -> Keypair {
+    Keypair::from_secret_bytes(&[0x33; 32])
+}
+fn server() -> Keypair {
+    Keypair::from_secret_bytes(&[0x44; 32])
+}
+fn worker() -> Keypair {
+    Keypair::from_secret_bytes(&[0x55; 32])
+}
+
+/// Deterministic text: compressible, so the zstd path is covered.
+fn text(len: usize) -> Vec<u8> {
+    let words = ["alpha ", "beta ", "gamma ", "delta ", "shard ", "chunk ", "seal.\n", "key "];
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0usize;
+    while out.len() < len {
+        out.extend_from_slice(words[(i * 7 + i / 3) % words.len()].as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Deterministic incompressible bytes (BLAKE3 in XOF mode).
+fn noise(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new().update(b"golden noise").finalize_xof().fill(&mut out);
+    out
+}
+
+/// Every vector, computed from scratch.
+fn compute() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| v.push((name.to_owned(), to_hex(bytes)));
+
+    let key = ChunkKey::derive(&file_key(), &file_id());
+    put("chunk_key", key.as_bytes());
+    put("nonce_5_last", &seal::nonce(5, true));
+    put("aad_5_last_zstd", &seal::associated_data(&file_id(), 5, true, Codec::Zstd));
+    let sealer = Sealer::new(&key, file_id());
+    put("sealed_raw_0", &sealer.seal(0, false, Codec::Raw, b"golden chunk zero"));
+    put("sealed_empty_last", &sealer.seal(0, true, Codec::Raw, b""));
+
+    // Whole pipeline: 3 chunks of text (squeezed) and of noise (raw), k=3 m=2, 1 KiB chunks.
+    for (name, data) in [("text", text(2500)), ("noise", noise(2500))] {
+        let (chunks, manifest) = encode_all(&file_key(), file_id(), Redundancy::new(3, 2).unwrap(), 1024, &data).unwrap();
+        for c in &chunks {
+            let codec = format!("{:?}", c.entry.codec);
+            put(&format!("{name}_chunk{}_codec_{codec}_shard0", c.index), c.shards.shard(0));
+            let ids: Vec<u8> = c.shards.ids().iter().flat_map(|id| id.0).collect();
+            put(&format!("{name}_chunk{}_shard_ids", c.index), &ids);
+        }
+        let signed = manifest.sign(&owner()).unwrap();
+        put(&format!("{name}_manifest"), signed.as_bytes());
+    }
+    // The default layout on one small chunk, to pin 6 + 4 as well.
+    let (chunks, _) = encode_all(&file_key(), file_id(), Redundancy::DEFAULT, 1024, b"six plus four").unwrap();
+    let ids: Vec<u8> = chunks[0].shards.ids().iter().flat_map(|id| id.0).collect();
+    put("default_6_4_shard_ids", &ids);
+
+    let token = Token {
+        operation: Operation::Get,
+        issuer: server().public(),
+        worker: worker().public().node_id(),
+        scope: Scope::File(file_id()),
+        serial: Serial([0x66; 16]),
+        expires_at: 1_900_000_000,
+        byte_budget: 1 << 20,
+        shards: vec![ShardId::of(b"b"), ShardId::of(b"a")],
+    };
+    put("token_get", &token.sign(&server()).unwrap());
+    let receipt = Receipt { worker: worker().public().node_id(), shard: ShardId::of(b"a"), size: 1, serial: Serial([0x66; 16]) };
+    put("receipt", &receipt.sign(&worker()).unwrap());
+    let frame = Frame { request_id: 7, body: Body::Put { token: vec![1, 2, 3], shard: ShardId::of(b"xyz"), data: b"xyz".to_vec() } };
+    put("frame_put", &frame.encode().unwrap());
+    let frame = Frame { request_id: 8, body: Body::Error { code: disktro_core::wire::ErrorCode::HashMismatch, message: "hash mismatch".into() } };
+    put("frame_error", &frame.encode().unwrap());
+
+    let setup = KdfSetup { params: KdfParams::MINIMUM, salt: [0x77; 16] };
+    put("kdf_setup", &setup.encode());
+    let account = keys::derive_account_keys(b"correct horse battery staple", &setup).unwrap();
+    put("auth_key", account.auth_key.as_bytes());
+    put("master_key", account.master_key.as_bytes());
+    put("link_key", keys::encode_link_key(&file_key()).as_bytes());
+    put("owner_public_key", owner().public().as_bytes());
+    put("node_id", worker().public().node_id().as_bytes());
+
+    let shard = noise(5000);
+    put("audit_proof_1000_1500", &audit::prove(&shard, 1000, 1500).unwrap());
+    v
+}
+
+fn stored() -> Vec<(String, String)> {
+    VECTORS
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, hex) = l.split_once(' ').expect("vector lines are `name hex`");
+            (name.to_owned(), hex.to_owned())
+        })
+        .collect()
+}
+
+fn stored_value(name: &str) -> Vec<u8> {
+    let hex = stored().into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("vector {name} missing")).1;
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn bless(computed: &[(String, String)]) {
+    // Values that are random when produced (wrapped keys, sealed metadata) are kept from the
+    // existing file, so blessing does not churn them.
+    let keep: Vec<(String, String)> = stored().into_iter().filter(|(n, _)| n.starts_with("opens_")).collect();
+    let mut text = String::from("# Golden vectors of disktro-core: `name hex`. See core/tests/golden.rs.\n");
+    for (n, h) in computed.iter().chain(&keep) {
+        text.push_str(&format!("{n} {h}\n"));
+    }
+    let have = |n: &str| keep.iter().any(|(k, _)| k == n);
+    let master = MasterKey::from_bytes([0x88; 32]);
+    if !have("opens_wrapped_file_key") {
+        let w = master.wrap_file_key(&owner().public(), &file_id(), &file_key());
+        text.push_str(&format!("opens_wrapped_file_key {}\n", to_hex(&w)));
+    }
+    if !have("opens_wrapped_identity") {
+        let w = master.wrap_identity(b"golden@example.com", &owner()).unwrap();
+        text.push_str(&format!("opens_wrapped_identity {}\n", to_hex(&w)));
+    }
+    if !have("opens_sealed_metadata") {
+        let meta = FileMetadata { name: "golden.txt".into(), mime: "text/plain".into(), size: 2500 };
+        text.push_str(&format!("opens_sealed_metadata {}\n", to_hex(&meta.seal(&file_key(), &file_id()).unwrap())));
+    }
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/vectors.txt"), text).unwrap();
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn every_format_matches_its_golden_bytes() {
+    let computed = compute();
+    #[cfg(not(target_arch = "wasm32"))]
+    if std::env::var_os("DISKTRO_BLESS_GOLDEN").is_some() {
+        bless(&computed);
+        return;
+    }
+    let stored = stored();
+    for (name, hex) in &computed {
+        let want = stored.iter().find(|(n, _)| n == name).map(|(_, h)| h.as_str());
+        assert_eq!(Some(hex.as_str()), want, "golden vector {name} differs");
+    }
+    let computed_names: Vec<&str> = computed.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, _) in &stored {
+        assert!(name.starts_with("opens_") || computed_names.contains(&name.as_str()), "stale vector {name}");
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn golden_sealed_values_open() {
+    let master = MasterKey::from_bytes([0x88; 32]);
+    let key = master.unwrap_file_key(&owner().public(), &file_id(), &stored_value("opens_wrapped_file_key")).unwrap();
+    assert_eq!(key, file_key());
+    let id = master.unwrap_identity(b"golden@example.com", &stored_value("opens_wrapped_identity")).unwrap();
+    assert_eq!(id.public(), owner().public());
+    let meta = FileMetadata::open(&stored_value("opens_sealed_metadata"), &file_key(), &file_id()).unwrap();
+    assert_eq!(meta, FileMetadata { name: "golden.txt".into(), mime: "text/plain".into(), size: 2500 });
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn golden_manifests_decode_back_to_the_original_bytes() {
+    for name in ["text", "noise"] {
+        let bytes = stored_value(&format!("{name}_manifest"));
+        let signed = disktro_core::SignedManifest::decode(&bytes).unwrap();
+        assert_eq!(signed.owner(), &owner().public());
+        assert_eq!(signed.manifest().plain_size(), 2500);
+        let data = if name == "text" { text(2500) } else { noise(2500) };
+        let (chunks, _) = encode_all(&file_key(), file_id(), Redundancy::new(3, 2).unwrap(), 1024, &data).unwrap();
+        let back = disktro_core::chunk::decode_all(&file_key(), signed.manifest(), &chunks).unwrap();
+        assert_eq!(back, data);
+    }
+    let token = Token::decode(&stored_value("token_get")).unwrap();
+    assert_eq!(token.issuer, PublicKey(*server().public().as_bytes()));
+    assert!(token.covers(&ShardId::of(b"a")) && !token.covers(&ShardId::of(b"c")));
+}
