@@ -1,0 +1,173 @@
+//! Round trips and tampering, run natively and as wasm32 under Node.
+//!
+//! Each negative test states what was tried and what must hold.
+
+mod common;
+
+use common::*;
+use disktro_core::chunk::{decode_all, encode_all};
+use disktro_core::keys::Keypair;
+use disktro_core::{
+    DEFAULT_CHUNK_SIZE, Decoder, Encoder, Error, FileId, FileKey, OpenError, Redundancy, SignedManifest,
+};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test;
+
+const CS: u32 = 1024;
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn real_chunk_size_edges_round_trip() {
+    // 0: the empty file is one empty chunk. 1: smallest non-empty. chunk-1, chunk, chunk+1: the
+    // boundary where the held-back last chunk matters. 2 chunks + odd tail: several chunks.
+    let cs = DEFAULT_CHUNK_SIZE as usize;
+    for (len, chunks) in [(0, 1), (1, 1), (cs - 1, 1), (cs, 1), (cs + 1, 2), (2 * cs + 12_345, 3)] {
+        for data in [noise(len as u64, len), text(len as u64, len)] {
+            let key = FileKey::generate();
+            let mut enc = Encoder::new(&key, FileId::random(), Redundancy::DEFAULT);
+            // Feed in uneven slices, as a browser reading Blob slices would.
+            let mut out = Vec::new();
+            for piece in data.chunks(777_777) {
+                out.extend(enc.push(piece).unwrap());
+            }
+            let (last, manifest) = enc.finish().unwrap();
+            out.push(last);
+            assert_eq!(out.len(), chunks, "{len} bytes");
+            assert_eq!(manifest.plain_size(), len as u64);
+            assert_eq!(decode_all(&key, &manifest, &out).unwrap(), data, "{len} bytes");
+        }
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn any_m_missing_decode_and_m_plus_one_fail() {
+    let data = noise(1, 3 * CS as usize + 5);
+    let f = store(FileKey::generate(), FileId::random(), Redundancy::DEFAULT, CS, &data);
+    let total = Redundancy::DEFAULT.total();
+    for first_missing in 0..total {
+        // m = 4 missing, a window starting anywhere (data, parity and mixed).
+        let missing: Vec<usize> = (0..4).map(|i| (first_missing + i) % total).collect();
+        let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+        let mut out = Vec::new();
+        for c in &f.chunks {
+            let shards = c.shards.iter().enumerate().map(|(i, (_, b))| (!missing.contains(&i)).then(|| b.to_vec())).collect();
+            out.extend(d.decode_chunk(c.index, shards).unwrap());
+        }
+        d.finish().unwrap();
+        assert_eq!(out, data);
+        // Tried: one more missing. Must hold: a clear TooFewShards naming the chunk.
+        let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+        let c = &f.chunks[0];
+        let shards = c.shards.iter().enumerate().map(|(i, (_, b))| (!missing.contains(&i) && i != (first_missing + 4) % total).then(|| b.to_vec())).collect();
+        assert_eq!(d.decode_chunk(0, shards), Err(Error::TooFewShards { chunk: 0, available: 5, needed: 6 }));
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn corrupt_shards_are_discarded_by_id() {
+    let data = text(2, 2 * CS as usize);
+    let f = store(FileKey::generate(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &data);
+    let c = &f.chunks[0];
+    // Tried: one bit flipped in a data shard, all shards offered. Must hold: the bad shard is
+    // ignored and the chunk still decodes from the others.
+    let mut shards: Vec<Option<Vec<u8>>> = c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect();
+    shards[1].as_mut().unwrap()[0] ^= 1;
+    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+    assert_eq!(d.decode_chunk(0, shards.clone()).unwrap(), &data[..CS as usize]);
+    // Tried: the same, with only k shards offered. Must hold: TooFewShards, never wrong bytes.
+    shards[4] = None;
+    shards[3] = None;
+    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+    assert_eq!(d.decode_chunk(0, shards), Err(Error::TooFewShards { chunk: 0, available: 2, needed: 3 }));
+    // Tried: a shard of the wrong length. Must hold: ignored like a corrupt one.
+    let mut shards: Vec<Option<Vec<u8>>> = c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect();
+    shards[0].as_mut().unwrap().push(0);
+    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+    assert_eq!(d.decode_chunk(0, shards).unwrap(), &data[..CS as usize]);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn rearranged_chunks_fail_to_open() {
+    // File A is exactly three full chunks so every rearrangement below is a structurally valid
+    // manifest; B and C are other files (C under the same file key). The forger re-signs, so only
+    // the seal stands between the reader and wrong data.
+    let key = FileKey::generate();
+    let a = store(key.clone(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &noise(10, 3 * CS as usize));
+    let b = store(FileKey::generate(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &noise(11, 3 * CS as usize));
+    let c = store(key.clone(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &noise(12, 3 * CS as usize));
+    let shards = shard_store([&a, &b, &c]);
+    assert_eq!(decode_from_store(&key, &a.manifest, &shards).unwrap(), noise(10, 3 * CS as usize));
+    let e = |i: usize| a.manifest.chunks[i].clone();
+    let cases = [
+        ("reordered", vec![e(1), e(0), e(2)]),
+        ("dropped", vec![e(0), e(2)]),
+        ("duplicated", vec![e(0), e(0), e(1), e(2)]),
+        ("truncated at a chunk boundary", vec![e(0), e(1)]),
+        ("extended", vec![e(0), e(1), e(2), b.manifest.chunks[0].clone()]),
+        ("spliced from another file", vec![e(0), b.manifest.chunks[1].clone(), e(2)]),
+        ("spliced from a file with the same key", vec![e(0), c.manifest.chunks[1].clone(), e(2)]),
+    ];
+    for (what, chunks) in cases {
+        let mut m = a.manifest.clone();
+        m.chunks = chunks;
+        let m = forged(m);
+        // Must hold: the one OpenError, no plaintext.
+        assert_eq!(decode_from_store(&key, &m, &shards), Err(Error::Open(OpenError)), "{what}");
+    }
+    // Tried: the stream stops before its last chunk, or continues after it, or skips ahead.
+    let mut d = Decoder::new(&key, &a.manifest).unwrap();
+    let all = |i: usize| a.chunks[i].shards.iter().map(|(_, b)| Some(b.to_vec())).collect::<Vec<_>>();
+    assert_eq!(d.decode_chunk(1, all(1)), Err(Error::ChunkOutOfOrder { index: 1, expected: 0 }));
+    d.decode_chunk(0, all(0)).unwrap();
+    assert!(matches!(Decoder::new(&key, &a.manifest).unwrap().finish(), Err(Error::StreamTruncated)));
+    assert_eq!(d.finish(), Err(Error::StreamTruncated));
+    let mut d = Decoder::new(&key, &a.manifest).unwrap();
+    for i in 0..3 {
+        d.decode_chunk(i as u64, all(i)).unwrap();
+    }
+    assert_eq!(d.decode_chunk(3, all(0)), Err(Error::StreamExtended));
+    // Tried: the right manifest with the wrong key. Must hold: OpenError.
+    assert_eq!(decode_from_store(&FileKey::generate(), &a.manifest, &shards), Err(Error::Open(OpenError)));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn tampered_manifests_are_rejected() {
+    let owner = Keypair::generate();
+    let (_, manifest) = encode_all(&FileKey::generate(), FileId::random(), Redundancy::new(2, 1).unwrap(), CS, &noise(3, 1500)).unwrap();
+    let signed = manifest.clone().sign(&owner).unwrap();
+    let bytes = signed.as_bytes();
+    assert_eq!(SignedManifest::decode(bytes).unwrap(), signed);
+    // Tried: every byte flipped. Must hold: an error (signature, structure or version), never a
+    // manifest.
+    for i in 0..bytes.len() {
+        let mut bad = bytes.to_vec();
+        bad[i] ^= 0x10;
+        assert!(SignedManifest::decode(&bad).is_err(), "byte {i}");
+    }
+    // Tried: a trailing byte, each truncation, an unknown version. Must hold: rejected.
+    let mut long = bytes.to_vec();
+    long.push(0);
+    assert_eq!(SignedManifest::decode(&long), Err(Error::TrailingBytes("manifest")));
+    for n in 0..bytes.len() {
+        assert!(SignedManifest::decode(&bytes[..n]).is_err(), "prefix {n}");
+    }
+    let mut v2 = bytes.to_vec();
+    v2[4] = 2;
+    assert_eq!(SignedManifest::decode(&v2), Err(Error::UnsupportedVersion { what: "manifest", found: 2 }));
+    // Tried: structurally impossible manifests, validly signed. Must hold: refused at signing
+    // and at decoding.
+    let mut short_middle = manifest.clone();
+    short_middle.chunks.insert(0, short_middle.chunks[1].clone());
+    assert!(matches!(short_middle.sign(&owner), Err(Error::NonCanonical(_))));
+    let mut wrong_len = manifest.clone();
+    wrong_len.chunks[0].sealed_len += 1;
+    assert!(matches!(wrong_len.sign(&owner), Err(Error::NonCanonical(_))));
+    let mut empty = manifest;
+    empty.chunks.clear();
+    assert!(empty.sign(&owner).is_err());
+}
