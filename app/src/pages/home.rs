@@ -1,0 +1,145 @@
+//! Home: what Disktro does, and a live check that this browser runs the same codec as the server.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::selfcheck;
+
+/// The server's native digest of the codec sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeDigest {
+    pub digest: String,
+    pub chunks: usize,
+    pub shards: usize,
+}
+
+/// Computes the codec sample natively on the server.
+#[server]
+pub async fn native_codec_digest() -> Result<NativeDigest, ServerFnError> {
+    // Encoding 9 MiB is CPU work: keep it off the async runtime's threads.
+    let d = tokio::task::spawn_blocking(|| selfcheck::digest(&selfcheck::sample()))
+        .await
+        .map_err(|_| ServerFnError::new("the codec check could not run"))?;
+    Ok(NativeDigest { digest: d.digest, chunks: d.chunks, shards: d.shards })
+}
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    view! {
+        <section class="hero">
+            <h1>"Storage that cannot read your files."</h1>
+            <p class="lede">
+                "Drop a file and this tab cuts it into 4 MiB chunks, compresses each only when that pays, "
+                "seals it with AES-256-GCM and spreads it as 6 + 4 Reed-Solomon shards over independent "
+                "storage workers. Any 6 of the 10 rebuild it; the server only ever sees sealed bytes."
+            </p>
+        </section>
+        <section class="steps" aria-label="How a file is stored">
+            <Step n="1" title="Chunk" text="4 MiB pieces, read slice by slice: never the whole file in memory." />
+            <Step n="2" title="Squeeze" text="zstd, only where the data is not already compressed." />
+            <Step n="3" title="Seal" text="AES-256-GCM with a per-file key; chunks cannot be reordered, dropped or spliced." />
+            <Step n="4" title="Shard" text="Reed-Solomon 6 + 4, each shard named by its BLAKE3 hash and verified on every read." />
+        </section>
+        <CodecCheck />
+    }
+}
+
+#[component]
+fn Step(n: &'static str, title: &'static str, text: &'static str) -> impl IntoView {
+    view! {
+        <article class="step">
+            <span class="step-n" aria-hidden="true">{n}</span>
+            <h2>{title}</h2>
+            <p>{text}</p>
+        </article>
+    }
+}
+
+/// What the browser measured.
+#[derive(Debug, Clone, PartialEq)]
+struct BrowserRun {
+    digest: String,
+    millis: f64,
+}
+
+#[component]
+fn CodecCheck() -> impl IntoView {
+    let native = Resource::new(|| (), |_| native_codec_digest());
+    let browser = RwSignal::new(None::<BrowserRun>);
+    let running = RwSignal::new(false);
+    // Effects run only in the browser, after hydration: until then the button cannot work, so it
+    // is rendered disabled and enabled here.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
+
+    let run = move |_| {
+        running.set(true);
+        let data = selfcheck::sample();
+        let start = now_millis();
+        let d = selfcheck::digest(&data);
+        let millis = now_millis() - start;
+        browser.set(Some(BrowserRun { digest: d.digest, millis }));
+        running.set(false);
+    };
+
+    view! {
+        <section class="panel" aria-labelledby="codec-check-title">
+            <h2 id="codec-check-title">"Codec check"</h2>
+            <p>
+                "The same Rust codec runs natively on the server and as WebAssembly here. Encode a 9 MiB "
+                "sample in this browser and compare every byte that would be uploaded."
+            </p>
+            <Transition fallback=|| view! { <p class="muted">"Asking the server…"</p> }>
+                <ErrorBoundary fallback=|errors| view! {
+                    <p class="error" role="alert">"The server could not run its check: "
+                        {move || errors.get().into_iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>().join(", ")}
+                    </p>
+                }>
+                    {move || native.get().map(|r| r.map(|n| view! {
+                        <dl class="facts">
+                            <dt>"Server (native)"</dt>
+                            <dd><code data-testid="native-digest">{n.digest.clone()}</code></dd>
+                            <dt>"Layout"</dt>
+                            <dd>{format!("{} chunks, {} shards", n.chunks, n.shards)}</dd>
+                        </dl>
+                    }))}
+                </ErrorBoundary>
+            </Transition>
+            <button type="button" class="button" data-testid="run-codec" on:click=run disabled=move || running.get() || !hydrated.get()>
+                "Run in this browser"
+            </button>
+            {move || browser.get().map(|b| {
+                let mbps = selfcheck::SAMPLE_LEN as f64 / 1e6 / (b.millis.max(1.0) / 1000.0);
+                let same = native.get().and_then(Result::ok).map(|n| n.digest == b.digest);
+                view! {
+                    <dl class="facts">
+                        <dt>"This browser (wasm32)"</dt>
+                        <dd><code data-testid="browser-digest">{b.digest.clone()}</code></dd>
+                        <dt>"Speed"</dt>
+                        <dd data-testid="browser-speed">{format!("{mbps:.0} MB/s ({:.0} ms)", b.millis)}</dd>
+                    </dl>
+                    <p data-testid="verdict" class=if same == Some(true) { "ok" } else { "error" } role="status">
+                        {match same {
+                            Some(true) => "Identical: this browser produces exactly the server's bytes.",
+                            Some(false) => "Different bytes: this browser's codec does not match the server's.",
+                            None => "The server's digest is not available to compare.",
+                        }}
+                    </p>
+                }
+            })}
+        </section>
+    }
+}
+
+/// Milliseconds from a monotonic-enough clock on whichever side runs the handler (only the
+/// browser does: the button does nothing during server rendering).
+fn now_millis() -> f64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0.0
+    }
+}

@@ -1,0 +1,24 @@
+//! The app's pages, one module each.
+
+mod home;
+
+pub use home::HomePage;
+
+use leptos::prelude::*;
+
+/// Shown for any unknown path.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+            resp.set_status(http::StatusCode::NOT_FOUND);
+        }
+    }
+    view! {
+        <section class="panel">
+            <h1>"Not found"</h1>
+            <p>"There is nothing at this address. " <a href="/">"Back to the start"</a></p>
+        </section>
+    }
+}
