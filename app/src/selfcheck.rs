@@ -12,7 +12,17 @@ pub const SAMPLE_LEN: usize = 9 * 1024 * 1024;
 /// Deterministic sample bytes: compressible text followed by incompressible noise.
 pub fn sample() -> Vec<u8> {
     let mut data = Vec::with_capacity(SAMPLE_LEN);
-    let words = ["erasure ", "coded ", "shards ", "sealed ", "in ", "your ", "browser, ", "never ", "plaintext.\n"];
+    let words = [
+        "erasure ",
+        "coded ",
+        "shards ",
+        "sealed ",
+        "in ",
+        "your ",
+        "browser, ",
+        "never ",
+        "plaintext.\n",
+    ];
     let mut i = 0usize;
     while data.len() < SAMPLE_LEN / 2 {
         data.extend_from_slice(words[(i * 5 + i / 7) % words.len()].as_bytes());
@@ -20,7 +30,10 @@ pub fn sample() -> Vec<u8> {
     }
     data.truncate(SAMPLE_LEN / 2);
     let mut noise = vec![0u8; SAMPLE_LEN - data.len()];
-    blake3::Hasher::new().update(b"disktro self-check").finalize_xof().fill(&mut noise);
+    blake3::Hasher::new()
+        .update(b"disktro self-check")
+        .finalize_xof()
+        .fill(&mut noise);
     data.extend_from_slice(&noise);
     data
 }
@@ -38,8 +51,14 @@ pub struct SampleDigest {
 pub fn digest(data: &[u8]) -> SampleDigest {
     let key = FileKey::from_bytes([0x5e; 32]);
     let owner = Keypair::from_secret_bytes(&[0x0c; 32]);
-    let (chunks, manifest) = encode_all(&key, FileId([0xd1; 16]), Redundancy::DEFAULT, disktro_core::DEFAULT_CHUNK_SIZE, data)
-        .expect("the sample is a valid input");
+    let (chunks, manifest) = encode_all(
+        &key,
+        FileId([0xd1; 16]),
+        Redundancy::DEFAULT,
+        disktro_core::DEFAULT_CHUNK_SIZE,
+        data,
+    )
+    .expect("the sample is a valid input");
     let signed = manifest.sign(&owner).expect("the encoder produces valid manifests");
     let mut hasher = blake3::Hasher::new();
     hasher.update(signed.as_bytes());

@@ -1,6 +1,6 @@
 //! Codec benchmarks, one core, 4 MiB chunks: each stage alone, then whole encode and decode, and
 //! zstd against gzip -6 on text. `make bench` runs this and records the figures in BENCHMARKS.md.
-#![allow(clippy::print_stdout, missing_docs)]
+#![allow(clippy::print_stdout, clippy::cast_possible_truncation, missing_docs)]
 
 use std::hint::black_box;
 use std::io::Write as _;
@@ -39,20 +39,34 @@ pub fn text(len: usize) -> Vec<u8> {
         again animal point mother world near build self earth father head stand own page should country found \
         answer school grow study still learn plant cover food sun four between state keep eye never last let \
         thought city tree cross farm hard start might story saw far sea draw left late run while press close";
-    let syllables = ["ka", "lo", "mi", "ren", "to", "sa", "vel", "din", "or", "qua", "ne", "bri", "st", "el", "ion"];
+    let syllables = [
+        "ka", "lo", "mi", "ren", "to", "sa", "vel", "din", "or", "qua", "ne", "bri", "st", "el", "ion",
+    ];
     let mut vocab: Vec<String> = COMMON.split_whitespace().map(str::to_owned).collect();
     for i in 0..3000usize {
         let n = 2 + i % 3;
-        vocab.push((0..n).map(|j| syllables[(i * 7 + j * 13 + i / 5) % syllables.len()]).collect());
+        vocab.push(
+            (0..n)
+                .map(|j| syllables[(i * 7 + j * 13 + i / 5) % syllables.len()])
+                .collect(),
+        );
     }
     // Zipf weights 1/rank, sampled with a 64-bit LCG through a cumulative table.
     let weights: Vec<f64> = (1..=vocab.len()).map(|r| 1.0 / r as f64).collect();
     let total: f64 = weights.iter().sum();
     let mut acc = 0.0;
-    let cumulative: Vec<f64> = weights.iter().map(|w| { acc += w / total; acc }).collect();
+    let cumulative: Vec<f64> = weights
+        .iter()
+        .map(|w| {
+            acc += w / total;
+            acc
+        })
+        .collect();
     let mut state: u64 = 0x2545F4914F6CDD1D;
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
     let mut out = Vec::with_capacity(len + 32);
@@ -97,20 +111,27 @@ fn stages(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("stage");
     g.throughput(Throughput::Bytes(CHUNK as u64));
-    g.bench_function("squeeze/random", |b| b.iter(|| Squeezer::new().squeeze(black_box(&random_chunk)).0));
-    g.bench_function("squeeze/text", |b| b.iter(|| Squeezer::new().squeeze(black_box(&text_chunk)).0));
+    g.bench_function("squeeze/random", |b| {
+        b.iter(|| Squeezer::new().squeeze(black_box(&random_chunk)).0)
+    });
+    g.bench_function("squeeze/text", |b| {
+        b.iter(|| Squeezer::new().squeeze(black_box(&text_chunk)).0)
+    });
     g.bench_function("seal", |b| {
         let mut buf = random_chunk.clone();
         b.iter(|| sealer.seal_in_place(0, false, Codec::Raw, black_box(&mut buf)))
     });
     g.bench_function("shard/encode_6_4", |b| b.iter(|| sharder.encode(black_box(&sealed))));
     g.bench_function("shard/ids_blake3", |b| {
-        b.iter(|| (0..10).map(|i| ShardId::of(black_box(shards.shard(i)))).collect::<Vec<_>>())
+        b.iter(|| {
+            (0..10)
+                .map(|i| ShardId::of(black_box(shards.shard(i))))
+                .collect::<Vec<_>>()
+        })
     });
     g.bench_function("shard/rebuild_4_lost", |b| {
         b.iter(|| {
-            let mut slots: Vec<Option<Vec<u8>>> =
-                (0..10).map(|i| (i >= 4).then(|| shards.shard(i).to_vec())).collect();
+            let mut slots: Vec<Option<Vec<u8>>> = (0..10).map(|i| (i >= 4).then(|| shards.shard(i).to_vec())).collect();
             sharder.rebuild(0, &mut slots, sealed.len()).unwrap()
         })
     });
@@ -134,11 +155,21 @@ fn pipeline(c: &mut Criterion) {
                 n + usize::from(enc.finish().is_ok())
             })
         });
-        let (chunks, manifest) = encode_all(&key, FileId([2; 16]), Redundancy::DEFAULT, DEFAULT_CHUNK_SIZE, &data).unwrap();
-        let all: Vec<Vec<Option<Vec<u8>>>> =
-            chunks.iter().map(|c| c.shards.iter().map(|(_, s)| Some(s.to_vec())).collect()).collect();
-        let parity_heavy: Vec<Vec<Option<Vec<u8>>>> =
-            all.iter().map(|c| c.iter().enumerate().map(|(i, s)| if i < 4 { None } else { s.clone() }).collect()).collect();
+        let (chunks, manifest) =
+            encode_all(&key, FileId([2; 16]), Redundancy::DEFAULT, DEFAULT_CHUNK_SIZE, &data).unwrap();
+        let all: Vec<Vec<Option<Vec<u8>>>> = chunks
+            .iter()
+            .map(|c| c.shards.iter().map(|(_, s)| Some(s.to_vec())).collect())
+            .collect();
+        let parity_heavy: Vec<Vec<Option<Vec<u8>>>> = all
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .map(|(i, s)| if i < 4 { None } else { s.clone() })
+                    .collect()
+            })
+            .collect();
         for (variant, input) in [("all_data_shards", &all), ("4_data_shards_lost", &parity_heavy)] {
             g.bench_function(format!("decode/{name}/{variant}"), |b| {
                 b.iter_batched(
@@ -167,7 +198,11 @@ fn registry_corpus(ext: &str, len: usize) -> Option<Vec<u8>> {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))?;
-    let index_dir = std::fs::read_dir(cargo_home.join("registry/src")).ok()?.flatten().next()?.path();
+    let index_dir = std::fs::read_dir(cargo_home.join("registry/src"))
+        .ok()?
+        .flatten()
+        .next()?
+        .path();
     let mut packages: Vec<String> = Vec::new();
     let mut name = None;
     for line in lock.lines() {
@@ -210,7 +245,13 @@ fn registry_corpus(ext: &str, len: usize) -> Option<Vec<u8>> {
 fn gzip6(data: &[u8]) -> (usize, f64, &'static str) {
     use std::process::{Command, Stdio};
     let t = Instant::now();
-    if let Ok(mut child) = Command::new("gzip").arg("-6").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn() {
+    if let Ok(mut child) = Command::new("gzip")
+        .arg("-6")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
         let mut stdin = child.stdin.take().expect("piped");
         let input = data.to_vec();
         let writer = std::thread::spawn(move || stdin.write_all(&input));

@@ -16,10 +16,16 @@ pub const MAX_AUDIT_RANGE: u32 = 64 * 1024;
 pub fn prove(shard: &[u8], offset: u64, len: u32) -> Result<Vec<u8>, Error> {
     check_range(shard.len() as u64, offset, len)?;
     let (outboard, _) = bao::encode::outboard(shard);
-    let mut extractor =
-        bao::encode::SliceExtractor::new_outboard(Cursor::new(shard), Cursor::new(&outboard[..]), offset, u64::from(len));
+    let mut extractor = bao::encode::SliceExtractor::new_outboard(
+        Cursor::new(shard),
+        Cursor::new(&outboard[..]),
+        offset,
+        u64::from(len),
+    );
     let mut proof = Vec::new();
-    extractor.read_to_end(&mut proof).map_err(|_| Error::InvalidParams("slice extraction failed"))?;
+    extractor
+        .read_to_end(&mut proof)
+        .map_err(|_| Error::InvalidParams("slice extraction failed"))?;
     Ok(proof)
 }
 

@@ -195,7 +195,11 @@ impl Decoder {
 
     /// Succeeds only once every chunk of the manifest has been decoded.
     pub fn finish(self) -> Result<(), Error> {
-        if self.next_chunk().is_some() { Err(Error::StreamTruncated) } else { Ok(()) }
+        if self.next_chunk().is_some() {
+            Err(Error::StreamTruncated)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn manifest(&self) -> &Manifest {

@@ -59,7 +59,10 @@ impl<'a> Reader<'a> {
         }
         let version = self.u8()?;
         if version != crate::FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { what: self.what, found: version });
+            return Err(Error::UnsupportedVersion {
+                what: self.what,
+                found: version,
+            });
         }
         Ok(())
     }
@@ -68,7 +71,11 @@ impl<'a> Reader<'a> {
     pub(crate) fn short_bytes(&mut self, max: usize) -> Result<&'a [u8], Error> {
         let len = usize::from(self.u16()?);
         if len > max {
-            return Err(Error::TooLarge { what: self.what, len: len as u64, max: max as u64 });
+            return Err(Error::TooLarge {
+                what: self.what,
+                len: len as u64,
+                max: max as u64,
+            });
         }
         self.bytes(len)
     }
@@ -79,7 +86,11 @@ impl<'a> Reader<'a> {
 
     /// Succeeds only if every byte was consumed.
     pub(crate) fn finish(self) -> Result<(), Error> {
-        if self.rest.is_empty() { Ok(()) } else { Err(Error::TrailingBytes(self.what)) }
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::TrailingBytes(self.what))
+        }
     }
 }
 

@@ -33,7 +33,11 @@ pub enum Error {
     InvalidParams(&'static str),
 
     #[error("chunk {chunk}: only {available} usable shards, {needed} needed")]
-    TooFewShards { chunk: u64, available: usize, needed: usize },
+    TooFewShards {
+        chunk: u64,
+        available: usize,
+        needed: usize,
+    },
     #[error("chunk {index} given out of order, expected chunk {expected}")]
     ChunkOutOfOrder { index: u64, expected: u64 },
     #[error("stream ended before its last chunk")]

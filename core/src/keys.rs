@@ -87,11 +87,23 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// What new accounts use: 64 MiB, 3 passes, 1 lane (about a second in a browser).
-    pub const DEFAULT: Self = Self { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
+    pub const DEFAULT: Self = Self {
+        memory_kib: 64 * 1024,
+        iterations: 3,
+        parallelism: 1,
+    };
     /// The floor enforced when parameters are read back (OWASP's Argon2id minimum).
-    pub const MINIMUM: Self = Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
+    pub const MINIMUM: Self = Self {
+        memory_kib: 19 * 1024,
+        iterations: 2,
+        parallelism: 1,
+    };
     /// The ceiling: a hostile server must not make a client allocate without bound.
-    pub const MAXIMUM: Self = Self { memory_kib: 1024 * 1024, iterations: 16, parallelism: 8 };
+    pub const MAXIMUM: Self = Self {
+        memory_kib: 1024 * 1024,
+        iterations: 16,
+        parallelism: 8,
+    };
 
     fn check(&self) -> Result<(), Error> {
         let (min, max) = (Self::MINIMUM, Self::MAXIMUM);
@@ -105,7 +117,9 @@ impl KdfParams {
             return Err(Error::WeakKdfParams("parallelism"));
         }
         if self.memory_kib > max.memory_kib || self.iterations > max.iterations || self.parallelism > max.parallelism {
-            return Err(Error::InvalidParams("key derivation parameters above the allowed maximum"));
+            return Err(Error::InvalidParams(
+                "key derivation parameters above the allowed maximum",
+            ));
         }
         Ok(())
     }
@@ -124,7 +138,10 @@ impl KdfSetup {
 
     /// Default parameters with a fresh random salt.
     pub fn generate() -> Self {
-        Self { params: KdfParams::DEFAULT, salt: crate::random_bytes() }
+        Self {
+            params: KdfParams::DEFAULT,
+            salt: crate::random_bytes(),
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -141,7 +158,11 @@ impl KdfSetup {
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes, "key derivation set-up");
         r.header(Self::MAGIC)?;
-        let params = KdfParams { memory_kib: r.u32()?, iterations: r.u32()?, parallelism: r.u32()? };
+        let params = KdfParams {
+            memory_kib: r.u32()?,
+            iterations: r.u32()?,
+            parallelism: r.u32()?,
+        };
         let salt = r.array()?;
         r.finish()?;
         params.check()?;
@@ -222,7 +243,9 @@ impl MasterKey {
 
     /// Wrap a 32-byte secret under this master key, bound to `context`.
     pub fn wrap(&self, context: &WrapContext<'_>, secret: &[u8; 32]) -> Result<Vec<u8>, Error> {
-        let aad = context.associated_data().map_err(|_| Error::InvalidParams("wrap context field too long"))?;
+        let aad = context
+            .associated_data()
+            .map_err(|_| Error::InvalidParams("wrap context field too long"))?;
         let nonce: [u8; 12] = crate::random_bytes();
         let mut out = Vec::with_capacity(WRAPPED_KEY_LEN);
         out.put_header(WRAP_MAGIC);
@@ -256,23 +279,44 @@ impl MasterKey {
 
     /// Wrap a file key; its context is (owner, file, file id).
     pub fn wrap_file_key(&self, owner: &PublicKey, file_id: &crate::FileId, key: &FileKey) -> Vec<u8> {
-        let ctx = WrapContext { owner: owner.as_bytes(), purpose: KeyPurpose::File, id: file_id.as_bytes() };
+        let ctx = WrapContext {
+            owner: owner.as_bytes(),
+            purpose: KeyPurpose::File,
+            id: file_id.as_bytes(),
+        };
         self.wrap(&ctx, key.as_bytes()).expect("fixed-size context fields")
     }
 
-    pub fn unwrap_file_key(&self, owner: &PublicKey, file_id: &crate::FileId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
-        let ctx = WrapContext { owner: owner.as_bytes(), purpose: KeyPurpose::File, id: file_id.as_bytes() };
+    pub fn unwrap_file_key(
+        &self,
+        owner: &PublicKey,
+        file_id: &crate::FileId,
+        wrapped: &[u8],
+    ) -> Result<FileKey, OpenError> {
+        let ctx = WrapContext {
+            owner: owner.as_bytes(),
+            purpose: KeyPurpose::File,
+            id: file_id.as_bytes(),
+        };
         Ok(FileKey(*self.unwrap(&ctx, wrapped)?))
     }
 
     /// Wrap the account's identity key; its context is (account handle, identity).
     pub fn wrap_identity(&self, account: &[u8], identity: &Keypair) -> Result<Vec<u8>, Error> {
-        let ctx = WrapContext { owner: account, purpose: KeyPurpose::Identity, id: &[] };
+        let ctx = WrapContext {
+            owner: account,
+            purpose: KeyPurpose::Identity,
+            id: &[],
+        };
         self.wrap(&ctx, &identity.secret_bytes())
     }
 
     pub fn unwrap_identity(&self, account: &[u8], wrapped: &[u8]) -> Result<Keypair, OpenError> {
-        let ctx = WrapContext { owner: account, purpose: KeyPurpose::Identity, id: &[] };
+        let ctx = WrapContext {
+            owner: account,
+            purpose: KeyPurpose::Identity,
+            id: &[],
+        };
         Ok(Keypair::from_secret_bytes(&*self.unwrap(&ctx, wrapped)?))
     }
 }
@@ -346,7 +390,11 @@ impl PublicKey {
     pub fn fingerprint(&self) -> String {
         let hash = blake3::derive_key("disktro v1 fingerprint", &self.0);
         let hex = crate::ids::to_hex(&hash[..10]);
-        hex.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("hex is ascii")).collect::<Vec<_>>().join("-")
+        hex.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("hex is ascii"))
+            .collect::<Vec<_>>()
+            .join("-")
     }
 
     /// The storage-worker node id for this key.
@@ -382,7 +430,10 @@ mod tests {
     use crate::FileId;
 
     fn fast_setup() -> KdfSetup {
-        KdfSetup { params: KdfParams::MINIMUM, salt: [9; 16] }
+        KdfSetup {
+            params: KdfParams::MINIMUM,
+            salt: [9; 16],
+        }
     }
 
     #[test]
@@ -405,13 +456,22 @@ mod tests {
         assert!(derive_account_keys(b"pw", &setup).is_err());
         let mut setup = fast_setup();
         setup.params.iterations = 1;
-        assert_eq!(KdfSetup::decode(&setup.encode()), Err(Error::WeakKdfParams("iterations")));
+        assert_eq!(
+            KdfSetup::decode(&setup.encode()),
+            Err(Error::WeakKdfParams("iterations"))
+        );
         let mut setup = fast_setup();
         setup.params.memory_kib = u32::MAX;
-        assert!(matches!(KdfSetup::decode(&setup.encode()), Err(Error::InvalidParams(_))));
+        assert!(matches!(
+            KdfSetup::decode(&setup.encode()),
+            Err(Error::InvalidParams(_))
+        ));
         let mut bytes = fast_setup().encode();
         bytes.push(0);
-        assert_eq!(KdfSetup::decode(&bytes), Err(Error::TrailingBytes("key derivation set-up")));
+        assert_eq!(
+            KdfSetup::decode(&bytes),
+            Err(Error::TrailingBytes("key derivation set-up"))
+        );
     }
 
     #[test]
@@ -425,9 +485,18 @@ mod tests {
         assert_eq!(master.unwrap_file_key(&owner, &file, &wrapped).unwrap(), key);
         // Tried: another file id, another owner, another master key, another purpose, each byte
         // flipped, truncation. Must hold: the same OpenError every time.
-        assert_eq!(master.unwrap_file_key(&owner, &FileId([5; 16]), &wrapped), Err(OpenError));
-        assert_eq!(master.unwrap_file_key(&PublicKey([0; 32]), &file, &wrapped), Err(OpenError));
-        assert_eq!(MasterKey([9; 32]).unwrap_file_key(&owner, &file, &wrapped), Err(OpenError));
+        assert_eq!(
+            master.unwrap_file_key(&owner, &FileId([5; 16]), &wrapped),
+            Err(OpenError)
+        );
+        assert_eq!(
+            master.unwrap_file_key(&PublicKey([0; 32]), &file, &wrapped),
+            Err(OpenError)
+        );
+        assert_eq!(
+            MasterKey([9; 32]).unwrap_file_key(&owner, &file, &wrapped),
+            Err(OpenError)
+        );
         assert!(master.unwrap_identity(owner.as_bytes(), &wrapped).is_err());
         for i in 0..wrapped.len() {
             let mut bad = wrapped.clone();

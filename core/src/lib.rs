@@ -16,6 +16,8 @@
 //! (server-signed capabilities and worker receipts), [`wire`] (worker WebSocket frames) and
 //! [`audit`] (BLAKE3 verified-slice proofs).
 
+#![cfg_attr(test, allow(clippy::cast_possible_truncation))]
+
 pub mod audit;
 pub mod chunk;
 mod encoding;

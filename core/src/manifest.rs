@@ -55,7 +55,10 @@ impl Manifest {
     /// Bytes stored on workers (all shards of all chunks).
     pub fn stored_size(&self) -> u64 {
         let total = self.redundancy.total() as u64;
-        self.chunks.iter().map(|c| self.redundancy.shard_len(c.sealed_len as usize) as u64 * total).sum()
+        self.chunks
+            .iter()
+            .map(|c| self.redundancy.shard_len(c.sealed_len as usize) as u64 * total)
+            .sum()
     }
 
     /// The structural rules every manifest obeys; exactly what [`crate::Encoder`] produces.
@@ -121,7 +124,11 @@ impl Manifest {
         let mut bytes = self.encode_unsigned(&owner.public());
         let signature = owner.sign(SIGNING_DOMAIN, &bytes);
         bytes.extend_from_slice(&signature);
-        Ok(SignedManifest { owner: owner.public(), manifest: self, bytes })
+        Ok(SignedManifest {
+            owner: owner.public(),
+            manifest: self,
+            bytes,
+        })
     }
 }
 
@@ -158,15 +165,29 @@ impl SignedManifest {
             let sealed_len = r.u32()?;
             let codec = Codec::from_byte(r.u8()?)?;
             let shards = (0..total).map(|_| r.array().map(ShardId)).collect::<Result<_, _>>()?;
-            chunks.push(ChunkEntry { plain_len, sealed_len, codec, shards });
+            chunks.push(ChunkEntry {
+                plain_len,
+                sealed_len,
+                codec,
+                shards,
+            });
         }
         let signed_len = bytes.len() - r.remaining();
         let signature: [u8; 64] = r.array()?;
         r.finish()?;
         owner.verify(SIGNING_DOMAIN, &bytes[..signed_len], &signature)?;
-        let manifest = Manifest { file_id, redundancy, chunk_size, chunks };
+        let manifest = Manifest {
+            file_id,
+            redundancy,
+            chunk_size,
+            chunks,
+        };
         manifest.validate()?;
-        Ok(Self { owner, manifest, bytes: bytes.to_vec() })
+        Ok(Self {
+            owner,
+            manifest,
+            bytes: bytes.to_vec(),
+        })
     }
 
     /// Who signed it. Readers compare this with the owner they expect (or show its fingerprint).

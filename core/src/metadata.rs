@@ -48,10 +48,18 @@ impl FileMetadata {
     /// Seal under the file's metadata key. Names and types over their limits are refused.
     pub fn seal(&self, file_key: &FileKey, file_id: &FileId) -> Result<Vec<u8>, Error> {
         if self.name.len() > MAX_NAME_LEN {
-            return Err(Error::TooLarge { what: "file name", len: self.name.len() as u64, max: MAX_NAME_LEN as u64 });
+            return Err(Error::TooLarge {
+                what: "file name",
+                len: self.name.len() as u64,
+                max: MAX_NAME_LEN as u64,
+            });
         }
         if self.mime.len() > MAX_MIME_LEN {
-            return Err(Error::TooLarge { what: "MIME type", len: self.mime.len() as u64, max: MAX_MIME_LEN as u64 });
+            return Err(Error::TooLarge {
+                what: "MIME type",
+                len: self.mime.len() as u64,
+                max: MAX_MIME_LEN as u64,
+            });
         }
         let nonce: [u8; 12] = crate::random_bytes();
         let mut out = Vec::with_capacity(4 + 1 + 12 + 12 + self.name.len() + self.mime.len() + TAG_LEN);
@@ -62,7 +70,11 @@ impl FileMetadata {
         out.put_short_bytes(self.name.as_bytes());
         out.put_short_bytes(self.mime.as_bytes());
         let tag = cipher(file_key, file_id)
-            .encrypt_inout_detached(&Nonce::from(nonce), &associated_data(file_id), (&mut out[start..]).into())
+            .encrypt_inout_detached(
+                &Nonce::from(nonce),
+                &associated_data(file_id),
+                (&mut out[start..]).into(),
+            )
             .expect("AES-GCM encrypts small messages");
         out.extend_from_slice(&tag);
         Ok(out)
@@ -93,7 +105,11 @@ impl FileMetadata {
         let mime = r.short_bytes(MAX_MIME_LEN)?;
         r.finish()?;
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Error::NonCanonical("metadata is not UTF-8"));
-        Ok(Self { name: text(name)?, mime: text(mime)?, size })
+        Ok(Self {
+            name: text(name)?,
+            mime: text(mime)?,
+            size,
+        })
     }
 }
 
@@ -105,18 +121,28 @@ mod tests {
     fn metadata_round_trip_and_tamper() {
         let key = FileKey::from_bytes([1; 32]);
         let id = FileId([2; 16]);
-        let meta = FileMetadata { name: "holiday 🏖.jpg".into(), mime: "image/jpeg".into(), size: 12345 };
+        let meta = FileMetadata {
+            name: "holiday 🏖.jpg".into(),
+            mime: "image/jpeg".into(),
+            size: 12345,
+        };
         let sealed = meta.seal(&key, &id).unwrap();
         assert_eq!(FileMetadata::open(&sealed, &key, &id).unwrap(), meta);
         assert_eq!(FileMetadata::open(&sealed, &key, &FileId([3; 16])), Err(OpenError));
-        assert_eq!(FileMetadata::open(&sealed, &FileKey::from_bytes([9; 32]), &id), Err(OpenError));
+        assert_eq!(
+            FileMetadata::open(&sealed, &FileKey::from_bytes([9; 32]), &id),
+            Err(OpenError)
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x80;
             assert_eq!(FileMetadata::open(&bad, &key, &id), Err(OpenError), "byte {i}");
         }
         assert_eq!(FileMetadata::open(&sealed[..20], &key, &id), Err(OpenError));
-        let long = FileMetadata { name: "x".repeat(MAX_NAME_LEN + 1), ..meta };
+        let long = FileMetadata {
+            name: "x".repeat(MAX_NAME_LEN + 1),
+            ..meta
+        };
         assert!(matches!(long.seal(&key, &id), Err(Error::TooLarge { .. })));
     }
 }

@@ -80,7 +80,9 @@ pub struct Sealer {
 
 impl std::fmt::Debug for Sealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sealer").field("file_id", &self.file_id).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("file_id", &self.file_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,6 +167,9 @@ mod tests {
         assert_eq!(s.open(3, false, Codec::Zstd, &sealed), Err(OpenError));
         assert_eq!(sealer(2).open(3, false, Codec::Raw, &sealed), Err(OpenError));
         assert_eq!(s.open(3, false, Codec::Raw, &sealed[..15]), Err(OpenError));
-        assert_eq!(s.open(3, false, Codec::Raw, &sealed[..sealed.len() - 1]), Err(OpenError));
+        assert_eq!(
+            s.open(3, false, Codec::Raw, &sealed[..sealed.len() - 1]),
+            Err(OpenError)
+        );
     }
 }

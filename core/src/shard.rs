@@ -134,12 +134,7 @@ impl Sharder {
 
     /// Rebuild the sealed chunk (`sealed_len` bytes) of chunk number `chunk` from whichever shards
     /// are present. Shards must already be verified by id; `None` marks a missing one.
-    pub fn rebuild(
-        &self,
-        chunk: u64,
-        shards: &mut [Option<Vec<u8>>],
-        sealed_len: usize,
-    ) -> Result<Vec<u8>, Error> {
+    pub fn rebuild(&self, chunk: u64, shards: &mut [Option<Vec<u8>>], sealed_len: usize) -> Result<Vec<u8>, Error> {
         let k = usize::from(self.redundancy.data);
         let shard_len = self.redundancy.shard_len(sealed_len);
         if shards.len() != self.redundancy.total() {
@@ -152,11 +147,19 @@ impl Sharder {
         }
         let available = shards.iter().flatten().count();
         if available < k {
-            return Err(Error::TooFewShards { chunk, available, needed: k });
+            return Err(Error::TooFewShards {
+                chunk,
+                available,
+                needed: k,
+            });
         }
         // Data shards all present: no Reed-Solomon work, just concatenate.
         if shards[..k].iter().any(Option::is_none) {
-            self.rs.reconstruct_data(shards).map_err(|_| Error::TooFewShards { chunk, available, needed: k })?;
+            self.rs.reconstruct_data(shards).map_err(|_| Error::TooFewShards {
+                chunk,
+                available,
+                needed: k,
+            })?;
         }
         let mut sealed = Vec::with_capacity(k * shard_len);
         for shard in shards[..k].iter().flatten() {
@@ -195,7 +198,11 @@ mod tests {
         slots[4] = None;
         assert_eq!(
             sharder.rebuild(9, &mut slots, sealed.len()),
-            Err(Error::TooFewShards { chunk: 9, available: 2, needed: 3 })
+            Err(Error::TooFewShards {
+                chunk: 9,
+                available: 2,
+                needed: 3
+            })
         );
     }
 

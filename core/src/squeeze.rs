@@ -183,7 +183,9 @@ pub struct Squeezer {
 
 impl std::fmt::Debug for Squeezer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Squeezer").field("file_is_compressed", &self.file_is_compressed).finish()
+        f.debug_struct("Squeezer")
+            .field("file_is_compressed", &self.file_is_compressed)
+            .finish()
     }
 }
 
@@ -195,16 +197,20 @@ impl Default for Squeezer {
 
 impl Squeezer {
     pub fn new() -> Self {
-        let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL)
-            .expect("zstd accepts its documented compression levels");
-        Self { file_is_compressed: None, compressor }
+        let compressor =
+            zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("zstd accepts its documented compression levels");
+        Self {
+            file_is_compressed: None,
+            compressor,
+        }
     }
 
     /// Decide the codec for the next chunk of the file and, for zstd, return the compressed bytes.
     /// The first call must be given the file's first chunk (its magic bytes are checked there).
     pub fn squeeze(&mut self, chunk: &[u8]) -> (Codec, Option<Vec<u8>>) {
-        let file_is_compressed =
-            *self.file_is_compressed.get_or_insert_with(|| detect_compressed_format(chunk).is_some());
+        let file_is_compressed = *self
+            .file_is_compressed
+            .get_or_insert_with(|| detect_compressed_format(chunk).is_some());
         if file_is_compressed || chunk.is_empty() {
             return (Codec::Raw, None);
         }
@@ -229,8 +235,7 @@ impl Squeezer {
 /// Never allocates more than `plain_len`, so a hostile frame cannot balloon memory.
 pub fn unsqueeze_zstd(compressed: &[u8], plain_len: usize, chunk: u64) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(plain_len);
-    let mut decompressor =
-        zstd::bulk::Decompressor::new().map_err(|_| Error::CorruptChunk(chunk))?;
+    let mut decompressor = zstd::bulk::Decompressor::new().map_err(|_| Error::CorruptChunk(chunk))?;
     match decompressor.decompress_to_buffer(compressed, &mut out) {
         Ok(n) if n == plain_len => Ok(out),
         _ => Err(Error::CorruptChunk(chunk)),
@@ -256,7 +261,9 @@ mod tests {
     #[test]
     fn entropy_separates_text_from_noise() {
         let text = b"the quick brown fox jumps over the lazy dog. ".repeat(500);
-        let noise: Vec<u8> = (0..20_000u32).map(|i| blake3::hash(&i.to_le_bytes()).as_bytes()[0]).collect();
+        let noise: Vec<u8> = (0..20_000u32)
+            .map(|i| blake3::hash(&i.to_le_bytes()).as_bytes()[0])
+            .collect();
         let bits = |e: u64| e as f64 / 65536.0;
         assert!(bits(sampled_entropy_q16(&text)) < 5.0);
         assert!(bits(sampled_entropy_q16(&noise)) > 7.9);
@@ -322,7 +329,9 @@ mod tests {
 
     #[test]
     fn incompressible_and_tiny_chunks_stay_raw() {
-        let noise: Vec<u8> = (0..50_000u32).flat_map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes()).collect();
+        let noise: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+            .collect();
         assert_eq!(Squeezer::new().squeeze(&noise).0, Codec::Raw);
         assert_eq!(Squeezer::new().squeeze(b"").0, Codec::Raw);
         // 40 bytes of zeros compress, but not by 64 bytes: not clearly smaller.

@@ -136,7 +136,11 @@ impl Token {
     /// Decode and check structure and signature, without judging who it is for.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_TOKEN_LEN {
-            return Err(Error::TooLarge { what: "token", len: bytes.len() as u64, max: MAX_TOKEN_LEN as u64 });
+            return Err(Error::TooLarge {
+                what: "token",
+                len: bytes.len() as u64,
+                max: MAX_TOKEN_LEN as u64,
+            });
         }
         let mut r = Reader::new(bytes, "token");
         r.header(TOKEN_MAGIC)?;
@@ -159,11 +163,22 @@ impl Token {
                 Error::TrailingBytes("token")
             });
         }
-        let shards = (0..count).map(|_| r.array().map(ShardId)).collect::<Result<Vec<_>, _>>()?;
+        let shards = (0..count)
+            .map(|_| r.array().map(ShardId))
+            .collect::<Result<Vec<_>, _>>()?;
         let signed_len = bytes.len() - 64;
         let signature: [u8; 64] = r.array()?;
         r.finish()?;
-        let token = Self { operation, issuer, worker, scope, serial, expires_at, byte_budget, shards };
+        let token = Self {
+            operation,
+            issuer,
+            worker,
+            scope,
+            serial,
+            expires_at,
+            byte_budget,
+            shards,
+        };
         token.check_shape()?;
         issuer.verify(TOKEN_DOMAIN, &bytes[..signed_len], &signature)?;
         Ok(token)
@@ -171,7 +186,13 @@ impl Token {
 
     /// Everything a worker checks before acting: issued by `issuer`, signature valid, for this
     /// worker, for this operation, not expired at `now` (unix seconds).
-    pub fn verify(bytes: &[u8], issuer: &PublicKey, worker: &NodeId, operation: Operation, now: u64) -> Result<Self, Error> {
+    pub fn verify(
+        bytes: &[u8],
+        issuer: &PublicKey,
+        worker: &NodeId,
+        operation: Operation,
+        now: u64,
+    ) -> Result<Self, Error> {
         let token = Self::decode(bytes)?;
         if &token.issuer != issuer {
             return Err(Error::WrongIssuer);
@@ -234,7 +255,12 @@ impl Receipt {
     pub fn verify(bytes: &[u8], worker_key: &PublicKey) -> Result<Self, Error> {
         let mut r = Reader::new(bytes, "receipt");
         r.header(RECEIPT_MAGIC)?;
-        let receipt = Self { worker: NodeId(r.array()?), shard: ShardId(r.array()?), size: r.u32()?, serial: Serial(r.array()?) };
+        let receipt = Self {
+            worker: NodeId(r.array()?),
+            shard: ShardId(r.array()?),
+            size: r.u32()?,
+            serial: Serial(r.array()?),
+        };
         let signature: [u8; 64] = r.array()?;
         r.finish()?;
         if worker_key.node_id() != receipt.worker {

@@ -74,7 +74,10 @@ impl ErrorCode {
     ];
 
     fn from_u16(v: u16) -> Result<Self, Error> {
-        Self::ALL.into_iter().find(|c| *c as u16 == v).ok_or(Error::NonCanonical("unknown error code"))
+        Self::ALL
+            .into_iter()
+            .find(|c| *c as u16 == v)
+            .ok_or(Error::NonCanonical("unknown error code"))
     }
 
     /// The code for a codec error met while checking a request.
@@ -103,13 +106,23 @@ pub struct Frame {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     /// Store a shard under a put token.
-    Put { token: Vec<u8>, shard: ShardId, data: Vec<u8> },
+    Put {
+        token: Vec<u8>,
+        shard: ShardId,
+        data: Vec<u8>,
+    },
     /// Read a shard under a get token.
     Get { token: Vec<u8>, shard: ShardId },
     /// Delete shards under a delete token.
     Delete { token: Vec<u8>, shards: Vec<ShardId> },
     /// Prove possession of `shard[offset .. offset + len]`.
-    AuditChallenge { token: Vec<u8>, shard: ShardId, offset: u64, len: u32, nonce: [u8; 32] },
+    AuditChallenge {
+        token: Vec<u8>,
+        shard: ShardId,
+        offset: u64,
+        len: u32,
+        nonce: [u8; 32],
+    },
     /// Answer to a put: the worker's signed receipt.
     Receipt { receipt: Vec<u8> },
     /// Answer to a get.
@@ -156,15 +169,31 @@ impl Frame {
         out.push(crate::FORMAT_VERSION);
         out.push(self.body.kind());
         out.put_u32(self.request_id);
-        let too_large = |what, len: usize, max: usize| Error::TooLarge { what, len: len as u64, max: max as u64 };
+        let too_large = |what, len: usize, max: usize| Error::TooLarge {
+            what,
+            len: len as u64,
+            max: max as u64,
+        };
         let check_token = |t: &[u8]| {
-            if t.len() > MAX_TOKEN_LEN { Err(too_large("token", t.len(), MAX_TOKEN_LEN)) } else { Ok(()) }
+            if t.len() > MAX_TOKEN_LEN {
+                Err(too_large("token", t.len(), MAX_TOKEN_LEN))
+            } else {
+                Ok(())
+            }
         };
         let check_ids = |ids: &[ShardId]| {
-            if ids.len() > MAX_TOKEN_SHARDS { Err(too_large("shard list", ids.len(), MAX_TOKEN_SHARDS)) } else { Ok(()) }
+            if ids.len() > MAX_TOKEN_SHARDS {
+                Err(too_large("shard list", ids.len(), MAX_TOKEN_SHARDS))
+            } else {
+                Ok(())
+            }
         };
         let check_data = |d: &[u8]| {
-            if d.len() > MAX_SHARD_LEN { Err(too_large("shard", d.len(), MAX_SHARD_LEN)) } else { Ok(()) }
+            if d.len() > MAX_SHARD_LEN {
+                Err(too_large("shard", d.len(), MAX_SHARD_LEN))
+            } else {
+                Ok(())
+            }
         };
         match &self.body {
             Body::Put { token, shard, data } => {
@@ -186,7 +215,13 @@ impl Frame {
                 out.put_short_bytes(token);
                 put_ids(&mut out, shards);
             }
-            Body::AuditChallenge { token, shard, offset, len, nonce } => {
+            Body::AuditChallenge {
+                token,
+                shard,
+                offset,
+                len,
+                nonce,
+            } => {
                 check_token(token)?;
                 out.put_short_bytes(token);
                 out.extend_from_slice(shard.as_bytes());
@@ -240,12 +275,19 @@ impl Frame {
     /// Strict decode of one frame from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_FRAME_LEN {
-            return Err(Error::TooLarge { what: "frame", len: bytes.len() as u64, max: MAX_FRAME_LEN as u64 });
+            return Err(Error::TooLarge {
+                what: "frame",
+                len: bytes.len() as u64,
+                max: MAX_FRAME_LEN as u64,
+            });
         }
         let mut r = Reader::new(bytes, "frame");
         let version = r.u8()?;
         if version != crate::FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { what: "frame", found: version });
+            return Err(Error::UnsupportedVersion {
+                what: "frame",
+                found: version,
+            });
         }
         let kind = r.u8()?;
         let request_id = r.u32()?;
@@ -253,14 +295,22 @@ impl Frame {
         let data = |r: &mut Reader<'_>, max: usize, what: &'static str| -> Result<Vec<u8>, Error> {
             let len = r.u32()? as usize;
             if len > max {
-                return Err(Error::TooLarge { what, len: len as u64, max: max as u64 });
+                return Err(Error::TooLarge {
+                    what,
+                    len: len as u64,
+                    max: max as u64,
+                });
             }
             Ok(r.bytes(len)?.to_vec())
         };
         let ids = |r: &mut Reader<'_>| -> Result<Vec<ShardId>, Error> {
             let n = usize::from(r.u16()?);
             if n > MAX_TOKEN_SHARDS {
-                return Err(Error::TooLarge { what: "shard list", len: n as u64, max: MAX_TOKEN_SHARDS as u64 });
+                return Err(Error::TooLarge {
+                    what: "shard list",
+                    len: n as u64,
+                    max: MAX_TOKEN_SHARDS as u64,
+                });
             }
             (0..n).map(|_| r.array().map(ShardId)).collect()
         };
@@ -268,10 +318,20 @@ impl Frame {
             1 => {
                 let token = r.short_bytes(MAX_TOKEN_LEN)?.to_vec();
                 let shard = shard(&mut r)?;
-                Body::Put { token, shard, data: data(&mut r, MAX_SHARD_LEN, "shard")? }
+                Body::Put {
+                    token,
+                    shard,
+                    data: data(&mut r, MAX_SHARD_LEN, "shard")?,
+                }
             }
-            2 => Body::Get { token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(), shard: shard(&mut r)? },
-            3 => Body::Delete { token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(), shards: ids(&mut r)? },
+            2 => Body::Get {
+                token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(),
+                shard: shard(&mut r)?,
+            },
+            3 => Body::Delete {
+                token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(),
+                shards: ids(&mut r)?,
+            },
             4 => Body::AuditChallenge {
                 token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(),
                 shard: shard(&mut r)?,
@@ -279,15 +339,23 @@ impl Frame {
                 len: r.u32()?,
                 nonce: r.array()?,
             },
-            16 => Body::Receipt { receipt: r.bytes(RECEIPT_LEN)?.to_vec() },
+            16 => Body::Receipt {
+                receipt: r.bytes(RECEIPT_LEN)?.to_vec(),
+            },
             17 => {
                 let shard = shard(&mut r)?;
-                Body::ShardData { shard, data: data(&mut r, MAX_SHARD_LEN, "shard")? }
+                Body::ShardData {
+                    shard,
+                    data: data(&mut r, MAX_SHARD_LEN, "shard")?,
+                }
             }
             18 => Body::Deleted { shards: ids(&mut r)? },
             19 => {
                 let nonce = r.array()?;
-                Body::AuditProof { nonce, proof: data(&mut r, MAX_PROOF_LEN, "audit proof")? }
+                Body::AuditProof {
+                    nonce,
+                    proof: data(&mut r, MAX_PROOF_LEN, "audit proof")?,
+                }
             }
             31 => {
                 let code = ErrorCode::from_u16(r.u16()?)?;

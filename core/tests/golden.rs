@@ -6,6 +6,8 @@
 //! regenerate with `DISKTRO_BLESS_GOLDEN=1 cargo test -p disktro-core --test golden` (native only)
 //! and bump the format version if old data can no longer be read.
 
+#![allow(clippy::cast_possible_truncation)]
+
 use disktro_core::chunk::encode_all;
 use disktro_core::ids::to_hex;
 use disktro_core::keys::{self, KdfParams, KdfSetup, Keypair, MasterKey, PublicKey};
@@ -39,7 +41,9 @@ fn worker() -> Keypair {
 
 /// Deterministic text: compressible, so the zstd path is covered.
 fn text(len: usize) -> Vec<u8> {
-    let words = ["alpha ", "beta ", "gamma ", "delta ", "shard ", "chunk ", "seal.\n", "key "];
+    let words = [
+        "alpha ", "beta ", "gamma ", "delta ", "shard ", "chunk ", "seal.\n", "key ",
+    ];
     let mut out = Vec::with_capacity(len);
     let mut i = 0usize;
     while out.len() < len {
@@ -53,7 +57,10 @@ fn text(len: usize) -> Vec<u8> {
 /// Deterministic incompressible bytes (BLAKE3 in XOF mode).
 fn noise(len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
-    blake3::Hasher::new().update(b"golden noise").finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(b"golden noise")
+        .finalize_xof()
+        .fill(&mut out);
     out
 }
 
@@ -65,17 +72,24 @@ fn compute() -> Vec<(String, String)> {
     let key = ChunkKey::derive(&file_key(), &file_id());
     put("chunk_key", key.as_bytes());
     put("nonce_5_last", &seal::nonce(5, true));
-    put("aad_5_last_zstd", &seal::associated_data(&file_id(), 5, true, Codec::Zstd));
+    put(
+        "aad_5_last_zstd",
+        &seal::associated_data(&file_id(), 5, true, Codec::Zstd),
+    );
     let sealer = Sealer::new(&key, file_id());
     put("sealed_raw_0", &sealer.seal(0, false, Codec::Raw, b"golden chunk zero"));
     put("sealed_empty_last", &sealer.seal(0, true, Codec::Raw, b""));
 
     // Whole pipeline: 3 chunks of text (squeezed) and of noise (raw), k=3 m=2, 1 KiB chunks.
     for (name, data) in [("text", text(2500)), ("noise", noise(2500))] {
-        let (chunks, manifest) = encode_all(&file_key(), file_id(), Redundancy::new(3, 2).unwrap(), 1024, &data).unwrap();
+        let (chunks, manifest) =
+            encode_all(&file_key(), file_id(), Redundancy::new(3, 2).unwrap(), 1024, &data).unwrap();
         for c in &chunks {
             let codec = format!("{:?}", c.entry.codec);
-            put(&format!("{name}_chunk{}_codec_{codec}_shard0", c.index), c.shards.shard(0));
+            put(
+                &format!("{name}_chunk{}_codec_{codec}_shard0", c.index),
+                c.shards.shard(0),
+            );
             let ids: Vec<u8> = c.shards.ids().iter().flat_map(|id| id.0).collect();
             put(&format!("{name}_chunk{}_shard_ids", c.index), &ids);
         }
@@ -98,14 +112,35 @@ fn compute() -> Vec<(String, String)> {
         shards: vec![ShardId::of(b"b"), ShardId::of(b"a")],
     };
     put("token_get", &token.sign(&server()).unwrap());
-    let receipt = Receipt { worker: worker().public().node_id(), shard: ShardId::of(b"a"), size: 1, serial: Serial([0x66; 16]) };
+    let receipt = Receipt {
+        worker: worker().public().node_id(),
+        shard: ShardId::of(b"a"),
+        size: 1,
+        serial: Serial([0x66; 16]),
+    };
     put("receipt", &receipt.sign(&worker()).unwrap());
-    let frame = Frame { request_id: 7, body: Body::Put { token: vec![1, 2, 3], shard: ShardId::of(b"xyz"), data: b"xyz".to_vec() } };
+    let frame = Frame {
+        request_id: 7,
+        body: Body::Put {
+            token: vec![1, 2, 3],
+            shard: ShardId::of(b"xyz"),
+            data: b"xyz".to_vec(),
+        },
+    };
     put("frame_put", &frame.encode().unwrap());
-    let frame = Frame { request_id: 8, body: Body::Error { code: disktro_core::wire::ErrorCode::HashMismatch, message: "hash mismatch".into() } };
+    let frame = Frame {
+        request_id: 8,
+        body: Body::Error {
+            code: disktro_core::wire::ErrorCode::HashMismatch,
+            message: "hash mismatch".into(),
+        },
+    };
     put("frame_error", &frame.encode().unwrap());
 
-    let setup = KdfSetup { params: KdfParams::MINIMUM, salt: [0x77; 16] };
+    let setup = KdfSetup {
+        params: KdfParams::MINIMUM,
+        salt: [0x77; 16],
+    };
     put("kdf_setup", &setup.encode());
     let account = keys::derive_account_keys(b"correct horse battery staple", &setup).unwrap();
     put("auth_key", account.auth_key.as_bytes());
@@ -131,8 +166,15 @@ fn stored() -> Vec<(String, String)> {
 }
 
 fn stored_value(name: &str) -> Vec<u8> {
-    let hex = stored().into_iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("vector {name} missing")).1;
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+    let hex = stored()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("vector {name} missing"))
+        .1;
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -155,8 +197,15 @@ fn bless(computed: &[(String, String)]) {
         text.push_str(&format!("opens_wrapped_identity {}\n", to_hex(&w)));
     }
     if !have("opens_sealed_metadata") {
-        let meta = FileMetadata { name: "golden.txt".into(), mime: "text/plain".into(), size: 2500 };
-        text.push_str(&format!("opens_sealed_metadata {}\n", to_hex(&meta.seal(&file_key(), &file_id()).unwrap())));
+        let meta = FileMetadata {
+            name: "golden.txt".into(),
+            mime: "text/plain".into(),
+            size: 2500,
+        };
+        text.push_str(&format!(
+            "opens_sealed_metadata {}\n",
+            to_hex(&meta.seal(&file_key(), &file_id()).unwrap())
+        ));
     }
     std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/vectors.txt"), text).unwrap();
 }
@@ -177,7 +226,10 @@ fn every_format_matches_its_golden_bytes() {
     }
     let computed_names: Vec<&str> = computed.iter().map(|(n, _)| n.as_str()).collect();
     for (name, _) in &stored {
-        assert!(name.starts_with("opens_") || computed_names.contains(&name.as_str()), "stale vector {name}");
+        assert!(
+            name.starts_with("opens_") || computed_names.contains(&name.as_str()),
+            "stale vector {name}"
+        );
     }
 }
 
@@ -185,12 +237,23 @@ fn every_format_matches_its_golden_bytes() {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn golden_sealed_values_open() {
     let master = MasterKey::from_bytes([0x88; 32]);
-    let key = master.unwrap_file_key(&owner().public(), &file_id(), &stored_value("opens_wrapped_file_key")).unwrap();
+    let key = master
+        .unwrap_file_key(&owner().public(), &file_id(), &stored_value("opens_wrapped_file_key"))
+        .unwrap();
     assert_eq!(key, file_key());
-    let id = master.unwrap_identity(b"golden@example.com", &stored_value("opens_wrapped_identity")).unwrap();
+    let id = master
+        .unwrap_identity(b"golden@example.com", &stored_value("opens_wrapped_identity"))
+        .unwrap();
     assert_eq!(id.public(), owner().public());
     let meta = FileMetadata::open(&stored_value("opens_sealed_metadata"), &file_key(), &file_id()).unwrap();
-    assert_eq!(meta, FileMetadata { name: "golden.txt".into(), mime: "text/plain".into(), size: 2500 });
+    assert_eq!(
+        meta,
+        FileMetadata {
+            name: "golden.txt".into(),
+            mime: "text/plain".into(),
+            size: 2500
+        }
+    );
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]

@@ -5,11 +5,12 @@
 //! and odd tails. Chunks are 1 KiB here so thousands of cases stay fast; `roundtrip.rs` covers the
 //! real 4 MiB size.
 #![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::cast_possible_truncation)]
 
 mod common;
 
 use common::*;
-use disktro_core::keys::{self, KdfSetup, MasterKey, WrapContext, KeyPurpose};
+use disktro_core::keys::{self, KdfSetup, KeyPurpose, MasterKey, WrapContext};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::seal::{ChunkKey, Sealer};
 use disktro_core::squeeze::Codec;
@@ -29,7 +30,7 @@ fn edge_size() -> impl Strategy<Value = usize> {
         Just(CS + 1),
         Just(3 * CS),
         (0..6 * CS),
-        (1..5usize).prop_flat_map(|n| (n * CS - 3..n * CS + 4)),
+        (1..5usize).prop_flat_map(|n| n * CS - 3..n * CS + 4),
     ]
 }
 

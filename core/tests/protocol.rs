@@ -1,5 +1,7 @@
 //! Tokens, receipts and wire frames: the checks a worker relies on. Runs natively and as wasm32.
 
+#![allow(clippy::cast_possible_truncation)]
+
 use disktro_core::keys::Keypair;
 use disktro_core::token::{Operation, Receipt, Scope, Token};
 use disktro_core::wire::{Body, ErrorCode, Frame, MAX_FRAME_LEN, MAX_SHARD_LEN};
@@ -39,22 +41,37 @@ fn tokens_are_checked_for_issuer_signature_worker_operation_and_expiry() {
     assert!(t.covers(&ShardId::of(b"one")) && !t.covers(&ShardId::of(b"three")));
     // Tried, each with what must hold:
     // expired (at and after expiry) → Expired
-    assert_eq!(Token::verify(&bytes, &s, &w, Operation::Get, NOW + 60), Err(Error::Expired));
+    assert_eq!(
+        Token::verify(&bytes, &s, &w, Operation::Get, NOW + 60),
+        Err(Error::Expired)
+    );
     // another worker → WrongWorker
-    assert_eq!(Token::verify(&bytes, &s, &disktro_core::NodeId([7; 32]), Operation::Get, NOW), Err(Error::WrongWorker));
+    assert_eq!(
+        Token::verify(&bytes, &s, &disktro_core::NodeId([7; 32]), Operation::Get, NOW),
+        Err(Error::WrongWorker)
+    );
     // another operation → WrongOperation
-    assert_eq!(Token::verify(&bytes, &s, &w, Operation::Put, NOW), Err(Error::WrongOperation));
+    assert_eq!(
+        Token::verify(&bytes, &s, &w, Operation::Put, NOW),
+        Err(Error::WrongOperation)
+    );
     // another server's token → WrongIssuer
     let mut other = token(Operation::Get);
     other.issuer = Keypair::from_secret_bytes(&[9; 32]).public();
     let other = other.sign(&Keypair::from_secret_bytes(&[9; 32])).unwrap();
-    assert_eq!(Token::verify(&other, &s, &w, Operation::Get, NOW), Err(Error::WrongIssuer));
+    assert_eq!(
+        Token::verify(&other, &s, &w, Operation::Get, NOW),
+        Err(Error::WrongIssuer)
+    );
     // forged: claims our server as issuer, signed by someone else → BadSignature
     let mut forged = token(Operation::Get).sign(&server()).unwrap();
     let sig_at = forged.len() - 64;
     let fake = Keypair::from_secret_bytes(&[9; 32]).sign("token", &forged[..sig_at]);
     forged[sig_at..].copy_from_slice(&fake);
-    assert_eq!(Token::verify(&forged, &s, &w, Operation::Get, NOW), Err(Error::BadSignature));
+    assert_eq!(
+        Token::verify(&forged, &s, &w, Operation::Get, NOW),
+        Err(Error::BadSignature)
+    );
     // any byte altered (extending expiry, budget, shard list...) → an error
     for i in 0..bytes.len() {
         let mut bad = bytes.clone();
@@ -78,7 +95,12 @@ fn tokens_are_checked_for_issuer_signature_worker_operation_and_expiry() {
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn receipts_verify_only_for_their_worker() {
-    let r = Receipt { worker: worker().public().node_id(), shard: ShardId::of(b"s"), size: 100, serial: Serial([1; 16]) };
+    let r = Receipt {
+        worker: worker().public().node_id(),
+        shard: ShardId::of(b"s"),
+        size: 100,
+        serial: Serial([1; 16]),
+    };
     let bytes = r.sign(&worker()).unwrap();
     assert_eq!(Receipt::verify(&bytes, &worker().public()).unwrap(), r);
     // Tried: verifying with another worker's key, signing for another node, flipping any byte.
@@ -95,23 +117,42 @@ fn receipts_verify_only_for_their_worker() {
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn malformed_frames_get_clear_errors() {
-    let put = Frame { request_id: 1, body: Body::Put { token: vec![1; 10], shard: ShardId::of(b"d"), data: b"d".to_vec() } };
+    let put = Frame {
+        request_id: 1,
+        body: Body::Put {
+            token: vec![1; 10],
+            shard: ShardId::of(b"d"),
+            data: b"d".to_vec(),
+        },
+    };
     let bytes = put.encode().unwrap();
     // Tried: unknown version → UnsupportedVersion.
     let mut v = bytes.clone();
     v[0] = 9;
-    assert_eq!(Frame::decode(&v), Err(Error::UnsupportedVersion { what: "frame", found: 9 }));
+    assert_eq!(
+        Frame::decode(&v),
+        Err(Error::UnsupportedVersion {
+            what: "frame",
+            found: 9
+        })
+    );
     // unknown kind → NonCanonical.
     let mut k = bytes.clone();
     k[1] = 77;
     assert!(matches!(Frame::decode(&k), Err(Error::NonCanonical(_))));
     // an over-limit frame → TooLarge before parsing.
-    assert!(matches!(Frame::decode(&vec![1; MAX_FRAME_LEN + 1]), Err(Error::TooLarge { .. })));
+    assert!(matches!(
+        Frame::decode(&vec![1; MAX_FRAME_LEN + 1]),
+        Err(Error::TooLarge { .. })
+    ));
     // a declared shard length over the limit → TooLarge, without allocating it.
     let mut huge = vec![1, 17, 0, 0, 0, 1];
     huge.extend_from_slice(&[0; 32]);
     huge.extend_from_slice(&u32::MAX.to_be_bytes());
-    assert!(matches!(Frame::decode(&huge), Err(Error::TooLarge { what: "shard", .. })));
+    assert!(matches!(
+        Frame::decode(&huge),
+        Err(Error::TooLarge { what: "shard", .. })
+    ));
     // a declared length longer than the frame → Truncated.
     let mut short = vec![1, 17, 0, 0, 0, 1];
     short.extend_from_slice(&[0; 32]);
@@ -122,7 +163,13 @@ fn malformed_frames_get_clear_errors() {
     assert!(Frame::decode(&[1, 31, 0, 0, 0, 1, 0, 99, 0, 0]).is_err());
     assert!(Frame::decode(&[1, 31, 0, 0, 0, 1, 0, 1, 0, 1, 0xff]).is_err());
     // encoding refuses what decoding would refuse.
-    let big = Frame { request_id: 1, body: Body::ShardData { shard: ShardId::of(b""), data: vec![0; MAX_SHARD_LEN + 1] } };
+    let big = Frame {
+        request_id: 1,
+        body: Body::ShardData {
+            shard: ShardId::of(b""),
+            data: vec![0; MAX_SHARD_LEN + 1],
+        },
+    };
     assert!(matches!(big.encode(), Err(Error::TooLarge { .. })));
     assert_eq!(ErrorCode::for_error(&Error::Expired), ErrorCode::TokenExpired);
 }

@@ -2,6 +2,8 @@
 //!
 //! Each negative test states what was tried and what must hold.
 
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use common::*;
@@ -52,7 +54,12 @@ fn any_m_missing_decode_and_m_plus_one_fail() {
         let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
         let mut out = Vec::new();
         for c in &f.chunks {
-            let shards = c.shards.iter().enumerate().map(|(i, (_, b))| (!missing.contains(&i)).then(|| b.to_vec())).collect();
+            let shards = c
+                .shards
+                .iter()
+                .enumerate()
+                .map(|(i, (_, b))| (!missing.contains(&i)).then(|| b.to_vec()))
+                .collect();
             out.extend(d.decode_chunk(c.index, shards).unwrap());
         }
         d.finish().unwrap();
@@ -60,8 +67,20 @@ fn any_m_missing_decode_and_m_plus_one_fail() {
         // Tried: one more missing. Must hold: a clear TooFewShards naming the chunk.
         let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
         let c = &f.chunks[0];
-        let shards = c.shards.iter().enumerate().map(|(i, (_, b))| (!missing.contains(&i) && i != (first_missing + 4) % total).then(|| b.to_vec())).collect();
-        assert_eq!(d.decode_chunk(0, shards), Err(Error::TooFewShards { chunk: 0, available: 5, needed: 6 }));
+        let shards = c
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, (_, b))| (!missing.contains(&i) && i != (first_missing + 4) % total).then(|| b.to_vec()))
+            .collect();
+        assert_eq!(
+            d.decode_chunk(0, shards),
+            Err(Error::TooFewShards {
+                chunk: 0,
+                available: 5,
+                needed: 6
+            })
+        );
     }
 }
 
@@ -69,7 +88,13 @@ fn any_m_missing_decode_and_m_plus_one_fail() {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn corrupt_shards_are_discarded_by_id() {
     let data = text(2, 2 * CS as usize);
-    let f = store(FileKey::generate(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &data);
+    let f = store(
+        FileKey::generate(),
+        FileId::random(),
+        Redundancy::new(3, 2).unwrap(),
+        CS,
+        &data,
+    );
     let c = &f.chunks[0];
     // Tried: one bit flipped in a data shard, all shards offered. Must hold: the bad shard is
     // ignored and the chunk still decodes from the others.
@@ -81,7 +106,14 @@ fn corrupt_shards_are_discarded_by_id() {
     shards[4] = None;
     shards[3] = None;
     let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
-    assert_eq!(d.decode_chunk(0, shards), Err(Error::TooFewShards { chunk: 0, available: 2, needed: 3 }));
+    assert_eq!(
+        d.decode_chunk(0, shards),
+        Err(Error::TooFewShards {
+            chunk: 0,
+            available: 2,
+            needed: 3
+        })
+    );
     // Tried: a shard of the wrong length. Must hold: ignored like a corrupt one.
     let mut shards: Vec<Option<Vec<u8>>> = c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect();
     shards[0].as_mut().unwrap().push(0);
@@ -96,11 +128,32 @@ fn rearranged_chunks_fail_to_open() {
     // manifest; B and C are other files (C under the same file key). The forger re-signs, so only
     // the seal stands between the reader and wrong data.
     let key = FileKey::generate();
-    let a = store(key.clone(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &noise(10, 3 * CS as usize));
-    let b = store(FileKey::generate(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &noise(11, 3 * CS as usize));
-    let c = store(key.clone(), FileId::random(), Redundancy::new(3, 2).unwrap(), CS, &noise(12, 3 * CS as usize));
+    let a = store(
+        key.clone(),
+        FileId::random(),
+        Redundancy::new(3, 2).unwrap(),
+        CS,
+        &noise(10, 3 * CS as usize),
+    );
+    let b = store(
+        FileKey::generate(),
+        FileId::random(),
+        Redundancy::new(3, 2).unwrap(),
+        CS,
+        &noise(11, 3 * CS as usize),
+    );
+    let c = store(
+        key.clone(),
+        FileId::random(),
+        Redundancy::new(3, 2).unwrap(),
+        CS,
+        &noise(12, 3 * CS as usize),
+    );
     let shards = shard_store([&a, &b, &c]);
-    assert_eq!(decode_from_store(&key, &a.manifest, &shards).unwrap(), noise(10, 3 * CS as usize));
+    assert_eq!(
+        decode_from_store(&key, &a.manifest, &shards).unwrap(),
+        noise(10, 3 * CS as usize)
+    );
     let e = |i: usize| a.manifest.chunks[i].clone();
     let cases = [
         ("reordered", vec![e(1), e(0), e(2)]),
@@ -108,22 +161,44 @@ fn rearranged_chunks_fail_to_open() {
         ("duplicated", vec![e(0), e(0), e(1), e(2)]),
         ("truncated at a chunk boundary", vec![e(0), e(1)]),
         ("extended", vec![e(0), e(1), e(2), b.manifest.chunks[0].clone()]),
-        ("spliced from another file", vec![e(0), b.manifest.chunks[1].clone(), e(2)]),
-        ("spliced from a file with the same key", vec![e(0), c.manifest.chunks[1].clone(), e(2)]),
+        (
+            "spliced from another file",
+            vec![e(0), b.manifest.chunks[1].clone(), e(2)],
+        ),
+        (
+            "spliced from a file with the same key",
+            vec![e(0), c.manifest.chunks[1].clone(), e(2)],
+        ),
     ];
     for (what, chunks) in cases {
         let mut m = a.manifest.clone();
         m.chunks = chunks;
         let m = forged(m);
         // Must hold: the one OpenError, no plaintext.
-        assert_eq!(decode_from_store(&key, &m, &shards), Err(Error::Open(OpenError)), "{what}");
+        assert_eq!(
+            decode_from_store(&key, &m, &shards),
+            Err(Error::Open(OpenError)),
+            "{what}"
+        );
     }
     // Tried: the stream stops before its last chunk, or continues after it, or skips ahead.
     let mut d = Decoder::new(&key, &a.manifest).unwrap();
-    let all = |i: usize| a.chunks[i].shards.iter().map(|(_, b)| Some(b.to_vec())).collect::<Vec<_>>();
-    assert_eq!(d.decode_chunk(1, all(1)), Err(Error::ChunkOutOfOrder { index: 1, expected: 0 }));
+    let all = |i: usize| {
+        a.chunks[i]
+            .shards
+            .iter()
+            .map(|(_, b)| Some(b.to_vec()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        d.decode_chunk(1, all(1)),
+        Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
+    );
     d.decode_chunk(0, all(0)).unwrap();
-    assert!(matches!(Decoder::new(&key, &a.manifest).unwrap().finish(), Err(Error::StreamTruncated)));
+    assert!(matches!(
+        Decoder::new(&key, &a.manifest).unwrap().finish(),
+        Err(Error::StreamTruncated)
+    ));
     assert_eq!(d.finish(), Err(Error::StreamTruncated));
     let mut d = Decoder::new(&key, &a.manifest).unwrap();
     for i in 0..3 {
@@ -131,14 +206,24 @@ fn rearranged_chunks_fail_to_open() {
     }
     assert_eq!(d.decode_chunk(3, all(0)), Err(Error::StreamExtended));
     // Tried: the right manifest with the wrong key. Must hold: OpenError.
-    assert_eq!(decode_from_store(&FileKey::generate(), &a.manifest, &shards), Err(Error::Open(OpenError)));
+    assert_eq!(
+        decode_from_store(&FileKey::generate(), &a.manifest, &shards),
+        Err(Error::Open(OpenError))
+    );
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn tampered_manifests_are_rejected() {
     let owner = Keypair::generate();
-    let (_, manifest) = encode_all(&FileKey::generate(), FileId::random(), Redundancy::new(2, 1).unwrap(), CS, &noise(3, 1500)).unwrap();
+    let (_, manifest) = encode_all(
+        &FileKey::generate(),
+        FileId::random(),
+        Redundancy::new(2, 1).unwrap(),
+        CS,
+        &noise(3, 1500),
+    )
+    .unwrap();
     let signed = manifest.clone().sign(&owner).unwrap();
     let bytes = signed.as_bytes();
     assert_eq!(SignedManifest::decode(bytes).unwrap(), signed);
@@ -158,7 +243,13 @@ fn tampered_manifests_are_rejected() {
     }
     let mut v2 = bytes.to_vec();
     v2[4] = 2;
-    assert_eq!(SignedManifest::decode(&v2), Err(Error::UnsupportedVersion { what: "manifest", found: 2 }));
+    assert_eq!(
+        SignedManifest::decode(&v2),
+        Err(Error::UnsupportedVersion {
+            what: "manifest",
+            found: 2
+        })
+    );
     // Tried: structurally impossible manifests, validly signed. Must hold: refused at signing
     // and at decoding.
     let mut short_middle = manifest.clone();

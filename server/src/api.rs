@@ -14,7 +14,11 @@ pub struct Health {
 }
 
 async fn health() -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), format_version: disktro_core::FORMAT_VERSION })
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        format_version: disktro_core::FORMAT_VERSION,
+    })
 }
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -32,11 +32,16 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let site_root = args.site_root.to_str().context("the site root must be valid UTF-8")?;
     if !args.site_root.join("pkg").is_dir() {
-        tracing::warn!(site_root, "no built web bundle here: pages render, but will not hydrate (run `make run`)");
+        tracing::warn!(
+            site_root,
+            "no built web bundle here: pages render, but will not hydrate (run `make run`)"
+        );
     }
     let app = disktro_server::app(disktro_server::site_options(site_root, addr));
     tracing::info!(%addr, "listening on http://{addr}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

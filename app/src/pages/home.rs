@@ -20,7 +20,11 @@ pub async fn native_codec_digest() -> Result<NativeDigest, ServerFnError> {
     let d = tokio::task::spawn_blocking(|| selfcheck::digest(&selfcheck::sample()))
         .await
         .map_err(|_| ServerFnError::new("the codec check could not run"))?;
-    Ok(NativeDigest { digest: d.digest, chunks: d.chunks, shards: d.shards })
+    Ok(NativeDigest {
+        digest: d.digest,
+        chunks: d.chunks,
+        shards: d.shards,
+    })
 }
 
 #[component]
@@ -78,7 +82,10 @@ fn CodecCheck() -> impl IntoView {
         let start = now_millis();
         let d = selfcheck::digest(&data);
         let millis = now_millis() - start;
-        browser.set(Some(BrowserRun { digest: d.digest, millis }));
+        browser.set(Some(BrowserRun {
+            digest: d.digest,
+            millis,
+        }));
         running.set(false);
     };
 

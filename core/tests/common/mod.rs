@@ -10,14 +10,19 @@ use disktro_core::{Decoder, EncodedChunk, Error, FileId, FileKey, Manifest, Redu
 /// Deterministic incompressible bytes.
 pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
-    blake3::Hasher::new().update(&seed.to_le_bytes()).finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(&seed.to_le_bytes())
+        .finalize_xof()
+        .fill(&mut out);
     out
 }
 
 /// Deterministic compressible text.
 pub fn text(seed: u64, len: usize) -> Vec<u8> {
-    const WORDS: [&str; 12] =
-        ["storage ", "network ", "shard ", "the ", "of ", "worker ", "erasure ", "code, ", "and ", "file ", "key.\n", "a "];
+    const WORDS: [&str; 12] = [
+        "storage ", "network ", "shard ", "the ", "of ", "worker ", "erasure ", "code, ", "and ", "file ", "key.\n",
+        "a ",
+    ];
     let mut out = Vec::with_capacity(len + 16);
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     while out.len() < len {
@@ -42,11 +47,19 @@ pub fn store(key: FileKey, id: FileId, redundancy: Redundancy, chunk_size: u32, 
 }
 
 pub fn shard_store<'a>(files: impl IntoIterator<Item = &'a Stored>) -> HashMap<ShardId, Vec<u8>> {
-    files.into_iter().flat_map(|f| f.chunks.iter()).flat_map(|c| c.shards.iter().map(|(id, b)| (id, b.to_vec()))).collect()
+    files
+        .into_iter()
+        .flat_map(|f| f.chunks.iter())
+        .flat_map(|c| c.shards.iter().map(|(id, b)| (id, b.to_vec())))
+        .collect()
 }
 
 /// Decode a manifest fetching every shard from the store by id, as a reader would.
-pub fn decode_from_store(key: &FileKey, manifest: &Manifest, store: &HashMap<ShardId, Vec<u8>>) -> Result<Vec<u8>, Error> {
+pub fn decode_from_store(
+    key: &FileKey,
+    manifest: &Manifest,
+    store: &HashMap<ShardId, Vec<u8>>,
+) -> Result<Vec<u8>, Error> {
     let mut decoder = Decoder::new(key, manifest)?;
     let mut out = Vec::new();
     while let Some((index, entry)) = decoder.next_chunk() {
@@ -60,5 +73,9 @@ pub fn decode_from_store(key: &FileKey, manifest: &Manifest, store: &HashMap<Sha
 /// Re-sign a rearranged manifest with an attacker's key: signatures stop forgery of *who* signed,
 /// so these tests show what the seal alone still catches.
 pub fn forged(manifest: Manifest) -> Manifest {
-    manifest.sign(&Keypair::from_secret_bytes(&[0xEE; 32])).unwrap().manifest().clone()
+    manifest
+        .sign(&Keypair::from_secret_bytes(&[0xEE; 32]))
+        .unwrap()
+        .manifest()
+        .clone()
 }

@@ -1,0 +1,97 @@
+//! The server's HTTP surface: handler tests through `oneshot`, and the real binary on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt as _;
+
+fn app() -> axum::Router {
+    disktro_server::app(disktro_server::site_options(
+        "target/site",
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+}
+
+async fn get(path: &str) -> (StatusCode, String) {
+    let res = app()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn health_is_json_with_the_format_version() {
+    let (status, body) = get("/api/v1/health").await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["format_version"], 1);
+}
+
+#[tokio::test]
+async fn home_page_renders_on_the_server() {
+    let (status, body) = get("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Storage that cannot read your files."), "{body}");
+    assert!(body.contains("/pkg/disktro.js"), "the page loads the hydration bundle");
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404() {
+    let (status, body) = get("/definitely/not/here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("Not found"));
+}
+
+/// The real binary: binds port 0, logs its address, answers, and exits cleanly on SIGTERM.
+#[test]
+fn binary_serves_and_shuts_down_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
+        .args(["--listen", "127.0.0.1:0", "--site-root", "target/site"])
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("an address follows").to_owned();
+        }
+    };
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"status\":\"ok\""), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("x-content-type-options: nosniff")
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
