@@ -1,1 +1,20 @@
-fn main() {}
+//! `disktro-worker`: the storage worker. It will keep shards content-addressed on disk and serve
+//! them over WebSockets under server-signed tokens (see DESIGN.md); today it only states its
+//! version and the wire format it speaks.
+
+use clap::Parser;
+
+/// Disktro storage worker.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {}
+
+fn main() -> std::process::ExitCode {
+    Args::parse();
+    eprintln!(
+        "disktro-worker {} (wire format v{}) cannot store shards yet; run `make run` for the web app",
+        env!("CARGO_PKG_VERSION"),
+        disktro_core::FORMAT_VERSION
+    );
+    std::process::ExitCode::from(2)
+}
