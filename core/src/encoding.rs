@@ -71,13 +71,19 @@ impl<'a> Reader<'a> {
     pub(crate) fn short_bytes(&mut self, max: usize) -> Result<&'a [u8], Error> {
         let len = usize::from(self.u16()?);
         if len > max {
-            return Err(Error::TooLarge {
-                what: self.what,
-                len: len as u64,
-                max: max as u64,
-            });
+            return Err(Error::too_large(self.what, len, max));
         }
         self.bytes(len)
+    }
+
+    /// Check that exactly `len` bytes are left (`None`: a length that overflowed), before a
+    /// decoder allocates for a count it read: fewer is `Truncated`, more is `TrailingBytes`.
+    pub(crate) fn expect_remaining(&self, len: Option<usize>) -> Result<(), Error> {
+        match len {
+            Some(n) if n == self.rest.len() => Ok(()),
+            Some(n) if n < self.rest.len() => Err(Error::TrailingBytes(self.what)),
+            _ => Err(Error::Truncated(self.what)),
+        }
     }
 
     pub(crate) fn remaining(&self) -> usize {

@@ -67,3 +67,14 @@ pub enum Error {
     #[error("audit proof does not verify")]
     BadProof,
 }
+
+impl Error {
+    /// `TooLarge` from in-memory lengths.
+    pub(crate) fn too_large(what: &'static str, len: usize, max: usize) -> Self {
+        Self::TooLarge {
+            what,
+            len: len as u64,
+            max: max as u64,
+        }
+    }
+}

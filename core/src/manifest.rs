@@ -154,11 +154,7 @@ impl SignedManifest {
         let total = redundancy.total();
         let entry_len = 9 + 32 * total;
         // Check the length before allocating: a forged count must not reserve memory.
-        match count.checked_mul(entry_len).and_then(|n| n.checked_add(64)) {
-            Some(n) if n == r.remaining() => {}
-            Some(n) if n < r.remaining() => return Err(Error::TrailingBytes("manifest")),
-            _ => return Err(Error::Truncated("manifest")),
-        }
+        r.expect_remaining(count.checked_mul(entry_len).and_then(|n| n.checked_add(64)))?;
         let mut chunks = Vec::with_capacity(count);
         for _ in 0..count {
             let plain_len = r.u32()?;

@@ -48,18 +48,10 @@ impl FileMetadata {
     /// Seal under the file's metadata key. Names and types over their limits are refused.
     pub fn seal(&self, file_key: &FileKey, file_id: &FileId) -> Result<Vec<u8>, Error> {
         if self.name.len() > MAX_NAME_LEN {
-            return Err(Error::TooLarge {
-                what: "file name",
-                len: self.name.len() as u64,
-                max: MAX_NAME_LEN as u64,
-            });
+            return Err(Error::too_large("file name", self.name.len(), MAX_NAME_LEN));
         }
         if self.mime.len() > MAX_MIME_LEN {
-            return Err(Error::TooLarge {
-                what: "MIME type",
-                len: self.mime.len() as u64,
-                max: MAX_MIME_LEN as u64,
-            });
+            return Err(Error::too_large("MIME type", self.mime.len(), MAX_MIME_LEN));
         }
         let nonce: [u8; 12] = crate::random_bytes();
         let mut out = Vec::with_capacity(4 + 1 + 12 + 12 + self.name.len() + self.mime.len() + TAG_LEN);

@@ -103,11 +103,11 @@ impl Token {
 
     fn check_shape(&self) -> Result<(), Error> {
         if self.shards.len() > MAX_TOKEN_SHARDS {
-            return Err(Error::TooLarge {
-                what: "token shard list",
-                len: self.shards.len() as u64,
-                max: MAX_TOKEN_SHARDS as u64,
-            });
+            return Err(Error::too_large(
+                "token shard list",
+                self.shards.len(),
+                MAX_TOKEN_SHARDS,
+            ));
         }
         if self.operation != Operation::Put && self.shards.is_empty() {
             return Err(Error::NonCanonical("get, delete and audit tokens list their shards"));
@@ -136,11 +136,7 @@ impl Token {
     /// Decode and check structure and signature, without judging who it is for.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_TOKEN_LEN {
-            return Err(Error::TooLarge {
-                what: "token",
-                len: bytes.len() as u64,
-                max: MAX_TOKEN_LEN as u64,
-            });
+            return Err(Error::too_large("token", bytes.len(), MAX_TOKEN_LEN));
         }
         let mut r = Reader::new(bytes, "token");
         r.header(TOKEN_MAGIC)?;
@@ -156,13 +152,7 @@ impl Token {
         let expires_at = r.u64()?;
         let byte_budget = r.u64()?;
         let count = usize::from(r.u16()?);
-        if r.remaining() != count * 32 + 64 {
-            return Err(if r.remaining() < count * 32 + 64 {
-                Error::Truncated("token")
-            } else {
-                Error::TrailingBytes("token")
-            });
-        }
+        r.expect_remaining(Some(count * 32 + 64))?;
         let shards = (0..count)
             .map(|_| r.array().map(ShardId))
             .collect::<Result<Vec<_>, _>>()?;

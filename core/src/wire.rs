@@ -169,28 +169,23 @@ impl Frame {
         out.push(crate::FORMAT_VERSION);
         out.push(self.body.kind());
         out.put_u32(self.request_id);
-        let too_large = |what, len: usize, max: usize| Error::TooLarge {
-            what,
-            len: len as u64,
-            max: max as u64,
-        };
         let check_token = |t: &[u8]| {
             if t.len() > MAX_TOKEN_LEN {
-                Err(too_large("token", t.len(), MAX_TOKEN_LEN))
+                Err(Error::too_large("token", t.len(), MAX_TOKEN_LEN))
             } else {
                 Ok(())
             }
         };
         let check_ids = |ids: &[ShardId]| {
             if ids.len() > MAX_TOKEN_SHARDS {
-                Err(too_large("shard list", ids.len(), MAX_TOKEN_SHARDS))
+                Err(Error::too_large("shard list", ids.len(), MAX_TOKEN_SHARDS))
             } else {
                 Ok(())
             }
         };
         let check_data = |d: &[u8]| {
             if d.len() > MAX_SHARD_LEN {
-                Err(too_large("shard", d.len(), MAX_SHARD_LEN))
+                Err(Error::too_large("shard", d.len(), MAX_SHARD_LEN))
             } else {
                 Ok(())
             }
@@ -247,7 +242,7 @@ impl Frame {
             }
             Body::AuditProof { nonce, proof } => {
                 if proof.len() > MAX_PROOF_LEN {
-                    return Err(too_large("audit proof", proof.len(), MAX_PROOF_LEN));
+                    return Err(Error::too_large("audit proof", proof.len(), MAX_PROOF_LEN));
                 }
                 out.extend_from_slice(nonce);
                 put_len_u32(&mut out, proof.len());
@@ -255,7 +250,7 @@ impl Frame {
             }
             Body::Error { code, message } => {
                 if message.len() > MAX_ERROR_MESSAGE_LEN {
-                    return Err(too_large("error message", message.len(), MAX_ERROR_MESSAGE_LEN));
+                    return Err(Error::too_large("error message", message.len(), MAX_ERROR_MESSAGE_LEN));
                 }
                 out.put_u16(*code as u16);
                 out.put_short_bytes(message.as_bytes());
@@ -275,11 +270,7 @@ impl Frame {
     /// Strict decode of one frame from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_FRAME_LEN {
-            return Err(Error::TooLarge {
-                what: "frame",
-                len: bytes.len() as u64,
-                max: MAX_FRAME_LEN as u64,
-            });
+            return Err(Error::too_large("frame", bytes.len(), MAX_FRAME_LEN));
         }
         let mut r = Reader::new(bytes, "frame");
         let version = r.u8()?;
@@ -295,22 +286,14 @@ impl Frame {
         let data = |r: &mut Reader<'_>, max: usize, what: &'static str| -> Result<Vec<u8>, Error> {
             let len = r.u32()? as usize;
             if len > max {
-                return Err(Error::TooLarge {
-                    what,
-                    len: len as u64,
-                    max: max as u64,
-                });
+                return Err(Error::too_large(what, len, max));
             }
             Ok(r.bytes(len)?.to_vec())
         };
         let ids = |r: &mut Reader<'_>| -> Result<Vec<ShardId>, Error> {
             let n = usize::from(r.u16()?);
             if n > MAX_TOKEN_SHARDS {
-                return Err(Error::TooLarge {
-                    what: "shard list",
-                    len: n as u64,
-                    max: MAX_TOKEN_SHARDS as u64,
-                });
+                return Err(Error::too_large("shard list", n, MAX_TOKEN_SHARDS));
             }
             (0..n).map(|_| r.array().map(ShardId)).collect()
         };

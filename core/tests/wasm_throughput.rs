@@ -33,15 +33,24 @@ fn wasm32_pipeline_throughput() {
     let sharder = Sharder::new(Redundancy::DEFAULT);
     let sealed = sealer.seal(0, false, Codec::Raw, &chunk);
     let shards = sharder.encode(&sealed);
-    console_log!("wasm32/stage/seal (aes-gcm crate): {:.0} MB/s", mbps(CHUNK, || {
-        let _ = sealer.seal(0, false, Codec::Raw, &chunk);
-    }));
-    console_log!("wasm32/stage/shard/encode_6_4: {:.0} MB/s", mbps(CHUNK, || {
-        let _ = sharder.encode(&sealed);
-    }));
-    console_log!("wasm32/stage/shard/ids_blake3: {:.0} MB/s", mbps(CHUNK, || {
-        let _: Vec<ShardId> = (0..10).map(|i| ShardId::of(shards.shard(i))).collect();
-    }));
+    console_log!(
+        "wasm32/stage/seal (aes-gcm crate): {:.0} MB/s",
+        mbps(CHUNK, || {
+            let _ = sealer.seal(0, false, Codec::Raw, &chunk);
+        })
+    );
+    console_log!(
+        "wasm32/stage/shard/encode_6_4: {:.0} MB/s",
+        mbps(CHUNK, || {
+            let _ = sharder.encode(&sealed);
+        })
+    );
+    console_log!(
+        "wasm32/stage/shard/ids_blake3: {:.0} MB/s",
+        mbps(CHUNK, || {
+            let _: Vec<ShardId> = (0..10).map(|i| ShardId::of(shards.shard(i))).collect();
+        })
+    );
     for (name, data) in [("random", noise(2, 4 * CHUNK)), ("text", text(3, 4 * CHUNK))] {
         let mut out = None;
         let enc = mbps(data.len(), || {
