@@ -116,6 +116,7 @@ proptest! {
         let _ = KdfSetup::decode(&bytes);
         let _ = FileMetadata::open(&bytes, &FileKey::from_bytes([1; 32]), &FileId([2; 16]));
         let _ = keys::decode_link_key(&String::from_utf8_lossy(&bytes));
+        let _ = String::from_utf8_lossy(&bytes).parse::<ShardId>();
         let _ = audit::verify(&ShardId::of(b"x"), 4096, 0, 1024, &bytes);
         let ctx = WrapContext { owner: b"o", purpose: KeyPurpose::File, id: b"i" };
         let _ = MasterKey::from_bytes([3; 32]).unwrap(&ctx, &bytes);

@@ -1,6 +1,6 @@
-//! `disktro-worker`: the storage worker. It will keep shards content-addressed on disk and serve
-//! them over WebSockets under server-signed tokens (see DESIGN.md); today it only states its
-//! version and the wire format it speaks.
+//! `disktro-worker`: the storage worker binary. The shard store exists (`disktro_worker::store`);
+//! the WebSocket service that serves it under server-signed tokens does not yet (see DESIGN.md),
+//! so the binary only states its version and the wire format it speaks.
 
 use clap::Parser;
 
