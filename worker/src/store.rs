@@ -20,14 +20,16 @@
 //!
 //! Everything here is blocking file I/O: async callers run it on a blocking thread.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use disktro_core::ShardId;
 use thiserror::Error;
+
+use crate::durable::{self, TempGuard};
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]
@@ -92,21 +94,8 @@ pub struct ShardStore {
     commit: Mutex<()>,
 }
 
-/// Removes a temp file unless disarmed (the rename succeeded).
-struct TempGuard<'a>(Option<&'a Path>);
-
-impl Drop for TempGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(path) = self.0 {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
 fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
+    durable::fsync_dir(dir).map_err(io_err("fsync directory", dir))
 }
 
 impl ShardStore {
@@ -197,15 +186,8 @@ impl ShardStore {
 
         let seq = self.temp_seq.fetch_add(1, Ordering::Relaxed);
         let temp = self.tmp.join(format!("{}.{seq}.tmp", id.to_hex()));
-        let mut guard = TempGuard(Some(&temp));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(io_err("create", &temp))?;
-        file.write_all(data).map_err(io_err("write", &temp))?;
-        file.sync_all().map_err(io_err("fsync", &temp))?;
-        drop(file);
+        let mut guard = TempGuard::new(&temp);
+        durable::write_synced(&temp, data).map_err(io_err("write", &temp))?;
 
         let parent = path.parent().expect("shard paths have parents");
         fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
@@ -218,9 +200,8 @@ impl ShardStore {
         if len > free {
             return Err(StoreError::StorageFull { needed: len, free });
         }
-        fs::rename(&temp, &path).map_err(io_err("rename into place", &path))?;
-        guard.0 = None;
-        fsync_dir(parent)?;
+        durable::publish(&temp, &path).map_err(io_err("rename into place", &path))?;
+        guard.disarm();
         self.used.fetch_add(len, Ordering::SeqCst);
         self.count.fetch_add(1, Ordering::SeqCst);
         Ok(PutOutcome::Stored)

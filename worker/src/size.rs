@@ -1,0 +1,85 @@
+//! Byte sizes as operators write them: `500GB`, `1.5 TiB`, `750000000`. Decimal units (kB, MB,
+//! GB, TB) are powers of 1000, binary units (KiB, MiB, GiB, TiB) powers of 1024; units are
+//! case-insensitive; a plain number is bytes.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid size {0:?}: expected a number and an optional unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
+pub struct SizeError(String);
+
+/// Parse a size in bytes.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    let err = || SizeError(text.to_owned());
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "t" | "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(err()),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(err());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| err())?
+    };
+    let mut bytes = whole.checked_mul(multiplier).ok_or_else(err)?;
+    if !fraction.is_empty() {
+        // Exact integer arithmetic on up to 9 fractional digits, rounded down to whole bytes.
+        if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let digits: u64 = fraction.parse().map_err(|_| err())?;
+        let scale = 10u64.pow(u32::try_from(fraction.len()).map_err(|_| err())?);
+        let part = u128::from(digits) * u128::from(multiplier) / u128::from(scale);
+        bytes = bytes
+            .checked_add(u64::try_from(part).map_err(|_| err())?)
+            .ok_or_else(err)?;
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_and_fractions() {
+        assert_eq!(parse_size("750000000"), Ok(750_000_000));
+        assert_eq!(parse_size("500GB"), Ok(500_000_000_000));
+        assert_eq!(parse_size("500 gb"), Ok(500_000_000_000));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("1.5 TiB"), Ok(3 << 39));
+        assert_eq!(parse_size("0.5k"), Ok(500));
+        assert_eq!(parse_size("64 MiB"), Ok(64 << 20));
+    }
+
+    #[test]
+    fn nonsense_is_refused() {
+        // Tried: no number, an unknown unit, a negative, overflow, two dots. Must hold: SizeError.
+        for bad in [
+            "",
+            "GB",
+            "10 parsecs",
+            "-5GB",
+            "99999999999TiB",
+            "1.2.3GB",
+            ".",
+            "1.0000000001GB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+}
