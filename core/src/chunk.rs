@@ -13,7 +13,7 @@ use crate::manifest::{ChunkEntry, Manifest};
 use crate::seal::{ChunkKey, Sealer, TAG_LEN};
 use crate::shard::{Redundancy, Sharder, Shards};
 use crate::squeeze::{Codec, Squeezer, unsqueeze_zstd};
-use crate::{Error, FileId, FileKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, ShardId};
+use crate::{Error, FileId, FileKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 
 /// One chunk, ready to send: its manifest entry and its k + m shards.
 #[derive(Debug, Clone)]
@@ -201,10 +201,6 @@ impl Decoder {
             Ok(())
         }
     }
-
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
 }
 
 /// Convenience for whole buffers (tests, small files): encode `data` in one call.
@@ -232,13 +228,4 @@ pub fn decode_all(file_key: &FileKey, manifest: &Manifest, chunks: &[EncodedChun
     }
     decoder.finish()?;
     Ok(out)
-}
-
-/// Shard ids of every chunk, in order: what placement and the server's commit check work on.
-pub fn shard_ids(manifest: &Manifest) -> impl Iterator<Item = (u64, usize, &ShardId)> {
-    manifest
-        .chunks
-        .iter()
-        .enumerate()
-        .flat_map(|(c, e)| e.shards.iter().enumerate().map(move |(i, id)| (c as u64, i, id)))
 }
