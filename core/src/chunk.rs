@@ -67,6 +67,8 @@ impl Encoder {
     }
 
     /// Feed the next bytes of the file; returns every chunk completed by them (often none).
+    /// Memory stays at about one chunk as long as callers feed slices of about a chunk or less
+    /// and send what comes back before feeding more; one huge slice returns all its chunks at once.
     pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<EncodedChunk>, Error> {
         let mut out = Vec::new();
         while !data.is_empty() {
