@@ -51,9 +51,6 @@ impl<'a> Reader<'a> {
 
     /// Magic bytes followed by the version byte, both checked.
     pub(crate) fn header(&mut self, magic: &[u8; 4]) -> Result<(), Error> {
-        if self.rest.len() < 5 {
-            return Err(Error::Truncated(self.what));
-        }
         if self.bytes(4)? != magic {
             return Err(Error::BadMagic(self.what));
         }
