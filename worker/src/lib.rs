@@ -1,10 +1,203 @@
 //! `disktro-worker`: the storage worker as a library, so the server can embed local workers.
 //!
-//! [`store`] keeps shards durably and content-addressed on disk, [`identity`] is the node's key,
-//! [`size`] reads capacities with units, [`durable`] is the crash-safe write both use. The
-//! WebSocket service, token checks, heartbeats and background workers build on these.
+//! - [`store`]: shards on disk, durable and content-addressed; [`durable`] is its crash-safe write.
+//! - [`admission`]: token checks, budgets and single-use serials.
+//! - [`handler`]: one request to one response; [`connection`]: one multiplexed WebSocket;
+//!   [`listener`]: accepting, TLS ([`tls`]), Origin and connection limits.
+//! - [`scrub`]: background re-hashing; [`control`]: registration and heartbeats.
+//! - [`client`]: the other end of the protocol, for the CLI, the server and tests.
+//! - [`config`], [`identity`], [`units`], [`node`]: settings, the node key, sizes and durations,
+//!   and the state one running worker shares.
+//!
+//! [`start`] runs a whole worker and returns a [`RunningWorker`] handle.
 
+pub mod admission;
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod control;
 pub mod durable;
+pub mod handler;
 pub mod identity;
-pub mod size;
+pub mod listener;
+pub mod node;
+pub mod scrub;
 pub mod store;
+pub mod tls;
+pub mod units;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use disktro_core::NodeId;
+use disktro_core::keys::PublicKey;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::WorkerConfig;
+use node::Node;
+
+/// Why a worker could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+/// What `--ready-file` receives once the worker listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyInfo {
+    pub listen: SocketAddr,
+    pub url: String,
+    pub node_id: String,
+    pub public_key: String,
+}
+
+/// A started worker.
+#[derive(Debug)]
+pub struct RunningWorker {
+    pub local_addr: SocketAddr,
+    pub url: String,
+    pub node_id: NodeId,
+    pub public_key: PublicKey,
+    node: Arc<Node>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl RunningWorker {
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Stop accepting, let in-flight requests finish, close connections, and return when done.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+fn write_ready_file(path: &Path, info: &ReadyInfo) -> std::io::Result<()> {
+    let temp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temp);
+    let mut guard = durable::TempGuard::new(&temp);
+    durable::write_synced(&temp, &serde_json::to_vec_pretty(info).expect("plain struct"))?;
+    std::fs::rename(&temp, path)?;
+    guard.disarm();
+    Ok(())
+}
+
+/// Open the data directory, bind, and start serving and the background tasks.
+pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
+    tls::install_default_provider();
+    let data_dir = config.data_dir.clone();
+    let capacity = config.capacity;
+    let (store, keypair, pinned) = tokio::task::spawn_blocking(move || {
+        let (keypair, created) = identity::load_or_create(&data_dir).map_err(|e| StartError(e.to_string()))?;
+        if created {
+            tracing::info!(data_dir = %data_dir.display(), "created a new node identity");
+        }
+        let store = store::ShardStore::open(&data_dir, capacity)
+            .map_err(|e| StartError(format!("cannot open the shard store: {e}")))?;
+        let pinned = control::pinned_server_key(&data_dir).map_err(StartError)?;
+        Ok::<_, StartError>((store, keypair, pinned))
+    })
+    .await
+    .map_err(|e| StartError(e.to_string()))??;
+
+    if let (Some(given), Some(pinned)) = (config.issuer_key, pinned)
+        && given != pinned
+    {
+        return Err(StartError(format!(
+            "--issuer-key {} differs from the server key pinned in {} ({})",
+            given.fingerprint(),
+            config.data_dir.join("server.pub").display(),
+            pinned.fingerprint()
+        )));
+    }
+    let node_id = keypair.public().node_id();
+    let admission = admission::Admission::open(
+        &config.data_dir,
+        node_id,
+        config.issuer_key.or(pinned),
+        node::unix_now(),
+    )
+    .map_err(|e| StartError(format!("cannot open the serial book: {e}")))?;
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose().map_err(StartError)?;
+    let stats = store.stats();
+    if stats.stale_temp_files_removed > 0 {
+        tracing::info!(
+            count = stats.stale_temp_files_removed,
+            "removed temp files left by an interrupted run"
+        );
+    }
+    let public_key = keypair.public();
+    let node = Arc::new(Node::new(store, keypair, admission, config.limits));
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local_addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let url = config
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{local_addr}"));
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(listener::run(
+        listener,
+        tls,
+        Arc::clone(&node),
+        Arc::new(config.allowed_origins.clone()),
+        shutdown.clone(),
+    ));
+    tasks.spawn(scrub::run(
+        Arc::clone(&node),
+        config.scrub_rate,
+        config.scrub_interval,
+        shutdown.clone(),
+    ));
+    if let (Some(server), Some(join_token)) = (&config.server, &config.join_token) {
+        let control = control::ControlConfig {
+            server: server.clone(),
+            join_token: join_token.clone(),
+            url: url.clone(),
+            zone: config.zone.clone(),
+            data_dir: config.data_dir.clone(),
+            interval: config.heartbeat_interval,
+            expected_server_key: config.issuer_key,
+        };
+        tasks.spawn(control::run(Arc::clone(&node), control, shutdown.clone()));
+    }
+
+    tracing::info!(
+        %url,
+        node_id = %node_id,
+        shards = stats.shards,
+        used = stats.used,
+        capacity = stats.capacity,
+        "worker listening"
+    );
+    if let Some(path) = &config.ready_file {
+        let info = ReadyInfo {
+            listen: local_addr,
+            url: url.clone(),
+            node_id: node_id.to_hex(),
+            public_key: disktro_core::ids::to_hex(public_key.as_bytes()),
+        };
+        write_ready_file(path, &info)
+            .map_err(|e| StartError(format!("cannot write the ready file {}: {e}", path.display())))?;
+    }
+    Ok(RunningWorker {
+        local_addr,
+        url,
+        node_id,
+        public_key,
+        node,
+        shutdown,
+        tasks,
+    })
+}

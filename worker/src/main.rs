@@ -1,20 +1,51 @@
-//! `disktro-worker`: the storage worker binary. The shard store exists (`disktro_worker::store`);
-//! the WebSocket service that serves it under server-signed tokens does not yet (see DESIGN.md),
-//! so the binary only states its version and the wire format it speaks.
+//! `disktro-worker`: run a storage worker until SIGTERM or Ctrl-C.
 
-use clap::Parser;
-
-/// Disktro storage worker.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Args {}
+use clap::Parser as _;
+use disktro_worker::config::Args;
 
 fn main() -> std::process::ExitCode {
-    Args::parse();
-    eprintln!(
-        "disktro-worker {} (wire format v{}) cannot store shards yet; run `make run` for the web app",
-        env!("CARGO_PKG_VERSION"),
-        disktro_core::FORMAT_VERSION
-    );
-    std::process::ExitCode::from(2)
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Args::parse().into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let worker = match disktro_worker::start(config).await {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        worker.shutdown().await;
+        tracing::info!("stopped");
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

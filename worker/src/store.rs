@@ -255,6 +255,16 @@ impl ShardStore {
         }
     }
 
+    /// The stored length of shard `id` (unverified; for sizing a read before making it).
+    pub fn stored_len(&self, id: &ShardId) -> Result<u64, StoreError> {
+        let path = self.path_of(id);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound),
+            Err(e) => Err(io_err("stat", &path)(e)),
+        }
+    }
+
     /// Remove shard `id`; `false` if it was not stored.
     pub fn delete(&self, id: &ShardId) -> Result<bool, StoreError> {
         let path = self.path_of(id);

@@ -1,6 +1,10 @@
-//! Byte sizes as operators write them: `500GB`, `1.5 TiB`, `750000000`. Decimal units (kB, MB,
-//! GB, TB) are powers of 1000, binary units (KiB, MiB, GiB, TiB) powers of 1024; units are
-//! case-insensitive; a plain number is bytes.
+//! Sizes and durations as operators write them.
+//!
+//! Sizes: `500GB`, `1.5 TiB`, `750000000`. Decimal units (kB, MB, GB, TB) are powers of 1000,
+//! binary units (KiB, MiB, GiB, TiB) powers of 1024; units are case-insensitive; a plain number is
+//! bytes. Durations: `30s`, `5m`, `24h`, `7d`, `250ms`; a plain number is seconds.
+
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -51,9 +55,45 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     Ok(bytes)
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid duration {0:?}: expected a whole number and an optional unit (ms, s, m, h, d)")]
+pub struct DurationError(String);
+
+/// Parse a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError(text.to_owned());
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| err())?;
+    let seconds = |factor: u64| n.checked_mul(factor).map(Duration::from_secs).ok_or_else(err);
+    match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => seconds(1),
+        "m" | "min" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(86_400),
+        _ => Err(err()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7 d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        // Tried: empty, a fraction, a negative, an unknown unit, overflow. Must hold: an error.
+        for bad in ["", "1.5h", "-3s", "3 fortnights", "99999999999999999999d", "h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn units_and_fractions() {

@@ -1,0 +1,354 @@
+//! Token admission: what the worker checks before it acts on a request, and the state that
+//! makes tokens finite.
+//!
+//! Every request carries a server-signed [`Token`]. [`Admission::check`] verifies issuer,
+//! signature, worker, operation and expiry (in `core`); the worker adds the state `core` cannot
+//! keep, in the **serial book**:
+//!
+//! - **put and get tokens are budgeted**: one token serves many shards of one upload or download
+//!   (the server renews it for long transfers), and the worker counts the bytes stored or served
+//!   under each serial; a request that would pass the token's byte budget is refused
+//!   ([`ErrorCode::OverBudget`]). A put of a shard that was already stored costs nothing.
+//! - **delete and audit tokens are single use**: a second request under the same serial is a
+//!   replay ([`ErrorCode::TokenReplayed`]).
+//!
+//! The book is kept in `serials.log` in the data directory (an append-only file of fixed-size
+//! records, compacted at start-up and when it grows) so that a restart does not refill budgets or
+//! forget used serials. Records are appended without an fsync: a power cut can lose the last few,
+//! which at worst lets a token spend what it had spent again — never more than its budget twice —
+//! while an fsync per request would halve ingest. Entries are dropped once their token expired,
+//! because an expired token is refused anyway.
+//!
+//! The issuer key (the server's public key) is given by the operator (`--issuer-key`) or learnt at
+//! registration and pinned ([`crate::control`]); until one is known every token is refused.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use disktro_core::keys::PublicKey;
+use disktro_core::token::{Operation, Token};
+use disktro_core::wire::ErrorCode;
+use disktro_core::{NodeId, Serial};
+
+use crate::durable::{self, TempGuard};
+
+const BOOK_FILE: &str = "serials.log";
+/// serial:[16] expires_at:u64 spent:u64 used:u8
+const RECORD_LEN: usize = 16 + 8 + 8 + 1;
+
+/// A refused request: the protocol's error code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refused {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    expires_at: u64,
+    spent: u64,
+    used: bool,
+}
+
+#[derive(Debug)]
+struct SerialBook {
+    path: PathBuf,
+    file: File,
+    entries: HashMap<Serial, Entry>,
+    records_in_file: usize,
+}
+
+impl SerialBook {
+    fn open(data_dir: &Path, now: u64) -> io::Result<Self> {
+        let path = data_dir.join(BOOK_FILE);
+        let mut entries = HashMap::new();
+        match File::open(&path) {
+            Ok(mut f) => {
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes)?;
+                // A torn last record (crash mid-append) is ignored.
+                for record in bytes.chunks_exact(RECORD_LEN) {
+                    let (serial, entry) = decode_record(record);
+                    entries.insert(serial, entry);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        entries.retain(|_, e| e.expires_at > now);
+        let file = rewrite(&path, &entries)?;
+        Ok(Self {
+            path,
+            file,
+            records_in_file: entries.len(),
+            entries,
+        })
+    }
+
+    fn record(&mut self, serial: Serial, entry: Entry, now: u64) {
+        self.entries.insert(serial, entry);
+        // A failed append only weakens replay protection across a restart; the in-memory book
+        // still holds, so the request is not failed for it.
+        if let Err(e) = self.file.write_all(&encode_record(&serial, &entry)) {
+            tracing::warn!(error = %e, path = %self.path.display(), "could not append to the serial book");
+        }
+        self.records_in_file += 1;
+        if self.records_in_file > 2 * self.entries.len() + 4096 {
+            self.entries.retain(|_, e| e.expires_at > now);
+            match rewrite(&self.path, &self.entries) {
+                Ok(file) => {
+                    self.file = file;
+                    self.records_in_file = self.entries.len();
+                }
+                Err(e) => tracing::warn!(error = %e, "could not compact the serial book"),
+            }
+        }
+    }
+}
+
+fn encode_record(serial: &Serial, e: &Entry) -> [u8; RECORD_LEN] {
+    let mut out = [0u8; RECORD_LEN];
+    out[..16].copy_from_slice(serial.as_bytes());
+    out[16..24].copy_from_slice(&e.expires_at.to_be_bytes());
+    out[24..32].copy_from_slice(&e.spent.to_be_bytes());
+    out[32] = u8::from(e.used);
+    out
+}
+
+fn decode_record(r: &[u8]) -> (Serial, Entry) {
+    let u64_at = |at: usize| u64::from_be_bytes(r[at..at + 8].try_into().expect("8 bytes"));
+    let serial = Serial(r[..16].try_into().expect("16 bytes"));
+    (
+        serial,
+        Entry {
+            expires_at: u64_at(16),
+            spent: u64_at(24),
+            used: r[32] != 0,
+        },
+    )
+}
+
+/// Write the live entries to a fresh file (durably) and return it opened for appending.
+fn rewrite(path: &Path, entries: &HashMap<Serial, Entry>) -> io::Result<File> {
+    let mut bytes = Vec::with_capacity(entries.len() * RECORD_LEN);
+    for (serial, entry) in entries {
+        bytes.extend_from_slice(&encode_record(serial, entry));
+    }
+    let temp = path.with_extension("log.tmp");
+    let _ = std::fs::remove_file(&temp);
+    let mut guard = TempGuard::new(&temp);
+    durable::write_synced(&temp, &bytes)?;
+    durable::publish(&temp, path)?;
+    guard.disarm();
+    OpenOptions::new().append(true).open(path)
+}
+
+/// Verifies tokens and keeps the serial book.
+#[derive(Debug)]
+pub struct Admission {
+    node: NodeId,
+    issuer: RwLock<Option<PublicKey>>,
+    book: Mutex<SerialBook>,
+}
+
+impl Admission {
+    pub fn open(data_dir: &Path, node: NodeId, issuer: Option<PublicKey>, now: u64) -> io::Result<Self> {
+        Ok(Self {
+            node,
+            issuer: RwLock::new(issuer),
+            book: Mutex::new(SerialBook::open(data_dir, now)?),
+        })
+    }
+
+    pub fn issuer(&self) -> Option<PublicKey> {
+        *self.issuer.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set_issuer(&self, key: PublicKey) {
+        *self.issuer.write().unwrap_or_else(PoisonError::into_inner) = Some(key);
+    }
+
+    /// Verify a token for `operation` at `now` (unix seconds).
+    pub fn check(&self, token: &[u8], operation: Operation, now: u64) -> Result<Token, Refused> {
+        let Some(issuer) = self.issuer() else {
+            return Err(Refused::new(
+                ErrorCode::BadToken,
+                "this worker does not know its server's key yet (not registered)",
+            ));
+        };
+        Token::verify(token, &issuer, &self.node, operation, now).map_err(|e| {
+            let code = ErrorCode::for_error(&e);
+            let message = match code {
+                ErrorCode::BadToken => "token signature does not verify".to_owned(),
+                ErrorCode::TokenExpired => "token has expired".to_owned(),
+                ErrorCode::WrongWorker => "token was issued for another worker".to_owned(),
+                ErrorCode::WrongOperation => "token does not allow this operation".to_owned(),
+                _ => format!("token is malformed: {e}"),
+            };
+            Refused::new(code, message)
+        })
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, SerialBook> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Spend `bytes` of a put or get token's budget, or refuse without spending.
+    pub fn charge(&self, token: &Token, bytes: u64, now: u64) -> Result<(), Refused> {
+        let mut book = self.book();
+        let mut entry = book.entries.get(&token.serial).copied().unwrap_or(Entry {
+            expires_at: token.expires_at,
+            spent: 0,
+            used: false,
+        });
+        let after = entry.spent.saturating_add(bytes);
+        if after > token.byte_budget {
+            return Err(Refused::new(
+                ErrorCode::OverBudget,
+                format!(
+                    "token budget exceeded: {} of {} bytes already used, {bytes} more asked",
+                    entry.spent, token.byte_budget
+                ),
+            ));
+        }
+        entry.spent = after;
+        book.record(token.serial, entry, now);
+        Ok(())
+    }
+
+    /// Give back bytes charged for a request that then failed or stored nothing new.
+    pub fn refund(&self, token: &Token, bytes: u64, now: u64) {
+        let mut book = self.book();
+        if let Some(mut entry) = book.entries.get(&token.serial).copied() {
+            entry.spent = entry.spent.saturating_sub(bytes);
+            book.record(token.serial, entry, now);
+        }
+    }
+
+    /// Mark a single-use token used, or refuse it as a replay.
+    pub fn use_once(&self, token: &Token, now: u64) -> Result<(), Refused> {
+        let mut book = self.book();
+        if book.entries.get(&token.serial).is_some_and(|e| e.used) {
+            return Err(Refused::new(ErrorCode::TokenReplayed, "token was already used"));
+        }
+        let entry = Entry {
+            expires_at: token.expires_at,
+            spent: 0,
+            used: true,
+        };
+        book.record(token.serial, entry, now);
+        Ok(())
+    }
+
+    /// Bytes spent under `serial` so far (for tests and egress claims).
+    pub fn spent(&self, serial: &Serial) -> u64 {
+        self.book().entries.get(serial).map_or(0, |e| e.spent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use disktro_core::keys::Keypair;
+    use disktro_core::token::Scope;
+
+    use super::*;
+
+    fn token(server: &Keypair, node: NodeId, op: Operation, budget: u64) -> (Vec<u8>, Token) {
+        let t = Token {
+            operation: op,
+            issuer: server.public(),
+            worker: node,
+            scope: Scope::Upload([7; 16]),
+            serial: Serial::random(),
+            expires_at: 2_000,
+            byte_budget: budget,
+            shards: if op == Operation::Put {
+                vec![]
+            } else {
+                vec![disktro_core::ShardId::of(b"x")]
+            },
+        };
+        (t.clone().sign(server).unwrap(), t)
+    }
+
+    #[test]
+    fn budgets_and_single_use_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Keypair::generate();
+        let node = Keypair::generate().public().node_id();
+        let (put_bytes, put) = token(&server, node, Operation::Put, 100);
+        let (del_bytes, del) = token(&server, node, Operation::Delete, 0);
+        {
+            let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
+            let put_checked = a.check(&put_bytes, Operation::Put, 1_000).unwrap();
+            a.charge(&put_checked, 60, 1_000).unwrap();
+            // Tried: spending past the budget. Must hold: OverBudget, nothing spent.
+            assert_eq!(a.charge(&put, 41, 1_000).unwrap_err().code, ErrorCode::OverBudget);
+            a.charge(&put, 40, 1_000).unwrap();
+            a.refund(&put, 30, 1_000);
+            assert_eq!(a.spent(&put.serial), 70);
+            a.check(&del_bytes, Operation::Delete, 1_000).unwrap();
+            a.use_once(&del, 1_000).unwrap();
+            assert_eq!(a.use_once(&del, 1_000).unwrap_err().code, ErrorCode::TokenReplayed);
+        }
+        // Tried: a restart. Must hold: the spent budget and the used serial are remembered.
+        let a = Admission::open(dir.path(), node, Some(server.public()), 1_500).unwrap();
+        assert_eq!(a.spent(&put.serial), 70);
+        assert_eq!(a.charge(&put, 31, 1_500).unwrap_err().code, ErrorCode::OverBudget);
+        assert_eq!(a.use_once(&del, 1_500).unwrap_err().code, ErrorCode::TokenReplayed);
+        // After expiry the entries are dropped (the tokens themselves are refused as expired).
+        let a = Admission::open(dir.path(), node, Some(server.public()), 2_000).unwrap();
+        assert_eq!(a.spent(&put.serial), 0);
+        assert_eq!(
+            a.check(&put_bytes, Operation::Put, 2_000).unwrap_err().code,
+            ErrorCode::TokenExpired
+        );
+    }
+
+    #[test]
+    fn a_torn_record_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Keypair::generate();
+        let node = Keypair::generate().public().node_id();
+        let (_, put) = token(&server, node, Operation::Put, 100);
+        {
+            let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
+            a.charge(&put, 10, 1_000).unwrap();
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(BOOK_FILE))
+            .unwrap();
+        f.write_all(&[0xAB; RECORD_LEN - 3]).unwrap();
+        drop(f);
+        let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
+        assert_eq!(a.spent(&put.serial), 10);
+    }
+
+    #[test]
+    fn no_issuer_no_admission() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Keypair::generate();
+        let node = Keypair::generate().public().node_id();
+        let (bytes, _) = token(&server, node, Operation::Put, 100);
+        let a = Admission::open(dir.path(), node, None, 1_000).unwrap();
+        assert_eq!(
+            a.check(&bytes, Operation::Put, 1_000).unwrap_err().code,
+            ErrorCode::BadToken
+        );
+        a.set_issuer(server.public());
+        a.check(&bytes, Operation::Put, 1_000).unwrap();
+    }
+}

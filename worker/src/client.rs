@@ -1,0 +1,317 @@
+//! A client for the worker protocol, used by the CLI, the server (audits, repair, deletes) and the
+//! tests: one WebSocket, many concurrent requests matched to their answers by request id.
+//!
+//! Every method is safe to call from many tasks at once; the caller bounds concurrency. `get`
+//! re-hashes what it receives, so a lying worker is an [`ClientError::Integrity`] error, never
+//! bad bytes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use disktro_core::ShardId;
+use disktro_core::wire::{Body, ErrorCode, Frame};
+use futures_util::{SinkExt as _, StreamExt as _};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Why a request did not get the answer it wanted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to worker {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("worker refused ({code:?}): {message}")]
+    Refused { code: ErrorCode, message: String },
+    #[error("connection to the worker closed: {0}")]
+    Closed(String),
+    #[error("worker sent something unexpected: {0}")]
+    Protocol(String),
+    #[error("worker sent bytes that do not match the shard id")]
+    Integrity,
+    #[error("worker did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// TLS settings for `wss://`; by default the public web roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// An `Origin` header, as a browser would send.
+    pub origin: Option<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            origin: None,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Body>>>>;
+
+/// One connection to one worker.
+#[derive(Debug)]
+pub struct WorkerClient {
+    out: mpsc::Sender<Message>,
+    pending: Pending,
+    next_id: AtomicU32,
+    close_reason: Arc<Mutex<Option<String>>>,
+    request_timeout: Duration,
+}
+
+impl WorkerClient {
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self, ClientError> {
+        let fail = |reason: String| ClientError::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let mut request = url.into_client_request().map_err(|e| fail(e.to_string()))?;
+        if let Some(origin) = &options.origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().map_err(|_| fail("bad origin".to_owned()))?);
+        }
+        let uri = request.uri().clone();
+        let host = uri
+            .host()
+            .ok_or_else(|| fail("no host in the URL".to_owned()))?
+            .to_owned();
+        let secure = match uri.scheme_str() {
+            Some("wss") => true,
+            Some("ws") => false,
+            _ => return Err(fail("expected a ws:// or wss:// URL".to_owned())),
+        };
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        // Frames up to the protocol's maximum, nothing larger.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(disktro_core::wire::MAX_FRAME_LEN))
+            .max_frame_size(Some(disktro_core::wire::MAX_FRAME_LEN));
+        let connect = async {
+            let host_for_tcp = host.trim_start_matches('[').trim_end_matches(']');
+            let tcp = TcpStream::connect((host_for_tcp, port))
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let _ = tcp.set_nodelay(true);
+            if secure {
+                let tls = options.tls.clone().unwrap_or_else(crate::tls::client_config);
+                let name = ServerName::try_from(host_for_tcp.to_owned()).map_err(|e| fail(e.to_string()))?;
+                let stream = tokio_rustls::TlsConnector::from(tls)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| fail(format!("TLS: {e}")))?;
+                let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(Self::start(ws, options))
+            } else {
+                let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(Self::start(ws, options))
+            }
+        };
+        tokio::time::timeout(options.connect_timeout, connect)
+            .await
+            .map_err(|_| fail("timed out".to_owned()))?
+    }
+
+    fn start<S>(ws: WebSocketStream<S>, options: &ConnectOptions) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut rx) = mpsc::channel::<Message>(64);
+        let pending: Pending = Arc::default();
+        let close_reason: Arc<Mutex<Option<String>>> = Arc::default();
+        tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                if sink.send(message).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        {
+            let (pending, close_reason) = (Arc::clone(&pending), Arc::clone(&close_reason));
+            tokio::spawn(async move {
+                let reason = loop {
+                    match stream.next().await {
+                        Some(Ok(Message::Binary(bytes))) => match Frame::decode(&bytes) {
+                            Ok(frame) => {
+                                let waiter = pending
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .remove(&frame.request_id);
+                                if let Some(waiter) = waiter {
+                                    let _ = waiter.send(frame.body);
+                                }
+                            }
+                            Err(e) => break format!("undecodable frame from the worker: {e}"),
+                        },
+                        Some(Ok(Message::Close(frame))) => {
+                            break frame.map_or_else(
+                                || "closed by the worker".to_owned(),
+                                |f| format!("{} ({})", f.reason, u16::from(f.code)),
+                            );
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "connection ended".to_owned(),
+                    }
+                };
+                *close_reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+                // Waiters see their sender dropped and report the close reason.
+                pending.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            });
+        }
+        Self {
+            out,
+            pending,
+            next_id: AtomicU32::new(1),
+            close_reason,
+            request_timeout: options.request_timeout,
+        }
+    }
+
+    fn closed(&self) -> ClientError {
+        ClientError::Closed(
+            self.close_reason
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+                .unwrap_or_else(|| "connection ended".to_owned()),
+        )
+    }
+
+    /// Send one request and wait for its answer; an error frame becomes [`ClientError::Refused`].
+    pub async fn request(&self, body: Body) -> Result<Body, ClientError> {
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = Frame { request_id, body }
+            .encode()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(request_id, tx);
+        if self.out.send(Message::Binary(bytes.into())).await.is_err() {
+            self.pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&request_id);
+            return Err(self.closed());
+        }
+        let answer = tokio::time::timeout(self.request_timeout, rx).await;
+        match answer {
+            Ok(Ok(Body::Error { code, message })) => Err(ClientError::Refused { code, message }),
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(_)) => Err(self.closed()),
+            Err(_) => {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&request_id);
+                Err(ClientError::Timeout(self.request_timeout))
+            }
+        }
+    }
+
+    /// Store a shard; returns the worker's signed receipt.
+    pub async fn put(&self, token: &[u8], shard: ShardId, data: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        match self
+            .request(Body::Put {
+                token: token.to_vec(),
+                shard,
+                data,
+            })
+            .await?
+        {
+            Body::Receipt { receipt } => Ok(receipt),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Fetch a shard; the bytes are checked against `shard`.
+    pub async fn get(&self, token: &[u8], shard: ShardId) -> Result<Vec<u8>, ClientError> {
+        match self
+            .request(Body::Get {
+                token: token.to_vec(),
+                shard,
+            })
+            .await?
+        {
+            Body::ShardData { shard: got, data } if got == shard => {
+                if shard.matches(&data) {
+                    Ok(data)
+                } else {
+                    Err(ClientError::Integrity)
+                }
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Delete shards; returns those that were stored and are now gone.
+    pub async fn delete(&self, token: &[u8], shards: Vec<ShardId>) -> Result<Vec<ShardId>, ClientError> {
+        match self
+            .request(Body::Delete {
+                token: token.to_vec(),
+                shards,
+            })
+            .await?
+        {
+            Body::Deleted { shards } => Ok(shards),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Challenge the worker to prove it holds `shard[offset .. offset + len]`; returns the proof
+    /// (check it with `disktro_core::audit::verify`).
+    pub async fn audit(
+        &self,
+        token: &[u8],
+        shard: ShardId,
+        offset: u64,
+        len: u32,
+        nonce: [u8; 32],
+    ) -> Result<Vec<u8>, ClientError> {
+        match self
+            .request(Body::AuditChallenge {
+                token: token.to_vec(),
+                shard,
+                offset,
+                len,
+                nonce,
+            })
+            .await?
+        {
+            Body::AuditProof { nonce: echoed, proof } if echoed == nonce => Ok(proof),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(body: &Body) -> ClientError {
+    let kind = match body {
+        Body::Receipt { .. } => "a receipt",
+        Body::ShardData { .. } => "shard data",
+        Body::Deleted { .. } => "a delete answer",
+        Body::AuditProof { .. } => "an audit proof",
+        _ => "a request",
+    };
+    ClientError::Protocol(format!("{kind} that does not answer the request"))
+}

@@ -1,0 +1,357 @@
+//! Worker settings: command-line flags, their environment variables, and an optional TOML file.
+//!
+//! Precedence: a flag (or its `DISKTRO_WORKER_*` variable) wins over the file, the file over the
+//! defaults. The TOML keys are the flag names with `_` for `-` (`data_dir = "/srv/disktro"`).
+//! [`WorkerConfig`] is what the library runs on, so the server can embed workers without flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use disktro_core::keys::PublicKey;
+use disktro_core::wire::MAX_SHARD_LEN;
+use serde::Deserialize;
+
+use crate::units::{parse_duration, parse_size};
+
+/// Resource limits of the WebSocket service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Concurrent connections; more are accepted and closed with "try again later".
+    pub max_connections: usize,
+    /// Requests one connection may have in flight; the worker stops reading beyond it.
+    pub max_in_flight: usize,
+    /// Bytes of request and response data held in memory at once, over all connections.
+    pub memory_budget: usize,
+    /// Largest shard accepted.
+    pub max_shard_len: usize,
+    /// A connection with nothing in flight that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// A client that does not take a response within this long is disconnected.
+    pub write_timeout: Duration,
+    /// TLS and WebSocket handshakes must finish within this long.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_in_flight: 32,
+            memory_budget: 32 << 20,
+            max_shard_len: MAX_SHARD_LEN,
+            idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// TLS certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Everything a worker runs on.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub listen: SocketAddr,
+    pub ready_file: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub capacity: u64,
+    /// The control server's base URL (`http://…`); none for a standalone worker.
+    pub server: Option<String>,
+    pub join_token: Option<String>,
+    pub zone: String,
+    /// Browser origins allowed to connect (`*` for any). Requests without an Origin header (the
+    /// CLI, the server) are always let through: tokens, not origins, authorize requests.
+    pub allowed_origins: Vec<String>,
+    pub tls: Option<TlsFiles>,
+    /// The server's public key, when given instead of learnt at registration.
+    pub issuer_key: Option<PublicKey>,
+    /// The URL clients reach this worker at; by default `ws(s)://` + the bound address.
+    pub advertise_url: Option<String>,
+    pub limits: Limits,
+    /// Scrubber read rate, bytes per second.
+    pub scrub_rate: u64,
+    /// Time between the starts of two scrub passes.
+    pub scrub_interval: Duration,
+    /// Heartbeat period until the server says otherwise.
+    pub heartbeat_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker on `data_dir`, listening on an ephemeral loopback port.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ready_file: None,
+            data_dir: data_dir.into(),
+            capacity: 10 << 30,
+            server: None,
+            join_token: None,
+            zone: "default".to_owned(),
+            allowed_origins: Vec::new(),
+            tls: None,
+            issuer_key: None,
+            advertise_url: None,
+            limits: Limits::default(),
+            scrub_rate: 32 << 20,
+            scrub_interval: Duration::from_secs(24 * 3600),
+            heartbeat_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Disktro storage worker: stores erasure-coded shards for a Disktro network and serves them
+/// over WebSockets to holders of server-signed tokens.
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(version, about, long_about = None)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// TOML file with any of these settings (keys are the flag names with `_`).
+    #[arg(long, env = "DISKTRO_WORKER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:4000].
+    #[arg(long, env = "DISKTRO_WORKER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Write the bound address, URL and node id (JSON) here once listening.
+    #[arg(long, env = "DISKTRO_WORKER_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+    /// Where shards, the node key and the token book live [default: ./worker-data].
+    #[arg(long, env = "DISKTRO_WORKER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Space offered to the network, e.g. `500GB` or `2TiB` [default: 10GiB].
+    #[arg(long, env = "DISKTRO_WORKER_CAPACITY")]
+    pub capacity: Option<String>,
+    /// Control server URL, e.g. `https://disktro.example`.
+    #[arg(long, env = "DISKTRO_WORKER_SERVER")]
+    pub server: Option<String>,
+    /// Join token printed by the server, needed to register.
+    #[arg(long, env = "DISKTRO_WORKER_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Failure zone (site, rack): placement spreads a file's shards over zones [default: default].
+    #[arg(long, env = "DISKTRO_WORKER_ZONE")]
+    pub zone: Option<String>,
+    /// Browser origin allowed to connect (repeatable; `*` for any) [default: the server's origin].
+    #[arg(
+        long = "allowed-origin",
+        env = "DISKTRO_WORKER_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub allowed_origin: Vec<String>,
+    /// PEM certificate chain: serve `wss://` (with --tls-key).
+    #[arg(long, env = "DISKTRO_WORKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "DISKTRO_WORKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The server's public key (64 hex digits), for a worker that does not register.
+    #[arg(long, env = "DISKTRO_WORKER_ISSUER_KEY")]
+    pub issuer_key: Option<String>,
+    /// URL clients use to reach this worker [default: ws(s)://<bound address>].
+    #[arg(long, env = "DISKTRO_WORKER_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// Maximum concurrent connections [default: 256].
+    #[arg(long, env = "DISKTRO_WORKER_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Maximum requests in flight per connection [default: 32].
+    #[arg(long, env = "DISKTRO_WORKER_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<usize>,
+    /// Memory for request and response data, all connections together [default: 32MiB].
+    #[arg(long, env = "DISKTRO_WORKER_MEMORY_BUDGET")]
+    pub memory_budget: Option<String>,
+    /// Close connections idle this long [default: 2m].
+    #[arg(long, env = "DISKTRO_WORKER_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+    /// Disconnect clients that take no response for this long [default: 30s].
+    #[arg(long, env = "DISKTRO_WORKER_WRITE_TIMEOUT")]
+    pub write_timeout: Option<String>,
+    /// Scrubber read rate [default: 32MiB per second].
+    #[arg(long, env = "DISKTRO_WORKER_SCRUB_RATE")]
+    pub scrub_rate: Option<String>,
+    /// Time between scrub passes [default: 24h].
+    #[arg(long, env = "DISKTRO_WORKER_SCRUB_INTERVAL")]
+    pub scrub_interval: Option<String>,
+    /// Heartbeat period [default: 10s].
+    #[arg(long, env = "DISKTRO_WORKER_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<String>,
+}
+
+/// A setting that could not be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+fn bad(what: impl std::fmt::Display) -> ConfigError {
+    ConfigError(what.to_string())
+}
+
+impl Args {
+    /// Read the TOML file named by `--config`, if any.
+    fn file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read config {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| bad(format!("config {}: {e}", path.display())))
+    }
+
+    /// Flags over file over defaults.
+    pub fn into_config(self) -> Result<WorkerConfig, ConfigError> {
+        let file = match &self.config {
+            Some(path) => Self::file(path)?,
+            None => Self::default(),
+        };
+        macro_rules! pick {
+            ($field:ident) => {
+                self.$field.or(file.$field)
+            };
+        }
+        let data_dir = pick!(data_dir).unwrap_or_else(|| PathBuf::from("worker-data"));
+        let mut config = WorkerConfig::new(data_dir);
+        config.listen = pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000)));
+        config.ready_file = pick!(ready_file);
+        if let Some(c) = pick!(capacity) {
+            config.capacity = parse_size(&c).map_err(|e| bad(format!("--capacity: {e}")))?;
+        }
+        config.server = pick!(server).map(|s| s.trim_end_matches('/').to_owned());
+        if let Some(server) = &config.server
+            && !(server.starts_with("http://") || server.starts_with("https://"))
+        {
+            return Err(bad(format!("--server {server:?}: expected an http:// or https:// URL")));
+        }
+        config.join_token = pick!(join_token);
+        if config.server.is_some() && config.join_token.is_none() {
+            return Err(bad("--server needs --join-token (the server prints it at start-up)"));
+        }
+        if let Some(zone) = pick!(zone) {
+            config.zone = zone;
+        }
+        config.allowed_origins = if self.allowed_origin.is_empty() {
+            file.allowed_origin
+        } else {
+            self.allowed_origin
+        };
+        if config.allowed_origins.is_empty()
+            && let Some(server) = &config.server
+        {
+            config.allowed_origins.push(origin_of(server));
+        }
+        config.tls = match (pick!(tls_cert), pick!(tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(bad("--tls-cert and --tls-key go together")),
+        };
+        if let Some(hex) = pick!(issuer_key) {
+            let bytes = disktro_core::ids::from_hex::<32>(hex.trim())
+                .map_err(|_| bad("--issuer-key: expected 64 hex digits"))?;
+            config.issuer_key = Some(PublicKey(bytes));
+        }
+        config.advertise_url = pick!(advertise_url);
+        let limits = &mut config.limits;
+        if let Some(n) = pick!(max_connections) {
+            limits.max_connections = n.max(1);
+        }
+        if let Some(n) = pick!(max_in_flight) {
+            limits.max_in_flight = n.max(1);
+        }
+        if let Some(s) = pick!(memory_budget) {
+            let bytes = parse_size(&s).map_err(|e| bad(format!("--memory-budget: {e}")))?;
+            limits.memory_budget = usize::try_from(bytes)
+                .ok()
+                .filter(|b| *b >= 1 << 20)
+                .ok_or_else(|| bad("--memory-budget: at least 1MiB"))?;
+        }
+        let duration = |flag: &str, value: Option<String>| -> Result<Option<Duration>, ConfigError> {
+            value
+                .map(|v| parse_duration(&v).map_err(|e| bad(format!("--{flag}: {e}"))))
+                .transpose()
+        };
+        if let Some(d) = duration("idle-timeout", pick!(idle_timeout))? {
+            limits.idle_timeout = d;
+            // A handshake is never allowed longer than an idle connection.
+            limits.handshake_timeout = limits.handshake_timeout.min(d);
+        }
+        if let Some(d) = duration("write-timeout", pick!(write_timeout))? {
+            limits.write_timeout = d;
+        }
+        if let Some(s) = pick!(scrub_rate) {
+            config.scrub_rate = parse_size(&s).map_err(|e| bad(format!("--scrub-rate: {e}")))?.max(1);
+        }
+        if let Some(d) = duration("scrub-interval", pick!(scrub_interval))? {
+            config.scrub_interval = d;
+        }
+        if let Some(d) = duration("heartbeat-interval", pick!(heartbeat_interval))? {
+            config.heartbeat_interval = d;
+        }
+        Ok(config)
+    }
+}
+
+/// `https://host:port/path` → `https://host:port`, the form browsers send in `Origin`.
+pub fn origin_of(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => url[..after_scheme + i].to_owned(),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/d\"\ncapacity = \"2TiB\"\nzone = \"rack-1\"\nidle_timeout = \"5m\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from(["disktro-worker", "--config", path.to_str().unwrap(), "--zone", "rack-2"]);
+        let config = args.into_config().unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/d"));
+        assert_eq!(config.capacity, 2 << 40);
+        assert_eq!(config.zone, "rack-2");
+        assert_eq!(config.limits.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 4000)));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        // Tried: an unknown TOML key, a capacity without a number, a server without a join token,
+        // a short issuer key. Must hold: an error naming the setting.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.toml");
+        std::fs::write(&path, "capacityy = \"1GB\"\n").unwrap();
+        let err = Args::parse_from(["w", "--config", path.to_str().unwrap()])
+            .into_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("capacityy"), "{err}");
+        let err = Args::parse_from(["w", "--capacity", "lots"]).into_config().unwrap_err();
+        assert!(err.to_string().contains("--capacity"), "{err}");
+        let err = Args::parse_from(["w", "--server", "http://s"])
+            .into_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("--join-token"), "{err}");
+        let err = Args::parse_from(["w", "--issuer-key", "abcd"])
+            .into_config()
+            .unwrap_err();
+        assert!(err.to_string().contains("--issuer-key"), "{err}");
+    }
+
+    #[test]
+    fn the_server_origin_is_allowed_by_default() {
+        let config = Args::parse_from(["w", "--server", "https://disktro.example/app/", "--join-token", "t"])
+            .into_config()
+            .unwrap();
+        assert_eq!(config.allowed_origins, ["https://disktro.example"]);
+        assert_eq!(origin_of("http://127.0.0.1:3000"), "http://127.0.0.1:3000");
+    }
+}

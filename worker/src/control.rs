@@ -1,0 +1,318 @@
+//! Talking to the control server: registration with the join token, then heartbeats.
+//!
+//! ```text
+//! POST {server}/api/v1/nodes/register   Registration  → Registered   (signed by the node key)
+//! POST {server}/api/v1/nodes/heartbeat  Heartbeat     → HeartbeatAck (signed by the node key)
+//! ```
+//!
+//! Both bodies are JSON, signed with the node's Ed25519 key over the exact body bytes (domains
+//! `"register"` and `"heartbeat"`, signature in the [`api::SIGNATURE_HEADER`] header as hex), so
+//! the server knows the node holds the key its id derives from, and a heartbeat carries its own
+//! timestamp against replay.
+//!
+//! The server's public key comes back at registration and is **pinned** in `server.pub` in the
+//! data directory: a later answer with another key is refused (logged), since that key decides
+//! which tokens the worker obeys. A worker started with `--issuer-key` holds the server to it.
+//!
+//! The loop never stops the worker: while the server is unreachable the worker keeps serving
+//! stored shards with the key it has, retries with backoff, and registers again when the server
+//! answers a heartbeat with 401 or 404 (it forgot the node, or restarted on a new database).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use disktro_core::ShardId;
+use disktro_core::keys::PublicKey;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::durable::{self, TempGuard};
+use crate::node::{Node, unix_now};
+
+/// The JSON the worker and the server exchange.
+pub mod api {
+    use serde::{Deserialize, Serialize};
+
+    use crate::scrub::ScrubReport;
+
+    pub const REGISTER_PATH: &str = "/api/v1/nodes/register";
+    pub const HEARTBEAT_PATH: &str = "/api/v1/nodes/heartbeat";
+    /// Hex Ed25519 signature by the node key over the request body.
+    pub const SIGNATURE_HEADER: &str = "x-disktro-node-signature";
+    pub const REGISTER_DOMAIN: &str = "register";
+    pub const HEARTBEAT_DOMAIN: &str = "heartbeat";
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Registration {
+        pub join_token: String,
+        /// The node's public key, hex; the node id is derived from it.
+        pub public_key: String,
+        /// Where clients reach the worker (`ws://` or `wss://`).
+        pub url: String,
+        pub zone: String,
+        pub capacity: u64,
+        pub version: String,
+        /// Unix seconds, against replay of a captured registration.
+        pub sent_at: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Registered {
+        pub node_id: String,
+        /// The server's token-signing public key, hex.
+        pub server_key: String,
+        pub heartbeat_interval_secs: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Heartbeat {
+        pub node_id: String,
+        pub sent_at: u64,
+        pub url: String,
+        pub zone: String,
+        pub version: String,
+        pub uptime_secs: u64,
+        pub capacity: u64,
+        pub used: u64,
+        /// Free space on the data directory's file system.
+        pub free_disk: u64,
+        pub shards: u64,
+        pub quarantined: u64,
+        /// Bytes stored and served since start-up (the server takes differences).
+        pub ingress_bytes: u64,
+        pub egress_bytes: u64,
+        pub scrub: ScrubReport,
+        /// Shards found corrupt (and quarantined) since the last delivered heartbeat, hex.
+        pub corrupt_shards: Vec<String>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct HeartbeatAck {
+        pub heartbeat_interval_secs: u64,
+    }
+}
+
+/// What the control loop needs besides the node.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub server: String,
+    pub join_token: String,
+    pub url: String,
+    pub zone: String,
+    pub data_dir: PathBuf,
+    pub interval: Duration,
+    /// Set by `--issuer-key`: the server must present this key.
+    pub expected_server_key: Option<PublicKey>,
+}
+
+const PINNED_KEY_FILE: &str = "server.pub";
+
+/// The server key pinned at an earlier registration, if any.
+pub fn pinned_server_key(data_dir: &Path) -> Result<Option<PublicKey>, String> {
+    let path = data_dir.join(PINNED_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => disktro_core::ids::from_hex::<32>(text.trim())
+            .map(|b| Some(PublicKey(b)))
+            .map_err(|_| format!("{} is damaged; remove it to register afresh", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn pin_server_key(data_dir: &Path, key: &PublicKey) -> std::io::Result<()> {
+    let path = data_dir.join(PINNED_KEY_FILE);
+    let temp = data_dir.join(format!("{PINNED_KEY_FILE}.tmp"));
+    let _ = std::fs::remove_file(&temp);
+    let mut guard = TempGuard::new(&temp);
+    durable::write_synced(
+        &temp,
+        format!("{}\n", disktro_core::ids::to_hex(key.as_bytes())).as_bytes(),
+    )?;
+    durable::publish(&temp, &path)?;
+    guard.disarm();
+    Ok(())
+}
+
+/// Free bytes for unprivileged users on the file system holding `dir`.
+pub fn free_disk(dir: &Path) -> u64 {
+    rustix::fs::statvfs(dir).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+#[derive(Debug)]
+enum Failure {
+    /// The server does not know this node (any more): register again.
+    Unknown,
+    /// The server refused for good (bad join token, key mismatch): log and retry slowly.
+    Refused(String),
+    /// Unreachable or failing: retry with backoff.
+    Unavailable(String),
+}
+
+struct Control {
+    node: Arc<Node>,
+    config: ControlConfig,
+    http: reqwest::Client,
+}
+
+impl Control {
+    async fn post<T: Serialize>(&self, path: &str, domain: &str, body: &T) -> Result<reqwest::Response, Failure> {
+        let bytes = serde_json::to_vec(body).expect("plain structs serialize");
+        let signature = self.node.keypair.sign(domain, &bytes);
+        let response = self
+            .http
+            .post(format!("{}{path}", self.config.server))
+            .header("content-type", "application/json")
+            .header(api::SIGNATURE_HEADER, disktro_core::ids::to_hex(&signature))
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(match status.as_u16() {
+            401 | 404 => Failure::Unknown,
+            400..=499 => Failure::Refused(format!("{status}: {}", text.trim())),
+            _ => Failure::Unavailable(format!("{status}")),
+        })
+    }
+
+    async fn register(&self) -> Result<Duration, Failure> {
+        let registration = api::Registration {
+            join_token: self.config.join_token.clone(),
+            public_key: disktro_core::ids::to_hex(self.node.keypair.public().as_bytes()),
+            url: self.config.url.clone(),
+            zone: self.config.zone.clone(),
+            capacity: self.node.store.stats().capacity,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            sent_at: unix_now(),
+        };
+        let response = self.post(api::REGISTER_PATH, api::REGISTER_DOMAIN, &registration).await;
+        let registered: api::Registered = match response {
+            Ok(r) => r.json().await.map_err(|e| Failure::Unavailable(e.to_string()))?,
+            Err(Failure::Unknown) => return Err(Failure::Refused("join token refused".to_owned())),
+            Err(e) => return Err(e),
+        };
+        let key = disktro_core::ids::from_hex::<32>(&registered.server_key)
+            .map(PublicKey)
+            .map_err(|_| Failure::Refused("server sent a malformed key".to_owned()))?;
+        let known = self.node.admission.issuer().or(self.config.expected_server_key);
+        if let Some(known) = known
+            && known != key
+        {
+            return Err(Failure::Refused(format!(
+                "server presented key {} but this worker is pinned to {}; refusing to obey it",
+                key.fingerprint(),
+                known.fingerprint()
+            )));
+        }
+        if known.is_none() {
+            let dir = self.config.data_dir.clone();
+            tokio::task::spawn_blocking(move || pin_server_key(&dir, &key))
+                .await
+                .map_err(|e| Failure::Unavailable(e.to_string()))?
+                .map_err(|e| Failure::Refused(format!("cannot pin the server key: {e}")))?;
+            self.node.admission.set_issuer(key);
+        }
+        tracing::info!(node_id = %self.node.node_id, server = %self.config.server, "registered with the server");
+        Ok(Duration::from_secs(registered.heartbeat_interval_secs.clamp(1, 3600)))
+    }
+
+    async fn heartbeat(&self) -> Result<Duration, Failure> {
+        let stats = self.node.store.stats();
+        let corrupt: Vec<ShardId> = self.node.pending_reports();
+        let dir = self.config.data_dir.clone();
+        let beat = api::Heartbeat {
+            node_id: self.node.node_id.to_hex(),
+            sent_at: unix_now(),
+            url: self.config.url.clone(),
+            zone: self.config.zone.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: self.node.started.elapsed().as_secs(),
+            capacity: stats.capacity,
+            used: stats.used,
+            free_disk: tokio::task::spawn_blocking(move || free_disk(&dir)).await.unwrap_or(0),
+            shards: stats.shards,
+            quarantined: stats.quarantined,
+            ingress_bytes: self.node.traffic.ingress.load(Ordering::Relaxed),
+            egress_bytes: self.node.traffic.egress.load(Ordering::Relaxed),
+            scrub: self.node.scrub.snapshot(),
+            corrupt_shards: corrupt.iter().map(ShardId::to_hex).collect(),
+        };
+        let ack: api::HeartbeatAck = self
+            .post(api::HEARTBEAT_PATH, api::HEARTBEAT_DOMAIN, &beat)
+            .await?
+            .json()
+            .await
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        self.node.reported(&corrupt);
+        Ok(Duration::from_secs(ack.heartbeat_interval_secs.clamp(1, 3600)))
+    }
+}
+
+/// Register, then heartbeat, until `shutdown`.
+pub async fn run(node: Arc<Node>, config: ControlConfig, shutdown: CancellationToken) {
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("disktro-worker/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build an HTTP client; not registering");
+            return;
+        }
+    };
+    let control = Control { node, config, http };
+    let mut registered = false;
+    let mut interval = control.config.interval;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let result = if registered {
+            control.heartbeat().await
+        } else {
+            control.register().await
+        };
+        let wait = match result {
+            Ok(next) => {
+                backoff = Duration::from_secs(1);
+                if !registered {
+                    registered = true;
+                    interval = next;
+                    // Heartbeat right away so the server sees the node's state at once.
+                    Duration::ZERO
+                } else {
+                    interval = next;
+                    next
+                }
+            }
+            Err(Failure::Unknown) => {
+                tracing::warn!("the server does not know this node; registering again");
+                registered = false;
+                Duration::ZERO
+            }
+            Err(Failure::Refused(reason)) => {
+                tracing::error!(%reason, "the server refused this worker; still serving stored shards");
+                Duration::from_secs(60).max(interval)
+            }
+            Err(Failure::Unavailable(reason)) => {
+                tracing::warn!(%reason, retry_in = ?backoff, "server unreachable; still serving stored shards");
+                let wait = backoff;
+                backoff = (backoff * 2)
+                    .min(Duration::from_secs(30))
+                    .min(interval.max(Duration::from_secs(1)));
+                wait
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

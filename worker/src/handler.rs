@@ -1,0 +1,248 @@
+//! One request in, one response out: put, get, delete and audit under their tokens.
+//!
+//! Order of checks, cheapest first and nothing written before all pass: token (issuer, signature,
+//! worker, operation, expiry), scope, size, budget or single use, then the store (which hashes
+//! the bytes against the claimed id before anything is acknowledged). Disk work runs on tokio's
+//! blocking pool. Errors go back as [`Body::Error`] with a stable code; internal detail (paths,
+//! OS errors) goes to the log only.
+
+use std::sync::Arc;
+
+use disktro_core::ShardId;
+use disktro_core::audit::{self, MAX_AUDIT_RANGE};
+use disktro_core::token::{Operation, Receipt};
+use disktro_core::wire::{Body, ErrorCode};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::admission::Refused;
+use crate::node::{Node, unix_now};
+use crate::store::{PutOutcome, StoreError};
+
+/// A response and the memory it holds until it is sent.
+#[derive(Debug)]
+pub struct Response {
+    pub body: Body,
+    pub memory: Option<OwnedSemaphorePermit>,
+}
+
+impl From<Refused> for Response {
+    fn from(r: Refused) -> Self {
+        Self {
+            body: Body::Error {
+                code: r.code,
+                message: r.message,
+            },
+            memory: None,
+        }
+    }
+}
+
+impl From<Body> for Response {
+    fn from(body: Body) -> Self {
+        Self { body, memory: None }
+    }
+}
+
+/// Answer one request.
+pub async fn handle(node: &Arc<Node>, body: Body) -> Response {
+    let result = match body {
+        Body::Put { token, shard, data } => put(node, &token, shard, data).await,
+        Body::Get { token, shard } => get(node, &token, shard).await,
+        Body::Delete { token, shards } => delete(node, &token, shards).await,
+        Body::AuditChallenge {
+            token,
+            shard,
+            offset,
+            len,
+            nonce,
+        } => audit(node, &token, shard, offset, len, nonce).await,
+        _ => Err(Refused::new(
+            ErrorCode::Malformed,
+            "not a request: only workers send responses",
+        )),
+    };
+    result.unwrap_or_else(Response::from)
+}
+
+fn store_refusal(node: &Node, shard: &ShardId, e: StoreError) -> Refused {
+    match e {
+        StoreError::HashMismatch => Refused::new(ErrorCode::HashMismatch, "shard bytes do not hash to the claimed id"),
+        StoreError::NotFound => Refused::new(ErrorCode::NotFound, "shard not stored on this worker"),
+        StoreError::Corrupt => {
+            node.report_corrupt(*shard);
+            Refused::new(ErrorCode::Corrupt, "stored shard failed verification; quarantined")
+        }
+        StoreError::StorageFull { needed, free } => Refused::new(
+            ErrorCode::StorageFull,
+            format!("worker is full: {needed} bytes needed, {free} free"),
+        ),
+        StoreError::Io { .. } => {
+            tracing::error!(shard = %shard, error = %e, "storage error");
+            Refused::new(ErrorCode::Internal, "storage error on the worker")
+        }
+    }
+}
+
+/// Run blocking store work; a panicked task is an internal error.
+async fn blocking<T: Send + 'static>(
+    node: &Arc<Node>,
+    work: impl FnOnce(&Node) -> T + Send + 'static,
+) -> Result<T, Refused> {
+    let node = Arc::clone(node);
+    tokio::task::spawn_blocking(move || work(&node)).await.map_err(|e| {
+        tracing::error!(error = %e, "store task failed");
+        Refused::new(ErrorCode::Internal, "internal error on the worker")
+    })
+}
+
+fn not_in_scope() -> Refused {
+    Refused::new(ErrorCode::NotInScope, "shard is not covered by the token")
+}
+
+async fn put(node: &Arc<Node>, token: &[u8], shard: ShardId, data: Vec<u8>) -> Result<Response, Refused> {
+    let now = unix_now();
+    let token = node.admission.check(token, Operation::Put, now)?;
+    if !token.covers(&shard) {
+        return Err(not_in_scope());
+    }
+    if data.len() > node.limits.max_shard_len {
+        return Err(Refused::new(
+            ErrorCode::TooLarge,
+            format!(
+                "shard of {} bytes; this worker takes at most {}",
+                data.len(),
+                node.limits.max_shard_len
+            ),
+        ));
+    }
+    let len = data.len() as u64;
+    // A shard already stored costs no budget: re-sending it (a retry, or the same bytes in
+    // another file) only earns a fresh receipt.
+    let present = blocking(node, move |n| n.store.stored_len(&shard).is_ok()).await?;
+    if !present {
+        node.admission.charge(&token, len, now)?;
+    }
+    let refund = || {
+        if !present {
+            node.admission.refund(&token, len, now);
+        }
+    };
+    let outcome = blocking(node, move |n| n.store.put(&shard, &data)).await;
+    match outcome {
+        Ok(Ok(PutOutcome::Stored)) => {
+            node.add_ingress(len);
+            if present {
+                // The copy on disk was corrupt and has been replaced: that is real storage.
+                let _ = node.admission.charge(&token, len, now);
+            }
+        }
+        Ok(Ok(PutOutcome::AlreadyStored)) => refund(),
+        Ok(Err(e)) => {
+            refund();
+            return Err(store_refusal(node, &shard, e));
+        }
+        Err(r) => {
+            refund();
+            return Err(r);
+        }
+    }
+    let receipt = Receipt {
+        worker: node.node_id,
+        shard,
+        size: u32::try_from(len).expect("shards are bounded far below 4 GiB"),
+        serial: token.serial,
+    }
+    .sign(&node.keypair)
+    .expect("the receipt names this node");
+    Ok(Body::Receipt { receipt }.into())
+}
+
+async fn get(node: &Arc<Node>, token: &[u8], shard: ShardId) -> Result<Response, Refused> {
+    let now = unix_now();
+    let token = node.admission.check(token, Operation::Get, now)?;
+    if !token.covers(&shard) {
+        return Err(not_in_scope());
+    }
+    let len = blocking(node, move |n| n.store.stored_len(&shard))
+        .await?
+        .map_err(|e| store_refusal(node, &shard, e))?;
+    node.admission.charge(&token, len, now)?;
+    let memory = node.reserve_memory(usize::try_from(len).unwrap_or(usize::MAX)).await;
+    match blocking(node, move |n| n.store.get(&shard)).await {
+        Ok(Ok(data)) => {
+            node.add_egress(data.len() as u64);
+            Ok(Response {
+                body: Body::ShardData { shard, data },
+                memory: Some(memory),
+            })
+        }
+        Ok(Err(e)) => {
+            node.admission.refund(&token, len, now);
+            Err(store_refusal(node, &shard, e))
+        }
+        Err(r) => {
+            node.admission.refund(&token, len, now);
+            Err(r)
+        }
+    }
+}
+
+async fn delete(node: &Arc<Node>, token: &[u8], shards: Vec<ShardId>) -> Result<Response, Refused> {
+    let now = unix_now();
+    let token = node.admission.check(token, Operation::Delete, now)?;
+    if shards.is_empty() || !shards.iter().all(|s| token.covers(s)) {
+        return Err(not_in_scope());
+    }
+    node.admission.use_once(&token, now)?;
+    let removed = blocking(node, move |n| {
+        let mut removed = Vec::with_capacity(shards.len());
+        for id in shards {
+            match n.store.delete(&id) {
+                Ok(true) => removed.push(id),
+                Ok(false) => {}
+                Err(e) => return Err((id, e)),
+            }
+        }
+        Ok(removed)
+    })
+    .await?
+    .map_err(|(id, e)| store_refusal(node, &id, e))?;
+    Ok(Body::Deleted { shards: removed }.into())
+}
+
+async fn audit(
+    node: &Arc<Node>,
+    token: &[u8],
+    shard: ShardId,
+    offset: u64,
+    len: u32,
+    nonce: [u8; 32],
+) -> Result<Response, Refused> {
+    let now = unix_now();
+    let token = node.admission.check(token, Operation::Audit, now)?;
+    if !token.covers(&shard) {
+        return Err(not_in_scope());
+    }
+    if len == 0 || len > MAX_AUDIT_RANGE {
+        return Err(Refused::new(
+            ErrorCode::TooLarge,
+            format!("audit ranges are 1 to {MAX_AUDIT_RANGE} bytes"),
+        ));
+    }
+    node.admission.use_once(&token, now)?;
+    let stored = blocking(node, move |n| n.store.stored_len(&shard))
+        .await?
+        .map_err(|e| store_refusal(node, &shard, e))?;
+    // The shard and its bao outboard (about 1/16 of it) are in memory while proving.
+    let _memory = node
+        .reserve_memory(usize::try_from(stored + stored / 16).unwrap_or(usize::MAX))
+        .await;
+    let proof = blocking(node, move |n| {
+        let bytes = n.store.get(&shard)?;
+        Ok::<_, StoreError>(audit::prove(&bytes, offset, len))
+    })
+    .await?
+    .map_err(|e| store_refusal(node, &shard, e))?
+    .map_err(|_| Refused::new(ErrorCode::Malformed, "audit range lies outside the shard"))?;
+    Ok(Body::AuditProof { nonce, proof }.into())
+}

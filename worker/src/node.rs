@@ -1,0 +1,107 @@
+//! One running worker's shared state: its store, identity, token admission, limits, traffic
+//! counters, the memory budget every connection draws from, and the corrupt shards waiting to be
+//! reported to the server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use disktro_core::keys::Keypair;
+use disktro_core::{NodeId, ShardId};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::admission::Admission;
+use crate::config::Limits;
+use crate::scrub::ScrubStatus;
+use crate::store::ShardStore;
+
+/// Corrupt shards remembered for the next heartbeat; beyond this the oldest are dropped (the
+/// scrubber and the server's audits find them again).
+const MAX_PENDING_REPORTS: usize = 10_000;
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Bytes moved since start.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub ingress: AtomicU64,
+    pub egress: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub store: ShardStore,
+    pub keypair: Keypair,
+    pub node_id: NodeId,
+    pub admission: Admission,
+    pub limits: Limits,
+    pub traffic: Traffic,
+    pub scrub: ScrubStatus,
+    pub started: Instant,
+    memory: Arc<Semaphore>,
+    corrupt: Mutex<Vec<ShardId>>,
+}
+
+impl Node {
+    pub fn new(store: ShardStore, keypair: Keypair, admission: Admission, limits: Limits) -> Self {
+        Self {
+            store,
+            node_id: keypair.public().node_id(),
+            keypair,
+            admission,
+            memory: Arc::new(Semaphore::new(limits.memory_budget)),
+            limits,
+            traffic: Traffic::default(),
+            scrub: ScrubStatus::default(),
+            started: Instant::now(),
+            corrupt: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Reserve `bytes` of the memory budget, waiting while it is spent. A request larger than
+    /// the whole budget takes all of it, so it runs alone instead of never.
+    pub async fn reserve_memory(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let n = u32::try_from(bytes.clamp(1, self.limits.memory_budget)).unwrap_or(u32::MAX);
+        Arc::clone(&self.memory)
+            .acquire_many_owned(n)
+            .await
+            .expect("the memory semaphore is never closed")
+    }
+
+    /// Memory budget not reserved right now.
+    pub fn memory_available(&self) -> usize {
+        self.memory.available_permits()
+    }
+
+    pub fn report_corrupt(&self, id: ShardId) {
+        tracing::warn!(shard = %id, "shard failed verification and was quarantined");
+        let mut pending = self.corrupt.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.len() == MAX_PENDING_REPORTS {
+            pending.remove(0);
+        }
+        pending.push(id);
+    }
+
+    /// The corrupt shards not yet reported; [`Node::reported`] removes them once delivered.
+    pub fn pending_reports(&self) -> Vec<ShardId> {
+        self.corrupt.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn reported(&self, delivered: &[ShardId]) {
+        self.corrupt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|id| !delivered.contains(id));
+    }
+
+    pub fn add_ingress(&self, bytes: u64) {
+        self.traffic.ingress.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn add_egress(&self, bytes: u64) {
+        self.traffic.egress.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
