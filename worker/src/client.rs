@@ -61,7 +61,9 @@ impl Default for ConnectOptions {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Body>>>>;
+/// Waiters by request id; `None` once the connection has ended, so no new request can wait on
+/// an answer that will never come.
+type Pending = Arc<Mutex<Option<HashMap<u32, oneshot::Sender<Body>>>>>;
 
 /// One connection to one worker.
 #[derive(Debug)]
@@ -135,7 +137,7 @@ impl WorkerClient {
     {
         let (mut sink, mut stream) = ws.split();
         let (out, mut rx) = mpsc::channel::<Message>(64);
-        let pending: Pending = Arc::default();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let close_reason: Arc<Mutex<Option<String>>> = Arc::default();
         tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
@@ -155,7 +157,8 @@ impl WorkerClient {
                                 let waiter = pending
                                     .lock()
                                     .unwrap_or_else(PoisonError::into_inner)
-                                    .remove(&frame.request_id);
+                                    .as_mut()
+                                    .and_then(|p| p.remove(&frame.request_id));
                                 if let Some(waiter) = waiter {
                                     let _ = waiter.send(frame.body);
                                 }
@@ -175,7 +178,7 @@ impl WorkerClient {
                 };
                 *close_reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
                 // Waiters see their sender dropped and report the close reason.
-                pending.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                *pending.lock().unwrap_or_else(PoisonError::into_inner) = None;
             });
         }
         Self {
@@ -204,15 +207,12 @@ impl WorkerClient {
             .encode()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(request_id, tx);
+        match self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            Some(pending) => pending.insert(request_id, tx),
+            None => return Err(self.closed()),
+        };
         if self.out.send(Message::Binary(bytes.into())).await.is_err() {
-            self.pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&request_id);
+            self.forget(request_id);
             return Err(self.closed());
         }
         let answer = tokio::time::timeout(self.request_timeout, rx).await;
@@ -221,12 +221,15 @@ impl WorkerClient {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(_)) => Err(self.closed()),
             Err(_) => {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&request_id);
+                self.forget(request_id);
                 Err(ClientError::Timeout(self.request_timeout))
             }
+        }
+    }
+
+    fn forget(&self, request_id: u32) {
+        if let Some(pending) = self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            pending.remove(&request_id);
         }
     }
 
