@@ -1,4 +1,4 @@
-//! Durable file writes: temp file in the same file system, write, `sync_all`, rename into place,
+//! Durable file writes: temp file in the same file system, write, `sync_data`, rename into place,
 //! fsync the directory. A crash leaves either the old state or the new file, never a partial one;
 //! a [`TempGuard`] removes the temp file on any early return.
 
@@ -28,11 +28,13 @@ impl Drop for TempGuard<'_> {
     }
 }
 
-/// Create `temp` (which must not exist), write `bytes` and flush them to disk.
+/// Create `temp` (which must not exist), write `bytes` and flush them to disk. `sync_data`
+/// (fdatasync) suffices: it flushes the data and the size; the name is made durable by the
+/// directory fsync in [`publish`].
 pub fn write_synced(temp: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
     file.write_all(bytes)?;
-    file.sync_all()
+    file.sync_data()
 }
 
 /// Make a directory's entries (a rename or removal in it) durable.

@@ -10,7 +10,7 @@
 //!
 //! Guarantees:
 //! - **Nothing unverified is stored**: `put` hashes the bytes against the claimed id first.
-//! - **Durable or absent**: a shard is written to `tmp/`, `sync_all`ed, renamed into place and its
+//! - **Durable or absent**: a shard is written to `tmp/`, fdatasynced, renamed into place and its
 //!   directory fsynced; a crash leaves at most a temp file (removed at the next start), never a
 //!   partial shard under `shards/`. A drop guard removes the temp file on any early return.
 //! - **Identical shards are not rewritten**: a present, intact shard makes `put` a no-op.
