@@ -102,29 +102,35 @@ fn peak_rss_mib(pid: u32) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-/// The cost of durability alone: the same shard-sized files written with and without fsync.
-fn fsync_cost(dir: &std::path::Path) -> (f64, f64) {
+/// The cost of durability alone, one thread, shard-sized files: a plain buffered `write`; the
+/// same with fdatasync, rename and a directory fsync; and the worker's own durable write (direct
+/// I/O where the file system allows it).
+fn fsync_cost(dir: &std::path::Path) -> [f64; 3] {
+    use std::io::Write as _;
     let data = vec![7u8; SHARD_LEN];
     let n = 64;
-    let time = |sync: bool| {
+    let time = |mode: usize| {
         let started = Instant::now();
         for i in 0..n {
-            let path = dir.join(format!("f{sync}{i}"));
-            if sync {
-                // What the store does: temp file, fsync, rename, fsync the directory.
-                let temp = dir.join(format!("t{i}"));
-                disktro_worker::durable::write_synced(&temp, &data).expect("write");
-                disktro_worker::durable::publish(&temp, &path).expect("rename");
-            } else {
-                std::fs::write(&path, &data).expect("write");
+            let path = dir.join(format!("f{mode}-{i}"));
+            let temp = dir.join(format!("t{mode}-{i}"));
+            match mode {
+                0 => std::fs::write(&path, &data).expect("write"),
+                1 => {
+                    let mut f = std::fs::File::create_new(&temp).expect("create");
+                    f.write_all(&data).expect("write");
+                    f.sync_data().expect("fdatasync");
+                    disktro_worker::durable::publish(&temp, &path).expect("rename");
+                }
+                _ => {
+                    disktro_worker::durable::write_synced(&temp, &data).expect("write");
+                    disktro_worker::durable::publish(&temp, &path).expect("rename");
+                }
             }
         }
-        let secs = started.elapsed().as_secs_f64();
-        (n * SHARD_LEN) as f64 / secs / 1e6
+        (n * SHARD_LEN) as f64 / started.elapsed().as_secs_f64() / 1e6
     };
-    let plain = time(false);
-    let synced = time(true);
-    (plain, synced)
+    [time(0), time(1), time(2)]
 }
 
 fn main() {
@@ -204,10 +210,9 @@ fn main() {
         }
     });
     println!("worker/peak_rss: {} MiB", peak_rss_mib(child.id()));
-    let (plain, synced) = fsync_cost(tmp.path());
+    let [plain, buffered, worker] = fsync_cost(tmp.path());
     println!(
-        "worker/fsync_cost: shard-sized files {plain:.0} MB/s unsynced, {synced:.0} MB/s durably (fsync, rename, directory fsync): {:.0}% slower",
-        100.0 * (1.0 - synced / plain)
+        "worker/fsync_cost: one thread, shard-sized files: buffered write {plain:.0} MB/s; buffered + fdatasync + rename + dir fsync {buffered:.0} MB/s; the worker's durable write (O_DIRECT + fdatasync + rename + dir fsync) {worker:.0} MB/s"
     );
     let _ = child.kill();
     let _ = child.wait();
