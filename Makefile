@@ -13,6 +13,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 SERVER_BIN := $(TARGET_DIR)/release/disktro-server
 SITE_ROOT := $(CURDIR)/target/site
 LISTEN ?= 127.0.0.1:3000
+# Storage workers the server runs in-process for `make run` (data under ./data/workers).
+LOCAL_WORKERS ?= 10
 # The tools scripts/setup installs come first on PATH (it writes the list to $(TOOLS)/path).
 WITH_TOOLS = PATH="$$(cat $(TOOLS)/path):$$PATH"
 WASM_TEST = $(WITH_TOOLS) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
@@ -32,7 +34,7 @@ build: setup
 	$(WITH_TOOLS) cargo leptos build --release
 
 run: build
-	LEPTOS_SITE_ROOT=$(SITE_ROOT) $(SERVER_BIN) --listen $(LISTEN)
+	LEPTOS_SITE_ROOT=$(SITE_ROOT) $(SERVER_BIN) --listen $(LISTEN) --data-dir data --local-workers $(LOCAL_WORKERS)
 
 test: setup fmt-check clippy test-native test-wasm test-browser
 	@echo "all checks passed"
@@ -50,9 +52,9 @@ clippy:
 	cargo clippy -p disktro-app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate --locked -- -D warnings
 
 ## Native tests; core twice so both Reed-Solomon back ends are exercised (the golden vectors pin
-## them to identical bytes).
-test-native:
-	cargo test --workspace --locked
+## them to identical bytes). Server tests run on SQLite and on the PostgreSQL that setup started.
+test-native: setup
+	DISKTRO_TEST_POSTGRES_URL="$$(cat $(TOOLS)/postgres-url)" cargo test --workspace --locked
 	cargo test -p disktro-core --locked
 
 ## The core tests compiled to wasm32 and run under Node: golden vectors, round trips, tampering.

@@ -1,9 +1,18 @@
-//! `disktro-server`: the control plane. Today it serves the web app and the API's health check;
-//! accounts, placement, tokens and node health grow here (see DESIGN.md).
+//! `disktro-server`: the control plane. It serves the web app and the JSON API, keeps the node
+//! registry in the database (SQLite or PostgreSQL) and can run local workers in-process.
+//!
+//! - [`db`]: pool and migrations; [`context`]: what handlers share (database, token key, join
+//!   token); [`nodes`]: registration, heartbeats and health; [`api`]: the `/api/v1` routes;
+//!   [`local_workers`]: `--local-workers`.
 
 pub mod api;
+pub mod context;
+pub mod db;
+pub mod local_workers;
+pub mod nodes;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue};
@@ -11,6 +20,8 @@ use disktro_app::{App, shell};
 use leptos::config::LeptosOptions;
 use leptos_axum::{LeptosRoutes as _, generate_route_list};
 use tower_http::set_header::SetResponseHeaderLayer;
+
+pub use context::Context;
 
 /// Leptos options for the site under `site_root`, served at `addr`.
 pub fn site_options(site_root: &str, addr: SocketAddr) -> LeptosOptions {
@@ -28,10 +39,10 @@ pub fn site_options(site_root: &str, addr: SocketAddr) -> LeptosOptions {
 }
 
 /// The whole HTTP application: API, server functions, pages and static files.
-pub fn app(options: LeptosOptions) -> Router {
+pub fn app(options: LeptosOptions, ctx: Arc<Context>) -> Router {
     let routes = generate_route_list(App);
     Router::new()
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router(ctx))
         .leptos_routes(&options, routes, {
             let options = options.clone();
             move || shell(options.clone())

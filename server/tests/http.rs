@@ -9,15 +9,20 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use tower::ServiceExt as _;
 
-fn app() -> axum::Router {
-    disktro_server::app(disktro_server::site_options(
-        "target/site",
-        "127.0.0.1:0".parse().unwrap(),
-    ))
+/// The app on a fresh SQLite database (kept alive by the returned dir).
+async fn app() -> (axum::Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = disktro_server::db::sqlite_url(dir.path());
+    let ctx = disktro_server::Context::open(dir.path(), &url, Some("t".to_owned()), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let options = disktro_server::site_options("target/site", "127.0.0.1:0".parse().unwrap());
+    (disktro_server::app(options, std::sync::Arc::new(ctx)), dir)
 }
 
 async fn get(path: &str) -> (StatusCode, String) {
-    let res = app()
+    let (app, _dir) = app().await;
+    let res = app
         .oneshot(Request::get(path).body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -53,14 +58,17 @@ async fn unknown_pages_are_404() {
 /// The real binary: binds port 0, logs its address, answers, and exits cleanly on SIGTERM.
 #[test]
 fn binary_serves_and_shuts_down_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
-        .args(["--listen", "127.0.0.1:0", "--site-root", "target/site"])
+        .args(["--listen", "127.0.0.1:0", "--site-root", "target/site", "--data-dir"])
+        .arg(dir.path())
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("server exited before listening").unwrap();
@@ -94,4 +102,9 @@ fn binary_serves_and_shuts_down_on_sigterm() {
     assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    // Without --join-token the server makes one, keeps it in the database and prints it once.
+    let mut printed = String::new();
+    stderr.read_to_string(&mut printed).unwrap();
+    assert!(printed.contains("join token for workers: dkj_"), "{printed}");
+    assert!(dir.path().join("disktro.db").exists() && dir.path().join("server.key").exists());
 }

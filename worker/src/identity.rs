@@ -35,7 +35,12 @@ pub enum IdentityError {
 /// Load the node key from `data_dir`, or create it if there is none. Returns the key and whether
 /// it was created now.
 pub fn load_or_create(data_dir: &Path) -> Result<(Keypair, bool), IdentityError> {
-    let path = data_dir.join(FILE_NAME);
+    load_or_create_file(data_dir, FILE_NAME)
+}
+
+/// The same for a key kept under another file name (the server's token key is one).
+pub fn load_or_create_file(data_dir: &Path, file_name: &str) -> Result<(Keypair, bool), IdentityError> {
+    let path = data_dir.join(file_name);
     let io = |op: &'static str, path: &Path| {
         let path = path.to_owned();
         move |source| IdentityError::Io { op, path, source }
@@ -57,7 +62,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<(Keypair, bool), IdentityError>
             bytes.extend_from_slice(MAGIC);
             bytes.push(disktro_core::FORMAT_VERSION);
             bytes.extend_from_slice(key.secret_bytes().as_ref());
-            let temp = data_dir.join(format!("{FILE_NAME}.tmp"));
+            let temp = data_dir.join(format!("{file_name}.tmp"));
             let _ = std::fs::remove_file(&temp);
             let mut guard = TempGuard::new(&temp);
             durable::write_synced(&temp, &bytes).map_err(io("write", &temp))?;

@@ -1,0 +1,85 @@
+//! What every request handler shares: the database, the server's token-signing key, the join
+//! token and the heartbeat interval. Nothing here lives outside the database except the key file,
+//! so replicas sharing one PostgreSQL (and one key file) behave as one server.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use disktro_core::keys::Keypair;
+use sqlx::Row as _;
+
+use crate::db::{Db, DbError};
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[derive(Debug)]
+pub struct Context {
+    pub db: Db,
+    /// Signs worker tokens; workers pin its public half at registration.
+    pub key: Keypair,
+    pub join_token: String,
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Key(#[from] disktro_worker::identity::IdentityError),
+}
+
+/// The server key file in the data directory (same format as a worker's node key).
+pub const KEY_FILE: &str = "server.key";
+
+impl Context {
+    /// Load the key from `data_dir`, open the database, and settle the join token: the one given,
+    /// else the one stored in the database, else a new one (stored, so replicas and restarts
+    /// agree on it).
+    pub async fn open(
+        data_dir: &Path,
+        database_url: &str,
+        join_token: Option<String>,
+        heartbeat_interval: Duration,
+    ) -> Result<Self, ContextError> {
+        let dir = data_dir.to_owned();
+        let (key, created) =
+            tokio::task::spawn_blocking(move || disktro_worker::identity::load_or_create_file(&dir, KEY_FILE))
+                .await
+                .expect("key loading does not panic")?;
+        if created {
+            tracing::info!(fingerprint = %key.public().fingerprint(), "created the server's token key");
+        }
+        let db = Db::open(database_url).await?;
+        let join_token = match join_token {
+            Some(token) => token,
+            None => stored_join_token(&db).await?,
+        };
+        Ok(Self {
+            db,
+            key,
+            join_token,
+            heartbeat_interval,
+        })
+    }
+}
+
+async fn stored_join_token(db: &Db) -> Result<String, sqlx::Error> {
+    let fresh = format!("dkj_{}", disktro_core::ids::to_hex(&disktro_core::random_bytes::<20>()));
+    // Whichever replica inserts first wins; everyone reads the winner.
+    sqlx::query("INSERT INTO settings (name, value) VALUES ('join_token', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(&fresh)
+        .execute(&db.pool)
+        .await?;
+    let row = sqlx::query("SELECT value FROM settings WHERE name = 'join_token'")
+        .fetch_one(&db.pool)
+        .await?;
+    row.try_get("value")
+}

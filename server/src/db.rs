@@ -1,0 +1,117 @@
+//! The database: SQLite by default, PostgreSQL when the URL says `postgres://`, through sqlx's
+//! `Any` driver so every query is written once (`$1` placeholders work on both).
+//!
+//! Migrations live in `migrations/sqlite/` and `migrations/postgres/` (the dialects differ in
+//! binary column types); both are embedded in the binary and run at start-up. Times are unix
+//! seconds in `BIGINT` columns, ids are hex `TEXT`, so both backends hold the same values.
+
+use std::path::Path;
+use std::str::FromStr as _;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor as _};
+
+static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database is behind the pool (for the few places where they differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The pool and what it talks to.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DbError(String);
+
+/// The default SQLite URL for a data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("disktro.db").display())
+}
+
+impl Db {
+    /// Connect and migrate. `url` is `sqlite://…` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Self, DbError> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(DbError(format!(
+                "unsupported database URL {:?}: expected sqlite:// or postgres://",
+                redact(url)
+            )));
+        };
+        let options = AnyPoolOptions::new().max_connections(match backend {
+            // One writer at a time anyway; a few readers alongside it in WAL mode.
+            Backend::Sqlite => 4,
+            Backend::Postgres => 16,
+        });
+        let pool = match backend {
+            Backend::Sqlite => {
+                // WAL and a busy timeout, set on every connection the pool opens.
+                let url =
+                    sqlx::any::AnyConnectOptions::from_str(url).map_err(|e| DbError(format!("database URL: {e}")))?;
+                options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(url)
+                    .await
+            }
+            Backend::Postgres => options.connect(url).await,
+        }
+        .map_err(|e| DbError(format!("cannot open the database {}: {e}", redact(url))))?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| DbError(format!("database migration failed: {e}")))?;
+        Ok(Self { pool, backend })
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            super::redact("postgres://disktro:s3cret@127.0.0.1:5432/disktro"),
+            "postgres://disktro:***@127.0.0.1:5432/disktro"
+        );
+        assert_eq!(super::redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

@@ -1,0 +1,323 @@
+//! The node registry: registration with the join token, heartbeats, health states and history.
+//!
+//! Health is judged from the last heartbeat the server received (server clock), against the
+//! heartbeat interval the server hands out (`--heartbeat-interval`, default 10 s):
+//!
+//! | state | last heartbeat within |
+//! | --- | --- |
+//! | online | 3 intervals (30 s) |
+//! | suspect | 12 intervals (2 min) |
+//! | offline | longer |
+//!
+//! Every request is signed by the node key over the exact body (see `disktro_worker::control`);
+//! heartbeats must carry a `sent_at` newer than the last one accepted, and both kinds must be
+//! within [`MAX_CLOCK_SKEW`] of the server's clock, so a captured request cannot be replayed.
+
+use std::time::Duration;
+
+use disktro_core::keys::PublicKey;
+use disktro_worker::control::api::{self, Heartbeat, HeartbeatAck, Registered, Registration};
+use serde::Serialize;
+use sqlx::Row as _;
+
+use crate::api::error::ApiError;
+use crate::db::Db;
+
+/// How far a node's clock may be from the server's.
+pub const MAX_CLOCK_SKEW: u64 = 300;
+/// One sample per node per this many seconds is kept for the charts.
+pub const SAMPLE_EVERY: i64 = 60;
+/// Corrupt shard ids taken from one heartbeat.
+pub const MAX_REPORTS_PER_HEARTBEAT: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Online,
+    Suspect,
+    Offline,
+}
+
+impl NodeStatus {
+    pub fn of(last_seen: i64, now: i64, interval: Duration) -> Self {
+        let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
+        let silent = now.saturating_sub(last_seen);
+        if silent <= 3 * interval {
+            Self::Online
+        } else if silent <= 12 * interval {
+            Self::Suspect
+        } else {
+            Self::Offline
+        }
+    }
+}
+
+/// A node as the API and the dashboard show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeView {
+    pub node_id: String,
+    pub url: String,
+    pub zone: String,
+    pub version: String,
+    pub status: NodeStatus,
+    pub capacity: i64,
+    pub used: i64,
+    pub free_disk: i64,
+    pub shards: i64,
+    pub quarantined: i64,
+    pub ingress_bytes: i64,
+    pub egress_bytes: i64,
+    pub uptime_secs: i64,
+    pub registered_at: i64,
+    pub last_seen: i64,
+    pub scrub: serde_json::Value,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn check_signature(key: &PublicKey, domain: &str, body: &[u8], signature: Option<[u8; 64]>) -> Result<(), ApiError> {
+    let signature = signature.ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_signature",
+            format!("the {} header is required", api::SIGNATURE_HEADER),
+        )
+    })?;
+    key.verify(domain, body, &signature)
+        .map_err(|_| ApiError::unauthorized("bad_signature", "the node signature does not verify"))
+}
+
+fn check_clock(sent_at: u64, now: i64) -> Result<(), ApiError> {
+    let now = u64::try_from(now).unwrap_or(0);
+    if sent_at.abs_diff(now) > MAX_CLOCK_SKEW {
+        return Err(ApiError::bad_request(
+            "clock_skew",
+            format!("the node's clock is more than {MAX_CLOCK_SKEW} seconds from the server's"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_len(what: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > max {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{what} must be 1 to {max} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Equal-time comparison of two secrets (their hashes are compared, whatever their lengths).
+fn same_secret(a: &str, b: &str) -> bool {
+    blake3::hash(a.as_bytes()) == blake3::hash(b.as_bytes())
+}
+
+/// Register (or re-register) a node. `body` is the exact request body the signature covers.
+pub async fn register(
+    db: &Db,
+    expected_join_token: &str,
+    server_key: &PublicKey,
+    interval: Duration,
+    body: &[u8],
+    signature: Option<[u8; 64]>,
+    now: i64,
+) -> Result<Registered, ApiError> {
+    let r: Registration = serde_json::from_slice(body).map_err(ApiError::json)?;
+    if !same_secret(&r.join_token, expected_join_token) {
+        return Err(ApiError::unauthorized(
+            "join_token_refused",
+            "the join token is not valid",
+        ));
+    }
+    let key = disktro_core::ids::from_hex::<32>(&r.public_key)
+        .map(PublicKey)
+        .map_err(|_| ApiError::bad_request("invalid_field", "public_key must be 64 hex digits"))?;
+    check_signature(&key, api::REGISTER_DOMAIN, body, signature)?;
+    check_clock(r.sent_at, now)?;
+    check_len("url", &r.url, 512)?;
+    if !(r.url.starts_with("ws://") || r.url.starts_with("wss://")) {
+        return Err(ApiError::bad_request("invalid_field", "url must be ws:// or wss://"));
+    }
+    check_len("zone", &r.zone, 64)?;
+    check_len("version", &r.version, 32)?;
+    let node_id = key.node_id().to_hex();
+    sqlx::query(
+        "INSERT INTO nodes (node_id, public_key, url, zone, version, capacity, registered_at, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+         ON CONFLICT (node_id) DO UPDATE SET
+             url = excluded.url, zone = excluded.zone, version = excluded.version,
+             capacity = excluded.capacity, last_seen = excluded.last_seen",
+    )
+    .bind(&node_id)
+    .bind(&r.public_key)
+    .bind(&r.url)
+    .bind(&r.zone)
+    .bind(&r.version)
+    .bind(to_i64(r.capacity))
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    tracing::info!(%node_id, url = %r.url, zone = %r.zone, "node registered");
+    Ok(Registered {
+        node_id,
+        server_key: disktro_core::ids::to_hex(server_key.as_bytes()),
+        heartbeat_interval_secs: interval.as_secs(),
+    })
+}
+
+/// Record a heartbeat. Unknown nodes get 404 (the worker then registers again).
+pub async fn heartbeat(
+    db: &Db,
+    interval: Duration,
+    body: &[u8],
+    signature: Option<[u8; 64]>,
+    now: i64,
+) -> Result<HeartbeatAck, ApiError> {
+    let beat: Heartbeat = serde_json::from_slice(body).map_err(ApiError::json)?;
+    let row = sqlx::query("SELECT public_key FROM nodes WHERE node_id = $1")
+        .bind(&beat.node_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_node", "this node is not registered"))?;
+    let key_hex: String = row.try_get("public_key")?;
+    let key = PublicKey(
+        disktro_core::ids::from_hex::<32>(&key_hex)
+            .map_err(|_| ApiError::internal("a stored node key does not decode"))?,
+    );
+    check_signature(&key, api::HEARTBEAT_DOMAIN, body, signature)?;
+    check_clock(beat.sent_at, now)?;
+    check_len("url", &beat.url, 512)?;
+    check_len("zone", &beat.zone, 64)?;
+    check_len("version", &beat.version, 32)?;
+    let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ApiError::internal("scrub report"))?;
+    let mut tx = db.pool.begin().await?;
+    let updated = sqlx::query(
+        "UPDATE nodes SET url = $2, zone = $3, version = $4, capacity = $5, used = $6, free_disk = $7,
+             shards = $8, quarantined = $9, ingress_bytes = $10, egress_bytes = $11, uptime_secs = $12,
+             scrub = $13, last_seen = $14, last_sent_at = $15
+         WHERE node_id = $1 AND last_sent_at < $15",
+    )
+    .bind(&beat.node_id)
+    .bind(&beat.url)
+    .bind(&beat.zone)
+    .bind(&beat.version)
+    .bind(to_i64(beat.capacity))
+    .bind(to_i64(beat.used))
+    .bind(to_i64(beat.free_disk))
+    .bind(to_i64(beat.shards))
+    .bind(to_i64(beat.quarantined))
+    .bind(to_i64(beat.ingress_bytes))
+    .bind(to_i64(beat.egress_bytes))
+    .bind(to_i64(beat.uptime_secs))
+    .bind(&scrub)
+    .bind(now)
+    .bind(to_i64(beat.sent_at))
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(ApiError::conflict(
+            "stale_heartbeat",
+            "a heartbeat as new or newer was already received",
+        ));
+    }
+    let bucket = now - now.rem_euclid(SAMPLE_EVERY);
+    sqlx::query(
+        "INSERT INTO node_samples (node_id, at, capacity, used, shards, ingress_bytes, egress_bytes, uptime_secs)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (node_id, at) DO NOTHING",
+    )
+    .bind(&beat.node_id)
+    .bind(bucket)
+    .bind(to_i64(beat.capacity))
+    .bind(to_i64(beat.used))
+    .bind(to_i64(beat.shards))
+    .bind(to_i64(beat.ingress_bytes))
+    .bind(to_i64(beat.egress_bytes))
+    .bind(to_i64(beat.uptime_secs))
+    .execute(&mut *tx)
+    .await?;
+    for shard in beat.corrupt_shards.iter().take(MAX_REPORTS_PER_HEARTBEAT) {
+        if shard.parse::<disktro_core::ShardId>().is_err() {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "corrupt_shards holds a malformed id",
+            ));
+        }
+        sqlx::query(
+            "INSERT INTO corrupt_reports (node_id, shard_id, reported_at) VALUES ($1, $2, $3)
+             ON CONFLICT (node_id, shard_id) DO NOTHING",
+        )
+        .bind(&beat.node_id)
+        .bind(shard)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    if !beat.corrupt_shards.is_empty() {
+        tracing::warn!(node_id = %beat.node_id, count = beat.corrupt_shards.len(), "node reported corrupt shards");
+    }
+    Ok(HeartbeatAck {
+        heartbeat_interval_secs: interval.as_secs(),
+    })
+}
+
+/// Every node with its health, most recently seen first.
+pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT node_id, url, zone, version, capacity, used, free_disk, shards, quarantined,
+                ingress_bytes, egress_bytes, uptime_secs, registered_at, last_seen, scrub
+         FROM nodes ORDER BY last_seen DESC, node_id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let last_seen: i64 = row.try_get("last_seen")?;
+            let scrub: String = row.try_get("scrub")?;
+            Ok(NodeView {
+                node_id: row.try_get("node_id")?,
+                url: row.try_get("url")?,
+                zone: row.try_get("zone")?,
+                version: row.try_get("version")?,
+                status: NodeStatus::of(last_seen, now, interval),
+                capacity: row.try_get("capacity")?,
+                used: row.try_get("used")?,
+                free_disk: row.try_get("free_disk")?,
+                shards: row.try_get("shards")?,
+                quarantined: row.try_get("quarantined")?,
+                ingress_bytes: row.try_get("ingress_bytes")?,
+                egress_bytes: row.try_get("egress_bytes")?,
+                uptime_secs: row.try_get("uptime_secs")?,
+                registered_at: row.try_get("registered_at")?,
+                last_seen,
+                scrub: serde_json::from_str(&scrub).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect()
+}
+
+/// Corrupt shards reported by nodes, for repair.
+pub async fn corrupt_reports(db: &Db) -> Result<Vec<(String, String)>, ApiError> {
+    let rows = sqlx::query("SELECT node_id, shard_id FROM corrupt_reports ORDER BY reported_at, node_id, shard_id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.try_get("node_id")?, r.try_get("shard_id")?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_thresholds() {
+        let i = Duration::from_secs(10);
+        assert_eq!(NodeStatus::of(100, 130, i), NodeStatus::Online);
+        assert_eq!(NodeStatus::of(100, 131, i), NodeStatus::Suspect);
+        assert_eq!(NodeStatus::of(100, 220, i), NodeStatus::Suspect);
+        assert_eq!(NodeStatus::of(100, 221, i), NodeStatus::Offline);
+    }
+}

@@ -1,0 +1,326 @@
+//! Node registration, heartbeats and health, through `oneshot` and with real processes, on
+//! SQLite and PostgreSQL. Each bad-input case says what was tried and what must hold.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use disktro_core::keys::Keypair;
+use disktro_worker::control::api;
+use support::{Server, databases, eventually};
+use tower::ServiceExt as _;
+
+const JOIN: &str = "test-join-token";
+
+async fn context(db: &support::TestDb) -> Arc<disktro_server::Context> {
+    Arc::new(
+        disktro_server::Context::open(db.dir.path(), &db.url, Some(JOIN.to_owned()), Duration::from_secs(10))
+            .await
+            .unwrap(),
+    )
+}
+
+fn app(ctx: &Arc<disktro_server::Context>) -> axum::Router {
+    disktro_server::app(
+        disktro_server::site_options("target/site", "127.0.0.1:0".parse().unwrap()),
+        Arc::clone(ctx),
+    )
+}
+
+fn now() -> u64 {
+    u64::try_from(disktro_server::context::unix_now()).unwrap()
+}
+
+/// POST `body` to `path`, signed by `key` under `domain` (unless `sign` is false).
+async fn post(
+    app: &axum::Router,
+    path: &str,
+    body: Vec<u8>,
+    signature: Option<[u8; 64]>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::post(format!("/api/v1{path}")).header("content-type", "application/json");
+    if let Some(sig) = signature {
+        request = request.header(api::SIGNATURE_HEADER, disktro_core::ids::to_hex(&sig));
+    }
+    let res = app
+        .clone()
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn registration(node: &Keypair, join: &str, sent_at: u64) -> Vec<u8> {
+    serde_json::to_vec(&api::Registration {
+        join_token: join.to_owned(),
+        public_key: disktro_core::ids::to_hex(node.public().as_bytes()),
+        url: "ws://127.0.0.1:4999".to_owned(),
+        zone: "rack-1".to_owned(),
+        capacity: 1 << 30,
+        version: "0.1.0".to_owned(),
+        sent_at,
+    })
+    .unwrap()
+}
+
+fn heartbeat(node: &Keypair, sent_at: u64, corrupt: Vec<String>) -> Vec<u8> {
+    serde_json::to_vec(&api::Heartbeat {
+        node_id: node.public().node_id().to_hex(),
+        sent_at,
+        url: "ws://127.0.0.1:4999".to_owned(),
+        zone: "rack-1".to_owned(),
+        version: "0.1.0".to_owned(),
+        uptime_secs: 42,
+        capacity: 1 << 30,
+        used: 1000,
+        free_disk: 5 << 30,
+        shards: 3,
+        quarantined: u64::from(!corrupt.is_empty()),
+        ingress_bytes: 7000,
+        egress_bytes: 9000,
+        scrub: Default::default(),
+        corrupt_shards: corrupt,
+    })
+    .unwrap()
+}
+
+fn code(v: &serde_json::Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_heartbeats_and_the_node_list() {
+    for db in databases().await {
+        let ctx = context(&db).await;
+        let app = app(&ctx);
+        let node = Keypair::generate();
+        let sign = |domain: &str, body: &[u8]| Some(node.sign(domain, body));
+
+        let body = registration(&node, JOIN, now());
+        let (status, v) = post(&app, "/nodes/register", body.clone(), sign(api::REGISTER_DOMAIN, &body)).await;
+        assert_eq!(status, StatusCode::OK, "{}: {v}", db.backend);
+        assert_eq!(v["node_id"], node.public().node_id().to_hex());
+        assert_eq!(v["server_key"], disktro_core::ids::to_hex(ctx.key.public().as_bytes()));
+        assert_eq!(v["heartbeat_interval_secs"], 10);
+
+        let shard = disktro_core::ShardId::of(b"rotten").to_hex();
+        let t = now();
+        let body = heartbeat(&node, t, vec![shard.clone()]);
+        let (status, v) = post(
+            &app,
+            "/nodes/heartbeat",
+            body.clone(),
+            sign(api::HEARTBEAT_DOMAIN, &body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}: {v}", db.backend);
+
+        let res = app
+            .clone()
+            .oneshot(Request::get("/api/v1/nodes").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let list: serde_json::Value =
+            serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap()).unwrap();
+        let n = &list[0];
+        assert_eq!(n["status"], "online", "{}", db.backend);
+        assert_eq!(
+            (n["used"].as_i64(), n["shards"].as_i64(), n["egress_bytes"].as_i64()),
+            (Some(1000), Some(3), Some(9000))
+        );
+        assert_eq!(n["zone"], "rack-1");
+        let reports = disktro_server::nodes::corrupt_reports(&ctx.db).await.unwrap();
+        assert_eq!(reports, vec![(node.public().node_id().to_hex(), shard)]);
+
+        // Tried: the same heartbeat again (a replay). Must hold: 409 stale_heartbeat.
+        let (status, v) = post(
+            &app,
+            "/nodes/heartbeat",
+            body.clone(),
+            sign(api::HEARTBEAT_DOMAIN, &body),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::CONFLICT, "stale_heartbeat"),
+            "{}",
+            db.backend
+        );
+        // Tried: a heartbeat signed by another key. Must hold: 401 bad_signature.
+        let body = heartbeat(&node, t + 1, vec![]);
+        let other = Keypair::generate();
+        let (status, v) = post(
+            &app,
+            "/nodes/heartbeat",
+            body.clone(),
+            Some(other.sign(api::HEARTBEAT_DOMAIN, &body)),
+        )
+        .await;
+        assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "bad_signature"));
+        // Tried: a registration signature presented on a heartbeat (wrong domain). Must hold: 401.
+        let (status, _) = post(
+            &app,
+            "/nodes/heartbeat",
+            body.clone(),
+            sign(api::REGISTER_DOMAIN, &body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Tried: no signature. Must hold: 401 missing_signature.
+        let (status, v) = post(&app, "/nodes/heartbeat", body.clone(), None).await;
+        assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "missing_signature"));
+        // Tried: a node that never registered. Must hold: 404 unknown_node (the worker re-registers).
+        let body = heartbeat(&other, now(), vec![]);
+        let (status, v) = post(
+            &app,
+            "/nodes/heartbeat",
+            body.clone(),
+            Some(other.sign(api::HEARTBEAT_DOMAIN, &body)),
+        )
+        .await;
+        assert_eq!((status, code(&v)), (StatusCode::NOT_FOUND, "unknown_node"));
+        // Tried: a wrong join token. Must hold: 401 join_token_refused, nothing stored.
+        let body = registration(&other, "guess", now());
+        let (status, v) = post(
+            &app,
+            "/nodes/register",
+            body.clone(),
+            Some(other.sign(api::REGISTER_DOMAIN, &body)),
+        )
+        .await;
+        assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "join_token_refused"));
+        // Tried: a registration whose clock is an hour off. Must hold: 400 clock_skew.
+        let body = registration(&other, JOIN, now() - 3600);
+        let (status, v) = post(
+            &app,
+            "/nodes/register",
+            body.clone(),
+            Some(other.sign(api::REGISTER_DOMAIN, &body)),
+        )
+        .await;
+        assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "clock_skew"));
+        // Tried: malformed JSON, a wrong type, and an unknown field. Must hold: 400 malformed_json.
+        for bad in [&b"{not json"[..], br#"{"join_token": 5}"#, br#"{"zzz": 1}"#] {
+            let (status, v) = post(&app, "/nodes/register", bad.to_vec(), None).await;
+            assert_eq!(
+                (status, code(&v)),
+                (StatusCode::BAD_REQUEST, "malformed_json"),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Tried: a 2 MiB body. Must hold: 413, nothing read into the database.
+        let (status, _) = post(&app, "/nodes/heartbeat", vec![b' '; 2 << 20], None).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        let list = disktro_server::nodes::list(&ctx.db, Duration::from_secs(10), disktro_server::context::unix_now())
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 1, "{}: only the registered node", db.backend);
+        // Unknown API routes are JSON 404s.
+        let res = app
+            .clone()
+            .oneshot(Request::get("/api/v1/nope").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+/// The fingerprint of the server key in `dir`, as the server logs it.
+fn ctx_fingerprint(dir: &std::path::Path) -> String {
+    let (key, _) = disktro_worker::identity::load_or_create_file(dir, "server.key").unwrap();
+    key.public().fingerprint()
+}
+
+async fn nodes_of(url: &str) -> Vec<serde_json::Value> {
+    let Ok(res) = reqwest::get(format!("{url}/api/v1/nodes")).await else {
+        return vec![];
+    };
+    res.json().await.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_workers_and_a_joining_worker_show_their_health() {
+    disktro_worker::tls::install_default_provider();
+    for db in databases().await {
+        let server = Server::start(
+            db.dir.path(),
+            &db.url,
+            &[
+                "--local-workers",
+                "3",
+                "--heartbeat-interval",
+                "1s",
+                "--join-token",
+                JOIN,
+            ],
+        );
+        let online = |want: usize| {
+            let url = server.url.clone();
+            move || {
+                let url = url.clone();
+                async move { nodes_of(&url).await.iter().filter(|n| n["status"] == "online").count() == want }
+            }
+        };
+        assert!(
+            eventually(Duration::from_secs(20), online(3)).await,
+            "{}: local workers not online:\n{}",
+            db.backend,
+            server.log_text()
+        );
+
+        // A worker started on its own joins with the join token and shows up; stopped, it turns
+        // suspect.
+        let worker_dir = db.dir.path().join("joined");
+        let mut config = disktro_worker::WorkerConfig::new(&worker_dir);
+        config.server = Some(server.url.clone());
+        config.join_token = Some(JOIN.to_owned());
+        config.zone = "far".to_owned();
+        config.heartbeat_interval = Duration::from_secs(1);
+        let worker = disktro_worker::start(config).await.unwrap();
+        assert!(
+            eventually(Duration::from_secs(20), online(4)).await,
+            "{}: joined worker not online",
+            db.backend
+        );
+        let pinned = std::fs::read_to_string(worker_dir.join("server.pub")).unwrap();
+        let key = std::fs::read(db.dir.path().join("server.key")).unwrap();
+        assert_eq!(key.len(), 37);
+        assert_eq!(pinned.trim().len(), 64);
+        worker.shutdown().await;
+        let url = server.url.clone();
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                let url = url.clone();
+                async move {
+                    nodes_of(&url)
+                        .await
+                        .iter()
+                        .any(|n| n["zone"] == "far" && n["status"] == "suspect")
+                }
+            })
+            .await,
+            "{}: a silent worker must turn suspect",
+            db.backend
+        );
+        // The join token never appears in the log.
+        assert!(!server.log_text().contains(JOIN));
+        if db.backend == "postgres" {
+            // A second replica on the same database (and key file) sees the same network.
+            let replica = Server::start(db.dir.path(), &db.url, &["--join-token", JOIN]);
+            let seen = nodes_of(&replica.url).await;
+            assert_eq!(seen.len(), 4, "the replica lists every node");
+            assert!(replica.log_text().contains(&ctx_fingerprint(db.dir.path())));
+            replica.stop();
+        }
+        server.stop();
+    }
+}

@@ -1,0 +1,141 @@
+//! Test support: a fresh database per test on SQLite and, when `DISKTRO_TEST_POSTGRES_URL` names
+//! a PostgreSQL server (`make test` always does), on PostgreSQL too; and the server binary.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection as _;
+use sqlx::Executor as _;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_disktro-server");
+
+/// One database to run a test against.
+pub struct TestDb {
+    pub backend: &'static str,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// SQLite always; PostgreSQL when configured, each test in a database of its own.
+pub async fn databases() -> Vec<TestDb> {
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let mut out = vec![TestDb {
+        backend: "sqlite",
+        url: disktro_server::db::sqlite_url(sqlite_dir.path()),
+        dir: sqlite_dir,
+    }];
+    if let Ok(admin) = std::env::var("DISKTRO_TEST_POSTGRES_URL") {
+        sqlx::any::install_default_drivers();
+        let name = format!(
+            "disktro_test_{}",
+            disktro_core::ids::to_hex(&disktro_core::random_bytes::<8>())
+        );
+        let mut conn = sqlx::AnyConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("DISKTRO_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}"));
+        // The name is made here from hex digits only.
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        let base = &admin[..admin.rfind('/').expect("a database in the URL")];
+        out.push(TestDb {
+            backend: "postgres",
+            url: format!("{base}/{name}"),
+            dir: tempfile::tempdir().unwrap(),
+        });
+    }
+    out
+}
+
+/// A server process.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Start the binary on a free port with `args`; returns once it listens.
+    pub fn start(data_dir: &std::path::Path, database_url: &str, args: &[&str]) -> Self {
+        let log = data_dir.join(format!(
+            "server-{}.log",
+            disktro_core::ids::to_hex(&disktro_core::random_bytes::<4>())
+        ));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let err_file = log_file.try_clone().unwrap();
+        let child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--site-root", "target/site", "--data-dir"])
+            .arg(data_dir)
+            .args(args)
+            .env("DATABASE_URL", database_url)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(log_file)
+            .stderr(err_file)
+            .spawn()
+            .unwrap();
+        // Owned by `server` at once, so a failed start is killed and reaped by Drop.
+        let mut server = Self {
+            child,
+            url: String::new(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = server.log_text();
+            if let Some(at) = text.find("listening on http://") {
+                let rest = &text[at + "listening on ".len()..];
+                server.url = rest.split_whitespace().next().unwrap().to_owned();
+                return server;
+            }
+            assert!(Instant::now() < deadline, "server did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "server exited with {status}:\n{}", self.log_text());
+                return;
+            }
+            assert!(Instant::now() < deadline, "server did not stop:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll an async condition until it holds or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f().await
+}
