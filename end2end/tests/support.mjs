@@ -12,7 +12,9 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 export async function startServer() {
   const bin = process.env.DISKTRO_SERVER_BIN ?? path.join(root, 'target', 'release', 'disktro-server');
   const siteRoot = process.env.LEPTOS_SITE_ROOT ?? path.join(root, 'target', 'site');
-  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--site-root', siteRoot], {
+  // A fresh data dir (database, server key) per server, removed when it stops.
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'disktro-e2e-'));
+  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--site-root', siteRoot, '--data-dir', dataDir], {
     env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -36,7 +38,10 @@ export async function startServer() {
     log: () => log,
     stop: () => new Promise((resolve) => {
       child.removeAllListeners('exit');
-      child.on('exit', resolve);
+      child.on('exit', () => {
+        rmSync(dataDir, { recursive: true, force: true });
+        resolve();
+      });
       child.kill('SIGTERM');
     }),
   };

@@ -291,7 +291,10 @@ async fn local_workers_and_a_joining_worker_show_their_health() {
             "{}: joined worker not online",
             db.backend
         );
-        let pinned = std::fs::read_to_string(worker_dir.join("server.pub")).unwrap();
+        // The worker pins the key after the server answered, so poll for it.
+        let pin = worker_dir.join("server.pub");
+        assert!(eventually(Duration::from_secs(10), || std::future::ready(pin.exists())).await);
+        let pinned = std::fs::read_to_string(&pin).unwrap();
         let key = std::fs::read(db.dir.path().join("server.key")).unwrap();
         assert_eq!(key.len(), 37);
         assert_eq!(pinned.trim().len(), 64);
