@@ -24,6 +24,10 @@ pub struct Context {
     pub key: Keypair,
     pub join_token: String,
     pub heartbeat_interval: Duration,
+    /// `Secure` and `__Host-` session cookies: on when the public URL is `https://`.
+    pub secure_cookies: bool,
+    /// Storage quota of new accounts, bytes.
+    pub default_quota: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,9 @@ pub enum ContextError {
     #[error(transparent)]
     Key(#[from] disktro_worker::identity::IdentityError),
 }
+
+/// Storage quota of new accounts unless `--default-quota` says otherwise.
+pub const DEFAULT_QUOTA: i64 = 10 << 30;
 
 /// The server key file in the data directory (same format as a worker's node key).
 pub const KEY_FILE: &str = "server.key";
@@ -67,6 +74,8 @@ impl Context {
             key,
             join_token,
             heartbeat_interval,
+            secure_cookies: false,
+            default_quota: DEFAULT_QUOTA,
         })
     }
 }

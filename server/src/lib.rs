@@ -2,14 +2,18 @@
 //! registry in the database (SQLite or PostgreSQL) and can run local workers in-process.
 //!
 //! - [`db`]: pool and migrations; [`context`]: what handlers share (database, token key, join
-//!   token); [`nodes`]: registration, heartbeats and health; [`api`]: the `/api/v1` routes;
-//!   [`local_workers`]: `--local-workers`.
+//!   token); [`nodes`]: registration, heartbeats and health; [`accounts`], [`sessions`],
+//!   [`throttle`]: zero-knowledge accounts, cookies/CSRF/API tokens, log-in throttling;
+//!   [`api`]: the `/api/v1` routes; [`local_workers`]: `--local-workers`.
 
+pub mod accounts;
 pub mod api;
 pub mod context;
 pub mod db;
 pub mod local_workers;
 pub mod nodes;
+pub mod sessions;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

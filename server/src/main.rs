@@ -33,6 +33,9 @@ struct Args {
     /// URL people and workers reach this server at [default: http://<listen address>].
     #[arg(long, env = "DISKTRO_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Storage quota of each new account, e.g. `10GiB`.
+    #[arg(long, env = "DISKTRO_DEFAULT_QUOTA", default_value = "10GiB")]
+    default_quota: String,
     /// Heartbeat period asked of workers; node health thresholds are multiples of it.
     #[arg(long, env = "DISKTRO_HEARTBEAT_INTERVAL", default_value = "10s")]
     heartbeat_interval: String,
@@ -57,15 +60,16 @@ async fn main() -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| disktro_server::db::sqlite_url(&args.data_dir));
-    let ctx = Arc::new(
-        disktro_server::Context::open(
-            &args.data_dir,
-            &database_url,
-            args.join_token.clone(),
-            heartbeat_interval,
-        )
-        .await?,
-    );
+    let default_quota =
+        disktro_worker::units::parse_size(&args.default_quota).map_err(|e| anyhow::anyhow!("--default-quota: {e}"))?;
+    let mut ctx = disktro_server::Context::open(
+        &args.data_dir,
+        &database_url,
+        args.join_token.clone(),
+        heartbeat_interval,
+    )
+    .await?;
+    ctx.default_quota = i64::try_from(default_quota).unwrap_or(i64::MAX);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -83,6 +87,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
+    ctx.secure_cookies = public_url.starts_with("https://");
+    let ctx = Arc::new(ctx);
     let app = disktro_server::app(disktro_server::site_options(site_root, addr), Arc::clone(&ctx));
     tracing::info!(
         database = %disktro_server::db::redact(&database_url),
@@ -100,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let server = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
         })

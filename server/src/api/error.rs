@@ -87,3 +87,19 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// A JSON request body; anything else is `400 malformed_json` in the API's error shape (axum's
+/// own `Json` answers plain text).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "body_rejected", e.body_text()))?;
+        serde_json::from_slice(&bytes).map(Self).map_err(ApiError::json)
+    }
+}

@@ -5,7 +5,11 @@
 //! | `GET /health` | anyone |
 //! | `POST /nodes/register`, `POST /nodes/heartbeat` | workers (join token; node-key signatures) |
 //! | `GET /nodes` | anyone: node ids, URLs, zones and health are not secret |
+//! | `POST /auth/prelogin`, `/auth/signup`, `/auth/login` | anyone (log-in throttled) |
+//! | `POST /auth/logout`, `/auth/password`, `/auth/tokens` | a session with its CSRF token, or an API token |
+//! | `GET /account` | a session or an API token |
 
+pub mod auth;
 pub mod error;
 pub mod nodes;
 
@@ -18,9 +22,9 @@ use serde::Serialize;
 
 use crate::context::Context;
 
-/// Node requests are small JSON documents; a heartbeat with many corrupt-shard reports is the
+/// API requests are small JSON documents; a heartbeat with many corrupt-shard reports is the
 /// largest (10,000 ids ≈ 700 kB).
-const NODE_BODY_LIMIT: usize = 1 << 20;
+const BODY_LIMIT: usize = 1 << 20;
 
 /// `GET /api/v1/health` answer.
 #[derive(Debug, Serialize)]
@@ -49,7 +53,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: Arc<Context>) -> Router<S> 
         .route("/nodes", get(nodes::list))
         .route("/nodes/register", post(nodes::register))
         .route("/nodes/heartbeat", post(nodes::heartbeat))
-        .layer(DefaultBodyLimit::max(NODE_BODY_LIMIT))
+        .route("/auth/prelogin", post(auth::prelogin))
+        .route("/auth/signup", post(auth::signup))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/password", post(auth::change_password))
+        .route("/auth/tokens", post(auth::create_token))
+        .route("/account", get(auth::account))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(no_such_route)
         .with_state(ctx)
 }

@@ -1,0 +1,270 @@
+//! Zero-knowledge accounts. The client turns the password into an auth key and a master key
+//! (`core::keys::derive_account_keys`, Argon2id in the browser or CLI); the server receives only
+//! the auth key, which it hashes again with its own Argon2id and salt, and the client's KDF set-up
+//! and wrapped identity key, which it hands back at log-in. It never sees a password or a key that
+//! opens anything.
+//!
+//! Unknown e-mail addresses get a **decoy** KDF set-up (a salt derived from the server key and the
+//! address), so the pre-login step does not tell who has an account; a failed log-in answers the
+//! same for a wrong password and an unknown address.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
+use serde::Deserialize;
+use sqlx::Row as _;
+use zeroize::Zeroizing;
+
+use crate::api::error::ApiError;
+use crate::db::Db;
+
+/// Server-side Argon2id over the (already high-entropy) auth key: OWASP's minimum is plenty, the
+/// input is not guessable; it only keeps a leaked table from being a list of log-in keys.
+const AUTH_HASH_PARAMS: KdfParams = KdfParams::MINIMUM;
+/// Longest wrapped identity accepted (the "DKWK" format is 65 bytes; room for a future version).
+const MAX_WRAPPED: usize = 512;
+
+/// What a client sends to sign up.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignUp {
+    pub email: String,
+    /// base64url of the "DKKP" encoding.
+    pub kdf_setup: String,
+    /// base64url, 32 bytes.
+    pub auth_key: String,
+    /// base64url of the identity key wrapped under the master key.
+    pub wrapped_identity: String,
+    /// hex, 32 bytes.
+    pub public_key: String,
+}
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub email: String,
+    pub kdf_setup: String,
+    pub auth_hash: String,
+    pub wrapped_identity: String,
+    pub public_key: String,
+    pub quota_bytes: i64,
+    pub used_bytes: i64,
+}
+
+/// Trimmed, lower-cased, plausibly an address.
+pub fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let e = email.trim().to_lowercase();
+    let valid = (3..=254).contains(&e.len())
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(e)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_email",
+            "that does not look like an e-mail address",
+        ))
+    }
+}
+
+pub fn decode_b64(value: &str, field: &'static str) -> Result<Vec<u8>, ApiError> {
+    B64.decode(value)
+        .map_err(|_| ApiError::bad_request("invalid_field", format!("{field} must be base64url without padding")))
+}
+
+pub fn encode_b64(bytes: &[u8]) -> String {
+    B64.encode(bytes)
+}
+
+/// The 32-byte auth key from its base64url form.
+pub fn auth_key(value: &str) -> Result<Zeroizing<[u8; 32]>, ApiError> {
+    let bytes = Zeroizing::new(decode_b64(value, "auth_key")?);
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::bad_request("invalid_field", "auth_key must be 32 bytes"))?;
+    Ok(Zeroizing::new(key))
+}
+
+fn argon(params: KdfParams) -> argon2::Argon2<'static> {
+    let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+        .expect("the minimum parameters are valid");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
+}
+
+/// `argon2id$m$t$p$salt$hash` (hex).
+pub fn hash_auth_key(key: &[u8; 32]) -> String {
+    let salt: [u8; 16] = disktro_core::random_bytes();
+    let p = AUTH_HASH_PARAMS;
+    let mut out = [0u8; 32];
+    argon(p)
+        .hash_password_into(key, &salt, &mut out)
+        .expect("valid lengths");
+    format!(
+        "argon2id${}${}${}${}${}",
+        p.memory_kib,
+        p.iterations,
+        p.parallelism,
+        disktro_core::ids::to_hex(&salt),
+        disktro_core::ids::to_hex(&out)
+    )
+}
+
+/// Whether `key` matches a stored hash (compared through BLAKE3, so timing tells nothing).
+pub fn verify_auth_key(stored: &str, key: &[u8; 32]) -> bool {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let [_, m, t, p, salt, hash] = parts[..] else {
+        return false;
+    };
+    let (Ok(m), Ok(t), Ok(p)) = (m.parse(), t.parse(), p.parse()) else {
+        return false;
+    };
+    let Ok(salt) = disktro_core::ids::from_hex::<16>(salt) else {
+        return false;
+    };
+    let params = KdfParams {
+        memory_kib: m,
+        iterations: t,
+        parallelism: p,
+    };
+    let mut out = [0u8; 32];
+    if argon(params).hash_password_into(key, &salt, &mut out).is_err() {
+        return false;
+    }
+    blake3::hash(disktro_core::ids::to_hex(&out).as_bytes()) == blake3::hash(hash.as_bytes())
+}
+
+/// A stable, plausible KDF set-up for an address with no account.
+pub fn decoy_setup(server_key: &Keypair, email: &str) -> KdfSetup {
+    let secret = server_key.secret_bytes();
+    let mut hasher = blake3::Hasher::new_derive_key("disktro decoy kdf salt v1");
+    hasher.update(secret.as_ref());
+    hasher.update(email.as_bytes());
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    KdfSetup {
+        params: KdfParams::DEFAULT,
+        salt,
+    }
+}
+
+/// Validate a sign-up; returns the normalized address and the server-side auth hash.
+pub fn check_sign_up(s: &SignUp) -> Result<(String, String), ApiError> {
+    let email = normalize_email(&s.email)?;
+    KdfSetup::decode(&decode_b64(&s.kdf_setup, "kdf_setup")?)
+        .map_err(|e| ApiError::bad_request("weak_kdf", format!("the key-derivation set-up is not acceptable: {e}")))?;
+    let wrapped = decode_b64(&s.wrapped_identity, "wrapped_identity")?;
+    if wrapped.is_empty() || wrapped.len() > MAX_WRAPPED {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "wrapped_identity has an impossible length",
+        ));
+    }
+    disktro_core::ids::from_hex::<32>(&s.public_key)
+        .map_err(|_| ApiError::bad_request("invalid_field", "public_key must be 64 hex digits"))?;
+    let key = auth_key(&s.auth_key)?;
+    Ok((email, hash_auth_key(&key)))
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        kdf_setup: row.try_get("kdf_setup")?,
+        auth_hash: row.try_get("auth_hash")?,
+        wrapped_identity: row.try_get("wrapped_identity")?,
+        public_key: row.try_get("public_key")?,
+        quota_bytes: row.try_get("quota_bytes")?,
+        used_bytes: row.try_get("used_bytes")?,
+    })
+}
+
+const COLUMNS: &str = "id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes";
+
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<Account>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM accounts WHERE email = $1"
+    )))
+    .bind(email)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<Account>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM accounts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Insert; `None` when the address is taken.
+pub async fn create(
+    db: &Db,
+    s: &SignUp,
+    email: &str,
+    auth_hash: &str,
+    quota: i64,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let id = disktro_core::ids::to_hex(&disktro_core::random_bytes::<16>());
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(email)
+    .bind(&s.kdf_setup)
+    .bind(auth_hash)
+    .bind(&s.wrapped_identity)
+    .bind(&s.public_key)
+    .bind(quota)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    Ok((inserted.rows_affected() == 1).then_some(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_hashes_verify_only_the_right_key() {
+        let key = [7u8; 32];
+        let stored = hash_auth_key(&key);
+        assert!(verify_auth_key(&stored, &key));
+        assert!(!verify_auth_key(&stored, &[8u8; 32]));
+        assert!(!verify_auth_key("argon2id$1$1$1$zz$zz", &key));
+        assert_ne!(stored, hash_auth_key(&key), "salted");
+    }
+
+    #[test]
+    fn emails_are_normalized_or_refused() {
+        assert_eq!(normalize_email("  Ada@Example.ORG ").unwrap(), "ada@example.org");
+        for bad in [
+            "",
+            "ada",
+            "@example.org",
+            "ada@",
+            "ada@org",
+            "a da@example.org",
+            "ada@.example.org",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decoys_are_stable_per_address() {
+        let k = Keypair::generate();
+        assert_eq!(decoy_setup(&k, "a@b.c"), decoy_setup(&k, "a@b.c"));
+        assert_ne!(decoy_setup(&k, "a@b.c").salt, decoy_setup(&k, "b@b.c").salt);
+    }
+}

@@ -1,0 +1,308 @@
+//! `/api/v1/auth/*` and `/api/v1/account`: sign-up, pre-login, log-in, log-out, password change,
+//! API tokens. See `accounts.rs` for what the server keeps and `sessions.rs` for cookies and CSRF.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{self, SignUp};
+use crate::api::error::{ApiError, JsonBody};
+use crate::context::{Context, unix_now};
+use crate::sessions::{self, Auth, Credential, Writer};
+use crate::throttle;
+
+/// The client's address when the server knows it (not in handler tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreLogin {
+    pub email: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KdfAnswer {
+    pub kdf_setup: String,
+}
+
+/// The KDF set-up to derive keys with: the account's, or a stable decoy.
+pub async fn prelogin(
+    State(ctx): State<Arc<Context>>,
+    JsonBody(req): JsonBody<PreLogin>,
+) -> Result<Json<KdfAnswer>, ApiError> {
+    let email = accounts::normalize_email(&req.email)?;
+    let setup = match accounts::by_email(&ctx.db, &email).await? {
+        Some(account) => account.kdf_setup,
+        None => accounts::encode_b64(&accounts::decoy_setup(&ctx.key, &email).encode()),
+    };
+    Ok(Json(KdfAnswer { kdf_setup: setup }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Session {
+    pub account_id: String,
+    pub email: String,
+    pub kdf_setup: String,
+    pub wrapped_identity: String,
+    pub public_key: String,
+    pub csrf_token: String,
+}
+
+fn with_cookie(ctx: &Context, status: StatusCode, cookie: Option<&str>, body: impl Serialize) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(SET_COOKIE, sessions::set_cookie(ctx, cookie));
+    (status, headers, Json(body)).into_response()
+}
+
+pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<SignUp>) -> Result<Response, ApiError> {
+    // Argon2 runs off the async threads.
+    let (req, checked) = tokio::task::spawn_blocking(move || {
+        let checked = accounts::check_sign_up(&req);
+        (req, checked)
+    })
+    .await
+    .map_err(|_| ApiError::internal("sign-up check"))?;
+    let (email, auth_hash) = checked?;
+    let now = unix_now();
+    let id = accounts::create(&ctx.db, &req, &email, &auth_hash, ctx.default_quota, now)
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "email_taken",
+                "an account with this e-mail address exists; log in instead",
+            )
+        })?;
+    let session = sessions::create(&ctx.db, &id, now).await?;
+    tracing::info!(account_id = %id, "account created");
+    let body = Session {
+        account_id: id,
+        email,
+        kdf_setup: req.kdf_setup,
+        wrapped_identity: req.wrapped_identity,
+        public_key: req.public_key,
+        csrf_token: session.csrf,
+    };
+    Ok(with_cookie(&ctx, StatusCode::CREATED, Some(&session.cookie), body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogIn {
+    pub email: String,
+    /// base64url, 32 bytes.
+    pub auth_key: String,
+}
+
+fn wrong_credentials() -> ApiError {
+    ApiError::unauthorized("wrong_credentials", "wrong e-mail address or password")
+}
+
+pub async fn login(
+    State(ctx): State<Arc<Context>>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(req): JsonBody<LogIn>,
+) -> Result<Response, ApiError> {
+    let email = accounts::normalize_email(&req.email)?;
+    let key = accounts::auth_key(&req.auth_key)?;
+    let now = unix_now();
+    let account_key = format!("email:{email}");
+    let address_key = addr.map(|a| format!("addr:{}", a.ip()));
+    let delay = throttle::admit(&ctx.db, &account_key, address_key.as_deref(), now).await?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let account = accounts::by_email(&ctx.db, &email).await?;
+    let stored = account.as_ref().map(|a| a.auth_hash.clone());
+    // Unknown addresses cost the same Argon2 run as known ones, so timing tells nothing.
+    let ok = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => accounts::verify_auth_key(&hash, &key),
+        None => {
+            let _ = accounts::hash_auth_key(&key);
+            false
+        }
+    })
+    .await
+    .map_err(|_| ApiError::internal("log-in check"))?;
+    let Some(account) = account.filter(|_| ok) else {
+        let mut keys = vec![account_key.as_str()];
+        keys.extend(address_key.as_deref());
+        throttle::record_failure(&ctx.db, &keys, now).await?;
+        return Err(wrong_credentials());
+    };
+    throttle::clear(&ctx.db, &account_key).await?;
+    let session = sessions::create(&ctx.db, &account.id, now).await?;
+    let body = Session {
+        account_id: account.id,
+        email: account.email,
+        kdf_setup: account.kdf_setup,
+        wrapped_identity: account.wrapped_identity,
+        public_key: account.public_key,
+        csrf_token: session.csrf,
+    };
+    Ok(with_cookie(&ctx, StatusCode::OK, Some(&session.cookie), body))
+}
+
+/// End this session (or revoke this API token).
+pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Result<Response, ApiError> {
+    match &auth.credential {
+        Credential::Session { id_hash, .. } => sessions::end(&ctx.db, id_hash).await?,
+        Credential::ApiToken { id_hash } => {
+            sqlx::query("DELETE FROM api_tokens WHERE id_hash = $1")
+                .bind(id_hash)
+                .execute(&ctx.db.pool)
+                .await?;
+        }
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(SET_COOKIE, sessions::set_cookie(&ctx, None));
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The current auth key, base64url.
+    pub auth_key: String,
+    /// The new set-up, auth key and identity wrapped under the new master key.
+    pub new_kdf_setup: String,
+    pub new_auth_key: String,
+    pub new_wrapped_identity: String,
+}
+
+/// Swap the account's key material in one statement guarded by the old hash, and end every other
+/// session and API token.
+pub async fn change_password(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    JsonBody(req): JsonBody<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let account = accounts::by_id(&ctx.db, &auth.account_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("not_logged_in", "the account no longer exists"))?;
+    let check = SignUp {
+        email: account.email.clone(),
+        kdf_setup: req.new_kdf_setup.clone(),
+        auth_key: req.new_auth_key.clone(),
+        wrapped_identity: req.new_wrapped_identity.clone(),
+        public_key: account.public_key.clone(),
+    };
+    let old_key = accounts::auth_key(&req.auth_key)?;
+    let old_hash = account.auth_hash.clone();
+    let (ok, checked) = tokio::task::spawn_blocking(move || {
+        (
+            accounts::verify_auth_key(&old_hash, &old_key),
+            accounts::check_sign_up(&check),
+        )
+    })
+    .await
+    .map_err(|_| ApiError::internal("password check"))?;
+    if !ok {
+        return Err(ApiError::unauthorized(
+            "wrong_credentials",
+            "the current password is wrong",
+        ));
+    }
+    let (_, new_hash) = checked?;
+    let mut tx = ctx.db.pool.begin().await?;
+    let swapped = sqlx::query(
+        "UPDATE accounts SET kdf_setup = $2, auth_hash = $3, wrapped_identity = $4 WHERE id = $1 AND auth_hash = $5",
+    )
+    .bind(&account.id)
+    .bind(&req.new_kdf_setup)
+    .bind(&new_hash)
+    .bind(&req.new_wrapped_identity)
+    .bind(&account.auth_hash)
+    .execute(&mut *tx)
+    .await?;
+    if swapped.rows_affected() != 1 {
+        return Err(ApiError::conflict(
+            "changed_meanwhile",
+            "the password was changed meanwhile; log in again",
+        ));
+    }
+    let keep = match &auth.credential {
+        Credential::Session { id_hash, .. } | Credential::ApiToken { id_hash } => id_hash.clone(),
+    };
+    sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id_hash <> $2")
+        .bind(&account.id)
+        .bind(&keep)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM api_tokens WHERE account_id = $1 AND id_hash <> $2")
+        .bind(&account.id)
+        .bind(&keep)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(account_id = %account.id, "password changed; other sessions ended");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub account_id: String,
+    pub email: String,
+    pub public_key: String,
+    pub quota_bytes: i64,
+    pub used_bytes: i64,
+    /// For browser sessions: the token state-changing requests must send.
+    pub csrf_token: Option<String>,
+}
+
+pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json<AccountView>, ApiError> {
+    let a = accounts::by_id(&ctx.db, &auth.account_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("not_logged_in", "the account no longer exists"))?;
+    Ok(Json(AccountView {
+        account_id: a.id,
+        email: a.email,
+        public_key: a.public_key,
+        quota_bytes: a.quota_bytes,
+        used_bytes: a.used_bytes,
+        csrf_token: match auth.credential {
+            Credential::Session { csrf, .. } => Some(csrf),
+            Credential::ApiToken { .. } => None,
+        },
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenAnswer {
+    pub token: String,
+}
+
+/// A new API token for the CLI (shown once).
+pub async fn create_token(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    JsonBody(req): JsonBody<NewToken>,
+) -> Result<(StatusCode, Json<TokenAnswer>), ApiError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::bad_request("invalid_field", "name must be 1 to 100 bytes"));
+    }
+    let token = sessions::create_api_token(&ctx.db, &auth.account_id, name, unix_now()).await?;
+    Ok((StatusCode::CREATED, Json(TokenAnswer { token })))
+}

@@ -1,0 +1,210 @@
+//! Who is asking: browser sessions (cookie + CSRF token) and CLI API tokens (bearer).
+//!
+//! - A session cookie is 32 random bytes; the database keeps only their BLAKE3 hash, so a leaked
+//!   table opens no session. Cookie: `HttpOnly; SameSite=Strict; Path=/`, plus `Secure` and the
+//!   `__Host-` prefix when the server's public URL is `https://`.
+//! - Every state-changing request made with a session must carry the session's CSRF token in
+//!   `x-csrf-token` (the [`Writer`] extractor checks it). The token is handed out in the log-in
+//!   answer and by `GET /api/v1/account`; another site can neither read it nor send the header.
+//! - API tokens (`Authorization: Bearer dkt_…`) are not sent by browsers on their own, so they
+//!   need no CSRF token.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use sqlx::Row as _;
+
+use crate::api::error::ApiError;
+use crate::context::{Context, unix_now};
+use crate::db::Db;
+
+/// Sessions last a week from log-in.
+pub const SESSION_TTL: i64 = 7 * 24 * 3600;
+pub const CSRF_HEADER: &str = "x-csrf-token";
+const TOKEN_PREFIX: &str = "dkt_";
+
+fn secret() -> String {
+    disktro_core::ids::to_hex(&disktro_core::random_bytes::<32>())
+}
+
+fn hash(secret: &str) -> String {
+    blake3::hash(secret.as_bytes()).to_hex().to_string()
+}
+
+pub fn cookie_name(ctx: &Context) -> &'static str {
+    if ctx.secure_cookies {
+        "__Host-disktro_session"
+    } else {
+        "disktro_session"
+    }
+}
+
+/// `Set-Cookie` for a session value (`None` clears it).
+pub fn set_cookie(ctx: &Context, value: Option<&str>) -> HeaderValue {
+    let secure = if ctx.secure_cookies { "; Secure" } else { "" };
+    let text = match value {
+        Some(v) => format!(
+            "{}={v}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL}{secure}",
+            cookie_name(ctx)
+        ),
+        None => format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+            cookie_name(ctx)
+        ),
+    };
+    HeaderValue::from_str(&text).expect("cookie text is ASCII")
+}
+
+/// A new session: the cookie value (secret) and its CSRF token.
+pub struct NewSession {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewSession { .. }")
+    }
+}
+
+pub async fn create(db: &Db, account_id: &str, now: i64) -> Result<NewSession, sqlx::Error> {
+    let session = NewSession {
+        cookie: secret(),
+        csrf: secret(),
+    };
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, account_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash(&session.cookie))
+    .bind(account_id)
+    .bind(&session.csrf)
+    .bind(now)
+    .bind(now + SESSION_TTL)
+    .execute(&db.pool)
+    .await?;
+    Ok(session)
+}
+
+/// A new API token for the CLI; the secret is shown once.
+pub async fn create_api_token(db: &Db, account_id: &str, name: &str, now: i64) -> Result<String, sqlx::Error> {
+    let token = format!("{TOKEN_PREFIX}{}", secret());
+    sqlx::query("INSERT INTO api_tokens (id_hash, account_id, name, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(hash(&token))
+        .bind(account_id)
+        .bind(name)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(token)
+}
+
+/// How a request was authenticated.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A browser session: its hash (to end it) and CSRF token.
+    Session { id_hash: String, csrf: String },
+    /// A bearer API token (its hash).
+    ApiToken { id_hash: String },
+}
+
+/// An authenticated request (any method).
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub account_id: String,
+    pub credential: Credential,
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn not_logged_in() -> ApiError {
+    ApiError::unauthorized("not_logged_in", "log in first (or pass an API token)")
+}
+
+impl FromRequestParts<Arc<Context>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<Context>) -> Result<Self, ApiError> {
+        let now = unix_now();
+        if let Some(bearer) = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            let id_hash = hash(bearer.trim());
+            let row = sqlx::query("SELECT account_id FROM api_tokens WHERE id_hash = $1")
+                .bind(&id_hash)
+                .fetch_optional(&ctx.db.pool)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("bad_token", "the API token is not valid"))?;
+            return Ok(Self {
+                account_id: row.try_get("account_id")?,
+                credential: Credential::ApiToken { id_hash },
+            });
+        }
+        let cookie = cookie_value(&parts.headers, cookie_name(ctx)).ok_or_else(not_logged_in)?;
+        let id_hash = hash(cookie);
+        let row = sqlx::query("SELECT account_id, csrf_token FROM sessions WHERE id_hash = $1 AND expires_at > $2")
+            .bind(&id_hash)
+            .bind(now)
+            .fetch_optional(&ctx.db.pool)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("session_expired", "the session has ended; log in again"))?;
+        Ok(Self {
+            account_id: row.try_get("account_id")?,
+            credential: Credential::Session {
+                id_hash,
+                csrf: row.try_get("csrf_token")?,
+            },
+        })
+    }
+}
+
+/// An authenticated request allowed to change state: a session with its CSRF token, or an API
+/// token.
+#[derive(Debug, Clone)]
+pub struct Writer(pub Auth);
+
+impl FromRequestParts<Arc<Context>> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<Context>) -> Result<Self, ApiError> {
+        let auth = Auth::from_request_parts(parts, ctx).await?;
+        if let Credential::Session { csrf, .. } = &auth.credential {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if blake3::hash(sent.as_bytes()) != blake3::hash(csrf.as_bytes()) {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "csrf_required",
+                    format!("state-changing requests need the session's {CSRF_HEADER} header"),
+                ));
+            }
+        }
+        Ok(Self(auth))
+    }
+}
+
+/// End one session.
+pub async fn end(db: &Db, id_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}

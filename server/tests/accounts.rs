@@ -1,0 +1,421 @@
+//! Zero-knowledge accounts, sessions, CSRF, API tokens and log-in throttling, through `oneshot` on
+//! SQLite and PostgreSQL. Keys are derived as a client would (`core::keys`), with the minimum
+//! Argon2 parameters to keep the tests quick.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use disktro_core::keys::{KdfParams, KdfSetup, Keypair, derive_account_keys};
+use serde_json::{Value, json};
+use support::databases;
+use tower::ServiceExt as _;
+
+/// What a client holds after deriving keys from a password.
+struct Client {
+    email: String,
+    setup: KdfSetup,
+    auth_key: String,
+    wrapped_identity: String,
+    public_key: String,
+}
+
+fn client(email: &str, password: &str) -> Client {
+    let setup = KdfSetup {
+        params: KdfParams::MINIMUM,
+        salt: disktro_core::random_bytes(),
+    };
+    derive(email, password, setup, &Keypair::generate())
+}
+
+fn derive(email: &str, password: &str, setup: KdfSetup, identity: &Keypair) -> Client {
+    let keys = derive_account_keys(password.as_bytes(), &setup).unwrap();
+    Client {
+        email: email.to_owned(),
+        setup,
+        auth_key: B64.encode(keys.auth_key.as_bytes()),
+        wrapped_identity: B64.encode(keys.master_key.wrap_identity(email.as_bytes(), identity).unwrap()),
+        public_key: disktro_core::ids::to_hex(identity.public().as_bytes()),
+    }
+}
+
+impl Client {
+    fn signup_body(&self) -> Value {
+        json!({
+            "email": self.email,
+            "kdf_setup": B64.encode(self.setup.encode()),
+            "auth_key": self.auth_key,
+            "wrapped_identity": self.wrapped_identity,
+            "public_key": self.public_key,
+        })
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    cookie: Option<String>,
+}
+
+async fn call(app: &axum::Router, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+    let mut request = Request::builder().method(method).uri(format!("/api/v1{path}"));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let body = match body {
+        Some(v) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(serde_json::to_vec(&v).unwrap())
+        }
+        None => Body::empty(),
+    };
+    let res = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    let status = res.status();
+    let cookie = res
+        .headers()
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    Answer {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        cookie,
+    }
+}
+
+/// `name=value` from a Set-Cookie header.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn app_for(db: &support::TestDb) -> axum::Router {
+    let ctx = disktro_server::Context::open(db.dir.path(), &db.url, Some("j".to_owned()), Duration::from_secs(10))
+        .await
+        .unwrap();
+    disktro_server::app(
+        disktro_server::site_options("target/site", "127.0.0.1:0".parse().unwrap()),
+        Arc::new(ctx),
+    )
+}
+
+fn code(a: &Answer) -> &str {
+    a.body["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_up_log_in_sessions_csrf_tokens_and_password_change() {
+    for db in databases().await {
+        let app = app_for(&db).await;
+        let ada = client("Ada@Example.org", "correct horse battery staple");
+
+        let a = call(&app, "POST", "/auth/signup", Some(ada.signup_body()), &[]).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}: {}", db.backend, a.body);
+        let set_cookie = a.cookie.unwrap();
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
+        assert_eq!(a.body["email"], "ada@example.org");
+        let session = cookie_pair(&set_cookie);
+        let csrf = a.body["csrf_token"].as_str().unwrap().to_owned();
+
+        // Tried: the same address again (any case). Must hold: 409 email_taken.
+        let again = client("ADA@example.org", "another");
+        let a = call(&app, "POST", "/auth/signup", Some(again.signup_body()), &[]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::CONFLICT, "email_taken"));
+        // Tried: weak KDF parameters, a bad address, a short auth key. Must hold: clear 400s.
+        let mut weak = client("weak@example.org", "pw").signup_body();
+        weak["kdf_setup"] = json!(
+            B64.encode(
+                KdfSetup {
+                    params: KdfParams {
+                        memory_kib: 1024,
+                        iterations: 1,
+                        parallelism: 1
+                    },
+                    salt: [0; 16]
+                }
+                .encode()
+            )
+        );
+        let a = call(&app, "POST", "/auth/signup", Some(weak), &[]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::BAD_REQUEST, "weak_kdf"));
+        let mut bad = client("nobody", "pw").signup_body();
+        let a = call(&app, "POST", "/auth/signup", Some(bad.clone()), &[]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::BAD_REQUEST, "invalid_email"));
+        bad["email"] = json!("short@example.org");
+        bad["auth_key"] = json!("AAAA");
+        let a = call(&app, "POST", "/auth/signup", Some(bad), &[]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::BAD_REQUEST, "invalid_field"));
+        // Tried: malformed JSON and an unknown field. Must hold: 400 malformed_json.
+        let a = call(&app, "POST", "/auth/login", Some(json!({"email": 1})), &[]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::BAD_REQUEST, "malformed_json"));
+
+        // Pre-login: the real set-up for Ada, a stable decoy of the same shape for strangers.
+        let a = call(
+            &app,
+            "POST",
+            "/auth/prelogin",
+            Some(json!({"email": "ada@example.org"})),
+            &[],
+        )
+        .await;
+        assert_eq!(a.body["kdf_setup"], B64.encode(ada.setup.encode()));
+        let d1 = call(
+            &app,
+            "POST",
+            "/auth/prelogin",
+            Some(json!({"email": "eve@example.org"})),
+            &[],
+        )
+        .await;
+        let d2 = call(
+            &app,
+            "POST",
+            "/auth/prelogin",
+            Some(json!({"email": "eve@example.org"})),
+            &[],
+        )
+        .await;
+        assert_eq!(d1.body, d2.body);
+        assert!(KdfSetup::decode(&B64.decode(d1.body["kdf_setup"].as_str().unwrap()).unwrap()).is_ok());
+
+        // The session reads the account; the password never left the client.
+        let a = call(&app, "GET", "/account", None, &[("cookie", &session)]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.body["public_key"], ada.public_key);
+        assert_eq!(a.body["csrf_token"], csrf.as_str());
+
+        // Log-in: a wrong password and an unknown address answer the same.
+        let wrong = derive("ada@example.org", "wrong", ada.setup, &Keypair::generate());
+        let a = call(
+            &app,
+            "POST",
+            "/auth/login",
+            Some(json!({"email": "ada@example.org", "auth_key": wrong.auth_key})),
+            &[],
+        )
+        .await;
+        let b = call(
+            &app,
+            "POST",
+            "/auth/login",
+            Some(json!({"email": "eve@example.org", "auth_key": wrong.auth_key})),
+            &[],
+        )
+        .await;
+        assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "wrong_credentials"));
+        assert_eq!((b.status, &b.body), (a.status, &a.body));
+        let a = call(
+            &app,
+            "POST",
+            "/auth/login",
+            Some(json!({"email": "ada@example.org", "auth_key": ada.auth_key})),
+            &[],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.body["wrapped_identity"], ada.wrapped_identity);
+        let second = cookie_pair(&a.cookie.unwrap());
+        let second_csrf = a.body["csrf_token"].as_str().unwrap().to_owned();
+
+        // Tried: a state-changing request without the CSRF token, and with another session's.
+        // Must hold: 403 csrf_required, nothing changed.
+        let a = call(
+            &app,
+            "POST",
+            "/auth/tokens",
+            Some(json!({"name": "cli"})),
+            &[("cookie", &session)],
+        )
+        .await;
+        assert_eq!((a.status, code(&a)), (StatusCode::FORBIDDEN, "csrf_required"));
+        let a = call(
+            &app,
+            "POST",
+            "/auth/tokens",
+            Some(json!({"name": "cli"})),
+            &[("cookie", &session), ("x-csrf-token", &second_csrf)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        let a = call(
+            &app,
+            "POST",
+            "/auth/tokens",
+            Some(json!({"name": "cli"})),
+            &[("cookie", &session), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        let token = format!("Bearer {}", a.body["token"].as_str().unwrap());
+        // An API token works without CSRF; a forged one does not.
+        let a = call(&app, "GET", "/account", None, &[("authorization", &token)]).await;
+        assert_eq!((a.status, a.body["csrf_token"].clone()), (StatusCode::OK, Value::Null));
+        let a = call(&app, "GET", "/account", None, &[("authorization", "Bearer dkt_forged")]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "bad_token"));
+        let a = call(&app, "GET", "/account", None, &[("cookie", "disktro_session=forged")]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        let a = call(&app, "GET", "/account", None, &[]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "not_logged_in"));
+
+        // Password change: the client re-derives and re-wraps; the server swaps atomically and
+        // ends every other session and token.
+        let identity = Keypair::generate();
+        let renewed = derive(
+            "ada@example.org",
+            "a new password",
+            KdfSetup {
+                params: KdfParams::MINIMUM,
+                salt: disktro_core::random_bytes(),
+            },
+            &identity,
+        );
+        let change = json!({
+            "auth_key": wrong.auth_key,
+            "new_kdf_setup": B64.encode(renewed.setup.encode()),
+            "new_auth_key": renewed.auth_key,
+            "new_wrapped_identity": renewed.wrapped_identity,
+        });
+        let a = call(
+            &app,
+            "POST",
+            "/auth/password",
+            Some(change.clone()),
+            &[("cookie", &session), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(
+            (a.status, code(&a)),
+            (StatusCode::UNAUTHORIZED, "wrong_credentials"),
+            "a wrong current password changes nothing"
+        );
+        let mut change = change;
+        change["auth_key"] = json!(ada.auth_key);
+        let a = call(
+            &app,
+            "POST",
+            "/auth/password",
+            Some(change),
+            &[("cookie", &session), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+        let a = call(&app, "GET", "/account", None, &[("cookie", &second)]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "other sessions ended");
+        let a = call(&app, "GET", "/account", None, &[("authorization", &token)]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "API tokens ended");
+        let a = call(
+            &app,
+            "POST",
+            "/auth/login",
+            Some(json!({"email": "ada@example.org", "auth_key": ada.auth_key})),
+            &[],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "the old password no longer works");
+        let a = call(
+            &app,
+            "POST",
+            "/auth/login",
+            Some(json!({"email": "ada@example.org", "auth_key": renewed.auth_key})),
+            &[],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+
+        // Log-out needs CSRF, then ends the session.
+        let a = call(&app, "POST", "/auth/logout", None, &[("cookie", &session)]).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+        let a = call(
+            &app,
+            "POST",
+            "/auth/logout",
+            None,
+            &[("cookie", &session), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+        assert!(a.cookie.unwrap().contains("Max-Age=0"));
+        let a = call(&app, "GET", "/account", None, &[("cookie", &session)]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "session_expired"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_in_brute_force_is_slowed_then_refused() {
+    for db in databases().await {
+        let app = app_for(&db).await;
+        let bob = client("bob@example.org", "hunter2 but longer");
+        assert_eq!(
+            call(&app, "POST", "/auth/signup", Some(bob.signup_body()), &[])
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        let guess = derive("bob@example.org", "guess", bob.setup, &Keypair::generate());
+        let attempt = |key: String| {
+            let app = app.clone();
+            async move {
+                let started = Instant::now();
+                let a = call(
+                    &app,
+                    "POST",
+                    "/auth/login",
+                    Some(json!({"email": "bob@example.org", "auth_key": key})),
+                    &[],
+                )
+                .await;
+                (a, started.elapsed())
+            }
+        };
+        // Tried: 4 wrong guesses. Must hold: answered at once.
+        for _ in 0..4 {
+            let (a, took) = attempt(guess.auth_key.clone()).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+            assert!(
+                took < Duration::from_millis(150) + Duration::from_millis(400),
+                "{took:?}"
+            );
+        }
+        // From the 5th failure on, each attempt waits longer before it is checked.
+        let mut delays = vec![];
+        for _ in 0..6 {
+            let (a, took) = attempt(guess.auth_key.clone()).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+            delays.push(took);
+        }
+        assert!(delays[5] >= Duration::from_millis(1000), "{delays:?}");
+        assert!(delays[5] > delays[0], "{delays:?}");
+        // Tried: the right password after 10 failures. Must hold: 429 too_many_attempts.
+        let (a, _) = attempt(bob.auth_key.clone()).await;
+        assert_eq!(
+            (a.status, code(&a)),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            "{}",
+            db.backend
+        );
+        // Another account is not affected.
+        let carol = client("carol@example.org", "pw pw pw");
+        assert_eq!(
+            call(&app, "POST", "/auth/signup", Some(carol.signup_body()), &[])
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        let a = call(
+            &app,
+            "POST",
+            "/auth/login",
+            Some(json!({"email": "carol@example.org", "auth_key": carol.auth_key})),
+            &[],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+}
