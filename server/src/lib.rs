@@ -4,7 +4,8 @@
 //! - [`db`]: pool and migrations; [`context`]: what handlers share (database, token key, join
 //!   token); [`nodes`]: registration, heartbeats and health; [`accounts`], [`sessions`],
 //!   [`throttle`]: zero-knowledge accounts, cookies/CSRF/API tokens, log-in throttling;
-//!   [`api`]: the `/api/v1` routes; [`local_workers`]: `--local-workers`.
+//!   [`placement`]: which workers hold which shards; [`api`]: the `/api/v1` routes;
+//!   [`local_workers`]: `--local-workers`.
 
 pub mod accounts;
 pub mod api;
@@ -12,6 +13,7 @@ pub mod context;
 pub mod db;
 pub mod local_workers;
 pub mod nodes;
+pub mod placement;
 pub mod sessions;
 pub mod throttle;
 
