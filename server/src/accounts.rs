@@ -113,7 +113,7 @@ pub fn hash_auth_key(key: &[u8; 32]) -> String {
     )
 }
 
-/// Whether `key` matches a stored hash (compared through BLAKE3, so timing tells nothing).
+/// Whether `key` matches a stored hash (compared in equal time).
 pub fn verify_auth_key(stored: &str, key: &[u8; 32]) -> bool {
     let parts: Vec<&str> = stored.split('$').collect();
     let [_, m, t, p, salt, hash] = parts[..] else {
@@ -134,7 +134,7 @@ pub fn verify_auth_key(stored: &str, key: &[u8; 32]) -> bool {
     if argon(params).hash_password_into(key, &salt, &mut out).is_err() {
         return false;
     }
-    blake3::hash(disktro_core::ids::to_hex(&out).as_bytes()) == blake3::hash(hash.as_bytes())
+    crate::same_secret(disktro_core::ids::to_hex(&out).as_bytes(), hash.as_bytes())
 }
 
 /// A stable, plausible KDF set-up for an address with no account.

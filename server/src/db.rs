@@ -1,9 +1,9 @@
 //! The database: SQLite by default, PostgreSQL when the URL says `postgres://`, through sqlx's
 //! `Any` driver so every query is written once (`$1` placeholders work on both).
 //!
-//! Migrations live in `migrations/sqlite/` and `migrations/postgres/` (the dialects differ in
-//! binary column types); both are embedded in the binary and run at start-up. Times are unix
-//! seconds in `BIGINT` columns, ids are hex `TEXT`, so both backends hold the same values.
+//! Migrations live in `migrations/`, written in the SQL both dialects share, embedded in the
+//! binary and run at start-up. Times are unix seconds in `BIGINT` columns, ids are hex `TEXT` and
+//! binary values base64url `TEXT`, so both backends hold the same values.
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -12,8 +12,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _};
 
-static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
+static MIGRATIONS: Migrator = sqlx::migrate!("../migrations");
 
 /// Which database is behind the pool (for the few places where they differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +77,7 @@ impl Db {
             Backend::Postgres => options.connect(url).await,
         }
         .map_err(|e| DbError(format!("cannot open the database {}: {e}", redact(url))))?;
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE,
-            Backend::Postgres => &POSTGRES,
-        };
-        migrator
+        MIGRATIONS
             .run(&pool)
             .await
             .map_err(|e| DbError(format!("database migration failed: {e}")))?;

@@ -29,6 +29,12 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use context::Context;
 
+/// Equal-time comparison of two secrets: their BLAKE3 hashes are compared, so neither the
+/// position of the first difference nor the lengths show in the timing.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    blake3::hash(a) == blake3::hash(b)
+}
+
 /// Leptos options for the site under `site_root`, served at `addr`.
 pub fn site_options(site_root: &str, addr: SocketAddr) -> LeptosOptions {
     let env = match std::env::var("LEPTOS_ENV").as_deref() {

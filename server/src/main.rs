@@ -124,29 +124,11 @@ async fn main() -> anyhow::Result<()> {
     if !workers.is_empty() {
         tracing::info!(count = workers.len(), "local workers started");
     }
-    shutdown_signal().await;
+    disktro_worker::shutdown_signal().await;
+    tracing::info!("shutting down");
     shutdown.cancel();
     disktro_server::local_workers::stop(workers).await;
     server.await??;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -109,11 +109,6 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Equal-time comparison of two secrets (their hashes are compared, whatever their lengths).
-fn same_secret(a: &str, b: &str) -> bool {
-    blake3::hash(a.as_bytes()) == blake3::hash(b.as_bytes())
-}
-
 /// Register (or re-register) a node. `body` is the exact request body the signature covers.
 pub async fn register(
     db: &Db,
@@ -125,7 +120,7 @@ pub async fn register(
     now: i64,
 ) -> Result<Registered, ApiError> {
     let r: Registration = serde_json::from_slice(body).map_err(ApiError::json)?;
-    if !same_secret(&r.join_token, expected_join_token) {
+    if !crate::same_secret(r.join_token.as_bytes(), expected_join_token.as_bytes()) {
         return Err(ApiError::unauthorized(
             "join_token_refused",
             "the join token is not valid",
@@ -191,6 +186,13 @@ pub async fn heartbeat(
     check_len("url", &beat.url, 512)?;
     check_len("zone", &beat.zone, 64)?;
     check_len("version", &beat.version, 32)?;
+    let reports = &beat.corrupt_shards[..beat.corrupt_shards.len().min(MAX_REPORTS_PER_HEARTBEAT)];
+    if reports.iter().any(|s| s.parse::<disktro_core::ShardId>().is_err()) {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "corrupt_shards holds a malformed id",
+        ));
+    }
     let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ApiError::internal("scrub report"))?;
     let mut tx = db.pool.begin().await?;
     let updated = sqlx::query(
@@ -237,13 +239,7 @@ pub async fn heartbeat(
     .bind(to_i64(beat.uptime_secs))
     .execute(&mut *tx)
     .await?;
-    for shard in beat.corrupt_shards.iter().take(MAX_REPORTS_PER_HEARTBEAT) {
-        if shard.parse::<disktro_core::ShardId>().is_err() {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "corrupt_shards holds a malformed id",
-            ));
-        }
+    for shard in reports {
         sqlx::query(
             "INSERT INTO corrupt_reports (node_id, shard_id, reported_at) VALUES ($1, $2, $3)
              ON CONFLICT (node_id, shard_id) DO NOTHING",

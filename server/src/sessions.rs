@@ -188,7 +188,7 @@ impl FromRequestParts<Arc<Context>> for Writer {
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            if blake3::hash(sent.as_bytes()) != blake3::hash(csrf.as_bytes()) {
+            if !crate::same_secret(sent.as_bytes(), csrf.as_bytes()) {
                 return Err(ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,
                     "csrf_required",

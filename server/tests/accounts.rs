@@ -103,6 +103,17 @@ async fn app_for(db: &support::TestDb) -> axum::Router {
     )
 }
 
+async fn login(app: &axum::Router, email: &str, auth_key: &str) -> Answer {
+    call(
+        app,
+        "POST",
+        "/auth/login",
+        Some(json!({"email": email, "auth_key": auth_key})),
+        &[],
+    )
+    .await
+}
+
 fn code(a: &Answer) -> &str {
     a.body["error"]["code"].as_str().unwrap_or("")
 }
@@ -193,32 +204,11 @@ async fn sign_up_log_in_sessions_csrf_tokens_and_password_change() {
 
         // Log-in: a wrong password and an unknown address answer the same.
         let wrong = derive("ada@example.org", "wrong", ada.setup, &Keypair::generate());
-        let a = call(
-            &app,
-            "POST",
-            "/auth/login",
-            Some(json!({"email": "ada@example.org", "auth_key": wrong.auth_key})),
-            &[],
-        )
-        .await;
-        let b = call(
-            &app,
-            "POST",
-            "/auth/login",
-            Some(json!({"email": "eve@example.org", "auth_key": wrong.auth_key})),
-            &[],
-        )
-        .await;
+        let a = login(&app, "ada@example.org", &wrong.auth_key).await;
+        let b = login(&app, "eve@example.org", &wrong.auth_key).await;
         assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "wrong_credentials"));
         assert_eq!((b.status, &b.body), (a.status, &a.body));
-        let a = call(
-            &app,
-            "POST",
-            "/auth/login",
-            Some(json!({"email": "ada@example.org", "auth_key": ada.auth_key})),
-            &[],
-        )
-        .await;
+        let a = login(&app, "ada@example.org", &ada.auth_key).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         assert_eq!(a.body["wrapped_identity"], ada.wrapped_identity);
         let second = cookie_pair(&a.cookie.unwrap());
@@ -310,23 +300,9 @@ async fn sign_up_log_in_sessions_csrf_tokens_and_password_change() {
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "other sessions ended");
         let a = call(&app, "GET", "/account", None, &[("authorization", &token)]).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "API tokens ended");
-        let a = call(
-            &app,
-            "POST",
-            "/auth/login",
-            Some(json!({"email": "ada@example.org", "auth_key": ada.auth_key})),
-            &[],
-        )
-        .await;
+        let a = login(&app, "ada@example.org", &ada.auth_key).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "the old password no longer works");
-        let a = call(
-            &app,
-            "POST",
-            "/auth/login",
-            Some(json!({"email": "ada@example.org", "auth_key": renewed.auth_key})),
-            &[],
-        )
-        .await;
+        let a = login(&app, "ada@example.org", &renewed.auth_key).await;
         assert_eq!(a.status, StatusCode::OK);
 
         // Log-out needs CSRF, then ends the session.
@@ -363,14 +339,7 @@ async fn log_in_brute_force_is_slowed_then_refused() {
             let app = app.clone();
             async move {
                 let started = Instant::now();
-                let a = call(
-                    &app,
-                    "POST",
-                    "/auth/login",
-                    Some(json!({"email": "bob@example.org", "auth_key": key})),
-                    &[],
-                )
-                .await;
+                let a = login(&app, "bob@example.org", &key).await;
                 (a, started.elapsed())
             }
         };
@@ -408,14 +377,7 @@ async fn log_in_brute_force_is_slowed_then_refused() {
                 .status,
             StatusCode::CREATED
         );
-        let a = call(
-            &app,
-            "POST",
-            "/auth/login",
-            Some(json!({"email": "carol@example.org", "auth_key": carol.auth_key})),
-            &[],
-        )
-        .await;
+        let a = login(&app, "carol@example.org", &carol.auth_key).await;
         assert_eq!(a.status, StatusCode::OK);
     }
 }

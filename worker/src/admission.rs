@@ -33,7 +33,7 @@ use disktro_core::token::{Operation, Token};
 use disktro_core::wire::ErrorCode;
 use disktro_core::{NodeId, Serial};
 
-use crate::durable::{self, TempGuard};
+use crate::durable;
 
 const BOOK_FILE: &str = "serials.log";
 /// serial:[16] expires_at:u64 spent:u64 used:u8
@@ -146,12 +146,7 @@ fn rewrite(path: &Path, entries: &HashMap<Serial, Entry>) -> io::Result<File> {
     for (serial, entry) in entries {
         bytes.extend_from_slice(&encode_record(serial, entry));
     }
-    let temp = path.with_extension("log.tmp");
-    let _ = std::fs::remove_file(&temp);
-    let mut guard = TempGuard::new(&temp);
-    durable::write_synced(&temp, &bytes)?;
-    durable::publish(&temp, path)?;
-    guard.disarm();
+    durable::replace(path, &bytes)?;
     OpenOptions::new().append(true).open(path)
 }
 

@@ -40,7 +40,7 @@ use crate::node::Node;
 enum Outgoing {
     Frame {
         bytes: Vec<u8>,
-        _in_flight: Option<OwnedSemaphorePermit>,
+        _in_flight: OwnedSemaphorePermit,
         _memory: Option<OwnedSemaphorePermit>,
     },
     Close(CloseCode, &'static str),
@@ -220,7 +220,7 @@ async fn queue(
 ) -> Result<(), ()> {
     tx.send(Outgoing::Frame {
         bytes,
-        _in_flight: Some(in_flight),
+        _in_flight: in_flight,
         _memory: memory,
     })
     .await

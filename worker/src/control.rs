@@ -28,7 +28,7 @@ use disktro_core::keys::PublicKey;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::durable::{self, TempGuard};
+use crate::durable;
 use crate::node::{Node, unix_now};
 
 /// The JSON the worker and the server exchange.
@@ -124,17 +124,8 @@ pub fn pinned_server_key(data_dir: &Path) -> Result<Option<PublicKey>, String> {
 }
 
 fn pin_server_key(data_dir: &Path, key: &PublicKey) -> std::io::Result<()> {
-    let path = data_dir.join(PINNED_KEY_FILE);
-    let temp = data_dir.join(format!("{PINNED_KEY_FILE}.tmp"));
-    let _ = std::fs::remove_file(&temp);
-    let mut guard = TempGuard::new(&temp);
-    durable::write_synced(
-        &temp,
-        format!("{}\n", disktro_core::ids::to_hex(key.as_bytes())).as_bytes(),
-    )?;
-    durable::publish(&temp, &path)?;
-    guard.disarm();
-    Ok(())
+    let hex = disktro_core::ids::to_hex(key.as_bytes());
+    durable::replace(&data_dir.join(PINNED_KEY_FILE), format!("{hex}\n").as_bytes())
 }
 
 /// Free bytes for unprivileged users on the file system holding `dir`.

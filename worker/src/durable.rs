@@ -84,6 +84,20 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Replace `target` with `bytes` durably: a temp file beside it (`<target>.tmp`, a stale one from
+/// a crash is removed first), written and synced, renamed over `target`, directory fsynced.
+pub fn replace(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temp = target.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = Path::new(&temp);
+    let _ = fs::remove_file(temp);
+    let mut guard = TempGuard::new(temp);
+    write_synced(temp, bytes)?;
+    publish(temp, target)?;
+    guard.disarm();
+    Ok(())
+}
+
 /// Rename `temp` to `target` and fsync `target`'s directory.
 pub fn publish(temp: &Path, target: &Path) -> io::Result<()> {
     fs::rename(temp, target)?;

@@ -79,13 +79,7 @@ impl RunningWorker {
 }
 
 fn write_ready_file(path: &Path, info: &ReadyInfo) -> std::io::Result<()> {
-    let temp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&temp);
-    let mut guard = durable::TempGuard::new(&temp);
-    durable::write_synced(&temp, &serde_json::to_vec_pretty(info).expect("plain struct"))?;
-    std::fs::rename(&temp, path)?;
-    guard.disarm();
-    Ok(())
+    durable::replace(path, &serde_json::to_vec_pretty(info).expect("plain struct"))
 }
 
 /// Open the data directory, bind, and start serving and the background tasks.
@@ -200,4 +194,25 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
         shutdown,
         tasks,
     })
+}
+
+/// Resolves on SIGTERM or Ctrl-C: how the worker and the server binaries know to shut down.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }

@@ -86,7 +86,12 @@ async fn pass(node: &Arc<Node>, rate: u64, shutdown: &CancellationToken) -> bool
             node.scrub.update(|s| s.running = false);
             return false;
         }
-        let len = node.store.stored_len(&id).unwrap_or(0);
+        let n = Arc::clone(node);
+        let len = tokio::task::spawn_blocking(move || n.store.stored_len(&id))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
         let memory = node.reserve_memory(usize::try_from(len).unwrap_or(usize::MAX)).await;
         let n = Arc::clone(node);
         let outcome = tokio::task::spawn_blocking(move || n.store.get(&id).map(|b| b.len() as u64)).await;
