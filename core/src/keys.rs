@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use sha2::Sha256;
-use zeroize::{ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize as _, ZeroizeOnDrop, Zeroizing};
 
 use crate::encoding::{Reader, Writer as _};
 use crate::{Error, OpenError};
@@ -403,6 +403,19 @@ impl PublicKey {
     }
 }
 
+/// What a share-link holder sends to prove a share's password: HKDF of the password bound to the
+/// file key. The server stores only its own Argon2id hash of this proof; since the proof depends on
+/// the key in the link's fragment, the server cannot guess passwords offline from what it keeps,
+/// and a guess from someone without the link cannot even be formed.
+pub fn share_password_proof(key: &FileKey, password: &str) -> [u8; 32] {
+    let mut context = Vec::with_capacity(32 + password.len());
+    context.extend_from_slice(key.as_bytes());
+    context.extend_from_slice(password.as_bytes());
+    let proof = derive_key(&context, "share password", &[]);
+    context.zeroize();
+    proof
+}
+
 /// The `#fragment` of a share link: the file key as unpadded base64url (43 characters).
 pub fn encode_link_key(key: &FileKey) -> String {
     URL_SAFE_NO_PAD.encode(key.as_bytes())
@@ -541,5 +554,17 @@ mod tests {
         assert_eq!(decode_link_key(&alt), Err(Error::BadLinkKey));
         assert_eq!(decode_link_key(&text[..42]), Err(Error::BadLinkKey));
         assert_eq!(decode_link_key(&format!(" {}", &text[1..])), Err(Error::BadLinkKey));
+    }
+
+    #[test]
+    fn share_password_proofs_depend_on_key_and_password() {
+        let key = FileKey::generate();
+        let other = FileKey::generate();
+        let proof = share_password_proof(&key, "correct horse");
+        assert_eq!(proof, share_password_proof(&key, "correct horse"));
+        // Tried: another password, another key, a password that is a prefix. Must hold: all differ.
+        assert_ne!(proof, share_password_proof(&key, "correct hors"));
+        assert_ne!(proof, share_password_proof(&other, "correct horse"));
+        assert_ne!(share_password_proof(&key, ""), share_password_proof(&other, ""));
     }
 }

@@ -25,7 +25,7 @@ const AUTH_HASH_PARAMS: KdfParams = KdfParams::MINIMUM;
 const MAX_WRAPPED: usize = 512;
 
 /// What a client sends to sign up.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUp {
     pub email: String,

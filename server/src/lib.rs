@@ -4,17 +4,23 @@
 //! - [`db`]: pool and migrations; [`context`]: what handlers share (database, token key, join
 //!   token); [`nodes`]: registration, heartbeats and health; [`accounts`], [`sessions`],
 //!   [`throttle`]: zero-knowledge accounts, cookies/CSRF/API tokens, log-in throttling;
-//!   [`placement`]: which workers hold which shards; [`api`]: the `/api/v1` routes;
-//!   [`local_workers`]: `--local-workers`.
+//!   [`placement`]: which workers hold which shards; [`files`]: uploads, commits, reads and
+//!   deletes; [`grants`]: the tokens handed to clients for workers; [`shares`]: share links;
+//!   [`leases`]: which replica runs a background job, and the janitor; [`api`]: the `/api/v1`
+//!   routes and their OpenAPI document; [`local_workers`]: `--local-workers`.
 
 pub mod accounts;
 pub mod api;
 pub mod context;
 pub mod db;
+pub mod files;
+pub mod grants;
+pub mod leases;
 pub mod local_workers;
 pub mod nodes;
 pub mod placement;
 pub mod sessions;
+pub mod shares;
 pub mod throttle;
 
 use std::net::SocketAddr;

@@ -111,6 +111,11 @@ async fn main() -> anyhow::Result<()> {
                 .await
         })
     };
+    let janitor = tokio::spawn(disktro_server::leases::run_janitor(
+        Arc::clone(&ctx),
+        disktro_server::leases::replica_name(),
+        shutdown.clone(),
+    ));
     let workers = disktro_server::local_workers::start(
         args.local_workers,
         &args.data_dir,
@@ -129,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     disktro_server::local_workers::stop(workers).await;
     server.await??;
+    janitor.await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -30,7 +30,7 @@ pub const SAMPLE_EVERY: i64 = 60;
 /// Corrupt shard ids taken from one heartbeat.
 pub const MAX_REPORTS_PER_HEARTBEAT: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeStatus {
     Online,
@@ -53,7 +53,7 @@ impl NodeStatus {
 }
 
 /// A node as the API and the dashboard show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub node_id: String,
     pub url: String,
@@ -70,6 +70,8 @@ pub struct NodeView {
     pub uptime_secs: i64,
     pub registered_at: i64,
     pub last_seen: i64,
+    /// The worker's last scrub report.
+    #[schema(value_type = Object)]
     pub scrub: serde_json::Value,
 }
 
@@ -316,4 +318,55 @@ mod tests {
         assert_eq!(NodeStatus::of(100, 220, i), NodeStatus::Suspect);
         assert_eq!(NodeStatus::of(100, 221, i), NodeStatus::Offline);
     }
+}
+
+/// Oldest `last_seen` that still counts as online at `now`.
+pub fn online_since(now: i64, interval: Duration) -> i64 {
+    let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
+    now.saturating_sub(interval.saturating_mul(3))
+}
+
+/// A worker that may receive new shards: online, with room for at least `min_free` more bytes.
+#[derive(Debug, Clone)]
+pub struct Writable {
+    pub node_id: disktro_core::NodeId,
+    pub url: String,
+    pub zone: String,
+}
+
+/// Workers that may receive new shards now, in node-id order.
+pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> Result<Vec<Writable>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT node_id, url, zone FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 ORDER BY node_id",
+    )
+    .bind(online_since(now, interval))
+    .bind(min_free)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("node_id")?;
+            Ok(Writable {
+                node_id: id.parse().map_err(|_| ApiError::internal("a stored node id is not hex"))?,
+                url: row.try_get("url")?,
+                zone: row.try_get("zone")?,
+            })
+        })
+        .collect()
+}
+
+/// Public keys of every registered node, to verify receipts with.
+pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, PublicKey>, ApiError> {
+    let rows = sqlx::query("SELECT node_id, public_key FROM nodes").fetch_all(&db.pool).await?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("node_id")?;
+        let key: String = row.try_get("public_key")?;
+        let parse = || -> Option<(disktro_core::NodeId, PublicKey)> {
+            Some((id.parse().ok()?, PublicKey(disktro_core::ids::from_hex(&key).ok()?)))
+        };
+        let (id, key) = parse().ok_or_else(|| ApiError::internal("a stored node key is not hex"))?;
+        out.insert(id, key);
+    }
+    Ok(out)
 }

@@ -57,7 +57,7 @@ pub async fn admit(db: &Db, account_key: &str, address_key: Option<&str>, now: i
         return Err(ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
-            format!("too many failed log-ins; try again in {} minutes", (retry + 59) / 60),
+            format!("too many failed attempts; try again in {} minutes", (retry + 59) / 60),
         ));
     }
     let extra = u32::try_from((weight - SLOW_AFTER + 1).max(0)).unwrap_or(u32::MAX);

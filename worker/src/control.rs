@@ -44,7 +44,7 @@ pub mod api {
     pub const REGISTER_DOMAIN: &str = "register";
     pub const HEARTBEAT_DOMAIN: &str = "heartbeat";
 
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Registration {
         pub join_token: String,
@@ -59,7 +59,7 @@ pub mod api {
         pub sent_at: u64,
     }
 
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
     pub struct Registered {
         pub node_id: String,
         /// The server's token-signing public key, hex.
@@ -67,7 +67,7 @@ pub mod api {
         pub heartbeat_interval_secs: u64,
     }
 
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
     #[serde(deny_unknown_fields)]
     pub struct Heartbeat {
         pub node_id: String,
@@ -90,7 +90,7 @@ pub mod api {
         pub corrupt_shards: Vec<String>,
     }
 
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
     pub struct HeartbeatAck {
         pub heartbeat_interval_secs: u64,
     }

@@ -17,7 +17,7 @@ use crate::node::{Node, unix_now};
 use crate::store::StoreError;
 
 /// Where the scrubber is; part of every heartbeat.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScrubReport {
     pub running: bool,
     /// Passes finished since start-up.

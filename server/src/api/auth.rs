@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{self, SignUp};
-use crate::api::error::{ApiError, JsonBody};
+use crate::api::error::{ApiError, ErrorBody, JsonBody};
 use crate::context::{Context, unix_now};
 use crate::sessions::{self, Auth, Credential, Writer};
 use crate::throttle;
@@ -30,18 +30,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreLogin {
     pub email: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KdfAnswer {
     pub kdf_setup: String,
 }
 
 /// The KDF set-up to derive keys with: the account's, or a stable decoy.
+#[utoipa::path(post, path = "/auth/prelogin", tag = "accounts", request_body = PreLogin,
+    responses((status = 200, description = "the account's KDF set-up, or a stable decoy for unknown addresses", body = KdfAnswer), (status = 400, body = ErrorBody)))]
 pub async fn prelogin(
     State(ctx): State<Arc<Context>>,
     JsonBody(req): JsonBody<PreLogin>,
@@ -54,7 +56,7 @@ pub async fn prelogin(
     Ok(Json(KdfAnswer { kdf_setup: setup }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub account_id: String,
     pub email: String,
@@ -70,6 +72,8 @@ fn with_cookie(ctx: &Context, status: StatusCode, cookie: Option<&str>, body: im
     (status, headers, Json(body)).into_response()
 }
 
+#[utoipa::path(post, path = "/auth/signup", tag = "accounts", request_body = SignUp,
+    responses((status = 201, description = "account created; session cookie set", body = Session), (status = 400, body = ErrorBody), (status = 409, description = "e-mail taken", body = ErrorBody)))]
 pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<SignUp>) -> Result<Response, ApiError> {
     // Argon2 runs off the async threads.
     let (req, checked) = tokio::task::spawn_blocking(move || {
@@ -101,7 +105,7 @@ pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<Sig
     Ok(with_cookie(&ctx, StatusCode::CREATED, Some(&session.cookie), body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogIn {
     pub email: String,
@@ -113,6 +117,8 @@ fn wrong_credentials() -> ApiError {
     ApiError::unauthorized("wrong_credentials", "wrong e-mail address or password")
 }
 
+#[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = LogIn,
+    responses((status = 200, description = "session cookie set", body = Session), (status = 401, body = ErrorBody), (status = 429, description = "too many failures", body = ErrorBody)))]
 pub async fn login(
     State(ctx): State<Arc<Context>>,
     ClientAddr(addr): ClientAddr,
@@ -159,6 +165,8 @@ pub async fn login(
 }
 
 /// End this session (or revoke this API token).
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("session" = []), ("token" = [])))]
 pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Result<Response, ApiError> {
     match &auth.credential {
         Credential::Session { id_hash, .. } => sessions::end(&ctx.db, id_hash).await?,
@@ -174,7 +182,7 @@ pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Re
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     /// The current auth key, base64url.
@@ -187,6 +195,8 @@ pub struct ChangePassword {
 
 /// Swap the account's key material in one statement guarded by the old hash, and end every other
 /// session and API token.
+#[utoipa::path(post, path = "/auth/password", tag = "accounts", request_body = ChangePassword,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)), security(("session" = []), ("token" = [])))]
 pub async fn change_password(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
@@ -254,7 +264,7 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub account_id: String,
     pub email: String,
@@ -265,6 +275,8 @@ pub struct AccountView {
     pub csrf_token: Option<String>,
 }
 
+#[utoipa::path(get, path = "/account", tag = "accounts",
+    responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
 pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json<AccountView>, ApiError> {
     let a = accounts::by_id(&ctx.db, &auth.account_id)
         .await?
@@ -282,18 +294,20 @@ pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     pub name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenAnswer {
     pub token: String,
 }
 
 /// A new API token for the CLI (shown once).
+#[utoipa::path(post, path = "/auth/tokens", tag = "accounts", request_body = NewToken,
+    responses((status = 201, description = "shown once", body = TokenAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
 pub async fn create_token(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,

@@ -1,24 +1,36 @@
-//! The JSON API under `/api/v1`, used by the CLI, the app and the workers.
+//! The JSON API under `/api/v1`, used by the CLI, the app and the workers. Its OpenAPI document is
+//! generated from these handlers' annotations and served at `/api/v1/openapi.json` (and kept in
+//! `server/openapi.json`, checked by a test).
 //!
-//! | route | who |
+//! | routes | who |
 //! | --- | --- |
-//! | `GET /health` | anyone |
+//! | `GET /health`, `GET /openapi.json` | anyone |
 //! | `POST /nodes/register`, `POST /nodes/heartbeat` | workers (join token; node-key signatures) |
 //! | `GET /nodes` | anyone: node ids, URLs, zones and health are not secret |
 //! | `POST /auth/prelogin`, `/auth/signup`, `/auth/login` | anyone (log-in throttled) |
 //! | `POST /auth/logout`, `/auth/password`, `/auth/tokens` | a session with its CSRF token, or an API token |
-//! | `GET /account` | a session or an API token |
+//! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /shares` | a session or an API token, own objects only |
+//! | `POST /uploads`, `/uploads/{id}/renew`, `/uploads/{id}/commit`, `DELETE /uploads/{id}`, `DELETE /files/{id}`, `POST /files/{id}/shares`, `DELETE /shares/{id}` | a session with its CSRF token, or an API token; own objects only |
+//! | `POST /public/shares/{id}`, `/public/shares/{id}/download` | anyone with the link (policy and password enforced) |
+//!
+//! Another account's object is always "not found", never "forbidden": existence is not revealed.
 
 pub mod auth;
 pub mod error;
+pub mod files;
 pub mod nodes;
+pub mod shares;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::context::Context;
 
@@ -27,7 +39,7 @@ use crate::context::Context;
 const BODY_LIMIT: usize = 1 << 20;
 
 /// `GET /api/v1/health` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: &'static str,
     pub version: &'static str,
@@ -35,6 +47,7 @@ pub struct Health {
     pub format_version: u8,
 }
 
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -47,20 +60,89 @@ async fn no_such_route() -> error::ApiError {
     error::ApiError::not_found("no_such_route", "no such API route")
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Disktro API", description = "The JSON API of a Disktro server: accounts, files, shares and storage nodes. \
+        The server never receives plaintext, file names or keys: manifests are owner-signed, metadata is sealed, \
+        file keys are wrapped, and share links carry their key in the URL fragment, which is never sent."),
+    servers((url = "/api/v1")),
+    modifiers(&Security),
+    tags((name = "accounts"), (name = "files"), (name = "shares"), (name = "nodes"), (name = "server"))
+)]
+struct ApiDoc;
+
+/// The two ways to authenticate: a session cookie (with the CSRF header on state-changing
+/// requests) or a bearer API token.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "disktro_session",
+                "session cookie from /auth/login or /auth/signup (`__Host-disktro_session` under https); state-changing requests also send \
+                 the session's CSRF token in the x-csrf-token header",
+            ))),
+        );
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API token from /auth/tokens (the CLI)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The API's routes and its OpenAPI document, from one list.
+fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(nodes::list))
+        .routes(routes!(nodes::register))
+        .routes(routes!(nodes::heartbeat))
+        .routes(routes!(auth::prelogin))
+        .routes(routes!(auth::signup))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(auth::create_token))
+        .routes(routes!(auth::account))
+        .routes(routes!(files::begin))
+        .routes(routes!(files::renew))
+        .routes(routes!(files::cancel))
+        .routes(commit_route())
+        .routes(routes!(files::list))
+        .routes(routes!(files::get, files::delete))
+        .routes(routes!(shares::create))
+        .routes(routes!(shares::list))
+        .routes(routes!(shares::revoke))
+        .routes(routes!(shares::open))
+        .routes(routes!(shares::download))
+        .split_for_parts()
+}
+
+/// The commit carries a receipt per shard: its own, larger body limit (`files::MAX_COMMIT_BODY`).
+/// Set on the route itself, it overrides the router-wide limit.
+fn commit_route() -> utoipa_axum::router::UtoipaMethodRouter<Arc<Context>> {
+    let (schemas, paths, method) = routes!(files::commit);
+    (schemas, paths, method.layer(DefaultBodyLimit::max(crate::files::MAX_COMMIT_BODY)))
+}
+
+/// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: Arc<Context>) -> Router<S> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/nodes", get(nodes::list))
-        .route("/nodes/register", post(nodes::register))
-        .route("/nodes/heartbeat", post(nodes::heartbeat))
-        .route("/auth/prelogin", post(auth::prelogin))
-        .route("/auth/signup", post(auth::signup))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/password", post(auth::change_password))
-        .route("/auth/tokens", post(auth::create_token))
-        .route("/account", get(auth::account))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    let (api, doc) = routes();
+    let doc = Arc::new(doc);
+    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .fallback(no_such_route)
         .with_state(ctx)
 }

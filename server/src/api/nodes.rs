@@ -6,9 +6,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use disktro_worker::control::api::{HeartbeatAck, Registered, SIGNATURE_HEADER};
+use disktro_worker::control::api::{Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER};
 
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorBody};
 use crate::context::{Context, unix_now};
 use crate::nodes::{self, NodeView};
 
@@ -17,6 +17,9 @@ fn signature(headers: &HeaderMap) -> Option<[u8; 64]> {
     disktro_core::ids::from_hex::<64>(hex).ok()
 }
 
+#[utoipa::path(post, path = "/nodes/register", tag = "nodes", request_body = Registration,
+    params(("x-disktro-node-signature" = String, Header, description = "Ed25519 signature of the body by the node key, hex")),
+    responses((status = 200, body = Registered), (status = 400, body = ErrorBody), (status = 401, description = "wrong join token or signature", body = ErrorBody)))]
 pub async fn register(
     State(ctx): State<Arc<Context>>,
     headers: HeaderMap,
@@ -35,6 +38,9 @@ pub async fn register(
     Ok(Json(registered))
 }
 
+#[utoipa::path(post, path = "/nodes/heartbeat", tag = "nodes", request_body = Heartbeat,
+    params(("x-disktro-node-signature" = String, Header, description = "Ed25519 signature of the body by the node key, hex")),
+    responses((status = 200, body = HeartbeatAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, description = "unknown node: register again", body = ErrorBody)))]
 pub async fn heartbeat(
     State(ctx): State<Arc<Context>>,
     headers: HeaderMap,
@@ -44,6 +50,8 @@ pub async fn heartbeat(
     Ok(Json(ack))
 }
 
+#[utoipa::path(get, path = "/nodes", tag = "nodes",
+    responses((status = 200, description = "every registered node with its health", body = Vec<NodeView>)))]
 pub async fn list(State(ctx): State<Arc<Context>>) -> Result<Json<Vec<NodeView>>, ApiError> {
     Ok(Json(nodes::list(&ctx.db, ctx.heartbeat_interval, unix_now()).await?))
 }

@@ -1,0 +1,141 @@
+//! `/api/v1/uploads` and `/api/v1/files`: begin, renew, cancel and commit uploads; list, read and
+//! delete files. The rules live in `files.rs`; these handlers only extract and answer.
+
+// utoipa expands `params(T)` into a qualified path the lint flags.
+#![allow(unused_qualifications)]
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::api::error::{ApiError, ErrorBody, JsonBody};
+use crate::context::{Context, unix_now};
+use crate::files::{self, BeginUpload, Commit, FileDownload, FileList, FileSummary, UploadPlan};
+use crate::grants::PutGrant;
+use crate::sessions::{Auth, Writer};
+
+/// Begin an upload: placement and put tokens for every shard.
+#[utoipa::path(post, path = "/uploads", tag = "files", request_body = BeginUpload,
+    responses(
+        (status = 201, body = UploadPlan),
+        (status = 400, description = "invalid file id, size, chunk size or redundancy", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, description = "CSRF token missing", body = ErrorBody),
+        (status = 409, description = "file id taken", body = ErrorBody),
+        (status = 413, description = "over quota or too large", body = ErrorBody),
+        (status = 503, description = "not enough workers online", body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn begin(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    JsonBody(req): JsonBody<BeginUpload>,
+) -> Result<(StatusCode, Json<UploadPlan>), ApiError> {
+    let plan = files::begin(&ctx, &auth.account_id, req, unix_now()).await?;
+    Ok((StatusCode::CREATED, Json(plan)))
+}
+
+/// Fresh put tokens for an upload in progress (same workers and budgets).
+#[utoipa::path(post, path = "/uploads/{id}/renew", tag = "files",
+    params(("id" = String, Path, description = "upload id")),
+    responses((status = 200, body = Vec<PutGrant>), (status = 404, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn renew(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<PutGrant>>, ApiError> {
+    Ok(Json(files::renew(&ctx, &auth.account_id, &id, unix_now()).await?))
+}
+
+/// Abandon an upload in progress.
+#[utoipa::path(delete, path = "/uploads/{id}", tag = "files",
+    params(("id" = String, Path, description = "upload id")),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn cancel(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    files::cancel(&ctx, &auth.account_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Commit an upload: the signed manifest, a receipt for every shard, sealed metadata and the
+/// wrapped key, checked and recorded in one transaction.
+#[utoipa::path(post, path = "/uploads/{id}/commit", tag = "files", request_body = Commit,
+    params(("id" = String, Path, description = "upload id")),
+    responses(
+        (status = 201, body = FileSummary),
+        (status = 400, description = "manifest, receipts, metadata or key do not check out", body = ErrorBody),
+        (status = 404, description = "no such upload", body = ErrorBody),
+        (status = 413, description = "over quota", body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn commit(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Commit>,
+) -> Result<(StatusCode, Json<FileSummary>), ApiError> {
+    let summary = files::commit(&ctx, &auth.account_id, &id, req, unix_now()).await?;
+    Ok((StatusCode::CREATED, Json(summary)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Files per page (1 to 1000, default 200).
+    pub limit: Option<i64>,
+    /// Files to skip.
+    pub offset: Option<i64>,
+}
+
+/// The account's files, newest first, with redundancy health.
+#[utoipa::path(get, path = "/files", tag = "files", params(Page),
+    responses((status = 200, body = FileList), (status = 401, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn list(
+    State(ctx): State<Arc<Context>>,
+    auth: Auth,
+    Query(page): Query<Page>,
+) -> Result<Json<FileList>, ApiError> {
+    let list = files::list(
+        &ctx,
+        &auth.account_id,
+        page.limit.unwrap_or(200),
+        page.offset.unwrap_or(0),
+        unix_now(),
+    )
+    .await?;
+    Ok(Json(list))
+}
+
+/// A file's manifest, metadata, wrapped key, shard locations and get tokens.
+#[utoipa::path(get, path = "/files/{id}", tag = "files",
+    params(("id" = String, Path, description = "file id")),
+    responses((status = 200, body = FileDownload), (status = 404, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn get(
+    State(ctx): State<Arc<Context>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<FileDownload>, ApiError> {
+    Ok(Json(files::download(&ctx, &id, Some(&auth.account_id), unix_now()).await?))
+}
+
+/// Delete a file: its shares are revoked and its shards go to garbage collection.
+#[utoipa::path(delete, path = "/files/{id}", tag = "files",
+    params(("id" = String, Path, description = "file id")),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn delete(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    files::delete(&ctx, &auth.account_id, &id, unix_now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

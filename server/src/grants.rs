@@ -1,0 +1,127 @@
+//! Grants: the tokens the server signs so a client may talk to workers.
+//!
+//! - **Put grants** (one per worker an upload uses): scoped to the upload, budgeted for the
+//!   shards placed on that worker (at their largest possible size), valid [`PUT_TOKEN_TTL`];
+//!   renewed for long uploads. Each serial is recorded with its upload and worker, so a commit
+//!   can tell that a receipt answers a token issued for this upload.
+//! - **Read grants** (per worker holding shards of a file): scoped to the file, listing the
+//!   worker's shards (at most [`MAX_TOKEN_SHARDS`] per token, so one token per window of 1,024
+//!   chunks), budgeted at twice their bytes so a reader can retry, valid [`GET_TOKEN_TTL`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use disktro_core::keys::Keypair;
+use disktro_core::token::{MAX_TOKEN_SHARDS, Operation, Scope, Token};
+use disktro_core::{FileId, NodeId, Serial, ShardId};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::accounts::encode_b64;
+use crate::api::error::ApiError;
+
+/// Lifetime of a put token; an upload asks for fresh ones (`/uploads/{id}/renew`) before then.
+pub const PUT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// Lifetime of a get token: long enough for a large download, short enough that a leaked
+/// manifest answer is soon useless.
+pub const GET_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+/// Get tokens may read each shard this many times (retries after a failed read).
+const READ_ALLOWANCE: u64 = 2;
+
+fn expiry(now: i64, ttl: Duration) -> u64 {
+    u64::try_from(now).unwrap_or(0) + ttl.as_secs()
+}
+
+/// A put token for one worker.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PutGrant {
+    /// Node id, 64 hex digits.
+    pub node_id: String,
+    /// The worker's WebSocket URL.
+    pub url: String,
+    /// The signed token ("DKTK"), base64url.
+    pub token: String,
+    /// Serial of the token, 32 hex digits.
+    pub serial: String,
+    /// Bytes the token lets the client store on this worker.
+    pub budget: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// Sign a put token for `worker` under upload `upload`.
+pub fn put(server: &Keypair, worker: NodeId, url: &str, upload: [u8; 16], budget: u64, now: i64) -> Result<PutGrant, ApiError> {
+    let serial = Serial::random();
+    let expires_at = expiry(now, PUT_TOKEN_TTL);
+    let token = Token {
+        operation: Operation::Put,
+        issuer: server.public(),
+        worker,
+        scope: Scope::Upload(upload),
+        serial,
+        expires_at,
+        byte_budget: budget,
+        shards: Vec::new(),
+    }
+    .sign(server)
+    .map_err(|_| ApiError::internal("signing a put token"))?;
+    Ok(PutGrant {
+        node_id: worker.to_hex(),
+        url: url.to_owned(),
+        token: encode_b64(&token),
+        serial: serial.to_hex(),
+        budget,
+        expires_at,
+    })
+}
+
+/// A get token covering the shards of chunks `first_chunk..=last_chunk` held by one worker.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReadToken {
+    pub first_chunk: u64,
+    pub last_chunk: u64,
+    /// The signed token ("DKTK"), base64url.
+    pub token: String,
+}
+
+/// One stored shard, as the database lists it.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub chunk: u64,
+    pub shard: ShardId,
+    pub size: u64,
+}
+
+/// Get tokens for one worker's shards of `file`, one per window of [`MAX_TOKEN_SHARDS`] chunks.
+/// A worker holds at most one shard per chunk, so a window never lists more than the maximum.
+pub fn read(server: &Keypair, worker: NodeId, file: FileId, shards: &[Placed], now: i64) -> Result<Vec<ReadToken>, ApiError> {
+    let window = MAX_TOKEN_SHARDS as u64;
+    let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
+    for p in shards {
+        windows.entry(p.chunk / window).or_default().push(p);
+    }
+    let expires_at = expiry(now, GET_TOKEN_TTL);
+    windows
+        .into_iter()
+        .map(|(w, placed)| {
+            let budget = placed.iter().map(|p| p.size).sum::<u64>() * READ_ALLOWANCE;
+            let token = Token {
+                operation: Operation::Get,
+                issuer: server.public(),
+                worker,
+                scope: Scope::File(file),
+                serial: Serial::random(),
+                expires_at,
+                byte_budget: budget,
+                shards: placed.iter().map(|p| p.shard).collect(),
+            }
+            .sign(server)
+            .map_err(|_| ApiError::internal("signing a get token"))?;
+            Ok(ReadToken {
+                first_chunk: w * window,
+                last_chunk: w * window + window - 1,
+                token: encode_b64(&token),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,278 @@
+//! Share links: `/s/<share id>#<file key>`. The server keeps the policy (expiry, download limit,
+//! revocation, an optional password verifier) and never the key, which lives in the fragment.
+//!
+//! A password is checked with a *proof* the link holder's client derives from the password and
+//! the file key (`disktro_core::keys::share_password_proof`); the server stores its own Argon2id
+//! hash of the proof. Wrong proofs are throttled per share like log-ins.
+//!
+//! Opening a share (`open`) shows what it is without counting; downloading (`download`) counts one
+//! download atomically with the policy check, so a limit of N is N downloads even under races.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+use utoipa::ToSchema;
+
+use crate::accounts::{self, decode_b64, encode_b64};
+use crate::api::error::ApiError;
+use crate::context::Context;
+use crate::files::{self, FileDownload};
+use crate::throttle;
+
+/// Expiry of a share unless asked otherwise: 7 days.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest expiry: 1 year.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `POST /files/{id}/shares`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewShare {
+    /// Seconds until the link stops working (default 7 days, at most 1 year).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// Downloads allowed (default: no limit).
+    #[serde(default)]
+    pub max_downloads: Option<u32>,
+    /// base64url of the 32-byte password proof, when the link needs a password.
+    #[serde(default)]
+    pub password_proof: Option<String>,
+}
+
+/// A share as its owner sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ShareView {
+    pub share_id: String,
+    pub file_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub max_downloads: Option<u64>,
+    pub downloads: u64,
+    pub password: bool,
+    pub revoked: bool,
+}
+
+/// `POST /public/shares/{id}` and `…/download`: what the link holder sends.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareAccess {
+    /// base64url password proof, for shares with a password.
+    #[serde(default)]
+    pub password_proof: Option<String>,
+}
+
+/// What a link holder sees before downloading.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareInfo {
+    pub share_id: String,
+    pub file_id: String,
+    /// Sealed metadata ("DKMD"), base64url: the link's key opens it.
+    pub metadata: String,
+    pub size: u64,
+    pub expires_at: i64,
+    /// Downloads left, when limited.
+    pub downloads_left: Option<u64>,
+}
+
+fn share_not_found() -> ApiError {
+    ApiError::not_found("share_not_found", "no such share link")
+}
+
+fn gone(code: &'static str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::GONE, code, message)
+}
+
+fn view(row: &sqlx::any::AnyRow) -> Result<ShareView, ApiError> {
+    let max: Option<i64> = row.try_get("max_downloads")?;
+    let hash: Option<String> = row.try_get("password_hash")?;
+    let revoked: Option<i64> = row.try_get("revoked_at")?;
+    Ok(ShareView {
+        share_id: row.try_get("id")?,
+        file_id: row.try_get("file_id")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        max_downloads: max.map(|m| u64::try_from(m).unwrap_or(0)),
+        downloads: u64::try_from(row.try_get::<i64, _>("downloads")?).unwrap_or(0),
+        password: hash.is_some(),
+        revoked: revoked.is_some(),
+    })
+}
+
+const COLUMNS: &str = "id, file_id, created_at, expires_at, max_downloads, downloads, password_hash, revoked_at";
+
+/// Create a share of the account's file.
+pub async fn create(ctx: &Context, account_id: &str, file_hex: &str, req: NewShare, now: i64) -> Result<ShareView, ApiError> {
+    let owned = sqlx::query("SELECT id FROM files WHERE id = $1 AND account_id = $2")
+        .bind(file_hex)
+        .bind(account_id)
+        .fetch_optional(&ctx.db.pool)
+        .await?;
+    if owned.is_none() {
+        return Err(ApiError::not_found("file_not_found", "no such file"));
+    }
+    let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY.as_secs());
+    if expires_in == 0 || expires_in > MAX_EXPIRY.as_secs() {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            format!("expires_in must be 1 to {} seconds", MAX_EXPIRY.as_secs()),
+        ));
+    }
+    if req.max_downloads == Some(0) {
+        return Err(ApiError::bad_request("invalid_download_limit", "max_downloads must be at least 1"));
+    }
+    let password_hash = match &req.password_proof {
+        Some(proof) => {
+            let proof = accounts::auth_key(proof)?;
+            Some(
+                tokio::task::spawn_blocking(move || accounts::hash_auth_key(&proof))
+                    .await
+                    .map_err(|_| ApiError::internal("hashing a share password"))?,
+            )
+        }
+        None => None,
+    };
+    let id = encode_b64(&disktro_core::random_bytes::<16>());
+    let expires_at = now + i64::try_from(expires_in).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO shares (id, file_id, account_id, created_at, expires_at, max_downloads, password_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(file_hex)
+    .bind(account_id)
+    .bind(now)
+    .bind(expires_at)
+    .bind(req.max_downloads.map(i64::from))
+    .bind(password_hash.as_deref())
+    .execute(&ctx.db.pool)
+    .await?;
+    Ok(ShareView {
+        share_id: id,
+        file_id: file_hex.to_owned(),
+        created_at: now,
+        expires_at,
+        max_downloads: req.max_downloads.map(u64::from),
+        downloads: 0,
+        password: password_hash.is_some(),
+        revoked: false,
+    })
+}
+
+/// The account's shares, newest first; of one file when `file_hex` is given.
+pub async fn list(ctx: &Context, account_id: &str, file_hex: Option<&str>) -> Result<Vec<ShareView>, ApiError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM shares WHERE account_id = $1 AND ($2 = '' OR file_id = $2) ORDER BY created_at DESC, id"
+    )))
+    .bind(account_id)
+    .bind(file_hex.unwrap_or(""))
+    .fetch_all(&ctx.db.pool)
+    .await?;
+    rows.iter().map(view).collect()
+}
+
+/// Revoke one of the account's shares (idempotent).
+pub async fn revoke(ctx: &Context, account_id: &str, share_id: &str, now: i64) -> Result<ShareView, ApiError> {
+    sqlx::query("UPDATE shares SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL")
+        .bind(share_id)
+        .bind(account_id)
+        .bind(now)
+        .execute(&ctx.db.pool)
+        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM shares WHERE id = $1 AND account_id = $2"
+    )))
+    .bind(share_id)
+    .bind(account_id)
+    .fetch_optional(&ctx.db.pool)
+    .await?
+    .ok_or_else(share_not_found)?;
+    view(&row)
+}
+
+/// The share's policy, checked in order: exists, not revoked, not expired, not exhausted,
+/// password. Returns the view and the file's size and metadata.
+async fn admit(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<(ShareView, String, u64), ApiError> {
+    if share_id.len() != 22 {
+        return Err(share_not_found());
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM shares WHERE id = $1"
+    )))
+    .bind(share_id)
+    .fetch_optional(&ctx.db.pool)
+    .await?
+    .ok_or_else(share_not_found)?;
+    let share = view(&row)?;
+    if share.revoked {
+        return Err(gone("share_revoked", "this link was revoked by its owner"));
+    }
+    if now >= share.expires_at {
+        return Err(gone("share_expired", "this link has expired"));
+    }
+    if share.max_downloads.is_some_and(|max| share.downloads >= max) {
+        return Err(gone("share_exhausted", "this link has reached its download limit"));
+    }
+    let hash: Option<String> = row.try_get("password_hash")?;
+    if let Some(hash) = hash {
+        let Some(proof) = &access.password_proof else {
+            return Err(ApiError::unauthorized("share_password_required", "this link needs its password"));
+        };
+        let key = format!("share:{share_id}");
+        let delay = throttle::admit(&ctx.db, &key, None, now).await?;
+        tokio::time::sleep(delay).await;
+        let proof = decode_b64(proof, "password_proof")?;
+        let proof: [u8; 32] = proof
+            .try_into()
+            .map_err(|_| ApiError::bad_request("invalid_field", "password_proof must be 32 bytes"))?;
+        let ok = tokio::task::spawn_blocking(move || accounts::verify_auth_key(&hash, &proof))
+            .await
+            .map_err(|_| ApiError::internal("share password check"))?;
+        if !ok {
+            throttle::record_failure(&ctx.db, &[&key], now).await?;
+            return Err(ApiError::unauthorized("share_password_wrong", "the password is not right"));
+        }
+        throttle::clear(&ctx.db, &key).await?;
+    }
+    let file = sqlx::query("SELECT metadata, size FROM files WHERE id = $1")
+        .bind(&share.file_id)
+        .fetch_optional(&ctx.db.pool)
+        .await?
+        .ok_or_else(|| gone("share_revoked", "the shared file was deleted"))?;
+    let size: i64 = file.try_get("size")?;
+    Ok((share, file.try_get("metadata")?, u64::try_from(size).unwrap_or(0)))
+}
+
+/// What the link points at, without counting a download.
+pub async fn open(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<ShareInfo, ApiError> {
+    let (share, metadata, size) = admit(ctx, share_id, access, now).await?;
+    Ok(ShareInfo {
+        downloads_left: share.max_downloads.map(|m| m.saturating_sub(share.downloads)),
+        share_id: share.share_id,
+        file_id: share.file_id,
+        metadata,
+        size,
+        expires_at: share.expires_at,
+    })
+}
+
+/// Count one download and return what a reader needs.
+pub async fn download(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<FileDownload, ApiError> {
+    let (share, _, _) = admit(ctx, share_id, access, now).await?;
+    // The policy again, atomically with the count: two racing downloads of the last allowed one
+    // cannot both pass.
+    let counted = sqlx::query(
+        "UPDATE shares SET downloads = downloads + 1 WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+         AND (max_downloads IS NULL OR downloads < max_downloads)",
+    )
+    .bind(share_id)
+    .bind(now)
+    .execute(&ctx.db.pool)
+    .await?
+    .rows_affected();
+    if counted != 1 {
+        return Err(gone("share_exhausted", "this link has reached its download limit"));
+    }
+    files::download(ctx, &share.file_id, None, now).await
+}
