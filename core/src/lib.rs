@@ -14,10 +14,11 @@
 //! Around it: [`manifest`] (the signed list of chunks and shards), [`metadata`] (sealed name, type
 //! and size), [`keys`] (password → keys, key wrapping, identity keys, share-link keys), [`token`]
 //! (server-signed capabilities and worker receipts), [`wire`] (worker WebSocket frames) and
-//! [`audit`] (BLAKE3 verified-slice proofs).
+//! [`audit`] (BLAKE3 verified-slice proofs); [`api`] is the JSON of the server's API.
 
 #![cfg_attr(test, allow(clippy::cast_possible_truncation))]
 
+pub mod api;
 pub mod audit;
 pub mod chunk;
 mod encoding;

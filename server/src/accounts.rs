@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
-use serde::Deserialize;
+use disktro_core::api::SignUp;
 use sqlx::Row as _;
 use zeroize::Zeroizing;
 
@@ -24,20 +24,6 @@ const AUTH_HASH_PARAMS: KdfParams = KdfParams::MINIMUM;
 /// Longest wrapped identity accepted (the "DKWK" format is 65 bytes; room for a future version).
 const MAX_WRAPPED: usize = 512;
 
-/// What a client sends to sign up.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignUp {
-    pub email: String,
-    /// base64url of the "DKKP" encoding.
-    pub kdf_setup: String,
-    /// base64url, 32 bytes.
-    pub auth_key: String,
-    /// base64url of the identity key wrapped under the master key.
-    pub wrapped_identity: String,
-    /// hex, 32 bytes.
-    pub public_key: String,
-}
 
 /// An account as stored.
 #[derive(Debug, Clone)]

@@ -25,17 +25,18 @@ use axum::http::StatusCode;
 use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
 use disktro_core::metadata::{MAX_MIME_LEN, MAX_NAME_LEN};
 use disktro_core::seal::TAG_LEN;
+use disktro_core::api::{
+    BeginUpload, Commit, FileDownload, FileList, FileSummary, NodeStatus, PutGrant, ReadNode, RedundancyHealth, UploadPlan,
+};
 use disktro_core::token::Receipt;
 use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
-use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
-use utoipa::ToSchema;
 
 use crate::accounts::{decode_b64, encode_b64};
 use crate::api::error::ApiError;
 use crate::context::Context;
-use crate::grants::{self, Placed, PutGrant, ReadToken};
-use crate::nodes::{self, NodeStatus};
+use crate::grants::{self, Placed};
+use crate::nodes;
 use crate::placement::{self, Candidate};
 
 /// How long an upload may take from begin to commit.
@@ -49,117 +50,13 @@ pub const MAX_COMMIT_BODY: usize = 64 << 20;
 /// Files listed per page at most.
 pub const MAX_PAGE: i64 = 1000;
 
-/// `POST /uploads`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BeginUpload {
-    /// The client's random file id, 32 hex digits (the codec binds it into every sealed chunk).
-    pub file_id: String,
-    /// Plaintext bytes.
-    pub size: u64,
-    /// Data shards per chunk wished for (default 6).
-    #[serde(default)]
-    pub data_shards: Option<u8>,
-    /// Parity shards per chunk wished for (default 4).
-    #[serde(default)]
-    pub parity_shards: Option<u8>,
-    /// Plaintext bytes per chunk (default 4 MiB).
-    #[serde(default)]
-    pub chunk_size: Option<u32>,
-}
 
-/// The answer to `POST /uploads`: where every shard goes and the tokens to put it there.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UploadPlan {
-    pub upload_id: String,
-    pub file_id: String,
-    /// The redundancy chosen: what was asked, or less on a small network (still 40% loss).
-    pub data_shards: u8,
-    pub parity_shards: u8,
-    pub chunk_size: u32,
-    pub chunk_count: u64,
-    /// Unix seconds; commit before then.
-    pub expires_at: i64,
-    /// One put grant per worker used.
-    pub nodes: Vec<PutGrant>,
-    /// For each chunk, for each shard (data first), an index into `nodes`.
-    pub placement: Vec<Vec<u16>>,
-}
 
-/// `POST /uploads/{id}/commit`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Commit {
-    /// The owner-signed manifest ("DKMF"), base64url.
-    pub manifest: String,
-    /// Sealed name, type and size ("DKMD"), base64url.
-    pub metadata: String,
-    /// The file key wrapped under the account's master key ("DKWK"), base64url.
-    pub wrapped_key: String,
-    /// One worker receipt ("DKRC", base64url) for every shard of every chunk.
-    pub receipts: Vec<String>,
-}
 
-/// Redundancy health: how many shards of the weakest chunk sit on online workers.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-pub struct Health {
-    pub weakest_chunk_healthy: u64,
-    pub shards_per_chunk: u64,
-    /// Shards any chunk can be rebuilt from.
-    pub needed: u64,
-}
 
-/// A file as lists show it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FileSummary {
-    pub file_id: String,
-    /// Sealed metadata ("DKMD"), base64url: only the owner's browser or CLI can read the name.
-    pub metadata: String,
-    pub size: u64,
-    pub stored_bytes: u64,
-    pub data_shards: u8,
-    pub parity_shards: u8,
-    pub chunk_count: u64,
-    pub created_at: i64,
-    pub health: Health,
-}
 
-/// `GET /files` answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FileList {
-    pub files: Vec<FileSummary>,
-    /// Files the account has in all.
-    pub total: u64,
-    pub used_bytes: u64,
-    pub quota_bytes: u64,
-}
 
-/// A worker holding shards of a file, with the tokens to read them.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReadNode {
-    pub node_id: String,
-    pub url: String,
-    pub status: NodeStatus,
-    pub tokens: Vec<ReadToken>,
-}
 
-/// Everything a reader needs to fetch a file (but its key).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FileDownload {
-    pub file_id: String,
-    /// The owner-signed manifest ("DKMF"), base64url. Readers verify it before trusting it.
-    pub manifest: String,
-    /// Sealed metadata ("DKMD"), base64url.
-    pub metadata: String,
-    /// The wrapped file key (owners only; share links carry the key instead).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub wrapped_key: Option<String>,
-    pub size: u64,
-    pub created_at: i64,
-    pub nodes: Vec<ReadNode>,
-    /// For each chunk, for each shard, an index into `nodes`.
-    pub locations: Vec<Vec<u16>>,
-}
 
 fn parse_hex<T: std::str::FromStr>(value: &str, code: &'static str, what: &str) -> Result<T, ApiError> {
     value
@@ -621,7 +518,7 @@ pub async fn commit(ctx: &Arc<Context>, account_id: &str, id: &str, req: Commit,
         parity_shards: m.redundancy.parity,
         chunk_count: m.chunks.len() as u64,
         created_at: now,
-        health: Health {
+        health: RedundancyHealth {
             weakest_chunk_healthy: total,
             shards_per_chunk: total,
             needed: u64::from(m.redundancy.data),
@@ -704,7 +601,7 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
             parity_shards: u8::try_from(parity).unwrap_or(0),
             chunk_count: to_u64(row.try_get("chunk_count")?),
             created_at: row.try_get("created_at")?,
-            health: Health {
+            health: RedundancyHealth {
                 weakest_chunk_healthy: health.get(&id).copied().unwrap_or(0),
                 shards_per_chunk: data + parity,
                 needed: data,

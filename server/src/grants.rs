@@ -11,11 +11,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use disktro_core::api::{PutGrant, ReadToken};
 use disktro_core::keys::Keypair;
 use disktro_core::token::{MAX_TOKEN_SHARDS, Operation, Scope, Token};
 use disktro_core::{FileId, NodeId, Serial, ShardId};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::accounts::encode_b64;
 use crate::api::error::ApiError;
@@ -32,22 +31,6 @@ fn expiry(now: i64, ttl: Duration) -> u64 {
     u64::try_from(now).unwrap_or(0) + ttl.as_secs()
 }
 
-/// A put token for one worker.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PutGrant {
-    /// Node id, 64 hex digits.
-    pub node_id: String,
-    /// The worker's WebSocket URL.
-    pub url: String,
-    /// The signed token ("DKTK"), base64url.
-    pub token: String,
-    /// Serial of the token, 32 hex digits.
-    pub serial: String,
-    /// Bytes the token lets the client store on this worker.
-    pub budget: u64,
-    /// Unix seconds.
-    pub expires_at: u64,
-}
 
 /// Sign a put token for `worker` under upload `upload`.
 pub fn put(server: &Keypair, worker: NodeId, url: &str, upload: [u8; 16], budget: u64, now: i64) -> Result<PutGrant, ApiError> {
@@ -75,14 +58,6 @@ pub fn put(server: &Keypair, worker: NodeId, url: &str, upload: [u8; 16], budget
     })
 }
 
-/// A get token covering the shards of chunks `first_chunk..=last_chunk` held by one worker.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ReadToken {
-    pub first_chunk: u64,
-    pub last_chunk: u64,
-    /// The signed token ("DKTK"), base64url.
-    pub token: String,
-}
 
 /// One stored shard, as the database lists it.
 #[derive(Debug, Clone)]

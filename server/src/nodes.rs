@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use disktro_core::keys::PublicKey;
 use disktro_worker::control::api::{self, Heartbeat, HeartbeatAck, Registered, Registration};
+use disktro_core::api::NodeStatus;
 use serde::Serialize;
 use sqlx::Row as _;
 
@@ -30,27 +31,7 @@ pub const SAMPLE_EVERY: i64 = 60;
 /// Corrupt shard ids taken from one heartbeat.
 pub const MAX_REPORTS_PER_HEARTBEAT: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeStatus {
-    Online,
-    Suspect,
-    Offline,
-}
 
-impl NodeStatus {
-    pub fn of(last_seen: i64, now: i64, interval: Duration) -> Self {
-        let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
-        let silent = now.saturating_sub(last_seen);
-        if silent <= 3 * interval {
-            Self::Online
-        } else if silent <= 12 * interval {
-            Self::Suspect
-        } else {
-            Self::Offline
-        }
-    }
-}
 
 /// A node as the API and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

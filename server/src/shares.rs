@@ -11,14 +11,13 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use disktro_core::api::{FileDownload, NewShare, ShareAccess, ShareInfo, ShareView};
 use sqlx::Row as _;
-use utoipa::ToSchema;
 
 use crate::accounts::{self, decode_b64, encode_b64};
 use crate::api::error::ApiError;
 use crate::context::Context;
-use crate::files::{self, FileDownload};
+use crate::files;
 use crate::throttle;
 
 /// Expiry of a share unless asked otherwise: 7 days.
@@ -26,55 +25,9 @@ pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest expiry: 1 year.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// `POST /files/{id}/shares`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewShare {
-    /// Seconds until the link stops working (default 7 days, at most 1 year).
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-    /// Downloads allowed (default: no limit).
-    #[serde(default)]
-    pub max_downloads: Option<u32>,
-    /// base64url of the 32-byte password proof, when the link needs a password.
-    #[serde(default)]
-    pub password_proof: Option<String>,
-}
 
-/// A share as its owner sees it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ShareView {
-    pub share_id: String,
-    pub file_id: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub max_downloads: Option<u64>,
-    pub downloads: u64,
-    pub password: bool,
-    pub revoked: bool,
-}
 
-/// `POST /public/shares/{id}` and `…/download`: what the link holder sends.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShareAccess {
-    /// base64url password proof, for shares with a password.
-    #[serde(default)]
-    pub password_proof: Option<String>,
-}
 
-/// What a link holder sees before downloading.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ShareInfo {
-    pub share_id: String,
-    pub file_id: String,
-    /// Sealed metadata ("DKMD"), base64url: the link's key opens it.
-    pub metadata: String,
-    pub size: u64,
-    pub expires_at: i64,
-    /// Downloads left, when limited.
-    pub downloads_left: Option<u64>,
-}
 
 fn share_not_found() -> ApiError {
     ApiError::not_found("share_not_found", "no such share link")

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use disktro_core::keys::Keypair;
 use disktro_worker::control::api;
-use support::{Server, databases, eventually};
+use support::{Server, databases, eventually, nodes_of};
 use tower::ServiceExt as _;
 
 const JOIN: &str = "test-join-token";
@@ -238,13 +238,6 @@ async fn registration_heartbeats_and_the_node_list() {
 fn ctx_fingerprint(dir: &std::path::Path) -> String {
     let (key, _) = disktro_worker::identity::load_or_create_file(dir, "server.key").unwrap();
     key.public().fingerprint()
-}
-
-async fn nodes_of(url: &str) -> Vec<serde_json::Value> {
-    let Ok(res) = reqwest::get(format!("{url}/api/v1/nodes")).await else {
-        return vec![];
-    };
-    res.json().await.unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]

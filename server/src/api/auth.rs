@@ -10,10 +10,13 @@ use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::accounts::{self, SignUp};
-use crate::api::error::{ApiError, ErrorBody, JsonBody};
+use crate::accounts;
+use crate::api::error::{ApiError, JsonBody};
+use disktro_core::api::{
+    AccountView, ChangePassword, ErrorBody, KdfAnswer, LogIn, NewToken, PreLogin, Session, SignUp, TokenAnswer,
+};
 use crate::context::{Context, unix_now};
 use crate::sessions::{self, Auth, Credential, Writer};
 use crate::throttle;
@@ -30,16 +33,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PreLogin {
-    pub email: String,
-}
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct KdfAnswer {
-    pub kdf_setup: String,
-}
 
 /// The KDF set-up to derive keys with: the account's, or a stable decoy.
 #[utoipa::path(post, path = "/auth/prelogin", tag = "accounts", request_body = PreLogin,
@@ -56,15 +50,6 @@ pub async fn prelogin(
     Ok(Json(KdfAnswer { kdf_setup: setup }))
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Session {
-    pub account_id: String,
-    pub email: String,
-    pub kdf_setup: String,
-    pub wrapped_identity: String,
-    pub public_key: String,
-    pub csrf_token: String,
-}
 
 fn with_cookie(ctx: &Context, status: StatusCode, cookie: Option<&str>, body: impl Serialize) -> Response {
     let mut headers = HeaderMap::new();
@@ -105,13 +90,6 @@ pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<Sig
     Ok(with_cookie(&ctx, StatusCode::CREATED, Some(&session.cookie), body))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LogIn {
-    pub email: String,
-    /// base64url, 32 bytes.
-    pub auth_key: String,
-}
 
 fn wrong_credentials() -> ApiError {
     ApiError::unauthorized("wrong_credentials", "wrong e-mail address or password")
@@ -182,16 +160,6 @@ pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Re
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChangePassword {
-    /// The current auth key, base64url.
-    pub auth_key: String,
-    /// The new set-up, auth key and identity wrapped under the new master key.
-    pub new_kdf_setup: String,
-    pub new_auth_key: String,
-    pub new_wrapped_identity: String,
-}
 
 /// Swap the account's key material in one statement guarded by the old hash, and end every other
 /// session and API token.
@@ -264,16 +232,6 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AccountView {
-    pub account_id: String,
-    pub email: String,
-    pub public_key: String,
-    pub quota_bytes: i64,
-    pub used_bytes: i64,
-    /// For browser sessions: the token state-changing requests must send.
-    pub csrf_token: Option<String>,
-}
 
 #[utoipa::path(get, path = "/account", tag = "accounts",
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
@@ -294,16 +252,7 @@ pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json
     }))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    pub name: String,
-}
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenAnswer {
-    pub token: String,
-}
 
 /// A new API token for the CLI (shown once).
 #[utoipa::path(post, path = "/auth/tokens", tag = "accounts", request_body = NewToken,

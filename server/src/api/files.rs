@@ -12,10 +12,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::api::error::{ApiError, ErrorBody, JsonBody};
+use crate::api::error::{ApiError, JsonBody};
+use disktro_core::api::ErrorBody;
 use crate::context::{Context, unix_now};
-use crate::files::{self, BeginUpload, Commit, FileDownload, FileList, FileSummary, UploadPlan};
-use crate::grants::PutGrant;
+use crate::files;
+use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, UploadPlan};
 use crate::sessions::{Auth, Writer};
 
 /// Begin an upload: placement and put tokens for every shard.

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use disktro_core::api::ServerHealth;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -38,20 +38,12 @@ use crate::context::Context;
 /// largest (10,000 ids ≈ 700 kB).
 const BODY_LIMIT: usize = 1 << 20;
 
-/// `GET /api/v1/health` answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Health {
-    pub status: &'static str,
-    pub version: &'static str,
-    /// Version byte of every codec format this server speaks.
-    pub format_version: u8,
-}
 
-#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = Health)))]
-async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = ServerHealth)))]
+async fn health() -> Json<ServerHealth> {
+    Json(ServerHealth {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         format_version: disktro_core::FORMAT_VERSION,
     })
 }

@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use disktro_worker::control::api::{Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER};
 
-use crate::api::error::{ApiError, ErrorBody};
+use crate::api::error::ApiError;
+use disktro_core::api::ErrorBody;
 use crate::context::{Context, unix_now};
 use crate::nodes::{self, NodeView};
 

@@ -12,11 +12,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::api::error::{ApiError, ErrorBody, JsonBody};
+use crate::api::error::{ApiError, JsonBody};
+use disktro_core::api::ErrorBody;
 use crate::context::{Context, unix_now};
-use crate::files::FileDownload;
 use crate::sessions::{Auth, Writer};
-use crate::shares::{self, NewShare, ShareAccess, ShareInfo, ShareView};
+use crate::shares;
+use disktro_core::api::{FileDownload, NewShare, ShareAccess, ShareInfo, ShareView};
 
 /// Share a file: a link id with expiry, download limit and optional password.
 #[utoipa::path(post, path = "/files/{id}/shares", tag = "shares", request_body = NewShare,

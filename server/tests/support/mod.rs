@@ -59,6 +59,8 @@ pub struct Server {
 impl Server {
     /// Start the binary on a free port with `args`; returns once it listens.
     pub fn start(data_dir: &std::path::Path, database_url: &str, args: &[&str]) -> Self {
+        // Tests talk to it with reqwest, which needs the process's TLS provider chosen.
+        disktro_worker::tls::install_default_provider();
         let log = data_dir.join(format!(
             "server-{}.log",
             disktro_core::ids::to_hex(&disktro_core::random_bytes::<4>())
@@ -138,4 +140,20 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     f().await
+}
+
+/// The node list of the server at `url` (empty while it is unreachable).
+pub async fn nodes_of(url: &str) -> Vec<serde_json::Value> {
+    let Ok(res) = reqwest::get(format!("{url}/api/v1/nodes")).await else {
+        return vec![];
+    };
+    res.json().await.unwrap_or_default()
+}
+
+/// Wait until the server at `url` lists `want` online nodes.
+pub async fn wait_online(url: &str, want: usize) -> bool {
+    eventually(Duration::from_secs(30), || async move {
+        nodes_of(url).await.iter().filter(|n| n["status"] == "online").count() == want
+    })
+    .await
 }

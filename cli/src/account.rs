@@ -1,0 +1,120 @@
+//! Accounts from the client side: the password becomes keys here (Argon2id, then HKDF into an auth
+//! key for the server and a master key that never leaves), and the identity key is unwrapped here.
+//!
+//! The identity key is wrapped under the master key bound to the account's identity public key
+//! (stable for the account's life, unlike an e-mail address).
+
+use disktro_core::api::{LogIn, SignUp};
+use disktro_core::keys::{KdfParams, KdfSetup, Keypair, MasterKey, PublicKey, derive_account_keys};
+
+use crate::ClientError;
+use crate::server::{Opened, Server, b64, unb64};
+
+/// What an authenticated client holds: the API token and the keys that never leave this machine.
+pub struct Identity {
+    pub account_id: String,
+    pub email: String,
+    pub token: String,
+    pub keypair: Keypair,
+    pub master_key: MasterKey,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("account_id", &self.account_id)
+            .field("email", &self.email)
+            .field("public_key", &self.keypair.public().fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    pub fn public_key(&self) -> PublicKey {
+        self.keypair.public()
+    }
+}
+
+async fn derive(password: String, setup: KdfSetup) -> Result<disktro_core::keys::AccountKeys, ClientError> {
+    tokio::task::spawn_blocking(move || derive_account_keys(password.as_bytes(), &setup))
+        .await
+        .map_err(|_| ClientError::Integrity("key derivation failed".to_owned()))?
+        .map_err(|e| ClientError::Integrity(format!("key derivation: {e}")))
+}
+
+/// Create an account; `params` are the Argon2id costs (the default for people, the minimum in
+/// tests). Returns the identity with an API token named `token_name`.
+pub async fn signup(
+    server: &Server,
+    email: &str,
+    password: &str,
+    params: KdfParams,
+    token_name: &str,
+) -> Result<Identity, ClientError> {
+    let setup = KdfSetup {
+        params,
+        salt: disktro_core::random_bytes(),
+    };
+    let keys = derive(password.to_owned(), setup).await?;
+    let keypair = Keypair::generate();
+    let public = keypair.public();
+    let wrapped = keys
+        .master_key
+        .wrap_identity(public.as_bytes(), &keypair)
+        .map_err(|e| ClientError::Integrity(format!("wrapping the identity key: {e}")))?;
+    let body = SignUp {
+        email: email.to_owned(),
+        kdf_setup: b64(&setup.encode()),
+        auth_key: b64(keys.auth_key.as_bytes()),
+        wrapped_identity: b64(&wrapped),
+        public_key: disktro_core::ids::to_hex(public.as_bytes()),
+    };
+    let opened = server.signup(&body).await?;
+    finish(server, opened, keypair, keys.master_key, token_name).await
+}
+
+/// Log in: fetch the KDF set-up, derive, prove the auth key, unwrap the identity key.
+pub async fn login(server: &Server, email: &str, password: &str, token_name: &str) -> Result<Identity, ClientError> {
+    let setup = server.prelogin(email).await?;
+    let setup = KdfSetup::decode(&unb64(&setup.kdf_setup, "key set-up")?)
+        .map_err(|e| ClientError::Integrity(format!("the server's key set-up is not acceptable: {e}")))?;
+    let keys = derive(password.to_owned(), setup).await?;
+    let opened = server
+        .login(&LogIn {
+            email: email.to_owned(),
+            auth_key: b64(keys.auth_key.as_bytes()),
+        })
+        .await?;
+    let public = PublicKey(
+        disktro_core::ids::from_hex(&opened.session.public_key)
+            .map_err(|_| ClientError::Integrity("the server sent a malformed public key".to_owned()))?,
+    );
+    let wrapped = unb64(&opened.session.wrapped_identity, "wrapped identity")?;
+    let keypair = keys
+        .master_key
+        .unwrap_identity(public.as_bytes(), &wrapped)
+        .map_err(|_| ClientError::Integrity("the identity key does not open with this password".to_owned()))?;
+    if keypair.public() != public {
+        return Err(ClientError::Integrity(
+            "the identity key does not match the account's public key".to_owned(),
+        ));
+    }
+    finish(server, opened, keypair, keys.master_key, token_name).await
+}
+
+async fn finish(
+    server: &Server,
+    opened: Opened,
+    keypair: Keypair,
+    master_key: MasterKey,
+    token_name: &str,
+) -> Result<Identity, ClientError> {
+    let token = server.mint_token(&opened, token_name).await?;
+    Ok(Identity {
+        account_id: opened.session.account_id.clone(),
+        email: opened.session.email.clone(),
+        token,
+        keypair,
+        master_key,
+    })
+}

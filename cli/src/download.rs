@@ -1,0 +1,171 @@
+//! Download: verify the manifest's signature, open the metadata with the key (a wrong key stops
+//! here), then for each chunk fetch any k shards in parallel (data shards from online workers
+//! first, the next candidate when one fails), rebuild, open and unsqueeze on a blocking thread,
+//! and write the plaintext in order. A few chunks are fetched ahead; memory stays at a few chunks.
+
+use std::sync::Arc;
+
+use disktro_core::api::{FileDownload, NodeStatus};
+use disktro_core::keys::PublicKey;
+use disktro_core::metadata::FileMetadata;
+use disktro_core::{Decoder, FileKey, Manifest, ShardId, SignedManifest};
+use disktro_worker::client::WorkerClient;
+use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+
+use crate::ClientError;
+use crate::server::unb64;
+use crate::upload::connect_all;
+
+/// Chunks fetched ahead of the one being written.
+const CHUNKS_AHEAD: usize = 4;
+
+/// What a download verified besides the bytes.
+#[derive(Debug)]
+pub struct Fetched {
+    pub metadata: FileMetadata,
+    /// Who signed the manifest (show its fingerprint to share-link recipients).
+    pub owner: PublicKey,
+}
+
+/// Progress so far, reported after every chunk written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub bytes_done: u64,
+    pub size: u64,
+}
+
+/// Check what the server sent before trusting any of it: the manifest verifies, names the file
+/// asked for, was signed by `expected_owner` (when known), and the key opens the metadata.
+pub fn verify(answer: &FileDownload, key: &FileKey, expected_owner: Option<&PublicKey>) -> Result<(SignedManifest, FileMetadata), ClientError> {
+    let signed = SignedManifest::decode(&unb64(&answer.manifest, "manifest")?)
+        .map_err(|e| ClientError::Integrity(format!("the manifest does not verify: {e}")))?;
+    if signed.manifest().file_id.to_hex() != answer.file_id {
+        return Err(ClientError::Integrity("the server sent the manifest of another file".to_owned()));
+    }
+    if expected_owner.is_some_and(|o| o != signed.owner()) {
+        return Err(ClientError::Integrity("the manifest was not signed by this account".to_owned()));
+    }
+    let metadata = FileMetadata::open(&unb64(&answer.metadata, "metadata")?, key, &signed.manifest().file_id)
+        .map_err(|_| ClientError::Integrity("the key does not open this file (wrong or damaged link?)".to_owned()))?;
+    if metadata.size != signed.manifest().plain_size() {
+        return Err(ClientError::Integrity("the metadata and the manifest disagree on the size".to_owned()));
+    }
+    Ok((signed, metadata))
+}
+
+/// Write the file `answer` describes to `writer`.
+pub async fn download<W: AsyncWrite + Unpin>(
+    answer: &FileDownload,
+    key: &FileKey,
+    expected_owner: Option<&PublicKey>,
+    mut writer: W,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Fetched, ClientError> {
+    let (signed, metadata) = verify(answer, key, expected_owner)?;
+    let manifest = signed.manifest().clone();
+    let mut decoder = Decoder::new(key, &manifest).map_err(|e| ClientError::Integrity(e.to_string()))?;
+    let urls: Vec<String> = answer.nodes.iter().map(|n| n.url.clone()).collect();
+    let workers: Vec<Option<Arc<WorkerClient>>> = connect_all(&urls).await.into_iter().map(Result::ok).collect();
+    let source = Source {
+        answer,
+        manifest: &manifest,
+        workers: &workers,
+    };
+
+    let count = manifest.chunks.len();
+    let mut ahead = FuturesOrdered::new();
+    let mut next = 0;
+    let mut written = 0u64;
+    let size = manifest.plain_size();
+    while next < count || !ahead.is_empty() {
+        while next < count && ahead.len() < CHUNKS_AHEAD {
+            ahead.push_back(source.fetch(next));
+            next += 1;
+        }
+        let Some(fetched) = ahead.next().await else { break };
+        let (index, shards) = fetched?;
+        let (back, plain) = tokio::task::spawn_blocking(move || {
+            let plain = decoder.decode_chunk(index as u64, shards);
+            (decoder, plain)
+        })
+        .await
+        .map_err(|_| ClientError::Integrity("the decoder stopped unexpectedly".to_owned()))?;
+        decoder = back;
+        let plain = plain.map_err(|e| ClientError::Integrity(format!("chunk {index} does not open: {e}")))?;
+        writer
+            .write_all(&plain)
+            .await
+            .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))?;
+        written += plain.len() as u64;
+        progress(Progress { bytes_done: written, size });
+    }
+    decoder
+        .finish()
+        .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
+    writer
+        .flush()
+        .await
+        .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))?;
+    Ok(Fetched {
+        metadata,
+        owner: *signed.owner(),
+    })
+}
+
+struct Source<'a> {
+    answer: &'a FileDownload,
+    manifest: &'a Manifest,
+    workers: &'a [Option<Arc<WorkerClient>>],
+}
+
+impl Source<'_> {
+    /// The get token of node `n` for chunk `chunk`.
+    fn token(&self, n: usize, chunk: usize) -> Option<Vec<u8>> {
+        let c = chunk as u64;
+        let t = self.answer.nodes.get(n)?.tokens.iter().find(|t| t.first_chunk <= c && c <= t.last_chunk)?;
+        unb64(&t.token, "get token").ok()
+    }
+
+    /// Any k shards of chunk `index` (others `None`).
+    async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<Vec<u8>>>), ClientError> {
+        let entry = &self.manifest.chunks[index];
+        let k = usize::from(self.manifest.redundancy.data);
+        let total = entry.shards.len();
+        let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
+        // Candidates: shards whose worker is connected; online workers first, data shards first.
+        let mut candidates: Vec<(usize, usize)> = (0..total.min(located.len()))
+            .map(|i| (i, usize::from(located[i])))
+            .filter(|&(_, n)| self.workers.get(n).is_some_and(Option::is_some))
+            .collect();
+        candidates.sort_by_key(|&(i, n)| (self.answer.nodes[n].status != NodeStatus::Online, i));
+        let mut candidates = candidates.into_iter();
+        let mut slots: Vec<Option<Vec<u8>>> = vec![None; total];
+        let mut good = 0;
+        let mut running = FuturesUnordered::new();
+        let mut last_error = String::from("no worker holding its shards is reachable");
+        loop {
+            while good + running.len() < k {
+                let Some((i, n)) = candidates.next() else { break };
+                let Some(token) = self.token(n, index) else { continue };
+                let worker = Arc::clone(self.workers[n].as_ref().expect("filtered to connected workers"));
+                let id: ShardId = entry.shards[i];
+                running.push(async move { (i, worker.get(&token, id).await) });
+            }
+            let Some((i, result)) = running.next().await else { break };
+            match result {
+                Ok(bytes) => {
+                    slots[i] = Some(bytes);
+                    good += 1;
+                    if good == k {
+                        return Ok((index, slots));
+                    }
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(ClientError::Workers(format!(
+            "chunk {index}: only {good} of the {k} shards needed could be fetched ({last_error})"
+        )))
+    }
+}

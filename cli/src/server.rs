@@ -1,0 +1,234 @@
+//! The server's JSON API from the client side: one typed method per route, errors turned into
+//! [`ClientError`] with the server's stable code kept.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use disktro_core::api::{
+    BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, KdfAnswer, LogIn, NewShare, NewToken,
+    PreLogin, PutGrant, Session, ShareAccess, ShareInfo, ShareView, SignUp, TokenAnswer, UploadPlan,
+};
+use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ClientError;
+
+/// base64url without padding: the API's encoding of bytes.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Strict inverse of [`b64`].
+pub fn unb64(text: &str, what: &str) -> Result<Vec<u8>, ClientError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| ClientError::Integrity(format!("the server sent a {what} that is not base64url")))
+}
+
+/// How a request is authenticated.
+#[derive(Debug, Clone)]
+enum Credential {
+    None,
+    Token(String),
+    /// A browser-style session (cookie and CSRF token), used only to mint an API token.
+    Session { cookie: String, csrf: String },
+}
+
+/// A connection to one Disktro server.
+#[derive(Debug, Clone)]
+pub struct Server {
+    http: reqwest::Client,
+    base: String,
+    credential: Credential,
+}
+
+/// The session a log-in or sign-up opened: the answer, and the cookie the server set.
+#[derive(Debug)]
+pub struct Opened {
+    pub session: Session,
+    cookie: String,
+}
+
+impl Server {
+    /// A client for the server at `url` (e.g. `http://127.0.0.1:3000`).
+    pub fn new(url: &str) -> Result<Self, ClientError> {
+        disktro_worker::tls::install_default_provider();
+        let base = url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Usage(format!("the server URL must start with http:// or https://: {url}")));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("disktro/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(300))
+            .build()
+            .map_err(|e| ClientError::Network(format!("cannot set up HTTP: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            credential: Credential::None,
+        })
+    }
+
+    /// The same server, authenticated with an API token.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.credential = Credential::Token(token.to_owned());
+        self
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<reqwest::Response, ClientError> {
+        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base));
+        match &self.credential {
+            Credential::None => {}
+            Credential::Token(t) => req = req.header(AUTHORIZATION, format!("Bearer {t}")),
+            Credential::Session { cookie, csrf } => req = req.header(COOKIE, cookie).header("x-csrf-token", csrf),
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Network(format!("cannot reach the server at {}: {}", self.base, root_cause(&e))))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(e) => ClientError::Api {
+                status: status.as_u16(),
+                code: e.error.code,
+                message: e.error.message,
+            },
+            Err(_) => ClientError::Api {
+                status: status.as_u16(),
+                code: "unexpected_answer".to_owned(),
+                message: format!("the server answered {status} without an API error"),
+            },
+        })
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T, ClientError> {
+        let resp = self.send(method, path, body).await?;
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Network(format!("the server's answer could not be read: {}", root_cause(&e))))
+    }
+
+    async fn call_no_answer<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<(), ClientError> {
+        let resp = self.send(method, path, body).await?;
+        debug_assert!(resp.status() == StatusCode::NO_CONTENT || resp.status().is_success());
+        Ok(())
+    }
+
+    pub async fn prelogin(&self, email: &str) -> Result<KdfAnswer, ClientError> {
+        let body = PreLogin { email: email.to_owned() };
+        self.call(Method::POST, "/auth/prelogin", Some(&body)).await
+    }
+
+    async fn open_session<B: Serialize>(&self, path: &str, body: &B) -> Result<Opened, ClientError> {
+        let resp = self.send(Method::POST, path, Some(body)).await?;
+        let cookie = resp
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.split(';').next().filter(|kv| kv.contains("disktro_session=")))
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Integrity("the server opened no session".to_owned()))?;
+        let session = resp
+            .json()
+            .await
+            .map_err(|e| ClientError::Network(format!("the server's answer could not be read: {}", root_cause(&e))))?;
+        Ok(Opened { session, cookie })
+    }
+
+    pub async fn signup(&self, body: &SignUp) -> Result<Opened, ClientError> {
+        self.open_session("/auth/signup", body).await
+    }
+
+    pub async fn login(&self, body: &LogIn) -> Result<Opened, ClientError> {
+        self.open_session("/auth/login", body).await
+    }
+
+    /// Turn an opened session into a long-lived API token named `name`, then end the session.
+    pub async fn mint_token(&self, opened: &Opened, name: &str) -> Result<String, ClientError> {
+        let session = Self {
+            credential: Credential::Session {
+                cookie: opened.cookie.clone(),
+                csrf: opened.session.csrf_token.clone(),
+            },
+            ..self.clone()
+        };
+        let answer: TokenAnswer = session
+            .call(Method::POST, "/auth/tokens", Some(&NewToken { name: name.to_owned() }))
+            .await?;
+        session.call_no_answer::<()>(Method::POST, "/auth/logout", None).await?;
+        Ok(answer.token)
+    }
+
+    /// Revoke this client's API token.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call_no_answer::<()>(Method::POST, "/auth/logout", None).await
+    }
+
+    pub async fn begin_upload(&self, body: &BeginUpload) -> Result<UploadPlan, ClientError> {
+        self.call(Method::POST, "/uploads", Some(body)).await
+    }
+
+    pub async fn renew_upload(&self, upload_id: &str) -> Result<Vec<PutGrant>, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/uploads/{upload_id}/renew"), None).await
+    }
+
+    pub async fn cancel_upload(&self, upload_id: &str) -> Result<(), ClientError> {
+        self.call_no_answer::<()>(Method::DELETE, &format!("/uploads/{upload_id}"), None).await
+    }
+
+    pub async fn commit(&self, upload_id: &str, body: &Commit) -> Result<FileSummary, ClientError> {
+        self.call(Method::POST, &format!("/uploads/{upload_id}/commit"), Some(body)).await
+    }
+
+    pub async fn files(&self) -> Result<FileList, ClientError> {
+        self.call::<(), _>(Method::GET, "/files?limit=1000", None).await
+    }
+
+    pub async fn file(&self, file_id: &str) -> Result<FileDownload, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/files/{file_id}"), None).await
+    }
+
+    pub async fn delete_file(&self, file_id: &str) -> Result<(), ClientError> {
+        self.call_no_answer::<()>(Method::DELETE, &format!("/files/{file_id}"), None).await
+    }
+
+    pub async fn share(&self, file_id: &str, body: &NewShare) -> Result<ShareView, ClientError> {
+        self.call(Method::POST, &format!("/files/{file_id}/shares"), Some(body)).await
+    }
+
+    pub async fn revoke_share(&self, share_id: &str) -> Result<ShareView, ClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/shares/{share_id}"), None).await
+    }
+
+    pub async fn open_share(&self, share_id: &str, access: &ShareAccess) -> Result<ShareInfo, ClientError> {
+        self.call(Method::POST, &format!("/public/shares/{share_id}"), Some(access)).await
+    }
+
+    pub async fn download_share(&self, share_id: &str, access: &ShareAccess) -> Result<FileDownload, ClientError> {
+        self.call(Method::POST, &format!("/public/shares/{share_id}/download"), Some(access))
+            .await
+    }
+}
+
+/// The innermost error message (reqwest's outer ones say only "error sending request").
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,341 @@
+//! Upload: read the file chunk by chunk, encode each (squeeze, seal, shard) on a blocking thread,
+//! send every shard to the worker the server placed it on, collect the signed receipts, then
+//! commit the owner-signed manifest with the sealed metadata and the wrapped file key.
+//!
+//! Three stages run at once with bounded queues between them, so memory stays at a few chunks
+//! whatever the file size: the reader (one chunk ahead), the encoder (one chunk), and the sender
+//! (up to [`UploadOptions::chunks_in_flight`] chunks, each chunk's shards to all its workers in
+//! parallel over one multiplexed WebSocket per worker). Put tokens are renewed when they near
+//! expiry. On failure the upload is cancelled at the server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
+use disktro_core::metadata::FileMetadata;
+use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, Redundancy};
+use disktro_worker::client::{ConnectOptions, WorkerClient};
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::sync::{RwLock, mpsc, oneshot};
+
+use crate::ClientError;
+use crate::account::Identity;
+use crate::server::{Server, b64, unb64};
+
+/// Tunables with sensible defaults.
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    pub data_shards: Option<u8>,
+    pub parity_shards: Option<u8>,
+    pub chunk_size: Option<u32>,
+    /// Chunks whose shards are on the wire at once.
+    pub chunks_in_flight: usize,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        Self {
+            data_shards: None,
+            parity_shards: None,
+            chunk_size: None,
+            chunks_in_flight: 3,
+        }
+    }
+}
+
+/// Progress so far, reported after every chunk stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub bytes_done: u64,
+    pub size: u64,
+    pub shards_stored: u64,
+}
+
+/// A committed upload: the server's summary and the file key (for share links).
+#[derive(Debug)]
+pub struct Uploaded {
+    pub summary: FileSummary,
+    pub file_key: FileKey,
+}
+
+/// Renew put tokens this long before they expire.
+const RENEW_MARGIN: u64 = 120;
+
+/// The put grants of an upload, decoded once, renewable.
+struct Grants {
+    upload_id: String,
+    /// Parallel to the plan's `nodes`.
+    tokens: RwLock<(Vec<Vec<u8>>, u64)>,
+    node_ids: Vec<String>,
+}
+
+impl Grants {
+    fn new(plan: &UploadPlan) -> Result<Self, ClientError> {
+        Ok(Self {
+            upload_id: plan.upload_id.clone(),
+            tokens: RwLock::new(decode(&plan.nodes)?),
+            node_ids: plan.nodes.iter().map(|n| n.node_id.clone()).collect(),
+        })
+    }
+
+    /// The token for node `i`, renewed first when all are near expiry.
+    async fn token(&self, server: &Server, i: usize) -> Result<Vec<u8>, ClientError> {
+        let now = unix_now();
+        {
+            let held = self.tokens.read().await;
+            if now + RENEW_MARGIN < held.1 {
+                return Ok(held.0[i].clone());
+            }
+        }
+        let mut held = self.tokens.write().await;
+        if now + RENEW_MARGIN >= held.1 {
+            let fresh = server.renew_upload(&self.upload_id).await?;
+            // Renewals come in node-id order; put them back in the plan's order.
+            let mut ordered = Vec::with_capacity(self.node_ids.len());
+            for id in &self.node_ids {
+                let grant = fresh
+                    .iter()
+                    .find(|g| &g.node_id == id)
+                    .ok_or_else(|| ClientError::Integrity("the renewal left out a worker of the upload".to_owned()))?;
+                ordered.push(grant.clone());
+            }
+            *held = decode(&ordered)?;
+        }
+        Ok(held.0[i].clone())
+    }
+}
+
+fn decode(grants: &[PutGrant]) -> Result<(Vec<Vec<u8>>, u64), ClientError> {
+    let tokens = grants.iter().map(|g| unb64(&g.token, "put token")).collect::<Result<Vec<_>, _>>()?;
+    let expires = grants.iter().map(|g| g.expires_at).min().unwrap_or(0);
+    Ok((tokens, expires))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Connect to every worker of a plan at once.
+pub(crate) async fn connect_all(urls: &[String]) -> Vec<Result<Arc<WorkerClient>, String>> {
+    let options = ConnectOptions::default();
+    futures_util::future::join_all(urls.iter().map(|url| {
+        let options = options.clone();
+        async move {
+            WorkerClient::connect(url, &options)
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        }
+    }))
+    .await
+}
+
+/// Upload `size` bytes from `reader` as a file described by `metadata`.
+pub async fn upload<R: AsyncRead + Unpin + Send>(
+    server: &Server,
+    me: &Identity,
+    reader: R,
+    size: u64,
+    metadata: &FileMetadata,
+    options: &UploadOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Uploaded, ClientError> {
+    let file_id = FileId::random();
+    let file_key = FileKey::generate();
+    let plan = server
+        .begin_upload(&BeginUpload {
+            file_id: file_id.to_hex(),
+            size,
+            data_shards: options.data_shards,
+            parity_shards: options.parity_shards,
+            chunk_size: options.chunk_size,
+        })
+        .await?;
+    match send_and_commit(server, me, reader, size, metadata, options, progress, &plan, file_id, &file_key).await {
+        Ok(summary) => Ok(Uploaded { summary, file_key }),
+        Err(e) => {
+            // Best effort: the upload expires on its own if this fails too.
+            let _ = server.cancel_upload(&plan.upload_id).await;
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_and_commit<R: AsyncRead + Unpin + Send>(
+    server: &Server,
+    me: &Identity,
+    mut reader: R,
+    size: u64,
+    metadata: &FileMetadata,
+    options: &UploadOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    plan: &UploadPlan,
+    file_id: FileId,
+    file_key: &FileKey,
+) -> Result<FileSummary, ClientError> {
+    let redundancy = Redundancy::new(plan.data_shards, plan.parity_shards)
+        .map_err(|e| ClientError::Integrity(format!("the server chose an impossible redundancy: {e}")))?;
+    let encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
+        .map_err(|e| ClientError::Integrity(format!("the server chose an impossible chunk size: {e}")))?;
+    let grants = Grants::new(plan)?;
+    let urls: Vec<String> = plan.nodes.iter().map(|n| n.url.clone()).collect();
+    let mut workers = Vec::with_capacity(urls.len());
+    for (url, conn) in urls.iter().zip(connect_all(&urls).await) {
+        workers.push(conn.map_err(|e| ClientError::Workers(format!("cannot reach worker {url}: {e}")))?);
+    }
+
+    // Reader → encoder → sender, each queue one chunk deep.
+    let chunk_size = plan.chunk_size as usize;
+    let (plain_tx, mut plain_rx) = mpsc::channel::<Vec<u8>>(1);
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<EncodedChunk>(1);
+    let (manifest_tx, manifest_rx) = oneshot::channel::<Manifest>();
+    let encoding = tokio::task::spawn_blocking(move || -> Result<(), disktro_core::Error> {
+        let mut encoder = encoder;
+        while let Some(buf) = plain_rx.blocking_recv() {
+            for chunk in encoder.push(&buf)? {
+                if chunk_tx.blocking_send(chunk).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let (last, manifest) = encoder.finish()?;
+        if chunk_tx.blocking_send(last).is_ok() {
+            let _ = manifest_tx.send(manifest);
+        }
+        Ok(())
+    });
+
+    let reading = async move {
+        let mut read: u64 = 0;
+        loop {
+            let mut buf = vec![0u8; chunk_size];
+            let mut filled = 0;
+            while filled < chunk_size {
+                let n = reader
+                    .read(&mut buf[filled..])
+                    .await
+                    .map_err(|e| ClientError::Io(format!("cannot read the file: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            read += filled as u64;
+            if read > size {
+                return Err(ClientError::Io(format!("the file grew while being read (more than {size} bytes)")));
+            }
+            let end = filled < chunk_size;
+            if filled > 0 && plain_tx.send(buf).await.is_err() {
+                break;
+            }
+            if end {
+                break;
+            }
+        }
+        if read != size {
+            return Err(ClientError::Io(format!("the file changed while being read: {read} bytes, not {size}")));
+        }
+        Ok::<(), ClientError>(())
+    };
+
+    let done_bytes = AtomicU64::new(0);
+    let done_shards = AtomicU64::new(0);
+    let sending = async {
+        let mut receipts: Vec<String> = Vec::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                next = chunk_rx.recv(), if open && in_flight.len() < options.chunks_in_flight.max(1) => {
+                    match next {
+                        Some(chunk) => in_flight.push(send_chunk(server, &grants, &workers, plan, chunk)),
+                        None => open = false,
+                    }
+                }
+                Some(result) = in_flight.next() => {
+                    let (plain_len, chunk_receipts): (u64, Vec<String>) = result?;
+                    let shards = chunk_receipts.len() as u64;
+                    receipts.extend(chunk_receipts);
+                    progress(Progress {
+                        bytes_done: done_bytes.fetch_add(plain_len, Ordering::Relaxed) + plain_len,
+                        size,
+                        shards_stored: done_shards.fetch_add(shards, Ordering::Relaxed) + shards,
+                    });
+                }
+                else => break,
+            }
+        }
+        Ok::<Vec<String>, ClientError>(receipts)
+    };
+
+    let (read, sent) = tokio::join!(reading, sending);
+    let encoded = encoding
+        .await
+        .map_err(|_| ClientError::Integrity("the encoder stopped unexpectedly".to_owned()))?;
+    read?;
+    let receipts = sent?;
+    encoded.map_err(|e| ClientError::Integrity(format!("encoding failed: {e}")))?;
+    let manifest = manifest_rx
+        .await
+        .map_err(|_| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
+
+    let signed = manifest
+        .sign(&me.keypair)
+        .map_err(|e| ClientError::Integrity(format!("signing the manifest: {e}")))?;
+    let sealed = metadata
+        .seal(file_key, &file_id)
+        .map_err(|e| ClientError::Usage(format!("file name or type: {e}")))?;
+    let wrapped = me.master_key.wrap_file_key(&me.public_key(), &file_id, file_key);
+    server
+        .commit(
+            &plan.upload_id,
+            &Commit {
+                manifest: b64(signed.as_bytes()),
+                metadata: b64(&sealed),
+                wrapped_key: b64(&wrapped),
+                receipts,
+            },
+        )
+        .await
+}
+
+/// Put every shard of one chunk on its placed worker, in parallel. Returns the chunk's plaintext
+/// length and the receipts.
+async fn send_chunk(
+    server: &Server,
+    grants: &Grants,
+    workers: &[Arc<WorkerClient>],
+    plan: &UploadPlan,
+    chunk: EncodedChunk,
+) -> Result<(u64, Vec<String>), ClientError> {
+    let index = usize::try_from(chunk.index).map_err(|_| ClientError::Integrity("chunk index".to_owned()))?;
+    let placement = plan
+        .placement
+        .get(index)
+        .ok_or_else(|| ClientError::Integrity(format!("the plan has no placement for chunk {index}")))?;
+    let puts = chunk.shards.iter().enumerate().map(|(i, (id, bytes))| {
+        let bytes = bytes.to_vec();
+        async move {
+            let node = usize::from(
+                *placement
+                    .get(i)
+                    .ok_or_else(|| ClientError::Integrity(format!("the plan has no worker for shard {i} of chunk {index}")))?,
+            );
+            let worker = workers
+                .get(node)
+                .ok_or_else(|| ClientError::Integrity("the plan names a worker it did not grant".to_owned()))?;
+            let token = grants.token(server, node).await?;
+            let receipt = worker.put(&token, id, bytes).await.map_err(|e| {
+                ClientError::Workers(format!("worker {} did not store shard {i} of chunk {index}: {e}", plan.nodes[node].url))
+            })?;
+            Ok::<String, ClientError>(b64(&receipt))
+        }
+    });
+    let receipts = futures_util::future::try_join_all(puts).await?;
+    Ok((u64::from(chunk.entry.plain_len), receipts))
+}

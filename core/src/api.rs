@@ -1,0 +1,358 @@
+//! The JSON of the server's API (`/api/v1`), shared by the server, the CLI and the browser app so
+//! all three agree on every field. Binary values are base64url without padding, ids are lowercase
+//! hex, times are unix seconds. With the `openapi` feature each type also describes itself for the
+//! server's generated OpenAPI document.
+
+use serde::{Deserialize, Serialize};
+
+// ---- Errors ----
+
+/// Every error answer of the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// Stable, snake_case: what scripts match on.
+    #[cfg_attr(feature = "openapi", schema(example = "file_not_found"))]
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+// ---- Server ----
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServerHealth {
+    pub status: String,
+    pub version: String,
+    /// Version byte of every codec format this server speaks.
+    pub format_version: u8,
+}
+
+// ---- Accounts ----
+
+/// What a client sends to sign up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SignUp {
+    pub email: String,
+    /// base64url of the "DKKP" encoding.
+    pub kdf_setup: String,
+    /// base64url, 32 bytes.
+    pub auth_key: String,
+    /// base64url of the identity key wrapped under the master key.
+    pub wrapped_identity: String,
+    /// hex, 32 bytes.
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PreLogin {
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KdfAnswer {
+    pub kdf_setup: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Session {
+    pub account_id: String,
+    pub email: String,
+    pub kdf_setup: String,
+    pub wrapped_identity: String,
+    pub public_key: String,
+    pub csrf_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LogIn {
+    pub email: String,
+    /// base64url, 32 bytes.
+    pub auth_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The current auth key, base64url.
+    pub auth_key: String,
+    /// The new set-up, auth key and identity wrapped under the new master key.
+    pub new_kdf_setup: String,
+    pub new_auth_key: String,
+    pub new_wrapped_identity: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountView {
+    pub account_id: String,
+    pub email: String,
+    pub public_key: String,
+    pub quota_bytes: i64,
+    pub used_bytes: i64,
+    /// For browser sessions: the token state-changing requests must send.
+    pub csrf_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenAnswer {
+    pub token: String,
+}
+
+// ---- Nodes ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+/// A node's health from its last heartbeat (server clock), against the heartbeat interval:
+/// online within 3 intervals, suspect within 12, offline after.
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Online,
+    Suspect,
+    Offline,
+}
+
+impl NodeStatus {
+    pub fn of(last_seen: i64, now: i64, interval: std::time::Duration) -> Self {
+        let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
+        let silent = now.saturating_sub(last_seen);
+        if silent <= 3 * interval {
+            Self::Online
+        } else if silent <= 12 * interval {
+            Self::Suspect
+        } else {
+            Self::Offline
+        }
+    }
+}
+
+// ---- Uploads and files ----
+
+/// A put token for one worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PutGrant {
+    /// Node id, 64 hex digits.
+    pub node_id: String,
+    /// The worker's WebSocket URL.
+    pub url: String,
+    /// The signed token ("DKTK"), base64url.
+    pub token: String,
+    /// Serial of the token, 32 hex digits.
+    pub serial: String,
+    /// Bytes the token lets the client store on this worker.
+    pub budget: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// A get token covering the shards of chunks `first_chunk..=last_chunk` held by one worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadToken {
+    pub first_chunk: u64,
+    pub last_chunk: u64,
+    /// The signed token ("DKTK"), base64url.
+    pub token: String,
+}
+
+/// `POST /uploads`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BeginUpload {
+    /// The client's random file id, 32 hex digits (the codec binds it into every sealed chunk).
+    pub file_id: String,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Data shards per chunk wished for (default 6).
+    #[serde(default)]
+    pub data_shards: Option<u8>,
+    /// Parity shards per chunk wished for (default 4).
+    #[serde(default)]
+    pub parity_shards: Option<u8>,
+    /// Plaintext bytes per chunk (default 4 MiB).
+    #[serde(default)]
+    pub chunk_size: Option<u32>,
+}
+
+/// The answer to `POST /uploads`: where every shard goes and the tokens to put it there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UploadPlan {
+    pub upload_id: String,
+    pub file_id: String,
+    /// The redundancy chosen: what was asked, or less on a small network (still 40% loss).
+    pub data_shards: u8,
+    pub parity_shards: u8,
+    pub chunk_size: u32,
+    pub chunk_count: u64,
+    /// Unix seconds; commit before then.
+    pub expires_at: i64,
+    /// One put grant per worker used.
+    pub nodes: Vec<PutGrant>,
+    /// For each chunk, for each shard (data first), an index into `nodes`.
+    pub placement: Vec<Vec<u16>>,
+}
+
+/// `POST /uploads/{id}/commit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Commit {
+    /// The owner-signed manifest ("DKMF"), base64url.
+    pub manifest: String,
+    /// Sealed name, type and size ("DKMD"), base64url.
+    pub metadata: String,
+    /// The file key wrapped under the account's master key ("DKWK"), base64url.
+    pub wrapped_key: String,
+    /// One worker receipt ("DKRC", base64url) for every shard of every chunk.
+    pub receipts: Vec<String>,
+}
+
+/// Redundancy health: how many shards of the weakest chunk sit on online workers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RedundancyHealth {
+    pub weakest_chunk_healthy: u64,
+    pub shards_per_chunk: u64,
+    /// Shards any chunk can be rebuilt from.
+    pub needed: u64,
+}
+
+/// A file as lists show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileSummary {
+    pub file_id: String,
+    /// Sealed metadata ("DKMD"), base64url: only the owner's browser or CLI can read the name.
+    pub metadata: String,
+    pub size: u64,
+    pub stored_bytes: u64,
+    pub data_shards: u8,
+    pub parity_shards: u8,
+    pub chunk_count: u64,
+    pub created_at: i64,
+    pub health: RedundancyHealth,
+}
+
+/// `GET /files` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileList {
+    pub files: Vec<FileSummary>,
+    /// Files the account has in all.
+    pub total: u64,
+    pub used_bytes: u64,
+    pub quota_bytes: u64,
+}
+
+/// A worker holding shards of a file, with the tokens to read them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadNode {
+    pub node_id: String,
+    pub url: String,
+    pub status: NodeStatus,
+    pub tokens: Vec<ReadToken>,
+}
+
+/// Everything a reader needs to fetch a file (but its key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileDownload {
+    pub file_id: String,
+    /// The owner-signed manifest ("DKMF"), base64url. Readers verify it before trusting it.
+    pub manifest: String,
+    /// Sealed metadata ("DKMD"), base64url.
+    pub metadata: String,
+    /// The wrapped file key (owners only; share links carry the key instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrapped_key: Option<String>,
+    pub size: u64,
+    pub created_at: i64,
+    pub nodes: Vec<ReadNode>,
+    /// For each chunk, for each shard, an index into `nodes`.
+    pub locations: Vec<Vec<u16>>,
+}
+
+// ---- Shares ----
+
+/// `POST /files/{id}/shares`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewShare {
+    /// Seconds until the link stops working (default 7 days, at most 1 year).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    /// Downloads allowed (default: no limit).
+    #[serde(default)]
+    pub max_downloads: Option<u32>,
+    /// base64url of the 32-byte password proof, when the link needs a password.
+    #[serde(default)]
+    pub password_proof: Option<String>,
+}
+
+/// A share as its owner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareView {
+    pub share_id: String,
+    pub file_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub max_downloads: Option<u64>,
+    pub downloads: u64,
+    pub password: bool,
+    pub revoked: bool,
+}
+
+/// `POST /public/shares/{id}` and `…/download`: what the link holder sends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ShareAccess {
+    /// base64url password proof, for shares with a password.
+    #[serde(default)]
+    pub password_proof: Option<String>,
+}
+
+/// What a link holder sees before downloading.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareInfo {
+    pub share_id: String,
+    pub file_id: String,
+    /// Sealed metadata ("DKMD"), base64url: the link's key opens it.
+    pub metadata: String,
+    pub size: u64,
+    pub expires_at: i64,
+    /// Downloads left, when limited.
+    pub downloads_left: Option<u64>,
+}

@@ -1,0 +1,573 @@
+//! Files and shares through a real server process with 10 local workers, on SQLite and
+//! PostgreSQL: uploads by the client library (the CLI's), commits with every kind of bad input,
+//! reads, deletes, share links and their policies, and another account's objects.
+
+#![allow(clippy::cast_possible_truncation)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use disktro_client::account::{self, Identity};
+use disktro_client::server::{Server as Api, b64, unb64};
+use disktro_client::upload::{UploadOptions, upload};
+use disktro_client::{ClientError, download};
+use disktro_core::api::{BeginUpload, Commit, NewShare, ShareAccess, UploadPlan};
+use disktro_core::keys::{FileKey, KdfParams, Keypair, share_password_proof};
+use disktro_core::metadata::FileMetadata;
+use disktro_core::token::Receipt;
+use disktro_core::{FileId, Redundancy};
+use disktro_worker::client::{ConnectOptions, WorkerClient};
+use serde_json::{Value, json};
+use sqlx::Row as _;
+use support::{Server, databases, wait_online};
+
+const CHUNK: u32 = 64 * 1024;
+
+fn random_bytes(len: usize, seed: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = *blake3::hash(&[seed]).as_bytes();
+    while out.len() < len {
+        out.extend_from_slice(&block);
+        block = *blake3::hash(&block).as_bytes();
+    }
+    out.truncate(len);
+    out
+}
+
+fn meta(name: &str, size: usize) -> FileMetadata {
+    FileMetadata {
+        name: name.to_owned(),
+        mime: "application/octet-stream".to_owned(),
+        size: size as u64,
+    }
+}
+
+fn small_chunks() -> UploadOptions {
+    UploadOptions {
+        chunk_size: Some(CHUNK),
+        ..UploadOptions::default()
+    }
+}
+
+async fn put_file(api: &Api, me: &Identity, data: &[u8], name: &str) -> (String, FileKey) {
+    let up = upload(api, me, data, data.len() as u64, &meta(name, data.len()), &small_chunks(), &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("upload of {name}: {e}"));
+    (up.summary.file_id, up.file_key)
+}
+
+async fn get_file(api: &Api, me: &Identity, file_id: &str) -> (Vec<u8>, FileMetadata) {
+    let answer = api.file(file_id).await.unwrap();
+    let wrapped = unb64(answer.wrapped_key.as_deref().unwrap(), "wrapped key").unwrap();
+    let id: FileId = file_id.parse().unwrap();
+    let key = me.master_key.unwrap_file_key(&me.public_key(), &id, &wrapped).unwrap();
+    let mut out = Vec::new();
+    let fetched = download::download(&answer, &key, Some(&me.public_key()), &mut out, &|_| {})
+        .await
+        .unwrap();
+    (out, fetched.metadata)
+}
+
+fn api_code(e: &ClientError) -> &str {
+    e.code().unwrap_or_else(|| panic!("not an API error: {e}"))
+}
+
+async fn start_network(db: &support::TestDb, extra: &[&str]) -> (Server, Api) {
+    let mut args = vec!["--local-workers", "10"];
+    args.extend_from_slice(extra);
+    let server = Server::start(db.dir.path(), &db.url, &args);
+    assert!(wait_online(&server.url, 10).await, "{}: workers not online:\n{}", db.backend, server.log_text());
+    let api = Api::new(&server.url).unwrap();
+    (server, api)
+}
+
+async fn person(api: &Api, email: &str) -> (Identity, Api) {
+    let me = account::signup(api, email, "correct horse battery staple", KdfParams::MINIMUM, "tests")
+        .await
+        .unwrap();
+    let authed = api.clone().with_token(&me.token);
+    (me, authed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_list_download_share_and_delete() {
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &[]).await;
+        let (ada, api) = person(&anon, "ada@example.org").await;
+
+        // Tried: an empty file, a small text file, a random file of 9 chunks and a bit.
+        // Must hold: each downloads byte-identical with its name, and lists with full health.
+        let empty: Vec<u8> = Vec::new();
+        let text = b"Sing, O goddess, the anger of Achilles son of Peleus\n".repeat(40);
+        let random = random_bytes(9 * CHUNK as usize + 1234, 1);
+        let (empty_id, _) = put_file(&api, &ada, &empty, "empty").await;
+        let (text_id, _) = put_file(&api, &ada, &text, "iliad.txt").await;
+        let (random_id, random_key) = put_file(&api, &ada, &random, "noise.bin").await;
+        for (id, data, name) in [(&empty_id, &empty, "empty"), (&text_id, &text, "iliad.txt"), (&random_id, &random, "noise.bin")] {
+            let (bytes, metadata) = get_file(&api, &ada, id).await;
+            assert!(bytes == *data, "{}: {name} came back different", db.backend);
+            assert_eq!(metadata.name, name);
+        }
+        let list = api.files().await.unwrap();
+        assert_eq!(list.total, 3);
+        assert!(list.files.iter().all(|f| f.health.weakest_chunk_healthy == 10 && f.health.needed == 6));
+        let stored: u64 = list.files.iter().map(|f| f.stored_bytes).sum();
+        assert_eq!(list.used_bytes, stored, "{}: quota use is the stored bytes", db.backend);
+        let noise = list.files.iter().find(|f| f.file_id == random_id).unwrap();
+        assert_eq!(noise.chunk_count, 10);
+        // Text compresses: fewer stored bytes than the raw size times 10/6.
+        let iliad = list.files.iter().find(|f| f.file_id == text_id).unwrap();
+        assert!(iliad.stored_bytes < text.len() as u64, "{}: {}", db.backend, iliad.stored_bytes);
+
+        // Shares: a password and two downloads.
+        let proof = share_password_proof(&random_key, "open sesame");
+        let share = api
+            .share(
+                &random_id,
+                &NewShare {
+                    expires_in: Some(3600),
+                    max_downloads: Some(2),
+                    password_proof: Some(b64(&proof)),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(share.password && !share.revoked);
+        let no_password = anon.open_share(&share.share_id, &ShareAccess::default()).await.unwrap_err();
+        assert_eq!(api_code(&no_password), "share_password_required");
+        let wrong = ShareAccess {
+            password_proof: Some(b64(&share_password_proof(&random_key, "open barley"))),
+        };
+        assert_eq!(api_code(&anon.open_share(&share.share_id, &wrong).await.unwrap_err()), "share_password_wrong");
+        let right = ShareAccess {
+            password_proof: Some(b64(&proof)),
+        };
+        let info = anon.open_share(&share.share_id, &right).await.unwrap();
+        assert_eq!((info.size, info.downloads_left), (random.len() as u64, Some(2)));
+        for round in 0..2 {
+            let answer = anon.download_share(&share.share_id, &right).await.unwrap();
+            assert!(answer.wrapped_key.is_none(), "a share never hands out the wrapped key");
+            let mut out = Vec::new();
+            let fetched = download::download(&answer, &random_key, None, &mut out, &|_| {}).await.unwrap();
+            assert!(out == random, "{}: share download {round} differs", db.backend);
+            assert_eq!(fetched.owner, ada.public_key());
+        }
+        let exhausted = anon.download_share(&share.share_id, &right).await.unwrap_err();
+        assert_eq!((api_code(&exhausted), status(&exhausted)), ("share_exhausted", 410));
+        // A wrong key in the link: the metadata does not open, nothing is written.
+        let other = plain_share(&api, &random_id).await;
+        let answer = anon.download_share(&other, &ShareAccess::default()).await.unwrap();
+        let mut out = Vec::new();
+        let err = download::download(&answer, &FileKey::generate(), None, &mut out, &|_| {}).await.unwrap_err();
+        assert!(matches!(err, ClientError::Integrity(_)) && out.is_empty(), "{err}");
+
+        // Revoked and expired links say so.
+        let revoked = plain_share(&api, &text_id).await;
+        let view = api.revoke_share(&revoked).await.unwrap();
+        assert!(view.revoked);
+        let e = anon.open_share(&revoked, &ShareAccess::default()).await.unwrap_err();
+        assert_eq!((api_code(&e), status(&e)), ("share_revoked", 410));
+        let short = api
+            .share(&text_id, &NewShare { expires_in: Some(1), ..NewShare::default() })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let e = anon.download_share(&short.share_id, &ShareAccess::default()).await.unwrap_err();
+        assert_eq!((api_code(&e), status(&e)), ("share_expired", 410));
+        let e = anon.open_share("AAAAAAAAAAAAAAAAAAAAAA", &ShareAccess::default()).await.unwrap_err();
+        assert_eq!((api_code(&e), status(&e)), ("share_not_found", 404));
+        // Bad share requests: no expiry, a zero limit.
+        for bad in [
+            NewShare { expires_in: Some(0), ..NewShare::default() },
+            NewShare { max_downloads: Some(0), ..NewShare::default() },
+        ] {
+            assert_eq!(status(&api.share(&text_id, &bad).await.unwrap_err()), 400);
+        }
+
+        // Delete: gone from the list, shards handed to garbage collection, quota returned, the
+        // file's shares revoked.
+        let live = api.share(&random_id, &NewShare::default()).await.unwrap();
+        api.delete_file(&random_id).await.unwrap();
+        assert_eq!(api_code(&api.file(&random_id).await.unwrap_err()), "file_not_found");
+        assert_eq!(api_code(&api.delete_file(&random_id).await.unwrap_err()), "file_not_found");
+        let list = api.files().await.unwrap();
+        assert_eq!(list.total, 2);
+        assert_eq!(list.used_bytes, list.files.iter().map(|f| f.stored_bytes).sum::<u64>());
+        assert_eq!(api_code(&anon.open_share(&live.share_id, &ShareAccess::default()).await.unwrap_err()), "share_revoked");
+        let pool = db_pool(&db.url).await;
+        let gc: i64 = sqlx::query("SELECT COUNT(*) AS n FROM gc_shards").fetch_one(&pool).await.unwrap().get("n");
+        assert_eq!(gc, 100, "{}: 10 chunks × 10 shards await garbage collection", db.backend);
+
+        server.stop();
+    }
+}
+
+fn status(e: &ClientError) -> u16 {
+    match e {
+        ClientError::Api { status, .. } => *status,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+async fn db_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.unwrap()
+}
+
+/// A share with the default policy.
+async fn plain_share(owner: &Api, file_id: &str) -> String {
+    owner.share(file_id, &NewShare::default()).await.unwrap().share_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &[]).await;
+        let (ada, ada_api) = person(&anon, "ada@example.org").await;
+        let (bob, bob_api) = person(&anon, "bob@example.org").await;
+        let data = random_bytes(3000, 2);
+        let (file_id, _) = put_file(&ada_api, &ada, &data, "private").await;
+        let share = ada_api.share(&file_id, &NewShare::default()).await.unwrap();
+        let plan = ada_api
+            .begin_upload(&BeginUpload {
+                file_id: FileId::random().to_hex(),
+                size: 10,
+                data_shards: None,
+                parity_shards: None,
+                chunk_size: Some(CHUNK),
+            })
+            .await
+            .unwrap();
+
+        // Tried: Bob reading, deleting and sharing Ada's file, revoking her share, renewing,
+        // cancelling and committing her upload. Must hold: "not found" every time (existence is
+        // not revealed), and Ada's objects unchanged.
+        let e = bob_api.file(&file_id).await.unwrap_err();
+        assert_eq!((status(&e), api_code(&e)), (404, "file_not_found"));
+        assert_eq!(api_code(&bob_api.delete_file(&file_id).await.unwrap_err()), "file_not_found");
+        assert_eq!(api_code(&bob_api.share(&file_id, &NewShare::default()).await.unwrap_err()), "file_not_found");
+        assert_eq!(api_code(&bob_api.revoke_share(&share.share_id).await.unwrap_err()), "share_not_found");
+        assert_eq!(api_code(&bob_api.renew_upload(&plan.upload_id).await.unwrap_err()), "upload_not_found");
+        assert_eq!(api_code(&bob_api.cancel_upload(&plan.upload_id).await.unwrap_err()), "upload_not_found");
+        let commit = Commit {
+            manifest: String::new(),
+            metadata: String::new(),
+            wrapped_key: String::new(),
+            receipts: vec![],
+        };
+        assert_eq!(api_code(&bob_api.commit(&plan.upload_id, &commit).await.unwrap_err()), "upload_not_found");
+        assert_eq!(bob_api.files().await.unwrap().total, 0);
+        let shares: Vec<Value> = reqwest::Client::new()
+            .get(format!("{}/api/v1/shares", server.url))
+            .bearer_auth(&bob.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(shares.is_empty());
+        assert_eq!(get_file(&ada_api, &ada, &file_id).await.0, data);
+        assert!(ada_api.revoke_share(&share.share_id).await.unwrap().revoked);
+        ada_api.renew_upload(&plan.upload_id).await.unwrap();
+        ada_api.cancel_upload(&plan.upload_id).await.unwrap();
+        assert_eq!(api_code(&ada_api.renew_upload(&plan.upload_id).await.unwrap_err()), "upload_not_found");
+
+        // Without credentials: 401. With a session cookie but no CSRF header: 403.
+        let http = reqwest::Client::new();
+        let r = http.get(format!("{}/api/v1/files", server.url)).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let login = login_cookie(&server.url, &anon, "ada@example.org").await;
+        for (method, path) in [
+            ("POST", "/uploads".to_owned()),
+            ("DELETE", format!("/files/{file_id}")),
+            ("POST", format!("/files/{file_id}/shares")),
+            ("DELETE", format!("/shares/{}", share.share_id)),
+        ] {
+            let r = http
+                .request(method.parse().unwrap(), format!("{}/api/v1{path}", server.url))
+                .header("cookie", &login.0)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "{method} {path}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "csrf_required");
+        }
+        // The same session with its CSRF token may read and write.
+        let r = http
+            .get(format!("{}/api/v1/files", server.url))
+            .header("cookie", &login.0)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        server.stop();
+    }
+}
+
+/// Log in over HTTP as a browser would; returns the cookie and CSRF token.
+async fn login_cookie(url: &str, anon: &Api, email: &str) -> (String, String) {
+    let setup = anon.prelogin(email).await.unwrap();
+    let setup = disktro_core::keys::KdfSetup::decode(&unb64(&setup.kdf_setup, "setup").unwrap()).unwrap();
+    let keys = disktro_core::keys::derive_account_keys(b"correct horse battery staple", &setup).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&json!({"email": email, "auth_key": b64(keys.auth_key.as_bytes())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    (cookie, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+/// An upload done by hand: shards really stored, receipts collected, nothing committed yet.
+struct Prepared {
+    plan: UploadPlan,
+    manifest: disktro_core::Manifest,
+    receipts: Vec<String>,
+    metadata: Vec<u8>,
+    wrapped: Vec<u8>,
+}
+
+impl Prepared {
+    fn commit(&self, me: &Identity) -> Commit {
+        Commit {
+            manifest: b64(self.manifest.clone().sign(&me.keypair).unwrap().as_bytes()),
+            metadata: b64(&self.metadata),
+            wrapped_key: b64(&self.wrapped),
+            receipts: self.receipts.clone(),
+        }
+    }
+}
+
+async fn prepare(api: &Api, me: &Identity, data: &[u8]) -> Prepared {
+    let file_id = FileId::random();
+    let key = FileKey::generate();
+    let plan = api
+        .begin_upload(&BeginUpload {
+            file_id: file_id.to_hex(),
+            size: data.len() as u64,
+            data_shards: None,
+            parity_shards: None,
+            chunk_size: Some(CHUNK),
+        })
+        .await
+        .unwrap();
+    let r = Redundancy::new(plan.data_shards, plan.parity_shards).unwrap();
+    let (chunks, manifest) = disktro_core::chunk::encode_all(&key, file_id, r, CHUNK, data).unwrap();
+    let mut workers = Vec::new();
+    for n in &plan.nodes {
+        workers.push(Arc::new(WorkerClient::connect(&n.url, &ConnectOptions::default()).await.unwrap()));
+    }
+    let mut receipts = Vec::new();
+    for chunk in &chunks {
+        for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
+            let n = usize::from(plan.placement[chunk.index as usize][i]);
+            let token = unb64(&plan.nodes[n].token, "token").unwrap();
+            receipts.push(b64(&workers[n].put(&token, id, bytes.to_vec()).await.unwrap()));
+        }
+    }
+    Prepared {
+        metadata: meta("prepared", data.len()).seal(&key, &file_id).unwrap(),
+        wrapped: me.master_key.wrap_file_key(&me.public_key(), &file_id, &key),
+        plan,
+        manifest,
+        receipts,
+    }
+}
+
+async fn counts(pool: &sqlx::AnyPool) -> (i64, i64, i64) {
+    let n = |sql: &'static str| async move { sqlx::query(sql).fetch_one(pool).await.unwrap().get::<i64, _>("n") };
+    (
+        n("SELECT COUNT(*) AS n FROM files").await,
+        n("SELECT COUNT(*) AS n FROM file_shards").await,
+        n("SELECT CAST(COALESCE(SUM(used_bytes), 0) AS BIGINT) AS n FROM accounts").await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_commits_are_refused_whole() {
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &["--default-quota", "600KiB"]).await;
+        let (ada, api) = person(&anon, "ada@example.org").await;
+        let pool = db_pool(&db.url).await;
+        let data = random_bytes(3 * CHUNK as usize + 5, 3);
+        let p = prepare(&api, &ada, &data).await;
+        let good = p.commit(&ada);
+        let id = p.plan.upload_id.clone();
+        let refuse = |commit: Commit, code: &'static str, why: &'static str| {
+            let api = api.clone();
+            let id = id.clone();
+            let pool = pool.clone();
+            async move {
+                let e = api.commit(&id, &commit).await.unwrap_err();
+                assert_eq!((status(&e), api_code(&e)), (400, code), "{why}: {e}");
+                assert_eq!(counts(&pool).await, (0, 0, 0), "{why}: something was recorded");
+            }
+        };
+
+        // Tried, one at a time: each must be a 400 with its code and leave nothing recorded.
+        let mut tampered = unb64(&good.manifest, "m").unwrap();
+        let at = tampered.len() - 100;
+        tampered[at] ^= 1;
+        refuse(Commit { manifest: b64(&tampered), ..good.clone() }, "bad_manifest", "a flipped manifest byte").await;
+        let stranger = Keypair::generate();
+        let foreign = p.manifest.clone().sign(&stranger).unwrap();
+        refuse(Commit { manifest: b64(foreign.as_bytes()), ..good.clone() }, "wrong_owner", "another key signed").await;
+        let mut other_file = p.manifest.clone();
+        other_file.file_id = FileId::random();
+        let other_file = other_file.sign(&ada.keypair).unwrap();
+        refuse(Commit { manifest: b64(other_file.as_bytes()), ..good.clone() }, "manifest_mismatch", "another file id").await;
+        let mut short = p.manifest.clone();
+        short.chunks.pop();
+        let short = short.sign(&ada.keypair).unwrap();
+        refuse(Commit { manifest: b64(short.as_bytes()), ..good.clone() }, "manifest_mismatch", "a chunk left out").await;
+        let mut missing = good.clone();
+        missing.receipts.remove(7);
+        refuse(missing, "missing_receipt", "one receipt missing").await;
+        let mut doubled = good.clone();
+        doubled.receipts[1] = doubled.receipts[0].clone();
+        refuse(doubled, "missing_receipt", "a receipt sent twice in place of another").await;
+        // A receipt signed by a worker the server never registered.
+        let rogue = Keypair::generate();
+        let entry = &p.manifest.chunks[0];
+        let forged = Receipt {
+            worker: rogue.public().node_id(),
+            shard: entry.shards[0],
+            size: p.manifest.redundancy.shard_len(entry.sealed_len as usize) as u32,
+            serial: p.plan.nodes[0].serial.parse().unwrap(),
+        }
+        .sign(&rogue)
+        .unwrap();
+        let mut unknown = good.clone();
+        unknown.receipts[0] = b64(&forged);
+        refuse(unknown, "unknown_worker", "a receipt from an unregistered worker").await;
+        // A receipt whose signature was tampered with.
+        let mut bytes = unb64(&good.receipts[0], "r").unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let mut tampered = good.clone();
+        tampered.receipts[0] = b64(&bytes);
+        refuse(tampered, "bad_receipt", "a receipt with a broken signature").await;
+        // A real receipt from another upload (its serial belongs to another upload's token).
+        let other = prepare(&api, &ada, &random_bytes(100, 4)).await;
+        let mut crossed = good.clone();
+        let worker_of = |r: &str| Receipt::claimed_worker(&unb64(r, "r").unwrap()).unwrap();
+        let stranger_worker = worker_of(&other.receipts[0]);
+        let index = good.receipts.iter().position(|r| worker_of(r) == stranger_worker).unwrap();
+        crossed.receipts[index] = other.receipts[0].clone();
+        refuse(crossed, "receipt_not_for_upload", "a receipt of another upload in place of one").await;
+        let mut extra_serial = good.clone();
+        extra_serial.receipts.push(other.receipts[0].clone());
+        refuse(extra_serial, "receipt_not_for_upload", "a receipt of another upload added").await;
+        refuse(Commit { metadata: b64(b"plain name.txt"), ..good.clone() }, "bad_metadata", "unsealed metadata").await;
+        refuse(Commit { wrapped_key: b64(&[0; 10]), ..good.clone() }, "bad_wrapped_key", "a short wrapped key").await;
+        refuse(Commit { manifest: "%%%".to_owned(), ..good.clone() }, "invalid_field", "not base64").await;
+
+        // Malformed JSON and wrong types: 400, the API's error shape.
+        let http = reqwest::Client::new();
+        for body in ["{", r#"{"manifest": 5}"#, r#"{"manifest": "", "metadata": "", "wrapped_key": "", "receipts": "x"}"#] {
+            let r = http
+                .post(format!("{}/api/v1/uploads/{id}/commit", server.url))
+                .bearer_auth(&ada.token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "{body}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "malformed_json", "{body}");
+        }
+        // Oversized: past the commit's 64 MiB limit, and past 1 MiB elsewhere.
+        let r = http
+            .post(format!("{}/api/v1/uploads/{id}/commit", server.url))
+            .bearer_auth(&ada.token)
+            .header("content-type", "application/json")
+            .body(vec![b' '; 65 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413);
+        let r = http
+            .post(format!("{}/api/v1/uploads", server.url))
+            .bearer_auth(&ada.token)
+            .header("content-type", "application/json")
+            .body(vec![b' '; 2 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413);
+
+        // The good commit still goes through: the refusals left the upload intact.
+        let summary = api.commit(&id, &good).await.unwrap();
+        assert_eq!(summary.size, data.len() as u64);
+        assert_eq!(counts(&pool).await, (1, 40, summary.stored_bytes as i64));
+        // Committing twice: the upload is gone.
+        assert_eq!(api_code(&api.commit(&id, &good).await.unwrap_err()), "upload_not_found");
+
+        // Quota: 600 KiB. The raw estimate of a 500 KiB file (833 KiB stored) is refused at
+        // begin; two uploads that fit alone but not together: the second commit is refused whole.
+        let e = api
+            .begin_upload(&BeginUpload {
+                file_id: FileId::random().to_hex(),
+                size: 500 << 10,
+                data_shards: None,
+                parity_shards: None,
+                chunk_size: Some(CHUNK),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((status(&e), api_code(&e)), (413, "quota_exceeded"));
+        let a = prepare(&api, &ada, &random_bytes(150 << 10, 5)).await;
+        let b = prepare(&api, &ada, &random_bytes(150 << 10, 6)).await;
+        api.commit(&a.plan.upload_id, &a.commit(&ada)).await.unwrap();
+        let before = counts(&pool).await;
+        let e = api.commit(&b.plan.upload_id, &b.commit(&ada)).await.unwrap_err();
+        assert_eq!((status(&e), api_code(&e)), (413, "quota_exceeded"));
+        assert_eq!(counts(&pool).await, before, "an over-quota commit recorded something");
+        // Begin refusals: a taken file id, a bad id, impossible redundancy, too few workers.
+        let taken = BeginUpload {
+            file_id: summary.file_id.clone(),
+            size: 1,
+            data_shards: None,
+            parity_shards: None,
+            chunk_size: None,
+        };
+        assert_eq!(api_code(&api.begin_upload(&taken).await.unwrap_err()), "file_exists");
+        let bad_id = BeginUpload { file_id: "XYZ".to_owned(), ..taken.clone() };
+        assert_eq!(api_code(&api.begin_upload(&bad_id).await.unwrap_err()), "invalid_file_id");
+        let zero = BeginUpload {
+            file_id: FileId::random().to_hex(),
+            data_shards: Some(0),
+            ..taken.clone()
+        };
+        assert_eq!(api_code(&api.begin_upload(&zero).await.unwrap_err()), "invalid_redundancy");
+        let wide = BeginUpload {
+            file_id: FileId::random().to_hex(),
+            data_shards: Some(1),
+            parity_shards: Some(1),
+            chunk_size: Some(1),
+            ..taken.clone()
+        };
+        assert_eq!(api_code(&api.begin_upload(&wide).await.unwrap_err()), "invalid_chunk_size");
+
+        // The janitor removes expired uploads (here: `b`, never committed), and only those.
+        let removed = disktro_server::leases::sweep(
+            &disktro_server::db::Db::open(&db.url).await.unwrap(),
+            disktro_server::context::unix_now() + disktro_server::files::UPLOAD_TTL + 1,
+        )
+        .await
+        .unwrap();
+        assert!(removed >= 1, "{}: {removed}", db.backend);
+        assert_eq!(api_code(&api.renew_upload(&b.plan.upload_id).await.unwrap_err()), "upload_not_found");
+        server.stop();
+    }
+}
+
