@@ -108,3 +108,60 @@ fn binary_serves_and_shuts_down_on_sigterm() {
     assert!(printed.contains("join token for workers: dkj_"), "{printed}");
     assert!(dir.path().join("disktro.db").exists() && dir.path().join("server.key").exists());
 }
+
+/// The OpenAPI document is served, lists every route with its methods, and matches the copy kept
+/// in the repository (`server/openapi.json`). After changing the API, regenerate the copy with
+/// `UPDATE_OPENAPI=1 cargo test -p disktro-server --test http openapi`.
+#[tokio::test]
+async fn the_openapi_document_is_served_complete_and_current() {
+    let (status, body) = get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let routes = [
+        ("/health", "get"),
+        ("/nodes", "get"),
+        ("/nodes/register", "post"),
+        ("/nodes/heartbeat", "post"),
+        ("/auth/prelogin", "post"),
+        ("/auth/signup", "post"),
+        ("/auth/login", "post"),
+        ("/auth/logout", "post"),
+        ("/auth/password", "post"),
+        ("/auth/tokens", "post"),
+        ("/account", "get"),
+        ("/uploads", "post"),
+        ("/uploads/{id}", "delete"),
+        ("/uploads/{id}/renew", "post"),
+        ("/uploads/{id}/commit", "post"),
+        ("/files", "get"),
+        ("/files/{id}", "get"),
+        ("/files/{id}", "delete"),
+        ("/files/{id}/shares", "post"),
+        ("/shares", "get"),
+        ("/shares/{id}", "delete"),
+        ("/public/shares/{id}", "post"),
+        ("/public/shares/{id}/download", "post"),
+    ];
+    for (path, method) in routes {
+        assert!(
+            served["paths"][path][method].is_object(),
+            "{method} {path} is missing from the OpenAPI document"
+        );
+    }
+    let documented: usize = served["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, routes.len(), "a route is documented that this test does not know");
+    for schema in ["ErrorBody", "UploadPlan", "Commit", "FileDownload", "ShareView", "NodeView"] {
+        assert!(served["components"]["schemas"][schema].is_object(), "schema {schema} missing");
+    }
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let generated = disktro_server::api::openapi().to_pretty_json().unwrap() + "\n";
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let kept = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        kept == generated,
+        "server/openapi.json is out of date: run UPDATE_OPENAPI=1 cargo test -p disktro-server --test http openapi"
+    );
+}
