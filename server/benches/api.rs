@@ -12,7 +12,7 @@
 #![allow(clippy::print_stdout, clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ fn start(dir: &Path, database_url: &str) -> (Process, String) {
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
+        .stdout(file.try_clone().unwrap())
         .stderr(file)
         .spawn()
         .unwrap();

@@ -83,6 +83,17 @@ impl Db {
             .map_err(|e| DbError(format!("database migration failed: {e}")))?;
         Ok(Self { pool, backend })
     }
+
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`:
+    /// a deferred transaction that reads first and then writes fails with "database is locked"
+    /// whenever another connection wrote in between (busy_timeout cannot help an upgrade), which
+    /// concurrent uploads hit at once. PostgreSQL's row locks need no such care.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
 }
 
 /// A database URL without its password, for messages and logs.

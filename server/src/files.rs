@@ -192,7 +192,7 @@ pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: 
         grants.push(grants::put(&ctx.key, workers[w].node_id, &workers[w].url, upload_id, shards * shard_max, now)?);
     }
 
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin_write().await?;
     let taken = sqlx::query("SELECT 1 AS x FROM files WHERE id = $1 UNION ALL SELECT 1 AS x FROM uploads WHERE file_id = $1")
         .bind(file_id.to_hex())
         .fetch_optional(&mut *tx)
@@ -304,7 +304,7 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
         let node: NodeId = node.parse().map_err(|_| ApiError::internal("stored node id"))?;
         grants.push(grants::put(&ctx.key, node, &url, upload_id, to_u64(budget), now)?);
     }
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin_write().await?;
     record_grants(&mut tx, id, &grants).await?;
     tx.commit().await?;
     Ok(grants)
@@ -312,7 +312,7 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
 
 /// Abandon an upload. Shards already stored become orphans for garbage collection to find.
 pub async fn cancel(ctx: &Context, account_id: &str, id: &str) -> Result<(), ApiError> {
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin_write().await?;
     let owned = sqlx::query("SELECT id FROM uploads WHERE id = $1 AND account_id = $2")
         .bind(id)
         .bind(account_id)
@@ -464,7 +464,7 @@ pub async fn commit(ctx: &Arc<Context>, account_id: &str, id: &str, req: Commit,
     let stored = m.stored_size();
     let file_hex = m.file_id.to_hex();
 
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin_write().await?;
     sqlx::query("DELETE FROM upload_tokens WHERE upload_id = $1").bind(id).execute(&mut *tx).await?;
     let gone = sqlx::query("DELETE FROM uploads WHERE id = $1 AND account_id = $2")
         .bind(id)
@@ -694,7 +694,7 @@ pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i
 
 /// Delete a file: shards to garbage collection, shares revoked, quota returned.
 pub async fn delete(ctx: &Context, account_id: &str, file_hex: &str, now: i64) -> Result<(), ApiError> {
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin_write().await?;
     let row = sqlx::query("SELECT stored_bytes FROM files WHERE id = $1 AND account_id = $2")
         .bind(file_hex)
         .bind(account_id)

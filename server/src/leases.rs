@@ -73,7 +73,7 @@ pub async fn run_janitor(ctx: Arc<Context>, holder: String, shutdown: tokio_util
 
 /// One janitor pass. Returns the number of expired uploads removed.
 pub async fn sweep(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM upload_tokens WHERE upload_id IN (SELECT id FROM uploads WHERE expires_at <= $1)")
         .bind(now)
         .execute(&mut *tx)

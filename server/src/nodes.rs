@@ -177,7 +177,7 @@ pub async fn heartbeat(
         ));
     }
     let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ApiError::internal("scrub report"))?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let updated = sqlx::query(
         "UPDATE nodes SET url = $2, zone = $3, version = $4, capacity = $5, used = $6, free_disk = $7,
              shards = $8, quarantined = $9, ingress_bytes = $10, egress_bytes = $11, uptime_secs = $12,

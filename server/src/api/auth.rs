@@ -197,7 +197,7 @@ pub async fn change_password(
         ));
     }
     let (_, new_hash) = checked?;
-    let mut tx = ctx.db.pool.begin().await?;
+    let mut tx = ctx.db.begin_write().await?;
     let swapped = sqlx::query(
         "UPDATE accounts SET kdf_setup = $2, auth_hash = $3, wrapped_identity = $4 WHERE id = $1 AND auth_hash = $5",
     )
