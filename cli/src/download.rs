@@ -37,19 +37,29 @@ pub struct Progress {
 
 /// Check what the server sent before trusting any of it: the manifest verifies, names the file
 /// asked for, was signed by `expected_owner` (when known), and the key opens the metadata.
-pub fn verify(answer: &FileDownload, key: &FileKey, expected_owner: Option<&PublicKey>) -> Result<(SignedManifest, FileMetadata), ClientError> {
+pub fn verify(
+    answer: &FileDownload,
+    key: &FileKey,
+    expected_owner: Option<&PublicKey>,
+) -> Result<(SignedManifest, FileMetadata), ClientError> {
     let signed = SignedManifest::decode(&unb64(&answer.manifest, "manifest")?)
         .map_err(|e| ClientError::Integrity(format!("the manifest does not verify: {e}")))?;
     if signed.manifest().file_id.to_hex() != answer.file_id {
-        return Err(ClientError::Integrity("the server sent the manifest of another file".to_owned()));
+        return Err(ClientError::Integrity(
+            "the server sent the manifest of another file".to_owned(),
+        ));
     }
     if expected_owner.is_some_and(|o| o != signed.owner()) {
-        return Err(ClientError::Integrity("the manifest was not signed by this account".to_owned()));
+        return Err(ClientError::Integrity(
+            "the manifest was not signed by this account".to_owned(),
+        ));
     }
     let metadata = FileMetadata::open(&unb64(&answer.metadata, "metadata")?, key, &signed.manifest().file_id)
         .map_err(|_| ClientError::Integrity("the key does not open this file (wrong or damaged link?)".to_owned()))?;
     if metadata.size != signed.manifest().plain_size() {
-        return Err(ClientError::Integrity("the metadata and the manifest disagree on the size".to_owned()));
+        return Err(ClientError::Integrity(
+            "the metadata and the manifest disagree on the size".to_owned(),
+        ));
     }
     Ok((signed, metadata))
 }
@@ -98,7 +108,10 @@ pub async fn download<W: AsyncWrite + Unpin>(
             .await
             .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))?;
         written += plain.len() as u64;
-        progress(Progress { bytes_done: written, size });
+        progress(Progress {
+            bytes_done: written,
+            size,
+        });
     }
     decoder
         .finish()
@@ -123,7 +136,13 @@ impl Source<'_> {
     /// The get token of node `n` for chunk `chunk`.
     fn token(&self, n: usize, chunk: usize) -> Option<Vec<u8>> {
         let c = chunk as u64;
-        let t = self.answer.nodes.get(n)?.tokens.iter().find(|t| t.first_chunk <= c && c <= t.last_chunk)?;
+        let t = self
+            .answer
+            .nodes
+            .get(n)?
+            .tokens
+            .iter()
+            .find(|t| t.first_chunk <= c && c <= t.last_chunk)?;
         unb64(&t.token, "get token").ok()
     }
 

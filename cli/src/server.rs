@@ -32,7 +32,10 @@ enum Credential {
     None,
     Token(String),
     /// A browser-style session (cookie and CSRF token), used only to mint an API token.
-    Session { cookie: String, csrf: String },
+    Session {
+        cookie: String,
+        csrf: String,
+    },
 }
 
 /// A connection to one Disktro server.
@@ -56,7 +59,9 @@ impl Server {
         disktro_worker::tls::install_default_provider();
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(ClientError::Usage(format!("the server URL must start with http:// or https://: {url}")));
+            return Err(ClientError::Usage(format!(
+                "the server URL must start with http:// or https://: {url}"
+            )));
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("disktro/", env!("CARGO_PKG_VERSION")))
@@ -81,7 +86,12 @@ impl Server {
         &self.base
     }
 
-    async fn send<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<reqwest::Response, ClientError> {
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, ClientError> {
         let mut req = self.http.request(method, format!("{}/api/v1{path}", self.base));
         match &self.credential {
             Credential::None => {}
@@ -91,10 +101,9 @@ impl Server {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Network(format!("cannot reach the server at {}: {}", self.base, root_cause(&e))))?;
+        let resp = req.send().await.map_err(|e| {
+            ClientError::Network(format!("cannot reach the server at {}: {}", self.base, root_cause(&e)))
+        })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
@@ -114,21 +123,33 @@ impl Server {
         })
     }
 
-    async fn call<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<T, ClientError> {
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
         let resp = self.send(method, path, body).await?;
         resp.json()
             .await
             .map_err(|e| ClientError::Network(format!("the server's answer could not be read: {}", root_cause(&e))))
     }
 
-    async fn call_no_answer<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<(), ClientError> {
+    async fn call_no_answer<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), ClientError> {
         let resp = self.send(method, path, body).await?;
         debug_assert!(resp.status() == StatusCode::NO_CONTENT || resp.status().is_success());
         Ok(())
     }
 
     pub async fn prelogin(&self, email: &str) -> Result<KdfAnswer, ClientError> {
-        let body = PreLogin { email: email.to_owned() };
+        let body = PreLogin {
+            email: email.to_owned(),
+        };
         self.call(Method::POST, "/auth/prelogin", Some(&body)).await
     }
 
@@ -183,15 +204,18 @@ impl Server {
     }
 
     pub async fn renew_upload(&self, upload_id: &str) -> Result<Vec<PutGrant>, ClientError> {
-        self.call::<(), _>(Method::POST, &format!("/uploads/{upload_id}/renew"), None).await
+        self.call::<(), _>(Method::POST, &format!("/uploads/{upload_id}/renew"), None)
+            .await
     }
 
     pub async fn cancel_upload(&self, upload_id: &str) -> Result<(), ClientError> {
-        self.call_no_answer::<()>(Method::DELETE, &format!("/uploads/{upload_id}"), None).await
+        self.call_no_answer::<()>(Method::DELETE, &format!("/uploads/{upload_id}"), None)
+            .await
     }
 
     pub async fn commit(&self, upload_id: &str, body: &Commit) -> Result<FileSummary, ClientError> {
-        self.call(Method::POST, &format!("/uploads/{upload_id}/commit"), Some(body)).await
+        self.call(Method::POST, &format!("/uploads/{upload_id}/commit"), Some(body))
+            .await
     }
 
     pub async fn files(&self) -> Result<FileList, ClientError> {
@@ -199,28 +223,37 @@ impl Server {
     }
 
     pub async fn file(&self, file_id: &str) -> Result<FileDownload, ClientError> {
-        self.call::<(), _>(Method::GET, &format!("/files/{file_id}"), None).await
+        self.call::<(), _>(Method::GET, &format!("/files/{file_id}"), None)
+            .await
     }
 
     pub async fn delete_file(&self, file_id: &str) -> Result<(), ClientError> {
-        self.call_no_answer::<()>(Method::DELETE, &format!("/files/{file_id}"), None).await
+        self.call_no_answer::<()>(Method::DELETE, &format!("/files/{file_id}"), None)
+            .await
     }
 
     pub async fn share(&self, file_id: &str, body: &NewShare) -> Result<ShareView, ClientError> {
-        self.call(Method::POST, &format!("/files/{file_id}/shares"), Some(body)).await
+        self.call(Method::POST, &format!("/files/{file_id}/shares"), Some(body))
+            .await
     }
 
     pub async fn revoke_share(&self, share_id: &str) -> Result<ShareView, ClientError> {
-        self.call::<(), _>(Method::DELETE, &format!("/shares/{share_id}"), None).await
+        self.call::<(), _>(Method::DELETE, &format!("/shares/{share_id}"), None)
+            .await
     }
 
     pub async fn open_share(&self, share_id: &str, access: &ShareAccess) -> Result<ShareInfo, ClientError> {
-        self.call(Method::POST, &format!("/public/shares/{share_id}"), Some(access)).await
+        self.call(Method::POST, &format!("/public/shares/{share_id}"), Some(access))
+            .await
     }
 
     pub async fn download_share(&self, share_id: &str, access: &ShareAccess) -> Result<FileDownload, ClientError> {
-        self.call(Method::POST, &format!("/public/shares/{share_id}/download"), Some(access))
-            .await
+        self.call(
+            Method::POST,
+            &format!("/public/shares/{share_id}/download"),
+            Some(access),
+        )
+        .await
     }
 }
 

@@ -107,7 +107,10 @@ impl Grants {
 }
 
 fn decode(grants: &[PutGrant]) -> Result<(Vec<Vec<u8>>, u64), ClientError> {
-    let tokens = grants.iter().map(|g| unb64(&g.token, "put token")).collect::<Result<Vec<_>, _>>()?;
+    let tokens = grants
+        .iter()
+        .map(|g| unb64(&g.token, "put token"))
+        .collect::<Result<Vec<_>, _>>()?;
     let expires = grants.iter().map(|g| g.expires_at).min().unwrap_or(0);
     Ok((tokens, expires))
 }
@@ -154,7 +157,11 @@ pub async fn upload<R: AsyncRead + Unpin + Send>(
             chunk_size: options.chunk_size,
         })
         .await?;
-    match send_and_commit(server, me, reader, size, metadata, options, progress, &plan, file_id, &file_key).await {
+    match send_and_commit(
+        server, me, reader, size, metadata, options, progress, &plan, file_id, &file_key,
+    )
+    .await
+    {
         Ok(summary) => Ok(Uploaded { summary, file_key }),
         Err(e) => {
             // Best effort: the upload expires on its own if this fails too.
@@ -227,7 +234,9 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
             buf.truncate(filled);
             read += filled as u64;
             if read > size {
-                return Err(ClientError::Io(format!("the file grew while being read (more than {size} bytes)")));
+                return Err(ClientError::Io(format!(
+                    "the file grew while being read (more than {size} bytes)"
+                )));
             }
             let end = filled < chunk_size;
             if filled > 0 && plain_tx.send(buf).await.is_err() {
@@ -238,7 +247,9 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
             }
         }
         if read != size {
-            return Err(ClientError::Io(format!("the file changed while being read: {read} bytes, not {size}")));
+            return Err(ClientError::Io(format!(
+                "the file changed while being read: {read} bytes, not {size}"
+            )));
         }
         Ok::<(), ClientError>(())
     };
@@ -321,17 +332,18 @@ async fn send_chunk(
     let puts = chunk.shards.iter().enumerate().map(|(i, (id, bytes))| {
         let bytes = bytes.to_vec();
         async move {
-            let node = usize::from(
-                *placement
-                    .get(i)
-                    .ok_or_else(|| ClientError::Integrity(format!("the plan has no worker for shard {i} of chunk {index}")))?,
-            );
+            let node = usize::from(*placement.get(i).ok_or_else(|| {
+                ClientError::Integrity(format!("the plan has no worker for shard {i} of chunk {index}"))
+            })?);
             let worker = workers
                 .get(node)
                 .ok_or_else(|| ClientError::Integrity("the plan names a worker it did not grant".to_owned()))?;
             let token = grants.token(server, node).await?;
             let receipt = worker.put(&token, id, bytes).await.map_err(|e| {
-                ClientError::Workers(format!("worker {} did not store shard {i} of chunk {index}: {e}", plan.nodes[node].url))
+                ClientError::Workers(format!(
+                    "worker {} did not store shard {i} of chunk {index}: {e}",
+                    plan.nodes[node].url
+                ))
             })?;
             Ok::<String, ClientError>(b64(&receipt))
         }

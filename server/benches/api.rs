@@ -39,7 +39,15 @@ fn start(dir: &Path, database_url: &str) -> (Process, String) {
     let log = dir.join("server.log");
     let file = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
-        .args(["--listen", "127.0.0.1:0", "--site-root", "target/site", "--local-workers", "10", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--site-root",
+            "target/site",
+            "--local-workers",
+            "10",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
@@ -53,7 +61,11 @@ fn start(dir: &Path, database_url: &str) -> (Process, String) {
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(at) = text.find("listening on http://") {
-            let url = text[at + "listening on ".len()..].split_whitespace().next().unwrap().to_owned();
+            let url = text[at + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
             return (process, url);
         }
         assert!(Instant::now() < deadline, "the server did not start:\n{text}");
@@ -131,9 +143,15 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
     wait_online(&url).await;
     let anon = Api::new(&url).unwrap();
     let me = Arc::new(
-        account::signup(&anon, "bench@example.org", "bench pass phrase", KdfParams::MINIMUM, "bench")
-            .await
-            .unwrap(),
+        account::signup(
+            &anon,
+            "bench@example.org",
+            "bench pass phrase",
+            KdfParams::MINIMUM,
+            "bench",
+        )
+        .await
+        .unwrap(),
     );
     let api = anon.with_token(&me.token);
     let small = vec![7u8; 10_000];
@@ -142,9 +160,17 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
         mime: "application/octet-stream".to_owned(),
         size: small.len() as u64,
     };
-    let first = upload(&api, &me, &small[..], small.len() as u64, &metadata, &UploadOptions::default(), &|_| {})
-        .await
-        .unwrap();
+    let first = upload(
+        &api,
+        &me,
+        &small[..],
+        small.len() as u64,
+        &metadata,
+        &UploadOptions::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap();
 
     // Manifest gets over plain keep-alive HTTP, as the app and CLI make them.
     let http = reqwest::Client::new();
@@ -173,9 +199,17 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
         let small = small.clone();
         let metadata = metadata.clone();
         async move {
-            upload(&api, &me, &small[..], small.len() as u64, &metadata, &UploadOptions::default(), &|_| {})
-                .await
-                .unwrap();
+            upload(
+                &api,
+                &me,
+                &small[..],
+                small.len() as u64,
+                &metadata,
+                &UploadOptions::default(),
+                &|_| {},
+            )
+            .await
+            .unwrap();
         }
     })
     .await;
@@ -195,12 +229,20 @@ async fn main() {
     disktro_worker::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     bench("sqlite", dir.path(), &disktro_server::db::sqlite_url(dir.path())).await;
-    if let Some(admin) = std::env::var("DISKTRO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+    if let Some(admin) = std::env::var("DISKTRO_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
         sqlx::any::install_default_drivers();
-        let name = format!("disktro_test_bench_{}", disktro_core::ids::to_hex(&disktro_core::random_bytes::<6>()));
+        let name = format!(
+            "disktro_test_bench_{}",
+            disktro_core::ids::to_hex(&disktro_core::random_bytes::<6>())
+        );
         let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
         // The name is made here from hex digits only.
-        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
         let base = &admin[..admin.rfind('/').unwrap()];
         let pg_dir = tempfile::tempdir().unwrap();
         bench("postgres", pg_dir.path(), &format!("{base}/{name}")).await;

@@ -10,8 +10,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
 use disktro_core::api::SignUp;
+use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
 use sqlx::Row as _;
 use zeroize::Zeroizing;
 
@@ -23,7 +23,6 @@ use crate::db::Db;
 const AUTH_HASH_PARAMS: KdfParams = KdfParams::MINIMUM;
 /// Longest wrapped identity accepted (the "DKWK" format is 65 bytes; room for a future version).
 const MAX_WRAPPED: usize = 512;
-
 
 /// An account as stored.
 #[derive(Debug, Clone)]

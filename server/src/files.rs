@@ -22,12 +22,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use disktro_core::api::{
+    BeginUpload, Commit, FileDownload, FileList, FileSummary, NodeStatus, PutGrant, ReadNode, RedundancyHealth,
+    UploadPlan,
+};
 use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
 use disktro_core::metadata::{MAX_MIME_LEN, MAX_NAME_LEN};
 use disktro_core::seal::TAG_LEN;
-use disktro_core::api::{
-    BeginUpload, Commit, FileDownload, FileList, FileSummary, NodeStatus, PutGrant, ReadNode, RedundancyHealth, UploadPlan,
-};
 use disktro_core::token::Receipt;
 use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
 use sqlx::Row as _;
@@ -49,14 +50,6 @@ pub const MAX_SEALED_METADATA: usize = 4 + 1 + 12 + 8 + 2 + MAX_NAME_LEN + 2 + M
 pub const MAX_COMMIT_BODY: usize = 64 << 20;
 /// Files listed per page at most.
 pub const MAX_PAGE: i64 = 1000;
-
-
-
-
-
-
-
-
 
 fn parse_hex<T: std::str::FromStr>(value: &str, code: &'static str, what: &str) -> Result<T, ApiError> {
     value
@@ -99,7 +92,8 @@ fn chunk_count(size: u64, chunk_size: u32) -> u64 {
 fn raw_stored_size(size: u64, chunk_size: u32, r: Redundancy) -> u64 {
     let full = size / u64::from(chunk_size);
     let tail = size % u64::from(chunk_size);
-    let per_chunk = |plain: u64| r.shard_len(usize::try_from(plain).unwrap_or(usize::MAX) + TAG_LEN) as u64 * r.total() as u64;
+    let per_chunk =
+        |plain: u64| r.shard_len(usize::try_from(plain).unwrap_or(usize::MAX) + TAG_LEN) as u64 * r.total() as u64;
     let mut total = full * per_chunk(u64::from(chunk_size));
     if tail > 0 || full == 0 {
         total += per_chunk(tail);
@@ -189,16 +183,27 @@ pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: 
     let mut grant_of_worker = vec![u16::MAX; workers.len()];
     for (w, shards) in per_worker.iter().enumerate().filter(|(_, n)| **n > 0) {
         grant_of_worker[w] = u16::try_from(grants.len()).expect("fewer than 65,536 workers per upload");
-        grants.push(grants::put(&ctx.key, workers[w].node_id, &workers[w].url, upload_id, shards * shard_max, now)?);
+        grants.push(grants::put(
+            &ctx.key,
+            workers[w].node_id,
+            &workers[w].url,
+            upload_id,
+            shards * shard_max,
+            now,
+        )?);
     }
 
     let mut tx = ctx.db.begin_write().await?;
-    let taken = sqlx::query("SELECT 1 AS x FROM files WHERE id = $1 UNION ALL SELECT 1 AS x FROM uploads WHERE file_id = $1")
-        .bind(file_id.to_hex())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let taken =
+        sqlx::query("SELECT 1 AS x FROM files WHERE id = $1 UNION ALL SELECT 1 AS x FROM uploads WHERE file_id = $1")
+            .bind(file_id.to_hex())
+            .fetch_optional(&mut *tx)
+            .await?;
     if taken.is_some() {
-        return Err(ApiError::conflict("file_exists", "a file or upload with this id exists; pick another random id"));
+        return Err(ApiError::conflict(
+            "file_exists",
+            "a file or upload with this id exists; pick another random id",
+        ));
     }
     sqlx::query(
         "INSERT INTO uploads (id, account_id, file_id, size, data_shards, parity_shards, chunk_size, created_at, expires_at) \
@@ -240,16 +245,22 @@ pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: 
     })
 }
 
-async fn record_grants(tx: &mut sqlx::Transaction<'_, sqlx::Any>, upload: &str, grants: &[PutGrant]) -> Result<(), ApiError> {
+async fn record_grants(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    upload: &str,
+    grants: &[PutGrant],
+) -> Result<(), ApiError> {
     for g in grants {
-        sqlx::query("INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&g.serial)
-            .bind(upload)
-            .bind(&g.node_id)
-            .bind(to_i64(g.budget))
-            .bind(to_i64(g.expires_at))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&g.serial)
+        .bind(upload)
+        .bind(&g.node_id)
+        .bind(to_i64(g.budget))
+        .bind(to_i64(g.expires_at))
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -278,17 +289,20 @@ async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<U
     Ok(Upload {
         file_id: file_id.parse().map_err(|_| ApiError::internal("stored file id"))?,
         size: to_u64(row.try_get("size")?),
-        redundancy: Redundancy::new(small(row.try_get("data_shards")?)?, small(row.try_get("parity_shards")?)?)
-            .map_err(|_| ApiError::internal("stored redundancy"))?,
-        chunk_size: u32::try_from(row.try_get::<i64, _>("chunk_size")?).map_err(|_| ApiError::internal("stored chunk size"))?,
+        redundancy: Redundancy::new(
+            small(row.try_get("data_shards")?)?,
+            small(row.try_get("parity_shards")?)?,
+        )
+        .map_err(|_| ApiError::internal("stored redundancy"))?,
+        chunk_size: u32::try_from(row.try_get::<i64, _>("chunk_size")?)
+            .map_err(|_| ApiError::internal("stored chunk size"))?,
     })
 }
 
 /// Fresh put tokens for every worker of an upload in progress (same workers, same budgets).
 pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<Vec<PutGrant>, ApiError> {
     upload(ctx, account_id, id, now).await?;
-    let upload_id: [u8; 16] =
-        disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
+    let upload_id: [u8; 16] = disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
     let rows = sqlx::query(
         "SELECT t.node_id, MAX(t.budget) AS budget, n.url FROM upload_tokens t JOIN nodes n ON n.node_id = t.node_id \
          WHERE t.upload_id = $1 GROUP BY t.node_id, n.url ORDER BY t.node_id",
@@ -321,8 +335,14 @@ pub async fn cancel(ctx: &Context, account_id: &str, id: &str) -> Result<(), Api
     if owned.is_none() {
         return Err(upload_not_found());
     }
-    sqlx::query("DELETE FROM upload_tokens WHERE upload_id = $1").bind(id).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM uploads WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM upload_tokens WHERE upload_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM uploads WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -349,12 +369,21 @@ fn check_commit(
     node_keys: &HashMap<NodeId, PublicKey>,
     serials: &HashMap<Serial, NodeId>,
 ) -> Result<(SignedManifest, Vec<ShardRow>), ApiError> {
-    let signed = SignedManifest::decode(manifest).map_err(|e| bad("bad_manifest", format!("the manifest is not valid: {e}")))?;
+    let signed =
+        SignedManifest::decode(manifest).map_err(|e| bad("bad_manifest", format!("the manifest is not valid: {e}")))?;
     if signed.owner() != owner {
-        return Err(bad("wrong_owner", "the manifest is not signed by this account's identity key"));
+        return Err(bad(
+            "wrong_owner",
+            "the manifest is not signed by this account's identity key",
+        ));
     }
     let m = signed.manifest();
-    let mismatch = |what: &str| bad("manifest_mismatch", format!("the manifest's {what} is not what the upload began with"));
+    let mismatch = |what: &str| {
+        bad(
+            "manifest_mismatch",
+            format!("the manifest's {what} is not what the upload began with"),
+        )
+    };
     if m.file_id != up.file_id {
         return Err(mismatch("file id"));
     }
@@ -369,7 +398,10 @@ fn check_commit(
     }
     let total = m.redundancy.total();
     if receipts.len() > m.chunks.len() * total * 2 {
-        return Err(bad("too_many_receipts", "more receipts than twice the shards of the file"));
+        return Err(bad(
+            "too_many_receipts",
+            "more receipts than twice the shards of the file",
+        ));
     }
 
     // Every receipt: from a registered worker, its signature valid, under a token of this upload
@@ -377,17 +409,23 @@ fn check_commit(
     let mut held: HashMap<ShardId, Vec<(NodeId, u32)>> = HashMap::with_capacity(receipts.len());
     for (i, bytes) in receipts.iter().enumerate() {
         let worker = Receipt::claimed_worker(bytes).map_err(|e| bad("bad_receipt", format!("receipt {i}: {e}")))?;
-        let key = node_keys
-            .get(&worker)
-            .ok_or_else(|| bad("unknown_worker", format!("receipt {i} names a worker that is not registered")))?;
-        let receipt = Receipt::verify(bytes, key).map_err(|_| bad("bad_receipt", format!("receipt {i} does not verify")))?;
+        let key = node_keys.get(&worker).ok_or_else(|| {
+            bad(
+                "unknown_worker",
+                format!("receipt {i} names a worker that is not registered"),
+            )
+        })?;
+        let receipt =
+            Receipt::verify(bytes, key).map_err(|_| bad("bad_receipt", format!("receipt {i} does not verify")))?;
         if serials.get(&receipt.serial) != Some(&receipt.worker) {
             return Err(bad(
                 "receipt_not_for_upload",
                 format!("receipt {i} answers no put token this upload gave that worker"),
             ));
         }
-        held.entry(receipt.shard).or_default().push((receipt.worker, receipt.size));
+        held.entry(receipt.shard)
+            .or_default()
+            .push((receipt.worker, receipt.size));
     }
 
     let mut rows = Vec::with_capacity(m.chunks.len() * total);
@@ -403,7 +441,9 @@ fn check_commit(
             let Some(&(node, size)) = holder else {
                 return Err(bad(
                     "missing_receipt",
-                    format!("chunk {c} shard {index} has no receipt of the right size from a worker not already holding this chunk"),
+                    format!(
+                        "chunk {c} shard {index} has no receipt of the right size from a worker not already holding this chunk"
+                    ),
                 ));
             };
             used.insert(node);
@@ -420,12 +460,21 @@ fn check_commit(
 }
 
 /// Commit an upload: check everything, then record the file in one transaction.
-pub async fn commit(ctx: &Arc<Context>, account_id: &str, id: &str, req: Commit, now: i64) -> Result<FileSummary, ApiError> {
+pub async fn commit(
+    ctx: &Arc<Context>,
+    account_id: &str,
+    id: &str,
+    req: Commit,
+    now: i64,
+) -> Result<FileSummary, ApiError> {
     let up = upload(ctx, account_id, id, now).await?;
     let manifest = decode_b64(&req.manifest, "manifest")?;
     let metadata = decode_b64(&req.metadata, "metadata")?;
     if metadata.len() > MAX_SEALED_METADATA || !metadata.starts_with(b"DKMD") {
-        return Err(bad("bad_metadata", "metadata must be sealed metadata (\"DKMD\") of at most the largest name and type"));
+        return Err(bad(
+            "bad_metadata",
+            "metadata must be sealed metadata (\"DKMD\") of at most the largest name and type",
+        ));
     }
     let wrapped = decode_b64(&req.wrapped_key, "wrapped_key")?;
     if wrapped.len() != WRAPPED_KEY_LEN || !wrapped.starts_with(b"DKWK") {
@@ -442,7 +491,8 @@ pub async fn commit(ctx: &Arc<Context>, account_id: &str, id: &str, req: Commit,
         .fetch_one(&ctx.db.pool)
         .await?
         .try_get("public_key")?;
-    let owner = PublicKey(disktro_core::ids::from_hex(&owner_hex).map_err(|_| ApiError::internal("stored public key"))?);
+    let owner =
+        PublicKey(disktro_core::ids::from_hex(&owner_hex).map_err(|_| ApiError::internal("stored public key"))?);
     let node_keys = nodes::keys(&ctx.db).await?;
     let mut serials = HashMap::new();
     for row in sqlx::query("SELECT serial, node_id FROM upload_tokens WHERE upload_id = $1")
@@ -457,15 +507,19 @@ pub async fn commit(ctx: &Arc<Context>, account_id: &str, id: &str, req: Commit,
         }
     }
     // Signature checks are CPU work (one per shard): off the async threads.
-    let (signed, rows) = tokio::task::spawn_blocking(move || check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials))
-        .await
-        .map_err(|_| ApiError::internal("commit check task"))??;
+    let (signed, rows) =
+        tokio::task::spawn_blocking(move || check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials))
+            .await
+            .map_err(|_| ApiError::internal("commit check task"))??;
     let m = signed.manifest();
     let stored = m.stored_size();
     let file_hex = m.file_id.to_hex();
 
     let mut tx = ctx.db.begin_write().await?;
-    sqlx::query("DELETE FROM upload_tokens WHERE upload_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM upload_tokens WHERE upload_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     let gone = sqlx::query("DELETE FROM uploads WHERE id = $1 AND account_id = $2")
         .bind(id)
         .bind(account_id)
@@ -476,12 +530,14 @@ pub async fn commit(ctx: &Arc<Context>, account_id: &str, id: &str, req: Commit,
         // Another request committed or cancelled it in the meantime.
         return Err(upload_not_found());
     }
-    let charged = sqlx::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2 AND used_bytes + $1 <= quota_bytes")
-        .bind(to_i64(stored))
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let charged = sqlx::query(
+        "UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2 AND used_bytes + $1 <= quota_bytes",
+    )
+    .bind(to_i64(stored))
+    .bind(account_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if charged != 1 {
         drop(tx);
         let (quota, used) = quota_left(ctx, account_id).await?;
@@ -529,7 +585,11 @@ pub async fn commit(ctx: &Arc<Context>, account_id: &str, id: &str, req: Commit,
 /// Rows per multi-row INSERT: 6 values each, well under SQLite's 32,766 bound parameters.
 const SHARD_BATCH: usize = 500;
 
-async fn insert_shards(tx: &mut sqlx::Transaction<'_, sqlx::Any>, file: &str, rows: &[ShardRow]) -> Result<(), ApiError> {
+async fn insert_shards(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    file: &str,
+    rows: &[ShardRow],
+) -> Result<(), ApiError> {
     for batch in rows.chunks(SHARD_BATCH) {
         let mut sql = String::from("INSERT INTO file_shards (file_id, chunk, idx, shard_id, node_id, size) VALUES ");
         for i in 0..batch.len() {
@@ -537,7 +597,15 @@ async fn insert_shards(tx: &mut sqlx::Transaction<'_, sqlx::Any>, file: &str, ro
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6));
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6
+            ));
         }
         // Only placeholders are formatted into the statement; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -570,7 +638,10 @@ async fn health_of_files(ctx: &Context, account_id: &str, now: i64) -> Result<Ha
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        out.insert(row.try_get::<String, _>("file_id")?, to_u64(row.try_get::<i64, _>("weakest")?));
+        out.insert(
+            row.try_get::<String, _>("file_id")?,
+            to_u64(row.try_get::<i64, _>("weakest")?),
+        );
     }
     Ok(out)
 }
@@ -626,11 +697,12 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
 /// the wrapped key. Shares pass `None` (their own checks come first).
 pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i64) -> Result<FileDownload, ApiError> {
     let file_id: FileId = file_hex.parse().map_err(|_| file_not_found())?;
-    let row = sqlx::query("SELECT account_id, manifest, metadata, wrapped_key, size, created_at FROM files WHERE id = $1")
-        .bind(file_hex)
-        .fetch_optional(&ctx.db.pool)
-        .await?
-        .ok_or_else(file_not_found)?;
+    let row =
+        sqlx::query("SELECT account_id, manifest, metadata, wrapped_key, size, created_at FROM files WHERE id = $1")
+            .bind(file_hex)
+            .fetch_optional(&ctx.db.pool)
+            .await?
+            .ok_or_else(file_not_found)?;
     let account: String = row.try_get("account_id")?;
     // Another account's file is "no such file": its existence is not revealed.
     if owner.is_some_and(|o| o != account) {
@@ -684,7 +756,11 @@ pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i
         file_id: file_hex.to_owned(),
         manifest: row.try_get("manifest")?,
         metadata: row.try_get("metadata")?,
-        wrapped_key: if owner.is_some() { Some(row.try_get("wrapped_key")?) } else { None },
+        wrapped_key: if owner.is_some() {
+            Some(row.try_get("wrapped_key")?)
+        } else {
+            None
+        },
         size: to_u64(row.try_get("size")?),
         created_at: row.try_get("created_at")?,
         nodes: nodes_out,
@@ -710,8 +786,14 @@ pub async fn delete(ctx: &Context, account_id: &str, file_hex: &str, now: i64) -
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM file_shards WHERE file_id = $1").bind(file_hex).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM files WHERE id = $1").bind(file_hex).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM file_shards WHERE file_id = $1")
+        .bind(file_hex)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM files WHERE id = $1")
+        .bind(file_hex)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE shares SET revoked_at = $2 WHERE file_id = $1 AND revoked_at IS NULL")
         .bind(file_hex)
         .bind(now)

@@ -31,9 +31,15 @@ fn expiry(now: i64, ttl: Duration) -> u64 {
     u64::try_from(now).unwrap_or(0) + ttl.as_secs()
 }
 
-
 /// Sign a put token for `worker` under upload `upload`.
-pub fn put(server: &Keypair, worker: NodeId, url: &str, upload: [u8; 16], budget: u64, now: i64) -> Result<PutGrant, ApiError> {
+pub fn put(
+    server: &Keypair,
+    worker: NodeId,
+    url: &str,
+    upload: [u8; 16],
+    budget: u64,
+    now: i64,
+) -> Result<PutGrant, ApiError> {
     let serial = Serial::random();
     let expires_at = expiry(now, PUT_TOKEN_TTL);
     let token = Token {
@@ -58,7 +64,6 @@ pub fn put(server: &Keypair, worker: NodeId, url: &str, upload: [u8; 16], budget
     })
 }
 
-
 /// One stored shard, as the database lists it.
 #[derive(Debug, Clone)]
 pub struct Placed {
@@ -69,7 +74,13 @@ pub struct Placed {
 
 /// Get tokens for one worker's shards of `file`, one per window of [`MAX_TOKEN_SHARDS`] chunks.
 /// A worker holds at most one shard per chunk, so a window never lists more than the maximum.
-pub fn read(server: &Keypair, worker: NodeId, file: FileId, shards: &[Placed], now: i64) -> Result<Vec<ReadToken>, ApiError> {
+pub fn read(
+    server: &Keypair,
+    worker: NodeId,
+    file: FileId,
+    shards: &[Placed],
+    now: i64,
+) -> Result<Vec<ReadToken>, ApiError> {
     let window = MAX_TOKEN_SHARDS as u64;
     let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
     for p in shards {

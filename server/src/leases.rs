@@ -41,7 +41,10 @@ pub async fn release(db: &Db, name: &str, holder: &str) -> Result<(), sqlx::Erro
 
 /// A random name for this replica's lifetime.
 pub fn replica_name() -> String {
-    format!("replica-{}", disktro_core::ids::to_hex(&disktro_core::random_bytes::<8>()))
+    format!(
+        "replica-{}",
+        disktro_core::ids::to_hex(&disktro_core::random_bytes::<8>())
+    )
 }
 
 /// How often the janitor runs, and how long its lease lasts (three missed runs).

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod config;
 pub mod context;
 pub mod db;
 pub mod files;

@@ -2,74 +2,32 @@
 //! `--local-workers N` runs N storage workers in-process.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser;
-
-/// Disktro server: the web app, the JSON API and the control plane of a storage network.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Address to listen on (port 0 picks a free port; the bound address is logged).
-    #[arg(long, env = "DISKTRO_LISTEN", default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
-    /// Directory for the SQLite database, the server key and local workers' data.
-    #[arg(long, env = "DISKTRO_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
-    /// Database URL; `postgres://user:password@host/db` for PostgreSQL [default: SQLite in the data dir].
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// Token workers present to register [default: generated once, kept in the database, printed].
-    #[arg(long, env = "DISKTRO_JOIN_TOKEN", hide_env_values = true)]
-    join_token: Option<String>,
-    /// Start this many storage workers in-process on 127.0.0.1.
-    #[arg(long, env = "DISKTRO_LOCAL_WORKERS", default_value_t = 0)]
-    local_workers: usize,
-    /// Capacity of each local worker, e.g. `10GiB`.
-    #[arg(long, env = "DISKTRO_LOCAL_WORKER_CAPACITY", default_value = "10GiB")]
-    local_worker_capacity: String,
-    /// URL people and workers reach this server at [default: http://<listen address>].
-    #[arg(long, env = "DISKTRO_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Storage quota of each new account, e.g. `10GiB`.
-    #[arg(long, env = "DISKTRO_DEFAULT_QUOTA", default_value = "10GiB")]
-    default_quota: String,
-    /// Heartbeat period asked of workers; node health thresholds are multiples of it.
-    #[arg(long, env = "DISKTRO_HEARTBEAT_INTERVAL", default_value = "10s")]
-    heartbeat_interval: String,
-    /// Directory holding the built site (the `pkg/` bundle and static assets).
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-    site_root: PathBuf,
-}
+use clap::Parser as _;
+use disktro_server::config::Args;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let args = Args::parse();
-    let heartbeat_interval = disktro_worker::units::parse_duration(&args.heartbeat_interval)
-        .map_err(|e| anyhow::anyhow!("--heartbeat-interval: {e}"))?;
-    let capacity = disktro_worker::units::parse_size(&args.local_worker_capacity)
-        .map_err(|e| anyhow::anyhow!("--local-worker-capacity: {e}"))?;
+    let args = Args::parse().into_settings()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
     let database_url = args
         .database_url
         .clone()
         .unwrap_or_else(|| disktro_server::db::sqlite_url(&args.data_dir));
-    let default_quota =
-        disktro_worker::units::parse_size(&args.default_quota).map_err(|e| anyhow::anyhow!("--default-quota: {e}"))?;
     let mut ctx = disktro_server::Context::open(
         &args.data_dir,
         &database_url,
         args.join_token.clone(),
-        heartbeat_interval,
+        args.heartbeat_interval,
     )
     .await?;
-    ctx.default_quota = i64::try_from(default_quota).unwrap_or(i64::MAX);
+    ctx.default_quota = i64::try_from(args.default_quota).unwrap_or(i64::MAX);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -81,12 +39,7 @@ async fn main() -> anyhow::Result<()> {
             "no built web bundle here: pages render, but will not hydrate (run `make run`)"
         );
     }
-    let public_url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
-        .trim_end_matches('/')
-        .to_owned();
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     ctx.secure_cookies = public_url.starts_with("https://");
     let ctx = Arc::new(ctx);
     let app = disktro_server::app(disktro_server::site_options(site_root, addr), Arc::clone(&ctx));
@@ -121,8 +74,8 @@ async fn main() -> anyhow::Result<()> {
         &args.data_dir,
         &public_url,
         &ctx.join_token,
-        capacity,
-        heartbeat_interval,
+        args.local_worker_capacity,
+        args.heartbeat_interval,
     )
     .await
     .context("cannot start the local workers")?;

@@ -15,9 +15,9 @@
 
 use std::time::Duration;
 
+use disktro_core::api::NodeStatus;
 use disktro_core::keys::PublicKey;
 use disktro_worker::control::api::{self, Heartbeat, HeartbeatAck, Registered, Registration};
-use disktro_core::api::NodeStatus;
 use serde::Serialize;
 use sqlx::Row as _;
 
@@ -30,8 +30,6 @@ pub const MAX_CLOCK_SKEW: u64 = 300;
 pub const SAMPLE_EVERY: i64 = 60;
 /// Corrupt shard ids taken from one heartbeat.
 pub const MAX_REPORTS_PER_HEARTBEAT: usize = 10_000;
-
-
 
 /// A node as the API and the dashboard show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -328,7 +326,9 @@ pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> R
         .map(|row| {
             let id: String = row.try_get("node_id")?;
             Ok(Writable {
-                node_id: id.parse().map_err(|_| ApiError::internal("a stored node id is not hex"))?,
+                node_id: id
+                    .parse()
+                    .map_err(|_| ApiError::internal("a stored node id is not hex"))?,
                 url: row.try_get("url")?,
                 zone: row.try_get("zone")?,
             })
@@ -338,7 +338,9 @@ pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> R
 
 /// Public keys of every registered node, to verify receipts with.
 pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, PublicKey>, ApiError> {
-    let rows = sqlx::query("SELECT node_id, public_key FROM nodes").fetch_all(&db.pool).await?;
+    let rows = sqlx::query("SELECT node_id, public_key FROM nodes")
+        .fetch_all(&db.pool)
+        .await?;
     let mut out = std::collections::HashMap::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get("node_id")?;

@@ -25,10 +25,6 @@ pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest expiry: 1 year.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
 
-
-
-
-
 fn share_not_found() -> ApiError {
     ApiError::not_found("share_not_found", "no such share link")
 }
@@ -56,7 +52,13 @@ fn view(row: &sqlx::any::AnyRow) -> Result<ShareView, ApiError> {
 const COLUMNS: &str = "id, file_id, created_at, expires_at, max_downloads, downloads, password_hash, revoked_at";
 
 /// Create a share of the account's file.
-pub async fn create(ctx: &Context, account_id: &str, file_hex: &str, req: NewShare, now: i64) -> Result<ShareView, ApiError> {
+pub async fn create(
+    ctx: &Context,
+    account_id: &str,
+    file_hex: &str,
+    req: NewShare,
+    now: i64,
+) -> Result<ShareView, ApiError> {
     let owned = sqlx::query("SELECT id FROM files WHERE id = $1 AND account_id = $2")
         .bind(file_hex)
         .bind(account_id)
@@ -73,7 +75,10 @@ pub async fn create(ctx: &Context, account_id: &str, file_hex: &str, req: NewSha
         ));
     }
     if req.max_downloads == Some(0) {
-        return Err(ApiError::bad_request("invalid_download_limit", "max_downloads must be at least 1"));
+        return Err(ApiError::bad_request(
+            "invalid_download_limit",
+            "max_downloads must be at least 1",
+        ));
     }
     let password_hash = match &req.password_proof {
         Some(proof) => {
@@ -146,7 +151,12 @@ pub async fn revoke(ctx: &Context, account_id: &str, share_id: &str, now: i64) -
 
 /// The share's policy, checked in order: exists, not revoked, not expired, not exhausted,
 /// password. Returns the view and the file's size and metadata.
-async fn admit(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<(ShareView, String, u64), ApiError> {
+async fn admit(
+    ctx: &Context,
+    share_id: &str,
+    access: &ShareAccess,
+    now: i64,
+) -> Result<(ShareView, String, u64), ApiError> {
     if share_id.len() != 22 {
         return Err(share_not_found());
     }
@@ -170,7 +180,10 @@ async fn admit(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) ->
     let hash: Option<String> = row.try_get("password_hash")?;
     if let Some(hash) = hash {
         let Some(proof) = &access.password_proof else {
-            return Err(ApiError::unauthorized("share_password_required", "this link needs its password"));
+            return Err(ApiError::unauthorized(
+                "share_password_required",
+                "this link needs its password",
+            ));
         };
         let key = format!("share:{share_id}");
         let delay = throttle::admit(&ctx.db, &key, None, now).await?;
@@ -184,7 +197,10 @@ async fn admit(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) ->
             .map_err(|_| ApiError::internal("share password check"))?;
         if !ok {
             throttle::record_failure(&ctx.db, &[&key], now).await?;
-            return Err(ApiError::unauthorized("share_password_wrong", "the password is not right"));
+            return Err(ApiError::unauthorized(
+                "share_password_wrong",
+                "the password is not right",
+            ));
         }
         throttle::clear(&ctx.db, &key).await?;
     }

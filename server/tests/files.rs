@@ -52,9 +52,17 @@ fn small_chunks() -> UploadOptions {
 }
 
 async fn put_file(api: &Api, me: &Identity, data: &[u8], name: &str) -> (String, FileKey) {
-    let up = upload(api, me, data, data.len() as u64, &meta(name, data.len()), &small_chunks(), &|_| {})
-        .await
-        .unwrap_or_else(|e| panic!("upload of {name}: {e}"));
+    let up = upload(
+        api,
+        me,
+        data,
+        data.len() as u64,
+        &meta(name, data.len()),
+        &small_chunks(),
+        &|_| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("upload of {name}: {e}"));
     (up.summary.file_id, up.file_key)
 }
 
@@ -78,7 +86,12 @@ async fn start_network(db: &support::TestDb, extra: &[&str]) -> (Server, Api) {
     let mut args = vec!["--local-workers", "10"];
     args.extend_from_slice(extra);
     let server = Server::start(db.dir.path(), &db.url, &args);
-    assert!(wait_online(&server.url, 10).await, "{}: workers not online:\n{}", db.backend, server.log_text());
+    assert!(
+        wait_online(&server.url, 10).await,
+        "{}: workers not online:\n{}",
+        db.backend,
+        server.log_text()
+    );
     let api = Api::new(&server.url).unwrap();
     (server, api)
 }
@@ -105,7 +118,11 @@ async fn upload_list_download_share_and_delete() {
         let (empty_id, _) = put_file(&api, &ada, &empty, "empty").await;
         let (text_id, _) = put_file(&api, &ada, &text, "iliad.txt").await;
         let (random_id, random_key) = put_file(&api, &ada, &random, "noise.bin").await;
-        for (id, data, name) in [(&empty_id, &empty, "empty"), (&text_id, &text, "iliad.txt"), (&random_id, &random, "noise.bin")] {
+        for (id, data, name) in [
+            (&empty_id, &empty, "empty"),
+            (&text_id, &text, "iliad.txt"),
+            (&random_id, &random, "noise.bin"),
+        ] {
             let (bytes, metadata) = get_file(&api, &ada, id).await;
             assert!(bytes == *data, "{}: {name} came back different", db.backend);
             assert_eq!(metadata.name, name);
@@ -121,21 +138,34 @@ async fn upload_list_download_share_and_delete() {
         .await;
         let mut many_ids = Vec::new();
         for r in results {
-            many_ids.push(r.unwrap_or_else(|e| panic!("{}: concurrent upload: {e}", db.backend)).summary.file_id);
+            many_ids.push(
+                r.unwrap_or_else(|e| panic!("{}: concurrent upload: {e}", db.backend))
+                    .summary
+                    .file_id,
+            );
         }
         for id in &many_ids {
             api.delete_file(id).await.unwrap();
         }
         let list = api.files().await.unwrap();
         assert_eq!(list.total, 3);
-        assert!(list.files.iter().all(|f| f.health.weakest_chunk_healthy == 10 && f.health.needed == 6));
+        assert!(
+            list.files
+                .iter()
+                .all(|f| f.health.weakest_chunk_healthy == 10 && f.health.needed == 6)
+        );
         let stored: u64 = list.files.iter().map(|f| f.stored_bytes).sum();
         assert_eq!(list.used_bytes, stored, "{}: quota use is the stored bytes", db.backend);
         let noise = list.files.iter().find(|f| f.file_id == random_id).unwrap();
         assert_eq!(noise.chunk_count, 10);
         // Text compresses: fewer stored bytes than the raw size times 10/6.
         let iliad = list.files.iter().find(|f| f.file_id == text_id).unwrap();
-        assert!(iliad.stored_bytes < text.len() as u64, "{}: {}", db.backend, iliad.stored_bytes);
+        assert!(
+            iliad.stored_bytes < text.len() as u64,
+            "{}: {}",
+            db.backend,
+            iliad.stored_bytes
+        );
 
         // Shares: a password and two downloads.
         let proof = share_password_proof(&random_key, "open sesame");
@@ -151,12 +181,18 @@ async fn upload_list_download_share_and_delete() {
             .await
             .unwrap();
         assert!(share.password && !share.revoked);
-        let no_password = anon.open_share(&share.share_id, &ShareAccess::default()).await.unwrap_err();
+        let no_password = anon
+            .open_share(&share.share_id, &ShareAccess::default())
+            .await
+            .unwrap_err();
         assert_eq!(api_code(&no_password), "share_password_required");
         let wrong = ShareAccess {
             password_proof: Some(b64(&share_password_proof(&random_key, "open barley"))),
         };
-        assert_eq!(api_code(&anon.open_share(&share.share_id, &wrong).await.unwrap_err()), "share_password_wrong");
+        assert_eq!(
+            api_code(&anon.open_share(&share.share_id, &wrong).await.unwrap_err()),
+            "share_password_wrong"
+        );
         let right = ShareAccess {
             password_proof: Some(b64(&proof)),
         };
@@ -166,7 +202,9 @@ async fn upload_list_download_share_and_delete() {
             let answer = anon.download_share(&share.share_id, &right).await.unwrap();
             assert!(answer.wrapped_key.is_none(), "a share never hands out the wrapped key");
             let mut out = Vec::new();
-            let fetched = download::download(&answer, &random_key, None, &mut out, &|_| {}).await.unwrap();
+            let fetched = download::download(&answer, &random_key, None, &mut out, &|_| {})
+                .await
+                .unwrap();
             assert!(out == random, "{}: share download {round} differs", db.backend);
             assert_eq!(fetched.owner, ada.public_key());
         }
@@ -176,7 +214,9 @@ async fn upload_list_download_share_and_delete() {
         let other = plain_share(&api, &random_id).await;
         let answer = anon.download_share(&other, &ShareAccess::default()).await.unwrap();
         let mut out = Vec::new();
-        let err = download::download(&answer, &FileKey::generate(), None, &mut out, &|_| {}).await.unwrap_err();
+        let err = download::download(&answer, &FileKey::generate(), None, &mut out, &|_| {})
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::Integrity(_)) && out.is_empty(), "{err}");
 
         // Revoked and expired links say so.
@@ -186,18 +226,36 @@ async fn upload_list_download_share_and_delete() {
         let e = anon.open_share(&revoked, &ShareAccess::default()).await.unwrap_err();
         assert_eq!((api_code(&e), status(&e)), ("share_revoked", 410));
         let short = api
-            .share(&text_id, &NewShare { expires_in: Some(1), ..NewShare::default() })
+            .share(
+                &text_id,
+                &NewShare {
+                    expires_in: Some(1),
+                    ..NewShare::default()
+                },
+            )
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        let e = anon.download_share(&short.share_id, &ShareAccess::default()).await.unwrap_err();
+        let e = anon
+            .download_share(&short.share_id, &ShareAccess::default())
+            .await
+            .unwrap_err();
         assert_eq!((api_code(&e), status(&e)), ("share_expired", 410));
-        let e = anon.open_share("AAAAAAAAAAAAAAAAAAAAAA", &ShareAccess::default()).await.unwrap_err();
+        let e = anon
+            .open_share("AAAAAAAAAAAAAAAAAAAAAA", &ShareAccess::default())
+            .await
+            .unwrap_err();
         assert_eq!((api_code(&e), status(&e)), ("share_not_found", 404));
         // Bad share requests: no expiry, a zero limit.
         for bad in [
-            NewShare { expires_in: Some(0), ..NewShare::default() },
-            NewShare { max_downloads: Some(0), ..NewShare::default() },
+            NewShare {
+                expires_in: Some(0),
+                ..NewShare::default()
+            },
+            NewShare {
+                max_downloads: Some(0),
+                ..NewShare::default()
+            },
         ] {
             assert_eq!(status(&api.share(&text_id, &bad).await.unwrap_err()), 400);
         }
@@ -207,14 +265,34 @@ async fn upload_list_download_share_and_delete() {
         let live = api.share(&random_id, &NewShare::default()).await.unwrap();
         api.delete_file(&random_id).await.unwrap();
         assert_eq!(api_code(&api.file(&random_id).await.unwrap_err()), "file_not_found");
-        assert_eq!(api_code(&api.delete_file(&random_id).await.unwrap_err()), "file_not_found");
+        assert_eq!(
+            api_code(&api.delete_file(&random_id).await.unwrap_err()),
+            "file_not_found"
+        );
         let list = api.files().await.unwrap();
         assert_eq!(list.total, 2);
         assert_eq!(list.used_bytes, list.files.iter().map(|f| f.stored_bytes).sum::<u64>());
-        assert_eq!(api_code(&anon.open_share(&live.share_id, &ShareAccess::default()).await.unwrap_err()), "share_revoked");
+        assert_eq!(
+            api_code(
+                &anon
+                    .open_share(&live.share_id, &ShareAccess::default())
+                    .await
+                    .unwrap_err()
+            ),
+            "share_revoked"
+        );
         let pool = db_pool(&db.url).await;
-        let gc: i64 = sqlx::query("SELECT COUNT(*) AS n FROM gc_shards").fetch_one(&pool).await.unwrap().get("n");
-        assert_eq!(gc, 8 * 20 + 100, "{}: the 8 small files and 10 chunks × 10 shards await garbage collection", db.backend);
+        let gc: i64 = sqlx::query("SELECT COUNT(*) AS n FROM gc_shards")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get("n");
+        assert_eq!(
+            gc,
+            8 * 20 + 100,
+            "{}: the 8 small files and 10 chunks × 10 shards await garbage collection",
+            db.backend
+        );
 
         server.stop();
     }
@@ -262,18 +340,36 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
         // not revealed), and Ada's objects unchanged.
         let e = bob_api.file(&file_id).await.unwrap_err();
         assert_eq!((status(&e), api_code(&e)), (404, "file_not_found"));
-        assert_eq!(api_code(&bob_api.delete_file(&file_id).await.unwrap_err()), "file_not_found");
-        assert_eq!(api_code(&bob_api.share(&file_id, &NewShare::default()).await.unwrap_err()), "file_not_found");
-        assert_eq!(api_code(&bob_api.revoke_share(&share.share_id).await.unwrap_err()), "share_not_found");
-        assert_eq!(api_code(&bob_api.renew_upload(&plan.upload_id).await.unwrap_err()), "upload_not_found");
-        assert_eq!(api_code(&bob_api.cancel_upload(&plan.upload_id).await.unwrap_err()), "upload_not_found");
+        assert_eq!(
+            api_code(&bob_api.delete_file(&file_id).await.unwrap_err()),
+            "file_not_found"
+        );
+        assert_eq!(
+            api_code(&bob_api.share(&file_id, &NewShare::default()).await.unwrap_err()),
+            "file_not_found"
+        );
+        assert_eq!(
+            api_code(&bob_api.revoke_share(&share.share_id).await.unwrap_err()),
+            "share_not_found"
+        );
+        assert_eq!(
+            api_code(&bob_api.renew_upload(&plan.upload_id).await.unwrap_err()),
+            "upload_not_found"
+        );
+        assert_eq!(
+            api_code(&bob_api.cancel_upload(&plan.upload_id).await.unwrap_err()),
+            "upload_not_found"
+        );
         let commit = Commit {
             manifest: String::new(),
             metadata: String::new(),
             wrapped_key: String::new(),
             receipts: vec![],
         };
-        assert_eq!(api_code(&bob_api.commit(&plan.upload_id, &commit).await.unwrap_err()), "upload_not_found");
+        assert_eq!(
+            api_code(&bob_api.commit(&plan.upload_id, &commit).await.unwrap_err()),
+            "upload_not_found"
+        );
         assert_eq!(bob_api.files().await.unwrap().total, 0);
         let shares: Vec<Value> = reqwest::Client::new()
             .get(format!("{}/api/v1/shares", server.url))
@@ -289,7 +385,10 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
         assert!(ada_api.revoke_share(&share.share_id).await.unwrap().revoked);
         ada_api.renew_upload(&plan.upload_id).await.unwrap();
         ada_api.cancel_upload(&plan.upload_id).await.unwrap();
-        assert_eq!(api_code(&ada_api.renew_upload(&plan.upload_id).await.unwrap_err()), "upload_not_found");
+        assert_eq!(
+            api_code(&ada_api.renew_upload(&plan.upload_id).await.unwrap_err()),
+            "upload_not_found"
+        );
 
         // Without credentials: 401. With a session cookie but no CSRF header: 403.
         let http = reqwest::Client::new();
@@ -337,7 +436,13 @@ async fn login_cookie(url: &str, anon: &Api, email: &str) -> (String, String) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let body: Value = r.json().await.unwrap();
     (cookie, body["csrf_token"].as_str().unwrap().to_owned())
 }
@@ -379,7 +484,9 @@ async fn prepare(api: &Api, me: &Identity, data: &[u8]) -> Prepared {
     let (chunks, manifest) = disktro_core::chunk::encode_all(&key, file_id, r, CHUNK, data).unwrap();
     let mut workers = Vec::new();
     for n in &plan.nodes {
-        workers.push(Arc::new(WorkerClient::connect(&n.url, &ConnectOptions::default()).await.unwrap()));
+        workers.push(Arc::new(
+            WorkerClient::connect(&n.url, &ConnectOptions::default()).await.unwrap(),
+        ));
     }
     let mut receipts = Vec::new();
     for chunk in &chunks {
@@ -432,18 +539,50 @@ async fn bad_commits_are_refused_whole() {
         let mut tampered = unb64(&good.manifest, "m").unwrap();
         let at = tampered.len() - 100;
         tampered[at] ^= 1;
-        refuse(Commit { manifest: b64(&tampered), ..good.clone() }, "bad_manifest", "a flipped manifest byte").await;
+        refuse(
+            Commit {
+                manifest: b64(&tampered),
+                ..good.clone()
+            },
+            "bad_manifest",
+            "a flipped manifest byte",
+        )
+        .await;
         let stranger = Keypair::generate();
         let foreign = p.manifest.clone().sign(&stranger).unwrap();
-        refuse(Commit { manifest: b64(foreign.as_bytes()), ..good.clone() }, "wrong_owner", "another key signed").await;
+        refuse(
+            Commit {
+                manifest: b64(foreign.as_bytes()),
+                ..good.clone()
+            },
+            "wrong_owner",
+            "another key signed",
+        )
+        .await;
         let mut other_file = p.manifest.clone();
         other_file.file_id = FileId::random();
         let other_file = other_file.sign(&ada.keypair).unwrap();
-        refuse(Commit { manifest: b64(other_file.as_bytes()), ..good.clone() }, "manifest_mismatch", "another file id").await;
+        refuse(
+            Commit {
+                manifest: b64(other_file.as_bytes()),
+                ..good.clone()
+            },
+            "manifest_mismatch",
+            "another file id",
+        )
+        .await;
         let mut short = p.manifest.clone();
         short.chunks.pop();
         let short = short.sign(&ada.keypair).unwrap();
-        refuse(Commit { manifest: b64(short.as_bytes()), ..good.clone() }, "manifest_mismatch", "a chunk left out").await;
+        refuse(
+            Commit {
+                manifest: b64(short.as_bytes()),
+                ..good.clone()
+            },
+            "manifest_mismatch",
+            "a chunk left out",
+        )
+        .await;
         let mut missing = good.clone();
         missing.receipts.remove(7);
         refuse(missing, "missing_receipt", "one receipt missing").await;
@@ -476,19 +615,61 @@ async fn bad_commits_are_refused_whole() {
         let mut crossed = good.clone();
         let worker_of = |r: &str| Receipt::claimed_worker(&unb64(r, "r").unwrap()).unwrap();
         let stranger_worker = worker_of(&other.receipts[0]);
-        let index = good.receipts.iter().position(|r| worker_of(r) == stranger_worker).unwrap();
+        let index = good
+            .receipts
+            .iter()
+            .position(|r| worker_of(r) == stranger_worker)
+            .unwrap();
         crossed.receipts[index] = other.receipts[0].clone();
-        refuse(crossed, "receipt_not_for_upload", "a receipt of another upload in place of one").await;
+        refuse(
+            crossed,
+            "receipt_not_for_upload",
+            "a receipt of another upload in place of one",
+        )
+        .await;
         let mut extra_serial = good.clone();
         extra_serial.receipts.push(other.receipts[0].clone());
-        refuse(extra_serial, "receipt_not_for_upload", "a receipt of another upload added").await;
-        refuse(Commit { metadata: b64(b"plain name.txt"), ..good.clone() }, "bad_metadata", "unsealed metadata").await;
-        refuse(Commit { wrapped_key: b64(&[0; 10]), ..good.clone() }, "bad_wrapped_key", "a short wrapped key").await;
-        refuse(Commit { manifest: "%%%".to_owned(), ..good.clone() }, "invalid_field", "not base64").await;
+        refuse(
+            extra_serial,
+            "receipt_not_for_upload",
+            "a receipt of another upload added",
+        )
+        .await;
+        refuse(
+            Commit {
+                metadata: b64(b"plain name.txt"),
+                ..good.clone()
+            },
+            "bad_metadata",
+            "unsealed metadata",
+        )
+        .await;
+        refuse(
+            Commit {
+                wrapped_key: b64(&[0; 10]),
+                ..good.clone()
+            },
+            "bad_wrapped_key",
+            "a short wrapped key",
+        )
+        .await;
+        refuse(
+            Commit {
+                manifest: "%%%".to_owned(),
+                ..good.clone()
+            },
+            "invalid_field",
+            "not base64",
+        )
+        .await;
 
         // Malformed JSON and wrong types: 400, the API's error shape.
         let http = reqwest::Client::new();
-        for body in ["{", r#"{"manifest": 5}"#, r#"{"manifest": "", "metadata": "", "wrapped_key": "", "receipts": "x"}"#] {
+        for body in [
+            "{",
+            r#"{"manifest": 5}"#,
+            r#"{"manifest": "", "metadata": "", "wrapped_key": "", "receipts": "x"}"#,
+        ] {
             let r = http
                 .post(format!("{}/api/v1/uploads/{id}/commit", server.url))
                 .bearer_auth(&ada.token)
@@ -557,14 +738,23 @@ async fn bad_commits_are_refused_whole() {
             chunk_size: None,
         };
         assert_eq!(api_code(&api.begin_upload(&taken).await.unwrap_err()), "file_exists");
-        let bad_id = BeginUpload { file_id: "XYZ".to_owned(), ..taken.clone() };
-        assert_eq!(api_code(&api.begin_upload(&bad_id).await.unwrap_err()), "invalid_file_id");
+        let bad_id = BeginUpload {
+            file_id: "XYZ".to_owned(),
+            ..taken.clone()
+        };
+        assert_eq!(
+            api_code(&api.begin_upload(&bad_id).await.unwrap_err()),
+            "invalid_file_id"
+        );
         let zero = BeginUpload {
             file_id: FileId::random().to_hex(),
             data_shards: Some(0),
             ..taken.clone()
         };
-        assert_eq!(api_code(&api.begin_upload(&zero).await.unwrap_err()), "invalid_redundancy");
+        assert_eq!(
+            api_code(&api.begin_upload(&zero).await.unwrap_err()),
+            "invalid_redundancy"
+        );
         let wide = BeginUpload {
             file_id: FileId::random().to_hex(),
             data_shards: Some(1),
@@ -572,7 +762,10 @@ async fn bad_commits_are_refused_whole() {
             chunk_size: Some(1),
             ..taken.clone()
         };
-        assert_eq!(api_code(&api.begin_upload(&wide).await.unwrap_err()), "invalid_chunk_size");
+        assert_eq!(
+            api_code(&api.begin_upload(&wide).await.unwrap_err()),
+            "invalid_chunk_size"
+        );
 
         // The janitor removes expired uploads (here: `b`, never committed), and only those.
         let removed = disktro_server::leases::sweep(
@@ -582,8 +775,10 @@ async fn bad_commits_are_refused_whole() {
         .await
         .unwrap();
         assert!(removed >= 1, "{}: {removed}", db.backend);
-        assert_eq!(api_code(&api.renew_upload(&b.plan.upload_id).await.unwrap_err()), "upload_not_found");
+        assert_eq!(
+            api_code(&api.renew_upload(&b.plan.upload_id).await.unwrap_err()),
+            "upload_not_found"
+        );
         server.stop();
     }
 }
-

@@ -148,10 +148,29 @@ async fn the_openapi_document_is_served_complete_and_current() {
             "{method} {path} is missing from the OpenAPI document"
         );
     }
-    let documented: usize = served["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, routes.len(), "a route is documented that this test does not know");
-    for schema in ["ErrorBody", "UploadPlan", "Commit", "FileDownload", "ShareView", "NodeView"] {
-        assert!(served["components"]["schemas"][schema].is_object(), "schema {schema} missing");
+    let documented: usize = served["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "a route is documented that this test does not know"
+    );
+    for schema in [
+        "ErrorBody",
+        "UploadPlan",
+        "Commit",
+        "FileDownload",
+        "ShareView",
+        "NodeView",
+    ] {
+        assert!(
+            served["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
     }
 
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");

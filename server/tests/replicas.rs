@@ -26,17 +26,33 @@ async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
         // Tried: two replicas asking for the same job's lease, renewals, expiry and release.
         // Must hold: exactly one holder at any time.
         assert!(try_acquire(&pool, "repair", "a", ttl, t).await.unwrap());
-        assert!(!try_acquire(&pool, "repair", "b", ttl, t + 1).await.unwrap(), "{}", db.backend);
+        assert!(
+            !try_acquire(&pool, "repair", "b", ttl, t + 1).await.unwrap(),
+            "{}",
+            db.backend
+        );
         assert!(try_acquire(&pool, "repair", "a", ttl, t + 20).await.unwrap(), "renewal");
-        assert!(!try_acquire(&pool, "repair", "b", ttl, t + 49).await.unwrap(), "renewed until t+50");
-        assert!(try_acquire(&pool, "repair", "b", ttl, t + 50).await.unwrap(), "expired: b takes over");
+        assert!(
+            !try_acquire(&pool, "repair", "b", ttl, t + 49).await.unwrap(),
+            "renewed until t+50"
+        );
+        assert!(
+            try_acquire(&pool, "repair", "b", ttl, t + 50).await.unwrap(),
+            "expired: b takes over"
+        );
         assert!(!try_acquire(&pool, "repair", "a", ttl, t + 51).await.unwrap());
         // Another job's lease is independent.
         assert!(try_acquire(&pool, "audit", "a", ttl, t + 51).await.unwrap());
         release(&pool, "repair", "a").await.unwrap();
-        assert!(!try_acquire(&pool, "repair", "a", ttl, t + 52).await.unwrap(), "a cannot release b's lease");
+        assert!(
+            !try_acquire(&pool, "repair", "a", ttl, t + 52).await.unwrap(),
+            "a cannot release b's lease"
+        );
         release(&pool, "repair", "b").await.unwrap();
-        assert!(try_acquire(&pool, "repair", "a", ttl, t + 52).await.unwrap(), "released: free at once");
+        assert!(
+            try_acquire(&pool, "repair", "a", ttl, t + 52).await.unwrap(),
+            "released: free at once"
+        );
     }
 }
 
@@ -52,7 +68,9 @@ async fn upload_through_one_replica_download_through_another() {
         std::fs::copy(db.dir.path().join("server.key"), two_dir.join("server.key")).unwrap();
         let two = Server::start(&two_dir, &db.url, &[]);
 
-        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+            .collect();
         let api_one = Api::new(&one.url).unwrap();
         let me = account::signup(&api_one, "ada@example.org", "pass phrase", KdfParams::MINIMUM, "one")
             .await
@@ -66,13 +84,23 @@ async fn upload_through_one_replica_download_through_another() {
             chunk_size: Some(256 * 1024),
             ..UploadOptions::default()
         };
-        let up = upload(&api_one.clone().with_token(&me.token), &me, &data[..], data.len() as u64, &metadata, &options, &|_| {})
-            .await
-            .unwrap();
+        let up = upload(
+            &api_one.clone().with_token(&me.token),
+            &me,
+            &data[..],
+            data.len() as u64,
+            &metadata,
+            &options,
+            &|_| {},
+        )
+        .await
+        .unwrap();
 
         // Log in at replica two (a session made there), list and download from there.
         let api_two = Api::new(&two.url).unwrap();
-        let again = account::login(&api_two, "ada@example.org", "pass phrase", "two").await.unwrap();
+        let again = account::login(&api_two, "ada@example.org", "pass phrase", "two")
+            .await
+            .unwrap();
         let api_two = api_two.with_token(&again.token);
         let list = api_two.files().await.unwrap();
         assert_eq!(list.total, 1, "{}", db.backend);
@@ -80,13 +108,21 @@ async fn upload_through_one_replica_download_through_another() {
         let id: FileId = up.summary.file_id.parse().unwrap();
         let key = again
             .master_key
-            .unwrap_file_key(&again.public_key(), &id, &unb64(answer.wrapped_key.as_deref().unwrap(), "k").unwrap())
+            .unwrap_file_key(
+                &again.public_key(),
+                &id,
+                &unb64(answer.wrapped_key.as_deref().unwrap(), "k").unwrap(),
+            )
             .unwrap();
         let mut out = Vec::new();
         download::download(&answer, &key, Some(&again.public_key()), &mut out, &|_| {})
             .await
             .unwrap();
-        assert!(out == data, "{}: the file came back different through replica two", db.backend);
+        assert!(
+            out == data,
+            "{}: the file came back different through replica two",
+            db.backend
+        );
 
         // Both replicas run the janitor loop; one lease row names one of them.
         let pool = Db::open(&db.url).await.unwrap();

@@ -188,22 +188,27 @@ pub struct Args {
 #[error("{0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub fn new(what: impl std::fmt::Display) -> Self {
+        Self(what.to_string())
+    }
+}
+
 fn bad(what: impl std::fmt::Display) -> ConfigError {
-    ConfigError(what.to_string())
+    ConfigError::new(what)
+}
+
+/// Read a `--config` TOML file into a process's flag struct (the server's uses it too).
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read config {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| bad(format!("config {}: {e}", path.display())))
 }
 
 impl Args {
-    /// Read the TOML file named by `--config`, if any.
-    fn file(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read config {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| bad(format!("config {}: {e}", path.display())))
-    }
-
     /// Flags over file over defaults.
     pub fn into_config(self) -> Result<WorkerConfig, ConfigError> {
         let file = match &self.config {
-            Some(path) => Self::file(path)?,
+            Some(path) => load_toml(path)?,
             None => Self::default(),
         };
         macro_rules! pick {

@@ -14,12 +14,12 @@ use serde::Serialize;
 
 use crate::accounts;
 use crate::api::error::{ApiError, JsonBody};
-use disktro_core::api::{
-    AccountView, ChangePassword, ErrorBody, KdfAnswer, LogIn, NewToken, PreLogin, Session, SignUp, TokenAnswer,
-};
 use crate::context::{Context, unix_now};
 use crate::sessions::{self, Auth, Credential, Writer};
 use crate::throttle;
+use disktro_core::api::{
+    AccountView, ChangePassword, ErrorBody, KdfAnswer, LogIn, NewToken, PreLogin, Session, SignUp, TokenAnswer,
+};
 
 /// The client's address when the server knows it (not in handler tests).
 #[derive(Debug, Clone, Copy)]
@@ -32,8 +32,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
     }
 }
-
-
 
 /// The KDF set-up to derive keys with: the account's, or a stable decoy.
 #[utoipa::path(post, path = "/auth/prelogin", tag = "accounts", request_body = PreLogin,
@@ -49,7 +47,6 @@ pub async fn prelogin(
     };
     Ok(Json(KdfAnswer { kdf_setup: setup }))
 }
-
 
 fn with_cookie(ctx: &Context, status: StatusCode, cookie: Option<&str>, body: impl Serialize) -> Response {
     let mut headers = HeaderMap::new();
@@ -89,7 +86,6 @@ pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<Sig
     };
     Ok(with_cookie(&ctx, StatusCode::CREATED, Some(&session.cookie), body))
 }
-
 
 fn wrong_credentials() -> ApiError {
     ApiError::unauthorized("wrong_credentials", "wrong e-mail address or password")
@@ -159,7 +155,6 @@ pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Re
     headers.insert(SET_COOKIE, sessions::set_cookie(&ctx, None));
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
-
 
 /// Swap the account's key material in one statement guarded by the old hash, and end every other
 /// session and API token.
@@ -232,7 +227,6 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-
 #[utoipa::path(get, path = "/account", tag = "accounts",
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
 pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json<AccountView>, ApiError> {
@@ -251,8 +245,6 @@ pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json
         },
     }))
 }
-
-
 
 /// A new API token for the CLI (shown once).
 #[utoipa::path(post, path = "/auth/tokens", tag = "accounts", request_body = NewToken,

@@ -13,8 +13,6 @@ pub struct ApiError {
     pub message: String,
 }
 
-
-
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {

@@ -13,11 +13,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, JsonBody};
-use disktro_core::api::ErrorBody;
 use crate::context::{Context, unix_now};
 use crate::files;
-use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, UploadPlan};
 use crate::sessions::{Auth, Writer};
+use disktro_core::api::ErrorBody;
+use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, UploadPlan};
 
 /// Begin an upload: placement and put tokens for every shard.
 #[utoipa::path(post, path = "/uploads", tag = "files", request_body = BeginUpload,
@@ -124,7 +124,9 @@ pub async fn get(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<FileDownload>, ApiError> {
-    Ok(Json(files::download(&ctx, &id, Some(&auth.account_id), unix_now()).await?))
+    Ok(Json(
+        files::download(&ctx, &id, Some(&auth.account_id), unix_now()).await?,
+    ))
 }
 
 /// Delete a file: its shares are revoked and its shards go to garbage collection.

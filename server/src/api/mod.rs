@@ -38,7 +38,6 @@ use crate::context::Context;
 /// largest (10,000 ids ≈ 700 kB).
 const BODY_LIMIT: usize = 1 << 20;
 
-
 #[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = ServerHealth)))]
 async fn health() -> Json<ServerHealth> {
     Json(ServerHealth {
@@ -122,7 +121,11 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
 /// Set on the route itself, it overrides the router-wide limit.
 fn commit_route() -> utoipa_axum::router::UtoipaMethodRouter<Arc<Context>> {
     let (schemas, paths, method) = routes!(files::commit);
-    (schemas, paths, method.layer(DefaultBodyLimit::max(crate::files::MAX_COMMIT_BODY)))
+    (
+        schemas,
+        paths,
+        method.layer(DefaultBodyLimit::max(crate::files::MAX_COMMIT_BODY)),
+    )
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.

@@ -9,9 +9,9 @@ use axum::http::HeaderMap;
 use disktro_worker::control::api::{Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER};
 
 use crate::api::error::ApiError;
-use disktro_core::api::ErrorBody;
 use crate::context::{Context, unix_now};
 use crate::nodes::{self, NodeView};
+use disktro_core::api::ErrorBody;
 
 fn signature(headers: &HeaderMap) -> Option<[u8; 64]> {
     let hex = headers.get(SIGNATURE_HEADER)?.to_str().ok()?;

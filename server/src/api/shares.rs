@@ -13,10 +13,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::api::error::{ApiError, JsonBody};
-use disktro_core::api::ErrorBody;
 use crate::context::{Context, unix_now};
 use crate::sessions::{Auth, Writer};
 use crate::shares;
+use disktro_core::api::ErrorBody;
 use disktro_core::api::{FileDownload, NewShare, ShareAccess, ShareInfo, ShareView};
 
 /// Share a file: a link id with expiry, download limit and optional password.
@@ -50,7 +50,9 @@ pub async fn list(
     auth: Auth,
     Query(filter): Query<ShareFilter>,
 ) -> Result<Json<Vec<ShareView>>, ApiError> {
-    Ok(Json(shares::list(&ctx, &auth.account_id, filter.file_id.as_deref()).await?))
+    Ok(Json(
+        shares::list(&ctx, &auth.account_id, filter.file_id.as_deref()).await?,
+    ))
 }
 
 /// Revoke a share: its link stops working at once.

@@ -1,0 +1,151 @@
+//! The server's settings: flags, `DISKTRO_*` environment variables and an optional TOML file
+//! (`--config`; keys are the flag names with `_`). Flags and variables win over the file, the file
+//! over the defaults; unknown keys in the file are refused.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use disktro_worker::config::{ConfigError, load_toml};
+use disktro_worker::units::{parse_duration, parse_size};
+
+/// Disktro server: the web app, the JSON API and the control plane of a storage network.
+#[derive(Debug, Default, Parser, Deserialize)]
+#[command(version, about)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// TOML file with any of these settings (keys are the flag names with `_`).
+    #[arg(long, env = "DISKTRO_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port; the bound address is logged) [default: 127.0.0.1:3000].
+    #[arg(long, env = "DISKTRO_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database, the server key and local workers' data [default: data].
+    #[arg(long, env = "DISKTRO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL; `postgres://user:password@host/db` for PostgreSQL [default: SQLite in the data dir].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Token workers present to register [default: generated once, kept in the database, printed].
+    #[arg(long, env = "DISKTRO_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Start this many storage workers in-process on 127.0.0.1 [default: 0].
+    #[arg(long, env = "DISKTRO_LOCAL_WORKERS")]
+    pub local_workers: Option<usize>,
+    /// Capacity of each local worker, e.g. `10GiB` [default: 10GiB].
+    #[arg(long, env = "DISKTRO_LOCAL_WORKER_CAPACITY")]
+    pub local_worker_capacity: Option<String>,
+    /// URL people and workers reach this server at [default: http://<listen address>].
+    #[arg(long, env = "DISKTRO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Storage quota of each new account, e.g. `10GiB` [default: 10GiB].
+    #[arg(long, env = "DISKTRO_DEFAULT_QUOTA")]
+    pub default_quota: Option<String>,
+    /// Heartbeat period asked of workers; node health thresholds are multiples of it [default: 10s].
+    #[arg(long, env = "DISKTRO_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<String>,
+    /// Directory holding the built site (the `pkg/` bundle and static assets) [default: target/site].
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+}
+
+/// Settings after defaults, units and checks.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub join_token: Option<String>,
+    pub local_workers: usize,
+    pub local_worker_capacity: u64,
+    pub public_url: Option<String>,
+    pub default_quota: u64,
+    pub heartbeat_interval: Duration,
+    pub site_root: PathBuf,
+}
+
+fn bad(what: impl std::fmt::Display) -> ConfigError {
+    ConfigError::new(what)
+}
+
+impl Args {
+    /// Flags over file over defaults.
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        let file = match &self.config {
+            Some(path) => load_toml(path)?,
+            None => Self::default(),
+        };
+        macro_rules! pick {
+            ($field:ident) => {
+                self.$field.or(file.$field)
+            };
+        }
+        let size = |flag: &str, value: Option<String>, default: u64| match value {
+            Some(v) => parse_size(&v).map_err(|e| bad(format!("--{flag}: {e}"))),
+            None => Ok(default),
+        };
+        Ok(Settings {
+            listen: pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
+            data_dir: pick!(data_dir).unwrap_or_else(|| PathBuf::from("data")),
+            database_url: pick!(database_url),
+            join_token: pick!(join_token),
+            local_workers: pick!(local_workers).unwrap_or(0),
+            local_worker_capacity: size("local-worker-capacity", pick!(local_worker_capacity), 10 << 30)?,
+            public_url: pick!(public_url).map(|u| u.trim_end_matches('/').to_owned()),
+            default_quota: size("default-quota", pick!(default_quota), 10 << 30)?,
+            heartbeat_interval: match pick!(heartbeat_interval) {
+                Some(d) => parse_duration(&d).map_err(|e| bad(format!("--heartbeat-interval: {e}")))?,
+                None => Duration::from_secs(10),
+            },
+            site_root: pick!(site_root).unwrap_or_else(|| PathBuf::from("target/site")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/disktro\"\nlocal_workers = 4\ndefault_quota = \"1GiB\"\nlisten = \"0.0.0.0:8080\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "disktro-server",
+            "--config",
+            path.to_str().unwrap(),
+            "--local-workers",
+            "2",
+        ]);
+        let s = args.into_settings().unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/disktro"));
+        assert_eq!(s.local_workers, 2, "the flag wins");
+        assert_eq!(s.default_quota, 1 << 30);
+        assert_eq!(s.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(s.heartbeat_interval, Duration::from_secs(10), "default");
+
+        // Tried: an unknown key, a size without a number, a missing file. Must hold: a clear error.
+        std::fs::write(&path, "local_wokers = 4\n").unwrap();
+        let e = Args::parse_from(["disktro-server", "--config", path.to_str().unwrap()])
+            .into_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("local_wokers"), "{e}");
+        let e = Args::parse_from(["disktro-server", "--default-quota", "lots"])
+            .into_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("--default-quota"), "{e}");
+        let e = Args::parse_from(["disktro-server", "--config", "/nonexistent/server.toml"])
+            .into_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot read config"), "{e}");
+    }
+}
