@@ -4,11 +4,14 @@
 //! - [`server`]: the server's JSON API, typed;
 //! - [`account`]: sign-up and log-in with keys derived on this machine (the password never leaves);
 //! - [`upload`]: a file (any size, streamed) → chunks → shards → workers → a committed manifest;
-//! - [`download`]: a manifest → any k verified shards per chunk → the file, streamed.
+//! - [`download`]: a manifest → any k verified shards per chunk → the file, streamed;
+//! - [`link`]: share links (`/s/<id>#<key>`); [`session`]: the CLI's saved log-in.
 
 pub mod account;
 pub mod download;
+pub mod link;
 pub mod server;
+pub mod session;
 pub mod upload;
 
 /// Why a client operation failed, by what a script would do about it.
@@ -34,7 +37,42 @@ pub enum ClientError {
     Usage(String),
 }
 
+/// Exit codes of the `disktro` command, one per kind of failure a script may handle.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_FOUND: u8 = 3;
+    pub const UNAUTHORIZED: u8 = 4;
+    pub const QUOTA: u8 = 5;
+    pub const NETWORK: u8 = 6;
+    pub const WORKERS: u8 = 7;
+    pub const INTEGRITY: u8 = 8;
+    pub const IO: u8 = 9;
+    pub const LINK_GONE: u8 = 10;
+}
+
 impl ClientError {
+    /// The exit code for this failure (see [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Api { status, code, .. } => match (*status, code.as_str()) {
+                (_, "not_enough_workers") => exit::WORKERS,
+                (_, "quota_exceeded" | "file_too_large") => exit::QUOTA,
+                (404, _) => exit::NOT_FOUND,
+                (401 | 403 | 429, _) => exit::UNAUTHORIZED,
+                (410, _) => exit::LINK_GONE,
+                (400 | 409 | 413, _) => exit::USAGE,
+                _ => exit::OTHER,
+            },
+            Self::Network(_) => exit::NETWORK,
+            Self::Workers(_) => exit::WORKERS,
+            Self::Integrity(_) => exit::INTEGRITY,
+            Self::Io(_) => exit::IO,
+            Self::Usage(_) => exit::USAGE,
+        }
+    }
+
     /// The server's error code, for API errors.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -1,19 +1,614 @@
-//! `disktro`: the command-line client. It will upload, download and share files on the same
-//! codec as the browser (see DESIGN.md); today it only states its version and format.
+//! `disktro`: the command-line client. Every command is a thin layer over `disktro_client`
+//! (the same codec as the browser); this file owns arguments, prompts, progress bars, output
+//! formats and exit codes (`disktro_client::exit`).
 
-use clap::Parser;
+// A command-line tool: stdout is its output and stderr its messages.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-/// Disktro command-line client.
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use disktro_client::account::{self, Identity};
+use disktro_client::server::{Server, b64, unb64};
+use disktro_client::upload::{UploadOptions, upload};
+use disktro_client::{ClientError, download, exit, link, session};
+use disktro_core::FileId;
+use disktro_core::api::{FileDownload, NewShare, ShareAccess};
+use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
+use disktro_core::metadata::FileMetadata;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+/// Disktro: zero-knowledge, erasure-coded file storage from the command line.
+///
+/// Files are encrypted, compressed when that pays, and spread over storage workers on this
+/// machine; the server never sees names, contents or keys.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-struct Args {}
+#[command(version, about, long_about = None, after_help = EXIT_CODES)]
+struct Cli {
+    /// Server URL (overrides the saved log-in's), e.g. https://disktro.example.
+    #[arg(long, global = true, env = "DISKTRO_SERVER")]
+    server: Option<String>,
+    /// Machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> std::process::ExitCode {
-    Args::parse();
-    eprintln!(
-        "disktro {} (format v{}) has no commands yet; use the web app (`make run`)",
-        env!("CARGO_PKG_VERSION"),
-        disktro_core::FORMAT_VERSION
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 other, 2 usage, 3 not found, 4 unauthorized (wrong password, not logged in), \
+5 quota, 6 server unreachable, 7 workers unavailable, 8 integrity (a check failed), 9 local file, 10 link revoked/expired/used up";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an account and log in.
+    ///
+    /// Example: disktro signup --server https://disktro.example --email ada@example.org
+    Signup {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log in; the session is saved in the user config directory.
+    ///
+    /// Example: disktro login --server https://disktro.example --email ada@example.org
+    Login {
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log out: revoke this machine's token and forget the saved keys.
+    Logout,
+    /// Upload files (`-` reads stdin); prints each file's id.
+    ///
+    /// Example: disktro upload report.pdf photos.tar
+    Upload {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Name to store for `-` (stdin).
+        #[arg(long, default_value = "stdin")]
+        name: String,
+    },
+    /// Download a file by id (`-o -` writes to stdout).
+    ///
+    /// Example: disktro download 3f2a…c9 -o report.pdf
+    Download {
+        id: String,
+        /// Where to write [default: the file's own name, in the current directory].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// List your files.
+    Ls,
+    /// Delete a file (its share links stop working).
+    Rm { id: String },
+    /// Make a share link (the key travels in the link's #fragment, never to the server).
+    ///
+    /// Example: disktro share 3f2a…c9 --expires 24h --max-downloads 3 --password
+    Share {
+        id: String,
+        /// How long the link works, e.g. 30m, 24h, 7d [default: 7d].
+        #[arg(long)]
+        expires: Option<String>,
+        /// Downloads allowed.
+        #[arg(long)]
+        max_downloads: Option<u32>,
+        /// Protect the link with a password (prompted).
+        #[arg(long)]
+        password: bool,
+        /// Read the link's password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Download from a share link; no account needed (`-o -` writes to stdout).
+    ///
+    /// Example: disktro get 'https://disktro.example/s/AbC…#key' -o report.pdf
+    Get {
+        link: String,
+        /// Where to write [default: the file's own name, in the current directory].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The link's password, from a prompt.
+        #[arg(long)]
+        password: bool,
+        /// The link's password, from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// The storage network's health.
+    Nodes,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("disktro: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn server_url(cli: &Cli) -> Result<&str, ClientError> {
+    cli.server
+        .as_deref()
+        .ok_or_else(|| ClientError::Usage("give --server URL (or set DISKTRO_SERVER)".to_owned()))
+}
+
+/// The saved log-in, with `--server` overriding its URL.
+fn logged_in(cli: &Cli) -> Result<(Server, Identity), ClientError> {
+    let (server, me) = session::load()?.ok_or_else(|| ClientError::Api {
+        status: 401,
+        code: "not_logged_in".to_owned(),
+        message: "not logged in: run `disktro login --server URL --email ADDRESS`".to_owned(),
+    })?;
+    match &cli.server {
+        Some(url) => Ok((Server::new(url)?.with_token(&me.token), me)),
+        None => Ok((server, me)),
+    }
+}
+
+fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> Result<String, ClientError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| ClientError::Io(format!("cannot read the password from stdin: {e}")))?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            return Err(ClientError::Usage("the password on stdin is empty".to_owned()));
+        }
+        return Ok(password);
+    }
+    let password = rpassword::prompt_password(prompt)
+        .map_err(|e| ClientError::Usage(format!("cannot prompt for a password: {e}")))?;
+    if confirm {
+        let again = rpassword::prompt_password("Repeat it: ")
+            .map_err(|e| ClientError::Usage(format!("cannot prompt for a password: {e}")))?;
+        if again != password {
+            return Err(ClientError::Usage("the passwords differ".to_owned()));
+        }
+    }
+    if password.is_empty() {
+        return Err(ClientError::Usage("the password is empty".to_owned()));
+    }
+    Ok(password)
+}
+
+fn token_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("disktro CLI on {}", host.trim()).chars().take(100).collect()
+}
+
+fn bar(cli: &Cli, len: u64, what: &str) -> ProgressBar {
+    if cli.quiet || cli.json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:20!} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+            .expect("a valid template"),
     );
-    std::process::ExitCode::from(2)
+    bar.set_message(what.to_owned());
+    bar
+}
+
+async fn run(cli: &Cli) -> Result<(), ClientError> {
+    match &cli.command {
+        Command::Signup { email, password_stdin } => {
+            let server = Server::new(server_url(cli)?)?;
+            let password = read_password(*password_stdin, "New password: ", true)?;
+            let me = account::signup(&server, email, &password, KdfParams::DEFAULT, &token_name()).await?;
+            session::save(&server, &me)?;
+            say(
+                cli,
+                &format!("signed up and logged in as {}", me.email),
+                json!({"account_id": me.account_id, "email": me.email}),
+            );
+        }
+        Command::Login { email, password_stdin } => {
+            let server = Server::new(server_url(cli)?)?;
+            let password = read_password(*password_stdin, "Password: ", false)?;
+            let me = account::login(&server, email, &password, &token_name()).await?;
+            session::save(&server, &me)?;
+            say(
+                cli,
+                &format!("logged in as {}", me.email),
+                json!({"account_id": me.account_id, "email": me.email}),
+            );
+        }
+        Command::Logout => {
+            if let Some((server, _)) = session::load()? {
+                // The token may already be revoked; forgetting it locally is what matters.
+                let _ = server.logout().await;
+            }
+            session::remove()?;
+            say(cli, "logged out", json!({"logged_out": true}));
+        }
+        Command::Upload { files, name } => upload_files(cli, files, name).await?,
+        Command::Download { id, output } => {
+            let (server, me) = logged_in(cli)?;
+            let answer = server.file(id).await?;
+            let file_id: FileId = id
+                .parse()
+                .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
+            let wrapped = unb64(answer.wrapped_key.as_deref().unwrap_or_default(), "wrapped key")?;
+            let key = me
+                .master_key
+                .unwrap_file_key(&me.public_key(), &file_id, &wrapped)
+                .map_err(|_| {
+                    ClientError::Integrity("the file key does not open with this account's keys".to_owned())
+                })?;
+            save_download(cli, &answer, &key, Some(&me), output.as_deref()).await?;
+        }
+        Command::Ls => list(cli).await?,
+        Command::Rm { id } => {
+            let (server, _) = logged_in(cli)?;
+            server.delete_file(id).await?;
+            say(cli, &format!("deleted {id}"), json!({"deleted": id}));
+        }
+        Command::Share {
+            id,
+            expires,
+            max_downloads,
+            password,
+            password_stdin,
+        } => {
+            let (server, me) = logged_in(cli)?;
+            let answer = server.file(id).await?;
+            let file_id: FileId = id
+                .parse()
+                .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
+            let wrapped = unb64(answer.wrapped_key.as_deref().unwrap_or_default(), "wrapped key")?;
+            let key = me
+                .master_key
+                .unwrap_file_key(&me.public_key(), &file_id, &wrapped)
+                .map_err(|_| {
+                    ClientError::Integrity("the file key does not open with this account's keys".to_owned())
+                })?;
+            let expires_in = match expires {
+                Some(e) => Some(
+                    disktro_worker::units::parse_duration(e)
+                        .map_err(|e| ClientError::Usage(format!("--expires: {e}")))?
+                        .as_secs(),
+                ),
+                None => None,
+            };
+            let proof = if *password || *password_stdin {
+                let p = read_password(*password_stdin, "Link password: ", !*password_stdin)?;
+                Some(b64(&share_password_proof(&key, &p)))
+            } else {
+                None
+            };
+            let share = server
+                .share(
+                    id,
+                    &NewShare {
+                        expires_in,
+                        max_downloads: *max_downloads,
+                        password_proof: proof,
+                    },
+                )
+                .await?;
+            let url = link::format(server.url(), &share.share_id, &key);
+            say(
+                cli,
+                &url,
+                json!({"link": url, "share_id": share.share_id, "expires_at": share.expires_at, "max_downloads": share.max_downloads}),
+            );
+        }
+        Command::Get {
+            link,
+            output,
+            password,
+            password_stdin,
+        } => {
+            let parsed = link::parse(link)?;
+            let server = Server::new(&parsed.server)?;
+            let access = if *password || *password_stdin {
+                let p = read_password(*password_stdin, "Link password: ", false)?;
+                ShareAccess {
+                    password_proof: Some(b64(&share_password_proof(&parsed.key, &p))),
+                }
+            } else {
+                ShareAccess::default()
+            };
+            let answer = server.download_share(&parsed.share_id, &access).await?;
+            save_download(cli, &answer, &parsed.key, None, output.as_deref()).await?;
+        }
+        Command::Nodes => nodes(cli).await?,
+    }
+    Ok(())
+}
+
+fn say(cli: &Cli, text: &str, value: serde_json::Value) {
+    if cli.json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn guess_mime(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "md" | "log" => "text/plain",
+        "html" | "htm" => "text/html",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<(), ClientError> {
+    let (server, me) = logged_in(cli)?;
+    let mut results = Vec::new();
+    for path in files {
+        // Stdin has no size, which the upload must declare first: spool it to a temp file.
+        let (file, name) = if path.as_os_str() == "-" {
+            let mut spool =
+                tempfile::tempfile().map_err(|e| ClientError::Io(format!("cannot make a temp file: {e}")))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+                .map_err(|e| ClientError::Io(format!("cannot read stdin: {e}")))?;
+            (spool, stdin_name.to_owned())
+        } else {
+            let file = std::fs::File::open(path)
+                .map_err(|e| ClientError::Io(format!("cannot open {}: {e}", path.display())))?;
+            let name = path
+                .file_name()
+                .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
+            (file, name)
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?
+            .len();
+        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            return Err(ClientError::Io(format!("{} is not a regular file", path.display())));
+        }
+        let mut reader = tokio::fs::File::from_std(file);
+        tokio::io::AsyncSeekExt::rewind(&mut reader)
+            .await
+            .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
+        let metadata = FileMetadata {
+            mime: guess_mime(&name).to_owned(),
+            name: name.clone(),
+            size,
+        };
+        let progress = bar(cli, size, &name);
+        let started = Instant::now();
+        let up = upload(
+            &server,
+            &me,
+            tokio::io::BufReader::with_capacity(1 << 20, reader),
+            size,
+            &metadata,
+            &UploadOptions::default(),
+            &|p| progress.set_position(p.bytes_done),
+        )
+        .await?;
+        progress.finish_and_clear();
+        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        if cli.json {
+            results.push(json!({"file_id": up.summary.file_id, "name": name, "size": size, "stored_bytes": up.summary.stored_bytes, "seconds": secs}));
+        } else {
+            println!("{}", up.summary.file_id);
+            if !cli.quiet && std::io::stderr().is_terminal() {
+                eprintln!(
+                    "{name}: {} in {secs:.1} s ({:.1} MB/s)",
+                    human(size),
+                    size as f64 / secs / 1e6
+                );
+            }
+        }
+    }
+    if cli.json {
+        println!("{}", serde_json::Value::Array(results));
+    }
+    Ok(())
+}
+
+/// Download to `output` (`-` = stdout) through a temp file renamed on success, so a failed
+/// download never leaves a partial file.
+async fn save_download(
+    cli: &Cli,
+    answer: &FileDownload,
+    key: &FileKey,
+    owner: Option<&Identity>,
+    output: Option<&Path>,
+) -> Result<(), ClientError> {
+    let expected = owner.map(Identity::public_key);
+    // Verify and learn the name before creating anything.
+    let (_, metadata) = download::verify(answer, key, expected.as_ref())?;
+    let progress = bar(cli, metadata.size, &metadata.name);
+    let started = Instant::now();
+    let report = |p: download::Progress| progress.set_position(p.bytes_done);
+    let target = match output {
+        Some(p) if p.as_os_str() == "-" => {
+            download::download(answer, key, expected.as_ref(), tokio::io::stdout(), &report).await?;
+            progress.finish_and_clear();
+            return Ok(());
+        }
+        Some(p) => p.to_owned(),
+        None => PathBuf::from(safe_name(&metadata.name)),
+    };
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".disktro-")
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?;
+    let file = tokio::fs::File::from_std(
+        temp.reopen()
+            .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?,
+    );
+    let writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    // On error `temp` is dropped here, which deletes the partial file.
+    let fetched = download::download(answer, key, expected.as_ref(), writer, &report).await?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;
+    temp.persist(&target)
+        .map_err(|e| ClientError::Io(format!("cannot write {}: {}", target.display(), e.error)))?;
+    progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64().max(1e-6);
+    say(
+        cli,
+        &format!(
+            "{} ({}, {:.1} MB/s, signed by {})",
+            target.display(),
+            human(fetched.metadata.size),
+            fetched.metadata.size as f64 / secs / 1e6,
+            fetched.owner.fingerprint()
+        ),
+        json!({"path": target, "name": fetched.metadata.name, "size": fetched.metadata.size, "owner": fetched.owner.fingerprint(), "seconds": secs}),
+    );
+    Ok(())
+}
+
+/// A stored name made safe as a file name here: no directories, no hidden or empty names.
+fn safe_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
+    match cleaned.trim_start_matches('.') {
+        "" => "download".to_owned(),
+        s => s.to_owned(),
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+async fn list(cli: &Cli) -> Result<(), ClientError> {
+    let (server, me) = logged_in(cli)?;
+    let list = server.files().await?;
+    let mut rows = Vec::new();
+    for f in &list.files {
+        let name = (|| {
+            let id: FileId = f.file_id.parse().ok()?;
+            let key = me
+                .master_key
+                .unwrap_file_key(&me.public_key(), &id, &unb64(&f.wrapped_key, "key").ok()?)
+                .ok()?;
+            FileMetadata::open(&unb64(&f.metadata, "metadata").ok()?, &key, &id).ok()
+        })();
+        rows.push((f, name));
+    }
+    if cli.json {
+        let files: Vec<_> = rows
+            .iter()
+            .map(|(f, m)| {
+                json!({
+                    "file_id": f.file_id, "name": m.as_ref().map(|m| &m.name), "mime": m.as_ref().map(|m| &m.mime),
+                    "size": f.size, "stored_bytes": f.stored_bytes, "created_at": f.created_at,
+                    "healthy_shards": f.health.weakest_chunk_healthy, "shards": f.health.shards_per_chunk, "needed": f.health.needed,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"files": files, "used_bytes": list.used_bytes, "quota_bytes": list.quota_bytes})
+        );
+        return Ok(());
+    }
+    println!("{:<32}  {:>10}  {:>7}  NAME", "ID", "SIZE", "HEALTH");
+    for (f, m) in rows {
+        let name = m.map_or_else(|| "(name does not open)".to_owned(), |m| m.name);
+        println!(
+            "{:<32}  {:>10}  {:>3}/{:<3}  {name}",
+            f.file_id,
+            human(f.size),
+            f.health.weakest_chunk_healthy,
+            f.health.shards_per_chunk
+        );
+    }
+    println!(
+        "{} files, {} of {} used",
+        list.total,
+        human(list.used_bytes),
+        human(list.quota_bytes)
+    );
+    Ok(())
+}
+
+async fn nodes(cli: &Cli) -> Result<(), ClientError> {
+    let server = match &cli.server {
+        Some(url) => Server::new(url)?,
+        None => logged_in(cli)?.0,
+    };
+    let nodes = server.nodes().await?;
+    if cli.json {
+        println!("{}", serde_json::Value::Array(nodes));
+        return Ok(());
+    }
+    println!(
+        "{:<16}  {:<8}  {:<10}  {:>10}  {:>10}  {:>7}  URL",
+        "NODE", "STATUS", "ZONE", "USED", "CAPACITY", "SHARDS"
+    );
+    for n in &nodes {
+        let get = |k: &str| n[k].as_u64().unwrap_or(0);
+        println!(
+            "{:<16}  {:<8}  {:<10}  {:>10}  {:>10}  {:>7}  {}",
+            n["node_id"]
+                .as_str()
+                .unwrap_or("?")
+                .chars()
+                .take(16)
+                .collect::<String>(),
+            n["status"].as_str().unwrap_or("?"),
+            n["zone"].as_str().unwrap_or("?"),
+            human(get("used")),
+            human(get("capacity")),
+            get("shards"),
+            n["url"].as_str().unwrap_or("?"),
+        );
+    }
+    let online = nodes.iter().filter(|n| n["status"] == "online").count();
+    println!("{online} of {} nodes online", nodes.len());
+    Ok(())
 }

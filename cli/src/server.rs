@@ -146,6 +146,11 @@ impl Server {
         Ok(())
     }
 
+    /// Every node with its health (`GET /nodes`).
+    pub async fn nodes(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        self.call::<(), _>(Method::GET, "/nodes", None).await
+    }
+
     pub async fn prelogin(&self, email: &str) -> Result<KdfAnswer, ClientError> {
         let body = PreLogin {
             email: email.to_owned(),

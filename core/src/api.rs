@@ -252,6 +252,8 @@ pub struct FileSummary {
     pub file_id: String,
     /// Sealed metadata ("DKMD"), base64url: only the owner's browser or CLI can read the name.
     pub metadata: String,
+    /// The file key wrapped under the owner's master key ("DKWK"), base64url: opens the metadata.
+    pub wrapped_key: String,
     pub size: u64,
     pub stored_bytes: u64,
     pub data_shards: u8,

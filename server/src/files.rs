@@ -568,6 +568,7 @@ pub async fn commit(
     Ok(FileSummary {
         file_id: file_hex,
         metadata: encode_b64(&metadata),
+        wrapped_key: encode_b64(&wrapped),
         size: m.plain_size(),
         stored_bytes: stored,
         data_shards: m.redundancy.data,
@@ -650,7 +651,7 @@ async fn health_of_files(ctx: &Context, account_id: &str, now: i64) -> Result<Ha
 pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now: i64) -> Result<FileList, ApiError> {
     let limit = limit.clamp(1, MAX_PAGE);
     let rows = sqlx::query(
-        "SELECT id, metadata, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at FROM files \
+        "SELECT id, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at FROM files \
          WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
     )
     .bind(account_id)
@@ -666,6 +667,7 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
         let parity = to_u64(row.try_get("parity_shards")?);
         files.push(FileSummary {
             metadata: row.try_get("metadata")?,
+            wrapped_key: row.try_get("wrapped_key")?,
             size: to_u64(row.try_get("size")?),
             stored_bytes: to_u64(row.try_get("stored_bytes")?),
             data_shards: u8::try_from(data).unwrap_or(0),

@@ -1,0 +1,126 @@
+//! The CLI's saved log-in: `session.json` in the user's config directory
+//! (`$DISKTRO_CONFIG_DIR`, else `$XDG_CONFIG_HOME/disktro`, else `~/.config/disktro`), mode 0600.
+//!
+//! It holds the server URL, the API token and the account's identity and master keys, so commands
+//! run without asking for the password again, as an SSH key or a Storj access grant does. Anyone
+//! who can read the file can read the account's files: `disktro logout` revokes the token and
+//! deletes it.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+
+use disktro_core::keys::{Keypair, MasterKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::ClientError;
+use crate::account::Identity;
+use crate::server::{Server, b64, unb64};
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    server: String,
+    email: String,
+    account_id: String,
+    token: String,
+    /// base64url of the identity key's 32-byte seed.
+    identity: String,
+    /// base64url of the 32-byte master key.
+    master_key: String,
+}
+
+/// Where the session file lives.
+pub fn dir() -> Result<PathBuf, ClientError> {
+    if let Some(dir) = std::env::var_os("DISKTRO_CONFIG_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("disktro"));
+    }
+    std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".config").join("disktro"))
+        .ok_or_else(|| ClientError::Usage("no config directory: set HOME or DISKTRO_CONFIG_DIR".to_owned()))
+}
+
+fn file() -> Result<PathBuf, ClientError> {
+    Ok(dir()?.join("session.json"))
+}
+
+fn io(what: &str, e: std::io::Error) -> ClientError {
+    ClientError::Io(format!("{what}: {e}"))
+}
+
+/// Save a log-in (replacing any other), readable by the user only.
+pub fn save(server: &Server, me: &Identity) -> Result<(), ClientError> {
+    let dir = dir()?;
+    std::fs::create_dir_all(&dir).map_err(|e| io(&format!("cannot create {}", dir.display()), e))?;
+    let saved = Saved {
+        server: server.url().to_owned(),
+        email: me.email.clone(),
+        account_id: me.account_id.clone(),
+        token: me.token.clone(),
+        identity: b64(me.keypair.secret_bytes().as_ref()),
+        master_key: b64(me.master_key.as_bytes()),
+    };
+    let text = Zeroizing::new(serde_json::to_vec_pretty(&saved).expect("plain strings serialise"));
+    let target = file()?;
+    let temp = dir.join(format!(".session.{}.tmp", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(|e| io(&format!("cannot write {}", temp.display()), e))?;
+    f.write_all(&text)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&temp, &target))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            io(&format!("cannot write {}", target.display()), e)
+        })
+}
+
+/// The saved log-in, or `None` when there is none.
+pub fn load() -> Result<Option<(Server, Identity)>, ClientError> {
+    let path = file()?;
+    let text = match std::fs::read(&path) {
+        Ok(t) => Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&format!("cannot read {}", path.display()), e)),
+    };
+    let damaged = || ClientError::Usage(format!("{} is damaged: log in again", path.display()));
+    let saved: Saved = serde_json::from_slice(&text).map_err(|_| damaged())?;
+    let key32 = |s: &str| -> Result<Zeroizing<[u8; 32]>, ClientError> {
+        let bytes = Zeroizing::new(unb64(s, "key").map_err(|_| damaged())?);
+        let mut out = Zeroizing::new([0u8; 32]);
+        if bytes.len() != 32 {
+            return Err(damaged());
+        }
+        out.copy_from_slice(&bytes);
+        Ok(out)
+    };
+    let identity = Keypair::from_secret_bytes(&*key32(&saved.identity)?);
+    let master_key = MasterKey::from_bytes(*key32(&saved.master_key)?);
+    let server = Server::new(&saved.server)?.with_token(&saved.token);
+    Ok(Some((
+        server,
+        Identity {
+            account_id: saved.account_id,
+            email: saved.email,
+            token: saved.token,
+            keypair: identity,
+            master_key,
+        },
+    )))
+}
+
+/// Forget the saved log-in.
+pub fn remove() -> Result<(), ClientError> {
+    match std::fs::remove_file(file()?) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("cannot delete the session file", e)),
+    }
+}
