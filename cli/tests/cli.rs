@@ -1,0 +1,440 @@
+//! The `disktro` binary as a script would run it, against a real network on 127.0.0.1: the
+//! server (its router on a real socket, SQLite in a temp dir) and 10 storage workers run in this
+//! test process; every `disktro` command is a separate process with its own config directory.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use disktro_worker::RunningWorker;
+
+const BIN: &str = env!("CARGO_BIN_EXE_disktro");
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Network {
+    url: String,
+    workers: Vec<Option<RunningWorker>>,
+    shutdown: tokio_util::sync::CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Network {
+    async fn start(workers: usize) -> Self {
+        disktro_worker::tls::install_default_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let interval = Duration::from_secs(1);
+        let ctx = disktro_server::Context::open(
+            dir.path(),
+            &disktro_server::db::sqlite_url(dir.path()),
+            Some("join".to_owned()),
+            interval,
+        )
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = disktro_server::app(disktro_server::site_options("target/site", addr), Arc::new(ctx));
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .unwrap();
+        });
+        let url = format!("http://{addr}");
+        let running = disktro_server::local_workers::start(workers, dir.path(), &url, "join", 1 << 30, interval)
+            .await
+            .unwrap();
+        let net = Self {
+            url,
+            workers: running.into_iter().map(Some).collect(),
+            shutdown,
+            _dir: dir,
+        };
+        net.wait_online(workers).await;
+        net
+    }
+
+    async fn online(&self) -> usize {
+        let Ok(r) = reqwest::get(format!("{}/api/v1/nodes", self.url)).await else {
+            return 0;
+        };
+        let nodes: Vec<serde_json::Value> = r.json().await.unwrap_or_default();
+        nodes.iter().filter(|n| n["status"] == "online").count()
+    }
+
+    async fn wait_online(&self, want: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.online().await != want {
+            assert!(Instant::now() < deadline, "{want} workers did not come online");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop_workers(&mut self, range: std::ops::Range<usize>) {
+        for i in range {
+            if let Some(w) = self.workers[i].take() {
+                w.shutdown().await;
+            }
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// One `disktro` invocation with its own config dir, optional stdin; run off the async threads.
+async fn disktro(config: &Path, server: Option<&str>, args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.env("DISKTRO_CONFIG_DIR", config)
+        .env_remove("DISKTRO_SERVER")
+        .args(args);
+    if let Some(url) = server {
+        cmd.args(["--server", url]);
+    }
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        if let Some(bytes) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_owned()
+}
+
+fn ok(o: &Output, what: &str) {
+    assert!(o.status.success(), "{what} failed ({}): {}", o.status, stderr(o));
+}
+
+/// A failure with `code` and one clear line on stderr.
+fn fails(o: &Output, code: i32, what: &str) {
+    assert_eq!(o.status.code(), Some(code), "{what}: {}", stderr(o));
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "{what}: one line expected: {err}");
+    assert!(err.starts_with("disktro: "), "{what}: {err}");
+}
+
+fn random(len: usize, seed: u8) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    let mut h = blake3::Hasher::new();
+    h.update(&[seed]);
+    h.finalize_xof().fill(&mut out);
+    out
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signup_upload_list_download_share_get_and_remove() {
+    let mut net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("ada");
+    let url = net.url.clone();
+
+    let o = disktro(
+        &cfg,
+        Some(&url),
+        &["signup", "--email", "ada@example.org", "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "signup");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(cfg.join("session.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the saved keys are readable by the user only");
+    }
+
+    // A 9 MiB random file (3 chunks) and a text file.
+    let noise = random(9 << 20, 1);
+    let text = b"It was the best of times, it was the worst of times.\n".repeat(20_000);
+    std::fs::write(work.path().join("noise.bin"), &noise).unwrap();
+    std::fs::write(work.path().join("tale.txt"), &text).unwrap();
+    let o = disktro(
+        &cfg,
+        None,
+        &[
+            "upload",
+            work.path().join("noise.bin").to_str().unwrap(),
+            work.path().join("tale.txt").to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    ok(&o, "upload");
+    let ids: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(ids.len(), 2, "one id per file: {ids:?}");
+    assert!(ids.iter().all(|id| id.len() == 32));
+
+    // stdin in, stdout out.
+    let piped = random(100_000, 2);
+    let o = disktro(&cfg, None, &["upload", "-", "--name", "piped.bin"], Some(piped.clone())).await;
+    ok(&o, "upload from stdin");
+    let piped_id = stdout(&o);
+    let o = disktro(&cfg, None, &["download", &piped_id, "-o", "-"], None).await;
+    ok(&o, "download to stdout");
+    assert!(o.stdout == piped, "stdout download differs");
+
+    let o = disktro(&cfg, None, &["ls", "--json"], None).await;
+    ok(&o, "ls");
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let names: Vec<&str> = list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"noise.bin") && names.contains(&"tale.txt") && names.contains(&"piped.bin"),
+        "{names:?}"
+    );
+    let tale = list["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "tale.txt")
+        .unwrap();
+    assert!(
+        tale["stored_bytes"].as_u64().unwrap() < text.len() as u64,
+        "text is squeezed"
+    );
+    let o = disktro(&cfg, None, &["ls"], None).await;
+    ok(&o, "ls text");
+    assert!(
+        stdout(&o).contains("noise.bin") && stdout(&o).contains("10/10"),
+        "{}",
+        stdout(&o)
+    );
+
+    let out = work.path().join("noise.out");
+    let o = disktro(&cfg, None, &["download", &ids[0], "-o", out.to_str().unwrap()], None).await;
+    ok(&o, "download");
+    assert!(std::fs::read(&out).unwrap() == noise, "download differs");
+
+    // Share with one download; get it with no account (a fresh config dir).
+    let o = disktro(
+        &cfg,
+        None,
+        &["share", &ids[0], "--expires", "1h", "--max-downloads", "1"],
+        None,
+    )
+    .await;
+    ok(&o, "share");
+    let link = stdout(&o);
+    assert!(link.starts_with(&format!("{url}/s/")) && link.contains('#'), "{link}");
+    let stranger = home.path().join("stranger");
+    let got = work.path().join("got.bin");
+    let o = disktro(&stranger, None, &["get", &link, "-o", got.to_str().unwrap()], None).await;
+    ok(&o, "get");
+    assert!(std::fs::read(&got).unwrap() == noise, "get differs");
+    let o = disktro(
+        &stranger,
+        None,
+        &["get", &link, "-o", work.path().join("again.bin").to_str().unwrap()],
+        None,
+    )
+    .await;
+    fails(&o, 10, "a used-up link");
+    assert!(!work.path().join("again.bin").exists());
+
+    // A password-protected link.
+    let o = disktro(
+        &cfg,
+        None,
+        &["share", &ids[1], "--password-stdin"],
+        Some(b"open sesame\n".to_vec()),
+    )
+    .await;
+    ok(&o, "share with password");
+    let guarded = stdout(&o);
+    let o = disktro(&stranger, None, &["get", &guarded, "-o", "-"], None).await;
+    fails(&o, 4, "no password");
+    let o = disktro(
+        &stranger,
+        None,
+        &["get", &guarded, "-o", "-", "--password-stdin"],
+        Some(b"open barley\n".to_vec()),
+    )
+    .await;
+    fails(&o, 4, "wrong password");
+    let o = disktro(
+        &stranger,
+        None,
+        &["get", &guarded, "-o", "-", "--password-stdin"],
+        Some(b"open sesame\n".to_vec()),
+    )
+    .await;
+    ok(&o, "right password");
+    assert!(o.stdout == text);
+
+    // Stop 4 of the 10 workers: every file still downloads byte-identical.
+    net.stop_workers(0..4).await;
+    for (id, data) in [(&ids[0], &noise), (&ids[1], &text)] {
+        let o = disktro(&cfg, None, &["download", id, "-o", "-"], None).await;
+        ok(&o, "download with 4 workers stopped");
+        assert!(o.stdout == *data, "a download with 4 workers stopped differs");
+    }
+
+    // Remove: gone from the list; its id is then "not found".
+    let o = disktro(&cfg, None, &["rm", &ids[0]], None).await;
+    ok(&o, "rm");
+    let o = disktro(&cfg, None, &["download", &ids[0], "-o", "-"], None).await;
+    fails(&o, 3, "a removed file");
+    let o = disktro(&cfg, None, &["logout"], None).await;
+    ok(&o, "logout");
+    let o = disktro(&cfg, None, &["ls"], None).await;
+    fails(&o, 4, "ls after logout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gives_one_line_a_distinct_code_and_no_partial_file() {
+    let mut net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("bob");
+    let url = net.url.clone();
+    let o = disktro(
+        &cfg,
+        Some(&url),
+        &["signup", "--email", "bob@example.org", "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "signup");
+
+    // Tried: each input below. Must hold: the exit code named, one line on stderr.
+    let o = disktro(
+        &cfg,
+        None,
+        &["upload", work.path().join("missing.bin").to_str().unwrap()],
+        None,
+    )
+    .await;
+    fails(&o, 9, "a missing file");
+    let unreadable = work.path().join("dir");
+    std::fs::create_dir(&unreadable).unwrap();
+    let o = disktro(&cfg, None, &["upload", unreadable.to_str().unwrap()], None).await;
+    fails(&o, 9, "a directory");
+    let o = disktro(
+        &home.path().join("nobody"),
+        Some(&url),
+        &["login", "--email", "bob@example.org", "--password-stdin"],
+        Some(b"wrong password\n".to_vec()),
+    )
+    .await;
+    fails(&o, 4, "a wrong password");
+    let o = disktro(&home.path().join("nobody"), None, &["ls"], None).await;
+    fails(&o, 4, "not logged in");
+    let o = disktro(
+        &cfg,
+        None,
+        &["download", "00000000000000000000000000000000", "-o", "-"],
+        None,
+    )
+    .await;
+    fails(&o, 3, "an unknown file id");
+    for bad in [
+        format!("{url}/s/short#key"),
+        "not a link".to_owned(),
+        format!("{url}/s/AAAAAAAAAAAAAAAAAAAAAA"),
+    ] {
+        let o = disktro(&cfg, None, &["get", &bad, "-o", "-"], None).await;
+        fails(&o, 2, "a malformed link");
+    }
+    let o = disktro(
+        &home.path().join("x"),
+        Some("http://127.0.0.1:1"),
+        &["login", "--email", "a@b.cd", "--password-stdin"],
+        Some(b"pw\n".to_vec()),
+    )
+    .await;
+    fails(&o, 6, "the server down");
+
+    // An expired link.
+    let data = random(200_000, 3);
+    std::fs::write(work.path().join("data.bin"), &data).unwrap();
+    let o = disktro(
+        &cfg,
+        None,
+        &["upload", work.path().join("data.bin").to_str().unwrap()],
+        None,
+    )
+    .await;
+    ok(&o, "upload");
+    let id = stdout(&o);
+    let o = disktro(&cfg, None, &["share", &id, "--expires", "1s"], None).await;
+    ok(&o, "share");
+    let link = stdout(&o);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let o = disktro(&cfg, None, &["get", &link, "-o", "-"], None).await;
+    fails(&o, 10, "an expired link");
+    // A wrong key in a well-formed link: the metadata does not open.
+    let o = disktro(&cfg, None, &["share", &id], None).await;
+    let good = stdout(&o);
+    let (base, _) = good.split_once('#').unwrap();
+    let wrong = format!(
+        "{base}#{}",
+        disktro_core::keys::encode_link_key(&disktro_core::FileKey::generate())
+    );
+    let o = disktro(&cfg, None, &["get", &wrong, "-o", "-"], None).await;
+    fails(&o, 8, "a wrong key");
+
+    // All workers down: the download fails and leaves nothing in the output directory.
+    net.stop_workers(0..10).await;
+    let out_dir = work.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let o = disktro(
+        &cfg,
+        None,
+        &["download", &id, "-o", out_dir.join("data.bin").to_str().unwrap()],
+        None,
+    )
+    .await;
+    fails(&o, 7, "all workers down");
+    assert!(
+        files_in(&out_dir).is_empty(),
+        "a partial file was left: {:?}",
+        files_in(&out_dir)
+    );
+    let o = disktro(
+        &cfg,
+        None,
+        &["upload", work.path().join("data.bin").to_str().unwrap()],
+        None,
+    )
+    .await;
+    fails(&o, 7, "upload with all workers down");
+}
