@@ -329,9 +329,16 @@ async fn send_chunk(
         .placement
         .get(index)
         .ok_or_else(|| ClientError::Integrity(format!("the plan has no placement for chunk {index}")))?;
-    let puts = chunk.shards.iter().enumerate().map(|(i, (id, bytes))| {
-        let bytes = bytes.to_vec();
-        async move {
+    let plain_len = u64::from(chunk.entry.plain_len);
+    let ids = chunk.shards.ids().to_vec();
+    // Separate buffers (one copy, after which the chunk's own buffer is freed), each moved into
+    // its request: a chunk on the wire costs its shards' bytes once.
+    let buffers = chunk.shards.into_vecs();
+    let puts = ids
+        .into_iter()
+        .zip(buffers)
+        .enumerate()
+        .map(|(i, (id, bytes))| async move {
             let node = usize::from(*placement.get(i).ok_or_else(|| {
                 ClientError::Integrity(format!("the plan has no worker for shard {i} of chunk {index}"))
             })?);
@@ -346,8 +353,7 @@ async fn send_chunk(
                 ))
             })?;
             Ok::<String, ClientError>(b64(&receipt))
-        }
-    });
+        });
     let receipts = futures_util::future::try_join_all(puts).await?;
-    Ok((u64::from(chunk.entry.plain_len), receipts))
+    Ok((plain_len, receipts))
 }
