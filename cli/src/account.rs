@@ -6,6 +6,7 @@
 
 use disktro_core::api::{LogIn, SignUp};
 use disktro_core::keys::{KdfParams, KdfSetup, Keypair, MasterKey, PublicKey, derive_account_keys};
+use disktro_core::{FileId, FileKey};
 
 use crate::ClientError;
 use crate::server::{Opened, Server, b64, unb64};
@@ -32,6 +33,19 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     pub fn public_key(&self) -> PublicKey {
         self.keypair.public()
+    }
+
+    /// The key of one of this account's files, from its id and wrapped key (base64url) as the
+    /// server lists them.
+    pub fn file_key(&self, file_id: &str, wrapped: &str) -> Result<(FileId, FileKey), ClientError> {
+        let id: FileId = file_id
+            .parse()
+            .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
+        let key = self
+            .master_key
+            .unwrap_file_key(&self.public_key(), &id, &unb64(wrapped, "wrapped key")?)
+            .map_err(|_| ClientError::Integrity("the file key does not open with this account's keys".to_owned()))?;
+        Ok((id, key))
     }
 }
 

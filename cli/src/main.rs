@@ -15,7 +15,6 @@ use disktro_client::account::{self, Identity};
 use disktro_client::server::{Server, b64, unb64};
 use disktro_client::upload::{UploadOptions, upload};
 use disktro_client::{ClientError, download, exit, link, session};
-use disktro_core::FileId;
 use disktro_core::api::{FileDownload, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
 use disktro_core::metadata::FileMetadata;
@@ -246,16 +245,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
         Command::Download { id, output } => {
             let (server, me) = logged_in(cli)?;
             let answer = server.file(id).await?;
-            let file_id: FileId = id
-                .parse()
-                .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
-            let wrapped = unb64(answer.wrapped_key.as_deref().unwrap_or_default(), "wrapped key")?;
-            let key = me
-                .master_key
-                .unwrap_file_key(&me.public_key(), &file_id, &wrapped)
-                .map_err(|_| {
-                    ClientError::Integrity("the file key does not open with this account's keys".to_owned())
-                })?;
+            let (_, key) = me.file_key(id, answer.wrapped_key.as_deref().unwrap_or_default())?;
             save_download(cli, &answer, &key, Some(&me), output.as_deref()).await?;
         }
         Command::Ls => list(cli).await?,
@@ -273,16 +263,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
         } => {
             let (server, me) = logged_in(cli)?;
             let answer = server.file(id).await?;
-            let file_id: FileId = id
-                .parse()
-                .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
-            let wrapped = unb64(answer.wrapped_key.as_deref().unwrap_or_default(), "wrapped key")?;
-            let key = me
-                .master_key
-                .unwrap_file_key(&me.public_key(), &file_id, &wrapped)
-                .map_err(|_| {
-                    ClientError::Integrity("the file key does not open with this account's keys".to_owned())
-                })?;
+            let (_, key) = me.file_key(id, answer.wrapped_key.as_deref().unwrap_or_default())?;
             let expires_in = match expires {
                 Some(e) => Some(
                     disktro_worker::units::parse_duration(e)
@@ -376,10 +357,14 @@ async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<
     for path in files {
         // Stdin has no size, which the upload must declare first: spool it to a temp file.
         let (file, name) = if path.as_os_str() == "-" {
-            let mut spool =
-                tempfile::tempfile().map_err(|e| ClientError::Io(format!("cannot make a temp file: {e}")))?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut spool)
-                .map_err(|e| ClientError::Io(format!("cannot read stdin: {e}")))?;
+            // Reading all of stdin blocks: off the async threads.
+            let spool = tokio::task::block_in_place(|| {
+                let mut spool =
+                    tempfile::tempfile().map_err(|e| ClientError::Io(format!("cannot make a temp file: {e}")))?;
+                std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+                    .map_err(|e| ClientError::Io(format!("cannot read stdin: {e}")))?;
+                Ok::<_, ClientError>(spool)
+            })?;
             (spool, stdin_name.to_owned())
         } else {
             let file = std::fs::File::open(path)
@@ -389,13 +374,13 @@ async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<
                 .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
             (file, name)
         };
-        let size = file
+        let stat = file
             .metadata()
-            .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?
-            .len();
-        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
+        if !stat.is_file() {
             return Err(ClientError::Io(format!("{} is not a regular file", path.display())));
         }
+        let size = stat.len();
         let mut reader = tokio::fs::File::from_std(file);
         tokio::io::AsyncSeekExt::rewind(&mut reader)
             .await
@@ -478,8 +463,8 @@ async fn save_download(
     let writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
     // On error `temp` is dropped here, which deletes the partial file.
     let fetched = download::download(answer, key, expected.as_ref(), writer, &report).await?;
-    temp.as_file()
-        .sync_all()
+    // Syncing a large file blocks for a while: off the async threads.
+    tokio::task::block_in_place(|| temp.as_file().sync_all())
         .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;
     temp.persist(&target)
         .map_err(|e| ClientError::Io(format!("cannot write {}: {}", target.display(), e.error)))?;
@@ -530,11 +515,7 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
     let mut rows = Vec::new();
     for f in &list.files {
         let name = (|| {
-            let id: FileId = f.file_id.parse().ok()?;
-            let key = me
-                .master_key
-                .unwrap_file_key(&me.public_key(), &id, &unb64(&f.wrapped_key, "key").ok()?)
-                .ok()?;
+            let (id, key) = me.file_key(&f.file_id, &f.wrapped_key).ok()?;
             FileMetadata::open(&unb64(&f.metadata, "metadata").ok()?, &key, &id).ok()
         })();
         rows.push((f, name));

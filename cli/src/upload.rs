@@ -15,6 +15,7 @@ use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, Redundancy};
 use disktro_worker::client::{ConnectOptions, WorkerClient};
+use disktro_worker::node::unix_now;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tokio::sync::{RwLock, mpsc, oneshot};
@@ -113,12 +114,6 @@ fn decode(grants: &[PutGrant]) -> Result<(Vec<Vec<u8>>, u64), ClientError> {
         .collect::<Result<Vec<_>, _>>()?;
     let expires = grants.iter().map(|g| g.expires_at).min().unwrap_or(0);
     Ok((tokens, expires))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Connect to every worker of a plan at once.

@@ -138,12 +138,17 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
+    /// Heartbeat intervals of silence a node stays online for.
+    pub const ONLINE_WITHIN: i64 = 3;
+    /// Heartbeat intervals of silence a node stays suspect for.
+    pub const SUSPECT_WITHIN: i64 = 12;
+
     pub fn of(last_seen: i64, now: i64, interval: std::time::Duration) -> Self {
         let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
         let silent = now.saturating_sub(last_seen);
-        if silent <= 3 * interval {
+        if silent <= Self::ONLINE_WITHIN.saturating_mul(interval) {
             Self::Online
-        } else if silent <= 12 * interval {
+        } else if silent <= Self::SUSPECT_WITHIN.saturating_mul(interval) {
             Self::Suspect
         } else {
             Self::Offline

@@ -299,10 +299,10 @@ mod tests {
     }
 }
 
-/// Oldest `last_seen` that still counts as online at `now`.
+/// Oldest `last_seen` that still counts as online at `now` (the SQL form of [`NodeStatus::of`]).
 pub fn online_since(now: i64, interval: Duration) -> i64 {
     let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
-    now.saturating_sub(interval.saturating_mul(3))
+    now.saturating_sub(interval.saturating_mul(NodeStatus::ONLINE_WITHIN))
 }
 
 /// A worker that may receive new shards: online, with room for at least `min_free` more bytes.

@@ -68,9 +68,7 @@ async fn put_file(api: &Api, me: &Identity, data: &[u8], name: &str) -> (String,
 
 async fn get_file(api: &Api, me: &Identity, file_id: &str) -> (Vec<u8>, FileMetadata) {
     let answer = api.file(file_id).await.unwrap();
-    let wrapped = unb64(answer.wrapped_key.as_deref().unwrap(), "wrapped key").unwrap();
-    let id: FileId = file_id.parse().unwrap();
-    let key = me.master_key.unwrap_file_key(&me.public_key(), &id, &wrapped).unwrap();
+    let (_, key) = me.file_key(file_id, answer.wrapped_key.as_deref().unwrap()).unwrap();
     let mut out = Vec::new();
     let fetched = download::download(&answer, &key, Some(&me.public_key()), &mut out, &|_| {})
         .await

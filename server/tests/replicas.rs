@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use disktro_client::account;
 use disktro_client::download;
-use disktro_client::server::{Server as Api, unb64};
+use disktro_client::server::Server as Api;
 use disktro_client::upload::{UploadOptions, upload};
-use disktro_core::FileId;
 use disktro_core::keys::KdfParams;
 use disktro_core::metadata::FileMetadata;
 use disktro_server::db::Db;
@@ -105,14 +104,8 @@ async fn upload_through_one_replica_download_through_another() {
         let list = api_two.files().await.unwrap();
         assert_eq!(list.total, 1, "{}", db.backend);
         let answer = api_two.file(&up.summary.file_id).await.unwrap();
-        let id: FileId = up.summary.file_id.parse().unwrap();
-        let key = again
-            .master_key
-            .unwrap_file_key(
-                &again.public_key(),
-                &id,
-                &unb64(answer.wrapped_key.as_deref().unwrap(), "k").unwrap(),
-            )
+        let (_, key) = again
+            .file_key(&up.summary.file_id, answer.wrapped_key.as_deref().unwrap())
             .unwrap();
         let mut out = Vec::new();
         download::download(&answer, &key, Some(&again.public_key()), &mut out, &|_| {})
