@@ -10,7 +10,7 @@
 //! order and a stream that ends early.
 
 use crate::manifest::{ChunkEntry, Manifest};
-use crate::seal::{ChunkKey, Sealer, TAG_LEN};
+use crate::seal::{AAD_LEN, ChunkKey, NONCE_LEN, Sealer, TAG_LEN, associated_data, nonce};
 use crate::shard::{Redundancy, Sharder, Shards};
 use crate::squeeze::{Codec, Squeezer, unsqueeze_zstd};
 use crate::{Error, FileId, FileKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
@@ -34,6 +34,8 @@ pub struct Encoder {
     pending: Vec<u8>,
     next_index: u64,
     entries: Vec<ChunkEntry>,
+    /// The last chunk has been completed: nothing may follow.
+    finished: bool,
 }
 
 impl Encoder {
@@ -63,6 +65,7 @@ impl Encoder {
             pending: Vec::with_capacity(chunk_size),
             next_index: 0,
             entries: Vec::new(),
+            finished: false,
         })
     }
 
@@ -100,31 +103,137 @@ impl Encoder {
     }
 
     fn encode_chunk(&mut self, plain: &[u8], last: bool) -> Result<EncodedChunk, Error> {
-        let index = self.next_index;
+        let mut staged = self.stage(plain, last);
+        // Sealed in place in the staged buffer, which already has room for the tag and parity.
+        let mut sealed = std::mem::take(&mut staged.body);
+        let tag = self.sealer.seal_in_place(staged.index, last, staged.codec, &mut sealed);
+        sealed.extend_from_slice(&tag);
+        self.complete(staged, sealed)
+    }
+
+    /// First half of encoding the next chunk, for callers that seal elsewhere (the browser seals
+    /// through WebCrypto, which is asynchronous and hardware-accelerated): squeeze `plain` and say
+    /// what to seal it with. Seal `body` under [`ChunkKey::derive`] with [`StagedChunk::nonce`] and
+    /// [`StagedChunk::associated_data`], then hand the ciphertext-and-tag to [`Self::complete`].
+    /// The caller does the chunking: every chunk but the last is exactly the chunk size.
+    pub fn stage(&mut self, plain: &[u8], last: bool) -> StagedChunk {
         let (codec, squeezed) = self.squeezer.squeeze(plain);
-        let body = squeezed.as_deref().unwrap_or(plain);
-        let sealed_len = body.len() + TAG_LEN;
+        let squeezed = squeezed.as_deref().unwrap_or(plain);
+        // Room for the tag and the parity shards too: sealing and sharding then never reallocate.
+        let redundancy = self.sharder.redundancy();
+        let mut body = Vec::with_capacity(redundancy.shard_len(squeezed.len() + TAG_LEN) * redundancy.total());
+        body.extend_from_slice(squeezed);
+        StagedChunk {
+            index: self.next_index,
+            last,
+            codec,
+            plain_len: u32::try_from(plain.len()).unwrap_or(u32::MAX),
+            aad: associated_data(&self.file_id, self.next_index, last, codec),
+            body_len: body.len(),
+            body,
+        }
+    }
+
+    /// Second half: shard the sealed bytes of the chunk [`Self::stage`] gave out last and record
+    /// it in the manifest. Refuses a chunk out of turn, one longer than the chunk size, a short
+    /// last-but-one chunk (only the last may be short) and sealed bytes of the wrong length.
+    pub fn complete(&mut self, staged: StagedChunk, mut sealed: Vec<u8>) -> Result<EncodedChunk, Error> {
+        if staged.index != self.next_index {
+            return Err(Error::ChunkOutOfOrder {
+                index: staged.index,
+                expected: self.next_index,
+            });
+        }
+        let plain_len = staged.plain_len as usize;
+        if plain_len > self.chunk_size || (!staged.last && plain_len != self.chunk_size) {
+            return Err(Error::InvalidParams(
+                "only the last chunk may be shorter than the chunk size",
+            ));
+        }
+        if self.finished {
+            return Err(Error::StreamExtended);
+        }
+        let sealed_len = sealed.len();
+        if sealed_len != staged.body_len + TAG_LEN {
+            return Err(Error::InvalidParams("sealed bytes are not the staged body plus a tag"));
+        }
         let redundancy = self.sharder.redundancy();
         let shard_len = redundancy.shard_len(sealed_len);
-        // Seal straight into the shard buffer: one copy of the plaintext, no more.
-        let mut buf = Vec::with_capacity(shard_len * redundancy.total());
-        buf.extend_from_slice(body);
-        let tag = self.sealer.seal_in_place(index, last, codec, &mut buf);
-        buf.extend_from_slice(&tag);
-        let shards = self.sharder.encode_buffer(buf, shard_len);
+        sealed.reserve_exact((shard_len * redundancy.total()).saturating_sub(sealed_len));
+        let shards = self.sharder.encode_buffer(sealed, shard_len);
         let entry = ChunkEntry {
-            plain_len: u32::try_from(plain.len()).expect("chunks are at most MAX_CHUNK_SIZE"),
+            plain_len: staged.plain_len,
             sealed_len: u32::try_from(sealed_len).expect("sealed chunks are at most MAX_CHUNK_SIZE + 16"),
-            codec,
+            codec: staged.codec,
             shards: shards.ids().to_vec(),
         };
         self.entries.push(entry.clone());
         self.next_index += 1;
-        Ok(EncodedChunk { index, entry, shards })
+        self.finished = staged.last;
+        Ok(EncodedChunk {
+            index: staged.index,
+            entry,
+            shards,
+        })
+    }
+
+    /// The manifest of the chunks completed so far, once the last one is (for [`Self::stage`]
+    /// callers; [`Self::finish`] does this itself).
+    pub fn into_manifest(self) -> Result<Manifest, Error> {
+        if !self.finished {
+            return Err(Error::StreamTruncated);
+        }
+        Ok(Manifest {
+            file_id: self.file_id,
+            redundancy: self.sharder.redundancy(),
+            chunk_size: u32::try_from(self.chunk_size).expect("checked against MAX_CHUNK_SIZE"),
+            chunks: self.entries,
+        })
     }
 }
 
-/// Streaming decoder for one file, driven by its (verified) manifest.
+/// A squeezed chunk waiting to be sealed outside this crate (see [`Encoder::stage`]).
+#[derive(Debug)]
+pub struct StagedChunk {
+    pub index: u64,
+    pub last: bool,
+    pub codec: Codec,
+    pub plain_len: u32,
+    /// The associated data AES-GCM must authenticate: binds the chunk to its file, position and codec.
+    pub aad: [u8; AAD_LEN],
+    /// The bytes to seal (the squeezed chunk, or the plain chunk when squeezing did not pay).
+    pub body: Vec<u8>,
+    /// `body`'s length when staged (the body may be moved out to seal it in place).
+    body_len: usize,
+}
+
+/// A chunk rebuilt from its shards, waiting to be opened outside this crate (see
+/// [`Decoder::rebuild`]).
+#[derive(Debug)]
+pub struct RebuiltChunk {
+    pub index: u64,
+    pub last: bool,
+    pub codec: Codec,
+    pub aad: [u8; AAD_LEN],
+    /// Ciphertext followed by the 16-byte tag.
+    pub sealed: Vec<u8>,
+    plain_len: usize,
+}
+
+impl RebuiltChunk {
+    /// The AES-GCM nonce: chunk counter and last flag (STREAM).
+    pub fn nonce(&self) -> [u8; NONCE_LEN] {
+        nonce(self.index, self.last)
+    }
+}
+
+impl StagedChunk {
+    /// The AES-GCM nonce: chunk counter and last flag (STREAM).
+    pub fn nonce(&self) -> [u8; NONCE_LEN] {
+        nonce(self.index, self.last)
+    }
+}
+
 #[derive(Debug)]
 pub struct Decoder {
     manifest: Manifest,
@@ -154,7 +263,22 @@ impl Decoder {
     /// Decode chunk `index` (which must be the next one) from the shards at hand: slot `i` holds
     /// shard `i` if it was fetched. Shards whose bytes do not match their id are discarded;
     /// any k good ones suffice.
-    pub fn decode_chunk(&mut self, index: u64, mut shards: Vec<Option<Vec<u8>>>) -> Result<Vec<u8>, Error> {
+    pub fn decode_chunk(&mut self, index: u64, shards: Vec<Option<Vec<u8>>>) -> Result<Vec<u8>, Error> {
+        let mut rebuilt = self.rebuild(index, shards)?;
+        let mut sealed = std::mem::take(&mut rebuilt.sealed);
+        let body_len = self
+            .sealer
+            .open_in_place(index, rebuilt.last, rebuilt.codec, &mut sealed)?
+            .len();
+        sealed.truncate(body_len);
+        self.complete(rebuilt, sealed)
+    }
+
+    /// First half of decoding the next chunk, for callers that open elsewhere (the browser, through
+    /// WebCrypto): check the offered shards against their ids and rebuild the sealed chunk from any
+    /// k. Open [`RebuiltChunk::sealed`] under [`ChunkKey::derive`] with [`RebuiltChunk::nonce`]
+    /// and [`RebuiltChunk::aad`], then hand the opened body to [`Self::complete`].
+    pub fn rebuild(&mut self, index: u64, mut shards: Vec<Option<Vec<u8>>>) -> Result<RebuiltChunk, Error> {
         let Some((expected, entry)) = self.next_chunk() else {
             return Err(Error::StreamExtended);
         };
@@ -165,8 +289,6 @@ impl Decoder {
             return Err(Error::InvalidParams("wrong number of shard slots for the redundancy"));
         }
         let k = usize::from(self.manifest.redundancy.data);
-        // Verify only as many as needed, data shards first: with all data shards good, parity
-        // shards are neither hashed nor used.
         let mut good = 0;
         for (slot, id) in shards.iter_mut().zip(&entry.shards) {
             if good == k {
@@ -181,21 +303,36 @@ impl Decoder {
         }
         let last = index + 1 == self.manifest.chunks.len() as u64;
         let (plain_len, sealed_len, codec) = (entry.plain_len as usize, entry.sealed_len as usize, entry.codec);
-        let mut sealed = self.sharder.rebuild(index, &mut shards, sealed_len)?;
-        let body_len = self.sealer.open_in_place(index, last, codec, &mut sealed)?.len();
-        sealed.truncate(body_len);
-        let plain = match codec {
-            Codec::Raw => sealed,
-            Codec::Zstd => unsqueeze_zstd(&sealed, plain_len, index)?,
+        let sealed = self.sharder.rebuild(index, &mut shards, sealed_len)?;
+        Ok(RebuiltChunk {
+            index,
+            last,
+            codec,
+            aad: associated_data(&self.manifest.file_id, index, last, codec),
+            sealed,
+            plain_len,
+        })
+    }
+
+    /// Second half: unsqueeze the opened body of the chunk [`Self::rebuild`] gave out last.
+    pub fn complete(&mut self, rebuilt: RebuiltChunk, opened: Vec<u8>) -> Result<Vec<u8>, Error> {
+        if rebuilt.index != self.next_index {
+            return Err(Error::ChunkOutOfOrder {
+                index: rebuilt.index,
+                expected: self.next_index,
+            });
+        }
+        let plain = match rebuilt.codec {
+            Codec::Raw => opened,
+            Codec::Zstd => unsqueeze_zstd(&opened, rebuilt.plain_len, rebuilt.index)?,
         };
-        if plain.len() != plain_len {
-            return Err(Error::CorruptChunk(index));
+        if plain.len() != rebuilt.plain_len {
+            return Err(Error::CorruptChunk(rebuilt.index));
         }
         self.next_index += 1;
         Ok(plain)
     }
 
-    /// Succeeds only once every chunk of the manifest has been decoded.
     pub fn finish(self) -> Result<(), Error> {
         if self.next_chunk().is_some() {
             Err(Error::StreamTruncated)

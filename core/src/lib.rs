@@ -33,7 +33,7 @@ pub mod squeeze;
 pub mod token;
 pub mod wire;
 
-pub use chunk::{Decoder, EncodedChunk, Encoder};
+pub use chunk::{Decoder, EncodedChunk, Encoder, RebuiltChunk, StagedChunk};
 pub use error::{Error, OpenError};
 pub use ids::{FileId, NodeId, Serial, ShardId};
 pub use keys::FileKey;

@@ -262,3 +262,97 @@ fn tampered_manifests_are_rejected() {
     empty.chunks.clear();
     assert!(empty.sign(&owner).is_err());
 }
+
+/// Seals a staged chunk the way an outside AES-256-GCM (the browser's WebCrypto) would: key,
+/// nonce and associated data from the staged chunk, output ciphertext followed by the tag.
+fn seal_outside(key: &FileKey, file_id: &FileId, staged: &disktro_core::StagedChunk) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let chunk_key = disktro_core::seal::ChunkKey::derive(key, file_id);
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(chunk_key.as_bytes()).unwrap();
+    let payload = Payload {
+        msg: &staged.body,
+        aad: &staged.aad,
+    };
+    cipher.encrypt(&staged.nonce().into(), payload).unwrap()
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
+    // The browser chunks the file itself and seals through WebCrypto between `stage` and
+    // `complete`. Whatever the file (empty, text, noise, several chunks), the shards and the
+    // manifest must equal the one-call encoder's, and the staged decoder must read them back.
+    for data in [Vec::new(), text(1, 5 * CS as usize + 99), noise(2, 3 * CS as usize)] {
+        let (key, file_id) = (FileKey::generate(), FileId::random());
+        let (expected, expected_manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
+
+        let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+        let pieces: Vec<&[u8]> = if data.is_empty() {
+            vec![&[]]
+        } else {
+            data.chunks(CS as usize).collect()
+        };
+        let mut got = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let staged = enc.stage(piece, i + 1 == pieces.len());
+            let sealed = seal_outside(&key, &file_id, &staged);
+            got.push(enc.complete(staged, sealed).unwrap());
+        }
+        let manifest = enc.into_manifest().unwrap();
+        assert_eq!(manifest, expected_manifest);
+        for (a, b) in got.iter().zip(&expected) {
+            assert_eq!(a.shards.ids(), b.shards.ids());
+        }
+
+        let mut dec = Decoder::new(&key, &manifest).unwrap();
+        let mut out = Vec::new();
+        for c in &got {
+            let rebuilt = dec
+                .rebuild(c.index, c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect())
+                .unwrap();
+            let chunk_key = disktro_core::seal::ChunkKey::derive(&key, &file_id);
+            use aes_gcm::aead::{Aead, KeyInit, Payload};
+            let cipher = aes_gcm::Aes256Gcm::new_from_slice(chunk_key.as_bytes()).unwrap();
+            let opened = cipher
+                .decrypt(
+                    &rebuilt.nonce().into(),
+                    Payload {
+                        msg: &rebuilt.sealed,
+                        aad: &rebuilt.aad,
+                    },
+                )
+                .unwrap();
+            out.extend(dec.complete(rebuilt, opened).unwrap());
+        }
+        dec.finish().unwrap();
+        assert_eq!(out, data);
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn staged_encoding_refuses_what_would_corrupt_the_manifest() {
+    // Tried: a short chunk that is not the last, a truncated seal, a chunk after the last, a
+    // manifest before the last chunk. Each must be refused, never recorded.
+    let (key, file_id) = (FileKey::generate(), FileId::random());
+    let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+    let staged = enc.stage(&[7u8; 10], false);
+    let sealed = seal_outside(&key, &file_id, &staged);
+    assert!(matches!(enc.complete(staged, sealed), Err(Error::InvalidParams(_))));
+
+    let staged = enc.stage(&[7u8; CS as usize], false);
+    let mut sealed = seal_outside(&key, &file_id, &staged);
+    sealed.pop();
+    assert!(matches!(enc.complete(staged, sealed), Err(Error::InvalidParams(_))));
+
+    let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+    let staged = enc.stage(&[7u8; 10], true);
+    let sealed = seal_outside(&key, &file_id, &staged);
+    enc.complete(staged, sealed).unwrap();
+    let staged = enc.stage(&[7u8; 10], true);
+    let sealed = seal_outside(&key, &file_id, &staged);
+    assert!(matches!(enc.complete(staged, sealed), Err(Error::StreamExtended)));
+
+    let enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+    assert!(matches!(enc.into_manifest(), Err(Error::StreamTruncated)));
+}
