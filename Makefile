@@ -11,6 +11,7 @@ TOOLS ?= $(HOME)/.cache/disktro-tools
 export DISKTRO_TOOLS := $(TOOLS)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 SERVER_BIN := $(TARGET_DIR)/release/disktro-server
+WORKER_BIN := $(TARGET_DIR)/release/disktro-worker
 SITE_ROOT := $(CURDIR)/target/site
 LISTEN ?= 127.0.0.1:3000
 # Storage workers the server runs in-process for `make run` (data under ./data/workers).
@@ -32,6 +33,7 @@ setup:
 ## Build the release site (wasm bundle + server).
 build: setup
 	$(WITH_TOOLS) cargo leptos build --release
+	cargo build --release --locked -p disktro-worker
 
 run: build
 	LEPTOS_SITE_ROOT=$(SITE_ROOT) $(SERVER_BIN) --listen $(LISTEN) --data-dir data --local-workers $(LOCAL_WORKERS)
@@ -63,10 +65,12 @@ test-wasm: setup
 
 ## Real Chromium against the real server.
 test-browser: build
-	DISKTRO_SERVER_BIN=$(SERVER_BIN) LEPTOS_SITE_ROOT=$(SITE_ROOT) node --test end2end/tests/
+	DISKTRO_SERVER_BIN=$(SERVER_BIN) DISKTRO_WORKER_BIN=$(WORKER_BIN) LEPTOS_SITE_ROOT=$(SITE_ROOT) \
+		node --test --test-concurrency=1 end2end/tests/
 
-bench: setup
-	$(WITH_TOOLS) scripts/bench
+bench: build
+	DISKTRO_SERVER_BIN=$(SERVER_BIN) DISKTRO_WORKER_BIN=$(WORKER_BIN) LEPTOS_SITE_ROOT=$(SITE_ROOT) \
+		$(WITH_TOOLS) scripts/bench
 
 clean:
 	cargo clean

@@ -47,23 +47,30 @@ pub struct SampleDigest {
     pub stored_bytes: u64,
 }
 
+const KEY: [u8; 32] = [0x5e; 32];
+const OWNER: [u8; 32] = [0x0c; 32];
+const FILE: FileId = FileId([0xd1; 16]);
+
 /// Encode the sample and digest everything that would leave the machine.
 pub fn digest(data: &[u8]) -> SampleDigest {
-    let key = FileKey::from_bytes([0x5e; 32]);
-    let owner = Keypair::from_secret_bytes(&[0x0c; 32]);
     let (chunks, manifest) = encode_all(
-        &key,
-        FileId([0xd1; 16]),
+        &FileKey::from_bytes(KEY),
+        FILE,
         Redundancy::DEFAULT,
         disktro_core::DEFAULT_CHUNK_SIZE,
         data,
     )
     .expect("the sample is a valid input");
+    digest_of(&chunks, manifest)
+}
+
+fn digest_of(chunks: &[disktro_core::EncodedChunk], manifest: disktro_core::Manifest) -> SampleDigest {
+    let owner = Keypair::from_secret_bytes(&OWNER);
     let signed = manifest.sign(&owner).expect("the encoder produces valid manifests");
     let mut hasher = blake3::Hasher::new();
     hasher.update(signed.as_bytes());
     let mut shards = 0;
-    for c in &chunks {
+    for c in chunks {
         for (_, bytes) in c.shards.iter() {
             hasher.update(bytes);
             shards += 1;
@@ -75,4 +82,26 @@ pub fn digest(data: &[u8]) -> SampleDigest {
         shards,
         stored_bytes: signed.manifest().stored_size(),
     }
+}
+
+/// The browser's upload path on the sample: chunks staged by the encoder and sealed by `engine`
+/// (WebCrypto, or the `aes-gcm` crate compiled to WebAssembly), as the pipeline worker does.
+#[cfg(feature = "hydrate")]
+pub async fn digest_staged(data: &[u8], engine: crate::browser::seal::Engine) -> Result<SampleDigest, String> {
+    use disktro_core::Encoder;
+    let key = FileKey::from_bytes(KEY);
+    let cipher = crate::browser::seal::ChunkCipher::new(&key, &FILE, engine).await?;
+    if cipher.engine() != engine {
+        return Err(format!("{engine:?} is not available in this context"));
+    }
+    let mut encoder = Encoder::new(&key, FILE, Redundancy::DEFAULT);
+    let pieces: Vec<&[u8]> = data.chunks(disktro_core::DEFAULT_CHUNK_SIZE as usize).collect();
+    let mut chunks = Vec::with_capacity(pieces.len());
+    for (i, piece) in pieces.iter().enumerate() {
+        let staged = encoder.stage(piece, i + 1 == pieces.len());
+        let sealed = cipher.seal(&staged).await?;
+        chunks.push(encoder.complete(staged, sealed).map_err(|e| e.to_string())?);
+    }
+    let manifest = encoder.into_manifest().map_err(|e| e.to_string())?;
+    Ok(digest_of(&chunks, manifest))
 }

@@ -42,7 +42,8 @@ impl Identity {
             .parse()
             .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
         let key = self
-            .master_key
+            .keypair
+            .file_wrapping_key()
             .unwrap_file_key(&self.public_key(), &id, &unb64(wrapped, "wrapped key")?)
             .map_err(|_| ClientError::Integrity("the file key does not open with this account's keys".to_owned()))?;
         Ok((id, key))

@@ -42,26 +42,9 @@ pub fn verify(
     key: &FileKey,
     expected_owner: Option<&PublicKey>,
 ) -> Result<(SignedManifest, FileMetadata), ClientError> {
-    let signed = SignedManifest::decode(&unb64(&answer.manifest, "manifest")?)
-        .map_err(|e| ClientError::Integrity(format!("the manifest does not verify: {e}")))?;
-    if signed.manifest().file_id.to_hex() != answer.file_id {
-        return Err(ClientError::Integrity(
-            "the server sent the manifest of another file".to_owned(),
-        ));
-    }
-    if expected_owner.is_some_and(|o| o != signed.owner()) {
-        return Err(ClientError::Integrity(
-            "the manifest was not signed by this account".to_owned(),
-        ));
-    }
-    let metadata = FileMetadata::open(&unb64(&answer.metadata, "metadata")?, key, &signed.manifest().file_id)
-        .map_err(|_| ClientError::Integrity("the key does not open this file (wrong or damaged link?)".to_owned()))?;
-    if metadata.size != signed.manifest().plain_size() {
-        return Err(ClientError::Integrity(
-            "the metadata and the manifest disagree on the size".to_owned(),
-        ));
-    }
-    Ok((signed, metadata))
+    answer
+        .verify(key, expected_owner)
+        .map_err(|e| ClientError::Integrity(e.to_string()))
 }
 
 /// Write the file `answer` describes to `writer`.

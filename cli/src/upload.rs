@@ -296,7 +296,10 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
     let sealed = metadata
         .seal(file_key, &file_id)
         .map_err(|e| ClientError::Usage(format!("file name or type: {e}")))?;
-    let wrapped = me.master_key.wrap_file_key(&me.public_key(), &file_id, file_key);
+    let wrapped = me
+        .keypair
+        .file_wrapping_key()
+        .wrap_file_key(&me.public_key(), &file_id, file_key);
     server
         .commit(
             &plan.upload_id,

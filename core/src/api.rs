@@ -156,6 +156,44 @@ impl NodeStatus {
     }
 }
 
+/// A node as the API and the dashboard show it (`GET /nodes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeView {
+    pub node_id: String,
+    pub url: String,
+    pub zone: String,
+    pub version: String,
+    pub status: NodeStatus,
+    pub capacity: i64,
+    pub used: i64,
+    pub free_disk: i64,
+    pub shards: i64,
+    pub quarantined: i64,
+    pub ingress_bytes: i64,
+    pub egress_bytes: i64,
+    pub uptime_secs: i64,
+    pub registered_at: i64,
+    pub last_seen: i64,
+    /// The worker's last scrub report.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub scrub: serde_json::Value,
+}
+
+/// One node's state at one minute (`GET /nodes/{id}/samples`): what its charts draw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeSample {
+    /// Unix seconds, on a minute boundary.
+    pub at: i64,
+    pub capacity: i64,
+    pub used: i64,
+    pub shards: i64,
+    /// Bytes received since the worker started (counters restart with it).
+    pub ingress_bytes: i64,
+    pub egress_bytes: i64,
+}
+
 // ---- Uploads and files ----
 
 /// A put token for one worker.
@@ -356,10 +394,64 @@ pub struct ShareAccess {
 pub struct ShareInfo {
     pub share_id: String,
     pub file_id: String,
+    /// The owner-signed manifest ("DKMF"), base64url: the page shows who signed it.
+    pub manifest: String,
     /// Sealed metadata ("DKMD"), base64url: the link's key opens it.
     pub metadata: String,
     pub size: u64,
     pub expires_at: i64,
     /// Downloads left, when limited.
     pub downloads_left: Option<u64>,
+}
+
+// ---- Checks every reader makes ----
+
+/// Why a reader refuses what the server sent for a download, before fetching any shard.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadRefused {
+    #[error("the {0} is not valid base64url")]
+    NotBase64(&'static str),
+    #[error("the manifest does not verify: {0}")]
+    BadManifest(crate::Error),
+    #[error("the server sent the manifest of another file")]
+    OtherFile,
+    #[error("the manifest was not signed by this account")]
+    NotTheOwner,
+    #[error("the key does not open this file (wrong or damaged link?)")]
+    WrongKey,
+    #[error("the metadata and the manifest disagree on the size")]
+    SizeMismatch,
+}
+
+impl FileDownload {
+    /// Check what the server sent before trusting any of it: the manifest verifies, names the
+    /// file asked for, was signed by `expected_owner` (when known), and `key` opens the metadata
+    /// to the manifest's size. Returns the verified manifest and the metadata.
+    pub fn verify(
+        &self,
+        key: &crate::FileKey,
+        expected_owner: Option<&crate::keys::PublicKey>,
+    ) -> Result<(crate::SignedManifest, crate::metadata::FileMetadata), DownloadRefused> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let manifest = b64
+            .decode(&self.manifest)
+            .map_err(|_| DownloadRefused::NotBase64("manifest"))?;
+        let signed = crate::SignedManifest::decode(&manifest).map_err(DownloadRefused::BadManifest)?;
+        if signed.manifest().file_id.to_hex() != self.file_id {
+            return Err(DownloadRefused::OtherFile);
+        }
+        if expected_owner.is_some_and(|o| o != signed.owner()) {
+            return Err(DownloadRefused::NotTheOwner);
+        }
+        let sealed = b64
+            .decode(&self.metadata)
+            .map_err(|_| DownloadRefused::NotBase64("metadata"))?;
+        let metadata = crate::metadata::FileMetadata::open(&sealed, key, &signed.manifest().file_id)
+            .map_err(|_| DownloadRefused::WrongKey)?;
+        if metadata.size != signed.manifest().plain_size() {
+            return Err(DownloadRefused::SizeMismatch);
+        }
+        Ok((signed, metadata))
+    }
 }

@@ -349,6 +349,13 @@ impl Keypair {
         PublicKey(self.0.verifying_key().to_bytes())
     }
 
+    /// The key this identity wraps its file keys under (HKDF of the identity seed). Derived from
+    /// the identity rather than the password, so a password change (which re-wraps only the
+    /// identity key) leaves every file readable.
+    pub fn file_wrapping_key(&self) -> MasterKey {
+        MasterKey(derive_key(self.secret_bytes().as_ref(), "file wrapping key", &[]))
+    }
+
     /// Sign `message` under a domain: signatures for one purpose never verify for another.
     pub fn sign(&self, domain: &str, message: &[u8]) -> [u8; 64] {
         self.0.sign(&signed_bytes(domain, message)).to_bytes()
@@ -440,6 +447,34 @@ pub fn decode_link_key(text: &str) -> Result<FileKey, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_keys_survive_a_password_change() {
+        // A password change re-derives the master key and re-wraps only the identity key. Tried:
+        // wrapping a file key before the change, opening it after with the identity unwrapped
+        // under the new master key. It must open; under the old scheme (master key) it would not.
+        let identity = Keypair::generate();
+        let (file, key) = (crate::FileId([3; 16]), FileKey::generate());
+        let wrapped = identity
+            .file_wrapping_key()
+            .wrap_file_key(&identity.public(), &file, &key);
+        let new_master = MasterKey([42; 32]);
+        let rewrapped = new_master.wrap_identity(b"account", &identity).unwrap();
+        let reopened = new_master.unwrap_identity(b"account", &rewrapped).unwrap();
+        let opened = reopened
+            .file_wrapping_key()
+            .unwrap_file_key(&reopened.public(), &file, &wrapped)
+            .unwrap();
+        assert_eq!(opened, key);
+        // And another identity's wrapping key does not open it.
+        let other = Keypair::generate();
+        assert_eq!(
+            other
+                .file_wrapping_key()
+                .unwrap_file_key(&identity.public(), &file, &wrapped),
+            Err(OpenError)
+        );
+    }
     use crate::FileId;
 
     fn fast_setup() -> KdfSetup {

@@ -15,10 +15,9 @@
 
 use std::time::Duration;
 
-use disktro_core::api::NodeStatus;
+use disktro_core::api::{NodeSample, NodeStatus, NodeView};
 use disktro_core::keys::PublicKey;
 use disktro_worker::control::api::{self, Heartbeat, HeartbeatAck, Registered, Registration};
-use serde::Serialize;
 use sqlx::Row as _;
 
 use crate::api::error::ApiError;
@@ -30,29 +29,6 @@ pub const MAX_CLOCK_SKEW: u64 = 300;
 pub const SAMPLE_EVERY: i64 = 60;
 /// Corrupt shard ids taken from one heartbeat.
 pub const MAX_REPORTS_PER_HEARTBEAT: usize = 10_000;
-
-/// A node as the API and the dashboard show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct NodeView {
-    pub node_id: String,
-    pub url: String,
-    pub zone: String,
-    pub version: String,
-    pub status: NodeStatus,
-    pub capacity: i64,
-    pub used: i64,
-    pub free_disk: i64,
-    pub shards: i64,
-    pub quarantined: i64,
-    pub ingress_bytes: i64,
-    pub egress_bytes: i64,
-    pub uptime_secs: i64,
-    pub registered_at: i64,
-    pub last_seen: i64,
-    /// The worker's last scrub report.
-    #[schema(value_type = Object)]
-    pub scrub: serde_json::Value,
-}
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -273,6 +249,45 @@ pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>
             })
         })
         .collect()
+}
+
+/// How many samples a chart gets at most: a day at one a minute.
+pub const MAX_SAMPLES: i64 = 24 * 60;
+
+/// One node's samples since `since` (unix seconds), oldest first; `None` for an unknown node.
+pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<NodeSample>>, ApiError> {
+    let known = sqlx::query("SELECT 1 AS one FROM nodes WHERE node_id = $1")
+        .bind(node_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    // The newest MAX_SAMPLES, then put back in time order.
+    let rows = sqlx::query(
+        "SELECT at, capacity, used, shards, ingress_bytes, egress_bytes FROM node_samples
+         WHERE node_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
+    )
+    .bind(node_id)
+    .bind(since)
+    .bind(MAX_SAMPLES)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = rows
+        .into_iter()
+        .map(|r| {
+            Ok(NodeSample {
+                at: r.try_get("at")?,
+                capacity: r.try_get("capacity")?,
+                used: r.try_get("used")?,
+                shards: r.try_get("shards")?,
+                ingress_bytes: r.try_get("ingress_bytes")?,
+                egress_bytes: r.try_get("egress_bytes")?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    out.reverse();
+    Ok(Some(out))
 }
 
 /// Corrupt shards reported by nodes, for repair.

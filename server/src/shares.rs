@@ -150,13 +150,13 @@ pub async fn revoke(ctx: &Context, account_id: &str, share_id: &str, now: i64) -
 }
 
 /// The share's policy, checked in order: exists, not revoked, not expired, not exhausted,
-/// password. Returns the view and the file's size and metadata.
+/// password. Returns the view and the file's manifest, metadata and size.
 async fn admit(
     ctx: &Context,
     share_id: &str,
     access: &ShareAccess,
     now: i64,
-) -> Result<(ShareView, String, u64), ApiError> {
+) -> Result<(ShareView, Sealed, u64), ApiError> {
     if share_id.len() != 22 {
         return Err(share_not_found());
     }
@@ -204,23 +204,37 @@ async fn admit(
         }
         throttle::clear(&ctx.db, &key).await?;
     }
-    let file = sqlx::query("SELECT metadata, size FROM files WHERE id = $1")
+    let file = sqlx::query("SELECT manifest, metadata, size FROM files WHERE id = $1")
         .bind(&share.file_id)
         .fetch_optional(&ctx.db.pool)
         .await?
         .ok_or_else(|| gone("share_revoked", "the shared file was deleted"))?;
     let size: i64 = file.try_get("size")?;
-    Ok((share, file.try_get("metadata")?, u64::try_from(size).unwrap_or(0)))
+    Ok((
+        share,
+        Sealed {
+            manifest: file.try_get("manifest")?,
+            metadata: file.try_get("metadata")?,
+        },
+        u64::try_from(size).unwrap_or(0),
+    ))
+}
+
+/// The shared file's signed manifest and sealed metadata, base64url as stored.
+struct Sealed {
+    manifest: String,
+    metadata: String,
 }
 
 /// What the link points at, without counting a download.
 pub async fn open(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<ShareInfo, ApiError> {
-    let (share, metadata, size) = admit(ctx, share_id, access, now).await?;
+    let (share, sealed, size) = admit(ctx, share_id, access, now).await?;
     Ok(ShareInfo {
+        manifest: sealed.manifest,
+        metadata: sealed.metadata,
         downloads_left: share.max_downloads.map(|m| m.saturating_sub(share.downloads)),
         share_id: share.share_id,
         file_id: share.file_id,
-        metadata,
         size,
         expires_at: share.expires_at,
     })

@@ -141,6 +141,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/shares/{id}", "delete"),
         ("/public/shares/{id}", "post"),
         ("/public/shares/{id}/download", "post"),
+        ("/nodes/{node_id}/samples", "get"),
     ];
     for (path, method) in routes {
         assert!(
@@ -166,6 +167,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         "FileDownload",
         "ShareView",
         "NodeView",
+        "NodeSample",
     ] {
         assert!(
             served["components"]["schemas"][schema].is_object(),

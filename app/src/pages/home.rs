@@ -44,6 +44,7 @@ pub fn HomePage() -> impl IntoView {
             <Step n="3" title="Seal" text="AES-256-GCM with a per-file key; chunks cannot be reordered, dropped or spliced." />
             <Step n="4" title="Shard" text="Reed-Solomon 6 + 4, each shard named by its BLAKE3 hash and verified on every read." />
         </section>
+        <crate::pages::NetworkGlance />
         <CodecCheck />
     }
 }
@@ -59,10 +60,15 @@ fn Step(n: &'static str, title: &'static str, text: &'static str) -> impl IntoVi
     }
 }
 
-/// What the browser measured.
+/// What the browser measured, per implementation of the seal step.
 #[derive(Debug, Clone, PartialEq)]
 struct BrowserRun {
-    digest: String,
+    /// The one-call encoder (the `aes-gcm` crate in WebAssembly).
+    whole: String,
+    /// The pipeline worker's path: staged, sealed by WebCrypto.
+    webcrypto: Result<String, String>,
+    /// Staged, sealed by the `aes-gcm` crate (the fallback for insecure contexts).
+    fallback: Result<String, String>,
     millis: f64,
 }
 
@@ -78,15 +84,25 @@ fn CodecCheck() -> impl IntoView {
 
     let run = move |_| {
         running.set(true);
-        let data = selfcheck::sample();
-        let start = now_millis();
-        let d = selfcheck::digest(&data);
-        let millis = now_millis() - start;
-        browser.set(Some(BrowserRun {
-            digest: d.digest,
-            millis,
-        }));
-        running.set(false);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            use crate::browser::seal::Engine;
+            let data = selfcheck::sample();
+            let start = crate::browser::js::now_ms();
+            let webcrypto = selfcheck::digest_staged(&data, Engine::WebCrypto)
+                .await
+                .map(|d| d.digest);
+            let millis = crate::browser::js::now_ms() - start;
+            let fallback = selfcheck::digest_staged(&data, Engine::Wasm).await.map(|d| d.digest);
+            let whole = selfcheck::digest(&data).digest;
+            browser.set(Some(BrowserRun {
+                whole,
+                webcrypto,
+                fallback,
+                millis,
+            }));
+            running.set(false);
+        });
     };
 
     view! {
@@ -94,7 +110,8 @@ fn CodecCheck() -> impl IntoView {
             <h2 id="codec-check-title">"Codec check"</h2>
             <p>
                 "The same Rust codec runs natively on the server and as WebAssembly here. Encode a 9 MiB "
-                "sample in this browser and compare every byte that would be uploaded."
+                "sample in this browser (sealed through WebCrypto, as uploads are, and through the "
+                "WebAssembly fallback) and compare every byte that would be uploaded."
             </p>
             <Transition fallback=|| view! { <p class="muted">"Asking the server…"</p> }>
                 <ErrorBoundary fallback=|errors| view! {
@@ -117,17 +134,26 @@ fn CodecCheck() -> impl IntoView {
             </button>
             {move || browser.get().map(|b| {
                 let mbps = selfcheck::SAMPLE_LEN as f64 / 1e6 / (b.millis.max(1.0) / 1000.0);
-                let same = native.get().and_then(Result::ok).map(|n| n.digest == b.digest);
+                let shown = |r: &Result<String, String>| r.clone().unwrap_or_else(|e| format!("unavailable: {e}"));
+                let same = native.get().and_then(Result::ok).map(|n| {
+                    n.digest == b.whole
+                        && b.webcrypto.as_ref().is_ok_and(|d| *d == n.digest)
+                        && b.fallback.as_ref().is_ok_and(|d| *d == n.digest)
+                });
                 view! {
                     <dl class="facts">
-                        <dt>"This browser (wasm32)"</dt>
-                        <dd><code data-testid="browser-digest">{b.digest.clone()}</code></dd>
-                        <dt>"Speed"</dt>
+                        <dt>"This browser, WebCrypto seal"</dt>
+                        <dd><code data-testid="browser-digest">{shown(&b.webcrypto)}</code></dd>
+                        <dt>"This browser, WebAssembly seal"</dt>
+                        <dd><code data-testid="browser-digest-fallback">{shown(&b.fallback)}</code></dd>
+                        <dt>"This browser, one-call encoder"</dt>
+                        <dd><code data-testid="browser-digest-whole">{b.whole.clone()}</code></dd>
+                        <dt>"Speed (WebCrypto path)"</dt>
                         <dd data-testid="browser-speed">{format!("{mbps:.0} MB/s ({:.0} ms)", b.millis)}</dd>
                     </dl>
                     <p data-testid="verdict" class=if same == Some(true) { "ok" } else { "error" } role="status">
                         {match same {
-                            Some(true) => "Identical: this browser produces exactly the server's bytes.",
+                            Some(true) => "Identical: every path in this browser produces exactly the server's bytes.",
                             Some(false) => "Different bytes: this browser's codec does not match the server's.",
                             None => "The server's digest is not available to compare.",
                         }}
@@ -135,18 +161,5 @@ fn CodecCheck() -> impl IntoView {
                 }
             })}
         </section>
-    }
-}
-
-/// Milliseconds from a monotonic-enough clock on whichever side runs the handler (only the
-/// browser does: the button does nothing during server rendering).
-fn now_millis() -> f64 {
-    #[cfg(feature = "hydrate")]
-    {
-        js_sys::Date::now()
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        0.0
     }
 }

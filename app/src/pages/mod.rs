@@ -1,8 +1,17 @@
 //! The app's pages, one module each.
 
+mod auth;
+mod files;
 mod home;
+mod nodes;
+mod share;
+mod share_dialog;
 
+pub use auth::{AccountPage, LoginPage, SignupPage};
+pub use files::FilesPage;
 pub use home::HomePage;
+pub use nodes::{NetworkGlance, NodePage, NodesPage};
+pub use share::SharePage;
 
 use leptos::prelude::*;
 

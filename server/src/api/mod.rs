@@ -94,6 +94,7 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .routes(routes!(nodes::list))
+        .routes(routes!(nodes::samples))
         .routes(routes!(nodes::register))
         .routes(routes!(nodes::heartbeat))
         .routes(routes!(auth::prelogin))

@@ -10,8 +10,9 @@ use disktro_worker::control::api::{Heartbeat, HeartbeatAck, Registered, Registra
 
 use crate::api::error::ApiError;
 use crate::context::{Context, unix_now};
-use crate::nodes::{self, NodeView};
+use crate::nodes;
 use disktro_core::api::ErrorBody;
+use disktro_core::api::{NodeSample, NodeView};
 
 fn signature(headers: &HeaderMap) -> Option<[u8; 64]> {
     let hex = headers.get(SIGNATURE_HEADER)?.to_str().ok()?;
@@ -55,4 +56,27 @@ pub async fn heartbeat(
     responses((status = 200, description = "every registered node with its health", body = Vec<NodeView>)))]
 pub async fn list(State(ctx): State<Arc<Context>>) -> Result<Json<Vec<NodeView>>, ApiError> {
     Ok(Json(nodes::list(&ctx.db, ctx.heartbeat_interval, unix_now()).await?))
+}
+
+/// `?since=` for the samples route.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct Since {
+    /// Unix seconds; default: the last day.
+    pub since: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/nodes/{node_id}/samples", tag = "nodes",
+    params(("node_id" = String, Path, description = "64 hex digits"), Since),
+    responses((status = 200, description = "one sample a minute, oldest first, at most a day's", body = Vec<NodeSample>),
+        (status = 404, body = ErrorBody)))]
+pub async fn samples(
+    State(ctx): State<Arc<Context>>,
+    axum::extract::Path(node_id): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<Since>,
+) -> Result<Json<Vec<NodeSample>>, ApiError> {
+    let since = q.since.unwrap_or_else(|| unix_now() - 24 * 3600);
+    nodes::samples(&ctx.db, &node_id, since)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("node_not_found", "no node has this id"))
 }

@@ -1,0 +1,280 @@
+//! Download in the browser, the same steps as the CLI's: verify the manifest and open the
+//! metadata, then for each chunk fetch any k verified shards in parallel (data shards on online
+//! workers first; another worker when one fails or is too slow), rebuild, open through
+//! [`ChunkCipher`], unsqueeze, and hand the plaintext to a [`Sink`] in order. [`CHUNKS_AHEAD`]
+//! chunks are fetched ahead of the one being written; memory stays at a few chunks.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use disktro_core::api::{FileDownload, NodeStatus};
+use disktro_core::keys::PublicKey;
+use disktro_core::metadata::FileMetadata;
+use disktro_core::{ChunkEntry, Decoder, FileKey};
+use futures_channel::oneshot;
+use futures_util::future::{Either, select};
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use js_sys::{Array, Reflect};
+use wasm_bindgen::prelude::*;
+
+use super::link::WorkerLink;
+use super::seal::{ChunkCipher, Engine};
+use super::upload::connect_all;
+use super::{js, unb64};
+
+/// Chunks fetched ahead of the one being written.
+pub const CHUNKS_AHEAD: usize = 4;
+/// A shard taking longer than this gets a second request at another worker.
+const HEDGE_AFTER_MS: i32 = 5_000;
+
+/// Where plaintext goes.
+#[derive(Debug)]
+pub enum Sink {
+    /// A `MessagePort` whose other end (the service worker's stream, or the page writing to a
+    /// file it picked) asks for each chunk with a `{pull}` message: its pace is ours.
+    Port {
+        port: web_sys::MessagePort,
+        credits: Rc<Cell<u32>>,
+        cancelled: Rc<Cell<bool>>,
+        _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    },
+    /// Kept in memory and handed back as one `Blob` (small files only).
+    Blob(Array),
+}
+
+impl Sink {
+    pub fn port(port: web_sys::MessagePort) -> Self {
+        let credits = Rc::new(Cell::new(0u32));
+        let cancelled = Rc::new(Cell::new(false));
+        let on_message = {
+            let (credits, cancelled) = (Rc::clone(&credits), Rc::clone(&cancelled));
+            Closure::new(move |event: web_sys::MessageEvent| {
+                let data = event.data();
+                if Reflect::has(&data, &JsValue::from_str("pull")).unwrap_or(false) {
+                    credits.set(credits.get() + 1);
+                } else if Reflect::has(&data, &JsValue::from_str("cancel")).unwrap_or(false) {
+                    cancelled.set(true);
+                }
+            })
+        };
+        port.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Self::Port {
+            port,
+            credits,
+            cancelled,
+            _on_message: on_message,
+        }
+    }
+
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), String> {
+        match self {
+            Self::Port {
+                port,
+                credits,
+                cancelled,
+                ..
+            } => {
+                while credits.get() == 0 {
+                    if cancelled.get() {
+                        return Err("the download was cancelled".to_owned());
+                    }
+                    js::sleep(2).await;
+                }
+                credits.set(credits.get() - 1);
+                let bytes = js::to_array(&chunk);
+                drop(chunk);
+                let message = js_sys::Object::new();
+                let _ = Reflect::set(&message, &JsValue::from_str("chunk"), &bytes);
+                port.post_message_with_transferable(&message, &Array::of1(&bytes.buffer()))
+                    .map_err(|e| js::describe(&e))
+            }
+            Self::Blob(parts) => {
+                parts.push(&js::to_array(&chunk));
+                Ok(())
+            }
+        }
+    }
+
+    /// Tell the reader the file ended (or failed); a Blob sink returns its Blob.
+    pub fn finish(self, error: Option<&str>) -> Option<web_sys::Blob> {
+        match self {
+            Self::Port { port, .. } => {
+                let message = js_sys::Object::new();
+                let (key, value) = match error {
+                    Some(e) => ("error", JsValue::from_str(e)),
+                    None => ("done", JsValue::TRUE),
+                };
+                let _ = Reflect::set(&message, &JsValue::from_str(key), &value);
+                let _ = port.post_message(&message);
+                port.set_onmessage(None);
+                None
+            }
+            Self::Blob(parts) => {
+                if error.is_some() {
+                    return None;
+                }
+                web_sys::Blob::new_with_u8_array_sequence(&parts).ok()
+            }
+        }
+    }
+}
+
+/// One chunk's shards as fetched: `Some` for the verified ones.
+type Slots = Vec<Option<Vec<u8>>>;
+
+/// Progress of one download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub bytes_done: u64,
+    pub size: u64,
+}
+
+/// Which shard of which chunk to try, best first: online workers before the rest, data shards
+/// (no decoding needed when all k are present) before parity.
+fn candidates(answer: &FileDownload, chunk: usize) -> Vec<(usize, usize)> {
+    let Some(locations) = answer.locations.get(chunk) else {
+        return Vec::new();
+    };
+    let mut order: Vec<(usize, usize)> = locations
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i, usize::from(*n)))
+        .collect();
+    order.sort_by_key(|&(i, node)| {
+        let status = answer.nodes.get(node).map_or(2, |n| match n.status {
+            NodeStatus::Online => 0,
+            NodeStatus::Suspect => 1,
+            NodeStatus::Offline => 2,
+        });
+        (status, i)
+    });
+    order
+}
+
+fn read_token(answer: &FileDownload, node: usize, chunk: u64) -> Option<Vec<u8>> {
+    let node = answer.nodes.get(node)?;
+    let token = node
+        .tokens
+        .iter()
+        .find(|t| t.first_chunk <= chunk && chunk <= t.last_chunk)?;
+    unb64(&token.token, "get token").ok()
+}
+
+/// Any k verified shards of one chunk, fetched in parallel; a failed or slow one is replaced by
+/// the next candidate.
+async fn fetch_chunk(
+    answer: Rc<FileDownload>,
+    links: Rc<Vec<Option<Rc<WorkerLink>>>>,
+    chunk: u64,
+    entry: ChunkEntry,
+    k: usize,
+) -> Result<Slots, String> {
+    let index = usize::try_from(chunk).map_err(|_| "chunk index")?;
+    let mut queue: VecDeque<(usize, usize)> = candidates(&answer, index).into();
+    let mut slots: Vec<Option<Vec<u8>>> = vec![None; entry.shards.len()];
+    let mut got = 0usize;
+    let mut running = FuturesUnordered::new();
+    let mut errors = Vec::new();
+    let start = |(slot, node): (usize, usize)| {
+        let (answer, links, id) = (Rc::clone(&answer), Rc::clone(&links), entry.shards.get(slot).copied());
+        async move {
+            let result = async {
+                let id = id.ok_or("the manifest has fewer shards than the locations")?;
+                let link = links.get(node).and_then(Option::as_ref).ok_or("worker unreachable")?;
+                let token = read_token(&answer, node, chunk).ok_or("no get token for this worker")?;
+                link.get(&token, id).await
+            }
+            .await;
+            (slot, result)
+        }
+    };
+    while got < k {
+        while running.len() + got < k {
+            match queue.pop_front() {
+                Some(c) => running.push(Box::pin(start(c))),
+                None => break,
+            }
+        }
+        if running.is_empty() {
+            return Err(format!(
+                "chunk {chunk}: only {got} of the {k} shards needed could be fetched ({})",
+                errors.join("; ")
+            ));
+        }
+        // Hedge: when nothing answers for a while, ask one more worker.
+        match select(running.next(), Box::pin(js::sleep(HEDGE_AFTER_MS))).await {
+            Either::Left((Some((slot, Ok(bytes))), _)) => {
+                if slots[slot].is_none() {
+                    slots[slot] = Some(bytes);
+                    got += 1;
+                }
+            }
+            Either::Left((Some((_, Err(e))), _)) => errors.push(e),
+            Either::Left((None, _)) => {}
+            Either::Right(_) => {
+                if let Some(c) = queue.pop_front() {
+                    running.push(Box::pin(start(c)));
+                }
+            }
+        }
+    }
+    Ok(slots)
+}
+
+/// Verify `answer` with `key` (and the owner, when known) and stream the file into `sink`.
+pub async fn download(
+    answer: FileDownload,
+    key: &FileKey,
+    expected_owner: Option<&PublicKey>,
+    sink: &mut Sink,
+    progress: &dyn Fn(Progress),
+    cancelled: &Cell<bool>,
+) -> Result<FileMetadata, String> {
+    let (signed, metadata) = answer.verify(key, expected_owner).map_err(|e| e.to_string())?;
+    let manifest = signed.manifest().clone();
+    let mut decoder = Decoder::new(key, &manifest).map_err(|e| e.to_string())?;
+    let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
+    let links: Vec<Option<Rc<WorkerLink>>> = connect_all(answer.nodes.iter().map(|n| n.url.as_str()))
+        .await
+        .into_iter()
+        .map(Result::ok)
+        .collect();
+    let (answer, links) = (Rc::new(answer), Rc::new(links));
+    let k = usize::from(manifest.redundancy.data);
+    let total = manifest.chunks.len() as u64;
+    let mut ahead: VecDeque<oneshot::Receiver<Result<Slots, String>>> = VecDeque::new();
+    let mut next_fetch = 0u64;
+    let mut done = Progress {
+        bytes_done: 0,
+        size: metadata.size,
+    };
+    for index in 0..total {
+        while next_fetch < total && (ahead.len() < CHUNKS_AHEAD || next_fetch == index) {
+            let entry = manifest.chunks[usize::try_from(next_fetch).map_err(|_| "chunk index")?].clone();
+            let (tx, rx) = oneshot::channel();
+            let job = fetch_chunk(Rc::clone(&answer), Rc::clone(&links), next_fetch, entry, k);
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = tx.send(job.await);
+            });
+            ahead.push_back(rx);
+            next_fetch += 1;
+        }
+        if cancelled.get() {
+            return Err("cancelled".to_owned());
+        }
+        let shards = ahead
+            .pop_front()
+            .ok_or("the fetch queue ran dry")?
+            .await
+            .map_err(|_| "a fetch stopped")??;
+        let rebuilt = decoder.rebuild(index, shards).map_err(|e| e.to_string())?;
+        let opened = cipher.open(&rebuilt).await?;
+        let plain = decoder.complete(rebuilt, opened).map_err(|e| e.to_string())?;
+        done.bytes_done += plain.len() as u64;
+        sink.write(plain).await?;
+        progress(done);
+    }
+    decoder.finish().map_err(|e| e.to_string())?;
+    Ok(metadata)
+}

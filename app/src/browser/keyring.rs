@@ -1,0 +1,121 @@
+//! The account's keys in this tab: the identity key (signs manifests) and the master key (wraps
+//! file keys), with the session's CSRF token. They are derived from the password at log-in and
+//! never leave the browser; they live in `sessionStorage`, so they survive a reload but not the
+//! tab, and a new tab asks for the password again. The session cookie itself is `HttpOnly`.
+
+use disktro_core::keys::{Keypair, MasterKey, PublicKey};
+use disktro_core::{FileId, FileKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{b64, unb64};
+
+const STORAGE_KEY: &str = "disktro.keyring";
+
+/// Everything a logged-in tab holds.
+pub struct Keyring {
+    pub account_id: String,
+    pub email: String,
+    pub csrf: String,
+    pub keypair: Keypair,
+    pub master_key: MasterKey,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("account_id", &self.account_id)
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keyring as text: for `sessionStorage` and for handing to the pipeline worker.
+#[derive(Serialize, Deserialize)]
+pub struct KeyringWire {
+    pub account_id: String,
+    pub email: String,
+    pub csrf: String,
+    pub identity: String,
+    pub master: String,
+}
+
+impl std::fmt::Debug for KeyringWire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringWire")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    pub fn public_key(&self) -> PublicKey {
+        self.keypair.public()
+    }
+
+    pub fn to_wire(&self) -> KeyringWire {
+        KeyringWire {
+            account_id: self.account_id.clone(),
+            email: self.email.clone(),
+            csrf: self.csrf.clone(),
+            identity: b64(self.keypair.secret_bytes().as_ref()),
+            master: b64(self.master_key.as_bytes()),
+        }
+    }
+
+    pub fn from_wire(wire: &KeyringWire) -> Result<Self, String> {
+        let identity = Zeroizing::new(unb64(&wire.identity, "identity key")?);
+        let master = Zeroizing::new(unb64(&wire.master, "master key")?);
+        let identity: [u8; 32] = identity
+            .as_slice()
+            .try_into()
+            .map_err(|_| "the identity key is not 32 bytes")?;
+        let master: [u8; 32] = master
+            .as_slice()
+            .try_into()
+            .map_err(|_| "the master key is not 32 bytes")?;
+        Ok(Self {
+            account_id: wire.account_id.clone(),
+            email: wire.email.clone(),
+            csrf: wire.csrf.clone(),
+            keypair: Keypair::from_secret_bytes(&identity),
+            master_key: MasterKey::from_bytes(master),
+        })
+    }
+
+    /// The key of one of this account's files, from its id and wrapped key as the server lists them.
+    pub fn file_key(&self, file_id: &str, wrapped: &str) -> Result<(FileId, FileKey), String> {
+        let id: FileId = file_id.parse().map_err(|_| "a file id is 32 hex digits".to_owned())?;
+        let key = self
+            .keypair
+            .file_wrapping_key()
+            .unwrap_file_key(&self.public_key(), &id, &unb64(wrapped, "wrapped key")?)
+            .map_err(|_| "the file key does not open with this account's keys".to_owned())?;
+        Ok((id, key))
+    }
+
+    /// Keep for this tab's life.
+    pub fn store(&self) {
+        if let (Some(storage), Ok(text)) = (session_storage(), serde_json::to_string(&self.to_wire())) {
+            let _ = storage.set_item(STORAGE_KEY, &text);
+        }
+    }
+
+    /// The tab's keyring, if it logged in before.
+    pub fn load() -> Option<Self> {
+        let text = session_storage()?.get_item(STORAGE_KEY).ok()??;
+        let wire: KeyringWire = serde_json::from_str(&text).ok()?;
+        Self::from_wire(&wire).ok()
+    }
+
+    /// Forget (log-out, or the server no longer knows the session).
+    pub fn forget() {
+        if let Some(storage) = session_storage() {
+            let _ = storage.remove_item(STORAGE_KEY);
+        }
+    }
+}
+
+fn session_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}

@@ -1,0 +1,40 @@
+//! What only runs in the browser (the `hydrate` build): the in-tab data path and its plumbing.
+//!
+//! The main thread renders and talks to the server's API; everything heavy runs in one Web Worker
+//! ([`pipeline`]) so the page never stalls: Argon2id for log-ins, and the upload and download
+//! pipelines. Module by module:
+//!
+//! - [`js`]: the global scope (window or worker), timers, `fetch`;
+//! - [`api`]: the server's JSON API with the session's CSRF token;
+//! - [`keyring`]: the account's keys, kept for the tab's life in `sessionStorage`;
+//! - [`seal`]: AES-256-GCM through WebCrypto, or the `aes-gcm` crate where WebCrypto is missing;
+//! - [`link`]: one multiplexed WebSocket to a storage worker, with backpressure;
+//! - [`upload`] / [`download`]: the pipelines, mirroring the CLI's;
+//! - [`pipeline`]: the Web Worker's entry point and the main thread's handle on it;
+//! - [`save`]: streaming a download to disk (File System Access, a service worker stream, or a
+//!   Blob for small files).
+
+pub mod api;
+pub mod download;
+pub mod js;
+pub mod keyring;
+pub mod link;
+pub mod pipeline;
+pub mod save;
+pub mod seal;
+pub mod upload;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// base64url without padding, as the API speaks it.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The inverse of [`b64`]; `what` names the field in the error.
+pub fn unb64(text: &str, what: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| format!("the {what} is not valid base64url"))
+}

@@ -1,0 +1,406 @@
+//! The Web Worker that does the heavy work, and the page's handle on it.
+//!
+//! `/pipeline.js` (in `public/`) loads this same WebAssembly module in a dedicated worker and
+//! calls [`pipeline_worker`]. The page talks to it with [`Pipeline`]: each job is a JSON
+//! [`Request`] (plus a `File` or a `MessagePort` where needed) and answers with a stream of
+//! [`Event`]s for that job. Jobs: Argon2id for log-ins, uploads and downloads. Nothing leaves the
+//! tab: keys travel between the page and its own worker only.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use disktro_core::FileKey;
+use disktro_core::api::{FileDownload, FileSummary};
+use disktro_core::keys::{KdfSetup, PublicKey, derive_account_keys};
+use js_sys::{Array, Object, Reflect};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use super::api::Api;
+use super::download::{self, Sink};
+use super::keyring::{Keyring, KeyringWire};
+use super::{b64, js, unb64, upload};
+
+/// What the page asks of the worker.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Argon2id: password and the account's KDF set-up (base64url) → auth and master keys.
+    Derive { password: String, kdf_setup: String },
+    /// Upload the `file` sent along.
+    Upload { keyring: KeyringWire },
+    /// Download into the `port` sent along (or a Blob when there is none).
+    Download {
+        answer: FileDownload,
+        /// The file key, base64url.
+        key: String,
+        /// The account's public key (hex), for owners: the manifest must be signed by it.
+        owner: Option<String>,
+    },
+    /// Stop a running upload or download.
+    Cancel,
+}
+
+/// Names the job only: requests carry passwords and keys.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Derive { .. } => "Request::Derive",
+            Self::Upload { .. } => "Request::Upload",
+            Self::Download { .. } => "Request::Download",
+            Self::Cancel => "Request::Cancel",
+        })
+    }
+}
+
+/// What the worker tells the page about a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Derived {
+        auth_key: String,
+        master_key: String,
+    },
+    Progress {
+        bytes_done: u64,
+        size: u64,
+        shards_done: u64,
+        shards_total: u64,
+    },
+    Uploaded {
+        summary: FileSummary,
+    },
+    /// The download finished; a Blob sink's Blob travels alongside.
+    Downloaded {
+        name: String,
+        mime: String,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    job: u32,
+    #[serde(flatten)]
+    body: T,
+}
+
+fn post_event(job: u32, event: &Event, extra: Option<(&str, &JsValue)>) {
+    let Ok(json) = serde_json::to_string(&Envelope {
+        job,
+        body: event.clone(),
+    }) else {
+        return;
+    };
+    let message = Object::new();
+    let _ = Reflect::set(&message, &JsValue::from_str("json"), &JsValue::from_str(&json));
+    if let Some((name, value)) = extra {
+        let _ = Reflect::set(&message, &JsValue::from_str(name), value);
+    }
+    if let Ok(scope) = js::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
+        let _ = scope.post_message(&message);
+    }
+}
+
+thread_local! {
+    /// Cancel flags of the jobs running in this worker.
+    static RUNNING: RefCell<HashMap<u32, Rc<Cell<bool>>>> = RefCell::default();
+}
+
+/// Entry point inside the Web Worker (called by `/pipeline.js`).
+#[wasm_bindgen]
+pub fn pipeline_worker() {
+    console_error_panic_hook::set_once();
+    let Ok(scope) = js::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() else {
+        return;
+    };
+    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        let data = event.data();
+        let json = Reflect::get(&data, &JsValue::from_str("json"))
+            .ok()
+            .and_then(|j| j.as_string())
+            .unwrap_or_default();
+        let Ok(envelope) = serde_json::from_str::<Envelope<Request>>(&json) else {
+            return;
+        };
+        let extra = |name: &str| Reflect::get(&data, &JsValue::from_str(name)).ok();
+        let job = envelope.job;
+        match envelope.body {
+            Request::Cancel => {
+                if let Some(flag) = RUNNING.with(|r| r.borrow().get(&job).cloned()) {
+                    flag.set(true);
+                }
+            }
+            request => {
+                let cancelled = Rc::new(Cell::new(false));
+                RUNNING.with(|r| r.borrow_mut().insert(job, Rc::clone(&cancelled)));
+                let file = extra("file").and_then(|f| f.dyn_into::<web_sys::File>().ok());
+                let port = extra("port").and_then(|p| p.dyn_into::<web_sys::MessagePort>().ok());
+                wasm_bindgen_futures::spawn_local(async move {
+                    run(job, request, file, port, &cancelled).await;
+                    RUNNING.with(|r| r.borrow_mut().remove(&job));
+                });
+            }
+        }
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    // The page waits for this before sending jobs.
+    let _ = scope.post_message(&JsValue::from_str("ready"));
+}
+
+async fn run(
+    job: u32,
+    request: Request,
+    file: Option<web_sys::File>,
+    port: Option<web_sys::MessagePort>,
+    cancelled: &Cell<bool>,
+) {
+    let failed = |message: String| post_event(job, &Event::Failed { message }, None);
+    match request {
+        Request::Derive { password, kdf_setup } => {
+            let setup = unb64(&kdf_setup, "key set-up").and_then(|bytes| {
+                KdfSetup::decode(&bytes).map_err(|e| format!("the server's key set-up is not acceptable: {e}"))
+            });
+            match setup.and_then(|s| derive_account_keys(password.as_bytes(), &s).map_err(|e| e.to_string())) {
+                Ok(keys) => post_event(
+                    job,
+                    &Event::Derived {
+                        auth_key: b64(keys.auth_key.as_bytes()),
+                        master_key: b64(keys.master_key.as_bytes()),
+                    },
+                    None,
+                ),
+                Err(e) => failed(e),
+            }
+        }
+        Request::Upload { keyring } => {
+            let (Some(file), Ok(me)) = (file, Keyring::from_wire(&keyring)) else {
+                return failed("the upload job lacks its file or keys".to_owned());
+            };
+            let api = Api::new(Some(me.csrf.clone()));
+            let progress = |p: upload::Progress| {
+                post_event(
+                    job,
+                    &Event::Progress {
+                        bytes_done: p.bytes_done,
+                        size: p.size,
+                        shards_done: p.shards_done,
+                        shards_total: p.shards_total,
+                    },
+                    None,
+                );
+            };
+            match upload::upload(&api, &me, &file, &progress, cancelled).await {
+                Ok(summary) => post_event(job, &Event::Uploaded { summary }, None),
+                Err(e) => failed(e),
+            }
+        }
+        Request::Download { answer, key, owner } => {
+            let key = match unb64(&key, "file key")
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).map_err(|_| "the file key is not 32 bytes".to_owned()))
+            {
+                Ok(k) => FileKey::from_bytes(k),
+                Err(e) => return failed(e),
+            };
+            let owner = match owner.map(|hex| disktro_core::ids::from_hex::<32>(&hex).map(PublicKey)) {
+                Some(Err(_)) => return failed("the owner's key is malformed".to_owned()),
+                Some(Ok(k)) => Some(k),
+                None => None,
+            };
+            let mut sink = port.map_or_else(|| Sink::Blob(Array::new()), Sink::port);
+            let progress = |p: download::Progress| {
+                post_event(
+                    job,
+                    &Event::Progress {
+                        bytes_done: p.bytes_done,
+                        size: p.size,
+                        shards_done: 0,
+                        shards_total: 0,
+                    },
+                    None,
+                );
+            };
+            match download::download(answer, &key, owner.as_ref(), &mut sink, &progress, cancelled).await {
+                Ok(metadata) => {
+                    let blob = sink.finish(None);
+                    let event = Event::Downloaded {
+                        name: metadata.name,
+                        mime: metadata.mime,
+                    };
+                    post_event(job, &event, blob.as_ref().map(|b| ("blob", b.as_ref())));
+                }
+                Err(e) => {
+                    sink.finish(Some(&e));
+                    failed(e);
+                }
+            }
+        }
+        Request::Cancel => {}
+    }
+}
+
+type Listener = Box<dyn FnMut(Event, JsValue)>;
+
+/// The page's handle on the pipeline worker: started on first use, shared by every page.
+pub struct Pipeline {
+    worker: web_sys::Worker,
+    ready: Rc<Cell<bool>>,
+    next_job: Cell<u32>,
+    listeners: Rc<RefCell<HashMap<u32, Listener>>>,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("ready", &self.ready.get())
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static PIPELINE: RefCell<Option<Rc<Pipeline>>> = const { RefCell::new(None) };
+}
+
+impl Pipeline {
+    /// The running pipeline worker, started (and waited for) on first use.
+    pub async fn get() -> Result<Rc<Self>, String> {
+        let existing = PIPELINE.with(|p| p.borrow().clone());
+        let pipeline = match existing {
+            Some(p) => p,
+            None => {
+                let p = Rc::new(Self::start()?);
+                PIPELINE.with(|slot| *slot.borrow_mut() = Some(Rc::clone(&p)));
+                p
+            }
+        };
+        for _ in 0..3000 {
+            if pipeline.ready.get() {
+                return Ok(pipeline);
+            }
+            js::sleep(10).await;
+        }
+        Err("the background worker did not start".to_owned())
+    }
+
+    fn start() -> Result<Self, String> {
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        let worker = web_sys::Worker::new_with_options("/pipeline.js", &options).map_err(|e| js::describe(&e))?;
+        let ready = Rc::new(Cell::new(false));
+        let listeners: Rc<RefCell<HashMap<u32, Listener>>> = Rc::default();
+        let on_message = {
+            let (ready, listeners) = (Rc::clone(&ready), Rc::clone(&listeners));
+            Closure::new(move |event: web_sys::MessageEvent| {
+                let data = event.data();
+                if data.as_string().as_deref() == Some("ready") {
+                    ready.set(true);
+                    return;
+                }
+                let json = Reflect::get(&data, &JsValue::from_str("json"))
+                    .ok()
+                    .and_then(|j| j.as_string())
+                    .unwrap_or_default();
+                let Ok(envelope) = serde_json::from_str::<Envelope<Event>>(&json) else {
+                    return;
+                };
+                let blob = Reflect::get(&data, &JsValue::from_str("blob")).unwrap_or(JsValue::UNDEFINED);
+                let finished = matches!(
+                    envelope.body,
+                    Event::Derived { .. } | Event::Uploaded { .. } | Event::Downloaded { .. } | Event::Failed { .. }
+                );
+                // Taken out while it runs: a listener may start another job.
+                let listener = listeners.borrow_mut().remove(&envelope.job);
+                if let Some(mut listener) = listener {
+                    listener(envelope.body, blob);
+                    if !finished {
+                        listeners.borrow_mut().insert(envelope.job, listener);
+                    }
+                }
+            })
+        };
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Ok(Self {
+            worker,
+            ready,
+            next_job: Cell::new(1),
+            listeners,
+            _on_message: on_message,
+        })
+    }
+
+    /// Start a job; `listener` hears its events until the last. `extra` is a `File` or a
+    /// `MessagePort` (transferred) sent along. Returns the job's id, for [`Self::cancel`].
+    pub fn run(
+        &self,
+        request: &Request,
+        extra: Option<(&str, JsValue)>,
+        listener: impl FnMut(Event, JsValue) + 'static,
+    ) -> Result<u32, String> {
+        let job = self.next_job.get();
+        self.next_job.set(job + 1);
+        let json = serde_json::to_string(&Envelope { job, body: request }).map_err(|e| e.to_string())?;
+        let message = Object::new();
+        let _ = Reflect::set(&message, &JsValue::from_str("json"), &JsValue::from_str(&json));
+        let transfer = Array::new();
+        if let Some((name, value)) = extra {
+            if value.is_instance_of::<web_sys::MessagePort>() {
+                transfer.push(&value);
+            }
+            let _ = Reflect::set(&message, &JsValue::from_str(name), &value);
+        }
+        self.listeners.borrow_mut().insert(job, Box::new(listener));
+        self.worker
+            .post_message_with_transfer(&message, &transfer)
+            .map_err(|e| js::describe(&e))?;
+        Ok(job)
+    }
+
+    pub fn cancel(&self, job: u32) {
+        if let Ok(json) = serde_json::to_string(&Envelope {
+            job,
+            body: Request::Cancel,
+        }) {
+            let message = Object::new();
+            let _ = Reflect::set(&message, &JsValue::from_str("json"), &JsValue::from_str(&json));
+            let _ = self.worker.post_message(&message);
+        }
+    }
+
+    /// Run Argon2id off the main thread.
+    pub async fn derive(&self, password: &str, setup: &KdfSetup) -> Result<disktro_core::keys::AccountKeys, String> {
+        let (tx, rx) = futures_channel::oneshot::channel::<Event>();
+        let mut tx = Some(tx);
+        self.run(
+            &Request::Derive {
+                password: password.to_owned(),
+                kdf_setup: b64(&setup.encode()),
+            },
+            None,
+            move |event, _| {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(event);
+                }
+            },
+        )?;
+        match rx.await.map_err(|_| "the background worker stopped".to_owned())? {
+            Event::Derived { auth_key, master_key } => {
+                let bytes = |text: &str, what: &str| {
+                    unb64(text, what).and_then(|b| {
+                        <[u8; 32]>::try_from(b.as_slice()).map_err(|_| format!("the {what} is not 32 bytes"))
+                    })
+                };
+                Ok(disktro_core::keys::AccountKeys {
+                    auth_key: disktro_core::keys::AuthKey::from_bytes(bytes(&auth_key, "auth key")?),
+                    master_key: disktro_core::keys::MasterKey::from_bytes(bytes(&master_key, "master key")?),
+                })
+            }
+            Event::Failed { message } => Err(message),
+            _ => Err("unexpected answer from the background worker".to_owned()),
+        }
+    }
+}

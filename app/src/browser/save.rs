@@ -1,0 +1,278 @@
+//! Saving a download to disk without holding it in memory, best way first:
+//!
+//! 1. the File System Access API (`showSaveFilePicker`), where present: the page writes each
+//!    chunk into the file the person picked;
+//! 2. a service worker stream (as Mozilla Send did): `/sw.js` answers a navigation to
+//!    `/_download/<id>` with a `ReadableStream` the pipeline worker feeds, so the browser's own
+//!    download manager saves it;
+//! 3. a whole-file `Blob`, only for files up to [`BLOB_LIMIT`].
+//!
+//! In cases 1 and 2 the reader pulls: it sends `{pull}` for each chunk it can take, so a slow disk
+//! slows the download instead of filling memory.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::js;
+
+/// Largest file saved through an in-memory Blob.
+pub const BLOB_LIMIT: u64 = 32 * 1024 * 1024;
+/// Chunks a file writer asks for before its first write finishes.
+const WRITER_CREDITS: u32 = 4;
+
+/// How a download reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveMode {
+    FileSystem,
+    ServiceWorker,
+    Blob,
+}
+
+/// Install `/sw.js` (at start-up), so large downloads can stream.
+pub fn register_service_worker() {
+    if let Some(container) = service_workers() {
+        let _ = container.register("/sw.js");
+    }
+}
+
+fn service_workers() -> Option<web_sys::ServiceWorkerContainer> {
+    let navigator = web_sys::window()?.navigator();
+    let container = Reflect::get(&navigator, &JsValue::from_str("serviceWorker")).ok()?;
+    if container.is_undefined() {
+        return None;
+    }
+    Some(navigator.service_worker())
+}
+
+fn save_picker() -> Option<Function> {
+    js::global_property("showSaveFilePicker").and_then(|f| f.dyn_into().ok())
+}
+
+/// The best way this browser offers for a file of `size` bytes.
+pub fn choose(size: u64) -> Result<SaveMode, String> {
+    if save_picker().is_some() {
+        Ok(SaveMode::FileSystem)
+    } else if service_workers().and_then(|c| c.controller()).is_some() {
+        Ok(SaveMode::ServiceWorker)
+    } else if size <= BLOB_LIMIT {
+        Ok(SaveMode::Blob)
+    } else {
+        Err("this browser cannot save large files from a page: try a current Chrome, Edge or Firefox".to_owned())
+    }
+}
+
+/// The file writer's message handler; it holds itself here until the download ends.
+type WriterSlot = Rc<RefCell<Option<Closure<dyn FnMut(web_sys::MessageEvent)>>>>;
+
+/// Where the pipeline worker should write: a port to transfer to it (none for a Blob).
+#[derive(Debug)]
+pub struct Target {
+    pub mode: SaveMode,
+    pub port: Option<web_sys::MessagePort>,
+    /// The file writer's state, kept alive until the download ends.
+    _writer: Option<WriterSlot>,
+}
+
+async fn call_promise(target: &JsValue, method: &str, args: &Array) -> Result<JsValue, String> {
+    let f: Function = Reflect::get(target, &JsValue::from_str(method))
+        .map_err(|e| js::describe(&e))?
+        .dyn_into()
+        .map_err(|_| format!("{method} is not available"))?;
+    let promise: Promise = f
+        .apply(target, args)
+        .map_err(|e| js::describe(&e))?
+        .dyn_into()
+        .map_err(|_| format!("{method} did not return a promise"))?;
+    JsFuture::from(promise).await.map_err(|e| js::describe(&e))
+}
+
+/// Prepare to save `name` (`size` bytes, `mime`) in `mode`. For the File System Access API this
+/// asks where to save (call it straight from the click).
+pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Result<Target, String> {
+    match mode {
+        SaveMode::Blob => Ok(Target {
+            mode,
+            port: None,
+            _writer: None,
+        }),
+        SaveMode::FileSystem => {
+            let picker = save_picker().ok_or("the file picker is not available")?;
+            let options = Object::new();
+            let _ = Reflect::set(&options, &JsValue::from_str("suggestedName"), &JsValue::from_str(name));
+            let promise: Promise = picker
+                .call1(&JsValue::NULL, &options)
+                .map_err(|e| js::describe(&e))?
+                .dyn_into()
+                .map_err(|_| "the file picker did not answer".to_owned())?;
+            let handle = JsFuture::from(promise)
+                .await
+                .map_err(|_| "no file was chosen".to_owned())?;
+            let writable = call_promise(&handle, "createWritable", &Array::new()).await?;
+            let channel = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
+            let ours = channel.port1();
+            let slot: WriterSlot = Rc::default();
+            // Each chunk is written, then one more is asked for. FileSystemWritableFileStream
+            // queues writes in call order, so chunks land in order.
+            let on_message = {
+                let (port, writable, slot_ref) = (ours.clone(), writable.clone(), Rc::clone(&slot));
+                Closure::new(move |event: web_sys::MessageEvent| {
+                    let data = event.data();
+                    let (port, writable, slot_ref) = (port.clone(), writable.clone(), Rc::clone(&slot_ref));
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let pull = Object::new();
+                        let _ = Reflect::set(&pull, &JsValue::from_str("pull"), &JsValue::TRUE);
+                        let chunk = Reflect::get(&data, &JsValue::from_str("chunk")).unwrap_or(JsValue::UNDEFINED);
+                        if !chunk.is_undefined() {
+                            if call_promise(&writable, "write", &Array::of1(&chunk)).await.is_ok() {
+                                let _ = port.post_message(&pull);
+                            } else {
+                                let cancel = Object::new();
+                                let _ = Reflect::set(&cancel, &JsValue::from_str("cancel"), &JsValue::TRUE);
+                                let _ = port.post_message(&cancel);
+                            }
+                            return;
+                        }
+                        let method = if Reflect::has(&data, &JsValue::from_str("done")).unwrap_or(false) {
+                            "close"
+                        } else {
+                            "abort"
+                        };
+                        let _ = call_promise(&writable, method, &Array::new()).await;
+                        port.set_onmessage(None);
+                        slot_ref.borrow_mut().take();
+                    });
+                })
+            };
+            ours.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            *slot.borrow_mut() = Some(on_message);
+            let pull = Object::new();
+            let _ = Reflect::set(&pull, &JsValue::from_str("pull"), &JsValue::TRUE);
+            for _ in 0..WRITER_CREDITS {
+                let _ = ours.post_message(&pull);
+            }
+            Ok(Target {
+                mode,
+                port: Some(channel.port2()),
+                _writer: Some(slot),
+            })
+        }
+        SaveMode::ServiceWorker => {
+            let worker = service_workers()
+                .and_then(|c| c.controller())
+                .ok_or("the download helper is not running: reload the page")?;
+            let id = disktro_core::ids::to_hex(&disktro_core::random_bytes::<16>());
+            let stream = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
+            let ack = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
+            let message = Object::new();
+            for (k, v) in [
+                ("type", JsValue::from_str("download")),
+                ("id", JsValue::from_str(&id)),
+                ("name", JsValue::from_str(name)),
+                ("mime", JsValue::from_str(mime)),
+                ("size", JsValue::from_f64(size as f64)),
+            ] {
+                let _ = Reflect::set(&message, &JsValue::from_str(k), &v);
+            }
+            let acked = Promise::new(&mut |resolve, _| {
+                ack.port2().set_onmessage(Some(&resolve));
+            });
+            worker
+                .post_message_with_transferable(&message, &Array::of2(&stream.port1(), &ack.port1()))
+                .map_err(|e| js::describe(&e))?;
+            JsFuture::from(acked).await.map_err(|e| js::describe(&e))?;
+            ack.port2().set_onmessage(None);
+            // A navigation answered with `Content-Disposition: attachment` becomes a download;
+            // the page stays where it is.
+            let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+            let a: web_sys::HtmlAnchorElement = document
+                .create_element("a")
+                .map_err(|e| js::describe(&e))?
+                .unchecked_into();
+            a.set_href(&format!("/_download/{id}"));
+            a.click();
+            Ok(Target {
+                mode,
+                port: Some(stream.port2()),
+                _writer: None,
+            })
+        }
+    }
+}
+
+/// Save a finished Blob download under `name`.
+pub fn save_blob(blob: &web_sys::Blob, name: &str) -> Result<(), String> {
+    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js::describe(&e))?;
+    let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement = document
+        .create_element("a")
+        .map_err(|e| js::describe(&e))?
+        .unchecked_into();
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    // Revoked once the browser has had time to start the download.
+    wasm_bindgen_futures::spawn_local(async move {
+        js::sleep(60_000).await;
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    Ok(())
+}
+
+/// Progress of a download as the page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Saved {
+    pub bytes_done: u64,
+    pub size: u64,
+}
+
+/// Download the file `answer` describes into a file on disk named `name`, the best way this
+/// browser allows, through the pipeline worker. `owner` (hex) is checked against the manifest's
+/// signer when known. `progress` hears after every chunk; the future ends when the last byte has
+/// been handed to the disk (or the Blob saved).
+pub async fn download_to_disk(
+    answer: disktro_core::api::FileDownload,
+    key: &disktro_core::FileKey,
+    owner: Option<String>,
+    name: &str,
+    mime: &str,
+    progress: impl Fn(Saved) + 'static,
+) -> Result<(), String> {
+    use super::pipeline::{Event, Pipeline, Request};
+    let size = answer.size;
+    let mode = choose(size)?;
+    let target = prepare(mode, name, size, mime).await?;
+    let pipeline = Pipeline::get().await?;
+    let (tx, rx) = futures_channel::oneshot::channel::<Result<(), String>>();
+    let mut tx = Some(tx);
+    let file_name = name.to_owned();
+    let request = Request::Download {
+        answer,
+        key: super::b64(key.as_bytes()),
+        owner,
+    };
+    let extra = target.port.clone().map(|p| ("port", JsValue::from(p)));
+    pipeline.run(&request, extra, move |event, blob| {
+        let outcome = match event {
+            Event::Progress { bytes_done, size, .. } => {
+                progress(Saved { bytes_done, size });
+                return;
+            }
+            Event::Downloaded { .. } => match blob.dyn_ref::<web_sys::Blob>() {
+                Some(blob) => save_blob(blob, &file_name),
+                None => Ok(()),
+            },
+            Event::Failed { message } => Err(message),
+            _ => Ok(()),
+        };
+        if let Some(tx) = tx.take() {
+            let _ = tx.send(outcome);
+        }
+    })?;
+    let outcome = rx.await.map_err(|_| "the background worker stopped".to_owned())?;
+    drop(target);
+    outcome
+}

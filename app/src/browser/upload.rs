@@ -1,0 +1,280 @@
+//! Upload from the browser, the same steps as the CLI's: begin at the server, read the file slice
+//! by slice (`Blob.slice`, never whole), squeeze and stage each chunk with `disktro-core`, seal it
+//! through [`ChunkCipher`] (WebCrypto), shard it, and put every shard on the worker the server
+//! placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket per worker. Then sign
+//! the manifest, seal the name and type, wrap the file key and commit. On any failure, or when
+//! cancelled, the upload is cancelled at the server.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
+use disktro_core::metadata::{FileMetadata, MAX_MIME_LEN};
+use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy};
+use futures_channel::mpsc;
+use futures_util::StreamExt as _;
+use wasm_bindgen_futures::JsFuture;
+
+use super::api::Api;
+use super::keyring::Keyring;
+use super::link::WorkerLink;
+use super::seal::{ChunkCipher, Engine};
+use super::{b64, js, unb64};
+
+/// Chunks whose shards are on the wire at once.
+pub const CHUNKS_IN_FLIGHT: usize = 4;
+/// Renew put tokens this long (seconds) before they expire.
+const RENEW_MARGIN_SECS: f64 = 120.0;
+
+/// Progress of one upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub bytes_done: u64,
+    pub size: u64,
+    pub shards_done: u64,
+    pub shards_total: u64,
+}
+
+/// Put tokens in the plan's node order, renewable.
+struct Tokens {
+    upload_id: String,
+    node_ids: Vec<String>,
+    tokens: Vec<Rc<Vec<u8>>>,
+    expires_at: f64,
+}
+
+impl Tokens {
+    fn new(plan: &UploadPlan) -> Result<Self, String> {
+        let mut t = Self {
+            upload_id: plan.upload_id.clone(),
+            node_ids: plan.nodes.iter().map(|n| n.node_id.clone()).collect(),
+            tokens: Vec::new(),
+            expires_at: 0.0,
+        };
+        t.set(&plan.nodes)?;
+        Ok(t)
+    }
+
+    fn set(&mut self, grants: &[PutGrant]) -> Result<(), String> {
+        let mut tokens = Vec::with_capacity(self.node_ids.len());
+        for id in &self.node_ids {
+            let grant = grants
+                .iter()
+                .find(|g| &g.node_id == id)
+                .ok_or("the server left out a worker of the upload")?;
+            tokens.push(Rc::new(unb64(&grant.token, "put token")?));
+        }
+        self.tokens = tokens;
+        self.expires_at = grants.iter().map(|g| g.expires_at).min().unwrap_or(0) as f64;
+        Ok(())
+    }
+
+    async fn renew_if_due(&mut self, api: &Api) -> Result<(), String> {
+        if js_sys::Date::now() / 1000.0 + RENEW_MARGIN_SECS < self.expires_at {
+            return Ok(());
+        }
+        let fresh: Vec<PutGrant> = api
+            .post(&format!("/uploads/{}/renew", self.upload_id), &serde_json::json!({}))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.set(&fresh)
+    }
+}
+
+/// Upload `file`; `progress` hears after every chunk stored; `cancelled` is checked between chunks.
+pub async fn upload(
+    api: &Api,
+    me: &Keyring,
+    file: &web_sys::File,
+    progress: &dyn Fn(Progress),
+    cancelled: &Cell<bool>,
+) -> Result<FileSummary, String> {
+    let size = crate::format::whole(file.size());
+    let file_id = FileId::random();
+    let file_key = FileKey::generate();
+    let plan: UploadPlan = api
+        .post(
+            "/uploads",
+            &BeginUpload {
+                file_id: file_id.to_hex(),
+                size,
+                data_shards: None,
+                parity_shards: None,
+                chunk_size: None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = send_and_commit(api, me, file, size, &plan, file_id, &file_key, progress, cancelled).await;
+    if outcome.is_err() {
+        // Best effort: an upload left behind expires on its own.
+        let _ = api.send("DELETE", &format!("/uploads/{}", plan.upload_id)).await;
+    }
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_and_commit(
+    api: &Api,
+    me: &Keyring,
+    file: &web_sys::File,
+    size: u64,
+    plan: &UploadPlan,
+    file_id: FileId,
+    file_key: &FileKey,
+    progress: &dyn Fn(Progress),
+    cancelled: &Cell<bool>,
+) -> Result<FileSummary, String> {
+    let redundancy = Redundancy::new(plan.data_shards, plan.parity_shards)
+        .map_err(|e| format!("the server chose an impossible redundancy: {e}"))?;
+    let mut encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
+        .map_err(|e| format!("the server chose an impossible chunk size: {e}"))?;
+    let cipher = ChunkCipher::new(file_key, &file_id, Engine::WebCrypto).await?;
+    let mut tokens = Tokens::new(plan)?;
+    let links = connect_all(plan.nodes.iter().map(|n| n.url.as_str())).await;
+    let links: Rc<Vec<Rc<WorkerLink>>> = Rc::new(links.into_iter().collect::<Result<_, _>>()?);
+    let placement = Rc::new(plan.placement.clone());
+
+    let shards_total = plan.chunk_count * redundancy.total() as u64;
+    let state = Rc::new(RefCell::new(Progress {
+        size,
+        shards_total,
+        ..Progress::default()
+    }));
+    let (done_tx, mut done_rx) = mpsc::unbounded::<Result<Vec<String>, String>>();
+    let mut in_flight = 0usize;
+    let mut receipts: Vec<String> = Vec::with_capacity(usize::try_from(shards_total).unwrap_or(0));
+    let chunk_size = u64::from(plan.chunk_size);
+
+    for index in 0..plan.chunk_count.max(1) {
+        if cancelled.get() {
+            return Err("cancelled".to_owned());
+        }
+        // Wait for room, collecting what finished.
+        while in_flight >= CHUNKS_IN_FLIGHT {
+            receipts.extend(done_rx.next().await.ok_or("a sender stopped")??);
+            in_flight -= 1;
+            progress(*state.borrow());
+        }
+        let start = index * chunk_size;
+        let end = (start + chunk_size).min(size);
+        let plain = read_slice(file, start, end).await?;
+        if plain.len() as u64 != end - start {
+            return Err("the file changed while being read".to_owned());
+        }
+        let last = index + 1 >= plan.chunk_count.max(1);
+        let staged = encoder.stage(&plain, last);
+        drop(plain);
+        let sealed = cipher.seal(&staged).await?;
+        let chunk = encoder.complete(staged, sealed).map_err(|e| e.to_string())?;
+        tokens.renew_if_due(api).await?;
+        let job = send_chunk(
+            Rc::clone(&links),
+            Rc::clone(&placement),
+            tokens.tokens.clone(),
+            chunk,
+            Rc::clone(&state),
+        );
+        let tx = done_tx.clone();
+        in_flight += 1;
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = tx.unbounded_send(job.await);
+        });
+    }
+    while in_flight > 0 {
+        receipts.extend(done_rx.next().await.ok_or("a sender stopped")??);
+        in_flight -= 1;
+        progress(*state.borrow());
+    }
+    if cancelled.get() {
+        return Err("cancelled".to_owned());
+    }
+
+    let manifest = encoder.into_manifest().map_err(|e| e.to_string())?;
+    let signed = manifest
+        .sign(&me.keypair)
+        .map_err(|e| format!("signing the manifest: {e}"))?;
+    let mut mime = file.type_();
+    if mime.is_empty() || mime.len() > MAX_MIME_LEN {
+        mime = "application/octet-stream".to_owned();
+    }
+    let metadata = FileMetadata {
+        name: file.name(),
+        mime,
+        size,
+    };
+    let sealed = metadata
+        .seal(file_key, &file_id)
+        .map_err(|e| format!("file name or type: {e}"))?;
+    let wrapped = me
+        .keypair
+        .file_wrapping_key()
+        .wrap_file_key(&me.public_key(), &file_id, file_key);
+    api.post(
+        &format!("/uploads/{}/commit", plan.upload_id),
+        &Commit {
+            manifest: b64(signed.as_bytes()),
+            metadata: b64(&sealed),
+            wrapped_key: b64(&wrapped),
+            receipts,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Connect to every worker at once.
+pub async fn connect_all<'a>(urls: impl Iterator<Item = &'a str>) -> Vec<Result<Rc<WorkerLink>, String>> {
+    futures_util::future::join_all(urls.map(WorkerLink::connect)).await
+}
+
+/// Bytes `start..end` of `file`.
+pub async fn read_slice(file: &web_sys::Blob, start: u64, end: u64) -> Result<Vec<u8>, String> {
+    let slice = file
+        .slice_with_f64_and_f64(start as f64, end as f64)
+        .map_err(|e| js::describe(&e))?;
+    let buffer = JsFuture::from(slice.array_buffer())
+        .await
+        .map_err(|e| format!("cannot read the file: {}", js::describe(&e)))?;
+    Ok(js::to_vec(&buffer))
+}
+
+/// Put every shard of one chunk on its placed worker, in parallel; returns the receipts.
+async fn send_chunk(
+    links: Rc<Vec<Rc<WorkerLink>>>,
+    placement: Rc<Vec<Vec<u16>>>,
+    tokens: Vec<Rc<Vec<u8>>>,
+    chunk: EncodedChunk,
+    state: Rc<RefCell<Progress>>,
+) -> Result<Vec<String>, String> {
+    let index = usize::try_from(chunk.index).map_err(|_| "chunk index")?;
+    let places = placement
+        .get(index)
+        .ok_or_else(|| format!("the plan has no placement for chunk {index}"))?;
+    let plain_len = u64::from(chunk.entry.plain_len);
+    let ids = chunk.shards.ids().to_vec();
+    let puts = ids
+        .into_iter()
+        .zip(chunk.shards.into_vecs())
+        .enumerate()
+        .map(|(i, (id, bytes))| {
+            let node = places.get(i).map(|n| usize::from(*n));
+            let (links, tokens, state) = (Rc::clone(&links), tokens.clone(), Rc::clone(&state));
+            async move {
+                let node = node.ok_or_else(|| format!("the plan has no worker for shard {i} of chunk {index}"))?;
+                let (link, token) = links
+                    .get(node)
+                    .zip(tokens.get(node))
+                    .ok_or("the plan names a worker it did not grant")?;
+                let receipt = link
+                    .put(token, id, bytes)
+                    .await
+                    .map_err(|e| format!("worker {} did not store shard {i} of chunk {index}: {e}", link.url))?;
+                state.borrow_mut().shards_done += 1;
+                Ok::<String, String>(b64(&receipt))
+            }
+        });
+    let receipts = futures_util::future::try_join_all(puts).await?;
+    state.borrow_mut().bytes_done += plain_len;
+    Ok(receipts)
+}

@@ -1,0 +1,385 @@
+//! Sign-up, log-in and the account page (change password, log out). The password becomes keys in
+//! the pipeline worker (Argon2id off the main thread, with a visible timer); the server only ever
+//! receives the auth key derived from it.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use crate::AccountSignal;
+
+/// What a form is doing.
+// Built only by the browser build's handlers.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Busy {
+    Idle,
+    /// Argon2id is running; started at this `performance.now()`.
+    Deriving(f64),
+    Sending,
+    Failed(String),
+    Done(String),
+}
+
+/// The status line under a form: a progress bar and timer while keys are derived, errors in an
+/// alert region.
+#[component]
+pub fn BusyLine(busy: RwSignal<Busy>) -> impl IntoView {
+    let elapsed = RwSignal::new(0.0f64);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(
+            move || {
+                if let Busy::Deriving(start) = busy.get_untracked() {
+                    elapsed.set((crate::browser::js::now_ms() - start) / 1000.0);
+                }
+            },
+            std::time::Duration::from_millis(100),
+        );
+        if let Ok(handle) = handle {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    view! {
+        {move || match busy.get() {
+            Busy::Idle => ().into_any(),
+            Busy::Deriving(_) => view! {
+                <div class="busy" role="status" data-testid="deriving">
+                    <progress aria-label="Deriving keys"></progress>
+                    <span>{move || format!("Deriving your keys from the password (Argon2id, in a background thread)… {:.1} s", elapsed.get())}</span>
+                </div>
+            }.into_any(),
+            Busy::Sending => view! { <div class="busy" role="status"><progress></progress><span>"Talking to the server…"</span></div> }.into_any(),
+            Busy::Failed(m) => view! { <p class="error" role="alert" data-testid="form-error">{m}</p> }.into_any(),
+            Busy::Done(m) => view! { <p class="ok" role="status">{m}</p> }.into_any(),
+        }}
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod flows {
+    //! The browser side of the forms.
+    use disktro_core::api::{ChangePassword, KdfAnswer, LogIn, PreLogin, Session, SignUp};
+    use disktro_core::keys::{KdfSetup, Keypair, PublicKey};
+
+    use crate::browser::api::{Api, ApiFailure};
+    use crate::browser::keyring::Keyring;
+    use crate::browser::pipeline::Pipeline;
+    use crate::browser::{b64, unb64};
+
+    fn explain(e: ApiFailure) -> String {
+        match e.code.as_str() {
+            "wrong_credentials" => "Wrong e-mail or password.".to_owned(),
+            "email_taken" | "conflict" => "This e-mail already has an account: log in instead.".to_owned(),
+            "too_many_attempts" | "throttled" => format!("Too many attempts: {}", e.message),
+            _ => e.message,
+        }
+    }
+
+    async fn setup_of(email: &str) -> Result<KdfSetup, String> {
+        let kdf: KdfAnswer = Api::default()
+            .post(
+                "/auth/prelogin",
+                &PreLogin {
+                    email: email.to_owned(),
+                },
+            )
+            .await
+            .map_err(explain)?;
+        KdfSetup::decode(&unb64(&kdf.kdf_setup, "key set-up")?)
+            .map_err(|e| format!("the server's key set-up is not acceptable: {e}"))
+    }
+
+    fn keyring(session: Session, keypair: Keypair, master_key: disktro_core::keys::MasterKey) -> Keyring {
+        Keyring {
+            account_id: session.account_id,
+            email: session.email,
+            csrf: session.csrf_token,
+            keypair,
+            master_key,
+        }
+    }
+
+    /// Create an account; `deriving` is called when Argon2id starts.
+    pub async fn signup(email: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, String> {
+        let pipeline = Pipeline::get().await?;
+        let setup = KdfSetup::generate();
+        deriving();
+        let keys = pipeline.derive(password, &setup).await?;
+        let keypair = Keypair::generate();
+        let public = keypair.public();
+        let wrapped = keys
+            .master_key
+            .wrap_identity(public.as_bytes(), &keypair)
+            .map_err(|e| e.to_string())?;
+        let session: Session = Api::default()
+            .post(
+                "/auth/signup",
+                &SignUp {
+                    email: email.to_owned(),
+                    kdf_setup: b64(&setup.encode()),
+                    auth_key: b64(keys.auth_key.as_bytes()),
+                    wrapped_identity: b64(&wrapped),
+                    public_key: disktro_core::ids::to_hex(public.as_bytes()),
+                },
+            )
+            .await
+            .map_err(explain)?;
+        Ok(keyring(session, keypair, keys.master_key))
+    }
+
+    /// Log in and unwrap the identity key.
+    pub async fn login(email: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, String> {
+        let pipeline = Pipeline::get().await?;
+        let setup = setup_of(email).await?;
+        deriving();
+        let keys = pipeline.derive(password, &setup).await?;
+        let session: Session = Api::default()
+            .post(
+                "/auth/login",
+                &LogIn {
+                    email: email.to_owned(),
+                    auth_key: b64(keys.auth_key.as_bytes()),
+                },
+            )
+            .await
+            .map_err(explain)?;
+        let public = PublicKey(
+            disktro_core::ids::from_hex(&session.public_key).map_err(|_| "the server sent a malformed public key")?,
+        );
+        let keypair = keys
+            .master_key
+            .unwrap_identity(
+                public.as_bytes(),
+                &unb64(&session.wrapped_identity, "wrapped identity")?,
+            )
+            .map_err(|_| "Your identity key does not open with this password.".to_owned())?;
+        if keypair.public() != public {
+            return Err("the identity key does not match the account's public key".to_owned());
+        }
+        Ok(keyring(session, keypair, keys.master_key))
+    }
+
+    /// Change the password: prove the old one, re-wrap the identity key under the new one.
+    pub async fn change_password(me: &mut Keyring, old: &str, new: &str, deriving: impl Fn()) -> Result<(), String> {
+        let pipeline = Pipeline::get().await?;
+        let setup = setup_of(&me.email).await?;
+        deriving();
+        let old_keys = pipeline.derive(old, &setup).await?;
+        let new_setup = KdfSetup::generate();
+        let new_keys = pipeline.derive(new, &new_setup).await?;
+        let wrapped = new_keys
+            .master_key
+            .wrap_identity(me.public_key().as_bytes(), &me.keypair)
+            .map_err(|e| e.to_string())?;
+        Api::new(Some(me.csrf.clone()))
+            .post::<_, serde_json::Value>(
+                "/auth/password",
+                &ChangePassword {
+                    auth_key: b64(old_keys.auth_key.as_bytes()),
+                    new_kdf_setup: b64(&new_setup.encode()),
+                    new_auth_key: b64(new_keys.auth_key.as_bytes()),
+                    new_wrapped_identity: b64(&wrapped),
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.status == 401 || e.status == 409 {
+                    "The current password is not right.".to_owned()
+                } else {
+                    explain(e)
+                }
+            })?;
+        me.master_key = new_keys.master_key;
+        me.store();
+        Ok(())
+    }
+
+    pub async fn logout(me: &Keyring) {
+        let _ = Api::new(Some(me.csrf.clone())).send("POST", "/auth/logout").await;
+        Keyring::forget();
+    }
+}
+
+/// Sign-up and log-in share one form.
+#[component]
+fn AuthForm(signup: bool) -> impl IntoView {
+    let account = expect_context::<AccountSignal>();
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let confirm = RwSignal::new(String::new());
+    let busy = RwSignal::new(Busy::Idle);
+    let navigate = use_navigate();
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (e, p) = (email.get_untracked().trim().to_owned(), password.get_untracked());
+        if !e.contains('@') {
+            busy.set(Busy::Failed("Enter your e-mail address.".to_owned()));
+            return;
+        }
+        if signup && p.chars().count() < 10 {
+            busy.set(Busy::Failed(
+                "Use at least 10 characters: the password is the key to your files.".to_owned(),
+            ));
+            return;
+        }
+        if signup && p != confirm.get_untracked() {
+            busy.set(Busy::Failed("The two passwords differ.".to_owned()));
+            return;
+        }
+        busy.set(Busy::Sending);
+        let _navigate = navigate.clone();
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let deriving = move || busy.set(Busy::Deriving(crate::browser::js::now_ms()));
+            let result = if signup {
+                flows::signup(&e, &p, deriving).await
+            } else {
+                flows::login(&e, &p, deriving).await
+            };
+            match result {
+                Ok(keys) => {
+                    keys.store();
+                    account.set(Some(crate::Account {
+                        email: keys.email.clone(),
+                        fingerprint: keys.public_key().fingerprint(),
+                    }));
+                    busy.set(Busy::Idle);
+                    _navigate("/files", Default::default());
+                }
+                Err(m) => busy.set(Busy::Failed(m)),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (e, p, account);
+    };
+
+    view! {
+        <section class="panel narrow">
+            <h1>{if signup { "Create your account" } else { "Log in" }}</h1>
+            <p class="muted">{if signup {
+                "Your password never leaves this tab: it becomes the keys that lock your files. Nobody can reset it, so keep it safe."
+            } else {
+                "Your password unlocks your keys in this tab; the server never sees it."
+            }}</p>
+            <form on:submit=submit class="form">
+                <label>"E-mail"
+                    <input type="email" name="email" autocomplete="username" required
+                        prop:value=email on:input=move |ev| email.set(event_target_value(&ev)) />
+                </label>
+                <label>"Password"
+                    <input type="password" name="password" autocomplete=if signup { "new-password" } else { "current-password" } required
+                        prop:value=password on:input=move |ev| password.set(event_target_value(&ev)) />
+                </label>
+                {signup.then(|| view! {
+                    <label>"Password again"
+                        <input type="password" name="confirm" autocomplete="new-password" required
+                            prop:value=confirm on:input=move |ev| confirm.set(event_target_value(&ev)) />
+                    </label>
+                })}
+                <button type="submit" class="button" data-testid="auth-submit"
+                    disabled=move || !hydrated.get() || matches!(busy.get(), Busy::Deriving(_) | Busy::Sending)>
+                    {if signup { "Create account" } else { "Log in" }}
+                </button>
+            </form>
+            <BusyLine busy />
+            <p class="muted">{if signup {
+                view! { "Already have an account? " <a href="/login">"Log in"</a> }.into_any()
+            } else {
+                view! { "New here? " <a href="/signup">"Create an account"</a> }.into_any()
+            }}</p>
+        </section>
+    }
+}
+
+#[component]
+pub fn SignupPage() -> impl IntoView {
+    view! { <AuthForm signup=true /> }
+}
+
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    view! { <AuthForm signup=false /> }
+}
+
+/// The account: who, the identity fingerprint, change password, log out.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let account = expect_context::<AccountSignal>();
+    let old = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let busy = RwSignal::new(Busy::Idle);
+    let navigate = use_navigate();
+
+    let change = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (o, n) = (old.get_untracked(), new.get_untracked());
+        if n.chars().count() < 10 {
+            busy.set(Busy::Failed("Use at least 10 characters.".to_owned()));
+            return;
+        }
+        busy.set(Busy::Sending);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let Some(mut me) = crate::browser::keyring::Keyring::load() else {
+                busy.set(Busy::Failed("Log in first.".to_owned()));
+                return;
+            };
+            let deriving = move || busy.set(Busy::Deriving(crate::browser::js::now_ms()));
+            match flows::change_password(&mut me, &o, &n, deriving).await {
+                Ok(()) => {
+                    old.set(String::new());
+                    new.set(String::new());
+                    busy.set(Busy::Done(
+                        "Password changed. Other sessions and tokens were logged out.".to_owned(),
+                    ));
+                }
+                Err(m) => busy.set(Busy::Failed(m)),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (o, n);
+    };
+    let logout = move |_| {
+        let _navigate = navigate.clone();
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            if let Some(me) = crate::browser::keyring::Keyring::load() {
+                flows::logout(&me).await;
+            }
+            account.set(None);
+            _navigate("/", Default::default());
+        });
+    };
+
+    view! {
+        <section class="panel narrow">
+            <h1>"Your account"</h1>
+            {move || match account.get() {
+                None => view! { <p>"You are not logged in. " <a href="/login">"Log in"</a></p> }.into_any(),
+                Some(a) => view! {
+                    <dl class="facts">
+                        <dt>"E-mail"</dt><dd>{a.email.clone()}</dd>
+                        <dt>"Identity"</dt><dd><code>{a.fingerprint.clone()}</code></dd>
+                    </dl>
+                    <button type="button" class="button secondary" on:click=logout.clone() data-testid="logout">"Log out"</button>
+                }.into_any(),
+            }}
+        </section>
+        <section class="panel narrow">
+            <h2>"Change password"</h2>
+            <form on:submit=change class="form">
+                <label>"Current password"
+                    <input type="password" autocomplete="current-password" required prop:value=old on:input=move |ev| old.set(event_target_value(&ev)) />
+                </label>
+                <label>"New password"
+                    <input type="password" autocomplete="new-password" required prop:value=new on:input=move |ev| new.set(event_target_value(&ev)) />
+                </label>
+                <button type="submit" class="button" disabled=move || matches!(busy.get(), Busy::Deriving(_) | Busy::Sending)>"Change password"</button>
+            </form>
+            <BusyLine busy />
+        </section>
+    }
+}

@@ -1,0 +1,487 @@
+//! The files page: drop files (or pick them) to upload, watch each upload's progress, and the
+//! list of stored files with names decrypted in this tab, redundancy health, download, share and
+//! delete. Uploads and downloads run in the pipeline worker; this page only shows them.
+
+use disktro_core::api::FileSummary;
+use leptos::prelude::*;
+
+use crate::AccountSignal;
+use crate::format;
+use crate::pages::share_dialog::{ShareDialog, ShareTarget};
+
+/// A stored file as the list shows it.
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub summary: FileSummary,
+    pub name: String,
+    pub mime: String,
+}
+
+/// State of one transfer (upload or download) row.
+// Built only by the browser build's handlers.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Phase {
+    Running,
+    Done,
+    Failed(String),
+}
+
+/// One upload or download in progress (or just finished).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    pub id: u64,
+    pub upload: bool,
+    pub name: String,
+    pub size: u64,
+    pub bytes_done: u64,
+    pub shards_done: u64,
+    pub shards_total: u64,
+    pub started_ms: f64,
+    pub now_ms: f64,
+    pub phase: Phase,
+    /// The pipeline job, to cancel it.
+    pub job: Option<u32>,
+}
+
+impl Transfer {
+    fn eta(&self) -> String {
+        let elapsed = (self.now_ms - self.started_ms) / 1000.0;
+        if self.bytes_done == 0 || elapsed <= 0.0 {
+            return "—".to_owned();
+        }
+        let rate = self.bytes_done as f64 / elapsed;
+        format::duration(self.size.saturating_sub(self.bytes_done) as f64 / rate)
+    }
+}
+
+/// The page's shared state.
+#[derive(Debug, Clone, Copy)]
+struct Files {
+    rows: RwSignal<Option<Result<Vec<FileRow>, String>>>,
+    usage: RwSignal<(u64, u64)>,
+    transfers: RwSignal<Vec<Transfer>>,
+    share: RwSignal<Option<ShareTarget>>,
+}
+
+impl Files {
+    fn update(&self, id: u64, f: impl FnOnce(&mut Transfer)) {
+        self.transfers.update(|ts| {
+            if let Some(t) = ts.iter_mut().find(|t| t.id == id) {
+                f(t);
+            }
+        });
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod actions {
+    //! What the page's buttons do, in the browser.
+    use disktro_core::api::{FileDownload, FileList};
+    use disktro_core::metadata::FileMetadata;
+    use leptos::prelude::*;
+
+    use super::{FileRow, Files, Phase, Transfer};
+    use crate::browser::api::Api;
+    use crate::browser::js;
+    use crate::browser::keyring::Keyring;
+    use crate::browser::pipeline::{Event, Pipeline, Request};
+    use crate::browser::unb64;
+
+    pub fn keys() -> Result<Keyring, String> {
+        Keyring::load().ok_or_else(|| "Log in to see your files.".to_owned())
+    }
+
+    fn next_id() -> u64 {
+        thread_local!(static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(1) });
+        NEXT.with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        })
+    }
+
+    pub async fn refresh(files: Files) {
+        let result = async {
+            let me = keys()?;
+            let list: FileList = Api::new(Some(me.csrf.clone())).get("/files").await.map_err(|e| {
+                if e.status == 401 {
+                    Keyring::forget();
+                    "Your session ended: log in again.".to_owned()
+                } else {
+                    e.message
+                }
+            })?;
+            files.usage.set((list.used_bytes, list.quota_bytes));
+            Ok(list
+                .files
+                .into_iter()
+                .map(|summary| {
+                    let opened = me
+                        .file_key(&summary.file_id, &summary.wrapped_key)
+                        .and_then(|(id, key)| {
+                            FileMetadata::open(&unb64(&summary.metadata, "metadata")?, &key, &id)
+                                .map_err(|_| "metadata does not open".to_owned())
+                        });
+                    let (name, mime) = match opened {
+                        Ok(m) => (m.name, m.mime),
+                        Err(_) => ("(name unreadable)".to_owned(), String::new()),
+                    };
+                    FileRow { summary, name, mime }
+                })
+                .collect())
+        }
+        .await;
+        files.rows.set(Some(result));
+    }
+
+    pub fn upload(files: Files, file: web_sys::File) {
+        let id = next_id();
+        let now = js::now_ms();
+        files.transfers.update(|ts| {
+            ts.insert(
+                0,
+                Transfer {
+                    id,
+                    upload: true,
+                    name: file.name(),
+                    size: crate::format::whole(file.size()),
+                    bytes_done: 0,
+                    shards_done: 0,
+                    shards_total: 0,
+                    started_ms: now,
+                    now_ms: now,
+                    phase: Phase::Running,
+                    job: None,
+                },
+            );
+        });
+        leptos::task::spawn_local(async move {
+            let started = async {
+                let me = keys()?;
+                let pipeline = Pipeline::get().await?;
+                pipeline.run(
+                    &Request::Upload { keyring: me.to_wire() },
+                    Some(("file", file.into())),
+                    move |event, _| match event {
+                        Event::Progress {
+                            bytes_done,
+                            shards_done,
+                            shards_total,
+                            ..
+                        } => files.update(id, |t| {
+                            t.bytes_done = bytes_done;
+                            t.shards_done = shards_done;
+                            t.shards_total = shards_total;
+                            t.now_ms = js::now_ms();
+                        }),
+                        Event::Uploaded { .. } => {
+                            files.update(id, |t| {
+                                t.bytes_done = t.size;
+                                t.shards_done = t.shards_total;
+                                t.now_ms = js::now_ms();
+                                t.phase = Phase::Done;
+                            });
+                            leptos::task::spawn_local(refresh(files));
+                        }
+                        Event::Failed { message } => files.update(id, |t| t.phase = Phase::Failed(message)),
+                        _ => {}
+                    },
+                )
+            }
+            .await;
+            match started {
+                Ok(job) => files.update(id, |t| t.job = Some(job)),
+                Err(m) => files.update(id, |t| t.phase = Phase::Failed(m)),
+            }
+        });
+    }
+
+    pub fn cancel(job: u32) {
+        leptos::task::spawn_local(async move {
+            if let Ok(p) = Pipeline::get().await {
+                p.cancel(job);
+            }
+        });
+    }
+
+    pub fn download(files: Files, row: FileRow) {
+        let id = next_id();
+        let now = js::now_ms();
+        files.transfers.update(|ts| {
+            ts.insert(
+                0,
+                Transfer {
+                    id,
+                    upload: false,
+                    name: row.name.clone(),
+                    size: row.summary.size,
+                    bytes_done: 0,
+                    shards_done: 0,
+                    shards_total: 0,
+                    started_ms: now,
+                    now_ms: now,
+                    phase: Phase::Running,
+                    job: None,
+                },
+            );
+        });
+        leptos::task::spawn_local(async move {
+            let outcome = async {
+                let me = keys()?;
+                let answer: FileDownload = Api::new(Some(me.csrf.clone()))
+                    .get(&format!("/files/{}", row.summary.file_id))
+                    .await
+                    .map_err(|e| e.message)?;
+                let (_, key) = me.file_key(&row.summary.file_id, &row.summary.wrapped_key)?;
+                let owner = Some(disktro_core::ids::to_hex(me.public_key().as_bytes()));
+                crate::browser::save::download_to_disk(answer, &key, owner, &row.name, &row.mime, move |p| {
+                    files.update(id, |t| {
+                        t.bytes_done = p.bytes_done;
+                        t.now_ms = js::now_ms();
+                    });
+                })
+                .await
+            }
+            .await;
+            files.update(id, |t| {
+                t.now_ms = js::now_ms();
+                t.phase = match outcome {
+                    Ok(()) => Phase::Done,
+                    Err(m) => Phase::Failed(m),
+                };
+            });
+        });
+    }
+
+    pub fn delete(files: Files, file_id: String) {
+        leptos::task::spawn_local(async move {
+            let Ok(me) = keys() else { return };
+            if let Err(e) = Api::new(Some(me.csrf.clone()))
+                .send("DELETE", &format!("/files/{file_id}"))
+                .await
+            {
+                files.rows.set(Some(Err(e.message)));
+            }
+            refresh(files).await;
+        });
+    }
+
+    /// The files of a drop or of the picker.
+    pub fn each_file(list: Option<web_sys::FileList>, mut f: impl FnMut(web_sys::File)) {
+        if let Some(list) = list {
+            for i in 0..list.length() {
+                if let Some(file) = list.item(i) {
+                    f(file);
+                }
+            }
+        }
+    }
+}
+
+#[component]
+pub fn FilesPage() -> impl IntoView {
+    let account = expect_context::<AccountSignal>();
+    let files = Files {
+        rows: RwSignal::new(None),
+        usage: RwSignal::new((0, 0)),
+        transfers: RwSignal::new(Vec::new()),
+        share: RwSignal::new(None),
+    };
+    let dragging = RwSignal::new(false);
+    Effect::new(move || {
+        if account.get().is_some() {
+            #[cfg(feature = "hydrate")]
+            leptos::task::spawn_local(actions::refresh(files));
+        }
+    });
+
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        #[cfg(feature = "hydrate")]
+        actions::each_file(ev.data_transfer().and_then(|d| d.files()), |f| {
+            actions::upload(files, f)
+        });
+    };
+    let on_pick = move |ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast as _;
+            if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                actions::each_file(input.files(), |f| actions::upload(files, f));
+                input.set_value("");
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
+    };
+
+    view! {
+        <Show when=move || account.get().is_some() fallback=|| view! {
+            <section class="panel narrow">
+                <h1>"Your files"</h1>
+                <p>"Log in to upload and see your files. " <a href="/login">"Log in"</a> " or " <a href="/signup">"create an account"</a> "."</p>
+            </section>
+        }>
+            <section
+                class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
+                data-testid="dropzone"
+                on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true); }
+                on:dragleave=move |_| dragging.set(false)
+                on:drop=on_drop
+            >
+                <p class="drop-title">"Drop files here to encrypt and store them"</p>
+                <p class="muted">"Each file is cut, compressed where that pays, sealed and erasure-coded in this tab before it leaves."</p>
+                <label class="button">
+                    "Choose files…"
+                    <input type="file" multiple class="visually-hidden" data-testid="file-input" on:change=on_pick />
+                </label>
+            </section>
+            <TransferList files />
+            <FileTable files />
+            <ShareDialog target=files.share />
+        </Show>
+    }
+}
+
+#[component]
+fn TransferList(files: Files) -> impl IntoView {
+    view! {
+        <Show when=move || !files.transfers.get().is_empty()>
+            <section class="panel" aria-label="Transfers">
+                <h2>"Transfers"</h2>
+                <ul class="transfers" data-testid="transfers">
+                    <For each=move || files.transfers.get() key=|t| (t.id, t.bytes_done, t.phase.clone(), t.job) let:t>
+                        <TransferRow t />
+                    </For>
+                </ul>
+            </section>
+        </Show>
+    }
+}
+
+#[component]
+fn TransferRow(t: Transfer) -> impl IntoView {
+    let pct = if t.size == 0 {
+        100.0
+    } else {
+        t.bytes_done as f64 * 100.0 / t.size as f64
+    };
+    let rate = format::rate(t.bytes_done, t.now_ms - t.started_ms);
+    let (state, class) = match &t.phase {
+        Phase::Running => (format!("{pct:.0}%"), "running"),
+        Phase::Done => ((if t.upload { "stored" } else { "saved" }).to_owned(), "done"),
+        Phase::Failed(m) => (format!("failed: {m}"), "failed"),
+    };
+    let running = t.phase == Phase::Running;
+    let job = t.job;
+    view! {
+        <li class=format!("transfer {class}") data-testid="transfer" data-state=class>
+            <div class="transfer-head">
+                <span class="transfer-kind">{if t.upload { "↑" } else { "↓" }}</span>
+                <span class="transfer-name">{t.name.clone()}</span>
+                <span class="transfer-state" role="status">{state}</span>
+                {(running && job.is_some()).then(|| view! {
+                    <button type="button" class="button small secondary" on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        if let Some(job) = job { actions::cancel(job); }
+                    }>"Cancel"</button>
+                })}
+            </div>
+            <progress max="100" value=pct></progress>
+            <div class="transfer-facts muted">
+                <span>{format!("{} of {}", format::bytes(t.bytes_done), format::bytes(t.size))}</span>
+                <span>{rate}</span>
+                {running.then(|| view! { <span>{format!("ETA {}", t.eta())}</span> })}
+                {(t.shards_total > 0).then(|| view! { <span>{format!("{} / {} shards acknowledged", t.shards_done, t.shards_total)}</span> })}
+            </div>
+        </li>
+    }
+}
+
+#[component]
+fn FileTable(files: Files) -> impl IntoView {
+    view! {
+        <section class="panel" aria-labelledby="files-title">
+            <div class="panel-head">
+                <h1 id="files-title">"Your files"</h1>
+                <span class="muted" data-testid="usage">{move || {
+                    let (used, quota) = files.usage.get();
+                    format!("{} of {} used", format::bytes(used), format::bytes(quota))
+                }}</span>
+            </div>
+            {move || match files.rows.get() {
+                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+                Some(Ok(rows)) if rows.is_empty() => view! { <p class="muted">"No files yet: drop one above."</p> }.into_any(),
+                Some(Ok(rows)) => view! {
+                    <div class="table-wrap">
+                    <table class="files" data-testid="file-list">
+                        <thead><tr><th>"Name"</th><th>"Size"</th><th>"Added"</th><th>"Redundancy"</th><th><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                        <tbody>
+                            {rows.into_iter().map(|row| view! { <FileLine files row /> }).collect_view()}
+                        </tbody>
+                    </table>
+                    </div>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn FileLine(files: Files, row: FileRow) -> impl IntoView {
+    let h = &row.summary.health;
+    let healthy = h.weakest_chunk_healthy >= h.shards_per_chunk;
+    let at_risk = h.weakest_chunk_healthy < h.needed;
+    let health_class = if healthy {
+        "health ok"
+    } else if at_risk {
+        "health bad"
+    } else {
+        "health warn"
+    };
+    let health_text = format!("{} / {}", h.weakest_chunk_healthy, h.shards_per_chunk);
+    let health_title = format!(
+        "The weakest chunk has {} of its {} shards on online workers; any {} rebuild it.",
+        h.weakest_chunk_healthy, h.shards_per_chunk, h.needed
+    );
+    let (for_download, for_share) = (row.clone(), row.clone());
+    let file_id = row.summary.file_id.clone();
+    let name = row.name.clone();
+    view! {
+        <tr data-testid="file-row" data-file-id=row.summary.file_id.clone()>
+            <td class="name"><span class="file-name">{row.name.clone()}</span><span class="muted mime">{row.mime.clone()}</span></td>
+            <td>{format::bytes(row.summary.size)}</td>
+            <td>{format::date(row.summary.created_at)}</td>
+            <td><span class=health_class title=health_title data-testid="health">{health_text}</span></td>
+            <td class="actions">
+                <button type="button" class="button small" data-testid="download" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    actions::download(files, for_download.clone());
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = &for_download;
+                }>"Download"</button>
+                <button type="button" class="button small secondary" data-testid="share" on:click=move |_| {
+                    files.share.set(Some(ShareTarget {
+                        file_id: for_share.summary.file_id.clone(),
+                        name: for_share.name.clone(),
+                        wrapped_key: for_share.summary.wrapped_key.clone(),
+                    }));
+                }>"Share"</button>
+                <button type="button" class="button small danger" data-testid="delete" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    {
+                        let sure = web_sys::window()
+                            .and_then(|w| w.confirm_with_message(&format!("Delete {name}? Its shares stop working.")).ok())
+                            .unwrap_or(false);
+                        if sure { actions::delete(files, file_id.clone()); }
+                    }
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = (&file_id, &name);
+                }>"Delete"</button>
+            </td>
+        </tr>
+    }
+}

@@ -1,0 +1,285 @@
+//! The operators' view: every storage node with its health (`/nodes`), one node with charts of
+//! capacity and traffic over time (`/nodes/<id>`), and the network at a glance for the home page.
+//! All of it is public, polled from the API every few seconds so it updates without a reload,
+//! and the charts are SVG drawn here.
+
+use disktro_core::api::{NodeSample, NodeStatus, NodeView};
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::format;
+
+/// How often the lists refresh.
+const POLL_MS: u64 = 2_000;
+
+/// A polled value: `None` until the first answer.
+type Polled<T> = RwSignal<Option<Result<T, String>>>;
+
+/// Fetch `path` now and every `every_ms` while the page is shown.
+fn poll<T>(path: impl Fn() -> String + Send + Sync + 'static, every_ms: u64) -> Polled<T>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let value: Polled<T> = RwSignal::new(None);
+    #[cfg(feature = "hydrate")]
+    {
+        let path = std::sync::Arc::new(path);
+        let fetch = move || {
+            let path = path();
+            leptos::task::spawn_local(async move {
+                let got = crate::browser::api::Api::default()
+                    .get::<T>(&path)
+                    .await
+                    .map_err(|e| e.message);
+                value.set(Some(got));
+            });
+        };
+        let first = fetch.clone();
+        Effect::new(first);
+        if let Ok(handle) = set_interval_with_handle(fetch, std::time::Duration::from_millis(every_ms)) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (path, every_ms);
+    value
+}
+
+fn now() -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        i64::try_from(format::whole(js_sys::Date::now() / 1000.0)).unwrap_or(0)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        0
+    }
+}
+
+fn status_word(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Online => "online",
+        NodeStatus::Suspect => "suspect",
+        NodeStatus::Offline => "offline",
+    }
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+fn used_pct(n: &NodeView) -> f64 {
+    if n.capacity <= 0 {
+        0.0
+    } else {
+        (n.used as f64 * 100.0 / n.capacity as f64).clamp(0.0, 100.0)
+    }
+}
+
+/// The network at a glance (home page).
+#[component]
+pub fn NetworkGlance() -> impl IntoView {
+    let nodes = poll::<Vec<NodeView>>(|| "/nodes".to_owned(), POLL_MS * 2);
+    view! {
+        <section class="panel" aria-labelledby="glance-title">
+            <h2 id="glance-title">"The network now"</h2>
+            {move || match nodes.get() {
+                None => view! { <p class="muted">"Asking the server…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Ok(list)) => {
+                    let online = list.iter().filter(|n| n.status == NodeStatus::Online).count();
+                    let capacity: i64 = list.iter().filter(|n| n.status == NodeStatus::Online).map(|n| n.capacity).sum();
+                    let used: i64 = list.iter().map(|n| n.used).sum();
+                    let shards: i64 = list.iter().map(|n| n.shards).sum();
+                    view! {
+                        <div class="stats">
+                            <div class="stat"><span class="stat-n" data-testid="glance-online">{format!("{online} / {}", list.len())}</span><span class="muted">"nodes online"</span></div>
+                            <div class="stat"><span class="stat-n">{format::bytes_i(capacity)}</span><span class="muted">"capacity online"</span></div>
+                            <div class="stat"><span class="stat-n">{format::bytes_i(used)}</span><span class="muted">"stored"</span></div>
+                            <div class="stat"><span class="stat-n">{shards}</span><span class="muted">"shards"</span></div>
+                            <div class="stat"><span class="stat-n">"6 + 4"</span><span class="muted">"shards per chunk (any 6 rebuild it)"</span></div>
+                        </div>
+                        <p><a href="/nodes">"All nodes →"</a></p>
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+#[component]
+pub fn NodesPage() -> impl IntoView {
+    let nodes = poll::<Vec<NodeView>>(|| "/nodes".to_owned(), POLL_MS);
+    view! {
+        <section class="panel" aria-labelledby="nodes-title">
+            <div class="panel-head">
+                <h1 id="nodes-title">"Storage nodes"</h1>
+                <span class="muted">"Live: refreshed every 2 s"</span>
+            </div>
+            {move || match nodes.get() {
+                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <p class="muted">"No node has registered yet."</p> }.into_any(),
+                Some(Ok(list)) => {
+                    let t = now();
+                    view! {
+                        <div class="table-wrap">
+                        <table class="nodes" data-testid="node-list">
+                            <thead><tr>
+                                <th>"Status"</th><th>"Node"</th><th>"Zone"</th><th>"Capacity"</th><th>"Shards"</th>
+                                <th>"Last heartbeat"</th><th>"Traffic in / out"</th><th>"Audits"</th>
+                            </tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|n| {
+                                    let word = status_word(n.status);
+                                    let pct = used_pct(&n);
+                                    view! {
+                                        <tr data-testid="node-row" data-node-id=n.node_id.clone() data-status=word>
+                                            <td><span class=format!("light {word}") aria-hidden="true"></span>{word}</td>
+                                            <td><a href=format!("/nodes/{}", n.node_id)><code>{short(&n.node_id)}</code></a></td>
+                                            <td>{n.zone.clone()}</td>
+                                            <td class="capacity">
+                                                <div class="bar" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
+                                                    <div class="bar-fill" style=format!("width: {pct:.1}%")></div>
+                                                </div>
+                                                <span class="muted">{format!("{} of {}", format::bytes_i(n.used), format::bytes_i(n.capacity))}</span>
+                                            </td>
+                                            <td>{n.shards}{(n.quarantined > 0).then(|| view! { <span class="tag bad" title="corrupt shards quarantined">{format!("{} quarantined", n.quarantined)}</span> })}</td>
+                                            <td>{format::ago(n.last_seen, t)}</td>
+                                            <td>{format!("{} / {}", format::bytes_i(n.ingress_bytes), format::bytes_i(n.egress_bytes))}</td>
+                                            <td class="muted" title="The auditor is not running yet: no pass rate to show.">"no audits yet"</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                        </div>
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+/// One series of a chart.
+struct Series<'a> {
+    label: &'a str,
+    class: &'a str,
+    points: Vec<(i64, f64)>,
+}
+
+/// A line chart of `series` over time, in SVG; `unit` formats the y axis.
+fn chart(title: &str, series: &[Series<'_>], unit: fn(f64) -> String) -> AnyView {
+    const W: f64 = 640.0;
+    const H: f64 = 200.0;
+    const PAD: f64 = 36.0;
+    let all: Vec<&(i64, f64)> = series.iter().flat_map(|s| s.points.iter()).collect();
+    if all.len() < 2 {
+        return view! { <figure class="chart"><figcaption>{title.to_owned()}</figcaption><p class="muted">"Not enough samples yet: one is kept per minute."</p></figure> }.into_any();
+    }
+    let (t0, t1) = all
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let ymax = all.iter().fold(0.0f64, |m, p| m.max(p.1)).max(1.0);
+    let x = |t: i64| PAD + (t - t0) as f64 / ((t1 - t0).max(1) as f64) * (W - 2.0 * PAD);
+    let y = |v: f64| H - PAD - v / ymax * (H - 2.0 * PAD);
+    let lines = series
+        .iter()
+        .map(|s| {
+            let pts = s
+                .points
+                .iter()
+                .map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            view! { <polyline class=format!("line {}", s.class) points=pts fill="none" /> }
+        })
+        .collect_view();
+    let legend = series
+        .iter()
+        .map(|s| view! { <span class=format!("legend {}", s.class)>{s.label.to_owned()}</span> })
+        .collect_view();
+    view! {
+        <figure class="chart">
+            <figcaption>{title.to_owned()} " " {legend}</figcaption>
+            <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.to_owned()>
+                <line class="axis" x1=PAD y1=H - PAD x2=W - PAD y2=H - PAD />
+                <line class="axis" x1=PAD y1=PAD x2=PAD y2=H - PAD />
+                <text class="tick" x=PAD - 4.0 y=PAD text-anchor="end">{unit(ymax)}</text>
+                <text class="tick" x=PAD - 4.0 y=H - PAD text-anchor="end">"0"</text>
+                <text class="tick" x=PAD y=H - 8.0>{format::date(t0)}</text>
+                <text class="tick" x=W - PAD y=H - 8.0 text-anchor="end">{format::date(t1)}</text>
+                {lines}
+            </svg>
+        </figure>
+    }
+    .into_any()
+}
+
+/// Bytes per second between consecutive samples of a counter (a restart resets it: skipped).
+fn rates(samples: &[NodeSample], counter: fn(&NodeSample) -> i64) -> Vec<(i64, f64)> {
+    samples
+        .windows(2)
+        .filter_map(|w| {
+            let (a, b) = (&w[0], &w[1]);
+            let (dv, dt) = (counter(b) - counter(a), b.at - a.at);
+            (dv >= 0 && dt > 0).then(|| (b.at, dv as f64 / dt as f64))
+        })
+        .collect()
+}
+
+#[component]
+pub fn NodePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let nodes = poll::<Vec<NodeView>>(|| "/nodes".to_owned(), POLL_MS);
+    let samples = poll::<Vec<NodeSample>>(move || format!("/nodes/{}/samples", id()), 10_000);
+    view! {
+        <section class="panel">
+            <p><a href="/nodes">"← All nodes"</a></p>
+            {move || {
+                let node = nodes.get().and_then(Result::ok).and_then(|l| l.into_iter().find(|n| n.node_id == id()));
+                match node {
+                    None => view! { <h1>"Node"</h1><p class="muted">{move || format!("Looking for node {}…", short(&id()))}</p> }.into_any(),
+                    Some(n) => {
+                        let word = status_word(n.status);
+                        view! {
+                            <h1><span class=format!("light {word}") aria-hidden="true"></span><code>{short(&n.node_id)}</code>" "<span class="muted">{word}</span></h1>
+                            <dl class="facts">
+                                <dt>"Address"</dt><dd><code>{n.url.clone()}</code></dd>
+                                <dt>"Zone"</dt><dd>{n.zone.clone()}</dd>
+                                <dt>"Version"</dt><dd>{n.version.clone()}</dd>
+                                <dt>"Used"</dt><dd>{format!("{} of {} ({:.1}%)", format::bytes_i(n.used), format::bytes_i(n.capacity), used_pct(&n))}</dd>
+                                <dt>"Free disk"</dt><dd>{format::bytes_i(n.free_disk)}</dd>
+                                <dt>"Shards"</dt><dd>{format!("{} ({} quarantined)", n.shards, n.quarantined)}</dd>
+                                <dt>"Up for"</dt><dd>{format::duration(n.uptime_secs as f64)}</dd>
+                                <dt>"Last heartbeat"</dt><dd>{format::ago(n.last_seen, now())}</dd>
+                                <dt>"Registered"</dt><dd>{format::date(n.registered_at)}</dd>
+                            </dl>
+                        }.into_any()
+                    }
+                }
+            }}
+        </section>
+        <section class="panel charts">
+            {move || match samples.get() {
+                None => view! { <p class="muted">"Loading history…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Ok(s)) => {
+                    let capacity = [
+                        Series { label: "capacity", class: "s1", points: s.iter().map(|p| (p.at, p.capacity as f64)).collect() },
+                        Series { label: "used", class: "s2", points: s.iter().map(|p| (p.at, p.used as f64)).collect() },
+                    ];
+                    let traffic = [
+                        Series { label: "in", class: "s1", points: rates(&s, |p| p.ingress_bytes) },
+                        Series { label: "out", class: "s2", points: rates(&s, |p| p.egress_bytes) },
+                    ];
+                    view! {
+                        {chart("Capacity and use", &capacity, |v| format::bytes(format::whole(v)))}
+                        {chart("Traffic", &traffic, |v| format!("{}/s", format::bytes(format::whole(v))))}
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}

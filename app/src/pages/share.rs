@@ -1,0 +1,204 @@
+//! The page a share link opens (`/s/<id>#<key>`), for people with no account. The key is read
+//! from the fragment in the browser and never sent; the page shows the file's name and size
+//! (opened with the key), who signed its manifest, when the link expires, and downloads the file
+//! the same way the owner would. Revoked, expired and used-up links say so.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::format;
+
+/// What the page shows about the file.
+#[derive(Debug, Clone, PartialEq)]
+struct Shared {
+    name: String,
+    mime: String,
+    size: u64,
+    signer: String,
+    expires_at: i64,
+    downloads_left: Option<u64>,
+}
+
+/// Where the page is.
+#[derive(Debug, Clone, PartialEq)]
+enum View {
+    Loading,
+    NeedsPassword(Option<String>),
+    Ready(Shared),
+    Gone(String),
+}
+
+#[cfg(feature = "hydrate")]
+mod actions {
+    use disktro_core::api::{FileDownload, ShareAccess, ShareInfo};
+    use disktro_core::metadata::FileMetadata;
+    use disktro_core::{FileId, FileKey, SignedManifest};
+
+    use super::Shared;
+    use crate::browser::api::{Api, ApiFailure};
+    use crate::browser::{b64, unb64};
+
+    /// The key in the fragment.
+    pub fn key() -> Result<FileKey, String> {
+        let hash = web_sys::window()
+            .and_then(|w| w.location().hash().ok())
+            .unwrap_or_default();
+        disktro_core::keys::decode_link_key(hash.trim_start_matches('#'))
+            .map_err(|_| "This link is incomplete: the part after # (the key) is missing or damaged.".to_owned())
+    }
+
+    pub fn access(key: &FileKey, password: Option<&str>) -> ShareAccess {
+        ShareAccess {
+            password_proof: password.map(|p| b64(&disktro_core::keys::share_password_proof(key, p))),
+        }
+    }
+
+    /// Why a link cannot be used, in plain words (`None`: a password is needed or wrong).
+    pub fn explain(e: &ApiFailure) -> Option<String> {
+        Some(match e.code.as_str() {
+            "share_revoked" => "This link was revoked by the person who shared it.".to_owned(),
+            "share_expired" => "This link has expired.".to_owned(),
+            "share_exhausted" => "This link has been used as many times as it allows.".to_owned(),
+            "share_not_found" | "not_found" => "There is no such link.".to_owned(),
+            "share_password_required" | "share_password_wrong" => return None,
+            _ => e.message.clone(),
+        })
+    }
+
+    pub async fn open(id: &str, key: &FileKey, password: Option<&str>) -> Result<Shared, ApiFailure> {
+        let info: ShareInfo = Api::default()
+            .post(&format!("/public/shares/{id}"), &access(key, password))
+            .await?;
+        let fail = |message: String| ApiFailure {
+            status: 0,
+            code: "integrity".to_owned(),
+            message,
+        };
+        let file_id: FileId = info.file_id.parse().map_err(|_| fail("malformed file id".to_owned()))?;
+        let manifest = SignedManifest::decode(&unb64(&info.manifest, "manifest").map_err(fail)?)
+            .map_err(|e| fail(format!("the file's manifest does not verify: {e}")))?;
+        let metadata = FileMetadata::open(&unb64(&info.metadata, "metadata").map_err(fail)?, key, &file_id)
+            .map_err(|_| fail("The key in this link does not open the file: the link is damaged.".to_owned()))?;
+        Ok(Shared {
+            name: metadata.name,
+            mime: metadata.mime,
+            size: info.size,
+            signer: manifest.owner().fingerprint(),
+            expires_at: info.expires_at,
+            downloads_left: info.downloads_left,
+        })
+    }
+
+    pub async fn fetch(id: &str, key: &FileKey, password: Option<&str>) -> Result<FileDownload, ApiFailure> {
+        Api::default()
+            .post(&format!("/public/shares/{id}/download"), &access(key, password))
+            .await
+    }
+}
+
+#[component]
+pub fn SharePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let view_state = RwSignal::new(View::Loading);
+    let password = RwSignal::new(String::new());
+    let progress = RwSignal::new(None::<(u64, u64, f64, f64)>);
+    let status = RwSignal::new(None::<Result<String, String>>);
+
+    let load = move |pw: Option<String>| {
+        let _share = id();
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let key = match actions::key() {
+                Ok(k) => k,
+                Err(m) => return view_state.set(View::Gone(m)),
+            };
+            match actions::open(&_share, &key, pw.as_deref()).await {
+                Ok(shared) => view_state.set(View::Ready(shared)),
+                Err(e) => match actions::explain(&e) {
+                    Some(m) => view_state.set(View::Gone(m)),
+                    None => view_state.set(View::NeedsPassword(
+                        (e.code == "share_password_wrong").then(|| "That password is not right.".to_owned()),
+                    )),
+                },
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = pw;
+    };
+    Effect::new(move || load(None));
+
+    let download = move |_| {
+        let View::Ready(shared) = view_state.get_untracked() else {
+            return;
+        };
+        let _share = id();
+        let _pw = Some(password.get_untracked()).filter(|p| !p.is_empty());
+        status.set(None);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            use crate::browser::js::now_ms;
+            let outcome = async {
+                let key = actions::key()?;
+                let answer = actions::fetch(&_share, &key, _pw.as_deref())
+                    .await
+                    .map_err(|e| actions::explain(&e).unwrap_or_else(|| "The password is needed again.".to_owned()))?;
+                let start = now_ms();
+                progress.set(Some((0, shared.size, start, start)));
+                crate::browser::save::download_to_disk(answer, &key, None, &shared.name, &shared.mime, move |p| {
+                    progress.set(Some((p.bytes_done, p.size, start, now_ms())));
+                })
+                .await
+            }
+            .await;
+            status.set(Some(outcome.map(|()| "Downloaded: check your downloads.".to_owned())));
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = shared;
+    };
+
+    view! {
+        <section class="panel narrow share-page" data-testid="share-page">
+            {move || match view_state.get() {
+                View::Loading => view! { <p class="muted">"Opening the link…"</p> }.into_any(),
+                View::Gone(m) => view! {
+                    <h1>"This link cannot be used"</h1>
+                    <p class="error" role="alert" data-testid="share-gone">{m}</p>
+                }.into_any(),
+                View::NeedsPassword(wrong) => view! {
+                    <h1>"This link needs a password"</h1>
+                    <form class="form" on:submit=move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); load(Some(password.get_untracked())); }>
+                        <label>"Password"
+                            <input type="password" data-testid="share-page-password" prop:value=password on:input=move |ev| password.set(event_target_value(&ev)) />
+                        </label>
+                        <button type="submit" class="button">"Open"</button>
+                    </form>
+                    {wrong.map(|m| view! { <p class="error" role="alert">{m}</p> })}
+                }.into_any(),
+                View::Ready(s) => view! {
+                    <h1 data-testid="shared-name">{s.name.clone()}</h1>
+                    <dl class="facts">
+                        <dt>"Size"</dt><dd data-testid="shared-size">{format::bytes(s.size)}</dd>
+                        <dt>"Type"</dt><dd>{s.mime.clone()}</dd>
+                        <dt>"Signed by"</dt><dd><code data-testid="shared-signer">{s.signer.clone()}</code></dd>
+                        <dt>"Link expires"</dt><dd>{format::date(s.expires_at)}</dd>
+                        {s.downloads_left.map(|n| view! { <dt>"Downloads left"</dt><dd>{n}</dd> })}
+                    </dl>
+                    <button type="button" class="button" data-testid="shared-download" on:click=download>"Download"</button>
+                    {move || progress.get().map(|(done, size, start, now)| {
+                        let pct = if size == 0 { 100.0 } else { done as f64 * 100.0 / size as f64 };
+                        view! {
+                            <progress max="100" value=pct></progress>
+                            <p class="muted">{format!("{} of {} · {}", format::bytes(done), format::bytes(size), format::rate(done, now - start))}</p>
+                        }
+                    })}
+                    {move || status.get().map(|s| match s {
+                        Ok(m) => view! { <p class="ok" role="status" data-testid="shared-done">{m}</p> }.into_any(),
+                        Err(m) => view! { <p class="error" role="alert">{m}</p> }.into_any(),
+                    })}
+                    <p class="muted">"Decrypted in this tab with the key in the link; the server never sees it."</p>
+                }.into_any(),
+            }}
+        </section>
+    }
+}

@@ -1,0 +1,248 @@
+//! The share dialog of the files page: make a link with an expiry, a download limit and an
+//! optional password; copy it; see the file's links and revoke them. The link is
+//! `/s/<id>#<key>`: the key stays in the fragment, which browsers never send to a server.
+
+use disktro_core::api::ShareView;
+use leptos::prelude::*;
+
+use crate::format;
+
+/// The file a dialog is open for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareTarget {
+    pub file_id: String,
+    pub name: String,
+    pub wrapped_key: String,
+}
+
+/// Expiry choices, in seconds.
+const EXPIRIES: [(u64, &str); 4] = [
+    (3600, "1 hour"),
+    (86_400, "1 day"),
+    (604_800, "7 days"),
+    (2_592_000, "30 days"),
+];
+
+#[cfg(feature = "hydrate")]
+mod actions {
+    use disktro_core::api::{NewShare, ShareView};
+
+    use super::ShareTarget;
+    use crate::browser::api::Api;
+    use crate::browser::b64;
+    use crate::browser::keyring::Keyring;
+
+    fn api() -> Result<(Keyring, Api), String> {
+        let me = Keyring::load().ok_or("Log in first.")?;
+        let api = Api::new(Some(me.csrf.clone()));
+        Ok((me, api))
+    }
+
+    pub async fn list(file_id: &str) -> Result<Vec<ShareView>, String> {
+        let (_, api) = api()?;
+        api.get(&format!("/shares?file_id={file_id}"))
+            .await
+            .map_err(|e| e.message)
+    }
+
+    /// Create a link; returns the full URL with the key in the fragment.
+    pub async fn create(
+        target: &ShareTarget,
+        expires_in: u64,
+        max_downloads: Option<u32>,
+        password: &str,
+    ) -> Result<String, String> {
+        let (me, api) = api()?;
+        let (_, key) = me.file_key(&target.file_id, &target.wrapped_key)?;
+        let proof = (!password.is_empty()).then(|| b64(&disktro_core::keys::share_password_proof(&key, password)));
+        let share: ShareView = api
+            .post(
+                &format!("/files/{}/shares", target.file_id),
+                &NewShare {
+                    expires_in: Some(expires_in),
+                    max_downloads,
+                    password_proof: proof,
+                },
+            )
+            .await
+            .map_err(|e| e.message)?;
+        let origin = web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        Ok(format!(
+            "{origin}/s/{}#{}",
+            share.share_id,
+            disktro_core::keys::encode_link_key(&key)
+        ))
+    }
+
+    pub async fn revoke(share_id: &str) -> Result<(), String> {
+        let (_, api) = api()?;
+        api.send("DELETE", &format!("/shares/{share_id}"))
+            .await
+            .map_err(|e| e.message)
+    }
+
+    pub fn copy(text: &str) {
+        if let Some(w) = web_sys::window() {
+            let _ = w.navigator().clipboard().write_text(text);
+        }
+    }
+}
+
+#[component]
+pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
+    let expiry = RwSignal::new(604_800u64);
+    let limit = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let link = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
+    let shares = RwSignal::new(Vec::<ShareView>::new());
+    let copied = RwSignal::new(false);
+
+    let reload = move || {
+        #[cfg(feature = "hydrate")]
+        if let Some(t) = target.get_untracked() {
+            leptos::task::spawn_local(async move {
+                match actions::list(&t.file_id).await {
+                    Ok(list) => shares.set(list),
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        }
+    };
+    Effect::new(move || {
+        if target.get().is_some() {
+            link.set(None);
+            error.set(None);
+            copied.set(false);
+            reload();
+        }
+    });
+
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let limit_text = limit.get_untracked();
+        let max = if limit_text.trim().is_empty() {
+            None
+        } else {
+            match limit_text.trim().parse::<u32>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    error.set(Some(
+                        "The download limit is a whole number above zero (or empty for none).".to_owned(),
+                    ));
+                    return;
+                }
+            }
+        };
+        error.set(None);
+        #[cfg(feature = "hydrate")]
+        if let Some(t) = target.get_untracked() {
+            let (secs, pw) = (expiry.get_untracked(), password.get_untracked());
+            leptos::task::spawn_local(async move {
+                match actions::create(&t, secs, max, &pw).await {
+                    Ok(url) => {
+                        link.set(Some(url));
+                        reload();
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = max;
+    };
+
+    view! {
+        <Show when=move || target.get().is_some()>
+            <div class="dialog-backdrop" on:click=move |_| target.set(None)></div>
+            <section class="dialog panel" role="dialog" aria-modal="true" aria-labelledby="share-title" data-testid="share-dialog"
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| if ev.key() == "Escape" { target.set(None) }>
+                <div class="panel-head">
+                    <h2 id="share-title">{move || format!("Share {}", target.get().map(|t| t.name).unwrap_or_default())}</h2>
+                    <button type="button" class="button small secondary" aria-label="Close" on:click=move |_| target.set(None)>"✕"</button>
+                </div>
+                <form class="form" on:submit=create>
+                    <label>"Link works for"
+                        <select on:change=move |ev| expiry.set(event_target_value(&ev).parse().unwrap_or(604_800)) prop:value=move || expiry.get().to_string()>
+                            {EXPIRIES.iter().map(|(secs, label)| view! { <option value=secs.to_string()>{*label}</option> }).collect_view()}
+                        </select>
+                    </label>
+                    <label>"Download limit (empty: none)"
+                        <input type="number" min="1" inputmode="numeric" data-testid="share-limit" prop:value=limit on:input=move |ev| limit.set(event_target_value(&ev)) />
+                    </label>
+                    <label>"Password (optional)"
+                        <input type="password" autocomplete="new-password" data-testid="share-password" prop:value=password on:input=move |ev| password.set(event_target_value(&ev)) />
+                    </label>
+                    <button type="submit" class="button" data-testid="share-create">"Create link"</button>
+                </form>
+                {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                {move || link.get().map(|url| {
+                    let for_copy = url.clone();
+                    view! {
+                        <div class="link-box">
+                            <input type="text" readonly data-testid="share-link" prop:value=url.clone() on:focus=move |ev| {
+                                #[cfg(feature = "hydrate")]
+                                {
+                                    use wasm_bindgen::JsCast as _;
+                                    if let Some(i) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) { i.select(); }
+                                }
+                                #[cfg(not(feature = "hydrate"))]
+                                let _ = ev;
+                            } />
+                            <button type="button" class="button small" on:click=move |_| {
+                                #[cfg(feature = "hydrate")]
+                                actions::copy(&for_copy);
+                                #[cfg(not(feature = "hydrate"))]
+                                let _ = &for_copy;
+                                copied.set(true);
+                            }>{move || if copied.get() { "Copied" } else { "Copy" }}</button>
+                        </div>
+                        <p class="muted">"The key is in the part after #: anyone with the whole link can open the file; the server cannot."</p>
+                    }
+                })}
+                <h3>"Links to this file"</h3>
+                {move || {
+                    let list = shares.get();
+                    if list.is_empty() {
+                        return view! { <p class="muted">"None yet."</p> }.into_any();
+                    }
+                    view! {
+                        <ul class="shares">
+                            {list.into_iter().map(|s| {
+                                let id = s.share_id.clone();
+                                let state = if s.revoked { "revoked".to_owned() } else { format!("until {}", format::date(s.expires_at)) };
+                                let downloads = match s.max_downloads { Some(m) => format!("{} of {m} downloads", s.downloads), None => format!("{} downloads", s.downloads) };
+                                view! {
+                                    <li data-testid="share-row">
+                                        <code>{s.share_id.clone()}</code>
+                                        <span class="muted">{state}</span>
+                                        <span class="muted">{downloads}</span>
+                                        {s.password.then(|| view! { <span class="tag">"password"</span> })}
+                                        {(!s.revoked).then(|| view! {
+                                            <button type="button" class="button small danger" data-testid="share-revoke" on:click=move |_| {
+                                                #[cfg(feature = "hydrate")]
+                                                {
+                                                    let id = id.clone();
+                                                    leptos::task::spawn_local(async move {
+                                                        match actions::revoke(&id).await {
+                                                            Ok(()) => reload(),
+                                                            Err(e) => error.set(Some(e)),
+                                                        }
+                                                    });
+                                                }
+                                                #[cfg(not(feature = "hydrate"))]
+                                                let _ = &id;
+                                            }>"Revoke"</button>
+                                        })}
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+            </section>
+        </Show>
+    }
+}
