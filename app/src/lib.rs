@@ -9,6 +9,9 @@
 //! Pages render a shell on the server; everything behind a log-in is fetched by the browser with
 //! the session cookie, so no secret ever passes through server rendering.
 
+// The pages are deeply nested view types; release builds need more than the default query depth.
+#![recursion_limit = "256"]
+
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod format;

@@ -34,9 +34,18 @@ test('the page hydrates and the browser codec matches the native one', { timeout
   await page.getByTestId('run-codec').click();
   const verdict = page.getByTestId('verdict');
   await verdict.waitFor({ timeout: 90_000 });
+  // The bytes sealed by WebCrypto (the upload path), by the aes-gcm crate (the fallback) and by
+  // the one-call encoder must all be the server's native bytes.
   assert.equal(await page.getByTestId('browser-digest').textContent(), native);
+  assert.equal(await page.getByTestId('browser-digest-fallback').textContent(), native);
+  assert.equal(await page.getByTestId('browser-digest-whole').textContent(), native);
   assert.match(await verdict.textContent(), /^Identical/);
-  console.log(`in-browser codec (wasm32, aes-gcm crate): ${await page.getByTestId('browser-speed').textContent()}`);
+  // The page declares a strict policy: scripts from here or with the response's nonce only.
+  const csp = response.headers()['content-security-policy'];
+  assert.match(csp, /script-src 'self' 'nonce-[^']+' 'wasm-unsafe-eval'/);
+  assert.match(csp, /object-src 'none'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  console.log(`in-browser codec (wasm32, WebCrypto seal): ${await page.getByTestId('browser-speed').textContent()}`);
   assert.deepEqual(errors, []);
 });
 

@@ -57,7 +57,8 @@ function spawnUntil(bin, args, pattern, what) {
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what} did not start in 30 s:\n${log}`)), 30_000);
     const onData = (chunk) => {
-      log += chunk;
+      // Colour codes, should a logger add them, would split the fields matched.
+      log += String(chunk).replace(/\x1b\[[0-9;]*m/g, '');
       const m = log.match(pattern);
       if (m) {
         clearTimeout(timer);
@@ -99,7 +100,7 @@ export async function startNetwork({ workers = 10, heartbeat = 1 } = {}) {
     await new Promise((r) => setTimeout(r, 200));
   }
   const stopNode = (node) => new Promise((resolve) => {
-    if (node.child.exitCode !== null) return resolve();
+    if (node.child.exitCode !== null || node.child.signalCode !== null) return resolve();
     node.child.on('exit', () => resolve());
     node.child.kill('SIGKILL');
   });

@@ -9,6 +9,10 @@
 //!   [`leases`]: which replica runs a background job, and the janitor; [`api`]: the `/api/v1`
 //!   routes and their OpenAPI document; [`local_workers`]: `--local-workers`.
 
+// The app's pages are deeply nested view types; rendering them in release builds needs more
+// than the default query depth.
+#![recursion_limit = "256"]
+
 pub mod accounts;
 pub mod api;
 pub mod config;

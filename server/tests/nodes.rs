@@ -137,6 +137,40 @@ async fn registration_heartbeats_and_the_node_list() {
             (Some(1000), Some(3), Some(9000))
         );
         assert_eq!(n["zone"], "rack-1");
+        // The heartbeat left a sample for the node's charts; an unknown node's are 404.
+        let get = |path: String| {
+            let app = app.clone();
+            async move {
+                let res = app
+                    .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+                (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+            }
+        };
+        let (status, samples) = get(format!("/api/v1/nodes/{}/samples", node.public().node_id().to_hex())).await;
+        assert_eq!(status, StatusCode::OK, "{}: {samples}", db.backend);
+        assert_eq!(samples.as_array().map(Vec::len), Some(1), "{}: {samples}", db.backend);
+        assert_eq!(
+            (samples[0]["used"].as_i64(), samples[0]["egress_bytes"].as_i64()),
+            (Some(1000), Some(9000))
+        );
+        let (status, v) = get(format!("/api/v1/nodes/{}/samples", "ab".repeat(32))).await;
+        assert_eq!((status, code(&v)), (StatusCode::NOT_FOUND, "node_not_found"));
+        let (status, samples) = get(format!(
+            "/api/v1/nodes/{}/samples?since={}",
+            node.public().node_id().to_hex(),
+            now() + 3600
+        ))
+        .await;
+        assert_eq!(
+            (status, samples),
+            (StatusCode::OK, serde_json::json!([])),
+            "{}",
+            db.backend
+        );
         let reports = disktro_server::nodes::corrupt_reports(&ctx.db).await.unwrap();
         assert_eq!(reports, vec![(node.public().node_id().to_hex(), shard)]);
 

@@ -52,13 +52,22 @@ fn save_picker() -> Option<Function> {
     js::global_property("showSaveFilePicker").and_then(|f| f.dyn_into().ok())
 }
 
-/// The best way this browser offers for a file of `size` bytes.
-pub fn choose(size: u64) -> Result<SaveMode, String> {
+/// The best way this browser offers for a file of `size` bytes. A large file waits up to 5 s for
+/// the download helper to take control of a freshly loaded page.
+pub async fn choose(size: u64) -> Result<SaveMode, String> {
     if save_picker().is_some() {
-        Ok(SaveMode::FileSystem)
-    } else if service_workers().and_then(|c| c.controller()).is_some() {
-        Ok(SaveMode::ServiceWorker)
-    } else if size <= BLOB_LIMIT {
+        return Ok(SaveMode::FileSystem);
+    }
+    if let Some(container) = service_workers() {
+        let waits = if size <= BLOB_LIMIT { 1 } else { 50 };
+        for _ in 0..waits {
+            if container.controller().is_some() {
+                return Ok(SaveMode::ServiceWorker);
+            }
+            js::sleep(100).await;
+        }
+    }
+    if size <= BLOB_LIMIT {
         Ok(SaveMode::Blob)
     } else {
         Err("this browser cannot save large files from a page: try a current Chrome, Edge or Firefox".to_owned())
@@ -243,7 +252,7 @@ pub async fn download_to_disk(
 ) -> Result<(), String> {
     use super::pipeline::{Event, Pipeline, Request};
     let size = answer.size;
-    let mode = choose(size)?;
+    let mode = choose(size).await?;
     let target = prepare(mode, name, size, mime).await?;
     let pipeline = Pipeline::get().await?;
     let (tx, rx) = futures_channel::oneshot::channel::<Result<(), String>>();

@@ -65,6 +65,7 @@ struct Files {
 }
 
 impl Files {
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn update(&self, id: u64, f: impl FnOnce(&mut Transfer)) {
         self.transfers.update(|ts| {
             if let Some(t) = ts.iter_mut().find(|t| t.id == id) {
@@ -338,11 +339,12 @@ pub fn FilesPage() -> impl IntoView {
                     <input type="file" multiple class="visually-hidden" data-testid="file-input" on:change=on_pick />
                 </label>
             </section>
-            <TransferList files />
-            <FileTable files />
-            <ShareDialog target=files.share />
+            {view! { <TransferList files /> }.into_any()}
+            {view! { <FileTable files /> }.into_any()}
+            {view! { <ShareDialog target=files.share /> }.into_any()}
         </Show>
     }
+    .into_any()
 }
 
 #[component]

@@ -139,9 +139,7 @@ pub fn NodesPage() -> impl IntoView {
                                             <td><a href=format!("/nodes/{}", n.node_id)><code>{short(&n.node_id)}</code></a></td>
                                             <td>{n.zone.clone()}</td>
                                             <td class="capacity">
-                                                <div class="bar" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{pct:.0}")>
-                                                    <div class="bar-fill" style=format!("width: {pct:.1}%")></div>
-                                                </div>
+                                                <meter class="bar" min="0" max="100" low="80" high="95" optimum="0" value=format!("{pct:.1}") aria-label="Used"></meter>
                                                 <span class="muted">{format!("{} of {}", format::bytes_i(n.used), format::bytes_i(n.capacity))}</span>
                                             </td>
                                             <td>{n.shards}{(n.quarantined > 0).then(|| view! { <span class="tag bad" title="corrupt shards quarantined">{format!("{} quarantined", n.quarantined)}</span> })}</td>

@@ -21,6 +21,7 @@ struct Shared {
 
 /// Where the page is.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 enum View {
     Loading,
     NeedsPassword(Option<String>),
