@@ -12,6 +12,7 @@ export DISKTRO_TOOLS := $(TOOLS)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 SERVER_BIN := $(TARGET_DIR)/release/disktro-server
 WORKER_BIN := $(TARGET_DIR)/release/disktro-worker
+CLI_BIN := $(TARGET_DIR)/release/disktro
 SITE_ROOT := $(CURDIR)/target/site
 LISTEN ?= 127.0.0.1:3000
 # Storage workers the server runs in-process for `make run` (data under ./data/workers).
@@ -33,7 +34,7 @@ setup:
 ## Build the release site (wasm bundle + server).
 build: setup
 	$(WITH_TOOLS) cargo leptos build --release
-	cargo build --release --locked -p disktro-worker
+	cargo build --release --locked -p disktro-worker -p disktro
 
 run: build
 	LEPTOS_SITE_ROOT=$(SITE_ROOT) $(SERVER_BIN) --listen $(LISTEN) --data-dir data --local-workers $(LOCAL_WORKERS)
@@ -65,7 +66,7 @@ test-wasm: setup
 
 ## Real Chromium against the real server.
 test-browser: build
-	DISKTRO_SERVER_BIN=$(SERVER_BIN) DISKTRO_WORKER_BIN=$(WORKER_BIN) LEPTOS_SITE_ROOT=$(SITE_ROOT) \
+	DISKTRO_SERVER_BIN=$(SERVER_BIN) DISKTRO_WORKER_BIN=$(WORKER_BIN) DISKTRO_CLI_BIN=$(CLI_BIN) LEPTOS_SITE_ROOT=$(SITE_ROOT) \
 		node --test --test-concurrency=1 end2end/tests/
 
 bench: build
