@@ -454,7 +454,7 @@ mod tests {
         // wrapping a file key before the change, opening it after with the identity unwrapped
         // under the new master key. It must open; under the old scheme (master key) it would not.
         let identity = Keypair::generate();
-        let (file, key) = (crate::FileId([3; 16]), FileKey::generate());
+        let (file, key) = (FileId([3; 16]), FileKey::generate());
         let wrapped = identity
             .file_wrapping_key()
             .wrap_file_key(&identity.public(), &file, &key);
