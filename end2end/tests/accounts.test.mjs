@@ -1,0 +1,77 @@
+// Accounts in the browser: a taken e-mail and a wrong password get clear messages; changing the
+// password keeps every file readable (file keys hang off the identity, not the password); the
+// old password stops working. Argon2id runs in the pipeline worker; the page shows it running.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  dropTestFile, launchBrowser, makeFileInPage, sha256File, signUp, startNetwork,
+} from './support.mjs';
+
+let net;
+let chromium;
+const email = 'dora@example.org';
+const oldPassword = 'first password 1234';
+const newPassword = 'second password 5678';
+
+before(async () => {
+  net = await startNetwork({ workers: 4, heartbeat: 1 });
+  chromium = await launchBrowser();
+});
+
+after(async () => {
+  await chromium?.close();
+  await net?.stop();
+});
+
+async function logIn(page, password) {
+  await page.goto(`${net.url}/login`);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.waitForFunction(() => !document.querySelector('[data-testid=auth-submit]').disabled);
+  await page.getByTestId('auth-submit').click();
+}
+
+test('taken e-mail, wrong password, and a password change that keeps the files', { timeout: 300_000 }, async () => {
+  const context = await chromium.browser.newContext({ acceptDownloads: true });
+  await context.addInitScript(() => { delete window.showSaveFilePicker; });
+  const page = await context.newPage();
+  await signUp(page, net.url, email, oldPassword);
+  const sha = await makeFileInPage(page, { name: 'diary.txt', size: 3 * 1024 * 1024 + 5, text: true });
+  await dropTestFile(page);
+  await page.getByTestId('file-row').filter({ hasText: 'diary.txt' }).waitFor({ timeout: 60_000 });
+
+  // Tried: signing up again with the same address. Must hold: a plain message, no account made.
+  const other = await (await chromium.browser.newContext()).newPage();
+  await other.goto(`${net.url}/signup`);
+  await other.getByLabel('E-mail').fill(email);
+  await other.getByLabel('Password', { exact: true }).fill('another password 999');
+  await other.getByLabel('Password again').fill('another password 999');
+  await other.waitForFunction(() => !document.querySelector('[data-testid=auth-submit]').disabled);
+  await other.getByTestId('auth-submit').click();
+  assert.match(await other.getByTestId('form-error').textContent({ timeout: 60_000 }), /already has an account/);
+
+  // Change the password on the account page.
+  await page.goto(`${net.url}/account`);
+  await page.getByLabel('Current password').fill(oldPassword);
+  await page.getByLabel('New password').fill(newPassword);
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.getByText('Password changed').waitFor({ timeout: 120_000 });
+  await page.getByTestId('logout').click();
+  await page.waitForURL(`${net.url}/`);
+
+  // Tried: the old password. Must hold: "Wrong e-mail or password", still on the log-in page.
+  await logIn(page, oldPassword);
+  assert.match(await page.getByTestId('form-error').textContent({ timeout: 120_000 }), /Wrong e-mail or password/);
+
+  // The new one opens the account, and the file (name and bytes) is still readable.
+  await logIn(page, newPassword);
+  await page.waitForURL(`${net.url}/files`, { timeout: 120_000 });
+  const row = page.getByTestId('file-row').filter({ hasText: 'diary.txt' });
+  await row.waitFor({ timeout: 60_000 });
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 120_000 }),
+    row.getByTestId('download').click(),
+  ]);
+  assert.equal(await sha256File(await download.path()), sha, 'the file changed across the password change');
+  await context.close();
+});
