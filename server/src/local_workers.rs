@@ -23,11 +23,24 @@ pub async fn start(
         config.server = Some(server_url.to_owned());
         config.join_token = Some(join_token.to_owned());
         config.zone = "local".to_owned();
-        config.allowed_origins = vec![disktro_worker::config::origin_of(server_url)];
+        config.allowed_origins = browser_origins(server_url);
         config.heartbeat_interval = heartbeat_interval;
         workers.push(disktro_worker::start(config).await?);
     }
     Ok(workers)
+}
+
+/// The origins a browser may show this server under: its own, and for a loopback server the
+/// other loopback spelling too (people type `localhost` as often as `127.0.0.1`).
+fn browser_origins(server_url: &str) -> Vec<String> {
+    let origin = disktro_worker::config::origin_of(server_url);
+    let mut origins = vec![origin.clone()];
+    for (a, b) in [("://127.0.0.1:", "://localhost:"), ("://localhost:", "://127.0.0.1:")] {
+        if origin.contains(a) {
+            origins.push(origin.replace(a, b));
+        }
+    }
+    origins
 }
 
 /// Stop them all, in parallel.
@@ -37,4 +50,22 @@ pub async fn stop(workers: Vec<RunningWorker>) {
         tasks.spawn(w.shutdown());
     }
     while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::browser_origins;
+
+    #[test]
+    fn loopback_servers_allow_both_spellings_and_others_only_their_own() {
+        assert_eq!(
+            browser_origins("http://127.0.0.1:3000"),
+            ["http://127.0.0.1:3000", "http://localhost:3000"]
+        );
+        assert_eq!(
+            browser_origins("http://localhost:3000/"),
+            ["http://localhost:3000", "http://127.0.0.1:3000"]
+        );
+        assert_eq!(browser_origins("https://disktro.example"), ["https://disktro.example"]);
+    }
 }
