@@ -43,8 +43,7 @@ impl Identity {
             .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
         let key = self
             .keypair
-            .file_wrapping_key()
-            .unwrap_file_key(&self.public_key(), &id, &unb64(wrapped, "wrapped key")?)
+            .unwrap_file_key(&id, &unb64(wrapped, "wrapped key")?)
             .map_err(|_| ClientError::Integrity("the file key does not open with this account's keys".to_owned()))?;
         Ok((id, key))
     }

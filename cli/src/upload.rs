@@ -143,6 +143,10 @@ pub async fn upload<R: AsyncRead + Unpin + Send>(
 ) -> Result<Uploaded, ClientError> {
     let file_id = FileId::random();
     let file_key = FileKey::generate();
+    // Sealed first: a name or type over its limit fails before any byte is sent.
+    let sealed_metadata = metadata
+        .seal(&file_key, &file_id)
+        .map_err(|e| ClientError::Usage(format!("file name or type: {e}")))?;
     let plan = server
         .begin_upload(&BeginUpload {
             file_id: file_id.to_hex(),
@@ -153,7 +157,16 @@ pub async fn upload<R: AsyncRead + Unpin + Send>(
         })
         .await?;
     match send_and_commit(
-        server, me, reader, size, metadata, options, progress, &plan, file_id, &file_key,
+        server,
+        me,
+        reader,
+        size,
+        &sealed_metadata,
+        options,
+        progress,
+        &plan,
+        file_id,
+        &file_key,
     )
     .await
     {
@@ -172,7 +185,7 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
     me: &Identity,
     mut reader: R,
     size: u64,
-    metadata: &FileMetadata,
+    sealed_metadata: &[u8],
     options: &UploadOptions,
     progress: &(dyn Fn(Progress) + Sync),
     plan: &UploadPlan,
@@ -290,27 +303,9 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
         .await
         .map_err(|_| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
 
-    let signed = manifest
-        .sign(&me.keypair)
+    let commit = Commit::new(manifest, &me.keypair, file_key, sealed_metadata, receipts)
         .map_err(|e| ClientError::Integrity(format!("signing the manifest: {e}")))?;
-    let sealed = metadata
-        .seal(file_key, &file_id)
-        .map_err(|e| ClientError::Usage(format!("file name or type: {e}")))?;
-    let wrapped = me
-        .keypair
-        .file_wrapping_key()
-        .wrap_file_key(&me.public_key(), &file_id, file_key);
-    server
-        .commit(
-            &plan.upload_id,
-            &Commit {
-                manifest: b64(signed.as_bytes()),
-                metadata: b64(&sealed),
-                wrapped_key: b64(&wrapped),
-                receipts,
-            },
-        )
-        .await
+    server.commit(&plan.upload_id, &commit).await
 }
 
 /// Put every shard of one chunk on its placed worker, in parallel. Returns the chunk's plaintext

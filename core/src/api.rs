@@ -404,6 +404,30 @@ pub struct ShareInfo {
     pub downloads_left: Option<u64>,
 }
 
+impl Commit {
+    /// What a finished upload commits: `manifest` signed by `owner`, the metadata sealed up front
+    /// (so a bad name fails before any byte is sent), the file key wrapped for `owner`, and the
+    /// workers' receipts.
+    pub fn new(
+        manifest: crate::Manifest,
+        owner: &crate::keys::Keypair,
+        file_key: &crate::FileKey,
+        sealed_metadata: &[u8],
+        receipts: Vec<String>,
+    ) -> Result<Self, crate::Error> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let file_id = manifest.file_id;
+        let signed = manifest.sign(owner)?;
+        Ok(Self {
+            manifest: b64.encode(signed.as_bytes()),
+            metadata: b64.encode(sealed_metadata),
+            wrapped_key: b64.encode(owner.wrap_file_key(&file_id, file_key)),
+            receipts,
+        })
+    }
+}
+
 // ---- Checks every reader makes ----
 
 /// Why a reader refuses what the server sent for a download, before fetching any shard.

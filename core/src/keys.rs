@@ -352,8 +352,19 @@ impl Keypair {
     /// The key this identity wraps its file keys under (HKDF of the identity seed). Derived from
     /// the identity rather than the password, so a password change (which re-wraps only the
     /// identity key) leaves every file readable.
-    pub fn file_wrapping_key(&self) -> MasterKey {
+    fn file_wrapping_key(&self) -> MasterKey {
         MasterKey(derive_key(self.secret_bytes().as_ref(), "file wrapping key", &[]))
+    }
+
+    /// Wrap the key of one of this identity's files, bound to this identity and the file id.
+    pub fn wrap_file_key(&self, file_id: &crate::FileId, key: &FileKey) -> Vec<u8> {
+        self.file_wrapping_key().wrap_file_key(&self.public(), file_id, key)
+    }
+
+    /// Open what [`Self::wrap_file_key`] produced; any failure is the one [`OpenError`].
+    pub fn unwrap_file_key(&self, file_id: &crate::FileId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
+        self.file_wrapping_key()
+            .unwrap_file_key(&self.public(), file_id, wrapped)
     }
 
     /// Sign `message` under a domain: signatures for one purpose never verify for another.
@@ -455,25 +466,14 @@ mod tests {
         // under the new master key. It must open; under the old scheme (master key) it would not.
         let identity = Keypair::generate();
         let (file, key) = (FileId([3; 16]), FileKey::generate());
-        let wrapped = identity
-            .file_wrapping_key()
-            .wrap_file_key(&identity.public(), &file, &key);
+        let wrapped = identity.wrap_file_key(&file, &key);
         let new_master = MasterKey([42; 32]);
         let rewrapped = new_master.wrap_identity(b"account", &identity).unwrap();
         let reopened = new_master.unwrap_identity(b"account", &rewrapped).unwrap();
-        let opened = reopened
-            .file_wrapping_key()
-            .unwrap_file_key(&reopened.public(), &file, &wrapped)
-            .unwrap();
-        assert_eq!(opened, key);
-        // And another identity's wrapping key does not open it.
-        let other = Keypair::generate();
-        assert_eq!(
-            other
-                .file_wrapping_key()
-                .unwrap_file_key(&identity.public(), &file, &wrapped),
-            Err(OpenError)
-        );
+        assert_eq!(reopened.unwrap_file_key(&file, &wrapped).unwrap(), key);
+        // Another identity does not open it, nor does the same one for another file.
+        assert_eq!(Keypair::generate().unwrap_file_key(&file, &wrapped), Err(OpenError));
+        assert_eq!(reopened.unwrap_file_key(&FileId([4; 16]), &wrapped), Err(OpenError));
     }
     use crate::FileId;
 

@@ -496,10 +496,7 @@ async fn prepare(api: &Api, me: &Identity, data: &[u8]) -> Prepared {
     }
     Prepared {
         metadata: meta("prepared", data.len()).seal(&key, &file_id).unwrap(),
-        wrapped: me
-            .keypair
-            .file_wrapping_key()
-            .wrap_file_key(&me.public_key(), &file_id, &key),
+        wrapped: me.keypair.wrap_file_key(&file_id, &key),
         plan,
         manifest,
         receipts,

@@ -15,7 +15,7 @@ use disktro_core::{ChunkEntry, Decoder, FileKey};
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
-use js_sys::{Array, Reflect};
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 use super::link::WorkerLink;
@@ -51,9 +51,9 @@ impl Sink {
             let (credits, cancelled) = (Rc::clone(&credits), Rc::clone(&cancelled));
             Closure::new(move |event: web_sys::MessageEvent| {
                 let data = event.data();
-                if Reflect::has(&data, &JsValue::from_str("pull")).unwrap_or(false) {
+                if js::field(&data, "pull").is_some() {
                     credits.set(credits.get() + 1);
-                } else if Reflect::has(&data, &JsValue::from_str("cancel")).unwrap_or(false) {
+                } else if js::field(&data, "cancel").is_some() {
                     cancelled.set(true);
                 }
             })
@@ -84,8 +84,7 @@ impl Sink {
                 credits.set(credits.get() - 1);
                 let bytes = js::to_array(&chunk);
                 drop(chunk);
-                let message = js_sys::Object::new();
-                let _ = Reflect::set(&message, &JsValue::from_str("chunk"), &bytes);
+                let message = js::message(&[("chunk", &bytes)]);
                 port.post_message_with_transferable(&message, &Array::of1(&bytes.buffer()))
                     .map_err(|e| js::describe(&e))
             }
@@ -100,12 +99,10 @@ impl Sink {
     pub fn finish(self, error: Option<&str>) -> Option<web_sys::Blob> {
         match self {
             Self::Port { port, .. } => {
-                let message = js_sys::Object::new();
-                let (key, value) = match error {
-                    Some(e) => ("error", JsValue::from_str(e)),
-                    None => ("done", JsValue::TRUE),
+                let message = match error {
+                    Some(e) => js::message(&[("error", &JsValue::from_str(e))]),
+                    None => js::message(&[("done", &JsValue::TRUE)]),
                 };
-                let _ = Reflect::set(&message, &JsValue::from_str(key), &value);
                 let _ = port.post_message(&message);
                 port.set_onmessage(None);
                 None

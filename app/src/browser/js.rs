@@ -82,3 +82,19 @@ pub fn to_vec(buffer: &JsValue) -> Vec<u8> {
 pub fn to_array(bytes: &[u8]) -> js_sys::Uint8Array {
     js_sys::Uint8Array::from(bytes)
 }
+
+/// A plain object `{key: value, …}`: what pages, workers and ports post to each other.
+pub fn message(fields: &[(&str, &JsValue)]) -> js_sys::Object {
+    let object = js_sys::Object::new();
+    for (key, value) in fields {
+        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object
+}
+
+/// `object[key]`, when present and not undefined.
+pub fn field(object: &JsValue, key: &str) -> Option<JsValue> {
+    Reflect::get(object, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined())
+}

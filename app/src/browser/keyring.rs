@@ -88,8 +88,7 @@ impl Keyring {
         let id: FileId = file_id.parse().map_err(|_| "a file id is 32 hex digits".to_owned())?;
         let key = self
             .keypair
-            .file_wrapping_key()
-            .unwrap_file_key(&self.public_key(), &id, &unb64(wrapped, "wrapped key")?)
+            .unwrap_file_key(&id, &unb64(wrapped, "wrapped key")?)
             .map_err(|_| "the file key does not open with this account's keys".to_owned())?;
         Ok((id, key))
     }

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use disktro_core::FileKey;
 use disktro_core::api::{FileDownload, FileSummary};
 use disktro_core::keys::{KdfSetup, PublicKey, derive_account_keys};
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, Object};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -88,19 +88,27 @@ struct Envelope<T> {
     body: T,
 }
 
+/// A job's message: `{json: envelope, [name]: extra}`.
+fn envelope_message<T: Serialize>(job: u32, body: T, extra: Option<(&str, &JsValue)>) -> Result<Object, String> {
+    let json = serde_json::to_string(&Envelope { job, body }).map_err(|e| e.to_string())?;
+    let json = JsValue::from_str(&json);
+    Ok(match extra {
+        Some((name, value)) => js::message(&[("json", &json), (name, value)]),
+        None => js::message(&[("json", &json)]),
+    })
+}
+
+/// The envelope in a received message, if it is one.
+fn read_envelope<T: serde::de::DeserializeOwned>(data: &JsValue) -> Option<Envelope<T>> {
+    let json = js::field(data, "json")?.as_string()?;
+    serde_json::from_str(&json).ok()
+}
+
 fn post_event(job: u32, event: &Event, extra: Option<(&str, &JsValue)>) {
-    let Ok(json) = serde_json::to_string(&Envelope {
-        job,
-        body: event.clone(),
-    }) else {
-        return;
-    };
-    let message = Object::new();
-    let _ = Reflect::set(&message, &JsValue::from_str("json"), &JsValue::from_str(&json));
-    if let Some((name, value)) = extra {
-        let _ = Reflect::set(&message, &JsValue::from_str(name), value);
-    }
-    if let Ok(scope) = js::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
+    if let (Ok(message), Ok(scope)) = (
+        envelope_message(job, event, extra),
+        js::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>(),
+    ) {
         let _ = scope.post_message(&message);
     }
 }
@@ -119,14 +127,10 @@ pub fn pipeline_worker() {
     };
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
         let data = event.data();
-        let json = Reflect::get(&data, &JsValue::from_str("json"))
-            .ok()
-            .and_then(|j| j.as_string())
-            .unwrap_or_default();
-        let Ok(envelope) = serde_json::from_str::<Envelope<Request>>(&json) else {
+        let Some(envelope) = read_envelope::<Request>(&data) else {
             return;
         };
-        let extra = |name: &str| Reflect::get(&data, &JsValue::from_str(name)).ok();
+        let extra = |name: &str| js::field(&data, name);
         let job = envelope.job;
         match envelope.body {
             Request::Cancel => {
@@ -301,14 +305,10 @@ impl Pipeline {
                     ready.set(true);
                     return;
                 }
-                let json = Reflect::get(&data, &JsValue::from_str("json"))
-                    .ok()
-                    .and_then(|j| j.as_string())
-                    .unwrap_or_default();
-                let Ok(envelope) = serde_json::from_str::<Envelope<Event>>(&json) else {
+                let Some(envelope) = read_envelope::<Event>(&data) else {
                     return;
                 };
-                let blob = Reflect::get(&data, &JsValue::from_str("blob")).unwrap_or(JsValue::UNDEFINED);
+                let blob = js::field(&data, "blob").unwrap_or(JsValue::UNDEFINED);
                 let finished = matches!(
                     envelope.body,
                     Event::Derived { .. } | Event::Uploaded { .. } | Event::Downloaded { .. } | Event::Failed { .. }
@@ -343,15 +343,10 @@ impl Pipeline {
     ) -> Result<u32, String> {
         let job = self.next_job.get();
         self.next_job.set(job + 1);
-        let json = serde_json::to_string(&Envelope { job, body: request }).map_err(|e| e.to_string())?;
-        let message = Object::new();
-        let _ = Reflect::set(&message, &JsValue::from_str("json"), &JsValue::from_str(&json));
+        let message = envelope_message(job, request, extra.as_ref().map(|(name, value)| (*name, value)))?;
         let transfer = Array::new();
-        if let Some((name, value)) = extra {
-            if value.is_instance_of::<web_sys::MessagePort>() {
-                transfer.push(&value);
-            }
-            let _ = Reflect::set(&message, &JsValue::from_str(name), &value);
+        if let Some((_, value)) = extra.filter(|(_, v)| v.is_instance_of::<web_sys::MessagePort>()) {
+            transfer.push(&value);
         }
         self.listeners.borrow_mut().insert(job, Box::new(listener));
         self.worker
@@ -361,12 +356,7 @@ impl Pipeline {
     }
 
     pub fn cancel(&self, job: u32) {
-        if let Ok(json) = serde_json::to_string(&Envelope {
-            job,
-            body: Request::Cancel,
-        }) {
-            let message = Object::new();
-            let _ = Reflect::set(&message, &JsValue::from_str("json"), &JsValue::from_str(&json));
+        if let Ok(message) = envelope_message(job, Request::Cancel, None) {
             let _ = self.worker.post_message(&message);
         }
     }

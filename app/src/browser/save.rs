@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -110,8 +110,7 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
         }),
         SaveMode::FileSystem => {
             let picker = save_picker().ok_or("the file picker is not available")?;
-            let options = Object::new();
-            let _ = Reflect::set(&options, &JsValue::from_str("suggestedName"), &JsValue::from_str(name));
+            let options = js::message(&[("suggestedName", &JsValue::from_str(name))]);
             let promise: Promise = picker
                 .call1(&JsValue::NULL, &options)
                 .map_err(|e| js::describe(&e))?
@@ -132,20 +131,16 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
                     let data = event.data();
                     let (port, writable, slot_ref) = (port.clone(), writable.clone(), Rc::clone(&slot_ref));
                     wasm_bindgen_futures::spawn_local(async move {
-                        let pull = Object::new();
-                        let _ = Reflect::set(&pull, &JsValue::from_str("pull"), &JsValue::TRUE);
-                        let chunk = Reflect::get(&data, &JsValue::from_str("chunk")).unwrap_or(JsValue::UNDEFINED);
-                        if !chunk.is_undefined() {
-                            if call_promise(&writable, "write", &Array::of1(&chunk)).await.is_ok() {
-                                let _ = port.post_message(&pull);
+                        if let Some(chunk) = js::field(&data, "chunk") {
+                            let answer = if call_promise(&writable, "write", &Array::of1(&chunk)).await.is_ok() {
+                                "pull"
                             } else {
-                                let cancel = Object::new();
-                                let _ = Reflect::set(&cancel, &JsValue::from_str("cancel"), &JsValue::TRUE);
-                                let _ = port.post_message(&cancel);
-                            }
+                                "cancel"
+                            };
+                            let _ = port.post_message(&js::message(&[(answer, &JsValue::TRUE)]));
                             return;
                         }
-                        let method = if Reflect::has(&data, &JsValue::from_str("done")).unwrap_or(false) {
+                        let method = if js::field(&data, "done").is_some() {
                             "close"
                         } else {
                             "abort"
@@ -158,8 +153,7 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
             };
             ours.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
             *slot.borrow_mut() = Some(on_message);
-            let pull = Object::new();
-            let _ = Reflect::set(&pull, &JsValue::from_str("pull"), &JsValue::TRUE);
+            let pull = js::message(&[("pull", &JsValue::TRUE)]);
             for _ in 0..WRITER_CREDITS {
                 let _ = ours.post_message(&pull);
             }
@@ -176,16 +170,13 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
             let id = disktro_core::ids::to_hex(&disktro_core::random_bytes::<16>());
             let stream = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
             let ack = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
-            let message = Object::new();
-            for (k, v) in [
-                ("type", JsValue::from_str("download")),
-                ("id", JsValue::from_str(&id)),
-                ("name", JsValue::from_str(name)),
-                ("mime", JsValue::from_str(mime)),
-                ("size", JsValue::from_f64(size as f64)),
-            ] {
-                let _ = Reflect::set(&message, &JsValue::from_str(k), &v);
-            }
+            let message = js::message(&[
+                ("type", &JsValue::from_str("download")),
+                ("id", &JsValue::from_str(&id)),
+                ("name", &JsValue::from_str(name)),
+                ("mime", &JsValue::from_str(mime)),
+                ("size", &JsValue::from_f64(size as f64)),
+            ]);
             let acked = Promise::new(&mut |resolve, _| {
                 ack.port2().set_onmessage(Some(&resolve));
             });
@@ -196,13 +187,7 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
             ack.port2().set_onmessage(None);
             // A navigation answered with `Content-Disposition: attachment` becomes a download;
             // the page stays where it is.
-            let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
-            let a: web_sys::HtmlAnchorElement = document
-                .create_element("a")
-                .map_err(|e| js::describe(&e))?
-                .unchecked_into();
-            a.set_href(&format!("/_download/{id}"));
-            a.click();
+            follow_link(&format!("/_download/{id}"), None)?;
             Ok(Target {
                 mode,
                 port: Some(stream.port2()),
@@ -212,17 +197,25 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
     }
 }
 
-/// Save a finished Blob download under `name`.
-pub fn save_blob(blob: &web_sys::Blob, name: &str) -> Result<(), String> {
-    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js::describe(&e))?;
+/// Click a link nobody sees: to `href`, saved as `download` when given.
+fn follow_link(href: &str, download: Option<&str>) -> Result<(), String> {
     let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
     let a: web_sys::HtmlAnchorElement = document
         .create_element("a")
         .map_err(|e| js::describe(&e))?
         .unchecked_into();
-    a.set_href(&url);
-    a.set_download(name);
+    a.set_href(href);
+    if let Some(name) = download {
+        a.set_download(name);
+    }
     a.click();
+    Ok(())
+}
+
+/// Save a finished Blob download under `name`.
+pub fn save_blob(blob: &web_sys::Blob, name: &str) -> Result<(), String> {
+    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js::describe(&e))?;
+    follow_link(&url, Some(name))?;
     // Revoked once the browser has had time to start the download.
     wasm_bindgen_futures::spawn_local(async move {
         js::sleep(60_000).await;

@@ -92,6 +92,19 @@ pub async fn upload(
     let size = crate::format::whole(file.size());
     let file_id = FileId::random();
     let file_key = FileKey::generate();
+    // Sealed first: a name over its limit fails before any byte is sent.
+    let mut mime = file.type_();
+    if mime.is_empty() || mime.len() > MAX_MIME_LEN {
+        mime = "application/octet-stream".to_owned();
+    }
+    let metadata = FileMetadata {
+        name: file.name(),
+        mime,
+        size,
+    };
+    let sealed_metadata = metadata
+        .seal(&file_key, &file_id)
+        .map_err(|e| format!("file name or type: {e}"))?;
     let plan: UploadPlan = api
         .post(
             "/uploads",
@@ -105,7 +118,19 @@ pub async fn upload(
         )
         .await
         .map_err(|e| e.to_string())?;
-    let outcome = send_and_commit(api, me, file, size, &plan, file_id, &file_key, progress, cancelled).await;
+    let outcome = send_and_commit(
+        api,
+        me,
+        file,
+        size,
+        &sealed_metadata,
+        &plan,
+        file_id,
+        &file_key,
+        progress,
+        cancelled,
+    )
+    .await;
     if outcome.is_err() {
         // Best effort: an upload left behind expires on its own.
         let _ = api.send("DELETE", &format!("/uploads/{}", plan.upload_id)).await;
@@ -119,6 +144,7 @@ async fn send_and_commit(
     me: &Keyring,
     file: &web_sys::File,
     size: u64,
+    sealed_metadata: &[u8],
     plan: &UploadPlan,
     file_id: FileId,
     file_key: &FileKey,
@@ -191,36 +217,11 @@ async fn send_and_commit(
     }
 
     let manifest = encoder.into_manifest().map_err(|e| e.to_string())?;
-    let signed = manifest
-        .sign(&me.keypair)
+    let commit = Commit::new(manifest, &me.keypair, file_key, sealed_metadata, receipts)
         .map_err(|e| format!("signing the manifest: {e}"))?;
-    let mut mime = file.type_();
-    if mime.is_empty() || mime.len() > MAX_MIME_LEN {
-        mime = "application/octet-stream".to_owned();
-    }
-    let metadata = FileMetadata {
-        name: file.name(),
-        mime,
-        size,
-    };
-    let sealed = metadata
-        .seal(file_key, &file_id)
-        .map_err(|e| format!("file name or type: {e}"))?;
-    let wrapped = me
-        .keypair
-        .file_wrapping_key()
-        .wrap_file_key(&me.public_key(), &file_id, file_key);
-    api.post(
-        &format!("/uploads/{}/commit", plan.upload_id),
-        &Commit {
-            manifest: b64(signed.as_bytes()),
-            metadata: b64(&sealed),
-            wrapped_key: b64(&wrapped),
-            receipts,
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())
+    api.post(&format!("/uploads/{}/commit", plan.upload_id), &commit)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Connect to every worker at once.

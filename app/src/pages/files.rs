@@ -93,13 +93,34 @@ mod actions {
         Keyring::load().ok_or_else(|| "Log in to see your files.".to_owned())
     }
 
-    fn next_id() -> u64 {
+    /// A new running transfer row, on top; returns its id.
+    fn start(files: Files, upload: bool, name: String, size: u64) -> u64 {
         thread_local!(static NEXT: std::cell::Cell<u64> = const { std::cell::Cell::new(1) });
-        NEXT.with(|n| {
+        let id = NEXT.with(|n| {
             let id = n.get();
             n.set(id + 1);
             id
-        })
+        });
+        let now = js::now_ms();
+        files.transfers.update(|ts| {
+            ts.insert(
+                0,
+                Transfer {
+                    id,
+                    upload,
+                    name,
+                    size,
+                    bytes_done: 0,
+                    shards_done: 0,
+                    shards_total: 0,
+                    started_ms: now,
+                    now_ms: now,
+                    phase: Phase::Running,
+                    job: None,
+                },
+            );
+        });
+        id
     }
 
     pub async fn refresh(files: Files) {
@@ -137,26 +158,7 @@ mod actions {
     }
 
     pub fn upload(files: Files, file: web_sys::File) {
-        let id = next_id();
-        let now = js::now_ms();
-        files.transfers.update(|ts| {
-            ts.insert(
-                0,
-                Transfer {
-                    id,
-                    upload: true,
-                    name: file.name(),
-                    size: crate::format::whole(file.size()),
-                    bytes_done: 0,
-                    shards_done: 0,
-                    shards_total: 0,
-                    started_ms: now,
-                    now_ms: now,
-                    phase: Phase::Running,
-                    job: None,
-                },
-            );
-        });
+        let id = start(files, true, file.name(), crate::format::whole(file.size()));
         leptos::task::spawn_local(async move {
             let started = async {
                 let me = keys()?;
@@ -207,26 +209,7 @@ mod actions {
     }
 
     pub fn download(files: Files, row: FileRow) {
-        let id = next_id();
-        let now = js::now_ms();
-        files.transfers.update(|ts| {
-            ts.insert(
-                0,
-                Transfer {
-                    id,
-                    upload: false,
-                    name: row.name.clone(),
-                    size: row.summary.size,
-                    bytes_done: 0,
-                    shards_done: 0,
-                    shards_total: 0,
-                    started_ms: now,
-                    now_ms: now,
-                    phase: Phase::Running,
-                    job: None,
-                },
-            );
-        });
+        let id = start(files, false, row.name.clone(), row.summary.size);
         leptos::task::spawn_local(async move {
             let outcome = async {
                 let me = keys()?;
