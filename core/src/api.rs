@@ -178,6 +178,24 @@ pub struct NodeView {
     /// The worker's last scrub report.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub scrub: serde_json::Value,
+    /// Reputation: audit and online scores in millionths (1,000,000 = 1.0).
+    #[serde(default)]
+    pub audit_score: i64,
+    #[serde(default)]
+    pub online_score: i64,
+    /// The audit score an hour before (its trend).
+    #[serde(default)]
+    pub audit_score_before: i64,
+    #[serde(default)]
+    pub audits_passed: i64,
+    #[serde(default)]
+    pub audits_failed: i64,
+    /// `active`, `suspended` (no new shards) or `disqualified` (its shards count as lost).
+    #[serde(default)]
+    pub state: String,
+    /// Why it is suspended or disqualified.
+    #[serde(default)]
+    pub state_reason: String,
 }
 
 /// One node's state at one minute (`GET /nodes/{id}/samples`): what its charts draw.
@@ -192,6 +210,9 @@ pub struct NodeSample {
     /// Bytes received since the worker started (counters restart with it).
     pub ingress_bytes: i64,
     pub egress_bytes: i64,
+    /// Millionths.
+    #[serde(default)]
+    pub audit_score: i64,
 }
 
 // ---- Uploads and files ----

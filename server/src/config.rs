@@ -48,6 +48,39 @@ pub struct Args {
     /// Heartbeat period asked of workers; node health thresholds are multiples of it [default: 10s].
     #[arg(long, env = "DISKTRO_HEARTBEAT_INTERVAL")]
     pub heartbeat_interval: Option<String>,
+    /// Time between audit rounds [default: 30s].
+    #[arg(long, env = "DISKTRO_AUDIT_INTERVAL")]
+    pub audit_interval: Option<String>,
+    /// Every stored shard is audited at least once per this window [default: 24h].
+    #[arg(long, env = "DISKTRO_AUDIT_WINDOW")]
+    pub audit_window: Option<String>,
+    /// An audit unanswered this long is a timeout; the shard is re-challenged [default: 10s].
+    #[arg(long, env = "DISKTRO_AUDIT_TIMEOUT")]
+    pub audit_timeout: Option<String>,
+    /// Re-challenges of a timed-out shard before the audit counts as failed [default: 3].
+    #[arg(long, env = "DISKTRO_AUDIT_RETRIES")]
+    pub audit_retries: Option<u32>,
+    /// Time between repair passes [default: 1m].
+    #[arg(long, env = "DISKTRO_REPAIR_INTERVAL")]
+    pub repair_interval: Option<String>,
+    /// Repair chunks with at most k + this many healthy shards [default: 2].
+    #[arg(long, env = "DISKTRO_REPAIR_MARGIN")]
+    pub repair_margin: Option<u32>,
+    /// Chunks repaired at once [default: 4].
+    #[arg(long, env = "DISKTRO_REPAIR_CONCURRENCY")]
+    pub repair_concurrency: Option<usize>,
+    /// Time between garbage collection passes [default: 10m].
+    #[arg(long, env = "DISKTRO_GC_INTERVAL")]
+    pub gc_interval: Option<String>,
+    /// Shards of deleted files are removed from workers after this long [default: 24h].
+    #[arg(long, env = "DISKTRO_GC_GRACE")]
+    pub gc_grace: Option<String>,
+    /// Shards no file needs are removed once orphaned this long [default: 48h].
+    #[arg(long, env = "DISKTRO_ORPHAN_GRACE")]
+    pub orphan_grace: Option<String>,
+    /// Time between rewards passes (storage accrual, egress settlement) [default: 1h].
+    #[arg(long, env = "DISKTRO_REWARD_INTERVAL")]
+    pub reward_interval: Option<String>,
     /// Directory holding the built site (the `pkg/` bundle and static assets) [default: target/site].
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -66,6 +99,7 @@ pub struct Settings {
     pub default_quota: u64,
     pub heartbeat_interval: Duration,
     pub site_root: PathBuf,
+    pub durability: crate::durability::Settings,
 }
 
 fn bad(what: impl std::fmt::Display) -> ConfigError {
@@ -88,6 +122,27 @@ impl Args {
             Some(v) => parse_size(&v).map_err(|e| bad(format!("--{flag}: {e}"))),
             None => Ok(default),
         };
+        let duration = |flag: &str, value: Option<String>, default: Duration| match value {
+            Some(v) => parse_duration(&v).map_err(|e| bad(format!("--{flag}: {e}"))),
+            None => Ok(default),
+        };
+        let d = crate::durability::Settings::default();
+        let durability = crate::durability::Settings {
+            audit_interval: duration("audit-interval", pick!(audit_interval), d.audit_interval)?,
+            audit_window: duration("audit-window", pick!(audit_window), d.audit_window)?,
+            audit_timeout: duration("audit-timeout", pick!(audit_timeout), d.audit_timeout)?,
+            audit_retries: pick!(audit_retries).unwrap_or(d.audit_retries),
+            repair_interval: duration("repair-interval", pick!(repair_interval), d.repair_interval)?,
+            repair_margin: pick!(repair_margin).unwrap_or(d.repair_margin),
+            repair_concurrency: pick!(repair_concurrency).unwrap_or(d.repair_concurrency).max(1),
+            gc_interval: duration("gc-interval", pick!(gc_interval), d.gc_interval)?,
+            gc_grace: duration("gc-grace", pick!(gc_grace), d.gc_grace)?,
+            orphan_grace: duration("orphan-grace", pick!(orphan_grace), d.orphan_grace)?,
+            reward_interval: duration("reward-interval", pick!(reward_interval), d.reward_interval)?,
+        };
+        if durability.audit_window < durability.audit_interval {
+            return Err(bad("--audit-window must be at least --audit-interval"));
+        }
         Ok(Settings {
             listen: pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
             data_dir: pick!(data_dir).unwrap_or_else(|| PathBuf::from("data")),
@@ -97,11 +152,9 @@ impl Args {
             local_worker_capacity: size("local-worker-capacity", pick!(local_worker_capacity), 10 << 30)?,
             public_url: pick!(public_url).map(|u| u.trim_end_matches('/').to_owned()),
             default_quota: size("default-quota", pick!(default_quota), 10 << 30)?,
-            heartbeat_interval: match pick!(heartbeat_interval) {
-                Some(d) => parse_duration(&d).map_err(|e| bad(format!("--heartbeat-interval: {e}")))?,
-                None => Duration::from_secs(10),
-            },
+            heartbeat_interval: duration("heartbeat-interval", pick!(heartbeat_interval), Duration::from_secs(10))?,
             site_root: pick!(site_root).unwrap_or_else(|| PathBuf::from("target/site")),
+            durability,
         })
     }
 }

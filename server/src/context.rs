@@ -28,6 +28,10 @@ pub struct Context {
     pub secure_cookies: bool,
     /// Storage quota of new accounts, bytes.
     pub default_quota: i64,
+    /// Audits, repair, garbage collection and rewards.
+    pub durability: crate::durability::Settings,
+    /// What the repairer is doing, for `/api/v1/durability` (this replica's view).
+    pub repair_progress: std::sync::Mutex<crate::durability::repair::Progress>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +80,8 @@ impl Context {
             heartbeat_interval,
             secure_cookies: false,
             default_quota: DEFAULT_QUOTA,
+            durability: crate::durability::Settings::default(),
+            repair_progress: std::sync::Mutex::default(),
         })
     }
 }

@@ -624,17 +624,18 @@ async fn insert_shards(
     Ok(())
 }
 
-/// The weakest chunk's online shards, per file of the account.
+/// The weakest chunk's healthy shards ([`crate::durability::HEALTHY`]), per file of the account.
 async fn health_of_files(ctx: &Context, account_id: &str, now: i64) -> Result<HashMap<String, u64>, ApiError> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT file_id, MIN(healthy) AS weakest FROM ( \
-           SELECT s.file_id, s.chunk, SUM(CASE WHEN n.last_seen >= $2 THEN 1 ELSE 0 END) AS healthy \
+           SELECT s.file_id, s.chunk, SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS healthy \
            FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
-           WHERE f.account_id = $1 GROUP BY s.file_id, s.chunk) AS per_chunk \
+           WHERE f.account_id = $2 GROUP BY s.file_id, s.chunk) AS per_chunk \
          GROUP BY file_id",
-    )
-    .bind(account_id)
+        crate::durability::HEALTHY
+    )))
     .bind(nodes::online_since(now, ctx.heartbeat_interval))
+    .bind(account_id)
     .fetch_all(&ctx.db.pool)
     .await?;
     let mut out = HashMap::with_capacity(rows.len());
@@ -746,14 +747,16 @@ pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i
         locations[c].push(u16::try_from(n).map_err(|_| ApiError::internal("too many workers"))?);
     }
     let mut nodes_out = Vec::with_capacity(node_info.len());
+    let mut issued = Vec::new();
     for (id, url, last_seen, placed) in node_info {
         nodes_out.push(ReadNode {
             node_id: id.to_hex(),
             url,
             status: NodeStatus::of(last_seen, now, ctx.heartbeat_interval),
-            tokens: grants::read(&ctx.key, id, file_id, &placed, now)?,
+            tokens: grants::read(&ctx.key, id, file_id, &placed, now, &mut issued)?,
         });
     }
+    crate::rewards::record_issued(&ctx.db, &issued).await?;
     Ok(FileDownload {
         file_id: file_hex.to_owned(),
         manifest: row.try_get("manifest")?,

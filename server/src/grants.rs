@@ -72,14 +72,25 @@ pub struct Placed {
     pub size: u64,
 }
 
+/// A get token as issued, for egress claims ([`crate::rewards`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issued {
+    pub serial: Serial,
+    pub node: NodeId,
+    pub budget: u64,
+    pub expires_at: u64,
+}
+
 /// Get tokens for one worker's shards of `file`, one per window of [`MAX_TOKEN_SHARDS`] chunks.
 /// A worker holds at most one shard per chunk, so a window never lists more than the maximum.
+/// Each token is also pushed onto `issued`.
 pub fn read(
     server: &Keypair,
     worker: NodeId,
     file: FileId,
     shards: &[Placed],
     now: i64,
+    issued: &mut Vec<Issued>,
 ) -> Result<Vec<ReadToken>, ApiError> {
     let window = MAX_TOKEN_SHARDS as u64;
     let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
@@ -91,12 +102,19 @@ pub fn read(
         .into_iter()
         .map(|(w, placed)| {
             let budget = placed.iter().map(|p| p.size).sum::<u64>() * READ_ALLOWANCE;
+            let serial = Serial::random();
+            issued.push(Issued {
+                serial,
+                node: worker,
+                budget,
+                expires_at,
+            });
             let token = Token {
                 operation: Operation::Get,
                 issuer: server.public(),
                 worker,
                 scope: Scope::File(file),
-                serial: Serial::random(),
+                serial,
                 expires_at,
                 byte_budget: budget,
                 shards: placed.iter().map(|p| p.shard).collect(),

@@ -6,8 +6,9 @@
 //!   [`throttle`]: zero-knowledge accounts, cookies/CSRF/API tokens, log-in throttling;
 //!   [`placement`]: which workers hold which shards; [`files`]: uploads, commits, reads and
 //!   deletes; [`grants`]: the tokens handed to clients for workers; [`shares`]: share links;
-//!   [`leases`]: which replica runs a background job, and the janitor; [`api`]: the `/api/v1`
-//!   routes and their OpenAPI document; [`local_workers`]: `--local-workers`.
+//!   [`leases`]: which replica runs a background job, and the janitor; [`durability`]: audits,
+//!   reputation, repair and garbage collection; [`rewards`]: the operators' ledger; [`api`]: the
+//!   `/api/v1` routes and their OpenAPI document; [`local_workers`]: `--local-workers`.
 
 // The app's pages are deeply nested view types; rendering them in release builds needs more
 // than the default query depth.
@@ -18,12 +19,14 @@ pub mod api;
 pub mod config;
 pub mod context;
 pub mod db;
+pub mod durability;
 pub mod files;
 pub mod grants;
 pub mod leases;
 pub mod local_workers;
 pub mod nodes;
 pub mod placement;
+pub mod rewards;
 pub mod sessions;
 pub mod shares;
 pub mod throttle;

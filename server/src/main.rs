@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     ctx.default_quota = i64::try_from(args.default_quota).unwrap_or(i64::MAX);
+    ctx.durability = args.durability.clone();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -64,11 +65,9 @@ async fn main() -> anyhow::Result<()> {
                 .await
         })
     };
-    let janitor = tokio::spawn(disktro_server::leases::run_janitor(
-        Arc::clone(&ctx),
-        disktro_server::leases::replica_name(),
-        shutdown.clone(),
-    ));
+    let replica = disktro_server::leases::replica_name();
+    let mut jobs = vec![disktro_server::leases::spawn_janitor(&ctx, &replica, &shutdown)];
+    jobs.extend(disktro_server::durability::spawn(&ctx, &replica, &shutdown));
     let workers = disktro_server::local_workers::start(
         args.local_workers,
         &args.data_dir,
@@ -87,7 +86,9 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     disktro_server::local_workers::stop(workers).await;
     server.await??;
-    janitor.await?;
+    for job in jobs {
+        job.await?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -183,8 +183,9 @@ pub async fn heartbeat(
     }
     let bucket = now - now.rem_euclid(SAMPLE_EVERY);
     sqlx::query(
-        "INSERT INTO node_samples (node_id, at, capacity, used, shards, ingress_bytes, egress_bytes, uptime_secs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (node_id, at) DO NOTHING",
+        "INSERT INTO node_samples (node_id, at, capacity, used, shards, ingress_bytes, egress_bytes, uptime_secs, audit_score)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, audit_score FROM nodes WHERE node_id = $1
+         ON CONFLICT (node_id, at) DO NOTHING",
     )
     .bind(&beat.node_id)
     .bind(bucket)
@@ -211,8 +212,18 @@ pub async fn heartbeat(
     if !beat.corrupt_shards.is_empty() {
         tracing::warn!(node_id = %beat.node_id, count = beat.corrupt_shards.len(), "node reported corrupt shards");
     }
+    let claims = &beat.egress_claims[..beat.egress_claims.len().min(disktro_worker::node::MAX_CLAIMS_PER_HEARTBEAT)];
+    crate::rewards::record_claims(db, &beat.node_id, claims).await?;
+    let list_buckets =
+        crate::durability::holdings::on_heartbeat(db, &beat.node_id, beat.inventory.as_ref(), &beat.listings, now)
+            .await
+            .map_err(|e| {
+                tracing::warn!(node_id = %beat.node_id, error = %format!("{e:#}"), "comparing holdings");
+                ApiError::internal("comparing the node's holdings failed")
+            })?;
     Ok(HeartbeatAck {
         heartbeat_interval_secs: interval.as_secs(),
+        list_buckets,
     })
 }
 
@@ -220,9 +231,13 @@ pub async fn heartbeat(
 pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>, ApiError> {
     let rows = sqlx::query(
         "SELECT node_id, url, zone, version, capacity, used, free_disk, shards, quarantined,
-                ingress_bytes, egress_bytes, uptime_secs, registered_at, last_seen, scrub
+                ingress_bytes, egress_bytes, uptime_secs, registered_at, last_seen, scrub,
+                audit_score, online_score, audits_passed, audits_failed, state, state_reason,
+                COALESCE((SELECT p.audit_score FROM node_samples p WHERE p.node_id = nodes.node_id AND p.at <= $1
+                          ORDER BY p.at DESC LIMIT 1), audit_score) AS audit_score_before
          FROM nodes ORDER BY last_seen DESC, node_id",
     )
+    .bind(now - 3600)
     .fetch_all(&db.pool)
     .await?;
     rows.into_iter()
@@ -246,6 +261,13 @@ pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>
                 registered_at: row.try_get("registered_at")?,
                 last_seen,
                 scrub: serde_json::from_str(&scrub).unwrap_or(serde_json::Value::Null),
+                audit_score: row.try_get("audit_score")?,
+                online_score: row.try_get("online_score")?,
+                audit_score_before: row.try_get("audit_score_before")?,
+                audits_passed: row.try_get("audits_passed")?,
+                audits_failed: row.try_get("audits_failed")?,
+                state: row.try_get("state")?,
+                state_reason: row.try_get("state_reason")?,
             })
         })
         .collect()
@@ -265,7 +287,7 @@ pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<No
     }
     // The newest MAX_SAMPLES, then put back in time order.
     let rows = sqlx::query(
-        "SELECT at, capacity, used, shards, ingress_bytes, egress_bytes FROM node_samples
+        "SELECT at, capacity, used, shards, ingress_bytes, egress_bytes, audit_score FROM node_samples
          WHERE node_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
     )
     .bind(node_id)
@@ -283,6 +305,7 @@ pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<No
                 shards: r.try_get("shards")?,
                 ingress_bytes: r.try_get("ingress_bytes")?,
                 egress_bytes: r.try_get("egress_bytes")?,
+                audit_score: r.try_get("audit_score")?,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -320,7 +343,8 @@ pub fn online_since(now: i64, interval: Duration) -> i64 {
     now.saturating_sub(interval.saturating_mul(NodeStatus::ONLINE_WITHIN))
 }
 
-/// A worker that may receive new shards: online, with room for at least `min_free` more bytes.
+/// A worker that may receive new shards: online, active (neither suspended nor disqualified),
+/// with room for at least `min_free` more bytes.
 #[derive(Debug, Clone)]
 pub struct Writable {
     pub node_id: disktro_core::NodeId,
@@ -331,7 +355,8 @@ pub struct Writable {
 /// Workers that may receive new shards now, in node-id order.
 pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> Result<Vec<Writable>, ApiError> {
     let rows = sqlx::query(
-        "SELECT node_id, url, zone FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 ORDER BY node_id",
+        "SELECT node_id, url, zone FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
+         ORDER BY node_id",
     )
     .bind(online_since(now, interval))
     .bind(min_free)

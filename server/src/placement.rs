@@ -43,7 +43,8 @@ pub fn shard_key(file: &FileId, chunk: u64, index: usize) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-fn distance(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+/// XOR distance between a node id and a placement key; smaller ranks first.
+pub fn distance(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
     std::array::from_fn(|i| a[i] ^ b[i])
 }
 

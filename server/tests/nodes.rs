@@ -88,6 +88,9 @@ fn heartbeat(node: &Keypair, sent_at: u64, corrupt: Vec<String>) -> Vec<u8> {
         egress_bytes: 9000,
         scrub: Default::default(),
         corrupt_shards: corrupt,
+        inventory: None,
+        listings: Vec::new(),
+        egress_claims: Vec::new(),
     })
     .unwrap()
 }

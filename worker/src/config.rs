@@ -81,6 +81,8 @@ pub struct WorkerConfig {
     pub scrub_interval: Duration,
     /// Heartbeat period until the server says otherwise.
     pub heartbeat_interval: Duration,
+    /// How often a heartbeat carries a summary of the shards held.
+    pub inventory_interval: Duration,
 }
 
 impl WorkerConfig {
@@ -102,6 +104,7 @@ impl WorkerConfig {
             scrub_rate: 32 << 20,
             scrub_interval: Duration::from_secs(24 * 3600),
             heartbeat_interval: Duration::from_secs(10),
+            inventory_interval: Duration::from_secs(60),
         }
     }
 }
@@ -181,6 +184,9 @@ pub struct Args {
     /// Heartbeat period [default: 10s].
     #[arg(long, env = "DISKTRO_WORKER_HEARTBEAT_INTERVAL")]
     pub heartbeat_interval: Option<String>,
+    /// How often a heartbeat carries a summary of the shards held [default: 1m].
+    #[arg(long, env = "DISKTRO_WORKER_INVENTORY_INTERVAL")]
+    pub inventory_interval: Option<String>,
 }
 
 /// A setting that could not be used, with the reason.
@@ -289,6 +295,9 @@ impl Args {
         }
         if let Some(d) = duration("scrub-interval", pick!(scrub_interval))? {
             config.scrub_interval = d;
+        }
+        if let Some(d) = duration("inventory-interval", pick!(inventory_interval))? {
+            config.inventory_interval = d;
         }
         if let Some(d) = duration("heartbeat-interval", pick!(heartbeat_interval))? {
             config.heartbeat_interval = d;

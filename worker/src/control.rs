@@ -19,8 +19,8 @@
 //! answers a heartbeat with 401 or 404 (it forgot the node, or restarted on a new database).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use disktro_core::ShardId;
@@ -29,12 +29,14 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::durable;
+use crate::inventory::{self, BucketListing, Inventory};
 use crate::node::{Node, unix_now};
 
 /// The JSON the worker and the server exchange.
 pub mod api {
     use serde::{Deserialize, Serialize};
 
+    use crate::inventory::{BucketListing, Inventory};
     use crate::scrub::ScrubReport;
 
     pub const REGISTER_PATH: &str = "/api/v1/nodes/register";
@@ -88,11 +90,32 @@ pub mod api {
         pub scrub: ScrubReport,
         /// Shards found corrupt (and quarantined) since the last delivered heartbeat, hex.
         pub corrupt_shards: Vec<String>,
+        /// Summaries of what the worker holds, now and then ([`crate::inventory`]).
+        #[serde(default)]
+        pub inventory: Option<Inventory>,
+        /// Full listings of the buckets the server asked for in its last answer.
+        #[serde(default)]
+        pub listings: Vec<BucketListing>,
+        /// Bytes served under get tokens, for egress rewards.
+        #[serde(default)]
+        pub egress_claims: Vec<EgressClaim>,
+    }
+
+    /// The total bytes a worker served under one get token (not a difference: resending is safe).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct EgressClaim {
+        /// The token's serial, hex.
+        pub serial: String,
+        pub bytes: u64,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
     pub struct HeartbeatAck {
         pub heartbeat_interval_secs: u64,
+        /// Buckets whose full listing the server wants in the next heartbeat.
+        #[serde(default)]
+        pub list_buckets: Vec<u8>,
     }
 }
 
@@ -105,6 +128,8 @@ pub struct ControlConfig {
     pub zone: String,
     pub data_dir: PathBuf,
     pub interval: Duration,
+    /// A heartbeat carries an inventory summary when this long has passed since the last one.
+    pub inventory_interval: Duration,
     /// Set by `--issuer-key`: the server must present this key.
     pub expected_server_key: Option<PublicKey>,
 }
@@ -147,6 +172,10 @@ struct Control {
     node: Arc<Node>,
     config: ControlConfig,
     http: reqwest::Client,
+    /// When the last inventory summary was delivered (`None`: not yet).
+    summarized: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Buckets the server asked to have listed.
+    wanted: std::sync::Mutex<Vec<u8>>,
 }
 
 impl Control {
@@ -215,9 +244,36 @@ impl Control {
         Ok(Duration::from_secs(registered.heartbeat_interval_secs.clamp(1, 3600)))
     }
 
+    /// The summary (first, then once per inventory interval) and the listings asked for, read
+    /// from the disk.
+    async fn holdings(&self) -> (Option<Inventory>, Vec<BucketListing>) {
+        let wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let summarize = self
+            .summarized
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none_or(|at| at.elapsed() >= self.config.inventory_interval);
+        if !summarize && wanted.is_empty() {
+            return (None, Vec::new());
+        }
+        let node = Arc::clone(&self.node);
+        let ids = match tokio::task::spawn_blocking(move || node.store.ids()).await {
+            Ok(Ok(ids)) => ids,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot list the store for the inventory");
+                return (None, Vec::new());
+            }
+            Err(_) => return (None, Vec::new()),
+        };
+        let summary = summarize.then(|| inventory::summarize(&ids));
+        (summary, inventory::list(&ids, &wanted))
+    }
+
     async fn heartbeat(&self) -> Result<Duration, Failure> {
         let stats = self.node.store.stats();
         let corrupt: Vec<ShardId> = self.node.pending_reports();
+        let claims = self.node.pending_claims();
+        let (inventory, listings) = self.holdings().await;
         let dir = self.config.data_dir.clone();
         let beat = api::Heartbeat {
             node_id: self.node.node_id.to_hex(),
@@ -235,6 +291,15 @@ impl Control {
             egress_bytes: self.node.traffic.egress.load(Ordering::Relaxed),
             scrub: self.node.scrub.snapshot(),
             corrupt_shards: corrupt.iter().map(ShardId::to_hex).collect(),
+            inventory,
+            listings,
+            egress_claims: claims
+                .iter()
+                .map(|(serial, bytes)| api::EgressClaim {
+                    serial: serial.to_hex(),
+                    bytes: *bytes,
+                })
+                .collect(),
         };
         let ack: api::HeartbeatAck = self
             .post(api::HEARTBEAT_PATH, api::HEARTBEAT_DOMAIN, &beat)
@@ -243,6 +308,11 @@ impl Control {
             .await
             .map_err(|e| Failure::Unavailable(e.to_string()))?;
         self.node.reported(&corrupt);
+        self.node.claimed(&claims, unix_now());
+        if beat.inventory.is_some() {
+            *self.summarized.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::time::Instant::now());
+        }
+        *self.wanted.lock().unwrap_or_else(PoisonError::into_inner) = ack.list_buckets;
         Ok(Duration::from_secs(ack.heartbeat_interval_secs.clamp(1, 3600)))
     }
 }
@@ -260,7 +330,13 @@ pub async fn run(node: Arc<Node>, config: ControlConfig, shutdown: CancellationT
             return;
         }
     };
-    let control = Control { node, config, http };
+    let control = Control {
+        node,
+        config,
+        http,
+        summarized: std::sync::Mutex::new(None),
+        wanted: std::sync::Mutex::new(Vec::new()),
+    };
     let mut registered = false;
     let mut interval = control.config.interval;
     let mut backoff = Duration::from_secs(1);

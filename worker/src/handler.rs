@@ -171,6 +171,7 @@ async fn get(node: &Arc<Node>, token: &[u8], shard: ShardId) -> Result<Response,
     match blocking(node, move |n| n.store.get(&shard)).await {
         Ok(Ok(data)) => {
             node.add_egress(data.len() as u64);
+            node.record_served(token.serial, token.expires_at, data.len() as u64);
             Ok(Response {
                 body: Body::ShardData { shard, data },
                 memory: Some(memory),

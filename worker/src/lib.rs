@@ -4,7 +4,8 @@
 //! - [`admission`]: token checks, budgets and single-use serials.
 //! - [`handler`]: one request to one response; [`connection`]: one multiplexed WebSocket;
 //!   [`listener`]: accepting, TLS ([`tls`]), Origin and connection limits.
-//! - [`scrub`]: background re-hashing; [`control`]: registration and heartbeats.
+//! - [`scrub`]: background re-hashing; [`control`]: registration and heartbeats, which carry
+//!   [`inventory`] summaries of what the worker holds and its egress claims.
 //! - [`client`]: the other end of the protocol, for the CLI, the server and tests.
 //! - [`config`], [`identity`], [`units`], [`node`]: settings, the node key, sizes and durations,
 //!   and the state one running worker shares.
@@ -19,6 +20,7 @@ pub mod control;
 pub mod durable;
 pub mod handler;
 pub mod identity;
+pub mod inventory;
 pub mod listener;
 pub mod node;
 pub mod scrub;
@@ -162,6 +164,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
             zone: config.zone.clone(),
             data_dir: config.data_dir.clone(),
             interval: config.heartbeat_interval,
+            inventory_interval: config.inventory_interval,
             expected_server_key: config.issuer_key,
         };
         tasks.spawn(control::run(Arc::clone(&node), control, shutdown.clone()));

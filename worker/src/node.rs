@@ -1,13 +1,15 @@
 //! One running worker's shared state: its store, identity, token admission, limits, traffic
-//! counters, the memory budget every connection draws from, and the corrupt shards waiting to be
-//! reported to the server.
+//! counters, the memory budget every connection draws from, and what waits for the next
+//! heartbeat: corrupt shards to report and egress to claim.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use disktro_core::keys::Keypair;
-use disktro_core::{NodeId, ShardId};
+use std::collections::HashMap;
+
+use disktro_core::{NodeId, Serial, ShardId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::admission::Admission;
@@ -18,6 +20,16 @@ use crate::store::ShardStore;
 /// Corrupt shards remembered for the next heartbeat; beyond this the oldest are dropped (the
 /// scrubber and the server's audits find them again).
 const MAX_PENDING_REPORTS: usize = 10_000;
+/// Egress claims sent in one heartbeat at most; the rest wait for the next.
+pub const MAX_CLAIMS_PER_HEARTBEAT: usize = 4096;
+
+/// Bytes served under one get token, and how much of that the server has acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Served {
+    bytes: u64,
+    reported: u64,
+    expires_at: u64,
+}
 
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
@@ -43,6 +55,7 @@ pub struct Node {
     pub started: Instant,
     memory: Arc<Semaphore>,
     corrupt: Mutex<Vec<ShardId>>,
+    served: Mutex<HashMap<Serial, Served>>,
 }
 
 impl Node {
@@ -58,6 +71,7 @@ impl Node {
             scrub: ScrubStatus::default(),
             started: Instant::now(),
             corrupt: Mutex::new(Vec::new()),
+            served: Mutex::new(HashMap::new()),
         }
     }
 
@@ -103,5 +117,38 @@ impl Node {
 
     pub fn add_egress(&self, bytes: u64) {
         self.traffic.egress.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Count `bytes` served under the get token `serial`, to be claimed for egress rewards.
+    pub fn record_served(&self, serial: Serial, expires_at: u64, bytes: u64) {
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = served.entry(serial).or_insert(Served {
+            bytes: 0,
+            reported: 0,
+            expires_at,
+        });
+        entry.bytes = entry.bytes.saturating_add(bytes);
+    }
+
+    /// Claims not yet acknowledged: (serial, total bytes served under it).
+    pub fn pending_claims(&self) -> Vec<(Serial, u64)> {
+        let served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        served
+            .iter()
+            .filter(|(_, s)| s.bytes > s.reported)
+            .take(MAX_CLAIMS_PER_HEARTBEAT)
+            .map(|(serial, s)| (*serial, s.bytes))
+            .collect()
+    }
+
+    /// The server took these claims; forget tokens that have expired and are fully claimed.
+    pub fn claimed(&self, delivered: &[(Serial, u64)], now: u64) {
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        for (serial, bytes) in delivered {
+            if let Some(s) = served.get_mut(serial) {
+                s.reported = s.reported.max(*bytes);
+            }
+        }
+        served.retain(|_, s| s.bytes > s.reported || s.expires_at > now);
     }
 }

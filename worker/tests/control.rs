@@ -17,6 +17,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use disktro_core::keys::{Keypair, PublicKey};
 use disktro_core::token::Operation;
+use disktro_core::ShardId;
 use disktro_core::wire::ErrorCode;
 use disktro_worker::client::ClientError;
 use disktro_worker::control::api;
@@ -78,8 +79,10 @@ async fn heartbeat(
     key.verify(api::HEARTBEAT_DOMAIN, &body, &sig)
         .map_err(|_| StatusCode::UNAUTHORIZED)?;
     seen.heartbeats.push(beat);
+    // Ask for the listing of bucket 0 every time: the next heartbeat must carry it.
     Ok(Json(api::HeartbeatAck {
         heartbeat_interval_secs: 1,
+        list_buckets: vec![0],
     }))
 }
 
@@ -126,6 +129,8 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
             "--capacity",
             "1GiB",
             "--heartbeat-interval",
+            "1s",
+            "--inventory-interval",
             "1s",
         ],
     );
@@ -185,6 +190,35 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
         })
         .await,
         "corruption not reported"
+    );
+
+    // What the worker holds and what it served reach the server: an inventory summary equal to
+    // one of its store (the quarantined shard gone), the listing of the bucket the server asked
+    // for, and the bytes served under the get token, by serial.
+    assert_eq!(c.get(&get, b).await.unwrap(), b_bytes);
+    let serial = disktro_core::token::Token::decode(&get).unwrap().serial.to_hex();
+    let expected = disktro_worker::inventory::summarize(&[b]);
+    let bucket0: Vec<String> = [b]
+        .iter()
+        .filter(|id| disktro_worker::inventory::bucket_of(id) == 0)
+        .map(ShardId::to_hex)
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            let seen = first.seen.lock().unwrap();
+            let claimed = seen
+                .heartbeats
+                .iter()
+                .any(|h| h.egress_claims.iter().any(|c| c.serial == serial && c.bytes == 10_000));
+            let summarized = seen.heartbeats.iter().any(|h| h.inventory.as_ref() == Some(&expected));
+            let listed = seen
+                .heartbeats
+                .iter()
+                .any(|h| h.listings.iter().any(|l| l.bucket == 0 && l.shards == bucket0));
+            claimed && summarized && listed
+        })
+        .await,
+        "claims, inventory or listing missing"
     );
 
     // Server down: the worker keeps serving stored shards.

@@ -7,6 +7,7 @@
 //! | `GET /health`, `GET /openapi.json` | anyone |
 //! | `POST /nodes/register`, `POST /nodes/heartbeat` | workers (join token; node-key signatures) |
 //! | `GET /nodes` | anyone: node ids, URLs, zones and health are not secret |
+//! | `GET /durability`, `GET /ledger/verify`, `GET /nodes/{id}/earnings` | anyone: aggregates, no file named |
 //! | `POST /auth/prelogin`, `/auth/signup`, `/auth/login` | anyone (log-in throttled) |
 //! | `POST /auth/logout`, `/auth/password`, `/auth/tokens` | a session with its CSRF token, or an API token |
 //! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /shares` | a session or an API token, own objects only |
@@ -16,6 +17,7 @@
 //! Another account's object is always "not found", never "forbidden": existence is not revealed.
 
 pub mod auth;
+pub mod durability;
 pub mod error;
 pub mod files;
 pub mod nodes;
@@ -97,6 +99,9 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .routes(routes!(nodes::samples))
         .routes(routes!(nodes::register))
         .routes(routes!(nodes::heartbeat))
+        .routes(routes!(durability::status))
+        .routes(routes!(durability::verify_ledger))
+        .routes(routes!(durability::earnings))
         .routes(routes!(auth::prelogin))
         .routes(routes!(auth::signup))
         .routes(routes!(auth::login))

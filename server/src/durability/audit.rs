@@ -1,0 +1,309 @@
+//! The auditor: every round, each online node that is not disqualified is challenged on its least
+//! recently audited shards, enough of them that every shard is audited once per audit window,
+//! plus every shard it has in containment.
+//!
+//! A challenge names a random range (up to 4 KiB) at a random offset and a random nonce; the
+//! worker answers with a BLAKE3 verified slice, checked against the shard id and the shard's size
+//! from the placement table ([`disktro_core::audit::verify`]). Outcomes:
+//!
+//! - **pass**: the proof verifies.
+//! - **fail**: a wrong proof, "not found", or "corrupt": the shard is marked lost
+//!   (`corrupt_reports`, reason `audit`) and repaired elsewhere.
+//! - **timeout** (no answer in time, connection trouble, or any other refusal such as "busy"): the
+//!   shard goes into **containment** and is re-challenged in the next rounds; it counts as a pass
+//!   once answered, and as a failure after `audit_retries` more timeouts. Going slow on missing
+//!   shards therefore buys a cheating node a few rounds, never a pass.
+//!
+//! Resolved outcomes feed the node's audit score ([`super::reputation`]); every challenge is
+//! recorded in `audits` for the dashboard.
+
+use std::time::Duration;
+
+use disktro_core::audit::verify;
+use disktro_core::token::Operation;
+use disktro_core::wire::ErrorCode;
+use disktro_core::{FileId, NodeId, ShardId};
+use disktro_worker::client::ClientError;
+use futures_util::StreamExt as _;
+use sqlx::Row as _;
+
+use super::fleet::{self, Fleet};
+use super::reputation;
+use crate::context::Context;
+use crate::nodes;
+
+/// Longest range challenged.
+pub const MAX_RANGE: u64 = 4096;
+/// Most shards challenged per node per round (beyond contained ones).
+pub const MAX_PER_ROUND: i64 = 256;
+/// Challenges in flight per node.
+const PER_NODE: usize = 8;
+/// Nodes audited at once.
+const NODES_AT_ONCE: usize = 16;
+
+/// What one challenge came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Timeout,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// Counts of one round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    pub nodes: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub timeouts: usize,
+}
+
+#[derive(Debug)]
+struct Challenge {
+    file: FileId,
+    shard: ShardId,
+    size: u64,
+    /// Earlier timeouts (0 when not contained).
+    attempts: i64,
+}
+
+/// The auditor and its connections (their request timeout is the audit timeout).
+#[derive(Debug)]
+pub struct Auditor {
+    fleet: Fleet,
+}
+
+fn random_below(n: u64) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        u64::from_le_bytes(disktro_core::random_bytes::<8>()) % n
+    }
+}
+
+/// How many shards of `held` to challenge per round so each is reached once per `window`.
+pub fn per_round(held: i64, interval: Duration, window: Duration) -> i64 {
+    if held == 0 {
+        return 0;
+    }
+    let rounds = (window.as_secs_f64() / interval.as_secs_f64().max(0.001)).max(1.0);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let n = (held as f64 / rounds).ceil() as i64;
+    n.clamp(1, MAX_PER_ROUND)
+}
+
+impl Auditor {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            fleet: Fleet::new(timeout),
+        }
+    }
+
+    /// One round over every auditable node; online scores are brought up to date first.
+    pub async fn round(&self, ctx: &Context, now: i64) -> anyhow::Result<Round> {
+        let since = nodes::online_since(now, ctx.heartbeat_interval);
+        reputation::update_online(&ctx.db, since, now).await?;
+        let rows = sqlx::query(
+            "SELECT node_id, url FROM nodes WHERE last_seen >= $1 AND state <> 'disqualified' ORDER BY node_id",
+        )
+        .bind(since)
+        .fetch_all(&ctx.db.pool)
+        .await?;
+        let mut targets = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("node_id")?;
+            targets.push((id, row.try_get::<String, _>("url")?));
+        }
+        let results: Vec<anyhow::Result<Round>> = futures_util::stream::iter(targets)
+            .map(|(id, url)| async move { self.audit_node(ctx, &id, &url, now).await })
+            .buffer_unordered(NODES_AT_ONCE)
+            .collect()
+            .await;
+        let mut total = Round::default();
+        for r in results {
+            let r = r?;
+            total.nodes += 1;
+            total.passed += r.passed;
+            total.failed += r.failed;
+            total.timeouts += r.timeouts;
+        }
+        if total.failed > 0 || total.timeouts > 0 {
+            tracing::info!(?total, "audit round");
+        }
+        Ok(total)
+    }
+
+    async fn challenges(&self, ctx: &Context, node: &str) -> anyhow::Result<Vec<Challenge>> {
+        let s = &ctx.durability;
+        let parse = |row: &sqlx::any::AnyRow, attempts: i64| -> anyhow::Result<Challenge> {
+            Ok(Challenge {
+                file: row.try_get::<String, _>("file_id")?.parse()?,
+                shard: row.try_get::<String, _>("shard_id")?.parse()?,
+                size: u64::try_from(row.try_get::<i64, _>("size")?)?,
+                attempts,
+            })
+        };
+        let mut out = Vec::new();
+        // Contained shards first, each with its placement (gone: the shard moved; forget it).
+        let contained = sqlx::query("SELECT shard_id, attempts FROM audit_containment WHERE node_id = $1")
+            .bind(node)
+            .fetch_all(&ctx.db.pool)
+            .await?;
+        for c in contained {
+            let shard: String = c.try_get("shard_id")?;
+            let placed = sqlx::query(
+                "SELECT file_id, shard_id, size FROM file_shards WHERE node_id = $1 AND shard_id = $2 LIMIT 1",
+            )
+            .bind(node)
+            .bind(&shard)
+            .fetch_optional(&ctx.db.pool)
+            .await?;
+            match placed {
+                Some(row) => out.push(parse(&row, c.try_get("attempts")?)?),
+                None => release(ctx, node, &shard).await?,
+            }
+        }
+        let held: i64 = sqlx::query("SELECT COUNT(*) AS n FROM file_shards WHERE node_id = $1")
+            .bind(node)
+            .fetch_one(&ctx.db.pool)
+            .await?
+            .try_get("n")?;
+        let n = per_round(held, s.audit_interval, s.audit_window);
+        let picked = sqlx::query(
+            "SELECT s.file_id, s.shard_id, s.size FROM file_shards s WHERE s.node_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id) \
+             AND NOT EXISTS (SELECT 1 FROM audit_containment a WHERE a.node_id = s.node_id AND a.shard_id = s.shard_id) \
+             ORDER BY s.audited_at, random() LIMIT $2",
+        )
+        .bind(node)
+        .bind(n)
+        .fetch_all(&ctx.db.pool)
+        .await?;
+        for row in &picked {
+            out.push(parse(row, 0)?);
+        }
+        Ok(out)
+    }
+
+    async fn audit_node(&self, ctx: &Context, node: &str, url: &str, now: i64) -> anyhow::Result<Round> {
+        let node_id: NodeId = node.parse()?;
+        let challenges = self.challenges(ctx, node).await?;
+        let mut round = Round::default();
+        if challenges.is_empty() {
+            return Ok(round);
+        }
+        let outcomes: Vec<(Challenge, Outcome)> = futures_util::stream::iter(challenges)
+            .map(|c| async move {
+                let outcome = self.challenge(ctx, node_id, url, &c, now).await;
+                (c, outcome)
+            })
+            .buffer_unordered(PER_NODE)
+            .collect()
+            .await;
+        for (c, outcome) in outcomes {
+            let resolved = match outcome {
+                Outcome::Timeout if c.attempts >= i64::from(ctx.durability.audit_retries) => Outcome::Fail,
+                other => other,
+            };
+            record(ctx, node, &c, outcome, resolved, now).await?;
+            match resolved {
+                Outcome::Pass => round.passed += 1,
+                Outcome::Fail => round.failed += 1,
+                Outcome::Timeout => round.timeouts += 1,
+            }
+        }
+        Ok(round)
+    }
+
+    async fn challenge(&self, ctx: &Context, node: NodeId, url: &str, c: &Challenge, now: i64) -> Outcome {
+        let len = c.size.min(MAX_RANGE);
+        let offset = random_below(c.size - len + 1);
+        let nonce = disktro_core::random_bytes::<32>();
+        let token = fleet::token(&ctx.key, Operation::Audit, node, c.file, vec![c.shard], 0, now);
+        let len32 = u32::try_from(len).expect("ranges are at most MAX_RANGE");
+        let answer = match self.fleet.client(node, url).await {
+            Ok(client) => client.audit(&token, c.shard, offset, len32, nonce).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(proof) => match verify(&c.shard, c.size, offset, len32, &proof) {
+                Ok(_) => Outcome::Pass,
+                Err(_) => Outcome::Fail,
+            },
+            Err(ClientError::Refused {
+                code: ErrorCode::NotFound | ErrorCode::Corrupt,
+                ..
+            }) => Outcome::Fail,
+            Err(e) => {
+                self.fleet.failed(node, &e).await;
+                tracing::debug!(%node, shard = %c.shard, error = %e, "audit unanswered");
+                Outcome::Timeout
+            }
+        }
+    }
+}
+
+async fn release(ctx: &Context, node: &str, shard: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM audit_containment WHERE node_id = $1 AND shard_id = $2")
+        .bind(node)
+        .bind(shard)
+        .execute(&ctx.db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Write one challenge's outcome: the audit log, containment, a lost shard, the score.
+async fn record(
+    ctx: &Context,
+    node: &str,
+    c: &Challenge,
+    outcome: Outcome,
+    resolved: Outcome,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let shard = c.shard.to_hex();
+    sqlx::query("INSERT INTO audits (node_id, at, shard_id, outcome) VALUES ($1, $2, $3, $4)")
+        .bind(node)
+        .bind(now)
+        .bind(&shard)
+        .bind(outcome.as_str())
+        .execute(&ctx.db.pool)
+        .await?;
+    sqlx::query("UPDATE file_shards SET audited_at = $3 WHERE node_id = $1 AND shard_id = $2")
+        .bind(node)
+        .bind(&shard)
+        .bind(now)
+        .execute(&ctx.db.pool)
+        .await?;
+    match resolved {
+        Outcome::Timeout => {
+            sqlx::query(
+                "INSERT INTO audit_containment (node_id, shard_id, attempts, since) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (node_id, shard_id) DO UPDATE SET attempts = audit_containment.attempts + 1",
+            )
+            .bind(node)
+            .bind(&shard)
+            .bind(now)
+            .execute(&ctx.db.pool)
+            .await?;
+        }
+        Outcome::Pass | Outcome::Fail => {
+            release(ctx, node, &shard).await?;
+            if resolved == Outcome::Fail {
+                super::mark_lost(&ctx.db, node, &shard, "audit", now).await?;
+            }
+            reputation::record_audit(&ctx.db, node, resolved == Outcome::Pass, now).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! What each worker holds against what the placement table says it should.
+//!
+//! Workers send [`Inventory`] summaries with some heartbeats; the server summarizes the same way
+//! the shards it expects there (placed, plus those waiting for garbage collection) and answers
+//! with the buckets that differ. The worker lists those buckets in its next heartbeat, and the
+//! listing is compared id by id:
+//!
+//! - held but not expected: an **orphan candidate** (an upload not yet committed looks the same,
+//!   so it is removed only after `orphan_grace`, by [`super::gc`]);
+//! - placed there but not held: **missing**, reported like a corrupt shard, so repair rebuilds it;
+//! - waiting for garbage collection but not held: nothing left to delete.
+
+use std::collections::HashSet;
+
+use disktro_core::ShardId;
+use disktro_worker::inventory::{self, BucketListing, Inventory};
+use sqlx::Row as _;
+
+use crate::db::Db;
+
+async fn expected(db: &Db, node: &str) -> Result<(HashSet<ShardId>, HashSet<ShardId>), sqlx::Error> {
+    let parse = |rows: Vec<sqlx::any::AnyRow>| -> HashSet<ShardId> {
+        rows.iter()
+            .filter_map(|r| r.try_get::<String, _>("shard_id").ok()?.parse().ok())
+            .collect()
+    };
+    let placed = sqlx::query("SELECT shard_id FROM file_shards WHERE node_id = $1")
+        .bind(node)
+        .fetch_all(&db.pool)
+        .await?;
+    let collecting = sqlx::query("SELECT shard_id FROM gc_shards WHERE node_id = $1")
+        .bind(node)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok((parse(placed), parse(collecting)))
+}
+
+/// Compare a heartbeat's summary and listings; returns the buckets to list next time.
+pub async fn on_heartbeat(
+    db: &Db,
+    node: &str,
+    summary: Option<&Inventory>,
+    listings: &[BucketListing],
+    now: i64,
+) -> anyhow::Result<Vec<u8>> {
+    if summary.is_none() && listings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (placed, collecting) = expected(db, node).await?;
+    for listing in listings {
+        let held: HashSet<ShardId> = listing.shards.iter().filter_map(|s| s.parse().ok()).collect();
+        let in_bucket = |id: &&ShardId| inventory::bucket_of(id) == listing.bucket;
+        let mut tx = db.begin_write().await?;
+        // Candidates of this bucket that are no longer orphans are forgotten.
+        let known = sqlx::query("SELECT shard_id FROM orphan_candidates WHERE node_id = $1")
+            .bind(node)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in known {
+            let id: String = row.try_get("shard_id")?;
+            let Ok(shard) = id.parse::<ShardId>() else { continue };
+            if inventory::bucket_of(&shard) == listing.bucket
+                && (!held.contains(&shard) || placed.contains(&shard) || collecting.contains(&shard))
+            {
+                sqlx::query("DELETE FROM orphan_candidates WHERE node_id = $1 AND shard_id = $2")
+                    .bind(node)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let mut orphans = 0;
+        for shard in held.iter().filter(|s| !placed.contains(s) && !collecting.contains(s)) {
+            orphans += sqlx::query(
+                "INSERT INTO orphan_candidates (node_id, shard_id, first_seen) VALUES ($1, $2, $3) \
+                 ON CONFLICT (node_id, shard_id) DO NOTHING",
+            )
+            .bind(node)
+            .bind(shard.to_hex())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        let mut missing = 0;
+        for shard in placed.iter().filter(in_bucket).filter(|s| !held.contains(s)) {
+            missing += sqlx::query(
+                "INSERT INTO corrupt_reports (node_id, shard_id, reported_at, reason) VALUES ($1, $2, $3, 'missing') \
+                 ON CONFLICT (node_id, shard_id) DO NOTHING",
+            )
+            .bind(node)
+            .bind(shard.to_hex())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        for shard in collecting.iter().filter(in_bucket).filter(|s| !held.contains(s)) {
+            sqlx::query("DELETE FROM gc_shards WHERE node_id = $1 AND shard_id = $2")
+                .bind(node)
+                .bind(shard.to_hex())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if orphans > 0 || missing > 0 {
+            tracing::warn!(node_id = node, bucket = listing.bucket, orphans, missing, "worker holdings differ");
+        }
+    }
+    let Some(summary) = summary else { return Ok(Vec::new()) };
+    let all: Vec<ShardId> = placed.union(&collecting).copied().collect();
+    Ok(inventory::differing(summary, &inventory::summarize(&all)))
+}

@@ -1,0 +1,185 @@
+//! Durability: files outlive workers, and workers that lose data are found out.
+//!
+//! Four background jobs, each run by whichever replica holds its lease ([`crate::leases`]):
+//!
+//! | job | module | what it does |
+//! | --- | --- | --- |
+//! | `audit` | [`audit`] | challenges stored shards with random ranges; scores nodes ([`reputation`]) |
+//! | `repair` | [`repair`] | rebuilds shards of chunks down to k + margin healthy and re-places them |
+//! | `gc` | [`gc`] | deletes shards of deleted files and orphans from workers after a grace |
+//! | `rewards` | [`crate::rewards`] | accrues storage and settles egress into the operators' ledger |
+//!
+//! What each worker holds is compared from its heartbeats ([`holdings`]); [`fleet`] is the
+//! server's own connections to workers, with tokens it signs for itself. None of it needs a file
+//! key: shards are rebuilt from shards, and checked against the ids the owner signed.
+//!
+//! **A healthy shard** is a placement row whose node is online, active (not suspended, not
+//! disqualified), and not reported as corrupt, missing or failed ([`HEALTHY`]).
+
+pub mod audit;
+pub mod fleet;
+pub mod gc;
+pub mod holdings;
+pub mod repair;
+pub mod reputation;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Context;
+
+/// The SQL condition for a healthy placement row `s` joined to its node `n`, with `$1` the
+/// oldest `last_seen` that counts as online ([`crate::nodes::online_since`]).
+pub const HEALTHY: &str = "n.last_seen >= $1 AND n.state = 'active' AND NOT EXISTS \
+     (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id)";
+
+/// The durability jobs' settings (flags of the same names on `disktro-server`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Time between audit rounds.
+    pub audit_interval: Duration,
+    /// Every stored shard is challenged at least once per this window.
+    pub audit_window: Duration,
+    /// An audit not answered within this long is a timeout (the shard is contained).
+    pub audit_timeout: Duration,
+    /// Re-challenges of a contained shard before its audit counts as failed.
+    pub audit_retries: u32,
+    pub repair_interval: Duration,
+    /// Chunks with at most k + this many healthy shards are repaired.
+    pub repair_margin: u32,
+    /// Chunks repaired at once.
+    pub repair_concurrency: usize,
+    pub gc_interval: Duration,
+    /// Shards of deleted files stay on workers this long (an undo window, and time for every
+    /// reader of a manifest fetched before the delete).
+    pub gc_grace: Duration,
+    /// A shard a worker holds but no file needs is removed once it has been orphaned this long
+    /// (longer than an upload may take before its commit).
+    pub orphan_grace: Duration,
+    pub reward_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            audit_interval: Duration::from_secs(30),
+            audit_window: Duration::from_secs(24 * 3600),
+            audit_timeout: Duration::from_secs(10),
+            audit_retries: 3,
+            repair_interval: Duration::from_secs(60),
+            repair_margin: 2,
+            repair_concurrency: 4,
+            gc_interval: Duration::from_secs(600),
+            gc_grace: Duration::from_secs(24 * 3600),
+            orphan_grace: Duration::from_secs(48 * 3600),
+            reward_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Start every durability job; they stop when `shutdown` fires.
+pub fn spawn(ctx: &Arc<Context>, holder: &str, shutdown: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    let s = &ctx.durability;
+    let auditor = Arc::new(audit::Auditor::new(s.audit_timeout));
+    let repairer = Arc::new(fleet::Fleet::new(fleet::DATA_TIMEOUT));
+    let collector = Arc::new(fleet::Fleet::new(fleet::DATA_TIMEOUT));
+    vec![
+        crate::leases::spawn_periodic(ctx, "audit", s.audit_interval, holder, shutdown, move |ctx| {
+            let auditor = Arc::clone(&auditor);
+            async move { auditor.round(&ctx, crate::context::unix_now()).await.map(|_| ()) }
+        }),
+        crate::leases::spawn_periodic(ctx, "repair", s.repair_interval, holder, shutdown, move |ctx| {
+            let fleet = Arc::clone(&repairer);
+            async move { repair::pass(&ctx, &fleet, crate::context::unix_now()).await.map(|_| ()) }
+        }),
+        crate::leases::spawn_periodic(ctx, "gc", s.gc_interval, holder, shutdown, move |ctx| {
+            let fleet = Arc::clone(&collector);
+            async move { gc::pass(&ctx, &fleet, crate::context::unix_now()).await.map(|_| ()) }
+        }),
+        crate::leases::spawn_periodic(ctx, "rewards", s.reward_interval, holder, shutdown, |ctx| async move {
+            crate::rewards::accrue(&ctx.db, crate::context::unix_now()).await.map(|_| ())
+        }),
+    ]
+}
+
+/// Seconds of a duration as the database's integers.
+pub fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Record that `shard` on `node` no longer counts ('corrupt', 'missing' or 'audit'): repair
+/// rebuilds it elsewhere.
+pub async fn mark_lost(db: &crate::db::Db, node: &str, shard: &str, reason: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO corrupt_reports (node_id, shard_id, reported_at, reason) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (node_id, shard_id) DO NOTHING",
+    )
+    .bind(node)
+    .bind(shard)
+    .bind(now)
+    .bind(reason)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// The network's durability at a glance (`GET /api/v1/durability`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Status {
+    pub chunks: i64,
+    /// Chunks with all k + m shards healthy.
+    pub full: i64,
+    /// Chunks missing at least one shard but still readable.
+    pub degraded: i64,
+    /// Chunks at or below the repair threshold (k + margin).
+    pub at_risk: i64,
+    /// Chunks with fewer than k healthy shards: unreadable until nodes return.
+    pub unreadable: i64,
+    /// Shards waiting for garbage collection, and orphans being watched.
+    pub gc_pending: i64,
+    pub orphan_candidates: i64,
+    /// Shards whose audit timed out and is being re-challenged.
+    pub contained: i64,
+    /// This replica's repairer.
+    #[schema(value_type = Object)]
+    pub repair: serde_json::Value,
+}
+
+/// Count chunks by health, and what the jobs have queued.
+pub async fn status(ctx: &Context, now: i64) -> Result<Status, sqlx::Error> {
+    use sqlx::Row as _;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS chunks, \
+             COALESCE(SUM(CASE WHEN healthy >= k + m THEN 1 ELSE 0 END), 0) AS full_chunks, \
+             COALESCE(SUM(CASE WHEN healthy < k + m AND healthy >= k THEN 1 ELSE 0 END), 0) AS degraded, \
+             COALESCE(SUM(CASE WHEN healthy <= k + $2 AND healthy < k + m THEN 1 ELSE 0 END), 0) AS at_risk, \
+             COALESCE(SUM(CASE WHEN healthy < k THEN 1 ELSE 0 END), 0) AS unreadable \
+         FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
+                   SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) AS healthy \
+               FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+               GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk"
+    )))
+    .bind(crate::nodes::online_since(now, ctx.heartbeat_interval))
+    .bind(i64::from(ctx.durability.repair_margin))
+    .fetch_one(&ctx.db.pool)
+    .await?;
+    let count = |q: &'static str| async move { sqlx::query(q).fetch_one(&ctx.db.pool).await?.try_get::<i64, _>("n") };
+    let repair = ctx
+        .repair_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    Ok(Status {
+        chunks: row.try_get("chunks")?,
+        full: row.try_get("full_chunks")?,
+        degraded: row.try_get("degraded")?,
+        at_risk: row.try_get("at_risk")?,
+        unreadable: row.try_get("unreadable")?,
+        gc_pending: count("SELECT COUNT(*) AS n FROM gc_shards").await?,
+        orphan_candidates: count("SELECT COUNT(*) AS n FROM orphan_candidates").await?,
+        contained: count("SELECT COUNT(*) AS n FROM audit_containment").await?,
+        repair: serde_json::to_value(repair).unwrap_or_default(),
+    })
+}

@@ -1,0 +1,324 @@
+//! The repairer: brings chunks back to full redundancy.
+//!
+//! Each pass finds the chunks whose healthy shards ([`super::HEALTHY`]) number k + margin or
+//! fewer (and fewer than k + m), most urgent (fewest healthy) first, and repairs up to
+//! `repair_concurrency` at a time:
+//!
+//! 1. fetch k healthy shards (data shards first), each checked against its id;
+//! 2. rebuild the sealed chunk with Reed-Solomon and encode it again; every one of the k + m
+//!    shard ids must equal the owner-signed manifest's, or nothing is stored;
+//! 3. put each unhealthy shard on a new worker chosen by the placement rule (online, active, with
+//!    room, holding no shard of this chunk; fewest of the chunk's shards per zone first, then XOR
+//!    distance) and verify the worker's signed receipt;
+//! 4. in one transaction move the placement row, drop the loss report, and hand the old copy to
+//!    garbage collection (it is deleted if its worker ever comes back).
+//!
+//! A chunk with fewer than k healthy shards cannot be rebuilt and is counted as lost. The server
+//! never holds a key: it handles sealed bytes only.
+
+use std::collections::HashSet;
+
+use disktro_core::shard::{Redundancy, Sharder};
+use disktro_core::token::{Operation, Receipt};
+use disktro_core::{FileId, NodeId, ShardId, SignedManifest};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use sqlx::Row as _;
+
+use super::fleet::{self, Fleet};
+use super::{HEALTHY, secs};
+use crate::accounts::decode_b64;
+use crate::context::Context;
+use crate::nodes;
+use crate::placement::{distance, shard_key};
+
+/// Chunks taken per pass at most.
+pub const MAX_CHUNKS_PER_PASS: i64 = 1024;
+
+/// The repairer's progress, as `/api/v1/durability` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Progress {
+    pub running: bool,
+    pub last_pass_started: Option<i64>,
+    pub last_pass_finished: Option<i64>,
+    /// Chunks found at or below the repair threshold by the current (or last) pass.
+    pub queued: u64,
+    /// Chunks of that pass done so far (repaired or given up on).
+    pub done: u64,
+    /// Since start-up.
+    pub shards_rebuilt: u64,
+    pub chunks_repaired: u64,
+    pub chunks_failed: u64,
+}
+
+/// One chunk due for repair.
+#[derive(Debug, Clone)]
+struct Due {
+    file: String,
+    chunk: i64,
+}
+
+/// One placement row of a chunk under repair.
+#[derive(Debug, Clone)]
+struct Slot {
+    idx: usize,
+    shard: ShardId,
+    node: String,
+    url: String,
+    healthy: bool,
+}
+
+fn progress(ctx: &Context, f: impl FnOnce(&mut Progress)) {
+    f(&mut ctx.repair_progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+}
+
+/// One repair pass. Returns the number of chunks repaired.
+pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<u64> {
+    let since = nodes::online_since(now, ctx.heartbeat_interval);
+    let due_rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT s.file_id, s.chunk, f.data_shards, f.parity_shards, \
+             SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) AS healthy \
+         FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+         GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards \
+         HAVING SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) <= f.data_shards + $2 \
+            AND SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) < f.data_shards + f.parity_shards \
+         ORDER BY healthy, s.file_id, s.chunk LIMIT $3"
+    )))
+    .bind(since)
+    .bind(i64::from(ctx.durability.repair_margin))
+    .bind(MAX_CHUNKS_PER_PASS)
+    .fetch_all(&ctx.db.pool)
+    .await?;
+    let mut due = Vec::with_capacity(due_rows.len());
+    for r in &due_rows {
+        due.push(Due {
+            file: r.try_get("file_id")?,
+            chunk: r.try_get("chunk")?,
+        });
+    }
+    progress(ctx, |p| {
+        p.running = true;
+        p.last_pass_started = Some(now);
+        p.queued = due.len() as u64;
+        p.done = 0;
+    });
+    if !due.is_empty() {
+        tracing::info!(chunks = due.len(), "repair pass");
+    }
+    let results: Vec<bool> = futures_util::stream::iter(due)
+        .map(|d| async move {
+            let result = repair_chunk(ctx, fleet, &d, now).await;
+            let ok = match result {
+                Ok(rebuilt) => {
+                    progress(ctx, |p| {
+                        p.shards_rebuilt += rebuilt;
+                        p.chunks_repaired += 1;
+                    });
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(file = %d.file, chunk = d.chunk, error = %format!("{e:#}"), "chunk not repaired");
+                    progress(ctx, |p| p.chunks_failed += 1);
+                    false
+                }
+            };
+            progress(ctx, |p| p.done += 1);
+            ok
+        })
+        .buffer_unordered(ctx.durability.repair_concurrency.max(1))
+        .collect()
+        .await;
+    progress(ctx, |p| {
+        p.running = false;
+        p.last_pass_finished = Some(crate::context::unix_now());
+    });
+    Ok(results.iter().filter(|ok| **ok).count() as u64)
+}
+
+async fn slots(ctx: &Context, d: &Due, now: i64) -> anyhow::Result<Vec<Slot>> {
+    let since = nodes::online_since(now, ctx.heartbeat_interval);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT s.idx, s.shard_id, s.node_id, n.url, CASE WHEN {HEALTHY} THEN 1 ELSE 0 END AS healthy \
+         FROM file_shards s JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $2 AND s.chunk = $3 ORDER BY s.idx"
+    )))
+    .bind(since)
+    .bind(&d.file)
+    .bind(d.chunk)
+    .fetch_all(&ctx.db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(Slot {
+            idx: usize::try_from(r.try_get::<i64, _>("idx")?)?,
+            shard: r.try_get::<String, _>("shard_id")?.parse()?,
+            node: r.try_get("node_id")?,
+            url: r.try_get("url")?,
+            healthy: r.try_get::<i64, _>("healthy")? == 1,
+        });
+    }
+    Ok(out)
+}
+
+/// Repair one chunk; returns the number of shards rebuilt and re-placed.
+async fn repair_chunk(ctx: &Context, fleet: &Fleet, d: &Due, now: i64) -> anyhow::Result<u64> {
+    let manifest_b64: String = sqlx::query("SELECT manifest FROM files WHERE id = $1")
+        .bind(&d.file)
+        .fetch_optional(&ctx.db.pool)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the file was deleted"))?
+        .try_get("manifest")?;
+    let bytes = decode_b64(&manifest_b64, "manifest")?;
+    let signed = SignedManifest::decode(&bytes)?;
+    let manifest = signed.manifest();
+    let file: FileId = d.file.parse()?;
+    let chunk_no = u64::try_from(d.chunk)?;
+    let entry = manifest
+        .chunks
+        .get(usize::try_from(d.chunk)?)
+        .ok_or_else(|| anyhow::anyhow!("chunk {} is not in the manifest", d.chunk))?;
+    let redundancy: Redundancy = manifest.redundancy;
+    let k = usize::from(redundancy.data);
+    let shard_len = redundancy.shard_len(entry.sealed_len as usize);
+    let slots = slots(ctx, d, now).await?;
+    let lost: Vec<&Slot> = slots.iter().filter(|s| !s.healthy).collect();
+    if lost.is_empty() {
+        return Ok(0);
+    }
+
+    // 1. k healthy shards, data shards first (no Reed-Solomon work when they are all there).
+    let mut have: Vec<Option<Vec<u8>>> = vec![None; redundancy.total()];
+    let mut got = 0;
+    for slot in slots.iter().filter(|s| s.healthy) {
+        if got == k {
+            break;
+        }
+        if entry.shards.get(slot.idx) != Some(&slot.shard) {
+            anyhow::bail!("placement row {} disagrees with the manifest", slot.idx);
+        }
+        let node: NodeId = slot.node.parse()?;
+        let token = fleet::token(&ctx.key, Operation::Get, node, file, vec![slot.shard], shard_len as u64, now);
+        let result = match fleet.client(node, &slot.url).await {
+            Ok(c) => c.get(&token, slot.shard).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(data) => {
+                have[slot.idx] = Some(data);
+                got += 1;
+            }
+            Err(e) => {
+                fleet.failed(node, &e).await;
+                tracing::debug!(node = %slot.node, shard = %slot.shard, error = %e, "repair read failed; trying another");
+            }
+        }
+    }
+    if got < k {
+        anyhow::bail!("only {got} of the {k} shards needed could be read");
+    }
+
+    // 2. Rebuild and re-encode; the ids must be the owner's.
+    let sharder = Sharder::new(redundancy);
+    let sealed = sharder.rebuild(chunk_no, &mut have, entry.sealed_len as usize)?;
+    let shards = sharder.encode(&sealed);
+    if shards.ids() != entry.shards.as_slice() {
+        anyhow::bail!("rebuilt shards do not match the manifest's ids");
+    }
+
+    // 3. New homes: active, online, with room, holding nothing of this chunk.
+    let taken: HashSet<&str> = slots.iter().map(|s| s.node.as_str()).collect();
+    let mut candidates: Vec<nodes::Writable> =
+        nodes::writable(&ctx.db, ctx.heartbeat_interval, now, i64::try_from(shard_len)?)
+            .await?
+            .into_iter()
+            .filter(|w| !taken.contains(w.node_id.to_hex().as_str()))
+            .collect();
+    let mut zone_load: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for s in slots.iter().filter(|s| s.healthy) {
+        if let Some(zone) = zone_of(ctx, &s.node).await? {
+            *zone_load.entry(zone).or_default() += 1;
+        }
+    }
+    let keys = nodes::keys(&ctx.db).await?;
+    let mut rebuilt = 0;
+    for slot in lost {
+        let key = shard_key(&file, chunk_no, slot.idx);
+        let data = shards.shard(slot.idx).to_vec();
+        // Closest first, trying the next on failure.
+        candidates.sort_by_key(|w| {
+            let zone = zone_load.get(&w.zone).copied().unwrap_or(0);
+            (zone, distance(w.node_id.as_bytes(), &key))
+        });
+        let mut placed = None;
+        for (i, target) in candidates.iter().enumerate() {
+            let token = fleet::token(&ctx.key, Operation::Put, target.node_id, file, vec![slot.shard], data.len() as u64, now);
+            let result = match fleet.client(target.node_id, &target.url).await {
+                Ok(c) => c.put(&token, slot.shard, data.clone()).await,
+                Err(e) => Err(e),
+            };
+            let receipt = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    fleet.failed(target.node_id, &e).await;
+                    tracing::debug!(node = %target.node_id, error = %e, "repair write failed; trying another");
+                    continue;
+                }
+            };
+            let valid = keys
+                .get(&target.node_id)
+                .and_then(|k| Receipt::verify(&receipt, k).ok())
+                .is_some_and(|r| r.shard == slot.shard && r.worker == target.node_id && r.size as usize == data.len());
+            if valid {
+                placed = Some(i);
+                break;
+            }
+            tracing::warn!(node = %target.node_id, "repair write answered with an invalid receipt");
+        }
+        let Some(i) = placed else {
+            anyhow::bail!("no worker took shard {} of chunk {}", slot.idx, d.chunk);
+        };
+        let target = candidates.remove(i);
+        // 4. Move the row, forget the loss, collect the old copy.
+        let mut tx = ctx.db.begin_write().await?;
+        let moved = sqlx::query(
+            "UPDATE file_shards SET node_id = $4, audited_at = 0 WHERE file_id = $1 AND chunk = $2 AND idx = $3 AND node_id = $5",
+        )
+        .bind(&d.file)
+        .bind(d.chunk)
+        .bind(i64::try_from(slot.idx)?)
+        .bind(target.node_id.to_hex())
+        .bind(&slot.node)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved == 1 {
+            for q in [
+                "DELETE FROM corrupt_reports WHERE node_id = $1 AND shard_id = $2",
+                "DELETE FROM audit_containment WHERE node_id = $1 AND shard_id = $2",
+            ] {
+                sqlx::query(q).bind(&slot.node).bind(slot.shard.to_hex()).execute(&mut *tx).await?;
+            }
+            sqlx::query(
+                "INSERT INTO gc_shards (node_id, shard_id, deleted_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (node_id, shard_id) DO NOTHING",
+            )
+            .bind(&slot.node)
+            .bind(slot.shard.to_hex())
+            .bind(now - secs(ctx.durability.gc_grace))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        *zone_load.entry(target.zone.clone()).or_default() += 1;
+        rebuilt += 1;
+    }
+    tracing::info!(file = %d.file, chunk = d.chunk, rebuilt, "chunk repaired");
+    Ok(rebuilt)
+}
+
+async fn zone_of(ctx: &Context, node: &str) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT zone FROM nodes WHERE node_id = $1")
+        .bind(node)
+        .fetch_optional(&ctx.db.pool)
+        .await?;
+    row.map(|r| r.try_get("zone")).transpose()
+}

@@ -1,0 +1,841 @@
+//! Durability with real worker processes on 127.0.0.1 and the real server binary (its audit,
+//! repair and garbage-collection jobs on short test intervals): repair after losing workers,
+//! cheating workers caught by audits, bit rot, garbage collection and orphans. The ledger test
+//! drives the rewards pass by hand with chosen clocks against an in-process server.
+
+#![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use disktro_client::account::{self, Identity};
+use disktro_client::download;
+use disktro_client::server::Server as Api;
+use disktro_client::upload::{UploadOptions, upload};
+use disktro_core::ShardId;
+use disktro_core::keys::KdfParams;
+use disktro_core::metadata::FileMetadata;
+use disktro_core::wire::{Body, ErrorCode, Frame};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::Value;
+use sqlx::Row as _;
+use support::{Server, databases, eventually, wait_online};
+use tokio_tungstenite::tungstenite::Message;
+
+const CHUNK: u32 = 64 * 1024;
+const JOIN: &str = "durability-join";
+
+/// The worker binary `cargo test --workspace` built next to this test (or `DISKTRO_WORKER_BIN`).
+fn worker_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("DISKTRO_WORKER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("disktro-worker");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p disktro-worker` (or `cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+/// One worker process.
+struct Worker {
+    child: Child,
+    dir: tempfile::TempDir,
+    node_id: String,
+    listen: SocketAddr,
+}
+
+impl Worker {
+    /// Start a worker registered with `server`; `advertise` is the URL clients are told (a proxy).
+    fn start(server: &str, extra: &[&str], advertise: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready.json");
+        let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+        let mut cmd = Command::new(worker_bin());
+        cmd.args(["--listen", "127.0.0.1:0", "--capacity", "2GiB", "--heartbeat-interval", "1s"])
+            .args(["--server", server, "--join-token", JOIN])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null());
+        if let Some(url) = advertise {
+            cmd.args(["--advertise-url", url]);
+        }
+        let child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let info: disktro_worker::ReadyInfo = loop {
+            if let Some(info) = std::fs::read(&ready).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                break info;
+            }
+            assert!(Instant::now() < deadline, "worker did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self {
+            child,
+            dir,
+            node_id: info.node_id,
+            listen: info.listen,
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn shard_path(&self, id: &str) -> PathBuf {
+        self.dir.path().join("data/shards").join(&id[..2]).join(&id[2..4]).join(id)
+    }
+
+    /// Ids of the shards on disk.
+    fn shards_on_disk(&self) -> Vec<String> {
+        fn walk(dir: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    out.push(name.to_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.dir.path().join("data/shards"), &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How a proxy in front of a worker misbehaves.
+#[derive(Debug, Clone, Copy)]
+enum Policy {
+    /// Never answer an audit challenge the worker cannot prove (it dodges by going silent).
+    WithholdMissingAudits,
+    /// Answer everything, this much later (an honest but slow node).
+    Delay(Duration),
+}
+
+/// A WebSocket proxy on 127.0.0.1 in front of a worker, applying `policy` to its answers.
+/// Returns its URL and the slot for the worker's address (set once the worker listens).
+async fn proxy(policy: Policy) -> (String, Arc<OnceLock<SocketAddr>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let upstream: Arc<OnceLock<SocketAddr>> = Arc::new(OnceLock::new());
+    let target = Arc::clone(&upstream);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let target = Arc::clone(&target);
+            tokio::spawn(async move {
+                let Some(addr) = target.get().copied() else { return };
+                let Ok(client) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let Ok((worker, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await else {
+                    return;
+                };
+                let (mut to_client, mut from_client) = client.split();
+                let (mut to_worker, mut from_worker) = worker.split();
+                let audits: Arc<Mutex<HashSet<u32>>> = Arc::default();
+                let seen = Arc::clone(&audits);
+                let up = async move {
+                    while let Some(Ok(msg)) = from_client.next().await {
+                        if let Message::Binary(b) = &msg
+                            && let Ok(Frame {
+                                request_id,
+                                body: Body::AuditChallenge { .. },
+                            }) = Frame::decode(b)
+                        {
+                            seen.lock().unwrap().insert(request_id);
+                        }
+                        if to_worker.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                // Answers leave in order, each `delay` after it arrived (latency, not a queue).
+                let (later, mut due) = tokio::sync::mpsc::unbounded_channel::<(Instant, Message)>();
+                let send = async move {
+                    while let Some((at, msg)) = due.recv().await {
+                        tokio::time::sleep_until(at.into()).await;
+                        if to_client.send(msg).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = async move {
+                    while let Some(Ok(msg)) = from_worker.next().await {
+                        let mut delay = Duration::ZERO;
+                        if let Message::Binary(b) = &msg
+                            && let Ok(frame) = Frame::decode(b)
+                        {
+                            let audit = audits.lock().unwrap().remove(&frame.request_id);
+                            match policy {
+                                Policy::WithholdMissingAudits => {
+                                    if audit
+                                        && matches!(
+                                            frame.body,
+                                            Body::Error {
+                                                code: ErrorCode::NotFound,
+                                                ..
+                                            }
+                                        )
+                                    {
+                                        continue;
+                                    }
+                                }
+                                Policy::Delay(d) => delay = d,
+                            }
+                        }
+                        if later.send((Instant::now() + delay, msg)).is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = up => {}
+                    () = async { tokio::join!(down, send); } => {}
+                }
+            });
+        }
+    });
+    (url, upstream)
+}
+
+/// The server binary with its jobs on test intervals.
+fn start_server(dir: &Path, database_url: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--join-token",
+        JOIN,
+        "--heartbeat-interval",
+        "1s",
+        "--audit-interval",
+        "1s",
+        "--audit-window",
+        "20s",
+        "--audit-timeout",
+        "2s",
+        "--repair-interval",
+        "1s",
+        // Repair as soon as one shard of a chunk is unhealthy (k + 3 of k + 4), so every chunk
+        // returns to full redundancy.
+        "--repair-margin",
+        "3",
+        "--gc-interval",
+        "1s",
+        "--gc-grace",
+        "2s",
+        "--orphan-grace",
+        "3s",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(dir, database_url, &args)
+}
+
+fn random_bytes(len: usize, seed: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = *blake3::hash(&seed.to_le_bytes()).as_bytes();
+    while out.len() < len {
+        out.extend_from_slice(&block);
+        block = *blake3::hash(&block).as_bytes();
+    }
+    out.truncate(len);
+    out
+}
+
+/// 30 files from 1 byte to 1.5 MB (1 to 24 chunks of 64 KiB), random and text alike.
+fn mixed_files() -> Vec<Vec<u8>> {
+    (0..30u32)
+        .map(|i| {
+            let len = match i % 6 {
+                0 => 1 + i as usize,
+                1 => 70_000 + 3_000 * i as usize,
+                2 => 1_500_000,
+                3 => 200_000 + 9_999 * i as usize,
+                4 => 65_536,
+                _ => 400_000,
+            };
+            if i % 2 == 0 {
+                random_bytes(len, i)
+            } else {
+                format!("line {i} of a text file that compresses well\n")
+                    .repeat(len / 40 + 1)
+                    .into_bytes()[..len]
+                    .to_vec()
+            }
+        })
+        .collect()
+}
+
+struct Account {
+    api: Api,
+    me: Identity,
+}
+
+async fn account(url: &str) -> Account {
+    let api = Api::new(url).unwrap();
+    let me = account::signup(&api, "operator@example.com", "correct horse battery staple", KdfParams::MINIMUM, "tests")
+        .await
+        .unwrap();
+    let api = api.with_token(&me.token);
+    Account { api, me }
+}
+
+async fn put(a: &Account, data: &[u8], name: &str) -> String {
+    let meta = FileMetadata {
+        name: name.to_owned(),
+        mime: "application/octet-stream".to_owned(),
+        size: data.len() as u64,
+    };
+    let options = UploadOptions {
+        chunk_size: Some(CHUNK),
+        data_shards: Some(6),
+        parity_shards: Some(4),
+        ..UploadOptions::default()
+    };
+    upload(&a.api, &a.me, data, data.len() as u64, &meta, &options, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("upload of {name}: {e}"))
+        .summary
+        .file_id
+}
+
+async fn get(a: &Account, file_id: &str) -> Vec<u8> {
+    let answer = a.api.file(file_id).await.unwrap();
+    let (_, key) = a.me.file_key(file_id, answer.wrapped_key.as_deref().unwrap()).unwrap();
+    let mut out = Vec::new();
+    download::download(&answer, &key, Some(&a.me.public_key()), &mut out, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("download of {file_id}: {e}"));
+    out
+}
+
+async fn json(url: &str) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn durability(url: &str) -> Value {
+    json(&format!("{url}/api/v1/durability")).await
+}
+
+async fn node(url: &str, node_id: &str) -> Value {
+    let nodes = json(&format!("{url}/api/v1/nodes")).await;
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == node_id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Every chunk has all k + m shards healthy.
+async fn all_full(url: &str) -> bool {
+    let d = durability(url).await;
+    d["chunks"].as_i64().unwrap_or(0) > 0 && d["full"] == d["chunks"]
+}
+
+async fn db(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new().max_connections(2).connect(url).await.unwrap()
+}
+
+async fn placed_on(pool: &sqlx::AnyPool, node: &str) -> Vec<String> {
+    sqlx::query("SELECT shard_id FROM file_shards WHERE node_id = $1 ORDER BY shard_id")
+        .bind(node)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("shard_id").unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() {
+    for db_case in databases().await {
+        let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+        let mut workers: Vec<Worker> = (0..14).map(|_| Worker::start(&server.url, &[], None)).collect();
+        assert!(wait_online(&server.url, 14).await, "[{}] 14 workers online", db_case.backend);
+        let a = account(&server.url).await;
+        let files = mixed_files();
+        let mut ids = Vec::new();
+        for (i, data) in files.iter().enumerate() {
+            ids.push(put(&a, data, &format!("file-{i}")).await);
+        }
+        assert!(eventually(Duration::from_secs(20), || all_full(&server.url)).await);
+        let chunks = durability(&server.url).await["chunks"].as_i64().unwrap();
+
+        // Tried: 4 of 14 workers killed. Must hold: every chunk is rebuilt to 10 healthy shards,
+        // all on the 10 workers left, within the stated 90 seconds.
+        let started = Instant::now();
+        for w in &mut workers[..4] {
+            w.kill();
+        }
+        let pool = db(&db_case.url).await;
+        let dead: Vec<String> = workers[..4].iter().map(|w| w.node_id.clone()).collect();
+        let repaired = eventually(Duration::from_secs(90), || async {
+            let mut left = 0;
+            for n in &dead {
+                left += placed_on(&pool, n).await.len();
+            }
+            left == 0 && all_full(&server.url).await
+        })
+        .await;
+        let d = durability(&server.url).await;
+        assert!(repaired, "[{}] not repaired in 90 s: {d}\n{}", db_case.backend, server.log_text());
+        eprintln!(
+            "[{}] {chunks} chunks back to 10 healthy shards {:.1} s after 4 of 14 workers died: {d}",
+            db_case.backend,
+            started.elapsed().as_secs_f64()
+        );
+        assert_eq!(d["chunks"].as_i64(), Some(chunks));
+        for r in sqlx::query("SELECT COUNT(DISTINCT node_id) AS n FROM file_shards GROUP BY file_id, chunk")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        {
+            assert_eq!(r.try_get::<i64, _>("n").unwrap(), 10, "a chunk without 10 distinct workers");
+        }
+
+        // Tried: 4 more killed, leaving 6 (= k). Must hold: every file byte-identical.
+        for w in &mut workers[4..8] {
+            w.kill();
+        }
+        for (data, id) in files.iter().zip(&ids) {
+            assert!(get(&a, id).await == *data, "[{}] file {id} differs", db_case.backend);
+        }
+        pool.close().await;
+        server.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+    // Worker 0 deletes shards; worker 1 deletes shards and goes silent when audited on them;
+    // worker 2 answers everything 1 s late (half the audit timeout). Long inventory intervals
+    // keep their own listings from reporting the losses first: audits must find them.
+    let (silent_url, silent_addr) = proxy(Policy::WithholdMissingAudits).await;
+    let (slow_url, slow_addr) = proxy(Policy::Delay(Duration::from_secs(1))).await;
+    let quiet = ["--inventory-interval", "1h"];
+    let mut workers = vec![
+        Worker::start(&server.url, &quiet, None),
+        Worker::start(&server.url, &quiet, Some(&silent_url)),
+        Worker::start(&server.url, &quiet, Some(&slow_url)),
+    ];
+    silent_addr.set(workers[1].listen).unwrap();
+    slow_addr.set(workers[2].listen).unwrap();
+    workers.extend((3..14).map(|_| Worker::start(&server.url, &quiet, None)));
+    assert!(wait_online(&server.url, 14).await);
+    let a = account(&server.url).await;
+    let files = mixed_files();
+    let mut ids = Vec::new();
+    for (i, data) in files.iter().enumerate() {
+        ids.push(put(&a, data, &format!("file-{i}")).await);
+    }
+    assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
+
+    // Tried: workers 0 and 1 silently delete every tenth shard they hold.
+    let audited = |v: &Value| v["audits_passed"].as_i64().unwrap() + v["audits_failed"].as_i64().unwrap();
+    let mut before = Vec::new();
+    for w in &workers[..2] {
+        let held = w.shards_on_disk();
+        before.push((audited(&node(&server.url, &w.node_id).await), held.len() as i64));
+        let doomed: Vec<&String> = held.iter().step_by(10).collect();
+        assert!(doomed.len() >= 5, "{} shards held: too few to lose 10%", held.len());
+        for id in doomed {
+            std::fs::remove_file(w.shard_path(id)).unwrap();
+        }
+    }
+    // Must hold: both disqualified, each within one audit window of its shards: fewer resolved
+    // audits after the loss than it held shards (the figures found are printed).
+    let cheats = [workers[0].node_id.clone(), workers[1].node_id.clone()];
+    let caught = eventually(Duration::from_secs(120), || async {
+        let mut all = true;
+        for n in &cheats {
+            all &= node(&server.url, n).await["state"] == "disqualified";
+        }
+        all
+    })
+    .await;
+    assert!(caught, "cheaters not disqualified:\n{}", server.log_text());
+    for ((who, n), (audits_before, held)) in ["deleter", "silent"].iter().zip(&cheats).zip(&before) {
+        let v = node(&server.url, n).await;
+        let audits = audited(&v) - audits_before;
+        eprintln!(
+            "{who}: disqualified {audits} audits after losing 10% of {held} shards: {}",
+            v["state_reason"]
+        );
+        assert!(audits <= *held, "{who}: {audits} audits before disqualification");
+    }
+    // The silent one's failures came from timeouts that resolved as failures, not errors.
+    let pool = db(&db_case.url).await;
+    let timeouts: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audits WHERE node_id = $1 AND outcome = 'timeout'")
+        .bind(&cheats[1])
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert!(timeouts >= 3, "the silent worker's audits timed out {timeouts} times");
+
+    // Must hold: their shards are repaired onto the others and every chunk is full again.
+    let repaired = eventually(Duration::from_secs(90), || async {
+        placed_on(&pool, &cheats[0]).await.is_empty()
+            && placed_on(&pool, &cheats[1]).await.is_empty()
+            && all_full(&server.url).await
+    })
+    .await;
+    assert!(repaired, "cheaters' shards not repaired: {}", durability(&server.url).await);
+
+    // Must hold: the honest slow worker was audited, passed every time, and stays active.
+    let slow = node(&server.url, &workers[2].node_id).await;
+    eprintln!("slow worker: {} audits passed, state {}", slow["audits_passed"], slow["state"]);
+    assert_eq!(slow["state"], "active");
+    assert_eq!(slow["audits_failed"], 0);
+    assert!(slow["audits_passed"].as_i64().unwrap() >= 20, "{slow}");
+    for (data, id) in files.iter().zip(&ids).take(6) {
+        assert!(get(&a, id).await == *data);
+    }
+    pool.close().await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bit_rot_is_rebuilt_elsewhere_and_garbage_is_collected() {
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+    let fast = ["--scrub-interval", "2s", "--inventory-interval", "2s"];
+    let workers: Vec<Worker> = (0..11).map(|_| Worker::start(&server.url, &fast, None)).collect();
+    assert!(wait_online(&server.url, 11).await);
+    let a = account(&server.url).await;
+    let files = mixed_files();
+    let kept = put(&a, &files[2], "kept").await;
+    let doomed = put(&a, &files[3], "doomed").await;
+    assert!(eventually(Duration::from_secs(20), || all_full(&server.url)).await);
+    let pool = db(&db_case.url).await;
+
+    // Tried: one byte flipped in a shard on worker 0's disk. Must hold: its scrubber quarantines
+    // and reports it, and the shard is rebuilt on another worker, byte-identical to its id.
+    let rotten = placed_on(&pool, &workers[0].node_id).await[0].clone();
+    let path = workers[0].shard_path(&rotten);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    let moved = eventually(Duration::from_secs(60), || async {
+        let row = sqlx::query("SELECT node_id FROM file_shards WHERE shard_id = $1")
+            .bind(&rotten)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        row.try_get::<String, _>("node_id").unwrap() != workers[0].node_id
+    })
+    .await;
+    assert!(moved, "the rotten shard was not rebuilt elsewhere:\n{}", server.log_text());
+    let new_home: String = sqlx::query("SELECT node_id FROM file_shards WHERE shard_id = $1")
+        .bind(&rotten)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .try_get("node_id")
+        .unwrap();
+    let holder = workers.iter().find(|w| w.node_id == new_home).unwrap();
+    let rebuilt = std::fs::read(holder.shard_path(&rotten)).unwrap();
+    assert!(rotten.parse::<ShardId>().unwrap().matches(&rebuilt));
+    assert!(eventually(Duration::from_secs(20), || all_full(&server.url)).await);
+    assert!(get(&a, &kept).await == files[2]);
+
+    // Tried: a file deleted. Must hold: after the grace its shards are on no worker.
+    let doomed_shards: Vec<String> = sqlx::query("SELECT shard_id FROM file_shards WHERE file_id = $1")
+        .bind(&doomed)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("shard_id").unwrap())
+        .collect();
+    assert_eq!(doomed_shards.len() % 10, 0);
+    a.api.delete_file(&doomed).await.unwrap();
+    let on_disk = |ids: &[String]| -> usize {
+        workers
+            .iter()
+            .map(|w| ids.iter().filter(|id| w.shard_path(id).exists()).count())
+            .sum()
+    };
+    assert_eq!(on_disk(&doomed_shards), doomed_shards.len(), "deleted at once, before the grace");
+    assert!(
+        eventually(Duration::from_secs(30), || async { on_disk(&doomed_shards) == 0 }).await,
+        "{} shards of the deleted file remain",
+        on_disk(&doomed_shards)
+    );
+
+    // Tried: a valid shard no file needs, planted on worker 1's disk. Must hold: found through
+    // the worker's holdings summary and removed after the orphan grace; the kept file is intact.
+    let orphan = random_bytes(5000, 99);
+    let orphan_id = ShardId::of(&orphan).to_hex();
+    let orphan_path = workers[1].shard_path(&orphan_id);
+    std::fs::create_dir_all(orphan_path.parent().unwrap()).unwrap();
+    std::fs::write(&orphan_path, &orphan).unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || async { !orphan_path.exists() }).await,
+        "the orphan was not collected:\n{}",
+        server.log_text()
+    );
+    assert!(get(&a, &kept).await == files[2]);
+    pool.close().await;
+    server.stop();
+}
+
+/// The in-process server of the ledger test: its jobs do not run; the test runs rewards passes.
+async fn in_process(dir: &Path, database_url: &str) -> (Arc<disktro_server::Context>, String) {
+    disktro_worker::tls::install_default_provider();
+    let ctx = disktro_server::Context::open(dir, database_url, Some(JOIN.to_owned()), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let ctx = Arc::new(ctx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = disktro_server::app(disktro_server::site_options("target/site", addr), Arc::clone(&ctx));
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    (ctx, format!("http://{addr}"))
+}
+
+async fn ledger(pool: &sqlx::AnyPool) -> Vec<(i64, String, String, i64, i64, i64, String)> {
+    sqlx::query("SELECT seq, node_id, kind, period_start, period_end, quantity, reference FROM ledger ORDER BY seq")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.try_get("seq").unwrap(),
+                r.try_get("node_id").unwrap(),
+                r.try_get("kind").unwrap(),
+                r.try_get("period_start").unwrap(),
+                r.try_get("period_end").unwrap(),
+                r.try_get("quantity").unwrap(),
+                r.try_get("reference").unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
+    use disktro_server::rewards;
+    for db_case in databases().await {
+        let (ctx, url) = in_process(db_case.dir.path(), &db_case.url).await;
+        let _workers: Vec<Worker> = (0..10).map(|_| Worker::start(&url, &[], None)).collect();
+        assert!(wait_online(&url, 10).await);
+        let a = account(&url).await;
+        let files = mixed_files();
+        let ids = [put(&a, &files[2], "a").await, put(&a, &files[3], "b").await];
+        let pool = db(&db_case.url).await;
+
+        // Storage: a first pass starts every node's clock; an hour later each node is owed
+        // (bytes of the shards placed on it) × 3,600 byte-seconds.
+        let t0 = disktro_server::context::unix_now();
+        rewards::accrue(&ctx.db, t0).await.unwrap();
+        assert!(ledger(&pool).await.is_empty(), "the first pass only starts the clocks");
+        let mut held: HashMap<String, i64> = HashMap::new();
+        for r in sqlx::query("SELECT node_id, size FROM file_shards").fetch_all(&pool).await.unwrap() {
+            *held.entry(r.try_get("node_id").unwrap()).or_default() += r.try_get::<i64, _>("size").unwrap();
+        }
+        let t1 = t0 + 3600;
+        rewards::accrue(&ctx.db, t1).await.unwrap();
+        let entries = ledger(&pool).await;
+        assert_eq!(entries.len(), held.len(), "one storage entry per node holding shards");
+        for (_, node, kind, start, end, quantity, _) in &entries {
+            assert_eq!((kind.as_str(), *start, *end), ("storage", t0, t1));
+            assert_eq!(*quantity, held[node] * 3600, "node {node}");
+        }
+
+        // Egress: the test reads shards 0 and 1 of every chunk of file a, straight from their
+        // workers under the server's get tokens, and knows what each worker served.
+        let answer = a.api.file(&ids[0]).await.unwrap();
+        let signed = disktro_core::SignedManifest::decode(&disktro_client::server::unb64(&answer.manifest, "m").unwrap())
+            .unwrap();
+        let mut served: HashMap<String, i64> = HashMap::new();
+        for (c, chunk) in signed.manifest().chunks.iter().enumerate() {
+            for idx in 0..2 {
+                let n = &answer.nodes[usize::from(answer.locations[c][idx])];
+                let token = disktro_client::server::unb64(&n.tokens[0].token, "t").unwrap();
+                let client = disktro_worker::client::WorkerClient::connect(&n.url, &Default::default())
+                    .await
+                    .unwrap();
+                let bytes = client.get(&token, chunk.shards[idx]).await.unwrap();
+                *served.entry(n.node_id.clone()).or_default() += bytes.len() as i64;
+            }
+        }
+        let total: i64 = served.values().sum();
+        let claimed = eventually(Duration::from_secs(15), || async {
+            let r = sqlx::query("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS n FROM egress_claims")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            r.try_get::<i64, _>("n").unwrap() == total
+        })
+        .await;
+        assert!(claimed, "workers' claims did not reach {total} bytes");
+        let expiry: i64 = sqlx::query("SELECT MAX(expires_at) AS e FROM egress_claims")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .try_get("e")
+            .unwrap();
+        // Tried: a claim above the token's budget, and one for another worker's serial, before
+        // settlement. Must hold: capped at the budget; ignored.
+        let fresh = a.api.file(&ids[1]).await.unwrap();
+        let victim = &fresh.nodes[0];
+        let serial = disktro_core::token::Token::decode(&disktro_client::server::unb64(&victim.tokens[0].token, "t").unwrap())
+            .unwrap()
+            .serial
+            .to_hex();
+        let budget: i64 = sqlx::query("SELECT budget FROM egress_claims WHERE serial = $1")
+            .bind(&serial)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .try_get("budget")
+            .unwrap();
+        let greedy = disktro_worker::control::api::EgressClaim {
+            serial: serial.clone(),
+            bytes: (budget * 10) as u64,
+        };
+        let other = fresh.nodes[1].node_id.clone();
+        assert_eq!(rewards::record_claims(&ctx.db, &other, std::slice::from_ref(&greedy)).await.unwrap(), 0);
+        assert_eq!(rewards::record_claims(&ctx.db, &victim.node_id, &[greedy]).await.unwrap(), 1);
+        served.insert(
+            victim.node_id.clone(),
+            served.get(&victim.node_id).copied().unwrap_or(0) + budget,
+        );
+
+        // Settlement after the tokens expired (plus the grace): storage up to then, and each
+        // serial's egress once. Hand calculation: storage = held × (t2 − t0) in all, egress =
+        // what the test read from each worker (+ the capped claim), amounts at the stated rates.
+        let t2 = expiry.max(t1) + rewards::CLAIM_GRACE + 1;
+        rewards::accrue(&ctx.db, t2).await.unwrap();
+        rewards::accrue(&ctx.db, t2 + 10).await.unwrap();
+        let mut storage: HashMap<String, i64> = HashMap::new();
+        let mut egress: HashMap<String, i64> = HashMap::new();
+        let mut serials = HashSet::new();
+        for (_, node, kind, start, end, quantity, reference) in ledger(&pool).await {
+            match kind.as_str() {
+                "storage" => *storage.entry(node).or_default() += quantity,
+                _ => {
+                    assert!(serials.insert(reference), "a serial paid twice");
+                    assert!(end <= t2 && start < end);
+                    *egress.entry(node).or_default() += quantity;
+                }
+            }
+        }
+        let want_storage: HashMap<String, i64> = held.iter().map(|(n, b)| (n.clone(), b * (t2 + 10 - t0))).collect();
+        assert_eq!(storage, want_storage);
+        assert_eq!(egress, served);
+        for r in sqlx::query("SELECT kind, quantity, amount FROM ledger").fetch_all(&pool).await.unwrap() {
+            let (kind, q, amount): (String, i64, i64) =
+                (r.try_get("kind").unwrap(), r.try_get("quantity").unwrap(), r.try_get("amount").unwrap());
+            let want = if kind == "storage" { q * 15 / 25_920_000 } else { q * 2 };
+            assert_eq!(amount, want, "{kind} of {q}");
+        }
+        let earnings = json(&format!("{url}/api/v1/nodes/{}/earnings", victim.node_id)).await;
+        let day_total: i64 = earnings.as_array().unwrap().iter().map(|d| d["amount"].as_i64().unwrap()).sum();
+        assert!(day_total > 0, "{earnings}");
+
+        // The chain verifies, through the library and the endpoint.
+        let check = rewards::verify(&ctx.db).await.unwrap();
+        assert!(check.valid, "{check:?}");
+        let n = check.entries as i64;
+        assert!(n >= 12, "{n} entries");
+        assert_eq!(json(&format!("{url}/api/v1/ledger/verify")).await["valid"], true);
+
+        // Tried: one amount changed; a row deleted; a row changed with its own hash recomputed.
+        // Must hold: each is found, at the right entry.
+        let q = |sql: &'static str| sqlx::query(sql);
+        q("UPDATE ledger SET amount = amount + 1 WHERE seq = 2").execute(&pool).await.unwrap();
+        let bad = rewards::verify(&ctx.db).await.unwrap();
+        assert_eq!((bad.valid, bad.first_bad_seq), (false, Some(2)), "{bad:?}");
+        assert_eq!(json(&format!("{url}/api/v1/ledger/verify")).await["first_bad_seq"], 2);
+        q("UPDATE ledger SET amount = amount - 1 WHERE seq = 2").execute(&pool).await.unwrap();
+        assert!(rewards::verify(&ctx.db).await.unwrap().valid);
+
+        let third = ledger_entry(&pool, 3).await;
+        q("DELETE FROM ledger WHERE seq = 3").execute(&pool).await.unwrap();
+        let bad = rewards::verify(&ctx.db).await.unwrap();
+        assert_eq!((bad.valid, bad.first_bad_seq), (false, Some(3)), "{bad:?}");
+        assert!(bad.problem.unwrap().contains("missing"));
+        sqlx::query(
+            "INSERT INTO ledger (seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, \
+             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(third.seq)
+        .bind(&third.node_id)
+        .bind(&third.kind)
+        .bind(third.period_start)
+        .bind(third.period_end)
+        .bind(third.quantity)
+        .bind(third.amount)
+        .bind(&third.reference)
+        .bind(third.created_at)
+        .bind(&third.prev_hash)
+        .bind(&third.hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert!(rewards::verify(&ctx.db).await.unwrap().valid);
+
+        let mut forged = ledger_entry(&pool, 4).await;
+        forged.quantity += 1000;
+        forged.hash = forged.compute_hash();
+        sqlx::query("UPDATE ledger SET quantity = $1, hash = $2 WHERE seq = 4")
+            .bind(forged.quantity)
+            .bind(&forged.hash)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let bad = rewards::verify(&ctx.db).await.unwrap();
+        assert_eq!((bad.valid, bad.first_bad_seq), (false, Some(5)), "{bad:?}");
+        pool.close().await;
+    }
+}
+
+async fn ledger_entry(pool: &sqlx::AnyPool, seq: i64) -> disktro_server::rewards::Entry {
+    let r = sqlx::query("SELECT * FROM ledger WHERE seq = $1").bind(seq).fetch_one(pool).await.unwrap();
+    disktro_server::rewards::Entry {
+        seq,
+        node_id: r.try_get("node_id").unwrap(),
+        kind: r.try_get("kind").unwrap(),
+        period_start: r.try_get("period_start").unwrap(),
+        period_end: r.try_get("period_end").unwrap(),
+        quantity: r.try_get("quantity").unwrap(),
+        amount: r.try_get("amount").unwrap(),
+        reference: r.try_get("reference").unwrap(),
+        created_at: r.try_get("created_at").unwrap(),
+        prev_hash: r.try_get("prev_hash").unwrap(),
+        hash: r.try_get("hash").unwrap(),
+    }
+}
