@@ -126,6 +126,20 @@ enum Command {
     },
     /// The storage network's health.
     Nodes,
+    /// The operators' rewards ledger.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LedgerAction {
+    /// Recompute the ledger's hash chain on the server; exits with the integrity code if any
+    /// entry was changed, removed or reordered.
+    ///
+    /// Example: disktro ledger verify --server https://disktro.example
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -315,6 +329,9 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             save_download(cli, &answer, &parsed.key, None, output.as_deref()).await?;
         }
         Command::Nodes => nodes(cli).await?,
+        Command::Ledger {
+            action: LedgerAction::Verify,
+        } => verify_ledger(cli).await?,
     }
     Ok(())
 }
@@ -557,24 +574,47 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// The server named by `--server`, else the logged-in one (public routes need no session).
+fn public_server(cli: &Cli) -> Result<Server, ClientError> {
+    match &cli.server {
+        Some(url) => Server::new(url),
+        None => Ok(logged_in(cli)?.0),
+    }
+}
+
+async fn verify_ledger(cli: &Cli) -> Result<(), ClientError> {
+    let check = public_server(cli)?.ledger_check().await?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&check).unwrap_or_default());
+    }
+    if !check.valid {
+        return Err(ClientError::Integrity(format!(
+            "the ledger does not verify at entry {}: {}",
+            check.first_bad_seq.unwrap_or(0),
+            check.problem.unwrap_or_default()
+        )));
+    }
+    if !cli.json {
+        println!("ledger verified: {} entries, head {}", check.entries, check.head);
+    }
+    Ok(())
+}
+
 async fn nodes(cli: &Cli) -> Result<(), ClientError> {
-    let server = match &cli.server {
-        Some(url) => Server::new(url)?,
-        None => logged_in(cli)?.0,
-    };
+    let server = public_server(cli)?;
     let nodes = server.nodes().await?;
     if cli.json {
         println!("{}", serde_json::Value::Array(nodes));
         return Ok(());
     }
     println!(
-        "{:<16}  {:<8}  {:<10}  {:>10}  {:>10}  {:>7}  URL",
-        "NODE", "STATUS", "ZONE", "USED", "CAPACITY", "SHARDS"
+        "{:<16}  {:<8}  {:<12}  {:<10}  {:>10}  {:>10}  {:>7}  {:>6}  URL",
+        "NODE", "STATUS", "STANDING", "ZONE", "USED", "CAPACITY", "SHARDS", "AUDIT"
     );
     for n in &nodes {
         let get = |k: &str| n[k].as_u64().unwrap_or(0);
         println!(
-            "{:<16}  {:<8}  {:<10}  {:>10}  {:>10}  {:>7}  {}",
+            "{:<16}  {:<8}  {:<12}  {:<10}  {:>10}  {:>10}  {:>7}  {:>6}  {}",
             n["node_id"]
                 .as_str()
                 .unwrap_or("?")
@@ -582,10 +622,12 @@ async fn nodes(cli: &Cli) -> Result<(), ClientError> {
                 .take(16)
                 .collect::<String>(),
             n["status"].as_str().unwrap_or("?"),
+            n["state"].as_str().unwrap_or("?"),
             n["zone"].as_str().unwrap_or("?"),
             human(get("used")),
             human(get("capacity")),
             get("shards"),
+            format!("{:.3}", get("audit_score") as f64 / 1e6),
             n["url"].as_str().unwrap_or("?"),
         );
     }

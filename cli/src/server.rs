@@ -151,6 +151,11 @@ impl Server {
         self.call::<(), _>(Method::GET, "/nodes", None).await
     }
 
+    /// The rewards ledger's hash chain, recomputed by the server (`GET /ledger/verify`).
+    pub async fn ledger_check(&self) -> Result<disktro_core::api::LedgerCheck, ClientError> {
+        self.call::<(), _>(Method::GET, "/ledger/verify", None).await
+    }
+
     pub async fn prelogin(&self, email: &str) -> Result<KdfAnswer, ClientError> {
         let body = PreLogin {
             email: email.to_owned(),

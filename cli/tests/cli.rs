@@ -15,6 +15,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 struct Network {
     url: String,
+    ctx: Arc<disktro_server::Context>,
     workers: Vec<Option<RunningWorker>>,
     shutdown: tokio_util::sync::CancellationToken,
     _dir: tempfile::TempDir,
@@ -35,7 +36,8 @@ impl Network {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = disktro_server::app(disktro_server::site_options("target/site", addr), Arc::new(ctx));
+        let ctx = Arc::new(ctx);
+        let app = disktro_server::app(disktro_server::site_options("target/site", addr), Arc::clone(&ctx));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -53,6 +55,7 @@ impl Network {
             .unwrap();
         let net = Self {
             url,
+            ctx,
             workers: running.into_iter().map(Some).collect(),
             shutdown,
             _dir: dir,
@@ -437,4 +440,63 @@ async fn bad_input_gives_one_line_a_distinct_code_and_no_partial_file() {
     )
     .await;
     fails(&o, 7, "upload with all workers down");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger_verify_accepts_a_sound_chain_and_refuses_a_changed_one() {
+    use disktro_server::rewards::{Entry, GENESIS};
+    let net = Network::start(1).await;
+    let home = tempfile::tempdir().unwrap();
+    let o = disktro(home.path(), Some(&net.url), &["ledger", "verify"], None).await;
+    ok(&o, "verify an empty ledger");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ledger verified: 0 entries"));
+
+    // One sound entry, then the same entry with its amount changed in the database.
+    let mut entry = Entry {
+        seq: 1,
+        node_id: "00".repeat(32),
+        kind: "egress".to_owned(),
+        period_start: 1000,
+        period_end: 4600,
+        quantity: 5000,
+        amount: 10_000,
+        reference: "11".repeat(16),
+        created_at: 5000,
+        prev_hash: GENESIS.to_owned(),
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    sqlx::query(
+        "INSERT INTO ledger (seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, \
+         prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(entry.seq)
+    .bind(&entry.node_id)
+    .bind(&entry.kind)
+    .bind(entry.period_start)
+    .bind(entry.period_end)
+    .bind(entry.quantity)
+    .bind(entry.amount)
+    .bind(&entry.reference)
+    .bind(entry.created_at)
+    .bind(&entry.prev_hash)
+    .bind(&entry.hash)
+    .execute(&net.ctx.db.pool)
+    .await
+    .unwrap();
+    let o = disktro(home.path(), Some(&net.url), &["--json", "ledger", "verify"], None).await;
+    ok(&o, "verify one entry");
+    let check: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((check["valid"].as_bool(), check["entries"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(check["head"], entry.hash);
+
+    // Tried: the amount raised in the database. Must hold: the integrity exit code and one line
+    // naming the entry.
+    sqlx::query("UPDATE ledger SET amount = amount * 2")
+        .execute(&net.ctx.db.pool)
+        .await
+        .unwrap();
+    let o = disktro(home.path(), Some(&net.url), &["ledger", "verify"], None).await;
+    fails(&o, i32::from(disktro_client::exit::INTEGRITY), "a changed entry");
+    assert!(stderr(&o).contains("entry 1"), "{}", stderr(&o));
 }

@@ -215,6 +215,56 @@ pub struct NodeSample {
     pub audit_score: i64,
 }
 
+// ---- Durability and rewards ----
+
+/// The network's durability at a glance (`GET /durability`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DurabilityStatus {
+    pub chunks: i64,
+    /// Chunks with all k + m shards healthy.
+    pub full: i64,
+    /// Chunks missing at least one shard but still readable.
+    pub degraded: i64,
+    /// Chunks at or below the repair threshold (k + margin).
+    pub at_risk: i64,
+    /// Chunks with fewer than k healthy shards: unreadable until nodes return.
+    pub unreadable: i64,
+    /// Shards waiting for garbage collection, and orphans being watched.
+    pub gc_pending: i64,
+    pub orphan_candidates: i64,
+    /// Shards whose audit timed out and is being re-challenged.
+    pub contained: i64,
+    /// The repairer of the replica that answered.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub repair: serde_json::Value,
+}
+
+/// The rewards ledger's hash chain, recomputed (`GET /ledger/verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerCheck {
+    pub entries: u64,
+    pub valid: bool,
+    /// The first entry that does not check, and why.
+    pub first_bad_seq: Option<i64>,
+    pub problem: Option<String>,
+    /// The hash of the last good entry (what an operator can write down and compare later).
+    pub head: String,
+}
+
+/// One node's earnings on one UTC day (`GET /nodes/{id}/earnings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DailyEarnings {
+    /// Unix seconds of the day's start (UTC).
+    pub day: i64,
+    pub storage_byte_seconds: i64,
+    pub egress_bytes: i64,
+    /// Picodollars.
+    pub amount: i64,
+}
+
 // ---- Uploads and files ----
 
 /// A put token for one worker.

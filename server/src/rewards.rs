@@ -16,6 +16,7 @@
 //! field and that previous hash. [`verify`] recomputes the chain, so changing, removing or
 //! reordering any row is detected; only the lease holder of the `rewards` job appends.
 
+pub use disktro_core::api::{DailyEarnings, LedgerCheck};
 use serde::Serialize;
 use sqlx::Row as _;
 
@@ -266,18 +267,6 @@ pub async fn accrue(db: &Db, now: i64) -> anyhow::Result<Accrued> {
     Ok(out)
 }
 
-/// The ledger check's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct LedgerCheck {
-    pub entries: u64,
-    pub valid: bool,
-    /// The first entry that does not check, and why.
-    pub first_bad_seq: Option<i64>,
-    pub problem: Option<String>,
-    /// The hash of the last entry (what an operator can write down and compare later).
-    pub head: String,
-}
-
 fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
     Ok(Entry {
         seq: r.try_get("seq")?,
@@ -345,17 +334,6 @@ pub async fn verify(db: &Db) -> Result<LedgerCheck, sqlx::Error> {
         problem: None,
         head: prev,
     })
-}
-
-/// One node's earnings on one UTC day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct DailyEarnings {
-    /// Unix seconds of the day's start (UTC).
-    pub day: i64,
-    pub storage_byte_seconds: i64,
-    pub egress_bytes: i64,
-    /// Picodollars.
-    pub amount: i64,
 }
 
 /// A node's earnings per day (by the end of each entry's period), newest first, at most `days`.

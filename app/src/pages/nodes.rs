@@ -1,9 +1,10 @@
-//! The operators' view: every storage node with its health (`/nodes`), one node with charts of
-//! capacity and traffic over time (`/nodes/<id>`), and the network at a glance for the home page.
+//! The operators' view: every storage node with its health and reputation (`/nodes`), one node
+//! with charts of capacity, traffic and audit score over time and its earnings per day
+//! (`/nodes/<id>`), and the network at a glance for the home page.
 //! All of it is public, polled from the API every few seconds so it updates without a reload,
 //! and the charts are SVG drawn here.
 
-use disktro_core::api::{NodeSample, NodeStatus, NodeView};
+use disktro_core::api::{DailyEarnings, DurabilityStatus, NodeSample, NodeStatus, NodeView};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
@@ -76,10 +77,59 @@ fn used_pct(n: &NodeView) -> f64 {
     }
 }
 
+/// A score in millionths as a decimal.
+fn score(v: i64) -> String {
+    format!("{:.3}", v as f64 / 1e6)
+}
+
+/// An arrow for the score's change over the last hour.
+fn trend(now: i64, before: i64) -> &'static str {
+    match now.cmp(&before) {
+        std::cmp::Ordering::Greater => "↑",
+        std::cmp::Ordering::Less => "↓",
+        std::cmp::Ordering::Equal => "→",
+    }
+}
+
+/// The audits cell: pass rate, score and its trend.
+fn audits(n: &NodeView) -> AnyView {
+    let total = n.audits_passed + n.audits_failed;
+    if total == 0 {
+        return view! { <span class="muted" title="Not audited yet">"no audits yet"</span> }.into_any();
+    }
+    let rate = n.audits_passed as f64 * 100.0 / total as f64;
+    let title = format!(
+        "{} passed, {} failed; audit score {} (an hour ago {}), online score {}",
+        n.audits_passed,
+        n.audits_failed,
+        score(n.audit_score),
+        score(n.audit_score_before),
+        score(n.online_score)
+    );
+    view! {
+        <span title=title data-testid="audit-rate">{format!("{rate:.1}% of {total}")}</span>
+        " "<span class="muted">{format!("score {} {}", score(n.audit_score), trend(n.audit_score, n.audit_score_before))}</span>
+    }
+    .into_any()
+}
+
+/// A tag for a suspended or disqualified node, with the reason.
+fn state_tag(n: &NodeView) -> Option<AnyView> {
+    (!n.state.is_empty() && n.state != "active").then(|| {
+        view! { <span class="tag bad" title=n.state_reason.clone() data-testid="node-state">{n.state.clone()}</span> }.into_any()
+    })
+}
+
 /// The network at a glance (home page).
 #[component]
 pub fn NetworkGlance() -> impl IntoView {
     let nodes = poll::<Vec<NodeView>>(|| "/nodes".to_owned(), POLL_MS * 2);
+    let health = poll::<DurabilityStatus>(|| "/durability".to_owned(), POLL_MS * 5);
+    let redundancy = move || match health.get() {
+        Some(Ok(d)) if d.chunks > 0 => format!("{} / {}", d.full, d.chunks),
+        Some(Ok(_)) => "–".to_owned(),
+        _ => "…".to_owned(),
+    };
     view! {
         <section class="panel" aria-labelledby="glance-title">
             <h2 id="glance-title">"The network now"</h2>
@@ -98,6 +148,7 @@ pub fn NetworkGlance() -> impl IntoView {
                             <div class="stat"><span class="stat-n">{format::bytes_i(used)}</span><span class="muted">"stored"</span></div>
                             <div class="stat"><span class="stat-n">{shards}</span><span class="muted">"shards"</span></div>
                             <div class="stat"><span class="stat-n">"6 + 4"</span><span class="muted">"shards per chunk (any 6 rebuild it)"</span></div>
+                            <div class="stat"><span class="stat-n" data-testid="glance-full">{redundancy}</span><span class="muted">"chunks at full redundancy"</span></div>
                         </div>
                         <p><a href="/nodes">"All nodes →"</a></p>
                     }.into_any()
@@ -135,7 +186,7 @@ pub fn NodesPage() -> impl IntoView {
                                     let pct = used_pct(&n);
                                     view! {
                                         <tr data-testid="node-row" data-node-id=n.node_id.clone() data-status=word>
-                                            <td><span class=format!("light {word}") aria-hidden="true"></span>{word}</td>
+                                            <td><span class=format!("light {word}") aria-hidden="true"></span>{word}" "{state_tag(&n)}</td>
                                             <td><a href=format!("/nodes/{}", n.node_id)><code>{short(&n.node_id)}</code></a></td>
                                             <td>{n.zone.clone()}</td>
                                             <td class="capacity">
@@ -145,7 +196,7 @@ pub fn NodesPage() -> impl IntoView {
                                             <td>{n.shards}{(n.quarantined > 0).then(|| view! { <span class="tag bad" title="corrupt shards quarantined">{format!("{} quarantined", n.quarantined)}</span> })}</td>
                                             <td>{format::ago(n.last_seen, t)}</td>
                                             <td>{format!("{} / {}", format::bytes_i(n.ingress_bytes), format::bytes_i(n.egress_bytes))}</td>
-                                            <td class="muted" title="The auditor is not running yet: no pass rate to show.">"no audits yet"</td>
+                                            <td>{audits(&n)}</td>
                                         </tr>
                                     }
                                 }).collect_view()}
@@ -232,6 +283,7 @@ pub fn NodePage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     let nodes = poll::<Vec<NodeView>>(|| "/nodes".to_owned(), POLL_MS);
     let samples = poll::<Vec<NodeSample>>(move || format!("/nodes/{}/samples", id()), 10_000);
+    let earnings = poll::<Vec<DailyEarnings>>(move || format!("/nodes/{}/earnings", id()), 30_000);
     view! {
         <section class="panel">
             <p><a href="/nodes">"← All nodes"</a></p>
@@ -253,6 +305,9 @@ pub fn NodePage() -> impl IntoView {
                                 <dt>"Up for"</dt><dd>{format::duration(n.uptime_secs as f64)}</dd>
                                 <dt>"Last heartbeat"</dt><dd>{format::ago(n.last_seen, now())}</dd>
                                 <dt>"Registered"</dt><dd>{format::date(n.registered_at)}</dd>
+                                <dt>"Standing"</dt><dd>{if n.state.is_empty() { "active".to_owned() } else { n.state.clone() }}{(!n.state_reason.is_empty()).then(|| format!(": {}", n.state_reason))}</dd>
+                                <dt>"Audit score"</dt><dd>{format!("{} {} (an hour ago {}); {} passed, {} failed", score(n.audit_score), trend(n.audit_score, n.audit_score_before), score(n.audit_score_before), n.audits_passed, n.audits_failed)}</dd>
+                                <dt>"Online score"</dt><dd>{score(n.online_score)}</dd>
                             </dl>
                         }.into_any()
                     }
@@ -272,11 +327,41 @@ pub fn NodePage() -> impl IntoView {
                         Series { label: "in", class: "s1", points: rates(&s, |p| p.ingress_bytes) },
                         Series { label: "out", class: "s2", points: rates(&s, |p| p.egress_bytes) },
                     ];
+                    let reputation = [
+                        Series { label: "audit score", class: "s1", points: s.iter().map(|p| (p.at, p.audit_score as f64 / 1e6)).collect() },
+                    ];
                     view! {
                         {chart("Capacity and use", &capacity, |v| format::bytes(format::whole(v)))}
                         {chart("Traffic", &traffic, |v| format!("{}/s", format::bytes(format::whole(v))))}
+                        {chart("Audit score", &reputation, |v| format!("{v:.2}"))}
                     }.into_any()
                 }
+            }}
+        </section>
+        <section class="panel" aria-labelledby="earnings-title">
+            <h2 id="earnings-title">"Earnings"</h2>
+            <p class="muted">"Storage at $1.50 per TB-month while audits pass, egress at $2 per TB served; from the hash-chained ledger."</p>
+            {move || match earnings.get() {
+                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Ok(days)) if days.is_empty() => view! { <p class="muted">"Nothing earned yet: storage is credited at every rewards pass (hourly)."</p> }.into_any(),
+                Some(Ok(days)) => view! {
+                    <div class="table-wrap">
+                    <table data-testid="earnings">
+                        <thead><tr><th>"Day (UTC)"</th><th>"Storage"</th><th>"Egress"</th><th>"Earned"</th></tr></thead>
+                        <tbody>
+                            {days.into_iter().map(|d| view! {
+                                <tr>
+                                    <td>{format::date(d.day)}</td>
+                                    <td>{format!("{} · hours", format::bytes_i(d.storage_byte_seconds / 3600))}</td>
+                                    <td>{format::bytes_i(d.egress_bytes)}</td>
+                                    <td>{format!("${:.6}", d.amount as f64 / 1e12)}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    </div>
+                }.into_any(),
             }}
         </section>
     }

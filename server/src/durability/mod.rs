@@ -125,27 +125,7 @@ pub async fn mark_lost(db: &crate::db::Db, node: &str, shard: &str, reason: &str
     Ok(())
 }
 
-/// The network's durability at a glance (`GET /api/v1/durability`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Status {
-    pub chunks: i64,
-    /// Chunks with all k + m shards healthy.
-    pub full: i64,
-    /// Chunks missing at least one shard but still readable.
-    pub degraded: i64,
-    /// Chunks at or below the repair threshold (k + margin).
-    pub at_risk: i64,
-    /// Chunks with fewer than k healthy shards: unreadable until nodes return.
-    pub unreadable: i64,
-    /// Shards waiting for garbage collection, and orphans being watched.
-    pub gc_pending: i64,
-    pub orphan_candidates: i64,
-    /// Shards whose audit timed out and is being re-challenged.
-    pub contained: i64,
-    /// This replica's repairer.
-    #[schema(value_type = Object)]
-    pub repair: serde_json::Value,
-}
+pub use disktro_core::api::DurabilityStatus as Status;
 
 /// Count chunks by health, and what the jobs have queued.
 pub async fn status(ctx: &Context, now: i64) -> Result<Status, sqlx::Error> {
