@@ -487,7 +487,10 @@ async fn ledger_verify_accepts_a_sound_chain_and_refuses_a_changed_one() {
     let o = disktro(home.path(), Some(&net.url), &["--json", "ledger", "verify"], None).await;
     ok(&o, "verify one entry");
     let check: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((check["valid"].as_bool(), check["entries"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(
+        (check["valid"].as_bool(), check["entries"].as_u64()),
+        (Some(true), Some(1))
+    );
     assert_eq!(check["head"], entry.hash);
 
     // Tried: the amount raised in the database. Must hold: the integrity exit code and one line

@@ -212,7 +212,10 @@ pub async fn heartbeat(
     if !beat.corrupt_shards.is_empty() {
         tracing::warn!(node_id = %beat.node_id, count = beat.corrupt_shards.len(), "node reported corrupt shards");
     }
-    let claims = &beat.egress_claims[..beat.egress_claims.len().min(disktro_worker::node::MAX_CLAIMS_PER_HEARTBEAT)];
+    let claims = &beat.egress_claims[..beat
+        .egress_claims
+        .len()
+        .min(disktro_worker::node::MAX_CLAIMS_PER_HEARTBEAT)];
     crate::rewards::record_claims(db, &beat.node_id, claims).await?;
     let list_buckets =
         crate::durability::holdings::on_heartbeat(db, &beat.node_id, beat.inventory.as_ref(), &beat.listings, now)

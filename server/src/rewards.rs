@@ -143,7 +143,11 @@ async fn last(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<(i64, St
     }
 }
 
-async fn append(tx: &mut sqlx::Transaction<'static, sqlx::Any>, head: &mut (i64, String), mut e: Entry) -> Result<(), sqlx::Error> {
+async fn append(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    head: &mut (i64, String),
+    mut e: Entry,
+) -> Result<(), sqlx::Error> {
     e.seq = head.0 + 1;
     e.prev_hash = head.1.clone();
     e.hash = e.compute_hash();

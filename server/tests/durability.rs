@@ -61,17 +61,24 @@ impl Worker {
         let ready = dir.path().join("ready.json");
         let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
         let mut cmd = Command::new(worker_bin());
-        cmd.args(["--listen", "127.0.0.1:0", "--capacity", "2GiB", "--heartbeat-interval", "1s"])
-            .args(["--server", server, "--join-token", JOIN])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .args(extra)
-            .env("NO_COLOR", "1")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--capacity",
+            "2GiB",
+            "--heartbeat-interval",
+            "1s",
+        ])
+        .args(["--server", server, "--join-token", JOIN])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null());
         if let Some(url) = advertise {
             cmd.args(["--advertise-url", url]);
         }
@@ -98,7 +105,12 @@ impl Worker {
     }
 
     fn shard_path(&self, id: &str) -> PathBuf {
-        self.dir.path().join("data/shards").join(&id[..2]).join(&id[2..4]).join(id)
+        self.dir
+            .path()
+            .join("data/shards")
+            .join(&id[..2])
+            .join(&id[2..4])
+            .join(id)
     }
 
     /// Ids of the shards on disk.
@@ -148,7 +160,9 @@ async fn proxy(policy: Policy) -> (String, Arc<OnceLock<SocketAddr>>) {
             let target = Arc::clone(&target);
             tokio::spawn(async move {
                 let Some(addr) = target.get().copied() else { return };
-                let Ok(client) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
                 let Ok((worker, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}")).await else {
                     return;
                 };
@@ -292,9 +306,15 @@ struct Account {
 
 async fn account(url: &str) -> Account {
     let api = Api::new(url).unwrap();
-    let me = account::signup(&api, "operator@example.com", "correct horse battery staple", KdfParams::MINIMUM, "tests")
-        .await
-        .unwrap();
+    let me = account::signup(
+        &api,
+        "operator@example.com",
+        "correct horse battery staple",
+        KdfParams::MINIMUM,
+        "tests",
+    )
+    .await
+    .unwrap();
     let api = api.with_token(&me.token);
     Account { api, me }
 }
@@ -355,7 +375,11 @@ async fn all_full(url: &str) -> bool {
 
 async fn db(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new().max_connections(2).connect(url).await.unwrap()
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .unwrap()
 }
 
 async fn placed_on(pool: &sqlx::AnyPool, node: &str) -> Vec<String> {
@@ -374,7 +398,11 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
     for db_case in databases().await {
         let server = start_server(db_case.dir.path(), &db_case.url, &[]);
         let mut workers: Vec<Worker> = (0..14).map(|_| Worker::start(&server.url, &[], None)).collect();
-        assert!(wait_online(&server.url, 14).await, "[{}] 14 workers online", db_case.backend);
+        assert!(
+            wait_online(&server.url, 14).await,
+            "[{}] 14 workers online",
+            db_case.backend
+        );
         let a = account(&server.url).await;
         let files = mixed_files();
         let mut ids = Vec::new();
@@ -401,7 +429,12 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
         })
         .await;
         let d = durability(&server.url).await;
-        assert!(repaired, "[{}] not repaired in 90 s: {d}\n{}", db_case.backend, server.log_text());
+        assert!(
+            repaired,
+            "[{}] not repaired in 90 s: {d}\n{}",
+            db_case.backend,
+            server.log_text()
+        );
         eprintln!(
             "[{}] {chunks} chunks back to 10 healthy shards {:.1} s after 4 of 14 workers died: {d}",
             db_case.backend,
@@ -413,7 +446,11 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
             .await
             .unwrap()
         {
-            assert_eq!(r.try_get::<i64, _>("n").unwrap(), 10, "a chunk without 10 distinct workers");
+            assert_eq!(
+                r.try_get::<i64, _>("n").unwrap(),
+                10,
+                "a chunk without 10 distinct workers"
+            );
         }
 
         // Tried: 4 more killed, leaving 6 (= k). Must hold: every file byte-identical.
@@ -506,11 +543,18 @@ async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
             && all_full(&server.url).await
     })
     .await;
-    assert!(repaired, "cheaters' shards not repaired: {}", durability(&server.url).await);
+    assert!(
+        repaired,
+        "cheaters' shards not repaired: {}",
+        durability(&server.url).await
+    );
 
     // Must hold: the honest slow worker was audited, passed every time, and stays active.
     let slow = node(&server.url, &workers[2].node_id).await;
-    eprintln!("slow worker: {} audits passed, state {}", slow["audits_passed"], slow["state"]);
+    eprintln!(
+        "slow worker: {} audits passed, state {}",
+        slow["audits_passed"], slow["state"]
+    );
     assert_eq!(slow["state"], "active");
     assert_eq!(slow["audits_failed"], 0);
     assert!(slow["audits_passed"].as_i64().unwrap() >= 20, "{slow}");
@@ -551,7 +595,11 @@ async fn bit_rot_is_rebuilt_elsewhere_and_garbage_is_collected() {
         row.try_get::<String, _>("node_id").unwrap() != workers[0].node_id
     })
     .await;
-    assert!(moved, "the rotten shard was not rebuilt elsewhere:\n{}", server.log_text());
+    assert!(
+        moved,
+        "the rotten shard was not rebuilt elsewhere:\n{}",
+        server.log_text()
+    );
     let new_home: String = sqlx::query("SELECT node_id FROM file_shards WHERE shard_id = $1")
         .bind(&rotten)
         .fetch_one(&pool)
@@ -582,7 +630,11 @@ async fn bit_rot_is_rebuilt_elsewhere_and_garbage_is_collected() {
             .map(|w| ids.iter().filter(|id| w.shard_path(id).exists()).count())
             .sum()
     };
-    assert_eq!(on_disk(&doomed_shards), doomed_shards.len(), "deleted at once, before the grace");
+    assert_eq!(
+        on_disk(&doomed_shards),
+        doomed_shards.len(),
+        "deleted at once, before the grace"
+    );
     assert!(
         eventually(Duration::from_secs(30), || async { on_disk(&doomed_shards) == 0 }).await,
         "{} shards of the deleted file remain",
@@ -662,7 +714,11 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         rewards::accrue(&ctx.db, t0).await.unwrap();
         assert!(ledger(&pool).await.is_empty(), "the first pass only starts the clocks");
         let mut held: HashMap<String, i64> = HashMap::new();
-        for r in sqlx::query("SELECT node_id, size FROM file_shards").fetch_all(&pool).await.unwrap() {
+        for r in sqlx::query("SELECT node_id, size FROM file_shards")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        {
             *held.entry(r.try_get("node_id").unwrap()).or_default() += r.try_get::<i64, _>("size").unwrap();
         }
         let t1 = t0 + 3600;
@@ -677,8 +733,9 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         // Egress: the test reads shards 0 and 1 of every chunk of file a, straight from their
         // workers under the server's get tokens, and knows what each worker served.
         let answer = a.api.file(&ids[0]).await.unwrap();
-        let signed = disktro_core::SignedManifest::decode(&disktro_client::server::unb64(&answer.manifest, "m").unwrap())
-            .unwrap();
+        let signed =
+            disktro_core::SignedManifest::decode(&disktro_client::server::unb64(&answer.manifest, "m").unwrap())
+                .unwrap();
         let mut served: HashMap<String, i64> = HashMap::new();
         for (c, chunk) in signed.manifest().chunks.iter().enumerate() {
             for idx in 0..2 {
@@ -711,10 +768,11 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         // settlement. Must hold: capped at the budget; ignored.
         let fresh = a.api.file(&ids[1]).await.unwrap();
         let victim = &fresh.nodes[0];
-        let serial = disktro_core::token::Token::decode(&disktro_client::server::unb64(&victim.tokens[0].token, "t").unwrap())
-            .unwrap()
-            .serial
-            .to_hex();
+        let serial =
+            disktro_core::token::Token::decode(&disktro_client::server::unb64(&victim.tokens[0].token, "t").unwrap())
+                .unwrap()
+                .serial
+                .to_hex();
         let budget: i64 = sqlx::query("SELECT budget FROM egress_claims WHERE serial = $1")
             .bind(&serial)
             .fetch_one(&pool)
@@ -727,8 +785,18 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             bytes: (budget * 10) as u64,
         };
         let other = fresh.nodes[1].node_id.clone();
-        assert_eq!(rewards::record_claims(&ctx.db, &other, std::slice::from_ref(&greedy)).await.unwrap(), 0);
-        assert_eq!(rewards::record_claims(&ctx.db, &victim.node_id, &[greedy]).await.unwrap(), 1);
+        assert_eq!(
+            rewards::record_claims(&ctx.db, &other, std::slice::from_ref(&greedy))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            rewards::record_claims(&ctx.db, &victim.node_id, &[greedy])
+                .await
+                .unwrap(),
+            1
+        );
         served.insert(
             victim.node_id.clone(),
             served.get(&victim.node_id).copied().unwrap_or(0) + budget,
@@ -756,14 +824,26 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         let want_storage: HashMap<String, i64> = held.iter().map(|(n, b)| (n.clone(), b * (t2 + 10 - t0))).collect();
         assert_eq!(storage, want_storage);
         assert_eq!(egress, served);
-        for r in sqlx::query("SELECT kind, quantity, amount FROM ledger").fetch_all(&pool).await.unwrap() {
-            let (kind, q, amount): (String, i64, i64) =
-                (r.try_get("kind").unwrap(), r.try_get("quantity").unwrap(), r.try_get("amount").unwrap());
+        for r in sqlx::query("SELECT kind, quantity, amount FROM ledger")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        {
+            let (kind, q, amount): (String, i64, i64) = (
+                r.try_get("kind").unwrap(),
+                r.try_get("quantity").unwrap(),
+                r.try_get("amount").unwrap(),
+            );
             let want = if kind == "storage" { q * 15 / 25_920_000 } else { q * 2 };
             assert_eq!(amount, want, "{kind} of {q}");
         }
         let earnings = json(&format!("{url}/api/v1/nodes/{}/earnings", victim.node_id)).await;
-        let day_total: i64 = earnings.as_array().unwrap().iter().map(|d| d["amount"].as_i64().unwrap()).sum();
+        let day_total: i64 = earnings
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["amount"].as_i64().unwrap())
+            .sum();
         assert!(day_total > 0, "{earnings}");
 
         // The chain verifies, through the library and the endpoint.
@@ -776,11 +856,17 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         // Tried: one amount changed; a row deleted; a row changed with its own hash recomputed.
         // Must hold: each is found, at the right entry.
         let q = |sql: &'static str| sqlx::query(sql);
-        q("UPDATE ledger SET amount = amount + 1 WHERE seq = 2").execute(&pool).await.unwrap();
+        q("UPDATE ledger SET amount = amount + 1 WHERE seq = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
         let bad = rewards::verify(&ctx.db).await.unwrap();
         assert_eq!((bad.valid, bad.first_bad_seq), (false, Some(2)), "{bad:?}");
         assert_eq!(json(&format!("{url}/api/v1/ledger/verify")).await["first_bad_seq"], 2);
-        q("UPDATE ledger SET amount = amount - 1 WHERE seq = 2").execute(&pool).await.unwrap();
+        q("UPDATE ledger SET amount = amount - 1 WHERE seq = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
         assert!(rewards::verify(&ctx.db).await.unwrap().valid);
 
         let third = ledger_entry(&pool, 3).await;
@@ -824,7 +910,11 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
 }
 
 async fn ledger_entry(pool: &sqlx::AnyPool, seq: i64) -> disktro_server::rewards::Entry {
-    let r = sqlx::query("SELECT * FROM ledger WHERE seq = $1").bind(seq).fetch_one(pool).await.unwrap();
+    let r = sqlx::query("SELECT * FROM ledger WHERE seq = $1")
+        .bind(seq)
+        .fetch_one(pool)
+        .await
+        .unwrap();
     disktro_server::rewards::Entry {
         seq,
         node_id: r.try_get("node_id").unwrap(),

@@ -142,6 +142,9 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/public/shares/{id}", "post"),
         ("/public/shares/{id}/download", "post"),
         ("/nodes/{node_id}/samples", "get"),
+        ("/nodes/{node_id}/earnings", "get"),
+        ("/durability", "get"),
+        ("/ledger/verify", "get"),
     ];
     for (path, method) in routes {
         assert!(
@@ -168,6 +171,9 @@ async fn the_openapi_document_is_served_complete_and_current() {
         "ShareView",
         "NodeView",
         "NodeSample",
+        "DurabilityStatus",
+        "LedgerCheck",
+        "DailyEarnings",
     ] {
         assert!(
             served["components"]["schemas"][schema].is_object(),

@@ -78,7 +78,15 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<Coll
     for (node, url, shards) in by_node {
         let node_id: NodeId = node.parse()?;
         // The scope names no file: these shards belong to none any more.
-        let token = fleet::token(&ctx.key, Operation::Delete, node_id, FileId([0; 16]), shards.clone(), 0, now);
+        let token = fleet::token(
+            &ctx.key,
+            Operation::Delete,
+            node_id,
+            FileId([0; 16]),
+            shards.clone(),
+            0,
+            now,
+        );
         let result = match fleet.client(node_id, &url).await {
             Ok(c) => c.delete(&token, shards.clone()).await,
             Err(e) => Err(e),

@@ -104,7 +104,13 @@ pub async fn on_heartbeat(
         }
         tx.commit().await?;
         if orphans > 0 || missing > 0 {
-            tracing::warn!(node_id = node, bucket = listing.bucket, orphans, missing, "worker holdings differ");
+            tracing::warn!(
+                node_id = node,
+                bucket = listing.bucket,
+                orphans,
+                missing,
+                "worker holdings differ"
+            );
         }
     }
     let Some(summary) = summary else { return Ok(Vec::new()) };

@@ -99,7 +99,9 @@ pub fn spawn(ctx: &Arc<Context>, holder: &str, shutdown: &CancellationToken) -> 
             async move { gc::pass(&ctx, &fleet, crate::context::unix_now()).await.map(|_| ()) }
         }),
         crate::leases::spawn_periodic(ctx, "rewards", s.reward_interval, holder, shutdown, |ctx| async move {
-            crate::rewards::accrue(&ctx.db, crate::context::unix_now()).await.map(|_| ())
+            crate::rewards::accrue(&ctx.db, crate::context::unix_now())
+                .await
+                .map(|_| ())
         }),
     ]
 }

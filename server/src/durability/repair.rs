@@ -69,7 +69,10 @@ struct Slot {
 }
 
 fn progress(ctx: &Context, f: impl FnOnce(&mut Progress)) {
-    f(&mut ctx.repair_progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    f(&mut ctx
+        .repair_progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner));
 }
 
 /// One repair pass. Returns the number of chunks repaired.
@@ -196,7 +199,15 @@ async fn repair_chunk(ctx: &Context, fleet: &Fleet, d: &Due, now: i64) -> anyhow
             anyhow::bail!("placement row {} disagrees with the manifest", slot.idx);
         }
         let node: NodeId = slot.node.parse()?;
-        let token = fleet::token(&ctx.key, Operation::Get, node, file, vec![slot.shard], shard_len as u64, now);
+        let token = fleet::token(
+            &ctx.key,
+            Operation::Get,
+            node,
+            file,
+            vec![slot.shard],
+            shard_len as u64,
+            now,
+        );
         let result = match fleet.client(node, &slot.url).await {
             Ok(c) => c.get(&token, slot.shard).await,
             Err(e) => Err(e),
@@ -250,7 +261,15 @@ async fn repair_chunk(ctx: &Context, fleet: &Fleet, d: &Due, now: i64) -> anyhow
         });
         let mut placed = None;
         for (i, target) in candidates.iter().enumerate() {
-            let token = fleet::token(&ctx.key, Operation::Put, target.node_id, file, vec![slot.shard], data.len() as u64, now);
+            let token = fleet::token(
+                &ctx.key,
+                Operation::Put,
+                target.node_id,
+                file,
+                vec![slot.shard],
+                data.len() as u64,
+                now,
+            );
             let result = match fleet.client(target.node_id, &target.url).await {
                 Ok(c) => c.put(&token, slot.shard, data.clone()).await,
                 Err(e) => Err(e),
@@ -295,7 +314,11 @@ async fn repair_chunk(ctx: &Context, fleet: &Fleet, d: &Due, now: i64) -> anyhow
                 "DELETE FROM corrupt_reports WHERE node_id = $1 AND shard_id = $2",
                 "DELETE FROM audit_containment WHERE node_id = $1 AND shard_id = $2",
             ] {
-                sqlx::query(q).bind(&slot.node).bind(slot.shard.to_hex()).execute(&mut *tx).await?;
+                sqlx::query(q)
+                    .bind(&slot.node)
+                    .bind(slot.shard.to_hex())
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query(
                 "INSERT INTO gc_shards (node_id, shard_id, deleted_at) VALUES ($1, $2, $3) \
