@@ -466,24 +466,9 @@ async fn ledger_verify_accepts_a_sound_chain_and_refuses_a_changed_one() {
         hash: String::new(),
     };
     entry.hash = entry.compute_hash();
-    sqlx::query(
-        "INSERT INTO ledger (seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, \
-         prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(entry.seq)
-    .bind(&entry.node_id)
-    .bind(&entry.kind)
-    .bind(entry.period_start)
-    .bind(entry.period_end)
-    .bind(entry.quantity)
-    .bind(entry.amount)
-    .bind(&entry.reference)
-    .bind(entry.created_at)
-    .bind(&entry.prev_hash)
-    .bind(&entry.hash)
-    .execute(&net.ctx.db.pool)
-    .await
-    .unwrap();
+    let mut conn = net.ctx.db.pool.acquire().await.unwrap();
+    disktro_server::rewards::insert(&mut conn, &entry).await.unwrap();
+    drop(conn);
     let o = disktro(home.path(), Some(&net.url), &["--json", "ledger", "verify"], None).await;
     ok(&o, "verify one entry");
     let check: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

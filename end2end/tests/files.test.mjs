@@ -43,7 +43,8 @@ function watchErrors(page, errors) {
 
 before(async () => {
   mkdirSync(screenshots, { recursive: true });
-  net = await startNetwork({ workers: 10, heartbeat: 1 });
+  // Audits every second (each shard once per 30 s), so the dashboard has pass rates to show.
+  net = await startNetwork({ workers: 10, heartbeat: 1, serverArgs: ['--audit-interval', '1s', '--audit-window', '30s'] });
   chromium = await launchBrowser();
   ownerContext = await newContext();
   owner = await ownerContext.newPage();
@@ -162,6 +163,14 @@ test('with 4 of the 10 workers stopped the file still downloads, and the dashboa
   assert.ok(took <= threshold + 10_000, `the dashboard took ${took} ms to show the stopped nodes offline`);
   const online = await dash.locator('[data-testid=node-row][data-status=online]').count();
   assert.equal(online, 6);
+  // The audit column shows each live node's pass rate; honest workers pass every audit.
+  const live = dash.locator('[data-testid=node-row][data-status=online]').first();
+  await live.getByTestId('audit-rate').waitFor({ timeout: 30_000 });
+  assert.match(await live.getByTestId('audit-rate').innerText(), /^100\.0% of \d+$/);
   await dash.screenshot({ path: path.join(screenshots, 'nodes.png'), fullPage: true });
+  // A node's page: its standing, scores and the earnings section.
+  await live.locator('a').first().click();
+  await dash.getByRole('heading', { name: 'Earnings' }).waitFor();
+  await dash.getByText('Audit score').first().waitFor();
   await dash.close();
 });

@@ -76,9 +76,9 @@ function spawnUntil(bin, args, pattern, what) {
  * A storage network on loopback: the server plus `workers` separate `disktro-worker` processes
  * (so a test can stop some), heartbeats every `heartbeat` seconds.
  */
-export async function startNetwork({ workers = 10, heartbeat = 1 } = {}) {
+export async function startNetwork({ workers = 10, heartbeat = 1, serverArgs = [] } = {}) {
   const joinToken = 'e2e-join-token';
-  const server = await startServer(['--join-token', joinToken, '--heartbeat-interval', `${heartbeat}s`]);
+  const server = await startServer(['--join-token', joinToken, '--heartbeat-interval', `${heartbeat}s`, ...serverArgs]);
   const bin = process.env.DISKTRO_WORKER_BIN ?? path.join(root, 'target', 'release', 'disktro-worker');
   const nodes = [];
   for (let i = 0; i < workers; i++) {

@@ -143,14 +143,9 @@ async fn last(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<(i64, St
     }
 }
 
-async fn append(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    head: &mut (i64, String),
-    mut e: Entry,
-) -> Result<(), sqlx::Error> {
-    e.seq = head.0 + 1;
-    e.prev_hash = head.1.clone();
-    e.hash = e.compute_hash();
+/// Write `e` as it is (its hashes already set). Only [`accrue`] appends; tests use this to put
+/// back a row they removed.
+pub async fn insert(conn: &mut sqlx::AnyConnection, e: &Entry) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO ledger (seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -166,8 +161,20 @@ async fn append(
     .bind(e.created_at)
     .bind(&e.prev_hash)
     .bind(&e.hash)
-    .execute(&mut **tx)
+    .execute(conn)
     .await?;
+    Ok(())
+}
+
+async fn append(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    head: &mut (i64, String),
+    mut e: Entry,
+) -> Result<(), sqlx::Error> {
+    e.seq = head.0 + 1;
+    e.prev_hash = head.1.clone();
+    e.hash = e.compute_hash();
+    insert(tx, &e).await?;
     *head = (e.seq, e.hash);
     Ok(())
 }
@@ -285,6 +292,15 @@ fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
+}
+
+/// Entry `seq`, if there is one.
+pub async fn entry(db: &Db, seq: i64) -> Result<Option<Entry>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM ledger WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(entry_of).transpose()
 }
 
 /// Walk the whole chain.

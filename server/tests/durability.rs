@@ -31,6 +31,10 @@ use tokio_tungstenite::tungstenite::Message;
 const CHUNK: u32 = 64 * 1024;
 const JOIN: &str = "durability-join";
 
+/// One scenario at a time: each runs 10 to 14 worker processes with second-scale timeouts, and
+/// two at once on a small machine would measure the machine, not the server.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The worker binary `cargo test --workspace` built next to this test (or `DISKTRO_WORKER_BIN`).
 fn worker_bin() -> PathBuf {
     if let Ok(bin) = std::env::var("DISKTRO_WORKER_BIN") {
@@ -395,6 +399,7 @@ async fn placed_on(pool: &sqlx::AnyPool, node: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     for db_case in databases().await {
         let server = start_server(db_case.dir.path(), &db_case.url, &[]);
         let mut workers: Vec<Worker> = (0..14).map(|_| Worker::start(&server.url, &[], None)).collect();
@@ -467,6 +472,7 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let db_case = databases().await.remove(0);
     let server = start_server(db_case.dir.path(), &db_case.url, &[]);
     // Worker 0 deletes shards; worker 1 deletes shards and goes silent when audited on them;
@@ -567,6 +573,7 @@ async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bit_rot_is_rebuilt_elsewhere_and_garbage_is_collected() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let db_case = databases().await.remove(0);
     let server = start_server(db_case.dir.path(), &db_case.url, &[]);
     let fast = ["--scrub-interval", "2s", "--inventory-interval", "2s"];
@@ -698,6 +705,7 @@ async fn ledger(pool: &sqlx::AnyPool) -> Vec<(i64, String, String, i64, i64, i64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     use disktro_server::rewards;
     for db_case in databases().await {
         let (ctx, url) = in_process(db_case.dir.path(), &db_case.url).await;
@@ -869,32 +877,17 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             .unwrap();
         assert!(rewards::verify(&ctx.db).await.unwrap().valid);
 
-        let third = ledger_entry(&pool, 3).await;
+        let third = rewards::entry(&ctx.db, 3).await.unwrap().unwrap();
         q("DELETE FROM ledger WHERE seq = 3").execute(&pool).await.unwrap();
         let bad = rewards::verify(&ctx.db).await.unwrap();
         assert_eq!((bad.valid, bad.first_bad_seq), (false, Some(3)), "{bad:?}");
         assert!(bad.problem.unwrap().contains("missing"));
-        sqlx::query(
-            "INSERT INTO ledger (seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, \
-             prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(third.seq)
-        .bind(&third.node_id)
-        .bind(&third.kind)
-        .bind(third.period_start)
-        .bind(third.period_end)
-        .bind(third.quantity)
-        .bind(third.amount)
-        .bind(&third.reference)
-        .bind(third.created_at)
-        .bind(&third.prev_hash)
-        .bind(&third.hash)
-        .execute(&pool)
-        .await
-        .unwrap();
+        rewards::insert(&mut pool.acquire().await.unwrap(), &third)
+            .await
+            .unwrap();
         assert!(rewards::verify(&ctx.db).await.unwrap().valid);
 
-        let mut forged = ledger_entry(&pool, 4).await;
+        let mut forged = rewards::entry(&ctx.db, 4).await.unwrap().unwrap();
         forged.quantity += 1000;
         forged.hash = forged.compute_hash();
         sqlx::query("UPDATE ledger SET quantity = $1, hash = $2 WHERE seq = 4")
@@ -906,26 +899,5 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         let bad = rewards::verify(&ctx.db).await.unwrap();
         assert_eq!((bad.valid, bad.first_bad_seq), (false, Some(5)), "{bad:?}");
         pool.close().await;
-    }
-}
-
-async fn ledger_entry(pool: &sqlx::AnyPool, seq: i64) -> disktro_server::rewards::Entry {
-    let r = sqlx::query("SELECT * FROM ledger WHERE seq = $1")
-        .bind(seq)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    disktro_server::rewards::Entry {
-        seq,
-        node_id: r.try_get("node_id").unwrap(),
-        kind: r.try_get("kind").unwrap(),
-        period_start: r.try_get("period_start").unwrap(),
-        period_end: r.try_get("period_end").unwrap(),
-        quantity: r.try_get("quantity").unwrap(),
-        amount: r.try_get("amount").unwrap(),
-        reference: r.try_get("reference").unwrap(),
-        created_at: r.try_get("created_at").unwrap(),
-        prev_hash: r.try_get("prev_hash").unwrap(),
-        hash: r.try_get("hash").unwrap(),
     }
 }
