@@ -203,23 +203,35 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
         workers.push(conn.map_err(|e| ClientError::Workers(format!("cannot reach worker {url}: {e}")))?);
     }
 
-    // Reader → encoder → sender, each queue one chunk deep.
+    // Reader → encoder → sender, each queue one chunk deep. Buffers flow back the other way
+    // (read buffers to the reader, shard buffers to the encoder once framed), so a long upload
+    // allocates its few chunk-sized buffers once instead of per chunk: memory stays put rather
+    // than growing with what the allocator keeps of freed buffers.
     let chunk_size = plan.chunk_size as usize;
-    let (plain_tx, mut plain_rx) = mpsc::channel::<Vec<u8>>(1);
+    // Whole chunks, each with "is it the last", so the encoder takes them without a copy.
+    let (plain_tx, mut plain_rx) = mpsc::channel::<(Vec<u8>, bool)>(1);
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<EncodedChunk>(1);
+    let (read_again_tx, mut read_again_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (recycle_tx, mut recycle_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (manifest_tx, manifest_rx) = oneshot::channel::<Manifest>();
+    let runtime = tokio::runtime::Handle::current();
     let encoding = tokio::task::spawn_blocking(move || -> Result<(), disktro_core::Error> {
         let mut encoder = encoder;
-        while let Some(buf) = plain_rx.blocking_recv() {
-            for chunk in encoder.push(&buf)? {
-                if chunk_tx.blocking_send(chunk).is_err() {
-                    return Ok(());
-                }
+        while let Some((buf, last)) = plain_rx.blocking_recv() {
+            // A place in the queue first, then the work: no finished chunk waits in this thread.
+            let Ok(slot) = runtime.block_on(chunk_tx.reserve()) else {
+                return Ok(());
+            };
+            while let Ok(spare) = recycle_rx.try_recv() {
+                encoder.recycle(spare);
             }
-        }
-        let (last, manifest) = encoder.finish()?;
-        if chunk_tx.blocking_send(last).is_ok() {
-            let _ = manifest_tx.send(manifest);
+            let chunk = encoder.encode(&buf, last)?;
+            let _ = read_again_tx.send(buf);
+            slot.send(chunk);
+            if last {
+                let _ = manifest_tx.send(encoder.into_manifest()?);
+                break;
+            }
         }
         Ok(())
     });
@@ -227,7 +239,11 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
     let reading = async move {
         let mut read: u64 = 0;
         loop {
-            let mut buf = vec![0u8; chunk_size];
+            // A place in the queue first, then the read: no read chunk waits here.
+            let Ok(slot) = plain_tx.reserve().await else { break };
+            // A returned buffer keeps its length (a whole chunk), so nothing is zeroed again.
+            let mut buf = read_again_rx.try_recv().unwrap_or_default();
+            buf.resize(chunk_size, 0);
             let mut filled = 0;
             while filled < chunk_size {
                 let n = reader
@@ -246,11 +262,11 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
                     "the file grew while being read (more than {size} bytes)"
                 )));
             }
-            let end = filled < chunk_size;
-            if filled > 0 && plain_tx.send(buf).await.is_err() {
-                break;
-            }
-            if end {
+            // The last chunk: short, or the one that reaches the declared size (an empty file is
+            // one empty chunk).
+            let last = filled < chunk_size || read == size;
+            slot.send((buf, last));
+            if last {
                 break;
             }
         }
@@ -272,7 +288,7 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
             tokio::select! {
                 next = chunk_rx.recv(), if open && in_flight.len() < options.chunks_in_flight.max(1) => {
                     match next {
-                        Some(chunk) => in_flight.push(send_chunk(server, &grants, &workers, plan, chunk)),
+                        Some(chunk) => in_flight.push(send_chunk(server, &grants, &workers, plan, chunk, &recycle_tx)),
                         None => open = false,
                     }
                 }
@@ -309,13 +325,15 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
 }
 
 /// Put every shard of one chunk on its placed worker, in parallel. Returns the chunk's plaintext
-/// length and the receipts.
+/// length and the receipts. The shards are framed straight from the chunk's buffer, which then
+/// goes back to the encoder through `recycle` while the receipts are awaited.
 async fn send_chunk(
     server: &Server,
     grants: &Grants,
     workers: &[Arc<WorkerClient>],
     plan: &UploadPlan,
     chunk: EncodedChunk,
+    recycle: &mpsc::UnboundedSender<Vec<u8>>,
 ) -> Result<(u64, Vec<String>), ClientError> {
     let index = usize::try_from(chunk.index).map_err(|_| ClientError::Integrity("chunk index".to_owned()))?;
     let placement = plan
@@ -323,30 +341,30 @@ async fn send_chunk(
         .get(index)
         .ok_or_else(|| ClientError::Integrity(format!("the plan has no placement for chunk {index}")))?;
     let plain_len = u64::from(chunk.entry.plain_len);
-    let ids = chunk.shards.ids().to_vec();
-    // Separate buffers (one copy, after which the chunk's own buffer is freed), each moved into
-    // its request: a chunk on the wire costs its shards' bytes once.
-    let buffers = chunk.shards.into_vecs();
-    let puts = ids
-        .into_iter()
-        .zip(buffers)
-        .enumerate()
-        .map(|(i, (id, bytes))| async move {
-            let node = usize::from(*placement.get(i).ok_or_else(|| {
+    let mut frames = Vec::with_capacity(chunk.shards.ids().len());
+    for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
+        let node =
+            usize::from(*placement.get(i).ok_or_else(|| {
                 ClientError::Integrity(format!("the plan has no worker for shard {i} of chunk {index}"))
             })?);
-            let worker = workers
-                .get(node)
-                .ok_or_else(|| ClientError::Integrity("the plan names a worker it did not grant".to_owned()))?;
-            let token = grants.token(server, node).await?;
-            let receipt = worker.put(&token, id, bytes).await.map_err(|e| {
-                ClientError::Workers(format!(
-                    "worker {} did not store shard {i} of chunk {index}: {e}",
-                    plan.nodes[node].url
-                ))
-            })?;
-            Ok::<String, ClientError>(b64(&receipt))
-        });
+        let worker = workers
+            .get(node)
+            .ok_or_else(|| ClientError::Integrity("the plan names a worker it did not grant".to_owned()))?;
+        let token = grants.token(server, node).await?;
+        let frame = disktro_core::wire::encode_put(&token, &id, bytes)
+            .map_err(|e| ClientError::Integrity(format!("framing shard {i} of chunk {index}: {e}")))?;
+        frames.push((i, node, worker, frame));
+    }
+    let _ = recycle.send(chunk.shards.into_buffer());
+    let puts = frames.into_iter().map(|(i, node, worker, frame)| async move {
+        let receipt = worker.put_encoded(frame).await.map_err(|e| {
+            ClientError::Workers(format!(
+                "worker {} did not store shard {i} of chunk {index}: {e}",
+                plan.nodes[node].url
+            ))
+        })?;
+        Ok::<String, ClientError>(b64(&receipt))
+    });
     let receipts = futures_util::future::try_join_all(puts).await?;
     Ok((plain_len, receipts))
 }

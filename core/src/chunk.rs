@@ -36,7 +36,12 @@ pub struct Encoder {
     entries: Vec<ChunkEntry>,
     /// The last chunk has been completed: nothing may follow.
     finished: bool,
+    /// Shard buffers handed back by the caller ([`Encoder::recycle`]), reused by the next chunks.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Spare shard buffers kept at most.
+const MAX_SPARE: usize = 2;
 
 impl Encoder {
     /// An encoder with the default 4 MiB chunks.
@@ -66,6 +71,7 @@ impl Encoder {
             next_index: 0,
             entries: Vec::new(),
             finished: false,
+            spare: Vec::new(),
         })
     }
 
@@ -102,6 +108,28 @@ impl Encoder {
         Ok((last, manifest))
     }
 
+    /// Hand back a chunk's shard buffer ([`crate::shard::Shards::into_buffer`]) once its shards
+    /// are sent: the next chunks are built in it instead of a fresh allocation. A streaming
+    /// upload that recycles allocates its few chunk buffers once, so its memory stays put instead
+    /// of growing with the allocator's leftovers.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    /// Encode the next chunk when the caller does the chunking (it reads whole chunks and knows
+    /// which is the last): no copy into the encoder's own buffer. Every chunk but the last must be
+    /// exactly the chunk size; end with [`Self::into_manifest`]. Not to be mixed with
+    /// [`Self::push`].
+    pub fn encode(&mut self, plain: &[u8], last: bool) -> Result<EncodedChunk, Error> {
+        if !self.pending.is_empty() {
+            return Err(Error::InvalidParams("encode after push: bytes are still held"));
+        }
+        self.encode_chunk(plain, last)
+    }
+
     fn encode_chunk(&mut self, plain: &[u8], last: bool) -> Result<EncodedChunk, Error> {
         let mut staged = self.stage(plain, last);
         // Sealed in place in the staged buffer, which already has room for the tag and parity.
@@ -121,7 +149,11 @@ impl Encoder {
         let squeezed = squeezed.as_deref().unwrap_or(plain);
         // Room for the tag and the parity shards too: sealing and sharding then never reallocate.
         let redundancy = self.sharder.redundancy();
-        let mut body = Vec::with_capacity(redundancy.shard_len(squeezed.len() + TAG_LEN) * redundancy.total());
+        let needed = redundancy.shard_len(squeezed.len() + TAG_LEN) * redundancy.total();
+        let mut body = match self.spare.iter().position(|b| b.capacity() >= needed) {
+            Some(i) => self.spare.swap_remove(i),
+            None => Vec::with_capacity(needed),
+        };
         body.extend_from_slice(squeezed);
         StagedChunk {
             index: self.next_index,

@@ -83,6 +83,12 @@ impl Shards {
         self.shard_len
     }
 
+    /// The buffer holding the shards, to hand back to [`crate::Encoder::recycle`] once they have
+    /// been copied out (framed, sent).
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// The shards as separate buffers (for callers that hand them to different owners).
     pub fn into_vecs(self) -> Vec<Vec<u8>> {
         self.buf.chunks_exact(self.shard_len).map(<[u8]>::to_vec).collect()

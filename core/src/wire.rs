@@ -162,6 +162,41 @@ fn put_ids(out: &mut Vec<u8>, ids: &[ShardId]) {
     }
 }
 
+fn put_body(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data: &[u8]) {
+    out.put_short_bytes(token);
+    out.extend_from_slice(shard.as_bytes());
+    put_len_u32(out, data.len());
+    out.extend_from_slice(data);
+}
+
+/// Where a frame's request id sits, for senders that number frames encoded earlier.
+pub const REQUEST_ID_AT: std::ops::Range<usize> = 2..6;
+
+/// Encode a put of `data` (borrowed, so a shard can be framed straight from its chunk's buffer)
+/// with request id 0, to be numbered by the sender at [`REQUEST_ID_AT`]. The bytes equal
+/// [`Frame::encode`] of the same [`Body::Put`].
+pub fn encode_put(token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>, Error> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(Error::too_large("token", token.len(), MAX_TOKEN_LEN));
+    }
+    if data.len() > MAX_SHARD_LEN {
+        return Err(Error::too_large("shard", data.len(), MAX_SHARD_LEN));
+    }
+    let mut out = Vec::with_capacity(64 + token.len() + data.len());
+    out.push(crate::FORMAT_VERSION);
+    out.push(
+        Body::Put {
+            token: Vec::new(),
+            shard: *shard,
+            data: Vec::new(),
+        }
+        .kind(),
+    );
+    out.put_u32(0);
+    put_body(&mut out, token, shard, data);
+    Ok(out)
+}
+
 impl Frame {
     /// Encode. Fields over their protocol limits are refused, so what is sent always decodes.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
@@ -194,10 +229,7 @@ impl Frame {
             Body::Put { token, shard, data } => {
                 check_token(token)?;
                 check_data(data)?;
-                out.put_short_bytes(token);
-                out.extend_from_slice(shard.as_bytes());
-                put_len_u32(&mut out, data.len());
-                out.extend_from_slice(data);
+                put_body(&mut out, token, shard, data);
             }
             Body::Get { token, shard } => {
                 check_token(token)?;

@@ -126,6 +126,11 @@ fn malformed_frames_get_clear_errors() {
         },
     };
     let bytes = put.encode().unwrap();
+    // A put framed from a borrowed shard, numbered afterwards, is the same frame.
+    let mut framed = disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), b"d").unwrap();
+    framed[disktro_core::wire::REQUEST_ID_AT].copy_from_slice(&1u32.to_be_bytes());
+    assert_eq!(framed, bytes);
+    assert!(disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), &vec![0; MAX_SHARD_LEN + 1]).is_err());
     // Tried: unknown version → UnsupportedVersion.
     let mut v = bytes.clone();
     v[0] = 9;

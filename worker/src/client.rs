@@ -202,10 +202,20 @@ impl WorkerClient {
 
     /// Send one request and wait for its answer; an error frame becomes [`ClientError::Refused`].
     pub async fn request(&self, body: Body) -> Result<Body, ClientError> {
-        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = Frame { request_id, body }
+        let bytes = Frame { request_id: 0, body }
             .encode()
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.request_encoded(bytes).await
+    }
+
+    /// Send a request encoded earlier with request id 0 (it is numbered here, in place) and wait
+    /// for its answer.
+    pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, ClientError> {
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        bytes
+            .get_mut(disktro_core::wire::REQUEST_ID_AT)
+            .ok_or_else(|| ClientError::Protocol("a frame shorter than its header".to_owned()))?
+            .copy_from_slice(&request_id.to_be_bytes());
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             Some(pending) => pending.insert(request_id, tx),
@@ -243,6 +253,15 @@ impl WorkerClient {
             })
             .await?
         {
+            Body::Receipt { receipt } => Ok(receipt),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Store a shard framed earlier ([`disktro_core::wire::encode_put`]), so its bytes can come
+    /// straight from the chunk's buffer; returns the worker's signed receipt.
+    pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        match self.request_encoded(frame).await? {
             Body::Receipt { receipt } => Ok(receipt),
             other => Err(unexpected(&other)),
         }
