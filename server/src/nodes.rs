@@ -198,15 +198,7 @@ pub async fn heartbeat(
     .execute(&mut *tx)
     .await?;
     for shard in reports {
-        sqlx::query(
-            "INSERT INTO corrupt_reports (node_id, shard_id, reported_at) VALUES ($1, $2, $3)
-             ON CONFLICT (node_id, shard_id) DO NOTHING",
-        )
-        .bind(&beat.node_id)
-        .bind(shard)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        crate::durability::mark_lost(&mut tx, &beat.node_id, shard, "corrupt", now).await?;
     }
     tx.commit().await?;
     if !beat.corrupt_shards.is_empty() {
@@ -279,13 +271,18 @@ pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>
 /// How many samples a chart gets at most: a day at one a minute.
 pub const MAX_SAMPLES: i64 = 24 * 60;
 
-/// One node's samples since `since` (unix seconds), oldest first; `None` for an unknown node.
-pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<NodeSample>>, ApiError> {
-    let known = sqlx::query("SELECT 1 AS one FROM nodes WHERE node_id = $1")
+/// Whether a node with this id is registered.
+pub async fn known(db: &Db, node_id: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 AS one FROM nodes WHERE node_id = $1")
         .bind(node_id)
         .fetch_optional(&db.pool)
         .await?;
-    if known.is_none() {
+    Ok(row.is_some())
+}
+
+/// One node's samples since `since` (unix seconds), oldest first; `None` for an unknown node.
+pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<NodeSample>>, ApiError> {
+    if !known(db, node_id).await? {
         return Ok(None);
     }
     // The newest MAX_SAMPLES, then put back in time order.

@@ -40,11 +40,7 @@ pub async fn earnings(
     Path(node_id): Path<String>,
     Query(q): Query<Days>,
 ) -> Result<Json<Vec<DailyEarnings>>, ApiError> {
-    let known = sqlx::query("SELECT 1 AS one FROM nodes WHERE node_id = $1")
-        .bind(&node_id)
-        .fetch_optional(&ctx.db.pool)
-        .await?;
-    if known.is_none() {
+    if !crate::nodes::known(&ctx.db, &node_id).await? {
         return Err(ApiError::not_found("node_not_found", "no node has this id"));
     }
     let days = q.days.unwrap_or(30).clamp(1, 366);

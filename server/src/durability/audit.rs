@@ -154,24 +154,24 @@ impl Auditor {
             })
         };
         let mut out = Vec::new();
-        // Contained shards first, each with its placement (gone: the shard moved; forget it).
-        let contained = sqlx::query("SELECT shard_id, attempts FROM audit_containment WHERE node_id = $1")
-            .bind(node)
-            .fetch_all(&ctx.db.pool)
-            .await?;
-        for c in contained {
-            let shard: String = c.try_get("shard_id")?;
-            let placed = sqlx::query(
-                "SELECT file_id, shard_id, size FROM file_shards WHERE node_id = $1 AND shard_id = $2 LIMIT 1",
-            )
-            .bind(node)
-            .bind(&shard)
-            .fetch_optional(&ctx.db.pool)
-            .await?;
-            match placed {
-                Some(row) => out.push(parse(&row, c.try_get("attempts")?)?),
-                None => release(ctx, node, &shard).await?,
-            }
+        // Contained shards first, with their placement; those that moved away are forgotten.
+        sqlx::query(
+            "DELETE FROM audit_containment WHERE node_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM file_shards s WHERE s.node_id = audit_containment.node_id \
+              AND s.shard_id = audit_containment.shard_id)",
+        )
+        .bind(node)
+        .execute(&ctx.db.pool)
+        .await?;
+        let contained = sqlx::query(
+            "SELECT s.file_id, s.shard_id, s.size, a.attempts FROM audit_containment a \
+             JOIN file_shards s ON s.node_id = a.node_id AND s.shard_id = a.shard_id WHERE a.node_id = $1",
+        )
+        .bind(node)
+        .fetch_all(&ctx.db.pool)
+        .await?;
+        for row in &contained {
+            out.push(parse(row, row.try_get("attempts")?)?);
         }
         let held: i64 = sqlx::query("SELECT COUNT(*) AS n FROM file_shards WHERE node_id = $1")
             .bind(node)
@@ -300,7 +300,7 @@ async fn record(
         Outcome::Pass | Outcome::Fail => {
             release(ctx, node, &shard).await?;
             if resolved == Outcome::Fail {
-                super::mark_lost(&ctx.db, node, &shard, "audit", now).await?;
+                super::mark_lost(&mut *ctx.db.pool.acquire().await?, node, &shard, "audit", now).await?;
             }
             reputation::record_audit(&ctx.db, node, resolved == Outcome::Pass, now).await?;
         }

@@ -47,27 +47,32 @@ pub async fn on_heartbeat(
         return Ok(Vec::new());
     }
     let (placed, collecting) = expected(db, node).await?;
+    let candidates: Vec<ShardId> = if listings.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query("SELECT shard_id FROM orphan_candidates WHERE node_id = $1")
+            .bind(node)
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("shard_id").ok()?.parse().ok())
+            .collect()
+    };
     for listing in listings {
         let held: HashSet<ShardId> = listing.shards.iter().filter_map(|s| s.parse().ok()).collect();
         let in_bucket = |id: &&ShardId| inventory::bucket_of(id) == listing.bucket;
         let mut tx = db.begin_write().await?;
         // Candidates of this bucket that are no longer orphans are forgotten.
-        let known = sqlx::query("SELECT shard_id FROM orphan_candidates WHERE node_id = $1")
-            .bind(node)
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in known {
-            let id: String = row.try_get("shard_id")?;
-            let Ok(shard) = id.parse::<ShardId>() else { continue };
-            if inventory::bucket_of(&shard) == listing.bucket
-                && (!held.contains(&shard) || placed.contains(&shard) || collecting.contains(&shard))
-            {
-                sqlx::query("DELETE FROM orphan_candidates WHERE node_id = $1 AND shard_id = $2")
-                    .bind(node)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        for shard in candidates
+            .iter()
+            .filter(in_bucket)
+            .filter(|s| !held.contains(s) || placed.contains(s) || collecting.contains(s))
+        {
+            sqlx::query("DELETE FROM orphan_candidates WHERE node_id = $1 AND shard_id = $2")
+                .bind(node)
+                .bind(shard.to_hex())
+                .execute(&mut *tx)
+                .await?;
         }
         let mut orphans = 0;
         for shard in held.iter().filter(|s| !placed.contains(s) && !collecting.contains(s)) {
@@ -84,16 +89,7 @@ pub async fn on_heartbeat(
         }
         let mut missing = 0;
         for shard in placed.iter().filter(in_bucket).filter(|s| !held.contains(s)) {
-            missing += sqlx::query(
-                "INSERT INTO corrupt_reports (node_id, shard_id, reported_at, reason) VALUES ($1, $2, $3, 'missing') \
-                 ON CONFLICT (node_id, shard_id) DO NOTHING",
-            )
-            .bind(node)
-            .bind(shard.to_hex())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            missing += u64::from(super::mark_lost(&mut tx, node, &shard.to_hex(), "missing", now).await?);
         }
         for shard in collecting.iter().filter(in_bucket).filter(|s| !held.contains(s)) {
             sqlx::query("DELETE FROM gc_shards WHERE node_id = $1 AND shard_id = $2")

@@ -83,15 +83,16 @@ impl Default for Settings {
 pub fn spawn(ctx: &Arc<Context>, holder: &str, shutdown: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let s = &ctx.durability;
     let auditor = Arc::new(audit::Auditor::new(s.audit_timeout));
-    let repairer = Arc::new(fleet::Fleet::new(fleet::DATA_TIMEOUT));
-    let collector = Arc::new(fleet::Fleet::new(fleet::DATA_TIMEOUT));
+    // Repair and garbage collection move shards over the same connections.
+    let data = Arc::new(fleet::Fleet::new(fleet::DATA_TIMEOUT));
+    let collector = Arc::clone(&data);
     vec![
         crate::leases::spawn_periodic(ctx, "audit", s.audit_interval, holder, shutdown, move |ctx| {
             let auditor = Arc::clone(&auditor);
             async move { auditor.round(&ctx, crate::context::unix_now()).await.map(|_| ()) }
         }),
         crate::leases::spawn_periodic(ctx, "repair", s.repair_interval, holder, shutdown, move |ctx| {
-            let fleet = Arc::clone(&repairer);
+            let fleet = Arc::clone(&data);
             async move { repair::pass(&ctx, &fleet, crate::context::unix_now()).await.map(|_| ()) }
         }),
         crate::leases::spawn_periodic(ctx, "gc", s.gc_interval, holder, shutdown, move |ctx| {
@@ -112,9 +113,15 @@ pub fn secs(d: Duration) -> i64 {
 }
 
 /// Record that `shard` on `node` no longer counts ('corrupt', 'missing' or 'audit'): repair
-/// rebuilds it elsewhere.
-pub async fn mark_lost(db: &crate::db::Db, node: &str, shard: &str, reason: &str, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// rebuilds it elsewhere. Returns whether it was news (not already reported).
+pub async fn mark_lost(
+    conn: &mut sqlx::AnyConnection,
+    node: &str,
+    shard: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let added = sqlx::query(
         "INSERT INTO corrupt_reports (node_id, shard_id, reported_at, reason) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (node_id, shard_id) DO NOTHING",
     )
@@ -122,9 +129,10 @@ pub async fn mark_lost(db: &crate::db::Db, node: &str, shard: &str, reason: &str
     .bind(shard)
     .bind(now)
     .bind(reason)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(added == 1)
 }
 
 pub use disktro_core::api::DurabilityStatus as Status;

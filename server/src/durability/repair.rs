@@ -16,8 +16,9 @@
 //! A chunk with fewer than k healthy shards cannot be rebuilt and is counted as lost. The server
 //! never holds a key: it handles sealed bytes only.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
+use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
 use disktro_core::token::{Operation, Receipt};
 use disktro_core::{FileId, NodeId, ShardId, SignedManifest};
@@ -65,6 +66,7 @@ struct Slot {
     shard: ShardId,
     node: String,
     url: String,
+    zone: String,
     healthy: bool,
 }
 
@@ -108,9 +110,10 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<u64>
     if !due.is_empty() {
         tracing::info!(chunks = due.len(), "repair pass");
     }
+    let keys = &nodes::keys(&ctx.db).await?;
     let results: Vec<bool> = futures_util::stream::iter(due)
         .map(|d| async move {
-            let result = repair_chunk(ctx, fleet, &d, now).await;
+            let result = repair_chunk(ctx, fleet, keys, &d, now).await;
             let ok = match result {
                 Ok(rebuilt) => {
                     progress(ctx, |p| {
@@ -141,7 +144,7 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<u64>
 async fn slots(ctx: &Context, d: &Due, now: i64) -> anyhow::Result<Vec<Slot>> {
     let since = nodes::online_since(now, ctx.heartbeat_interval);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.idx, s.shard_id, s.node_id, n.url, CASE WHEN {HEALTHY} THEN 1 ELSE 0 END AS healthy \
+        "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, CASE WHEN {HEALTHY} THEN 1 ELSE 0 END AS healthy \
          FROM file_shards s JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $2 AND s.chunk = $3 ORDER BY s.idx"
     )))
     .bind(since)
@@ -156,14 +159,22 @@ async fn slots(ctx: &Context, d: &Due, now: i64) -> anyhow::Result<Vec<Slot>> {
             shard: r.try_get::<String, _>("shard_id")?.parse()?,
             node: r.try_get("node_id")?,
             url: r.try_get("url")?,
+            zone: r.try_get("zone")?,
             healthy: r.try_get::<i64, _>("healthy")? == 1,
         });
     }
     Ok(out)
 }
 
-/// Repair one chunk; returns the number of shards rebuilt and re-placed.
-async fn repair_chunk(ctx: &Context, fleet: &Fleet, d: &Due, now: i64) -> anyhow::Result<u64> {
+/// Repair one chunk; returns the number of shards rebuilt and re-placed. `keys` are the nodes'
+/// public keys, to check receipts with.
+async fn repair_chunk(
+    ctx: &Context,
+    fleet: &Fleet,
+    keys: &HashMap<NodeId, PublicKey>,
+    d: &Due,
+    now: i64,
+) -> anyhow::Result<u64> {
     let manifest_b64: String = sqlx::query("SELECT manifest FROM files WHERE id = $1")
         .bind(&d.file)
         .fetch_optional(&ctx.db.pool)
@@ -243,13 +254,10 @@ async fn repair_chunk(ctx: &Context, fleet: &Fleet, d: &Due, now: i64) -> anyhow
             .into_iter()
             .filter(|w| !taken.contains(w.node_id.to_hex().as_str()))
             .collect();
-    let mut zone_load: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut zone_load: HashMap<String, usize> = HashMap::new();
     for s in slots.iter().filter(|s| s.healthy) {
-        if let Some(zone) = zone_of(ctx, &s.node).await? {
-            *zone_load.entry(zone).or_default() += 1;
-        }
+        *zone_load.entry(s.zone.clone()).or_default() += 1;
     }
-    let keys = nodes::keys(&ctx.db).await?;
     let mut rebuilt = 0;
     for slot in lost {
         let key = shard_key(&file, chunk_no, slot.idx);
@@ -336,12 +344,4 @@ async fn repair_chunk(ctx: &Context, fleet: &Fleet, d: &Due, now: i64) -> anyhow
     }
     tracing::info!(file = %d.file, chunk = d.chunk, rebuilt, "chunk repaired");
     Ok(rebuilt)
-}
-
-async fn zone_of(ctx: &Context, node: &str) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT zone FROM nodes WHERE node_id = $1")
-        .bind(node)
-        .fetch_optional(&ctx.db.pool)
-        .await?;
-    row.map(|r| r.try_get("zone")).transpose()
 }
