@@ -1,8 +1,9 @@
 //! Download: verify the manifest's signature, open the metadata with the key (a wrong key stops
 //! here), then for each chunk fetch any k shards in parallel (data shards from online workers
-//! first, the next candidate when one fails), rebuild, open and unsqueeze on a blocking thread,
-//! and write the plaintext in order. A few chunks are fetched ahead; memory stays at a few chunks.
+//! first, the next candidate when one fails), rebuild, open, unsqueeze and write the plaintext in
+//! order on a blocking thread (written straight from the decoded chunk: no async file buffers). A few chunks are fetched ahead; memory stays at a few chunks.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use disktro_core::api::{FileDownload, NodeStatus};
@@ -11,7 +12,6 @@ use disktro_core::metadata::FileMetadata;
 use disktro_core::{Decoder, FileKey, Manifest, ShardId, SignedManifest};
 use disktro_worker::client::WorkerClient;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
-use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
 use crate::ClientError;
 use crate::server::unb64;
@@ -48,16 +48,18 @@ pub fn verify(
 }
 
 /// Write the file `answer` describes to `writer`.
-pub async fn download<W: AsyncWrite + Unpin>(
+pub async fn download<W: Write + Send + 'static>(
     answer: &FileDownload,
     key: &FileKey,
     expected_owner: Option<&PublicKey>,
-    mut writer: W,
+    writer: W,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Fetched, ClientError> {
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
-    let mut decoder = Decoder::new(key, &manifest).map_err(|e| ClientError::Integrity(e.to_string()))?;
+    let decoder = Decoder::new(key, &manifest).map_err(|e| ClientError::Integrity(e.to_string()))?;
+    // The decoder and the writer travel to each chunk's blocking task and back.
+    let mut state = (decoder, writer);
     let urls: Vec<String> = answer.nodes.iter().map(|n| n.url.clone()).collect();
     let workers: Vec<Option<Arc<WorkerClient>>> = connect_all(&urls).await.into_iter().map(Result::ok).collect();
     let source = Source {
@@ -78,30 +80,34 @@ pub async fn download<W: AsyncWrite + Unpin>(
         }
         let Some(fetched) = ahead.next().await else { break };
         let (index, shards) = fetched?;
-        let (back, plain) = tokio::task::spawn_blocking(move || {
-            let plain = decoder.decode_chunk(index as u64, shards);
-            (decoder, plain)
+        let (back, wrote) = tokio::task::spawn_blocking(move || {
+            let (mut decoder, mut writer) = state;
+            let wrote = decoder
+                .decode_chunk(index as u64, shards)
+                .map_err(|e| ClientError::Integrity(format!("chunk {index} does not open: {e}")))
+                .and_then(|plain| {
+                    writer
+                        .write_all(&plain)
+                        .map(|()| plain.len())
+                        .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))
+                });
+            ((decoder, writer), wrote)
         })
         .await
         .map_err(|_| ClientError::Integrity("the decoder stopped unexpectedly".to_owned()))?;
-        decoder = back;
-        let plain = plain.map_err(|e| ClientError::Integrity(format!("chunk {index} does not open: {e}")))?;
-        writer
-            .write_all(&plain)
-            .await
-            .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))?;
-        written += plain.len() as u64;
+        state = back;
+        let wrote = wrote?;
+        written += wrote as u64;
         progress(Progress {
             bytes_done: written,
             size,
         });
     }
+    let (decoder, mut writer) = state;
     decoder
         .finish()
         .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
-    writer
-        .flush()
-        .await
+    tokio::task::block_in_place(|| writer.flush())
         .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))?;
     Ok(Fetched {
         metadata,

@@ -398,9 +398,8 @@ async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<
             return Err(ClientError::Io(format!("{} is not a regular file", path.display())));
         }
         let size = stat.len();
-        let mut reader = tokio::fs::File::from_std(file);
-        tokio::io::AsyncSeekExt::rewind(&mut reader)
-            .await
+        let mut reader = file;
+        std::io::Seek::rewind(&mut reader)
             .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
         let metadata = FileMetadata {
             mime: guess_mime(&name).to_owned(),
@@ -409,15 +408,9 @@ async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<
         };
         let progress = bar(cli, size, &name);
         let started = Instant::now();
-        let up = upload(
-            &server,
-            &me,
-            tokio::io::BufReader::with_capacity(1 << 20, reader),
-            size,
-            &metadata,
-            &UploadOptions::default(),
-            &|p| progress.set_position(p.bytes_done),
-        )
+        let up = upload(&server, &me, reader, size, &metadata, &UploadOptions::default(), &|p| {
+            progress.set_position(p.bytes_done)
+        })
         .await?;
         progress.finish_and_clear();
         let secs = started.elapsed().as_secs_f64().max(1e-6);
@@ -457,7 +450,7 @@ async fn save_download(
     let report = |p: download::Progress| progress.set_position(p.bytes_done);
     let target = match output {
         Some(p) if p.as_os_str() == "-" => {
-            download::download(answer, key, expected.as_ref(), tokio::io::stdout(), &report).await?;
+            download::download(answer, key, expected.as_ref(), std::io::stdout(), &report).await?;
             progress.finish_and_clear();
             return Ok(());
         }
@@ -473,11 +466,9 @@ async fn save_download(
         .suffix(".part")
         .tempfile_in(&dir)
         .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?;
-    let file = tokio::fs::File::from_std(
-        temp.reopen()
-            .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?,
-    );
-    let writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let writer = temp
+        .reopen()
+        .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?;
     // On error `temp` is dropped here, which deletes the partial file.
     let fetched = download::download(answer, key, expected.as_ref(), writer, &report).await?;
     // Syncing a large file blocks for a while: off the async threads.

@@ -2,23 +2,24 @@
 //! send every shard to the worker the server placed it on, collect the signed receipts, then
 //! commit the owner-signed manifest with the sealed metadata and the wrapped file key.
 //!
-//! Three stages run at once with bounded queues between them, so memory stays at a few chunks
-//! whatever the file size: the reader (one chunk ahead), the encoder (one chunk), and the sender
+//! Two stages run at once with a one-chunk queue between them, so memory stays at a few chunks
+//! whatever the file size: the reader-encoder (one blocking thread, one chunk) and the sender
 //! (up to [`UploadOptions::chunks_in_flight`] chunks, each chunk's shards to all its workers in
 //! parallel over one multiplexed WebSocket per worker). Put tokens are renewed when they near
 //! expiry. On failure the upload is cancelled at the server.
 
+use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::FileMetadata;
+use disktro_core::squeeze::{Codec, Squeezer};
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, Redundancy};
 use disktro_worker::client::{ConnectOptions, WorkerClient};
 use disktro_worker::node::unix_now;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
-use tokio::io::{AsyncRead, AsyncReadExt as _};
-use tokio::sync::{RwLock, mpsc, oneshot};
+use tokio::sync::{RwLock, mpsc};
 
 use crate::ClientError;
 use crate::account::Identity;
@@ -40,7 +41,7 @@ impl Default for UploadOptions {
             data_shards: None,
             parity_shards: None,
             chunk_size: None,
-            chunks_in_flight: 3,
+            chunks_in_flight: 2,
         }
     }
 }
@@ -132,7 +133,7 @@ pub(crate) async fn connect_all(urls: &[String]) -> Vec<Result<Arc<WorkerClient>
 }
 
 /// Upload `size` bytes from `reader` as a file described by `metadata`.
-pub async fn upload<R: AsyncRead + Unpin + Send>(
+pub async fn upload<R: Read + Send + 'static>(
     server: &Server,
     me: &Identity,
     reader: R,
@@ -180,10 +181,10 @@ pub async fn upload<R: AsyncRead + Unpin + Send>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn send_and_commit<R: AsyncRead + Unpin + Send>(
+async fn send_and_commit<R: Read + Send + 'static>(
     server: &Server,
     me: &Identity,
-    mut reader: R,
+    reader: R,
     size: u64,
     sealed_metadata: &[u8],
     options: &UploadOptions,
@@ -203,84 +204,85 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
         workers.push(conn.map_err(|e| ClientError::Workers(format!("cannot reach worker {url}: {e}")))?);
     }
 
-    // Reader → encoder → sender, each queue one chunk deep. Buffers flow back the other way
-    // (read buffers to the reader, shard buffers to the encoder once framed), so a long upload
-    // allocates its few chunk-sized buffers once instead of per chunk: memory stays put rather
-    // than growing with what the allocator keeps of freed buffers.
+    // Reader and encoder share one blocking thread, which owns the one read buffer; the sender
+    // takes encoded chunks through a queue one chunk deep. Shard buffers flow back to the encoder
+    // once framed, so a long upload allocates its few chunk-sized buffers once instead of per
+    // chunk: memory stays put rather than growing with what the allocator keeps of freed buffers.
+    // Reading in the encoder's thread costs little time (a 4 MiB read from the page cache takes
+    // a fraction of encoding it) and saves the chunk buffers a separate reader would hold.
     let chunk_size = plan.chunk_size as usize;
-    // Whole chunks, each with "is it the last", so the encoder takes them without a copy.
-    let (plain_tx, mut plain_rx) = mpsc::channel::<(Vec<u8>, bool)>(1);
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<EncodedChunk>(1);
-    let (read_again_tx, mut read_again_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (recycle_tx, mut recycle_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let (manifest_tx, manifest_rx) = oneshot::channel::<Manifest>();
     let runtime = tokio::runtime::Handle::current();
-    let encoding = tokio::task::spawn_blocking(move || -> Result<(), disktro_core::Error> {
+    let encoding = tokio::task::spawn_blocking(move || -> Result<Option<Manifest>, ClientError> {
         let mut encoder = encoder;
-        while let Some((buf, last)) = plain_rx.blocking_recv() {
+        let mut input = Input { reader, size, read: 0 };
+        let mut buf = vec![0u8; chunk_size];
+        // Once the file proves compressible, squeezing is the slowest step: two chunks are then
+        // squeezed at once (a second read buffer and two squeezers of the encoder's choices).
+        let mut pair: Option<(Vec<u8>, Squeezer, Squeezer)> = None;
+        let spare_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        let failed = |e: disktro_core::Error| ClientError::Integrity(format!("encoding failed: {e}"));
+        loop {
             // A place in the queue first, then the work: no finished chunk waits in this thread.
+            // A closed queue means the sender stopped (it failed): its error is the one reported.
             let Ok(slot) = runtime.block_on(chunk_tx.reserve()) else {
-                return Ok(());
+                return Ok(None);
             };
+            let (filled, last) = input.next_chunk(&mut buf)?;
             while let Ok(spare) = recycle_rx.try_recv() {
                 encoder.recycle(spare);
             }
-            let chunk = encoder.encode(&buf, last)?;
-            let _ = read_again_tx.send(buf);
-            slot.send(chunk);
-            if last {
-                let _ = manifest_tx.send(encoder.into_manifest()?);
-                break;
-            }
-        }
-        Ok(())
-    });
-
-    let reading = async move {
-        let mut read: u64 = 0;
-        loop {
-            // A place in the queue first, then the read: no read chunk waits here.
-            let Ok(slot) = plain_tx.reserve().await else { break };
-            // A returned buffer keeps its length (a whole chunk), so nothing is zeroed again.
-            let mut buf = read_again_rx.try_recv().unwrap_or_default();
-            buf.resize(chunk_size, 0);
-            let mut filled = 0;
-            while filled < chunk_size {
-                let n = reader
-                    .read(&mut buf[filled..])
-                    .await
-                    .map_err(|e| ClientError::Io(format!("cannot read the file: {e}")))?;
-                if n == 0 {
-                    break;
+            match pair.as_mut() {
+                Some((second, mine, helper)) if !last => {
+                    let (second_filled, second_last) = input.next_chunk(second)?;
+                    let (first_squeezed, second_squeezed) = std::thread::scope(|scope| {
+                        let other = scope.spawn(|| helper.squeeze(&second[..second_filled]));
+                        (mine.squeeze(&buf[..filled]), other.join())
+                    });
+                    let second_squeezed =
+                        second_squeezed.map_err(|_| ClientError::Integrity("a squeeze thread stopped".to_owned()))?;
+                    slot.send(
+                        encoder
+                            .encode_squeezed(&buf[..filled], false, first_squeezed)
+                            .map_err(failed)?,
+                    );
+                    let Ok(slot) = runtime.block_on(chunk_tx.reserve()) else {
+                        return Ok(None);
+                    };
+                    while let Ok(spare) = recycle_rx.try_recv() {
+                        encoder.recycle(spare);
+                    }
+                    let chunk = encoder
+                        .encode_squeezed(&second[..second_filled], second_last, second_squeezed)
+                        .map_err(failed)?;
+                    slot.send(chunk);
+                    if second_last {
+                        return encoder.into_manifest().map(Some).map_err(failed);
+                    }
                 }
-                filled += n;
-            }
-            buf.truncate(filled);
-            read += filled as u64;
-            if read > size {
-                return Err(ClientError::Io(format!(
-                    "the file grew while being read (more than {size} bytes)"
-                )));
-            }
-            // The last chunk: short, or the one that reaches the declared size (an empty file is
-            // one empty chunk).
-            let last = filled < chunk_size || read == size;
-            slot.send((buf, last));
-            if last {
-                break;
+                _ => {
+                    let chunk = encoder.encode(&buf[..filled], last).map_err(failed)?;
+                    let compressible = chunk.entry.codec == Codec::Zstd;
+                    slot.send(chunk);
+                    if last {
+                        return encoder.into_manifest().map(Some).map_err(failed);
+                    }
+                    if pair.is_none() && compressible && spare_cores {
+                        pair = encoder
+                            .sibling_squeezer()
+                            .zip(encoder.sibling_squeezer())
+                            .map(|(mine, helper)| (vec![0u8; chunk_size], mine, helper));
+                    }
+                }
             }
         }
-        if read != size {
-            return Err(ClientError::Io(format!(
-                "the file changed while being read: {read} bytes, not {size}"
-            )));
-        }
-        Ok::<(), ClientError>(())
-    };
+    });
 
     let done_bytes = AtomicU64::new(0);
     let done_shards = AtomicU64::new(0);
-    let sending = async {
+    // Moves the queue's receiving end in: when sending fails, the encoder sees the queue closed.
+    let sending = async move {
         let mut receipts: Vec<String> = Vec::new();
         let mut in_flight = FuturesUnordered::new();
         let mut open = true;
@@ -308,20 +310,57 @@ async fn send_and_commit<R: AsyncRead + Unpin + Send>(
         Ok::<Vec<String>, ClientError>(receipts)
     };
 
-    let (read, sent) = tokio::join!(reading, sending);
+    let sent = sending.await;
     let encoded = encoding
         .await
         .map_err(|_| ClientError::Integrity("the encoder stopped unexpectedly".to_owned()))?;
-    read?;
+    // A read or encoding failure ends the sender's queue early; report the cause, not the effect.
+    let manifest = encoded?;
     let receipts = sent?;
-    encoded.map_err(|e| ClientError::Integrity(format!("encoding failed: {e}")))?;
-    let manifest = manifest_rx
-        .await
-        .map_err(|_| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
+    let manifest = manifest.ok_or_else(|| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
 
     let commit = Commit::new(manifest, &me.keypair, file_key, sealed_metadata, receipts)
         .map_err(|e| ClientError::Integrity(format!("signing the manifest: {e}")))?;
     server.commit(&plan.upload_id, &commit).await
+}
+
+/// The file being read, chunk by chunk, against the size declared to the server.
+struct Input<R> {
+    reader: R,
+    size: u64,
+    read: u64,
+}
+
+impl<R: Read> Input<R> {
+    /// Fill `buf` with the next chunk; returns its length and whether it is the last: short, or
+    /// the one that reaches the declared size (an empty file is one empty chunk). A file that
+    /// grew or shrank while being read is an error.
+    fn next_chunk(&mut self, buf: &mut [u8]) -> Result<(usize, bool), ClientError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::Io(format!("cannot read the file: {e}"))),
+            }
+        }
+        self.read += filled as u64;
+        let size = self.size;
+        if self.read > size {
+            return Err(ClientError::Io(format!(
+                "the file grew while being read (more than {size} bytes)"
+            )));
+        }
+        let last = filled < buf.len() || self.read == size;
+        if last && self.read != size {
+            return Err(ClientError::Io(format!(
+                "the file changed while being read: {} bytes, not {size}",
+                self.read
+            )));
+        }
+        Ok((filled, last))
+    }
 }
 
 /// Put every shard of one chunk on its placed worker, in parallel. Returns the chunk's plaintext

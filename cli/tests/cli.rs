@@ -181,9 +181,10 @@ async fn signup_upload_list_download_share_get_and_remove() {
         assert_eq!(mode & 0o777, 0o600, "the saved keys are readable by the user only");
     }
 
-    // A 9 MiB random file (3 chunks) and a text file.
+    // A 9 MiB random file (3 chunks) and a 13 MiB text file (4 chunks: text is squeezed two
+    // chunks at a time after the first, so this ends on a pair and then a lone last chunk).
     let noise = random(9 << 20, 1);
-    let text = b"It was the best of times, it was the worst of times.\n".repeat(20_000);
+    let text = b"It was the best of times, it was the worst of times.\n".repeat(250_000);
     std::fs::write(work.path().join("noise.bin"), &noise).unwrap();
     std::fs::write(work.path().join("tale.txt"), &text).unwrap();
     let o = disktro(
@@ -202,8 +203,9 @@ async fn signup_upload_list_download_share_get_and_remove() {
     assert_eq!(ids.len(), 2, "one id per file: {ids:?}");
     assert!(ids.iter().all(|id| id.len() == 32));
 
-    // stdin in, stdout out.
-    let piped = random(100_000, 2);
+    // stdin in, stdout out: text of two chunks and a byte (the squeezed pair ends the file).
+    let mut piped = b"The quality of mercy is not strained.\n".repeat((8 << 20) / 38 + 1);
+    piped.truncate((8 << 20) + 1);
     let o = disktro(&cfg, None, &["upload", "-", "--name", "piped.bin"], Some(piped.clone())).await;
     ok(&o, "upload from stdin");
     let piped_id = stdout(&o);

@@ -131,7 +131,12 @@ impl Encoder {
     }
 
     fn encode_chunk(&mut self, plain: &[u8], last: bool) -> Result<EncodedChunk, Error> {
-        let mut staged = self.stage(plain, last);
+        let staged = self.stage(plain, last);
+        self.seal_and_complete(staged)
+    }
+
+    fn seal_and_complete(&mut self, mut staged: StagedChunk) -> Result<EncodedChunk, Error> {
+        let last = staged.last;
         // Sealed in place in the staged buffer, which already has room for the tag and parity.
         let mut sealed = std::mem::take(&mut staged.body);
         let tag = self.sealer.seal_in_place(staged.index, last, staged.codec, &mut sealed);
@@ -145,7 +150,44 @@ impl Encoder {
     /// [`StagedChunk::associated_data`], then hand the ciphertext-and-tag to [`Self::complete`].
     /// The caller does the chunking: every chunk but the last is exactly the chunk size.
     pub fn stage(&mut self, plain: &[u8], last: bool) -> StagedChunk {
-        let (codec, squeezed) = self.squeezer.squeeze(plain);
+        let squeezed = self.squeezer.squeeze(plain);
+        self.stage_squeezed(plain, last, squeezed)
+    }
+
+    /// A squeezer for chunks after the first, making this encoder's choices on another thread
+    /// (see [`Squeezer::sibling`]); hand what it returns to [`Self::encode_squeezed`] with the
+    /// same plaintext. `None` before the first chunk is encoded.
+    pub fn sibling_squeezer(&self) -> Option<Squeezer> {
+        self.squeezer.sibling()
+    }
+
+    /// [`Self::encode`] for a chunk already squeezed by a [`Self::sibling_squeezer`]: callers
+    /// squeeze several chunks at once (the slowest step on compressible data) and encode them in
+    /// order here. The bytes are exactly those [`Self::encode`] gives.
+    pub fn encode_squeezed(
+        &mut self,
+        plain: &[u8],
+        last: bool,
+        squeezed: (Codec, Option<Vec<u8>>),
+    ) -> Result<EncodedChunk, Error> {
+        if !self.pending.is_empty() {
+            return Err(Error::InvalidParams("encode after push: bytes are still held"));
+        }
+        if self.next_index == 0 {
+            return Err(Error::InvalidParams(
+                "the first chunk is squeezed by the encoder itself",
+            ));
+        }
+        if (squeezed.0 == Codec::Zstd) != squeezed.1.is_some() {
+            return Err(Error::InvalidParams(
+                "a squeezed chunk's codec does not match its bytes",
+            ));
+        }
+        let staged = self.stage_squeezed(plain, last, squeezed);
+        self.seal_and_complete(staged)
+    }
+
+    fn stage_squeezed(&mut self, plain: &[u8], last: bool, (codec, squeezed): (Codec, Option<Vec<u8>>)) -> StagedChunk {
         let squeezed = squeezed.as_deref().unwrap_or(plain);
         // Room for the tag and the parity shards too: sealing and sharding then never reallocate.
         let redundancy = self.sharder.redundancy();

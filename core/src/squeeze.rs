@@ -205,6 +205,17 @@ impl Squeezer {
         }
     }
 
+    /// Another squeezer that makes the same choices as this one for the rest of the file, with
+    /// its own zstd context: chunks can then be squeezed on several threads at once. `None` until
+    /// this one has seen the file's first chunk (which decides whether the file is compressed).
+    pub fn sibling(&self) -> Option<Self> {
+        let file_is_compressed = self.file_is_compressed?;
+        Some(Self {
+            file_is_compressed: Some(file_is_compressed),
+            ..Self::new()
+        })
+    }
+
     /// Decide the codec for the next chunk of the file and, for zstd, return the compressed bytes.
     /// The first call must be given the file's first chunk (its magic bytes are checked there).
     pub fn squeeze(&mut self, chunk: &[u8]) -> (Codec, Option<Vec<u8>>) {

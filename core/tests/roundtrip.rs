@@ -318,6 +318,50 @@ fn recycled_buffers_give_the_same_shards() {
     assert!(enc.encode(&data[..CS as usize], false).is_err());
 }
 
+// Threads: native only (the browser squeezes one chunk at a time).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn chunks_squeezed_by_siblings_give_the_same_bytes() {
+    // The CLI squeezes two chunks at once (one on the encoder's thread, one on a helper) and
+    // encodes them in order. For text, noise and a mix (the file's first chunk decides whether it
+    // counts as compressed), the shards and the manifest must equal the one-thread encoder's.
+    let gzip_head = [&[0x1f, 0x8b, 0x08][..], &text(9, 3 * CS as usize)].concat();
+    for data in [
+        text(5, 4 * CS as usize + 3),
+        noise(6, 3 * CS as usize),
+        [noise(7, CS as usize), text(8, 3 * CS as usize)].concat(),
+        gzip_head,
+    ] {
+        let (key, file_id) = (FileKey::generate(), FileId::random());
+        let (expected, expected_manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
+        let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+        let pieces: Vec<&[u8]> = data.chunks(CS as usize).collect();
+        // Tried: no sibling before the first chunk, and the first chunk squeezed outside. Must
+        // hold: neither is allowed (the first chunk decides the file's codec choices).
+        assert!(enc.sibling_squeezer().is_none());
+        assert!(
+            enc.encode_squeezed(pieces[0], false, (disktro_core::squeeze::Codec::Raw, None))
+                .is_err()
+        );
+        let mut got = vec![enc.encode(pieces[0], false).unwrap().shards.ids().to_vec()];
+        let (mut mine, mut helper) = (enc.sibling_squeezer().unwrap(), enc.sibling_squeezer().unwrap());
+        for (pair_at, pair) in pieces[1..].chunks(2).enumerate() {
+            let (a, b) = std::thread::scope(|s| {
+                let b = pair.get(1).map(|b| s.spawn(|| helper.squeeze(b)));
+                (mine.squeeze(pair[0]), b.map(|h| h.join().unwrap()))
+            });
+            for (i, squeezed) in [Some(a), b].into_iter().flatten().enumerate() {
+                let last = 1 + 2 * pair_at + i + 1 == pieces.len();
+                let chunk = enc.encode_squeezed(pair[i], last, squeezed).unwrap();
+                got.push(chunk.shards.ids().to_vec());
+            }
+        }
+        assert_eq!(enc.into_manifest().unwrap(), expected_manifest);
+        let expected_ids: Vec<Vec<ShardId>> = expected.iter().map(|c| c.shards.ids().to_vec()).collect();
+        assert_eq!(got, expected_ids);
+    }
+}
+
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
