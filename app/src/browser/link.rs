@@ -151,9 +151,19 @@ impl WorkerLink {
 
     /// Send one request and wait for its answer; an error frame becomes the worker's message.
     pub async fn request(&self, body: Body) -> Result<Body, String> {
+        let bytes = Frame { request_id: 0, body }.encode().map_err(|e| e.to_string())?;
+        self.request_encoded(bytes).await
+    }
+
+    /// Send a request encoded earlier with request id 0 (numbered here, in place) and wait for
+    /// its answer.
+    pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, String> {
         let request_id = self.next_id.get();
         self.next_id.set(request_id.wrapping_add(1));
-        let bytes = Frame { request_id, body }.encode().map_err(|e| e.to_string())?;
+        bytes
+            .get_mut(disktro_core::wire::REQUEST_ID_AT)
+            .ok_or("a frame shorter than its header")?
+            .copy_from_slice(&request_id.to_be_bytes());
         while self.ws.buffered_amount() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {
                 return Err(reason);
@@ -184,16 +194,10 @@ impl WorkerLink {
         }
     }
 
-    /// Store a shard; returns the worker's signed receipt.
-    pub async fn put(&self, token: &[u8], shard: ShardId, data: Vec<u8>) -> Result<Vec<u8>, String> {
-        match self
-            .request(Body::Put {
-                token: token.to_vec(),
-                shard,
-                data,
-            })
-            .await?
-        {
+    /// Store a shard framed by [`disktro_core::wire::encode_put`]; returns the worker's signed
+    /// receipt.
+    pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, String> {
+        match self.request_encoded(frame).await? {
             Body::Receipt { receipt } => Ok(receipt),
             _ => Err("the worker answered a put with something else".to_owned()),
         }

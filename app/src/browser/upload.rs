@@ -1,7 +1,8 @@
 //! Upload from the browser, the same steps as the CLI's: begin at the server, read the file slice
 //! by slice (`Blob.slice`, never whole), squeeze and stage each chunk with `disktro-core`, seal it
 //! through [`ChunkCipher`] (WebCrypto), shard it, and put every shard on the worker the server
-//! placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket per worker. Then sign
+//! placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket per worker, each
+//! shard framed straight from its chunk's buffer, which is then reused. Then sign
 //! the manifest, seal the name and type, wrap the file key and commit. On any failure, or when
 //! cancelled, the upload is cancelled at the server.
 
@@ -168,11 +169,15 @@ async fn send_and_commit(
         ..Progress::default()
     }));
     let (done_tx, mut done_rx) = mpsc::unbounded::<Result<Vec<String>, String>>();
+    // Shard buffers come back once framed, for the next chunks (as in the CLI): the WebAssembly
+    // memory, which never shrinks, then holds a few chunk buffers instead of one per chunk.
+    let (recycle_tx, mut recycle_rx) = mpsc::unbounded::<Vec<u8>>();
     let mut in_flight = 0usize;
     let mut receipts: Vec<String> = Vec::with_capacity(usize::try_from(shards_total).unwrap_or(0));
     let chunk_size = u64::from(plan.chunk_size);
 
-    for index in 0..plan.chunk_count.max(1) {
+    let chunk_count = plan.chunk_count.max(1);
+    for index in 0..chunk_count {
         if cancelled.get() {
             return Err("cancelled".to_owned());
         }
@@ -188,7 +193,10 @@ async fn send_and_commit(
         if plain.len() as u64 != end - start {
             return Err("the file changed while being read".to_owned());
         }
-        let last = index + 1 >= plan.chunk_count.max(1);
+        let last = index + 1 >= chunk_count;
+        while let Ok(spare) = recycle_rx.try_recv() {
+            encoder.recycle(spare);
+        }
         let staged = encoder.stage(&plain, last);
         drop(plain);
         let sealed = cipher.seal(&staged).await?;
@@ -200,6 +208,7 @@ async fn send_and_commit(
             tokens.tokens.clone(),
             chunk,
             Rc::clone(&state),
+            recycle_tx.clone(),
         );
         let tx = done_tx.clone();
         in_flight += 1;
@@ -240,41 +249,47 @@ pub async fn read_slice(file: &web_sys::Blob, start: u64, end: u64) -> Result<Ve
     Ok(js::to_vec(&buffer))
 }
 
-/// Put every shard of one chunk on its placed worker, in parallel; returns the receipts.
+/// Put every shard of one chunk on its placed worker, in parallel; returns the receipts. The
+/// shards are framed straight from the chunk's buffer, which then goes back to the encoder
+/// through `recycle` while the receipts are awaited.
 async fn send_chunk(
     links: Rc<Vec<Rc<WorkerLink>>>,
     placement: Rc<Vec<Vec<u16>>>,
     tokens: Vec<Rc<Vec<u8>>>,
     chunk: EncodedChunk,
     state: Rc<RefCell<Progress>>,
+    recycle: mpsc::UnboundedSender<Vec<u8>>,
 ) -> Result<Vec<String>, String> {
     let index = usize::try_from(chunk.index).map_err(|_| "chunk index")?;
     let places = placement
         .get(index)
         .ok_or_else(|| format!("the plan has no placement for chunk {index}"))?;
     let plain_len = u64::from(chunk.entry.plain_len);
-    let ids = chunk.shards.ids().to_vec();
-    let puts = ids
-        .into_iter()
-        .zip(chunk.shards.into_vecs())
-        .enumerate()
-        .map(|(i, (id, bytes))| {
-            let node = places.get(i).map(|n| usize::from(*n));
-            let (links, tokens, state) = (Rc::clone(&links), tokens.clone(), Rc::clone(&state));
-            async move {
-                let node = node.ok_or_else(|| format!("the plan has no worker for shard {i} of chunk {index}"))?;
-                let (link, token) = links
-                    .get(node)
-                    .zip(tokens.get(node))
-                    .ok_or("the plan names a worker it did not grant")?;
-                let receipt = link
-                    .put(token, id, bytes)
-                    .await
-                    .map_err(|e| format!("worker {} did not store shard {i} of chunk {index}: {e}", link.url))?;
-                state.borrow_mut().shards_done += 1;
-                Ok::<String, String>(b64(&receipt))
-            }
-        });
+    let mut frames = Vec::with_capacity(chunk.shards.ids().len());
+    for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
+        let node = places
+            .get(i)
+            .map(|n| usize::from(*n))
+            .ok_or_else(|| format!("the plan has no worker for shard {i} of chunk {index}"))?;
+        let (link, token) = links
+            .get(node)
+            .zip(tokens.get(node))
+            .ok_or("the plan names a worker it did not grant")?;
+        let frame = disktro_core::wire::encode_put(token, &id, bytes).map_err(|e| e.to_string())?;
+        frames.push((i, Rc::clone(link), frame));
+    }
+    let _ = recycle.unbounded_send(chunk.shards.into_buffer());
+    let puts = frames.into_iter().map(|(i, link, frame)| {
+        let state = Rc::clone(&state);
+        async move {
+            let receipt = link
+                .put_encoded(frame)
+                .await
+                .map_err(|e| format!("worker {} did not store shard {i} of chunk {index}: {e}", link.url))?;
+            state.borrow_mut().shards_done += 1;
+            Ok::<String, String>(b64(&receipt))
+        }
+    });
     let receipts = futures_util::future::try_join_all(puts).await?;
     state.borrow_mut().bytes_done += plain_len;
     Ok(receipts)
