@@ -47,14 +47,14 @@ pub fn verify(
         .map_err(|e| ClientError::Integrity(e.to_string()))
 }
 
-/// Write the file `answer` describes to `writer`.
+/// Write the file `answer` describes to `writer` (handed back at the end).
 pub async fn download<W: Write + Send + 'static>(
     answer: &FileDownload,
     key: &FileKey,
     expected_owner: Option<&PublicKey>,
     writer: W,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<Fetched, ClientError> {
+) -> Result<(Fetched, W), ClientError> {
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
     let decoder = Decoder::new(key, &manifest).map_err(|e| ClientError::Integrity(e.to_string()))?;
@@ -109,10 +109,11 @@ pub async fn download<W: Write + Send + 'static>(
         .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
     tokio::task::block_in_place(|| writer.flush())
         .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))?;
-    Ok(Fetched {
+    let fetched = Fetched {
         metadata,
         owner: *signed.owner(),
-    })
+    };
+    Ok((fetched, writer))
 }
 
 struct Source<'a> {

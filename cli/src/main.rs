@@ -470,7 +470,7 @@ async fn save_download(
         .reopen()
         .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?;
     // On error `temp` is dropped here, which deletes the partial file.
-    let fetched = download::download(answer, key, expected.as_ref(), writer, &report).await?;
+    let (fetched, _) = download::download(answer, key, expected.as_ref(), writer, &report).await?;
     // Syncing a large file blocks for a while: off the async threads.
     tokio::task::block_in_place(|| temp.as_file().sync_all())
         .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;

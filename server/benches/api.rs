@@ -163,7 +163,7 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
     let first = upload(
         &api,
         &me,
-        &small[..],
+        std::io::Cursor::new(small.clone()),
         small.len() as u64,
         &metadata,
         &UploadOptions::default(),
@@ -202,7 +202,7 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
             upload(
                 &api,
                 &me,
-                &small[..],
+                std::io::Cursor::new(small.clone()),
                 small.len() as u64,
                 &metadata,
                 &UploadOptions::default(),

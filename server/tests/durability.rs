@@ -335,18 +335,25 @@ async fn put(a: &Account, data: &[u8], name: &str) -> String {
         parity_shards: Some(4),
         ..UploadOptions::default()
     };
-    upload(&a.api, &a.me, data, data.len() as u64, &meta, &options, &|_| {})
-        .await
-        .unwrap_or_else(|e| panic!("upload of {name}: {e}"))
-        .summary
-        .file_id
+    upload(
+        &a.api,
+        &a.me,
+        std::io::Cursor::new(data.to_vec()),
+        data.len() as u64,
+        &meta,
+        &options,
+        &|_| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("upload of {name}: {e}"))
+    .summary
+    .file_id
 }
 
 async fn get(a: &Account, file_id: &str) -> Vec<u8> {
     let answer = a.api.file(file_id).await.unwrap();
     let (_, key) = a.me.file_key(file_id, answer.wrapped_key.as_deref().unwrap()).unwrap();
-    let mut out = Vec::new();
-    download::download(&answer, &key, Some(&a.me.public_key()), &mut out, &|_| {})
+    let (_, out) = download::download(&answer, &key, Some(&a.me.public_key()), Vec::new(), &|_| {})
         .await
         .unwrap_or_else(|e| panic!("download of {file_id}: {e}"));
     out

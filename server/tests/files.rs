@@ -7,6 +7,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use disktro_client::account::{self, Identity};
@@ -55,7 +56,7 @@ async fn put_file(api: &Api, me: &Identity, data: &[u8], name: &str) -> (String,
     let up = upload(
         api,
         me,
-        data,
+        std::io::Cursor::new(data.to_vec()),
         data.len() as u64,
         &meta(name, data.len()),
         &small_chunks(),
@@ -69,11 +70,25 @@ async fn put_file(api: &Api, me: &Identity, data: &[u8], name: &str) -> (String,
 async fn get_file(api: &Api, me: &Identity, file_id: &str) -> (Vec<u8>, FileMetadata) {
     let answer = api.file(file_id).await.unwrap();
     let (_, key) = me.file_key(file_id, answer.wrapped_key.as_deref().unwrap()).unwrap();
-    let mut out = Vec::new();
-    let fetched = download::download(&answer, &key, Some(&me.public_key()), &mut out, &|_| {})
+    let (fetched, out) = download::download(&answer, &key, Some(&me.public_key()), Vec::new(), &|_| {})
         .await
         .unwrap();
     (out, fetched.metadata)
+}
+
+/// A writer that only counts what it is given (the download takes its writer by value).
+#[derive(Debug)]
+struct Counted(Arc<AtomicUsize>);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(buf.len(), Ordering::Relaxed);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn api_code(e: &ClientError) -> &str {
@@ -129,10 +144,17 @@ async fn upload_list_download_share_and_delete() {
         // a transaction that reads then writes must not fail with "database is locked").
         let many: Vec<Vec<u8>> = (0..8u8).map(|i| random_bytes(2 * CHUNK as usize, 100 + i)).collect();
         let (many_meta, options) = (meta("many", 2 * CHUNK as usize), small_chunks());
-        let results = futures_util::future::join_all(
-            many.iter()
-                .map(|d| upload(&api, &ada, &d[..], d.len() as u64, &many_meta, &options, &|_| {})),
-        )
+        let results = futures_util::future::join_all(many.iter().map(|d| {
+            upload(
+                &api,
+                &ada,
+                std::io::Cursor::new(d.clone()),
+                d.len() as u64,
+                &many_meta,
+                &options,
+                &|_| {},
+            )
+        }))
         .await;
         let mut many_ids = Vec::new();
         for r in results {
@@ -199,8 +221,7 @@ async fn upload_list_download_share_and_delete() {
         for round in 0..2 {
             let answer = anon.download_share(&share.share_id, &right).await.unwrap();
             assert!(answer.wrapped_key.is_none(), "a share never hands out the wrapped key");
-            let mut out = Vec::new();
-            let fetched = download::download(&answer, &random_key, None, &mut out, &|_| {})
+            let (fetched, out) = download::download(&answer, &random_key, None, Vec::new(), &|_| {})
                 .await
                 .unwrap();
             assert!(out == random, "{}: share download {round} differs", db.backend);
@@ -211,11 +232,22 @@ async fn upload_list_download_share_and_delete() {
         // A wrong key in the link: the metadata does not open, nothing is written.
         let other = plain_share(&api, &random_id).await;
         let answer = anon.download_share(&other, &ShareAccess::default()).await.unwrap();
-        let mut out = Vec::new();
-        let err = download::download(&answer, &FileKey::generate(), None, &mut out, &|_| {})
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ClientError::Integrity(_)) && out.is_empty(), "{err}");
+        let written = Arc::new(AtomicUsize::new(0));
+        let err = download::download(
+            &answer,
+            &FileKey::generate(),
+            None,
+            Counted(Arc::clone(&written)),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Integrity(_)), "{err}");
+        assert_eq!(
+            written.load(Ordering::Relaxed),
+            0,
+            "a download with the wrong key wrote bytes"
+        );
 
         // Revoked and expired links say so.
         let revoked = plain_share(&api, &text_id).await;

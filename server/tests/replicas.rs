@@ -86,7 +86,7 @@ async fn upload_through_one_replica_download_through_another() {
         let up = upload(
             &api_one.clone().with_token(&me.token),
             &me,
-            &data[..],
+            std::io::Cursor::new(data.clone()),
             data.len() as u64,
             &metadata,
             &options,
@@ -107,8 +107,7 @@ async fn upload_through_one_replica_download_through_another() {
         let (_, key) = again
             .file_key(&up.summary.file_id, answer.wrapped_key.as_deref().unwrap())
             .unwrap();
-        let mut out = Vec::new();
-        download::download(&answer, &key, Some(&again.public_key()), &mut out, &|_| {})
+        let (_, out) = download::download(&answer, &key, Some(&again.public_key()), Vec::new(), &|_| {})
             .await
             .unwrap();
         assert!(
