@@ -218,9 +218,10 @@ async fn send_and_commit<R: Read + Send + 'static>(
         let mut encoder = encoder;
         let mut input = Input { reader, size, read: 0 };
         let mut buf = vec![0u8; chunk_size];
-        // Once the file proves compressible, squeezing is the slowest step: two chunks are then
-        // squeezed at once (a second read buffer and two squeezers of the encoder's choices).
-        let mut pair: Option<(Vec<u8>, Squeezer, Squeezer)> = None;
+        // Once the file proves compressible, squeezing is the slowest step: while this thread
+        // encodes one chunk, a helper squeezes the next (a second read buffer and a squeezer
+        // making the encoder's choices).
+        let mut ahead: Option<(Vec<u8>, Squeezer)> = None;
         let spare_cores = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
         let failed = |e: disktro_core::Error| ClientError::Integrity(format!("encoding failed: {e}"));
         loop {
@@ -230,51 +231,37 @@ async fn send_and_commit<R: Read + Send + 'static>(
                 return Ok(None);
             };
             let (filled, last) = input.next_chunk(&mut buf)?;
-            while let Ok(spare) = recycle_rx.try_recv() {
-                encoder.recycle(spare);
-            }
-            match pair.as_mut() {
-                Some((second, mine, helper)) if !last => {
-                    let (second_filled, second_last) = input.next_chunk(second)?;
-                    let (first_squeezed, second_squeezed) = std::thread::scope(|scope| {
-                        let other = scope.spawn(|| helper.squeeze(&second[..second_filled]));
-                        (mine.squeeze(&buf[..filled]), other.join())
-                    });
-                    let second_squeezed =
-                        second_squeezed.map_err(|_| ClientError::Integrity("a squeeze thread stopped".to_owned()))?;
-                    slot.send(
-                        encoder
-                            .encode_squeezed(&buf[..filled], false, first_squeezed)
-                            .map_err(failed)?,
-                    );
-                    let Ok(slot) = runtime.block_on(chunk_tx.reserve()) else {
-                        return Ok(None);
-                    };
-                    while let Ok(spare) = recycle_rx.try_recv() {
-                        encoder.recycle(spare);
-                    }
-                    let chunk = encoder
-                        .encode_squeezed(&second[..second_filled], second_last, second_squeezed)
-                        .map_err(failed)?;
-                    slot.send(chunk);
-                    if second_last {
-                        return encoder.into_manifest().map(Some).map_err(failed);
-                    }
+            take_back(&mut encoder, &mut recycle_rx);
+            let Some((second, helper)) = ahead.as_mut().filter(|_| !last) else {
+                let chunk = encoder.encode(&buf[..filled], last).map_err(failed)?;
+                let compressible = chunk.entry.codec == Codec::Zstd;
+                slot.send(chunk);
+                if last {
+                    return encoder.into_manifest().map(Some).map_err(failed);
                 }
-                _ => {
-                    let chunk = encoder.encode(&buf[..filled], last).map_err(failed)?;
-                    let compressible = chunk.entry.codec == Codec::Zstd;
-                    slot.send(chunk);
-                    if last {
-                        return encoder.into_manifest().map(Some).map_err(failed);
-                    }
-                    if pair.is_none() && compressible && spare_cores {
-                        pair = encoder
-                            .sibling_squeezer()
-                            .zip(encoder.sibling_squeezer())
-                            .map(|(mine, helper)| (vec![0u8; chunk_size], mine, helper));
-                    }
+                if ahead.is_none() && compressible && spare_cores {
+                    ahead = encoder.sibling_squeezer().map(|helper| (vec![0u8; chunk_size], helper));
                 }
+                continue;
+            };
+            let (second_filled, second_last) = input.next_chunk(second)?;
+            let (first, second_squeezed) = std::thread::scope(|scope| {
+                let other = scope.spawn(|| helper.squeeze(&second[..second_filled]));
+                (encoder.encode(&buf[..filled], false), other.join())
+            });
+            slot.send(first.map_err(failed)?);
+            let second_squeezed =
+                second_squeezed.map_err(|_| ClientError::Integrity("a squeeze thread stopped".to_owned()))?;
+            let Ok(slot) = runtime.block_on(chunk_tx.reserve()) else {
+                return Ok(None);
+            };
+            take_back(&mut encoder, &mut recycle_rx);
+            let chunk = encoder
+                .encode_squeezed(&second[..second_filled], second_last, second_squeezed)
+                .map_err(failed)?;
+            slot.send(chunk);
+            if second_last {
+                return encoder.into_manifest().map(Some).map_err(failed);
             }
         }
     });
@@ -322,6 +309,13 @@ async fn send_and_commit<R: Read + Send + 'static>(
     let commit = Commit::new(manifest, &me.keypair, file_key, sealed_metadata, receipts)
         .map_err(|e| ClientError::Integrity(format!("signing the manifest: {e}")))?;
     server.commit(&plan.upload_id, &commit).await
+}
+
+/// Hand the shard buffers the sender is done with back to the encoder.
+fn take_back(encoder: &mut Encoder, recycle: &mut mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Ok(spare) = recycle.try_recv() {
+        encoder.recycle(spare);
+    }
 }
 
 /// The file being read, chunk by chunk, against the size declared to the server.

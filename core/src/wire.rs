@@ -169,11 +169,21 @@ fn put_body(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
-/// Where a frame's request id sits, for senders that number frames encoded earlier.
-pub const REQUEST_ID_AT: std::ops::Range<usize> = 2..6;
+/// Where a frame's request id sits.
+const REQUEST_ID_AT: std::ops::Range<usize> = 2..6;
+
+/// Number a frame encoded earlier with request id 0 ([`encode_put`], or [`Frame::encode`] before
+/// the sender knew the id), in place.
+pub fn number_frame(frame: &mut [u8], request_id: u32) -> Result<(), Error> {
+    frame
+        .get_mut(REQUEST_ID_AT)
+        .ok_or(Error::Truncated("frame header"))?
+        .copy_from_slice(&request_id.to_be_bytes());
+    Ok(())
+}
 
 /// Encode a put of `data` (borrowed, so a shard can be framed straight from its chunk's buffer)
-/// with request id 0, to be numbered by the sender at [`REQUEST_ID_AT`]. The bytes equal
+/// with request id 0, to be numbered by the sender with [`number_frame`]. The bytes equal
 /// [`Frame::encode`] of the same [`Body::Put`].
 pub fn encode_put(token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>, Error> {
     if token.len() > MAX_TOKEN_LEN {

@@ -128,8 +128,10 @@ fn malformed_frames_get_clear_errors() {
     let bytes = put.encode().unwrap();
     // A put framed from a borrowed shard, numbered afterwards, is the same frame.
     let mut framed = disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), b"d").unwrap();
-    framed[disktro_core::wire::REQUEST_ID_AT].copy_from_slice(&1u32.to_be_bytes());
+    disktro_core::wire::number_frame(&mut framed, 1).unwrap();
     assert_eq!(framed, bytes);
+    // Tried: numbering bytes shorter than a frame header. Must hold: refused, nothing panics.
+    assert!(disktro_core::wire::number_frame(&mut [1, 2, 3], 1).is_err());
     assert!(disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), &vec![0; MAX_SHARD_LEN + 1]).is_err());
     // Tried: unknown version → UnsupportedVersion.
     let mut v = bytes.clone();

@@ -212,10 +212,7 @@ impl WorkerClient {
     /// for its answer.
     pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, ClientError> {
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        bytes
-            .get_mut(disktro_core::wire::REQUEST_ID_AT)
-            .ok_or_else(|| ClientError::Protocol("a frame shorter than its header".to_owned()))?
-            .copy_from_slice(&request_id.to_be_bytes());
+        disktro_core::wire::number_frame(&mut bytes, request_id).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             Some(pending) => pending.insert(request_id, tx),

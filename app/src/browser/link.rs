@@ -160,10 +160,7 @@ impl WorkerLink {
     pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, String> {
         let request_id = self.next_id.get();
         self.next_id.set(request_id.wrapping_add(1));
-        bytes
-            .get_mut(disktro_core::wire::REQUEST_ID_AT)
-            .ok_or("a frame shorter than its header")?
-            .copy_from_slice(&request_id.to_be_bytes());
+        disktro_core::wire::number_frame(&mut bytes, request_id).map_err(|e| e.to_string())?;
         while self.ws.buffered_amount() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {
                 return Err(reason);
