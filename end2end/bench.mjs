@@ -3,9 +3,13 @@
 // `browser/...` line per figure: MB/s (10^6 bytes per second, wall clock from picking the file
 // to the commit, and from the click to the last byte saved) and the peak memory of the browser's
 // renderer processes (the tab, its pipeline worker and the download service worker) sampled
-// every 100 ms: private memory, and resident memory with the shared executable pages.
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
-import { launchBrowser, sha256File, signUp, startNetwork, writeTestFile } from './tests/support.mjs';
+// every 100 ms: private memory, and resident memory with the shared executable pages. Chromium
+// is driven over a bare DevTools pipe (`bare.mjs`), not Playwright: see there why.
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { launchBare } from './bare.mjs';
+import { sha256File, startNetwork, writeTestFile } from './tests/support.mjs';
 
 const MiB = 1024 * 1024;
 const SIZE = Number(process.env.BENCH_BROWSER_MIB ?? 256) * MiB;
@@ -83,49 +87,86 @@ async function measure(browserPid, run) {
   return { seconds: (Date.now() - start) / 1000, peak };
 }
 
+/** Sign up through the form, as a person would; resolves on the files page. */
+async function signUp(page, baseUrl, email, password = 'correct horse battery staple') {
+  await page.goto(`${baseUrl}/signup`);
+  // Enabled once the page has hydrated.
+  await page.waitFor('[data-testid=auth-submit]:not([disabled])', 60_000);
+  await page.evaluate(({ email, password }) => {
+    for (const [name, value] of [['email', email], ['password', password], ['confirm', password]]) {
+      const input = document.querySelector(`input[name=${name}]`);
+      input.value = value;
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    }
+    document.querySelector('[data-testid=auth-submit]').click();
+  }, { email, password });
+  await page.waitFor('[data-testid=dropzone]', 120_000);
+}
+
+/** Click the `button` (test id) in the files list row of `name`, once the list shows it. */
+function clickInRow(page, name, button) {
+  return page.evaluate(({ name, button }) => new Promise((resolve, reject) => {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      const row = [...document.querySelectorAll('[data-testid=file-row]')].find((r) => r.textContent.includes(name));
+      if (row) {
+        clearInterval(timer);
+        row.querySelector(`[data-testid=${button}]`).click();
+        resolve(true);
+      } else if (Date.now() - started > 60_000) {
+        clearInterval(timer);
+        reject(new Error(`no row for ${name} in the files list`));
+      }
+    }, 20);
+  }), { name, button });
+}
+
 const memory = (m) => `${m.private.toFixed(0)} MiB (RSS ${m.rss.toFixed(0)} MiB)`;
 
 const net = await startNetwork({ workers: 10, heartbeat: 2 });
-const chromium = await launchBrowser();
+const downloads = mkdtempSync(path.join(tmpdir(), 'disktro-bench-downloads-'));
+const chromium = await launchBare({ downloads });
 try {
   // Chromium is a child of this process; its renderers are further down.
   const browserPid = process.pid;
-  const context = await chromium.browser.newContext({ acceptDownloads: true });
-  await context.addInitScript(() => { delete window.showSaveFilePicker; });
-  const page = await context.newPage();
+  // No save picker: headless, nobody could answer it; downloads take the service worker stream.
+  const page = await chromium.newPage({
+    initScript: 'delete window.showSaveFilePicker;',
+    onConsole: process.env.BENCH_BROWSER_CONSOLE ? (line) => console.log(`console: ${line}`) : undefined,
+  });
   await signUp(page, net.url, 'bench@example.org');
   for (const kind of KINDS) {
-    const file = await writeTestFile(`bench-${kind}.bin`, SIZE, { text: kind === 'text' });
+    const name = `bench-${kind}.bin`;
+    const file = await writeTestFile(name, SIZE, { text: kind === 'text' });
     const want = await sha256File(file);
     await page.goto(`${net.url}/files`);
-    await page.getByTestId('dropzone').waitFor();
+    await page.waitFor('[data-testid=dropzone]');
     if (kind === KINDS[0]) {
       console.log(`browser/idle: tab memory ${memory(rendererMemory(rendererPids(browserPid)))} before the first upload`);
     }
     const up = await measure(browserPid, async () => {
-      await page.getByTestId('file-input').setInputFiles(file);
-      await page.locator('[data-testid=transfer][data-state=done]').first().waitFor({ timeout: 600_000 });
+      await page.setInputFiles('[data-testid=file-input]', [file]);
+      await page.waitFor('[data-testid=transfer][data-state=done]');
     });
     console.log(`browser/upload/${kind}: ${(SIZE / 1e6 / up.seconds).toFixed(1)} MB/s, peak tab memory ${memory(up.peak)} (${SIZE / MiB} MiB)`);
-    const row = page.getByTestId('file-row').filter({ hasText: `bench-${kind}.bin` });
     let saved;
     const down = await measure(browserPid, async () => {
-      const [download] = await Promise.all([
-        page.waitForEvent('download', { timeout: 600_000 }),
-        row.getByTestId('download').click(),
-      ]);
-      saved = await download.path();
+      saved = await chromium.download(() => clickInRow(page, name, 'download'));
     });
     const got = await sha256File(saved);
     if (got !== want) throw new Error(`browser bench: the ${kind} download differs from the upload`);
     console.log(`browser/download/${kind}: ${(SIZE / 1e6 / down.seconds).toFixed(1)} MB/s, peak tab memory ${memory(down.peak)} (${SIZE / MiB} MiB)`);
     rmSync(file);
-    // Delete it again so the next run starts from the same state.
-    page.once('dialog', (d) => d.accept());
-    await row.getByTestId('delete').click();
-    await row.waitFor({ state: 'detached' });
+    rmSync(saved);
+    // Delete it again so the next run starts from the same state (the confirmation is accepted).
+    await clickInRow(page, name, 'delete');
+    await page.evaluate((name) => new Promise((resolve) => {
+      const gone = () => ![...document.querySelectorAll('[data-testid=file-row]')].some((r) => r.textContent.includes(name));
+      const timer = setInterval(() => gone() && (clearInterval(timer), resolve(true)), 50);
+    }), name);
   }
 } finally {
   await chromium.close();
+  rmSync(downloads, { recursive: true, force: true });
   await net.stop();
 }

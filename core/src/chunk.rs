@@ -32,7 +32,12 @@ pub struct Encoder {
     sharder: Sharder,
     squeezer: Squeezer,
     pending: Vec<u8>,
+    /// The next chunk to complete.
     next_index: u64,
+    /// The next chunk to stage: [`Encoder::stage`] may run ahead of [`Encoder::complete`] (to seal
+    /// one chunk while the one before is sharded), and never hands out an index twice, so no two
+    /// plaintexts are ever sealed under one chunk nonce, even after a refused chunk.
+    next_staged: u64,
     entries: Vec<ChunkEntry>,
     /// The last chunk has been completed: nothing may follow.
     finished: bool,
@@ -69,6 +74,7 @@ impl Encoder {
             squeezer: Squeezer::new(),
             pending: Vec::with_capacity(chunk_size),
             next_index: 0,
+            next_staged: 0,
             entries: Vec::new(),
             finished: false,
             spare: Vec::new(),
@@ -148,7 +154,10 @@ impl Encoder {
     /// through WebCrypto, which is asynchronous and hardware-accelerated): squeeze `plain` and say
     /// what to seal it with. Seal `body` under [`ChunkKey::derive`] with [`StagedChunk::nonce`] and
     /// [`StagedChunk::associated_data`], then hand the ciphertext-and-tag to [`Self::complete`].
-    /// The caller does the chunking: every chunk but the last is exactly the chunk size.
+    /// The caller does the chunking: every chunk but the last is exactly the chunk size. Chunks
+    /// may be staged ahead of those not yet completed (to seal one while the one before is
+    /// sharded); complete them in the order staged. A chunk refused by `complete` leaves the
+    /// encoder unusable (every later chunk is out of turn): start the file again.
     pub fn stage(&mut self, plain: &[u8], last: bool) -> StagedChunk {
         let squeezed = self.squeezer.squeeze(plain);
         self.stage_squeezed(plain, last, squeezed)
@@ -197,19 +206,21 @@ impl Encoder {
             None => Vec::with_capacity(needed),
         };
         body.extend_from_slice(squeezed);
+        let index = self.next_staged;
+        self.next_staged += 1;
         StagedChunk {
-            index: self.next_index,
+            index,
             last,
             codec,
             plain_len: u32::try_from(plain.len()).unwrap_or(u32::MAX),
-            aad: associated_data(&self.file_id, self.next_index, last, codec),
+            aad: associated_data(&self.file_id, index, last, codec),
             body_len: body.len(),
             body,
         }
     }
 
-    /// Second half: shard the sealed bytes of the chunk [`Self::stage`] gave out last and record
-    /// it in the manifest. Refuses a chunk out of turn, one longer than the chunk size, a short
+    /// Second half: shard the sealed bytes of the oldest chunk [`Self::stage`] gave out and not
+    /// yet completed, and record it in the manifest. Refuses a chunk out of turn, one longer than the chunk size, a short
     /// last-but-one chunk (only the last may be short) and sealed bytes of the wrong length.
     pub fn complete(&mut self, staged: StagedChunk, mut sealed: Vec<u8>) -> Result<EncodedChunk, Error> {
         if staged.index != self.next_index {

@@ -378,12 +378,19 @@ fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
         } else {
             data.chunks(CS as usize).collect()
         };
+        // Each chunk is staged and sealed before the one before it is completed (a caller may
+        // seal one chunk while sharding the last).
         let mut got = Vec::new();
+        let mut ahead: Option<(disktro_core::StagedChunk, Vec<u8>)> = None;
         for (i, piece) in pieces.iter().enumerate() {
             let staged = enc.stage(piece, i + 1 == pieces.len());
             let sealed = seal_outside(&key, &file_id, &staged);
-            got.push(enc.complete(staged, sealed).unwrap());
+            if let Some((staged, sealed)) = ahead.replace((staged, sealed)) {
+                got.push(enc.complete(staged, sealed).unwrap());
+            }
         }
+        let (staged, sealed) = ahead.unwrap();
+        got.push(enc.complete(staged, sealed).unwrap());
         let manifest = enc.into_manifest().unwrap();
         assert_eq!(manifest, expected_manifest);
         for (a, b) in got.iter().zip(&expected) {
@@ -419,13 +426,33 @@ fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn staged_encoding_refuses_what_would_corrupt_the_manifest() {
     // Tried: a short chunk that is not the last, a truncated seal, a chunk after the last, a
-    // manifest before the last chunk. Each must be refused, never recorded.
+    // manifest before the last chunk, chunks completed out of the order staged, and staging on
+    // after a refusal. Each must be refused, never recorded, and no chunk index is handed out
+    // twice (two plaintexts sealed under one nonce).
     let (key, file_id) = (FileKey::generate(), FileId::random());
     let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
     let staged = enc.stage(&[7u8; 10], false);
     let sealed = seal_outside(&key, &file_id, &staged);
     assert!(matches!(enc.complete(staged, sealed), Err(Error::InvalidParams(_))));
+    let again = enc.stage(&[7u8; CS as usize], false);
+    assert_eq!(again.index, 1, "a refused chunk's index is not handed out again");
+    let sealed = seal_outside(&key, &file_id, &again);
+    assert!(matches!(
+        enc.complete(again, sealed),
+        Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
+    ));
 
+    let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+    let first = enc.stage(&[7u8; CS as usize], false);
+    let second = enc.stage(&[8u8; 10], true);
+    let sealed = seal_outside(&key, &file_id, &second);
+    assert!(matches!(
+        enc.complete(second, sealed),
+        Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
+    ));
+    drop(first);
+
+    let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
     let staged = enc.stage(&[7u8; CS as usize], false);
     let mut sealed = seal_outside(&key, &file_id, &staged);
     sealed.pop();

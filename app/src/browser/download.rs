@@ -265,8 +265,8 @@ pub async fn download(
             .ok_or("the fetch queue ran dry")?
             .await
             .map_err(|_| "a fetch stopped")??;
-        let rebuilt = decoder.rebuild(index, shards).map_err(|e| e.to_string())?;
-        let opened = cipher.open(&rebuilt).await?;
+        let mut rebuilt = decoder.rebuild(index, shards).map_err(|e| e.to_string())?;
+        let opened = cipher.open(&mut rebuilt).await?;
         let plain = decoder.complete(rebuilt, opened).map_err(|e| e.to_string())?;
         done.bytes_done += plain.len() as u64;
         sink.write(plain).await?;

@@ -77,6 +77,15 @@ pub fn to_vec(buffer: &JsValue) -> Vec<u8> {
     js_sys::Uint8Array::new(buffer).to_vec()
 }
 
+/// Replace `out`'s bytes with a copy of a JavaScript `ArrayBuffer` (or view), in `out`'s own
+/// allocation when it is large enough: no fresh buffer per chunk.
+pub fn copy_into(buffer: &JsValue, out: &mut Vec<u8>) {
+    let array = js_sys::Uint8Array::new(buffer);
+    out.clear();
+    out.resize(array.length() as usize, 0);
+    array.copy_to(out);
+}
+
 /// Bytes as a fresh JavaScript `Uint8Array` (a copy, outside WebAssembly memory, safe to
 /// transfer or keep across awaits).
 pub fn to_array(bytes: &[u8]) -> js_sys::Uint8Array {

@@ -5,9 +5,10 @@
 //! bytes the native codec does (ciphertext followed by the 16-byte tag); the home page's codec
 //! check and the browser tests compare them.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use disktro_core::seal::ChunkKey;
 use disktro_core::{FileId, FileKey, RebuiltChunk, StagedChunk};
+use futures_util::future::LocalBoxFuture;
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -56,50 +57,56 @@ impl ChunkCipher {
         }
     }
 
-    /// Seal a staged chunk: ciphertext followed by the tag.
-    pub async fn seal(&self, staged: &StagedChunk) -> Result<Vec<u8>, String> {
+    /// Start sealing a staged chunk now; the future gives the chunk back with its ciphertext
+    /// followed by the tag, written into the staged body's own allocation (which the encoder made
+    /// large enough for the tag and the parity shards, so sharding never reallocates). WebCrypto
+    /// starts when this is called, not when the future is first polled.
+    pub fn seal(&self, mut staged: StagedChunk) -> LocalBoxFuture<'static, Result<(StagedChunk, Vec<u8>), String>> {
+        let mut body = std::mem::take(&mut staged.body);
         match self {
             Self::WebCrypto(subtle, key) => {
                 let params = gcm_params(&staged.nonce(), &staged.aad);
-                // WebCrypto copies its input when called, so a view into WebAssembly memory is safe.
-                let promise = subtle
-                    .encrypt_with_object_and_u8_array(&params, key, &staged.body)
-                    .map_err(|e| js::describe(&e))?;
-                let sealed = JsFuture::from(promise).await.map_err(|e| js::describe(&e))?;
-                Ok(js::to_vec(&sealed))
+                // WebCrypto copies its input when called, so a view into WebAssembly memory is
+                // safe, and the body can take the output.
+                let started = subtle
+                    .encrypt_with_object_and_u8_array(&params, key, &body)
+                    .map_err(|e| js::describe(&e));
+                Box::pin(async move {
+                    let sealed = JsFuture::from(started?).await.map_err(|e| js::describe(&e))?;
+                    js::copy_into(&sealed, &mut body);
+                    Ok((staged, body))
+                })
             }
-            Self::Wasm(cipher) => cipher
-                .encrypt(
-                    &staged.nonce().into(),
-                    Payload {
-                        msg: &staged.body,
-                        aad: &staged.aad,
-                    },
-                )
-                .map_err(|_| "sealing failed".to_owned()),
+            Self::Wasm(cipher) => {
+                let sealed = cipher
+                    .encrypt_in_place(&staged.nonce().into(), &staged.aad, &mut body)
+                    .map(|()| (staged, body))
+                    .map_err(|_| "sealing failed".to_owned());
+                Box::pin(std::future::ready(sealed))
+            }
         }
     }
 
-    /// Open a rebuilt chunk; any failure is [`OPEN_FAILED`].
-    pub async fn open(&self, rebuilt: &RebuiltChunk) -> Result<Vec<u8>, String> {
+    /// Open a rebuilt chunk, into its sealed bytes' own allocation (taken out of `rebuilt`); any
+    /// failure is [`OPEN_FAILED`].
+    pub async fn open(&self, rebuilt: &mut RebuiltChunk) -> Result<Vec<u8>, String> {
+        let mut sealed = std::mem::take(&mut rebuilt.sealed);
         match self {
             Self::WebCrypto(subtle, key) => {
                 let params = gcm_params(&rebuilt.nonce(), &rebuilt.aad);
                 let promise = subtle
-                    .decrypt_with_object_and_u8_array(&params, key, &rebuilt.sealed)
+                    .decrypt_with_object_and_u8_array(&params, key, &sealed)
                     .map_err(|_| OPEN_FAILED.to_owned())?;
                 let opened = JsFuture::from(promise).await.map_err(|_| OPEN_FAILED.to_owned())?;
-                Ok(js::to_vec(&opened))
+                js::copy_into(&opened, &mut sealed);
+                Ok(sealed)
             }
-            Self::Wasm(cipher) => cipher
-                .decrypt(
-                    &rebuilt.nonce().into(),
-                    Payload {
-                        msg: &rebuilt.sealed,
-                        aad: &rebuilt.aad,
-                    },
-                )
-                .map_err(|_| OPEN_FAILED.to_owned()),
+            Self::Wasm(cipher) => {
+                cipher
+                    .decrypt_in_place(&rebuilt.nonce().into(), &rebuilt.aad, &mut sealed)
+                    .map_err(|_| OPEN_FAILED.to_owned())?;
+                Ok(sealed)
+            }
         }
     }
 }
