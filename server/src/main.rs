@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
     ctx.secure_cookies = public_url.starts_with("https://");
     let ctx = Arc::new(ctx);
     let app = disktro_server::app(disktro_server::site_options(site_root, addr), Arc::clone(&ctx));
+    let stop = disktro_worker::shutdown_signal();
     tracing::info!(
         database = %disktro_server::db::redact(&database_url),
         key = %ctx.key.public().fingerprint(),
@@ -81,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
     if !workers.is_empty() {
         tracing::info!(count = workers.len(), "local workers started");
     }
-    disktro_worker::shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     shutdown.cancel();
     disktro_server::local_workers::stop(workers).await;

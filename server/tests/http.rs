@@ -93,20 +93,58 @@ fn binary_serves_and_shuts_down_on_sigterm() {
             .contains("x-content-type-options: nosniff")
     );
 
+    assert_sigterm_stops_cleanly(&mut child, lines);
+    // Without --join-token the server makes one, keeps it in the database and prints it once.
+    let mut printed = String::new();
+    stderr.read_to_string(&mut printed).unwrap();
+    assert!(printed.contains("join token for workers: dkj_"), "{printed}");
+    assert!(dir.path().join("disktro.db").exists() && dir.path().join("server.key").exists());
+}
+
+/// Tried: SIGTERM the moment the server announces its address, while its local workers are still
+/// starting (a service manager stopping a server it has just started). Must hold: a clean shutdown
+/// (exit 0, "stopped" logged), not the signal's default action killing it mid-start.
+#[test]
+fn sigterm_right_after_the_address_is_announced_is_a_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--site-root",
+            "target/site",
+            "--local-workers",
+            "3",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if line.contains("listening on http://") {
+            break;
+        }
+    }
+    assert_sigterm_stops_cleanly(&mut child, lines);
+}
+
+/// SIGTERM `child`: it must exit 0 having logged "stopped" (its remaining stdout is `lines`).
+fn assert_sigterm_stops_cleanly(child: &mut std::process::Child, lines: impl Iterator<Item = std::io::Result<String>>) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
-    assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+    assert!(exit.success(), "SIGTERM must be a clean shutdown (exit 0), got {exit}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
-    // Without --join-token the server makes one, keeps it in the database and prints it once.
-    let mut printed = String::new();
-    stderr.read_to_string(&mut printed).unwrap();
-    assert!(printed.contains("join token for workers: dkj_"), "{printed}");
-    assert!(dir.path().join("disktro.db").exists() && dir.path().join("server.key").exists());
 }
 
 /// The OpenAPI document is served, lists every route with its methods, and matches the copy kept

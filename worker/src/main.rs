@@ -26,6 +26,8 @@ fn main() -> std::process::ExitCode {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
+        // Before `start` announces the address: a SIGTERM from then on is a clean shutdown.
+        let stop = disktro_worker::shutdown_signal();
         let worker = match disktro_worker::start(config).await {
             Ok(w) => w,
             Err(e) => {
@@ -33,7 +35,7 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        disktro_worker::shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: finishing in-flight requests");
         worker.shutdown().await;
         tracing::info!("stopped");
