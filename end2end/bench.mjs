@@ -103,22 +103,25 @@ async function signUp(page, baseUrl, email, password = 'correct horse battery st
   await page.waitFor('[data-testid=dropzone]', 120_000);
 }
 
-/** Click the `button` (test id) in the files list row of `name`, once the list shows it. */
-function clickInRow(page, name, button) {
-  return page.evaluate(({ name, button }) => new Promise((resolve, reject) => {
+/**
+ * Wait (up to 60 s) until the files list shows a row for `name`, then click its `click` button
+ * (test id); with `gone`, wait until it shows none.
+ */
+function onRow(page, name, { click, gone = false }) {
+  return page.evaluate(({ name, click, gone }) => new Promise((resolve, reject) => {
     const started = Date.now();
     const timer = setInterval(() => {
       const row = [...document.querySelectorAll('[data-testid=file-row]')].find((r) => r.textContent.includes(name));
-      if (row) {
+      if (Boolean(row) !== gone) {
         clearInterval(timer);
-        row.querySelector(`[data-testid=${button}]`).click();
+        if (click) row.querySelector(`[data-testid=${click}]`).click();
         resolve(true);
       } else if (Date.now() - started > 60_000) {
         clearInterval(timer);
-        reject(new Error(`no row for ${name} in the files list`));
+        reject(new Error(`the files list ${gone ? 'still shows' : 'shows no'} row for ${name}`));
       }
     }, 20);
-  }), { name, button });
+  }), { name, click, gone });
 }
 
 const memory = (m) => `${m.private.toFixed(0)} MiB (RSS ${m.rss.toFixed(0)} MiB)`;
@@ -151,7 +154,7 @@ try {
     console.log(`browser/upload/${kind}: ${(SIZE / 1e6 / up.seconds).toFixed(1)} MB/s, peak tab memory ${memory(up.peak)} (${SIZE / MiB} MiB)`);
     let saved;
     const down = await measure(browserPid, async () => {
-      saved = await chromium.download(() => clickInRow(page, name, 'download'));
+      saved = await chromium.download(() => onRow(page, name, { click: 'download' }));
     });
     const got = await sha256File(saved);
     if (got !== want) throw new Error(`browser bench: the ${kind} download differs from the upload`);
@@ -159,11 +162,8 @@ try {
     rmSync(file);
     rmSync(saved);
     // Delete it again so the next run starts from the same state (the confirmation is accepted).
-    await clickInRow(page, name, 'delete');
-    await page.evaluate((name) => new Promise((resolve) => {
-      const gone = () => ![...document.querySelectorAll('[data-testid=file-row]')].some((r) => r.textContent.includes(name));
-      const timer = setInterval(() => gone() && (clearInterval(timer), resolve(true)), 50);
-    }), name);
+    await onRow(page, name, { click: 'delete' });
+    await onRow(page, name, { gone: true });
   }
 } finally {
   await chromium.close();

@@ -98,8 +98,8 @@ pub async fn digest_staged(data: &[u8], engine: crate::browser::seal::Engine) ->
     let pieces: Vec<&[u8]> = data.chunks(disktro_core::DEFAULT_CHUNK_SIZE as usize).collect();
     let mut chunks = Vec::with_capacity(pieces.len());
     for (i, piece) in pieces.iter().enumerate() {
-        let staged = encoder.stage(piece, i + 1 == pieces.len());
-        let (staged, sealed) = cipher.seal(staged).await?;
+        let mut staged = encoder.stage(piece, i + 1 == pieces.len());
+        let sealed = cipher.seal(&mut staged).await?;
         chunks.push(encoder.complete(staged, sealed).map_err(|e| e.to_string())?);
     }
     let manifest = encoder.into_manifest().map_err(|e| e.to_string())?;

@@ -1,7 +1,8 @@
 //! Download: verify the manifest's signature, open the metadata with the key (a wrong key stops
 //! here), then for each chunk fetch any k shards in parallel (data shards from online workers
 //! first, the next candidate when one fails), rebuild, open, unsqueeze and write the plaintext in
-//! order on a blocking thread (written straight from the decoded chunk: no async file buffers). A few chunks are fetched ahead; memory stays at a few chunks.
+//! order on a blocking thread (written straight from the decoded chunk: no async file buffers).
+//! A few chunks are fetched ahead; memory stays at a few chunks.
 
 use std::io::Write;
 use std::sync::Arc;

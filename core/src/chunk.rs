@@ -220,8 +220,9 @@ impl Encoder {
     }
 
     /// Second half: shard the sealed bytes of the oldest chunk [`Self::stage`] gave out and not
-    /// yet completed, and record it in the manifest. Refuses a chunk out of turn, one longer than the chunk size, a short
-    /// last-but-one chunk (only the last may be short) and sealed bytes of the wrong length.
+    /// yet completed, and record it in the manifest. Refuses a chunk out of turn, one longer than
+    /// the chunk size, a short last-but-one chunk (only the last may be short) and sealed bytes of
+    /// the wrong length.
     pub fn complete(&mut self, staged: StagedChunk, mut sealed: Vec<u8>) -> Result<EncodedChunk, Error> {
         if staged.index != self.next_index {
             return Err(Error::ChunkOutOfOrder {

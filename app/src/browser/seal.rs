@@ -8,7 +8,6 @@
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use disktro_core::seal::ChunkKey;
 use disktro_core::{FileId, FileKey, RebuiltChunk, StagedChunk};
-use futures_util::future::LocalBoxFuture;
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -57,32 +56,28 @@ impl ChunkCipher {
         }
     }
 
-    /// Start sealing a staged chunk now; the future gives the chunk back with its ciphertext
-    /// followed by the tag, written into the staged body's own allocation (which the encoder made
-    /// large enough for the tag and the parity shards, so sharding never reallocates). WebCrypto
-    /// starts when this is called, not when the future is first polled.
-    pub fn seal(&self, mut staged: StagedChunk) -> LocalBoxFuture<'static, Result<(StagedChunk, Vec<u8>), String>> {
+    /// Seal a staged chunk, into its body's own allocation (taken out of `staged`; the encoder
+    /// made it large enough for the tag and the parity shards, so sharding never reallocates):
+    /// ciphertext followed by the tag.
+    pub async fn seal(&self, staged: &mut StagedChunk) -> Result<Vec<u8>, String> {
         let mut body = std::mem::take(&mut staged.body);
         match self {
             Self::WebCrypto(subtle, key) => {
                 let params = gcm_params(&staged.nonce(), &staged.aad);
                 // WebCrypto copies its input when called, so a view into WebAssembly memory is
                 // safe, and the body can take the output.
-                let started = subtle
+                let promise = subtle
                     .encrypt_with_object_and_u8_array(&params, key, &body)
-                    .map_err(|e| js::describe(&e));
-                Box::pin(async move {
-                    let sealed = JsFuture::from(started?).await.map_err(|e| js::describe(&e))?;
-                    js::copy_into(&sealed, &mut body);
-                    Ok((staged, body))
-                })
+                    .map_err(|e| js::describe(&e))?;
+                let sealed = JsFuture::from(promise).await.map_err(|e| js::describe(&e))?;
+                js::copy_into(&sealed, &mut body);
+                Ok(body)
             }
             Self::Wasm(cipher) => {
-                let sealed = cipher
+                cipher
                     .encrypt_in_place(&staged.nonce().into(), &staged.aad, &mut body)
-                    .map(|()| (staged, body))
-                    .map_err(|_| "sealing failed".to_owned());
-                Box::pin(std::future::ready(sealed))
+                    .map_err(|_| "sealing failed".to_owned())?;
+                Ok(body)
             }
         }
     }

@@ -1,11 +1,10 @@
 //! Upload from the browser, the same steps as the CLI's: begin at the server, read the file slice
 //! by slice (`Blob.slice`, never whole, a few reads ahead), squeeze and stage each chunk with
-//! `disktro-core`, seal it through [`ChunkCipher`] (WebCrypto, on its own thread while the chunk
-//! before is sharded here), shard it, and put every shard on the worker the server placed it on,
-//! [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket per worker, each shard framed straight
-//! from its chunk's buffer, which is then reused. Then sign the manifest, seal the name and type,
-//! wrap the file key and commit. On any failure, or when cancelled, the upload is cancelled at the
-//! server.
+//! `disktro-core`, seal it through [`ChunkCipher`] (WebCrypto), shard it, and put every shard on
+//! the worker the server placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket
+//! per worker, each shard framed straight from its chunk's buffer, which is then reused. Then sign
+//! the manifest, seal the name and type, wrap the file key and commit. On any failure, or when
+//! cancelled, the upload is cancelled at the server.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -187,17 +186,12 @@ async fn send_and_commit(
         if cancelled.get() {
             return Err("cancelled".to_owned());
         }
-        let start = index * chunk_size;
-        let end = (start + chunk_size).min(size);
         reader.next_into(&mut plain).await?;
-        if plain.len() as u64 != end - start {
-            return Err("the file changed while being read".to_owned());
-        }
         while let Ok(spare) = recycle_rx.try_recv() {
             encoder.recycle(spare);
         }
-        let staged = encoder.stage(&plain, index + 1 == chunk_count);
-        let (staged, sealed) = cipher.seal(staged).await?;
+        let mut staged = encoder.stage(&plain, index + 1 == chunk_count);
+        let sealed = cipher.seal(&mut staged).await?;
         let chunk = encoder.complete(staged, sealed).map_err(|e| e.to_string())?;
         // Wait for room, collecting what finished.
         while in_flight >= CHUNKS_IN_FLIGHT {
@@ -253,7 +247,8 @@ struct ChunkReader<'a> {
     chunk_count: u64,
     /// The next chunk whose read is not started yet.
     next: u64,
-    reads: VecDeque<JsFuture>,
+    /// Reads under way, in order, with the length each must give.
+    reads: VecDeque<(JsFuture, u64)>,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -276,21 +271,26 @@ impl<'a> ChunkReader<'a> {
                 .file
                 .slice_with_f64_and_f64(start as f64, end as f64)
                 .map_err(|e| js::describe(&e))?;
-            self.reads.push_back(JsFuture::from(slice.array_buffer()));
+            self.reads
+                .push_back((JsFuture::from(slice.array_buffer()), end - start));
             self.next += 1;
         }
         Ok(())
     }
 
-    /// The next chunk's bytes into `into`.
+    /// The next chunk's bytes into `into`; a chunk shorter than its place in the file means the
+    /// file changed while being read.
     async fn next_into(&mut self, into: &mut Vec<u8>) -> Result<(), String> {
         self.start_reads()?;
-        let read = self.reads.pop_front().ok_or("read past the file's last chunk")?;
+        let (read, expected_len) = self.reads.pop_front().ok_or("read past the file's last chunk")?;
         let buffer = read
             .await
             .map_err(|e| format!("cannot read the file: {}", js::describe(&e)))?;
         self.start_reads()?;
         js::copy_into(&buffer, into);
+        if into.len() as u64 != expected_len {
+            return Err("the file changed while being read".to_owned());
+        }
         Ok(())
     }
 }
