@@ -19,7 +19,7 @@ use crate::server::unb64;
 use crate::upload::connect_all;
 
 /// Chunks fetched ahead of the one being written.
-const CHUNKS_AHEAD: usize = 4;
+const CHUNKS_AHEAD: usize = 3;
 
 /// What a download verified besides the bytes.
 #[derive(Debug)]
@@ -59,8 +59,6 @@ pub async fn download<W: Write + Send + 'static>(
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
     let decoder = Decoder::new(key, &manifest).map_err(|e| ClientError::Integrity(e.to_string()))?;
-    // The decoder and the writer travel to each chunk's blocking task and back.
-    let mut state = (decoder, writer);
     let urls: Vec<String> = answer.nodes.iter().map(|n| n.url.clone()).collect();
     let workers: Vec<Option<Arc<WorkerClient>>> = connect_all(&urls).await.into_iter().map(Result::ok).collect();
     let source = Source {
@@ -68,6 +66,7 @@ pub async fn download<W: Write + Send + 'static>(
         manifest: &manifest,
         workers: &workers,
     };
+    let mut state = (decoder, ChunkWriter::start(writer));
 
     let count = manifest.chunks.len();
     let mut ahead = FuturesOrdered::new();
@@ -81,40 +80,104 @@ pub async fn download<W: Write + Send + 'static>(
         }
         let Some(fetched) = ahead.next().await else { break };
         let (index, shards) = fetched?;
+        // Decoding is CPU work: on a blocking thread, the decoder and the writer travelling there
+        // and back. Handing the chunk to the writer waits while the one before is being written.
         let (back, wrote) = tokio::task::spawn_blocking(move || {
-            let (mut decoder, mut writer) = state;
-            let wrote = decoder
-                .decode_chunk(index as u64, shards)
-                .map_err(|e| ClientError::Integrity(format!("chunk {index} does not open: {e}")))
-                .and_then(|plain| {
-                    writer
-                        .write_all(&plain)
-                        .map(|()| plain.len())
-                        .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))
-                });
-            ((decoder, writer), wrote)
+            let (mut decoder, sink) = state;
+            for buffer in sink.written() {
+                decoder.recycle(buffer);
+            }
+            match decoder.decode_chunk(index as u64, shards) {
+                Ok(plain) => {
+                    let len = plain.len() as u64;
+                    match sink.send(plain) {
+                        Ok(sink) => (Some((decoder, sink)), Ok(len)),
+                        Err(e) => (None, Err(e)),
+                    }
+                }
+                Err(e) => (
+                    Some((decoder, sink)),
+                    Err(ClientError::Integrity(format!("chunk {index} does not open: {e}"))),
+                ),
+            }
         })
         .await
         .map_err(|_| ClientError::Integrity("the decoder stopped unexpectedly".to_owned()))?;
-        state = back;
-        let wrote = wrote?;
-        written += wrote as u64;
+        written += wrote?;
+        state = back.expect("a failed write returned its error");
         progress(Progress {
             bytes_done: written,
             size,
         });
     }
-    let (decoder, mut writer) = state;
+    let (decoder, sink) = state;
     decoder
         .finish()
         .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
-    tokio::task::block_in_place(|| writer.flush())
-        .map_err(|e| ClientError::Io(format!("cannot write the file: {e}")))?;
+    let writer = tokio::task::block_in_place(|| sink.finish())?;
     let fetched = Fetched {
         metadata,
         owner: *signed.owner(),
     };
     Ok((fetched, writer))
+}
+
+/// Writes decoded chunks in order on a thread of its own, so that writing one chunk overlaps
+/// decoding the next. Holds at most one chunk waiting besides the one being written, and hands
+/// written chunks' buffers back for the decoder to reuse.
+struct ChunkWriter<W> {
+    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+    written: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<Result<W, ClientError>>,
+}
+
+impl<W: Write + Send + 'static> ChunkWriter<W> {
+    fn start(mut writer: W) -> Self {
+        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+        let (done, written) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            for chunk in incoming {
+                writer.write_all(&chunk).map_err(write_error)?;
+                let _ = done.send(chunk);
+            }
+            writer.flush().map_err(write_error)?;
+            Ok(writer)
+        });
+        Self {
+            chunks,
+            written,
+            thread,
+        }
+    }
+
+    /// Buffers of chunks written since the last call.
+    fn written(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.written.try_iter()
+    }
+
+    /// Hand over the next chunk; blocks while the chunk before is still being written.
+    fn send(self, chunk: Vec<u8>) -> Result<Self, ClientError> {
+        match self.chunks.send(chunk) {
+            Ok(()) => Ok(self),
+            // The thread stopped at a failed write: its error says why.
+            Err(_) => Err(self
+                .finish()
+                .err()
+                .unwrap_or_else(|| write_error(std::io::ErrorKind::BrokenPipe.into()))),
+        }
+    }
+
+    /// Wait for every chunk to be written and flushed; the writer comes back.
+    fn finish(self) -> Result<W, ClientError> {
+        drop(self.chunks);
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err(ClientError::Io("the file writer stopped unexpectedly".to_owned())))
+    }
+}
+
+fn write_error(e: std::io::Error) -> ClientError {
+    ClientError::Io(format!("cannot write the file: {e}"))
 }
 
 struct Source<'a> {

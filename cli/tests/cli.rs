@@ -416,6 +416,22 @@ async fn bad_input_gives_one_line_a_distinct_code_and_no_partial_file() {
     );
     let o = disktro(&cfg, None, &["get", &wrong, "-o", "-"], None).await;
     fails(&o, 8, "a wrong key");
+    // A download whose output cannot be written (stdout is /dev/full, where every write fails
+    // with "no space"). Must hold: the write error, exit code 9, not a success.
+    let o = {
+        let mut cmd = Command::new(BIN);
+        cmd.env("DISKTRO_CONFIG_DIR", &cfg)
+            .env_remove("DISKTRO_SERVER")
+            .args(["download", &id, "-o", "-"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
+            .stderr(Stdio::piped());
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    };
+    fails(&o, 9, "a full disk");
+    assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
 
     // All workers down: the download fails and leaves nothing in the output directory.
     net.stop_workers(0..10).await;

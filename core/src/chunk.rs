@@ -326,6 +326,8 @@ pub struct Decoder {
     sealer: Sealer,
     sharder: Sharder,
     next_index: u64,
+    /// Plaintext buffers handed back by the caller ([`Decoder::recycle`]), reused by the next chunks.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Decoder {
@@ -337,7 +339,18 @@ impl Decoder {
             sharder: Sharder::new(manifest.redundancy),
             manifest: manifest.clone(),
             next_index: 0,
+            spare: Vec::new(),
         })
+    }
+
+    /// Hand back a chunk's plaintext once it is written: the next chunks are rebuilt in it
+    /// instead of a fresh allocation, so a streaming download's memory stays put (as with
+    /// [`Encoder::recycle`]).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE {
+            buf.clear();
+            self.spare.push(buf);
+        }
     }
 
     /// The chunk [`Decoder::decode_chunk`] expects next, or `None` when the file is complete.
@@ -389,7 +402,8 @@ impl Decoder {
         }
         let last = index + 1 == self.manifest.chunks.len() as u64;
         let (plain_len, sealed_len, codec) = (entry.plain_len as usize, entry.sealed_len as usize, entry.codec);
-        let sealed = self.sharder.rebuild(index, &mut shards, sealed_len)?;
+        let spare = self.spare.pop().unwrap_or_default();
+        let sealed = self.sharder.rebuild_into(index, &mut shards, sealed_len, spare)?;
         Ok(RebuiltChunk {
             index,
             last,
@@ -410,7 +424,11 @@ impl Decoder {
         }
         let plain = match rebuilt.codec {
             Codec::Raw => opened,
-            Codec::Zstd => unsqueeze_zstd(&opened, rebuilt.plain_len, rebuilt.index)?,
+            Codec::Zstd => {
+                let plain = unsqueeze_zstd(&opened, rebuilt.plain_len, rebuilt.index)?;
+                self.recycle(opened);
+                plain
+            }
         };
         if plain.len() != rebuilt.plain_len {
             return Err(Error::CorruptChunk(rebuilt.index));

@@ -155,6 +155,18 @@ impl Sharder {
     /// Rebuild the sealed chunk (`sealed_len` bytes) of chunk number `chunk` from whichever shards
     /// are present. Shards must already be verified by id; `None` marks a missing one.
     pub fn rebuild(&self, chunk: u64, shards: &mut [Option<Vec<u8>>], sealed_len: usize) -> Result<Vec<u8>, Error> {
+        self.rebuild_into(chunk, shards, sealed_len, Vec::new())
+    }
+
+    /// [`Self::rebuild`] into `sealed`, a buffer handed back from an earlier chunk (its contents
+    /// are replaced): a streaming download reuses a few buffers instead of allocating per chunk.
+    pub fn rebuild_into(
+        &self,
+        chunk: u64,
+        shards: &mut [Option<Vec<u8>>],
+        sealed_len: usize,
+        mut sealed: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
         let k = usize::from(self.redundancy.data);
         let shard_len = self.redundancy.shard_len(sealed_len);
         if shards.len() != self.redundancy.total() {
@@ -181,7 +193,8 @@ impl Sharder {
                 needed: k,
             })?;
         }
-        let mut sealed = Vec::with_capacity(k * shard_len);
+        sealed.clear();
+        sealed.reserve(k * shard_len);
         for shard in shards[..k].iter().flatten() {
             sealed.extend_from_slice(shard);
         }
