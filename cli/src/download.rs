@@ -10,7 +10,7 @@ use std::sync::Arc;
 use disktro_core::api::{FileDownload, NodeStatus};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
-use disktro_core::{Decoder, FileKey, Manifest, ShardId, SignedManifest};
+use disktro_core::{Decoder, FileKey, Manifest, ShardId, SignedManifest, VerifiedShard};
 use disktro_worker::client::WorkerClient;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
 
@@ -87,7 +87,7 @@ pub async fn download<W: Write + Send + 'static>(
             for buffer in sink.written() {
                 decoder.recycle(buffer);
             }
-            match decoder.decode_chunk(index as u64, shards) {
+            match decoder.decode_verified(index as u64, shards) {
                 Ok(plain) => {
                     let len = plain.len() as u64;
                     match sink.send(plain) {
@@ -200,8 +200,9 @@ impl Source<'_> {
         unb64(&t.token, "get token").ok()
     }
 
-    /// Any k shards of chunk `index` (others `None`).
-    async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<Vec<u8>>>), ClientError> {
+    /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival
+    /// (a worker that sends wrong bytes counts as failed and the next candidate is asked).
+    async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
         let entry = &self.manifest.chunks[index];
         let k = usize::from(self.manifest.redundancy.data);
         let total = entry.shards.len();
@@ -213,7 +214,7 @@ impl Source<'_> {
             .collect();
         candidates.sort_by_key(|&(i, n)| (self.answer.nodes[n].status != NodeStatus::Online, i));
         let mut candidates = candidates.into_iter();
-        let mut slots: Vec<Option<Vec<u8>>> = vec![None; total];
+        let mut slots: Vec<Option<VerifiedShard>> = vec![None; total];
         let mut good = 0;
         let mut running = FuturesUnordered::new();
         let mut last_error = String::from("no worker holding its shards is reachable");
@@ -227,8 +228,8 @@ impl Source<'_> {
             }
             let Some((i, result)) = running.next().await else { break };
             match result {
-                Ok(bytes) => {
-                    slots[i] = Some(bytes);
+                Ok(shard) => {
+                    slots[i] = Some(shard);
                     good += 1;
                     if good == k {
                         return Ok((index, slots));

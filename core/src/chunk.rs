@@ -13,7 +13,7 @@ use crate::manifest::{ChunkEntry, Manifest};
 use crate::seal::{AAD_LEN, ChunkKey, NONCE_LEN, Sealer, TAG_LEN, associated_data, nonce};
 use crate::shard::{Redundancy, Sharder, Shards};
 use crate::squeeze::{Codec, Squeezer, unsqueeze_zstd};
-use crate::{Error, FileId, FileKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use crate::{Error, FileId, FileKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, VerifiedShard};
 
 /// One chunk, ready to send: its manifest entry and its k + m shards.
 #[derive(Debug, Clone)]
@@ -363,7 +363,13 @@ impl Decoder {
     /// shard `i` if it was fetched. Shards whose bytes do not match their id are discarded;
     /// any k good ones suffice.
     pub fn decode_chunk(&mut self, index: u64, shards: Vec<Option<Vec<u8>>>) -> Result<Vec<u8>, Error> {
-        let mut rebuilt = self.rebuild(index, shards)?;
+        let verified = self.verify_offered(index, shards)?;
+        self.decode_verified(index, verified)
+    }
+
+    /// [`Self::decode_chunk`] from shards verified as they arrived: not hashed again.
+    pub fn decode_verified(&mut self, index: u64, shards: Vec<Option<VerifiedShard>>) -> Result<Vec<u8>, Error> {
+        let mut rebuilt = self.rebuild_verified(index, shards)?;
         let mut sealed = std::mem::take(&mut rebuilt.sealed);
         let body_len = self
             .sealer
@@ -377,33 +383,30 @@ impl Decoder {
     /// WebCrypto): check the offered shards against their ids and rebuild the sealed chunk from any
     /// k. Open [`RebuiltChunk::sealed`] under [`ChunkKey::derive`] with [`RebuiltChunk::nonce`]
     /// and [`RebuiltChunk::aad`], then hand the opened body to [`Self::complete`].
-    pub fn rebuild(&mut self, index: u64, mut shards: Vec<Option<Vec<u8>>>) -> Result<RebuiltChunk, Error> {
-        let Some((expected, entry)) = self.next_chunk() else {
-            return Err(Error::StreamExtended);
-        };
-        if index != expected {
-            return Err(Error::ChunkOutOfOrder { index, expected });
-        }
-        if shards.len() != entry.shards.len() {
-            return Err(Error::InvalidParams("wrong number of shard slots for the redundancy"));
-        }
+    pub fn rebuild(&mut self, index: u64, shards: Vec<Option<Vec<u8>>>) -> Result<RebuiltChunk, Error> {
+        let verified = self.verify_offered(index, shards)?;
+        self.rebuild_verified(index, verified)
+    }
+
+    /// [`Self::rebuild`] from shards verified as they arrived. A shard verified under another id
+    /// than its slot's (misplaced) counts as missing.
+    pub fn rebuild_verified(&mut self, index: u64, shards: Vec<Option<VerifiedShard>>) -> Result<RebuiltChunk, Error> {
+        let entry = self.expect_next(index, shards.len())?;
         let k = usize::from(self.manifest.redundancy.data);
         let mut good = 0;
-        for (slot, id) in shards.iter_mut().zip(&entry.shards) {
-            if good == k {
-                *slot = None;
-            } else if let Some(bytes) = slot {
-                if id.matches(bytes) {
-                    good += 1;
-                } else {
-                    *slot = None;
-                }
-            }
-        }
+        let mut slots: Vec<Option<Vec<u8>>> = shards
+            .into_iter()
+            .zip(&entry.shards)
+            .map(|(slot, id)| {
+                let bytes = slot.filter(|s| good < k && s.id() == *id)?.into_bytes();
+                good += 1;
+                Some(bytes)
+            })
+            .collect();
         let last = index + 1 == self.manifest.chunks.len() as u64;
         let (plain_len, sealed_len, codec) = (entry.plain_len as usize, entry.sealed_len as usize, entry.codec);
         let spare = self.spare.pop().unwrap_or_default();
-        let sealed = self.sharder.rebuild_into(index, &mut shards, sealed_len, spare)?;
+        let sealed = self.sharder.rebuild_into(index, &mut slots, sealed_len, spare)?;
         Ok(RebuiltChunk {
             index,
             last,
@@ -412,6 +415,36 @@ impl Decoder {
             sealed,
             plain_len,
         })
+    }
+
+    /// Check raw offered shards against their ids, hashing only until k are good.
+    fn verify_offered(&self, index: u64, shards: Vec<Option<Vec<u8>>>) -> Result<Vec<Option<VerifiedShard>>, Error> {
+        let entry = self.expect_next(index, shards.len())?;
+        let k = usize::from(self.manifest.redundancy.data);
+        let mut good = 0;
+        Ok(shards
+            .into_iter()
+            .zip(&entry.shards)
+            .map(|(slot, id)| {
+                let verified = slot.filter(|_| good < k).and_then(|bytes| id.verify(bytes))?;
+                good += 1;
+                Some(verified)
+            })
+            .collect())
+    }
+
+    /// The entry of chunk `index` if it is the one expected next and `slots` fits its shards.
+    fn expect_next(&self, index: u64, slots: usize) -> Result<&ChunkEntry, Error> {
+        let Some((expected, entry)) = self.next_chunk() else {
+            return Err(Error::StreamExtended);
+        };
+        if index != expected {
+            return Err(Error::ChunkOutOfOrder { index, expected });
+        }
+        if slots != entry.shards.len() {
+            return Err(Error::InvalidParams("wrong number of shard slots for the redundancy"));
+        }
+        Ok(entry)
     }
 
     /// Second half: unsqueeze the opened body of the chunk [`Self::rebuild`] gave out last.

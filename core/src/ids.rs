@@ -92,6 +92,40 @@ impl ShardId {
     pub fn matches(&self, bytes: &[u8]) -> bool {
         blake3::hash(bytes) == blake3::Hash::from_bytes(self.0)
     }
+
+    /// `bytes` as the shard this id names, or `None` when they are not it.
+    pub fn verify(self, bytes: Vec<u8>) -> Option<VerifiedShard> {
+        self.matches(&bytes).then_some(VerifiedShard { id: self, bytes })
+    }
+}
+
+/// Shard bytes that were checked against their id ([`ShardId::verify`]), so that a download that
+/// verified each shard as it arrived (to ask another worker at once if one lied) does not hash it
+/// a second time in the decoder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifiedShard {
+    id: ShardId,
+    bytes: Vec<u8>,
+}
+
+impl VerifiedShard {
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl fmt::Debug for VerifiedShard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifiedShard({}, {} bytes)", self.id, self.bytes.len())
+    }
 }
 
 impl NodeId {

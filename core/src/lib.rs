@@ -35,7 +35,7 @@ pub mod wire;
 
 pub use chunk::{Decoder, EncodedChunk, Encoder, RebuiltChunk, StagedChunk};
 pub use error::{Error, OpenError};
-pub use ids::{FileId, NodeId, Serial, ShardId};
+pub use ids::{FileId, NodeId, Serial, ShardId, VerifiedShard};
 pub use keys::FileKey;
 pub use manifest::{ChunkEntry, Manifest, SignedManifest};
 pub use shard::Redundancy;

@@ -770,7 +770,7 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
                     .await
                     .unwrap();
                 let bytes = client.get(&token, chunk.shards[idx]).await.unwrap();
-                *served.entry(n.node_id.clone()).or_default() += bytes.len() as i64;
+                *served.entry(n.node_id.clone()).or_default() += bytes.bytes().len() as i64;
             }
         }
         let total: i64 = served.values().sum();

@@ -201,7 +201,7 @@ fn main() {
                 let (gets, index) = (Arc::clone(&gets), Arc::clone(&index));
                 async move {
                     let data = c.get(&gets[index[&id]], id).await.expect("get");
-                    assert_eq!(data.len(), SHARD_LEN);
+                    assert_eq!(data.bytes().len(), SHARD_LEN);
                 }
             })
             .await;

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use disktro_core::ShardId;
 use disktro_core::wire::{Body, ErrorCode, Frame};
+use disktro_core::{ShardId, VerifiedShard};
 use futures_util::{SinkExt as _, StreamExt as _};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -265,7 +265,7 @@ impl WorkerClient {
     }
 
     /// Fetch a shard; the bytes are checked against `shard`.
-    pub async fn get(&self, token: &[u8], shard: ShardId) -> Result<Vec<u8>, ClientError> {
+    pub async fn get(&self, token: &[u8], shard: ShardId) -> Result<VerifiedShard, ClientError> {
         match self
             .request(Body::Get {
                 token: token.to_vec(),
@@ -273,13 +273,7 @@ impl WorkerClient {
             })
             .await?
         {
-            Body::ShardData { shard: got, data } if got == shard => {
-                if shard.matches(&data) {
-                    Ok(data)
-                } else {
-                    Err(ClientError::Integrity)
-                }
-            }
+            Body::ShardData { shard: got, data } if got == shard => shard.verify(data).ok_or(ClientError::Integrity),
             other => Err(unexpected(&other)),
         }
     }

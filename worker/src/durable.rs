@@ -3,7 +3,7 @@
 //! a [`TempGuard`] removes the temp file on any early return.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek as _, Write};
 use std::path::Path;
 
 /// Removes a temp file when dropped, unless [`TempGuard::disarm`]ed after a successful rename.
@@ -56,8 +56,8 @@ const DIRECT_MIN: usize = 64 * 1024;
 ///
 /// `O_DIRECT` wants the buffer, the length and the offset aligned to the logical block size (4096
 /// covers every common disk), so a tail shorter than that stays staged until
-/// [`DirectWriter::finish`] writes it through the page cache. `flush` writes every whole block
-/// staged. Dropping the writer without `finish` loses what is staged.
+/// [`DirectWriter::finish`] writes it padded and cuts the file back to length. `flush` writes
+/// every whole block staged. Dropping the writer without `finish` loses what is staged.
 #[derive(Debug)]
 pub struct DirectWriter {
     file: File,
@@ -77,10 +77,6 @@ struct AlignedStage {
 }
 
 impl AlignedStage {
-    fn staged(&self) -> &[u8] {
-        &self.buffer[self.start..self.start + self.filled]
-    }
-
     /// The staged whole blocks, leaving the rest at the front of the stage.
     fn write_blocks(&mut self, file: &mut File) -> io::Result<()> {
         let blocks = self.filled / ALIGN * ALIGN;
@@ -138,12 +134,16 @@ impl DirectWriter {
     pub fn finish(mut self) -> io::Result<File> {
         if let Some(mut stage) = self.stage.take() {
             stage.write_blocks(&mut self.file)?;
-            #[cfg(target_os = "linux")]
-            {
-                let flags = rustix::fs::fcntl_getfl(&self.file)?;
-                rustix::fs::fcntl_setfl(&self.file, flags - rustix::fs::OFlags::DIRECT)?;
+            if stage.filled > 0 {
+                // The tail goes direct too, padded with zeros to a whole block that `set_len`
+                // cuts off again: a buffered tail would cost the sync a second, separate write.
+                let tail = stage.filled;
+                let padded = tail.div_ceil(ALIGN) * ALIGN;
+                stage.buffer[stage.start + tail..stage.start + padded].fill(0);
+                self.file.write_all(&stage.buffer[stage.start..stage.start + padded])?;
+                let end = self.file.stream_position()? - (padded - tail) as u64;
+                self.file.set_len(end)?;
             }
-            self.file.write_all(stage.staged())?;
         }
         Ok(self.file)
     }

@@ -195,7 +195,7 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
     // What the worker holds and what it served reach the server: an inventory summary equal to
     // one of its store (the quarantined shard gone), the listing of the bucket the server asked
     // for, and the bytes served under the get token, by serial.
-    assert_eq!(c.get(&get, b).await.unwrap(), b_bytes);
+    assert_eq!(c.get(&get, b).await.unwrap().into_bytes(), b_bytes);
     let serial = disktro_core::token::Token::decode(&get).unwrap().serial.to_hex();
     let expected = disktro_worker::inventory::summarize(&[b]);
     let bucket0: Vec<String> = [b]
@@ -225,7 +225,7 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
     task.abort();
     let _ = task.await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(c.get(&get, b).await.unwrap(), b_bytes);
+    assert_eq!(c.get(&get, b).await.unwrap().into_bytes(), b_bytes);
     assert!(
         eventually(Duration::from_secs(10), || w.log_text().contains("server unreachable")).await,
         "{}",
@@ -266,7 +266,7 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
             ..
         })
     ));
-    assert_eq!(c.get(&get, b).await.unwrap(), b_bytes);
+    assert_eq!(c.get(&get, b).await.unwrap().into_bytes(), b_bytes);
     task.abort();
 }
 

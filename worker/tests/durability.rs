@@ -100,7 +100,7 @@ async fn kill_9_during_large_puts_leaves_no_partial_shard_and_the_shard_can_be_p
         let get = fx.token(&w.node_id, Operation::Get, 1 << 40, &receipted);
         for id in &receipted {
             let (_, bytes) = shard(started[id], SHARD_LEN);
-            assert_eq!(c.get(&get, *id).await.unwrap(), bytes);
+            assert_eq!(c.get(&get, *id).await.unwrap().into_bytes(), bytes);
         }
         let put = fx.token(&w.node_id, Operation::Put, 1 << 40, &[]);
         for temp in &temp_files {
@@ -146,7 +146,7 @@ async fn sigterm_finishes_in_flight_puts_and_closes_with_going_away() {
     let get = fx.token(&w.node_id, Operation::Get, 1 << 40, &receipted);
     for id in &receipted {
         let (_, bytes) = shard(started[id], SHARD_LEN);
-        assert_eq!(c.get(&get, *id).await.unwrap(), bytes);
+        assert_eq!(c.get(&get, *id).await.unwrap().into_bytes(), bytes);
     }
     assert!(!w.log_text().contains("removed temp files"));
 }

@@ -113,7 +113,7 @@ async fn many_shards_round_trip_over_one_connection_and_many_and_survive_a_resta
             let mut tasks = tokio::task::JoinSet::new();
             for (id, bytes) in all {
                 let (c, t) = (Arc::clone(&c), Arc::clone(&get_token));
-                tasks.spawn(async move { assert_eq!(c.get(&t, id).await.unwrap(), bytes) });
+                tasks.spawn(async move { assert_eq!(c.get(&t, id).await.unwrap().into_bytes(), bytes) });
             }
             while let Some(r) = tasks.join_next().await {
                 r.unwrap();
@@ -297,7 +297,7 @@ async fn tokens_and_shard_ids_are_checked_before_anything_is_stored() {
 
     // The worker is still up for everyone.
     let get = fx.token(&w.node_id, Operation::Get, 1 << 20, &[id]);
-    assert_eq!(w.client().await.get(&get, id).await.unwrap(), bytes);
+    assert_eq!(w.client().await.get(&get, id).await.unwrap().into_bytes(), bytes);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -427,7 +427,7 @@ async fn silent_and_stalled_clients_are_disconnected_and_others_are_served() {
     let (id2, bytes2) = shard(21, 100_000);
     other.put(&put, id2, bytes2.clone()).await.unwrap();
     let get2 = fx.token(&w.node_id, Operation::Get, 1 << 20, &[id2]);
-    assert_eq!(other.get(&get2, id2).await.unwrap(), bytes2);
+    assert_eq!(other.get(&get2, id2).await.unwrap().into_bytes(), bytes2);
     // 32 × 4 MiB were asked for; the budget (32 MiB) and socket buffers bound what is held.
     let rss = w.peak_rss();
     assert!(rss < 160 << 20, "peak RSS {} MiB", rss >> 20);
@@ -448,7 +448,7 @@ async fn silent_and_stalled_clients_are_disconnected_and_others_are_served() {
         ended < 32,
         "the worker gave up before sending everything ({ended} frames)"
     );
-    assert_eq!(other.get(&get2, id2).await.unwrap(), bytes2);
+    assert_eq!(other.get(&get2, id2).await.unwrap().into_bytes(), bytes2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -513,7 +513,8 @@ async fn serves_wss_with_the_operators_certificate() {
     assert_eq!(
         c.get(&fx.token(&w.node_id, Operation::Get, 1 << 20, &[id]), id)
             .await
-            .unwrap(),
+            .unwrap()
+            .into_bytes(),
         bytes
     );
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use disktro_core::api::{FileDownload, NodeStatus};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
-use disktro_core::{ChunkEntry, Decoder, FileKey};
+use disktro_core::{ChunkEntry, Decoder, FileKey, VerifiedShard};
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
@@ -118,7 +118,7 @@ impl Sink {
 }
 
 /// One chunk's shards as fetched: `Some` for the verified ones.
-type Slots = Vec<Option<Vec<u8>>>;
+type Slots = Vec<Option<VerifiedShard>>;
 
 /// Progress of one download.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -169,7 +169,7 @@ async fn fetch_chunk(
 ) -> Result<Slots, String> {
     let index = usize::try_from(chunk).map_err(|_| "chunk index")?;
     let mut queue: VecDeque<(usize, usize)> = candidates(&answer, index).into();
-    let mut slots: Vec<Option<Vec<u8>>> = vec![None; entry.shards.len()];
+    let mut slots: Slots = vec![None; entry.shards.len()];
     let mut got = 0usize;
     let mut running = FuturesUnordered::new();
     let mut errors = Vec::new();
@@ -201,9 +201,9 @@ async fn fetch_chunk(
         }
         // Hedge: when nothing answers for a while, ask one more worker.
         match select(running.next(), Box::pin(js::sleep(HEDGE_AFTER_MS))).await {
-            Either::Left((Some((slot, Ok(bytes))), _)) => {
+            Either::Left((Some((slot, Ok(shard))), _)) => {
                 if slots[slot].is_none() {
-                    slots[slot] = Some(bytes);
+                    slots[slot] = Some(shard);
                     got += 1;
                 }
             }
@@ -265,7 +265,7 @@ pub async fn download(
             .ok_or("the fetch queue ran dry")?
             .await
             .map_err(|_| "a fetch stopped")??;
-        let mut rebuilt = decoder.rebuild(index, shards).map_err(|e| e.to_string())?;
+        let mut rebuilt = decoder.rebuild_verified(index, shards).map_err(|e| e.to_string())?;
         let opened = cipher.open(&mut rebuilt).await?;
         let plain = decoder.complete(rebuilt, opened).map_err(|e| e.to_string())?;
         done.bytes_done += plain.len() as u64;

@@ -7,8 +7,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use disktro_core::ShardId;
 use disktro_core::wire::{Body, Frame};
+use disktro_core::{ShardId, VerifiedShard};
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use wasm_bindgen::prelude::*;
@@ -201,7 +201,7 @@ impl WorkerLink {
     }
 
     /// Fetch a shard; its bytes are checked against its id.
-    pub async fn get(&self, token: &[u8], shard: ShardId) -> Result<Vec<u8>, String> {
+    pub async fn get(&self, token: &[u8], shard: ShardId) -> Result<VerifiedShard, String> {
         match self
             .request(Body::Get {
                 token: token.to_vec(),
@@ -209,8 +209,10 @@ impl WorkerLink {
             })
             .await?
         {
-            Body::ShardData { shard: got, data } if got == shard && shard.matches(&data) => Ok(data),
-            Body::ShardData { .. } => Err("the worker sent bytes that do not match the shard's hash".to_owned()),
+            Body::ShardData { shard: got, data } if got == shard => shard
+                .verify(data)
+                .ok_or_else(|| "the worker sent bytes that do not match the shard's hash".to_owned()),
+            Body::ShardData { .. } => Err("the worker sent another shard than the one asked for".to_owned()),
             _ => Err("the worker answered a get with something else".to_owned()),
         }
     }

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
 use disktro_core::token::{Operation, Receipt};
-use disktro_core::{FileId, NodeId, ShardId, SignedManifest};
+use disktro_core::{FileId, NodeId, ShardId, SignedManifest, VerifiedShard};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 use sqlx::Row as _;
@@ -220,7 +220,7 @@ async fn repair_chunk(
             now,
         );
         let result = match fleet.client(node, &slot.url).await {
-            Ok(c) => c.get(&token, slot.shard).await,
+            Ok(c) => c.get(&token, slot.shard).await.map(VerifiedShard::into_bytes),
             Err(e) => Err(e),
         };
         match result {
