@@ -75,3 +75,24 @@ test('taken e-mail, wrong password, and a password change that keeps the files',
   assert.equal(await sha256File(await download.path()), sha, 'the file changed across the password change');
   await context.close();
 });
+
+test('what is typed before the app hydrates is what signs up', { timeout: 300_000 }, async () => {
+  // Tried: filling the sign-up form while the app's WebAssembly is held back (a fast typist, or a
+  // password manager filling the page as it appears), then letting it load. Must hold: the button
+  // stays disabled until the app runs, and the account is made with what was typed.
+  const context = await chromium.browser.newContext();
+  const page = await context.newPage();
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/*.wasm', async (route) => { await held; await route.continue(); });
+  await page.goto(`${net.url}/signup`, { waitUntil: 'domcontentloaded' });
+  await page.getByLabel('E-mail').fill('early@example.org');
+  await page.getByLabel('Password', { exact: true }).fill(oldPassword);
+  await page.getByLabel('Password again').fill(oldPassword);
+  assert.equal(await page.getByTestId('auth-submit').isDisabled(), true, 'the button works before the app does');
+  release();
+  await page.getByTestId('auth-submit').click({ timeout: 120_000 });
+  await page.waitForURL(`${net.url}/files`, { timeout: 120_000 });
+  await page.getByText('early@example.org').first().waitFor({ timeout: 60_000 });
+  await context.close();
+});

@@ -200,13 +200,27 @@ mod flows {
     }
 }
 
+/// What an input holds now, read from the page.
+#[cfg(feature = "hydrate")]
+fn input_value(input: NodeRef<leptos::html::Input>) -> String {
+    input.get_untracked().map(|el| el.value()).unwrap_or_default()
+}
+
+/// The server renders the form and never sends it.
+#[cfg(not(feature = "hydrate"))]
+fn input_value(_: NodeRef<leptos::html::Input>) -> String {
+    String::new()
+}
+
 /// Sign-up and log-in share one form.
 #[component]
 fn AuthForm(signup: bool) -> impl IntoView {
     let account = expect_context::<AccountSignal>();
-    let email = RwSignal::new(String::new());
-    let password = RwSignal::new(String::new());
-    let confirm = RwSignal::new(String::new());
+    // The inputs are read when the form is sent, not mirrored into signals as they change: what
+    // was typed (or filled in by a password manager) before the app hydrated is kept.
+    let email = NodeRef::<leptos::html::Input>::new();
+    let password = NodeRef::<leptos::html::Input>::new();
+    let confirm = NodeRef::<leptos::html::Input>::new();
     let busy = RwSignal::new(Busy::Idle);
     let navigate = use_navigate();
     let hydrated = RwSignal::new(false);
@@ -214,7 +228,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let (e, p) = (email.get_untracked().trim().to_owned(), password.get_untracked());
+        let (e, p) = (input_value(email).trim().to_owned(), input_value(password));
         if !e.contains('@') {
             busy.set(Busy::Failed("Enter your e-mail address.".to_owned()));
             return;
@@ -225,7 +239,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
             ));
             return;
         }
-        if signup && p != confirm.get_untracked() {
+        if signup && p != input_value(confirm) {
             busy.set(Busy::Failed("The two passwords differ.".to_owned()));
             return;
         }
@@ -266,17 +280,16 @@ fn AuthForm(signup: bool) -> impl IntoView {
             }}</p>
             <form on:submit=submit class="form">
                 <label>"E-mail"
-                    <input type="email" name="email" autocomplete="username" required
-                        prop:value=email on:input=move |ev| email.set(event_target_value(&ev)) />
+                    <input type="email" name="email" autocomplete="username" required node_ref=email />
                 </label>
                 <label>"Password"
                     <input type="password" name="password" autocomplete=if signup { "new-password" } else { "current-password" } required
-                        prop:value=password on:input=move |ev| password.set(event_target_value(&ev)) />
+                        node_ref=password />
                 </label>
                 {signup.then(|| view! {
                     <label>"Password again"
                         <input type="password" name="confirm" autocomplete="new-password" required
-                            prop:value=confirm on:input=move |ev| confirm.set(event_target_value(&ev)) />
+                            node_ref=confirm />
                     </label>
                 })}
                 <button type="submit" class="button" data-testid="auth-submit"
@@ -308,14 +321,17 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn AccountPage() -> impl IntoView {
     let account = expect_context::<AccountSignal>();
-    let old = RwSignal::new(String::new());
-    let new = RwSignal::new(String::new());
+    // Read when sent, as in the sign-up form; the button waits for hydration.
+    let old = NodeRef::<leptos::html::Input>::new();
+    let new = NodeRef::<leptos::html::Input>::new();
     let busy = RwSignal::new(Busy::Idle);
     let navigate = use_navigate();
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
 
     let change = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let (o, n) = (old.get_untracked(), new.get_untracked());
+        let (o, n) = (input_value(old), input_value(new));
         if n.chars().count() < 10 {
             busy.set(Busy::Failed("Use at least 10 characters.".to_owned()));
             return;
@@ -330,8 +346,9 @@ pub fn AccountPage() -> impl IntoView {
             let deriving = move || busy.set(Busy::Deriving(crate::browser::js::now_ms()));
             match flows::change_password(&mut me, &o, &n, deriving).await {
                 Ok(()) => {
-                    old.set(String::new());
-                    new.set(String::new());
+                    for input in [old, new].into_iter().filter_map(|i| i.get_untracked()) {
+                        input.set_value("");
+                    }
                     busy.set(Busy::Done(
                         "Password changed. Other sessions and tokens were logged out.".to_owned(),
                     ));
@@ -372,12 +389,15 @@ pub fn AccountPage() -> impl IntoView {
             <h2>"Change password"</h2>
             <form on:submit=change class="form">
                 <label>"Current password"
-                    <input type="password" autocomplete="current-password" required prop:value=old on:input=move |ev| old.set(event_target_value(&ev)) />
+                    <input type="password" autocomplete="current-password" required node_ref=old />
                 </label>
                 <label>"New password"
-                    <input type="password" autocomplete="new-password" required prop:value=new on:input=move |ev| new.set(event_target_value(&ev)) />
+                    <input type="password" autocomplete="new-password" required node_ref=new />
                 </label>
-                <button type="submit" class="button" disabled=move || matches!(busy.get(), Busy::Deriving(_) | Busy::Sending)>"Change password"</button>
+                <button type="submit" class="button"
+                    disabled=move || !hydrated.get() || matches!(busy.get(), Busy::Deriving(_) | Busy::Sending)>
+                    "Change password"
+                </button>
             </form>
             <BusyLine busy />
         </section>
