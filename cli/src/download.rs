@@ -87,24 +87,16 @@ pub async fn download<W: Write + Send + 'static>(
             for buffer in sink.written() {
                 decoder.recycle(buffer);
             }
-            match decoder.decode_verified(index as u64, shards) {
-                Ok(plain) => {
-                    let len = plain.len() as u64;
-                    match sink.send(plain) {
-                        Ok(sink) => (Some((decoder, sink)), Ok(len)),
-                        Err(e) => (None, Err(e)),
-                    }
-                }
-                Err(e) => (
-                    Some((decoder, sink)),
-                    Err(ClientError::Integrity(format!("chunk {index} does not open: {e}"))),
-                ),
-            }
+            let plain = decoder
+                .decode_verified(index as u64, shards)
+                .map_err(|e| ClientError::Integrity(format!("chunk {index} does not open: {e}")))?;
+            let len = plain.len() as u64;
+            Ok::<_, ClientError>(((decoder, sink.send(plain)?), len))
         })
         .await
-        .map_err(|_| ClientError::Integrity("the decoder stopped unexpectedly".to_owned()))?;
-        written += wrote?;
-        state = back.expect("a failed write returned its error");
+        .map_err(|_| ClientError::Integrity("the decoder stopped unexpectedly".to_owned()))??;
+        state = back;
+        written += wrote;
         progress(Progress {
             bytes_done: written,
             size,

@@ -478,11 +478,8 @@ async fn save_download(
         .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?;
     // On error `temp` is dropped here, which deletes the partial file.
     let (fetched, writer) = download::download(answer, key, expected.as_ref(), writer, &report).await?;
-    writer
-        .finish()
-        .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;
-    // Syncing a large file blocks for a while: off the async threads.
-    tokio::task::block_in_place(|| temp.as_file().sync_all())
+    // The staged tail, then a sync of a large file: blocking, off the async threads.
+    tokio::task::block_in_place(|| writer.finish()?.sync_all())
         .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;
     temp.persist(&target)
         .map_err(|e| ClientError::Io(format!("cannot write {}: {}", target.display(), e.error)))?;

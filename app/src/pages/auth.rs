@@ -223,8 +223,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
     let confirm = NodeRef::<leptos::html::Input>::new();
     let busy = RwSignal::new(Busy::Idle);
     let navigate = use_navigate();
-    let hydrated = RwSignal::new(false);
-    Effect::new(move || hydrated.set(true));
+    let hydrated = super::hydrated();
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -326,8 +325,7 @@ pub fn AccountPage() -> impl IntoView {
     let new = NodeRef::<leptos::html::Input>::new();
     let busy = RwSignal::new(Busy::Idle);
     let navigate = use_navigate();
-    let hydrated = RwSignal::new(false);
-    Effect::new(move || hydrated.set(true));
+    let hydrated = super::hydrated();
 
     let change = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

@@ -77,10 +77,7 @@ fn CodecCheck() -> impl IntoView {
     let native = Resource::new(|| (), |_| native_codec_digest());
     let browser = RwSignal::new(None::<BrowserRun>);
     let running = RwSignal::new(false);
-    // Effects run only in the browser, after hydration: until then the button cannot work, so it
-    // is rendered disabled and enabled here.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move || hydrated.set(true));
+    let hydrated = super::hydrated();
 
     let run = move |_| {
         running.set(true);

@@ -15,6 +15,15 @@ pub use share::SharePage;
 
 use leptos::prelude::*;
 
+/// `true` once the app runs in this page. Effects run only in the browser, after hydration: a
+/// control that needs the app is rendered disabled until then, so a click cannot fall through to
+/// the plain HTML form or be lost.
+pub(crate) fn hydrated() -> ReadSignal<bool> {
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move || set_hydrated.set(true));
+    hydrated
+}
+
 /// Shown for any unknown path.
 #[component]
 pub fn NotFound() -> impl IntoView {
