@@ -109,12 +109,8 @@ impl Worker {
     }
 
     fn shard_path(&self, id: &str) -> PathBuf {
-        self.dir
-            .path()
-            .join("data/shards")
-            .join(&id[..2])
-            .join(&id[2..4])
-            .join(id)
+        let id = id.parse().expect("a shard id");
+        disktro_worker::store::shard_file(&self.dir.path().join("data"), &id)
     }
 
     /// Ids of the shards on disk.

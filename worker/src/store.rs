@@ -3,7 +3,8 @@
 //! Layout under the data directory:
 //!
 //! ```text
-//! shards/ab/cd/abcd…(64 hex)   one file per shard, named by its BLAKE3 id
+//! shards/ab/abcd…(64 hex)      one file per shard, named by its BLAKE3 id, in one of 256
+//!                              directories made (and synced) when the store is opened
 //! tmp/                         writes in progress; emptied at start-up
 //! quarantine/<id>.<n>          shards whose bytes stopped matching their id
 //! ```
@@ -13,6 +14,11 @@
 //! - **Durable or absent**: a shard is written to `tmp/`, fdatasynced, renamed into place and its
 //!   directory fsynced; a crash leaves at most a temp file (removed at the next start), never a
 //!   partial shard under `shards/`. A drop guard removes the temp file on any early return.
+//! - **No directory is made while storing**: all 256 exist from `open` on, so a put costs one new
+//!   inode (its file), and no shard sits in a directory whose own entry is not yet on disk.
+//!   Stores written with the earlier two-level layout (`shards/ab/cd/<id>`) are moved into this
+//!   one at `open`, shard by shard with atomic renames: a crash midway loses nothing, and the
+//!   next `open` finishes the move.
 //! - **Identical shards are not rewritten**: a present, intact shard makes `put` a no-op.
 //! - **Never serve bad bytes**: `get` re-hashes; a mismatch moves the file to `quarantine/`,
 //!   counts it, and answers [`StoreError::Corrupt`].
@@ -94,6 +100,18 @@ pub struct ShardStore {
     commit: Mutex<()>,
 }
 
+/// Where shard `id` lives in a store opened on `root` (operators and tests look there).
+pub fn shard_file(root: &Path, id: &ShardId) -> PathBuf {
+    shard_file_under(&root.join("shards"), id)
+}
+
+/// `shards/ab/<id>`: 256 directories made at `open`; a million shards put about 4,000 in each,
+/// which ext4's and XFS's hashed directories look up as fast as a few.
+fn shard_file_under(shards: &Path, id: &ShardId) -> PathBuf {
+    let hex = id.to_hex();
+    shards.join(&hex[0..2]).join(hex)
+}
+
 fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
     durable::fsync_dir(dir).map_err(io_err("fsync directory", dir))
 }
@@ -108,6 +126,8 @@ impl ShardStore {
         for dir in [&shards, &tmp, &quarantine] {
             fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         }
+        Self::make_fanout(&shards)?;
+        Self::move_from_two_levels(&shards)?;
         let mut stale = 0;
         for entry in fs::read_dir(&tmp).map_err(io_err("list", &tmp))? {
             let path = entry.map_err(io_err("list", &tmp))?.path();
@@ -135,38 +155,99 @@ impl ShardStore {
         })
     }
 
-    /// Every file under `shards/` whose name is a shard id, two directory levels down.
-    fn walk(shards: &Path) -> Result<Vec<PathBuf>, StoreError> {
-        let mut out = Vec::new();
-        for level1 in fs::read_dir(shards).map_err(io_err("list", shards))? {
-            let level1 = level1.map_err(io_err("list", shards))?.path();
-            if !level1.is_dir() {
-                continue;
+    /// Make whichever of the 256 directories under `shards/` are missing, durably: their entries
+    /// are synced before any shard is put in them.
+    fn make_fanout(shards: &Path) -> Result<(), StoreError> {
+        let mut made = false;
+        for prefix in 0..=u8::MAX {
+            let dir = shards.join(format!("{prefix:02x}"));
+            match fs::create_dir(&dir) {
+                Ok(()) => made = true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create directory", &dir)(e)),
             }
-            for level2 in fs::read_dir(&level1).map_err(io_err("list", &level1))? {
-                let level2 = level2.map_err(io_err("list", &level1))?.path();
-                if !level2.is_dir() {
-                    continue;
-                }
-                for file in fs::read_dir(&level2).map_err(io_err("list", &level2))? {
-                    let file = file.map_err(io_err("list", &level2))?.path();
-                    let is_shard = file
+        }
+        if made {
+            fsync_dir(shards)?;
+            if let Some(root) = shards.parent() {
+                fsync_dir(root)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Move shards stored under the earlier layout, `shards/ab/cd/<id>`, to `shards/ab/<id>`,
+    /// and remove each old directory once empty. Each move is one rename within the same file
+    /// system, so a shard is always in exactly one of the two places.
+    fn move_from_two_levels(shards: &Path) -> Result<(), StoreError> {
+        for level1 in Self::fanout_dirs(shards)? {
+            for entry in fs::read_dir(&level1).map_err(io_err("list", &level1))? {
+                let old = entry.map_err(io_err("list", &level1))?.path();
+                let is_old_dir = old.is_dir()
+                    && old
                         .file_name()
                         .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.parse::<ShardId>().is_ok());
-                    if is_shard {
-                        out.push(file);
-                    }
+                        .is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !is_old_dir {
+                    continue;
                 }
+                let files = Self::shard_files(&old)?;
+                for file in &files {
+                    let target = level1.join(file.file_name().expect("shard files have names"));
+                    fs::rename(file, &target).map_err(io_err("move into the one-level layout", file))?;
+                }
+                if !files.is_empty() {
+                    // The new entries are on disk before the old directory goes.
+                    fsync_dir(&level1)?;
+                }
+                // Anything that is not a shard stays, and so does its directory.
+                if fs::remove_dir(&old).is_ok() {
+                    fsync_dir(&level1)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The directories directly under `shards/`.
+    fn fanout_dirs(shards: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        let mut dirs = Vec::with_capacity(256);
+        for entry in fs::read_dir(shards).map_err(io_err("list", shards))? {
+            let path = entry.map_err(io_err("list", shards))?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// The files directly in `dir` whose names are shard ids.
+    fn shard_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        let mut out = Vec::new();
+        for file in fs::read_dir(dir).map_err(io_err("list", dir))? {
+            let file = file.map_err(io_err("list", dir))?.path();
+            let is_shard = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.parse::<ShardId>().is_ok());
+            if is_shard && file.is_file() {
+                out.push(file);
             }
         }
         Ok(out)
     }
 
-    /// `shards/ab/cd/<id>`: two levels of 256 directories keep each directory small.
+    /// Every file under `shards/` whose name is a shard id.
+    fn walk(shards: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        let mut out = Vec::new();
+        for dir in Self::fanout_dirs(shards)? {
+            out.extend(Self::shard_files(&dir)?);
+        }
+        Ok(out)
+    }
+
     fn path_of(&self, id: &ShardId) -> PathBuf {
-        let hex = id.to_hex();
-        self.shards.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+        shard_file_under(&self.shards, id)
     }
 
     /// Store `data` as shard `id`, durably. Verifies the id first; stores nothing on any error.
@@ -189,8 +270,6 @@ impl ShardStore {
         let mut guard = TempGuard::new(&temp);
         durable::write_synced(&temp, data).map_err(io_err("write", &temp))?;
 
-        let parent = path.parent().expect("shard paths have parents");
-        fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
         let _commit = self.commit.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if path.exists() {
             // Another put of the same (verified) bytes won the race.

@@ -5,7 +5,7 @@ use std::fs;
 use std::sync::Arc;
 
 use disktro_core::ShardId;
-use disktro_worker::store::{PutOutcome, ShardStore, StoreError};
+use disktro_worker::store::{PutOutcome, ShardStore, StoreError, shard_file};
 
 fn shard(seed: u8, len: usize) -> (ShardId, Vec<u8>) {
     let bytes: Vec<u8> = (0..len)
@@ -32,17 +32,68 @@ fn put_get_round_trip_in_a_content_addressed_layout() {
     assert_eq!(store.put(&id, &bytes).unwrap(), PutOutcome::Stored);
     assert_eq!(store.get(&id).unwrap(), bytes);
     let hex = id.to_hex();
-    assert!(
-        dir.path()
-            .join("shards")
-            .join(&hex[..2])
-            .join(&hex[2..4])
-            .join(&hex)
-            .is_file()
-    );
+    let path = shard_file(dir.path(), &id);
+    assert_eq!(path, dir.path().join("shards").join(&hex[..2]).join(&hex));
+    assert!(path.is_file());
     assert_eq!(store.stats().used, 1000);
     assert_eq!(store.stats().shards, 1);
     assert_eq!(store.ids().unwrap(), vec![id]);
+}
+
+#[test]
+fn a_store_in_the_two_level_layout_is_moved_and_loses_nothing() {
+    // Tried: a data directory written with the earlier layout (`shards/ab/cd/<id>`), one shard
+    // already moved (as when a crash interrupts the move) and a stray file beside old shards.
+    // Must hold: every shard is counted and served from `shards/ab/<id>`; emptied old
+    // directories are gone; the stray file and its directory stay; opening again changes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let shards: Vec<_> = (0..20u8).map(|i| shard(i, 300 + usize::from(i))).collect();
+    let old_dir = |id: &ShardId| {
+        let hex = id.to_hex();
+        dir.path().join("shards").join(&hex[..2]).join(&hex[2..4])
+    };
+    for (n, (id, bytes)) in shards.iter().enumerate() {
+        let path = if n == 0 {
+            shard_file(dir.path(), id)
+        } else {
+            old_dir(id).join(id.to_hex())
+        };
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+    }
+    let stray = old_dir(&shards[1].0).join("notes.txt");
+    fs::write(&stray, b"not a shard").unwrap();
+
+    for _ in 0..2 {
+        let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.stats().shards, 20);
+        assert_eq!(
+            store.stats().used,
+            shards.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+        );
+        for (id, bytes) in &shards {
+            assert!(shard_file(dir.path(), id).is_file());
+            assert_eq!(&store.get(id).unwrap(), bytes);
+        }
+        for (id, _) in &shards[2..] {
+            assert!(!old_dir(id).exists(), "the emptied {} stays", old_dir(id).display());
+        }
+        assert!(stray.is_file());
+        let mut ids = store.ids().unwrap();
+        ids.sort();
+        let mut want: Vec<_> = shards.iter().map(|(id, _)| *id).collect();
+        want.sort();
+        assert_eq!(ids, want);
+    }
+}
+
+#[test]
+fn every_fanout_directory_exists_once_opened() {
+    // Must hold: the 256 directories exist before the first put, so a put makes none.
+    let dir = tempfile::tempdir().unwrap();
+    let _store = ShardStore::open(dir.path(), 1 << 20).unwrap();
+    let dirs = fs::read_dir(dir.path().join("shards")).unwrap().count();
+    assert_eq!(dirs, 256);
 }
 
 #[test]
@@ -64,8 +115,7 @@ fn identical_shard_is_not_rewritten() {
     let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
     let (id, bytes) = shard(3, 700);
     store.put(&id, &bytes).unwrap();
-    let hex = id.to_hex();
-    let path = dir.path().join("shards").join(&hex[..2]).join(&hex[2..4]).join(&hex);
+    let path = shard_file(dir.path(), &id);
     let before = fs::metadata(&path).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(store.put(&id, &bytes).unwrap(), PutOutcome::AlreadyStored);
@@ -81,8 +131,7 @@ fn rotted_shard_is_quarantined_and_never_served() {
     let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
     let (id, bytes) = shard(4, 900);
     store.put(&id, &bytes).unwrap();
-    let hex = id.to_hex();
-    let path = dir.path().join("shards").join(&hex[..2]).join(&hex[2..4]).join(&hex);
+    let path = shard_file(dir.path(), &id);
     let mut rotted = fs::read(&path).unwrap();
     rotted[450] ^= 0x08;
     fs::write(&path, &rotted).unwrap();

@@ -168,8 +168,7 @@ impl Worker {
     }
 
     pub fn shard_path(&self, id: &ShardId) -> PathBuf {
-        let hex = id.to_hex();
-        self.data_dir.join("shards").join(&hex[..2]).join(&hex[2..4]).join(hex)
+        disktro_worker::store::shard_file(&self.data_dir, id)
     }
 
     /// Files under `shards/`.
