@@ -60,6 +60,13 @@ impl ChunkCipher {
     /// made it large enough for the tag and the parity shards, so sharding never reallocates):
     /// ciphertext followed by the tag.
     pub async fn seal(&self, staged: &mut StagedChunk) -> Result<Vec<u8>, String> {
+        self.start_seal(staged)?.finish().await
+    }
+
+    /// Start sealing a staged chunk and return at once: WebCrypto seals on the browser's own
+    /// threads while the caller goes on (an upload shards the chunk before this one meanwhile).
+    /// [`Sealing::finish`] gives what [`Self::seal`] does.
+    pub fn start_seal(&self, staged: &mut StagedChunk) -> Result<Sealing, String> {
         let mut body = std::mem::take(&mut staged.body);
         match self {
             Self::WebCrypto(subtle, key) => {
@@ -69,15 +76,16 @@ impl ChunkCipher {
                 let promise = subtle
                     .encrypt_with_object_and_u8_array(&params, key, &body)
                     .map_err(|e| js::describe(&e))?;
-                let sealed = JsFuture::from(promise).await.map_err(|e| js::describe(&e))?;
-                js::copy_into(&sealed, &mut body);
-                Ok(body)
+                Ok(Sealing {
+                    body,
+                    pending: Some(JsFuture::from(promise)),
+                })
             }
             Self::Wasm(cipher) => {
                 cipher
                     .encrypt_in_place(&staged.nonce().into(), &staged.aad, &mut body)
                     .map_err(|_| "sealing failed".to_owned())?;
-                Ok(body)
+                Ok(Sealing { body, pending: None })
             }
         }
     }
@@ -103,6 +111,34 @@ impl ChunkCipher {
                 Ok(sealed)
             }
         }
+    }
+}
+
+/// A chunk being sealed ([`ChunkCipher::start_seal`]).
+pub struct Sealing {
+    /// The staged body's allocation: the sealed bytes once done.
+    body: Vec<u8>,
+    /// WebCrypto's answer, still to come; `None` when sealed already.
+    pending: Option<JsFuture>,
+}
+
+impl std::fmt::Debug for Sealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealing")
+            .field("done", &self.pending.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sealing {
+    /// The ciphertext followed by the tag, in the staged body's allocation.
+    pub async fn finish(self) -> Result<Vec<u8>, String> {
+        let Self { mut body, pending } = self;
+        if let Some(pending) = pending {
+            let sealed = pending.await.map_err(|e| js::describe(&e))?;
+            js::copy_into(&sealed, &mut body);
+        }
+        Ok(body)
     }
 }
 

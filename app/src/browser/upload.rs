@@ -1,6 +1,7 @@
 //! Upload from the browser, the same steps as the CLI's: begin at the server, read the file slice
 //! by slice (`Blob.slice`, never whole, a few reads ahead), squeeze and stage each chunk with
-//! `disktro-core`, seal it through [`ChunkCipher`] (WebCrypto), shard it, and put every shard on
+//! `disktro-core`, seal it through [`ChunkCipher`] (WebCrypto, one chunk ahead: the next is
+//! sealed while this one is sharded), shard it, and put every shard on
 //! the worker the server placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket
 //! per worker, each shard framed straight from its chunk's buffer, which is then reused. Then sign
 //! the manifest, seal the name and type, wrap the file key and commit. On any failure, or when
@@ -12,7 +13,7 @@ use std::rc::Rc;
 
 use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::{FileMetadata, MAX_MIME_LEN};
-use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy};
+use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy, StagedChunk};
 use futures_channel::mpsc;
 use futures_util::StreamExt as _;
 use wasm_bindgen_futures::JsFuture;
@@ -20,7 +21,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::api::Api;
 use super::keyring::Keyring;
 use super::link::WorkerLink;
-use super::seal::{ChunkCipher, Engine};
+use super::seal::{ChunkCipher, Engine, Sealing};
 use super::{b64, js, unb64};
 
 /// Chunks whose shards are on the wire at once.
@@ -182,16 +183,29 @@ async fn send_and_commit(
     let chunk_count = plan.chunk_count.max(1);
     let mut reader = ChunkReader::new(file, size, chunk_size, chunk_count);
     let mut plain = Vec::new();
+    // The next chunk staged, its seal under way: WebCrypto seals it on the browser's threads
+    // while this one is sharded and framed here.
+    let mut ahead = Some(
+        read_and_seal(
+            &mut reader,
+            &mut plain,
+            &mut encoder,
+            &cipher,
+            &mut recycle_rx,
+            chunk_count == 1,
+        )
+        .await?,
+    );
     for index in 0..chunk_count {
         if cancelled.get() {
             return Err("cancelled".to_owned());
         }
-        reader.next_into(&mut plain).await?;
-        while let Ok(spare) = recycle_rx.try_recv() {
-            encoder.recycle(spare);
+        let (staged, sealing) = ahead.take().ok_or("a chunk was not read")?;
+        if index + 1 < chunk_count {
+            let last = index + 2 == chunk_count;
+            ahead = Some(read_and_seal(&mut reader, &mut plain, &mut encoder, &cipher, &mut recycle_rx, last).await?);
         }
-        let mut staged = encoder.stage(&plain, index + 1 == chunk_count);
-        let sealed = cipher.seal(&mut staged).await?;
+        let sealed = sealing.finish().await?;
         let chunk = encoder.complete(staged, sealed).map_err(|e| e.to_string())?;
         // Wait for room, collecting what finished.
         while in_flight >= CHUNKS_IN_FLIGHT {
@@ -229,6 +243,25 @@ async fn send_and_commit(
     api.post(&format!("/uploads/{}/commit", plan.upload_id), &commit)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Read the next chunk, stage it and start sealing it; buffers sent meanwhile go back to the
+/// encoder first.
+async fn read_and_seal(
+    reader: &mut ChunkReader<'_>,
+    plain: &mut Vec<u8>,
+    encoder: &mut Encoder,
+    cipher: &ChunkCipher,
+    recycled: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+    last: bool,
+) -> Result<(StagedChunk, Sealing), String> {
+    reader.next_into(plain).await?;
+    while let Ok(spare) = recycled.try_recv() {
+        encoder.recycle(spare);
+    }
+    let mut staged = encoder.stage(plain, last);
+    let sealing = cipher.start_seal(&mut staged)?;
+    Ok((staged, sealing))
 }
 
 /// Connect to every worker at once.
