@@ -74,6 +74,9 @@ export async function launchBare({ downloads }) {
     listeners.add(listener);
   });
 
+  // The tab Chromium opens at start is closed: each benchmark page is a tab of its own.
+  const { targetInfos } = await send('Target.getTargets');
+  for (const target of targetInfos.filter((t) => t.type === 'page')) await send('Target.closeTarget', { targetId: target.targetId });
   await send('Browser.setDownloadBehavior', { behavior: 'allowAndName', downloadPath: downloads, eventsEnabled: true });
   // Dialogs (the delete confirmation) are accepted.
   listeners.add((m) => {

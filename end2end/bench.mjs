@@ -2,8 +2,9 @@
 // text through a local network (server + 10 worker processes), in real Chromium. Prints one
 // `browser/...` line per figure: MB/s (10^6 bytes per second, wall clock from picking the file
 // to the commit, and from the click to the last byte saved) and the peak memory of the browser's
-// renderer processes (the tab, its pipeline worker and the download service worker) sampled
-// every 100 ms: private memory, and resident memory with the shared executable pages. Chromium
+// renderer processes (the tab, its pipeline worker and the download service worker, and the
+// spare renderer Chromium keeps ready) sampled every 100 ms: private memory, and resident memory
+// with the shared executable pages. Chromium
 // is driven over a bare DevTools pipe (`bare.mjs`), not Playwright: see there why.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,11 @@ const SIZE = Number(process.env.BENCH_BROWSER_MIB ?? 256) * MiB;
 // `BENCH_BROWSER_KINDS=random` measures one kind only (while working on the pipeline).
 const KINDS = (process.env.BENCH_BROWSER_KINDS ?? 'random,text').split(',');
 
-/** The Chromium renderer processes below `browserPid` (one pass over /proc). */
+/**
+ * The Chromium renderer processes below `browserPid` (one pass over /proc) that can hold the tab:
+ * not the one that renders the browser's own interface (about 50 MiB, the same with no page
+ * open), which runs `make bench` before this one counted as the tab's.
+ */
 function rendererPids(browserPid) {
   const children = new Map();
   for (const entry of readdirSync('/proc')) {
@@ -34,7 +39,9 @@ function rendererPids(browserPid) {
     for (const child of children.get(stack.pop()) ?? []) {
       stack.push(child);
       try {
-        if (readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('--type=renderer')) renderers.push(child);
+        const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
+        // `--top-chrome-webui` renders the browser's own interface, there with no page open.
+        if (cmdline.includes('--type=renderer') && !cmdline.includes('--top-chrome-webui')) renderers.push(child);
       } catch { /* gone */ }
     }
   }
