@@ -193,8 +193,17 @@ impl ShardStore {
                 }
                 let files = Self::shard_files(&old)?;
                 for file in &files {
-                    let target = level1.join(file.file_name().expect("shard files have names"));
+                    // Placed by its own name, wherever the old layout had it.
+                    let id: ShardId = file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.parse().ok())
+                        .expect("shard_files gives files named by shard ids");
+                    let target = shard_file_under(shards, &id);
                     fs::rename(file, &target).map_err(io_err("move into the one-level layout", file))?;
+                    if target.parent() != Some(level1.as_path()) {
+                        fsync_dir(target.parent().expect("shard paths have parents"))?;
+                    }
                 }
                 if !files.is_empty() {
                     // The new entries are on disk before the old directory goes.

@@ -63,6 +63,20 @@ fn a_store_in_the_two_level_layout_is_moved_and_loses_nothing() {
     }
     let stray = old_dir(&shards[1].0).join("notes.txt");
     fs::write(&stray, b"not a shard").unwrap();
+    // One shard filed under another prefix's old directory: it goes where its name says.
+    let (misplaced, _) = &shards[2];
+    let other = if misplaced.to_hex().starts_with("00") {
+        "01"
+    } else {
+        "00"
+    };
+    let misfiled = dir.path().join("shards").join(other).join("ff");
+    fs::create_dir_all(&misfiled).unwrap();
+    fs::rename(
+        old_dir(misplaced).join(misplaced.to_hex()),
+        misfiled.join(misplaced.to_hex()),
+    )
+    .unwrap();
 
     for _ in 0..2 {
         let store = ShardStore::open(dir.path(), 1 << 20).unwrap();
@@ -78,6 +92,7 @@ fn a_store_in_the_two_level_layout_is_moved_and_loses_nothing() {
         for (id, _) in &shards[2..] {
             assert!(!old_dir(id).exists(), "the emptied {} stays", old_dir(id).display());
         }
+        assert!(!misfiled.exists());
         assert!(stray.is_file());
         let mut ids = store.ids().unwrap();
         ids.sort();
