@@ -70,14 +70,14 @@ proptest! {
             // A different set of m missing shards per chunk, derived from the seed.
             let start = (seed as usize).wrapping_add(n * 3) % total;
             let missing: Vec<usize> = (0..m).map(|i| (start + i * 7) % total).collect();
-            let slots = c.shards.iter().enumerate().map(|(i, (_, b))| (!missing.contains(&i)).then(|| b.to_vec())).collect();
+            let slots = offered(c, |i| !missing.contains(&i));
             out.extend(dec.decode_chunk(c.index, slots).unwrap());
         }
         dec.finish().unwrap();
         prop_assert_eq!(&out, &data);
 
         let c = &chunks[0];
-        let slots = c.shards.iter().enumerate().map(|(i, (_, b))| (i > m).then(|| b.to_vec())).collect();
+        let slots = offered(c, |i| i > m);
         let mut dec = Decoder::new(&key, &manifest).unwrap();
         let err = dec.decode_chunk(0, slots).unwrap_err();
         prop_assert_eq!(err, Error::TooFewShards { chunk: 0, available: total - m - 1, needed: total - m });

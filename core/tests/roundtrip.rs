@@ -94,12 +94,7 @@ fn recycled_plaintext_buffers_do_not_leak_into_later_chunks() {
         let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
         let mut out = Vec::new();
         for c in &f.chunks {
-            let shards = c
-                .shards
-                .iter()
-                .enumerate()
-                .map(|(i, (_, b))| (c.index % 2 == 0 || i >= 2).then(|| b.to_vec()))
-                .collect();
+            let shards = offered(c, |i| c.index % 2 == 0 || i >= 2);
             let mut plain = d.decode_chunk(c.index, shards).unwrap();
             out.extend_from_slice(&plain);
             plain.fill(0xAA);
@@ -123,12 +118,7 @@ fn any_m_missing_decode_and_m_plus_one_fail() {
         let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
         let mut out = Vec::new();
         for c in &f.chunks {
-            let shards = c
-                .shards
-                .iter()
-                .enumerate()
-                .map(|(i, (_, b))| (!missing.contains(&i)).then(|| b.to_vec()))
-                .collect();
+            let shards = offered(c, |i| !missing.contains(&i));
             out.extend(d.decode_chunk(c.index, shards).unwrap());
         }
         d.finish().unwrap();
@@ -136,12 +126,7 @@ fn any_m_missing_decode_and_m_plus_one_fail() {
         // Tried: one more missing. Must hold: a clear TooFewShards naming the chunk.
         let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
         let c = &f.chunks[0];
-        let shards = c
-            .shards
-            .iter()
-            .enumerate()
-            .map(|(i, (_, b))| (!missing.contains(&i) && i != (first_missing + 4) % total).then(|| b.to_vec()))
-            .collect();
+        let shards = offered(c, |i| !missing.contains(&i) && i != (first_missing + 4) % total);
         assert_eq!(
             d.decode_chunk(0, shards),
             Err(Error::TooFewShards {

@@ -46,6 +46,17 @@ pub fn store(key: FileKey, id: FileId, redundancy: Redundancy, chunk_size: u32, 
     Stored { key, manifest, chunks }
 }
 
+/// The shards of `chunk` a download would offer, slot by slot: those `keep` accepts (by shard
+/// index), the others missing.
+pub fn offered(chunk: &EncodedChunk, keep: impl Fn(usize) -> bool) -> Vec<Option<Vec<u8>>> {
+    chunk
+        .shards
+        .iter()
+        .enumerate()
+        .map(|(i, (_, bytes))| keep(i).then(|| bytes.to_vec()))
+        .collect()
+}
+
 pub fn shard_store<'a>(files: impl IntoIterator<Item = &'a Stored>) -> HashMap<ShardId, Vec<u8>> {
     files
         .into_iter()
