@@ -184,19 +184,27 @@ impl Token {
         now: u64,
     ) -> Result<Self, Error> {
         let token = Self::decode(bytes)?;
-        if &token.issuer != issuer {
+        token.check_use(issuer, worker, operation, now)?;
+        Ok(token)
+    }
+
+    /// The checks of [`Token::verify`] after the signature: issued by `issuer`, for `worker`,
+    /// for `operation`, not expired at `now`. For a token whose signature was verified earlier
+    /// (a worker remembers the put and get tokens it saw, which serve many requests).
+    pub fn check_use(&self, issuer: &PublicKey, worker: &NodeId, operation: Operation, now: u64) -> Result<(), Error> {
+        if &self.issuer != issuer {
             return Err(Error::WrongIssuer);
         }
-        if &token.worker != worker {
+        if &self.worker != worker {
             return Err(Error::WrongWorker);
         }
-        if token.operation != operation {
+        if self.operation != operation {
             return Err(Error::WrongOperation);
         }
-        if now >= token.expires_at {
+        if now >= self.expires_at {
             return Err(Error::Expired);
         }
-        Ok(token)
+        Ok(())
     }
 
     /// Whether the token covers `shard`: listed, or a put token that lists none.

@@ -19,6 +19,11 @@
 //! while an fsync per request would halve ingest. Entries are dropped once their token expired,
 //! because an expired token is refused anyway.
 //!
+//! Put and get tokens serve many requests (every shard of an upload or download on this worker),
+//! so once a token's signature verified, the decoded token is remembered by the BLAKE3 hash of
+//! its bytes and later requests only repeat the cheap checks (issuer, worker, operation,
+//! expiry): an Ed25519 verification per shard was a measurable share of ingest CPU.
+//!
 //! The issuer key (the server's public key) is given by the operator (`--issuer-key`) or learnt at
 //! registration and pinned ([`crate::control`]); until one is known every token is refused.
 
@@ -26,7 +31,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use disktro_core::keys::PublicKey;
 use disktro_core::token::{Operation, Token};
@@ -38,6 +43,8 @@ use crate::durable;
 const BOOK_FILE: &str = "serials.log";
 /// serial:[16] expires_at:u64 spent:u64 used:u8
 const RECORD_LEN: usize = 16 + 8 + 8 + 1;
+/// Verified tokens remembered at most (a token is at most 33 KiB, so at most ~4 MiB).
+const VERIFIED_TOKENS: usize = 128;
 
 /// A refused request: the protocol's error code and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +163,8 @@ pub struct Admission {
     node: NodeId,
     issuer: RwLock<Option<PublicKey>>,
     book: Mutex<SerialBook>,
+    /// Put and get tokens whose signature verified, by the BLAKE3 hash of their bytes.
+    verified: Mutex<HashMap<[u8; 32], Arc<Token>>>,
 }
 
 impl Admission {
@@ -164,6 +173,7 @@ impl Admission {
             node,
             issuer: RwLock::new(issuer),
             book: Mutex::new(SerialBook::open(data_dir, now)?),
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -175,15 +185,30 @@ impl Admission {
         *self.issuer.write().unwrap_or_else(PoisonError::into_inner) = Some(key);
     }
 
-    /// Verify a token for `operation` at `now` (unix seconds).
-    pub fn check(&self, token: &[u8], operation: Operation, now: u64) -> Result<Token, Refused> {
+    /// Verify a token for `operation` at `now` (unix seconds). A put or get token seen before
+    /// is not verified again, only checked for issuer, worker, operation and expiry.
+    pub fn check(&self, bytes: &[u8], operation: Operation, now: u64) -> Result<Arc<Token>, Refused> {
         let Some(issuer) = self.issuer() else {
             return Err(Refused::new(
                 ErrorCode::BadToken,
                 "this worker does not know its server's key yet (not registered)",
             ));
         };
-        Token::verify(token, &issuer, &self.node, operation, now).map_err(|e| {
+        let key = *blake3::hash(bytes).as_bytes();
+        let seen = self.verified().get(&key).cloned();
+        let checked = match seen {
+            // The signature verified under the issuer the token names; `check_use` compares that
+            // issuer with today's, so a changed issuer key refuses remembered tokens too.
+            Some(token) => token.check_use(&issuer, &self.node, operation, now).map(|()| token),
+            None => Token::verify(bytes, &issuer, &self.node, operation, now).map(|token| {
+                let token = Arc::new(token);
+                if matches!(operation, Operation::Put | Operation::Get) {
+                    self.remember(key, Arc::clone(&token), now);
+                }
+                token
+            }),
+        };
+        checked.map_err(|e| {
             let code = ErrorCode::for_error(&e);
             let message = match code {
                 ErrorCode::BadToken => "token signature does not verify".to_owned(),
@@ -194,6 +219,22 @@ impl Admission {
             };
             Refused::new(code, message)
         })
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Token>>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remember a verified token; when full, expired ones go first, and all if none expired.
+    fn remember(&self, key: [u8; 32], token: Arc<Token>, now: u64) {
+        let mut verified = self.verified();
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.retain(|_, t| t.expires_at > now);
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+        }
+        verified.insert(key, token);
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, SerialBook> {
@@ -330,6 +371,55 @@ mod tests {
         drop(f);
         let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
         assert_eq!(a.spent(&put.serial), 10);
+    }
+
+    #[test]
+    fn a_remembered_token_is_checked_again_on_every_use() {
+        let (dir, fresh_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let server = Keypair::generate();
+        let node = Keypair::generate().public().node_id();
+        let (put_bytes, _) = token(&server, node, Operation::Put, 100);
+        let (del_bytes, _) = token(&server, node, Operation::Delete, 0);
+        let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
+        a.check(&put_bytes, Operation::Put, 1_000).unwrap();
+        a.check(&del_bytes, Operation::Delete, 1_000).unwrap();
+        assert_eq!(a.verified().len(), 1, "only put and get tokens are remembered");
+        let mut forged = put_bytes.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        // Tried: the remembered token for another operation, after its expiry, a copy with a
+        // changed signature, and the token after the issuer key changed. Must hold: each is
+        // refused with the code an admission that never saw the token gives.
+        let fresh = Admission::open(fresh_dir.path(), node, Some(server.public()), 1_000).unwrap();
+        let code = |a: &Admission, bytes: &[u8], op, now| a.check(bytes, op, now).unwrap_err().code;
+        for (bytes, op, now) in [
+            (&put_bytes, Operation::Get, 1_000),
+            (&put_bytes, Operation::Put, 2_000),
+            (&forged, Operation::Put, 1_000),
+        ] {
+            assert_eq!(code(&a, bytes, op, now), code(&fresh, bytes, op, now));
+        }
+        let other = Keypair::generate().public();
+        a.set_issuer(other);
+        fresh.set_issuer(other);
+        assert_eq!(
+            code(&a, &put_bytes, Operation::Put, 1_000),
+            code(&fresh, &put_bytes, Operation::Put, 1_000)
+        );
+        a.set_issuer(server.public());
+        a.check(&put_bytes, Operation::Put, 1_000).unwrap();
+    }
+
+    #[test]
+    fn remembered_tokens_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Keypair::generate();
+        let node = Keypair::generate().public().node_id();
+        let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
+        for _ in 0..VERIFIED_TOKENS * 2 + 1 {
+            let (bytes, _) = token(&server, node, Operation::Put, 100);
+            a.check(&bytes, Operation::Put, 1_000).unwrap();
+            assert!(a.verified().len() <= VERIFIED_TOKENS);
+        }
     }
 
     #[test]
