@@ -80,14 +80,15 @@ struct AlignedStage {
 thread_local! {
     /// The stage of the last direct writer dropped on this thread, taken by the next one if it
     /// is large enough: a fresh zeroed stage per shard cost the worker a memset and page faults
-    /// on every put. At most one stage (at most a maximum shard) is kept per thread.
+    /// on every put. One stage is kept per thread, so a worker keeps at most one per blocking
+    /// thread (8, each at most a maximum shard), freed when an idle thread exits.
     static SPARE_STAGE: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
 }
 
 impl Drop for AlignedStage {
     fn drop(&mut self) {
         let buffer = std::mem::take(&mut self.buffer);
-        // Keep the larger of this stage and a spare left by a writer that was not dropped last.
+        // Two writers alive at once on a thread both hand back a stage: keep the larger.
         let _ = SPARE_STAGE.try_with(|spare| {
             let kept = spare.take().filter(|kept| kept.len() > buffer.len());
             spare.set(Some(kept.unwrap_or(buffer)));
