@@ -10,6 +10,7 @@
 // buffer for each allocation over about 1 MiB, so each such call faults its copies in page by
 // page; see BENCHMARKS.md for the figures on the benchmark machine.
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
 import { launchBare } from './bare.mjs';
 
 const WORKER = `
@@ -67,7 +68,7 @@ const server = createServer((request, response) => {
   response.end(body ?? '');
 }).listen(0, '127.0.0.1');
 await new Promise((resolve) => server.once('listening', resolve));
-const chromium = await launchBare({ downloads: '/tmp' });
+const chromium = await launchBare({ downloads: tmpdir() });
 try {
   const page = await chromium.newPage();
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
