@@ -4,10 +4,13 @@
 // to the commit, and from the click to the last byte saved) and the peak memory of the browser's
 // renderer processes (the tab, its pipeline worker and the download service worker, and the
 // spare renderer Chromium keeps ready) sampled every 100 ms: private memory, and resident memory
-// with the shared executable pages. Chromium
-// is driven over a bare DevTools pipe (`bare.mjs`), not Playwright: see there why.
+// with the shared executable pages. Each line ends with the CPU the run used, in cores, for the
+// machine and for the tab, the rest of Chromium, the workers and the server: on this 2-core
+// machine the figures move by ±15% from run to run, the CPU per byte much less, so it is what
+// tells a change to the pipeline apart from noise. Chromium is driven over a bare DevTools pipe
+// (`bare.mjs`), not Playwright: see there why.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { launchBare } from './bare.mjs';
 import { sha256File, startNetwork, writeTestFile } from './tests/support.mjs';
@@ -17,35 +20,49 @@ const SIZE = Number(process.env.BENCH_BROWSER_MIB ?? 256) * MiB;
 // `BENCH_BROWSER_KINDS=random` measures one kind only (while working on the pipeline).
 const KINDS = (process.env.BENCH_BROWSER_KINDS ?? 'random,text').split(',');
 
+const TICKS_PER_SECOND = 100; // USER_HZ, the unit of /proc's CPU times
+
 /**
- * The Chromium renderer processes below `browserPid` (one pass over /proc) that can hold the tab:
- * not the one that renders the browser's own interface (about 50 MiB, the same with no page
- * open), which runs `make bench` before this one counted as the tab's.
+ * The processes below `rootPid` (one pass over /proc), each with its command line and the CPU
+ * time it has used (seconds, user + system).
  */
-function rendererPids(browserPid) {
+function processesBelow(rootPid) {
   const children = new Map();
+  const cpu = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      cpu.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND);
       if (!children.has(ppid)) children.set(ppid, []);
       children.get(ppid).push(Number(entry));
     } catch { /* gone */ }
   }
-  const renderers = [];
-  const stack = [browserPid];
+  const below = [];
+  const stack = [rootPid];
   while (stack.length) {
-    for (const child of children.get(stack.pop()) ?? []) {
-      stack.push(child);
+    for (const pid of children.get(stack.pop()) ?? []) {
+      stack.push(pid);
       try {
-        const cmdline = readFileSync(`/proc/${child}/cmdline`, 'utf8');
-        // `--top-chrome-webui` renders the browser's own interface, there with no page open.
-        if (cmdline.includes('--type=renderer') && !cmdline.includes('--top-chrome-webui')) renderers.push(child);
+        below.push({ pid, cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8'), cpu: cpu.get(pid) });
       } catch { /* gone */ }
     }
   }
-  return renderers;
+  return below;
+}
+
+/**
+ * Whether a command line is a Chromium renderer that can hold the tab: not the one that renders
+ * the browser's own interface (`--top-chrome-webui`, about 50 MiB, the same with no page open),
+ * which runs `make bench` before this one counted as the tab's.
+ */
+const isTabRenderer = (cmdline) => cmdline.includes('--type=renderer') && !cmdline.includes('--top-chrome-webui');
+
+/** The Chromium renderer processes below `browserPid` that can hold the tab. */
+function rendererPids(browserPid) {
+  return processesBelow(browserPid).filter((p) => isTabRenderer(p.cmdline)).map((p) => p.pid);
 }
 
 /**
@@ -68,6 +85,34 @@ function rendererMemory(pids) {
 }
 
 /**
+ * CPU time used so far, in seconds: by the whole machine (from /proc/stat, all cores), and by the
+ * processes below `rootPid` by kind: the tab (Chromium's renderers), the rest of Chromium (its
+ * browser, network and GPU processes), the storage workers and the server. Processes that exit in
+ * between are not counted; none of these do during a run.
+ */
+function cpuSeconds(rootPid) {
+  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal: all but idle and iowait are busy.
+  const busy = fields.slice(0, 8).reduce((a, b) => a + b, 0) - fields[3] - fields[4];
+  const used = { machine: busy / TICKS_PER_SECOND, tab: 0, chromium: 0, workers: 0, server: 0 };
+  for (const { cmdline, cpu } of processesBelow(rootPid)) {
+    const kind = cmdline.includes('disktro-worker') ? 'workers'
+      : cmdline.includes('disktro-server') ? 'server'
+        : isTabRenderer(cmdline) ? 'tab'
+          : cmdline.includes('chrom') ? 'chromium' : undefined;
+    if (kind) used[kind] += cpu ?? 0;
+  }
+  return used;
+}
+
+/** What `cpuSeconds` counted between `before` and `after`, per second of `seconds`, in cores. */
+function cpuShare(before, after, seconds) {
+  const cores = (kind) => ((after[kind] - before[kind]) / seconds).toFixed(2);
+  return `CPU ${cores('machine')} of ${cpus().length} cores: tab ${cores('tab')}, rest of Chromium ${cores('chromium')}, `
+    + `workers ${cores('workers')}, server ${cores('server')}`;
+}
+
+/**
  * Run `run`, sampling the renderers' memory every 100 ms. The process tree is walked once a
  * second only: walking /proc at every sample cost the bench itself 40% of a core, taken from
  * the browser it measures.
@@ -83,15 +128,18 @@ async function measure(browserPid, run) {
     peak.rss = Math.max(peak.rss, now.rss);
   };
   const timer = setInterval(sample, 100);
+  const cpuBefore = cpuSeconds(browserPid);
   const start = Date.now();
   try {
     await run();
   } finally {
     clearInterval(timer);
   }
+  const seconds = (Date.now() - start) / 1000;
+  const cpu = cpuShare(cpuBefore, cpuSeconds(browserPid), seconds);
   pids = rendererPids(browserPid);
   sample();
-  return { seconds: (Date.now() - start) / 1000, peak };
+  return { seconds, peak, cpu };
 }
 
 /** Sign up through the form, as a person would; resolves on the files page. */
@@ -158,14 +206,14 @@ try {
       await page.setInputFiles('[data-testid=file-input]', [file]);
       await page.waitFor('[data-testid=transfer][data-state=done]');
     });
-    console.log(`browser/upload/${kind}: ${(SIZE / 1e6 / up.seconds).toFixed(1)} MB/s, peak tab memory ${memory(up.peak)} (${SIZE / MiB} MiB)`);
+    console.log(`browser/upload/${kind}: ${(SIZE / 1e6 / up.seconds).toFixed(1)} MB/s, peak tab memory ${memory(up.peak)} (${SIZE / MiB} MiB); ${up.cpu}`);
     let saved;
     const down = await measure(browserPid, async () => {
       saved = await chromium.download(() => onRow(page, name, { click: 'download' }));
     });
     const got = await sha256File(saved);
     if (got !== want) throw new Error(`browser bench: the ${kind} download differs from the upload`);
-    console.log(`browser/download/${kind}: ${(SIZE / 1e6 / down.seconds).toFixed(1)} MB/s, peak tab memory ${memory(down.peak)} (${SIZE / MiB} MiB)`);
+    console.log(`browser/download/${kind}: ${(SIZE / 1e6 / down.seconds).toFixed(1)} MB/s, peak tab memory ${memory(down.peak)} (${SIZE / MiB} MiB); ${down.cpu}`);
     rmSync(file);
     rmSync(saved);
     // Delete it again so the next run starts from the same state (the confirmation is accepted).

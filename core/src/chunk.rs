@@ -325,7 +325,12 @@ pub struct Decoder {
     manifest: Manifest,
     sealer: Sealer,
     sharder: Sharder,
+    /// The next chunk to complete.
     next_index: u64,
+    /// The next chunk to rebuild: ahead of `next_index` by the chunks being opened outside this
+    /// crate ([`Decoder::rebuild`] then [`Decoder::complete`]), so a caller can rebuild one chunk
+    /// while the one before it is being opened.
+    next_rebuild: u64,
     /// Plaintext buffers handed back by the caller ([`Decoder::recycle`]), reused by the next chunks.
     spare: Vec<Vec<u8>>,
 }
@@ -339,6 +344,7 @@ impl Decoder {
             sharder: Sharder::new(manifest.redundancy),
             manifest: manifest.clone(),
             next_index: 0,
+            next_rebuild: 0,
             spare: Vec::new(),
         })
     }
@@ -382,7 +388,8 @@ impl Decoder {
     /// First half of decoding the next chunk, for callers that open elsewhere (the browser, through
     /// WebCrypto): check the offered shards against their ids and rebuild the sealed chunk from any
     /// k. Open [`RebuiltChunk::sealed`] under [`ChunkKey::derive`] with [`RebuiltChunk::nonce`]
-    /// and [`RebuiltChunk::aad`], then hand the opened body to [`Self::complete`].
+    /// and [`RebuiltChunk::aad`], then hand the opened body to [`Self::complete`]. The next chunk
+    /// may be rebuilt before this one is completed; chunks are completed in order.
     pub fn rebuild(&mut self, index: u64, shards: Vec<Option<Vec<u8>>>) -> Result<RebuiltChunk, Error> {
         let verified = self.verify_offered(index, shards)?;
         self.rebuild_verified(index, verified)
@@ -407,6 +414,7 @@ impl Decoder {
         let (plain_len, sealed_len, codec) = (entry.plain_len as usize, entry.sealed_len as usize, entry.codec);
         let spare = self.spare.pop().unwrap_or_default();
         let sealed = self.sharder.rebuild_into(index, &mut slots, sealed_len, spare)?;
+        self.next_rebuild += 1;
         Ok(RebuiltChunk {
             index,
             last,
@@ -433,9 +441,10 @@ impl Decoder {
             .collect())
     }
 
-    /// The entry of chunk `index` if it is the one expected next and `slots` fits its shards.
+    /// The entry of chunk `index` if it is the one to rebuild next and `slots` fits its shards.
     fn expect_next(&self, index: u64, slots: usize) -> Result<&ChunkEntry, Error> {
-        let Some((expected, entry)) = self.next_chunk() else {
+        let expected = self.next_rebuild;
+        let Some(entry) = usize::try_from(expected).ok().and_then(|i| self.manifest.chunks.get(i)) else {
             return Err(Error::StreamExtended);
         };
         if index != expected {
@@ -447,14 +456,10 @@ impl Decoder {
         Ok(entry)
     }
 
-    /// Second half: unsqueeze the opened body of the chunk [`Self::rebuild`] gave out last.
+    /// Second half: unsqueeze the opened body of the oldest chunk [`Self::rebuild`] gave out and
+    /// not yet completed.
     pub fn complete(&mut self, rebuilt: RebuiltChunk, opened: Vec<u8>) -> Result<Vec<u8>, Error> {
-        if rebuilt.index != self.next_index {
-            return Err(Error::ChunkOutOfOrder {
-                index: rebuilt.index,
-                expected: self.next_index,
-            });
-        }
+        self.expect_completion(&rebuilt)?;
         let plain = match rebuilt.codec {
             Codec::Raw => opened,
             Codec::Zstd => {
@@ -468,6 +473,33 @@ impl Decoder {
         }
         self.next_index += 1;
         Ok(plain)
+    }
+
+    /// [`Self::complete`] for a chunk stored raw (not squeezed) whose opened body stays where it
+    /// was opened, outside WebAssembly memory: the browser hands WebCrypto's output to the file
+    /// as it is instead of copying it in and out again. Only its length is checked here, which
+    /// is all `complete` checks of a raw chunk; a squeezed chunk is refused (it must be
+    /// unsqueezed here).
+    pub fn complete_outside(&mut self, rebuilt: RebuiltChunk, opened_len: usize) -> Result<(), Error> {
+        self.expect_completion(&rebuilt)?;
+        if rebuilt.codec != Codec::Raw {
+            return Err(Error::InvalidParams("a squeezed chunk needs its bytes"));
+        }
+        if opened_len != rebuilt.plain_len {
+            return Err(Error::CorruptChunk(rebuilt.index));
+        }
+        self.next_index += 1;
+        Ok(())
+    }
+
+    fn expect_completion(&self, rebuilt: &RebuiltChunk) -> Result<(), Error> {
+        if rebuilt.index != self.next_index {
+            return Err(Error::ChunkOutOfOrder {
+                index: rebuilt.index,
+                expected: self.next_index,
+            });
+        }
+        Ok(())
     }
 
     pub fn finish(self) -> Result<(), Error> {

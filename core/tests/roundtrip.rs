@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use disktro_core::chunk::{decode_all, encode_all};
 use disktro_core::keys::Keypair;
+use disktro_core::squeeze::Codec;
 use disktro_core::{
     DEFAULT_CHUNK_SIZE, Decoder, Encoder, Error, FileId, FileKey, OpenError, Redundancy, ShardId, SignedManifest,
     VerifiedShard,
@@ -330,6 +331,99 @@ fn seal_outside(key: &FileKey, file_id: &FileId, staged: &disktro_core::StagedCh
     cipher.encrypt(&staged.nonce().into(), payload).unwrap()
 }
 
+/// What an outside opener (the browser, through WebCrypto) does with a rebuilt chunk.
+fn open_outside(key: &FileKey, file_id: &FileId, rebuilt: &disktro_core::RebuiltChunk) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    let chunk_key = disktro_core::seal::ChunkKey::derive(key, file_id);
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(chunk_key.as_bytes()).unwrap();
+    let payload = Payload {
+        msg: &rebuilt.sealed,
+        aad: &rebuilt.aad,
+    };
+    cipher.decrypt(&rebuilt.nonce().into(), payload).unwrap()
+}
+
+/// Every shard of an encoded chunk, as offered to a decoder.
+fn all_shards(chunk: &disktro_core::EncodedChunk) -> Vec<Option<Vec<u8>>> {
+    chunk.shards.iter().map(|(_, b)| Some(b.to_vec())).collect()
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn staged_decoding_rebuilds_ahead_and_completes_raw_chunks_outside() {
+    // The browser rebuilds the next chunk while WebCrypto opens the one before, and hands a raw
+    // chunk's opened bytes to the file without copying them back. The file (raw, squeezed and
+    // raw chunks) must come out whole that way.
+    let data = [noise(5, 2 * CS as usize), text(6, CS as usize), noise(7, 100)].concat();
+    let (key, file_id) = (FileKey::generate(), FileId::random());
+    let (chunks, manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
+    let codecs: Vec<Codec> = manifest.chunks.iter().map(|c| c.codec).collect();
+    assert_eq!(codecs, [Codec::Raw, Codec::Raw, Codec::Zstd, Codec::Raw]);
+    let mut dec = Decoder::new(&key, &manifest).unwrap();
+    let mut out = Vec::new();
+    let mut ahead: Option<disktro_core::RebuiltChunk> = None;
+    let mut complete = |dec: &mut Decoder, rebuilt: disktro_core::RebuiltChunk| {
+        let opened = open_outside(&key, &file_id, &rebuilt);
+        if rebuilt.codec == Codec::Raw {
+            dec.complete_outside(rebuilt, opened.len()).unwrap();
+            out.extend(opened);
+        } else {
+            out.extend(dec.complete(rebuilt, opened).unwrap());
+        }
+    };
+    for c in &chunks {
+        let rebuilt = dec.rebuild(c.index, all_shards(c)).unwrap();
+        if let Some(previous) = ahead.replace(rebuilt) {
+            complete(&mut dec, previous);
+        }
+    }
+    complete(&mut dec, ahead.unwrap());
+    dec.finish().unwrap();
+    assert_eq!(out, data);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn staged_decoding_refuses_chunks_out_of_order_and_squeezed_chunks_outside() {
+    // Tried: a rebuild that skips a chunk; two chunks rebuilt and the second completed first; a
+    // raw chunk completed outside with a wrong length; a squeezed chunk completed outside
+    // (only its bytes can be unsqueezed); finishing with a rebuilt chunk never completed. Each
+    // must be refused with its own error.
+    let data = [noise(5, CS as usize), text(6, CS as usize)].concat();
+    let (key, file_id) = (FileKey::generate(), FileId::random());
+    let (chunks, manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
+    let mut dec = Decoder::new(&key, &manifest).unwrap();
+    assert!(matches!(
+        dec.rebuild(1, all_shards(&chunks[1])),
+        Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
+    ));
+    let first = dec.rebuild(0, all_shards(&chunks[0])).unwrap();
+    let second = dec.rebuild(1, all_shards(&chunks[1])).unwrap();
+    let opened_second = open_outside(&key, &file_id, &second);
+    assert!(matches!(
+        dec.complete(second, opened_second),
+        Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
+    ));
+    let len = open_outside(&key, &file_id, &first).len();
+    assert!(matches!(
+        dec.complete_outside(first, len - 1),
+        Err(Error::CorruptChunk(0))
+    ));
+    assert!(matches!(dec.finish(), Err(Error::StreamTruncated)));
+
+    let mut dec = Decoder::new(&key, &manifest).unwrap();
+    let first = dec.rebuild(0, all_shards(&chunks[0])).unwrap();
+    let len = open_outside(&key, &file_id, &first).len();
+    dec.complete_outside(first, len).unwrap();
+    let squeezed = dec.rebuild(1, all_shards(&chunks[1])).unwrap();
+    let len = open_outside(&key, &file_id, &squeezed).len();
+    assert!(matches!(
+        dec.complete_outside(squeezed, len),
+        Err(Error::InvalidParams(_))
+    ));
+    assert!(matches!(dec.finish(), Err(Error::StreamTruncated)));
+}
+
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn recycled_buffers_give_the_same_shards() {
@@ -393,10 +487,7 @@ fn chunks_squeezed_by_siblings_give_the_same_bytes() {
         // Tried: no sibling before the first chunk, and the first chunk squeezed outside. Must
         // hold: neither is allowed (the first chunk decides the file's codec choices).
         assert!(enc.sibling_squeezer().is_none());
-        assert!(
-            enc.encode_squeezed(pieces[0], false, (disktro_core::squeeze::Codec::Raw, None))
-                .is_err()
-        );
+        assert!(enc.encode_squeezed(pieces[0], false, (Codec::Raw, None)).is_err());
         let mut got = vec![enc.encode(pieces[0], false).unwrap().shards.ids().to_vec()];
         let (mut mine, mut helper) = (enc.sibling_squeezer().unwrap(), enc.sibling_squeezer().unwrap());
         for (pair_at, pair) in pieces[1..].chunks(2).enumerate() {
@@ -454,21 +545,8 @@ fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
         let mut dec = Decoder::new(&key, &manifest).unwrap();
         let mut out = Vec::new();
         for c in &got {
-            let rebuilt = dec
-                .rebuild(c.index, c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect())
-                .unwrap();
-            let chunk_key = disktro_core::seal::ChunkKey::derive(&key, &file_id);
-            use aes_gcm::aead::{Aead, KeyInit, Payload};
-            let cipher = aes_gcm::Aes256Gcm::new_from_slice(chunk_key.as_bytes()).unwrap();
-            let opened = cipher
-                .decrypt(
-                    &rebuilt.nonce().into(),
-                    Payload {
-                        msg: &rebuilt.sealed,
-                        aad: &rebuilt.aad,
-                    },
-                )
-                .unwrap();
+            let rebuilt = dec.rebuild(c.index, all_shards(c)).unwrap();
+            let opened = open_outside(&key, &file_id, &rebuilt);
             out.extend(dec.complete(rebuilt, opened).unwrap());
         }
         dec.finish().unwrap();

@@ -1,8 +1,9 @@
 //! Download in the browser, the same steps as the CLI's: verify the manifest and open the
 //! metadata, then for each chunk fetch any k verified shards in parallel (data shards on online
 //! workers first; another worker when one fails or is too slow), rebuild, open through
-//! [`ChunkCipher`], unsqueeze, and hand the plaintext to a [`Sink`] in order. [`CHUNKS_AHEAD`]
-//! chunks are fetched ahead of the one being written; memory stays at a few chunks.
+//! [`ChunkCipher`] (the next chunk is rebuilt while WebCrypto opens this one), unsqueeze, and
+//! hand the plaintext to a [`Sink`] in order. [`CHUNKS_AHEAD`] chunks are fetched ahead of the
+//! one being written; memory stays at a few chunks.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -11,7 +12,8 @@ use std::rc::Rc;
 use disktro_core::api::{FileDownload, NodeStatus};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
-use disktro_core::{ChunkEntry, Decoder, FileKey, VerifiedShard};
+use disktro_core::squeeze::Codec;
+use disktro_core::{ChunkEntry, Decoder, FileKey, RebuiltChunk, VerifiedShard};
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
@@ -19,7 +21,7 @@ use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
 use super::link::WorkerLink;
-use super::seal::{ChunkCipher, Engine};
+use super::seal::{ChunkCipher, Engine, Opened, Opening};
 use super::upload::connect_all;
 use super::{js, unb64};
 
@@ -67,7 +69,10 @@ impl Sink {
         }
     }
 
-    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), String> {
+    /// Hand the next chunk's plaintext on. The buffer is the sink's from here: a port's other
+    /// end receives it transferred, not copied.
+    async fn write(&mut self, chunk: js_sys::ArrayBuffer) -> Result<(), String> {
+        let bytes = js_sys::Uint8Array::new(&chunk);
         match self {
             Self::Port {
                 port,
@@ -82,14 +87,12 @@ impl Sink {
                     js::sleep(2).await;
                 }
                 credits.set(credits.get() - 1);
-                let bytes = js::to_array(&chunk);
-                drop(chunk);
                 let message = js::message(&[("chunk", &bytes)]);
-                port.post_message_with_transferable(&message, &Array::of1(&bytes.buffer()))
+                port.post_message_with_transferable(&message, &Array::of1(&chunk))
                     .map_err(|e| js::describe(&e))
             }
             Self::Blob(parts) => {
-                parts.push(&js::to_array(&chunk));
+                parts.push(&bytes);
                 Ok(())
             }
         }
@@ -219,6 +222,35 @@ async fn fetch_chunk(
     Ok(slots)
 }
 
+/// Finish opening a chunk, unsqueeze it if it was squeezed, and hand it to `sink`; returns its
+/// length. A raw chunk opened by WebCrypto goes on as WebCrypto gave it.
+async fn deliver(
+    decoder: &mut Decoder,
+    rebuilt: RebuiltChunk,
+    opening: Opening,
+    sink: &mut Sink,
+) -> Result<u64, String> {
+    let raw = rebuilt.codec == Codec::Raw;
+    let plain = match opening.finish(raw).await? {
+        Opened::Outside { bytes, spare } => {
+            decoder
+                .complete_outside(rebuilt, bytes.byte_length() as usize)
+                .map_err(|e| e.to_string())?;
+            decoder.recycle(spare);
+            bytes
+        }
+        Opened::Here(opened) => {
+            let plain = decoder.complete(rebuilt, opened).map_err(|e| e.to_string())?;
+            let bytes = js::to_array(&plain).buffer();
+            decoder.recycle(plain);
+            bytes
+        }
+    };
+    let len = u64::from(plain.byte_length());
+    sink.write(plain).await?;
+    Ok(len)
+}
+
 /// Verify `answer` with `key` (and the owner, when known) and stream the file into `sink`.
 pub async fn download(
     answer: FileDownload,
@@ -246,6 +278,8 @@ pub async fn download(
         bytes_done: 0,
         size: metadata.size,
     };
+    // The chunk being opened while the next one is fetched and rebuilt.
+    let mut opening_ahead: Option<(RebuiltChunk, Opening)> = None;
     for index in 0..total {
         while next_fetch < total && (ahead.len() < CHUNKS_AHEAD || next_fetch == index) {
             let entry = manifest.chunks[usize::try_from(next_fetch).map_err(|_| "chunk index")?].clone();
@@ -266,10 +300,15 @@ pub async fn download(
             .await
             .map_err(|_| "a fetch stopped")??;
         let mut rebuilt = decoder.rebuild_verified(index, shards).map_err(|e| e.to_string())?;
-        let opened = cipher.open(&mut rebuilt).await?;
-        let plain = decoder.complete(rebuilt, opened).map_err(|e| e.to_string())?;
-        done.bytes_done += plain.len() as u64;
-        sink.write(plain).await?;
+        let started = cipher.start_open(&mut rebuilt)?;
+        // The chunk before was being opened meanwhile (WebCrypto works on its own threads).
+        if let Some((previous, opening)) = opening_ahead.replace((rebuilt, started)) {
+            done.bytes_done += deliver(&mut decoder, previous, opening, sink).await?;
+            progress(done);
+        }
+    }
+    if let Some((last, opening)) = opening_ahead {
+        done.bytes_done += deliver(&mut decoder, last, opening, sink).await?;
         progress(done);
     }
     decoder.finish().map_err(|e| e.to_string())?;

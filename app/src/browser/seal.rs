@@ -90,9 +90,11 @@ impl ChunkCipher {
         }
     }
 
-    /// Open a rebuilt chunk, into its sealed bytes' own allocation (taken out of `rebuilt`); any
-    /// failure is [`OPEN_FAILED`].
-    pub async fn open(&self, rebuilt: &mut RebuiltChunk) -> Result<Vec<u8>, String> {
+    /// Start opening a rebuilt chunk and return at once: WebCrypto opens on the browser's own
+    /// threads while the caller goes on (a download rebuilds the next chunk meanwhile). Its
+    /// sealed bytes are taken out of `rebuilt` (WebCrypto copies them when called); any failure
+    /// is [`OPEN_FAILED`].
+    pub fn start_open(&self, rebuilt: &mut RebuiltChunk) -> Result<Opening, String> {
         let mut sealed = std::mem::take(&mut rebuilt.sealed);
         match self {
             Self::WebCrypto(subtle, key) => {
@@ -100,17 +102,64 @@ impl ChunkCipher {
                 let promise = subtle
                     .decrypt_with_object_and_u8_array(&params, key, &sealed)
                     .map_err(|_| OPEN_FAILED.to_owned())?;
-                let opened = JsFuture::from(promise).await.map_err(|_| OPEN_FAILED.to_owned())?;
-                js::copy_into(&opened, &mut sealed);
-                Ok(sealed)
+                Ok(Opening {
+                    sealed,
+                    pending: Some(JsFuture::from(promise)),
+                })
             }
             Self::Wasm(cipher) => {
                 cipher
                     .decrypt_in_place(&rebuilt.nonce().into(), &rebuilt.aad, &mut sealed)
                     .map_err(|_| OPEN_FAILED.to_owned())?;
-                Ok(sealed)
+                Ok(Opening { sealed, pending: None })
             }
         }
+    }
+}
+
+/// A chunk being opened ([`ChunkCipher::start_open`]); any failure is [`OPEN_FAILED`].
+pub struct Opening {
+    /// The sealed bytes' allocation: the opened bytes once done here.
+    sealed: Vec<u8>,
+    /// WebCrypto's answer, still to come; `None` when opened here.
+    pending: Option<JsFuture>,
+}
+
+impl std::fmt::Debug for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening")
+            .field("done", &self.pending.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An opened chunk, wherever its bytes are.
+#[derive(Debug)]
+pub enum Opened {
+    /// In WebAssembly memory.
+    Here(Vec<u8>),
+    /// WebCrypto's output, left where it is; `spare` is the sealed bytes' allocation, free to
+    /// reuse.
+    Outside { bytes: js_sys::ArrayBuffer, spare: Vec<u8> },
+}
+
+impl Opening {
+    /// The opened bytes. With `outside`, WebCrypto's output stays a JavaScript `ArrayBuffer`
+    /// (a chunk stored raw goes to the file as it is: copying 4 MiB into WebAssembly memory and
+    /// out again costs more than opening it); otherwise they are copied into the sealed bytes'
+    /// allocation.
+    pub async fn finish(self, outside: bool) -> Result<Opened, String> {
+        let Self { mut sealed, pending } = self;
+        let Some(pending) = pending else {
+            return Ok(Opened::Here(sealed));
+        };
+        let opened = pending.await.map_err(|_| OPEN_FAILED.to_owned())?;
+        if outside {
+            let bytes = opened.dyn_into().map_err(|_| OPEN_FAILED.to_owned())?;
+            return Ok(Opened::Outside { bytes, spare: sealed });
+        }
+        js::copy_into(&opened, &mut sealed);
+        Ok(Opened::Here(sealed))
     }
 }
 
