@@ -8,6 +8,7 @@
 // and the driver each busy most of a core) against 376–576 MB/s for the same sends with no
 // Network domain. A benchmark must see the tab as a person's tab is; the tests keep Playwright.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -165,4 +166,39 @@ export async function launchBare({ downloads }) {
       rmSync(profile, { recursive: true, force: true, maxRetries: 10 });
     },
   };
+}
+
+/**
+ * Run `worker` (JavaScript source) in a dedicated worker of a page on 127.0.0.1 (a secure
+ * context, so `crypto.subtle` exists, as on the app's own origin) and resolve to what it posts
+ * back once, after being posted 'go'. `routes` answers further paths the worker fetches
+ * (`path → () => text`). For the hand-run microbenchmarks.
+ */
+export async function runInWorker(worker, routes = {}) {
+  const files = {
+    '/': '<!doctype html><script src="/run.js"></script>',
+    '/run.js': `window.result = new Promise((resolve) => {
+      const worker = new Worker('/worker.js');
+      worker.onmessage = (e) => resolve(e.data);
+      worker.postMessage('go');
+    });`,
+    '/worker.js': worker,
+  };
+  const server = createServer((request, response) => {
+    const body = files[request.url] ?? routes[request.url]?.();
+    response.writeHead(body === undefined ? 404 : 200, {
+      'content-type': request.url === '/' ? 'text/html' : 'text/javascript',
+    });
+    response.end(body ?? '');
+  }).listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const chromium = await launchBare({ downloads: tmpdir() });
+  try {
+    const page = await chromium.newPage();
+    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    return await page.evaluate(() => window.result);
+  } finally {
+    await chromium.close();
+    server.close();
+  }
 }

@@ -9,9 +9,7 @@
 // time in page faults, most under `crypto.subtle.encrypt` of 4 MiB chunks. Chromium maps a fresh
 // buffer for each allocation over about 1 MiB, so each such call faults its copies in page by
 // page; see BENCHMARKS.md for the figures on the benchmark machine.
-import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { launchBare } from './bare.mjs';
+import { runInWorker } from './bare.mjs';
 
 const WORKER = `
 const MiB = 1 << 20;
@@ -54,26 +52,4 @@ onmessage = async () => {
   postMessage(lines.join('\\n'));
 };`;
 
-const PAGE = `<!doctype html><script src="/run.js"></script>`;
-const RUN = `window.result = new Promise((resolve) => {
-  const worker = new Worker('/worker.js');
-  worker.onmessage = (e) => resolve(e.data);
-  worker.postMessage('go');
-});`;
-
-// A secure context (127.0.0.1) so that `crypto.subtle` exists, as on the app's own origin.
-const server = createServer((request, response) => {
-  const body = { '/': PAGE, '/run.js': RUN, '/worker.js': WORKER }[request.url];
-  response.writeHead(body ? 200 : 404, { 'content-type': request.url === '/' ? 'text/html' : 'text/javascript' });
-  response.end(body ?? '');
-}).listen(0, '127.0.0.1');
-await new Promise((resolve) => server.once('listening', resolve));
-const chromium = await launchBare({ downloads: tmpdir() });
-try {
-  const page = await chromium.newPage();
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  console.log(await page.evaluate(() => window.result));
-} finally {
-  await chromium.close();
-  server.close();
-}
+console.log(await runInWorker(WORKER));

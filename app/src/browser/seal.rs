@@ -144,10 +144,10 @@ pub enum Opened {
 }
 
 impl Opening {
-    /// The opened bytes. With `outside`, WebCrypto's output stays a JavaScript `ArrayBuffer`
-    /// (a chunk stored raw goes to the file as it is: copying 4 MiB into WebAssembly memory and
-    /// out again costs more than opening it); otherwise they are copied into the sealed bytes'
-    /// allocation.
+    /// The opened bytes. With `outside`, WebCrypto's output stays a JavaScript `ArrayBuffer`: a
+    /// chunk stored raw goes to the file as it is, which saves copying it into WebAssembly memory
+    /// and out again into a fresh buffer (two 4 MiB copies and 4 MiB of fresh pages per chunk).
+    /// Otherwise the bytes are copied into the sealed bytes' allocation.
     pub async fn finish(self, outside: bool) -> Result<Opened, String> {
         let Self { mut sealed, pending } = self;
         let Some(pending) = pending else {
