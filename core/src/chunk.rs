@@ -359,7 +359,8 @@ impl Decoder {
         }
     }
 
-    /// The chunk [`Decoder::decode_chunk`] expects next, or `None` when the file is complete.
+    /// The next chunk to complete (the one [`Decoder::decode_chunk`] expects next unless a
+    /// caller rebuilt ahead), or `None` when the file is complete.
     pub fn next_chunk(&self) -> Option<(u64, &ChunkEntry)> {
         let i = usize::try_from(self.next_index).ok()?;
         self.manifest.chunks.get(i).map(|e| (self.next_index, e))

@@ -320,10 +320,16 @@ fn tampered_manifests_are_rejected() {
 
 /// Seals a staged chunk the way an outside AES-256-GCM (the browser's WebCrypto) would: key,
 /// nonce and associated data from the staged chunk, output ciphertext followed by the tag.
-fn seal_outside(key: &FileKey, file_id: &FileId, staged: &disktro_core::StagedChunk) -> Vec<u8> {
-    use aes_gcm::aead::{Aead, KeyInit, Payload};
+/// The file's chunk key as an outside sealer (the browser's WebCrypto) holds it.
+fn outside_cipher(key: &FileKey, file_id: &FileId) -> aes_gcm::Aes256Gcm {
+    use aes_gcm::aead::KeyInit;
     let chunk_key = disktro_core::seal::ChunkKey::derive(key, file_id);
-    let cipher = aes_gcm::Aes256Gcm::new_from_slice(chunk_key.as_bytes()).unwrap();
+    aes_gcm::Aes256Gcm::new_from_slice(chunk_key.as_bytes()).unwrap()
+}
+
+fn seal_outside(key: &FileKey, file_id: &FileId, staged: &disktro_core::StagedChunk) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, Payload};
+    let cipher = outside_cipher(key, file_id);
     let payload = Payload {
         msg: &staged.body,
         aad: &staged.aad,
@@ -333,19 +339,13 @@ fn seal_outside(key: &FileKey, file_id: &FileId, staged: &disktro_core::StagedCh
 
 /// What an outside opener (the browser, through WebCrypto) does with a rebuilt chunk.
 fn open_outside(key: &FileKey, file_id: &FileId, rebuilt: &disktro_core::RebuiltChunk) -> Vec<u8> {
-    use aes_gcm::aead::{Aead, KeyInit, Payload};
-    let chunk_key = disktro_core::seal::ChunkKey::derive(key, file_id);
-    let cipher = aes_gcm::Aes256Gcm::new_from_slice(chunk_key.as_bytes()).unwrap();
+    use aes_gcm::aead::{Aead, Payload};
+    let cipher = outside_cipher(key, file_id);
     let payload = Payload {
         msg: &rebuilt.sealed,
         aad: &rebuilt.aad,
     };
     cipher.decrypt(&rebuilt.nonce().into(), payload).unwrap()
-}
-
-/// Every shard of an encoded chunk, as offered to a decoder.
-fn all_shards(chunk: &disktro_core::EncodedChunk) -> Vec<Option<Vec<u8>>> {
-    chunk.shards.iter().map(|(_, b)| Some(b.to_vec())).collect()
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
@@ -372,7 +372,7 @@ fn staged_decoding_rebuilds_ahead_and_completes_raw_chunks_outside() {
         }
     };
     for c in &chunks {
-        let rebuilt = dec.rebuild(c.index, all_shards(c)).unwrap();
+        let rebuilt = dec.rebuild(c.index, offered(c, |_| true)).unwrap();
         if let Some(previous) = ahead.replace(rebuilt) {
             complete(&mut dec, previous);
         }
@@ -394,11 +394,11 @@ fn staged_decoding_refuses_chunks_out_of_order_and_squeezed_chunks_outside() {
     let (chunks, manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
     let mut dec = Decoder::new(&key, &manifest).unwrap();
     assert!(matches!(
-        dec.rebuild(1, all_shards(&chunks[1])),
+        dec.rebuild(1, offered(&chunks[1], |_| true)),
         Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
     ));
-    let first = dec.rebuild(0, all_shards(&chunks[0])).unwrap();
-    let second = dec.rebuild(1, all_shards(&chunks[1])).unwrap();
+    let first = dec.rebuild(0, offered(&chunks[0], |_| true)).unwrap();
+    let second = dec.rebuild(1, offered(&chunks[1], |_| true)).unwrap();
     let opened_second = open_outside(&key, &file_id, &second);
     assert!(matches!(
         dec.complete(second, opened_second),
@@ -412,10 +412,10 @@ fn staged_decoding_refuses_chunks_out_of_order_and_squeezed_chunks_outside() {
     assert!(matches!(dec.finish(), Err(Error::StreamTruncated)));
 
     let mut dec = Decoder::new(&key, &manifest).unwrap();
-    let first = dec.rebuild(0, all_shards(&chunks[0])).unwrap();
+    let first = dec.rebuild(0, offered(&chunks[0], |_| true)).unwrap();
     let len = open_outside(&key, &file_id, &first).len();
     dec.complete_outside(first, len).unwrap();
-    let squeezed = dec.rebuild(1, all_shards(&chunks[1])).unwrap();
+    let squeezed = dec.rebuild(1, offered(&chunks[1], |_| true)).unwrap();
     let len = open_outside(&key, &file_id, &squeezed).len();
     assert!(matches!(
         dec.complete_outside(squeezed, len),
@@ -545,7 +545,7 @@ fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
         let mut dec = Decoder::new(&key, &manifest).unwrap();
         let mut out = Vec::new();
         for c in &got {
-            let rebuilt = dec.rebuild(c.index, all_shards(c)).unwrap();
+            let rebuilt = dec.rebuild(c.index, offered(c, |_| true)).unwrap();
             let opened = open_outside(&key, &file_id, &rebuilt);
             out.extend(dec.complete(rebuilt, opened).unwrap());
         }
