@@ -7,7 +7,8 @@
 // with the shared executable pages. Each line ends with the CPU the run used, in cores, for the
 // machine and for the tab, the rest of Chromium, the workers and the server: on this 2-core
 // machine the figures move by ±15% from run to run, the CPU per byte much less, so it is what
-// tells a change to the pipeline apart from noise. Chromium is driven over a bare DevTools pipe
+// tells a change to the pipeline apart from noise; an indented line under each names the tab's
+// busiest threads, in cores. Chromium is driven over a bare DevTools pipe
 // (`bare.mjs`), not Playwright: see there why.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -113,6 +114,39 @@ function cpuShare(before, after, seconds) {
 }
 
 /**
+ * CPU time used so far by each thread of the renderer processes `pids` (seconds), keyed by
+ * thread id, with the thread's name: the tab's main thread (`chromium`), the pipeline's Web
+ * Worker (`DedicatedWorker`), the download's service worker, Chromium's thread pool (where
+ * WebCrypto runs) and IO thread.
+ */
+function threadSeconds(pids) {
+  const threads = new Map();
+  for (const pid of pids) {
+    let tids = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch { /* gone */ }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        threads.set(tid, { name, cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND });
+      } catch { /* gone */ }
+    }
+  }
+  return threads;
+}
+
+/** The tab's busiest threads between `before` and `after`, in cores (≥ 0.05 only). */
+function threadShare(before, after, seconds) {
+  const busy = [...after].map(([tid, { name, cpu }]) => ({ name, cores: (cpu - (before.get(tid)?.cpu ?? 0)) / seconds }))
+    .filter((t) => t.cores >= 0.05)
+    .sort((a, b) => b.cores - a.cores);
+  return `tab threads: ${busy.map((t) => `${t.name} ${t.cores.toFixed(2)}`).join(', ') || 'none busy'}`;
+}
+
+/**
  * Run `run`, sampling the renderers' memory every 100 ms. The process tree is walked once a
  * second only: walking /proc at every sample cost the bench itself 40% of a core, taken from
  * the browser it measures.
@@ -128,6 +162,7 @@ async function measure(browserPid, run) {
     peak.rss = Math.max(peak.rss, now.rss);
   };
   const timer = setInterval(sample, 100);
+  const threadsBefore = threadSeconds(pids);
   const cpuBefore = cpuSeconds(browserPid);
   const start = Date.now();
   try {
@@ -138,8 +173,9 @@ async function measure(browserPid, run) {
   const seconds = (Date.now() - start) / 1000;
   const cpu = cpuShare(cpuBefore, cpuSeconds(browserPid), seconds);
   pids = rendererPids(browserPid);
+  const threads = threadShare(threadsBefore, threadSeconds(pids), seconds);
   sample();
-  return { seconds, peak, cpu };
+  return { seconds, peak, cpu, threads };
 }
 
 /** Sign up through the form, as a person would; resolves on the files page. */
@@ -207,6 +243,7 @@ try {
       await page.waitFor('[data-testid=transfer][data-state=done]');
     });
     console.log(`browser/upload/${kind}: ${(SIZE / 1e6 / up.seconds).toFixed(1)} MB/s, peak tab memory ${memory(up.peak)} (${SIZE / MiB} MiB); ${up.cpu}`);
+    console.log(`  ${up.threads}`);
     let saved;
     const down = await measure(browserPid, async () => {
       saved = await chromium.download(() => onRow(page, name, { click: 'download' }));
@@ -214,6 +251,7 @@ try {
     const got = await sha256File(saved);
     if (got !== want) throw new Error(`browser bench: the ${kind} download differs from the upload`);
     console.log(`browser/download/${kind}: ${(SIZE / 1e6 / down.seconds).toFixed(1)} MB/s, peak tab memory ${memory(down.peak)} (${SIZE / MiB} MiB); ${down.cpu}`);
+    console.log(`  ${down.threads}`);
     rmSync(file);
     rmSync(saved);
     // Delete it again so the next run starts from the same state (the confirmation is accepted).
