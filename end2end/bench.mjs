@@ -24,6 +24,17 @@ const KINDS = (process.env.BENCH_BROWSER_KINDS ?? 'random,text').split(',');
 const TICKS_PER_SECOND = 100; // USER_HZ, the unit of /proc's CPU times
 
 /**
+ * A `/proc/<pid>/stat` (or a thread's) line: the name in parentheses (which may hold spaces), the
+ * fields after it (`fields[1]` is the parent's pid), and the CPU time used in seconds (user +
+ * system).
+ */
+function parseStat(stat) {
+  const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { name, fields, cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
+}
+
+/**
  * The processes below `rootPid` (one pass over /proc), each with its command line and the CPU
  * time it has used (seconds, user + system).
  */
@@ -33,10 +44,9 @@ function processesBelow(rootPid) {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const { fields, cpu: used } = parseStat(readFileSync(`/proc/${entry}/stat`, 'utf8'));
       const ppid = Number(fields[1]);
-      cpu.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND);
+      cpu.set(Number(entry), used);
       if (!children.has(ppid)) children.set(ppid, []);
       children.get(ppid).push(Number(entry));
     } catch { /* gone */ }
@@ -128,10 +138,8 @@ function threadSeconds(pids) {
     } catch { /* gone */ }
     for (const tid of tids) {
       try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        threads.set(tid, { name, cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND });
+        const { name, cpu } = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        threads.set(tid, { name, cpu });
       } catch { /* gone */ }
     }
   }
