@@ -116,6 +116,73 @@ test('a share link works in a fresh browser with no account, and stops when revo
   await owner.keyboard.press('Escape');
 });
 
+/** In the page: the SHA-256 (hex) and size of `name` in the origin's private file system. */
+function privateFileDigest(page, name) {
+  return page.evaluate(async (name) => {
+    const file = await (await (await navigator.storage.getDirectory()).getFileHandle(name)).getFile();
+    const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer());
+    return { size: file.size, sha: [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('') };
+  }, name);
+}
+
+/** Wait until the page's only transfer row has ended; resolves with its state and text. */
+async function transferOutcome(page) {
+  await page.waitForFunction(() => {
+    const rows = document.querySelectorAll('[data-testid=transfer]');
+    return rows.length === 1 && rows[0].dataset.state !== 'running';
+  }, null, { timeout: 120_000 });
+  const row = page.getByTestId('transfer');
+  return { state: await row.getAttribute('data-state'), text: await row.textContent() };
+}
+
+test('a download into a file picked through the File System Access API is complete once it says saved; a failed write says so', { timeout: 300_000 }, async () => {
+  // Headless Chromium cannot show the save picker, so the page's picker is answered at once with
+  // a file in the origin's private file system: its handle writes through the same
+  // FileSystemWritableFileStream a file picked on disk does (a swap file, moved into place by
+  // close), so this is the app's own streaming path. A fresh page has no transfer rows.
+  await owner.goto(`${net.url}/files`);
+  const row = owner.getByTestId('file-row').filter({ hasText: fileName });
+  await row.waitFor();
+  await owner.evaluate(() => {
+    window.showSaveFilePicker = async ({ suggestedName }) =>
+      (await navigator.storage.getDirectory()).getFileHandle(suggestedName, { create: true });
+  });
+  await row.getByTestId('download').click();
+  const saved = await transferOutcome(owner);
+  assert.equal(saved.state, 'done', `the download did not finish: ${saved.text}`);
+  // Read the moment the row says saved: the file must be closed and whole by then.
+  const got = await privateFileDigest(owner, fileName);
+  assert.equal(got.size, 64 * MiB, 'the row said saved before the file was written');
+  assert.equal(got.sha, originalSha, 'the file written through the picker differs from the dropped one');
+
+  // A disk that fills up after two chunks: the third write is refused as a full disk refuses
+  // it. The download must stop and say why (not "cancelled", not "saved"), and the picked file
+  // must stay as it was (empty), not hold a partial download.
+  await owner.goto(`${net.url}/files`);
+  await row.waitFor();
+  await owner.evaluate(() => {
+    window.showSaveFilePicker = async () => {
+      const file = await (await navigator.storage.getDirectory()).getFileHandle('full-disk.bin', { create: true });
+      const real = await file.createWritable();
+      let writes = 0;
+      return {
+        createWritable: async () => ({
+          write: (chunk) => (++writes === 3
+            ? Promise.reject(new DOMException('There is not enough space on the disk.', 'QuotaExceededError'))
+            : real.write(chunk)),
+          close: () => real.close(),
+          abort: (reason) => real.abort(reason),
+        }),
+      };
+    };
+  });
+  await row.getByTestId('download').click();
+  const refused = await transferOutcome(owner);
+  assert.equal(refused.state, 'failed', `a write that failed was not reported: ${refused.text}`);
+  assert.match(refused.text, /cannot write the file: There is not enough space on the disk/);
+  assert.equal((await privateFileDigest(owner, 'full-disk.bin')).size, 0, 'a partial download was left in the picked file');
+});
+
 test('the page stays responsive during a 256 MiB upload (no main-thread gap over 200 ms)', { timeout: 300_000 }, async () => {
   // A file on disk, picked with the file input: the work happens in the pipeline worker, so a
   // timer on the page must keep ticking every 20 ms throughout.

@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use futures_channel::oneshot;
 use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -74,16 +75,110 @@ pub async fn choose(size: u64) -> Result<SaveMode, String> {
     }
 }
 
-/// The file writer's message handler; it holds itself here until the download ends.
-type WriterSlot = Rc<RefCell<Option<Closure<dyn FnMut(web_sys::MessageEvent)>>>>;
-
 /// Where the pipeline worker should write: a port to transfer to it (none for a Blob).
 #[derive(Debug)]
 pub struct Target {
     pub mode: SaveMode,
     pub port: Option<web_sys::MessagePort>,
-    /// The file writer's state, kept alive until the download ends.
-    _writer: Option<WriterSlot>,
+    /// The page's writer into a picked file: the download is saved only once it has closed it.
+    writer: Option<FileWriter>,
+}
+
+/// Writes the chunks the pipeline worker sends through a port into a picked file
+/// (`FileSystemWritableFileStream`, which keeps them in a swap file until `close` moves it into
+/// place). It asks for [`WRITER_CREDITS`] chunks, and one more after each write. The first write
+/// that fails stops the download (`cancel`) and is what the person is told; the file they picked
+/// is left as it was.
+#[derive(Debug)]
+struct FileWriter {
+    /// The first write or close that failed, in words for the person.
+    failure: Rc<RefCell<Option<String>>>,
+    /// Answered once the file is closed (`Ok`) or given up (`Err`).
+    closed: oneshot::Receiver<Result<(), String>>,
+    /// The port's message handler; it holds itself here until the pipeline says the file ended.
+    _handler: WriterSlot,
+}
+
+/// The file writer's message handler.
+type WriterSlot = Rc<RefCell<Option<Closure<dyn FnMut(web_sys::MessageEvent)>>>>;
+
+impl FileWriter {
+    /// Start writing into `writable`; returns the port to hand the pipeline worker.
+    fn start(writable: JsValue) -> Result<(web_sys::MessagePort, Self), String> {
+        let channel = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
+        let ours = channel.port1();
+        let slot: WriterSlot = Rc::default();
+        let failure: Rc<RefCell<Option<String>>> = Rc::default();
+        let (closed_tx, closed) = oneshot::channel();
+        let closed_tx = Rc::new(RefCell::new(Some(closed_tx)));
+        let on_message = {
+            let (port, failure, slot) = (ours.clone(), Rc::clone(&failure), Rc::clone(&slot));
+            Closure::new(move |event: web_sys::MessageEvent| {
+                let data = event.data();
+                let (port, writable, failure) = (port.clone(), writable.clone(), Rc::clone(&failure));
+                if let Some(chunk) = js::field(&data, "chunk") {
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if failure.borrow().is_some() {
+                            return;
+                        }
+                        // FileSystemWritableFileStream queues writes in call order, so chunks
+                        // land in order although each is written by a task of its own.
+                        let answer = match call_promise(&writable, "write", &Array::of1(&chunk)).await {
+                            Ok(_) => "pull",
+                            Err(e) => {
+                                failure
+                                    .borrow_mut()
+                                    .get_or_insert(format!("cannot write the file: {e}"));
+                                "cancel"
+                            }
+                        };
+                        let _ = port.post_message(&js::message(&[(answer, &JsValue::TRUE)]));
+                    });
+                    return;
+                }
+                // The file ended (`done`) or the download failed (`error`): nothing more comes.
+                port.set_onmessage(None);
+                let handler = slot.borrow_mut().take();
+                let ended = js::field(&data, "done").is_some();
+                let closed_tx = closed_tx.borrow_mut().take();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _handler = handler;
+                    let outcome = if ended && failure.borrow().is_none() {
+                        call_promise(&writable, "close", &Array::new())
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| format!("cannot finish writing the file: {e}"))
+                    } else {
+                        let _ = call_promise(&writable, "abort", &Array::new()).await;
+                        Err(failure
+                            .borrow()
+                            .clone()
+                            .unwrap_or_else(|| "the download failed".to_owned()))
+                    };
+                    if let Err(e) = &outcome {
+                        failure.borrow_mut().get_or_insert_with(|| e.clone());
+                    }
+                    if let Some(tx) = closed_tx {
+                        let _ = tx.send(outcome);
+                    }
+                });
+            })
+        };
+        ours.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        *slot.borrow_mut() = Some(on_message);
+        let pull = js::message(&[("pull", &JsValue::TRUE)]);
+        for _ in 0..WRITER_CREDITS {
+            let _ = ours.post_message(&pull);
+        }
+        Ok((
+            channel.port2(),
+            Self {
+                failure,
+                closed,
+                _handler: slot,
+            },
+        ))
+    }
 }
 
 async fn call_promise(target: &JsValue, method: &str, args: &Array) -> Result<JsValue, String> {
@@ -106,7 +201,7 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
         SaveMode::Blob => Ok(Target {
             mode,
             port: None,
-            _writer: None,
+            writer: None,
         }),
         SaveMode::FileSystem => {
             let picker = save_picker().ok_or("the file picker is not available")?;
@@ -120,47 +215,11 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
                 .await
                 .map_err(|_| "no file was chosen".to_owned())?;
             let writable = call_promise(&handle, "createWritable", &Array::new()).await?;
-            let channel = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
-            let ours = channel.port1();
-            let slot: WriterSlot = Rc::default();
-            // Each chunk is written, then one more is asked for. FileSystemWritableFileStream
-            // queues writes in call order, so chunks land in order.
-            let on_message = {
-                let (port, writable, slot_ref) = (ours.clone(), writable.clone(), Rc::clone(&slot));
-                Closure::new(move |event: web_sys::MessageEvent| {
-                    let data = event.data();
-                    let (port, writable, slot_ref) = (port.clone(), writable.clone(), Rc::clone(&slot_ref));
-                    wasm_bindgen_futures::spawn_local(async move {
-                        if let Some(chunk) = js::field(&data, "chunk") {
-                            let answer = if call_promise(&writable, "write", &Array::of1(&chunk)).await.is_ok() {
-                                "pull"
-                            } else {
-                                "cancel"
-                            };
-                            let _ = port.post_message(&js::message(&[(answer, &JsValue::TRUE)]));
-                            return;
-                        }
-                        let method = if js::field(&data, "done").is_some() {
-                            "close"
-                        } else {
-                            "abort"
-                        };
-                        let _ = call_promise(&writable, method, &Array::new()).await;
-                        port.set_onmessage(None);
-                        slot_ref.borrow_mut().take();
-                    });
-                })
-            };
-            ours.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-            *slot.borrow_mut() = Some(on_message);
-            let pull = js::message(&[("pull", &JsValue::TRUE)]);
-            for _ in 0..WRITER_CREDITS {
-                let _ = ours.post_message(&pull);
-            }
+            let (port, writer) = FileWriter::start(writable)?;
             Ok(Target {
                 mode,
-                port: Some(channel.port2()),
-                _writer: Some(slot),
+                port: Some(port),
+                writer: Some(writer),
             })
         }
         SaveMode::ServiceWorker => {
@@ -191,7 +250,7 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
             Ok(Target {
                 mode,
                 port: Some(stream.port2()),
-                _writer: None,
+                writer: None,
             })
         }
     }
@@ -248,7 +307,7 @@ pub async fn download_to_disk(
     let mode = choose(size).await?;
     let target = prepare(mode, name, size, mime).await?;
     let pipeline = Pipeline::get().await?;
-    let (tx, rx) = futures_channel::oneshot::channel::<Result<(), String>>();
+    let (tx, rx) = oneshot::channel::<Result<(), String>>();
     let mut tx = Some(tx);
     let file_name = name.to_owned();
     let request = Request::Download {
@@ -274,7 +333,16 @@ pub async fn download_to_disk(
             let _ = tx.send(outcome);
         }
     })?;
-    let outcome = rx.await.map_err(|_| "the background worker stopped".to_owned())?;
-    drop(target);
-    outcome
+    let outcome = rx.await.map_err(|_| "the background worker stopped".to_owned());
+    match (outcome.and_then(|o| o), target.writer) {
+        // Written to a picked file: saved once the page has closed it. Until then the chunks
+        // sit in the browser's swap file and any of them may still fail to be written.
+        (Ok(()), Some(writer)) => writer
+            .closed
+            .await
+            .unwrap_or_else(|_| Err("the file writer stopped".to_owned())),
+        // A write that failed stopped the pipeline: that failure is the one to tell.
+        (Err(e), Some(writer)) => Err(writer.failure.borrow().clone().unwrap_or(e)),
+        (outcome, None) => outcome,
+    }
 }
