@@ -20,7 +20,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
 
-use super::link::WorkerLink;
+use super::link::{Socket, WorkerLink};
 use super::seal::{ChunkCipher, Engine, Opened, Opening};
 use super::upload::connect_all;
 use super::{js, unb64};
@@ -264,7 +264,7 @@ pub async fn download(
     let manifest = signed.manifest().clone();
     let mut decoder = Decoder::new(key, &manifest).map_err(|e| e.to_string())?;
     let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
-    let links: Vec<Option<Rc<WorkerLink>>> = connect_all(answer.nodes.iter().map(|n| n.url.as_str()))
+    let links: Vec<Option<Rc<WorkerLink>>> = connect_all(answer.nodes.iter().map(|n| n.url.as_str()), Socket::Here)
         .await
         .into_iter()
         .map(Result::ok)

@@ -2,6 +2,16 @@
 //! back in any order, and many requests are in flight at once. Sending waits while the socket's
 //! buffer holds more than [`HIGH_WATER`] bytes, so a slow worker slows its sender instead of
 //! filling the tab's memory. The frames are `disktro-core`'s [`wire`](disktro_core::wire).
+//!
+//! An upload's sockets live on a thread of their own, `/relay.js`, a worker the pipeline worker
+//! starts once ([`Relay`]). Chromium hands a large message to its network service a slice at a
+//! time, each slice from the thread that owns the socket and only when that thread's event loop
+//! is free: owned by the pipeline thread, a socket stalled whenever that thread was sealing,
+//! sharding or hashing (in a timed upload the pipeline waited on receipts for half of its time,
+//! its own busy stretches holding the sends back). The relay's thread does nothing else. Frames
+//! cross to it in transferred buffers, which come back once sent and are reused. A download's
+//! sockets stay on the pipeline thread ([`Socket::Here`]): it mostly receives, and through the
+//! relay it was no faster and held 15–25 MiB more.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -11,6 +21,7 @@ use disktro_core::wire::{Body, Frame};
 use disktro_core::{ShardId, VerifiedShard};
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
+use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use super::js;
@@ -21,24 +32,234 @@ pub const HIGH_WATER: u32 = 8 * 1024 * 1024;
 const REQUEST_TIMEOUT_MS: i32 = 60_000;
 /// How long connecting may take.
 const CONNECT_TIMEOUT_MS: i32 = 10_000;
+/// Sent frames' buffers kept for the next frames (the relay hands each back as soon as it has sent it).
+const SPARE_BUFFERS: usize = 16;
 
 #[derive(Default)]
 struct State {
     pending: HashMap<u32, oneshot::Sender<Body>>,
+    /// Told once the socket opens (`true`) or fails to (`false`).
+    opened: Option<oneshot::Sender<bool>>,
     /// Why the socket closed, once it has.
     closed: Option<String>,
+    /// The socket's `bufferedAmount` as the relay last saw it.
+    buffered: u32,
+}
+
+impl State {
+    /// A frame from the worker: the answer to a request.
+    fn hear(&mut self, bytes: &[u8]) {
+        match Frame::decode(bytes) {
+            Ok(frame) => {
+                if let Some(waiter) = self.pending.remove(&frame.request_id) {
+                    let _ = waiter.send(frame.body);
+                }
+            }
+            Err(e) => self.close(format!("undecodable frame from the worker: {e}")),
+        }
+    }
+
+    fn opened(&mut self, open: bool) {
+        if let Some(opened) = self.opened.take() {
+            let _ = opened.send(open);
+        }
+    }
+
+    fn close(&mut self, reason: String) {
+        self.closed.get_or_insert(reason);
+        self.opened(false);
+        // Waiters see their sender dropped and report the close reason.
+        self.pending.clear();
+    }
+}
+
+/// The socket relay worker and the links using it, one per pipeline worker.
+struct Relay {
+    worker: web_sys::Worker,
+    links: RefCell<HashMap<u32, Rc<RefCell<State>>>>,
+    next_link: Cell<u32>,
+    /// Buffers of sent frames, back from the relay.
+    spare: RefCell<Vec<ArrayBuffer>>,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+/// Messages still on their way from a relay that is gone find no handler.
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.worker.set_onmessage(None);
+        self.worker.set_onerror(None);
+    }
+}
+
+thread_local! {
+    static RELAY: RefCell<Option<Rc<Relay>>> = const { RefCell::new(None) };
+}
+
+impl Relay {
+    /// This thread's relay, started on first use.
+    fn get() -> Result<Rc<Self>, String> {
+        if let Some(relay) = RELAY.with(|r| r.borrow().clone()) {
+            return Ok(relay);
+        }
+        let worker = web_sys::Worker::new("/relay.js")
+            .map_err(|e| format!("cannot start the socket relay: {}", js::describe(&e)))?;
+        let on_message = Closure::new(|event: web_sys::MessageEvent| {
+            if let Some(relay) = RELAY.with(|r| r.borrow().clone()) {
+                relay.hear(&event.data());
+            }
+        });
+        // A relay that cannot load or run fails its links at once, and the next link starts
+        // another.
+        let on_error = Closure::new(|_: web_sys::Event| {
+            if let Some(relay) = RELAY.with(|r| r.borrow_mut().take()) {
+                relay.worker.terminate();
+                for state in relay.links.borrow().values() {
+                    state.borrow_mut().close("the socket relay stopped".to_owned());
+                }
+                // Not dropped inside its own handler.
+                wasm_bindgen_futures::spawn_local(async move { drop(relay) });
+            }
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let relay = Rc::new(Self {
+            worker,
+            links: RefCell::default(),
+            next_link: Cell::new(1),
+            spare: RefCell::default(),
+            _on_message: on_message,
+            _on_error: on_error,
+        });
+        RELAY.with(|r| *r.borrow_mut() = Some(Rc::clone(&relay)));
+        Ok(relay)
+    }
+
+    /// Once the last link is gone (an upload ended), the relay ends too, and its spare buffers
+    /// go: a download after an upload would otherwise carry them in the tab's memory. The next
+    /// link starts a fresh one.
+    fn stop_if_unused(&self) {
+        if !self.links.borrow().is_empty() {
+            return;
+        }
+        self.spare.borrow_mut().clear();
+        self.post(&js::message(&[("op", &JsValue::from_str("stop"))]), None);
+        RELAY.with(|r| {
+            let mut current = r.borrow_mut();
+            if current.as_ref().is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), self)) {
+                *current = None;
+            }
+        });
+    }
+
+    fn post(&self, message: &js_sys::Object, transfer: Option<&JsValue>) {
+        let _ = match transfer {
+            Some(t) => self.worker.post_message_with_transfer(message, &Array::of1(t)),
+            None => self.worker.post_message(message),
+        };
+    }
+
+    /// What the relay says of one link.
+    fn hear(&self, data: &JsValue) {
+        let op = js::field(data, "op").and_then(|o| o.as_string()).unwrap_or_default();
+        let number = |key: &str| js::field(data, key).and_then(|v| v.as_f64()).map(crate::format::whole);
+        let Some(id) = number("id").and_then(|i| u32::try_from(i).ok()) else {
+            return;
+        };
+        let Some(state) = self.links.borrow().get(&id).cloned() else {
+            return;
+        };
+        let mut state = state.borrow_mut();
+        if let Some(buffered) = number("buffered") {
+            state.buffered = u32::try_from(buffered).unwrap_or(u32::MAX);
+        }
+        match op.as_str() {
+            "open" => state.opened(true),
+            "message" => state.hear(&js::field(data, "data").map(|d| js::to_vec(&d)).unwrap_or_default()),
+            "sent" => {
+                let mut spare = self.spare.borrow_mut();
+                if let Some(buffer) = js::field(data, "data").and_then(|d| d.dyn_into::<ArrayBuffer>().ok())
+                    && spare.len() < SPARE_BUFFERS
+                {
+                    spare.push(buffer);
+                }
+            }
+            "close" => {
+                let code = number("code").unwrap_or(0);
+                let reason = js::field(data, "reason")
+                    .and_then(|r| r.as_string())
+                    .unwrap_or_default();
+                state.close(if reason.is_empty() {
+                    format!("connection closed ({code})")
+                } else {
+                    format!("{reason} ({code})")
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Copy `bytes` into a spare buffer (or a new one) and hand it to the relay to send on `link`.
+    fn send(&self, link: u32, bytes: &[u8]) {
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        let buffer = {
+            let mut spare = self.spare.borrow_mut();
+            match spare.iter().position(|b| b.byte_length() >= len) {
+                Some(at) => spare.swap_remove(at),
+                None => ArrayBuffer::new(len),
+            }
+        };
+        Uint8Array::new_with_byte_offset_and_length(&buffer, 0, len).copy_from(bytes);
+        let message = js::message(&[
+            ("op", &JsValue::from_str("send")),
+            ("id", &JsValue::from(link)),
+            ("data", &buffer),
+            ("len", &JsValue::from(len)),
+        ]);
+        self.post(&message, Some(&buffer));
+    }
+}
+
+/// Why a socket closed, in words.
+fn close_reason(reason: &str, code: u64) -> String {
+    if reason.is_empty() {
+        format!("connection closed ({code})")
+    } else {
+        format!("{reason} ({code})")
+    }
+}
+
+/// Which thread owns a link's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Socket {
+    /// The relay's (uploads).
+    Relayed,
+    /// This one (downloads).
+    Here,
 }
 
 type Handler<E> = Closure<dyn FnMut(E)>;
 
+enum Transport {
+    Relayed {
+        relay: Rc<Relay>,
+        id: u32,
+    },
+    Here {
+        ws: web_sys::WebSocket,
+        _on_message: Handler<web_sys::MessageEvent>,
+        _on_close: Handler<web_sys::CloseEvent>,
+        _on_open: Closure<dyn FnMut()>,
+        _on_error: Closure<dyn FnMut()>,
+    },
+}
+
 /// A connected worker.
 pub struct WorkerLink {
     pub url: String,
-    ws: web_sys::WebSocket,
+    transport: Transport,
     state: Rc<RefCell<State>>,
-    next_id: Cell<u32>,
-    _on_message: Handler<web_sys::MessageEvent>,
-    _on_close: Handler<web_sys::CloseEvent>,
+    next_request: Cell<u32>,
 }
 
 impl std::fmt::Debug for WorkerLink {
@@ -51,98 +272,126 @@ impl std::fmt::Debug for WorkerLink {
 
 impl Drop for WorkerLink {
     fn drop(&mut self) {
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        let _ = self.ws.close();
+        match &self.transport {
+            Transport::Relayed { relay, id } => {
+                relay.links.borrow_mut().remove(id);
+                let message = js::message(&[("op", &JsValue::from_str("close")), ("id", &JsValue::from(*id))]);
+                relay.post(&message, None);
+                relay.stop_if_unused();
+            }
+            Transport::Here { ws, .. } => {
+                ws.set_onmessage(None);
+                ws.set_onclose(None);
+                let _ = ws.close();
+            }
+        }
     }
 }
 
 impl WorkerLink {
-    pub async fn connect(url: &str) -> Result<Rc<Self>, String> {
+    /// Connect to the worker at `url`, its socket owned by the thread `socket` names.
+    pub async fn connect(url: &str, socket: Socket) -> Result<Rc<Self>, String> {
+        let (opened_tx, opened_rx) = oneshot::channel::<bool>();
+        let state = Rc::new(RefCell::new(State {
+            opened: Some(opened_tx),
+            ..State::default()
+        }));
+        let transport = match socket {
+            Socket::Relayed => {
+                let relay = Relay::get()?;
+                let id = relay.next_link.get();
+                relay.next_link.set(id.wrapping_add(1));
+                relay.links.borrow_mut().insert(id, Rc::clone(&state));
+                let message = js::message(&[
+                    ("op", &JsValue::from_str("open")),
+                    ("id", &JsValue::from(id)),
+                    ("url", &JsValue::from_str(url)),
+                ]);
+                relay.post(&message, None);
+                Transport::Relayed { relay, id }
+            }
+            Socket::Here => Self::open_here(url, &state)?,
+        };
+        // A link dropped on the way closes its socket.
+        let link = Rc::new(Self {
+            url: url.to_owned(),
+            transport,
+            state,
+            next_request: Cell::new(1),
+        });
+        // Wait for open, or for the close that follows a refused connection.
+        let outcome = select(opened_rx, Box::pin(js::sleep(CONNECT_TIMEOUT_MS))).await;
+        if let Transport::Here { ws, .. } = &link.transport {
+            ws.set_onopen(None);
+            ws.set_onerror(None);
+        }
+        match outcome {
+            Either::Left((Ok(true), _)) => Ok(link),
+            Either::Left(_) => Err(format!("cannot connect to the worker at {url}")),
+            Either::Right(_) => Err(format!("the worker at {url} did not answer in time")),
+        }
+    }
+
+    /// A socket on this thread, its events fed to `state`.
+    fn open_here(url: &str, state: &Rc<RefCell<State>>) -> Result<Transport, String> {
         let ws = web_sys::WebSocket::new(url).map_err(|e| js::describe(&e))?;
         ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
-        let state: Rc<RefCell<State>> = Rc::default();
-
         let on_message: Handler<web_sys::MessageEvent> = {
-            let state = Rc::clone(&state);
-            Closure::new(move |event: web_sys::MessageEvent| {
-                let bytes = js::to_vec(&event.data());
-                let mut state = state.borrow_mut();
-                match Frame::decode(&bytes) {
-                    Ok(frame) => {
-                        if let Some(waiter) = state.pending.remove(&frame.request_id) {
-                            let _ = waiter.send(frame.body);
-                        }
-                    }
-                    Err(e) => {
-                        state.closed = Some(format!("undecodable frame from the worker: {e}"));
-                        state.pending.clear();
-                    }
-                }
-            })
+            let state = Rc::clone(state);
+            Closure::new(move |event: web_sys::MessageEvent| state.borrow_mut().hear(&js::to_vec(&event.data())))
         };
         let on_close: Handler<web_sys::CloseEvent> = {
-            let state = Rc::clone(&state);
+            let state = Rc::clone(state);
             Closure::new(move |event: web_sys::CloseEvent| {
-                let mut state = state.borrow_mut();
-                let reason = event.reason();
-                state.closed.get_or_insert_with(|| {
-                    if reason.is_empty() {
-                        format!("connection closed ({})", event.code())
-                    } else {
-                        format!("{reason} ({})", event.code())
-                    }
-                });
-                // Waiters see their sender dropped and report the close reason.
-                state.pending.clear();
+                state
+                    .borrow_mut()
+                    .close(close_reason(&event.reason(), u64::from(event.code())));
             })
+        };
+        // Only until the socket opens or fails to: unset then.
+        let on_open = {
+            let state = Rc::clone(state);
+            Closure::<dyn FnMut()>::new(move || state.borrow_mut().opened(true))
+        };
+        let on_error = {
+            let state = Rc::clone(state);
+            Closure::<dyn FnMut()>::new(move || state.borrow_mut().opened(false))
         };
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-
-        // Wait for open, or for the close that follows a refused connection.
-        let (opened_tx, opened_rx) = oneshot::channel::<bool>();
-        let opened_tx = Rc::new(RefCell::new(Some(opened_tx)));
-        let on_open = {
-            let tx = Rc::clone(&opened_tx);
-            Closure::<dyn FnMut()>::new(move || {
-                if let Some(tx) = tx.borrow_mut().take() {
-                    let _ = tx.send(true);
-                }
-            })
-        };
-        let on_error = {
-            let tx = Rc::clone(&opened_tx);
-            Closure::<dyn FnMut()>::new(move || {
-                if let Some(tx) = tx.borrow_mut().take() {
-                    let _ = tx.send(false);
-                }
-            })
-        };
         ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let outcome = select(opened_rx, Box::pin(js::sleep(CONNECT_TIMEOUT_MS))).await;
-        ws.set_onopen(None);
-        ws.set_onerror(None);
-        match outcome {
-            Either::Left((Ok(true), _)) => {}
-            Either::Left(_) => {
-                let _ = ws.close();
-                return Err(format!("cannot connect to the worker at {url}"));
-            }
-            Either::Right(_) => {
-                let _ = ws.close();
-                return Err(format!("the worker at {url} did not answer in time"));
-            }
-        }
-        Ok(Rc::new(Self {
-            url: url.to_owned(),
+        Ok(Transport::Here {
             ws,
-            state,
-            next_id: Cell::new(1),
             _on_message: on_message,
             _on_close: on_close,
-        }))
+            _on_open: on_open,
+            _on_error: on_error,
+        })
+    }
+
+    /// Bytes queued in the socket and not yet sent.
+    fn buffered(&self) -> u32 {
+        match &self.transport {
+            Transport::Relayed { .. } => self.state.borrow().buffered,
+            Transport::Here { ws, .. } => ws.buffered_amount(),
+        }
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<(), String> {
+        match &self.transport {
+            Transport::Relayed { relay, id } => {
+                // Counted at once: the relay's next word on it may come after more frames.
+                let mut state = self.state.borrow_mut();
+                state.buffered = state
+                    .buffered
+                    .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+                drop(state);
+                relay.send(*id, bytes);
+                Ok(())
+            }
+            Transport::Here { ws, .. } => ws.send_with_u8_array(bytes).map_err(|e| js::describe(&e)),
+        }
     }
 
     fn closed_reason(&self) -> Option<String> {
@@ -158,10 +407,10 @@ impl WorkerLink {
     /// Send a request encoded earlier with request id 0 (numbered here, in place) and wait for
     /// its answer.
     pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, String> {
-        let request_id = self.next_id.get();
-        self.next_id.set(request_id.wrapping_add(1));
+        let request_id = self.next_request.get();
+        self.next_request.set(request_id.wrapping_add(1));
         disktro_core::wire::number_frame(&mut bytes, request_id).map_err(|e| e.to_string())?;
-        while self.ws.buffered_amount() > HIGH_WATER {
+        while self.buffered() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {
                 return Err(reason);
             }
@@ -175,9 +424,9 @@ impl WorkerLink {
             }
             state.pending.insert(request_id, tx);
         }
-        if let Err(e) = self.ws.send_with_u8_array(&bytes) {
+        if let Err(e) = self.send(&bytes) {
             self.state.borrow_mut().pending.remove(&request_id);
-            return Err(js::describe(&e));
+            return Err(e);
         }
         drop(bytes);
         match select(rx, Box::pin(js::sleep(REQUEST_TIMEOUT_MS))).await {

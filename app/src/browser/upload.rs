@@ -3,7 +3,8 @@
 //! `disktro-core`, seal it through [`ChunkCipher`] (WebCrypto, one chunk ahead: the next is
 //! sealed while this one is sharded), shard it, and put every shard on
 //! the worker the server placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket
-//! per worker, each shard framed straight from its chunk's buffer, which is then reused. Then sign
+//! per worker (owned by the socket relay's thread, see [`WorkerLink`]), each shard framed straight
+//! from its chunk's buffer, which is then reused. Then sign
 //! the manifest, seal the name and type, wrap the file key and commit. On any failure, or when
 //! cancelled, the upload is cancelled at the server.
 
@@ -20,7 +21,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::api::Api;
 use super::keyring::Keyring;
-use super::link::WorkerLink;
+use super::link::{Socket, WorkerLink};
 use super::seal::{ChunkCipher, Engine, Sealing};
 use super::{b64, js, unb64};
 
@@ -162,7 +163,7 @@ async fn send_and_commit(
         .map_err(|e| format!("the server chose an impossible chunk size: {e}"))?;
     let cipher = ChunkCipher::new(file_key, &file_id, Engine::WebCrypto).await?;
     let mut tokens = Tokens::new(plan)?;
-    let links = connect_all(plan.nodes.iter().map(|n| n.url.as_str())).await;
+    let links = connect_all(plan.nodes.iter().map(|n| n.url.as_str()), Socket::Relayed).await;
     let links: Rc<Vec<Rc<WorkerLink>>> = Rc::new(links.into_iter().collect::<Result<_, _>>()?);
     let placement = Rc::new(plan.placement.clone());
 
@@ -264,9 +265,12 @@ async fn read_and_seal(
     Ok((staged, sealing))
 }
 
-/// Connect to every worker at once.
-pub async fn connect_all<'a>(urls: impl Iterator<Item = &'a str>) -> Vec<Result<Rc<WorkerLink>, String>> {
-    futures_util::future::join_all(urls.map(WorkerLink::connect)).await
+/// Connect to every worker at once, the sockets owned by the thread `socket` names.
+pub async fn connect_all<'a>(
+    urls: impl Iterator<Item = &'a str>,
+    socket: Socket,
+) -> Vec<Result<Rc<WorkerLink>, String>> {
+    futures_util::future::join_all(urls.map(|url| WorkerLink::connect(url, socket))).await
 }
 
 /// Reads the file's chunks in order, [`READS_AHEAD`] `Blob.slice` reads under way at once: a read
