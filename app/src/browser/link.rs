@@ -104,32 +104,42 @@ impl Relay {
         }
         let worker = web_sys::Worker::new("/relay.js")
             .map_err(|e| format!("cannot start the socket relay: {}", js::describe(&e)))?;
-        let on_message = Closure::new(|event: web_sys::MessageEvent| {
-            if let Some(relay) = RELAY.with(|r| r.borrow().clone()) {
-                relay.hear(&event.data());
-            }
-        });
-        // A relay that cannot load or run fails its links at once, and the next link starts
-        // another.
-        let on_error = Closure::new(|_: web_sys::Event| {
-            if let Some(relay) = RELAY.with(|r| r.borrow_mut().take()) {
-                relay.worker.terminate();
-                for state in relay.links.borrow().values() {
-                    state.borrow_mut().close("the socket relay stopped".to_owned());
+        // The handlers hold their own relay weakly: a relay's messages reach only that relay,
+        // and one that is gone unsets them (see `Drop`).
+        let relay = Rc::new_cyclic(|me: &std::rc::Weak<Self>| {
+            let on_message = Closure::new({
+                let me = me.clone();
+                move |event: web_sys::MessageEvent| {
+                    if let Some(relay) = me.upgrade() {
+                        relay.hear(&event.data());
+                    }
                 }
-                // Not dropped inside its own handler.
-                wasm_bindgen_futures::spawn_local(async move { drop(relay) });
+            });
+            // A relay that cannot load or run fails its links at once, and the next link
+            // starts another.
+            let on_error = Closure::new({
+                let me = me.clone();
+                move |_: web_sys::Event| {
+                    let Some(relay) = me.upgrade() else { return };
+                    relay.worker.terminate();
+                    relay.forget();
+                    for state in relay.links.borrow().values() {
+                        state.borrow_mut().close("the socket relay stopped".to_owned());
+                    }
+                    // Perhaps the last hold on it: not dropped inside its own handler.
+                    wasm_bindgen_futures::spawn_local(async move { drop(relay) });
+                }
+            });
+            worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+            Self {
+                worker,
+                links: RefCell::default(),
+                next_link: Cell::new(1),
+                spare: RefCell::default(),
+                _on_message: on_message,
+                _on_error: on_error,
             }
-        });
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let relay = Rc::new(Self {
-            worker,
-            links: RefCell::default(),
-            next_link: Cell::new(1),
-            spare: RefCell::default(),
-            _on_message: on_message,
-            _on_error: on_error,
         });
         RELAY.with(|r| *r.borrow_mut() = Some(Rc::clone(&relay)));
         Ok(relay)
@@ -144,6 +154,12 @@ impl Relay {
         }
         self.spare.borrow_mut().clear();
         self.post(&js::message(&[("op", &JsValue::from_str("stop"))]), None);
+        self.forget();
+    }
+
+    /// No longer this thread's relay: the next link starts another. Its links keep it alive
+    /// until they are gone.
+    fn forget(&self) {
         RELAY.with(|r| {
             let mut current = r.borrow_mut();
             if current.as_ref().is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), self)) {
@@ -185,15 +201,10 @@ impl Relay {
                 }
             }
             "close" => {
-                let code = number("code").unwrap_or(0);
                 let reason = js::field(data, "reason")
                     .and_then(|r| r.as_string())
                     .unwrap_or_default();
-                state.close(if reason.is_empty() {
-                    format!("connection closed ({code})")
-                } else {
-                    format!("{reason} ({code})")
-                });
+                state.close(close_reason(&reason, number("code").unwrap_or(0)));
             }
             _ => {}
         }
@@ -327,7 +338,10 @@ impl WorkerLink {
         }
         match outcome {
             Either::Left((Ok(true), _)) => Ok(link),
-            Either::Left(_) => Err(format!("cannot connect to the worker at {url}")),
+            Either::Left(_) => Err(match link.closed_reason() {
+                Some(reason) => format!("cannot connect to the worker at {url}: {reason}"),
+                None => format!("cannot connect to the worker at {url}"),
+            }),
             Either::Right(_) => Err(format!("the worker at {url} did not answer in time")),
         }
     }
