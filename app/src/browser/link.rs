@@ -42,7 +42,8 @@ struct State {
     opened: Option<oneshot::Sender<bool>>,
     /// Why the socket closed, once it has.
     closed: Option<String>,
-    /// The socket's `bufferedAmount` as the relay last saw it.
+    /// For a relayed socket: its `bufferedAmount` as the relay last reported it, plus the frames
+    /// handed to the relay since.
     buffered: u32,
 }
 
@@ -145,10 +146,29 @@ impl Relay {
         Ok(relay)
     }
 
-    /// Once the last link is gone (an upload ended), the relay ends too, and its spare buffers
-    /// go: a download after an upload would otherwise carry them in the tab's memory. The next
-    /// link starts a fresh one.
-    fn stop_if_unused(&self) {
+    /// Open a socket to `url` whose events go to `state`; returns the link's id.
+    fn open(&self, url: &str, state: &Rc<RefCell<State>>) -> u32 {
+        let id = self.next_link.get();
+        self.next_link.set(id.wrapping_add(1));
+        self.links.borrow_mut().insert(id, Rc::clone(state));
+        let message = js::message(&[
+            ("op", &JsValue::from_str("open")),
+            ("id", &JsValue::from(id)),
+            ("url", &JsValue::from_str(url)),
+        ]);
+        self.post(&message, None);
+        id
+    }
+
+    /// Close link `id`'s socket. Once the last link is gone (an upload ended), the relay ends
+    /// too, and its spare buffers go: a download after an upload would otherwise carry them in
+    /// the tab's memory. The next link starts a fresh one.
+    fn close(&self, id: u32) {
+        self.links.borrow_mut().remove(&id);
+        self.post(
+            &js::message(&[("op", &JsValue::from_str("close")), ("id", &JsValue::from(id))]),
+            None,
+        );
         if !self.links.borrow().is_empty() {
             return;
         }
@@ -270,7 +290,7 @@ pub struct WorkerLink {
     pub url: String,
     transport: Transport,
     state: Rc<RefCell<State>>,
-    next_request: Cell<u32>,
+    next_id: Cell<u32>,
 }
 
 impl std::fmt::Debug for WorkerLink {
@@ -284,12 +304,7 @@ impl std::fmt::Debug for WorkerLink {
 impl Drop for WorkerLink {
     fn drop(&mut self) {
         match &self.transport {
-            Transport::Relayed { relay, id } => {
-                relay.links.borrow_mut().remove(id);
-                let message = js::message(&[("op", &JsValue::from_str("close")), ("id", &JsValue::from(*id))]);
-                relay.post(&message, None);
-                relay.stop_if_unused();
-            }
+            Transport::Relayed { relay, id } => relay.close(*id),
             Transport::Here { ws, .. } => {
                 ws.set_onmessage(None);
                 ws.set_onclose(None);
@@ -310,15 +325,7 @@ impl WorkerLink {
         let transport = match socket {
             Socket::Relayed => {
                 let relay = Relay::get()?;
-                let id = relay.next_link.get();
-                relay.next_link.set(id.wrapping_add(1));
-                relay.links.borrow_mut().insert(id, Rc::clone(&state));
-                let message = js::message(&[
-                    ("op", &JsValue::from_str("open")),
-                    ("id", &JsValue::from(id)),
-                    ("url", &JsValue::from_str(url)),
-                ]);
-                relay.post(&message, None);
+                let id = relay.open(url, &state);
                 Transport::Relayed { relay, id }
             }
             Socket::Here => Self::open_here(url, &state)?,
@@ -328,7 +335,7 @@ impl WorkerLink {
             url: url.to_owned(),
             transport,
             state,
-            next_request: Cell::new(1),
+            next_id: Cell::new(1),
         });
         // Wait for open, or for the close that follows a refused connection.
         let outcome = select(opened_rx, Box::pin(js::sleep(CONNECT_TIMEOUT_MS))).await;
@@ -396,11 +403,12 @@ impl WorkerLink {
         match &self.transport {
             Transport::Relayed { relay, id } => {
                 // Counted at once: the relay's next word on it may come after more frames.
-                let mut state = self.state.borrow_mut();
-                state.buffered = state
-                    .buffered
-                    .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
-                drop(state);
+                {
+                    let mut state = self.state.borrow_mut();
+                    state.buffered = state
+                        .buffered
+                        .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+                }
                 relay.send(*id, bytes);
                 Ok(())
             }
@@ -421,8 +429,8 @@ impl WorkerLink {
     /// Send a request encoded earlier with request id 0 (numbered here, in place) and wait for
     /// its answer.
     pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, String> {
-        let request_id = self.next_request.get();
-        self.next_request.set(request_id.wrapping_add(1));
+        let request_id = self.next_id.get();
+        self.next_id.set(request_id.wrapping_add(1));
         disktro_core::wire::number_frame(&mut bytes, request_id).map_err(|e| e.to_string())?;
         while self.buffered() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {

@@ -155,9 +155,6 @@ impl FileWriter {
                             .clone()
                             .unwrap_or_else(|| "the download failed".to_owned()))
                     };
-                    if let Err(e) = &outcome {
-                        failure.borrow_mut().get_or_insert_with(|| e.clone());
-                    }
                     if let Some(tx) = closed_tx {
                         let _ = tx.send(outcome);
                     }
