@@ -11,7 +11,7 @@ use disktro_core::api::{FileDownload, NodeStatus};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::{Decoder, FileKey, Manifest, ShardId, SignedManifest, VerifiedShard};
-use disktro_worker::client::WorkerClient;
+use disktro_net::client::WorkerClient;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
 
 use crate::ClientError;

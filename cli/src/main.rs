@@ -18,7 +18,7 @@ use disktro_client::{ClientError, download, exit, link, session};
 use disktro_core::api::{FileDownload, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
 use disktro_core::metadata::FileMetadata;
-use disktro_worker::durable::DirectWriter;
+use disktro_net::durable::DirectWriter;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -284,7 +284,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             let (_, key) = me.file_key(id, answer.wrapped_key.as_deref().unwrap_or_default())?;
             let expires_in = match expires {
                 Some(e) => Some(
-                    disktro_worker::units::parse_duration(e)
+                    disktro_net::units::parse_duration(e)
                         .map_err(|e| ClientError::Usage(format!("--expires: {e}")))?
                         .as_secs(),
                 ),

@@ -56,7 +56,7 @@ pub struct Opened {
 impl Server {
     /// A client for the server at `url` (e.g. `http://127.0.0.1:3000`).
     pub fn new(url: &str) -> Result<Self, ClientError> {
-        disktro_worker::tls::install_default_provider();
+        disktro_net::tls::install_default_provider();
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::Usage(format!(

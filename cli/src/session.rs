@@ -6,11 +6,10 @@
 //! who can read the file can read the account's files: `disktro logout` revokes the token and
 //! deletes it.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use disktro_core::keys::{Keypair, MasterKey};
+use disktro_net::durable;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -65,21 +64,8 @@ pub fn save(server: &Server, me: &Identity) -> Result<(), ClientError> {
     };
     let text = Zeroizing::new(serde_json::to_vec_pretty(&saved).expect("plain strings serialise"));
     let target = file()?;
-    let temp = dir.join(format!(".session.{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(|e| io(&format!("cannot write {}", temp.display()), e))?;
-    f.write_all(&text)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&temp, &target))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            io(&format!("cannot write {}", target.display()), e)
-        })
+    durable::replace_as(&target, &text, durable::Access::OwnerOnly)
+        .map_err(|e| io(&format!("cannot write {}", target.display()), e))
 }
 
 /// The saved log-in, or `None` when there is none.

@@ -16,8 +16,8 @@ use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::squeeze::{Codec, Squeezer};
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, Redundancy};
-use disktro_worker::client::{ConnectOptions, WorkerClient};
-use disktro_worker::node::unix_now;
+use disktro_net::client::{ConnectOptions, WorkerClient};
+use disktro_net::unix_now;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use tokio::sync::{RwLock, mpsc};
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use disktro_worker::RunningWorker;
+use disktro_server::local_workers::LocalWorker;
 
 const BIN: &str = env!("CARGO_BIN_EXE_disktro");
 const PASSWORD: &str = "correct horse battery staple";
@@ -16,14 +16,14 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Network {
     url: String,
     ctx: Arc<disktro_server::Context>,
-    workers: Vec<Option<RunningWorker>>,
+    workers: Vec<Option<LocalWorker>>,
     shutdown: tokio_util::sync::CancellationToken,
     _dir: tempfile::TempDir,
 }
 
 impl Network {
     async fn start(workers: usize) -> Self {
-        disktro_worker::tls::install_default_provider();
+        disktro_net::tls::install_default_provider();
         let dir = tempfile::tempdir().unwrap();
         let interval = Duration::from_secs(1);
         let ctx = disktro_server::Context::open(

@@ -226,7 +226,7 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
 
 #[tokio::main]
 async fn main() {
-    disktro_worker::tls::install_default_provider();
+    disktro_net::tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     bench("sqlite", dir.path(), &disktro_server::db::sqlite_url(dir.path())).await;
     if let Some(admin) = std::env::var("DISKTRO_TEST_POSTGRES_URL")

@@ -9,8 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
-use disktro_worker::config::{ConfigError, load_toml};
-use disktro_worker::units::{parse_duration, parse_size};
+use disktro_net::config::{self, ConfigError};
 
 /// Disktro server: the web app, the JSON API and the control plane of a storage network.
 #[derive(Debug, Default, Parser, Deserialize)]
@@ -102,30 +101,17 @@ pub struct Settings {
     pub durability: crate::durability::Settings,
 }
 
-fn bad(what: impl std::fmt::Display) -> ConfigError {
-    ConfigError::new(what)
-}
-
 impl Args {
     /// Flags over file over defaults.
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
-        let file = match &self.config {
-            Some(path) => load_toml(path)?,
-            None => Self::default(),
-        };
+        let file: Self = config::file_layer(self.config.as_deref())?;
         macro_rules! pick {
             ($field:ident) => {
-                self.$field.or(file.$field)
+                disktro_net::pick!(self, file, $field)
             };
         }
-        let size = |flag: &str, value: Option<String>, default: u64| match value {
-            Some(v) => parse_size(&v).map_err(|e| bad(format!("--{flag}: {e}"))),
-            None => Ok(default),
-        };
-        let duration = |flag: &str, value: Option<String>, default: Duration| match value {
-            Some(v) => parse_duration(&v).map_err(|e| bad(format!("--{flag}: {e}"))),
-            None => Ok(default),
-        };
+        let size = |flag, value, default| Ok::<_, ConfigError>(config::size(flag, value)?.unwrap_or(default));
+        let duration = |flag, value, default| Ok::<_, ConfigError>(config::duration(flag, value)?.unwrap_or(default));
         let d = crate::durability::Settings::default();
         let durability = crate::durability::Settings {
             audit_interval: duration("audit-interval", pick!(audit_interval), d.audit_interval)?,
@@ -141,7 +127,9 @@ impl Args {
             reward_interval: duration("reward-interval", pick!(reward_interval), d.reward_interval)?,
         };
         if durability.audit_window < durability.audit_interval {
-            return Err(bad("--audit-window must be at least --audit-interval"));
+            return Err(ConfigError::Conflict(
+                "--audit-window must be at least --audit-interval",
+            ));
         }
         Ok(Settings {
             listen: pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),

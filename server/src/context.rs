@@ -41,7 +41,7 @@ pub enum ContextError {
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
-    Key(#[from] disktro_worker::identity::IdentityError),
+    Key(#[from] disktro_net::keyfile::KeyFileError),
 }
 
 /// Storage quota of new accounts unless `--default-quota` says otherwise.
@@ -62,7 +62,7 @@ impl Context {
     ) -> Result<Self, ContextError> {
         let dir = data_dir.to_owned();
         let (key, created) =
-            tokio::task::spawn_blocking(move || disktro_worker::identity::load_or_create_file(&dir, KEY_FILE))
+            tokio::task::spawn_blocking(move || disktro_net::keyfile::load_or_create_file(&dir, KEY_FILE))
                 .await
                 .expect("key loading does not panic")?;
         if created {

@@ -1,11 +1,13 @@
 //! `--local-workers N`: N storage workers inside the server process, on 127.0.0.1 with their data
 //! under `<data-dir>/workers/<n>`, registering with this server over HTTP like any other worker.
-//! One command then gives a working network for trying Disktro or for tests.
+//! One command then gives a working network for trying Disktro or for tests. This is the server's
+//! only use of the worker crate.
 
 use std::path::Path;
 use std::time::Duration;
 
-use disktro_worker::{RunningWorker, WorkerConfig};
+use disktro_worker::WorkerConfig;
+pub use disktro_worker::{RunningWorker as LocalWorker, StartError};
 
 /// Start `count` workers that register at `server_url` with `join_token`.
 pub async fn start(
@@ -15,7 +17,7 @@ pub async fn start(
     join_token: &str,
     capacity: u64,
     heartbeat_interval: Duration,
-) -> Result<Vec<RunningWorker>, disktro_worker::StartError> {
+) -> Result<Vec<LocalWorker>, StartError> {
     let mut workers = Vec::with_capacity(count);
     for n in 0..count {
         let mut config = WorkerConfig::new(data_dir.join("workers").join(n.to_string()));
@@ -33,7 +35,7 @@ pub async fn start(
 /// The origins a browser may show this server under: its own, and for a loopback server the
 /// other loopback spelling too (people type `localhost` as often as `127.0.0.1`).
 fn browser_origins(server_url: &str) -> Vec<String> {
-    let origin = disktro_worker::config::origin_of(server_url);
+    let origin = disktro_net::config::origin_of(server_url);
     let mut origins = vec![origin.clone()];
     for (a, b) in [("://127.0.0.1:", "://localhost:"), ("://localhost:", "://127.0.0.1:")] {
         if origin.contains(a) {
@@ -44,7 +46,7 @@ fn browser_origins(server_url: &str) -> Vec<String> {
 }
 
 /// Stop them all, in parallel.
-pub async fn stop(workers: Vec<RunningWorker>) {
+pub async fn stop(workers: Vec<LocalWorker>) {
     let mut tasks = tokio::task::JoinSet::new();
     for w in workers {
         tasks.spawn(w.shutdown());

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     ctx.secure_cookies = public_url.starts_with("https://");
     let ctx = Arc::new(ctx);
     let app = disktro_server::app(disktro_server::site_options(site_root, addr), Arc::clone(&ctx));
-    let stop = disktro_worker::shutdown_signal();
+    let stop = disktro_net::shutdown::signal();
     tracing::info!(
         database = %disktro_server::db::redact(&database_url),
         key = %ctx.key.public().fingerprint(),

@@ -9,15 +9,15 @@
 //! | suspect | 12 intervals (2 min) |
 //! | offline | longer |
 //!
-//! Every request is signed by the node key over the exact body (see `disktro_worker::control`);
+//! Every request is signed by the node key over the exact body (see `disktro_core::api::node` and the worker's `control`);
 //! heartbeats must carry a `sent_at` newer than the last one accepted, and both kinds must be
 //! within [`MAX_CLOCK_SKEW`] of the server's clock, so a captured request cannot be replayed.
 
 use std::time::Duration;
 
+use disktro_core::api::node::{self as api, Heartbeat, HeartbeatAck, Registered, Registration};
 use disktro_core::api::{NodeSample, NodeStatus, NodeView};
 use disktro_core::keys::PublicKey;
-use disktro_worker::control::api::{self, Heartbeat, HeartbeatAck, Registered, Registration};
 use sqlx::Row as _;
 
 use crate::api::error::ApiError;
@@ -207,7 +207,7 @@ pub async fn heartbeat(
     let claims = &beat.egress_claims[..beat
         .egress_claims
         .len()
-        .min(disktro_worker::node::MAX_CLAIMS_PER_HEARTBEAT)];
+        .min(disktro_core::api::node::MAX_CLAIMS_PER_HEARTBEAT)];
     crate::rewards::record_claims(db, &beat.node_id, claims).await?;
     let list_buckets =
         crate::durability::holdings::on_heartbeat(db, &beat.node_id, beat.inventory.as_ref(), &beat.listings, now)

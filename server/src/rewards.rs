@@ -109,7 +109,7 @@ pub async fn record_issued(db: &Db, issued: &[crate::grants::Issued]) -> Result<
 pub async fn record_claims(
     db: &Db,
     node: &str,
-    claims: &[disktro_worker::control::api::EgressClaim],
+    claims: &[disktro_core::api::node::EgressClaim],
 ) -> Result<u64, sqlx::Error> {
     if claims.is_empty() {
         return Ok(0);

@@ -680,7 +680,7 @@ async fn bit_rot_is_rebuilt_elsewhere_and_garbage_is_collected() {
 
 /// The in-process server of the ledger test: its jobs do not run; the test runs rewards passes.
 async fn in_process(dir: &Path, database_url: &str) -> (Arc<disktro_server::Context>, String) {
-    disktro_worker::tls::install_default_provider();
+    disktro_net::tls::install_default_provider();
     let ctx = disktro_server::Context::open(dir, database_url, Some(JOIN.to_owned()), Duration::from_secs(1))
         .await
         .unwrap();
@@ -762,7 +762,7 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             for idx in 0..2 {
                 let n = &answer.nodes[usize::from(answer.locations[c][idx])];
                 let token = disktro_client::server::unb64(&n.tokens[0].token, "t").unwrap();
-                let client = disktro_worker::client::WorkerClient::connect(&n.url, &Default::default())
+                let client = disktro_net::client::WorkerClient::connect(&n.url, &Default::default())
                     .await
                     .unwrap();
                 let bytes = client.get(&token, chunk.shards[idx]).await.unwrap();
@@ -801,7 +801,7 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             .unwrap()
             .try_get("budget")
             .unwrap();
-        let greedy = disktro_worker::control::api::EgressClaim {
+        let greedy = disktro_core::api::node::EgressClaim {
             serial: serial.clone(),
             bytes: (budget * 10) as u64,
         };

@@ -19,7 +19,7 @@ use disktro_core::keys::{FileKey, KdfParams, Keypair, share_password_proof};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::token::Receipt;
 use disktro_core::{FileId, Redundancy};
-use disktro_worker::client::{ConnectOptions, WorkerClient};
+use disktro_net::client::{ConnectOptions, WorkerClient};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use support::{Server, databases, wait_online};

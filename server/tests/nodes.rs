@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use disktro_core::api::node as api;
 use disktro_core::keys::Keypair;
-use disktro_worker::control::api;
 use support::{Server, databases, eventually, nodes_of};
 use tower::ServiceExt as _;
 
@@ -273,13 +273,13 @@ async fn registration_heartbeats_and_the_node_list() {
 
 /// The fingerprint of the server key in `dir`, as the server logs it.
 fn ctx_fingerprint(dir: &std::path::Path) -> String {
-    let (key, _) = disktro_worker::identity::load_or_create_file(dir, "server.key").unwrap();
+    let (key, _) = disktro_net::keyfile::load_or_create_file(dir, "server.key").unwrap();
     key.public().fingerprint()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn local_workers_and_a_joining_worker_show_their_health() {
-    disktro_worker::tls::install_default_provider();
+    disktro_net::tls::install_default_provider();
     for db in databases().await {
         let server = Server::start(
             db.dir.path(),

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use disktro_core::keys::Keypair;
 use disktro_core::token::{Operation, Scope, Token};
 use disktro_core::{NodeId, Serial, ShardId};
+use disktro_net::client::{ConnectOptions, WorkerClient};
 use disktro_worker::ReadyInfo;
-use disktro_worker::client::{ConnectOptions, WorkerClient};
 
 /// A 4 MiB chunk sealed (+16 B tag) and split six ways.
 const SHARD_LEN: usize = (4 * 1024 * 1024 + 16usize).div_ceil(6);
@@ -120,11 +120,11 @@ fn fsync_cost(dir: &std::path::Path) -> [f64; 3] {
                     let mut f = std::fs::File::create_new(&temp).expect("create");
                     f.write_all(&data).expect("write");
                     f.sync_data().expect("fdatasync");
-                    disktro_worker::durable::publish(&temp, &path).expect("rename");
+                    disktro_net::durable::publish(&temp, &path).expect("rename");
                 }
                 _ => {
-                    disktro_worker::durable::write_synced(&temp, &data).expect("write");
-                    disktro_worker::durable::publish(&temp, &path).expect("rename");
+                    disktro_net::durable::write_synced(&temp, &data).expect("write");
+                    disktro_net::durable::publish(&temp, &path).expect("rename");
                 }
             }
         }

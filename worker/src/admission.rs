@@ -38,7 +38,7 @@ use disktro_core::token::{Operation, Token};
 use disktro_core::wire::ErrorCode;
 use disktro_core::{NodeId, Serial};
 
-use crate::durable;
+use disktro_net::durable;
 
 const BOOK_FILE: &str = "serials.log";
 /// serial:[16] expires_at:u64 spent:u64 used:u8

@@ -5,7 +5,7 @@
 //! [`WorkerConfig`] is what the library runs on, so the server can embed workers without flags.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,7 +13,9 @@ use disktro_core::keys::PublicKey;
 use disktro_core::wire::MAX_SHARD_LEN;
 use serde::Deserialize;
 
-use crate::units::{parse_duration, parse_size};
+use disktro_net::config;
+pub use disktro_net::config::ConfigError;
+pub use disktro_net::tls::TlsFiles;
 
 /// Resource limits of the WebSocket service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +48,6 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// TLS certificate chain and private key, PEM files.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 /// Everything a worker runs on.
@@ -189,55 +184,36 @@ pub struct Args {
     pub inventory_interval: Option<String>,
 }
 
-/// A setting that could not be used, with the reason.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    pub fn new(what: impl std::fmt::Display) -> Self {
-        Self(what.to_string())
-    }
-}
-
-fn bad(what: impl std::fmt::Display) -> ConfigError {
-    ConfigError::new(what)
-}
-
-/// Read a `--config` TOML file into a process's flag struct (the server's uses it too).
-pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read config {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| bad(format!("config {}: {e}", path.display())))
-}
-
 impl Args {
     /// Flags over file over defaults.
     pub fn into_config(self) -> Result<WorkerConfig, ConfigError> {
-        let file = match &self.config {
-            Some(path) => load_toml(path)?,
-            None => Self::default(),
-        };
+        let file: Self = config::file_layer(self.config.as_deref())?;
         macro_rules! pick {
             ($field:ident) => {
-                self.$field.or(file.$field)
+                disktro_net::pick!(self, file, $field)
             };
         }
         let data_dir = pick!(data_dir).unwrap_or_else(|| PathBuf::from("worker-data"));
         let mut config = WorkerConfig::new(data_dir);
         config.listen = pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000)));
         config.ready_file = pick!(ready_file);
-        if let Some(c) = pick!(capacity) {
-            config.capacity = parse_size(&c).map_err(|e| bad(format!("--capacity: {e}")))?;
+        if let Some(c) = config::size("capacity", pick!(capacity))? {
+            config.capacity = c;
         }
         config.server = pick!(server).map(|s| s.trim_end_matches('/').to_owned());
         if let Some(server) = &config.server
             && !(server.starts_with("http://") || server.starts_with("https://"))
         {
-            return Err(bad(format!("--server {server:?}: expected an http:// or https:// URL")));
+            return Err(ConfigError::setting(
+                "server",
+                format!("{server:?}: expected an http:// or https:// URL"),
+            ));
         }
         config.join_token = pick!(join_token);
         if config.server.is_some() && config.join_token.is_none() {
-            return Err(bad("--server needs --join-token (the server prints it at start-up)"));
+            return Err(ConfigError::Conflict(
+                "--server needs --join-token (the server prints it at start-up)",
+            ));
         }
         if let Some(zone) = pick!(zone) {
             config.zone = zone;
@@ -250,16 +226,16 @@ impl Args {
         if config.allowed_origins.is_empty()
             && let Some(server) = &config.server
         {
-            config.allowed_origins.push(origin_of(server));
+            config.allowed_origins.push(config::origin_of(server));
         }
         config.tls = match (pick!(tls_cert), pick!(tls_key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
-            _ => return Err(bad("--tls-cert and --tls-key go together")),
+            _ => return Err(ConfigError::Conflict("--tls-cert and --tls-key go together")),
         };
         if let Some(hex) = pick!(issuer_key) {
             let bytes = disktro_core::ids::from_hex::<32>(hex.trim())
-                .map_err(|_| bad("--issuer-key: expected 64 hex digits"))?;
+                .map_err(|_| ConfigError::setting("issuer-key", "expected 64 hex digits"))?;
             config.issuer_key = Some(PublicKey(bytes));
         }
         config.advertise_url = pick!(advertise_url);
@@ -270,48 +246,33 @@ impl Args {
         if let Some(n) = pick!(max_in_flight) {
             limits.max_in_flight = n.max(1);
         }
-        if let Some(s) = pick!(memory_budget) {
-            let bytes = parse_size(&s).map_err(|e| bad(format!("--memory-budget: {e}")))?;
+        if let Some(bytes) = config::size("memory-budget", pick!(memory_budget))? {
             limits.memory_budget = usize::try_from(bytes)
                 .ok()
                 .filter(|b| *b >= 1 << 20)
-                .ok_or_else(|| bad("--memory-budget: at least 1MiB"))?;
+                .ok_or_else(|| ConfigError::setting("memory-budget", "at least 1MiB"))?;
         }
-        let duration = |flag: &str, value: Option<String>| -> Result<Option<Duration>, ConfigError> {
-            value
-                .map(|v| parse_duration(&v).map_err(|e| bad(format!("--{flag}: {e}"))))
-                .transpose()
-        };
-        if let Some(d) = duration("idle-timeout", pick!(idle_timeout))? {
+        if let Some(d) = config::duration("idle-timeout", pick!(idle_timeout))? {
             limits.idle_timeout = d;
             // A handshake is never allowed longer than an idle connection.
             limits.handshake_timeout = limits.handshake_timeout.min(d);
         }
-        if let Some(d) = duration("write-timeout", pick!(write_timeout))? {
+        if let Some(d) = config::duration("write-timeout", pick!(write_timeout))? {
             limits.write_timeout = d;
         }
-        if let Some(s) = pick!(scrub_rate) {
-            config.scrub_rate = parse_size(&s).map_err(|e| bad(format!("--scrub-rate: {e}")))?.max(1);
+        if let Some(rate) = config::size("scrub-rate", pick!(scrub_rate))? {
+            config.scrub_rate = rate.max(1);
         }
-        if let Some(d) = duration("scrub-interval", pick!(scrub_interval))? {
+        if let Some(d) = config::duration("scrub-interval", pick!(scrub_interval))? {
             config.scrub_interval = d;
         }
-        if let Some(d) = duration("inventory-interval", pick!(inventory_interval))? {
+        if let Some(d) = config::duration("inventory-interval", pick!(inventory_interval))? {
             config.inventory_interval = d;
         }
-        if let Some(d) = duration("heartbeat-interval", pick!(heartbeat_interval))? {
+        if let Some(d) = config::duration("heartbeat-interval", pick!(heartbeat_interval))? {
             config.heartbeat_interval = d;
         }
         Ok(config)
-    }
-}
-
-/// `https://host:port/path` → `https://host:port`, the form browsers send in `Origin`.
-pub fn origin_of(url: &str) -> String {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => url[..after_scheme + i].to_owned(),
-        None => url.to_owned(),
     }
 }
 
@@ -366,6 +327,5 @@ mod tests {
             .into_config()
             .unwrap();
         assert_eq!(config.allowed_origins, ["https://disktro.example"]);
-        assert_eq!(origin_of("http://127.0.0.1:3000"), "http://127.0.0.1:3000");
     }
 }

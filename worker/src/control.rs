@@ -28,96 +28,12 @@ use disktro_core::keys::PublicKey;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::durable;
-use crate::inventory::{self, BucketListing, Inventory};
-use crate::node::{Node, unix_now};
+use disktro_core::api::node as api;
+use disktro_core::inventory::{self, BucketListing, Inventory};
+use disktro_net::durable;
+use disktro_net::unix_now;
 
-/// The JSON the worker and the server exchange.
-pub mod api {
-    use serde::{Deserialize, Serialize};
-
-    use crate::inventory::{BucketListing, Inventory};
-    use crate::scrub::ScrubReport;
-
-    pub const REGISTER_PATH: &str = "/api/v1/nodes/register";
-    pub const HEARTBEAT_PATH: &str = "/api/v1/nodes/heartbeat";
-    /// Hex Ed25519 signature by the node key over the request body.
-    pub const SIGNATURE_HEADER: &str = "x-disktro-node-signature";
-    pub const REGISTER_DOMAIN: &str = "register";
-    pub const HEARTBEAT_DOMAIN: &str = "heartbeat";
-
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct Registration {
-        pub join_token: String,
-        /// The node's public key, hex; the node id is derived from it.
-        pub public_key: String,
-        /// Where clients reach the worker (`ws://` or `wss://`).
-        pub url: String,
-        pub zone: String,
-        pub capacity: u64,
-        pub version: String,
-        /// Unix seconds, against replay of a captured registration.
-        pub sent_at: u64,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-    pub struct Registered {
-        pub node_id: String,
-        /// The server's token-signing public key, hex.
-        pub server_key: String,
-        pub heartbeat_interval_secs: u64,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct Heartbeat {
-        pub node_id: String,
-        pub sent_at: u64,
-        pub url: String,
-        pub zone: String,
-        pub version: String,
-        pub uptime_secs: u64,
-        pub capacity: u64,
-        pub used: u64,
-        /// Free space on the data directory's file system.
-        pub free_disk: u64,
-        pub shards: u64,
-        pub quarantined: u64,
-        /// Bytes stored and served since start-up (the server takes differences).
-        pub ingress_bytes: u64,
-        pub egress_bytes: u64,
-        pub scrub: ScrubReport,
-        /// Shards found corrupt (and quarantined) since the last delivered heartbeat, hex.
-        pub corrupt_shards: Vec<String>,
-        /// Summaries of what the worker holds, now and then ([`crate::inventory`]).
-        #[serde(default)]
-        pub inventory: Option<Inventory>,
-        /// Full listings of the buckets the server asked for in its last answer.
-        #[serde(default)]
-        pub listings: Vec<BucketListing>,
-        /// Bytes served under get tokens, for egress rewards.
-        #[serde(default)]
-        pub egress_claims: Vec<EgressClaim>,
-    }
-
-    /// The total bytes a worker served under one get token (not a difference: resending is safe).
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct EgressClaim {
-        /// The token's serial, hex.
-        pub serial: String,
-        pub bytes: u64,
-    }
-
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-    pub struct HeartbeatAck {
-        pub heartbeat_interval_secs: u64,
-        /// Buckets whose full listing the server wants in the next heartbeat.
-        #[serde(default)]
-        pub list_buckets: Vec<u8>,
-    }
-}
+use crate::node::Node;
 
 /// What the control loop needs besides the node.
 #[derive(Debug, Clone)]
@@ -134,18 +50,27 @@ pub struct ControlConfig {
     pub expected_server_key: Option<PublicKey>,
 }
 
-const PINNED_KEY_FILE: &str = "server.pub";
+pub const PINNED_KEY_FILE: &str = "server.pub";
 
 /// The server key pinned at an earlier registration, if any.
-pub fn pinned_server_key(data_dir: &Path) -> Result<Option<PublicKey>, String> {
+pub fn pinned_server_key(data_dir: &Path) -> Result<Option<PublicKey>, PinnedKeyError> {
     let path = data_dir.join(PINNED_KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => disktro_core::ids::from_hex::<32>(text.trim())
             .map(|b| Some(PublicKey(b)))
-            .map_err(|_| format!("{} is damaged; remove it to register afresh", path.display())),
+            .map_err(|_| PinnedKeyError::Damaged(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(PinnedKeyError::Read { path, source }),
     }
+}
+
+/// The pinned server key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PinnedKeyError {
+    #[error("{0} is damaged; remove it to register afresh")]
+    Damaged(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
 }
 
 fn pin_server_key(data_dir: &Path, key: &PublicKey) -> std::io::Result<()> {

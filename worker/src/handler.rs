@@ -15,7 +15,9 @@ use disktro_core::wire::{Body, ErrorCode};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Refused;
-use crate::node::{Node, unix_now};
+use disktro_net::unix_now;
+
+use crate::node::Node;
 use crate::store::{PutOutcome, StoreError};
 
 /// A response and the memory it holds until it is sent.

@@ -5,28 +5,24 @@
 //! - [`handler`]: one request to one response; [`connection`]: one multiplexed WebSocket;
 //!   [`listener`]: accepting, TLS ([`tls`]), Origin and connection limits.
 //! - [`scrub`]: background re-hashing; [`control`]: registration and heartbeats, which carry
-//!   [`inventory`] summaries of what the worker holds and its egress claims.
-//! - [`client`]: the other end of the protocol, for the CLI, the server and tests.
-//! - [`config`], [`identity`], [`units`], [`node`]: settings, the node key, sizes and durations,
-//!   and the state one running worker shares.
+//!   inventory summaries of what the worker holds and its egress claims (the JSON of both is
+//!   `disktro_core::api::node`, shared with the server).
+//! - [`config`], [`node`]: settings, and the state one running worker shares.
+//!
+//! The protocol client, TLS, durable writes, the node key file and units live in `disktro-net`,
+//! shared with the server and the CLI.
 //!
 //! [`start`] runs a whole worker and returns a [`RunningWorker`] handle.
 
 pub mod admission;
-pub mod client;
 pub mod config;
 pub mod connection;
 pub mod control;
-pub mod durable;
 pub mod handler;
-pub mod identity;
-pub mod inventory;
 pub mod listener;
 pub mod node;
 pub mod scrub;
 pub mod store;
-pub mod tls;
-pub mod units;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,6 +30,7 @@ use std::sync::Arc;
 
 use disktro_core::NodeId;
 use disktro_core::keys::PublicKey;
+use disktro_net::{durable, keyfile, tls};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,8 +40,31 @@ use node::Node;
 
 /// Why a worker could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(String);
+pub enum StartError {
+    #[error(transparent)]
+    NodeKey(#[from] keyfile::KeyFileError),
+    #[error("cannot open the shard store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    PinnedKey(#[from] control::PinnedKeyError),
+    #[error("--issuer-key {given} differs from the server key pinned in {} ({pinned})", path.display())]
+    IssuerMismatch {
+        given: String,
+        pinned: String,
+        path: std::path::PathBuf,
+    },
+    #[error("cannot open the serial book: {0}")]
+    SerialBook(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot write the ready file {}: {source}", path.display())]
+    ReadyFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// What `--ready-file` receives once the worker listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,37 +110,35 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
     let data_dir = config.data_dir.clone();
     let capacity = config.capacity;
     let (store, keypair, pinned) = tokio::task::spawn_blocking(move || {
-        let (keypair, created) = identity::load_or_create(&data_dir).map_err(|e| StartError(e.to_string()))?;
+        let (keypair, created) = keyfile::load_or_create(&data_dir)?;
         if created {
             tracing::info!(data_dir = %data_dir.display(), "created a new node identity");
         }
-        let store = store::ShardStore::open(&data_dir, capacity)
-            .map_err(|e| StartError(format!("cannot open the shard store: {e}")))?;
-        let pinned = control::pinned_server_key(&data_dir).map_err(StartError)?;
+        let store = store::ShardStore::open(&data_dir, capacity)?;
+        let pinned = control::pinned_server_key(&data_dir)?;
         Ok::<_, StartError>((store, keypair, pinned))
     })
     .await
-    .map_err(|e| StartError(e.to_string()))??;
+    .expect("opening the data directory does not panic")?;
 
     if let (Some(given), Some(pinned)) = (config.issuer_key, pinned)
         && given != pinned
     {
-        return Err(StartError(format!(
-            "--issuer-key {} differs from the server key pinned in {} ({})",
-            given.fingerprint(),
-            config.data_dir.join("server.pub").display(),
-            pinned.fingerprint()
-        )));
+        return Err(StartError::IssuerMismatch {
+            given: given.fingerprint(),
+            pinned: pinned.fingerprint(),
+            path: config.data_dir.join(control::PINNED_KEY_FILE),
+        });
     }
     let node_id = keypair.public().node_id();
     let admission = admission::Admission::open(
         &config.data_dir,
         node_id,
         config.issuer_key.or(pinned),
-        node::unix_now(),
+        disktro_net::unix_now(),
     )
-    .map_err(|e| StartError(format!("cannot open the serial book: {e}")))?;
-    let tls = config.tls.as_ref().map(tls::acceptor).transpose().map_err(StartError)?;
+    .map_err(StartError::SerialBook)?;
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let stats = store.stats();
     if stats.stale_temp_files_removed > 0 {
         tracing::info!(
@@ -133,8 +151,14 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.listen)))?;
-    let local_addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = config
         .advertise_url
@@ -185,8 +209,10 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
             node_id: node_id.to_hex(),
             public_key: disktro_core::ids::to_hex(public_key.as_bytes()),
         };
-        write_ready_file(path, &info)
-            .map_err(|e| StartError(format!("cannot write the ready file {}: {e}", path.display())))?;
+        write_ready_file(path, &info).map_err(|source| StartError::ReadyFile {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(RunningWorker {
         local_addr,
@@ -197,34 +223,4 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
         shutdown,
         tasks,
     })
-}
-
-/// Resolves on SIGTERM or Ctrl-C: how the worker and the server binaries know to shut down. The
-/// handlers are installed when this is called, not when the future is first awaited: call it
-/// before announcing the listening address, so a signal sent as soon as the process says it
-/// listens is a clean shutdown, not the default action (the process killed mid-start).
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let interrupt = signal(SignalKind::interrupt());
-        async move {
-            match (term, interrupt) {
-                (Ok(mut term), Ok(mut interrupt)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = interrupt.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
         .expect("a tokio runtime");
     runtime.block_on(async {
         // Before `start` announces the address: a SIGTERM from then on is a clean shutdown.
-        let stop = disktro_worker::shutdown_signal();
+        let stop = disktro_net::shutdown::signal();
         let worker = match disktro_worker::start(config).await {
             Ok(w) => w,
             Err(e) => {

@@ -4,11 +4,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use disktro_core::keys::Keypair;
 use std::collections::HashMap;
 
+use disktro_core::api::node::MAX_CLAIMS_PER_HEARTBEAT;
 use disktro_core::{NodeId, Serial, ShardId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -20,8 +21,6 @@ use crate::store::ShardStore;
 /// Corrupt shards remembered for the next heartbeat; beyond this the oldest are dropped (the
 /// scrubber and the server's audits find them again).
 const MAX_PENDING_REPORTS: usize = 10_000;
-/// Egress claims sent in one heartbeat at most; the rest wait for the next.
-pub const MAX_CLAIMS_PER_HEARTBEAT: usize = 4096;
 
 /// Bytes served under one get token, and how much of that the server has acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +28,6 @@ struct Served {
     bytes: u64,
     reported: u64,
     expires_at: u64,
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Bytes moved since start.

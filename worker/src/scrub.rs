@@ -10,27 +10,13 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use disktro_core::api::node::ScrubReport;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::{Node, unix_now};
-use crate::store::StoreError;
+use disktro_net::unix_now;
 
-/// Where the scrubber is; part of every heartbeat.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ScrubReport {
-    pub running: bool,
-    /// Passes finished since start-up.
-    pub passes: u64,
-    /// Shards checked in the current (or last) pass.
-    pub checked: u64,
-    /// Shards in the current (or last) pass.
-    pub total: u64,
-    /// Corrupt shards found since start-up.
-    pub corrupt_found: u64,
-    pub last_pass_started: Option<u64>,
-    pub last_pass_finished: Option<u64>,
-}
+use crate::node::Node;
+use crate::store::StoreError;
 
 #[derive(Debug, Default)]
 pub struct ScrubStatus(Mutex<ScrubReport>);

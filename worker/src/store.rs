@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use disktro_core::ShardId;
 use thiserror::Error;
 
-use crate::durable::{self, TempGuard};
+use disktro_net::durable::{self, TempGuard};
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]

@@ -16,11 +16,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use disktro_core::ShardId;
+use disktro_core::api::node as api;
 use disktro_core::keys::{Keypair, PublicKey};
 use disktro_core::token::Operation;
 use disktro_core::wire::ErrorCode;
-use disktro_worker::client::ClientError;
-use disktro_worker::control::api;
+use disktro_net::client::ClientError;
 use support::{Fixture, eventually, shard};
 
 const JOIN_TOKEN: &str = "join-secret";
@@ -197,10 +197,10 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
     // for, and the bytes served under the get token, by serial.
     assert_eq!(c.get(&get, b).await.unwrap().into_bytes(), b_bytes);
     let serial = disktro_core::token::Token::decode(&get).unwrap().serial.to_hex();
-    let expected = disktro_worker::inventory::summarize(&[b]);
+    let expected = disktro_core::inventory::summarize(&[b]);
     let bucket0: Vec<String> = [b]
         .iter()
-        .filter(|id| disktro_worker::inventory::bucket_of(id) == 0)
+        .filter(|id| disktro_core::inventory::bucket_of(id) == 0)
         .map(ShardId::to_hex)
         .collect();
     assert!(

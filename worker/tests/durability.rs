@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use disktro_core::ShardId;
 use disktro_core::token::Operation;
-use disktro_worker::client::{ClientError, ConnectOptions, WorkerClient};
+use disktro_net::client::{ClientError, ConnectOptions, WorkerClient};
 use support::{Fixture, Worker, shard};
 
 const SHARD_LEN: usize = 4 << 20;

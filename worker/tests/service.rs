@@ -10,7 +10,7 @@ use std::time::Duration;
 use disktro_core::token::{Operation, Receipt};
 use disktro_core::wire::{Body, ErrorCode, Frame};
 use disktro_core::{ShardId, keys::Keypair, keys::PublicKey};
-use disktro_worker::client::{ClientError, ConnectOptions, WorkerClient};
+use disktro_net::client::{ClientError, ConnectOptions, WorkerClient};
 use futures_util::{SinkExt as _, StreamExt as _};
 use support::{Fixture, Worker, eventually, shard};
 use tokio_tungstenite::tungstenite::Message;
@@ -499,10 +499,7 @@ async fn serves_wss_with_the_operators_certificate() {
     // Tried: a client that does not trust the certificate. Must hold: no connection.
     assert!(WorkerClient::connect(&url, &ConnectOptions::default()).await.is_err());
     let options = ConnectOptions {
-        tls: Some(disktro_worker::tls::client_config_with_roots(&[cert
-            .cert
-            .der()
-            .clone()])),
+        tls: Some(disktro_net::tls::client_config_with_roots(&[cert.cert.der().clone()])),
         ..ConnectOptions::default()
     };
     let c = WorkerClient::connect(&url, &options).await.unwrap();

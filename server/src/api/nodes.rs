@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use disktro_worker::control::api::{Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER};
+use disktro_core::api::node::{Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER};
 
 use crate::api::error::ApiError;
 use crate::context::{Context, unix_now};

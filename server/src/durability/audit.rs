@@ -23,7 +23,7 @@ use disktro_core::audit::verify;
 use disktro_core::token::Operation;
 use disktro_core::wire::ErrorCode;
 use disktro_core::{FileId, NodeId, ShardId};
-use disktro_worker::client::ClientError;
+use disktro_net::client::ClientError;
 use futures_util::StreamExt as _;
 use sqlx::Row as _;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use disktro_core::keys::Keypair;
 use disktro_core::token::{Operation, Scope, Token};
 use disktro_core::{FileId, NodeId, Serial, ShardId};
-use disktro_worker::client::{ClientError, ConnectOptions, WorkerClient};
+use disktro_net::client::{ClientError, ConnectOptions, WorkerClient};
 use tokio::sync::Mutex;
 
 /// Request timeout for moving shards (repair reads and writes, deletes).

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 
 use disktro_core::ShardId;
-use disktro_worker::inventory::{self, BucketListing, Inventory};
+use disktro_core::inventory::{self, BucketListing, Inventory};
 use sqlx::Row as _;
 
 use crate::db::Db;

@@ -60,7 +60,7 @@ impl Server {
     /// Start the binary on a free port with `args`; returns once it listens.
     pub fn start(data_dir: &std::path::Path, database_url: &str, args: &[&str]) -> Self {
         // Tests talk to it with reqwest, which needs the process's TLS provider chosen.
-        disktro_worker::tls::install_default_provider();
+        disktro_net::tls::install_default_provider();
         let log = data_dir.join(format!(
             "server-{}.log",
             disktro_core::ids::to_hex(&disktro_core::random_bytes::<4>())

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use disktro_core::keys::Keypair;
 use disktro_core::token::{Operation, Scope, Token};
 use disktro_core::{NodeId, Serial, ShardId};
+use disktro_net::client::{ConnectOptions, WorkerClient};
 use disktro_worker::ReadyInfo;
-use disktro_worker::client::{ConnectOptions, WorkerClient};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_disktro-worker");
 

@@ -3,6 +3,8 @@
 //! hex, times are unix seconds. With the `openapi` feature each type also describes itself for the
 //! server's generated OpenAPI document.
 
+pub mod node;
+
 use serde::{Deserialize, Serialize};
 
 // ---- Errors ----

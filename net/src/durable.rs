@@ -38,7 +38,28 @@ impl Drop for TempGuard<'_> {
 /// then write-back at fsync) was the bottleneck of ingest (BENCHMARKS.md). Small writes use the
 /// page cache.
 pub fn write_synced(temp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).create_new(true).open(temp)?;
+    write_synced_as(temp, bytes, Access::Default)
+}
+
+/// Who may read a file written here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The process's umask decides.
+    Default,
+    /// The owner only (`0600` on Unix), from the moment the file is created: for secrets (key
+    /// files, a saved log-in), which must never be readable by others, not even briefly.
+    OwnerOnly,
+}
+
+fn write_synced_as(temp: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if access == Access::OwnerOnly {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = options.open(temp)?;
     let mut writer = if bytes.len() >= DIRECT_MIN {
         DirectWriter::new(file, bytes.len())?
     } else {
@@ -205,12 +226,17 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 /// Replace `target` with `bytes` durably: a temp file beside it (`<target>.tmp`, a stale one from
 /// a crash is removed first), written and synced, renamed over `target`, directory fsynced.
 pub fn replace(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_as(target, bytes, Access::Default)
+}
+
+/// [`replace`], with the file readable as `access` says from the moment it exists.
+pub fn replace_as(target: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
     let mut temp = target.as_os_str().to_owned();
     temp.push(".tmp");
     let temp = Path::new(&temp);
     let _ = fs::remove_file(temp);
     let mut guard = TempGuard::new(temp);
-    write_synced(temp, bytes)?;
+    write_synced_as(temp, bytes, access)?;
     publish(temp, target)?;
     guard.disarm();
     Ok(())

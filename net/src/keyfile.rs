@@ -1,6 +1,6 @@
-//! The worker's node identity: an Ed25519 key created on first start and kept in the data
-//! directory (`node.key`, owner-only permissions). The node id is derived from its public key
-//! (`NodeId::from_public_key`), so it is stable across restarts and moves with the data.
+//! Ed25519 keys kept in a data directory, created on first start with owner-only permissions: a
+//! worker's node identity (`node.key`; the node id is derived from its public key, so it is stable
+//! across restarts and moves with the data) and the server's token-signing key.
 //!
 //! A damaged key file is an error, never a reason to make a new key: a new identity would orphan
 //! every shard the server has placed on this node.
@@ -14,15 +14,16 @@ use disktro_core::keys::Keypair;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::durable::{self, TempGuard};
+use crate::durable;
 
 const MAGIC: &[u8; 4] = b"DKNK";
-const FILE_NAME: &str = "node.key";
+/// The worker's node key.
+pub const NODE_KEY_FILE: &str = "node.key";
 const FILE_LEN: usize = 4 + 1 + 32;
 
 #[derive(Debug, Error)]
-pub enum IdentityError {
-    #[error("node key file {0} is damaged; refusing to replace it with a new identity")]
+pub enum KeyFileError {
+    #[error("key file {0} is damaged; refusing to replace it with a new key")]
     Damaged(PathBuf),
     #[error("{op} {path}: {source}")]
     Io {
@@ -32,24 +33,24 @@ pub enum IdentityError {
     },
 }
 
-/// Load the node key from `data_dir`, or create it if there is none. Returns the key and whether
+/// Load the worker's node key from `data_dir`, or create it if there is none. Returns the key and whether
 /// it was created now.
-pub fn load_or_create(data_dir: &Path) -> Result<(Keypair, bool), IdentityError> {
-    load_or_create_file(data_dir, FILE_NAME)
+pub fn load_or_create(data_dir: &Path) -> Result<(Keypair, bool), KeyFileError> {
+    load_or_create_file(data_dir, NODE_KEY_FILE)
 }
 
 /// The same for a key kept under another file name (the server's token key is one).
-pub fn load_or_create_file(data_dir: &Path, file_name: &str) -> Result<(Keypair, bool), IdentityError> {
+pub fn load_or_create_file(data_dir: &Path, file_name: &str) -> Result<(Keypair, bool), KeyFileError> {
     let path = data_dir.join(file_name);
     let io = |op: &'static str, path: &Path| {
         let path = path.to_owned();
-        move |source| IdentityError::Io { op, path, source }
+        move |source| KeyFileError::Io { op, path, source }
     };
     match std::fs::read(&path) {
         Ok(bytes) => {
             let bytes = Zeroizing::new(bytes);
             if bytes.len() != FILE_LEN || &bytes[..4] != MAGIC || bytes[4] != disktro_core::FORMAT_VERSION {
-                return Err(IdentityError::Damaged(path));
+                return Err(KeyFileError::Damaged(path));
             }
             let mut seed = Zeroizing::new([0u8; 32]);
             seed.copy_from_slice(&bytes[5..]);
@@ -62,28 +63,11 @@ pub fn load_or_create_file(data_dir: &Path, file_name: &str) -> Result<(Keypair,
             bytes.extend_from_slice(MAGIC);
             bytes.push(disktro_core::FORMAT_VERSION);
             bytes.extend_from_slice(key.secret_bytes().as_ref());
-            let temp = data_dir.join(format!("{file_name}.tmp"));
-            let _ = std::fs::remove_file(&temp);
-            let mut guard = TempGuard::new(&temp);
-            durable::write_synced(&temp, &bytes).map_err(io("write", &temp))?;
-            restrict_to_owner(&temp).map_err(io("set permissions on", &temp))?;
-            durable::publish(&temp, &path).map_err(io("rename into place", &path))?;
-            guard.disarm();
+            durable::replace_as(&path, &bytes, durable::Access::OwnerOnly).map_err(io("write", &path))?;
             Ok((key, true))
         }
         Err(e) => Err(io("read", &path)(e)),
     }
-}
-
-#[cfg(unix)]
-fn restrict_to_owner(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn restrict_to_owner(_: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -102,7 +86,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+            let mode = std::fs::metadata(dir.path().join(NODE_KEY_FILE))
                 .unwrap()
                 .permissions()
                 .mode();
@@ -117,14 +101,14 @@ mod tests {
         // file is left as it was.
         let dir = tempfile::tempdir().unwrap();
         load_or_create(dir.path()).unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let path = dir.path().join(NODE_KEY_FILE);
         let good = std::fs::read(&path).unwrap();
         std::fs::write(&path, &good[..20]).unwrap();
-        assert!(matches!(load_or_create(dir.path()), Err(IdentityError::Damaged(_))));
+        assert!(matches!(load_or_create(dir.path()), Err(KeyFileError::Damaged(_))));
         assert_eq!(std::fs::read(&path).unwrap().len(), 20);
         let mut other = good.clone();
         other[0] = b'X';
         std::fs::write(&path, &other).unwrap();
-        assert!(matches!(load_or_create(dir.path()), Err(IdentityError::Damaged(_))));
+        assert!(matches!(load_or_create(dir.path()), Err(KeyFileError::Damaged(_))));
     }
 }

@@ -1,6 +1,6 @@
 //! TLS for `wss://`: rustls with the ring provider, certificate chain and key from PEM files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ServerConfig;
@@ -8,37 +8,59 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsFiles;
+/// TLS certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// The crypto provider used everywhere in Disktro (no aws-lc build needed).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+/// Why TLS settings could not be used; each names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read TLS certificate {}: {reason}", path.display())]
+    Certificate { path: PathBuf, reason: String },
+    #[error("TLS certificate {}: no certificate in the file", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("TLS key {}: {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error("TLS certificate and key do not make a usable pair: {0}")]
+    Pair(rustls::Error),
+}
+
+fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bad = |e: rustls_pki_types::pem::Error| TlsError::Certificate {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read TLS certificate {}: {e}", path.display()))?
+        .map_err(bad)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("TLS certificate {}: {e}", path.display()))?;
+        .map_err(bad)?;
     if certs.is_empty() {
-        return Err(format!(
-            "TLS certificate {}: no certificate in the file",
-            path.display()
-        ));
+        return Err(TlsError::NoCertificate { path: path.to_owned() });
     }
     Ok(certs)
 }
 
-/// Build the acceptor from the configured files; the error names the file and the problem.
-pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
+/// Build the acceptor from the configured files.
+pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     let certs = load_certs(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| format!("TLS key {}: {e}", files.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| TlsError::Key {
+        path: files.key.clone(),
+        reason: e.to_string(),
+    })?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
+        .expect("ring supports the default protocol versions")
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("TLS certificate and key do not make a usable pair: {e}"))?;
+        .map_err(TlsError::Pair)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -10,7 +10,7 @@
 //! This is bookkeeping, not proof: audits are what a dishonest worker cannot answer. The
 //! summary is recomputed from the disk, so it also sees shards removed behind the worker's back.
 
-use disktro_core::ShardId;
+use crate::ShardId;
 use serde::{Deserialize, Serialize};
 
 /// Buckets per summary: shard ids by their first hex digit.
@@ -24,20 +24,23 @@ pub fn bucket_of(id: &ShardId) -> u8 {
 }
 
 /// One bucket: how many ids, and BLAKE3 over them in sorted order (hex).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketSummary {
     pub count: u64,
     pub digest: String,
 }
 
 /// The summaries of all [`BUCKETS`] buckets, in bucket order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Inventory {
     pub buckets: Vec<BucketSummary>,
 }
 
 /// Every id of one bucket, sorted, hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BucketListing {
     pub bucket: u8,
     pub shards: Vec<String>,

@@ -1,0 +1,110 @@
+//! The JSON a storage worker and the server exchange on the control plane: registration and
+//! heartbeats (which carry the scrubber's progress, [`crate::inventory`] summaries and egress
+//! claims). Both bodies are signed by the node key over the exact bytes; see `FORMAT.md`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{BucketListing, Inventory};
+
+pub const REGISTER_PATH: &str = "/api/v1/nodes/register";
+pub const HEARTBEAT_PATH: &str = "/api/v1/nodes/heartbeat";
+/// Hex Ed25519 signature by the node key over the request body.
+pub const SIGNATURE_HEADER: &str = "x-disktro-node-signature";
+pub const REGISTER_DOMAIN: &str = "register";
+pub const HEARTBEAT_DOMAIN: &str = "heartbeat";
+/// Egress claims sent in one heartbeat at most; the rest wait for the next.
+pub const MAX_CLAIMS_PER_HEARTBEAT: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub join_token: String,
+    /// The node's public key, hex; the node id is derived from it.
+    pub public_key: String,
+    /// Where clients reach the worker (`ws://` or `wss://`).
+    pub url: String,
+    pub zone: String,
+    pub capacity: u64,
+    pub version: String,
+    /// Unix seconds, against replay of a captured registration.
+    pub sent_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Registered {
+    pub node_id: String,
+    /// The server's token-signing public key, hex.
+    pub server_key: String,
+    pub heartbeat_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub node_id: String,
+    pub sent_at: u64,
+    pub url: String,
+    pub zone: String,
+    pub version: String,
+    pub uptime_secs: u64,
+    pub capacity: u64,
+    pub used: u64,
+    /// Free space on the data directory's file system.
+    pub free_disk: u64,
+    pub shards: u64,
+    pub quarantined: u64,
+    /// Bytes stored and served since start-up (the server takes differences).
+    pub ingress_bytes: u64,
+    pub egress_bytes: u64,
+    pub scrub: ScrubReport,
+    /// Shards found corrupt (and quarantined) since the last delivered heartbeat, hex.
+    pub corrupt_shards: Vec<String>,
+    /// Summaries of what the worker holds, now and then ([`crate::inventory`]).
+    #[serde(default)]
+    pub inventory: Option<Inventory>,
+    /// Full listings of the buckets the server asked for in its last answer.
+    #[serde(default)]
+    pub listings: Vec<BucketListing>,
+    /// Bytes served under get tokens, for egress rewards.
+    #[serde(default)]
+    pub egress_claims: Vec<EgressClaim>,
+}
+
+/// The total bytes a worker served under one get token (not a difference: resending is safe).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EgressClaim {
+    /// The token's serial, hex.
+    pub serial: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeartbeatAck {
+    pub heartbeat_interval_secs: u64,
+    /// Buckets whose full listing the server wants in the next heartbeat.
+    #[serde(default)]
+    pub list_buckets: Vec<u8>,
+}
+
+/// Where the scrubber is; part of every heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScrubReport {
+    pub running: bool,
+    /// Passes finished since start-up.
+    pub passes: u64,
+    /// Shards checked in the current (or last) pass.
+    pub checked: u64,
+    /// Shards in the current (or last) pass.
+    pub total: u64,
+    /// Corrupt shards found since start-up.
+    pub corrupt_found: u64,
+    pub last_pass_started: Option<u64>,
+    pub last_pass_finished: Option<u64>,
+}
