@@ -14,12 +14,18 @@ pub mod server;
 pub mod session;
 pub mod upload;
 
+use disktro_core::api::ErrorCode;
+
 /// Why a client operation failed, by what a script would do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an API error (its stable code is kept).
     #[error("{message} ({code})")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+    },
     /// The server could not be reached.
     #[error("{0}")]
     Network(String),
@@ -56,9 +62,9 @@ impl ClientError {
     /// The exit code for this failure (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Api { status, code, .. } => match (*status, code.as_str()) {
-                (_, "not_enough_workers") => exit::WORKERS,
-                (_, "quota_exceeded" | "file_too_large") => exit::QUOTA,
+            Self::Api { status, code, .. } => match (*status, code) {
+                (_, ErrorCode::NotEnoughWorkers) => exit::WORKERS,
+                (_, ErrorCode::QuotaExceeded | ErrorCode::FileTooLarge) => exit::QUOTA,
                 (404, _) => exit::NOT_FOUND,
                 (401 | 403 | 429, _) => exit::UNAUTHORIZED,
                 (410, _) => exit::LINK_GONE,
@@ -74,9 +80,9 @@ impl ClientError {
     }
 
     /// The server's error code, for API errors.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Self::Api { code, .. } => Some(code),
+            Self::Api { code, .. } => Some(*code),
             _ => None,
         }
     }

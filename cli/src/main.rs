@@ -173,7 +173,7 @@ fn server_url(cli: &Cli) -> Result<&str, ClientError> {
 fn logged_in(cli: &Cli) -> Result<(Server, Identity), ClientError> {
     let (server, me) = session::load()?.ok_or_else(|| ClientError::Api {
         status: 401,
-        code: "not_logged_in".to_owned(),
+        code: disktro_core::api::ErrorCode::NotLoggedIn,
         message: "not logged in: run `disktro login --server URL --email ADDRESS`".to_owned(),
     })?;
     match &cli.server {

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use disktro_core::api::ErrorCode;
 use disktro_core::api::{
     BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, KdfAnswer, LogIn, NewShare, NewToken,
     PreLogin, PutGrant, Session, ShareAccess, ShareInfo, ShareView, SignUp, TokenAnswer, UploadPlan,
@@ -117,7 +118,7 @@ impl Server {
             },
             Err(_) => ClientError::Api {
                 status: status.as_u16(),
-                code: "unexpected_answer".to_owned(),
+                code: ErrorCode::Unknown,
                 message: format!("the server answered {status} without an API error"),
             },
         })

@@ -118,16 +118,11 @@ fn decode(grants: &[PutGrant]) -> Result<(Vec<Vec<u8>>, u64), ClientError> {
 }
 
 /// Connect to every worker of a plan at once.
-pub(crate) async fn connect_all(urls: &[String]) -> Vec<Result<Arc<WorkerClient>, String>> {
+pub(crate) async fn connect_all(urls: &[String]) -> Vec<Result<Arc<WorkerClient>, disktro_net::client::ClientError>> {
     let options = ConnectOptions::default();
     futures_util::future::join_all(urls.iter().map(|url| {
         let options = options.clone();
-        async move {
-            WorkerClient::connect(url, &options)
-                .await
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
-        }
+        async move { WorkerClient::connect(url, &options).await.map(Arc::new) }
     }))
     .await
 }

@@ -15,8 +15,9 @@ use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
 use sqlx::Row as _;
 use zeroize::Zeroizing;
 
-use crate::api::error::ApiError;
 use crate::db::Db;
+use crate::error::ServerError;
+use disktro_core::api::ErrorCode;
 
 /// Server-side Argon2id over the (already high-entropy) auth key: OWASP's minimum is plenty, the
 /// input is not guessable; it only keeps a leaked table from being a list of log-in keys.
@@ -38,7 +39,7 @@ pub struct Account {
 }
 
 /// Trimmed, lower-cased, plausibly an address.
-pub fn normalize_email(email: &str) -> Result<String, ApiError> {
+pub fn normalize_email(email: &str) -> Result<String, ServerError> {
     let e = email.trim().to_lowercase();
     let valid = (3..=254).contains(&e.len())
         && e.split_once('@').is_some_and(|(local, domain)| {
@@ -48,16 +49,20 @@ pub fn normalize_email(email: &str) -> Result<String, ApiError> {
     if valid {
         Ok(e)
     } else {
-        Err(ApiError::bad_request(
-            "invalid_email",
+        Err(ServerError::refused(
+            ErrorCode::InvalidEmail,
             "that does not look like an e-mail address",
         ))
     }
 }
 
-pub fn decode_b64(value: &str, field: &'static str) -> Result<Vec<u8>, ApiError> {
-    B64.decode(value)
-        .map_err(|_| ApiError::bad_request("invalid_field", format!("{field} must be base64url without padding")))
+pub fn decode_b64(value: &str, field: &'static str) -> Result<Vec<u8>, ServerError> {
+    B64.decode(value).map_err(|_| {
+        ServerError::refused(
+            ErrorCode::InvalidField,
+            format!("{field} must be base64url without padding"),
+        )
+    })
 }
 
 pub fn encode_b64(bytes: &[u8]) -> String {
@@ -65,12 +70,12 @@ pub fn encode_b64(bytes: &[u8]) -> String {
 }
 
 /// The 32-byte auth key from its base64url form.
-pub fn auth_key(value: &str) -> Result<Zeroizing<[u8; 32]>, ApiError> {
+pub fn auth_key(value: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
     let bytes = Zeroizing::new(decode_b64(value, "auth_key")?);
     let key: [u8; 32] = bytes
         .as_slice()
         .try_into()
-        .map_err(|_| ApiError::bad_request("invalid_field", "auth_key must be 32 bytes"))?;
+        .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "auth_key must be 32 bytes"))?;
     Ok(Zeroizing::new(key))
 }
 
@@ -137,19 +142,23 @@ pub fn decoy_setup(server_key: &Keypair, email: &str) -> KdfSetup {
 }
 
 /// Validate a sign-up; returns the normalized address and the server-side auth hash.
-pub fn check_sign_up(s: &SignUp) -> Result<(String, String), ApiError> {
+pub fn check_sign_up(s: &SignUp) -> Result<(String, String), ServerError> {
     let email = normalize_email(&s.email)?;
-    KdfSetup::decode(&decode_b64(&s.kdf_setup, "kdf_setup")?)
-        .map_err(|e| ApiError::bad_request("weak_kdf", format!("the key-derivation set-up is not acceptable: {e}")))?;
+    KdfSetup::decode(&decode_b64(&s.kdf_setup, "kdf_setup")?).map_err(|e| {
+        ServerError::refused(
+            ErrorCode::WeakKdf,
+            format!("the key-derivation set-up is not acceptable: {e}"),
+        )
+    })?;
     let wrapped = decode_b64(&s.wrapped_identity, "wrapped_identity")?;
     if wrapped.is_empty() || wrapped.len() > MAX_WRAPPED {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
             "wrapped_identity has an impossible length",
         ));
     }
     disktro_core::ids::from_hex::<32>(&s.public_key)
-        .map_err(|_| ApiError::bad_request("invalid_field", "public_key must be 64 hex digits"))?;
+        .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "public_key must be 64 hex digits"))?;
     let key = auth_key(&s.auth_key)?;
     Ok((email, hash_auth_key(&key)))
 }

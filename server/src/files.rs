@@ -21,7 +21,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use disktro_core::api::{
     BeginUpload, Commit, FileDownload, FileList, FileSummary, NodeStatus, PutGrant, ReadNode, RedundancyHealth,
     UploadPlan,
@@ -34,11 +33,12 @@ use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
 use sqlx::Row as _;
 
 use crate::accounts::{decode_b64, encode_b64};
-use crate::api::error::ApiError;
 use crate::context::Context;
+use crate::error::ServerError;
 use crate::grants::{self, Placed};
 use crate::nodes;
 use crate::placement::{self, Candidate};
+use disktro_core::api::ErrorCode;
 
 /// How long an upload may take from begin to commit.
 pub const UPLOAD_TTL: i64 = 24 * 60 * 60;
@@ -51,24 +51,26 @@ pub const MAX_COMMIT_BODY: usize = 64 << 20;
 /// Files listed per page at most.
 pub const MAX_PAGE: i64 = 1000;
 
-fn parse_hex<T: std::str::FromStr>(value: &str, code: &'static str, what: &str) -> Result<T, ApiError> {
+fn parse_hex<T: std::str::FromStr>(value: &str, code: ErrorCode, what: &str) -> Result<T, ServerError> {
     value
         .parse()
-        .map_err(|_| ApiError::bad_request(code, format!("{what} must be lowercase hex of the right length")))
+        .map_err(|_| ServerError::refused(code, format!("{what} must be lowercase hex of the right length")))
 }
 
-fn file_not_found() -> ApiError {
-    ApiError::not_found("file_not_found", "no such file")
+fn file_not_found() -> ServerError {
+    ServerError::refused(ErrorCode::FileNotFound, "no such file")
 }
 
-fn upload_not_found() -> ApiError {
-    ApiError::not_found("upload_not_found", "no such upload in progress (it may have expired)")
+fn upload_not_found() -> ServerError {
+    ServerError::refused(
+        ErrorCode::UploadNotFound,
+        "no such upload in progress (it may have expired)",
+    )
 }
 
-fn quota_exceeded(needed: u64, left: i64) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "quota_exceeded",
+fn quota_exceeded(needed: u64, left: i64) -> ServerError {
+    ServerError::refused(
+        ErrorCode::QuotaExceeded,
         format!(
             "this needs {needed} bytes of storage and the account has {} left",
             left.max(0)
@@ -101,7 +103,7 @@ fn raw_stored_size(size: u64, chunk_size: u32, r: Redundancy) -> u64 {
     total
 }
 
-async fn quota_left(ctx: &Context, account_id: &str) -> Result<(i64, i64), ApiError> {
+async fn quota_left(ctx: &Context, account_id: &str) -> Result<(i64, i64), ServerError> {
     let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = $1")
         .bind(account_id)
         .fetch_one(&ctx.db.pool)
@@ -110,19 +112,23 @@ async fn quota_left(ctx: &Context, account_id: &str) -> Result<(i64, i64), ApiEr
 }
 
 /// Begin an upload.
-pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: i64) -> Result<UploadPlan, ApiError> {
-    let file_id: FileId = parse_hex(&req.file_id, "invalid_file_id", "file_id")?;
+pub async fn begin(
+    ctx: &Arc<Context>,
+    account_id: &str,
+    req: BeginUpload,
+    now: i64,
+) -> Result<UploadPlan, ServerError> {
+    let file_id: FileId = parse_hex(&req.file_id, ErrorCode::InvalidFileId, "file_id")?;
     if req.size > MAX_FILE_SIZE {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "file_too_large",
+        return Err(ServerError::refused(
+            ErrorCode::FileTooLarge,
             format!("files are limited to {MAX_FILE_SIZE} bytes"),
         ));
     }
     let chunk_size = req.chunk_size.unwrap_or(disktro_core::DEFAULT_CHUNK_SIZE);
     if !(disktro_core::MIN_CHUNK_SIZE..=disktro_core::MAX_CHUNK_SIZE).contains(&chunk_size) {
-        return Err(ApiError::bad_request(
-            "invalid_chunk_size",
+        return Err(ServerError::refused(
+            ErrorCode::InvalidChunkSize,
             format!(
                 "chunk_size must be {} to {} bytes",
                 disktro_core::MIN_CHUNK_SIZE,
@@ -134,17 +140,12 @@ pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: 
         req.data_shards.unwrap_or(Redundancy::DEFAULT.data),
         req.parity_shards.unwrap_or(Redundancy::DEFAULT.parity),
     )
-    .map_err(|e| ApiError::bad_request("invalid_redundancy", e.to_string()))?;
+    .map_err(|e| ServerError::refused(ErrorCode::InvalidRedundancy, e.to_string()))?;
     let count = chunk_count(req.size, chunk_size);
     let max_shard = wished.shard_len(chunk_size as usize + TAG_LEN) as u64;
     let workers = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, to_i64(max_shard)).await?;
-    let redundancy = placement::choose_redundancy(wished, workers.len()).map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_enough_workers",
-            format!("cannot store the file now: {e}"),
-        )
-    })?;
+    let redundancy = placement::choose_redundancy(wished, workers.len())
+        .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot store the file now: {e}")))?;
     let needed = raw_stored_size(req.size, chunk_size, redundancy);
     let (quota, used) = quota_left(ctx, account_id).await?;
     if to_i64(needed) > quota - used {
@@ -166,8 +167,8 @@ pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: 
             .collect::<Result<Vec<_>, _>>()
     })
     .await
-    .map_err(|_| ApiError::internal("placement task"))?
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_enough_workers", e.to_string()))?;
+    .map_err(|_| ServerError::internal("placement task"))?
+    .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, e.to_string()))?;
 
     // One grant per worker used, budgeted for its shards at their largest.
     let shard_max = redundancy.shard_len(chunk_size as usize + TAG_LEN) as u64;
@@ -200,8 +201,8 @@ pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: 
             .fetch_optional(&mut *tx)
             .await?;
     if taken.is_some() {
-        return Err(ApiError::conflict(
-            "file_exists",
+        return Err(ServerError::refused(
+            ErrorCode::FileExists,
             "a file or upload with this id exists; pick another random id",
         ));
     }
@@ -222,7 +223,7 @@ pub async fn begin(ctx: &Arc<Context>, account_id: &str, req: BeginUpload, now: 
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            ApiError::conflict("file_exists", "a file or upload with this id exists; pick another random id")
+            ServerError::refused(ErrorCode::FileExists, "a file or upload with this id exists; pick another random id")
         }
         _ => e.into(),
     })?;
@@ -249,7 +250,7 @@ async fn record_grants(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     upload: &str,
     grants: &[PutGrant],
-) -> Result<(), ApiError> {
+) -> Result<(), ServerError> {
     for g in grants {
         sqlx::query(
             "INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -273,7 +274,7 @@ struct Upload {
 }
 
 /// The account's upload `id`, unexpired.
-async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<Upload, ApiError> {
+async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<Upload, ServerError> {
     let row = sqlx::query(
         "SELECT file_id, size, data_shards, parity_shards, chunk_size FROM uploads \
          WHERE id = $1 AND account_id = $2 AND expires_at > $3",
@@ -285,22 +286,22 @@ async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<U
     .await?
     .ok_or_else(upload_not_found)?;
     let file_id: String = row.try_get("file_id")?;
-    let small = |v: i64| u8::try_from(v).map_err(|_| ApiError::internal("stored redundancy out of range"));
+    let small = |v: i64| u8::try_from(v).map_err(|_| ServerError::internal("stored redundancy out of range"));
     Ok(Upload {
-        file_id: file_id.parse().map_err(|_| ApiError::internal("stored file id"))?,
+        file_id: file_id.parse().map_err(|_| ServerError::internal("stored file id"))?,
         size: to_u64(row.try_get("size")?),
         redundancy: Redundancy::new(
             small(row.try_get("data_shards")?)?,
             small(row.try_get("parity_shards")?)?,
         )
-        .map_err(|_| ApiError::internal("stored redundancy"))?,
+        .map_err(|_| ServerError::internal("stored redundancy"))?,
         chunk_size: u32::try_from(row.try_get::<i64, _>("chunk_size")?)
-            .map_err(|_| ApiError::internal("stored chunk size"))?,
+            .map_err(|_| ServerError::internal("stored chunk size"))?,
     })
 }
 
 /// Fresh put tokens for every worker of an upload in progress (same workers, same budgets).
-pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<Vec<PutGrant>, ApiError> {
+pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<Vec<PutGrant>, ServerError> {
     upload(ctx, account_id, id, now).await?;
     let upload_id: [u8; 16] = disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
     let rows = sqlx::query(
@@ -315,7 +316,7 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
         let node: String = row.try_get("node_id")?;
         let url: String = row.try_get("url")?;
         let budget: i64 = row.try_get("budget")?;
-        let node: NodeId = node.parse().map_err(|_| ApiError::internal("stored node id"))?;
+        let node: NodeId = node.parse().map_err(|_| ServerError::internal("stored node id"))?;
         grants.push(grants::put(&ctx.key, node, &url, upload_id, to_u64(budget), now)?);
     }
     let mut tx = ctx.db.begin_write().await?;
@@ -325,7 +326,7 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
 }
 
 /// Abandon an upload. Shards already stored become orphans for garbage collection to find.
-pub async fn cancel(ctx: &Context, account_id: &str, id: &str) -> Result<(), ApiError> {
+pub async fn cancel(ctx: &Context, account_id: &str, id: &str) -> Result<(), ServerError> {
     let mut tx = ctx.db.begin_write().await?;
     let owned = sqlx::query("SELECT id FROM uploads WHERE id = $1 AND account_id = $2")
         .bind(id)
@@ -356,8 +357,8 @@ struct ShardRow {
     size: u32,
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request(code, message)
+fn bad(code: ErrorCode, message: impl Into<String>) -> ServerError {
+    ServerError::refused(code, message)
 }
 
 /// Every check of a commit that needs no database: signature, owner, shape, receipts.
@@ -368,19 +369,19 @@ fn check_commit(
     receipts: &[Vec<u8>],
     node_keys: &HashMap<NodeId, PublicKey>,
     serials: &HashMap<Serial, NodeId>,
-) -> Result<(SignedManifest, Vec<ShardRow>), ApiError> {
-    let signed =
-        SignedManifest::decode(manifest).map_err(|e| bad("bad_manifest", format!("the manifest is not valid: {e}")))?;
+) -> Result<(SignedManifest, Vec<ShardRow>), ServerError> {
+    let signed = SignedManifest::decode(manifest)
+        .map_err(|e| bad(ErrorCode::BadManifest, format!("the manifest is not valid: {e}")))?;
     if signed.owner() != owner {
         return Err(bad(
-            "wrong_owner",
+            ErrorCode::WrongOwner,
             "the manifest is not signed by this account's identity key",
         ));
     }
     let m = signed.manifest();
     let mismatch = |what: &str| {
         bad(
-            "manifest_mismatch",
+            ErrorCode::ManifestMismatch,
             format!("the manifest's {what} is not what the upload began with"),
         )
     };
@@ -399,7 +400,7 @@ fn check_commit(
     let total = m.redundancy.total();
     if receipts.len() > m.chunks.len() * total * 2 {
         return Err(bad(
-            "too_many_receipts",
+            ErrorCode::TooManyReceipts,
             "more receipts than twice the shards of the file",
         ));
     }
@@ -408,18 +409,19 @@ fn check_commit(
     // issued to that worker. Indexed by shard id.
     let mut held: HashMap<ShardId, Vec<(NodeId, u32)>> = HashMap::with_capacity(receipts.len());
     for (i, bytes) in receipts.iter().enumerate() {
-        let worker = Receipt::claimed_worker(bytes).map_err(|e| bad("bad_receipt", format!("receipt {i}: {e}")))?;
+        let worker =
+            Receipt::claimed_worker(bytes).map_err(|e| bad(ErrorCode::BadReceipt, format!("receipt {i}: {e}")))?;
         let key = node_keys.get(&worker).ok_or_else(|| {
             bad(
-                "unknown_worker",
+                ErrorCode::UnknownWorker,
                 format!("receipt {i} names a worker that is not registered"),
             )
         })?;
-        let receipt =
-            Receipt::verify(bytes, key).map_err(|_| bad("bad_receipt", format!("receipt {i} does not verify")))?;
+        let receipt = Receipt::verify(bytes, key)
+            .map_err(|_| bad(ErrorCode::BadReceipt, format!("receipt {i} does not verify")))?;
         if serials.get(&receipt.serial) != Some(&receipt.worker) {
             return Err(bad(
-                "receipt_not_for_upload",
+                ErrorCode::ReceiptNotForUpload,
                 format!("receipt {i} answers no put token this upload gave that worker"),
             ));
         }
@@ -440,7 +442,7 @@ fn check_commit(
                 .find(|(node, size)| *size as usize == expected && !used.contains(node));
             let Some(&(node, size)) = holder else {
                 return Err(bad(
-                    "missing_receipt",
+                    ErrorCode::MissingReceipt,
                     format!(
                         "chunk {c} shard {index} has no receipt of the right size from a worker not already holding this chunk"
                     ),
@@ -466,19 +468,22 @@ pub async fn commit(
     id: &str,
     req: Commit,
     now: i64,
-) -> Result<FileSummary, ApiError> {
+) -> Result<FileSummary, ServerError> {
     let up = upload(ctx, account_id, id, now).await?;
     let manifest = decode_b64(&req.manifest, "manifest")?;
     let metadata = decode_b64(&req.metadata, "metadata")?;
     if metadata.len() > MAX_SEALED_METADATA || !metadata.starts_with(b"DKMD") {
         return Err(bad(
-            "bad_metadata",
+            ErrorCode::BadMetadata,
             "metadata must be sealed metadata (\"DKMD\") of at most the largest name and type",
         ));
     }
     let wrapped = decode_b64(&req.wrapped_key, "wrapped_key")?;
     if wrapped.len() != WRAPPED_KEY_LEN || !wrapped.starts_with(b"DKWK") {
-        return Err(bad("bad_wrapped_key", "wrapped_key must be a wrapped key (\"DKWK\")"));
+        return Err(bad(
+            ErrorCode::BadWrappedKey,
+            "wrapped_key must be a wrapped key (\"DKWK\")",
+        ));
     }
     let receipts = req
         .receipts
@@ -492,7 +497,7 @@ pub async fn commit(
         .await?
         .try_get("public_key")?;
     let owner =
-        PublicKey(disktro_core::ids::from_hex(&owner_hex).map_err(|_| ApiError::internal("stored public key"))?);
+        PublicKey(disktro_core::ids::from_hex(&owner_hex).map_err(|_| ServerError::internal("stored public key"))?);
     let node_keys = nodes::keys(&ctx.db).await?;
     let mut serials = HashMap::new();
     for row in sqlx::query("SELECT serial, node_id FROM upload_tokens WHERE upload_id = $1")
@@ -510,7 +515,7 @@ pub async fn commit(
     let (signed, rows) =
         tokio::task::spawn_blocking(move || check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials))
             .await
-            .map_err(|_| ApiError::internal("commit check task"))??;
+            .map_err(|_| ServerError::internal("commit check task"))??;
     let m = signed.manifest();
     let stored = m.stored_size();
     let file_hex = m.file_id.to_hex();
@@ -590,7 +595,7 @@ async fn insert_shards(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     file: &str,
     rows: &[ShardRow],
-) -> Result<(), ApiError> {
+) -> Result<(), ServerError> {
     for batch in rows.chunks(SHARD_BATCH) {
         let mut sql = String::from("INSERT INTO file_shards (file_id, chunk, idx, shard_id, node_id, size) VALUES ");
         for i in 0..batch.len() {
@@ -625,7 +630,7 @@ async fn insert_shards(
 }
 
 /// The weakest chunk's healthy shards ([`crate::durability::HEALTHY`]), per file of the account.
-async fn health_of_files(ctx: &Context, account_id: &str, now: i64) -> Result<HashMap<String, u64>, ApiError> {
+async fn health_of_files(ctx: &Context, account_id: &str, now: i64) -> Result<HashMap<String, u64>, ServerError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT file_id, MIN(healthy) AS weakest FROM ( \
            SELECT s.file_id, s.chunk, SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS healthy \
@@ -649,7 +654,7 @@ async fn health_of_files(ctx: &Context, account_id: &str, now: i64) -> Result<Ha
 }
 
 /// The account's files, newest first.
-pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now: i64) -> Result<FileList, ApiError> {
+pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now: i64) -> Result<FileList, ServerError> {
     let limit = limit.clamp(1, MAX_PAGE);
     let rows = sqlx::query(
         "SELECT id, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at FROM files \
@@ -698,7 +703,12 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
 
 /// What a reader gets for file `file_hex`; `owner` limits it to that account's files and adds
 /// the wrapped key. Shares pass `None` (their own checks come first).
-pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i64) -> Result<FileDownload, ApiError> {
+pub async fn download(
+    ctx: &Context,
+    file_hex: &str,
+    owner: Option<&str>,
+    now: i64,
+) -> Result<FileDownload, ServerError> {
     let file_id: FileId = file_hex.parse().map_err(|_| file_not_found())?;
     let row =
         sqlx::query("SELECT account_id, manifest, metadata, wrapped_key, size, created_at FROM files WHERE id = $1")
@@ -729,7 +739,7 @@ pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i
         let n = match node_index.get(&node_hex) {
             Some(&n) => n,
             None => {
-                let id: NodeId = node_hex.parse().map_err(|_| ApiError::internal("stored node id"))?;
+                let id: NodeId = node_hex.parse().map_err(|_| ServerError::internal("stored node id"))?;
                 node_info.push((id, r.try_get("url")?, r.try_get("last_seen")?, Vec::new()));
                 node_index.insert(node_hex, node_info.len() - 1);
                 node_info.len() - 1
@@ -737,14 +747,14 @@ pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i
         };
         node_info[n].3.push(Placed {
             chunk,
-            shard: shard.parse().map_err(|_| ApiError::internal("stored shard id"))?,
+            shard: shard.parse().map_err(|_| ServerError::internal("stored shard id"))?,
             size: to_u64(r.try_get("size")?),
         });
-        let c = usize::try_from(chunk).map_err(|_| ApiError::internal("chunk index"))?;
+        let c = usize::try_from(chunk).map_err(|_| ServerError::internal("chunk index"))?;
         if locations.len() <= c {
             locations.resize_with(c + 1, Vec::new);
         }
-        locations[c].push(u16::try_from(n).map_err(|_| ApiError::internal("too many workers"))?);
+        locations[c].push(u16::try_from(n).map_err(|_| ServerError::internal("too many workers"))?);
     }
     let mut nodes_out = Vec::with_capacity(node_info.len());
     let mut issued = Vec::new();
@@ -774,7 +784,7 @@ pub async fn download(ctx: &Context, file_hex: &str, owner: Option<&str>, now: i
 }
 
 /// Delete a file: shards to garbage collection, shares revoked, quota returned.
-pub async fn delete(ctx: &Context, account_id: &str, file_hex: &str, now: i64) -> Result<(), ApiError> {
+pub async fn delete(ctx: &Context, account_id: &str, file_hex: &str, now: i64) -> Result<(), ServerError> {
     let mut tx = ctx.db.begin_write().await?;
     let row = sqlx::query("SELECT stored_bytes FROM files WHERE id = $1 AND account_id = $2")
         .bind(file_hex)

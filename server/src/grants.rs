@@ -17,7 +17,7 @@ use disktro_core::token::{MAX_TOKEN_SHARDS, Operation, Scope, Token};
 use disktro_core::{FileId, NodeId, Serial, ShardId};
 
 use crate::accounts::encode_b64;
-use crate::api::error::ApiError;
+use crate::error::ServerError;
 
 /// Lifetime of a put token; an upload asks for fresh ones (`/uploads/{id}/renew`) before then.
 pub const PUT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -39,7 +39,7 @@ pub fn put(
     upload: [u8; 16],
     budget: u64,
     now: i64,
-) -> Result<PutGrant, ApiError> {
+) -> Result<PutGrant, ServerError> {
     let serial = Serial::random();
     let expires_at = expiry(now, PUT_TOKEN_TTL);
     let token = Token {
@@ -53,7 +53,7 @@ pub fn put(
         shards: Vec::new(),
     }
     .sign(server)
-    .map_err(|_| ApiError::internal("signing a put token"))?;
+    .map_err(|_| ServerError::internal("signing a put token"))?;
     Ok(PutGrant {
         node_id: worker.to_hex(),
         url: url.to_owned(),
@@ -91,7 +91,7 @@ pub fn read(
     shards: &[Placed],
     now: i64,
     issued: &mut Vec<Issued>,
-) -> Result<Vec<ReadToken>, ApiError> {
+) -> Result<Vec<ReadToken>, ServerError> {
     let window = MAX_TOKEN_SHARDS as u64;
     let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
     for p in shards {
@@ -120,7 +120,7 @@ pub fn read(
                 shards: placed.iter().map(|p| p.shard).collect(),
             }
             .sign(server)
-            .map_err(|_| ApiError::internal("signing a get token"))?;
+            .map_err(|_| ServerError::internal("signing a get token"))?;
             Ok(ReadToken {
                 first_chunk: w * window,
                 last_chunk: w * window + window - 1,

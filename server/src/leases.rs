@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::context::{Context, unix_now};
 use crate::db::Db;
+use crate::durability::error::JobError;
 
 /// Take or renew the lease `name` for `holder` until `now + ttl`. True when `holder` now holds it.
 pub async fn try_acquire(db: &Db, name: &str, holder: &str, ttl: Duration, now: i64) -> Result<bool, sqlx::Error> {
@@ -63,7 +64,7 @@ pub fn spawn_periodic<F, Fut>(
 ) -> tokio::task::JoinHandle<()>
 where
     F: Fn(Arc<Context>) -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    Fut: Future<Output = Result<(), JobError>> + Send + 'static,
 {
     let ctx = Arc::clone(ctx);
     let holder = holder.to_owned();
@@ -78,7 +79,7 @@ where
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         result = run => if let Err(e) = result {
-                            tracing::warn!(job = name, error = %format!("{e:#}"), "background pass failed");
+                            tracing::warn!(job = name, error = %e, "background pass failed");
                         }
                     }
                 }

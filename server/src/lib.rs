@@ -20,6 +20,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod durability;
+pub mod error;
 pub mod files;
 pub mod grants;
 pub mod leases;

@@ -20,8 +20,9 @@ use disktro_core::api::{NodeSample, NodeStatus, NodeView};
 use disktro_core::keys::PublicKey;
 use sqlx::Row as _;
 
-use crate::api::error::ApiError;
 use crate::db::Db;
+use crate::error::ServerError;
+use disktro_core::api::ErrorCode;
 
 /// How far a node's clock may be from the server's.
 pub const MAX_CLOCK_SKEW: u64 = 300;
@@ -34,32 +35,32 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn check_signature(key: &PublicKey, domain: &str, body: &[u8], signature: Option<[u8; 64]>) -> Result<(), ApiError> {
+fn check_signature(key: &PublicKey, domain: &str, body: &[u8], signature: Option<[u8; 64]>) -> Result<(), ServerError> {
     let signature = signature.ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing_signature",
+        ServerError::refused(
+            ErrorCode::MissingSignature,
             format!("the {} header is required", api::SIGNATURE_HEADER),
         )
     })?;
     key.verify(domain, body, &signature)
-        .map_err(|_| ApiError::unauthorized("bad_signature", "the node signature does not verify"))
+        .map_err(|_| ServerError::refused(ErrorCode::BadSignature, "the node signature does not verify"))
 }
 
-fn check_clock(sent_at: u64, now: i64) -> Result<(), ApiError> {
+fn check_clock(sent_at: u64, now: i64) -> Result<(), ServerError> {
     let now = u64::try_from(now).unwrap_or(0);
     if sent_at.abs_diff(now) > MAX_CLOCK_SKEW {
-        return Err(ApiError::bad_request(
-            "clock_skew",
+        return Err(ServerError::refused(
+            ErrorCode::ClockSkew,
             format!("the node's clock is more than {MAX_CLOCK_SKEW} seconds from the server's"),
         ));
     }
     Ok(())
 }
 
-fn check_len(what: &str, value: &str, max: usize) -> Result<(), ApiError> {
+fn check_len(what: &str, value: &str, max: usize) -> Result<(), ServerError> {
     if value.is_empty() || value.len() > max {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
             format!("{what} must be 1 to {max} bytes"),
         ));
     }
@@ -75,22 +76,25 @@ pub async fn register(
     body: &[u8],
     signature: Option<[u8; 64]>,
     now: i64,
-) -> Result<Registered, ApiError> {
-    let r: Registration = serde_json::from_slice(body).map_err(ApiError::json)?;
+) -> Result<Registered, ServerError> {
+    let r: Registration = serde_json::from_slice(body).map_err(ServerError::json)?;
     if !crate::same_secret(r.join_token.as_bytes(), expected_join_token.as_bytes()) {
-        return Err(ApiError::unauthorized(
-            "join_token_refused",
+        return Err(ServerError::refused(
+            ErrorCode::JoinTokenRefused,
             "the join token is not valid",
         ));
     }
     let key = disktro_core::ids::from_hex::<32>(&r.public_key)
         .map(PublicKey)
-        .map_err(|_| ApiError::bad_request("invalid_field", "public_key must be 64 hex digits"))?;
+        .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "public_key must be 64 hex digits"))?;
     check_signature(&key, api::REGISTER_DOMAIN, body, signature)?;
     check_clock(r.sent_at, now)?;
     check_len("url", &r.url, 512)?;
     if !(r.url.starts_with("ws://") || r.url.starts_with("wss://")) {
-        return Err(ApiError::bad_request("invalid_field", "url must be ws:// or wss://"));
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
+            "url must be ws:// or wss://",
+        ));
     }
     check_len("zone", &r.zone, 64)?;
     check_len("version", &r.version, 32)?;
@@ -126,17 +130,17 @@ pub async fn heartbeat(
     body: &[u8],
     signature: Option<[u8; 64]>,
     now: i64,
-) -> Result<HeartbeatAck, ApiError> {
-    let beat: Heartbeat = serde_json::from_slice(body).map_err(ApiError::json)?;
+) -> Result<HeartbeatAck, ServerError> {
+    let beat: Heartbeat = serde_json::from_slice(body).map_err(ServerError::json)?;
     let row = sqlx::query("SELECT public_key FROM nodes WHERE node_id = $1")
         .bind(&beat.node_id)
         .fetch_optional(&db.pool)
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_node", "this node is not registered"))?;
+        .ok_or_else(|| ServerError::refused(ErrorCode::UnknownNode, "this node is not registered"))?;
     let key_hex: String = row.try_get("public_key")?;
     let key = PublicKey(
         disktro_core::ids::from_hex::<32>(&key_hex)
-            .map_err(|_| ApiError::internal("a stored node key does not decode"))?,
+            .map_err(|_| ServerError::internal("a stored node key does not decode"))?,
     );
     check_signature(&key, api::HEARTBEAT_DOMAIN, body, signature)?;
     check_clock(beat.sent_at, now)?;
@@ -145,12 +149,12 @@ pub async fn heartbeat(
     check_len("version", &beat.version, 32)?;
     let reports = &beat.corrupt_shards[..beat.corrupt_shards.len().min(MAX_REPORTS_PER_HEARTBEAT)];
     if reports.iter().any(|s| s.parse::<disktro_core::ShardId>().is_err()) {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
             "corrupt_shards holds a malformed id",
         ));
     }
-    let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ApiError::internal("scrub report"))?;
+    let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ServerError::internal("scrub report"))?;
     let mut tx = db.begin_write().await?;
     let updated = sqlx::query(
         "UPDATE nodes SET url = $2, zone = $3, version = $4, capacity = $5, used = $6, free_disk = $7,
@@ -176,8 +180,8 @@ pub async fn heartbeat(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
-        return Err(ApiError::conflict(
-            "stale_heartbeat",
+        return Err(ServerError::refused(
+            ErrorCode::StaleHeartbeat,
             "a heartbeat as new or newer was already received",
         ));
     }
@@ -214,7 +218,7 @@ pub async fn heartbeat(
             .await
             .map_err(|e| {
                 tracing::warn!(node_id = %beat.node_id, error = %format!("{e:#}"), "comparing holdings");
-                ApiError::internal("comparing the node's holdings failed")
+                ServerError::internal("comparing the node's holdings failed")
             })?;
     Ok(HeartbeatAck {
         heartbeat_interval_secs: interval.as_secs(),
@@ -223,7 +227,7 @@ pub async fn heartbeat(
 }
 
 /// Every node with its health, most recently seen first.
-pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>, ApiError> {
+pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>, ServerError> {
     let rows = sqlx::query(
         "SELECT node_id, url, zone, version, capacity, used, free_disk, shards, quarantined,
                 ingress_bytes, egress_bytes, uptime_secs, registered_at, last_seen, scrub,
@@ -281,7 +285,7 @@ pub async fn known(db: &Db, node_id: &str) -> Result<bool, sqlx::Error> {
 }
 
 /// One node's samples since `since` (unix seconds), oldest first; `None` for an unknown node.
-pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<NodeSample>>, ApiError> {
+pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<NodeSample>>, ServerError> {
     if !known(db, node_id).await? {
         return Ok(None);
     }
@@ -308,13 +312,13 @@ pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<No
                 audit_score: r.try_get("audit_score")?,
             })
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect::<Result<Vec<_>, ServerError>>()?;
     out.reverse();
     Ok(Some(out))
 }
 
 /// Corrupt shards reported by nodes, for repair.
-pub async fn corrupt_reports(db: &Db) -> Result<Vec<(String, String)>, ApiError> {
+pub async fn corrupt_reports(db: &Db) -> Result<Vec<(String, String)>, ServerError> {
     let rows = sqlx::query("SELECT node_id, shard_id FROM corrupt_reports ORDER BY reported_at, node_id, shard_id")
         .fetch_all(&db.pool)
         .await?;
@@ -353,7 +357,7 @@ pub struct Writable {
 }
 
 /// Workers that may receive new shards now, in node-id order.
-pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> Result<Vec<Writable>, ApiError> {
+pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> Result<Vec<Writable>, ServerError> {
     let rows = sqlx::query(
         "SELECT node_id, url, zone FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
          ORDER BY node_id",
@@ -368,7 +372,7 @@ pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> R
             Ok(Writable {
                 node_id: id
                     .parse()
-                    .map_err(|_| ApiError::internal("a stored node id is not hex"))?,
+                    .map_err(|_| ServerError::internal("a stored node id is not hex"))?,
                 url: row.try_get("url")?,
                 zone: row.try_get("zone")?,
             })
@@ -377,7 +381,7 @@ pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> R
 }
 
 /// Public keys of every registered node, to verify receipts with.
-pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, PublicKey>, ApiError> {
+pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, PublicKey>, ServerError> {
     let rows = sqlx::query("SELECT node_id, public_key FROM nodes")
         .fetch_all(&db.pool)
         .await?;
@@ -388,7 +392,7 @@ pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::Nod
         let parse = || -> Option<(disktro_core::NodeId, PublicKey)> {
             Some((id.parse().ok()?, PublicKey(disktro_core::ids::from_hex(&key).ok()?)))
         };
-        let (id, key) = parse().ok_or_else(|| ApiError::internal("a stored node key is not hex"))?;
+        let (id, key) = parse().ok_or_else(|| ServerError::internal("a stored node key is not hex"))?;
         out.insert(id, key);
     }
     Ok(out)

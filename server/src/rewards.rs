@@ -21,6 +21,7 @@ use serde::Serialize;
 use sqlx::Row as _;
 
 use crate::db::Db;
+use crate::durability::error::JobError;
 
 /// Claims are settled this long after their token expired.
 pub const CLAIM_GRACE: i64 = 5 * 60;
@@ -180,7 +181,7 @@ async fn append(
 }
 
 /// One rewards pass at `now`: storage up to `now`, egress of tokens expired long enough.
-pub async fn accrue(db: &Db, now: i64) -> anyhow::Result<Accrued> {
+pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
     let mut out = Accrued::default();
     let mut tx = db.begin_write().await?;
     let mut head = last(&mut tx).await?;

@@ -17,9 +17,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use sqlx::Row as _;
 
-use crate::api::error::ApiError;
 use crate::context::{Context, unix_now};
 use crate::db::Db;
+use crate::error::ServerError;
+use disktro_core::api::ErrorCode;
 
 /// Sessions last a week from log-in.
 pub const SESSION_TTL: i64 = 7 * 24 * 3600;
@@ -128,14 +129,14 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn not_logged_in() -> ApiError {
-    ApiError::unauthorized("not_logged_in", "log in first (or pass an API token)")
+fn not_logged_in() -> ServerError {
+    ServerError::refused(ErrorCode::NotLoggedIn, "log in first (or pass an API token)")
 }
 
 impl FromRequestParts<Arc<Context>> for Auth {
-    type Rejection = ApiError;
+    type Rejection = ServerError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<Context>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<Context>) -> Result<Self, ServerError> {
         let now = unix_now();
         if let Some(bearer) = parts
             .headers
@@ -148,7 +149,7 @@ impl FromRequestParts<Arc<Context>> for Auth {
                 .bind(&id_hash)
                 .fetch_optional(&ctx.db.pool)
                 .await?
-                .ok_or_else(|| ApiError::unauthorized("bad_token", "the API token is not valid"))?;
+                .ok_or_else(|| ServerError::refused(ErrorCode::BadToken, "the API token is not valid"))?;
             return Ok(Self {
                 account_id: row.try_get("account_id")?,
                 credential: Credential::ApiToken { id_hash },
@@ -161,7 +162,7 @@ impl FromRequestParts<Arc<Context>> for Auth {
             .bind(now)
             .fetch_optional(&ctx.db.pool)
             .await?
-            .ok_or_else(|| ApiError::unauthorized("session_expired", "the session has ended; log in again"))?;
+            .ok_or_else(|| ServerError::refused(ErrorCode::SessionExpired, "the session has ended; log in again"))?;
         Ok(Self {
             account_id: row.try_get("account_id")?,
             credential: Credential::Session {
@@ -178,9 +179,9 @@ impl FromRequestParts<Arc<Context>> for Auth {
 pub struct Writer(pub Auth);
 
 impl FromRequestParts<Arc<Context>> for Writer {
-    type Rejection = ApiError;
+    type Rejection = ServerError;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<Context>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, ctx: &Arc<Context>) -> Result<Self, ServerError> {
         let auth = Auth::from_request_parts(parts, ctx).await?;
         if let Credential::Session { csrf, .. } = &auth.credential {
             let sent = parts
@@ -189,9 +190,8 @@ impl FromRequestParts<Arc<Context>> for Writer {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if !crate::same_secret(sent.as_bytes(), csrf.as_bytes()) {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    "csrf_required",
+                return Err(ServerError::refused(
+                    ErrorCode::CsrfRequired,
                     format!("state-changing requests need the session's {CSRF_HEADER} header"),
                 ));
             }

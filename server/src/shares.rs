@@ -10,30 +10,30 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use disktro_core::api::{FileDownload, NewShare, ShareAccess, ShareInfo, ShareView};
 use sqlx::Row as _;
 
 use crate::accounts::{self, decode_b64, encode_b64};
-use crate::api::error::ApiError;
 use crate::context::Context;
+use crate::error::ServerError;
 use crate::files;
 use crate::throttle;
+use disktro_core::api::ErrorCode;
 
 /// Expiry of a share unless asked otherwise: 7 days.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest expiry: 1 year.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
 
-fn share_not_found() -> ApiError {
-    ApiError::not_found("share_not_found", "no such share link")
+fn share_not_found() -> ServerError {
+    ServerError::refused(ErrorCode::ShareNotFound, "no such share link")
 }
 
-fn gone(code: &'static str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::GONE, code, message)
+fn gone(code: ErrorCode, message: &str) -> ServerError {
+    ServerError::refused(code, message)
 }
 
-fn view(row: &sqlx::any::AnyRow) -> Result<ShareView, ApiError> {
+fn view(row: &sqlx::any::AnyRow) -> Result<ShareView, ServerError> {
     let max: Option<i64> = row.try_get("max_downloads")?;
     let hash: Option<String> = row.try_get("password_hash")?;
     let revoked: Option<i64> = row.try_get("revoked_at")?;
@@ -58,25 +58,25 @@ pub async fn create(
     file_hex: &str,
     req: NewShare,
     now: i64,
-) -> Result<ShareView, ApiError> {
+) -> Result<ShareView, ServerError> {
     let owned = sqlx::query("SELECT id FROM files WHERE id = $1 AND account_id = $2")
         .bind(file_hex)
         .bind(account_id)
         .fetch_optional(&ctx.db.pool)
         .await?;
     if owned.is_none() {
-        return Err(ApiError::not_found("file_not_found", "no such file"));
+        return Err(ServerError::refused(ErrorCode::FileNotFound, "no such file"));
     }
     let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY.as_secs());
     if expires_in == 0 || expires_in > MAX_EXPIRY.as_secs() {
-        return Err(ApiError::bad_request(
-            "invalid_expiry",
+        return Err(ServerError::refused(
+            ErrorCode::InvalidExpiry,
             format!("expires_in must be 1 to {} seconds", MAX_EXPIRY.as_secs()),
         ));
     }
     if req.max_downloads == Some(0) {
-        return Err(ApiError::bad_request(
-            "invalid_download_limit",
+        return Err(ServerError::refused(
+            ErrorCode::InvalidDownloadLimit,
             "max_downloads must be at least 1",
         ));
     }
@@ -86,7 +86,7 @@ pub async fn create(
             Some(
                 tokio::task::spawn_blocking(move || accounts::hash_auth_key(&proof))
                     .await
-                    .map_err(|_| ApiError::internal("hashing a share password"))?,
+                    .map_err(|_| ServerError::internal("hashing a share password"))?,
             )
         }
         None => None,
@@ -119,7 +119,7 @@ pub async fn create(
 }
 
 /// The account's shares, newest first; of one file when `file_hex` is given.
-pub async fn list(ctx: &Context, account_id: &str, file_hex: Option<&str>) -> Result<Vec<ShareView>, ApiError> {
+pub async fn list(ctx: &Context, account_id: &str, file_hex: Option<&str>) -> Result<Vec<ShareView>, ServerError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM shares WHERE account_id = $1 AND ($2 = '' OR file_id = $2) ORDER BY created_at DESC, id"
     )))
@@ -131,7 +131,7 @@ pub async fn list(ctx: &Context, account_id: &str, file_hex: Option<&str>) -> Re
 }
 
 /// Revoke one of the account's shares (idempotent).
-pub async fn revoke(ctx: &Context, account_id: &str, share_id: &str, now: i64) -> Result<ShareView, ApiError> {
+pub async fn revoke(ctx: &Context, account_id: &str, share_id: &str, now: i64) -> Result<ShareView, ServerError> {
     sqlx::query("UPDATE shares SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL")
         .bind(share_id)
         .bind(account_id)
@@ -156,7 +156,7 @@ async fn admit(
     share_id: &str,
     access: &ShareAccess,
     now: i64,
-) -> Result<(ShareView, Sealed, u64), ApiError> {
+) -> Result<(ShareView, Sealed, u64), ServerError> {
     if share_id.len() != 22 {
         return Err(share_not_found());
     }
@@ -169,19 +169,22 @@ async fn admit(
     .ok_or_else(share_not_found)?;
     let share = view(&row)?;
     if share.revoked {
-        return Err(gone("share_revoked", "this link was revoked by its owner"));
+        return Err(gone(ErrorCode::ShareRevoked, "this link was revoked by its owner"));
     }
     if now >= share.expires_at {
-        return Err(gone("share_expired", "this link has expired"));
+        return Err(gone(ErrorCode::ShareExpired, "this link has expired"));
     }
     if share.max_downloads.is_some_and(|max| share.downloads >= max) {
-        return Err(gone("share_exhausted", "this link has reached its download limit"));
+        return Err(gone(
+            ErrorCode::ShareExhausted,
+            "this link has reached its download limit",
+        ));
     }
     let hash: Option<String> = row.try_get("password_hash")?;
     if let Some(hash) = hash {
         let Some(proof) = &access.password_proof else {
-            return Err(ApiError::unauthorized(
-                "share_password_required",
+            return Err(ServerError::refused(
+                ErrorCode::SharePasswordRequired,
                 "this link needs its password",
             ));
         };
@@ -191,14 +194,14 @@ async fn admit(
         let proof = decode_b64(proof, "password_proof")?;
         let proof: [u8; 32] = proof
             .try_into()
-            .map_err(|_| ApiError::bad_request("invalid_field", "password_proof must be 32 bytes"))?;
+            .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "password_proof must be 32 bytes"))?;
         let ok = tokio::task::spawn_blocking(move || accounts::verify_auth_key(&hash, &proof))
             .await
-            .map_err(|_| ApiError::internal("share password check"))?;
+            .map_err(|_| ServerError::internal("share password check"))?;
         if !ok {
             throttle::record_failure(&ctx.db, &[&key], now).await?;
-            return Err(ApiError::unauthorized(
-                "share_password_wrong",
+            return Err(ServerError::refused(
+                ErrorCode::SharePasswordWrong,
                 "the password is not right",
             ));
         }
@@ -208,7 +211,7 @@ async fn admit(
         .bind(&share.file_id)
         .fetch_optional(&ctx.db.pool)
         .await?
-        .ok_or_else(|| gone("share_revoked", "the shared file was deleted"))?;
+        .ok_or_else(|| gone(ErrorCode::ShareRevoked, "the shared file was deleted"))?;
     let size: i64 = file.try_get("size")?;
     Ok((
         share,
@@ -227,7 +230,7 @@ struct Sealed {
 }
 
 /// What the link points at, without counting a download.
-pub async fn open(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<ShareInfo, ApiError> {
+pub async fn open(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<ShareInfo, ServerError> {
     let (share, sealed, size) = admit(ctx, share_id, access, now).await?;
     Ok(ShareInfo {
         manifest: sealed.manifest,
@@ -241,7 +244,12 @@ pub async fn open(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64)
 }
 
 /// Count one download and return what a reader needs.
-pub async fn download(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<FileDownload, ApiError> {
+pub async fn download(
+    ctx: &Context,
+    share_id: &str,
+    access: &ShareAccess,
+    now: i64,
+) -> Result<FileDownload, ServerError> {
     let (share, _, _) = admit(ctx, share_id, access, now).await?;
     // The policy again, atomically with the count: two racing downloads of the last allowed one
     // cannot both pass.
@@ -255,7 +263,10 @@ pub async fn download(ctx: &Context, share_id: &str, access: &ShareAccess, now: 
     .await?
     .rows_affected();
     if counted != 1 {
-        return Err(gone("share_exhausted", "this link has reached its download limit"));
+        return Err(gone(
+            ErrorCode::ShareExhausted,
+            "this link has reached its download limit",
+        ));
     }
     files::download(ctx, &share.file_id, None, now).await
 }

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use sqlx::Row as _;
 
-use crate::api::error::ApiError;
 use crate::db::Db;
+use crate::error::ServerError;
+use disktro_core::api::ErrorCode;
 
 pub const WINDOW: i64 = 15 * 60;
 pub const SLOW_AFTER: i64 = 5;
@@ -40,7 +41,7 @@ async fn failures(db: &Db, key: &str, now: i64) -> Result<(i64, i64), sqlx::Erro
 }
 
 /// Before checking credentials: how long to wait, or a refusal.
-pub async fn admit(db: &Db, account_key: &str, address_key: Option<&str>, now: i64) -> Result<Duration, ApiError> {
+pub async fn admit(db: &Db, account_key: &str, address_key: Option<&str>, now: i64) -> Result<Duration, ServerError> {
     let (account, account_start) = failures(db, account_key, now).await?;
     let (address, address_start) = match address_key {
         Some(k) => failures(db, k, now).await?,
@@ -54,9 +55,8 @@ pub async fn admit(db: &Db, account_key: &str, address_key: Option<&str>, now: i
             address_start
         };
         let retry = (start + WINDOW - now).max(1);
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
+        return Err(ServerError::refused(
+            ErrorCode::TooManyAttempts,
             format!("too many failed attempts; try again in {} minutes", (retry + 59) / 60),
         ));
     }

@@ -91,8 +91,8 @@ impl std::io::Write for Counted {
     }
 }
 
-fn api_code(e: &ClientError) -> &str {
-    e.code().unwrap_or_else(|| panic!("not an API error: {e}"))
+fn api_code(e: &ClientError) -> &'static str {
+    e.code().unwrap_or_else(|| panic!("not an API error: {e}")).as_str()
 }
 
 async fn start_network(db: &support::TestDb, extra: &[&str]) -> (Server, Api) {

@@ -79,7 +79,7 @@ pub async fn run(
             let result = match tls {
                 Some(tls) => {
                     let handshake = async {
-                        let stream = tls.accept(tcp).await.map_err(|e| format!("TLS: {e}"))?;
+                        let stream = tls.accept(tcp).await.map_err(HandshakeError::Tls)?;
                         websocket(stream, &node, &origins).await
                     };
                     match tokio::time::timeout(timeout, handshake).await {
@@ -88,7 +88,7 @@ pub async fn run(
                             Ok(())
                         }
                         Ok(Err(e)) => Err(e),
-                        Err(_) => Err("handshake timed out".to_owned()),
+                        Err(_) => Err(HandshakeError::TimedOut),
                     }
                 }
                 None => match tokio::time::timeout(timeout, websocket(tcp, &node, &origins)).await {
@@ -97,7 +97,7 @@ pub async fn run(
                         Ok(())
                     }
                     Ok(Err(e)) => Err(e),
-                    Err(_) => Err("handshake timed out".to_owned()),
+                    Err(_) => Err(HandshakeError::TimedOut),
                 },
             };
             if let Err(e) = result {
@@ -114,7 +114,7 @@ async fn websocket<S>(
     stream: S,
     node: &Node,
     allowed: &[String],
-) -> Result<tokio_tungstenite::WebSocketStream<S>, String>
+) -> Result<tokio_tungstenite::WebSocketStream<S>, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -136,7 +136,19 @@ where
     };
     tokio_tungstenite::accept_hdr_async_with_config(stream, check_origin, Some(websocket_config(node)))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| HandshakeError::WebSocket(Box::new(e)))
+}
+
+/// Why a connection never got to its first request (logged at debug: scanners and closed tabs
+/// are common and not the operator's problem).
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("TLS: {0}")]
+    Tls(std::io::Error),
+    #[error("WebSocket: {0}")]
+    WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
+    #[error("handshake timed out")]
+    TimedOut,
 }
 
 async fn serve_or_refuse<S>(

@@ -2,7 +2,7 @@
 //! cookie; state-changing ones carry the session's CSRF token in `x-csrf-token`. Errors arrive as
 //! [`ApiFailure`] with the server's stable code and its message for people.
 
-use disktro_core::api::ErrorBody;
+use disktro_core::api::{ErrorBody, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen_futures::JsFuture;
@@ -14,8 +14,9 @@ use super::js;
 pub struct ApiFailure {
     /// HTTP status, 0 when the server could not be reached.
     pub status: u16,
-    /// The server's stable code (`file_not_found`, …) or `network`.
-    pub code: String,
+    /// The server's stable code; `None` when the server was not reached or its answer could not
+    /// be read (or, on the share page, did not verify).
+    pub code: Option<ErrorCode>,
     pub message: String,
 }
 
@@ -29,7 +30,7 @@ impl ApiFailure {
     fn network(message: String) -> Self {
         Self {
             status: 0,
-            code: "network".to_owned(),
+            code: None,
             message,
         }
     }
@@ -90,19 +91,19 @@ impl Api {
             let text = if text.is_empty() { "null" } else { &text };
             return serde_json::from_str(text).map_err(|e| ApiFailure {
                 status,
-                code: "bad_answer".to_owned(),
+                code: None,
                 message: format!("the server's answer could not be read: {e}"),
             });
         }
         Err(match serde_json::from_str::<ErrorBody>(&text) {
             Ok(body) => ApiFailure {
                 status,
-                code: body.error.code,
+                code: Some(body.error.code),
                 message: body.error.message,
             },
             Err(_) => ApiFailure {
                 status,
-                code: "http".to_owned(),
+                code: None,
                 message: format!("the server answered {status}"),
             },
         })

@@ -58,7 +58,7 @@ pub fn BusyLine(busy: RwSignal<Busy>) -> impl IntoView {
 #[cfg(feature = "hydrate")]
 mod flows {
     //! The browser side of the forms.
-    use disktro_core::api::{ChangePassword, KdfAnswer, LogIn, PreLogin, Session, SignUp};
+    use disktro_core::api::{ChangePassword, ErrorCode, KdfAnswer, LogIn, PreLogin, Session, SignUp};
     use disktro_core::keys::{KdfSetup, Keypair, PublicKey};
 
     use crate::browser::api::{Api, ApiFailure};
@@ -67,10 +67,10 @@ mod flows {
     use crate::browser::{b64, unb64};
 
     fn explain(e: ApiFailure) -> String {
-        match e.code.as_str() {
-            "wrong_credentials" => "Wrong e-mail or password.".to_owned(),
-            "email_taken" | "conflict" => "This e-mail already has an account: log in instead.".to_owned(),
-            "too_many_attempts" | "throttled" => format!("Too many attempts: {}", e.message),
+        match e.code {
+            Some(ErrorCode::WrongCredentials) => "Wrong e-mail or password.".to_owned(),
+            Some(ErrorCode::EmailTaken) => "This e-mail already has an account: log in instead.".to_owned(),
+            Some(ErrorCode::TooManyAttempts) => format!("Too many attempts: {}", e.message),
             _ => e.message,
         }
     }

@@ -36,6 +36,8 @@ mod actions {
     use disktro_core::{FileId, FileKey, SignedManifest};
 
     use super::Shared;
+    use disktro_core::api::ErrorCode;
+
     use crate::browser::api::{Api, ApiFailure};
     use crate::browser::{b64, unb64};
 
@@ -56,12 +58,12 @@ mod actions {
 
     /// Why a link cannot be used, in plain words (`None`: a password is needed or wrong).
     pub fn explain(e: &ApiFailure) -> Option<String> {
-        Some(match e.code.as_str() {
-            "share_revoked" => "This link was revoked by the person who shared it.".to_owned(),
-            "share_expired" => "This link has expired.".to_owned(),
-            "share_exhausted" => "This link has been used as many times as it allows.".to_owned(),
-            "share_not_found" | "not_found" => "There is no such link.".to_owned(),
-            "share_password_required" | "share_password_wrong" => return None,
+        Some(match e.code {
+            Some(ErrorCode::ShareRevoked) => "This link was revoked by the person who shared it.".to_owned(),
+            Some(ErrorCode::ShareExpired) => "This link has expired.".to_owned(),
+            Some(ErrorCode::ShareExhausted) => "This link has been used as many times as it allows.".to_owned(),
+            Some(ErrorCode::ShareNotFound) => "There is no such link.".to_owned(),
+            Some(ErrorCode::SharePasswordRequired | ErrorCode::SharePasswordWrong) => return None,
             _ => e.message.clone(),
         })
     }
@@ -72,7 +74,7 @@ mod actions {
             .await?;
         let fail = |message: String| ApiFailure {
             status: 0,
-            code: "integrity".to_owned(),
+            code: None,
             message,
         };
         let file_id: FileId = info.file_id.parse().map_err(|_| fail("malformed file id".to_owned()))?;
@@ -119,7 +121,8 @@ pub fn SharePage() -> impl IntoView {
                 Err(e) => match actions::explain(&e) {
                     Some(m) => view_state.set(View::Gone(m)),
                     None => view_state.set(View::NeedsPassword(
-                        (e.code == "share_password_wrong").then(|| "That password is not right.".to_owned()),
+                        (e.code == Some(disktro_core::api::ErrorCode::SharePasswordWrong))
+                            .then(|| "That password is not right.".to_owned()),
                     )),
                 },
             }

@@ -20,10 +20,290 @@ pub struct ErrorBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable, snake_case: what scripts match on.
-    #[cfg_attr(feature = "openapi", schema(example = "file_not_found"))]
-    pub code: String,
+    pub code: ErrorCode,
     /// For people.
     pub message: String,
+}
+
+/// Every error code the API answers with, one per cause; serialized in snake_case
+/// (`FileNotFound` is `"file_not_found"`). Clients match on this enum, never on strings. A code
+/// this build does not know (a newer server's) reads as [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: A field of the request is malformed (the message names it).
+    InvalidField,
+    /// 400: The e-mail address is not one.
+    InvalidEmail,
+    /// 400: The key-derivation parameters are below the minimum.
+    WeakKdf,
+    /// 400: A file id is not 64 hex digits.
+    InvalidFileId,
+    /// 400: The chunk size is out of range.
+    InvalidChunkSize,
+    /// 400: The (k, m) asked for is not allowed.
+    InvalidRedundancy,
+    /// 400: A share's expiry is in the past or too far ahead.
+    InvalidExpiry,
+    /// 400: A share's download limit is out of range.
+    InvalidDownloadLimit,
+    /// 400: A signed request's time is too far from the server's.
+    ClockSkew,
+    /// 400: The manifest does not decode or verify.
+    BadManifest,
+    /// 400: The sealed metadata is malformed.
+    BadMetadata,
+    /// 400: A worker receipt does not decode or verify.
+    BadReceipt,
+    /// 400: A wrapped key is not one (`DKWK`).
+    BadWrappedKey,
+    /// 400: The manifest disagrees with the upload it commits.
+    ManifestMismatch,
+    /// 400: A shard of the manifest has no receipt.
+    MissingReceipt,
+    /// 400: A receipt is for another upload's tokens.
+    ReceiptNotForUpload,
+    /// 400: More receipts than the manifest has shards.
+    TooManyReceipts,
+    /// 400: A receipt names a worker the server does not know.
+    UnknownWorker,
+    /// 400: The manifest is signed by another account's key.
+    WrongOwner,
+    /// 400: The request body is not the JSON expected.
+    MalformedJson,
+    /// 400: The request body was refused before it was read (size, type); the HTTP status says why.
+    BodyRejected,
+    /// 401: No session cookie or API token.
+    NotLoggedIn,
+    /// 401: The session ended; log in again.
+    SessionExpired,
+    /// 401: The API token or session is not valid.
+    BadToken,
+    /// 401: Wrong e-mail or password (the same answer for both).
+    WrongCredentials,
+    /// 401: The share link needs its password.
+    SharePasswordRequired,
+    /// 401: The share link's password proof is wrong.
+    SharePasswordWrong,
+    /// 401: A node request lacks its signature header.
+    MissingSignature,
+    /// 401: A node request's signature does not verify.
+    BadSignature,
+    /// 401: The worker's join token is wrong.
+    JoinTokenRefused,
+    /// 403: A state-changing request lacks the session's CSRF header.
+    CsrfRequired,
+    /// 404: No API route at this path.
+    NoSuchRoute,
+    /// 404: No such file in this account.
+    FileNotFound,
+    /// 404: No such open upload in this account.
+    UploadNotFound,
+    /// 404: No such share link.
+    ShareNotFound,
+    /// 404: No such storage node.
+    NodeNotFound,
+    /// 404: The server does not know this node: register again.
+    UnknownNode,
+    /// 409: An account with this e-mail exists.
+    EmailTaken,
+    /// 409: The file id is already committed.
+    FileExists,
+    /// 409: The account changed since it was read (a password change raced another).
+    ChangedMeanwhile,
+    /// 409: A heartbeat older than the last one seen.
+    StaleHeartbeat,
+    /// 410: The share link was revoked (or its file deleted).
+    ShareRevoked,
+    /// 410: The share link has expired.
+    ShareExpired,
+    /// 410: The share link has reached its download limit.
+    ShareExhausted,
+    /// 413: The file is larger than the server accepts.
+    FileTooLarge,
+    /// 413: The account's quota does not have room.
+    QuotaExceeded,
+    /// 429: Too many failed attempts; the message says when to try again.
+    TooManyAttempts,
+    /// 500: Something failed on the server; its log has the detail.
+    Internal,
+    /// 503: Too few storage workers are online for the redundancy needed.
+    NotEnoughWorkers,
+    /// 503: The database could not complete the request; try again.
+    DatabaseUnavailable,
+    /// A code this build does not know; the HTTP status and the message still say what happened.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Every code the server sends, in the order of the table in FORMAT.md.
+    pub const ALL: &[ErrorCode] = &[
+        ErrorCode::InvalidField,
+        ErrorCode::InvalidEmail,
+        ErrorCode::WeakKdf,
+        ErrorCode::InvalidFileId,
+        ErrorCode::InvalidChunkSize,
+        ErrorCode::InvalidRedundancy,
+        ErrorCode::InvalidExpiry,
+        ErrorCode::InvalidDownloadLimit,
+        ErrorCode::ClockSkew,
+        ErrorCode::BadManifest,
+        ErrorCode::BadMetadata,
+        ErrorCode::BadReceipt,
+        ErrorCode::BadWrappedKey,
+        ErrorCode::ManifestMismatch,
+        ErrorCode::MissingReceipt,
+        ErrorCode::ReceiptNotForUpload,
+        ErrorCode::TooManyReceipts,
+        ErrorCode::UnknownWorker,
+        ErrorCode::WrongOwner,
+        ErrorCode::MalformedJson,
+        ErrorCode::BodyRejected,
+        ErrorCode::NotLoggedIn,
+        ErrorCode::SessionExpired,
+        ErrorCode::BadToken,
+        ErrorCode::WrongCredentials,
+        ErrorCode::SharePasswordRequired,
+        ErrorCode::SharePasswordWrong,
+        ErrorCode::MissingSignature,
+        ErrorCode::BadSignature,
+        ErrorCode::JoinTokenRefused,
+        ErrorCode::CsrfRequired,
+        ErrorCode::NoSuchRoute,
+        ErrorCode::FileNotFound,
+        ErrorCode::UploadNotFound,
+        ErrorCode::ShareNotFound,
+        ErrorCode::NodeNotFound,
+        ErrorCode::UnknownNode,
+        ErrorCode::EmailTaken,
+        ErrorCode::FileExists,
+        ErrorCode::ChangedMeanwhile,
+        ErrorCode::StaleHeartbeat,
+        ErrorCode::ShareRevoked,
+        ErrorCode::ShareExpired,
+        ErrorCode::ShareExhausted,
+        ErrorCode::FileTooLarge,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::TooManyAttempts,
+        ErrorCode::Internal,
+        ErrorCode::NotEnoughWorkers,
+        ErrorCode::DatabaseUnavailable,
+    ];
+
+    /// The HTTP status the server answers this code with.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::InvalidField
+            | Self::InvalidEmail
+            | Self::WeakKdf
+            | Self::InvalidFileId
+            | Self::InvalidChunkSize
+            | Self::InvalidRedundancy
+            | Self::InvalidExpiry
+            | Self::InvalidDownloadLimit
+            | Self::ClockSkew
+            | Self::BadManifest
+            | Self::BadMetadata
+            | Self::BadReceipt
+            | Self::BadWrappedKey
+            | Self::ManifestMismatch
+            | Self::MissingReceipt
+            | Self::ReceiptNotForUpload
+            | Self::TooManyReceipts
+            | Self::UnknownWorker
+            | Self::WrongOwner
+            | Self::MalformedJson
+            | Self::BodyRejected => 400,
+            Self::NotLoggedIn
+            | Self::SessionExpired
+            | Self::BadToken
+            | Self::WrongCredentials
+            | Self::SharePasswordRequired
+            | Self::SharePasswordWrong
+            | Self::MissingSignature
+            | Self::BadSignature
+            | Self::JoinTokenRefused => 401,
+            Self::CsrfRequired => 403,
+            Self::NoSuchRoute
+            | Self::FileNotFound
+            | Self::UploadNotFound
+            | Self::ShareNotFound
+            | Self::NodeNotFound
+            | Self::UnknownNode => 404,
+            Self::EmailTaken | Self::FileExists | Self::ChangedMeanwhile | Self::StaleHeartbeat => 409,
+            Self::ShareRevoked | Self::ShareExpired | Self::ShareExhausted => 410,
+            Self::FileTooLarge | Self::QuotaExceeded => 413,
+            Self::TooManyAttempts => 429,
+            Self::Internal => 500,
+            Self::NotEnoughWorkers | Self::DatabaseUnavailable => 503,
+            Self::Unknown => 500,
+        }
+    }
+
+    /// The snake_case name, as sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidField => "invalid_field",
+            Self::InvalidEmail => "invalid_email",
+            Self::WeakKdf => "weak_kdf",
+            Self::InvalidFileId => "invalid_file_id",
+            Self::InvalidChunkSize => "invalid_chunk_size",
+            Self::InvalidRedundancy => "invalid_redundancy",
+            Self::InvalidExpiry => "invalid_expiry",
+            Self::InvalidDownloadLimit => "invalid_download_limit",
+            Self::ClockSkew => "clock_skew",
+            Self::BadManifest => "bad_manifest",
+            Self::BadMetadata => "bad_metadata",
+            Self::BadReceipt => "bad_receipt",
+            Self::BadWrappedKey => "bad_wrapped_key",
+            Self::ManifestMismatch => "manifest_mismatch",
+            Self::MissingReceipt => "missing_receipt",
+            Self::ReceiptNotForUpload => "receipt_not_for_upload",
+            Self::TooManyReceipts => "too_many_receipts",
+            Self::UnknownWorker => "unknown_worker",
+            Self::WrongOwner => "wrong_owner",
+            Self::MalformedJson => "malformed_json",
+            Self::BodyRejected => "body_rejected",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::SessionExpired => "session_expired",
+            Self::BadToken => "bad_token",
+            Self::WrongCredentials => "wrong_credentials",
+            Self::SharePasswordRequired => "share_password_required",
+            Self::SharePasswordWrong => "share_password_wrong",
+            Self::MissingSignature => "missing_signature",
+            Self::BadSignature => "bad_signature",
+            Self::JoinTokenRefused => "join_token_refused",
+            Self::CsrfRequired => "csrf_required",
+            Self::NoSuchRoute => "no_such_route",
+            Self::FileNotFound => "file_not_found",
+            Self::UploadNotFound => "upload_not_found",
+            Self::ShareNotFound => "share_not_found",
+            Self::NodeNotFound => "node_not_found",
+            Self::UnknownNode => "unknown_node",
+            Self::EmailTaken => "email_taken",
+            Self::FileExists => "file_exists",
+            Self::ChangedMeanwhile => "changed_meanwhile",
+            Self::StaleHeartbeat => "stale_heartbeat",
+            Self::ShareRevoked => "share_revoked",
+            Self::ShareExpired => "share_expired",
+            Self::ShareExhausted => "share_exhausted",
+            Self::FileTooLarge => "file_too_large",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::Internal => "internal",
+            Self::NotEnoughWorkers => "not_enough_workers",
+            Self::DatabaseUnavailable => "database_unavailable",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 // ---- Server ----

@@ -13,10 +13,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::accounts;
-use crate::api::error::{ApiError, JsonBody};
+use crate::api::error::JsonBody;
 use crate::context::{Context, unix_now};
+use crate::error::ServerError;
 use crate::sessions::{self, Auth, Credential, Writer};
 use crate::throttle;
+use disktro_core::api::ErrorCode;
 use disktro_core::api::{
     AccountView, ChangePassword, ErrorBody, KdfAnswer, LogIn, NewToken, PreLogin, Session, SignUp, TokenAnswer,
 };
@@ -39,7 +41,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 pub async fn prelogin(
     State(ctx): State<Arc<Context>>,
     JsonBody(req): JsonBody<PreLogin>,
-) -> Result<Json<KdfAnswer>, ApiError> {
+) -> Result<Json<KdfAnswer>, ServerError> {
     let email = accounts::normalize_email(&req.email)?;
     let setup = match accounts::by_email(&ctx.db, &email).await? {
         Some(account) => account.kdf_setup,
@@ -56,21 +58,21 @@ fn with_cookie(ctx: &Context, status: StatusCode, cookie: Option<&str>, body: im
 
 #[utoipa::path(post, path = "/auth/signup", tag = "accounts", request_body = SignUp,
     responses((status = 201, description = "account created; session cookie set", body = Session), (status = 400, body = ErrorBody), (status = 409, description = "e-mail taken", body = ErrorBody)))]
-pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<SignUp>) -> Result<Response, ApiError> {
+pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<SignUp>) -> Result<Response, ServerError> {
     // Argon2 runs off the async threads.
     let (req, checked) = tokio::task::spawn_blocking(move || {
         let checked = accounts::check_sign_up(&req);
         (req, checked)
     })
     .await
-    .map_err(|_| ApiError::internal("sign-up check"))?;
+    .map_err(|_| ServerError::internal("sign-up check"))?;
     let (email, auth_hash) = checked?;
     let now = unix_now();
     let id = accounts::create(&ctx.db, &req, &email, &auth_hash, ctx.default_quota, now)
         .await?
         .ok_or_else(|| {
-            ApiError::conflict(
-                "email_taken",
+            ServerError::refused(
+                ErrorCode::EmailTaken,
                 "an account with this e-mail address exists; log in instead",
             )
         })?;
@@ -87,8 +89,8 @@ pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<Sig
     Ok(with_cookie(&ctx, StatusCode::CREATED, Some(&session.cookie), body))
 }
 
-fn wrong_credentials() -> ApiError {
-    ApiError::unauthorized("wrong_credentials", "wrong e-mail address or password")
+fn wrong_credentials() -> ServerError {
+    ServerError::refused(ErrorCode::WrongCredentials, "wrong e-mail address or password")
 }
 
 #[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = LogIn,
@@ -97,7 +99,7 @@ pub async fn login(
     State(ctx): State<Arc<Context>>,
     ClientAddr(addr): ClientAddr,
     JsonBody(req): JsonBody<LogIn>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServerError> {
     let email = accounts::normalize_email(&req.email)?;
     let key = accounts::auth_key(&req.auth_key)?;
     let now = unix_now();
@@ -118,7 +120,7 @@ pub async fn login(
         }
     })
     .await
-    .map_err(|_| ApiError::internal("log-in check"))?;
+    .map_err(|_| ServerError::internal("log-in check"))?;
     let Some(account) = account.filter(|_| ok) else {
         let mut keys = vec![account_key.as_str()];
         keys.extend(address_key.as_deref());
@@ -141,7 +143,7 @@ pub async fn login(
 /// End this session (or revoke this API token).
 #[utoipa::path(post, path = "/auth/logout", tag = "accounts",
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)), security(("session" = []), ("token" = [])))]
-pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Result<Response, ApiError> {
+pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Result<Response, ServerError> {
     match &auth.credential {
         Credential::Session { id_hash, .. } => sessions::end(&ctx.db, id_hash).await?,
         Credential::ApiToken { id_hash } => {
@@ -164,10 +166,10 @@ pub async fn change_password(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
     JsonBody(req): JsonBody<ChangePassword>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, ServerError> {
     let account = accounts::by_id(&ctx.db, &auth.account_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("not_logged_in", "the account no longer exists"))?;
+        .ok_or_else(|| ServerError::refused(ErrorCode::NotLoggedIn, "the account no longer exists"))?;
     let check = SignUp {
         email: account.email.clone(),
         kdf_setup: req.new_kdf_setup.clone(),
@@ -184,10 +186,10 @@ pub async fn change_password(
         )
     })
     .await
-    .map_err(|_| ApiError::internal("password check"))?;
+    .map_err(|_| ServerError::internal("password check"))?;
     if !ok {
-        return Err(ApiError::unauthorized(
-            "wrong_credentials",
+        return Err(ServerError::refused(
+            ErrorCode::WrongCredentials,
             "the current password is wrong",
         ));
     }
@@ -204,8 +206,8 @@ pub async fn change_password(
     .execute(&mut *tx)
     .await?;
     if swapped.rows_affected() != 1 {
-        return Err(ApiError::conflict(
-            "changed_meanwhile",
+        return Err(ServerError::refused(
+            ErrorCode::ChangedMeanwhile,
             "the password was changed meanwhile; log in again",
         ));
     }
@@ -229,10 +231,10 @@ pub async fn change_password(
 
 #[utoipa::path(get, path = "/account", tag = "accounts",
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
-pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json<AccountView>, ApiError> {
+pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json<AccountView>, ServerError> {
     let a = accounts::by_id(&ctx.db, &auth.account_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("not_logged_in", "the account no longer exists"))?;
+        .ok_or_else(|| ServerError::refused(ErrorCode::NotLoggedIn, "the account no longer exists"))?;
     Ok(Json(AccountView {
         account_id: a.id,
         email: a.email,
@@ -253,10 +255,13 @@ pub async fn create_token(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
     JsonBody(req): JsonBody<NewToken>,
-) -> Result<(StatusCode, Json<TokenAnswer>), ApiError> {
+) -> Result<(StatusCode, Json<TokenAnswer>), ServerError> {
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::bad_request("invalid_field", "name must be 1 to 100 bytes"));
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
+            "name must be 1 to 100 bytes",
+        ));
     }
     let token = sessions::create_api_token(&ctx.db, &auth.account_id, name, unix_now()).await?;
     Ok((StatusCode::CREATED, Json(TokenAnswer { token })))

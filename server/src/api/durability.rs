@@ -6,21 +6,22 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 
-use crate::api::error::ApiError;
 use crate::context::{Context, unix_now};
 use crate::durability::{self, Status};
+use crate::error::ServerError;
 use crate::rewards::{self, DailyEarnings, LedgerCheck};
 use disktro_core::api::ErrorBody;
+use disktro_core::api::ErrorCode;
 
 #[utoipa::path(get, path = "/durability", tag = "durability",
     responses((status = 200, description = "chunks by health, and the repair and collection queues", body = Status)))]
-pub async fn status(State(ctx): State<Arc<Context>>) -> Result<Json<Status>, ApiError> {
+pub async fn status(State(ctx): State<Arc<Context>>) -> Result<Json<Status>, ServerError> {
     Ok(Json(durability::status(&ctx, unix_now()).await?))
 }
 
 #[utoipa::path(get, path = "/ledger/verify", tag = "durability",
     responses((status = 200, description = "the hash chain of the rewards ledger, recomputed", body = LedgerCheck)))]
-pub async fn verify_ledger(State(ctx): State<Arc<Context>>) -> Result<Json<LedgerCheck>, ApiError> {
+pub async fn verify_ledger(State(ctx): State<Arc<Context>>) -> Result<Json<LedgerCheck>, ServerError> {
     Ok(Json(rewards::verify(&ctx.db).await?))
 }
 
@@ -39,9 +40,9 @@ pub async fn earnings(
     State(ctx): State<Arc<Context>>,
     Path(node_id): Path<String>,
     Query(q): Query<Days>,
-) -> Result<Json<Vec<DailyEarnings>>, ApiError> {
+) -> Result<Json<Vec<DailyEarnings>>, ServerError> {
     if !crate::nodes::known(&ctx.db, &node_id).await? {
-        return Err(ApiError::not_found("node_not_found", "no node has this id"));
+        return Err(ServerError::refused(ErrorCode::NodeNotFound, "no node has this id"));
     }
     let days = q.days.unwrap_or(30).clamp(1, 366);
     Ok(Json(rewards::earnings(&ctx.db, &node_id, days).await?))

@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::api::error::{ApiError, JsonBody};
+use crate::api::error::JsonBody;
 use crate::context::{Context, unix_now};
+use crate::error::ServerError;
 use crate::files;
 use crate::sessions::{Auth, Writer};
 use disktro_core::api::ErrorBody;
@@ -33,7 +34,7 @@ pub async fn begin(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
     JsonBody(req): JsonBody<BeginUpload>,
-) -> Result<(StatusCode, Json<UploadPlan>), ApiError> {
+) -> Result<(StatusCode, Json<UploadPlan>), ServerError> {
     let plan = files::begin(&ctx, &auth.account_id, req, unix_now()).await?;
     Ok((StatusCode::CREATED, Json(plan)))
 }
@@ -47,7 +48,7 @@ pub async fn renew(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
     Path(id): Path<String>,
-) -> Result<Json<Vec<PutGrant>>, ApiError> {
+) -> Result<Json<Vec<PutGrant>>, ServerError> {
     Ok(Json(files::renew(&ctx, &auth.account_id, &id, unix_now()).await?))
 }
 
@@ -60,7 +61,7 @@ pub async fn cancel(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, ServerError> {
     files::cancel(&ctx, &auth.account_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -80,7 +81,7 @@ pub async fn commit(
     Writer(auth): Writer,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<Commit>,
-) -> Result<(StatusCode, Json<FileSummary>), ApiError> {
+) -> Result<(StatusCode, Json<FileSummary>), ServerError> {
     let summary = files::commit(&ctx, &auth.account_id, &id, req, unix_now()).await?;
     Ok((StatusCode::CREATED, Json(summary)))
 }
@@ -102,7 +103,7 @@ pub async fn list(
     State(ctx): State<Arc<Context>>,
     auth: Auth,
     Query(page): Query<Page>,
-) -> Result<Json<FileList>, ApiError> {
+) -> Result<Json<FileList>, ServerError> {
     let list = files::list(
         &ctx,
         &auth.account_id,
@@ -123,7 +124,7 @@ pub async fn get(
     State(ctx): State<Arc<Context>>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Json<FileDownload>, ApiError> {
+) -> Result<Json<FileDownload>, ServerError> {
     Ok(Json(
         files::download(&ctx, &id, Some(&auth.account_id), unix_now()).await?,
     ))
@@ -138,7 +139,7 @@ pub async fn delete(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, ServerError> {
     files::delete(&ctx, &auth.account_id, &id, unix_now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -49,10 +49,6 @@ async fn health() -> Json<ServerHealth> {
     })
 }
 
-async fn no_such_route() -> error::ApiError {
-    error::ApiError::not_found("no_such_route", "no such API route")
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Disktro API", description = "The JSON API of a Disktro server: accounts, files, shares and storage nodes. \
@@ -144,6 +140,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: Arc<Context>) -> Router<S> 
     let doc = Arc::new(doc);
     api.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
-        .fallback(no_such_route)
+        .fallback(error::no_such_route)
         .with_state(ctx)
 }

@@ -8,10 +8,11 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use disktro_core::api::node::{Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER};
 
-use crate::api::error::ApiError;
 use crate::context::{Context, unix_now};
+use crate::error::ServerError;
 use crate::nodes;
 use disktro_core::api::ErrorBody;
+use disktro_core::api::ErrorCode;
 use disktro_core::api::{NodeSample, NodeView};
 
 fn signature(headers: &HeaderMap) -> Option<[u8; 64]> {
@@ -26,7 +27,7 @@ pub async fn register(
     State(ctx): State<Arc<Context>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Registered>, ApiError> {
+) -> Result<Json<Registered>, ServerError> {
     let registered = nodes::register(
         &ctx.db,
         &ctx.join_token,
@@ -47,14 +48,14 @@ pub async fn heartbeat(
     State(ctx): State<Arc<Context>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<HeartbeatAck>, ApiError> {
+) -> Result<Json<HeartbeatAck>, ServerError> {
     let ack = nodes::heartbeat(&ctx.db, ctx.heartbeat_interval, &body, signature(&headers), unix_now()).await?;
     Ok(Json(ack))
 }
 
 #[utoipa::path(get, path = "/nodes", tag = "nodes",
     responses((status = 200, description = "every registered node with its health", body = Vec<NodeView>)))]
-pub async fn list(State(ctx): State<Arc<Context>>) -> Result<Json<Vec<NodeView>>, ApiError> {
+pub async fn list(State(ctx): State<Arc<Context>>) -> Result<Json<Vec<NodeView>>, ServerError> {
     Ok(Json(nodes::list(&ctx.db, ctx.heartbeat_interval, unix_now()).await?))
 }
 
@@ -73,10 +74,10 @@ pub async fn samples(
     State(ctx): State<Arc<Context>>,
     axum::extract::Path(node_id): axum::extract::Path<String>,
     axum::extract::Query(q): axum::extract::Query<Since>,
-) -> Result<Json<Vec<NodeSample>>, ApiError> {
+) -> Result<Json<Vec<NodeSample>>, ServerError> {
     let since = q.since.unwrap_or_else(|| unix_now() - 24 * 3600);
     nodes::samples(&ctx.db, &node_id, since)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("node_not_found", "no node has this id"))
+        .ok_or_else(|| ServerError::refused(ErrorCode::NodeNotFound, "no node has this id"))
 }

@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::api::error::{ApiError, JsonBody};
+use crate::api::error::JsonBody;
 use crate::context::{Context, unix_now};
+use crate::error::ServerError;
 use crate::sessions::{Auth, Writer};
 use crate::shares;
 use disktro_core::api::ErrorBody;
@@ -29,7 +30,7 @@ pub async fn create(
     Writer(auth): Writer,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<NewShare>,
-) -> Result<(StatusCode, Json<ShareView>), ApiError> {
+) -> Result<(StatusCode, Json<ShareView>), ServerError> {
     let share = shares::create(&ctx, &auth.account_id, &id, req, unix_now()).await?;
     Ok((StatusCode::CREATED, Json(share)))
 }
@@ -49,7 +50,7 @@ pub async fn list(
     State(ctx): State<Arc<Context>>,
     auth: Auth,
     Query(filter): Query<ShareFilter>,
-) -> Result<Json<Vec<ShareView>>, ApiError> {
+) -> Result<Json<Vec<ShareView>>, ServerError> {
     Ok(Json(
         shares::list(&ctx, &auth.account_id, filter.file_id.as_deref()).await?,
     ))
@@ -64,7 +65,7 @@ pub async fn revoke(
     State(ctx): State<Arc<Context>>,
     Writer(auth): Writer,
     Path(id): Path<String>,
-) -> Result<Json<ShareView>, ApiError> {
+) -> Result<Json<ShareView>, ServerError> {
     Ok(Json(shares::revoke(&ctx, &auth.account_id, &id, unix_now()).await?))
 }
 
@@ -81,7 +82,7 @@ pub async fn open(
     State(ctx): State<Arc<Context>>,
     Path(id): Path<String>,
     JsonBody(access): JsonBody<ShareAccess>,
-) -> Result<Json<ShareInfo>, ApiError> {
+) -> Result<Json<ShareInfo>, ServerError> {
     Ok(Json(shares::open(&ctx, &id, &access, unix_now()).await?))
 }
 
@@ -98,6 +99,6 @@ pub async fn download(
     State(ctx): State<Arc<Context>>,
     Path(id): Path<String>,
     JsonBody(access): JsonBody<ShareAccess>,
-) -> Result<Json<FileDownload>, ApiError> {
+) -> Result<Json<FileDownload>, ServerError> {
     Ok(Json(shares::download(&ctx, &id, &access, unix_now()).await?))
 }

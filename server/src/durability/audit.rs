@@ -27,6 +27,7 @@ use disktro_net::client::ClientError;
 use futures_util::StreamExt as _;
 use sqlx::Row as _;
 
+use super::error::JobError;
 use super::fleet::{self, Fleet};
 use super::reputation;
 use crate::context::Context;
@@ -110,7 +111,7 @@ impl Auditor {
     }
 
     /// One round over every auditable node; online scores are brought up to date first.
-    pub async fn round(&self, ctx: &Context, now: i64) -> anyhow::Result<Round> {
+    pub async fn round(&self, ctx: &Context, now: i64) -> Result<Round, JobError> {
         let since = nodes::online_since(now, ctx.heartbeat_interval);
         reputation::update_online(&ctx.db, since, now).await?;
         let rows = sqlx::query(
@@ -124,7 +125,7 @@ impl Auditor {
             let id: String = row.try_get("node_id")?;
             targets.push((id, row.try_get::<String, _>("url")?));
         }
-        let results: Vec<anyhow::Result<Round>> = futures_util::stream::iter(targets)
+        let results: Vec<Result<Round, JobError>> = futures_util::stream::iter(targets)
             .map(|(id, url)| async move { self.audit_node(ctx, &id, &url, now).await })
             .buffer_unordered(NODES_AT_ONCE)
             .collect()
@@ -143,9 +144,9 @@ impl Auditor {
         Ok(total)
     }
 
-    async fn challenges(&self, ctx: &Context, node: &str) -> anyhow::Result<Vec<Challenge>> {
+    async fn challenges(&self, ctx: &Context, node: &str) -> Result<Vec<Challenge>, JobError> {
         let s = &ctx.durability;
-        let parse = |row: &sqlx::any::AnyRow, attempts: i64| -> anyhow::Result<Challenge> {
+        let parse = |row: &sqlx::any::AnyRow, attempts: i64| -> Result<Challenge, JobError> {
             Ok(Challenge {
                 file: row.try_get::<String, _>("file_id")?.parse()?,
                 shard: row.try_get::<String, _>("shard_id")?.parse()?,
@@ -195,7 +196,7 @@ impl Auditor {
         Ok(out)
     }
 
-    async fn audit_node(&self, ctx: &Context, node: &str, url: &str, now: i64) -> anyhow::Result<Round> {
+    async fn audit_node(&self, ctx: &Context, node: &str, url: &str, now: i64) -> Result<Round, JobError> {
         let node_id: NodeId = node.parse()?;
         let challenges = self.challenges(ctx, node).await?;
         let mut round = Round::default();

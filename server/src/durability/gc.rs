@@ -10,6 +10,7 @@ use disktro_core::token::{MAX_TOKEN_SHARDS, Operation};
 use disktro_core::{FileId, NodeId, ShardId};
 use sqlx::Row as _;
 
+use super::error::JobError;
 use super::fleet::{self, Fleet};
 use super::secs;
 use crate::context::Context;
@@ -26,7 +27,7 @@ pub struct Collected {
 }
 
 /// One pass at `now`.
-pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<Collected> {
+pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<Collected, JobError> {
     let s = &ctx.durability;
     let grace_start = now - secs(s.gc_grace);
     let mut out = Collected::default();

@@ -16,6 +16,7 @@ use disktro_core::ShardId;
 use disktro_core::inventory::{self, BucketListing, Inventory};
 use sqlx::Row as _;
 
+use super::error::JobError;
 use crate::db::Db;
 
 async fn expected(db: &Db, node: &str) -> Result<(HashSet<ShardId>, HashSet<ShardId>), sqlx::Error> {
@@ -42,7 +43,7 @@ pub async fn on_heartbeat(
     summary: Option<&Inventory>,
     listings: &[BucketListing],
     now: i64,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, JobError> {
     if summary.is_none() && listings.is_empty() {
         return Ok(Vec::new());
     }

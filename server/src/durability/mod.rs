@@ -17,6 +17,7 @@
 //! disqualified), and not reported as corrupt, missing or failed ([`HEALTHY`]).
 
 pub mod audit;
+pub mod error;
 pub mod fleet;
 pub mod gc;
 pub mod holdings;

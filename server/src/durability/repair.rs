@@ -26,6 +26,7 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 use sqlx::Row as _;
 
+use super::error::JobError;
 use super::fleet::{self, Fleet};
 use super::{HEALTHY, secs};
 use crate::accounts::decode_b64;
@@ -78,7 +79,7 @@ fn progress(ctx: &Context, f: impl FnOnce(&mut Progress)) {
 }
 
 /// One repair pass. Returns the number of chunks repaired.
-pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<u64> {
+pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<u64, JobError> {
     let since = nodes::online_since(now, ctx.heartbeat_interval);
     let due_rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT s.file_id, s.chunk, f.data_shards, f.parity_shards, \
@@ -123,7 +124,7 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<u64>
                     true
                 }
                 Err(e) => {
-                    tracing::warn!(file = %d.file, chunk = d.chunk, error = %format!("{e:#}"), "chunk not repaired");
+                    tracing::warn!(file = %d.file, chunk = d.chunk, error = %e, "chunk not repaired");
                     progress(ctx, |p| p.chunks_failed += 1);
                     false
                 }
@@ -141,7 +142,7 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> anyhow::Result<u64>
     Ok(results.iter().filter(|ok| **ok).count() as u64)
 }
 
-async fn slots(ctx: &Context, d: &Due, now: i64) -> anyhow::Result<Vec<Slot>> {
+async fn slots(ctx: &Context, d: &Due, now: i64) -> Result<Vec<Slot>, JobError> {
     let since = nodes::online_since(now, ctx.heartbeat_interval);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, CASE WHEN {HEALTHY} THEN 1 ELSE 0 END AS healthy \
@@ -174,12 +175,12 @@ async fn repair_chunk(
     keys: &HashMap<NodeId, PublicKey>,
     d: &Due,
     now: i64,
-) -> anyhow::Result<u64> {
+) -> Result<u64, JobError> {
     let manifest_b64: String = sqlx::query("SELECT manifest FROM files WHERE id = $1")
         .bind(&d.file)
         .fetch_optional(&ctx.db.pool)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("the file was deleted"))?
+        .ok_or(JobError::FileDeleted)?
         .try_get("manifest")?;
     let bytes = decode_b64(&manifest_b64, "manifest")?;
     let signed = SignedManifest::decode(&bytes)?;
@@ -189,7 +190,7 @@ async fn repair_chunk(
     let entry = manifest
         .chunks
         .get(usize::try_from(d.chunk)?)
-        .ok_or_else(|| anyhow::anyhow!("chunk {} is not in the manifest", d.chunk))?;
+        .ok_or(JobError::ChunkNotInManifest(d.chunk))?;
     let redundancy: Redundancy = manifest.redundancy;
     let k = usize::from(redundancy.data);
     let shard_len = redundancy.shard_len(entry.sealed_len as usize);
@@ -207,7 +208,7 @@ async fn repair_chunk(
             break;
         }
         if entry.shards.get(slot.idx) != Some(&slot.shard) {
-            anyhow::bail!("placement row {} disagrees with the manifest", slot.idx);
+            return Err(JobError::PlacementMismatch(slot.idx));
         }
         let node: NodeId = slot.node.parse()?;
         let token = fleet::token(
@@ -235,7 +236,7 @@ async fn repair_chunk(
         }
     }
     if got < k {
-        anyhow::bail!("only {got} of the {k} shards needed could be read");
+        return Err(JobError::TooFewShards { got, needed: k });
     }
 
     // 2. Rebuild and re-encode; the ids must be the owner's.
@@ -243,7 +244,7 @@ async fn repair_chunk(
     let sealed = sharder.rebuild(chunk_no, &mut have, entry.sealed_len as usize)?;
     let shards = sharder.encode(&sealed);
     if shards.ids() != entry.shards.as_slice() {
-        anyhow::bail!("rebuilt shards do not match the manifest's ids");
+        return Err(JobError::RebuiltMismatch);
     }
 
     // 3. New homes: active, online, with room, holding nothing of this chunk.
@@ -301,7 +302,10 @@ async fn repair_chunk(
             tracing::warn!(node = %target.node_id, "repair write answered with an invalid receipt");
         }
         let Some(i) = placed else {
-            anyhow::bail!("no worker took shard {} of chunk {}", slot.idx, d.chunk);
+            return Err(JobError::NoTarget {
+                shard: slot.idx,
+                chunk: d.chunk,
+            });
         };
         let target = candidates.remove(i);
         // 4. Move the row, forget the loss, collect the old copy.

@@ -1,0 +1,47 @@
+//! Why a background pass (audit, repair, GC, rewards) or one item of it failed. A pass logs the
+//! error and tries again on its next run; an item's failure is counted and the pass goes on.
+
+use disktro_net::client::ClientError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A step shared with the API (node keys, writable workers, stored base64) failed.
+    #[error(transparent)]
+    Shared(#[from] crate::error::ServerError),
+    #[error("worker: {0}")]
+    Worker(#[from] ClientError),
+    /// A stored value (manifest, id, key) does not decode: the database holds something the
+    /// server did not write, or an older format.
+    #[error("stored {what} does not decode: {reason}")]
+    Stored { what: &'static str, reason: String },
+    /// A stored id, manifest or token does not decode.
+    #[error("stored value: {0}")]
+    Codec(#[from] disktro_core::Error),
+    #[error("stored number out of range: {0}")]
+    OutOfRange(#[from] std::num::TryFromIntError),
+    #[error("the file was deleted")]
+    FileDeleted,
+    #[error("chunk {0} is not in the manifest")]
+    ChunkNotInManifest(i64),
+    #[error("placement row {0} disagrees with the manifest")]
+    PlacementMismatch(usize),
+    #[error("only {got} of the {needed} shards needed could be read")]
+    TooFewShards { got: usize, needed: usize },
+    #[error("rebuilt shards do not match the manifest's ids")]
+    RebuiltMismatch,
+    #[error("no worker took shard {shard} of chunk {chunk}")]
+    NoTarget { shard: usize, chunk: i64 },
+    #[error("task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl JobError {
+    pub fn stored(what: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self::Stored {
+            what,
+            reason: reason.to_string(),
+        }
+    }
+}
