@@ -75,6 +75,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_file_format_is_the_one_format_md_states() {
+        // FORMAT.md's magics table names this file's magic; its layout line gives the length.
+        let spec = include_str!("../../FORMAT.md");
+        let magic = std::str::from_utf8(MAGIC).unwrap();
+        assert!(
+            spec.contains(&format!("| node key file | {magic} |")),
+            "FORMAT.md magics table"
+        );
+        assert!(
+            spec.contains(&format!("\"{magic}\" 0x01 seed[32]")),
+            "FORMAT.md node key file layout"
+        );
+        assert_eq!(FILE_LEN, 4 + 1 + 32);
+    }
+
+    #[test]
     fn created_once_then_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let (first, created) = load_or_create(dir.path()).unwrap();
