@@ -30,7 +30,9 @@ pub mod placement;
 pub mod rewards;
 pub mod sessions;
 pub mod shares;
+pub mod store;
 pub mod throttle;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -800,7 +800,7 @@ async fn bad_commits_are_refused_whole() {
         // The janitor removes expired uploads (here: `b`, never committed), and only those.
         let removed = disktro_server::leases::sweep(
             &disktro_server::db::Db::open(&db.url).await.unwrap(),
-            disktro_server::context::unix_now() + disktro_server::files::UPLOAD_TTL + 1,
+            disktro_server::context::unix_now() + disktro_server::uploads::UPLOAD_TTL + 1,
         )
         .await
         .unwrap();

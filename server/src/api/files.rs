@@ -15,8 +15,8 @@ use utoipa::IntoParams;
 use crate::api::error::JsonBody;
 use crate::context::{Context, unix_now};
 use crate::error::ServerError;
-use crate::files;
 use crate::sessions::{Auth, Writer};
+use crate::{files, uploads};
 use disktro_core::api::ErrorBody;
 use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, UploadPlan};
 
@@ -35,7 +35,7 @@ pub async fn begin(
     Writer(auth): Writer,
     JsonBody(req): JsonBody<BeginUpload>,
 ) -> Result<(StatusCode, Json<UploadPlan>), ServerError> {
-    let plan = files::begin(&ctx, &auth.account_id, req, unix_now()).await?;
+    let plan = uploads::begin(&ctx, &auth.account_id, req, unix_now()).await?;
     Ok((StatusCode::CREATED, Json(plan)))
 }
 
@@ -49,7 +49,7 @@ pub async fn renew(
     Writer(auth): Writer,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<PutGrant>>, ServerError> {
-    Ok(Json(files::renew(&ctx, &auth.account_id, &id, unix_now()).await?))
+    Ok(Json(uploads::renew(&ctx, &auth.account_id, &id, unix_now()).await?))
 }
 
 /// Abandon an upload in progress.
@@ -62,7 +62,7 @@ pub async fn cancel(
     Writer(auth): Writer,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ServerError> {
-    files::cancel(&ctx, &auth.account_id, &id).await?;
+    uploads::cancel(&ctx, &auth.account_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -82,7 +82,7 @@ pub async fn commit(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<Commit>,
 ) -> Result<(StatusCode, Json<FileSummary>), ServerError> {
-    let summary = files::commit(&ctx, &auth.account_id, &id, req, unix_now()).await?;
+    let summary = uploads::commit(&ctx, &auth.account_id, &id, req, unix_now()).await?;
     Ok((StatusCode::CREATED, Json(summary)))
 }
 

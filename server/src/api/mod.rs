@@ -119,14 +119,14 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The commit carries a receipt per shard: its own, larger body limit (`files::MAX_COMMIT_BODY`).
+/// The commit carries a receipt per shard: its own, larger body limit (`uploads::MAX_COMMIT_BODY`).
 /// Set on the route itself, it overrides the router-wide limit.
 fn commit_route() -> utoipa_axum::router::UtoipaMethodRouter<Arc<Context>> {
     let (schemas, paths, method) = routes!(files::commit);
     (
         schemas,
         paths,
-        method.layer(DefaultBodyLimit::max(crate::files::MAX_COMMIT_BODY)),
+        method.layer(DefaultBodyLimit::max(crate::uploads::MAX_COMMIT_BODY)),
     )
 }
 

@@ -1,0 +1,310 @@
+//! Committed files (`files`), where their shards live (`file_shards`), and the account's quota as
+//! files charge and free it. Deleting a file hands its shards to garbage collection (`gc_shards`)
+//! and revokes its shares in the same transaction.
+
+use std::collections::HashMap;
+
+use disktro_core::keys::PublicKey;
+use disktro_core::{NodeId, ShardId};
+use sqlx::Row as _;
+
+use super::{Db, StoreError, Tx, parse, to_i64, to_u64};
+
+/// The account's quota and what its files use, in bytes.
+pub async fn quota(db: &Db, account_id: &str) -> Result<(i64, i64), StoreError> {
+    let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((row.try_get("quota_bytes")?, row.try_get("used_bytes")?))
+}
+
+/// Add `bytes` to what the account uses, if that stays within its quota (`false` otherwise).
+pub async fn charge(tx: &mut Tx, account_id: &str, bytes: u64) -> Result<bool, StoreError> {
+    let charged = sqlx::query(
+        "UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2 AND used_bytes + $1 <= quota_bytes",
+    )
+    .bind(to_i64(bytes))
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(charged == 1)
+}
+
+/// The account's identity public key: what its manifests must be signed by.
+pub async fn owner_key(db: &Db, account_id: &str) -> Result<PublicKey, StoreError> {
+    let hex: String = sqlx::query("SELECT public_key FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("public_key")?;
+    Ok(PublicKey(
+        disktro_core::ids::from_hex(&hex).map_err(|_| StoreError::Corrupt("public key"))?,
+    ))
+}
+
+/// A file as committed; binary values as the API carries them (base64url).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile<'a> {
+    pub file_hex: &'a str,
+    pub account_id: &'a str,
+    pub manifest_b64: String,
+    pub metadata_b64: String,
+    pub wrapped_key_b64: String,
+    pub size: u64,
+    pub stored_bytes: u64,
+    pub data_shards: u8,
+    pub parity_shards: u8,
+    pub chunk_count: u64,
+    pub created_at: i64,
+}
+
+pub async fn insert(tx: &mut Tx, f: &NewFile<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO files (id, account_id, manifest, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(f.file_hex)
+    .bind(f.account_id)
+    .bind(&f.manifest_b64)
+    .bind(&f.metadata_b64)
+    .bind(&f.wrapped_key_b64)
+    .bind(to_i64(f.size))
+    .bind(to_i64(f.stored_bytes))
+    .bind(i64::from(f.data_shards))
+    .bind(i64::from(f.parity_shards))
+    .bind(to_i64(f.chunk_count))
+    .bind(f.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Where one shard of a file lives, as recorded at commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRow {
+    pub chunk: u64,
+    pub index: usize,
+    pub shard: ShardId,
+    pub node: NodeId,
+    pub size: u32,
+}
+
+/// Rows per multi-row INSERT: 6 values each, well under SQLite's 32,766 bound parameters.
+const SHARD_BATCH: usize = 500;
+
+pub async fn insert_shards(tx: &mut Tx, file_hex: &str, rows: &[ShardRow]) -> Result<(), StoreError> {
+    for batch in rows.chunks(SHARD_BATCH) {
+        let mut sql = String::from("INSERT INTO file_shards (file_id, chunk, idx, shard_id, node_id, size) VALUES ");
+        for i in 0..batch.len() {
+            let p = i * 6;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6
+            ));
+        }
+        // Only placeholders are formatted into the statement; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in batch {
+            query = query
+                .bind(file_hex)
+                .bind(to_i64(r.chunk))
+                .bind(r.index as i64)
+                .bind(r.shard.to_hex())
+                .bind(r.node.to_hex())
+                .bind(i64::from(r.size));
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// One line of an account's file list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFile {
+    pub file_hex: String,
+    pub metadata_b64: String,
+    pub wrapped_key_b64: String,
+    pub size: u64,
+    pub stored_bytes: u64,
+    pub data_shards: u64,
+    pub parity_shards: u64,
+    pub chunk_count: u64,
+    pub created_at: i64,
+}
+
+/// A page of the account's files, newest first.
+pub async fn list(db: &Db, account_id: &str, limit: i64, offset: i64) -> Result<Vec<ListedFile>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at FROM files \
+         WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
+    )
+    .bind(account_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ListedFile {
+                file_hex: row.try_get("id")?,
+                metadata_b64: row.try_get("metadata")?,
+                wrapped_key_b64: row.try_get("wrapped_key")?,
+                size: to_u64(row.try_get("size")?),
+                stored_bytes: to_u64(row.try_get("stored_bytes")?),
+                data_shards: to_u64(row.try_get("data_shards")?),
+                parity_shards: to_u64(row.try_get("parity_shards")?),
+                chunk_count: to_u64(row.try_get("chunk_count")?),
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// How many files the account has.
+pub async fn count(db: &Db, account_id: &str) -> Result<u64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM files WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(to_u64(row.try_get("n")?))
+}
+
+/// The healthy shards of each file's weakest chunk ([`crate::durability::HEALTHY`], with
+/// `online_since` the oldest heartbeat that counts as online), per file of the account.
+pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Result<HashMap<String, u64>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT file_id, MIN(healthy) AS weakest FROM ( \
+           SELECT s.file_id, s.chunk, SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS healthy \
+           FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+           WHERE f.account_id = $2 GROUP BY s.file_id, s.chunk) AS per_chunk \
+         GROUP BY file_id",
+        crate::durability::HEALTHY
+    )))
+    .bind(online_since)
+    .bind(account_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        out.insert(
+            row.try_get::<String, _>("file_id")?,
+            to_u64(row.try_get::<i64, _>("weakest")?),
+        );
+    }
+    Ok(out)
+}
+
+/// A committed file as a reader gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub account_id: String,
+    pub manifest_b64: String,
+    pub metadata_b64: String,
+    pub wrapped_key_b64: String,
+    pub size: u64,
+    pub created_at: i64,
+}
+
+pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreError> {
+    let Some(row) =
+        sqlx::query("SELECT account_id, manifest, metadata, wrapped_key, size, created_at FROM files WHERE id = $1")
+            .bind(file_hex)
+            .fetch_optional(&db.pool)
+            .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(StoredFile {
+        account_id: row.try_get("account_id")?,
+        manifest_b64: row.try_get("manifest")?,
+        metadata_b64: row.try_get("metadata")?,
+        wrapped_key_b64: row.try_get("wrapped_key")?,
+        size: to_u64(row.try_get("size")?),
+        created_at: row.try_get("created_at")?,
+    }))
+}
+
+/// One shard of a file with the worker that holds it, as a reader needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardLocation {
+    pub chunk: u64,
+    pub shard: ShardId,
+    pub size: u64,
+    pub node: NodeId,
+    pub url: String,
+    pub last_seen: i64,
+}
+
+/// Every shard of the file, in chunk and index order.
+pub async fn locations(db: &Db, file_hex: &str) -> Result<Vec<ShardLocation>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT s.chunk, s.idx, s.shard_id, s.node_id, s.size, n.url, n.last_seen FROM file_shards s \
+         JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $1 ORDER BY s.chunk, s.idx",
+    )
+    .bind(file_hex)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ShardLocation {
+                chunk: to_u64(r.try_get("chunk")?),
+                shard: parse(&r.try_get::<String, _>("shard_id")?, "shard id")?,
+                size: to_u64(r.try_get("size")?),
+                node: parse(&r.try_get::<String, _>("node_id")?, "node id")?,
+                url: r.try_get("url")?,
+                last_seen: r.try_get("last_seen")?,
+            })
+        })
+        .collect()
+}
+
+/// Delete the account's file: its shards to garbage collection, its shares revoked, its bytes
+/// returned to the quota. `false` when the account has no such file.
+pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> Result<bool, StoreError> {
+    let Some(row) = sqlx::query("SELECT stored_bytes FROM files WHERE id = $1 AND account_id = $2")
+        .bind(file_hex)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let stored: i64 = row.try_get("stored_bytes")?;
+    sqlx::query(
+        "INSERT INTO gc_shards (node_id, shard_id, deleted_at) SELECT node_id, shard_id, $2 FROM file_shards \
+         WHERE file_id = $1 ON CONFLICT (node_id, shard_id) DO NOTHING",
+    )
+    .bind(file_hex)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM file_shards WHERE file_id = $1")
+        .bind(file_hex)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM files WHERE id = $1")
+        .bind(file_hex)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE shares SET revoked_at = $2 WHERE file_id = $1 AND revoked_at IS NULL")
+        .bind(file_hex)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
+        .bind(stored)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
+}

@@ -1,0 +1,612 @@
+//! Uploads: begin, renew, cancel and commit. The server stores what it cannot read (the
+//! owner-signed manifest, sealed metadata, the wrapped file key) and where each shard lives.
+//!
+//! **Begin** takes the client's file id, size and wished (k, m), chooses the redundancy the
+//! network can give ([`placement::choose_redundancy`]), places every shard
+//! ([`placement::place_chunk`]) and hands out one put grant per worker used. Before any bytes
+//! move, the upload is refused when its size stored raw would exceed the account's remaining
+//! quota (compression may make it smaller, but the server cannot know that yet).
+//!
+//! **Commit** is checked in full ([`check_commit`], pure) before one transaction records it: the
+//! manifest's signature is the account's identity key, its file id, redundancy, chunk size and
+//! plaintext size are what began; every shard of every chunk has a receipt signed by a registered
+//! worker under a put token issued for this upload to that worker, of the right size, no worker
+//! twice in a chunk; the sealed metadata and wrapped key have their formats; the stored bytes fit
+//! the quota. Nothing is recorded for a shard without a receipt.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use disktro_core::api::{BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, RedundancyHealth, UploadPlan};
+use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
+use disktro_core::metadata::{MAX_MIME_LEN, MAX_NAME_LEN};
+use disktro_core::seal::TAG_LEN;
+use disktro_core::token::Receipt;
+use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
+
+use crate::accounts::{decode_b64, encode_b64};
+use crate::context::Context;
+use crate::error::ServerError;
+use crate::grants;
+use crate::nodes;
+use crate::placement::{self, Candidate};
+use crate::store::files::ShardRow;
+use crate::store::uploads::{self, UploadRow};
+use crate::store::{self, to_i64};
+
+/// How long an upload may take from begin to commit.
+pub const UPLOAD_TTL: i64 = 24 * 60 * 60;
+/// Largest file accepted: 64 GiB (16,384 chunks of 4 MiB; its commit is about 45 MB of JSON).
+pub const MAX_FILE_SIZE: u64 = 64 << 30;
+/// Longest sealed metadata: header, nonce, the longest name and type, their lengths, the tag.
+pub const MAX_SEALED_METADATA: usize = 4 + 1 + 12 + 8 + 2 + MAX_NAME_LEN + 2 + MAX_MIME_LEN + TAG_LEN;
+/// Body limit of a commit (manifest and receipts of the largest file, base64url in JSON).
+pub const MAX_COMMIT_BODY: usize = 64 << 20;
+
+fn parse_hex<T: std::str::FromStr>(value: &str, code: ErrorCode, what: &str) -> Result<T, ServerError> {
+    value
+        .parse()
+        .map_err(|_| ServerError::refused(code, format!("{what} must be lowercase hex of the right length")))
+}
+
+fn upload_not_found() -> ServerError {
+    ServerError::refused(
+        ErrorCode::UploadNotFound,
+        "no such upload in progress (it may have expired)",
+    )
+}
+
+fn quota_exceeded(needed: u64, left: i64) -> ServerError {
+    ServerError::refused(
+        ErrorCode::QuotaExceeded,
+        format!(
+            "this needs {needed} bytes of storage and the account has {} left",
+            left.max(0)
+        ),
+    )
+}
+
+fn chunk_count(size: u64, chunk_size: u32) -> u64 {
+    size.div_ceil(u64::from(chunk_size)).max(1)
+}
+
+/// Bytes all shards of the file take when no chunk compresses (the largest it can be).
+fn raw_stored_size(size: u64, chunk_size: u32, r: Redundancy) -> u64 {
+    let full = size / u64::from(chunk_size);
+    let tail = size % u64::from(chunk_size);
+    let per_chunk =
+        |plain: u64| r.shard_len(usize::try_from(plain).unwrap_or(usize::MAX) + TAG_LEN) as u64 * r.total() as u64;
+    let mut total = full * per_chunk(u64::from(chunk_size));
+    if tail > 0 || full == 0 {
+        total += per_chunk(tail);
+    }
+    total
+}
+
+/// Begin an upload.
+pub async fn begin(
+    ctx: &Arc<Context>,
+    account_id: &str,
+    req: BeginUpload,
+    now: i64,
+) -> Result<UploadPlan, ServerError> {
+    let file_id: FileId = parse_hex(&req.file_id, ErrorCode::InvalidFileId, "file_id")?;
+    if req.size > MAX_FILE_SIZE {
+        return Err(ServerError::refused(
+            ErrorCode::FileTooLarge,
+            format!("files are limited to {MAX_FILE_SIZE} bytes"),
+        ));
+    }
+    let chunk_size = req.chunk_size.unwrap_or(disktro_core::DEFAULT_CHUNK_SIZE);
+    if !(disktro_core::MIN_CHUNK_SIZE..=disktro_core::MAX_CHUNK_SIZE).contains(&chunk_size) {
+        return Err(ServerError::refused(
+            ErrorCode::InvalidChunkSize,
+            format!(
+                "chunk_size must be {} to {} bytes",
+                disktro_core::MIN_CHUNK_SIZE,
+                disktro_core::MAX_CHUNK_SIZE
+            ),
+        ));
+    }
+    let wished = Redundancy::new(
+        req.data_shards.unwrap_or(Redundancy::DEFAULT.data),
+        req.parity_shards.unwrap_or(Redundancy::DEFAULT.parity),
+    )
+    .map_err(|e| ServerError::refused(ErrorCode::InvalidRedundancy, e.to_string()))?;
+    let count = chunk_count(req.size, chunk_size);
+    let max_shard = wished.shard_len(chunk_size as usize + TAG_LEN) as u64;
+    let workers = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, to_i64(max_shard)).await?;
+    let redundancy = placement::choose_redundancy(wished, workers.len())
+        .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot store the file now: {e}")))?;
+    let needed = raw_stored_size(req.size, chunk_size, redundancy);
+    let (quota, used) = store::files::quota(&ctx.db, account_id).await?;
+    if to_i64(needed) > quota - used {
+        return Err(quota_exceeded(needed, quota - used));
+    }
+
+    // Placement is CPU work proportional to chunks × workers: off the async threads.
+    let candidates: Vec<Candidate> = workers
+        .iter()
+        .map(|w| Candidate {
+            node_id: w.node_id,
+            zone: w.zone.clone(),
+        })
+        .collect();
+    let total = redundancy.total();
+    let placement = tokio::task::spawn_blocking(move || {
+        (0..count)
+            .map(|c| placement::place_chunk(&candidates, &file_id, c, total))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|_| ServerError::internal("placement task"))?
+    .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, e.to_string()))?;
+
+    // One grant per worker used, budgeted for its shards at their largest.
+    let shard_max = redundancy.shard_len(chunk_size as usize + TAG_LEN) as u64;
+    let mut per_worker: Vec<u64> = vec![0; workers.len()];
+    for chunk in &placement {
+        for &w in chunk {
+            per_worker[w] += 1;
+        }
+    }
+    let upload_id: [u8; 16] = disktro_core::random_bytes();
+    let upload_hex = disktro_core::ids::to_hex(&upload_id);
+    let mut grants = Vec::new();
+    let mut grant_of_worker = vec![u16::MAX; workers.len()];
+    for (w, shards) in per_worker.iter().enumerate().filter(|(_, n)| **n > 0) {
+        grant_of_worker[w] = u16::try_from(grants.len()).expect("fewer than 65,536 workers per upload");
+        grants.push(grants::put(
+            &ctx.key,
+            workers[w].node_id,
+            &workers[w].url,
+            upload_id,
+            shards * shard_max,
+            now,
+        )?);
+    }
+
+    let mut tx = ctx.db.begin_write().await?;
+    let row = UploadRow {
+        file_id,
+        size: req.size,
+        redundancy,
+        chunk_size,
+    };
+    if !uploads::create(&mut tx, &upload_hex, account_id, &row, now, now + UPLOAD_TTL).await? {
+        return Err(ServerError::refused(
+            ErrorCode::FileExists,
+            "a file or upload with this id exists; pick another random id",
+        ));
+    }
+    uploads::record_grants(&mut tx, &upload_hex, &grants).await?;
+    tx.commit().await?;
+
+    Ok(UploadPlan {
+        upload_id: upload_hex,
+        file_id: file_id.to_hex(),
+        data_shards: redundancy.data,
+        parity_shards: redundancy.parity,
+        chunk_size,
+        chunk_count: count,
+        expires_at: now + UPLOAD_TTL,
+        nodes: grants,
+        placement: placement
+            .into_iter()
+            .map(|chunk| chunk.into_iter().map(|w| grant_of_worker[w]).collect())
+            .collect(),
+    })
+}
+
+/// The account's upload `id`, unexpired.
+async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<UploadRow, ServerError> {
+    uploads::open(&ctx.db, account_id, id, now)
+        .await?
+        .ok_or_else(upload_not_found)
+}
+
+/// Fresh put tokens for every worker of an upload in progress (same workers, same budgets).
+pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<Vec<PutGrant>, ServerError> {
+    upload(ctx, account_id, id, now).await?;
+    let upload_id: [u8; 16] = disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
+    let mut grants = Vec::new();
+    for target in uploads::grant_targets(&ctx.db, id).await? {
+        grants.push(grants::put(
+            &ctx.key,
+            target.node_id,
+            &target.url,
+            upload_id,
+            target.budget,
+            now,
+        )?);
+    }
+    let mut tx = ctx.db.begin_write().await?;
+    uploads::record_grants(&mut tx, id, &grants).await?;
+    tx.commit().await?;
+    Ok(grants)
+}
+
+/// Abandon an upload. Shards already stored become orphans for garbage collection to find.
+pub async fn cancel(ctx: &Context, account_id: &str, id: &str) -> Result<(), ServerError> {
+    let mut tx = ctx.db.begin_write().await?;
+    if !uploads::end(&mut tx, account_id, id).await? {
+        return Err(upload_not_found());
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn bad(code: ErrorCode, message: impl Into<String>) -> ServerError {
+    ServerError::refused(code, message)
+}
+
+/// Every check of a commit that needs no database: signature, owner, shape, receipts. Pure, so
+/// each rule is unit-tested below; [`commit`] gathers its inputs and records what it returns.
+pub fn check_commit(
+    up: &UploadRow,
+    owner: &PublicKey,
+    manifest: &[u8],
+    receipts: &[Vec<u8>],
+    node_keys: &HashMap<NodeId, PublicKey>,
+    serials: &HashMap<Serial, NodeId>,
+) -> Result<(SignedManifest, Vec<ShardRow>), ServerError> {
+    let signed = SignedManifest::decode(manifest)
+        .map_err(|e| bad(ErrorCode::BadManifest, format!("the manifest is not valid: {e}")))?;
+    if signed.owner() != owner {
+        return Err(bad(
+            ErrorCode::WrongOwner,
+            "the manifest is not signed by this account's identity key",
+        ));
+    }
+    let m = signed.manifest();
+    let mismatch = |what: &str| {
+        bad(
+            ErrorCode::ManifestMismatch,
+            format!("the manifest's {what} is not what the upload began with"),
+        )
+    };
+    if m.file_id != up.file_id {
+        return Err(mismatch("file id"));
+    }
+    if m.redundancy != up.redundancy {
+        return Err(mismatch("redundancy"));
+    }
+    if m.chunk_size != up.chunk_size {
+        return Err(mismatch("chunk size"));
+    }
+    if m.plain_size() != up.size {
+        return Err(mismatch("size"));
+    }
+    let total = m.redundancy.total();
+    if receipts.len() > m.chunks.len() * total * 2 {
+        return Err(bad(
+            ErrorCode::TooManyReceipts,
+            "more receipts than twice the shards of the file",
+        ));
+    }
+
+    // Every receipt: from a registered worker, its signature valid, under a token of this upload
+    // issued to that worker. Indexed by shard id.
+    let mut held: HashMap<ShardId, Vec<(NodeId, u32)>> = HashMap::with_capacity(receipts.len());
+    for (i, bytes) in receipts.iter().enumerate() {
+        let worker =
+            Receipt::claimed_worker(bytes).map_err(|e| bad(ErrorCode::BadReceipt, format!("receipt {i}: {e}")))?;
+        let key = node_keys.get(&worker).ok_or_else(|| {
+            bad(
+                ErrorCode::UnknownWorker,
+                format!("receipt {i} names a worker that is not registered"),
+            )
+        })?;
+        let receipt = Receipt::verify(bytes, key)
+            .map_err(|_| bad(ErrorCode::BadReceipt, format!("receipt {i} does not verify")))?;
+        if serials.get(&receipt.serial) != Some(&receipt.worker) {
+            return Err(bad(
+                ErrorCode::ReceiptNotForUpload,
+                format!("receipt {i} answers no put token this upload gave that worker"),
+            ));
+        }
+        held.entry(receipt.shard)
+            .or_default()
+            .push((receipt.worker, receipt.size));
+    }
+
+    let mut rows = Vec::with_capacity(m.chunks.len() * total);
+    for (c, chunk) in m.chunks.iter().enumerate() {
+        let expected = m.redundancy.shard_len(chunk.sealed_len as usize);
+        let mut used: HashSet<NodeId> = HashSet::with_capacity(total);
+        for (index, shard) in chunk.shards.iter().enumerate() {
+            let holder = held
+                .get(shard)
+                .into_iter()
+                .flatten()
+                .find(|(node, size)| *size as usize == expected && !used.contains(node));
+            let Some(&(node, size)) = holder else {
+                return Err(bad(
+                    ErrorCode::MissingReceipt,
+                    format!(
+                        "chunk {c} shard {index} has no receipt of the right size from a worker not already holding this chunk"
+                    ),
+                ));
+            };
+            used.insert(node);
+            rows.push(ShardRow {
+                chunk: c as u64,
+                index,
+                shard: *shard,
+                node,
+                size,
+            });
+        }
+    }
+    Ok((signed, rows))
+}
+
+/// Commit an upload: check everything, then record the file in one transaction.
+pub async fn commit(
+    ctx: &Arc<Context>,
+    account_id: &str,
+    id: &str,
+    req: Commit,
+    now: i64,
+) -> Result<FileSummary, ServerError> {
+    let up = upload(ctx, account_id, id, now).await?;
+    let manifest = decode_b64(&req.manifest, "manifest")?;
+    let metadata = decode_b64(&req.metadata, "metadata")?;
+    if metadata.len() > MAX_SEALED_METADATA || !metadata.starts_with(b"DKMD") {
+        return Err(bad(
+            ErrorCode::BadMetadata,
+            "metadata must be sealed metadata (\"DKMD\") of at most the largest name and type",
+        ));
+    }
+    let wrapped = decode_b64(&req.wrapped_key, "wrapped_key")?;
+    if wrapped.len() != WRAPPED_KEY_LEN || !wrapped.starts_with(b"DKWK") {
+        return Err(bad(
+            ErrorCode::BadWrappedKey,
+            "wrapped_key must be a wrapped key (\"DKWK\")",
+        ));
+    }
+    let receipts = req
+        .receipts
+        .iter()
+        .map(|r| decode_b64(r, "receipts"))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let owner = store::files::owner_key(&ctx.db, account_id).await?;
+    let node_keys = nodes::keys(&ctx.db).await?;
+    let serials = uploads::serials(&ctx.db, id).await?;
+    // Signature checks are CPU work (one per shard): off the async threads.
+    let (signed, rows) =
+        tokio::task::spawn_blocking(move || check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials))
+            .await
+            .map_err(|_| ServerError::internal("commit check task"))??;
+    let m = signed.manifest();
+    let stored = m.stored_size();
+    let file_hex = m.file_id.to_hex();
+
+    let mut tx = ctx.db.begin_write().await?;
+    if !uploads::end(&mut tx, account_id, id).await? {
+        // Another request committed or cancelled it in the meantime.
+        return Err(upload_not_found());
+    }
+    if !store::files::charge(&mut tx, account_id, stored).await? {
+        drop(tx);
+        let (quota, used) = store::files::quota(&ctx.db, account_id).await?;
+        return Err(quota_exceeded(stored, quota - used));
+    }
+    store::files::insert(
+        &mut tx,
+        &store::files::NewFile {
+            file_hex: &file_hex,
+            account_id,
+            manifest_b64: encode_b64(signed.as_bytes()),
+            metadata_b64: encode_b64(&metadata),
+            wrapped_key_b64: encode_b64(&wrapped),
+            size: m.plain_size(),
+            stored_bytes: stored,
+            data_shards: m.redundancy.data,
+            parity_shards: m.redundancy.parity,
+            chunk_count: m.chunks.len() as u64,
+            created_at: now,
+        },
+    )
+    .await?;
+    store::files::insert_shards(&mut tx, &file_hex, &rows).await?;
+    tx.commit().await?;
+    tracing::info!(file = %file_hex, chunks = m.chunks.len(), stored, "file committed");
+
+    let total = m.redundancy.total() as u64;
+    Ok(FileSummary {
+        file_id: file_hex,
+        metadata: encode_b64(&metadata),
+        wrapped_key: encode_b64(&wrapped),
+        size: m.plain_size(),
+        stored_bytes: stored,
+        data_shards: m.redundancy.data,
+        parity_shards: m.redundancy.parity,
+        chunk_count: m.chunks.len() as u64,
+        created_at: now,
+        health: RedundancyHealth {
+            weakest_chunk_healthy: total,
+            shards_per_chunk: total,
+            needed: u64::from(m.redundancy.data),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The commit rules one by one, on a real signed manifest and real receipts: a valid commit
+    //! passes, and each thing a client or worker could get wrong is refused with its own code.
+
+    use disktro_core::keys::Keypair;
+    use disktro_core::shard::Sharder;
+    use disktro_core::squeeze::Codec;
+    use disktro_core::{ChunkEntry, Manifest};
+
+    use super::*;
+
+    const SEALED_LEN: usize = 1040;
+
+    struct Case {
+        owner: Keypair,
+        workers: Vec<Keypair>,
+        up: UploadRow,
+        manifest: Vec<u8>,
+        /// One receipt per shard, by worker `i` for shard `i`, under serial `i`.
+        receipts: Vec<Vec<u8>>,
+        node_keys: HashMap<NodeId, PublicKey>,
+        serials: HashMap<Serial, NodeId>,
+    }
+
+    fn serial(i: usize) -> Serial {
+        Serial([u8::try_from(i).unwrap(); 16])
+    }
+
+    fn receipt(worker: &Keypair, shard: ShardId, size: usize, serial: Serial) -> Vec<u8> {
+        Receipt {
+            worker: worker.public().node_id(),
+            shard,
+            size: u32::try_from(size).unwrap(),
+            serial,
+        }
+        .sign(worker)
+        .unwrap()
+    }
+
+    /// A one-chunk 6 + 4 upload of 1,024 bytes stored raw, every shard on its own worker.
+    fn case() -> Case {
+        let owner = Keypair::generate();
+        let r = Redundancy::DEFAULT;
+        let shards = Sharder::new(r).encode(&[7u8; SEALED_LEN]);
+        let up = UploadRow {
+            file_id: FileId([0x22; 16]),
+            size: 1024,
+            redundancy: r,
+            chunk_size: 1024,
+        };
+        let manifest = Manifest {
+            file_id: up.file_id,
+            redundancy: r,
+            chunk_size: 1024,
+            chunks: vec![ChunkEntry {
+                plain_len: 1024,
+                sealed_len: u32::try_from(SEALED_LEN).unwrap(),
+                codec: Codec::Raw,
+                shards: shards.ids().to_vec(),
+            }],
+        }
+        .sign(&owner)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+        let workers: Vec<Keypair> = (0..r.total()).map(|_| Keypair::generate()).collect();
+        let len = r.shard_len(SEALED_LEN);
+        let receipts = shards
+            .ids()
+            .iter()
+            .enumerate()
+            .map(|(i, id)| receipt(&workers[i], *id, len, serial(i)))
+            .collect();
+        let node_keys = workers.iter().map(|w| (w.public().node_id(), w.public())).collect();
+        let serials = workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (serial(i), w.public().node_id()))
+            .collect();
+        Case {
+            owner,
+            workers,
+            up,
+            manifest,
+            receipts,
+            node_keys,
+            serials,
+        }
+    }
+
+    fn check(c: &Case) -> Result<Vec<ShardRow>, ErrorCode> {
+        check_commit(
+            &c.up,
+            &c.owner.public(),
+            &c.manifest,
+            &c.receipts,
+            &c.node_keys,
+            &c.serials,
+        )
+        .map(|(_, rows)| rows)
+        .map_err(|e| e.code())
+    }
+
+    #[test]
+    fn a_complete_commit_records_every_shard_where_its_receipt_says() {
+        let c = case();
+        let rows = check(&c).unwrap();
+        assert_eq!(rows.len(), 10);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!((row.chunk, row.index), (0, i));
+            assert_eq!(row.node, c.workers[i].public().node_id());
+        }
+    }
+
+    #[test]
+    fn each_broken_rule_is_refused_with_its_code() {
+        // Tried: a manifest signed by another key. Must hold: wrong_owner.
+        let mut c = case();
+        c.owner = Keypair::generate();
+        assert_eq!(check(&c), Err(ErrorCode::WrongOwner));
+
+        // Tried: a manifest whose size differs from what began. Must hold: manifest_mismatch.
+        let mut c = case();
+        c.up.size = 1023;
+        assert_eq!(check(&c), Err(ErrorCode::ManifestMismatch));
+
+        // Tried: a manifest that does not decode. Must hold: bad_manifest.
+        let mut c = case();
+        c.manifest.truncate(10);
+        assert_eq!(check(&c), Err(ErrorCode::BadManifest));
+
+        // Tried: one shard without a receipt. Must hold: missing_receipt, nothing recorded.
+        let mut c = case();
+        c.receipts.pop();
+        assert_eq!(check(&c), Err(ErrorCode::MissingReceipt));
+
+        // Tried: a receipt from a worker the server does not know. Must hold: unknown_worker.
+        let mut c = case();
+        let stranger = Keypair::generate();
+        c.receipts[0] = receipt(&stranger, ShardId::of(b"x"), 1, serial(0));
+        assert_eq!(check(&c), Err(ErrorCode::UnknownWorker));
+
+        // Tried: a receipt whose signature was altered. Must hold: bad_receipt.
+        let mut c = case();
+        let last = c.receipts[0].len() - 1;
+        c.receipts[0][last] ^= 1;
+        assert_eq!(check(&c), Err(ErrorCode::BadReceipt));
+
+        // Tried: a receipt under a put token this upload gave another worker. Must hold:
+        // receipt_not_for_upload.
+        let mut c = case();
+        c.serials.insert(serial(0), c.workers[1].public().node_id());
+        assert_eq!(check(&c), Err(ErrorCode::ReceiptNotForUpload));
+
+        // Tried: one worker holding two shards of the chunk (its receipt for shard 1 replaces
+        // worker 1's). Must hold: missing_receipt, since a chunk needs distinct workers.
+        let mut c = case();
+        let ids = SignedManifest::decode(&c.manifest).unwrap().manifest().chunks[0]
+            .shards
+            .clone();
+        let len = Redundancy::DEFAULT.shard_len(SEALED_LEN);
+        c.receipts[1] = receipt(&c.workers[0], ids[1], len, serial(0));
+        assert_eq!(check(&c), Err(ErrorCode::MissingReceipt));
+
+        // Tried: a receipt of the wrong size for its shard. Must hold: missing_receipt.
+        let mut c = case();
+        c.receipts[2] = receipt(&c.workers[2], ids[2], len - 1, serial(2));
+        assert_eq!(check(&c), Err(ErrorCode::MissingReceipt));
+
+        // Tried: far more receipts than the file has shards. Must hold: too_many_receipts.
+        let mut c = case();
+        let extra = c.receipts[0].clone();
+        c.receipts.extend(std::iter::repeat_n(extra, 20));
+        assert_eq!(check(&c), Err(ErrorCode::TooManyReceipts));
+    }
+}
