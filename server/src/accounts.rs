@@ -12,11 +12,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use disktro_core::api::SignUp;
 use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
-use sqlx::Row as _;
 use zeroize::Zeroizing;
 
 use crate::db::Db;
 use crate::error::ServerError;
+use crate::store::{self, StoreError};
 use disktro_core::api::ErrorCode;
 
 /// Server-side Argon2id over the (already high-entropy) auth key: OWASP's minimum is plenty, the
@@ -25,18 +25,7 @@ const AUTH_HASH_PARAMS: KdfParams = KdfParams::MINIMUM;
 /// Longest wrapped identity accepted (the "DKWK" format is 65 bytes; room for a future version).
 const MAX_WRAPPED: usize = 512;
 
-/// An account as stored.
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub id: String,
-    pub email: String,
-    pub kdf_setup: String,
-    pub auth_hash: String,
-    pub wrapped_identity: String,
-    pub public_key: String,
-    pub quota_bytes: i64,
-    pub used_bytes: i64,
-}
+pub use crate::store::accounts::Account;
 
 /// Trimmed, lower-cased, plausibly an address.
 pub fn normalize_email(email: &str) -> Result<String, ServerError> {
@@ -163,41 +152,6 @@ pub fn check_sign_up(s: &SignUp) -> Result<(String, String), ServerError> {
     Ok((email, hash_auth_key(&key)))
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
-    Ok(Account {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        kdf_setup: row.try_get("kdf_setup")?,
-        auth_hash: row.try_get("auth_hash")?,
-        wrapped_identity: row.try_get("wrapped_identity")?,
-        public_key: row.try_get("public_key")?,
-        quota_bytes: row.try_get("quota_bytes")?,
-        used_bytes: row.try_get("used_bytes")?,
-    })
-}
-
-const COLUMNS: &str = "id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes";
-
-pub async fn by_email(db: &Db, email: &str) -> Result<Option<Account>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM accounts WHERE email = $1"
-    )))
-    .bind(email)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
-pub async fn by_id(db: &Db, id: &str) -> Result<Option<Account>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM accounts WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.as_ref().map(from_row).transpose()
-}
-
 /// Insert; `None` when the address is taken.
 pub async fn create(
     db: &Db,
@@ -206,23 +160,23 @@ pub async fn create(
     auth_hash: &str,
     quota: i64,
     now: i64,
-) -> Result<Option<String>, sqlx::Error> {
+) -> Result<Option<String>, StoreError> {
     let id = disktro_core::ids::to_hex(&disktro_core::random_bytes::<16>());
-    let inserted = sqlx::query(
-        "INSERT INTO accounts (id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email) DO NOTHING",
+    let created = store::accounts::create(
+        db,
+        &store::accounts::NewAccount {
+            id: &id,
+            email,
+            kdf_setup: &s.kdf_setup,
+            auth_hash,
+            wrapped_identity: &s.wrapped_identity,
+            public_key: &s.public_key,
+            quota_bytes: quota,
+            created_at: now,
+        },
     )
-    .bind(&id)
-    .bind(email)
-    .bind(&s.kdf_setup)
-    .bind(auth_hash)
-    .bind(&s.wrapped_identity)
-    .bind(&s.public_key)
-    .bind(quota)
-    .bind(now)
-    .execute(&db.pool)
     .await?;
-    Ok((inserted.rows_affected() == 1).then_some(id))
+    Ok(created.then_some(id))
 }
 
 #[cfg(test)]

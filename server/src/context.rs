@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use disktro_core::keys::Keypair;
-use sqlx::Row as _;
 
 use crate::db::{Db, DbError};
 
@@ -39,7 +38,7 @@ pub enum ContextError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
+    Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Key(#[from] disktro_net::keyfile::KeyFileError),
 }
@@ -71,7 +70,10 @@ impl Context {
         let db = Db::open(database_url).await?;
         let join_token = match join_token {
             Some(token) => token,
-            None => stored_join_token(&db).await?,
+            None => {
+                let fresh = format!("dkj_{}", disktro_core::ids::to_hex(&disktro_core::random_bytes::<20>()));
+                crate::store::settings::join_token(&db, &fresh).await?
+            }
         };
         Ok(Self {
             db,
@@ -84,17 +86,4 @@ impl Context {
             repair_progress: std::sync::Mutex::default(),
         })
     }
-}
-
-async fn stored_join_token(db: &Db) -> Result<String, sqlx::Error> {
-    let fresh = format!("dkj_{}", disktro_core::ids::to_hex(&disktro_core::random_bytes::<20>()));
-    // Whichever replica inserts first wins; everyone reads the winner.
-    sqlx::query("INSERT INTO settings (name, value) VALUES ('join_token', $1) ON CONFLICT (name) DO NOTHING")
-        .bind(&fresh)
-        .execute(&db.pool)
-        .await?;
-    let row = sqlx::query("SELECT value FROM settings WHERE name = 'join_token'")
-        .fetch_one(&db.pool)
-        .await?;
-    row.try_get("value")
 }

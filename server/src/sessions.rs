@@ -15,11 +15,11 @@ use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
-use sqlx::Row as _;
 
 use crate::context::{Context, unix_now};
 use crate::db::Db;
 use crate::error::ServerError;
+use crate::store::{self, StoreError};
 use disktro_core::api::ErrorCode;
 
 /// Sessions last a week from log-in.
@@ -71,34 +71,27 @@ impl std::fmt::Debug for NewSession {
     }
 }
 
-pub async fn create(db: &Db, account_id: &str, now: i64) -> Result<NewSession, sqlx::Error> {
+pub async fn create(db: &Db, account_id: &str, now: i64) -> Result<NewSession, StoreError> {
     let session = NewSession {
         cookie: secret(),
         csrf: secret(),
     };
-    sqlx::query(
-        "INSERT INTO sessions (id_hash, account_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    store::sessions::insert_session(
+        db,
+        &hash(&session.cookie),
+        account_id,
+        &session.csrf,
+        now,
+        now + SESSION_TTL,
     )
-    .bind(hash(&session.cookie))
-    .bind(account_id)
-    .bind(&session.csrf)
-    .bind(now)
-    .bind(now + SESSION_TTL)
-    .execute(&db.pool)
     .await?;
     Ok(session)
 }
 
 /// A new API token for the CLI; the secret is shown once.
-pub async fn create_api_token(db: &Db, account_id: &str, name: &str, now: i64) -> Result<String, sqlx::Error> {
+pub async fn create_api_token(db: &Db, account_id: &str, name: &str, now: i64) -> Result<String, StoreError> {
     let token = format!("{TOKEN_PREFIX}{}", secret());
-    sqlx::query("INSERT INTO api_tokens (id_hash, account_id, name, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(hash(&token))
-        .bind(account_id)
-        .bind(name)
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
+    store::sessions::insert_api_token(db, &hash(&token), account_id, name, now).await?;
     Ok(token)
 }
 
@@ -145,30 +138,22 @@ impl FromRequestParts<Arc<Context>> for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
         {
             let id_hash = hash(bearer.trim());
-            let row = sqlx::query("SELECT account_id FROM api_tokens WHERE id_hash = $1")
-                .bind(&id_hash)
-                .fetch_optional(&ctx.db.pool)
+            let account_id = store::sessions::api_token_account(&ctx.db, &id_hash)
                 .await?
                 .ok_or_else(|| ServerError::refused(ErrorCode::BadToken, "the API token is not valid"))?;
             return Ok(Self {
-                account_id: row.try_get("account_id")?,
+                account_id,
                 credential: Credential::ApiToken { id_hash },
             });
         }
         let cookie = cookie_value(&parts.headers, cookie_name(ctx)).ok_or_else(not_logged_in)?;
         let id_hash = hash(cookie);
-        let row = sqlx::query("SELECT account_id, csrf_token FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-            .bind(&id_hash)
-            .bind(now)
-            .fetch_optional(&ctx.db.pool)
+        let (account_id, csrf) = store::sessions::session(&ctx.db, &id_hash, now)
             .await?
             .ok_or_else(|| ServerError::refused(ErrorCode::SessionExpired, "the session has ended; log in again"))?;
         Ok(Self {
-            account_id: row.try_get("account_id")?,
-            credential: Credential::Session {
-                id_hash,
-                csrf: row.try_get("csrf_token")?,
-            },
+            account_id,
+            credential: Credential::Session { id_hash, csrf },
         })
     }
 }
@@ -201,10 +186,6 @@ impl FromRequestParts<Arc<Context>> for Writer {
 }
 
 /// End one session.
-pub async fn end(db: &Db, id_hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-        .bind(id_hash)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+pub async fn end(db: &Db, id_hash: &str) -> Result<(), StoreError> {
+    store::sessions::end_session(db, id_hash).await
 }

@@ -17,6 +17,7 @@ use crate::api::error::JsonBody;
 use crate::context::{Context, unix_now};
 use crate::error::ServerError;
 use crate::sessions::{self, Auth, Credential, Writer};
+use crate::store;
 use crate::throttle;
 use disktro_core::api::ErrorCode;
 use disktro_core::api::{
@@ -43,7 +44,7 @@ pub async fn prelogin(
     JsonBody(req): JsonBody<PreLogin>,
 ) -> Result<Json<KdfAnswer>, ServerError> {
     let email = accounts::normalize_email(&req.email)?;
-    let setup = match accounts::by_email(&ctx.db, &email).await? {
+    let setup = match store::accounts::by_email(&ctx.db, &email).await? {
         Some(account) => account.kdf_setup,
         None => accounts::encode_b64(&accounts::decoy_setup(&ctx.key, &email).encode()),
     };
@@ -109,7 +110,7 @@ pub async fn login(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let account = accounts::by_email(&ctx.db, &email).await?;
+    let account = store::accounts::by_email(&ctx.db, &email).await?;
     let stored = account.as_ref().map(|a| a.auth_hash.clone());
     // Unknown addresses cost the same Argon2 run as known ones, so timing tells nothing.
     let ok = tokio::task::spawn_blocking(move || match stored {
@@ -147,10 +148,7 @@ pub async fn logout(State(ctx): State<Arc<Context>>, Writer(auth): Writer) -> Re
     match &auth.credential {
         Credential::Session { id_hash, .. } => sessions::end(&ctx.db, id_hash).await?,
         Credential::ApiToken { id_hash } => {
-            sqlx::query("DELETE FROM api_tokens WHERE id_hash = $1")
-                .bind(id_hash)
-                .execute(&ctx.db.pool)
-                .await?;
+            store::sessions::revoke_api_token(&ctx.db, id_hash).await?;
         }
     }
     let mut headers = HeaderMap::new();
@@ -167,7 +165,7 @@ pub async fn change_password(
     Writer(auth): Writer,
     JsonBody(req): JsonBody<ChangePassword>,
 ) -> Result<StatusCode, ServerError> {
-    let account = accounts::by_id(&ctx.db, &auth.account_id)
+    let account = store::accounts::by_id(&ctx.db, &auth.account_id)
         .await?
         .ok_or_else(|| ServerError::refused(ErrorCode::NotLoggedIn, "the account no longer exists"))?;
     let check = SignUp {
@@ -195,17 +193,16 @@ pub async fn change_password(
     }
     let (_, new_hash) = checked?;
     let mut tx = ctx.db.begin_write().await?;
-    let swapped = sqlx::query(
-        "UPDATE accounts SET kdf_setup = $2, auth_hash = $3, wrapped_identity = $4 WHERE id = $1 AND auth_hash = $5",
+    let swapped = store::accounts::swap_keys(
+        &mut tx,
+        &account.id,
+        &account.auth_hash,
+        &req.new_kdf_setup,
+        &new_hash,
+        &req.new_wrapped_identity,
     )
-    .bind(&account.id)
-    .bind(&req.new_kdf_setup)
-    .bind(&new_hash)
-    .bind(&req.new_wrapped_identity)
-    .bind(&account.auth_hash)
-    .execute(&mut *tx)
     .await?;
-    if swapped.rows_affected() != 1 {
+    if !swapped {
         return Err(ServerError::refused(
             ErrorCode::ChangedMeanwhile,
             "the password was changed meanwhile; log in again",
@@ -214,16 +211,7 @@ pub async fn change_password(
     let keep = match &auth.credential {
         Credential::Session { id_hash, .. } | Credential::ApiToken { id_hash } => id_hash.clone(),
     };
-    sqlx::query("DELETE FROM sessions WHERE account_id = $1 AND id_hash <> $2")
-        .bind(&account.id)
-        .bind(&keep)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM api_tokens WHERE account_id = $1 AND id_hash <> $2")
-        .bind(&account.id)
-        .bind(&keep)
-        .execute(&mut *tx)
-        .await?;
+    store::sessions::end_all_but(&mut tx, &account.id, &keep).await?;
     tx.commit().await?;
     tracing::info!(account_id = %account.id, "password changed; other sessions ended");
     Ok(StatusCode::NO_CONTENT)
@@ -232,7 +220,7 @@ pub async fn change_password(
 #[utoipa::path(get, path = "/account", tag = "accounts",
     responses((status = 200, body = AccountView), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
 pub async fn account(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json<AccountView>, ServerError> {
-    let a = accounts::by_id(&ctx.db, &auth.account_id)
+    let a = store::accounts::by_id(&ctx.db, &auth.account_id)
         .await?
         .ok_or_else(|| ServerError::refused(ErrorCode::NotLoggedIn, "the account no longer exists"))?;
     Ok(Json(AccountView {

@@ -1,0 +1,109 @@
+//! Accounts (`accounts`): what the server keeps of each (never a password or a key it can use),
+//! and the one guarded swap of key material a password change makes.
+
+use sqlx::Row as _;
+
+use super::{Db, StoreError, Tx};
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub email: String,
+    pub kdf_setup: String,
+    pub auth_hash: String,
+    pub wrapped_identity: String,
+    pub public_key: String,
+    pub quota_bytes: i64,
+    pub used_bytes: i64,
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
+    Ok(Account {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        kdf_setup: row.try_get("kdf_setup")?,
+        auth_hash: row.try_get("auth_hash")?,
+        wrapped_identity: row.try_get("wrapped_identity")?,
+        public_key: row.try_get("public_key")?,
+        quota_bytes: row.try_get("quota_bytes")?,
+        used_bytes: row.try_get("used_bytes")?,
+    })
+}
+
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<Account>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes \
+         FROM accounts WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<Account>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes \
+         FROM accounts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.as_ref().map(from_row).transpose()?)
+}
+
+/// What a new account starts with.
+#[derive(Debug, Clone)]
+pub struct NewAccount<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub kdf_setup: &'a str,
+    pub auth_hash: &'a str,
+    pub wrapped_identity: &'a str,
+    pub public_key: &'a str,
+    pub quota_bytes: i64,
+    pub created_at: i64,
+}
+
+/// Insert; `false` when the address is taken.
+pub async fn create(db: &Db, a: &NewAccount<'_>) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO accounts (id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(a.id)
+    .bind(a.email)
+    .bind(a.kdf_setup)
+    .bind(a.auth_hash)
+    .bind(a.wrapped_identity)
+    .bind(a.public_key)
+    .bind(a.quota_bytes)
+    .bind(a.created_at)
+    .execute(&db.pool)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Replace the account's key material, only if its auth hash is still `old_hash` (`false` when
+/// another change came first).
+pub async fn swap_keys(
+    tx: &mut Tx,
+    account_id: &str,
+    old_hash: &str,
+    kdf_setup: &str,
+    auth_hash: &str,
+    wrapped_identity: &str,
+) -> Result<bool, StoreError> {
+    let swapped = sqlx::query(
+        "UPDATE accounts SET kdf_setup = $2, auth_hash = $3, wrapped_identity = $4 WHERE id = $1 AND auth_hash = $5",
+    )
+    .bind(account_id)
+    .bind(kdf_setup)
+    .bind(auth_hash)
+    .bind(wrapped_identity)
+    .bind(old_hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(swapped.rows_affected() == 1)
+}
