@@ -11,12 +11,12 @@
 use std::time::Duration;
 
 use disktro_core::api::{FileDownload, NewShare, ShareAccess, ShareInfo, ShareView};
-use sqlx::Row as _;
 
 use crate::accounts::{self, decode_b64, encode_b64};
 use crate::context::Context;
 use crate::error::ServerError;
 use crate::files;
+use crate::store;
 use crate::throttle;
 use disktro_core::api::ErrorCode;
 
@@ -33,24 +33,6 @@ fn gone(code: ErrorCode, message: &str) -> ServerError {
     ServerError::refused(code, message)
 }
 
-fn view(row: &sqlx::any::AnyRow) -> Result<ShareView, ServerError> {
-    let max: Option<i64> = row.try_get("max_downloads")?;
-    let hash: Option<String> = row.try_get("password_hash")?;
-    let revoked: Option<i64> = row.try_get("revoked_at")?;
-    Ok(ShareView {
-        share_id: row.try_get("id")?,
-        file_id: row.try_get("file_id")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        max_downloads: max.map(|m| u64::try_from(m).unwrap_or(0)),
-        downloads: u64::try_from(row.try_get::<i64, _>("downloads")?).unwrap_or(0),
-        password: hash.is_some(),
-        revoked: revoked.is_some(),
-    })
-}
-
-const COLUMNS: &str = "id, file_id, created_at, expires_at, max_downloads, downloads, password_hash, revoked_at";
-
 /// Create a share of the account's file.
 pub async fn create(
     ctx: &Context,
@@ -59,12 +41,7 @@ pub async fn create(
     req: NewShare,
     now: i64,
 ) -> Result<ShareView, ServerError> {
-    let owned = sqlx::query("SELECT id FROM files WHERE id = $1 AND account_id = $2")
-        .bind(file_hex)
-        .bind(account_id)
-        .fetch_optional(&ctx.db.pool)
-        .await?;
-    if owned.is_none() {
+    if !store::shares::owns_file(&ctx.db, account_id, file_hex).await? {
         return Err(ServerError::refused(ErrorCode::FileNotFound, "no such file"));
     }
     let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY.as_secs());
@@ -93,18 +70,18 @@ pub async fn create(
     };
     let id = encode_b64(&disktro_core::random_bytes::<16>());
     let expires_at = now + i64::try_from(expires_in).unwrap_or(i64::MAX);
-    sqlx::query(
-        "INSERT INTO shares (id, file_id, account_id, created_at, expires_at, max_downloads, password_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    store::shares::insert(
+        &ctx.db,
+        &store::shares::NewShare {
+            id: &id,
+            file_hex,
+            account_id,
+            created_at: now,
+            expires_at,
+            max_downloads: req.max_downloads,
+            password_hash: password_hash.as_deref(),
+        },
     )
-    .bind(&id)
-    .bind(file_hex)
-    .bind(account_id)
-    .bind(now)
-    .bind(expires_at)
-    .bind(req.max_downloads.map(i64::from))
-    .bind(password_hash.as_deref())
-    .execute(&ctx.db.pool)
     .await?;
     Ok(ShareView {
         share_id: id,
@@ -120,33 +97,17 @@ pub async fn create(
 
 /// The account's shares, newest first; of one file when `file_hex` is given.
 pub async fn list(ctx: &Context, account_id: &str, file_hex: Option<&str>) -> Result<Vec<ShareView>, ServerError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM shares WHERE account_id = $1 AND ($2 = '' OR file_id = $2) ORDER BY created_at DESC, id"
-    )))
-    .bind(account_id)
-    .bind(file_hex.unwrap_or(""))
-    .fetch_all(&ctx.db.pool)
-    .await?;
-    rows.iter().map(view).collect()
+    let rows = store::shares::list(&ctx.db, account_id, file_hex).await?;
+    Ok(rows.into_iter().map(|r| r.view).collect())
 }
 
 /// Revoke one of the account's shares (idempotent).
 pub async fn revoke(ctx: &Context, account_id: &str, share_id: &str, now: i64) -> Result<ShareView, ServerError> {
-    sqlx::query("UPDATE shares SET revoked_at = $3 WHERE id = $1 AND account_id = $2 AND revoked_at IS NULL")
-        .bind(share_id)
-        .bind(account_id)
-        .bind(now)
-        .execute(&ctx.db.pool)
-        .await?;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM shares WHERE id = $1 AND account_id = $2"
-    )))
-    .bind(share_id)
-    .bind(account_id)
-    .fetch_optional(&ctx.db.pool)
-    .await?
-    .ok_or_else(share_not_found)?;
-    view(&row)
+    store::shares::revoke(&ctx.db, account_id, share_id, now).await?;
+    let row = store::shares::get(&ctx.db, share_id, Some(account_id))
+        .await?
+        .ok_or_else(share_not_found)?;
+    Ok(row.view)
 }
 
 /// The share's policy, checked in order: exists, not revoked, not expired, not exhausted,
@@ -160,14 +121,10 @@ async fn admit(
     if share_id.len() != 22 {
         return Err(share_not_found());
     }
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM shares WHERE id = $1"
-    )))
-    .bind(share_id)
-    .fetch_optional(&ctx.db.pool)
-    .await?
-    .ok_or_else(share_not_found)?;
-    let share = view(&row)?;
+    let row = store::shares::get(&ctx.db, share_id, None)
+        .await?
+        .ok_or_else(share_not_found)?;
+    let share = row.view;
     if share.revoked {
         return Err(gone(ErrorCode::ShareRevoked, "this link was revoked by its owner"));
     }
@@ -180,8 +137,7 @@ async fn admit(
             "this link has reached its download limit",
         ));
     }
-    let hash: Option<String> = row.try_get("password_hash")?;
-    if let Some(hash) = hash {
+    if let Some(hash) = row.password_hash {
         let Some(proof) = &access.password_proof else {
             return Err(ServerError::refused(
                 ErrorCode::SharePasswordRequired,
@@ -207,20 +163,10 @@ async fn admit(
         }
         throttle::clear(&ctx.db, &key).await?;
     }
-    let file = sqlx::query("SELECT manifest, metadata, size FROM files WHERE id = $1")
-        .bind(&share.file_id)
-        .fetch_optional(&ctx.db.pool)
+    let (manifest, metadata, size) = store::shares::shared_file(&ctx.db, &share.file_id)
         .await?
         .ok_or_else(|| gone(ErrorCode::ShareRevoked, "the shared file was deleted"))?;
-    let size: i64 = file.try_get("size")?;
-    Ok((
-        share,
-        Sealed {
-            manifest: file.try_get("manifest")?,
-            metadata: file.try_get("metadata")?,
-        },
-        u64::try_from(size).unwrap_or(0),
-    ))
+    Ok((share, Sealed { manifest, metadata }, size))
 }
 
 /// The shared file's signed manifest and sealed metadata, base64url as stored.
@@ -253,16 +199,7 @@ pub async fn download(
     let (share, _, _) = admit(ctx, share_id, access, now).await?;
     // The policy again, atomically with the count: two racing downloads of the last allowed one
     // cannot both pass.
-    let counted = sqlx::query(
-        "UPDATE shares SET downloads = downloads + 1 WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-         AND (max_downloads IS NULL OR downloads < max_downloads)",
-    )
-    .bind(share_id)
-    .bind(now)
-    .execute(&ctx.db.pool)
-    .await?
-    .rows_affected();
-    if counted != 1 {
+    if !store::shares::count_download(&ctx.db, share_id, now).await? {
         return Err(gone(
             ErrorCode::ShareExhausted,
             "this link has reached its download limit",

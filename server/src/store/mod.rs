@@ -6,14 +6,15 @@
 //! [`Db`] and use its pool. Values that no well-behaved server wrote (an id that is not hex, a
 //! redundancy out of range) come back as [`StoreError::Corrupt`].
 //!
-//! Moved here so far: [`accounts`], [`sessions`] (and API tokens), [`settings`], [`uploads`] and
-//! [`files`]. The other domain modules (shares, nodes, throttle, leases, rewards, durability)
-//! still hold their own statements and move here next.
+//! Moved here so far: [`accounts`], [`sessions`] (and API tokens), [`settings`], [`uploads`],
+//! [`files`] and [`shares`]. The other domain modules (nodes, throttle, leases, rewards,
+//! durability) still hold their own statements and move here next.
 
 pub mod accounts;
 pub mod files;
 pub mod sessions;
 pub mod settings;
+pub mod shares;
 pub mod uploads;
 
 pub use crate::db::Db;
