@@ -8,10 +8,9 @@
 
 use std::time::Duration;
 
-use sqlx::Row as _;
-
 use crate::db::Db;
 use crate::error::ServerError;
+use crate::store::{self, StoreError};
 use disktro_core::api::ErrorCode;
 
 pub const WINDOW: i64 = 15 * 60;
@@ -22,21 +21,12 @@ pub const ADDRESS_FACTOR: i64 = 4;
 pub const DELAY_STEP: Duration = Duration::from_millis(200);
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
 
-async fn failures(db: &Db, key: &str, now: i64) -> Result<(i64, i64), sqlx::Error> {
-    let row = sqlx::query("SELECT failures, window_start FROM login_failures WHERE key = $1")
-        .bind(key)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => {
-            let start: i64 = r.try_get("window_start")?;
-            if now - start >= WINDOW {
-                (0, now)
-            } else {
-                (r.try_get("failures")?, start)
-            }
-        }
-        None => (0, now),
+/// The key's failures in its current window and when that window started; a window that has
+/// ended counts as none, starting now.
+async fn failures(db: &Db, key: &str, now: i64) -> Result<(i64, i64), StoreError> {
+    Ok(match store::throttle::counter(db, key).await? {
+        Some((failures, start)) if now - start < WINDOW => (failures, start),
+        _ => (0, now),
     })
 }
 
@@ -64,26 +54,14 @@ pub async fn admit(db: &Db, account_key: &str, address_key: Option<&str>, now: i
     Ok((DELAY_STEP * extra).min(MAX_DELAY))
 }
 
-pub async fn record_failure(db: &Db, keys: &[&str], now: i64) -> Result<(), sqlx::Error> {
+pub async fn record_failure(db: &Db, keys: &[&str], now: i64) -> Result<(), StoreError> {
     for key in keys {
         let (count, start) = failures(db, key, now).await?;
-        sqlx::query(
-            "INSERT INTO login_failures (key, failures, window_start) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start",
-        )
-        .bind(*key)
-        .bind(count + 1)
-        .bind(start)
-        .execute(&db.pool)
-        .await?;
+        store::throttle::set(db, key, count + 1, start).await?;
     }
     Ok(())
 }
 
-pub async fn clear(db: &Db, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM login_failures WHERE key = $1")
-        .bind(key)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+pub async fn clear(db: &Db, key: &str) -> Result<(), StoreError> {
+    store::throttle::clear(db, key).await
 }

@@ -6,8 +6,8 @@
 //! [`Db`] and use its pool. Values that no well-behaved server wrote (an id that is not hex, a
 //! redundancy out of range) come back as [`StoreError::Corrupt`].
 //!
-//! Moved here so far: [`accounts`], [`sessions`] (and API tokens), [`settings`], [`uploads`],
-//! [`files`] and [`shares`]. The other domain modules (nodes, throttle, leases, rewards,
+//! Moved here so far: [`accounts`], [`sessions`] (and API tokens), [`settings`], [`throttle`],
+//! [`uploads`], [`files`] and [`shares`]. The other domain modules (nodes, leases, rewards,
 //! durability) still hold their own statements and move here next.
 
 pub mod accounts;
@@ -15,6 +15,7 @@ pub mod files;
 pub mod sessions;
 pub mod settings;
 pub mod shares;
+pub mod throttle;
 pub mod uploads;
 
 pub use crate::db::Db;
