@@ -26,7 +26,7 @@ WASM_TEST = $(WITH_TOOLS) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindge
 help:
 	@echo "make run    set up what is missing, build, and start the server on http://$(LISTEN)"
 	@echo "make test   set up what is missing and run every check and test"
-	@echo "make bench  run the benchmarks and append the figures to BENCHMARKS.md"
+	@echo "make bench  run the benchmarks: BENCHMARKS.md gets the current figures, docs/benchmarks-log.md the run"
 
 setup:
 	@scripts/setup
