@@ -7,20 +7,9 @@ pub fn whole(n: f64) -> u64 {
     if n.is_finite() && n > 0.0 { n.round() as u64 } else { 0 }
 }
 
-/// `1536` → `"1.5 KiB"`.
+/// `1536` → `"1.5 KiB"` (the CLI shows sizes the same way).
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    disktro_core::units::format_bytes(n)
 }
 
 /// Same, for the API's signed counters (negative shows as zero).

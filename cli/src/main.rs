@@ -425,7 +425,7 @@ async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<
             if !cli.quiet && std::io::stderr().is_terminal() {
                 eprintln!(
                     "{name}: {} in {secs:.1} s ({:.1} MB/s)",
-                    human(size),
+                    disktro_core::units::format_bytes(size),
                     size as f64 / secs / 1e6
                 );
             }
@@ -490,7 +490,7 @@ async fn save_download(
         &format!(
             "{} ({}, {:.1} MB/s, signed by {})",
             target.display(),
-            human(fetched.metadata.size),
+            disktro_core::units::format_bytes(fetched.metadata.size),
             fetched.metadata.size as f64 / secs / 1e6,
             fetched.owner.fingerprint()
         ),
@@ -506,21 +506,6 @@ fn safe_name(name: &str) -> String {
     match cleaned.trim_start_matches('.') {
         "" => "download".to_owned(),
         s => s.to_owned(),
-    }
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 
@@ -558,7 +543,7 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
         println!(
             "{:<32}  {:>10}  {:>3}/{:<3}  {name}",
             f.file_id,
-            human(f.size),
+            disktro_core::units::format_bytes(f.size),
             f.health.weakest_chunk_healthy,
             f.health.shards_per_chunk
         );
@@ -566,8 +551,8 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
     println!(
         "{} files, {} of {} used",
         list.total,
-        human(list.used_bytes),
-        human(list.quota_bytes)
+        disktro_core::units::format_bytes(list.used_bytes),
+        disktro_core::units::format_bytes(list.quota_bytes)
     );
     Ok(())
 }
@@ -622,8 +607,8 @@ async fn nodes(cli: &Cli) -> Result<(), ClientError> {
             n["status"].as_str().unwrap_or("?"),
             n["state"].as_str().unwrap_or("?"),
             n["zone"].as_str().unwrap_or("?"),
-            human(get("used")),
-            human(get("capacity")),
+            disktro_core::units::format_bytes(get("used")),
+            disktro_core::units::format_bytes(get("capacity")),
             get("shards"),
             format!("{:.3}", get("audit_score") as f64 / 1e6),
             n["url"].as_str().unwrap_or("?"),

@@ -33,6 +33,7 @@ pub mod seal;
 pub mod shard;
 pub mod squeeze;
 pub mod token;
+pub mod units;
 pub mod wire;
 
 pub use chunk::{Decoder, EncodedChunk, Encoder, RebuiltChunk, StagedChunk};

@@ -8,7 +8,7 @@
 //! - [`keyfile`]: Ed25519 keys kept in a data directory (a worker's node key, the server's token
 //!   key);
 //! - [`config`]: the one way a process layers flags over a TOML file over defaults;
-//! - [`units`]: sizes (`10GiB`) and durations (`30s`) as people write them;
+//! - [`units`] (from `core`): sizes (`10GiB`) and durations (`30s`) as people write them;
 //! - [`shutdown`]: SIGTERM and Ctrl-C.
 //!
 //! The graph is `core ← net ← {worker, cli, server}`: the formats live in `disktro-core` (no I/O,
@@ -20,7 +20,9 @@ pub mod durable;
 pub mod keyfile;
 pub mod shutdown;
 pub mod tls;
-pub mod units;
+
+/// Sizes and durations with units, shared with the browser (so they live in `core`).
+pub use disktro_core::units;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,8 +1,10 @@
-//! Sizes and durations as operators write them.
+//! Sizes and durations as people write and read them: parsed from settings and flags, and sizes
+//! shown in the CLI and the web app the same way.
 //!
 //! Sizes: `500GB`, `1.5 TiB`, `750000000`. Decimal units (kB, MB, GB, TB) are powers of 1000,
 //! binary units (KiB, MiB, GiB, TiB) powers of 1024; units are case-insensitive; a plain number is
-//! bytes. Durations: `30s`, `5m`, `24h`, `7d`, `250ms`; a plain number is seconds.
+//! bytes. Durations: `30s`, `5m`, `24h`, `7d`, `250ms`; a plain number is seconds. Sizes are shown
+//! in binary units with one decimal ([`format_bytes`]).
 
 use std::time::Duration;
 
@@ -77,9 +79,35 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     }
 }
 
+/// `1536` → `"1.5 KiB"`; below 1 KiB the exact count (`"999 B"`).
+#[allow(clippy::cast_precision_loss)] // one decimal shown; f64 is exact far past that
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(10 << 30), "10.0 GiB");
+        assert_eq!(format_bytes(u64::MAX), "16384.0 PiB");
+    }
 
     #[test]
     fn durations() {
