@@ -5,7 +5,7 @@
 //! (stable for the account's life, unlike an e-mail address).
 
 use disktro_core::api::{LogIn, SignUp};
-use disktro_core::keys::{KdfParams, KdfSetup, Keypair, MasterKey, PublicKey, derive_account_keys};
+use disktro_core::keys::{HeldKeys, KdfParams, KdfSetup, Keypair, MasterKey, PublicKey, derive_account_keys};
 use disktro_core::{FileId, FileKey};
 
 use crate::ClientError;
@@ -16,8 +16,7 @@ pub struct Identity {
     pub account_id: String,
     pub email: String,
     pub token: String,
-    pub keypair: Keypair,
-    pub master_key: MasterKey,
+    pub keys: HeldKeys,
 }
 
 impl std::fmt::Debug for Identity {
@@ -25,14 +24,14 @@ impl std::fmt::Debug for Identity {
         f.debug_struct("Identity")
             .field("account_id", &self.account_id)
             .field("email", &self.email)
-            .field("public_key", &self.keypair.public().fingerprint())
+            .field("public_key", &self.keys.public_key().fingerprint())
             .finish_non_exhaustive()
     }
 }
 
 impl Identity {
     pub fn public_key(&self) -> PublicKey {
-        self.keypair.public()
+        self.keys.public_key()
     }
 
     /// The key of one of this account's files, from its id and wrapped key (base64url) as the
@@ -42,8 +41,8 @@ impl Identity {
             .parse()
             .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
         let key = self
-            .keypair
-            .unwrap_file_key(&id, &unb64(wrapped, "wrapped key")?)
+            .keys
+            .file_key(&id, &unb64(wrapped, "wrapped key")?)
             .map_err(|_| ClientError::Integrity("the file key does not open with this account's keys".to_owned()))?;
         Ok((id, key))
     }
@@ -128,7 +127,9 @@ async fn finish(
         account_id: opened.session.account_id.clone(),
         email: opened.session.email.clone(),
         token,
-        keypair,
-        master_key,
+        keys: HeldKeys {
+            identity: keypair,
+            master_key,
+        },
     })
 }

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use disktro_core::keys::{Keypair, MasterKey};
+use disktro_core::keys::{HeldKeys, Keypair, MasterKey};
 use disktro_net::durable;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -59,8 +59,8 @@ pub fn save(server: &Server, me: &Identity) -> Result<(), ClientError> {
         email: me.email.clone(),
         account_id: me.account_id.clone(),
         token: me.token.clone(),
-        identity: b64(me.keypair.secret_bytes().as_ref()),
-        master_key: b64(me.master_key.as_bytes()),
+        identity: b64(me.keys.identity.secret_bytes().as_ref()),
+        master_key: b64(me.keys.master_key.as_bytes()),
     };
     let text = Zeroizing::new(serde_json::to_vec_pretty(&saved).expect("plain strings serialise"));
     let target = file()?;
@@ -96,8 +96,7 @@ pub fn load() -> Result<Option<(Server, Identity)>, ClientError> {
             account_id: saved.account_id,
             email: saved.email,
             token: saved.token,
-            keypair: identity,
-            master_key,
+            keys: HeldKeys { identity, master_key },
         },
     )))
 }

@@ -301,7 +301,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
     let receipts = sent?;
     let manifest = manifest.ok_or_else(|| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
 
-    let commit = Commit::new(manifest, &me.keypair, file_key, sealed_metadata, receipts)
+    let commit = Commit::new(manifest, &me.keys.identity, file_key, sealed_metadata, receipts)
         .map_err(|e| ClientError::Integrity(format!("signing the manifest: {e}")))?;
     server.commit(&plan.upload_id, &commit).await
 }

@@ -421,6 +421,39 @@ impl PublicKey {
     }
 }
 
+/// The keys a logged-in client holds and never sends: the identity key (signs manifests, wraps
+/// file keys) and the master key (wraps the identity key). The browser tab and the CLI both hold
+/// exactly this, beside their own session details.
+#[derive(Clone)]
+pub struct HeldKeys {
+    pub identity: Keypair,
+    pub master_key: MasterKey,
+}
+
+impl std::fmt::Debug for HeldKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HeldKeys({})", self.identity.public().fingerprint())
+    }
+}
+
+impl HeldKeys {
+    pub fn public_key(&self) -> PublicKey {
+        self.identity.public()
+    }
+
+    /// The key of one of this account's files, from the wrapped key the server keeps.
+    pub fn file_key(&self, file_id: &crate::FileId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
+        self.identity.unwrap_file_key(file_id, wrapped)
+    }
+
+    /// The identity key wrapped for the server to keep, bound to its own public key (FORMAT.md).
+    pub fn wrapped_identity(&self) -> Vec<u8> {
+        self.master_key
+            .wrap_identity(self.public_key().as_bytes(), &self.identity)
+            .expect("a 32-byte owner is within the wrap context's bound")
+    }
+}
+
 /// What a share-link holder sends to prove a share's password: HKDF of the password bound to the
 /// file key. The server stores only its own Argon2id hash of this proof; since the proof depends on
 /// the key in the link's fragment, the server cannot guess passwords offline from what it keeps,
@@ -458,6 +491,27 @@ pub fn decode_link_key(text: &str) -> Result<FileKey, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_keys_wrap_the_identity_bound_to_its_own_public_key() {
+        let held = HeldKeys {
+            identity: Keypair::generate(),
+            master_key: MasterKey::from_bytes([9; 32]),
+        };
+        let wrapped = held.wrapped_identity();
+        let public = held.public_key();
+        let opened = held.master_key.unwrap_identity(public.as_bytes(), &wrapped).unwrap();
+        assert_eq!(opened.public(), public);
+        // Tried: the same bytes opened as bound to another owner. Must hold: the one OpenError.
+        assert_eq!(
+            held.master_key.unwrap_identity(b"someone@example.org", &wrapped).err(),
+            Some(OpenError)
+        );
+        let file = crate::FileId([1; 16]);
+        let key = FileKey::from_bytes([2; 32]);
+        let wrapped = held.identity.wrap_file_key(&file, &key);
+        assert_eq!(held.file_key(&file, &wrapped).unwrap().as_bytes(), key.as_bytes());
+    }
 
     #[test]
     fn file_keys_survive_a_password_change() {

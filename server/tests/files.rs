@@ -489,7 +489,7 @@ struct Prepared {
 impl Prepared {
     fn commit(&self, me: &Identity) -> Commit {
         Commit {
-            manifest: b64(self.manifest.clone().sign(&me.keypair).unwrap().as_bytes()),
+            manifest: b64(self.manifest.clone().sign(&me.keys.identity).unwrap().as_bytes()),
             metadata: b64(&self.metadata),
             wrapped_key: b64(&self.wrapped),
             receipts: self.receipts.clone(),
@@ -528,7 +528,7 @@ async fn prepare(api: &Api, me: &Identity, data: &[u8]) -> Prepared {
     }
     Prepared {
         metadata: meta("prepared", data.len()).seal(&key, &file_id).unwrap(),
-        wrapped: me.keypair.wrap_file_key(&file_id, &key),
+        wrapped: me.keys.identity.wrap_file_key(&file_id, &key),
         plan,
         manifest,
         receipts,
@@ -591,7 +591,7 @@ async fn bad_commits_are_refused_whole() {
         .await;
         let mut other_file = p.manifest.clone();
         other_file.file_id = FileId::random();
-        let other_file = other_file.sign(&ada.keypair).unwrap();
+        let other_file = other_file.sign(&ada.keys.identity).unwrap();
         refuse(
             Commit {
                 manifest: b64(other_file.as_bytes()),
@@ -603,7 +603,7 @@ async fn bad_commits_are_refused_whole() {
         .await;
         let mut short = p.manifest.clone();
         short.chunks.pop();
-        let short = short.sign(&ada.keypair).unwrap();
+        let short = short.sign(&ada.keys.identity).unwrap();
         refuse(
             Commit {
                 manifest: b64(short.as_bytes()),

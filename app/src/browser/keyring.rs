@@ -3,7 +3,7 @@
 //! never leave the browser; they live in `sessionStorage`, so they survive a reload but not the
 //! tab, and a new tab asks for the password again. The session cookie itself is `HttpOnly`.
 
-use disktro_core::keys::{Keypair, MasterKey, PublicKey};
+use disktro_core::keys::{HeldKeys, Keypair, MasterKey, PublicKey};
 use disktro_core::{FileId, FileKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -17,8 +17,7 @@ pub struct Keyring {
     pub account_id: String,
     pub email: String,
     pub csrf: String,
-    pub keypair: Keypair,
-    pub master_key: MasterKey,
+    pub keys: HeldKeys,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -50,7 +49,7 @@ impl std::fmt::Debug for KeyringWire {
 
 impl Keyring {
     pub fn public_key(&self) -> PublicKey {
-        self.keypair.public()
+        self.keys.public_key()
     }
 
     pub fn to_wire(&self) -> KeyringWire {
@@ -58,8 +57,8 @@ impl Keyring {
             account_id: self.account_id.clone(),
             email: self.email.clone(),
             csrf: self.csrf.clone(),
-            identity: b64(self.keypair.secret_bytes().as_ref()),
-            master: b64(self.master_key.as_bytes()),
+            identity: b64(self.keys.identity.secret_bytes().as_ref()),
+            master: b64(self.keys.master_key.as_bytes()),
         }
     }
 
@@ -78,8 +77,10 @@ impl Keyring {
             account_id: wire.account_id.clone(),
             email: wire.email.clone(),
             csrf: wire.csrf.clone(),
-            keypair: Keypair::from_secret_bytes(&identity),
-            master_key: MasterKey::from_bytes(master),
+            keys: HeldKeys {
+                identity: Keypair::from_secret_bytes(&identity),
+                master_key: MasterKey::from_bytes(master),
+            },
         })
     }
 
@@ -87,8 +88,8 @@ impl Keyring {
     pub fn file_key(&self, file_id: &str, wrapped: &str) -> Result<(FileId, FileKey), String> {
         let id: FileId = file_id.parse().map_err(|_| "a file id is 32 hex digits".to_owned())?;
         let key = self
-            .keypair
-            .unwrap_file_key(&id, &unb64(wrapped, "wrapped key")?)
+            .keys
+            .file_key(&id, &unb64(wrapped, "wrapped key")?)
             .map_err(|_| "the file key does not open with this account's keys".to_owned())?;
         Ok((id, key))
     }

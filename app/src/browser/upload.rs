@@ -239,7 +239,7 @@ async fn send_and_commit(
     }
 
     let manifest = encoder.into_manifest().map_err(|e| e.to_string())?;
-    let commit = Commit::new(manifest, &me.keypair, file_key, sealed_metadata, receipts)
+    let commit = Commit::new(manifest, &me.keys.identity, file_key, sealed_metadata, receipts)
         .map_err(|e| format!("signing the manifest: {e}"))?;
     api.post(&format!("/uploads/{}/commit", plan.upload_id), &commit)
         .await

@@ -59,7 +59,7 @@ pub fn BusyLine(busy: RwSignal<Busy>) -> impl IntoView {
 mod flows {
     //! The browser side of the forms.
     use disktro_core::api::{ChangePassword, ErrorCode, KdfAnswer, LogIn, PreLogin, Session, SignUp};
-    use disktro_core::keys::{KdfSetup, Keypair, PublicKey};
+    use disktro_core::keys::{HeldKeys, KdfSetup, Keypair, PublicKey};
 
     use crate::browser::api::{Api, ApiFailure};
     use crate::browser::keyring::Keyring;
@@ -94,8 +94,10 @@ mod flows {
             account_id: session.account_id,
             email: session.email,
             csrf: session.csrf_token,
-            keypair,
-            master_key,
+            keys: HeldKeys {
+                identity: keypair,
+                master_key,
+            },
         }
     }
 
@@ -169,7 +171,7 @@ mod flows {
         let new_keys = pipeline.derive(new, &new_setup).await?;
         let wrapped = new_keys
             .master_key
-            .wrap_identity(me.public_key().as_bytes(), &me.keypair)
+            .wrap_identity(me.public_key().as_bytes(), &me.keys.identity)
             .map_err(|e| e.to_string())?;
         Api::new(Some(me.csrf.clone()))
             .post::<_, serde_json::Value>(
@@ -189,7 +191,7 @@ mod flows {
                     explain(e)
                 }
             })?;
-        me.master_key = new_keys.master_key;
+        me.keys.master_key = new_keys.master_key;
         me.store();
         Ok(())
     }
