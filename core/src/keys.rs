@@ -507,7 +507,7 @@ mod tests {
             held.master_key.unwrap_identity(b"someone@example.org", &wrapped).err(),
             Some(OpenError)
         );
-        let file = crate::FileId([1; 16]);
+        let file = FileId([1; 16]);
         let key = FileKey::from_bytes([2; 32]);
         let wrapped = held.identity.wrap_file_key(&file, &key);
         assert_eq!(held.file_key(&file, &wrapped).unwrap().as_bytes(), key.as_bytes());
