@@ -12,32 +12,17 @@ use std::time::Duration;
 use crate::context::{Context, unix_now};
 use crate::db::Db;
 use crate::durability::error::JobError;
+use crate::store::{self, StoreError};
 
 /// Take or renew the lease `name` for `holder` until `now + ttl`. True when `holder` now holds it.
-pub async fn try_acquire(db: &Db, name: &str, holder: &str, ttl: Duration, now: i64) -> Result<bool, sqlx::Error> {
+pub async fn try_acquire(db: &Db, name: &str, holder: &str, ttl: Duration, now: i64) -> Result<bool, StoreError> {
     let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-    let done = sqlx::query(
-        "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
-         WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder",
-    )
-    .bind(name)
-    .bind(holder)
-    .bind(expires_at)
-    .bind(now)
-    .execute(&db.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    store::leases::try_acquire(db, name, holder, expires_at, now).await
 }
 
 /// Give the lease up (on shutdown), so another replica need not wait for the TTL.
-pub async fn release(db: &Db, name: &str, holder: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
-        .bind(name)
-        .bind(holder)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+pub async fn release(db: &Db, name: &str, holder: &str) -> Result<(), StoreError> {
+    store::leases::release(db, name, holder).await
 }
 
 /// A random name for this replica's lifetime.
@@ -111,26 +96,8 @@ pub fn spawn_janitor(
 }
 
 /// One janitor pass. Returns the number of expired uploads removed.
-pub async fn sweep(db: &Db, now: i64) -> Result<u64, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    sqlx::query("DELETE FROM upload_tokens WHERE upload_id IN (SELECT id FROM uploads WHERE expires_at <= $1)")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let uploads = sqlx::query("DELETE FROM uploads WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")
-        .bind(now - crate::throttle::WINDOW)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+pub async fn sweep(db: &Db, now: i64) -> Result<u64, StoreError> {
+    let uploads = store::leases::sweep(db, now, now - crate::throttle::WINDOW).await?;
     if uploads > 0 {
         tracing::info!(uploads, "removed expired uploads");
     }

@@ -7,6 +7,8 @@ use disktro_net::client::ClientError;
 pub enum JobError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A step shared with the API (node keys, writable workers, stored base64) failed.
     #[error(transparent)]
     Shared(#[from] crate::error::ServerError),

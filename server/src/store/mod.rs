@@ -7,11 +7,12 @@
 //! redundancy out of range) come back as [`StoreError::Corrupt`].
 //!
 //! Moved here so far: [`accounts`], [`sessions`] (and API tokens), [`settings`], [`throttle`],
-//! [`uploads`], [`files`] and [`shares`]. The other domain modules (nodes, leases, rewards,
-//! durability) still hold their own statements and move here next.
+//! [`leases`] (and the janitor's sweep), [`uploads`], [`files`] and [`shares`]. The other domain
+//! modules (nodes, rewards, durability) still hold their own statements and move here next.
 
 pub mod accounts;
 pub mod files;
+pub mod leases;
 pub mod sessions;
 pub mod settings;
 pub mod shares;
