@@ -14,15 +14,18 @@ use std::collections::BTreeMap;
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use disktro_core::api::ErrorCode;
-use disktro_core::keys::{self, KdfParams, KdfSetup, KeyPurpose, Keypair};
+use disktro_core::keys::{self, KdfParams, KdfSetup, KeyPurpose};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::seal::{self, ChunkKey, Sealer};
 use disktro_core::shard::Sharder;
 use disktro_core::squeeze::Codec;
 use disktro_core::token::{self, Operation, Receipt, Scope, Token};
 use disktro_core::wire::{self, Body, Frame};
-use disktro_core::{FileId, FileKey, Manifest, Redundancy, Serial, ShardId};
+use disktro_core::{Manifest, Redundancy, Serial, ShardId};
 
+mod common;
+
+use common::fixed::{file_id, file_key, owner, server, worker};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -95,22 +98,6 @@ fn verify_domain(public: &keys::PublicKey, domain: &str, message: &[u8], signatu
     let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
     key.verify_strict(&signed, &signature)
         .unwrap_or_else(|_| panic!("not signed under domain {domain:?} as FORMAT.md says"));
-}
-
-fn file_key() -> FileKey {
-    FileKey::from_bytes([0x11; 32])
-}
-fn file_id() -> FileId {
-    FileId([0x22; 16])
-}
-fn owner() -> Keypair {
-    Keypair::from_secret_bytes(&[0x33; 32])
-}
-fn server() -> Keypair {
-    Keypair::from_secret_bytes(&[0x44; 32])
-}
-fn worker() -> Keypair {
-    Keypair::from_secret_bytes(&[0x55; 32])
 }
 
 fn token(operation: Operation, scope: Scope) -> Vec<u8> {

@@ -10,34 +10,21 @@
 
 use disktro_core::chunk::encode_all;
 use disktro_core::ids::to_hex;
-use disktro_core::keys::{self, KdfParams, KdfSetup, Keypair, MasterKey, PublicKey};
+use disktro_core::keys::{self, KdfParams, KdfSetup, MasterKey, PublicKey};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::seal::{self, ChunkKey, Sealer};
 use disktro_core::squeeze::Codec;
 use disktro_core::token::{Operation, Receipt, Scope, Token};
 use disktro_core::wire::{Body, Frame};
-use disktro_core::{FileId, FileKey, Redundancy, Serial, ShardId, audit};
+use disktro_core::{Redundancy, Serial, ShardId, audit};
 
+mod common;
+
+use common::fixed::{file_id, file_key, owner, server, worker};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const VECTORS: &str = include_str!("golden/vectors.txt");
-
-fn file_key() -> FileKey {
-    FileKey::from_bytes([0x11; 32])
-}
-fn file_id() -> FileId {
-    FileId([0x22; 16])
-}
-fn owner() -> Keypair {
-    Keypair::from_secret_bytes(&[0x33; 32])
-}
-fn server() -> Keypair {
-    Keypair::from_secret_bytes(&[0x44; 32])
-}
-fn worker() -> Keypair {
-    Keypair::from_secret_bytes(&[0x55; 32])
-}
 
 /// Deterministic text: compressible, so the zstd path is covered.
 fn text(len: usize) -> Vec<u8> {

@@ -22,8 +22,6 @@ pub enum ServerError {
     Internal(String),
 }
 
-pub type Result<T, E = ServerError> = std::result::Result<T, E>;
-
 impl ServerError {
     pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Refused {

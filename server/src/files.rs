@@ -48,7 +48,7 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
         })
         .collect();
     let total = store::files::count(&ctx.db, account_id).await?;
-    let (quota, used) = store::files::quota(&ctx.db, account_id).await?;
+    let (quota, used) = store::accounts::quota(&ctx.db, account_id).await?;
     Ok(FileList {
         files,
         total,

@@ -22,6 +22,7 @@ use sqlx::Row as _;
 
 use crate::db::Db;
 use crate::error::ServerError;
+use crate::store::to_i64;
 use disktro_core::api::ErrorCode;
 
 /// How far a node's clock may be from the server's.
@@ -30,10 +31,6 @@ pub const MAX_CLOCK_SKEW: u64 = 300;
 pub const SAMPLE_EVERY: i64 = 60;
 /// Corrupt shard ids taken from one heartbeat.
 pub const MAX_REPORTS_PER_HEARTBEAT: usize = 10_000;
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 fn check_signature(key: &PublicKey, domain: &str, body: &[u8], signature: Option<[u8; 64]>) -> Result<(), ServerError> {
     let signature = signature.ok_or_else(|| {

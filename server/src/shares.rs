@@ -41,7 +41,7 @@ pub async fn create(
     req: NewShare,
     now: i64,
 ) -> Result<ShareView, ServerError> {
-    if !store::shares::owns_file(&ctx.db, account_id, file_hex).await? {
+    if !store::files::owned_by(&ctx.db, account_id, file_hex).await? {
         return Err(ServerError::refused(ErrorCode::FileNotFound, "no such file"));
     }
     let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY.as_secs());
@@ -163,10 +163,14 @@ async fn admit(
         }
         throttle::clear(&ctx.db, &key).await?;
     }
-    let (manifest, metadata, size) = store::shares::shared_file(&ctx.db, &share.file_id)
+    let file = store::files::read(&ctx.db, &share.file_id)
         .await?
         .ok_or_else(|| gone(ErrorCode::ShareRevoked, "the shared file was deleted"))?;
-    Ok((share, Sealed { manifest, metadata }, size))
+    let sealed = Sealed {
+        manifest: file.manifest_b64,
+        metadata: file.metadata_b64,
+    };
+    Ok((share, sealed, file.size))
 }
 
 /// The shared file's signed manifest and sealed metadata, base64url as stored.

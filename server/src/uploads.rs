@@ -119,7 +119,7 @@ pub async fn begin(
     let redundancy = placement::choose_redundancy(wished, workers.len())
         .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot store the file now: {e}")))?;
     let needed = raw_stored_size(req.size, chunk_size, redundancy);
-    let (quota, used) = store::files::quota(&ctx.db, account_id).await?;
+    let (quota, used) = store::accounts::quota(&ctx.db, account_id).await?;
     if to_i64(needed) > quota - used {
         return Err(quota_exceeded(needed, quota - used));
     }
@@ -371,7 +371,7 @@ pub async fn commit(
         .map(|r| decode_b64(r, "receipts"))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let owner = store::files::owner_key(&ctx.db, account_id).await?;
+    let owner = store::accounts::owner_key(&ctx.db, account_id).await?;
     let node_keys = nodes::keys(&ctx.db).await?;
     let serials = uploads::serials(&ctx.db, id).await?;
     // Signature checks are CPU work (one per shard): off the async threads.
@@ -388,9 +388,9 @@ pub async fn commit(
         // Another request committed or cancelled it in the meantime.
         return Err(upload_not_found());
     }
-    if !store::files::charge(&mut tx, account_id, stored).await? {
+    if !store::accounts::charge(&mut tx, account_id, stored).await? {
         drop(tx);
-        let (quota, used) = store::files::quota(&ctx.db, account_id).await?;
+        let (quota, used) = store::accounts::quota(&ctx.db, account_id).await?;
         return Err(quota_exceeded(stored, quota - used));
     }
     store::files::insert(

@@ -90,3 +90,25 @@ pub fn forged(manifest: Manifest) -> Manifest {
         .manifest()
         .clone()
 }
+
+/// The fixed keys and ids the golden vectors and the FORMAT.md check are made with.
+pub mod fixed {
+    use disktro_core::keys::Keypair;
+    use disktro_core::{FileId, FileKey};
+
+    pub fn file_key() -> FileKey {
+        FileKey::from_bytes([0x11; 32])
+    }
+    pub fn file_id() -> FileId {
+        FileId([0x22; 16])
+    }
+    pub fn owner() -> Keypair {
+        Keypair::from_secret_bytes(&[0x33; 32])
+    }
+    pub fn server() -> Keypair {
+        Keypair::from_secret_bytes(&[0x44; 32])
+    }
+    pub fn worker() -> Keypair {
+        Keypair::from_secret_bytes(&[0x55; 32])
+    }
+}

@@ -14,10 +14,6 @@ pub enum JobError {
     Shared(#[from] crate::error::ServerError),
     #[error("worker: {0}")]
     Worker(#[from] ClientError),
-    /// A stored value (manifest, id, key) does not decode: the database holds something the
-    /// server did not write, or an older format.
-    #[error("stored {what} does not decode: {reason}")]
-    Stored { what: &'static str, reason: String },
     /// A stored id, manifest or token does not decode.
     #[error("stored value: {0}")]
     Codec(#[from] disktro_core::Error),
@@ -37,13 +33,4 @@ pub enum JobError {
     NoTarget { shard: usize, chunk: i64 },
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
-}
-
-impl JobError {
-    pub fn stored(what: &'static str, reason: impl std::fmt::Display) -> Self {
-        Self::Stored {
-            what,
-            reason: reason.to_string(),
-        }
-    }
 }

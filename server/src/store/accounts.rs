@@ -1,9 +1,10 @@
 //! Accounts (`accounts`): what the server keeps of each (never a password or a key it can use),
-//! and the one guarded swap of key material a password change makes.
+//! the one guarded swap of key material a password change makes, and the quota files charge.
 
+use disktro_core::keys::PublicKey;
 use sqlx::Row as _;
 
-use super::{Db, StoreError, Tx};
+use super::{Db, StoreError, Tx, to_i64};
 
 /// An account as stored.
 #[derive(Debug, Clone)]
@@ -106,4 +107,38 @@ pub async fn swap_keys(
     .execute(&mut **tx)
     .await?;
     Ok(swapped.rows_affected() == 1)
+}
+
+/// The account's quota and what its files use, in bytes.
+pub async fn quota(db: &Db, account_id: &str) -> Result<(i64, i64), StoreError> {
+    let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok((row.try_get("quota_bytes")?, row.try_get("used_bytes")?))
+}
+
+/// Add `bytes` to what the account uses, if that stays within its quota (`false` otherwise).
+pub async fn charge(tx: &mut Tx, account_id: &str, bytes: u64) -> Result<bool, StoreError> {
+    let charged = sqlx::query(
+        "UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2 AND used_bytes + $1 <= quota_bytes",
+    )
+    .bind(to_i64(bytes))
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(charged == 1)
+}
+
+/// The account's identity public key: what its manifests must be signed by.
+pub async fn owner_key(db: &Db, account_id: &str) -> Result<PublicKey, StoreError> {
+    let hex: String = sqlx::query("SELECT public_key FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("public_key")?;
+    Ok(PublicKey(
+        disktro_core::ids::from_hex(&hex).map_err(|_| StoreError::Corrupt("public key"))?,
+    ))
 }

@@ -1,47 +1,23 @@
-//! Committed files (`files`), where their shards live (`file_shards`), and the account's quota as
-//! files charge and free it. Deleting a file hands its shards to garbage collection (`gc_shards`)
-//! and revokes its shares in the same transaction.
+//! Committed files (`files`) and where their shards live (`file_shards`). A file's bytes are
+//! charged to its account's quota at commit ([`super::accounts::charge`]); deleting the file
+//! returns them, hands its shards to garbage collection (`gc_shards`) and revokes its shares, in
+//! one transaction.
 
 use std::collections::HashMap;
 
-use disktro_core::keys::PublicKey;
 use disktro_core::{NodeId, ShardId};
 use sqlx::Row as _;
 
 use super::{Db, StoreError, Tx, parse, to_i64, to_u64};
 
-/// The account's quota and what its files use, in bytes.
-pub async fn quota(db: &Db, account_id: &str) -> Result<(i64, i64), StoreError> {
-    let row = sqlx::query("SELECT quota_bytes, used_bytes FROM accounts WHERE id = $1")
+/// Whether the account owns the committed file.
+pub async fn owned_by(db: &Db, account_id: &str, file_hex: &str) -> Result<bool, StoreError> {
+    let owned = sqlx::query("SELECT id FROM files WHERE id = $1 AND account_id = $2")
+        .bind(file_hex)
         .bind(account_id)
-        .fetch_one(&db.pool)
+        .fetch_optional(&db.pool)
         .await?;
-    Ok((row.try_get("quota_bytes")?, row.try_get("used_bytes")?))
-}
-
-/// Add `bytes` to what the account uses, if that stays within its quota (`false` otherwise).
-pub async fn charge(tx: &mut Tx, account_id: &str, bytes: u64) -> Result<bool, StoreError> {
-    let charged = sqlx::query(
-        "UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2 AND used_bytes + $1 <= quota_bytes",
-    )
-    .bind(to_i64(bytes))
-    .bind(account_id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(charged == 1)
-}
-
-/// The account's identity public key: what its manifests must be signed by.
-pub async fn owner_key(db: &Db, account_id: &str) -> Result<PublicKey, StoreError> {
-    let hex: String = sqlx::query("SELECT public_key FROM accounts WHERE id = $1")
-        .bind(account_id)
-        .fetch_one(&db.pool)
-        .await?
-        .try_get("public_key")?;
-    Ok(PublicKey(
-        disktro_core::ids::from_hex(&hex).map_err(|_| StoreError::Corrupt("public key"))?,
-    ))
+    Ok(owned.is_some())
 }
 
 /// A file as committed; binary values as the API carries them (base64url).

@@ -61,16 +61,6 @@ pub async fn insert(db: &Db, s: &NewShare<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether the account owns the file.
-pub async fn owns_file(db: &Db, account_id: &str, file_hex: &str) -> Result<bool, StoreError> {
-    let owned = sqlx::query("SELECT id FROM files WHERE id = $1 AND account_id = $2")
-        .bind(file_hex)
-        .bind(account_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(owned.is_some())
-}
-
 /// The account's shares, newest first; of one file when `file_hex` is given.
 pub async fn list(db: &Db, account_id: &str, file_hex: Option<&str>) -> Result<Vec<ShareRow>, StoreError> {
     let rows = sqlx::query(
@@ -106,23 +96,6 @@ pub async fn revoke(db: &Db, account_id: &str, share_id: &str, now: i64) -> Resu
         .execute(&db.pool)
         .await?;
     Ok(())
-}
-
-/// The shared file's manifest and metadata (base64url) and size, if it still exists.
-pub async fn shared_file(db: &Db, file_hex: &str) -> Result<Option<(String, String, u64)>, StoreError> {
-    let row = sqlx::query("SELECT manifest, metadata, size FROM files WHERE id = $1")
-        .bind(file_hex)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row
-        .map(|r| {
-            Ok::<_, sqlx::Error>((
-                r.try_get("manifest")?,
-                r.try_get("metadata")?,
-                to_u64(r.try_get("size")?),
-            ))
-        })
-        .transpose()?)
 }
 
 /// Count one download if the policy still allows it, in one statement, so two racing downloads
