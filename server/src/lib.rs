@@ -1,11 +1,11 @@
 //! `disktro-server`: the control plane. It serves the web app and the JSON API, keeps the node
 //! registry in the database (SQLite or PostgreSQL) and can run local workers in-process.
 //!
-//! - [`db`]: pool and migrations; [`context`]: what handlers share (database, token key, join
+//! - [`store`]: every SQL statement, with the pool and migrations ([`db`]); [`context`]: what handlers share (database, token key, join
 //!   token); [`nodes`]: registration, heartbeats and health; [`accounts`], [`sessions`],
 //!   [`throttle`]: zero-knowledge accounts, cookies/CSRF/API tokens, log-in throttling;
-//!   [`placement`]: which workers hold which shards; [`files`]: uploads, commits, reads and
-//!   deletes; [`grants`]: the tokens handed to clients for workers; [`shares`]: share links;
+//!   [`placement`]: which workers hold which shards; [`uploads`]: begin, renew, cancel and
+//!   commit; [`files`]: list, read and delete; [`grants`]: the tokens handed to clients for workers; [`shares`]: share links;
 //!   [`leases`]: which replica runs a background job, and the janitor; [`durability`]: audits,
 //!   reputation, repair and garbage collection; [`rewards`]: the operators' ledger; [`api`]: the
 //!   `/api/v1` routes and their OpenAPI document; [`local_workers`]: `--local-workers`.
@@ -18,7 +18,8 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod context;
-pub mod db;
+/// The connection pool and migrations live with the statements, in [`store::db`].
+pub use store::db;
 pub mod durability;
 pub mod error;
 pub mod files;

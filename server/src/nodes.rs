@@ -18,11 +18,10 @@ use std::time::Duration;
 use disktro_core::api::node::{self as api, Heartbeat, HeartbeatAck, Registered, Registration};
 use disktro_core::api::{NodeSample, NodeStatus, NodeView};
 use disktro_core::keys::PublicKey;
-use sqlx::Row as _;
 
 use crate::db::Db;
 use crate::error::ServerError;
-use crate::store::to_i64;
+use crate::store::{self, StoreError};
 use disktro_core::api::ErrorCode;
 
 /// How far a node's clock may be from the server's.
@@ -96,22 +95,7 @@ pub async fn register(
     check_len("zone", &r.zone, 64)?;
     check_len("version", &r.version, 32)?;
     let node_id = key.node_id().to_hex();
-    sqlx::query(
-        "INSERT INTO nodes (node_id, public_key, url, zone, version, capacity, registered_at, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-         ON CONFLICT (node_id) DO UPDATE SET
-             url = excluded.url, zone = excluded.zone, version = excluded.version,
-             capacity = excluded.capacity, last_seen = excluded.last_seen",
-    )
-    .bind(&node_id)
-    .bind(&r.public_key)
-    .bind(&r.url)
-    .bind(&r.zone)
-    .bind(&r.version)
-    .bind(to_i64(r.capacity))
-    .bind(now)
-    .execute(&db.pool)
-    .await?;
+    store::nodes::register(db, &node_id, &r, now).await?;
     tracing::info!(%node_id, url = %r.url, zone = %r.zone, "node registered");
     Ok(Registered {
         node_id,
@@ -129,16 +113,9 @@ pub async fn heartbeat(
     now: i64,
 ) -> Result<HeartbeatAck, ServerError> {
     let beat: Heartbeat = serde_json::from_slice(body).map_err(ServerError::json)?;
-    let row = sqlx::query("SELECT public_key FROM nodes WHERE node_id = $1")
-        .bind(&beat.node_id)
-        .fetch_optional(&db.pool)
+    let key = store::nodes::public_key(db, &beat.node_id)
         .await?
         .ok_or_else(|| ServerError::refused(ErrorCode::UnknownNode, "this node is not registered"))?;
-    let key_hex: String = row.try_get("public_key")?;
-    let key = PublicKey(
-        disktro_core::ids::from_hex::<32>(&key_hex)
-            .map_err(|_| ServerError::internal("a stored node key does not decode"))?,
-    );
     check_signature(&key, api::HEARTBEAT_DOMAIN, body, signature)?;
     check_clock(beat.sent_at, now)?;
     check_len("url", &beat.url, 512)?;
@@ -153,53 +130,15 @@ pub async fn heartbeat(
     }
     let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ServerError::internal("scrub report"))?;
     let mut tx = db.begin_write().await?;
-    let updated = sqlx::query(
-        "UPDATE nodes SET url = $2, zone = $3, version = $4, capacity = $5, used = $6, free_disk = $7,
-             shards = $8, quarantined = $9, ingress_bytes = $10, egress_bytes = $11, uptime_secs = $12,
-             scrub = $13, last_seen = $14, last_sent_at = $15
-         WHERE node_id = $1 AND last_sent_at < $15",
-    )
-    .bind(&beat.node_id)
-    .bind(&beat.url)
-    .bind(&beat.zone)
-    .bind(&beat.version)
-    .bind(to_i64(beat.capacity))
-    .bind(to_i64(beat.used))
-    .bind(to_i64(beat.free_disk))
-    .bind(to_i64(beat.shards))
-    .bind(to_i64(beat.quarantined))
-    .bind(to_i64(beat.ingress_bytes))
-    .bind(to_i64(beat.egress_bytes))
-    .bind(to_i64(beat.uptime_secs))
-    .bind(&scrub)
-    .bind(now)
-    .bind(to_i64(beat.sent_at))
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
+    if !store::nodes::record_heartbeat(&mut tx, &beat, &scrub, now).await? {
         return Err(ServerError::refused(
             ErrorCode::StaleHeartbeat,
             "a heartbeat as new or newer was already received",
         ));
     }
-    let bucket = now - now.rem_euclid(SAMPLE_EVERY);
-    sqlx::query(
-        "INSERT INTO node_samples (node_id, at, capacity, used, shards, ingress_bytes, egress_bytes, uptime_secs, audit_score)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, audit_score FROM nodes WHERE node_id = $1
-         ON CONFLICT (node_id, at) DO NOTHING",
-    )
-    .bind(&beat.node_id)
-    .bind(bucket)
-    .bind(to_i64(beat.capacity))
-    .bind(to_i64(beat.used))
-    .bind(to_i64(beat.shards))
-    .bind(to_i64(beat.ingress_bytes))
-    .bind(to_i64(beat.egress_bytes))
-    .bind(to_i64(beat.uptime_secs))
-    .execute(&mut *tx)
-    .await?;
+    store::nodes::add_sample(&mut tx, &beat, now - now.rem_euclid(SAMPLE_EVERY)).await?;
     for shard in reports {
-        crate::durability::mark_lost(&mut tx, &beat.node_id, shard, "corrupt", now).await?;
+        store::health::mark_lost(&mut tx, &beat.node_id, shard, "corrupt", now).await?;
     }
     tx.commit().await?;
     if !beat.corrupt_shards.is_empty() {
@@ -225,60 +164,15 @@ pub async fn heartbeat(
 
 /// Every node with its health, most recently seen first.
 pub async fn list(db: &Db, interval: Duration, now: i64) -> Result<Vec<NodeView>, ServerError> {
-    let rows = sqlx::query(
-        "SELECT node_id, url, zone, version, capacity, used, free_disk, shards, quarantined,
-                ingress_bytes, egress_bytes, uptime_secs, registered_at, last_seen, scrub,
-                audit_score, online_score, audits_passed, audits_failed, state, state_reason,
-                COALESCE((SELECT p.audit_score FROM node_samples p WHERE p.node_id = nodes.node_id AND p.at <= $1
-                          ORDER BY p.at DESC LIMIT 1), audit_score) AS audit_score_before
-         FROM nodes ORDER BY last_seen DESC, node_id",
-    )
-    .bind(now - 3600)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.into_iter()
-        .map(|row| {
-            let last_seen: i64 = row.try_get("last_seen")?;
-            let scrub: String = row.try_get("scrub")?;
-            Ok(NodeView {
-                node_id: row.try_get("node_id")?,
-                url: row.try_get("url")?,
-                zone: row.try_get("zone")?,
-                version: row.try_get("version")?,
-                status: NodeStatus::of(last_seen, now, interval),
-                capacity: row.try_get("capacity")?,
-                used: row.try_get("used")?,
-                free_disk: row.try_get("free_disk")?,
-                shards: row.try_get("shards")?,
-                quarantined: row.try_get("quarantined")?,
-                ingress_bytes: row.try_get("ingress_bytes")?,
-                egress_bytes: row.try_get("egress_bytes")?,
-                uptime_secs: row.try_get("uptime_secs")?,
-                registered_at: row.try_get("registered_at")?,
-                last_seen,
-                scrub: serde_json::from_str(&scrub).unwrap_or(serde_json::Value::Null),
-                audit_score: row.try_get("audit_score")?,
-                online_score: row.try_get("online_score")?,
-                audit_score_before: row.try_get("audit_score_before")?,
-                audits_passed: row.try_get("audits_passed")?,
-                audits_failed: row.try_get("audits_failed")?,
-                state: row.try_get("state")?,
-                state_reason: row.try_get("state_reason")?,
-            })
-        })
-        .collect()
+    Ok(store::nodes::list(db, now, |last_seen| NodeStatus::of(last_seen, now, interval)).await?)
 }
 
 /// How many samples a chart gets at most: a day at one a minute.
 pub const MAX_SAMPLES: i64 = 24 * 60;
 
 /// Whether a node with this id is registered.
-pub async fn known(db: &Db, node_id: &str) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 AS one FROM nodes WHERE node_id = $1")
-        .bind(node_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row.is_some())
+pub async fn known(db: &Db, node_id: &str) -> Result<bool, StoreError> {
+    store::nodes::known(db, node_id).await
 }
 
 /// One node's samples since `since` (unix seconds), oldest first; `None` for an unknown node.
@@ -287,41 +181,14 @@ pub async fn samples(db: &Db, node_id: &str, since: i64) -> Result<Option<Vec<No
         return Ok(None);
     }
     // The newest MAX_SAMPLES, then put back in time order.
-    let rows = sqlx::query(
-        "SELECT at, capacity, used, shards, ingress_bytes, egress_bytes, audit_score FROM node_samples
-         WHERE node_id = $1 AND at >= $2 ORDER BY at DESC LIMIT $3",
-    )
-    .bind(node_id)
-    .bind(since)
-    .bind(MAX_SAMPLES)
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out = rows
-        .into_iter()
-        .map(|r| {
-            Ok(NodeSample {
-                at: r.try_get("at")?,
-                capacity: r.try_get("capacity")?,
-                used: r.try_get("used")?,
-                shards: r.try_get("shards")?,
-                ingress_bytes: r.try_get("ingress_bytes")?,
-                egress_bytes: r.try_get("egress_bytes")?,
-                audit_score: r.try_get("audit_score")?,
-            })
-        })
-        .collect::<Result<Vec<_>, ServerError>>()?;
+    let mut out = store::nodes::samples(db, node_id, since, MAX_SAMPLES).await?;
     out.reverse();
     Ok(Some(out))
 }
 
 /// Corrupt shards reported by nodes, for repair.
 pub async fn corrupt_reports(db: &Db) -> Result<Vec<(String, String)>, ServerError> {
-    let rows = sqlx::query("SELECT node_id, shard_id FROM corrupt_reports ORDER BY reported_at, node_id, shard_id")
-        .fetch_all(&db.pool)
-        .await?;
-    rows.into_iter()
-        .map(|r| Ok((r.try_get("node_id")?, r.try_get("shard_id")?)))
-        .collect()
+    Ok(store::health::lost_shards(db).await?)
 }
 
 #[cfg(test)]
@@ -344,53 +211,15 @@ pub fn online_since(now: i64, interval: Duration) -> i64 {
     now.saturating_sub(interval.saturating_mul(NodeStatus::ONLINE_WITHIN))
 }
 
-/// A worker that may receive new shards: online, active (neither suspended nor disqualified),
-/// with room for at least `min_free` more bytes.
-#[derive(Debug, Clone)]
-pub struct Writable {
-    pub node_id: disktro_core::NodeId,
-    pub url: String,
-    pub zone: String,
-}
+pub use store::nodes::Writable;
 
-/// Workers that may receive new shards now, in node-id order.
-pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> Result<Vec<Writable>, ServerError> {
-    let rows = sqlx::query(
-        "SELECT node_id, url, zone FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
-         ORDER BY node_id",
-    )
-    .bind(online_since(now, interval))
-    .bind(min_free)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let id: String = row.try_get("node_id")?;
-            Ok(Writable {
-                node_id: id
-                    .parse()
-                    .map_err(|_| ServerError::internal("a stored node id is not hex"))?,
-                url: row.try_get("url")?,
-                zone: row.try_get("zone")?,
-            })
-        })
-        .collect()
+/// Workers that may receive new shards now (online, active, with room for at least `min_free`
+/// more bytes), in node-id order.
+pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> Result<Vec<Writable>, StoreError> {
+    store::nodes::writable(db, online_since(now, interval), min_free).await
 }
 
 /// Public keys of every registered node, to verify receipts with.
-pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, PublicKey>, ServerError> {
-    let rows = sqlx::query("SELECT node_id, public_key FROM nodes")
-        .fetch_all(&db.pool)
-        .await?;
-    let mut out = std::collections::HashMap::with_capacity(rows.len());
-    for row in rows {
-        let id: String = row.try_get("node_id")?;
-        let key: String = row.try_get("public_key")?;
-        let parse = || -> Option<(disktro_core::NodeId, PublicKey)> {
-            Some((id.parse().ok()?, PublicKey(disktro_core::ids::from_hex(&key).ok()?)))
-        };
-        let (id, key) = parse().ok_or_else(|| ServerError::internal("a stored node key is not hex"))?;
-        out.insert(id, key);
-    }
-    Ok(out)
+pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, PublicKey>, StoreError> {
+    store::nodes::keys(db).await
 }

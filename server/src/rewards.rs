@@ -16,12 +16,11 @@
 //! field and that previous hash. [`verify`] recomputes the chain, so changing, removing or
 //! reordering any row is detected; only the lease holder of the `rewards` job appends.
 
-pub use disktro_core::api::{DailyEarnings, LedgerCheck};
-use serde::Serialize;
-use sqlx::Row as _;
-
 use crate::db::Db;
 use crate::durability::error::JobError;
+use crate::store::{self, StoreError, Tx, ledger};
+pub use disktro_core::api::{DailyEarnings, LedgerCheck};
+use serde::Serialize;
 
 /// Claims are settled this long after their token expired.
 pub const CLAIM_GRACE: i64 = 5 * 60;
@@ -85,24 +84,20 @@ pub struct Accrued {
 }
 
 /// Record issued get tokens (serial, worker, budget, expiry), so claims can be capped and paid.
-pub async fn record_issued(db: &Db, issued: &[crate::grants::Issued]) -> Result<(), sqlx::Error> {
+pub async fn record_issued(db: &Db, issued: &[crate::grants::Issued]) -> Result<(), StoreError> {
     if issued.is_empty() {
         return Ok(());
     }
-    let mut tx = db.begin_write().await?;
-    for i in issued {
-        sqlx::query(
-            "INSERT INTO egress_claims (serial, node_id, budget, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (serial) DO NOTHING",
-        )
-        .bind(i.serial.to_hex())
-        .bind(i.node.to_hex())
-        .bind(i64::try_from(i.budget).unwrap_or(i64::MAX))
-        .bind(i64::try_from(i.expires_at).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
+    let claims: Vec<ledger::Claim> = issued
+        .iter()
+        .map(|i| ledger::Claim {
+            serial: i.serial.to_hex(),
+            node: i.node.to_hex(),
+            budget: i.budget,
+            expires_at: i.expires_at,
+        })
+        .collect();
+    ledger::record_issued(db, &claims).await
 }
 
 /// Take a worker's claims: the bytes it served per serial (totals, capped by the budget; a
@@ -111,71 +106,30 @@ pub async fn record_claims(
     db: &Db,
     node: &str,
     claims: &[disktro_core::api::node::EgressClaim],
-) -> Result<u64, sqlx::Error> {
+) -> Result<u64, StoreError> {
     if claims.is_empty() {
         return Ok(0);
     }
     let mut taken = 0;
     let mut tx = db.begin_write().await?;
     for c in claims {
-        let bytes = i64::try_from(c.bytes).unwrap_or(i64::MAX);
-        taken += sqlx::query(
-            "UPDATE egress_claims SET bytes = CASE WHEN $3 > budget THEN budget ELSE $3 END \
-             WHERE serial = $1 AND node_id = $2 AND paid = 0 AND bytes < $3 AND bytes < budget",
-        )
-        .bind(&c.serial)
-        .bind(node)
-        .bind(bytes)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        taken += u64::from(ledger::raise_claim(&mut tx, &c.serial, node, c.bytes).await?);
     }
     tx.commit().await?;
     Ok(taken)
 }
 
-async fn last(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<(i64, String), sqlx::Error> {
-    let row = sqlx::query("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await?;
-    match row {
-        Some(r) => Ok((r.try_get("seq")?, r.try_get("hash")?)),
-        None => Ok((0, GENESIS.to_owned())),
-    }
-}
-
 /// Write `e` as it is (its hashes already set). Only [`accrue`] appends; tests use this to put
 /// back a row they removed.
-pub async fn insert(conn: &mut sqlx::AnyConnection, e: &Entry) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ledger (seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(e.seq)
-    .bind(&e.node_id)
-    .bind(&e.kind)
-    .bind(e.period_start)
-    .bind(e.period_end)
-    .bind(e.quantity)
-    .bind(e.amount)
-    .bind(&e.reference)
-    .bind(e.created_at)
-    .bind(&e.prev_hash)
-    .bind(&e.hash)
-    .execute(conn)
-    .await?;
-    Ok(())
+pub async fn insert(conn: &mut sqlx::AnyConnection, e: &Entry) -> Result<(), StoreError> {
+    ledger::insert(conn, e).await
 }
 
-async fn append(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    head: &mut (i64, String),
-    mut e: Entry,
-) -> Result<(), sqlx::Error> {
+async fn append(tx: &mut Tx, head: &mut (i64, String), mut e: Entry) -> Result<(), StoreError> {
     e.seq = head.0 + 1;
     e.prev_hash = head.1.clone();
     e.hash = e.compute_hash();
-    insert(tx, &e).await?;
+    ledger::insert(tx, &e).await?;
     *head = (e.seq, e.hash);
     Ok(())
 }
@@ -184,37 +138,17 @@ async fn append(
 pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
     let mut out = Accrued::default();
     let mut tx = db.begin_write().await?;
-    let mut head = last(&mut tx).await?;
-    let nodes = sqlx::query("SELECT node_id, accrued_until, state FROM nodes ORDER BY node_id")
-        .fetch_all(&mut *tx)
-        .await?;
-    for n in nodes {
-        let node: String = n.try_get("node_id")?;
-        let start: i64 = n.try_get("accrued_until")?;
-        let state: String = n.try_get("state")?;
-        if start > 0 && now > start && state != crate::durability::reputation::DISQUALIFIED {
-            let failed: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM audits WHERE node_id = $1 AND at > $2 AND at <= $3 AND outcome = 'fail'",
-            )
-            .bind(&node)
-            .bind(start)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            let held: i64 = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(s.size), 0) AS BIGINT) AS held FROM file_shards s WHERE s.node_id = $1 AND NOT EXISTS \
-                 (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id)",
-            )
-            .bind(&node)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("held")?;
+    let mut head = ledger::head(&mut tx).await?.unwrap_or_else(|| (0, GENESIS.to_owned()));
+    for n in ledger::accruing(&mut tx).await? {
+        let start = n.accrued_until;
+        if start > 0 && now > start && n.state != crate::durability::reputation::DISQUALIFIED {
+            let failed = store::audits::failures_between(&mut tx, &n.node, start, now).await?;
+            let held = ledger::held_bytes(&mut tx, &n.node).await?;
             if failed == 0 && held > 0 {
                 let quantity = held.saturating_mul(now - start);
                 let entry = Entry {
                     seq: 0,
-                    node_id: node.clone(),
+                    node_id: n.node.clone(),
                     kind: "storage".to_owned(),
                     period_start: start,
                     period_end: now,
@@ -230,34 +164,20 @@ pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
             }
         }
         if now > start {
-            sqlx::query("UPDATE nodes SET accrued_until = $2 WHERE node_id = $1")
-                .bind(&node)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            ledger::set_accrued_until(&mut tx, &n.node, now).await?;
         }
     }
-    let settled = sqlx::query(
-        "SELECT serial, node_id, bytes, expires_at FROM egress_claims WHERE paid = 0 AND expires_at <= $1 \
-         ORDER BY expires_at, serial",
-    )
-    .bind(now - CLAIM_GRACE)
-    .fetch_all(&mut *tx)
-    .await?;
-    for c in settled {
-        let bytes: i64 = c.try_get("bytes")?;
-        let serial: String = c.try_get("serial")?;
-        if bytes > 0 {
-            let expires_at: i64 = c.try_get("expires_at")?;
+    for c in ledger::settleable(&mut tx, now - CLAIM_GRACE).await? {
+        if c.bytes > 0 {
             let entry = Entry {
                 seq: 0,
-                node_id: c.try_get("node_id")?,
+                node_id: c.node.clone(),
                 kind: "egress".to_owned(),
-                period_start: expires_at - i64::try_from(crate::grants::GET_TOKEN_TTL.as_secs()).unwrap_or(0),
-                period_end: expires_at,
-                quantity: bytes,
-                amount: egress_amount(bytes),
-                reference: serial.clone(),
+                period_start: c.expires_at - i64::try_from(crate::grants::GET_TOKEN_TTL.as_secs()).unwrap_or(0),
+                period_end: c.expires_at,
+                quantity: c.bytes,
+                amount: egress_amount(c.bytes),
+                reference: c.serial.clone(),
                 created_at: now,
                 prev_hash: String::new(),
                 hash: String::new(),
@@ -265,63 +185,29 @@ pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
             append(&mut tx, &mut head, entry).await?;
             out.egress_entries += 1;
         }
-        sqlx::query("UPDATE egress_claims SET paid = 1 WHERE serial = $1")
-            .bind(&serial)
-            .execute(&mut *tx)
-            .await?;
+        ledger::mark_paid(&mut tx, &c.serial).await?;
     }
     // Paid or unused claims are kept a day for the record, then dropped (the ledger has them).
-    sqlx::query("DELETE FROM egress_claims WHERE paid = 1 AND expires_at <= $1")
-        .bind(now - 24 * 3600)
-        .execute(&mut *tx)
-        .await?;
+    ledger::prune_paid(&mut tx, now - 24 * 3600).await?;
     tx.commit().await?;
     Ok(out)
 }
 
-fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
-    Ok(Entry {
-        seq: r.try_get("seq")?,
-        node_id: r.try_get("node_id")?,
-        kind: r.try_get("kind")?,
-        period_start: r.try_get("period_start")?,
-        period_end: r.try_get("period_end")?,
-        quantity: r.try_get("quantity")?,
-        amount: r.try_get("amount")?,
-        reference: r.try_get("reference")?,
-        created_at: r.try_get("created_at")?,
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
-}
-
 /// Entry `seq`, if there is one.
-pub async fn entry(db: &Db, seq: i64) -> Result<Option<Entry>, sqlx::Error> {
-    let row = sqlx::query("SELECT * FROM ledger WHERE seq = $1")
-        .bind(seq)
-        .fetch_optional(&db.pool)
-        .await?;
-    row.as_ref().map(entry_of).transpose()
+pub async fn entry(db: &Db, seq: i64) -> Result<Option<Entry>, StoreError> {
+    ledger::entry(db, seq).await
 }
 
 /// Walk the whole chain.
-pub async fn verify(db: &Db) -> Result<LedgerCheck, sqlx::Error> {
+pub async fn verify(db: &Db) -> Result<LedgerCheck, StoreError> {
     const PAGE: i64 = 10_000;
     let mut expected_seq = 1;
     let mut prev = GENESIS.to_owned();
     let mut entries = 0;
     loop {
-        let rows = sqlx::query(
-            "SELECT seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, prev_hash, hash \
-             FROM ledger WHERE seq >= $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(expected_seq)
-        .bind(PAGE)
-        .fetch_all(&db.pool)
-        .await?;
-        let done = (rows.len() as i64) < PAGE;
-        for r in &rows {
-            let e = entry_of(r)?;
+        let page = ledger::page(db, expected_seq, PAGE).await?;
+        let done = (page.len() as i64) < PAGE;
+        for e in page {
             let problem = if e.seq != expected_seq {
                 Some(format!("entry {expected_seq} is missing"))
             } else if e.prev_hash != prev {
@@ -358,28 +244,8 @@ pub async fn verify(db: &Db) -> Result<LedgerCheck, sqlx::Error> {
 }
 
 /// A node's earnings per day (by the end of each entry's period), newest first, at most `days`.
-pub async fn earnings(db: &Db, node: &str, days: i64) -> Result<Vec<DailyEarnings>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT period_end - (period_end % 86400) AS day, \
-             CAST(SUM(CASE WHEN kind = 'storage' THEN quantity ELSE 0 END) AS BIGINT) AS storage, \
-             CAST(SUM(CASE WHEN kind = 'egress' THEN quantity ELSE 0 END) AS BIGINT) AS egress, \
-             CAST(SUM(amount) AS BIGINT) AS amount \
-         FROM ledger WHERE node_id = $1 GROUP BY period_end - (period_end % 86400) ORDER BY day DESC LIMIT $2",
-    )
-    .bind(node)
-    .bind(days)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DailyEarnings {
-                day: r.try_get("day")?,
-                storage_byte_seconds: r.try_get("storage")?,
-                egress_bytes: r.try_get("egress")?,
-                amount: r.try_get("amount")?,
-            })
-        })
-        .collect()
+pub async fn earnings(db: &Db, node: &str, days: i64) -> Result<Vec<DailyEarnings>, StoreError> {
+    ledger::earnings(db, node, days).await
 }
 
 #[cfg(test)]

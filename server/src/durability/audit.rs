@@ -19,19 +19,19 @@
 
 use std::time::Duration;
 
+use disktro_core::NodeId;
 use disktro_core::audit::verify;
 use disktro_core::token::Operation;
 use disktro_core::wire::ErrorCode;
-use disktro_core::{FileId, NodeId, ShardId};
 use disktro_net::client::ClientError;
 use futures_util::StreamExt as _;
-use sqlx::Row as _;
 
 use super::error::JobError;
 use super::fleet::{self, Fleet};
 use super::reputation;
 use crate::context::Context;
 use crate::nodes;
+use crate::store::{self, StoreError};
 
 /// Longest range challenged.
 pub const MAX_RANGE: u64 = 4096;
@@ -69,14 +69,8 @@ pub struct Round {
     pub timeouts: usize,
 }
 
-#[derive(Debug)]
-struct Challenge {
-    file: FileId,
-    shard: ShardId,
-    size: u64,
-    /// Earlier timeouts (0 when not contained).
-    attempts: i64,
-}
+/// A shard to challenge, with its earlier timeouts (0 when not contained).
+type Challenge = store::audits::Challengeable;
 
 /// The auditor and its connections (their request timeout is the audit timeout).
 #[derive(Debug)]
@@ -114,19 +108,9 @@ impl Auditor {
     pub async fn round(&self, ctx: &Context, now: i64) -> Result<Round, JobError> {
         let since = nodes::online_since(now, ctx.heartbeat_interval);
         reputation::update_online(&ctx.db, since, now).await?;
-        let rows = sqlx::query(
-            "SELECT node_id, url FROM nodes WHERE last_seen >= $1 AND state <> 'disqualified' ORDER BY node_id",
-        )
-        .bind(since)
-        .fetch_all(&ctx.db.pool)
-        .await?;
-        let mut targets = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: String = row.try_get("node_id")?;
-            targets.push((id, row.try_get::<String, _>("url")?));
-        }
+        let targets = store::nodes::auditable(&ctx.db, since).await?;
         let results: Vec<Result<Round, JobError>> = futures_util::stream::iter(targets)
-            .map(|(id, url)| async move { self.audit_node(ctx, &id, &url, now).await })
+            .map(|(id, url)| async move { self.audit_node(ctx, id, &url, now).await })
             .buffer_unordered(NODES_AT_ONCE)
             .collect()
             .await;
@@ -146,58 +130,16 @@ impl Auditor {
 
     async fn challenges(&self, ctx: &Context, node: &str) -> Result<Vec<Challenge>, JobError> {
         let s = &ctx.durability;
-        let parse = |row: &sqlx::any::AnyRow, attempts: i64| -> Result<Challenge, JobError> {
-            Ok(Challenge {
-                file: row.try_get::<String, _>("file_id")?.parse()?,
-                shard: row.try_get::<String, _>("shard_id")?.parse()?,
-                size: u64::try_from(row.try_get::<i64, _>("size")?)?,
-                attempts,
-            })
-        };
-        let mut out = Vec::new();
-        // Contained shards first, with their placement; those that moved away are forgotten.
-        sqlx::query(
-            "DELETE FROM audit_containment WHERE node_id = $1 AND NOT EXISTS \
-             (SELECT 1 FROM file_shards s WHERE s.node_id = audit_containment.node_id \
-              AND s.shard_id = audit_containment.shard_id)",
-        )
-        .bind(node)
-        .execute(&ctx.db.pool)
-        .await?;
-        let contained = sqlx::query(
-            "SELECT s.file_id, s.shard_id, s.size, a.attempts FROM audit_containment a \
-             JOIN file_shards s ON s.node_id = a.node_id AND s.shard_id = a.shard_id WHERE a.node_id = $1",
-        )
-        .bind(node)
-        .fetch_all(&ctx.db.pool)
-        .await?;
-        for row in &contained {
-            out.push(parse(row, row.try_get("attempts")?)?);
-        }
-        let held: i64 = sqlx::query("SELECT COUNT(*) AS n FROM file_shards WHERE node_id = $1")
-            .bind(node)
-            .fetch_one(&ctx.db.pool)
-            .await?
-            .try_get("n")?;
+        // Contained shards first; then the least recently audited, enough for the window.
+        let mut out = store::audits::contained(&ctx.db, node).await?;
+        let held = store::audits::held(&ctx.db, node).await?;
         let n = per_round(held, s.audit_interval, s.audit_window);
-        let picked = sqlx::query(
-            "SELECT s.file_id, s.shard_id, s.size FROM file_shards s WHERE s.node_id = $1 \
-             AND NOT EXISTS (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id) \
-             AND NOT EXISTS (SELECT 1 FROM audit_containment a WHERE a.node_id = s.node_id AND a.shard_id = s.shard_id) \
-             ORDER BY s.audited_at, random() LIMIT $2",
-        )
-        .bind(node)
-        .bind(n)
-        .fetch_all(&ctx.db.pool)
-        .await?;
-        for row in &picked {
-            out.push(parse(row, 0)?);
-        }
+        out.extend(store::audits::least_recent(&ctx.db, node, n).await?);
         Ok(out)
     }
 
-    async fn audit_node(&self, ctx: &Context, node: &str, url: &str, now: i64) -> Result<Round, JobError> {
-        let node_id: NodeId = node.parse()?;
+    async fn audit_node(&self, ctx: &Context, node_id: NodeId, url: &str, now: i64) -> Result<Round, JobError> {
+        let node = &node_id.to_hex();
         let challenges = self.challenges(ctx, node).await?;
         let mut round = Round::default();
         if challenges.is_empty() {
@@ -254,15 +196,6 @@ impl Auditor {
     }
 }
 
-async fn release(ctx: &Context, node: &str, shard: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM audit_containment WHERE node_id = $1 AND shard_id = $2")
-        .bind(node)
-        .bind(shard)
-        .execute(&ctx.db.pool)
-        .await?;
-    Ok(())
-}
-
 /// Write one challenge's outcome: the audit log, containment, a lost shard, the score.
 async fn record(
     ctx: &Context,
@@ -271,37 +204,16 @@ async fn record(
     outcome: Outcome,
     resolved: Outcome,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let shard = c.shard.to_hex();
-    sqlx::query("INSERT INTO audits (node_id, at, shard_id, outcome) VALUES ($1, $2, $3, $4)")
-        .bind(node)
-        .bind(now)
-        .bind(&shard)
-        .bind(outcome.as_str())
-        .execute(&ctx.db.pool)
-        .await?;
-    sqlx::query("UPDATE file_shards SET audited_at = $3 WHERE node_id = $1 AND shard_id = $2")
-        .bind(node)
-        .bind(&shard)
-        .bind(now)
-        .execute(&ctx.db.pool)
-        .await?;
+    store::audits::log(&ctx.db, node, &shard, outcome.as_str(), now).await?;
     match resolved {
-        Outcome::Timeout => {
-            sqlx::query(
-                "INSERT INTO audit_containment (node_id, shard_id, attempts, since) VALUES ($1, $2, 1, $3) \
-                 ON CONFLICT (node_id, shard_id) DO UPDATE SET attempts = audit_containment.attempts + 1",
-            )
-            .bind(node)
-            .bind(&shard)
-            .bind(now)
-            .execute(&ctx.db.pool)
-            .await?;
-        }
+        Outcome::Timeout => store::audits::contain(&ctx.db, node, &shard, now).await?,
         Outcome::Pass | Outcome::Fail => {
-            release(ctx, node, &shard).await?;
+            store::audits::release(&ctx.db, node, &shard).await?;
             if resolved == Outcome::Fail {
-                super::mark_lost(&mut *ctx.db.pool.acquire().await?, node, &shard, "audit", now).await?;
+                let mut conn = ctx.db.pool.acquire().await.map_err(StoreError::Database)?;
+                store::health::mark_lost(&mut conn, node, &shard, "audit", now).await?;
             }
             reputation::record_audit(&ctx.db, node, resolved == Outcome::Pass, now).await?;
         }

@@ -22,7 +22,7 @@ pub enum JobError {
     #[error("the file was deleted")]
     FileDeleted,
     #[error("chunk {0} is not in the manifest")]
-    ChunkNotInManifest(i64),
+    ChunkNotInManifest(u64),
     #[error("placement row {0} disagrees with the manifest")]
     PlacementMismatch(usize),
     #[error("only {got} of the {needed} shards needed could be read")]
@@ -30,7 +30,7 @@ pub enum JobError {
     #[error("rebuilt shards do not match the manifest's ids")]
     RebuiltMismatch,
     #[error("no worker took shard {shard} of chunk {chunk}")]
-    NoTarget { shard: usize, chunk: i64 },
+    NoTarget { shard: usize, chunk: u64 },
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

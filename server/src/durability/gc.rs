@@ -8,13 +8,13 @@
 
 use disktro_core::token::{MAX_TOKEN_SHARDS, Operation};
 use disktro_core::{FileId, NodeId, ShardId};
-use sqlx::Row as _;
 
 use super::error::JobError;
 use super::fleet::{self, Fleet};
 use super::secs;
 use crate::context::Context;
 use crate::nodes;
+use crate::store::collection;
 
 /// Rows handled per pass at most.
 pub const MAX_PER_PASS: i64 = 100_000;
@@ -34,46 +34,15 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<Collected, J
 
     // Orphans past their grace, still orphaned, become due at once.
     let mut tx = ctx.db.begin_write().await?;
-    out.orphans_due = sqlx::query(
-        "INSERT INTO gc_shards (node_id, shard_id, deleted_at) \
-         SELECT o.node_id, o.shard_id, $2 FROM orphan_candidates o WHERE o.first_seen <= $1 \
-         AND NOT EXISTS (SELECT 1 FROM file_shards s WHERE s.node_id = o.node_id AND s.shard_id = o.shard_id) \
-         ON CONFLICT (node_id, shard_id) DO NOTHING",
-    )
-    .bind(now - secs(s.orphan_grace))
-    .bind(grace_start)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    sqlx::query("DELETE FROM orphan_candidates WHERE first_seen <= $1")
-        .bind(now - secs(s.orphan_grace))
-        .execute(&mut *tx)
-        .await?;
-    // Rows for shards that are placed there again need no delete.
-    sqlx::query(
-        "DELETE FROM gc_shards WHERE EXISTS \
-         (SELECT 1 FROM file_shards s WHERE s.node_id = gc_shards.node_id AND s.shard_id = gc_shards.shard_id)",
-    )
-    .execute(&mut *tx)
-    .await?;
+    out.orphans_due = collection::promote_orphans(&mut tx, now - secs(s.orphan_grace), grace_start).await?;
     tx.commit().await?;
 
-    let rows = sqlx::query(
-        "SELECT g.node_id, g.shard_id, n.url FROM gc_shards g JOIN nodes n ON n.node_id = g.node_id \
-         WHERE g.deleted_at <= $1 AND n.last_seen >= $2 ORDER BY g.node_id, g.shard_id LIMIT $3",
-    )
-    .bind(grace_start)
-    .bind(nodes::online_since(now, ctx.heartbeat_interval))
-    .bind(MAX_PER_PASS)
-    .fetch_all(&ctx.db.pool)
-    .await?;
+    let since = nodes::online_since(now, ctx.heartbeat_interval);
     let mut by_node: Vec<(String, String, Vec<ShardId>)> = Vec::new();
-    for r in rows {
-        let node: String = r.try_get("node_id")?;
-        let shard: ShardId = r.try_get::<String, _>("shard_id")?.parse()?;
+    for due in collection::due(&ctx.db, grace_start, since, MAX_PER_PASS).await? {
         match by_node.last_mut() {
-            Some((n, _, shards)) if *n == node && shards.len() < MAX_TOKEN_SHARDS => shards.push(shard),
-            _ => by_node.push((node, r.try_get("url")?, vec![shard])),
+            Some((n, _, shards)) if *n == due.node && shards.len() < MAX_TOKEN_SHARDS => shards.push(due.shard),
+            _ => by_node.push((due.node, due.url, vec![due.shard])),
         }
     }
     for (node, url, shards) in by_node {
@@ -97,11 +66,7 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<Collected, J
                 out.deleted += removed.len() as u64;
                 let mut tx = ctx.db.begin_write().await?;
                 for shard in &shards {
-                    sqlx::query("DELETE FROM gc_shards WHERE node_id = $1 AND shard_id = $2")
-                        .bind(&node)
-                        .bind(shard.to_hex())
-                        .execute(&mut *tx)
-                        .await?;
+                    collection::forget(&mut tx, &node, shard).await?;
                 }
                 tx.commit().await?;
             }

@@ -14,27 +14,10 @@ use std::collections::HashSet;
 
 use disktro_core::ShardId;
 use disktro_core::inventory::{self, BucketListing, Inventory};
-use sqlx::Row as _;
 
 use super::error::JobError;
 use crate::db::Db;
-
-async fn expected(db: &Db, node: &str) -> Result<(HashSet<ShardId>, HashSet<ShardId>), sqlx::Error> {
-    let parse = |rows: Vec<sqlx::any::AnyRow>| -> HashSet<ShardId> {
-        rows.iter()
-            .filter_map(|r| r.try_get::<String, _>("shard_id").ok()?.parse().ok())
-            .collect()
-    };
-    let placed = sqlx::query("SELECT shard_id FROM file_shards WHERE node_id = $1")
-        .bind(node)
-        .fetch_all(&db.pool)
-        .await?;
-    let collecting = sqlx::query("SELECT shard_id FROM gc_shards WHERE node_id = $1")
-        .bind(node)
-        .fetch_all(&db.pool)
-        .await?;
-    Ok((parse(placed), parse(collecting)))
-}
+use crate::store::{self, collection};
 
 /// Compare a heartbeat's summary and listings; returns the buckets to list next time.
 pub async fn on_heartbeat(
@@ -47,17 +30,12 @@ pub async fn on_heartbeat(
     if summary.is_none() && listings.is_empty() {
         return Ok(Vec::new());
     }
-    let (placed, collecting) = expected(db, node).await?;
-    let candidates: Vec<ShardId> = if listings.is_empty() {
-        Vec::new()
+    let placed = collection::placed(db, node).await?;
+    let collecting = collection::collecting(db, node).await?;
+    let candidates = if listings.is_empty() {
+        HashSet::new()
     } else {
-        sqlx::query("SELECT shard_id FROM orphan_candidates WHERE node_id = $1")
-            .bind(node)
-            .fetch_all(&db.pool)
-            .await?
-            .iter()
-            .filter_map(|r| r.try_get::<String, _>("shard_id").ok()?.parse().ok())
-            .collect()
+        collection::orphan_candidates(db, node).await?
     };
     for listing in listings {
         let held: HashSet<ShardId> = listing.shards.iter().filter_map(|s| s.parse().ok()).collect();
@@ -69,35 +47,18 @@ pub async fn on_heartbeat(
             .filter(in_bucket)
             .filter(|s| !held.contains(s) || placed.contains(s) || collecting.contains(s))
         {
-            sqlx::query("DELETE FROM orphan_candidates WHERE node_id = $1 AND shard_id = $2")
-                .bind(node)
-                .bind(shard.to_hex())
-                .execute(&mut *tx)
-                .await?;
+            collection::drop_orphan(&mut tx, node, shard).await?;
         }
         let mut orphans = 0;
         for shard in held.iter().filter(|s| !placed.contains(s) && !collecting.contains(s)) {
-            orphans += sqlx::query(
-                "INSERT INTO orphan_candidates (node_id, shard_id, first_seen) VALUES ($1, $2, $3) \
-                 ON CONFLICT (node_id, shard_id) DO NOTHING",
-            )
-            .bind(node)
-            .bind(shard.to_hex())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            orphans += u64::from(collection::add_orphan(&mut tx, node, shard, now).await?);
         }
         let mut missing = 0;
         for shard in placed.iter().filter(in_bucket).filter(|s| !held.contains(s)) {
-            missing += u64::from(super::mark_lost(&mut tx, node, &shard.to_hex(), "missing", now).await?);
+            missing += u64::from(store::health::mark_lost(&mut tx, node, &shard.to_hex(), "missing", now).await?);
         }
         for shard in collecting.iter().filter(in_bucket).filter(|s| !held.contains(s)) {
-            sqlx::query("DELETE FROM gc_shards WHERE node_id = $1 AND shard_id = $2")
-                .bind(node)
-                .bind(shard.to_hex())
-                .execute(&mut *tx)
-                .await?;
+            collection::forget(&mut tx, node, shard).await?;
         }
         tx.commit().await?;
         if orphans > 0 || missing > 0 {

@@ -14,7 +14,7 @@
 //! key: shards are rebuilt from shards, and checked against the ids the owner signed.
 //!
 //! **A healthy shard** is a placement row whose node is online, active (not suspended, not
-//! disqualified), and not reported as corrupt, missing or failed ([`HEALTHY`]).
+//! disqualified), and not reported as corrupt, missing or failed (`healthy!` in [`crate::store`]).
 
 pub mod audit;
 pub mod error;
@@ -30,11 +30,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
-
-/// The SQL condition for a healthy placement row `s` joined to its node `n`, with `$1` the
-/// oldest `last_seen` that counts as online ([`crate::nodes::online_since`]).
-pub const HEALTHY: &str = "n.last_seen >= $1 AND n.state = 'active' AND NOT EXISTS \
-     (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id)";
+use crate::store::{self, StoreError};
 
 /// The durability jobs' settings (flags of the same names on `disktro-server`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,64 +109,27 @@ pub fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Record that `shard` on `node` no longer counts ('corrupt', 'missing' or 'audit'): repair
-/// rebuilds it elsewhere. Returns whether it was news (not already reported).
-pub async fn mark_lost(
-    conn: &mut sqlx::AnyConnection,
-    node: &str,
-    shard: &str,
-    reason: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let added = sqlx::query(
-        "INSERT INTO corrupt_reports (node_id, shard_id, reported_at, reason) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (node_id, shard_id) DO NOTHING",
-    )
-    .bind(node)
-    .bind(shard)
-    .bind(now)
-    .bind(reason)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(added == 1)
-}
-
 pub use disktro_core::api::DurabilityStatus as Status;
 
 /// Count chunks by health, and what the jobs have queued.
-pub async fn status(ctx: &Context, now: i64) -> Result<Status, sqlx::Error> {
-    use sqlx::Row as _;
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS chunks, \
-             COALESCE(SUM(CASE WHEN healthy >= k + m THEN 1 ELSE 0 END), 0) AS full_chunks, \
-             COALESCE(SUM(CASE WHEN healthy < k + m AND healthy >= k THEN 1 ELSE 0 END), 0) AS degraded, \
-             COALESCE(SUM(CASE WHEN healthy <= k + $2 AND healthy < k + m THEN 1 ELSE 0 END), 0) AS at_risk, \
-             COALESCE(SUM(CASE WHEN healthy < k THEN 1 ELSE 0 END), 0) AS unreadable \
-         FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
-                   SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) AS healthy \
-               FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
-               GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk"
-    )))
-    .bind(crate::nodes::online_since(now, ctx.heartbeat_interval))
-    .bind(i64::from(ctx.durability.repair_margin))
-    .fetch_one(&ctx.db.pool)
-    .await?;
-    let count = |q: &'static str| async move { sqlx::query(q).fetch_one(&ctx.db.pool).await?.try_get::<i64, _>("n") };
+pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
+    let since = crate::nodes::online_since(now, ctx.heartbeat_interval);
+    let chunks = store::health::chunk_counts(&ctx.db, since, ctx.durability.repair_margin).await?;
+    let backlog = store::health::backlog(&ctx.db).await?;
     let repair = ctx
         .repair_progress
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     Ok(Status {
-        chunks: row.try_get("chunks")?,
-        full: row.try_get("full_chunks")?,
-        degraded: row.try_get("degraded")?,
-        at_risk: row.try_get("at_risk")?,
-        unreadable: row.try_get("unreadable")?,
-        gc_pending: count("SELECT COUNT(*) AS n FROM gc_shards").await?,
-        orphan_candidates: count("SELECT COUNT(*) AS n FROM orphan_candidates").await?,
-        contained: count("SELECT COUNT(*) AS n FROM audit_containment").await?,
+        chunks: chunks.chunks,
+        full: chunks.full,
+        degraded: chunks.degraded,
+        at_risk: chunks.at_risk,
+        unreadable: chunks.unreadable,
+        gc_pending: backlog.gc_pending,
+        orphan_candidates: backlog.orphan_candidates,
+        contained: backlog.contained,
         repair: serde_json::to_value(repair).unwrap_or_default(),
     })
 }

@@ -1,6 +1,6 @@
 //! The repairer: brings chunks back to full redundancy.
 //!
-//! Each pass finds the chunks whose healthy shards ([`super::HEALTHY`]) number k + margin or
+//! Each pass finds the chunks whose healthy shards (see [`crate::durability`]) number k + margin or
 //! fewer (and fewer than k + m), most urgent (fewest healthy) first, and repairs up to
 //! `repair_concurrency` at a time:
 //!
@@ -21,18 +21,18 @@ use std::collections::{HashMap, HashSet};
 use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
 use disktro_core::token::{Operation, Receipt};
-use disktro_core::{FileId, NodeId, ShardId, SignedManifest, VerifiedShard};
+use disktro_core::{FileId, NodeId, SignedManifest, VerifiedShard};
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use sqlx::Row as _;
 
 use super::error::JobError;
 use super::fleet::{self, Fleet};
-use super::{HEALTHY, secs};
+use super::secs;
 use crate::accounts::decode_b64;
 use crate::context::Context;
 use crate::nodes;
 use crate::placement::{distance, shard_key};
+use crate::store;
 
 /// Chunks taken per pass at most.
 pub const MAX_CHUNKS_PER_PASS: i64 = 1024;
@@ -53,23 +53,7 @@ pub struct Progress {
     pub chunks_failed: u64,
 }
 
-/// One chunk due for repair.
-#[derive(Debug, Clone)]
-struct Due {
-    file: String,
-    chunk: i64,
-}
-
-/// One placement row of a chunk under repair.
-#[derive(Debug, Clone)]
-struct Slot {
-    idx: usize,
-    shard: ShardId,
-    node: String,
-    url: String,
-    zone: String,
-    healthy: bool,
-}
+use store::health::{DueChunk as Due, Slot};
 
 fn progress(ctx: &Context, f: impl FnOnce(&mut Progress)) {
     f(&mut ctx
@@ -81,27 +65,7 @@ fn progress(ctx: &Context, f: impl FnOnce(&mut Progress)) {
 /// One repair pass. Returns the number of chunks repaired.
 pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<u64, JobError> {
     let since = nodes::online_since(now, ctx.heartbeat_interval);
-    let due_rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.file_id, s.chunk, f.data_shards, f.parity_shards, \
-             SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) AS healthy \
-         FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
-         GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards \
-         HAVING SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) <= f.data_shards + $2 \
-            AND SUM(CASE WHEN {HEALTHY} THEN 1 ELSE 0 END) < f.data_shards + f.parity_shards \
-         ORDER BY healthy, s.file_id, s.chunk LIMIT $3"
-    )))
-    .bind(since)
-    .bind(i64::from(ctx.durability.repair_margin))
-    .bind(MAX_CHUNKS_PER_PASS)
-    .fetch_all(&ctx.db.pool)
-    .await?;
-    let mut due = Vec::with_capacity(due_rows.len());
-    for r in &due_rows {
-        due.push(Due {
-            file: r.try_get("file_id")?,
-            chunk: r.try_get("chunk")?,
-        });
-    }
+    let due = store::health::due_for_repair(&ctx.db, since, ctx.durability.repair_margin, MAX_CHUNKS_PER_PASS).await?;
     progress(ctx, |p| {
         p.running = true;
         p.last_pass_started = Some(now);
@@ -124,7 +88,7 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<u64, JobErro
                     true
                 }
                 Err(e) => {
-                    tracing::warn!(file = %d.file, chunk = d.chunk, error = %e, "chunk not repaired");
+                    tracing::warn!(file = %d.file_hex, chunk = d.chunk, error = %e, "chunk not repaired");
                     progress(ctx, |p| p.chunks_failed += 1);
                     false
                 }
@@ -142,31 +106,6 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<u64, JobErro
     Ok(results.iter().filter(|ok| **ok).count() as u64)
 }
 
-async fn slots(ctx: &Context, d: &Due, now: i64) -> Result<Vec<Slot>, JobError> {
-    let since = nodes::online_since(now, ctx.heartbeat_interval);
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, CASE WHEN {HEALTHY} THEN 1 ELSE 0 END AS healthy \
-         FROM file_shards s JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $2 AND s.chunk = $3 ORDER BY s.idx"
-    )))
-    .bind(since)
-    .bind(&d.file)
-    .bind(d.chunk)
-    .fetch_all(&ctx.db.pool)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(Slot {
-            idx: usize::try_from(r.try_get::<i64, _>("idx")?)?,
-            shard: r.try_get::<String, _>("shard_id")?.parse()?,
-            node: r.try_get("node_id")?,
-            url: r.try_get("url")?,
-            zone: r.try_get("zone")?,
-            healthy: r.try_get::<i64, _>("healthy")? == 1,
-        });
-    }
-    Ok(out)
-}
-
 /// Repair one chunk; returns the number of shards rebuilt and re-placed. `keys` are the nodes'
 /// public keys, to check receipts with.
 async fn repair_chunk(
@@ -176,17 +115,14 @@ async fn repair_chunk(
     d: &Due,
     now: i64,
 ) -> Result<u64, JobError> {
-    let manifest_b64: String = sqlx::query("SELECT manifest FROM files WHERE id = $1")
-        .bind(&d.file)
-        .fetch_optional(&ctx.db.pool)
+    let stored = store::files::read(&ctx.db, &d.file_hex)
         .await?
-        .ok_or(JobError::FileDeleted)?
-        .try_get("manifest")?;
-    let bytes = decode_b64(&manifest_b64, "manifest")?;
+        .ok_or(JobError::FileDeleted)?;
+    let bytes = decode_b64(&stored.manifest_b64, "manifest")?;
     let signed = SignedManifest::decode(&bytes)?;
     let manifest = signed.manifest();
-    let file: FileId = d.file.parse()?;
-    let chunk_no = u64::try_from(d.chunk)?;
+    let file: FileId = d.file_hex.parse()?;
+    let chunk_no = d.chunk;
     let entry = manifest
         .chunks
         .get(usize::try_from(d.chunk)?)
@@ -194,7 +130,8 @@ async fn repair_chunk(
     let redundancy: Redundancy = manifest.redundancy;
     let k = usize::from(redundancy.data);
     let shard_len = redundancy.shard_len(entry.sealed_len as usize);
-    let slots = slots(ctx, d, now).await?;
+    let since = nodes::online_since(now, ctx.heartbeat_interval);
+    let slots = store::health::slots(&ctx.db, since, &d.file_hex, d.chunk).await?;
     let lost: Vec<&Slot> = slots.iter().filter(|s| !s.healthy).collect();
     if lost.is_empty() {
         return Ok(0);
@@ -310,42 +247,20 @@ async fn repair_chunk(
         let target = candidates.remove(i);
         // 4. Move the row, forget the loss, collect the old copy.
         let mut tx = ctx.db.begin_write().await?;
-        let moved = sqlx::query(
-            "UPDATE file_shards SET node_id = $4, audited_at = 0 WHERE file_id = $1 AND chunk = $2 AND idx = $3 AND node_id = $5",
+        let gc_deleted_at = now - secs(ctx.durability.gc_grace);
+        store::health::move_shard(
+            &mut tx,
+            &d.file_hex,
+            d.chunk,
+            slot,
+            &target.node_id.to_hex(),
+            gc_deleted_at,
         )
-        .bind(&d.file)
-        .bind(d.chunk)
-        .bind(i64::try_from(slot.idx)?)
-        .bind(target.node_id.to_hex())
-        .bind(&slot.node)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 1 {
-            for q in [
-                "DELETE FROM corrupt_reports WHERE node_id = $1 AND shard_id = $2",
-                "DELETE FROM audit_containment WHERE node_id = $1 AND shard_id = $2",
-            ] {
-                sqlx::query(q)
-                    .bind(&slot.node)
-                    .bind(slot.shard.to_hex())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(
-                "INSERT INTO gc_shards (node_id, shard_id, deleted_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (node_id, shard_id) DO NOTHING",
-            )
-            .bind(&slot.node)
-            .bind(slot.shard.to_hex())
-            .bind(now - secs(ctx.durability.gc_grace))
-            .execute(&mut *tx)
-            .await?;
-        }
+        .await?;
         tx.commit().await?;
         *zone_load.entry(target.zone.clone()).or_default() += 1;
         rebuilt += 1;
     }
-    tracing::info!(file = %d.file, chunk = d.chunk, rebuilt, "chunk repaired");
+    tracing::info!(file = %d.file_hex, chunk = d.chunk, rebuilt, "chunk repaired");
     Ok(rebuilt)
 }

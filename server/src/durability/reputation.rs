@@ -16,9 +16,8 @@
 //!
 //! A timed-out audit does not count until it resolves ([`super::audit`]: containment).
 
-use sqlx::Row as _;
-
 use crate::db::Db;
+use crate::store::{StoreError, nodes};
 
 /// 1.0 in fixed point.
 pub const ONE: i64 = 1_000_000;
@@ -59,82 +58,50 @@ fn fixed(v: i64) -> String {
 
 /// Record one resolved audit of `node`; disqualifies it when its score falls below the bar.
 /// Returns the new score.
-pub async fn record_audit(db: &Db, node: &str, passed: bool, now: i64) -> Result<i64, sqlx::Error> {
+pub async fn record_audit(db: &Db, node: &str, passed: bool, now: i64) -> Result<i64, StoreError> {
     let mut tx = db.begin_write().await?;
-    let row = sqlx::query("SELECT audit_score, audits_passed, audits_failed, state FROM nodes WHERE node_id = $1")
-        .bind(node)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else { return Ok(0) };
-    let score = next_audit_score(row.try_get("audit_score")?, passed);
-    let passed_n: i64 = row.try_get::<i64, _>("audits_passed")? + i64::from(passed);
-    let failed_n: i64 = row.try_get::<i64, _>("audits_failed")? + i64::from(!passed);
-    let state: String = row.try_get("state")?;
-    sqlx::query("UPDATE nodes SET audit_score = $2, audits_passed = $3, audits_failed = $4 WHERE node_id = $1")
-        .bind(node)
-        .bind(score)
-        .bind(passed_n)
-        .bind(failed_n)
-        .execute(&mut *tx)
-        .await?;
-    if score < DISQUALIFY_BELOW && state != DISQUALIFIED {
+    let Some(standing) = nodes::standing(&mut tx, node).await? else {
+        return Ok(0);
+    };
+    let score = next_audit_score(standing.audit_score, passed);
+    let passed_n = standing.audits_passed + i64::from(passed);
+    let failed_n = standing.audits_failed + i64::from(!passed);
+    nodes::set_audit_score(&mut tx, node, score, passed_n, failed_n).await?;
+    if score < DISQUALIFY_BELOW && standing.state != DISQUALIFIED {
         let reason = format!(
             "audit score {} fell below {} ({failed_n} of {} audits failed)",
             fixed(score),
             fixed(DISQUALIFY_BELOW),
             passed_n + failed_n
         );
-        set_state(&mut tx, node, DISQUALIFIED, &reason, now).await?;
+        nodes::set_state(&mut tx, node, DISQUALIFIED, &reason, now).await?;
         tracing::warn!(node_id = node, %reason, "node disqualified");
     }
     tx.commit().await?;
     Ok(score)
 }
 
-async fn set_state(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    node: &str,
-    state: &str,
-    reason: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE nodes SET state = $2, state_reason = $3, state_since = $4 WHERE node_id = $1")
-        .bind(node)
-        .bind(state)
-        .bind(reason)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// Update every node's online score to `now`, suspending and reinstating as the scores say.
-pub async fn update_online(db: &Db, online_since: i64, now: i64) -> Result<(), sqlx::Error> {
-    let rows = sqlx::query("SELECT node_id, last_seen, online_score, online_checked_at, state FROM nodes")
-        .fetch_all(&db.pool)
-        .await?;
+pub async fn update_online(db: &Db, online_since: i64, now: i64) -> Result<(), StoreError> {
+    let standings = nodes::standings(db).await?;
     let mut tx = db.begin_write().await?;
-    for row in rows {
-        let node: String = row.try_get("node_id")?;
-        let state: String = row.try_get("state")?;
-        let checked: i64 = row.try_get("online_checked_at")?;
-        let online = row.try_get::<i64, _>("last_seen")? >= online_since;
+    for n in standings {
+        let online = n.last_seen >= online_since;
         // The first check only starts the clock.
-        let elapsed = if checked == 0 { 0 } else { now - checked };
-        let score = next_online_score(row.try_get("online_score")?, elapsed, online);
-        sqlx::query("UPDATE nodes SET online_score = $2, online_checked_at = $3 WHERE node_id = $1")
-            .bind(&node)
-            .bind(score)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if state == ACTIVE && score < SUSPEND_BELOW {
+        let elapsed = if n.online_checked_at == 0 {
+            0
+        } else {
+            now - n.online_checked_at
+        };
+        let score = next_online_score(n.online_score, elapsed, online);
+        nodes::set_online_score(&mut tx, &n.node_id, score, now).await?;
+        if n.state == ACTIVE && score < SUSPEND_BELOW {
             let reason = format!("online score {} fell below {}", fixed(score), fixed(SUSPEND_BELOW));
-            tracing::warn!(node_id = %node, %reason, "node suspended");
-            set_state(&mut tx, &node, SUSPENDED, &reason, now).await?;
-        } else if state == SUSPENDED && score >= REINSTATE_AT {
-            tracing::info!(node_id = %node, "node reinstated");
-            set_state(&mut tx, &node, ACTIVE, "", now).await?;
+            tracing::warn!(node_id = %n.node_id, %reason, "node suspended");
+            nodes::set_state(&mut tx, &n.node_id, SUSPENDED, &reason, now).await?;
+        } else if n.state == SUSPENDED && score >= REINSTATE_AT {
+            tracing::info!(node_id = %n.node_id, "node reinstated");
+            nodes::set_state(&mut tx, &n.node_id, ACTIVE, "", now).await?;
         }
     }
     tx.commit().await?;

@@ -155,17 +155,18 @@ pub async fn count(db: &Db, account_id: &str) -> Result<u64, StoreError> {
     Ok(to_u64(row.try_get("n")?))
 }
 
-/// The healthy shards of each file's weakest chunk ([`crate::durability::HEALTHY`], with
-/// `online_since` the oldest heartbeat that counts as online), per file of the account.
+/// The healthy shards of each file's weakest chunk ([`healthy!`], with `online_since` the oldest
+/// heartbeat that counts as online), per file of the account.
 pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Result<HashMap<String, u64>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sqlx::query(concat!(
         "SELECT file_id, MIN(healthy) AS weakest FROM ( \
-           SELECT s.file_id, s.chunk, SUM(CASE WHEN {} THEN 1 ELSE 0 END) AS healthy \
+           SELECT s.file_id, s.chunk, SUM(CASE WHEN ",
+        healthy!(),
+        " THEN 1 ELSE 0 END) AS healthy \
            FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
            WHERE f.account_id = $2 GROUP BY s.file_id, s.chunk) AS per_chunk \
-         GROUP BY file_id",
-        crate::durability::HEALTHY
-    )))
+         GROUP BY file_id"
+    ))
     .bind(online_since)
     .bind(account_id)
     .fetch_all(&db.pool)

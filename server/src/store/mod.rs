@@ -6,20 +6,52 @@
 //! [`Db`] and use its pool. Values that no well-behaved server wrote (an id that is not hex, a
 //! redundancy out of range) come back as [`StoreError::Corrupt`].
 //!
-//! Moved here so far: [`accounts`], [`sessions`] (and API tokens), [`settings`], [`throttle`],
-//! [`leases`] (and the janitor's sweep), [`uploads`], [`files`] and [`shares`]. The other domain
-//! modules (nodes, rewards, durability) still hold their own statements and move here next.
+//! Every statement is a `&'static str`: the one condition shared by several statements (a healthy
+//! placement, [`healthy!`]) is joined in with `concat!` at compile time, never with `format!`.
+//!
+//! | module | tables |
+//! | --- | --- |
+//! | [`db`] | the pool, its migrations (`migrations/`) and SQLite's settings |
+//! | [`accounts`] | `accounts` (quota and usage, keys) |
+//! | [`sessions`] | `sessions`, `api_tokens` |
+//! | [`settings`] | `settings` (the join token) |
+//! | [`throttle`] | `login_failures` |
+//! | [`leases`] | `leases`, and the janitor's sweep |
+//! | [`uploads`] | `uploads`, `upload_tokens` |
+//! | [`files`] | `files`, `file_shards` |
+//! | [`shares`] | `shares` |
+//! | [`nodes`] | `nodes`, `node_samples` (registry, heartbeats, reputation columns) |
+//! | [`health`] | chunk health over `file_shards` × `nodes`, `corrupt_reports` (lost shards), repair's moves |
+//! | [`audits`] | `audits`, `audit_containment`, `file_shards.audited_at` |
+//! | [`collection`] | `gc_shards`, `orphan_candidates` (garbage collection and holdings) |
+//! | [`ledger`] | `ledger`, `egress_claims` (operators' rewards) |
+
+/// The SQL condition for a healthy placement row `s` joined to its node `n`, with `$1` the oldest
+/// `last_seen` that counts as online ([`crate::nodes::online_since`]): the node is online and
+/// active (neither suspended nor disqualified), and the shard is not reported lost there.
+macro_rules! healthy {
+    () => {
+        "(n.last_seen >= $1 AND n.state = 'active' AND NOT EXISTS \
+          (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id))"
+    };
+}
 
 pub mod accounts;
+pub mod audits;
+pub mod collection;
+pub mod db;
 pub mod files;
+pub mod health;
 pub mod leases;
+pub mod ledger;
+pub mod nodes;
 pub mod sessions;
 pub mod settings;
 pub mod shares;
 pub mod throttle;
 pub mod uploads;
 
-pub use crate::db::Db;
+pub use db::Db;
 
 /// A write transaction (see [`Db::begin_write`]).
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;

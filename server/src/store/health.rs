@@ -1,0 +1,226 @@
+//! Chunk health: how many of each chunk's placements are healthy ([`healthy!`]), the shards
+//! reported lost (`corrupt_reports`: corrupt, missing or failed an audit), and repair's move of a
+//! placement to a new worker.
+
+use disktro_core::ShardId;
+use sqlx::Row as _;
+
+use super::{Db, StoreError, Tx, parse, to_i64, to_u64};
+
+/// Chunks by health, over every file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkCounts {
+    pub chunks: i64,
+    /// All k + m shards healthy.
+    pub full: i64,
+    /// Fewer than k + m healthy, at least k.
+    pub degraded: i64,
+    /// At most k + `margin` healthy (and not full): what repair takes.
+    pub at_risk: i64,
+    /// Fewer than k healthy.
+    pub unreadable: i64,
+}
+
+pub async fn chunk_counts(db: &Db, online_since: i64, margin: u32) -> Result<ChunkCounts, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT COUNT(*) AS chunks, \
+             COALESCE(SUM(CASE WHEN healthy >= k + m THEN 1 ELSE 0 END), 0) AS full_chunks, \
+             COALESCE(SUM(CASE WHEN healthy < k + m AND healthy >= k THEN 1 ELSE 0 END), 0) AS degraded, \
+             COALESCE(SUM(CASE WHEN healthy <= k + $2 AND healthy < k + m THEN 1 ELSE 0 END), 0) AS at_risk, \
+             COALESCE(SUM(CASE WHEN healthy < k THEN 1 ELSE 0 END), 0) AS unreadable \
+         FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
+                   SUM(CASE WHEN ",
+        healthy!(),
+        " THEN 1 ELSE 0 END) AS healthy \
+               FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+               GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk"
+    ))
+    .bind(online_since)
+    .bind(i64::from(margin))
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(ChunkCounts {
+        chunks: row.try_get("chunks")?,
+        full: row.try_get("full_chunks")?,
+        degraded: row.try_get("degraded")?,
+        at_risk: row.try_get("at_risk")?,
+        unreadable: row.try_get("unreadable")?,
+    })
+}
+
+/// What the background jobs have queued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Shards waiting to be deleted from their workers.
+    pub gc_pending: i64,
+    /// Shards workers hold that no file needs, not yet past their grace.
+    pub orphan_candidates: i64,
+    /// Shards whose audit went unanswered and will be asked again.
+    pub contained: i64,
+}
+
+pub async fn backlog(db: &Db) -> Result<Backlog, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM gc_shards) AS gc, (SELECT COUNT(*) FROM orphan_candidates) AS orphans, \
+             (SELECT COUNT(*) FROM audit_containment) AS contained",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(Backlog {
+        gc_pending: row.try_get("gc")?,
+        orphan_candidates: row.try_get("orphans")?,
+        contained: row.try_get("contained")?,
+    })
+}
+
+/// A chunk due for repair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueChunk {
+    pub file_hex: String,
+    pub chunk: u64,
+    pub healthy: u64,
+}
+
+/// Chunks with at most k + `margin` healthy shards and fewer than k + m, fewest healthy first.
+pub async fn due_for_repair(db: &Db, online_since: i64, margin: u32, limit: i64) -> Result<Vec<DueChunk>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT file_id, chunk, healthy FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
+             SUM(CASE WHEN ",
+        healthy!(),
+        " THEN 1 ELSE 0 END) AS healthy \
+         FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+         GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk \
+         WHERE healthy <= k + $2 AND healthy < k + m \
+         ORDER BY healthy, file_id, chunk LIMIT $3"
+    ))
+    .bind(online_since)
+    .bind(i64::from(margin))
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DueChunk {
+                file_hex: r.try_get("file_id")?,
+                chunk: to_u64(r.try_get("chunk")?),
+                healthy: to_u64(r.try_get("healthy")?),
+            })
+        })
+        .collect()
+}
+
+/// One placement of a chunk, with its worker and whether it is healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub idx: usize,
+    pub shard: ShardId,
+    pub node: String,
+    pub url: String,
+    pub zone: String,
+    pub healthy: bool,
+}
+
+/// Every placement of one chunk, in shard order.
+pub async fn slots(db: &Db, online_since: i64, file_hex: &str, chunk: u64) -> Result<Vec<Slot>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, CASE WHEN ",
+        healthy!(),
+        " THEN 1 ELSE 0 END AS healthy \
+         FROM file_shards s JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $2 AND s.chunk = $3 ORDER BY s.idx"
+    ))
+    .bind(online_since)
+    .bind(file_hex)
+    .bind(to_i64(chunk))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Slot {
+                idx: usize::try_from(r.try_get::<i64, _>("idx")?).map_err(|_| StoreError::Corrupt("shard index"))?,
+                shard: parse(&r.try_get::<String, _>("shard_id")?, "shard id")?,
+                node: r.try_get("node_id")?,
+                url: r.try_get("url")?,
+                zone: r.try_get("zone")?,
+                healthy: r.try_get::<i64, _>("healthy")? == 1,
+            })
+        })
+        .collect()
+}
+
+/// Record that `shard` on `node` no longer counts (`reason`: 'corrupt', 'missing' or 'audit'), so
+/// repair rebuilds it elsewhere. Returns whether it was news (not already reported).
+pub async fn mark_lost(
+    conn: &mut sqlx::AnyConnection,
+    node: &str,
+    shard: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let added = sqlx::query(
+        "INSERT INTO corrupt_reports (node_id, shard_id, reported_at, reason) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (node_id, shard_id) DO NOTHING",
+    )
+    .bind(node)
+    .bind(shard)
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(added == 1)
+}
+
+/// Every shard reported lost, as (node, shard), oldest report first.
+pub async fn lost_shards(db: &Db) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query("SELECT node_id, shard_id FROM corrupt_reports ORDER BY reported_at, node_id, shard_id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("node_id")?, r.try_get("shard_id")?)))
+        .collect()
+}
+
+/// A rebuilt shard's new home: the placement `(file, chunk, idx)` moves from `from` to `to` (its
+/// audits start over), the loss report and containment on `from` are dropped, and the old copy is
+/// handed to garbage collection as deleted at `gc_deleted_at`. `false` (and nothing changed) when
+/// the placement is no longer on `from`.
+pub async fn move_shard(
+    tx: &mut Tx,
+    file_hex: &str,
+    chunk: u64,
+    slot: &Slot,
+    to: &str,
+    gc_deleted_at: i64,
+) -> Result<bool, StoreError> {
+    let moved = sqlx::query(
+        "UPDATE file_shards SET node_id = $4, audited_at = 0 WHERE file_id = $1 AND chunk = $2 AND idx = $3 AND node_id = $5",
+    )
+    .bind(file_hex)
+    .bind(to_i64(chunk))
+    .bind(to_i64(slot.idx as u64))
+    .bind(to)
+    .bind(&slot.node)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if moved != 1 {
+        return Ok(false);
+    }
+    let shard = slot.shard.to_hex();
+    for q in [
+        "DELETE FROM corrupt_reports WHERE node_id = $1 AND shard_id = $2",
+        "DELETE FROM audit_containment WHERE node_id = $1 AND shard_id = $2",
+    ] {
+        sqlx::query(q).bind(&slot.node).bind(&shard).execute(&mut **tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO gc_shards (node_id, shard_id, deleted_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (node_id, shard_id) DO NOTHING",
+    )
+    .bind(&slot.node)
+    .bind(&shard)
+    .bind(gc_deleted_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
+}

@@ -1,0 +1,241 @@
+//! The operators' ledger (`ledger`, append-only, hash-chained by [`crate::rewards`]) and the
+//! egress claims it settles (`egress_claims`: one row per issued get token).
+
+use sqlx::Row as _;
+
+use super::{Db, StoreError, Tx, to_i64};
+use crate::rewards::{DailyEarnings, Entry};
+
+/// An issued get token: its serial, worker, byte budget and expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub serial: String,
+    pub node: String,
+    pub budget: u64,
+    pub expires_at: u64,
+}
+
+/// Record issued tokens, in one transaction; a serial already recorded is kept as it is.
+pub async fn record_issued(db: &Db, issued: &[Claim]) -> Result<(), StoreError> {
+    let mut tx = db.begin_write().await?;
+    for c in issued {
+        sqlx::query(
+            "INSERT INTO egress_claims (serial, node_id, budget, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (serial) DO NOTHING",
+        )
+        .bind(&c.serial)
+        .bind(&c.node)
+        .bind(to_i64(c.budget))
+        .bind(to_i64(c.expires_at))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Raise the bytes claimed under `serial` by `node` to `bytes` (capped by its budget), if the
+/// serial was issued to that node, is unpaid and the figure grows. `true` when taken.
+pub async fn raise_claim(tx: &mut Tx, serial: &str, node: &str, bytes: u64) -> Result<bool, StoreError> {
+    let bytes = to_i64(bytes);
+    let taken = sqlx::query(
+        "UPDATE egress_claims SET bytes = CASE WHEN $3 > budget THEN budget ELSE $3 END \
+         WHERE serial = $1 AND node_id = $2 AND paid = 0 AND bytes < $3 AND bytes < budget",
+    )
+    .bind(serial)
+    .bind(node)
+    .bind(bytes)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(taken == 1)
+}
+
+/// An unpaid claim whose token has expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settleable {
+    pub serial: String,
+    pub node: String,
+    pub bytes: i64,
+    pub expires_at: i64,
+}
+
+/// Unpaid claims of tokens expired at or before `expired_by`, oldest first.
+pub async fn settleable(tx: &mut Tx, expired_by: i64) -> Result<Vec<Settleable>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT serial, node_id, bytes, expires_at FROM egress_claims WHERE paid = 0 AND expires_at <= $1 \
+         ORDER BY expires_at, serial",
+    )
+    .bind(expired_by)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Settleable {
+                serial: r.try_get("serial")?,
+                node: r.try_get("node_id")?,
+                bytes: r.try_get("bytes")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn mark_paid(tx: &mut Tx, serial: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE egress_claims SET paid = 1 WHERE serial = $1")
+        .bind(serial)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Drop paid claims of tokens expired at or before `expired_by` (the ledger has them).
+pub async fn prune_paid(tx: &mut Tx, expired_by: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM egress_claims WHERE paid = 1 AND expires_at <= $1")
+        .bind(expired_by)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A node as the storage accrual sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accruing {
+    pub node: String,
+    /// Storage is paid up to this time (0: never).
+    pub accrued_until: i64,
+    pub state: String,
+}
+
+pub async fn accruing(tx: &mut Tx) -> Result<Vec<Accruing>, StoreError> {
+    let rows = sqlx::query("SELECT node_id, accrued_until, state FROM nodes ORDER BY node_id")
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Accruing {
+                node: r.try_get("node_id")?,
+                accrued_until: r.try_get("accrued_until")?,
+                state: r.try_get("state")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn set_accrued_until(tx: &mut Tx, node: &str, until: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE nodes SET accrued_until = $2 WHERE node_id = $1")
+        .bind(node)
+        .bind(until)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Bytes of the shards placed on the node and not reported lost there.
+pub async fn held_bytes(tx: &mut Tx, node: &str) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(s.size), 0) AS BIGINT) AS held FROM file_shards s WHERE s.node_id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id)",
+    )
+    .bind(node)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get("held")?)
+}
+
+/// The newest entry's sequence number and hash; `None` for an empty ledger.
+pub async fn head(tx: &mut Tx) -> Result<Option<(i64, String)>, StoreError> {
+    let row = sqlx::query("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?))).transpose()
+}
+
+/// Write `e` as it is (its hashes already set).
+pub async fn insert(conn: &mut sqlx::AnyConnection, e: &Entry) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO ledger (seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(e.seq)
+    .bind(&e.node_id)
+    .bind(&e.kind)
+    .bind(e.period_start)
+    .bind(e.period_end)
+    .bind(e.quantity)
+    .bind(e.amount)
+    .bind(&e.reference)
+    .bind(e.created_at)
+    .bind(&e.prev_hash)
+    .bind(&e.hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+macro_rules! select_entry {
+    () => {
+        "SELECT seq, node_id, kind, period_start, period_end, quantity, amount, reference, created_at, prev_hash, hash \
+         FROM ledger"
+    };
+}
+
+fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, StoreError> {
+    Ok(Entry {
+        seq: r.try_get("seq")?,
+        node_id: r.try_get("node_id")?,
+        kind: r.try_get("kind")?,
+        period_start: r.try_get("period_start")?,
+        period_end: r.try_get("period_end")?,
+        quantity: r.try_get("quantity")?,
+        amount: r.try_get("amount")?,
+        reference: r.try_get("reference")?,
+        created_at: r.try_get("created_at")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+/// Entry `seq`, if there is one.
+pub async fn entry(db: &Db, seq: i64) -> Result<Option<Entry>, StoreError> {
+    let row = sqlx::query(concat!(select_entry!(), " WHERE seq = $1"))
+        .bind(seq)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(entry_of).transpose()
+}
+
+/// Up to `limit` entries from `from_seq` on, in order.
+pub async fn page(db: &Db, from_seq: i64, limit: i64) -> Result<Vec<Entry>, StoreError> {
+    let rows = sqlx::query(concat!(select_entry!(), " WHERE seq >= $1 ORDER BY seq LIMIT $2"))
+        .bind(from_seq)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(entry_of).collect()
+}
+
+/// A node's earnings per day (by the end of each entry's period), newest first, at most `days`.
+pub async fn earnings(db: &Db, node: &str, days: i64) -> Result<Vec<DailyEarnings>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT period_end - (period_end % 86400) AS day, \
+             CAST(SUM(CASE WHEN kind = 'storage' THEN quantity ELSE 0 END) AS BIGINT) AS storage, \
+             CAST(SUM(CASE WHEN kind = 'egress' THEN quantity ELSE 0 END) AS BIGINT) AS egress, \
+             CAST(SUM(amount) AS BIGINT) AS amount \
+         FROM ledger WHERE node_id = $1 GROUP BY period_end - (period_end % 86400) ORDER BY day DESC LIMIT $2",
+    )
+    .bind(node)
+    .bind(days)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DailyEarnings {
+                day: r.try_get("day")?,
+                storage_byte_seconds: r.try_get("storage")?,
+                egress_bytes: r.try_get("egress")?,
+                amount: r.try_get("amount")?,
+            })
+        })
+        .collect()
+}
