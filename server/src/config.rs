@@ -98,7 +98,7 @@ pub struct Settings {
     pub default_quota: u64,
     pub heartbeat_interval: Duration,
     pub site_root: PathBuf,
-    pub durability: crate::durability::Settings,
+    pub durability: Durability,
 }
 
 impl Args {
@@ -112,8 +112,8 @@ impl Args {
         }
         let size = |flag, value, default| Ok::<_, ConfigError>(config::size(flag, value)?.unwrap_or(default));
         let duration = |flag, value, default| Ok::<_, ConfigError>(config::duration(flag, value)?.unwrap_or(default));
-        let d = crate::durability::Settings::default();
-        let durability = crate::durability::Settings {
+        let d = Durability::default();
+        let durability = Durability {
             audit_interval: duration("audit-interval", pick!(audit_interval), d.audit_interval)?,
             audit_window: duration("audit-window", pick!(audit_window), d.audit_window)?,
             audit_timeout: duration("audit-timeout", pick!(audit_timeout), d.audit_timeout)?,
@@ -188,5 +188,50 @@ mod tests {
             .into_settings()
             .unwrap_err();
         assert!(e.to_string().contains("cannot read config"), "{e}");
+    }
+}
+
+/// The durability jobs' settings (flags of the same names on `disktro-server`; see
+/// [`crate::durability`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durability {
+    /// Time between audit rounds.
+    pub audit_interval: Duration,
+    /// Every stored shard is challenged at least once per this window.
+    pub audit_window: Duration,
+    /// An audit not answered within this long is a timeout (the shard is contained).
+    pub audit_timeout: Duration,
+    /// Re-challenges of a contained shard before its audit counts as failed.
+    pub audit_retries: u32,
+    pub repair_interval: Duration,
+    /// Chunks with at most k + this many healthy shards are repaired.
+    pub repair_margin: u32,
+    /// Chunks repaired at once.
+    pub repair_concurrency: usize,
+    pub gc_interval: Duration,
+    /// Shards of deleted files stay on workers this long (an undo window, and time for every
+    /// reader of a manifest fetched before the delete).
+    pub gc_grace: Duration,
+    /// A shard a worker holds but no file needs is removed once it has been orphaned this long
+    /// (longer than an upload may take before its commit).
+    pub orphan_grace: Duration,
+    pub reward_interval: Duration,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Self {
+            audit_interval: Duration::from_secs(30),
+            audit_window: Duration::from_secs(24 * 3600),
+            audit_timeout: Duration::from_secs(10),
+            audit_retries: 3,
+            repair_interval: Duration::from_secs(60),
+            repair_margin: 2,
+            repair_concurrency: 4,
+            gc_interval: Duration::from_secs(600),
+            gc_grace: Duration::from_secs(24 * 3600),
+            orphan_grace: Duration::from_secs(48 * 3600),
+            reward_interval: Duration::from_secs(3600),
+        }
     }
 }

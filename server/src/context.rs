@@ -28,9 +28,9 @@ pub struct Context {
     /// Storage quota of new accounts, bytes.
     pub default_quota: i64,
     /// Audits, repair, garbage collection and rewards.
-    pub durability: crate::durability::Settings,
-    /// What the repairer is doing, for `/api/v1/durability` (this replica's view).
-    pub repair_progress: std::sync::Mutex<crate::durability::repair::Progress>,
+    pub durability: crate::config::Durability,
+    /// What this replica's background jobs are doing (`/api/v1/jobs`).
+    pub jobs: std::sync::Arc<crate::jobs::Registry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +82,8 @@ impl Context {
             heartbeat_interval,
             secure_cookies: false,
             default_quota: DEFAULT_QUOTA,
-            durability: crate::durability::Settings::default(),
-            repair_progress: std::sync::Mutex::default(),
+            durability: crate::config::Durability::default(),
+            jobs: std::sync::Arc::default(),
         })
     }
 }

@@ -6,7 +6,8 @@
 //!   [`throttle`]: zero-knowledge accounts, cookies/CSRF/API tokens, log-in throttling;
 //!   [`placement`]: which workers hold which shards; [`uploads`]: begin, renew, cancel and
 //!   commit; [`files`]: list, read and delete; [`grants`]: the tokens handed to clients for workers; [`shares`]: share links;
-//!   [`leases`]: which replica runs a background job, and the janitor; [`durability`]: audits,
+//!   [`jobs`]: background jobs as named workers with their status; [`leases`]: which replica
+//!   runs a background job, and the janitor; [`durability`]: audits,
 //!   reputation, repair and garbage collection; [`rewards`]: the operators' ledger; [`api`]: the
 //!   `/api/v1` routes and their OpenAPI document; [`local_workers`]: `--local-workers`.
 
@@ -24,6 +25,7 @@ pub mod durability;
 pub mod error;
 pub mod files;
 pub mod grants;
+pub mod jobs;
 pub mod leases;
 pub mod local_workers;
 pub mod nodes;

@@ -67,8 +67,14 @@ async fn main() -> anyhow::Result<()> {
         })
     };
     let replica = disktro_server::leases::replica_name();
-    let mut jobs = vec![disktro_server::leases::spawn_janitor(&ctx, &replica, &shutdown)];
-    jobs.extend(disktro_server::durability::spawn(&ctx, &replica, &shutdown));
+    let runner = disktro_server::jobs::Runner {
+        registry: Arc::clone(&ctx.jobs),
+        db: ctx.db.clone(),
+        holder: replica,
+        shutdown: shutdown.clone(),
+    };
+    let mut jobs = vec![disktro_server::leases::spawn_janitor(&runner)];
+    jobs.extend(disktro_server::durability::spawn(&ctx, &ctx.durability, &runner));
     let workers = disktro_server::local_workers::start(
         args.local_workers,
         &args.data_dir,

@@ -191,20 +191,6 @@ pub async fn corrupt_reports(db: &Db) -> Result<Vec<(String, String)>, ServerErr
     Ok(store::health::lost_shards(db).await?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn health_thresholds() {
-        let i = Duration::from_secs(10);
-        assert_eq!(NodeStatus::of(100, 130, i), NodeStatus::Online);
-        assert_eq!(NodeStatus::of(100, 131, i), NodeStatus::Suspect);
-        assert_eq!(NodeStatus::of(100, 220, i), NodeStatus::Suspect);
-        assert_eq!(NodeStatus::of(100, 221, i), NodeStatus::Offline);
-    }
-}
-
 /// Oldest `last_seen` that still counts as online at `now` (the SQL form of [`NodeStatus::of`]).
 pub fn online_since(now: i64, interval: Duration) -> i64 {
     let interval = i64::try_from(interval.as_secs().max(1)).unwrap_or(i64::MAX);
@@ -222,4 +208,18 @@ pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> R
 /// Public keys of every registered node, to verify receipts with.
 pub async fn keys(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, PublicKey>, StoreError> {
     store::nodes::keys(db).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_thresholds() {
+        let i = Duration::from_secs(10);
+        assert_eq!(NodeStatus::of(100, 130, i), NodeStatus::Online);
+        assert_eq!(NodeStatus::of(100, 131, i), NodeStatus::Suspect);
+        assert_eq!(NodeStatus::of(100, 220, i), NodeStatus::Suspect);
+        assert_eq!(NodeStatus::of(100, 221, i), NodeStatus::Offline);
+    }
 }

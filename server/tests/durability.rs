@@ -448,6 +448,23 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
             db_case.backend,
             started.elapsed().as_secs_f64()
         );
+        // The jobs registry shows every background job, and the repair it just did.
+        let jobs = json(&format!("{}/api/v1/jobs", server.url)).await;
+        let names: Vec<&str> = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["audit", "gc", "janitor", "repair", "rewards"], "{jobs}");
+        let repair = jobs.as_array().unwrap().iter().find(|j| j["name"] == "repair").unwrap();
+        assert!(repair["runs"].as_u64().unwrap() >= 1, "{repair}");
+        assert_eq!(repair["failures"], 0, "{repair}");
+        assert!(repair["progress"]["chunks_repaired"].as_u64().unwrap() >= 1, "{repair}");
+        assert_eq!(
+            d["repair"], repair["progress"],
+            "the durability view shows the same repairer"
+        );
         assert_eq!(d["chunks"].as_i64(), Some(chunks));
         for r in sqlx::query("SELECT COUNT(DISTINCT node_id) AS n FROM file_shards GROUP BY file_id, chunk")
             .fetch_all(&pool)

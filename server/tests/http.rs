@@ -182,6 +182,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/nodes/{node_id}/samples", "get"),
         ("/nodes/{node_id}/earnings", "get"),
         ("/durability", "get"),
+        ("/jobs", "get"),
         ("/ledger/verify", "get"),
     ];
     for (path, method) in routes {
@@ -210,6 +211,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         "NodeView",
         "NodeSample",
         "DurabilityStatus",
+        "JobStatus",
         "LedgerCheck",
         "DailyEarnings",
     ] {

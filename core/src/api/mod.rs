@@ -522,6 +522,43 @@ pub struct DurabilityStatus {
     pub repair: serde_json::Value,
 }
 
+/// What a background job is doing on the replica that answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its next run.
+    Idle,
+    /// A run is in progress.
+    Running,
+    /// Another replica holds the job's lease and runs it.
+    Standby,
+    /// The server is shutting down.
+    Stopped,
+}
+
+/// One background job (`GET /jobs`): audits, repair, garbage collection, rewards, the janitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobStatus {
+    pub name: String,
+    pub state: JobState,
+    /// Time between runs, seconds.
+    pub interval_secs: u64,
+    /// Runs finished since this replica started, and how many of them failed.
+    pub runs: u64,
+    pub failures: u64,
+    /// Failures since the last run that succeeded (0 when the last run succeeded).
+    pub consecutive_failures: u64,
+    pub last_started: Option<i64>,
+    pub last_finished: Option<i64>,
+    /// Why the last failed run failed.
+    pub last_error: Option<String>,
+    /// The job's own figures (the repairer's queue and counts), when it reports any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub progress: serde_json::Value,
+}
+
 /// The rewards ledger's hash chain, recomputed (`GET /ledger/verify`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

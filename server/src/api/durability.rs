@@ -1,4 +1,4 @@
-//! `/api/v1/durability`, `/api/v1/ledger/verify` and `/api/v1/nodes/{id}/earnings`: what the
+//! `/api/v1/durability`, `/api/v1/jobs`, `/api/v1/ledger/verify` and `/api/v1/nodes/{id}/earnings`: what the
 //! operators' dashboard and `disktro ledger verify` read. Aggregates only: no file is named.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use crate::context::{Context, unix_now};
 use crate::durability::{self, Status};
 use crate::error::ServerError;
+use crate::jobs::JobStatus;
 use crate::rewards::{self, DailyEarnings, LedgerCheck};
 use disktro_core::api::ErrorBody;
 use disktro_core::api::ErrorCode;
@@ -17,6 +18,12 @@ use disktro_core::api::ErrorCode;
     responses((status = 200, description = "chunks by health, and the repair and collection queues", body = Status)))]
 pub async fn status(State(ctx): State<Arc<Context>>) -> Result<Json<Status>, ServerError> {
     Ok(Json(durability::status(&ctx, unix_now()).await?))
+}
+
+#[utoipa::path(get, path = "/jobs", tag = "durability",
+    responses((status = 200, description = "this replica's background jobs: state, runs, failures and the last error", body = Vec<JobStatus>)))]
+pub async fn jobs(State(ctx): State<Arc<Context>>) -> Json<Vec<JobStatus>> {
+    Json(ctx.jobs.list())
 }
 
 #[utoipa::path(get, path = "/ledger/verify", tag = "durability",

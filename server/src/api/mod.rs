@@ -7,7 +7,7 @@
 //! | `GET /health`, `GET /openapi.json` | anyone |
 //! | `POST /nodes/register`, `POST /nodes/heartbeat` | workers (join token; node-key signatures) |
 //! | `GET /nodes` | anyone: node ids, URLs, zones and health are not secret |
-//! | `GET /durability`, `GET /ledger/verify`, `GET /nodes/{id}/earnings` | anyone: aggregates, no file named |
+//! | `GET /durability`, `GET /jobs`, `GET /ledger/verify`, `GET /nodes/{id}/earnings` | anyone: aggregates, no file named |
 //! | `POST /auth/prelogin`, `/auth/signup`, `/auth/login` | anyone (log-in throttled) |
 //! | `POST /auth/logout`, `/auth/password`, `/auth/tokens` | a session with its CSRF token, or an API token |
 //! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /shares` | a session or an API token, own objects only |
@@ -96,6 +96,7 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .routes(routes!(nodes::register))
         .routes(routes!(nodes::heartbeat))
         .routes(routes!(durability::status))
+        .routes(routes!(durability::jobs))
         .routes(routes!(durability::verify_ledger))
         .routes(routes!(durability::earnings))
         .routes(routes!(auth::prelogin))

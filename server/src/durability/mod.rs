@@ -1,6 +1,7 @@
 //! Durability: files outlive workers, and workers that lose data are found out.
 //!
-//! Four background jobs, each run by whichever replica holds its lease ([`crate::leases`]):
+//! Four background jobs ([`crate::jobs`]), each run by whichever replica holds its lease
+//! ([`crate::leases`]):
 //!
 //! | job | module | what it does |
 //! | --- | --- | --- |
@@ -24,82 +25,49 @@ pub mod holdings;
 pub mod repair;
 pub mod reputation;
 
+use crate::context::{Context, unix_now};
+use crate::jobs::Runner;
+use crate::store::{self, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+/// The durability jobs' settings (defined with the other settings, in [`crate::config`]).
+pub use crate::config::Durability as Settings;
 
-use crate::context::Context;
-use crate::store::{self, StoreError};
-
-/// The durability jobs' settings (flags of the same names on `disktro-server`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// Time between audit rounds.
-    pub audit_interval: Duration,
-    /// Every stored shard is challenged at least once per this window.
-    pub audit_window: Duration,
-    /// An audit not answered within this long is a timeout (the shard is contained).
-    pub audit_timeout: Duration,
-    /// Re-challenges of a contained shard before its audit counts as failed.
-    pub audit_retries: u32,
-    pub repair_interval: Duration,
-    /// Chunks with at most k + this many healthy shards are repaired.
-    pub repair_margin: u32,
-    /// Chunks repaired at once.
-    pub repair_concurrency: usize,
-    pub gc_interval: Duration,
-    /// Shards of deleted files stay on workers this long (an undo window, and time for every
-    /// reader of a manifest fetched before the delete).
-    pub gc_grace: Duration,
-    /// A shard a worker holds but no file needs is removed once it has been orphaned this long
-    /// (longer than an upload may take before its commit).
-    pub orphan_grace: Duration,
-    pub reward_interval: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            audit_interval: Duration::from_secs(30),
-            audit_window: Duration::from_secs(24 * 3600),
-            audit_timeout: Duration::from_secs(10),
-            audit_retries: 3,
-            repair_interval: Duration::from_secs(60),
-            repair_margin: 2,
-            repair_concurrency: 4,
-            gc_interval: Duration::from_secs(600),
-            gc_grace: Duration::from_secs(24 * 3600),
-            orphan_grace: Duration::from_secs(48 * 3600),
-            reward_interval: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// Start every durability job; they stop when `shutdown` fires.
-pub fn spawn(ctx: &Arc<Context>, holder: &str, shutdown: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-    let s = &ctx.durability;
-    let auditor = Arc::new(audit::Auditor::new(s.audit_timeout));
+/// Start every durability job with `settings`; they stop when the runner's shutdown fires.
+pub fn spawn(ctx: &Arc<Context>, settings: &Settings, runner: &Runner) -> Vec<tokio::task::JoinHandle<()>> {
+    let auditor = Arc::new(audit::Auditor::new(settings.audit_timeout));
     // Repair and garbage collection move shards over the same connections.
     let data = Arc::new(fleet::Fleet::new(fleet::DATA_TIMEOUT));
-    let collector = Arc::clone(&data);
+    let repairer = Arc::new(repair::Repairer::new(Arc::clone(&data), Arc::clone(&runner.registry)));
     vec![
-        crate::leases::spawn_periodic(ctx, "audit", s.audit_interval, holder, shutdown, move |ctx| {
-            let auditor = Arc::clone(&auditor);
-            async move { auditor.round(&ctx, crate::context::unix_now()).await.map(|_| ()) }
+        runner.spawn("audit", settings.audit_interval, {
+            let ctx = Arc::clone(ctx);
+            move || {
+                let (ctx, auditor) = (Arc::clone(&ctx), Arc::clone(&auditor));
+                async move { auditor.round(&ctx, unix_now()).await.map(|_| ()) }
+            }
         }),
-        crate::leases::spawn_periodic(ctx, "repair", s.repair_interval, holder, shutdown, move |ctx| {
-            let fleet = Arc::clone(&data);
-            async move { repair::pass(&ctx, &fleet, crate::context::unix_now()).await.map(|_| ()) }
+        runner.spawn("repair", settings.repair_interval, {
+            let ctx = Arc::clone(ctx);
+            move || {
+                let (ctx, repairer) = (Arc::clone(&ctx), Arc::clone(&repairer));
+                async move { repairer.pass(&ctx, unix_now()).await.map(|_| ()) }
+            }
         }),
-        crate::leases::spawn_periodic(ctx, "gc", s.gc_interval, holder, shutdown, move |ctx| {
-            let fleet = Arc::clone(&collector);
-            async move { gc::pass(&ctx, &fleet, crate::context::unix_now()).await.map(|_| ()) }
+        runner.spawn("gc", settings.gc_interval, {
+            let ctx = Arc::clone(ctx);
+            move || {
+                let (ctx, fleet) = (Arc::clone(&ctx), Arc::clone(&data));
+                async move { gc::pass(&ctx, &fleet, unix_now()).await.map(|_| ()) }
+            }
         }),
-        crate::leases::spawn_periodic(ctx, "rewards", s.reward_interval, holder, shutdown, |ctx| async move {
-            crate::rewards::accrue(&ctx.db, crate::context::unix_now())
-                .await
-                .map(|_| ())
+        runner.spawn("rewards", settings.reward_interval, {
+            let db = ctx.db.clone();
+            move || {
+                let db = db.clone();
+                async move { crate::rewards::accrue(&db, unix_now()).await.map(|_| ()) }
+            }
         }),
     ]
 }
@@ -116,11 +84,7 @@ pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
     let since = crate::nodes::online_since(now, ctx.heartbeat_interval);
     let chunks = store::health::chunk_counts(&ctx.db, since, ctx.durability.repair_margin).await?;
     let backlog = store::health::backlog(&ctx.db).await?;
-    let repair = ctx
-        .repair_progress
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let repair = ctx.jobs.get("repair").map(|j| j.progress).unwrap_or_default();
     Ok(Status {
         chunks: chunks.chunks,
         full: chunks.full,
@@ -130,6 +94,6 @@ pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
         gc_pending: backlog.gc_pending,
         orphan_candidates: backlog.orphan_candidates,
         contained: backlog.contained,
-        repair: serde_json::to_value(repair).unwrap_or_default(),
+        repair,
     })
 }

@@ -17,6 +17,7 @@
 //! never holds a key: it handles sealed bytes only.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
@@ -37,7 +38,7 @@ use crate::store;
 /// Chunks taken per pass at most.
 pub const MAX_CHUNKS_PER_PASS: i64 = 1024;
 
-/// The repairer's progress, as `/api/v1/durability` shows it.
+/// The repairer's progress, as `/api/v1/jobs` (and `/api/v1/durability`) show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Progress {
     pub running: bool,
@@ -55,55 +56,74 @@ pub struct Progress {
 
 use store::health::{DueChunk as Due, Slot};
 
-fn progress(ctx: &Context, f: impl FnOnce(&mut Progress)) {
-    f(&mut ctx
-        .repair_progress
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner));
+/// The repairer: its connections, and its progress, which it reports to the jobs registry.
+#[derive(Debug)]
+pub struct Repairer {
+    fleet: Arc<Fleet>,
+    progress: Mutex<Progress>,
+    registry: Arc<crate::jobs::Registry>,
 }
 
-/// One repair pass. Returns the number of chunks repaired.
-pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<u64, JobError> {
-    let since = nodes::online_since(now, ctx.heartbeat_interval);
-    let due = store::health::due_for_repair(&ctx.db, since, ctx.durability.repair_margin, MAX_CHUNKS_PER_PASS).await?;
-    progress(ctx, |p| {
-        p.running = true;
-        p.last_pass_started = Some(now);
-        p.queued = due.len() as u64;
-        p.done = 0;
-    });
-    if !due.is_empty() {
-        tracing::info!(chunks = due.len(), "repair pass");
+impl Repairer {
+    pub fn new(fleet: Arc<Fleet>, registry: Arc<crate::jobs::Registry>) -> Self {
+        Self {
+            fleet,
+            progress: Mutex::default(),
+            registry,
+        }
     }
-    let keys = &nodes::keys(&ctx.db).await?;
-    let results: Vec<bool> = futures_util::stream::iter(due)
-        .map(|d| async move {
-            let result = repair_chunk(ctx, fleet, keys, &d, now).await;
-            let ok = match result {
-                Ok(rebuilt) => {
-                    progress(ctx, |p| {
-                        p.shards_rebuilt += rebuilt;
-                        p.chunks_repaired += 1;
-                    });
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(file = %d.file_hex, chunk = d.chunk, error = %e, "chunk not repaired");
-                    progress(ctx, |p| p.chunks_failed += 1);
-                    false
-                }
-            };
-            progress(ctx, |p| p.done += 1);
-            ok
-        })
-        .buffer_unordered(ctx.durability.repair_concurrency.max(1))
-        .collect()
-        .await;
-    progress(ctx, |p| {
-        p.running = false;
-        p.last_pass_finished = Some(crate::context::unix_now());
-    });
-    Ok(results.iter().filter(|ok| **ok).count() as u64)
+
+    fn progress(&self, f: impl FnOnce(&mut Progress)) {
+        let mut p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut p);
+        self.registry.report("repair", &*p);
+    }
+
+    /// One repair pass. Returns the number of chunks repaired.
+    pub async fn pass(&self, ctx: &Context, now: i64) -> Result<u64, JobError> {
+        let fleet = &*self.fleet;
+        let since = nodes::online_since(now, ctx.heartbeat_interval);
+        let due =
+            store::health::due_for_repair(&ctx.db, since, ctx.durability.repair_margin, MAX_CHUNKS_PER_PASS).await?;
+        self.progress(|p| {
+            p.running = true;
+            p.last_pass_started = Some(now);
+            p.queued = due.len() as u64;
+            p.done = 0;
+        });
+        if !due.is_empty() {
+            tracing::info!(chunks = due.len(), "repair pass");
+        }
+        let keys = &nodes::keys(&ctx.db).await?;
+        let results: Vec<bool> = futures_util::stream::iter(due)
+            .map(|d| async move {
+                let result = repair_chunk(ctx, fleet, keys, &d, now).await;
+                let ok = match result {
+                    Ok(rebuilt) => {
+                        self.progress(|p| {
+                            p.shards_rebuilt += rebuilt;
+                            p.chunks_repaired += 1;
+                        });
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %d.file_hex, chunk = d.chunk, error = %e, "chunk not repaired");
+                        self.progress(|p| p.chunks_failed += 1);
+                        false
+                    }
+                };
+                self.progress(|p| p.done += 1);
+                ok
+            })
+            .buffer_unordered(ctx.durability.repair_concurrency.max(1))
+            .collect()
+            .await;
+        self.progress(|p| {
+            p.running = false;
+            p.last_pass_finished = Some(crate::context::unix_now());
+        });
+        Ok(results.iter().filter(|ok| **ok).count() as u64)
+    }
 }
 
 /// Repair one chunk; returns the number of shards rebuilt and re-placed. `keys` are the nodes'
