@@ -3,6 +3,8 @@
 //!
 //! - [`pages`]: one module per page (home, sign-up and log-in, files, share links, nodes);
 //! - [`browser`] (browser only): the in-tab data path, its Web Worker and its plumbing;
+//! - [`error`]: [`error::Failure`], why something failed, by cause (the server's code, a
+//!   worker, the browser, a value that does not verify, a failed decryption);
 //! - [`format`]: sizes, rates and times for people;
 //! - [`selfcheck`]: the codec sample both sides compute to show they agree byte for byte.
 //!
@@ -14,6 +16,7 @@
 
 #[cfg(feature = "hydrate")]
 pub mod browser;
+pub mod error;
 pub mod format;
 pub mod pages;
 pub mod selfcheck;

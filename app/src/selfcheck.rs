@@ -87,12 +87,17 @@ fn digest_of(chunks: &[disktro_core::EncodedChunk], manifest: disktro_core::Mani
 /// The browser's upload path on the sample: chunks staged by the encoder and sealed by `engine`
 /// (WebCrypto, or the `aes-gcm` crate compiled to WebAssembly), as the pipeline worker does.
 #[cfg(feature = "hydrate")]
-pub async fn digest_staged(data: &[u8], engine: crate::browser::seal::Engine) -> Result<SampleDigest, String> {
+pub async fn digest_staged(
+    data: &[u8],
+    engine: crate::browser::seal::Engine,
+) -> Result<SampleDigest, crate::error::Failure> {
     use disktro_core::Encoder;
     let key = FileKey::from_bytes(KEY);
     let cipher = crate::browser::seal::ChunkCipher::new(&key, &FILE, engine).await?;
     if cipher.engine() != engine {
-        return Err(format!("{engine:?} is not available in this context"));
+        return Err(crate::error::Failure::Browser(format!(
+            "{engine:?} is not available in this context"
+        )));
     }
     let mut encoder = Encoder::new(&key, FILE, Redundancy::DEFAULT);
     let pieces: Vec<&[u8]> = data.chunks(disktro_core::DEFAULT_CHUNK_SIZE as usize).collect();
@@ -100,8 +105,8 @@ pub async fn digest_staged(data: &[u8], engine: crate::browser::seal::Engine) ->
     for (i, piece) in pieces.iter().enumerate() {
         let mut staged = encoder.stage(piece, i + 1 == pieces.len());
         let sealed = cipher.seal(&mut staged).await?;
-        chunks.push(encoder.complete(staged, sealed).map_err(|e| e.to_string())?);
+        chunks.push(encoder.complete(staged, sealed)?);
     }
-    let manifest = encoder.into_manifest().map_err(|e| e.to_string())?;
+    let manifest = encoder.into_manifest()?;
     Ok(digest_of(&chunks, manifest))
 }

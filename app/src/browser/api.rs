@@ -2,39 +2,14 @@
 //! cookie; state-changing ones carry the session's CSRF token in `x-csrf-token`. Errors arrive as
 //! [`ApiFailure`] with the server's stable code and its message for people.
 
-use disktro_core::api::{ErrorBody, ErrorCode};
+use disktro_core::api::ErrorBody;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen_futures::JsFuture;
 
 use super::js;
 
-/// An API call that did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiFailure {
-    /// HTTP status, 0 when the server could not be reached.
-    pub status: u16,
-    /// The server's stable code; `None` when the server was not reached or its answer could not
-    /// be read (or, on the share page, did not verify).
-    pub code: Option<ErrorCode>,
-    pub message: String,
-}
-
-impl std::fmt::Display for ApiFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl ApiFailure {
-    fn network(message: String) -> Self {
-        Self {
-            status: 0,
-            code: None,
-            message,
-        }
-    }
-}
+pub use crate::error::ApiFailure;
 
 /// A client of `/api/v1` with the session's CSRF token (none before logging in).
 #[derive(Debug, Clone, Default)]
@@ -77,7 +52,9 @@ impl Api {
         init.set_headers(&headers);
         let request = web_sys::Request::new_with_str_and_init(&format!("/api/v1{path}"), &init)
             .map_err(|e| ApiFailure::network(js::describe(&e)))?;
-        let response = js::fetch(&request).await.map_err(ApiFailure::network)?;
+        let response = js::fetch(&request)
+            .await
+            .map_err(|e| ApiFailure::network(e.to_string()))?;
         let status = response.status();
         let text = match response.text() {
             Ok(p) => JsFuture::from(p)

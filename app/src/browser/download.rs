@@ -5,6 +5,7 @@
 //! hand the plaintext to a [`Sink`] in order. [`CHUNKS_AHEAD`] chunks are fetched ahead of the
 //! one being written; memory stays at a few chunks.
 
+use crate::browser::Failure;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -71,7 +72,7 @@ impl Sink {
 
     /// Hand the next chunk's plaintext on. The buffer is the sink's from here: a port's other
     /// end receives it transferred, not copied.
-    async fn write(&mut self, chunk: js_sys::ArrayBuffer) -> Result<(), String> {
+    async fn write(&mut self, chunk: js_sys::ArrayBuffer) -> Result<(), Failure> {
         let bytes = js_sys::Uint8Array::new(&chunk);
         match self {
             Self::Port {
@@ -82,14 +83,14 @@ impl Sink {
             } => {
                 while credits.get() == 0 {
                     if cancelled.get() {
-                        return Err("the download was cancelled".to_owned());
+                        return Err(Failure::Cancelled);
                     }
                     js::sleep(2).await;
                 }
                 credits.set(credits.get() - 1);
                 let message = js::message(&[("chunk", &bytes)]);
                 port.post_message_with_transferable(&message, &Array::of1(&chunk))
-                    .map_err(|e| js::describe(&e))
+                    .map_err(|e| Failure::js(&e))
             }
             Self::Blob(parts) => {
                 parts.push(&bytes);
@@ -169,8 +170,8 @@ async fn fetch_chunk(
     chunk: u64,
     entry: ChunkEntry,
     k: usize,
-) -> Result<Slots, String> {
-    let index = usize::try_from(chunk).map_err(|_| "chunk index")?;
+) -> Result<Slots, Failure> {
+    let index = usize::try_from(chunk).map_err(|_| Failure::browser("chunk index"))?;
     let mut queue: VecDeque<(usize, usize)> = candidates(&answer, index).into();
     let mut slots: Slots = vec![None; entry.shards.len()];
     let mut got = 0usize;
@@ -180,9 +181,13 @@ async fn fetch_chunk(
         let (answer, links, id) = (Rc::clone(&answer), Rc::clone(&links), entry.shards.get(slot).copied());
         async move {
             let result = async {
-                let id = id.ok_or("the manifest has fewer shards than the locations")?;
-                let link = links.get(node).and_then(Option::as_ref).ok_or("worker unreachable")?;
-                let token = read_token(&answer, node, chunk).ok_or("no get token for this worker")?;
+                let id = id.ok_or_else(|| Failure::invalid("the manifest has fewer shards than the locations"))?;
+                let link = links
+                    .get(node)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| Failure::worker("worker unreachable"))?;
+                let token =
+                    read_token(&answer, node, chunk).ok_or_else(|| Failure::invalid("no get token for this worker"))?;
                 link.get(&token, id).await
             }
             .await;
@@ -197,10 +202,11 @@ async fn fetch_chunk(
             }
         }
         if running.is_empty() {
-            return Err(format!(
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(Failure::Worker(format!(
                 "chunk {chunk}: only {got} of the {k} shards needed could be fetched ({})",
                 errors.join("; ")
-            ));
+            )));
         }
         // Hedge: when nothing answers for a while, ask one more worker.
         match select(running.next(), Box::pin(js::sleep(HEDGE_AFTER_MS))).await {
@@ -229,18 +235,16 @@ async fn deliver(
     rebuilt: RebuiltChunk,
     opening: Opening,
     sink: &mut Sink,
-) -> Result<u64, String> {
+) -> Result<u64, Failure> {
     let raw = rebuilt.codec == Codec::Raw;
     let plain = match opening.finish(raw).await? {
         Opened::Outside { bytes, spare } => {
-            decoder
-                .complete_outside(rebuilt, bytes.byte_length() as usize)
-                .map_err(|e| e.to_string())?;
+            decoder.complete_outside(rebuilt, bytes.byte_length() as usize)?;
             decoder.recycle(spare);
             bytes
         }
         Opened::Here(opened) => {
-            let plain = decoder.complete(rebuilt, opened).map_err(|e| e.to_string())?;
+            let plain = decoder.complete(rebuilt, opened)?;
             let bytes = js::to_array(&plain).buffer();
             decoder.recycle(plain);
             bytes
@@ -259,10 +263,10 @@ pub async fn download(
     sink: &mut Sink,
     progress: &dyn Fn(Progress),
     cancelled: &Cell<bool>,
-) -> Result<FileMetadata, String> {
-    let (signed, metadata) = answer.verify(key, expected_owner).map_err(|e| e.to_string())?;
+) -> Result<FileMetadata, Failure> {
+    let (signed, metadata) = answer.verify(key, expected_owner)?;
     let manifest = signed.manifest().clone();
-    let mut decoder = Decoder::new(key, &manifest).map_err(|e| e.to_string())?;
+    let mut decoder = Decoder::new(key, &manifest)?;
     let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
     let links: Vec<Option<Rc<WorkerLink>>> = connect_all(answer.nodes.iter().map(|n| n.url.as_str()), Socket::Here)
         .await
@@ -272,7 +276,7 @@ pub async fn download(
     let (answer, links) = (Rc::new(answer), Rc::new(links));
     let k = usize::from(manifest.redundancy.data);
     let total = manifest.chunks.len() as u64;
-    let mut ahead: VecDeque<oneshot::Receiver<Result<Slots, String>>> = VecDeque::new();
+    let mut ahead: VecDeque<oneshot::Receiver<Result<Slots, Failure>>> = VecDeque::new();
     let mut next_fetch = 0u64;
     let mut done = Progress {
         bytes_done: 0,
@@ -282,7 +286,8 @@ pub async fn download(
     let mut opening_ahead: Option<(RebuiltChunk, Opening)> = None;
     for index in 0..total {
         while next_fetch < total && (ahead.len() < CHUNKS_AHEAD || next_fetch == index) {
-            let entry = manifest.chunks[usize::try_from(next_fetch).map_err(|_| "chunk index")?].clone();
+            let entry =
+                manifest.chunks[usize::try_from(next_fetch).map_err(|_| Failure::browser("chunk index"))?].clone();
             let (tx, rx) = oneshot::channel();
             let job = fetch_chunk(Rc::clone(&answer), Rc::clone(&links), next_fetch, entry, k);
             wasm_bindgen_futures::spawn_local(async move {
@@ -292,14 +297,14 @@ pub async fn download(
             next_fetch += 1;
         }
         if cancelled.get() {
-            return Err("cancelled".to_owned());
+            return Err(Failure::Cancelled);
         }
         let shards = ahead
             .pop_front()
-            .ok_or("the fetch queue ran dry")?
+            .ok_or_else(|| Failure::browser("the fetch queue ran dry"))?
             .await
-            .map_err(|_| "a fetch stopped")??;
-        let mut rebuilt = decoder.rebuild_verified(index, shards).map_err(|e| e.to_string())?;
+            .map_err(|_| Failure::browser("a fetch stopped"))??;
+        let mut rebuilt = decoder.rebuild_verified(index, shards)?;
         let started = cipher.start_open(&mut rebuilt)?;
         // The chunk before was being opened meanwhile (WebCrypto works on its own threads).
         if let Some((previous, opening)) = opening_ahead.replace((rebuilt, started)) {
@@ -311,6 +316,6 @@ pub async fn download(
         done.bytes_done += deliver(&mut decoder, last, opening, sink).await?;
         progress(done);
     }
-    decoder.finish().map_err(|e| e.to_string())?;
+    decoder.finish()?;
     Ok(metadata)
 }

@@ -1,6 +1,7 @@
 //! The global scope, whichever it is: the page's `window` or the Web Worker's `self`. Timers,
 //! clocks, `fetch` and WebCrypto are reached through it so the same code runs in both.
 
+use super::Failure;
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -45,21 +46,21 @@ pub fn describe(e: &JsValue) -> String {
 }
 
 /// `fetch(request)` from whichever scope this is.
-pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, String> {
+pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, Failure> {
     let fetch = global_property("fetch")
         .and_then(|f| f.dyn_into::<Function>().ok())
-        .ok_or("this browser has no fetch")?;
+        .ok_or_else(|| Failure::browser("this browser has no fetch"))?;
     let promise: Promise = fetch
         .call1(&global(), request)
-        .map_err(|e| describe(&e))?
+        .map_err(|e| Failure::js(&e))?
         .dyn_into()
-        .map_err(|_| "fetch did not return a promise".to_owned())?;
+        .map_err(|_| Failure::browser("fetch did not return a promise"))?;
     let response = JsFuture::from(promise)
         .await
-        .map_err(|e| format!("the server cannot be reached: {}", describe(&e)))?;
+        .map_err(|e| Failure::browser(format!("the server cannot be reached: {}", describe(&e))))?;
     response
         .dyn_into()
-        .map_err(|_| "fetch did not return a response".to_owned())
+        .map_err(|_| Failure::browser("fetch did not return a response"))
 }
 
 /// `crypto.subtle`, when this context has it (secure contexts only).

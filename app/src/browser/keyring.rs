@@ -3,6 +3,7 @@
 //! never leave the browser; they live in `sessionStorage`, so they survive a reload but not the
 //! tab, and a new tab asks for the password again. The session cookie itself is `HttpOnly`.
 
+use crate::browser::Failure;
 use disktro_core::keys::{HeldKeys, Keypair, MasterKey, PublicKey};
 use disktro_core::{FileId, FileKey};
 use serde::{Deserialize, Serialize};
@@ -62,17 +63,17 @@ impl Keyring {
         }
     }
 
-    pub fn from_wire(wire: &KeyringWire) -> Result<Self, String> {
+    pub fn from_wire(wire: &KeyringWire) -> Result<Self, Failure> {
         let identity = Zeroizing::new(unb64(&wire.identity, "identity key")?);
         let master = Zeroizing::new(unb64(&wire.master, "master key")?);
         let identity: [u8; 32] = identity
             .as_slice()
             .try_into()
-            .map_err(|_| "the identity key is not 32 bytes")?;
+            .map_err(|_| Failure::invalid("the identity key is not 32 bytes"))?;
         let master: [u8; 32] = master
             .as_slice()
             .try_into()
-            .map_err(|_| "the master key is not 32 bytes")?;
+            .map_err(|_| Failure::invalid("the master key is not 32 bytes"))?;
         Ok(Self {
             account_id: wire.account_id.clone(),
             email: wire.email.clone(),
@@ -85,12 +86,14 @@ impl Keyring {
     }
 
     /// The key of one of this account's files, from its id and wrapped key as the server lists them.
-    pub fn file_key(&self, file_id: &str, wrapped: &str) -> Result<(FileId, FileKey), String> {
-        let id: FileId = file_id.parse().map_err(|_| "a file id is 32 hex digits".to_owned())?;
+    pub fn file_key(&self, file_id: &str, wrapped: &str) -> Result<(FileId, FileKey), Failure> {
+        let id: FileId = file_id
+            .parse()
+            .map_err(|_| Failure::invalid("a file id is 32 hex digits"))?;
         let key = self
             .keys
             .file_key(&id, &unb64(wrapped, "wrapped key")?)
-            .map_err(|_| "the file key does not open with this account's keys".to_owned())?;
+            .map_err(|_| Failure::invalid("the file key does not open with this account's keys"))?;
         Ok((id, key))
     }
 

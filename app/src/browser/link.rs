@@ -13,6 +13,7 @@
 //! sockets stay on the pipeline thread ([`Socket::Here`]): it mostly receives, and through the
 //! relay it was no faster and held 15–25 MiB more.
 
+use crate::browser::Failure;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -99,12 +100,12 @@ thread_local! {
 
 impl Relay {
     /// This thread's relay, started on first use.
-    fn get() -> Result<Rc<Self>, String> {
+    fn get() -> Result<Rc<Self>, Failure> {
         if let Some(relay) = RELAY.with(|r| r.borrow().clone()) {
             return Ok(relay);
         }
         let worker = web_sys::Worker::new("/relay.js")
-            .map_err(|e| format!("cannot start the socket relay: {}", js::describe(&e)))?;
+            .map_err(|e| Failure::worker(format!("cannot start the socket relay: {}", js::describe(&e))))?;
         // The handlers hold their own relay weakly: a relay's messages reach only that relay,
         // and one that is gone unsets them (see `Drop`).
         let relay = Rc::new_cyclic(|me: &std::rc::Weak<Self>| {
@@ -316,7 +317,7 @@ impl Drop for WorkerLink {
 
 impl WorkerLink {
     /// Connect to the worker at `url`, its socket owned by the thread `socket` names.
-    pub async fn connect(url: &str, socket: Socket) -> Result<Rc<Self>, String> {
+    pub async fn connect(url: &str, socket: Socket) -> Result<Rc<Self>, Failure> {
         let (opened_tx, opened_rx) = oneshot::channel::<bool>();
         let state = Rc::new(RefCell::new(State {
             opened: Some(opened_tx),
@@ -346,16 +347,16 @@ impl WorkerLink {
         match outcome {
             Either::Left((Ok(true), _)) => Ok(link),
             Either::Left(_) => Err(match link.closed_reason() {
-                Some(reason) => format!("cannot connect to the worker at {url}: {reason}"),
-                None => format!("cannot connect to the worker at {url}"),
+                Some(reason) => Failure::Worker(format!("cannot connect to the worker at {url}: {reason}")),
+                None => Failure::Worker(format!("cannot connect to the worker at {url}")),
             }),
-            Either::Right(_) => Err(format!("the worker at {url} did not answer in time")),
+            Either::Right(_) => Err(Failure::Worker(format!("the worker at {url} did not answer in time"))),
         }
     }
 
     /// A socket on this thread, its events fed to `state`.
-    fn open_here(url: &str, state: &Rc<RefCell<State>>) -> Result<Transport, String> {
-        let ws = web_sys::WebSocket::new(url).map_err(|e| js::describe(&e))?;
+    fn open_here(url: &str, state: &Rc<RefCell<State>>) -> Result<Transport, Failure> {
+        let ws = web_sys::WebSocket::new(url).map_err(|e| Failure::js(&e))?;
         ws.set_binary_type(web_sys::BinaryType::Arraybuffer);
         let on_message: Handler<web_sys::MessageEvent> = {
             let state = Rc::clone(state);
@@ -399,7 +400,7 @@ impl WorkerLink {
         }
     }
 
-    fn send(&self, bytes: &[u8]) -> Result<(), String> {
+    fn send(&self, bytes: &[u8]) -> Result<(), Failure> {
         match &self.transport {
             Transport::Relayed { relay, id } => {
                 // Counted at once: the relay's next word on it may come after more frames.
@@ -412,7 +413,7 @@ impl WorkerLink {
                 relay.send(*id, bytes);
                 Ok(())
             }
-            Transport::Here { ws, .. } => ws.send_with_u8_array(bytes).map_err(|e| js::describe(&e)),
+            Transport::Here { ws, .. } => ws.send_with_u8_array(bytes).map_err(|e| Failure::js(&e)),
         }
     }
 
@@ -421,20 +422,20 @@ impl WorkerLink {
     }
 
     /// Send one request and wait for its answer; an error frame becomes the worker's message.
-    pub async fn request(&self, body: Body) -> Result<Body, String> {
-        let bytes = Frame { request_id: 0, body }.encode().map_err(|e| e.to_string())?;
+    pub async fn request(&self, body: Body) -> Result<Body, Failure> {
+        let bytes = Frame { request_id: 0, body }.encode()?;
         self.request_encoded(bytes).await
     }
 
     /// Send a request encoded earlier with request id 0 (numbered here, in place) and wait for
     /// its answer.
-    pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, String> {
+    pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, Failure> {
         let request_id = self.next_id.get();
         self.next_id.set(request_id.wrapping_add(1));
-        disktro_core::wire::number_frame(&mut bytes, request_id).map_err(|e| e.to_string())?;
+        disktro_core::wire::number_frame(&mut bytes, request_id)?;
         while self.buffered() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {
-                return Err(reason);
+                return Err(Failure::Worker(reason));
             }
             js::sleep(2).await;
         }
@@ -442,7 +443,7 @@ impl WorkerLink {
         {
             let mut state = self.state.borrow_mut();
             if let Some(reason) = &state.closed {
-                return Err(reason.clone());
+                return Err(Failure::Worker(reason.clone()));
             }
             state.pending.insert(request_id, tx);
         }
@@ -452,27 +453,34 @@ impl WorkerLink {
         }
         drop(bytes);
         match select(rx, Box::pin(js::sleep(REQUEST_TIMEOUT_MS))).await {
-            Either::Left((Ok(Body::Error { code, message }), _)) => Err(format!("{message} ({code:?})")),
+            Either::Left((Ok(Body::Error { code, message }), _)) => {
+                Err(Failure::Worker(format!("{message} ({code:?})")))
+            }
             Either::Left((Ok(body), _)) => Ok(body),
-            Either::Left((Err(_), _)) => Err(self.closed_reason().unwrap_or_else(|| "connection ended".to_owned())),
+            Either::Left((Err(_), _)) => Err(Failure::Worker(
+                self.closed_reason().unwrap_or_else(|| "connection ended".to_owned()),
+            )),
             Either::Right(_) => {
                 self.state.borrow_mut().pending.remove(&request_id);
-                Err(format!("no answer within {} s", REQUEST_TIMEOUT_MS / 1000))
+                Err(Failure::Worker(format!(
+                    "no answer within {} s",
+                    REQUEST_TIMEOUT_MS / 1000
+                )))
             }
         }
     }
 
     /// Store a shard framed by [`disktro_core::wire::encode_put`]; returns the worker's signed
     /// receipt.
-    pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, String> {
+    pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, Failure> {
         match self.request_encoded(frame).await? {
             Body::Receipt { receipt } => Ok(receipt),
-            _ => Err("the worker answered a put with something else".to_owned()),
+            _ => Err(Failure::worker("the worker answered a put with something else")),
         }
     }
 
     /// Fetch a shard; its bytes are checked against its id.
-    pub async fn get(&self, token: &[u8], shard: ShardId) -> Result<VerifiedShard, String> {
+    pub async fn get(&self, token: &[u8], shard: ShardId) -> Result<VerifiedShard, Failure> {
         match self
             .request(Body::Get {
                 token: token.to_vec(),
@@ -482,9 +490,9 @@ impl WorkerLink {
         {
             Body::ShardData { shard: got, data } if got == shard => shard
                 .verify(data)
-                .ok_or_else(|| "the worker sent bytes that do not match the shard's hash".to_owned()),
-            Body::ShardData { .. } => Err("the worker sent another shard than the one asked for".to_owned()),
-            _ => Err("the worker answered a get with something else".to_owned()),
+                .ok_or_else(|| Failure::worker("the worker sent bytes that do not match the shard's hash")),
+            Body::ShardData { .. } => Err(Failure::worker("the worker sent another shard than the one asked for")),
+            _ => Err(Failure::worker("the worker answered a get with something else")),
         }
     }
 }

@@ -24,6 +24,8 @@ pub mod save;
 pub mod seal;
 pub mod upload;
 
+pub use crate::error::Failure;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -33,8 +35,8 @@ pub fn b64(bytes: &[u8]) -> String {
 }
 
 /// The inverse of [`b64`]; `what` names the field in the error.
-pub fn unb64(text: &str, what: &str) -> Result<Vec<u8>, String> {
+pub fn unb64(text: &str, what: &str) -> Result<Vec<u8>, Failure> {
     URL_SAFE_NO_PAD
         .decode(text)
-        .map_err(|_| format!("the {what} is not valid base64url"))
+        .map_err(|_| Failure::Invalid(format!("the {what} is not valid base64url")))
 }

@@ -6,6 +6,7 @@
 //! [`Event`]s for that job. Jobs: Argon2id for log-ins, uploads and downloads. Nothing leaves the
 //! tab: keys travel between the page and its own worker only.
 
+use crate::browser::Failure;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -77,7 +78,7 @@ pub enum Event {
         mime: String,
     },
     Failed {
-        message: String,
+        failure: Failure,
     },
 }
 
@@ -89,8 +90,8 @@ struct Envelope<T> {
 }
 
 /// A job's message: `{json: envelope, [name]: extra}`.
-fn envelope_message<T: Serialize>(job: u32, body: T, extra: Option<(&str, &JsValue)>) -> Result<Object, String> {
-    let json = serde_json::to_string(&Envelope { job, body }).map_err(|e| e.to_string())?;
+fn envelope_message<T: Serialize>(job: u32, body: T, extra: Option<(&str, &JsValue)>) -> Result<Object, Failure> {
+    let json = serde_json::to_string(&Envelope { job, body }).map_err(|e| Failure::Browser(e.to_string()))?;
     let json = JsValue::from_str(&json);
     Ok(match extra {
         Some((name, value)) => js::message(&[("json", &json), (name, value)]),
@@ -163,13 +164,14 @@ async fn run(
     port: Option<web_sys::MessagePort>,
     cancelled: &Cell<bool>,
 ) {
-    let failed = |message: String| post_event(job, &Event::Failed { message }, None);
+    let failed = |failure: Failure| post_event(job, &Event::Failed { failure }, None);
     match request {
         Request::Derive { password, kdf_setup } => {
             let setup = unb64(&kdf_setup, "key set-up").and_then(|bytes| {
-                KdfSetup::decode(&bytes).map_err(|e| format!("the server's key set-up is not acceptable: {e}"))
+                KdfSetup::decode(&bytes)
+                    .map_err(|e| Failure::Invalid(format!("the server's key set-up is not acceptable: {e}")))
             });
-            match setup.and_then(|s| derive_account_keys(password.as_bytes(), &s).map_err(|e| e.to_string())) {
+            match setup.and_then(|s| derive_account_keys(password.as_bytes(), &s).map_err(Failure::from)) {
                 Ok(keys) => post_event(
                     job,
                     &Event::Derived {
@@ -183,7 +185,7 @@ async fn run(
         }
         Request::Upload { keyring } => {
             let (Some(file), Ok(me)) = (file, Keyring::from_wire(&keyring)) else {
-                return failed("the upload job lacks its file or keys".to_owned());
+                return failed(Failure::browser("the upload job lacks its file or keys"));
             };
             let api = Api::new(Some(me.csrf.clone()));
             let progress = |p: upload::Progress| {
@@ -204,14 +206,14 @@ async fn run(
             }
         }
         Request::Download { answer, key, owner } => {
-            let key = match unb64(&key, "file key")
-                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).map_err(|_| "the file key is not 32 bytes".to_owned()))
-            {
+            let key = match unb64(&key, "file key").and_then(|k| {
+                <[u8; 32]>::try_from(k.as_slice()).map_err(|_| Failure::invalid("the file key is not 32 bytes"))
+            }) {
                 Ok(k) => FileKey::from_bytes(k),
                 Err(e) => return failed(e),
             };
             let owner = match owner.map(|hex| disktro_core::ids::from_hex::<32>(&hex).map(PublicKey)) {
-                Some(Err(_)) => return failed("the owner's key is malformed".to_owned()),
+                Some(Err(_)) => return failed(Failure::invalid("the owner's key is malformed")),
                 Some(Ok(k)) => Some(k),
                 None => None,
             };
@@ -238,7 +240,7 @@ async fn run(
                     post_event(job, &event, blob.as_ref().map(|b| ("blob", b.as_ref())));
                 }
                 Err(e) => {
-                    sink.finish(Some(&e));
+                    sink.finish(Some(&e.to_string()));
                     failed(e);
                 }
             }
@@ -272,7 +274,7 @@ thread_local! {
 
 impl Pipeline {
     /// The running pipeline worker, started (and waited for) on first use.
-    pub async fn get() -> Result<Rc<Self>, String> {
+    pub async fn get() -> Result<Rc<Self>, Failure> {
         let existing = PIPELINE.with(|p| p.borrow().clone());
         let pipeline = match existing {
             Some(p) => p,
@@ -288,13 +290,13 @@ impl Pipeline {
             }
             js::sleep(10).await;
         }
-        Err("the background worker did not start".to_owned())
+        Err(Failure::browser("the background worker did not start"))
     }
 
-    fn start() -> Result<Self, String> {
+    fn start() -> Result<Self, Failure> {
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
-        let worker = web_sys::Worker::new_with_options("/pipeline.js", &options).map_err(|e| js::describe(&e))?;
+        let worker = web_sys::Worker::new_with_options("/pipeline.js", &options).map_err(|e| Failure::js(&e))?;
         let ready = Rc::new(Cell::new(false));
         let listeners: Rc<RefCell<HashMap<u32, Listener>>> = Rc::default();
         let on_message = {
@@ -340,7 +342,7 @@ impl Pipeline {
         request: &Request,
         extra: Option<(&str, JsValue)>,
         listener: impl FnMut(Event, JsValue) + 'static,
-    ) -> Result<u32, String> {
+    ) -> Result<u32, Failure> {
         let job = self.next_job.get();
         self.next_job.set(job + 1);
         let message = envelope_message(job, request, extra.as_ref().map(|(name, value)| (*name, value)))?;
@@ -351,7 +353,7 @@ impl Pipeline {
         self.listeners.borrow_mut().insert(job, Box::new(listener));
         self.worker
             .post_message_with_transfer(&message, &transfer)
-            .map_err(|e| js::describe(&e))?;
+            .map_err(|e| Failure::js(&e))?;
         Ok(job)
     }
 
@@ -362,7 +364,7 @@ impl Pipeline {
     }
 
     /// Run Argon2id off the main thread.
-    pub async fn derive(&self, password: &str, setup: &KdfSetup) -> Result<disktro_core::keys::AccountKeys, String> {
+    pub async fn derive(&self, password: &str, setup: &KdfSetup) -> Result<disktro_core::keys::AccountKeys, Failure> {
         let (tx, rx) = futures_channel::oneshot::channel::<Event>();
         let mut tx = Some(tx);
         self.run(
@@ -377,11 +379,15 @@ impl Pipeline {
                 }
             },
         )?;
-        match rx.await.map_err(|_| "the background worker stopped".to_owned())? {
+        match rx
+            .await
+            .map_err(|_| Failure::browser("the background worker stopped"))?
+        {
             Event::Derived { auth_key, master_key } => {
                 let bytes = |text: &str, what: &str| {
                     unb64(text, what).and_then(|b| {
-                        <[u8; 32]>::try_from(b.as_slice()).map_err(|_| format!("the {what} is not 32 bytes"))
+                        <[u8; 32]>::try_from(b.as_slice())
+                            .map_err(|_| Failure::Invalid(format!("the {what} is not 32 bytes")))
                     })
                 };
                 Ok(disktro_core::keys::AccountKeys {
@@ -389,8 +395,8 @@ impl Pipeline {
                     master_key: disktro_core::keys::MasterKey::from_bytes(bytes(&master_key, "master key")?),
                 })
             }
-            Event::Failed { message } => Err(message),
-            _ => Err("unexpected answer from the background worker".to_owned()),
+            Event::Failed { failure } => Err(failure),
+            _ => Err(Failure::browser("unexpected answer from the background worker")),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! In cases 1 and 2 the reader pulls: it sends `{pull}` for each chunk it can take, so a slow disk
 //! slows the download instead of filling memory.
 
+use crate::browser::Failure;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -55,7 +56,7 @@ fn save_picker() -> Option<Function> {
 
 /// The best way this browser offers for a file of `size` bytes. A large file waits up to 5 s for
 /// the download helper to take control of a freshly loaded page.
-pub async fn choose(size: u64) -> Result<SaveMode, String> {
+pub async fn choose(size: u64) -> Result<SaveMode, Failure> {
     if save_picker().is_some() {
         return Ok(SaveMode::FileSystem);
     }
@@ -71,7 +72,9 @@ pub async fn choose(size: u64) -> Result<SaveMode, String> {
     if size <= BLOB_LIMIT {
         Ok(SaveMode::Blob)
     } else {
-        Err("this browser cannot save large files from a page: try a current Chrome, Edge or Firefox".to_owned())
+        Err(Failure::browser(
+            "this browser cannot save large files from a page: try a current Chrome, Edge or Firefox",
+        ))
     }
 }
 
@@ -92,9 +95,9 @@ pub struct Target {
 #[derive(Debug)]
 struct FileWriter {
     /// The first write or close that failed, in words for the person.
-    failure: Rc<RefCell<Option<String>>>,
+    failure: Rc<RefCell<Option<Failure>>>,
     /// Answered once the file is closed (`Ok`) or given up (`Err`).
-    closed: oneshot::Receiver<Result<(), String>>,
+    closed: oneshot::Receiver<Result<(), Failure>>,
     /// The port's message handler; it holds itself here until the pipeline says the file ended.
     _handler: WriterSlot,
 }
@@ -104,11 +107,11 @@ type WriterSlot = Rc<RefCell<Option<Closure<dyn FnMut(web_sys::MessageEvent)>>>>
 
 impl FileWriter {
     /// Start writing into `writable`; returns the port to hand the pipeline worker.
-    fn start(writable: JsValue) -> Result<(web_sys::MessagePort, Self), String> {
-        let channel = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
+    fn start(writable: JsValue) -> Result<(web_sys::MessagePort, Self), Failure> {
+        let channel = web_sys::MessageChannel::new().map_err(|e| Failure::js(&e))?;
         let ours = channel.port1();
         let slot: WriterSlot = Rc::default();
-        let failure: Rc<RefCell<Option<String>>> = Rc::default();
+        let failure: Rc<RefCell<Option<Failure>>> = Rc::default();
         let (closed_tx, closed) = oneshot::channel();
         let closed_tx = Rc::new(RefCell::new(Some(closed_tx)));
         let on_message = {
@@ -128,7 +131,7 @@ impl FileWriter {
                             Err(e) => {
                                 failure
                                     .borrow_mut()
-                                    .get_or_insert(format!("cannot write the file: {e}"));
+                                    .get_or_insert(Failure::Browser(format!("cannot write the file: {e}")));
                                 "cancel"
                             }
                         };
@@ -147,13 +150,13 @@ impl FileWriter {
                         call_promise(&writable, "close", &Array::new())
                             .await
                             .map(|_| ())
-                            .map_err(|e| format!("cannot finish writing the file: {e}"))
+                            .map_err(|e| Failure::browser(format!("cannot finish writing the file: {e}")))
                     } else {
                         let _ = call_promise(&writable, "abort", &Array::new()).await;
                         Err(failure
                             .borrow()
                             .clone()
-                            .unwrap_or_else(|| "the download failed".to_owned()))
+                            .unwrap_or_else(|| Failure::browser("the download failed")))
                     };
                     if let Some(tx) = closed_tx {
                         let _ = tx.send(outcome);
@@ -178,22 +181,22 @@ impl FileWriter {
     }
 }
 
-async fn call_promise(target: &JsValue, method: &str, args: &Array) -> Result<JsValue, String> {
+async fn call_promise(target: &JsValue, method: &str, args: &Array) -> Result<JsValue, Failure> {
     let f: Function = Reflect::get(target, &JsValue::from_str(method))
-        .map_err(|e| js::describe(&e))?
+        .map_err(|e| Failure::js(&e))?
         .dyn_into()
-        .map_err(|_| format!("{method} is not available"))?;
+        .map_err(|_| Failure::browser(format!("{method} is not available")))?;
     let promise: Promise = f
         .apply(target, args)
-        .map_err(|e| js::describe(&e))?
+        .map_err(|e| Failure::js(&e))?
         .dyn_into()
-        .map_err(|_| format!("{method} did not return a promise"))?;
-    JsFuture::from(promise).await.map_err(|e| js::describe(&e))
+        .map_err(|_| Failure::browser(format!("{method} did not return a promise")))?;
+    JsFuture::from(promise).await.map_err(|e| Failure::js(&e))
 }
 
 /// Prepare to save `name` (`size` bytes, `mime`) in `mode`. For the File System Access API this
 /// asks where to save (call it straight from the click).
-pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Result<Target, String> {
+pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Result<Target, Failure> {
     match mode {
         SaveMode::Blob => Ok(Target {
             mode,
@@ -201,16 +204,16 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
             writer: None,
         }),
         SaveMode::FileSystem => {
-            let picker = save_picker().ok_or("the file picker is not available")?;
+            let picker = save_picker().ok_or_else(|| Failure::browser("the file picker is not available"))?;
             let options = js::message(&[("suggestedName", &JsValue::from_str(name))]);
             let promise: Promise = picker
                 .call1(&JsValue::NULL, &options)
-                .map_err(|e| js::describe(&e))?
+                .map_err(|e| Failure::js(&e))?
                 .dyn_into()
-                .map_err(|_| "the file picker did not answer".to_owned())?;
+                .map_err(|_| Failure::browser("the file picker did not answer"))?;
             let handle = JsFuture::from(promise)
                 .await
-                .map_err(|_| "no file was chosen".to_owned())?;
+                .map_err(|_| Failure::browser("no file was chosen"))?;
             let writable = call_promise(&handle, "createWritable", &Array::new()).await?;
             let (port, writer) = FileWriter::start(writable)?;
             Ok(Target {
@@ -222,10 +225,10 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
         SaveMode::ServiceWorker => {
             let worker = service_workers()
                 .and_then(|c| c.controller())
-                .ok_or("the download helper is not running: reload the page")?;
+                .ok_or_else(|| Failure::browser("the download helper is not running: reload the page"))?;
             let id = disktro_core::ids::to_hex(&disktro_core::random_bytes::<16>());
-            let stream = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
-            let ack = web_sys::MessageChannel::new().map_err(|e| js::describe(&e))?;
+            let stream = web_sys::MessageChannel::new().map_err(|e| Failure::js(&e))?;
+            let ack = web_sys::MessageChannel::new().map_err(|e| Failure::js(&e))?;
             let message = js::message(&[
                 ("type", &JsValue::from_str("download")),
                 ("id", &JsValue::from_str(&id)),
@@ -238,8 +241,8 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
             });
             worker
                 .post_message_with_transferable(&message, &Array::of2(&stream.port1(), &ack.port1()))
-                .map_err(|e| js::describe(&e))?;
-            JsFuture::from(acked).await.map_err(|e| js::describe(&e))?;
+                .map_err(|e| Failure::js(&e))?;
+            JsFuture::from(acked).await.map_err(|e| Failure::js(&e))?;
             ack.port2().set_onmessage(None);
             // A navigation answered with `Content-Disposition: attachment` becomes a download;
             // the page stays where it is.
@@ -254,11 +257,13 @@ pub async fn prepare(mode: SaveMode, name: &str, size: u64, mime: &str) -> Resul
 }
 
 /// Click a link nobody sees: to `href`, saved as `download` when given.
-fn follow_link(href: &str, download: Option<&str>) -> Result<(), String> {
-    let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+fn follow_link(href: &str, download: Option<&str>) -> Result<(), Failure> {
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| Failure::browser("no document"))?;
     let a: web_sys::HtmlAnchorElement = document
         .create_element("a")
-        .map_err(|e| js::describe(&e))?
+        .map_err(|e| Failure::js(&e))?
         .unchecked_into();
     a.set_href(href);
     if let Some(name) = download {
@@ -269,8 +274,8 @@ fn follow_link(href: &str, download: Option<&str>) -> Result<(), String> {
 }
 
 /// Save a finished Blob download under `name`.
-pub fn save_blob(blob: &web_sys::Blob, name: &str) -> Result<(), String> {
-    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js::describe(&e))?;
+pub fn save_blob(blob: &web_sys::Blob, name: &str) -> Result<(), Failure> {
+    let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| Failure::js(&e))?;
     follow_link(&url, Some(name))?;
     // Revoked once the browser has had time to start the download.
     wasm_bindgen_futures::spawn_local(async move {
@@ -298,13 +303,13 @@ pub async fn download_to_disk(
     name: &str,
     mime: &str,
     progress: impl Fn(Saved) + 'static,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     use super::pipeline::{Event, Pipeline, Request};
     let size = answer.size;
     let mode = choose(size).await?;
     let target = prepare(mode, name, size, mime).await?;
     let pipeline = Pipeline::get().await?;
-    let (tx, rx) = oneshot::channel::<Result<(), String>>();
+    let (tx, rx) = oneshot::channel::<Result<(), Failure>>();
     let mut tx = Some(tx);
     let file_name = name.to_owned();
     let request = Request::Download {
@@ -323,21 +328,21 @@ pub async fn download_to_disk(
                 Some(blob) => save_blob(blob, &file_name),
                 None => Ok(()),
             },
-            Event::Failed { message } => Err(message),
+            Event::Failed { failure } => Err(failure),
             _ => Ok(()),
         };
         if let Some(tx) = tx.take() {
             let _ = tx.send(outcome);
         }
     })?;
-    let outcome = rx.await.map_err(|_| "the background worker stopped".to_owned());
+    let outcome = rx.await.map_err(|_| Failure::browser("the background worker stopped"));
     match (outcome.and_then(|o| o), target.writer) {
         // Written to a picked file: saved once the page has closed it. Until then the chunks
         // sit in the browser's swap file and any of them may still fail to be written.
         (Ok(()), Some(writer)) => writer
             .closed
             .await
-            .unwrap_or_else(|_| Err("the file writer stopped".to_owned())),
+            .unwrap_or_else(|_| Err(Failure::browser("the file writer stopped"))),
         // A write that failed stopped the pipeline: that failure is the one to tell.
         (Err(e), Some(writer)) => Err(writer.failure.borrow().clone().unwrap_or(e)),
         (outcome, None) => outcome,

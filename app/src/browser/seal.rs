@@ -5,6 +5,7 @@
 //! bytes the native codec does (ciphertext followed by the 16-byte tag); the home page's codec
 //! check and the browser tests compare them.
 
+use crate::browser::Failure;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use disktro_core::seal::ChunkKey;
 use disktro_core::{FileId, FileKey, RebuiltChunk, StagedChunk};
@@ -29,23 +30,24 @@ pub enum ChunkCipher {
 }
 
 /// The one error every failed open gives, whatever went wrong.
-pub const OPEN_FAILED: &str = "cannot open: wrong key or altered data";
+pub const OPEN_FAILED: &str = Failure::DECRYPT;
 
 impl ChunkCipher {
     /// The chunk key of `file_id` under `file_key`, on WebCrypto when `prefer` says so and this
     /// context has it.
-    pub async fn new(file_key: &FileKey, file_id: &FileId, prefer: Engine) -> Result<Self, String> {
+    pub async fn new(file_key: &FileKey, file_id: &FileId, prefer: Engine) -> Result<Self, Failure> {
         let key = ChunkKey::derive(file_key, file_id);
         if let (Engine::WebCrypto, Some(subtle)) = (prefer, js::subtle()) {
             let usages = Array::of2(&JsValue::from_str("encrypt"), &JsValue::from_str("decrypt"));
             let raw = js::to_array(key.as_bytes());
             let promise = subtle
                 .import_key_with_str("raw", &raw, "AES-GCM", false, &usages)
-                .map_err(|e| js::describe(&e))?;
-            let imported = JsFuture::from(promise).await.map_err(|e| js::describe(&e))?;
+                .map_err(|e| Failure::js(&e))?;
+            let imported = JsFuture::from(promise).await.map_err(|e| Failure::js(&e))?;
             return Ok(Self::WebCrypto(subtle, imported.unchecked_into()));
         }
-        let cipher = aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes()).map_err(|e| e.to_string())?;
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(key.as_bytes())
+            .map_err(|_| Failure::browser("the AES key is not 32 bytes"))?;
         Ok(Self::Wasm(Box::new(cipher)))
     }
 
@@ -59,14 +61,14 @@ impl ChunkCipher {
     /// Seal a staged chunk, into its body's own allocation (taken out of `staged`; the encoder
     /// made it large enough for the tag and the parity shards, so sharding never reallocates):
     /// ciphertext followed by the tag.
-    pub async fn seal(&self, staged: &mut StagedChunk) -> Result<Vec<u8>, String> {
+    pub async fn seal(&self, staged: &mut StagedChunk) -> Result<Vec<u8>, Failure> {
         self.start_seal(staged)?.finish().await
     }
 
     /// Start sealing a staged chunk and return at once: WebCrypto seals on the browser's own
     /// threads while the caller goes on (an upload shards the chunk before this one meanwhile).
     /// [`Sealing::finish`] gives what [`Self::seal`] does.
-    pub fn start_seal(&self, staged: &mut StagedChunk) -> Result<Sealing, String> {
+    pub fn start_seal(&self, staged: &mut StagedChunk) -> Result<Sealing, Failure> {
         let mut body = std::mem::take(&mut staged.body);
         match self {
             Self::WebCrypto(subtle, key) => {
@@ -75,7 +77,7 @@ impl ChunkCipher {
                 // safe, and the body can take the output.
                 let promise = subtle
                     .encrypt_with_object_and_u8_array(&params, key, &body)
-                    .map_err(|e| js::describe(&e))?;
+                    .map_err(|e| Failure::js(&e))?;
                 Ok(Sealing {
                     body,
                     pending: Some(JsFuture::from(promise)),
@@ -84,7 +86,7 @@ impl ChunkCipher {
             Self::Wasm(cipher) => {
                 cipher
                     .encrypt_in_place(&staged.nonce().into(), &staged.aad, &mut body)
-                    .map_err(|_| "sealing failed".to_owned())?;
+                    .map_err(|_| Failure::browser("sealing failed"))?;
                 Ok(Sealing { body, pending: None })
             }
         }
@@ -94,14 +96,14 @@ impl ChunkCipher {
     /// threads while the caller goes on (a download rebuilds the next chunk meanwhile). Its
     /// sealed bytes are taken out of `rebuilt` (WebCrypto copies them when called); any failure
     /// is [`OPEN_FAILED`].
-    pub fn start_open(&self, rebuilt: &mut RebuiltChunk) -> Result<Opening, String> {
+    pub fn start_open(&self, rebuilt: &mut RebuiltChunk) -> Result<Opening, Failure> {
         let mut sealed = std::mem::take(&mut rebuilt.sealed);
         match self {
             Self::WebCrypto(subtle, key) => {
                 let params = gcm_params(&rebuilt.nonce(), &rebuilt.aad);
                 let promise = subtle
                     .decrypt_with_object_and_u8_array(&params, key, &sealed)
-                    .map_err(|_| OPEN_FAILED.to_owned())?;
+                    .map_err(|_| Failure::Decrypt)?;
                 Ok(Opening {
                     sealed,
                     pending: Some(JsFuture::from(promise)),
@@ -110,7 +112,7 @@ impl ChunkCipher {
             Self::Wasm(cipher) => {
                 cipher
                     .decrypt_in_place(&rebuilt.nonce().into(), &rebuilt.aad, &mut sealed)
-                    .map_err(|_| OPEN_FAILED.to_owned())?;
+                    .map_err(|_| Failure::Decrypt)?;
                 Ok(Opening { sealed, pending: None })
             }
         }
@@ -148,14 +150,14 @@ impl Opening {
     /// chunk stored raw goes to the file as it is, which saves copying it into WebAssembly memory
     /// and out again into a fresh buffer (two 4 MiB copies and 4 MiB of fresh pages per chunk).
     /// Otherwise the bytes are copied into the sealed bytes' allocation.
-    pub async fn finish(self, outside: bool) -> Result<Opened, String> {
+    pub async fn finish(self, outside: bool) -> Result<Opened, Failure> {
         let Self { mut sealed, pending } = self;
         let Some(pending) = pending else {
             return Ok(Opened::Here(sealed));
         };
-        let opened = pending.await.map_err(|_| OPEN_FAILED.to_owned())?;
+        let opened = pending.await.map_err(|_| Failure::Decrypt)?;
         if outside {
-            let bytes = opened.dyn_into().map_err(|_| OPEN_FAILED.to_owned())?;
+            let bytes = opened.dyn_into().map_err(|_| Failure::Decrypt)?;
             return Ok(Opened::Outside { bytes, spare: sealed });
         }
         js::copy_into(&opened, &mut sealed);
@@ -181,10 +183,10 @@ impl std::fmt::Debug for Sealing {
 
 impl Sealing {
     /// The ciphertext followed by the tag, in the staged body's allocation.
-    pub async fn finish(self) -> Result<Vec<u8>, String> {
+    pub async fn finish(self) -> Result<Vec<u8>, Failure> {
         let Self { mut body, pending } = self;
         if let Some(pending) = pending {
-            let sealed = pending.await.map_err(|e| js::describe(&e))?;
+            let sealed = pending.await.map_err(|e| Failure::js(&e))?;
             js::copy_into(&sealed, &mut body);
         }
         Ok(body)

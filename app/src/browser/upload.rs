@@ -8,6 +8,7 @@
 //! the manifest, seal the name and type, wrap the file key and commit. On any failure, or when
 //! cancelled, the upload is cancelled at the server.
 
+use crate::browser::Failure;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -50,7 +51,7 @@ struct Tokens {
 }
 
 impl Tokens {
-    fn new(plan: &UploadPlan) -> Result<Self, String> {
+    fn new(plan: &UploadPlan) -> Result<Self, Failure> {
         let mut t = Self {
             upload_id: plan.upload_id.clone(),
             node_ids: plan.nodes.iter().map(|n| n.node_id.clone()).collect(),
@@ -61,13 +62,13 @@ impl Tokens {
         Ok(t)
     }
 
-    fn set(&mut self, grants: &[PutGrant]) -> Result<(), String> {
+    fn set(&mut self, grants: &[PutGrant]) -> Result<(), Failure> {
         let mut tokens = Vec::with_capacity(self.node_ids.len());
         for id in &self.node_ids {
             let grant = grants
                 .iter()
                 .find(|g| &g.node_id == id)
-                .ok_or("the server left out a worker of the upload")?;
+                .ok_or_else(|| Failure::invalid("the server left out a worker of the upload"))?;
             tokens.push(Rc::new(unb64(&grant.token, "put token")?));
         }
         self.tokens = tokens;
@@ -75,14 +76,13 @@ impl Tokens {
         Ok(())
     }
 
-    async fn renew_if_due(&mut self, api: &Api) -> Result<(), String> {
+    async fn renew_if_due(&mut self, api: &Api) -> Result<(), Failure> {
         if js_sys::Date::now() / 1000.0 + RENEW_MARGIN_SECS < self.expires_at {
             return Ok(());
         }
         let fresh: Vec<PutGrant> = api
             .post(&format!("/uploads/{}/renew", self.upload_id), &serde_json::json!({}))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.set(&fresh)
     }
 }
@@ -94,7 +94,7 @@ pub async fn upload(
     file: &web_sys::File,
     progress: &dyn Fn(Progress),
     cancelled: &Cell<bool>,
-) -> Result<FileSummary, String> {
+) -> Result<FileSummary, Failure> {
     let size = crate::format::whole(file.size());
     let file_id = FileId::random();
     let file_key = FileKey::generate();
@@ -110,7 +110,7 @@ pub async fn upload(
     };
     let sealed_metadata = metadata
         .seal(&file_key, &file_id)
-        .map_err(|e| format!("file name or type: {e}"))?;
+        .map_err(|e| Failure::Invalid(format!("file name or type: {e}")))?;
     let plan: UploadPlan = api
         .post(
             "/uploads",
@@ -122,8 +122,7 @@ pub async fn upload(
                 chunk_size: None,
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let outcome = send_and_commit(
         api,
         me,
@@ -156,11 +155,11 @@ async fn send_and_commit(
     file_key: &FileKey,
     progress: &dyn Fn(Progress),
     cancelled: &Cell<bool>,
-) -> Result<FileSummary, String> {
+) -> Result<FileSummary, Failure> {
     let redundancy = Redundancy::new(plan.data_shards, plan.parity_shards)
-        .map_err(|e| format!("the server chose an impossible redundancy: {e}"))?;
+        .map_err(|e| Failure::Invalid(format!("the server chose an impossible redundancy: {e}")))?;
     let mut encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
-        .map_err(|e| format!("the server chose an impossible chunk size: {e}"))?;
+        .map_err(|e| Failure::Invalid(format!("the server chose an impossible chunk size: {e}")))?;
     let cipher = ChunkCipher::new(file_key, &file_id, Engine::WebCrypto).await?;
     let mut tokens = Tokens::new(plan)?;
     let links = connect_all(plan.nodes.iter().map(|n| n.url.as_str()), Socket::Relayed).await;
@@ -173,7 +172,7 @@ async fn send_and_commit(
         shards_total,
         ..Progress::default()
     }));
-    let (done_tx, mut done_rx) = mpsc::unbounded::<Result<Vec<String>, String>>();
+    let (done_tx, mut done_rx) = mpsc::unbounded::<Result<Vec<String>, Failure>>();
     // Shard buffers come back once framed, for the next chunks (as in the CLI): the WebAssembly
     // memory, which never shrinks, then holds a few chunk buffers instead of one per chunk.
     let (recycle_tx, mut recycle_rx) = mpsc::unbounded::<Vec<u8>>();
@@ -199,18 +198,23 @@ async fn send_and_commit(
     );
     for index in 0..chunk_count {
         if cancelled.get() {
-            return Err("cancelled".to_owned());
+            return Err(Failure::Cancelled);
         }
-        let (staged, sealing) = ahead.take().ok_or("a chunk was not read")?;
+        let (staged, sealing) = ahead.take().ok_or_else(|| Failure::browser("a chunk was not read"))?;
         if index + 1 < chunk_count {
             let last = index + 2 == chunk_count;
             ahead = Some(read_and_seal(&mut reader, &mut plain, &mut encoder, &cipher, &mut recycle_rx, last).await?);
         }
         let sealed = sealing.finish().await?;
-        let chunk = encoder.complete(staged, sealed).map_err(|e| e.to_string())?;
+        let chunk = encoder.complete(staged, sealed)?;
         // Wait for room, collecting what finished.
         while in_flight >= CHUNKS_IN_FLIGHT {
-            receipts.extend(done_rx.next().await.ok_or("a sender stopped")??);
+            receipts.extend(
+                done_rx
+                    .next()
+                    .await
+                    .ok_or_else(|| Failure::browser("a sender stopped"))??,
+            );
             in_flight -= 1;
             progress(*state.borrow());
         }
@@ -230,20 +234,25 @@ async fn send_and_commit(
         });
     }
     while in_flight > 0 {
-        receipts.extend(done_rx.next().await.ok_or("a sender stopped")??);
+        receipts.extend(
+            done_rx
+                .next()
+                .await
+                .ok_or_else(|| Failure::browser("a sender stopped"))??,
+        );
         in_flight -= 1;
         progress(*state.borrow());
     }
     if cancelled.get() {
-        return Err("cancelled".to_owned());
+        return Err(Failure::Cancelled);
     }
 
-    let manifest = encoder.into_manifest().map_err(|e| e.to_string())?;
+    let manifest = encoder.into_manifest()?;
     let commit = Commit::new(manifest, &me.keys.identity, file_key, sealed_metadata, receipts)
-        .map_err(|e| format!("signing the manifest: {e}"))?;
-    api.post(&format!("/uploads/{}/commit", plan.upload_id), &commit)
-        .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| Failure::browser(format!("signing the manifest: {e}")))?;
+    Ok(api
+        .post(&format!("/uploads/{}/commit", plan.upload_id), &commit)
+        .await?)
 }
 
 /// Read the next chunk, stage it and start sealing it; buffers sent meanwhile go back to the
@@ -255,7 +264,7 @@ async fn read_and_seal(
     cipher: &ChunkCipher,
     recycled: &mut mpsc::UnboundedReceiver<Vec<u8>>,
     last: bool,
-) -> Result<(StagedChunk, Sealing), String> {
+) -> Result<(StagedChunk, Sealing), Failure> {
     reader.next_into(plain).await?;
     while let Ok(spare) = recycled.try_recv() {
         encoder.recycle(spare);
@@ -269,7 +278,7 @@ async fn read_and_seal(
 pub async fn connect_all<'a>(
     urls: impl Iterator<Item = &'a str>,
     socket: Socket,
-) -> Vec<Result<Rc<WorkerLink>, String>> {
+) -> Vec<Result<Rc<WorkerLink>, Failure>> {
     futures_util::future::join_all(urls.map(|url| WorkerLink::connect(url, socket))).await
 }
 
@@ -300,14 +309,14 @@ impl<'a> ChunkReader<'a> {
         }
     }
 
-    fn start_reads(&mut self) -> Result<(), String> {
+    fn start_reads(&mut self) -> Result<(), Failure> {
         while self.reads.len() < READS_AHEAD && self.next < self.chunk_count {
             let start = self.next * self.chunk_size;
             let end = (start + self.chunk_size).min(self.size);
             let slice = self
                 .file
                 .slice_with_f64_and_f64(start as f64, end as f64)
-                .map_err(|e| js::describe(&e))?;
+                .map_err(|e| Failure::js(&e))?;
             self.reads
                 .push_back((JsFuture::from(slice.array_buffer()), end - start));
             self.next += 1;
@@ -317,16 +326,19 @@ impl<'a> ChunkReader<'a> {
 
     /// The next chunk's bytes into `into`; a chunk shorter than its place in the file means the
     /// file changed while being read.
-    async fn next_into(&mut self, into: &mut Vec<u8>) -> Result<(), String> {
+    async fn next_into(&mut self, into: &mut Vec<u8>) -> Result<(), Failure> {
         self.start_reads()?;
-        let (read, expected_len) = self.reads.pop_front().ok_or("read past the file's last chunk")?;
+        let (read, expected_len) = self
+            .reads
+            .pop_front()
+            .ok_or_else(|| Failure::browser("read past the file's last chunk"))?;
         let buffer = read
             .await
-            .map_err(|e| format!("cannot read the file: {}", js::describe(&e)))?;
+            .map_err(|e| Failure::browser(format!("cannot read the file: {}", js::describe(&e))))?;
         self.start_reads()?;
         js::copy_into(&buffer, into);
         if into.len() as u64 != expected_len {
-            return Err("the file changed while being read".to_owned());
+            return Err(Failure::browser("the file changed while being read"));
         }
         Ok(())
     }
@@ -342,35 +354,37 @@ async fn send_chunk(
     chunk: EncodedChunk,
     state: Rc<RefCell<Progress>>,
     recycle: mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<Vec<String>, String> {
-    let index = usize::try_from(chunk.index).map_err(|_| "chunk index")?;
+) -> Result<Vec<String>, Failure> {
+    let index = usize::try_from(chunk.index).map_err(|_| Failure::browser("chunk index"))?;
     let places = placement
         .get(index)
-        .ok_or_else(|| format!("the plan has no placement for chunk {index}"))?;
+        .ok_or_else(|| Failure::Invalid(format!("the plan has no placement for chunk {index}")))?;
     let plain_len = u64::from(chunk.entry.plain_len);
     let mut frames = Vec::with_capacity(chunk.shards.ids().len());
     for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
         let node = places
             .get(i)
             .map(|n| usize::from(*n))
-            .ok_or_else(|| format!("the plan has no worker for shard {i} of chunk {index}"))?;
+            .ok_or_else(|| Failure::Invalid(format!("the plan has no worker for shard {i} of chunk {index}")))?;
         let (link, token) = links
             .get(node)
             .zip(tokens.get(node))
-            .ok_or("the plan names a worker it did not grant")?;
-        let frame = disktro_core::wire::encode_put(token, &id, bytes).map_err(|e| e.to_string())?;
+            .ok_or_else(|| Failure::invalid("the plan names a worker it did not grant"))?;
+        let frame = disktro_core::wire::encode_put(token, &id, bytes)?;
         frames.push((i, Rc::clone(link), frame));
     }
     let _ = recycle.unbounded_send(chunk.shards.into_buffer());
     let puts = frames.into_iter().map(|(i, link, frame)| {
         let state = Rc::clone(&state);
         async move {
-            let receipt = link
-                .put_encoded(frame)
-                .await
-                .map_err(|e| format!("worker {} did not store shard {i} of chunk {index}: {e}", link.url))?;
+            let receipt = link.put_encoded(frame).await.map_err(|e| {
+                Failure::Worker(format!(
+                    "worker {} did not store shard {i} of chunk {index}: {e}",
+                    link.url
+                ))
+            })?;
             state.borrow_mut().shards_done += 1;
-            Ok::<String, String>(b64(&receipt))
+            Ok::<String, Failure>(b64(&receipt))
         }
     });
     let receipts = futures_util::future::try_join_all(puts).await?;

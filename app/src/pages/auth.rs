@@ -64,18 +64,20 @@ mod flows {
     use crate::browser::api::{Api, ApiFailure};
     use crate::browser::keyring::Keyring;
     use crate::browser::pipeline::Pipeline;
-    use crate::browser::{b64, unb64};
+    use crate::browser::{Failure, b64, unb64};
 
-    fn explain(e: ApiFailure) -> String {
-        match e.code {
+    /// The server's refusal in plain words (its code kept).
+    fn explain(e: ApiFailure) -> Failure {
+        let message = match e.code {
             Some(ErrorCode::WrongCredentials) => "Wrong e-mail or password.".to_owned(),
             Some(ErrorCode::EmailTaken) => "This e-mail already has an account: log in instead.".to_owned(),
             Some(ErrorCode::TooManyAttempts) => format!("Too many attempts: {}", e.message),
-            _ => e.message,
-        }
+            _ => return Failure::Api(e),
+        };
+        Failure::Api(e).with_message(message)
     }
 
-    async fn setup_of(email: &str) -> Result<KdfSetup, String> {
+    async fn setup_of(email: &str) -> Result<KdfSetup, Failure> {
         let kdf: KdfAnswer = Api::default()
             .post(
                 "/auth/prelogin",
@@ -86,7 +88,7 @@ mod flows {
             .await
             .map_err(explain)?;
         KdfSetup::decode(&unb64(&kdf.kdf_setup, "key set-up")?)
-            .map_err(|e| format!("the server's key set-up is not acceptable: {e}"))
+            .map_err(|e| Failure::Invalid(format!("the server's key set-up is not acceptable: {e}")))
     }
 
     fn keyring(session: Session, keypair: Keypair, master_key: disktro_core::keys::MasterKey) -> Keyring {
@@ -102,17 +104,14 @@ mod flows {
     }
 
     /// Create an account; `deriving` is called when Argon2id starts.
-    pub async fn signup(email: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, String> {
+    pub async fn signup(email: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, Failure> {
         let pipeline = Pipeline::get().await?;
         let setup = KdfSetup::generate();
         deriving();
         let keys = pipeline.derive(password, &setup).await?;
         let keypair = Keypair::generate();
         let public = keypair.public();
-        let wrapped = keys
-            .master_key
-            .wrap_identity(public.as_bytes(), &keypair)
-            .map_err(|e| e.to_string())?;
+        let wrapped = keys.master_key.wrap_identity(public.as_bytes(), &keypair)?;
         let session: Session = Api::default()
             .post(
                 "/auth/signup",
@@ -130,7 +129,7 @@ mod flows {
     }
 
     /// Log in and unwrap the identity key.
-    pub async fn login(email: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, String> {
+    pub async fn login(email: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, Failure> {
         let pipeline = Pipeline::get().await?;
         let setup = setup_of(email).await?;
         deriving();
@@ -146,7 +145,8 @@ mod flows {
             .await
             .map_err(explain)?;
         let public = PublicKey(
-            disktro_core::ids::from_hex(&session.public_key).map_err(|_| "the server sent a malformed public key")?,
+            disktro_core::ids::from_hex(&session.public_key)
+                .map_err(|_| Failure::invalid("the server sent a malformed public key"))?,
         );
         let keypair = keys
             .master_key
@@ -154,15 +154,17 @@ mod flows {
                 public.as_bytes(),
                 &unb64(&session.wrapped_identity, "wrapped identity")?,
             )
-            .map_err(|_| "Your identity key does not open with this password.".to_owned())?;
+            .map_err(|_| Failure::invalid("Your identity key does not open with this password."))?;
         if keypair.public() != public {
-            return Err("the identity key does not match the account's public key".to_owned());
+            return Err(Failure::invalid(
+                "the identity key does not match the account's public key",
+            ));
         }
         Ok(keyring(session, keypair, keys.master_key))
     }
 
     /// Change the password: prove the old one, re-wrap the identity key under the new one.
-    pub async fn change_password(me: &mut Keyring, old: &str, new: &str, deriving: impl Fn()) -> Result<(), String> {
+    pub async fn change_password(me: &mut Keyring, old: &str, new: &str, deriving: impl Fn()) -> Result<(), Failure> {
         let pipeline = Pipeline::get().await?;
         let setup = setup_of(&me.email).await?;
         deriving();
@@ -171,8 +173,7 @@ mod flows {
         let new_keys = pipeline.derive(new, &new_setup).await?;
         let wrapped = new_keys
             .master_key
-            .wrap_identity(me.public_key().as_bytes(), &me.keys.identity)
-            .map_err(|e| e.to_string())?;
+            .wrap_identity(me.public_key().as_bytes(), &me.keys.identity)?;
         Api::new(Some(me.csrf.clone()))
             .post::<_, serde_json::Value>(
                 "/auth/password",
@@ -186,7 +187,7 @@ mod flows {
             .await
             .map_err(|e| {
                 if e.status == 401 || e.status == 409 {
-                    "The current password is not right.".to_owned()
+                    Failure::Api(e).with_message("The current password is not right.".to_owned())
                 } else {
                     explain(e)
                 }
@@ -264,7 +265,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
                     busy.set(Busy::Idle);
                     _navigate("/files", Default::default());
                 }
-                Err(m) => busy.set(Busy::Failed(m)),
+                Err(m) => busy.set(Busy::Failed(m.to_string())),
             }
         });
         #[cfg(not(feature = "hydrate"))]
@@ -353,7 +354,7 @@ pub fn AccountPage() -> impl IntoView {
                         "Password changed. Other sessions and tokens were logged out.".to_owned(),
                     ));
                 }
-                Err(m) => busy.set(Busy::Failed(m)),
+                Err(m) => busy.set(Busy::Failed(m.to_string())),
             }
         });
         #[cfg(not(feature = "hydrate"))]

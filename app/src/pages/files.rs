@@ -2,6 +2,7 @@
 //! list of stored files with names decrypted in this tab, redundancy health, download, share and
 //! delete. Uploads and downloads run in the pipeline worker; this page only shows them.
 
+use crate::error::Failure;
 use disktro_core::api::FileSummary;
 use leptos::prelude::*;
 
@@ -58,7 +59,7 @@ impl Transfer {
 /// The page's shared state.
 #[derive(Debug, Clone, Copy)]
 struct Files {
-    rows: RwSignal<Option<Result<Vec<FileRow>, String>>>,
+    rows: RwSignal<Option<Result<Vec<FileRow>, Failure>>>,
     usage: RwSignal<(u64, u64)>,
     transfers: RwSignal<Vec<Transfer>>,
     share: RwSignal<Option<ShareTarget>>,
@@ -78,6 +79,7 @@ impl Files {
 #[cfg(feature = "hydrate")]
 mod actions {
     //! What the page's buttons do, in the browser.
+    use crate::error::Failure;
     use disktro_core::api::{FileDownload, FileList};
     use disktro_core::metadata::FileMetadata;
     use leptos::prelude::*;
@@ -89,8 +91,8 @@ mod actions {
     use crate::browser::pipeline::{Event, Pipeline, Request};
     use crate::browser::unb64;
 
-    pub fn keys() -> Result<Keyring, String> {
-        Keyring::load().ok_or_else(|| "Log in to see your files.".to_owned())
+    pub fn keys() -> Result<Keyring, Failure> {
+        Keyring::load().ok_or(Failure::SignedOut)
     }
 
     /// A new running transfer row, on top; returns its id.
@@ -129,9 +131,9 @@ mod actions {
             let list: FileList = Api::new(Some(me.csrf.clone())).get("/files").await.map_err(|e| {
                 if e.status == 401 {
                     Keyring::forget();
-                    "Your session ended: log in again.".to_owned()
+                    Failure::Api(e).with_message("Your session ended: log in again.".to_owned())
                 } else {
-                    e.message
+                    Failure::Api(e)
                 }
             })?;
             files.usage.set((list.used_bytes, list.quota_bytes));
@@ -143,7 +145,7 @@ mod actions {
                         .file_key(&summary.file_id, &summary.wrapped_key)
                         .and_then(|(id, key)| {
                             FileMetadata::open(&unb64(&summary.metadata, "metadata")?, &key, &id)
-                                .map_err(|_| "metadata does not open".to_owned())
+                                .map_err(|_| Failure::invalid("metadata does not open"))
                         });
                     let (name, mime) = match opened {
                         Ok(m) => (m.name, m.mime),
@@ -187,7 +189,7 @@ mod actions {
                             });
                             leptos::task::spawn_local(refresh(files));
                         }
-                        Event::Failed { message } => files.update(id, |t| t.phase = Phase::Failed(message)),
+                        Event::Failed { failure } => files.update(id, |t| t.phase = Phase::Failed(failure.to_string())),
                         _ => {}
                     },
                 )
@@ -195,7 +197,7 @@ mod actions {
             .await;
             match started {
                 Ok(job) => files.update(id, |t| t.job = Some(job)),
-                Err(m) => files.update(id, |t| t.phase = Phase::Failed(m)),
+                Err(m) => files.update(id, |t| t.phase = Phase::Failed(m.to_string())),
             }
         });
     }
@@ -215,8 +217,7 @@ mod actions {
                 let me = keys()?;
                 let answer: FileDownload = Api::new(Some(me.csrf.clone()))
                     .get(&format!("/files/{}", row.summary.file_id))
-                    .await
-                    .map_err(|e| e.message)?;
+                    .await?;
                 let (_, key) = me.file_key(&row.summary.file_id, &row.summary.wrapped_key)?;
                 let owner = Some(disktro_core::ids::to_hex(me.public_key().as_bytes()));
                 crate::browser::save::download_to_disk(answer, &key, owner, &row.name, &row.mime, move |p| {
@@ -232,7 +233,7 @@ mod actions {
                 t.now_ms = js::now_ms();
                 t.phase = match outcome {
                     Ok(()) => Phase::Done,
-                    Err(m) => Phase::Failed(m),
+                    Err(m) => Phase::Failed(m.to_string()),
                 };
             });
         });
@@ -245,7 +246,7 @@ mod actions {
                 .send("DELETE", &format!("/files/{file_id}"))
                 .await
             {
-                files.rows.set(Some(Err(e.message)));
+                files.rows.set(Some(Err(Failure::Api(e))));
             }
             refresh(files).await;
         });
@@ -398,7 +399,7 @@ fn FileTable(files: Files) -> impl IntoView {
             </div>
             {move || match files.rows.get() {
                 None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                 Some(Ok(rows)) if rows.is_empty() => view! { <p class="muted">"No files yet: drop one above."</p> }.into_any(),
                 Some(Ok(rows)) => view! {
                     <div class="table-wrap">

@@ -1,5 +1,6 @@
 //! Home: what Disktro does, and a live check that this browser runs the same codec as the server.
 
+use crate::error::Failure;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -66,9 +67,9 @@ struct BrowserRun {
     /// The one-call encoder (the `aes-gcm` crate in WebAssembly).
     whole: String,
     /// The pipeline worker's path: staged, sealed by WebCrypto.
-    webcrypto: Result<String, String>,
+    webcrypto: Result<String, Failure>,
     /// Staged, sealed by the `aes-gcm` crate (the fallback for insecure contexts).
-    fallback: Result<String, String>,
+    fallback: Result<String, Failure>,
     millis: f64,
 }
 
@@ -131,7 +132,7 @@ fn CodecCheck() -> impl IntoView {
             </button>
             {move || browser.get().map(|b| {
                 let mbps = selfcheck::SAMPLE_LEN as f64 / 1e6 / (b.millis.max(1.0) / 1000.0);
-                let shown = |r: &Result<String, String>| r.clone().unwrap_or_else(|e| format!("unavailable: {e}"));
+                let shown = |r: &Result<String, Failure>| r.clone().unwrap_or_else(|e| format!("unavailable: {e}"));
                 let same = native.get().and_then(Result::ok).map(|n| {
                     n.digest == b.whole
                         && b.webcrypto.as_ref().is_ok_and(|d| *d == n.digest)

@@ -4,6 +4,7 @@
 //! All of it is public, polled from the API every few seconds so it updates without a reload,
 //! and the charts are SVG drawn here.
 
+use crate::error::Failure;
 use disktro_core::api::{DailyEarnings, DurabilityStatus, NodeSample, NodeStatus, NodeView};
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -14,7 +15,7 @@ use crate::format;
 const POLL_MS: u64 = 2_000;
 
 /// A polled value: `None` until the first answer.
-type Polled<T> = RwSignal<Option<Result<T, String>>>;
+type Polled<T> = RwSignal<Option<Result<T, Failure>>>;
 
 /// Fetch `path` now and every `every_ms` while the page is shown.
 fn poll<T>(path: impl Fn() -> String + Send + Sync + 'static, every_ms: u64) -> Polled<T>
@@ -31,7 +32,7 @@ where
                 let got = crate::browser::api::Api::default()
                     .get::<T>(&path)
                     .await
-                    .map_err(|e| e.message);
+                    .map_err(Failure::Api);
                 value.set(Some(got));
             });
         };
@@ -135,7 +136,7 @@ pub fn NetworkGlance() -> impl IntoView {
             <h2 id="glance-title">"The network now"</h2>
             {move || match nodes.get() {
                 None => view! { <p class="muted">"Asking the server…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                 Some(Ok(list)) => {
                     let online = list.iter().filter(|n| n.status == NodeStatus::Online).count();
                     let capacity: i64 = list.iter().filter(|n| n.status == NodeStatus::Online).map(|n| n.capacity).sum();
@@ -169,7 +170,7 @@ pub fn NodesPage() -> impl IntoView {
             </div>
             {move || match nodes.get() {
                 None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
                 Some(Ok(list)) if list.is_empty() => view! { <p class="muted">"No node has registered yet."</p> }.into_any(),
                 Some(Ok(list)) => {
                     let t = now();
@@ -317,7 +318,7 @@ pub fn NodePage() -> impl IntoView {
         <section class="panel charts">
             {move || match samples.get() {
                 None => view! { <p class="muted">"Loading history…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                 Some(Ok(s)) => {
                     let capacity = [
                         Series { label: "capacity", class: "s1", points: s.iter().map(|p| (p.at, p.capacity as f64)).collect() },
@@ -343,7 +344,7 @@ pub fn NodePage() -> impl IntoView {
             <p class="muted">"Storage at $1.50 per TB-month while audits pass, egress at $2 per TB served; from the hash-chained ledger."</p>
             {move || match earnings.get() {
                 None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-                Some(Err(e)) => view! { <p class="error">{e}</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                 Some(Ok(days)) if days.is_empty() => view! { <p class="muted">"Nothing earned yet: storage is credited at every rewards pass (hourly)."</p> }.into_any(),
                 Some(Ok(days)) => view! {
                     <div class="table-wrap">

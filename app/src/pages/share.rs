@@ -3,6 +3,7 @@
 //! (opened with the key), who signed its manifest, when the link expires, and downloads the file
 //! the same way the owner would. Revoked, expired and used-up links say so.
 
+use crate::error::Failure;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
@@ -31,6 +32,7 @@ enum View {
 
 #[cfg(feature = "hydrate")]
 mod actions {
+    use crate::error::Failure;
     use disktro_core::api::{FileDownload, ShareAccess, ShareInfo};
     use disktro_core::metadata::FileMetadata;
     use disktro_core::{FileId, FileKey, SignedManifest};
@@ -38,16 +40,16 @@ mod actions {
     use super::Shared;
     use disktro_core::api::ErrorCode;
 
-    use crate::browser::api::{Api, ApiFailure};
+    use crate::browser::api::Api;
     use crate::browser::{b64, unb64};
 
     /// The key in the fragment.
-    pub fn key() -> Result<FileKey, String> {
+    pub fn key() -> Result<FileKey, Failure> {
         let hash = web_sys::window()
             .and_then(|w| w.location().hash().ok())
             .unwrap_or_default();
         disktro_core::keys::decode_link_key(hash.trim_start_matches('#'))
-            .map_err(|_| "This link is incomplete: the part after # (the key) is missing or damaged.".to_owned())
+            .map_err(|_| Failure::invalid("This link is incomplete: the part after # (the key) is missing or damaged."))
     }
 
     pub fn access(key: &FileKey, password: Option<&str>) -> ShareAccess {
@@ -57,31 +59,29 @@ mod actions {
     }
 
     /// Why a link cannot be used, in plain words (`None`: a password is needed or wrong).
-    pub fn explain(e: &ApiFailure) -> Option<String> {
-        Some(match e.code {
+    pub fn explain(e: &Failure) -> Option<String> {
+        Some(match e.code() {
             Some(ErrorCode::ShareRevoked) => "This link was revoked by the person who shared it.".to_owned(),
             Some(ErrorCode::ShareExpired) => "This link has expired.".to_owned(),
             Some(ErrorCode::ShareExhausted) => "This link has been used as many times as it allows.".to_owned(),
             Some(ErrorCode::ShareNotFound) => "There is no such link.".to_owned(),
             Some(ErrorCode::SharePasswordRequired | ErrorCode::SharePasswordWrong) => return None,
-            _ => e.message.clone(),
+            _ => e.to_string(),
         })
     }
 
-    pub async fn open(id: &str, key: &FileKey, password: Option<&str>) -> Result<Shared, ApiFailure> {
+    pub async fn open(id: &str, key: &FileKey, password: Option<&str>) -> Result<Shared, Failure> {
         let info: ShareInfo = Api::default()
             .post(&format!("/public/shares/{id}"), &access(key, password))
             .await?;
-        let fail = |message: String| ApiFailure {
-            status: 0,
-            code: None,
-            message,
-        };
-        let file_id: FileId = info.file_id.parse().map_err(|_| fail("malformed file id".to_owned()))?;
-        let manifest = SignedManifest::decode(&unb64(&info.manifest, "manifest").map_err(fail)?)
-            .map_err(|e| fail(format!("the file's manifest does not verify: {e}")))?;
-        let metadata = FileMetadata::open(&unb64(&info.metadata, "metadata").map_err(fail)?, key, &file_id)
-            .map_err(|_| fail("The key in this link does not open the file: the link is damaged.".to_owned()))?;
+        let file_id: FileId = info
+            .file_id
+            .parse()
+            .map_err(|_| Failure::invalid("malformed file id"))?;
+        let manifest = SignedManifest::decode(&unb64(&info.manifest, "manifest")?)
+            .map_err(|e| Failure::Invalid(format!("the file's manifest does not verify: {e}")))?;
+        let metadata = FileMetadata::open(&unb64(&info.metadata, "metadata")?, key, &file_id)
+            .map_err(|_| Failure::invalid("The key in this link does not open the file: the link is damaged."))?;
         Ok(Shared {
             name: metadata.name,
             mime: metadata.mime,
@@ -92,10 +92,10 @@ mod actions {
         })
     }
 
-    pub async fn fetch(id: &str, key: &FileKey, password: Option<&str>) -> Result<FileDownload, ApiFailure> {
-        Api::default()
+    pub async fn fetch(id: &str, key: &FileKey, password: Option<&str>) -> Result<FileDownload, Failure> {
+        Ok(Api::default()
             .post(&format!("/public/shares/{id}/download"), &access(key, password))
-            .await
+            .await?)
     }
 }
 
@@ -106,7 +106,7 @@ pub fn SharePage() -> impl IntoView {
     let view_state = RwSignal::new(View::Loading);
     let password = RwSignal::new(String::new());
     let progress = RwSignal::new(None::<(u64, u64, f64, f64)>);
-    let status = RwSignal::new(None::<Result<String, String>>);
+    let status = RwSignal::new(None::<Result<String, Failure>>);
 
     let load = move |pw: Option<String>| {
         let _share = id();
@@ -114,14 +114,14 @@ pub fn SharePage() -> impl IntoView {
         leptos::task::spawn_local(async move {
             let key = match actions::key() {
                 Ok(k) => k,
-                Err(m) => return view_state.set(View::Gone(m)),
+                Err(m) => return view_state.set(View::Gone(m.to_string())),
             };
             match actions::open(&_share, &key, pw.as_deref()).await {
                 Ok(shared) => view_state.set(View::Ready(shared)),
                 Err(e) => match actions::explain(&e) {
                     Some(m) => view_state.set(View::Gone(m)),
                     None => view_state.set(View::NeedsPassword(
-                        (e.code == Some(disktro_core::api::ErrorCode::SharePasswordWrong))
+                        (e.code() == Some(disktro_core::api::ErrorCode::SharePasswordWrong))
                             .then(|| "That password is not right.".to_owned()),
                     )),
                 },
@@ -144,9 +144,10 @@ pub fn SharePage() -> impl IntoView {
             use crate::browser::js::now_ms;
             let outcome = async {
                 let key = actions::key()?;
-                let answer = actions::fetch(&_share, &key, _pw.as_deref())
-                    .await
-                    .map_err(|e| actions::explain(&e).unwrap_or_else(|| "The password is needed again.".to_owned()))?;
+                let answer = actions::fetch(&_share, &key, _pw.as_deref()).await.map_err(|e| {
+                    let message = actions::explain(&e).unwrap_or_else(|| "The password is needed again.".to_owned());
+                    e.with_message(message)
+                })?;
                 let start = now_ms();
                 progress.set(Some((0, shared.size, start, start)));
                 crate::browser::save::download_to_disk(answer, &key, None, &shared.name, &shared.mime, move |p| {
@@ -198,7 +199,7 @@ pub fn SharePage() -> impl IntoView {
                     })}
                     {move || status.get().map(|s| match s {
                         Ok(m) => view! { <p class="ok" role="status" data-testid="shared-done">{m}</p> }.into_any(),
-                        Err(m) => view! { <p class="error" role="alert">{m}</p> }.into_any(),
+                        Err(m) => view! { <p class="error" role="alert">{m.to_string()}</p> }.into_any(),
                     })}
                     <p class="muted">"Decrypted in this tab with the key in the link; the server never sees it."</p>
                 }.into_any(),

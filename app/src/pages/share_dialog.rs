@@ -25,6 +25,7 @@ const EXPIRIES: [(u64, &str); 4] = [
 
 #[cfg(feature = "hydrate")]
 mod actions {
+    use crate::error::Failure;
     use disktro_core::api::{NewShare, ShareView};
 
     use super::ShareTarget;
@@ -32,17 +33,15 @@ mod actions {
     use crate::browser::b64;
     use crate::browser::keyring::Keyring;
 
-    fn api() -> Result<(Keyring, Api), String> {
-        let me = Keyring::load().ok_or("Log in first.")?;
+    fn api() -> Result<(Keyring, Api), Failure> {
+        let me = Keyring::load().ok_or(Failure::SignedOut)?;
         let api = Api::new(Some(me.csrf.clone()));
         Ok((me, api))
     }
 
-    pub async fn list(file_id: &str) -> Result<Vec<ShareView>, String> {
+    pub async fn list(file_id: &str) -> Result<Vec<ShareView>, Failure> {
         let (_, api) = api()?;
-        api.get(&format!("/shares?file_id={file_id}"))
-            .await
-            .map_err(|e| e.message)
+        Ok(api.get(&format!("/shares?file_id={file_id}")).await?)
     }
 
     /// Create a link; returns the full URL with the key in the fragment.
@@ -51,7 +50,7 @@ mod actions {
         expires_in: u64,
         max_downloads: Option<u32>,
         password: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let (me, api) = api()?;
         let (_, key) = me.file_key(&target.file_id, &target.wrapped_key)?;
         let proof = (!password.is_empty()).then(|| b64(&disktro_core::keys::share_password_proof(&key, password)));
@@ -64,8 +63,7 @@ mod actions {
                     password_proof: proof,
                 },
             )
-            .await
-            .map_err(|e| e.message)?;
+            .await?;
         let origin = web_sys::window()
             .and_then(|w| w.location().origin().ok())
             .unwrap_or_default();
@@ -76,11 +74,9 @@ mod actions {
         ))
     }
 
-    pub async fn revoke(share_id: &str) -> Result<(), String> {
+    pub async fn revoke(share_id: &str) -> Result<(), Failure> {
         let (_, api) = api()?;
-        api.send("DELETE", &format!("/shares/{share_id}"))
-            .await
-            .map_err(|e| e.message)
+        Ok(api.send("DELETE", &format!("/shares/{share_id}")).await?)
     }
 
     pub fn copy(text: &str) {
@@ -106,7 +102,7 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
             leptos::task::spawn_local(async move {
                 match actions::list(&t.file_id).await {
                     Ok(list) => shares.set(list),
-                    Err(e) => error.set(Some(e)),
+                    Err(e) => error.set(Some(e.to_string())),
                 }
             });
         }
@@ -146,7 +142,7 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
                         link.set(Some(url));
                         reload();
                     }
-                    Err(e) => error.set(Some(e)),
+                    Err(e) => error.set(Some(e.to_string())),
                 }
             });
         }
@@ -228,7 +224,7 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
                                                     leptos::task::spawn_local(async move {
                                                         match actions::revoke(&id).await {
                                                             Ok(()) => reload(),
-                                                            Err(e) => error.set(Some(e)),
+                                                            Err(e) => error.set(Some(e.to_string())),
                                                         }
                                                     });
                                                 }
