@@ -4,12 +4,12 @@
 //! The identity key is wrapped under the master key bound to the account's identity public key
 //! (stable for the account's life, unlike an e-mail address).
 
-use disktro_core::api::{LogIn, SignUp};
+use disktro_core::api::{Base64, LogIn, SignUp};
 use disktro_core::keys::{HeldKeys, KdfParams, KdfSetup, Keypair, MasterKey, PublicKey, derive_account_keys};
 use disktro_core::{FileId, FileKey};
 
 use crate::ClientError;
-use crate::server::{Opened, Server, b64, unb64};
+use crate::server::{Opened, Server};
 
 /// What an authenticated client holds: the API token and the keys that never leave this machine.
 pub struct Identity {
@@ -34,17 +34,12 @@ impl Identity {
         self.keys.public_key()
     }
 
-    /// The key of one of this account's files, from its id and wrapped key (base64url) as the
-    /// server lists them.
-    pub fn file_key(&self, file_id: &str, wrapped: &str) -> Result<(FileId, FileKey), ClientError> {
-        let id: FileId = file_id
-            .parse()
-            .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))?;
-        let key = self
-            .keys
-            .file_key(&id, &unb64(wrapped, "wrapped key")?)
-            .map_err(|_| ClientError::Integrity("the file key does not open with this account's keys".to_owned()))?;
-        Ok((id, key))
+    /// The key of one of this account's files, from its id and wrapped key as the server lists
+    /// them; `None` for the wrapped key (an answer that left it out) is refused like a bad one.
+    pub fn file_key(&self, id: &FileId, wrapped: Option<&[u8]>) -> Result<FileKey, ClientError> {
+        self.keys
+            .file_key(id, wrapped.unwrap_or_default())
+            .map_err(|_| ClientError::Integrity("the file key does not open with this account's keys".to_owned()))
     }
 }
 
@@ -77,10 +72,10 @@ pub async fn signup(
         .map_err(|e| ClientError::Integrity(format!("wrapping the identity key: {e}")))?;
     let body = SignUp {
         email: email.to_owned(),
-        kdf_setup: b64(&setup.encode()),
-        auth_key: b64(keys.auth_key.as_bytes()),
-        wrapped_identity: b64(&wrapped),
-        public_key: disktro_core::ids::to_hex(public.as_bytes()),
+        kdf_setup: Base64::new(setup.encode()),
+        auth_key: Base64::from(*keys.auth_key.as_bytes()),
+        wrapped_identity: Base64::new(wrapped),
+        public_key: public,
     };
     let opened = server.signup(&body).await?;
     finish(server, opened, keypair, keys.master_key, token_name).await
@@ -89,23 +84,20 @@ pub async fn signup(
 /// Log in: fetch the KDF set-up, derive, prove the auth key, unwrap the identity key.
 pub async fn login(server: &Server, email: &str, password: &str, token_name: &str) -> Result<Identity, ClientError> {
     let setup = server.prelogin(email).await?;
-    let setup = KdfSetup::decode(&unb64(&setup.kdf_setup, "key set-up")?)
+    let setup = KdfSetup::decode(&setup.kdf_setup)
         .map_err(|e| ClientError::Integrity(format!("the server's key set-up is not acceptable: {e}")))?;
     let keys = derive(password.to_owned(), setup).await?;
     let opened = server
         .login(&LogIn {
             email: email.to_owned(),
-            auth_key: b64(keys.auth_key.as_bytes()),
+            auth_key: Base64::from(*keys.auth_key.as_bytes()),
         })
         .await?;
-    let public = PublicKey(
-        disktro_core::ids::from_hex(&opened.session.public_key)
-            .map_err(|_| ClientError::Integrity("the server sent a malformed public key".to_owned()))?,
-    );
-    let wrapped = unb64(&opened.session.wrapped_identity, "wrapped identity")?;
+    let public = opened.session.public_key;
+    let wrapped = &opened.session.wrapped_identity;
     let keypair = keys
         .master_key
-        .unwrap_identity(public.as_bytes(), &wrapped)
+        .unwrap_identity(public.as_bytes(), wrapped)
         .map_err(|_| ClientError::Integrity("the identity key does not open with this password".to_owned()))?;
     if keypair.public() != public {
         return Err(ClientError::Integrity(

@@ -15,7 +15,6 @@ use disktro_net::client::WorkerClient;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
 
 use crate::ClientError;
-use crate::server::unb64;
 use crate::upload::connect_all;
 
 /// Chunks fetched ahead of the one being written.
@@ -189,7 +188,7 @@ impl Source<'_> {
             .tokens
             .iter()
             .find(|t| t.first_chunk <= c && c <= t.last_chunk)?;
-        unb64(&t.token, "get token").ok()
+        Some(t.token.to_vec())
     }
 
     /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival

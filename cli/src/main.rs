@@ -12,10 +12,11 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use disktro_client::account::{self, Identity};
-use disktro_client::server::{Server, b64, unb64};
+use disktro_client::server::Server;
 use disktro_client::upload::{UploadOptions, upload};
 use disktro_client::{ClientError, download, exit, link, session};
-use disktro_core::api::{FileDownload, NewShare, ShareAccess};
+use disktro_core::FileId;
+use disktro_core::api::{Base64, FileDownload, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
 use disktro_core::metadata::FileMetadata;
 use disktro_net::durable::DirectWriter;
@@ -262,8 +263,8 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
         Command::Upload { files, name } => upload_files(cli, files, name).await?,
         Command::Download { id, output } => {
             let (server, me) = logged_in(cli)?;
-            let answer = server.file(id).await?;
-            let (_, key) = me.file_key(id, answer.wrapped_key.as_deref().unwrap_or_default())?;
+            let answer = server.file(&file_id(id)?.to_hex()).await?;
+            let key = me.file_key(&answer.file_id, answer.wrapped_key.as_deref())?;
             save_download(cli, &answer, &key, Some(&me), output.as_deref()).await?;
         }
         Command::Ls => list(cli).await?,
@@ -280,8 +281,8 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             password_stdin,
         } => {
             let (server, me) = logged_in(cli)?;
-            let answer = server.file(id).await?;
-            let (_, key) = me.file_key(id, answer.wrapped_key.as_deref().unwrap_or_default())?;
+            let answer = server.file(&file_id(id)?.to_hex()).await?;
+            let key = me.file_key(&answer.file_id, answer.wrapped_key.as_deref())?;
             let expires_in = match expires {
                 Some(e) => Some(
                     disktro_net::units::parse_duration(e)
@@ -292,7 +293,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             };
             let proof = if *password || *password_stdin {
                 let p = read_password(*password_stdin, "Link password: ", !*password_stdin)?;
-                Some(b64(&share_password_proof(&key, &p)))
+                Some(Base64::from(share_password_proof(&key, &p)))
             } else {
                 None
             };
@@ -324,7 +325,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             let access = if *password || *password_stdin {
                 let p = read_password(*password_stdin, "Link password: ", false)?;
                 ShareAccess {
-                    password_proof: Some(b64(&share_password_proof(&parsed.key, &p))),
+                    password_proof: Some(Base64::from(share_password_proof(&parsed.key, &p))),
                 }
             } else {
                 ShareAccess::default()
@@ -509,14 +510,20 @@ fn safe_name(name: &str) -> String {
     }
 }
 
+/// A file id given on the command line.
+fn file_id(text: &str) -> Result<FileId, ClientError> {
+    text.parse()
+        .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))
+}
+
 async fn list(cli: &Cli) -> Result<(), ClientError> {
     let (server, me) = logged_in(cli)?;
     let list = server.files().await?;
     let mut rows = Vec::new();
     for f in &list.files {
         let name = (|| {
-            let (id, key) = me.file_key(&f.file_id, &f.wrapped_key).ok()?;
-            FileMetadata::open(&unb64(&f.metadata, "metadata").ok()?, &key, &id).ok()
+            let key = me.file_key(&f.file_id, Some(&f.wrapped_key)).ok()?;
+            FileMetadata::open(&f.metadata, &key, &f.file_id).ok()
         })();
         rows.push((f, name));
     }

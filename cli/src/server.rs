@@ -1,8 +1,6 @@
 //! The server's JSON API from the client side: one typed method per route, errors turned into
 //! [`ClientError`] with the server's stable code kept.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use disktro_core::api::ErrorCode;
 use disktro_core::api::{
     BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, KdfAnswer, LogIn, NewShare, NewToken,
@@ -14,18 +12,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ClientError;
-
-/// base64url without padding: the API's encoding of bytes.
-pub fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Strict inverse of [`b64`].
-pub fn unb64(text: &str, what: &str) -> Result<Vec<u8>, ClientError> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| ClientError::Integrity(format!("the server sent a {what} that is not base64url")))
-}
 
 /// How a request is authenticated.
 #[derive(Debug, Clone)]

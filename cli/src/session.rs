@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::ClientError;
 use crate::account::Identity;
-use crate::server::{Server, b64, unb64};
+use crate::server::Server;
+use disktro_core::api::Base64;
 
 #[derive(Serialize, Deserialize)]
 struct Saved {
@@ -23,10 +24,10 @@ struct Saved {
     email: String,
     account_id: String,
     token: String,
-    /// base64url of the identity key's 32-byte seed.
-    identity: String,
-    /// base64url of the 32-byte master key.
-    master_key: String,
+    /// The identity key's 32-byte seed (base64url).
+    identity: Base64,
+    /// The 32-byte master key (base64url).
+    master_key: Base64,
 }
 
 /// Where the session file lives.
@@ -59,8 +60,8 @@ pub fn save(server: &Server, me: &Identity) -> Result<(), ClientError> {
         email: me.email.clone(),
         account_id: me.account_id.clone(),
         token: me.token.clone(),
-        identity: b64(me.keys.identity.secret_bytes().as_ref()),
-        master_key: b64(me.keys.master_key.as_bytes()),
+        identity: Base64::from(me.keys.identity.secret_bytes().as_ref()),
+        master_key: Base64::from(*me.keys.master_key.as_bytes()),
     };
     let text = Zeroizing::new(serde_json::to_vec_pretty(&saved).expect("plain strings serialise"));
     let target = file()?;
@@ -78,14 +79,9 @@ pub fn load() -> Result<Option<(Server, Identity)>, ClientError> {
     };
     let damaged = || ClientError::Usage(format!("{} is damaged: log in again", path.display()));
     let saved: Saved = serde_json::from_slice(&text).map_err(|_| damaged())?;
-    let key32 = |s: &str| -> Result<Zeroizing<[u8; 32]>, ClientError> {
-        let bytes = Zeroizing::new(unb64(s, "key").map_err(|_| damaged())?);
-        let mut out = Zeroizing::new([0u8; 32]);
-        if bytes.len() != 32 {
-            return Err(damaged());
-        }
-        out.copy_from_slice(&bytes);
-        Ok(out)
+    let key32 = |key: &Base64| -> Result<Zeroizing<[u8; 32]>, ClientError> {
+        let bytes: [u8; 32] = key.as_bytes().try_into().map_err(|_| damaged())?;
+        Ok(Zeroizing::new(bytes))
     };
     let identity = Keypair::from_secret_bytes(&*key32(&saved.identity)?);
     let master_key = MasterKey::from_bytes(*key32(&saved.master_key)?);

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::squeeze::{Codec, Squeezer};
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, Redundancy};
@@ -23,7 +23,7 @@ use tokio::sync::{RwLock, mpsc};
 
 use crate::ClientError;
 use crate::account::Identity;
-use crate::server::{Server, b64, unb64};
+use crate::server::Server;
 
 /// Tunables with sensible defaults.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ struct Grants {
     upload_id: String,
     /// Parallel to the plan's `nodes`.
     tokens: RwLock<(Vec<Vec<u8>>, u64)>,
-    node_ids: Vec<String>,
+    node_ids: Vec<disktro_core::NodeId>,
 }
 
 impl Grants {
@@ -77,7 +77,7 @@ impl Grants {
         Ok(Self {
             upload_id: plan.upload_id.clone(),
             tokens: RwLock::new(decode(&plan.nodes)?),
-            node_ids: plan.nodes.iter().map(|n| n.node_id.clone()).collect(),
+            node_ids: plan.nodes.iter().map(|n| n.node_id).collect(),
         })
     }
 
@@ -109,10 +109,7 @@ impl Grants {
 }
 
 fn decode(grants: &[PutGrant]) -> Result<(Vec<Vec<u8>>, u64), ClientError> {
-    let tokens = grants
-        .iter()
-        .map(|g| unb64(&g.token, "put token"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tokens = grants.iter().map(|g| g.token.to_vec()).collect();
     let expires = grants.iter().map(|g| g.expires_at).min().unwrap_or(0);
     Ok((tokens, expires))
 }
@@ -265,7 +262,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
     let done_shards = AtomicU64::new(0);
     // Moves the queue's receiving end in: when sending fails, the encoder sees the queue closed.
     let sending = async move {
-        let mut receipts: Vec<String> = Vec::new();
+        let mut receipts: Vec<Base64> = Vec::new();
         let mut in_flight = FuturesUnordered::new();
         let mut open = true;
         loop {
@@ -277,7 +274,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
                     }
                 }
                 Some(result) = in_flight.next() => {
-                    let (plain_len, chunk_receipts): (u64, Vec<String>) = result?;
+                    let (plain_len, chunk_receipts): (u64, Vec<Base64>) = result?;
                     let shards = chunk_receipts.len() as u64;
                     receipts.extend(chunk_receipts);
                     progress(Progress {
@@ -289,7 +286,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
                 else => break,
             }
         }
-        Ok::<Vec<String>, ClientError>(receipts)
+        Ok::<Vec<Base64>, ClientError>(receipts)
     };
 
     let sent = sending.await;
@@ -362,7 +359,7 @@ async fn send_chunk(
     plan: &UploadPlan,
     chunk: EncodedChunk,
     recycle: &mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<(u64, Vec<String>), ClientError> {
+) -> Result<(u64, Vec<Base64>), ClientError> {
     let index = usize::try_from(chunk.index).map_err(|_| ClientError::Integrity("chunk index".to_owned()))?;
     let placement = plan
         .placement
@@ -391,7 +388,7 @@ async fn send_chunk(
                 plan.nodes[node].url
             ))
         })?;
-        Ok::<String, ClientError>(b64(&receipt))
+        Ok::<Base64, ClientError>(Base64::new(receipt))
     });
     let receipts = futures_util::future::try_join_all(puts).await?;
     Ok((plain_len, receipts))

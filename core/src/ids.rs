@@ -47,6 +47,19 @@ macro_rules! fixed_id {
                 from_hex::<$len>(s).map(Self)
             }
         }
+
+        /// As its hex text (see [`crate::api::encoding`]).
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                crate::api::encoding::serialize_hex(&self.0, serializer)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                crate::api::encoding::deserialize_hex::<D, $len>(deserializer).map(Self)
+            }
+        }
     };
 }
 

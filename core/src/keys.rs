@@ -386,6 +386,19 @@ fn signed_bytes(domain: &str, message: &[u8]) -> Vec<u8> {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey(pub [u8; 32]);
 
+/// As hex text (see [`crate::api::encoding`]).
+impl serde::Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::api::encoding::serialize_hex(&self.0, serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::api::encoding::deserialize_hex::<D, 32>(deserializer).map(Self)
+    }
+}
+
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PublicKey({})", crate::ids::to_hex(&self.0))

@@ -8,9 +8,7 @@
 //! address), so the pre-login step does not tell who has an account; a failed log-in answers the
 //! same for a wrong password and an unknown address.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use disktro_core::api::SignUp;
+use disktro_core::api::{Base64, SignUp};
 use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
 use zeroize::Zeroizing;
 
@@ -45,26 +43,12 @@ pub fn normalize_email(email: &str) -> Result<String, ServerError> {
     }
 }
 
-pub fn decode_b64(value: &str, field: &'static str) -> Result<Vec<u8>, ServerError> {
-    B64.decode(value).map_err(|_| {
-        ServerError::refused(
-            ErrorCode::InvalidField,
-            format!("{field} must be base64url without padding"),
-        )
-    })
-}
-
-pub fn encode_b64(bytes: &[u8]) -> String {
-    B64.encode(bytes)
-}
-
-/// The 32-byte auth key from its base64url form.
-pub fn auth_key(value: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
-    let bytes = Zeroizing::new(decode_b64(value, "auth_key")?);
-    let key: [u8; 32] = bytes
-        .as_slice()
+/// The 32-byte auth key (or another 32-byte secret, named `field`).
+pub fn auth_key(value: &Base64, field: &str) -> Result<Zeroizing<[u8; 32]>, ServerError> {
+    let key: [u8; 32] = value
+        .as_bytes()
         .try_into()
-        .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "auth_key must be 32 bytes"))?;
+        .map_err(|_| ServerError::refused(ErrorCode::InvalidField, format!("{field} must be 32 bytes")))?;
     Ok(Zeroizing::new(key))
 }
 
@@ -133,22 +117,20 @@ pub fn decoy_setup(server_key: &Keypair, email: &str) -> KdfSetup {
 /// Validate a sign-up; returns the normalized address and the server-side auth hash.
 pub fn check_sign_up(s: &SignUp) -> Result<(String, String), ServerError> {
     let email = normalize_email(&s.email)?;
-    KdfSetup::decode(&decode_b64(&s.kdf_setup, "kdf_setup")?).map_err(|e| {
+    KdfSetup::decode(&s.kdf_setup).map_err(|e| {
         ServerError::refused(
             ErrorCode::WeakKdf,
             format!("the key-derivation set-up is not acceptable: {e}"),
         )
     })?;
-    let wrapped = decode_b64(&s.wrapped_identity, "wrapped_identity")?;
+    let wrapped = &s.wrapped_identity;
     if wrapped.is_empty() || wrapped.len() > MAX_WRAPPED {
         return Err(ServerError::refused(
             ErrorCode::InvalidField,
             "wrapped_identity has an impossible length",
         ));
     }
-    disktro_core::ids::from_hex::<32>(&s.public_key)
-        .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "public_key must be 64 hex digits"))?;
-    let key = auth_key(&s.auth_key)?;
+    let key = auth_key(&s.auth_key, "auth_key")?;
     Ok((email, hash_auth_key(&key)))
 }
 

@@ -37,8 +37,17 @@ impl ServerError {
     }
 
     /// A request body that is not the JSON expected.
+    /// A body that does not parse: `malformed_json`, or `invalid_field` when it is well-formed
+    /// but a value does not decode (see `disktro_core::api::encoding`).
     pub fn json(e: serde_json::Error) -> Self {
-        Self::refused(ErrorCode::MalformedJson, format!("the request body is not valid: {e}"))
+        let message = e.to_string();
+        match message.strip_prefix(disktro_core::api::encoding::REFUSED) {
+            Some(why) => Self::refused(ErrorCode::InvalidField, format!("a field does not decode: {why}")),
+            None => Self::refused(
+                ErrorCode::MalformedJson,
+                format!("the request body is not valid: {message}"),
+            ),
+        }
     }
 
     /// The code a client sees.

@@ -32,19 +32,19 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
         .into_iter()
         .map(|f| FileSummary {
             health: RedundancyHealth {
-                weakest_chunk_healthy: health.get(&f.file_hex).copied().unwrap_or(0),
+                weakest_chunk_healthy: health.get(&f.file_id).copied().unwrap_or(0),
                 shards_per_chunk: f.data_shards + f.parity_shards,
                 needed: f.data_shards,
             },
-            metadata: f.metadata_b64,
-            wrapped_key: f.wrapped_key_b64,
+            metadata: f.metadata,
+            wrapped_key: f.wrapped_key,
             size: f.size,
             stored_bytes: f.stored_bytes,
             data_shards: u8::try_from(f.data_shards).unwrap_or(0),
             parity_shards: u8::try_from(f.parity_shards).unwrap_or(0),
             chunk_count: f.chunk_count,
             created_at: f.created_at,
-            file_id: f.file_hex,
+            file_id: f.file_id,
         })
         .collect();
     let total = store::files::count(&ctx.db, account_id).await?;
@@ -98,7 +98,7 @@ pub async fn download(
     let mut issued = Vec::new();
     for (id, url, last_seen, placed) in node_info {
         nodes_out.push(ReadNode {
-            node_id: id.to_hex(),
+            node_id: id,
             url,
             status: NodeStatus::of(last_seen, now, ctx.heartbeat_interval),
             tokens: grants::read(&ctx.key, id, file_id, &placed, now, &mut issued)?,
@@ -106,10 +106,10 @@ pub async fn download(
     }
     crate::rewards::record_issued(&ctx.db, &issued).await?;
     Ok(FileDownload {
-        file_id: file_hex.to_owned(),
-        manifest: file.manifest_b64,
-        metadata: file.metadata_b64,
-        wrapped_key: owner.is_some().then_some(file.wrapped_key_b64),
+        file_id,
+        manifest: file.manifest,
+        metadata: file.metadata,
+        wrapped_key: owner.is_some().then_some(file.wrapped_key),
         size: file.size,
         created_at: file.created_at,
         nodes: nodes_out,

@@ -11,12 +11,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use disktro_core::api::{PutGrant, ReadToken};
+use disktro_core::api::{Base64, PutGrant, ReadToken};
 use disktro_core::keys::Keypair;
 use disktro_core::token::{MAX_TOKEN_SHARDS, Operation, Scope, Token};
 use disktro_core::{FileId, NodeId, Serial, ShardId};
 
-use crate::accounts::encode_b64;
 use crate::error::ServerError;
 
 /// Lifetime of a put token; an upload asks for fresh ones (`/uploads/{id}/renew`) before then.
@@ -55,10 +54,10 @@ pub fn put(
     .sign(server)
     .map_err(|_| ServerError::internal("signing a put token"))?;
     Ok(PutGrant {
-        node_id: worker.to_hex(),
+        node_id: worker,
         url: url.to_owned(),
-        token: encode_b64(&token),
-        serial: serial.to_hex(),
+        token: Base64::new(token),
+        serial,
         budget,
         expires_at,
     })
@@ -124,7 +123,7 @@ pub fn read(
             Ok(ReadToken {
                 first_chunk: w * window,
                 last_chunk: w * window + window - 1,
-                token: encode_b64(&token),
+                token: Base64::new(token),
             })
         })
         .collect()

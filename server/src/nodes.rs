@@ -80,9 +80,7 @@ pub async fn register(
             "the join token is not valid",
         ));
     }
-    let key = disktro_core::ids::from_hex::<32>(&r.public_key)
-        .map(PublicKey)
-        .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "public_key must be 64 hex digits"))?;
+    let key = r.public_key;
     check_signature(&key, api::REGISTER_DOMAIN, body, signature)?;
     check_clock(r.sent_at, now)?;
     check_len("url", &r.url, 512)?;
@@ -94,12 +92,12 @@ pub async fn register(
     }
     check_len("zone", &r.zone, 64)?;
     check_len("version", &r.version, 32)?;
-    let node_id = key.node_id().to_hex();
-    store::nodes::register(db, &node_id, &r, now).await?;
+    let node_id = key.node_id();
+    store::nodes::register(db, &node_id.to_hex(), &r, now).await?;
     tracing::info!(%node_id, url = %r.url, zone = %r.zone, "node registered");
     Ok(Registered {
         node_id,
-        server_key: disktro_core::ids::to_hex(server_key.as_bytes()),
+        server_key: *server_key,
         heartbeat_interval_secs: interval.as_secs(),
     })
 }
@@ -113,7 +111,8 @@ pub async fn heartbeat(
     now: i64,
 ) -> Result<HeartbeatAck, ServerError> {
     let beat: Heartbeat = serde_json::from_slice(body).map_err(ServerError::json)?;
-    let key = store::nodes::public_key(db, &beat.node_id)
+    let node = beat.node_id.to_hex();
+    let key = store::nodes::public_key(db, &node)
         .await?
         .ok_or_else(|| ServerError::refused(ErrorCode::UnknownNode, "this node is not registered"))?;
     check_signature(&key, api::HEARTBEAT_DOMAIN, body, signature)?;
@@ -122,12 +121,6 @@ pub async fn heartbeat(
     check_len("zone", &beat.zone, 64)?;
     check_len("version", &beat.version, 32)?;
     let reports = &beat.corrupt_shards[..beat.corrupt_shards.len().min(MAX_REPORTS_PER_HEARTBEAT)];
-    if reports.iter().any(|s| s.parse::<disktro_core::ShardId>().is_err()) {
-        return Err(ServerError::refused(
-            ErrorCode::InvalidField,
-            "corrupt_shards holds a malformed id",
-        ));
-    }
     let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ServerError::internal("scrub report"))?;
     let mut tx = db.begin_write().await?;
     if !store::nodes::record_heartbeat(&mut tx, &beat, &scrub, now).await? {
@@ -138,7 +131,7 @@ pub async fn heartbeat(
     }
     store::nodes::add_sample(&mut tx, &beat, now - now.rem_euclid(SAMPLE_EVERY)).await?;
     for shard in reports {
-        store::health::mark_lost(&mut tx, &beat.node_id, shard, "corrupt", now).await?;
+        store::health::mark_lost(&mut tx, &node, &shard.to_hex(), "corrupt", now).await?;
     }
     tx.commit().await?;
     if !beat.corrupt_shards.is_empty() {
@@ -148,9 +141,9 @@ pub async fn heartbeat(
         .egress_claims
         .len()
         .min(disktro_core::api::node::MAX_CLAIMS_PER_HEARTBEAT)];
-    crate::rewards::record_claims(db, &beat.node_id, claims).await?;
+    crate::rewards::record_claims(db, &node, claims).await?;
     let list_buckets =
-        crate::durability::holdings::on_heartbeat(db, &beat.node_id, beat.inventory.as_ref(), &beat.listings, now)
+        crate::durability::holdings::on_heartbeat(db, &node, beat.inventory.as_ref(), &beat.listings, now)
             .await
             .map_err(|e| {
                 tracing::warn!(node_id = %beat.node_id, error = %format!("{e:#}"), "comparing holdings");

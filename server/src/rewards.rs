@@ -113,7 +113,7 @@ pub async fn record_claims(
     let mut taken = 0;
     let mut tx = db.begin_write().await?;
     for c in claims {
-        taken += u64::from(ledger::raise_claim(&mut tx, &c.serial, node, c.bytes).await?);
+        taken += u64::from(ledger::raise_claim(&mut tx, &c.serial.to_hex(), node, c.bytes).await?);
     }
     tx.commit().await?;
     Ok(taken)

@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use disktro_core::api::{FileDownload, NewShare, ShareAccess, ShareInfo, ShareView};
+use disktro_core::api::{Base64, FileDownload, NewShare, ShareAccess, ShareInfo, ShareView};
 
-use crate::accounts::{self, decode_b64, encode_b64};
+use crate::accounts;
 use crate::context::Context;
 use crate::error::ServerError;
 use crate::files;
@@ -59,7 +59,7 @@ pub async fn create(
     }
     let password_hash = match &req.password_proof {
         Some(proof) => {
-            let proof = accounts::auth_key(proof)?;
+            let proof = accounts::auth_key(proof, "password_proof")?;
             Some(
                 tokio::task::spawn_blocking(move || accounts::hash_auth_key(&proof))
                     .await
@@ -68,7 +68,7 @@ pub async fn create(
         }
         None => None,
     };
-    let id = encode_b64(&disktro_core::random_bytes::<16>());
+    let id = Base64::from(disktro_core::random_bytes::<16>()).encode();
     let expires_at = now + i64::try_from(expires_in).unwrap_or(i64::MAX);
     store::shares::insert(
         &ctx.db,
@@ -85,7 +85,9 @@ pub async fn create(
     .await?;
     Ok(ShareView {
         share_id: id,
-        file_id: file_hex.to_owned(),
+        file_id: file_hex
+            .parse()
+            .map_err(|_| ServerError::internal("a file id checked before"))?,
         created_at: now,
         expires_at,
         max_downloads: req.max_downloads.map(u64::from),
@@ -147,10 +149,7 @@ async fn admit(
         let key = format!("share:{share_id}");
         let delay = throttle::admit(&ctx.db, &key, None, now).await?;
         tokio::time::sleep(delay).await;
-        let proof = decode_b64(proof, "password_proof")?;
-        let proof: [u8; 32] = proof
-            .try_into()
-            .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "password_proof must be 32 bytes"))?;
+        let proof = accounts::auth_key(proof, "password_proof")?;
         let ok = tokio::task::spawn_blocking(move || accounts::verify_auth_key(&hash, &proof))
             .await
             .map_err(|_| ServerError::internal("share password check"))?;
@@ -163,20 +162,20 @@ async fn admit(
         }
         throttle::clear(&ctx.db, &key).await?;
     }
-    let file = store::files::read(&ctx.db, &share.file_id)
+    let file = store::files::read(&ctx.db, &share.file_id.to_hex())
         .await?
         .ok_or_else(|| gone(ErrorCode::ShareRevoked, "the shared file was deleted"))?;
     let sealed = Sealed {
-        manifest: file.manifest_b64,
-        metadata: file.metadata_b64,
+        manifest: file.manifest,
+        metadata: file.metadata,
     };
     Ok((share, sealed, file.size))
 }
 
-/// The shared file's signed manifest and sealed metadata, base64url as stored.
+/// The shared file's signed manifest and sealed metadata.
 struct Sealed {
-    manifest: String,
-    metadata: String,
+    manifest: Base64,
+    metadata: Base64,
 }
 
 /// What the link points at, without counting a download.
@@ -209,5 +208,5 @@ pub async fn download(
             "this link has reached its download limit",
         ));
     }
-    files::download(ctx, &share.file_id, None, now).await
+    files::download(ctx, &share.file_id.to_hex(), None, now).await
 }

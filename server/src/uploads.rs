@@ -17,14 +17,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use disktro_core::api::{BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, RedundancyHealth, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, RedundancyHealth, UploadPlan};
 use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
 use disktro_core::metadata::{MAX_MIME_LEN, MAX_NAME_LEN};
 use disktro_core::seal::TAG_LEN;
 use disktro_core::token::Receipt;
 use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
 
-use crate::accounts::{decode_b64, encode_b64};
 use crate::context::Context;
 use crate::error::ServerError;
 use crate::grants;
@@ -184,7 +183,7 @@ pub async fn begin(
 
     Ok(UploadPlan {
         upload_id: upload_hex,
-        file_id: file_id.to_hex(),
+        file_id,
         data_shards: redundancy.data,
         parity_shards: redundancy.parity,
         chunk_size,
@@ -350,26 +349,25 @@ pub async fn commit(
     now: i64,
 ) -> Result<FileSummary, ServerError> {
     let up = upload(ctx, account_id, id, now).await?;
-    let manifest = decode_b64(&req.manifest, "manifest")?;
-    let metadata = decode_b64(&req.metadata, "metadata")?;
+    let Commit {
+        manifest,
+        metadata,
+        wrapped_key: wrapped,
+        receipts,
+    } = req;
     if metadata.len() > MAX_SEALED_METADATA || !metadata.starts_with(b"DKMD") {
         return Err(bad(
             ErrorCode::BadMetadata,
             "metadata must be sealed metadata (\"DKMD\") of at most the largest name and type",
         ));
     }
-    let wrapped = decode_b64(&req.wrapped_key, "wrapped_key")?;
     if wrapped.len() != WRAPPED_KEY_LEN || !wrapped.starts_with(b"DKWK") {
         return Err(bad(
             ErrorCode::BadWrappedKey,
             "wrapped_key must be a wrapped key (\"DKWK\")",
         ));
     }
-    let receipts = req
-        .receipts
-        .iter()
-        .map(|r| decode_b64(r, "receipts"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let receipts: Vec<Vec<u8>> = receipts.into_iter().map(Base64::into_vec).collect();
 
     let owner = store::accounts::owner_key(&ctx.db, account_id).await?;
     let node_keys = nodes::keys(&ctx.db).await?;
@@ -398,9 +396,9 @@ pub async fn commit(
         &store::files::NewFile {
             file_hex: &file_hex,
             account_id,
-            manifest_b64: encode_b64(signed.as_bytes()),
-            metadata_b64: encode_b64(&metadata),
-            wrapped_key_b64: encode_b64(&wrapped),
+            manifest: &Base64::from(signed.as_bytes()),
+            metadata: &metadata,
+            wrapped_key: &wrapped,
             size: m.plain_size(),
             stored_bytes: stored,
             data_shards: m.redundancy.data,
@@ -416,9 +414,9 @@ pub async fn commit(
 
     let total = m.redundancy.total() as u64;
     Ok(FileSummary {
-        file_id: file_hex,
-        metadata: encode_b64(&metadata),
-        wrapped_key: encode_b64(&wrapped),
+        file_id: m.file_id,
+        metadata,
+        wrapped_key: wrapped,
         size: m.plain_size(),
         stored_bytes: stored,
         data_shards: m.redundancy.data,

@@ -344,11 +344,12 @@ async fn put(a: &Account, data: &[u8], name: &str) -> String {
     .unwrap_or_else(|e| panic!("upload of {name}: {e}"))
     .summary
     .file_id
+    .to_hex()
 }
 
 async fn get(a: &Account, file_id: &str) -> Vec<u8> {
     let answer = a.api.file(file_id).await.unwrap();
-    let (_, key) = a.me.file_key(file_id, answer.wrapped_key.as_deref().unwrap()).unwrap();
+    let key = a.me.file_key(&answer.file_id, answer.wrapped_key.as_deref()).unwrap();
     let (_, out) = download::download(&answer, &key, Some(&a.me.public_key()), Vec::new(), &|_| {})
         .await
         .unwrap_or_else(|e| panic!("download of {file_id}: {e}"));
@@ -771,19 +772,17 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         // Egress: the test reads shards 0 and 1 of every chunk of file a, straight from their
         // workers under the server's get tokens, and knows what each worker served.
         let answer = a.api.file(&ids[0]).await.unwrap();
-        let signed =
-            disktro_core::SignedManifest::decode(&disktro_client::server::unb64(&answer.manifest, "m").unwrap())
-                .unwrap();
+        let signed = disktro_core::SignedManifest::decode(&answer.manifest).unwrap();
         let mut served: HashMap<String, i64> = HashMap::new();
         for (c, chunk) in signed.manifest().chunks.iter().enumerate() {
             for idx in 0..2 {
                 let n = &answer.nodes[usize::from(answer.locations[c][idx])];
-                let token = disktro_client::server::unb64(&n.tokens[0].token, "t").unwrap();
+                let token = n.tokens[0].token.to_vec();
                 let client = disktro_net::client::WorkerClient::connect(&n.url, &Default::default())
                     .await
                     .unwrap();
                 let bytes = client.get(&token, chunk.shards[idx]).await.unwrap();
-                *served.entry(n.node_id.clone()).or_default() += bytes.bytes().len() as i64;
+                *served.entry(n.node_id.to_hex()).or_default() += bytes.bytes().len() as i64;
             }
         }
         let total: i64 = served.values().sum();
@@ -806,23 +805,21 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         // settlement. Must hold: capped at the budget; ignored.
         let fresh = a.api.file(&ids[1]).await.unwrap();
         let victim = &fresh.nodes[0];
-        let serial =
-            disktro_core::token::Token::decode(&disktro_client::server::unb64(&victim.tokens[0].token, "t").unwrap())
-                .unwrap()
-                .serial
-                .to_hex();
+        let serial = disktro_core::token::Token::decode(&victim.tokens[0].token)
+            .unwrap()
+            .serial;
         let budget: i64 = sqlx::query("SELECT budget FROM egress_claims WHERE serial = $1")
-            .bind(&serial)
+            .bind(serial.to_hex())
             .fetch_one(&pool)
             .await
             .unwrap()
             .try_get("budget")
             .unwrap();
         let greedy = disktro_core::api::node::EgressClaim {
-            serial: serial.clone(),
+            serial,
             bytes: (budget * 10) as u64,
         };
-        let other = fresh.nodes[1].node_id.clone();
+        let other = fresh.nodes[1].node_id.to_hex();
         assert_eq!(
             rewards::record_claims(&ctx.db, &other, std::slice::from_ref(&greedy))
                 .await
@@ -830,14 +827,14 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             0
         );
         assert_eq!(
-            rewards::record_claims(&ctx.db, &victim.node_id, &[greedy])
+            rewards::record_claims(&ctx.db, &victim.node_id.to_hex(), &[greedy])
                 .await
                 .unwrap(),
             1
         );
         served.insert(
-            victim.node_id.clone(),
-            served.get(&victim.node_id).copied().unwrap_or(0) + budget,
+            victim.node_id.to_hex(),
+            served.get(&victim.node_id.to_hex()).copied().unwrap_or(0) + budget,
         );
 
         // Settlement after the tokens expired (plus the grace): storage up to then, and each

@@ -61,7 +61,7 @@ async fn post(
 fn registration(node: &Keypair, join: &str, sent_at: u64) -> Vec<u8> {
     serde_json::to_vec(&api::Registration {
         join_token: join.to_owned(),
-        public_key: disktro_core::ids::to_hex(node.public().as_bytes()),
+        public_key: node.public(),
         url: "ws://127.0.0.1:4999".to_owned(),
         zone: "rack-1".to_owned(),
         capacity: 1 << 30,
@@ -71,9 +71,9 @@ fn registration(node: &Keypair, join: &str, sent_at: u64) -> Vec<u8> {
     .unwrap()
 }
 
-fn heartbeat(node: &Keypair, sent_at: u64, corrupt: Vec<String>) -> Vec<u8> {
+fn heartbeat(node: &Keypair, sent_at: u64, corrupt: Vec<disktro_core::ShardId>) -> Vec<u8> {
     serde_json::to_vec(&api::Heartbeat {
-        node_id: node.public().node_id().to_hex(),
+        node_id: node.public().node_id(),
         sent_at,
         url: "ws://127.0.0.1:4999".to_owned(),
         zone: "rack-1".to_owned(),
@@ -114,9 +114,9 @@ async fn registration_heartbeats_and_the_node_list() {
         assert_eq!(v["server_key"], disktro_core::ids::to_hex(ctx.key.public().as_bytes()));
         assert_eq!(v["heartbeat_interval_secs"], 10);
 
-        let shard = disktro_core::ShardId::of(b"rotten").to_hex();
+        let shard = disktro_core::ShardId::of(b"rotten");
         let t = now();
-        let body = heartbeat(&node, t, vec![shard.clone()]);
+        let body = heartbeat(&node, t, vec![shard]);
         let (status, v) = post(
             &app,
             "/nodes/heartbeat",
@@ -175,7 +175,7 @@ async fn registration_heartbeats_and_the_node_list() {
             db.backend
         );
         let reports = disktro_server::nodes::corrupt_reports(&ctx.db).await.unwrap();
-        assert_eq!(reports, vec![(node.public().node_id().to_hex(), shard)]);
+        assert_eq!(reports, vec![(node.public().node_id().to_hex(), shard.to_hex())]);
 
         // Tried: the same heartbeat again (a replay). Must hold: 409 stale_heartbeat.
         let (status, v) = post(
@@ -254,6 +254,16 @@ async fn registration_heartbeats_and_the_node_list() {
                 String::from_utf8_lossy(bad)
             );
         }
+        // Tried: a registration whose public key is not 64 hex digits, and a heartbeat naming a
+        // malformed corrupt shard. Must hold: 400 invalid_field (refused where the JSON is read).
+        let mut bad: serde_json::Value = serde_json::from_slice(&registration(&other, JOIN, now())).unwrap();
+        bad["public_key"] = "zz".into();
+        let (status, v) = post(&app, "/nodes/register", serde_json::to_vec(&bad).unwrap(), None).await;
+        assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "invalid_field"), "{v}");
+        let mut bad: serde_json::Value = serde_json::from_slice(&heartbeat(&node, now(), vec![])).unwrap();
+        bad["corrupt_shards"] = serde_json::json!(["not-a-shard"]);
+        let (status, v) = post(&app, "/nodes/heartbeat", serde_json::to_vec(&bad).unwrap(), None).await;
+        assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "invalid_field"), "{v}");
         // Tried: a 2 MiB body. Must hold: 413, nothing read into the database.
         let (status, _) = post(&app, "/nodes/heartbeat", vec![b' '; 2 << 20], None).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

@@ -103,9 +103,9 @@ async fn upload_through_one_replica_download_through_another() {
         let api_two = api_two.with_token(&again.token);
         let list = api_two.files().await.unwrap();
         assert_eq!(list.total, 1, "{}", db.backend);
-        let answer = api_two.file(&up.summary.file_id).await.unwrap();
-        let (_, key) = again
-            .file_key(&up.summary.file_id, answer.wrapped_key.as_deref().unwrap())
+        let answer = api_two.file(&up.summary.file_id.to_hex()).await.unwrap();
+        let key = again
+            .file_key(&up.summary.file_id, answer.wrapped_key.as_deref())
             .unwrap();
         let (_, out) = download::download(&answer, &key, Some(&again.public_key()), Vec::new(), &|_| {})
             .await

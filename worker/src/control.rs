@@ -131,7 +131,7 @@ impl Control {
     async fn register(&self) -> Result<Duration, Failure> {
         let registration = api::Registration {
             join_token: self.config.join_token.clone(),
-            public_key: disktro_core::ids::to_hex(self.node.keypair.public().as_bytes()),
+            public_key: self.node.keypair.public(),
             url: self.config.url.clone(),
             zone: self.config.zone.clone(),
             capacity: self.node.store.stats().capacity,
@@ -144,9 +144,7 @@ impl Control {
             Err(Failure::Unknown) => return Err(Failure::Refused("join token refused".to_owned())),
             Err(e) => return Err(e),
         };
-        let key = disktro_core::ids::from_hex::<32>(&registered.server_key)
-            .map(PublicKey)
-            .map_err(|_| Failure::Refused("server sent a malformed key".to_owned()))?;
+        let key = registered.server_key;
         let known = self.node.admission.issuer().or(self.config.expected_server_key);
         if let Some(known) = known
             && known != key
@@ -201,7 +199,7 @@ impl Control {
         let (inventory, listings) = self.holdings().await;
         let dir = self.config.data_dir.clone();
         let beat = api::Heartbeat {
-            node_id: self.node.node_id.to_hex(),
+            node_id: self.node.node_id,
             sent_at: unix_now(),
             url: self.config.url.clone(),
             zone: self.config.zone.clone(),
@@ -215,13 +213,13 @@ impl Control {
             ingress_bytes: self.node.traffic.ingress.load(Ordering::Relaxed),
             egress_bytes: self.node.traffic.egress.load(Ordering::Relaxed),
             scrub: self.node.scrub.snapshot(),
-            corrupt_shards: corrupt.iter().map(ShardId::to_hex).collect(),
+            corrupt_shards: corrupt.clone(),
             inventory,
             listings,
             egress_claims: claims
                 .iter()
                 .map(|(serial, bytes)| api::EgressClaim {
-                    serial: serial.to_hex(),
+                    serial: *serial,
                     bytes: *bytes,
                 })
                 .collect(),

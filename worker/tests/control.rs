@@ -27,7 +27,7 @@ const JOIN_TOKEN: &str = "join-secret";
 
 #[derive(Default)]
 struct Seen {
-    nodes: HashMap<String, PublicKey>,
+    nodes: HashMap<disktro_core::NodeId, PublicKey>,
     registrations: usize,
     heartbeats: Vec<api::Heartbeat>,
 }
@@ -52,17 +52,17 @@ async fn register(
     if r.join_token != JOIN_TOKEN {
         return Err(StatusCode::UNAUTHORIZED);
     }
-    let key = PublicKey(disktro_core::ids::from_hex(&r.public_key).map_err(|_| StatusCode::BAD_REQUEST)?);
+    let key = r.public_key;
     let sig = signature(&headers).ok_or(StatusCode::BAD_REQUEST)?;
     key.verify(api::REGISTER_DOMAIN, &body, &sig)
         .map_err(|_| StatusCode::FORBIDDEN)?;
-    let node_id = key.node_id().to_hex();
+    let node_id = key.node_id();
     let mut seen = s.seen.lock().unwrap();
-    seen.nodes.insert(node_id.clone(), key);
+    seen.nodes.insert(node_id, key);
     seen.registrations += 1;
     Ok(Json(api::Registered {
         node_id,
-        server_key: disktro_core::ids::to_hex(s.key.public().as_bytes()),
+        server_key: s.key.public(),
         heartbeat_interval_secs: 1,
     }))
 }
@@ -150,7 +150,7 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
     {
         let seen = first.seen.lock().unwrap();
         let beat = &seen.heartbeats[0];
-        assert_eq!(beat.node_id, w.node_id.to_hex());
+        assert_eq!(beat.node_id, w.node_id);
         assert_eq!(
             (beat.capacity, beat.zone.as_str(), beat.url.as_str()),
             (1 << 30, "rack-7", w.info.url.as_str())
@@ -181,11 +181,10 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
         })
     ));
     // The corrupt shard is reported with the next heartbeat.
-    let a_hex = a.to_hex();
     assert!(
         eventually(Duration::from_secs(10), || {
             first.seen.lock().unwrap().heartbeats.iter().any(|h| {
-                h.corrupt_shards.contains(&a_hex) && h.shards == 1 && h.quarantined == 1 && h.ingress_bytes == 20_000
+                h.corrupt_shards.contains(&a) && h.shards == 1 && h.quarantined == 1 && h.ingress_bytes == 20_000
             })
         })
         .await,
@@ -196,7 +195,7 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
     // one of its store (the quarantined shard gone), the listing of the bucket the server asked
     // for, and the bytes served under the get token, by serial.
     assert_eq!(c.get(&get, b).await.unwrap().into_bytes(), b_bytes);
-    let serial = disktro_core::token::Token::decode(&get).unwrap().serial.to_hex();
+    let serial = disktro_core::token::Token::decode(&get).unwrap().serial;
     let expected = disktro_core::inventory::summarize(&[b]);
     let bucket0: Vec<String> = [b]
         .iter()

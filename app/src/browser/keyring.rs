@@ -7,9 +7,8 @@ use crate::browser::Failure;
 use disktro_core::keys::{HeldKeys, Keypair, MasterKey, PublicKey};
 use disktro_core::{FileId, FileKey};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
-use super::{b64, unb64};
+use disktro_core::api::Base64;
 
 const STORAGE_KEY: &str = "disktro.keyring";
 
@@ -36,8 +35,8 @@ pub struct KeyringWire {
     pub account_id: String,
     pub email: String,
     pub csrf: String,
-    pub identity: String,
-    pub master: String,
+    pub identity: Base64,
+    pub master: Base64,
 }
 
 impl std::fmt::Debug for KeyringWire {
@@ -58,20 +57,20 @@ impl Keyring {
             account_id: self.account_id.clone(),
             email: self.email.clone(),
             csrf: self.csrf.clone(),
-            identity: b64(self.keys.identity.secret_bytes().as_ref()),
-            master: b64(self.keys.master_key.as_bytes()),
+            identity: Base64::from(self.keys.identity.secret_bytes().as_ref()),
+            master: Base64::from(*self.keys.master_key.as_bytes()),
         }
     }
 
     pub fn from_wire(wire: &KeyringWire) -> Result<Self, Failure> {
-        let identity = Zeroizing::new(unb64(&wire.identity, "identity key")?);
-        let master = Zeroizing::new(unb64(&wire.master, "master key")?);
-        let identity: [u8; 32] = identity
-            .as_slice()
+        let identity: [u8; 32] = wire
+            .identity
+            .as_bytes()
             .try_into()
             .map_err(|_| Failure::invalid("the identity key is not 32 bytes"))?;
-        let master: [u8; 32] = master
-            .as_slice()
+        let master: [u8; 32] = wire
+            .master
+            .as_bytes()
             .try_into()
             .map_err(|_| Failure::invalid("the master key is not 32 bytes"))?;
         Ok(Self {
@@ -86,15 +85,10 @@ impl Keyring {
     }
 
     /// The key of one of this account's files, from its id and wrapped key as the server lists them.
-    pub fn file_key(&self, file_id: &str, wrapped: &str) -> Result<(FileId, FileKey), Failure> {
-        let id: FileId = file_id
-            .parse()
-            .map_err(|_| Failure::invalid("a file id is 32 hex digits"))?;
-        let key = self
-            .keys
-            .file_key(&id, &unb64(wrapped, "wrapped key")?)
-            .map_err(|_| Failure::invalid("the file key does not open with this account's keys"))?;
-        Ok((id, key))
+    pub fn file_key(&self, id: &FileId, wrapped: &[u8]) -> Result<FileKey, Failure> {
+        self.keys
+            .file_key(id, wrapped)
+            .map_err(|_| Failure::invalid("the file key does not open with this account's keys"))
     }
 
     /// Keep for this tab's life.

@@ -25,18 +25,3 @@ pub mod seal;
 pub mod upload;
 
 pub use crate::error::Failure;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-/// base64url without padding, as the API speaks it.
-pub fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The inverse of [`b64`]; `what` names the field in the error.
-pub fn unb64(text: &str, what: &str) -> Result<Vec<u8>, Failure> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| Failure::Invalid(format!("the {what} is not valid base64url")))
-}

@@ -21,23 +21,24 @@ use wasm_bindgen::prelude::*;
 use super::api::Api;
 use super::download::{self, Sink};
 use super::keyring::{Keyring, KeyringWire};
-use super::{b64, js, unb64, upload};
+use super::{js, upload};
+use disktro_core::api::Base64;
 
 /// What the page asks of the worker.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Argon2id: password and the account's KDF set-up (base64url) → auth and master keys.
-    Derive { password: String, kdf_setup: String },
+    /// Argon2id: password and the account's KDF set-up → auth and master keys.
+    Derive { password: String, kdf_setup: Base64 },
     /// Upload the `file` sent along.
     Upload { keyring: KeyringWire },
     /// Download into the `port` sent along (or a Blob when there is none).
     Download {
         answer: FileDownload,
-        /// The file key, base64url.
-        key: String,
-        /// The account's public key (hex), for owners: the manifest must be signed by it.
-        owner: Option<String>,
+        /// The file key.
+        key: Base64,
+        /// The account's public key, for owners: the manifest must be signed by it.
+        owner: Option<PublicKey>,
     },
     /// Stop a running upload or download.
     Cancel,
@@ -60,8 +61,8 @@ impl std::fmt::Debug for Request {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Derived {
-        auth_key: String,
-        master_key: String,
+        auth_key: Base64,
+        master_key: Base64,
     },
     Progress {
         bytes_done: u64,
@@ -167,16 +168,14 @@ async fn run(
     let failed = |failure: Failure| post_event(job, &Event::Failed { failure }, None);
     match request {
         Request::Derive { password, kdf_setup } => {
-            let setup = unb64(&kdf_setup, "key set-up").and_then(|bytes| {
-                KdfSetup::decode(&bytes)
-                    .map_err(|e| Failure::Invalid(format!("the server's key set-up is not acceptable: {e}")))
-            });
+            let setup = KdfSetup::decode(&kdf_setup)
+                .map_err(|e| Failure::Invalid(format!("the server's key set-up is not acceptable: {e}")));
             match setup.and_then(|s| derive_account_keys(password.as_bytes(), &s).map_err(Failure::from)) {
                 Ok(keys) => post_event(
                     job,
                     &Event::Derived {
-                        auth_key: b64(keys.auth_key.as_bytes()),
-                        master_key: b64(keys.master_key.as_bytes()),
+                        auth_key: Base64::from(*keys.auth_key.as_bytes()),
+                        master_key: Base64::from(*keys.master_key.as_bytes()),
                     },
                     None,
                 ),
@@ -206,16 +205,9 @@ async fn run(
             }
         }
         Request::Download { answer, key, owner } => {
-            let key = match unb64(&key, "file key").and_then(|k| {
-                <[u8; 32]>::try_from(k.as_slice()).map_err(|_| Failure::invalid("the file key is not 32 bytes"))
-            }) {
+            let key = match <[u8; 32]>::try_from(key.as_bytes()) {
                 Ok(k) => FileKey::from_bytes(k),
-                Err(e) => return failed(e),
-            };
-            let owner = match owner.map(|hex| disktro_core::ids::from_hex::<32>(&hex).map(PublicKey)) {
-                Some(Err(_)) => return failed(Failure::invalid("the owner's key is malformed")),
-                Some(Ok(k)) => Some(k),
-                None => None,
+                Err(_) => return failed(Failure::invalid("the file key is not 32 bytes")),
             };
             let mut sink = port.map_or_else(|| Sink::Blob(Array::new()), Sink::port);
             let progress = |p: download::Progress| {
@@ -370,7 +362,7 @@ impl Pipeline {
         self.run(
             &Request::Derive {
                 password: password.to_owned(),
-                kdf_setup: b64(&setup.encode()),
+                kdf_setup: Base64::new(setup.encode()),
             },
             None,
             move |event, _| {
@@ -384,11 +376,9 @@ impl Pipeline {
             .map_err(|_| Failure::browser("the background worker stopped"))?
         {
             Event::Derived { auth_key, master_key } => {
-                let bytes = |text: &str, what: &str| {
-                    unb64(text, what).and_then(|b| {
-                        <[u8; 32]>::try_from(b.as_slice())
-                            .map_err(|_| Failure::Invalid(format!("the {what} is not 32 bytes")))
-                    })
+                let bytes = |value: &Base64, what: &str| {
+                    <[u8; 32]>::try_from(value.as_bytes())
+                        .map_err(|_| Failure::Invalid(format!("the {what} is not 32 bytes")))
                 };
                 Ok(disktro_core::keys::AccountKeys {
                     auth_key: disktro_core::keys::AuthKey::from_bytes(bytes(&auth_key, "auth key")?),

@@ -14,6 +14,8 @@ use crate::browser::Failure;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use disktro_core::api::Base64;
+use disktro_core::keys::PublicKey;
 use futures_channel::oneshot;
 use js_sys::{Array, Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -293,13 +295,13 @@ pub struct Saved {
 }
 
 /// Download the file `answer` describes into a file on disk named `name`, the best way this
-/// browser allows, through the pipeline worker. `owner` (hex) is checked against the manifest's
+/// browser allows, through the pipeline worker. `owner` is checked against the manifest's
 /// signer when known. `progress` hears after every chunk; the future ends when the last byte has
 /// been handed to the disk (or the Blob saved).
 pub async fn download_to_disk(
     answer: disktro_core::api::FileDownload,
     key: &disktro_core::FileKey,
-    owner: Option<String>,
+    owner: Option<PublicKey>,
     name: &str,
     mime: &str,
     progress: impl Fn(Saved) + 'static,
@@ -314,7 +316,7 @@ pub async fn download_to_disk(
     let file_name = name.to_owned();
     let request = Request::Download {
         answer,
-        key: super::b64(key.as_bytes()),
+        key: Base64::from(*key.as_bytes()),
         owner,
     };
     let extra = target.port.clone().map(|p| ("port", JsValue::from(p)));

@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use disktro_core::api::{BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::{FileMetadata, MAX_MIME_LEN};
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy, StagedChunk};
 use futures_channel::mpsc;
@@ -21,10 +21,10 @@ use futures_util::StreamExt as _;
 use wasm_bindgen_futures::JsFuture;
 
 use super::api::Api;
+use super::js;
 use super::keyring::Keyring;
 use super::link::{Socket, WorkerLink};
 use super::seal::{ChunkCipher, Engine, Sealing};
-use super::{b64, js, unb64};
 
 /// Chunks whose shards are on the wire at once.
 pub const CHUNKS_IN_FLIGHT: usize = 4;
@@ -45,7 +45,7 @@ pub struct Progress {
 /// Put tokens in the plan's node order, renewable.
 struct Tokens {
     upload_id: String,
-    node_ids: Vec<String>,
+    node_ids: Vec<disktro_core::NodeId>,
     tokens: Vec<Rc<Vec<u8>>>,
     expires_at: f64,
 }
@@ -54,7 +54,7 @@ impl Tokens {
     fn new(plan: &UploadPlan) -> Result<Self, Failure> {
         let mut t = Self {
             upload_id: plan.upload_id.clone(),
-            node_ids: plan.nodes.iter().map(|n| n.node_id.clone()).collect(),
+            node_ids: plan.nodes.iter().map(|n| n.node_id).collect(),
             tokens: Vec::new(),
             expires_at: 0.0,
         };
@@ -69,7 +69,7 @@ impl Tokens {
                 .iter()
                 .find(|g| &g.node_id == id)
                 .ok_or_else(|| Failure::invalid("the server left out a worker of the upload"))?;
-            tokens.push(Rc::new(unb64(&grant.token, "put token")?));
+            tokens.push(Rc::new(grant.token.to_vec()));
         }
         self.tokens = tokens;
         self.expires_at = grants.iter().map(|g| g.expires_at).min().unwrap_or(0) as f64;
@@ -172,12 +172,12 @@ async fn send_and_commit(
         shards_total,
         ..Progress::default()
     }));
-    let (done_tx, mut done_rx) = mpsc::unbounded::<Result<Vec<String>, Failure>>();
+    let (done_tx, mut done_rx) = mpsc::unbounded::<Result<Vec<Base64>, Failure>>();
     // Shard buffers come back once framed, for the next chunks (as in the CLI): the WebAssembly
     // memory, which never shrinks, then holds a few chunk buffers instead of one per chunk.
     let (recycle_tx, mut recycle_rx) = mpsc::unbounded::<Vec<u8>>();
     let mut in_flight = 0usize;
-    let mut receipts: Vec<String> = Vec::with_capacity(usize::try_from(shards_total).unwrap_or(0));
+    let mut receipts: Vec<Base64> = Vec::with_capacity(usize::try_from(shards_total).unwrap_or(0));
     let chunk_size = u64::from(plan.chunk_size);
 
     let chunk_count = plan.chunk_count.max(1);
@@ -354,7 +354,7 @@ async fn send_chunk(
     chunk: EncodedChunk,
     state: Rc<RefCell<Progress>>,
     recycle: mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<Vec<String>, Failure> {
+) -> Result<Vec<Base64>, Failure> {
     let index = usize::try_from(chunk.index).map_err(|_| Failure::browser("chunk index"))?;
     let places = placement
         .get(index)
@@ -384,7 +384,7 @@ async fn send_chunk(
                 ))
             })?;
             state.borrow_mut().shards_done += 1;
-            Ok::<String, Failure>(b64(&receipt))
+            Ok::<Base64, Failure>(Base64::new(receipt))
         }
     });
     let receipts = futures_util::future::try_join_all(puts).await?;

@@ -59,12 +59,13 @@ pub fn BusyLine(busy: RwSignal<Busy>) -> impl IntoView {
 mod flows {
     //! The browser side of the forms.
     use disktro_core::api::{ChangePassword, ErrorCode, KdfAnswer, LogIn, PreLogin, Session, SignUp};
-    use disktro_core::keys::{HeldKeys, KdfSetup, Keypair, PublicKey};
+    use disktro_core::keys::{HeldKeys, KdfSetup, Keypair};
 
+    use crate::browser::Failure;
     use crate::browser::api::{Api, ApiFailure};
     use crate::browser::keyring::Keyring;
     use crate::browser::pipeline::Pipeline;
-    use crate::browser::{Failure, b64, unb64};
+    use disktro_core::api::Base64;
 
     /// The server's refusal in plain words (its code kept).
     fn explain(e: ApiFailure) -> Failure {
@@ -87,7 +88,7 @@ mod flows {
             )
             .await
             .map_err(explain)?;
-        KdfSetup::decode(&unb64(&kdf.kdf_setup, "key set-up")?)
+        KdfSetup::decode(&kdf.kdf_setup)
             .map_err(|e| Failure::Invalid(format!("the server's key set-up is not acceptable: {e}")))
     }
 
@@ -117,10 +118,10 @@ mod flows {
                 "/auth/signup",
                 &SignUp {
                     email: email.to_owned(),
-                    kdf_setup: b64(&setup.encode()),
-                    auth_key: b64(keys.auth_key.as_bytes()),
-                    wrapped_identity: b64(&wrapped),
-                    public_key: disktro_core::ids::to_hex(public.as_bytes()),
+                    kdf_setup: Base64::new(setup.encode()),
+                    auth_key: Base64::from(*keys.auth_key.as_bytes()),
+                    wrapped_identity: Base64::new(wrapped),
+                    public_key: public,
                 },
             )
             .await
@@ -139,21 +140,15 @@ mod flows {
                 "/auth/login",
                 &LogIn {
                     email: email.to_owned(),
-                    auth_key: b64(keys.auth_key.as_bytes()),
+                    auth_key: Base64::from(*keys.auth_key.as_bytes()),
                 },
             )
             .await
             .map_err(explain)?;
-        let public = PublicKey(
-            disktro_core::ids::from_hex(&session.public_key)
-                .map_err(|_| Failure::invalid("the server sent a malformed public key"))?,
-        );
+        let public = session.public_key;
         let keypair = keys
             .master_key
-            .unwrap_identity(
-                public.as_bytes(),
-                &unb64(&session.wrapped_identity, "wrapped identity")?,
-            )
+            .unwrap_identity(public.as_bytes(), &session.wrapped_identity)
             .map_err(|_| Failure::invalid("Your identity key does not open with this password."))?;
         if keypair.public() != public {
             return Err(Failure::invalid(
@@ -178,10 +173,10 @@ mod flows {
             .post::<_, serde_json::Value>(
                 "/auth/password",
                 &ChangePassword {
-                    auth_key: b64(old_keys.auth_key.as_bytes()),
-                    new_kdf_setup: b64(&new_setup.encode()),
-                    new_auth_key: b64(new_keys.auth_key.as_bytes()),
-                    new_wrapped_identity: b64(&wrapped),
+                    auth_key: Base64::from(*old_keys.auth_key.as_bytes()),
+                    new_kdf_setup: Base64::new(new_setup.encode()),
+                    new_auth_key: Base64::from(*new_keys.auth_key.as_bytes()),
+                    new_wrapped_identity: Base64::new(wrapped),
                 },
             )
             .await

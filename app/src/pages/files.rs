@@ -89,7 +89,6 @@ mod actions {
     use crate::browser::js;
     use crate::browser::keyring::Keyring;
     use crate::browser::pipeline::{Event, Pipeline, Request};
-    use crate::browser::unb64;
 
     pub fn keys() -> Result<Keyring, Failure> {
         Keyring::load().ok_or(Failure::SignedOut)
@@ -141,12 +140,10 @@ mod actions {
                 .files
                 .into_iter()
                 .map(|summary| {
-                    let opened = me
-                        .file_key(&summary.file_id, &summary.wrapped_key)
-                        .and_then(|(id, key)| {
-                            FileMetadata::open(&unb64(&summary.metadata, "metadata")?, &key, &id)
-                                .map_err(|_| Failure::invalid("metadata does not open"))
-                        });
+                    let opened = me.file_key(&summary.file_id, &summary.wrapped_key).and_then(|key| {
+                        FileMetadata::open(&summary.metadata, &key, &summary.file_id)
+                            .map_err(|_| Failure::invalid("metadata does not open"))
+                    });
                     let (name, mime) = match opened {
                         Ok(m) => (m.name, m.mime),
                         Err(_) => ("(name unreadable)".to_owned(), String::new()),
@@ -218,8 +215,8 @@ mod actions {
                 let answer: FileDownload = Api::new(Some(me.csrf.clone()))
                     .get(&format!("/files/{}", row.summary.file_id))
                     .await?;
-                let (_, key) = me.file_key(&row.summary.file_id, &row.summary.wrapped_key)?;
-                let owner = Some(disktro_core::ids::to_hex(me.public_key().as_bytes()));
+                let key = me.file_key(&row.summary.file_id, &row.summary.wrapped_key)?;
+                let owner = Some(me.public_key());
                 crate::browser::save::download_to_disk(answer, &key, owner, &row.name, &row.mime, move |p| {
                     files.update(id, |t| {
                         t.bytes_done = p.bytes_done;
@@ -239,7 +236,7 @@ mod actions {
         });
     }
 
-    pub fn delete(files: Files, file_id: String) {
+    pub fn delete(files: Files, file_id: disktro_core::FileId) {
         leptos::task::spawn_local(async move {
             let Ok(me) = keys() else { return };
             if let Err(e) = Api::new(Some(me.csrf.clone()))
@@ -434,10 +431,10 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
         h.weakest_chunk_healthy, h.shards_per_chunk, h.needed
     );
     let (for_download, for_share) = (row.clone(), row.clone());
-    let file_id = row.summary.file_id.clone();
+    let file_id = row.summary.file_id;
     let name = row.name.clone();
     view! {
-        <tr data-testid="file-row" data-file-id=row.summary.file_id.clone()>
+        <tr data-testid="file-row" data-file-id=row.summary.file_id.to_hex()>
             <td class="name"><span class="file-name">{row.name.clone()}</span><span class="muted mime">{row.mime.clone()}</span></td>
             <td>{format::bytes(row.summary.size)}</td>
             <td>{format::date(row.summary.created_at)}</td>
@@ -451,7 +448,7 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
                 }>"Download"</button>
                 <button type="button" class="button small secondary" data-testid="share" on:click=move |_| {
                     files.share.set(Some(ShareTarget {
-                        file_id: for_share.summary.file_id.clone(),
+                        file_id: for_share.summary.file_id,
                         name: for_share.name.clone(),
                         wrapped_key: for_share.summary.wrapped_key.clone(),
                     }));
@@ -462,7 +459,7 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
                         let sure = web_sys::window()
                             .and_then(|w| w.confirm_with_message(&format!("Delete {name}? Its shares stop working.")).ok())
                             .unwrap_or(false);
-                        if sure { actions::delete(files, file_id.clone()); }
+                        if sure { actions::delete(files, file_id); }
                     }
                     #[cfg(not(feature = "hydrate"))]
                     let _ = (&file_id, &name);

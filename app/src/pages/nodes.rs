@@ -186,9 +186,9 @@ pub fn NodesPage() -> impl IntoView {
                                     let word = status_word(n.status);
                                     let pct = used_pct(&n);
                                     view! {
-                                        <tr data-testid="node-row" data-node-id=n.node_id.clone() data-status=word>
+                                        <tr data-testid="node-row" data-node-id=n.node_id.to_hex() data-status=word>
                                             <td><span class=format!("light {word}") aria-hidden="true"></span>{word}" "{state_tag(&n)}</td>
-                                            <td><a href=format!("/nodes/{}", n.node_id)><code>{short(&n.node_id)}</code></a></td>
+                                            <td><a href=format!("/nodes/{}", n.node_id)><code>{short(&n.node_id.to_hex())}</code></a></td>
                                             <td>{n.zone.clone()}</td>
                                             <td class="capacity">
                                                 <meter class="bar" min="0" max="100" low="80" high="95" optimum="0" value=format!("{pct:.1}") aria-label="Used"></meter>
@@ -289,13 +289,13 @@ pub fn NodePage() -> impl IntoView {
         <section class="panel">
             <p><a href="/nodes">"← All nodes"</a></p>
             {move || {
-                let node = nodes.get().and_then(Result::ok).and_then(|l| l.into_iter().find(|n| n.node_id == id()));
+                let node = nodes.get().and_then(Result::ok).and_then(|l| l.into_iter().find(|n| n.node_id.to_hex() == id()));
                 match node {
                     None => view! { <h1>"Node"</h1><p class="muted">{move || format!("Looking for node {}…", short(&id()))}</p> }.into_any(),
                     Some(n) => {
                         let word = status_word(n.status);
                         view! {
-                            <h1><span class=format!("light {word}") aria-hidden="true"></span><code>{short(&n.node_id)}</code>" "<span class="muted">{word}</span></h1>
+                            <h1><span class=format!("light {word}") aria-hidden="true"></span><code>{short(&n.node_id.to_hex())}</code>" "<span class="muted">{word}</span></h1>
                             <dl class="facts">
                                 <dt>"Address"</dt><dd><code>{n.url.clone()}</code></dd>
                                 <dt>"Zone"</dt><dd>{n.zone.clone()}</dd>

@@ -41,7 +41,7 @@ mod actions {
     use disktro_core::api::ErrorCode;
 
     use crate::browser::api::Api;
-    use crate::browser::{b64, unb64};
+    use disktro_core::api::Base64;
 
     /// The key in the fragment.
     pub fn key() -> Result<FileKey, Failure> {
@@ -54,7 +54,7 @@ mod actions {
 
     pub fn access(key: &FileKey, password: Option<&str>) -> ShareAccess {
         ShareAccess {
-            password_proof: password.map(|p| b64(&disktro_core::keys::share_password_proof(key, p))),
+            password_proof: password.map(|p| Base64::from(disktro_core::keys::share_password_proof(key, p))),
         }
     }
 
@@ -74,13 +74,10 @@ mod actions {
         let info: ShareInfo = Api::default()
             .post(&format!("/public/shares/{id}"), &access(key, password))
             .await?;
-        let file_id: FileId = info
-            .file_id
-            .parse()
-            .map_err(|_| Failure::invalid("malformed file id"))?;
-        let manifest = SignedManifest::decode(&unb64(&info.manifest, "manifest")?)
+        let file_id: FileId = info.file_id;
+        let manifest = SignedManifest::decode(&info.manifest)
             .map_err(|e| Failure::Invalid(format!("the file's manifest does not verify: {e}")))?;
-        let metadata = FileMetadata::open(&unb64(&info.metadata, "metadata")?, key, &file_id)
+        let metadata = FileMetadata::open(&info.metadata, key, &file_id)
             .map_err(|_| Failure::invalid("The key in this link does not open the file: the link is damaged."))?;
         Ok(Shared {
             name: metadata.name,

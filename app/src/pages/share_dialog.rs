@@ -10,9 +10,9 @@ use crate::format;
 /// The file a dialog is open for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareTarget {
-    pub file_id: String,
+    pub file_id: disktro_core::FileId,
     pub name: String,
-    pub wrapped_key: String,
+    pub wrapped_key: disktro_core::api::Base64,
 }
 
 /// Expiry choices, in seconds.
@@ -30,8 +30,8 @@ mod actions {
 
     use super::ShareTarget;
     use crate::browser::api::Api;
-    use crate::browser::b64;
     use crate::browser::keyring::Keyring;
+    use disktro_core::api::Base64;
 
     fn api() -> Result<(Keyring, Api), Failure> {
         let me = Keyring::load().ok_or(Failure::SignedOut)?;
@@ -39,7 +39,7 @@ mod actions {
         Ok((me, api))
     }
 
-    pub async fn list(file_id: &str) -> Result<Vec<ShareView>, Failure> {
+    pub async fn list(file_id: &disktro_core::FileId) -> Result<Vec<ShareView>, Failure> {
         let (_, api) = api()?;
         Ok(api.get(&format!("/shares?file_id={file_id}")).await?)
     }
@@ -52,8 +52,9 @@ mod actions {
         password: &str,
     ) -> Result<String, Failure> {
         let (me, api) = api()?;
-        let (_, key) = me.file_key(&target.file_id, &target.wrapped_key)?;
-        let proof = (!password.is_empty()).then(|| b64(&disktro_core::keys::share_password_proof(&key, password)));
+        let key = me.file_key(&target.file_id, &target.wrapped_key)?;
+        let proof =
+            (!password.is_empty()).then(|| Base64::from(disktro_core::keys::share_password_proof(&key, password)));
         let share: ShareView = api
             .post(
                 &format!("/files/{}/shares", target.file_id),

@@ -1,9 +1,16 @@
 //! The JSON of the server's API (`/api/v1`), shared by the server, the CLI and the browser app so
-//! all three agree on every field. Binary values are base64url without padding, ids are lowercase
-//! hex, times are unix seconds. With the `openapi` feature each type also describes itself for the
+//! all three agree on every field. Binary values are base64url without padding ([`Base64`]), ids
+//! and keys are lowercase hex (their own types), both decoded once where JSON is read
+//! ([`encoding`]); times are unix seconds. With the `openapi` feature each type also describes itself for the
 //! server's generated OpenAPI document.
 
+pub mod encoding;
 pub mod node;
+
+pub use encoding::Base64;
+
+use crate::keys::PublicKey;
+use crate::{FileId, NodeId, Serial};
 
 use serde::{Deserialize, Serialize};
 
@@ -327,13 +334,17 @@ pub struct ServerHealth {
 pub struct SignUp {
     pub email: String,
     /// base64url of the "DKKP" encoding.
-    pub kdf_setup: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kdf_setup: Base64,
     /// base64url, 32 bytes.
-    pub auth_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub auth_key: Base64,
     /// base64url of the identity key wrapped under the master key.
-    pub wrapped_identity: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_identity: Base64,
     /// hex, 32 bytes.
-    pub public_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub public_key: PublicKey,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -346,7 +357,8 @@ pub struct PreLogin {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KdfAnswer {
-    pub kdf_setup: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kdf_setup: Base64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,9 +366,12 @@ pub struct KdfAnswer {
 pub struct Session {
     pub account_id: String,
     pub email: String,
-    pub kdf_setup: String,
-    pub wrapped_identity: String,
-    pub public_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kdf_setup: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_identity: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub public_key: PublicKey,
     pub csrf_token: String,
 }
 
@@ -366,7 +381,8 @@ pub struct Session {
 pub struct LogIn {
     pub email: String,
     /// base64url, 32 bytes.
-    pub auth_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub auth_key: Base64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -374,11 +390,15 @@ pub struct LogIn {
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     /// The current auth key, base64url.
-    pub auth_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub auth_key: Base64,
     /// The new set-up, auth key and identity wrapped under the new master key.
-    pub new_kdf_setup: String,
-    pub new_auth_key: String,
-    pub new_wrapped_identity: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub new_kdf_setup: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub new_auth_key: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub new_wrapped_identity: Base64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -386,7 +406,8 @@ pub struct ChangePassword {
 pub struct AccountView {
     pub account_id: String,
     pub email: String,
-    pub public_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub public_key: PublicKey,
     pub quota_bytes: i64,
     pub used_bytes: i64,
     /// For browser sessions: the token state-changing requests must send.
@@ -442,7 +463,8 @@ impl NodeStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeView {
-    pub node_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub node_id: NodeId,
     pub url: String,
     pub zone: String,
     pub version: String,
@@ -591,13 +613,16 @@ pub struct DailyEarnings {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PutGrant {
     /// Node id, 64 hex digits.
-    pub node_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub node_id: NodeId,
     /// The worker's WebSocket URL.
     pub url: String,
     /// The signed token ("DKTK"), base64url.
-    pub token: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub token: Base64,
     /// Serial of the token, 32 hex digits.
-    pub serial: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub serial: Serial,
     /// Bytes the token lets the client store on this worker.
     pub budget: u64,
     /// Unix seconds.
@@ -611,7 +636,8 @@ pub struct ReadToken {
     pub first_chunk: u64,
     pub last_chunk: u64,
     /// The signed token ("DKTK"), base64url.
-    pub token: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub token: Base64,
 }
 
 /// `POST /uploads`.
@@ -620,6 +646,7 @@ pub struct ReadToken {
 #[serde(deny_unknown_fields)]
 pub struct BeginUpload {
     /// The client's random file id, 32 hex digits (the codec binds it into every sealed chunk).
+    /// Text, not a [`FileId`], so that a malformed one gets its own code (`invalid_file_id`).
     pub file_id: String,
     /// Plaintext bytes.
     pub size: u64,
@@ -639,7 +666,8 @@ pub struct BeginUpload {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UploadPlan {
     pub upload_id: String,
-    pub file_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub file_id: FileId,
     /// The redundancy chosen: what was asked, or less on a small network (still 40% loss).
     pub data_shards: u8,
     pub parity_shards: u8,
@@ -659,13 +687,17 @@ pub struct UploadPlan {
 #[serde(deny_unknown_fields)]
 pub struct Commit {
     /// The owner-signed manifest ("DKMF"), base64url.
-    pub manifest: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub manifest: Base64,
     /// Sealed name, type and size ("DKMD"), base64url.
-    pub metadata: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub metadata: Base64,
     /// The file key wrapped under the account's master key ("DKWK"), base64url.
-    pub wrapped_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_key: Base64,
     /// One worker receipt ("DKRC", base64url) for every shard of every chunk.
-    pub receipts: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub receipts: Vec<Base64>,
 }
 
 /// Redundancy health: how many shards of the weakest chunk sit on online workers.
@@ -682,11 +714,14 @@ pub struct RedundancyHealth {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileSummary {
-    pub file_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub file_id: FileId,
     /// Sealed metadata ("DKMD"), base64url: only the owner's browser or CLI can read the name.
-    pub metadata: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub metadata: Base64,
     /// The file key wrapped under the owner's master key ("DKWK"), base64url: opens the metadata.
-    pub wrapped_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_key: Base64,
     pub size: u64,
     pub stored_bytes: u64,
     pub data_shards: u8,
@@ -711,7 +746,8 @@ pub struct FileList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadNode {
-    pub node_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub node_id: NodeId,
     pub url: String,
     pub status: NodeStatus,
     pub tokens: Vec<ReadToken>,
@@ -721,14 +757,18 @@ pub struct ReadNode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileDownload {
-    pub file_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub file_id: FileId,
     /// The owner-signed manifest ("DKMF"), base64url. Readers verify it before trusting it.
-    pub manifest: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub manifest: Base64,
     /// Sealed metadata ("DKMD"), base64url.
-    pub metadata: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub metadata: Base64,
     /// The wrapped file key (owners only; share links carry the key instead).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub wrapped_key: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub wrapped_key: Option<Base64>,
     pub size: u64,
     pub created_at: i64,
     pub nodes: Vec<ReadNode>,
@@ -751,7 +791,8 @@ pub struct NewShare {
     pub max_downloads: Option<u32>,
     /// base64url of the 32-byte password proof, when the link needs a password.
     #[serde(default)]
-    pub password_proof: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub password_proof: Option<Base64>,
 }
 
 /// A share as its owner sees it.
@@ -759,7 +800,8 @@ pub struct NewShare {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShareView {
     pub share_id: String,
-    pub file_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub file_id: FileId,
     pub created_at: i64,
     pub expires_at: i64,
     pub max_downloads: Option<u64>,
@@ -775,7 +817,8 @@ pub struct ShareView {
 pub struct ShareAccess {
     /// base64url password proof, for shares with a password.
     #[serde(default)]
-    pub password_proof: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub password_proof: Option<Base64>,
 }
 
 /// What a link holder sees before downloading.
@@ -783,11 +826,14 @@ pub struct ShareAccess {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShareInfo {
     pub share_id: String,
-    pub file_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub file_id: FileId,
     /// The owner-signed manifest ("DKMF"), base64url: the page shows who signed it.
-    pub manifest: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub manifest: Base64,
     /// Sealed metadata ("DKMD"), base64url: the link's key opens it.
-    pub metadata: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub metadata: Base64,
     pub size: u64,
     pub expires_at: i64,
     /// Downloads left, when limited.
@@ -803,16 +849,14 @@ impl Commit {
         owner: &crate::keys::Keypair,
         file_key: &crate::FileKey,
         sealed_metadata: &[u8],
-        receipts: Vec<String>,
+        receipts: Vec<Base64>,
     ) -> Result<Self, crate::Error> {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let file_id = manifest.file_id;
         let signed = manifest.sign(owner)?;
         Ok(Self {
-            manifest: b64.encode(signed.as_bytes()),
-            metadata: b64.encode(sealed_metadata),
-            wrapped_key: b64.encode(owner.wrap_file_key(&file_id, file_key)),
+            manifest: Base64::from(signed.as_bytes()),
+            metadata: Base64::from(sealed_metadata),
+            wrapped_key: Base64::from(owner.wrap_file_key(&file_id, file_key)),
             receipts,
         })
     }
@@ -823,8 +867,6 @@ impl Commit {
 /// Why a reader refuses what the server sent for a download, before fetching any shard.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DownloadRefused {
-    #[error("the {0} is not valid base64url")]
-    NotBase64(&'static str),
     #[error("the manifest does not verify: {0}")]
     BadManifest(crate::Error),
     #[error("the server sent the manifest of another file")]
@@ -844,24 +886,16 @@ impl FileDownload {
     pub fn verify(
         &self,
         key: &crate::FileKey,
-        expected_owner: Option<&crate::keys::PublicKey>,
+        expected_owner: Option<&PublicKey>,
     ) -> Result<(crate::SignedManifest, crate::metadata::FileMetadata), DownloadRefused> {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let manifest = b64
-            .decode(&self.manifest)
-            .map_err(|_| DownloadRefused::NotBase64("manifest"))?;
-        let signed = crate::SignedManifest::decode(&manifest).map_err(DownloadRefused::BadManifest)?;
-        if signed.manifest().file_id.to_hex() != self.file_id {
+        let signed = crate::SignedManifest::decode(&self.manifest).map_err(DownloadRefused::BadManifest)?;
+        if signed.manifest().file_id != self.file_id {
             return Err(DownloadRefused::OtherFile);
         }
         if expected_owner.is_some_and(|o| o != signed.owner()) {
             return Err(DownloadRefused::NotTheOwner);
         }
-        let sealed = b64
-            .decode(&self.metadata)
-            .map_err(|_| DownloadRefused::NotBase64("metadata"))?;
-        let metadata = crate::metadata::FileMetadata::open(&sealed, key, &signed.manifest().file_id)
+        let metadata = crate::metadata::FileMetadata::open(&self.metadata, key, &signed.manifest().file_id)
             .map_err(|_| DownloadRefused::WrongKey)?;
         if metadata.size != signed.manifest().plain_size() {
             return Err(DownloadRefused::SizeMismatch);

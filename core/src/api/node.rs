@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::{BucketListing, Inventory};
+use crate::keys::PublicKey;
+use crate::{NodeId, Serial, ShardId};
 
 pub const REGISTER_PATH: &str = "/api/v1/nodes/register";
 pub const HEARTBEAT_PATH: &str = "/api/v1/nodes/heartbeat";
@@ -21,7 +23,8 @@ pub const MAX_CLAIMS_PER_HEARTBEAT: usize = 4096;
 pub struct Registration {
     pub join_token: String,
     /// The node's public key, hex; the node id is derived from it.
-    pub public_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub public_key: PublicKey,
     /// Where clients reach the worker (`ws://` or `wss://`).
     pub url: String,
     pub zone: String,
@@ -34,9 +37,11 @@ pub struct Registration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Registered {
-    pub node_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub node_id: NodeId,
     /// The server's token-signing public key, hex.
-    pub server_key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub server_key: PublicKey,
     pub heartbeat_interval_secs: u64,
 }
 
@@ -44,7 +49,8 @@ pub struct Registered {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
-    pub node_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub node_id: NodeId,
     pub sent_at: u64,
     pub url: String,
     pub zone: String,
@@ -61,7 +67,8 @@ pub struct Heartbeat {
     pub egress_bytes: u64,
     pub scrub: ScrubReport,
     /// Shards found corrupt (and quarantined) since the last delivered heartbeat, hex.
-    pub corrupt_shards: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub corrupt_shards: Vec<ShardId>,
     /// Summaries of what the worker holds, now and then ([`crate::inventory`]).
     #[serde(default)]
     pub inventory: Option<Inventory>,
@@ -79,7 +86,8 @@ pub struct Heartbeat {
 #[serde(deny_unknown_fields)]
 pub struct EgressClaim {
     /// The token's serial, hex.
-    pub serial: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub serial: Serial,
     pub bytes: u64,
 }
 

@@ -21,7 +21,7 @@ use crate::store;
 use crate::throttle;
 use disktro_core::api::ErrorCode;
 use disktro_core::api::{
-    AccountView, ChangePassword, ErrorBody, KdfAnswer, LogIn, NewToken, PreLogin, Session, SignUp, TokenAnswer,
+    AccountView, Base64, ChangePassword, ErrorBody, KdfAnswer, LogIn, NewToken, PreLogin, Session, SignUp, TokenAnswer,
 };
 
 /// The client's address when the server knows it (not in handler tests).
@@ -46,7 +46,7 @@ pub async fn prelogin(
     let email = accounts::normalize_email(&req.email)?;
     let setup = match store::accounts::by_email(&ctx.db, &email).await? {
         Some(account) => account.kdf_setup,
-        None => accounts::encode_b64(&accounts::decoy_setup(&ctx.key, &email).encode()),
+        None => Base64::new(accounts::decoy_setup(&ctx.key, &email).encode()),
     };
     Ok(Json(KdfAnswer { kdf_setup: setup }))
 }
@@ -102,7 +102,7 @@ pub async fn login(
     JsonBody(req): JsonBody<LogIn>,
 ) -> Result<Response, ServerError> {
     let email = accounts::normalize_email(&req.email)?;
-    let key = accounts::auth_key(&req.auth_key)?;
+    let key = accounts::auth_key(&req.auth_key, "auth_key")?;
     let now = unix_now();
     let account_key = format!("email:{email}");
     let address_key = addr.map(|a| format!("addr:{}", a.ip()));
@@ -173,9 +173,9 @@ pub async fn change_password(
         kdf_setup: req.new_kdf_setup.clone(),
         auth_key: req.new_auth_key.clone(),
         wrapped_identity: req.new_wrapped_identity.clone(),
-        public_key: account.public_key.clone(),
+        public_key: account.public_key,
     };
-    let old_key = accounts::auth_key(&req.auth_key)?;
+    let old_key = accounts::auth_key(&req.auth_key, "auth_key")?;
     let old_hash = account.auth_hash.clone();
     let (ok, checked) = tokio::task::spawn_blocking(move || {
         (

@@ -29,7 +29,6 @@ use serde::Serialize;
 use super::error::JobError;
 use super::fleet::{self, Fleet};
 use super::secs;
-use crate::accounts::decode_b64;
 use crate::context::Context;
 use crate::nodes;
 use crate::placement::{distance, shard_key};
@@ -138,8 +137,7 @@ async fn repair_chunk(
     let stored = store::files::read(&ctx.db, &d.file_hex)
         .await?
         .ok_or(JobError::FileDeleted)?;
-    let bytes = decode_b64(&stored.manifest_b64, "manifest")?;
-    let signed = SignedManifest::decode(&bytes)?;
+    let signed = SignedManifest::decode(&stored.manifest)?;
     let manifest = signed.manifest();
     let file: FileId = d.file_hex.parse()?;
     let chunk_no = d.chunk;

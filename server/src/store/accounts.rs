@@ -1,32 +1,36 @@
 //! Accounts (`accounts`): what the server keeps of each (never a password or a key it can use),
 //! the one guarded swap of key material a password change makes, and the quota files charge.
 
+use disktro_core::api::Base64;
 use disktro_core::keys::PublicKey;
 use sqlx::Row as _;
 
-use super::{Db, StoreError, Tx, to_i64};
+use super::{Db, StoreError, Tx, base64, to_i64};
 
 /// An account as stored.
 #[derive(Debug, Clone)]
 pub struct Account {
     pub id: String,
     pub email: String,
-    pub kdf_setup: String,
+    pub kdf_setup: Base64,
     pub auth_hash: String,
-    pub wrapped_identity: String,
-    pub public_key: String,
+    pub wrapped_identity: Base64,
+    pub public_key: PublicKey,
     pub quota_bytes: i64,
     pub used_bytes: i64,
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Account, sqlx::Error> {
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
     Ok(Account {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
-        kdf_setup: row.try_get("kdf_setup")?,
+        kdf_setup: base64(row, "kdf_setup")?,
         auth_hash: row.try_get("auth_hash")?,
-        wrapped_identity: row.try_get("wrapped_identity")?,
-        public_key: row.try_get("public_key")?,
+        wrapped_identity: base64(row, "wrapped_identity")?,
+        public_key: PublicKey(
+            disktro_core::ids::from_hex(&row.try_get::<String, _>("public_key")?)
+                .map_err(|_| StoreError::Corrupt("public key"))?,
+        ),
         quota_bytes: row.try_get("quota_bytes")?,
         used_bytes: row.try_get("used_bytes")?,
     })
@@ -40,7 +44,7 @@ pub async fn by_email(db: &Db, email: &str) -> Result<Option<Account>, StoreErro
     .bind(email)
     .fetch_optional(&db.pool)
     .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    row.as_ref().map(from_row).transpose()
 }
 
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<Account>, StoreError> {
@@ -51,7 +55,7 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<Account>, StoreError> {
     .bind(id)
     .fetch_optional(&db.pool)
     .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    row.as_ref().map(from_row).transpose()
 }
 
 /// What a new account starts with.
@@ -59,10 +63,10 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<Account>, StoreError> {
 pub struct NewAccount<'a> {
     pub id: &'a str,
     pub email: &'a str,
-    pub kdf_setup: &'a str,
+    pub kdf_setup: &'a Base64,
     pub auth_hash: &'a str,
-    pub wrapped_identity: &'a str,
-    pub public_key: &'a str,
+    pub wrapped_identity: &'a Base64,
+    pub public_key: &'a PublicKey,
     pub quota_bytes: i64,
     pub created_at: i64,
 }
@@ -75,10 +79,10 @@ pub async fn create(db: &Db, a: &NewAccount<'_>) -> Result<bool, StoreError> {
     )
     .bind(a.id)
     .bind(a.email)
-    .bind(a.kdf_setup)
+    .bind(a.kdf_setup.encode())
     .bind(a.auth_hash)
-    .bind(a.wrapped_identity)
-    .bind(a.public_key)
+    .bind(a.wrapped_identity.encode())
+    .bind(disktro_core::ids::to_hex(a.public_key.as_bytes()))
     .bind(a.quota_bytes)
     .bind(a.created_at)
     .execute(&db.pool)
@@ -92,17 +96,17 @@ pub async fn swap_keys(
     tx: &mut Tx,
     account_id: &str,
     old_hash: &str,
-    kdf_setup: &str,
+    kdf_setup: &Base64,
     auth_hash: &str,
-    wrapped_identity: &str,
+    wrapped_identity: &Base64,
 ) -> Result<bool, StoreError> {
     let swapped = sqlx::query(
         "UPDATE accounts SET kdf_setup = $2, auth_hash = $3, wrapped_identity = $4 WHERE id = $1 AND auth_hash = $5",
     )
     .bind(account_id)
-    .bind(kdf_setup)
+    .bind(kdf_setup.encode())
     .bind(auth_hash)
-    .bind(wrapped_identity)
+    .bind(wrapped_identity.encode())
     .bind(old_hash)
     .execute(&mut **tx)
     .await?;

@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 
-use disktro_core::{NodeId, ShardId};
+use disktro_core::api::Base64;
+use disktro_core::{FileId, NodeId, ShardId};
 use sqlx::Row as _;
 
-use super::{Db, StoreError, Tx, parse, to_i64, to_u64};
+use super::{Db, StoreError, Tx, base64, parse, to_i64, to_u64};
 
 /// Whether the account owns the committed file.
 pub async fn owned_by(db: &Db, account_id: &str, file_hex: &str) -> Result<bool, StoreError> {
@@ -20,14 +21,14 @@ pub async fn owned_by(db: &Db, account_id: &str, file_hex: &str) -> Result<bool,
     Ok(owned.is_some())
 }
 
-/// A file as committed; binary values as the API carries them (base64url).
+/// A file as committed (binary values are stored as the API carries them: base64url).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFile<'a> {
     pub file_hex: &'a str,
     pub account_id: &'a str,
-    pub manifest_b64: String,
-    pub metadata_b64: String,
-    pub wrapped_key_b64: String,
+    pub manifest: &'a Base64,
+    pub metadata: &'a Base64,
+    pub wrapped_key: &'a Base64,
     pub size: u64,
     pub stored_bytes: u64,
     pub data_shards: u8,
@@ -43,9 +44,9 @@ pub async fn insert(tx: &mut Tx, f: &NewFile<'_>) -> Result<(), StoreError> {
     )
     .bind(f.file_hex)
     .bind(f.account_id)
-    .bind(&f.manifest_b64)
-    .bind(&f.metadata_b64)
-    .bind(&f.wrapped_key_b64)
+    .bind(f.manifest.encode())
+    .bind(f.metadata.encode())
+    .bind(f.wrapped_key.encode())
     .bind(to_i64(f.size))
     .bind(to_i64(f.stored_bytes))
     .bind(i64::from(f.data_shards))
@@ -107,9 +108,9 @@ pub async fn insert_shards(tx: &mut Tx, file_hex: &str, rows: &[ShardRow]) -> Re
 /// One line of an account's file list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedFile {
-    pub file_hex: String,
-    pub metadata_b64: String,
-    pub wrapped_key_b64: String,
+    pub file_id: FileId,
+    pub metadata: Base64,
+    pub wrapped_key: Base64,
     pub size: u64,
     pub stored_bytes: u64,
     pub data_shards: u64,
@@ -132,9 +133,9 @@ pub async fn list(db: &Db, account_id: &str, limit: i64, offset: i64) -> Result<
     rows.iter()
         .map(|row| {
             Ok(ListedFile {
-                file_hex: row.try_get("id")?,
-                metadata_b64: row.try_get("metadata")?,
-                wrapped_key_b64: row.try_get("wrapped_key")?,
+                file_id: parse(&row.try_get::<String, _>("id")?, "file id")?,
+                metadata: base64(row, "metadata")?,
+                wrapped_key: base64(row, "wrapped_key")?,
                 size: to_u64(row.try_get("size")?),
                 stored_bytes: to_u64(row.try_get("stored_bytes")?),
                 data_shards: to_u64(row.try_get("data_shards")?),
@@ -157,7 +158,7 @@ pub async fn count(db: &Db, account_id: &str) -> Result<u64, StoreError> {
 
 /// The healthy shards of each file's weakest chunk ([`healthy!`], with `online_since` the oldest
 /// heartbeat that counts as online), per file of the account.
-pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Result<HashMap<String, u64>, StoreError> {
+pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Result<HashMap<FileId, u64>, StoreError> {
     let rows = sqlx::query(concat!(
         "SELECT file_id, MIN(healthy) AS weakest FROM ( \
            SELECT s.file_id, s.chunk, SUM(CASE WHEN ",
@@ -174,7 +175,7 @@ pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Res
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
         out.insert(
-            row.try_get::<String, _>("file_id")?,
+            parse(&row.try_get::<String, _>("file_id")?, "file id")?,
             to_u64(row.try_get::<i64, _>("weakest")?),
         );
     }
@@ -185,9 +186,9 @@ pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Res
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
     pub account_id: String,
-    pub manifest_b64: String,
-    pub metadata_b64: String,
-    pub wrapped_key_b64: String,
+    pub manifest: Base64,
+    pub metadata: Base64,
+    pub wrapped_key: Base64,
     pub size: u64,
     pub created_at: i64,
 }
@@ -203,9 +204,9 @@ pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreEr
     };
     Ok(Some(StoredFile {
         account_id: row.try_get("account_id")?,
-        manifest_b64: row.try_get("manifest")?,
-        metadata_b64: row.try_get("metadata")?,
-        wrapped_key_b64: row.try_get("wrapped_key")?,
+        manifest: base64(&row, "manifest")?,
+        metadata: base64(&row, "metadata")?,
+        wrapped_key: base64(&row, "wrapped_key")?,
         size: to_u64(row.try_get("size")?),
         created_at: row.try_get("created_at")?,
     }))

@@ -89,3 +89,10 @@ pub(crate) fn to_u64(v: i64) -> u64 {
 fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> Result<T, StoreError> {
     text.parse().map_err(|_| StoreError::Corrupt(what))
 }
+
+/// Binary values are stored as the API carries them (base64url text); this reads one back.
+fn base64(row: &sqlx::any::AnyRow, column: &'static str) -> Result<disktro_core::api::Base64, StoreError> {
+    use sqlx::Row as _;
+    let text: String = row.try_get(column)?;
+    disktro_core::api::Base64::decode(&text).map_err(|_| StoreError::Corrupt(column))
+}

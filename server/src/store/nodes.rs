@@ -23,7 +23,7 @@ pub async fn register(db: &Db, node_id: &str, r: &Registration, now: i64) -> Res
              capacity = excluded.capacity, last_seen = excluded.last_seen",
     )
     .bind(node_id)
-    .bind(&r.public_key)
+    .bind(disktro_core::ids::to_hex(r.public_key.as_bytes()))
     .bind(&r.url)
     .bind(&r.zone)
     .bind(&r.version)
@@ -58,7 +58,7 @@ pub async fn record_heartbeat(tx: &mut Tx, beat: &Heartbeat, scrub: &str, now: i
              scrub = $13, last_seen = $14, last_sent_at = $15
          WHERE node_id = $1 AND last_sent_at < $15",
     )
-    .bind(&beat.node_id)
+    .bind(beat.node_id.to_hex())
     .bind(&beat.url)
     .bind(&beat.zone)
     .bind(&beat.version)
@@ -86,7 +86,7 @@ pub async fn add_sample(tx: &mut Tx, beat: &Heartbeat, bucket: i64) -> Result<()
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, audit_score FROM nodes WHERE node_id = $1
          ON CONFLICT (node_id, at) DO NOTHING",
     )
-    .bind(&beat.node_id)
+    .bind(beat.node_id.to_hex())
     .bind(bucket)
     .bind(to_i64(beat.capacity))
     .bind(to_i64(beat.used))
@@ -118,7 +118,7 @@ pub async fn list(db: &Db, now: i64, status: impl Fn(i64) -> NodeStatus) -> Resu
             let last_seen: i64 = row.try_get("last_seen")?;
             let scrub: String = row.try_get("scrub")?;
             Ok(NodeView {
-                node_id: row.try_get("node_id")?,
+                node_id: parse(&row.try_get::<String, _>("node_id")?, "node id")?,
                 url: row.try_get("url")?,
                 zone: row.try_get("zone")?,
                 version: row.try_get("version")?,

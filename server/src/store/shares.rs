@@ -4,7 +4,7 @@
 use disktro_core::api::ShareView;
 use sqlx::Row as _;
 
-use super::{Db, StoreError, to_u64};
+use super::{Db, StoreError, parse, to_u64};
 
 /// A share as stored: what its owner sees, and the password verifier if it has one.
 #[derive(Debug, Clone)]
@@ -13,14 +13,14 @@ pub struct ShareRow {
     pub password_hash: Option<String>,
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<ShareRow, sqlx::Error> {
+fn from_row(row: &sqlx::any::AnyRow) -> Result<ShareRow, StoreError> {
     let max: Option<i64> = row.try_get("max_downloads")?;
     let password_hash: Option<String> = row.try_get("password_hash")?;
     let revoked: Option<i64> = row.try_get("revoked_at")?;
     Ok(ShareRow {
         view: ShareView {
             share_id: row.try_get("id")?,
-            file_id: row.try_get("file_id")?,
+            file_id: parse(&row.try_get::<String, _>("file_id")?, "file id")?,
             created_at: row.try_get("created_at")?,
             expires_at: row.try_get("expires_at")?,
             max_downloads: max.map(to_u64),
@@ -71,7 +71,7 @@ pub async fn list(db: &Db, account_id: &str, file_hex: Option<&str>) -> Result<V
     .bind(file_hex.unwrap_or(""))
     .fetch_all(&db.pool)
     .await?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    rows.iter().map(from_row).collect()
 }
 
 /// One share; of `account_id` only when given.
@@ -84,7 +84,7 @@ pub async fn get(db: &Db, share_id: &str, account_id: Option<&str>) -> Result<Op
     .bind(account_id.unwrap_or(""))
     .fetch_optional(&db.pool)
     .await?;
-    Ok(row.as_ref().map(from_row).transpose()?)
+    row.as_ref().map(from_row).transpose()
 }
 
 /// Revoke one of the account's shares (idempotent: an earlier revocation's time is kept).

@@ -64,9 +64,9 @@ pub async fn record_grants(tx: &mut Tx, upload_id: &str, grants: &[PutGrant]) ->
         sqlx::query(
             "INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(&g.serial)
+        .bind(g.serial.to_hex())
         .bind(upload_id)
-        .bind(&g.node_id)
+        .bind(g.node_id.to_hex())
         .bind(to_i64(g.budget))
         .bind(to_i64(g.expires_at))
         .execute(&mut **tx)
