@@ -4,7 +4,9 @@
 //! committed file, so the browser and native builds provably produce identical bytes. A change to
 //! any format shows up here as a diff to `golden/vectors.txt`, which must be deliberate:
 //! regenerate with `DISKTRO_BLESS_GOLDEN=1 cargo test -p disktro-core --test golden` (native only)
-//! and bump the format version if old data can no longer be read.
+//! and bump the format version if old data can no longer be read. `golden/inputs.txt` states
+//! every input (keys, seeds, plaintexts, parameters) as bytes, so another implementation can
+//! reproduce the vectors from it and FORMAT.md alone.
 
 #![allow(clippy::cast_possible_truncation)]
 
@@ -25,6 +27,13 @@ use common::fixed::{file_id, file_key, owner, server, worker};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const VECTORS: &str = include_str!("golden/vectors.txt");
+const INPUTS: &str = include_str!("golden/inputs.txt");
+
+/// The master key the `opens_` vectors were wrapped under.
+const OPENS_MASTER_KEY: [u8; 32] = [0x88; 32];
+/// What the identity key is bound to in `opens_wrapped_identity` (an older binding, kept); the
+/// CLI and the app bind it to its own public key (`opens_wrapped_identity_own_key`).
+const EMAIL_BINDING: &[u8] = b"golden@example.com";
 
 /// Deterministic text: compressible, so the zstd path is covered.
 fn text(len: usize) -> Vec<u8> {
@@ -141,15 +150,49 @@ fn compute() -> Vec<(String, String)> {
     v
 }
 
-fn stored() -> Vec<(String, String)> {
-    VECTORS
-        .lines()
+/// Every input the vectors are computed from, as `name hex`: with these (and FORMAT.md) another
+/// implementation reproduces vectors.txt without reading this file.
+fn inputs() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| v.push((name.to_owned(), to_hex(bytes)));
+    put("file_key", file_key().as_bytes());
+    put("file_id", file_id().as_bytes());
+    put("owner_seed", owner().secret_bytes().as_ref());
+    put("server_seed", server().secret_bytes().as_ref());
+    put("worker_seed", worker().secret_bytes().as_ref());
+    put("sealed_raw_0_plaintext", b"golden chunk zero");
+    put("pipeline_redundancy_k_m", &[3, 2]);
+    put("pipeline_chunk_size_u32", &1024u32.to_be_bytes());
+    put("text_2500", &text(2500));
+    put("noise_2500", &noise(2500));
+    put("default_6_4_plaintext", b"six plus four");
+    put("token_serial", &[0x66; 16]);
+    put("token_expires_at_u64", &1_900_000_000u64.to_be_bytes());
+    put("token_byte_budget_u64", &(1u64 << 20).to_be_bytes());
+    put("token_and_receipt_shards_are_blake3_of", b"b,a");
+    put("frame_put_token", &[1, 2, 3]);
+    put("frame_put_data", b"xyz");
+    put("kdf_password", b"correct horse battery staple");
+    put("kdf_salt", &[0x77; 16]);
+    put("audit_shard_5000", &noise(5000));
+    put("opens_master_key", &OPENS_MASTER_KEY);
+    put("opens_identity_binding_email", EMAIL_BINDING);
+    put("opens_identity_binding_own_key", owner().public().as_bytes());
+    v
+}
+
+fn parse_lines(text: &str) -> Vec<(String, String)> {
+    text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
-            let (name, hex) = l.split_once(' ').expect("vector lines are `name hex`");
+            let (name, hex) = l.split_once(' ').expect("lines are `name hex`");
             (name.to_owned(), hex.to_owned())
         })
         .collect()
+}
+
+fn stored() -> Vec<(String, String)> {
+    parse_lines(VECTORS)
 }
 
 fn stored_value(name: &str) -> Vec<u8> {
@@ -174,14 +217,18 @@ fn bless(computed: &[(String, String)]) {
         text.push_str(&format!("{n} {h}\n"));
     }
     let have = |n: &str| keep.iter().any(|(k, _)| k == n);
-    let master = MasterKey::from_bytes([0x88; 32]);
+    let master = MasterKey::from_bytes(OPENS_MASTER_KEY);
     if !have("opens_wrapped_file_key") {
         let w = master.wrap_file_key(&owner().public(), &file_id(), &file_key());
         text.push_str(&format!("opens_wrapped_file_key {}\n", to_hex(&w)));
     }
     if !have("opens_wrapped_identity") {
-        let w = master.wrap_identity(b"golden@example.com", &owner()).unwrap();
+        let w = master.wrap_identity(EMAIL_BINDING, &owner()).unwrap();
         text.push_str(&format!("opens_wrapped_identity {}\n", to_hex(&w)));
+    }
+    if !have("opens_wrapped_identity_own_key") {
+        let w = master.wrap_identity(owner().public().as_bytes(), &owner()).unwrap();
+        text.push_str(&format!("opens_wrapped_identity_own_key {}\n", to_hex(&w)));
     }
     if !have("opens_sealed_metadata") {
         let meta = FileMetadata {
@@ -195,6 +242,13 @@ fn bless(computed: &[(String, String)]) {
         ));
     }
     std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/vectors.txt"), text).unwrap();
+    let mut stated = String::from(
+        "# The inputs of vectors.txt: `name hex` (text inputs as their UTF-8 bytes). See core/tests/golden.rs.\n",
+    );
+    for (n, h) in inputs() {
+        stated.push_str(&format!("{n} {h}\n"));
+    }
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/inputs.txt"), stated).unwrap();
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
@@ -220,18 +274,43 @@ fn every_format_matches_its_golden_bytes() {
     }
 }
 
+/// inputs.txt states exactly the inputs the vectors are computed from.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn the_inputs_are_stated() {
+    #[cfg(not(target_arch = "wasm32"))]
+    if std::env::var_os("DISKTRO_BLESS_GOLDEN").is_some() {
+        return;
+    }
+    assert_eq!(
+        parse_lines(INPUTS),
+        inputs(),
+        "golden/inputs.txt is out of date: bless again"
+    );
+}
+
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn golden_sealed_values_open() {
-    let master = MasterKey::from_bytes([0x88; 32]);
+    #[cfg(not(target_arch = "wasm32"))]
+    if std::env::var_os("DISKTRO_BLESS_GOLDEN").is_some() {
+        return;
+    }
+    let master = MasterKey::from_bytes(OPENS_MASTER_KEY);
     let key = master
         .unwrap_file_key(&owner().public(), &file_id(), &stored_value("opens_wrapped_file_key"))
         .unwrap();
     assert_eq!(key, file_key());
     let id = master
-        .unwrap_identity(b"golden@example.com", &stored_value("opens_wrapped_identity"))
+        .unwrap_identity(EMAIL_BINDING, &stored_value("opens_wrapped_identity"))
         .unwrap();
     assert_eq!(id.public(), owner().public());
+    // The binding real clients use: the identity key's own public key. Bound to anything else it
+    // does not open.
+    let own = stored_value("opens_wrapped_identity_own_key");
+    let id = master.unwrap_identity(owner().public().as_bytes(), &own).unwrap();
+    assert_eq!(id.public(), owner().public());
+    assert!(master.unwrap_identity(EMAIL_BINDING, &own).is_err());
     let meta = FileMetadata::open(&stored_value("opens_sealed_metadata"), &file_key(), &file_id()).unwrap();
     assert_eq!(
         meta,
