@@ -61,9 +61,24 @@ struct Worker {
 impl Worker {
     /// Start a worker registered with `server`; `advertise` is the URL clients are told (a proxy).
     fn start(server: &str, extra: &[&str], advertise: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::spawn(tempfile::tempdir().unwrap(), server, extra, advertise)
+    }
+
+    /// Kill the worker (SIGKILL) and start it again on the same data directory and key.
+    fn restart(mut self, server: &str, extra: &[&str]) -> Self {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::spawn(dir, server, extra, None)
+    }
+
+    fn spawn(dir: tempfile::TempDir, server: &str, extra: &[&str], advertise: Option<&str>) -> Self {
         let ready = dir.path().join("ready.json");
-        let log = std::fs::File::create(dir.path().join("worker.log")).unwrap();
+        let _ = std::fs::remove_file(&ready);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("worker.log"))
+            .unwrap();
         let mut cmd = Command::new(worker_bin());
         cmd.args([
             "--listen",
@@ -489,6 +504,139 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
         pool.close().await;
         server.stop();
     }
+}
+
+/// Tried: an honest worker SIGKILLed while the server still counts it online (the default 10 s
+/// heartbeat interval: online for 30 s after its last beat), under audits every second, then
+/// restarted on the same data 20 s later. Must hold: being unreachable is not a failed audit:
+/// it is never disqualified, fails no audit, is audited again once back, and its data is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_honest_worker_that_crashes_and_restarts_is_not_disqualified() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let server = Server::start(
+        db_case.dir.path(),
+        &db_case.url,
+        &[
+            "--join-token",
+            JOIN,
+            "--audit-interval",
+            "1s",
+            "--audit-window",
+            "20s",
+            "--audit-timeout",
+            "2s",
+        ],
+    );
+    let mut workers: Vec<Worker> = (0..11).map(|_| Worker::start(&server.url, &[], None)).collect();
+    assert!(wait_online(&server.url, 11).await);
+    let a = account(&server.url).await;
+    let files = mixed_files();
+    let mut ids = Vec::new();
+    for (i, data) in files.iter().enumerate().take(3) {
+        ids.push(put(&a, data, &format!("file-{i}")).await);
+    }
+    let victim_id = workers[0].node_id.clone();
+    let passed = |v: &Value| v["audits_passed"].as_i64().unwrap_or(0);
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            passed(&node(&server.url, &victim_id).await) >= 3
+        })
+        .await,
+        "the victim was not audited before the crash"
+    );
+
+    let mut victim = workers.remove(0);
+    victim.kill();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = node(&server.url, &victim_id).await;
+    assert_eq!(during["state"], "active", "disqualified while down: {during}");
+    assert_eq!(during["audits_failed"], 0, "{during}");
+    let mut victim = victim.restart(&server.url, &[]);
+    let before = passed(&node(&server.url, &victim_id).await);
+    let audited_again = eventually(Duration::from_secs(60), || async {
+        passed(&node(&server.url, &victim_id).await) >= before + 5
+    })
+    .await;
+    let back = node(&server.url, &victim_id).await;
+    assert!(
+        audited_again,
+        "not audited again after the restart: {back}\n{}",
+        server.log_text()
+    );
+    assert_eq!(back["state"], "active", "{back}");
+    assert_eq!(back["audits_failed"], 0, "{back}");
+    for (data, id) in files.iter().zip(&ids) {
+        assert!(get(&a, id).await == *data);
+    }
+    victim.kill();
+    server.stop();
+}
+
+/// Tried: 10 workers, so every chunk (6 + 4) has a shard on each, and one of them killed: no
+/// worker is left that could take its shards. Must hold: the repairer reads nothing it cannot
+/// place (the live workers serve no bytes at all once the loss is seen: nobody else reads), and
+/// backs off: chunks wait between tries instead of failing every pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_reads_nothing_it_cannot_place_and_backs_off() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+    let mut workers: Vec<Worker> = (0..10).map(|_| Worker::start(&server.url, &[], None)).collect();
+    assert!(wait_online(&server.url, 10).await);
+    let a = account(&server.url).await;
+    for (i, data) in mixed_files().iter().enumerate().take(6) {
+        put(&a, data, &format!("file-{i}")).await;
+    }
+    assert!(eventually(Duration::from_secs(20), || all_full(&server.url)).await);
+    let dead = workers[0].node_id.clone();
+    workers[0].kill();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            node(&server.url, &dead).await["status"] != "online"
+        })
+        .await
+    );
+    let served = || async {
+        let nodes = json(&format!("{}/api/v1/nodes", server.url)).await;
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["node_id"] != dead.as_str())
+            .map(|n| n["egress_bytes"].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = served().await;
+    let failed_before = json(&format!("{}/api/v1/jobs", server.url)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let read = served().await - before;
+    let jobs = json(&format!("{}/api/v1/jobs", server.url)).await;
+    let repair = |jobs: &Value| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "repair")
+            .cloned()
+            .unwrap()
+    };
+    let (then, now) = (repair(&failed_before), repair(&jobs));
+    assert_eq!(read, 0, "the repairer read {read} bytes it could not place: {now}");
+    let chunks = now["progress"]["queued"].as_u64().unwrap() + now["progress"]["deferred"].as_u64().unwrap();
+    assert!(chunks > 0, "nothing was due for repair: {now}");
+    assert!(
+        now["progress"]["deferred"].as_u64().unwrap() > 0,
+        "no chunk waits: {now}"
+    );
+    // Ten passes ran; with back-off each chunk was tried at most four times in them.
+    let failures =
+        now["progress"]["chunks_failed"].as_u64().unwrap() - then["progress"]["chunks_failed"].as_u64().unwrap();
+    assert!(
+        failures <= 4 * chunks,
+        "{failures} failed tries of {chunks} chunks in 10 s: {now}"
+    );
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,10 +9,15 @@
 //! - **pass**: the proof verifies.
 //! - **fail**: a wrong proof, "not found", or "corrupt": the shard is marked lost
 //!   (`corrupt_reports`, reason `audit`) and repaired elsewhere.
-//! - **timeout** (no answer in time, connection trouble, or any other refusal such as "busy"): the
-//!   shard goes into **containment** and is re-challenged in the next rounds; it counts as a pass
-//!   once answered, and as a failure after `audit_retries` more timeouts. Going slow on missing
-//!   shards therefore buys a cheating node a few rounds, never a pass.
+//! - **timeout** (no answer in time, a connection that closes under the challenge, or any other
+//!   refusal such as "busy"): the shard goes into **containment** and is re-challenged in the
+//!   next rounds; it counts as a pass once answered, and as a failure after `audit_retries` more
+//!   timeouts. Going slow on missing shards therefore buys a cheating node a few rounds, never a
+//!   pass.
+//! - **unreachable** (the worker cannot be connected to at all): nothing is recorded. Offline is
+//!   not a failed audit: a worker that is down is judged by its online score
+//!   ([`super::reputation`]), and its contained shards wait for it to come back. A node cannot
+//!   choose this per shard: the connection is made before it learns which shard is asked.
 //!
 //! Resolved outcomes feed the node's audit score ([`super::reputation`]); every challenge is
 //! recorded in `audits` for the dashboard.
@@ -48,6 +53,8 @@ pub enum Outcome {
     Pass,
     Fail,
     Timeout,
+    /// The worker could not be connected to: not recorded, not counted.
+    Unreachable,
 }
 
 impl Outcome {
@@ -56,6 +63,7 @@ impl Outcome {
             Self::Pass => "pass",
             Self::Fail => "fail",
             Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
         }
     }
 }
@@ -67,6 +75,8 @@ pub struct Round {
     pub passed: usize,
     pub failed: usize,
     pub timeouts: usize,
+    /// Challenges not made because the worker could not be connected to.
+    pub unreachable: usize,
 }
 
 /// A shard to challenge, with its earlier timeouts (0 when not contained).
@@ -121,8 +131,9 @@ impl Auditor {
             total.passed += r.passed;
             total.failed += r.failed;
             total.timeouts += r.timeouts;
+            total.unreachable += r.unreachable;
         }
-        if total.failed > 0 || total.timeouts > 0 {
+        if total.failed > 0 || total.timeouts > 0 || total.unreachable > 0 {
             tracing::info!(?total, "audit round");
         }
         Ok(total)
@@ -154,6 +165,10 @@ impl Auditor {
             .collect()
             .await;
         for (c, outcome) in outcomes {
+            if outcome == Outcome::Unreachable {
+                round.unreachable += 1;
+                continue;
+            }
             let resolved = match outcome {
                 Outcome::Timeout if c.attempts >= i64::from(ctx.durability.audit_retries) => Outcome::Fail,
                 other => other,
@@ -163,6 +178,7 @@ impl Auditor {
                 Outcome::Pass => round.passed += 1,
                 Outcome::Fail => round.failed += 1,
                 Outcome::Timeout => round.timeouts += 1,
+                Outcome::Unreachable => round.unreachable += 1,
             }
         }
         Ok(round)
@@ -174,10 +190,14 @@ impl Auditor {
         let nonce = disktro_core::random_bytes::<32>();
         let token = fleet::token(&ctx.key, Operation::Audit, node, c.file, vec![c.shard], 0, now);
         let len32 = u32::try_from(len).expect("ranges are at most MAX_RANGE");
-        let answer = match self.fleet.client(node, url).await {
-            Ok(client) => client.audit(&token, c.shard, offset, len32, nonce).await,
-            Err(e) => Err(e),
+        let client = match self.fleet.client(node, url).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::debug!(%node, error = %e, "worker unreachable; not audited this round");
+                return Outcome::Unreachable;
+            }
         };
+        let answer = client.audit(&token, c.shard, offset, len32, nonce).await;
         match answer {
             Ok(proof) => match verify(&c.shard, c.size, offset, len32, &proof) {
                 Ok(_) => Outcome::Pass,
@@ -217,6 +237,8 @@ async fn record(
             }
             reputation::record_audit(&ctx.db, node, resolved == Outcome::Pass, now).await?;
         }
+        // Never recorded: skipped before this point.
+        Outcome::Unreachable => {}
     }
     Ok(())
 }

@@ -13,6 +13,9 @@
 //! 4. in one transaction move the placement row, drop the loss report, and hand the old copy to
 //!    garbage collection (it is deleted if its worker ever comes back).
 //!
+//! Before reading anything the repairer checks that enough workers can take the rebuilt shards;
+//! a chunk it cannot repair (no worker to take a shard, too few shards readable) waits before the
+//! next try: the repair interval, doubled after each failure, at most an hour ([`next_wait`]).
 //! A chunk with fewer than k healthy shards cannot be rebuilt and is counted as lost. The server
 //! never holds a key: it handles sealed bytes only.
 
@@ -36,6 +39,23 @@ use crate::store;
 
 /// Chunks taken per pass at most.
 pub const MAX_CHUNKS_PER_PASS: i64 = 1024;
+/// The longest a chunk that could not be repaired waits before the next try.
+pub const MAX_BACKOFF_SECS: i64 = 3600;
+
+/// How long a chunk waits after a failed repair: the repair interval after the first failure,
+/// doubled after each further one, at most [`MAX_BACKOFF_SECS`].
+pub fn next_wait(previous: Option<i64>, interval_secs: i64) -> i64 {
+    previous
+        .map_or(interval_secs, |w| w.saturating_mul(2))
+        .clamp(1, MAX_BACKOFF_SECS.max(interval_secs))
+}
+
+/// A chunk waiting after a failed repair.
+#[derive(Debug, Clone, Copy)]
+struct Deferred {
+    until: i64,
+    wait: i64,
+}
 
 /// The repairer's progress, as `/api/v1/jobs` (and `/api/v1/durability`) show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -51,6 +71,9 @@ pub struct Progress {
     pub shards_rebuilt: u64,
     pub chunks_repaired: u64,
     pub chunks_failed: u64,
+    /// Chunks of the current (or last) pass left for later: their last repair failed (no worker
+    /// to take a shard, too few shards readable) and their back-off has not run out.
+    pub deferred: u64,
 }
 
 use store::health::{DueChunk as Due, Slot};
@@ -61,6 +84,8 @@ pub struct Repairer {
     fleet: Arc<Fleet>,
     progress: Mutex<Progress>,
     registry: Arc<crate::jobs::Registry>,
+    /// Chunks whose last repair failed, by (file, chunk), with when to try again.
+    backoff: Mutex<HashMap<(String, u64), Deferred>>,
 }
 
 impl Repairer {
@@ -69,7 +94,12 @@ impl Repairer {
             fleet,
             progress: Mutex::default(),
             registry,
+            backoff: Mutex::default(),
         }
+    }
+
+    fn backoff(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Deferred>> {
+        self.backoff.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn progress(&self, f: impl FnOnce(&mut Progress)) {
@@ -82,14 +112,24 @@ impl Repairer {
     pub async fn pass(&self, ctx: &Context, now: i64) -> Result<u64, JobError> {
         let fleet = &*self.fleet;
         let since = nodes::online_since(now, ctx.heartbeat_interval);
-        let due =
+        let found =
             store::health::due_for_repair(&ctx.db, since, ctx.durability.repair_margin, MAX_CHUNKS_PER_PASS).await?;
+        let (due, deferred): (Vec<Due>, Vec<Due>) = {
+            let backoff = self.backoff();
+            found.into_iter().partition(|d| {
+                backoff
+                    .get(&(d.file_hex.clone(), d.chunk))
+                    .is_none_or(|w| w.until <= now)
+            })
+        };
         self.progress(|p| {
             p.running = true;
             p.last_pass_started = Some(now);
             p.queued = due.len() as u64;
             p.done = 0;
+            p.deferred = deferred.len() as u64;
         });
+        let interval = secs(ctx.durability.repair_interval);
         if !due.is_empty() {
             tracing::info!(chunks = due.len(), "repair pass");
         }
@@ -97,8 +137,10 @@ impl Repairer {
         let results: Vec<bool> = futures_util::stream::iter(due)
             .map(|d| async move {
                 let result = repair_chunk(ctx, fleet, keys, &d, now).await;
+                let key = (d.file_hex.clone(), d.chunk);
                 let ok = match result {
                     Ok(rebuilt) => {
+                        self.backoff().remove(&key);
                         self.progress(|p| {
                             p.shards_rebuilt += rebuilt;
                             p.chunks_repaired += 1;
@@ -106,7 +148,11 @@ impl Repairer {
                         true
                     }
                     Err(e) => {
-                        tracing::warn!(file = %d.file_hex, chunk = d.chunk, error = %e, "chunk not repaired");
+                        let mut backoff = self.backoff();
+                        let wait = next_wait(backoff.get(&key).map(|w| w.wait), interval);
+                        backoff.insert(key, Deferred { until: now + wait, wait });
+                        drop(backoff);
+                        tracing::warn!(file = %d.file_hex, chunk = d.chunk, error = %e, retry_in_secs = wait, "chunk not repaired");
                         self.progress(|p| p.chunks_failed += 1);
                         false
                     }
@@ -153,6 +199,22 @@ async fn repair_chunk(
     let lost: Vec<&Slot> = slots.iter().filter(|s| !s.healthy).collect();
     if lost.is_empty() {
         return Ok(0);
+    }
+
+    // 0. Where the rebuilt shards can go, before any byte is read: active, online, with room,
+    // holding nothing of this chunk. Too few: nothing is read (the chunk is retried later).
+    let taken: HashSet<&str> = slots.iter().map(|s| s.node.as_str()).collect();
+    let mut candidates: Vec<nodes::Writable> =
+        nodes::writable(&ctx.db, ctx.heartbeat_interval, now, i64::try_from(shard_len)?)
+            .await?
+            .into_iter()
+            .filter(|w| !taken.contains(w.node_id.to_hex().as_str()))
+            .collect();
+    if candidates.len() < lost.len() {
+        return Err(JobError::NoTarget {
+            shard: lost[candidates.len()].idx,
+            chunk: d.chunk,
+        });
     }
 
     // 1. k healthy shards, data shards first (no Reed-Solomon work when they are all there).
@@ -202,14 +264,7 @@ async fn repair_chunk(
         return Err(JobError::RebuiltMismatch);
     }
 
-    // 3. New homes: active, online, with room, holding nothing of this chunk.
-    let taken: HashSet<&str> = slots.iter().map(|s| s.node.as_str()).collect();
-    let mut candidates: Vec<nodes::Writable> =
-        nodes::writable(&ctx.db, ctx.heartbeat_interval, now, i64::try_from(shard_len)?)
-            .await?
-            .into_iter()
-            .filter(|w| !taken.contains(w.node_id.to_hex().as_str()))
-            .collect();
+    // 3. New homes, among the candidates found at step 0.
     let mut zone_load: HashMap<String, usize> = HashMap::new();
     for s in slots.iter().filter(|s| s.healthy) {
         *zone_load.entry(s.zone.clone()).or_default() += 1;
@@ -281,4 +336,20 @@ async fn repair_chunk(
     }
     tracing::info!(file = %d.file_hex, chunk = d.chunk, rebuilt, "chunk repaired");
     Ok(rebuilt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_that_cannot_be_repaired_waits_longer_each_time() {
+        assert_eq!(next_wait(None, 60), 60);
+        assert_eq!(next_wait(Some(60), 60), 120);
+        assert_eq!(next_wait(Some(2400), 60), MAX_BACKOFF_SECS);
+        assert_eq!(next_wait(Some(MAX_BACKOFF_SECS), 60), MAX_BACKOFF_SECS);
+        // Fast test settings (1 s) start at 1 s; a repair interval above the cap is the wait.
+        assert_eq!(next_wait(None, 1), 1);
+        assert_eq!(next_wait(None, 7200), 7200);
+    }
 }
