@@ -29,9 +29,6 @@ pub enum ChunkCipher {
     Wasm(Box<aes_gcm::Aes256Gcm>),
 }
 
-/// The one error every failed open gives, whatever went wrong.
-pub const OPEN_FAILED: &str = Failure::DECRYPT;
-
 impl ChunkCipher {
     /// The chunk key of `file_id` under `file_key`, on WebCrypto when `prefer` says so and this
     /// context has it.
@@ -95,7 +92,7 @@ impl ChunkCipher {
     /// Start opening a rebuilt chunk and return at once: WebCrypto opens on the browser's own
     /// threads while the caller goes on (a download rebuilds the next chunk meanwhile). Its
     /// sealed bytes are taken out of `rebuilt` (WebCrypto copies them when called); any failure
-    /// is [`OPEN_FAILED`].
+    /// is [`Failure::Decrypt`].
     pub fn start_open(&self, rebuilt: &mut RebuiltChunk) -> Result<Opening, Failure> {
         let mut sealed = std::mem::take(&mut rebuilt.sealed);
         match self {
@@ -119,7 +116,7 @@ impl ChunkCipher {
     }
 }
 
-/// A chunk being opened ([`ChunkCipher::start_open`]); any failure is [`OPEN_FAILED`].
+/// A chunk being opened ([`ChunkCipher::start_open`]); any failure is [`Failure::Decrypt`].
 pub struct Opening {
     /// The sealed bytes' allocation: the opened bytes once done here.
     sealed: Vec<u8>,

@@ -78,7 +78,6 @@ pub async fn backlog(db: &Db) -> Result<Backlog, StoreError> {
 pub struct DueChunk {
     pub file_hex: String,
     pub chunk: u64,
-    pub healthy: u64,
 }
 
 /// Chunks with at most k + `margin` healthy shards and fewer than k + m, fewest healthy first.
@@ -103,7 +102,6 @@ pub async fn due_for_repair(db: &Db, online_since: i64, margin: u32, limit: i64)
             Ok(DueChunk {
                 file_hex: r.try_get("file_id")?,
                 chunk: to_u64(r.try_get("chunk")?),
-                healthy: to_u64(r.try_get("healthy")?),
             })
         })
         .collect()
