@@ -21,6 +21,11 @@ pub const MAX_FRAME_LEN: usize = 6 + 2 + MAX_TOKEN_LEN + 32 + 4 + MAX_SHARD_LEN;
 pub const MAX_ERROR_MESSAGE_LEN: usize = 1024;
 /// Longest audit proof (a 64 KiB slice of a maximum shard with its hash path).
 pub const MAX_PROOF_LEN: usize = 160 * 1024;
+/// The most a client may send a worker before one of its requests carried a valid token: the
+/// largest request without shard data (a delete of the most ids under the largest token). A
+/// put's shard data follows a [`Body::Hello`] (or any request with a valid token), so a stranger
+/// never makes a worker buffer more than this.
+pub const MAX_INTRODUCTION_LEN: usize = 6 + 2 + MAX_TOKEN_LEN + 2 + 32 * MAX_TOKEN_SHARDS;
 
 /// Why a worker refused a request. The numbers are part of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,6 +128,10 @@ pub enum Body {
         len: u32,
         nonce: [u8; 32],
     },
+    /// Present a token before sending anything large: a worker reads at most
+    /// [`MAX_INTRODUCTION_LEN`] bytes from a connection until one of its requests carried a
+    /// token that verifies (for any operation). Answered by [`Body::Welcome`].
+    Hello { token: Vec<u8> },
     /// Answer to a put: the worker's signed receipt.
     Receipt { receipt: Vec<u8> },
     /// Answer to a get.
@@ -131,6 +140,8 @@ pub enum Body {
     Deleted { shards: Vec<ShardId> },
     /// Answer to an audit challenge.
     AuditProof { nonce: [u8; 32], proof: Vec<u8> },
+    /// Answer to a hello: the token verified and the connection may send frames of any size.
+    Welcome,
     /// Any request refused.
     Error { code: ErrorCode, message: String },
 }
@@ -142,10 +153,12 @@ impl Body {
             Self::Get { .. } => 2,
             Self::Delete { .. } => 3,
             Self::AuditChallenge { .. } => 4,
+            Self::Hello { .. } => 5,
             Self::Receipt { .. } => 16,
             Self::ShardData { .. } => 17,
             Self::Deleted { .. } => 18,
             Self::AuditProof { .. } => 19,
+            Self::Welcome => 20,
             Self::Error { .. } => 31,
         }
     }
@@ -207,6 +220,29 @@ pub fn encode_put(token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// The hello (request id 0) that introduces a connection with the token of a put encoded by
+/// [`encode_put`], so clients that send encoded puts need not keep the token beside them.
+pub fn hello_for_put(put: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut r = Reader::new(put, "put frame");
+    let version = r.u8()?;
+    if version != crate::FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: "frame",
+            found: version,
+        });
+    }
+    if r.u8()? != 1 {
+        return Err(Error::InvalidParams("not a put frame"));
+    }
+    r.u32()?;
+    let token = r.short_bytes(MAX_TOKEN_LEN)?.to_vec();
+    Frame {
+        request_id: 0,
+        body: Body::Hello { token },
+    }
+    .encode()
+}
+
 impl Frame {
     /// Encode. Fields over their protocol limits are refused, so what is sent always decodes.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
@@ -266,6 +302,11 @@ impl Frame {
                 out.put_u32(*len);
                 out.extend_from_slice(nonce);
             }
+            Body::Hello { token } => {
+                check_token(token)?;
+                out.put_short_bytes(token);
+            }
+            Body::Welcome => {}
             Body::Receipt { receipt } => {
                 if receipt.len() != RECEIPT_LEN {
                     return Err(Error::InvalidParams("receipt of the wrong length"));
@@ -364,6 +405,9 @@ impl Frame {
                 len: r.u32()?,
                 nonce: r.array()?,
             },
+            5 => Body::Hello {
+                token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(),
+            },
             16 => Body::Receipt {
                 receipt: r.bytes(RECEIPT_LEN)?.to_vec(),
             },
@@ -382,6 +426,7 @@ impl Frame {
                     proof: data(&mut r, MAX_PROOF_LEN, "audit proof")?,
                 }
             }
+            20 => Body::Welcome,
             31 => {
                 let code = ErrorCode::from_u16(r.u16()?)?;
                 let message = r.short_bytes(MAX_ERROR_MESSAGE_LEN)?;

@@ -451,6 +451,7 @@ fn codes_are_as_specified() {
                 shards: vec![shard],
             },
         ),
+        ("Hello", Body::Hello { token: t.clone() }),
         (
             "AuditChallenge",
             Body::AuditChallenge {
@@ -470,6 +471,7 @@ fn codes_are_as_specified() {
             },
         ),
         ("Deleted", Body::Deleted { shards: vec![shard] }),
+        ("Welcome", Body::Welcome),
         (
             "AuditProof",
             Body::AuditProof {
@@ -485,6 +487,13 @@ fn codes_are_as_specified() {
             },
         ),
     ];
+    assert!(
+        SPEC.contains(&format!(
+            "<!-- spec: introduction-len -->{} bytes",
+            wire::MAX_INTRODUCTION_LEN
+        )),
+        "FORMAT.md states the introduction limit"
+    );
     let kinds = table("frame-kinds");
     assert_eq!(kinds.len(), bodies.len());
     for (name, body) in bodies {

@@ -6,7 +6,7 @@
 //! bad bytes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -71,6 +71,8 @@ pub struct WorkerClient {
     out: mpsc::Sender<Message>,
     pending: Pending,
     next_id: AtomicU32,
+    /// Whether a `Hello` went out on this connection.
+    introduced: AtomicBool,
     close_reason: Arc<Mutex<Option<String>>>,
     request_timeout: Duration,
 }
@@ -185,6 +187,7 @@ impl WorkerClient {
             out,
             pending,
             next_id: AtomicU32::new(1),
+            introduced: AtomicBool::new(false),
             close_reason,
             request_timeout: options.request_timeout,
         }
@@ -242,22 +245,30 @@ impl WorkerClient {
 
     /// Store a shard; returns the worker's signed receipt.
     pub async fn put(&self, token: &[u8], shard: ShardId, data: Vec<u8>) -> Result<Vec<u8>, ClientError> {
-        match self
-            .request(Body::Put {
-                token: token.to_vec(),
-                shard,
-                data,
-            })
-            .await?
-        {
-            Body::Receipt { receipt } => Ok(receipt),
-            other => Err(unexpected(&other)),
-        }
+        let frame =
+            disktro_core::wire::encode_put(token, &shard, &data).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        drop(data);
+        self.put_encoded(frame).await
     }
 
     /// Store a shard framed earlier ([`disktro_core::wire::encode_put`]), so its bytes can come
-    /// straight from the chunk's buffer; returns the worker's signed receipt.
+    /// straight from the chunk's buffer; returns the worker's signed receipt. The connection's
+    /// first put is preceded by a `Hello` with its token (a refused token is this put's
+    /// refusal): a worker reads no more than a small request from a connection that has not
+    /// shown a valid token.
     pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        if !self.introduced.swap(true, Ordering::Relaxed) {
+            // Puts sent meanwhile wait at the worker until the hello's token verified.
+            let hello = disktro_core::wire::hello_for_put(&frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            match self.request_encoded(hello).await {
+                Ok(Body::Welcome) => {}
+                Ok(other) => return Err(unexpected(&other)),
+                Err(e) => {
+                    self.introduced.store(false, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
         match self.request_encoded(frame).await? {
             Body::Receipt { receipt } => Ok(receipt),
             other => Err(unexpected(&other)),

@@ -221,6 +221,15 @@ impl Admission {
         })
     }
 
+    /// Verify a token for whatever operation it names: enough to introduce a connection
+    /// ([`disktro_core::wire::Body::Hello`]); spends nothing.
+    pub fn introduce(&self, bytes: &[u8], now: u64) -> Result<Arc<Token>, Refused> {
+        let operation = Token::decode(bytes)
+            .map_err(|e| Refused::new(ErrorCode::for_error(&e), format!("token is malformed: {e}")))?
+            .operation;
+        self.check(bytes, operation, now)
+    }
+
     fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Token>>> {
         self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -20,8 +20,17 @@ pub use disktro_net::tls::TlsFiles;
 /// Resource limits of the WebSocket service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Concurrent connections; more are accepted and closed with "try again later".
+    /// Concurrent connections; when all are taken the oldest one without a valid token makes
+    /// room, and only when none is left is a newcomer closed with "try again later".
     pub max_connections: usize,
+    /// Connections one client address (an IPv6 /64) may hold.
+    pub max_connections_per_address: usize,
+    /// A connection must send a request with a valid token within this long.
+    pub introduce_timeout: Duration,
+    /// A request waits at most this long for memory, then is refused as busy.
+    pub memory_wait: Duration,
+    /// A message whose sender gives no byte for this long in its middle closes its connection.
+    pub stall_timeout: Duration,
     /// Requests one connection may have in flight; the worker stops reading beyond it.
     pub max_in_flight: usize,
     /// Bytes of request and response data held in memory at once, over all connections.
@@ -40,6 +49,10 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 256,
+            max_connections_per_address: 32,
+            introduce_timeout: Duration::from_secs(5),
+            memory_wait: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(10),
             max_in_flight: 32,
             memory_budget: 32 << 20,
             max_shard_len: MAX_SHARD_LEN,
@@ -158,6 +171,9 @@ pub struct Args {
     /// Maximum concurrent connections [default: 256].
     #[arg(long, env = "DISKTRO_WORKER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Maximum concurrent connections from one address (an IPv6 /64) [default: 32].
+    #[arg(long, env = "DISKTRO_WORKER_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
     /// Maximum requests in flight per connection [default: 32].
     #[arg(long, env = "DISKTRO_WORKER_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
@@ -242,6 +258,9 @@ impl Args {
         let limits = &mut config.limits;
         if let Some(n) = pick!(max_connections) {
             limits.max_connections = n.max(1);
+        }
+        if let Some(n) = pick!(max_connections_per_address) {
+            limits.max_connections_per_address = n.max(1);
         }
         if let Some(n) = pick!(max_in_flight) {
             limits.max_in_flight = n.max(1);

@@ -8,9 +8,14 @@
 //! - The reader takes a per-connection **in-flight** permit before it reads the next message, so
 //!   at most `max_in_flight` requests (being handled or waiting to be written) exist per
 //!   connection; beyond that the worker stops reading and TCP pushes back on the client.
-//! - Each message's bytes are reserved from the worker-wide **memory budget** before it is handled
-//!   (a get reserves its response the same way), so all connections together hold at most the
-//!   budget, plus one message per connection being read.
+//! - Each message's bytes are charged to the memory budget while they arrive ([`crate::gate`])
+//!   and held, within the connection's share ([`crate::memory`]), until it is answered (a get
+//!   reserves its response the same way), so all connections together hold at most the budget
+//!   and one stalled connection at most its share.
+//! - Until one of its requests carries a valid token (a `Hello`, or any request), a connection is
+//!   a stranger: it is read only up to the introduction limit, is the first to be evicted when
+//!   connection slots run out ([`crate::slots`]), and is closed (1008) if no valid token comes
+//!   within the introduction timeout.
 //! - The writer sends responses in completion order; a client that stops reading for longer than
 //!   the write timeout is disconnected, which releases everything it held.
 //! - A connection with nothing in flight that sends nothing for the idle timeout is closed.
@@ -32,8 +37,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
+use crate::gate::Gate;
 use crate::handler;
+use crate::memory::Reservation;
 use crate::node::Node;
+use crate::slots::Slot;
+
+/// How often a connection checks for a half-sent message.
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the writer sends, with the permits released once it is on the wire.
 #[derive(Debug)]
@@ -41,7 +52,7 @@ enum Outgoing {
     Frame {
         bytes: Vec<u8>,
         _in_flight: OwnedSemaphorePermit,
-        _memory: Option<OwnedSemaphorePermit>,
+        _memory: Option<Reservation>,
     },
     Close(CloseCode, &'static str),
 }
@@ -65,8 +76,21 @@ fn request_id_of(bytes: &[u8]) -> u32 {
         .map_or(0, |b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
 }
 
-/// Serve one accepted WebSocket until the client leaves, misbehaves, idles out or `shutdown`.
-pub async fn serve<S>(ws: WebSocketStream<S>, node: Arc<Node>, shutdown: CancellationToken)
+/// The token a request carries.
+fn token_of(body: &Body) -> Option<&[u8]> {
+    match body {
+        Body::Put { token, .. }
+        | Body::Get { token, .. }
+        | Body::Delete { token, .. }
+        | Body::AuditChallenge { token, .. }
+        | Body::Hello { token } => Some(token),
+        _ => None,
+    }
+}
+
+/// Serve one accepted WebSocket until the client leaves, misbehaves, idles out, is evicted or
+/// `shutdown`. `gate` meters its socket and `slot` is its place among the worker's connections.
+pub async fn serve<S>(ws: WebSocketStream<S>, node: Arc<Node>, shutdown: CancellationToken, gate: Arc<Gate>, slot: Slot)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -110,16 +134,41 @@ where
     };
 
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let close = loop {
+    let memory = Arc::new(node.memory.connection());
+    let introduce_by = tokio::time::Instant::now() + limits.introduce_timeout;
+    let mut introduced = false;
+    let close = 'serve: loop {
         let permit = tokio::select! {
             () = shutdown.cancelled() => break Some((CloseCode::Away, "worker shutting down")),
             () = dead.cancelled() => break None,
+            () = slot.evicted.cancelled() => break Some((CloseCode::Again, "evicted: too many connections without a token")),
             p = Arc::clone(&in_flight).acquire_owned() => p.expect("never closed"),
         };
-        let next = tokio::select! {
-            () = shutdown.cancelled() => break Some((CloseCode::Away, "worker shutting down")),
-            () = dead.cancelled() => break None,
-            next = tokio::time::timeout(limits.idle_timeout, stream.next()) => next,
+        let idle_at = tokio::time::Instant::now() + limits.idle_timeout;
+        let next = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break 'serve Some((CloseCode::Away, "worker shutting down")),
+                () = dead.cancelled() => break 'serve None,
+                () = slot.evicted.cancelled() => {
+                    break 'serve Some((CloseCode::Again, "evicted: too many connections without a token"));
+                }
+                () = tokio::time::sleep_until(introduce_by), if !introduced => {
+                    tracing::debug!("no valid token in time; closing the connection");
+                    break 'serve Some((CloseCode::Policy, "no request with a valid token in time"));
+                }
+                () = tokio::time::sleep(STALL_CHECK) => {
+                    if gate.stalled_for(limits.stall_timeout) {
+                        tracing::info!("a message was left half-sent; closing the connection");
+                        break 'serve Some((CloseCode::Policy, "message stalled"));
+                    }
+                    if gate.waited_for(limits.memory_wait) {
+                        tracing::info!("memory budget spent for too long; closing a connection");
+                        break 'serve Some((CloseCode::Again, "worker memory is busy; try again later"));
+                    }
+                }
+                // `next` is cancel-safe: a tick in between loses nothing.
+                next = tokio::time::timeout_at(idle_at, stream.next()) => break next,
+            }
         };
         let message = match next {
             Err(_idle) => {
@@ -146,7 +195,8 @@ where
         };
         let bytes = match message {
             Message::Binary(bytes) => bytes,
-            Message::Text(_) => {
+            Message::Text(text) => {
+                drop(gate.consume(text.len()));
                 let reply = error_frame(0, ErrorCode::Malformed, "frames are binary WebSocket messages");
                 if queue(&tx, reply, permit, None).await.is_err() {
                     break None;
@@ -155,30 +205,59 @@ where
             }
             Message::Close(_) => break None,
             // Pings are answered by tungstenite itself.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            Message::Ping(b) | Message::Pong(b) => {
+                drop(gate.consume(b.len()));
+                continue;
+            }
+            Message::Frame(_) => continue,
         };
-        let memory = tokio::select! {
-            () = dead.cancelled() => break None,
-            m = node.reserve_memory(bytes.len()) => m,
-        };
+        let charged = gate.consume(bytes.len());
         let frame = match Frame::decode(&bytes) {
             Ok(frame) => frame,
             Err(e) => {
                 let code = ErrorCode::for_error(&e);
                 let reply = error_frame(request_id_of(&bytes), code, format!("bad frame: {e}"));
-                drop((bytes, memory));
+                drop((bytes, charged));
                 if queue(&tx, reply, permit, None).await.is_err() {
                     break None;
                 }
                 continue;
             }
         };
+        if !introduced
+            && let Some(token) = token_of(&frame.body)
+            && node.admission.introduce(token, disktro_net::unix_now()).is_ok()
+        {
+            introduced = true;
+            gate.introduce();
+            slot.introduced();
+        }
+        let reserved = tokio::select! {
+            () = dead.cancelled() => break None,
+            r = async {
+                if matches!(frame.body, Body::Put { .. }) {
+                    memory.reserve(bytes.len(), charged).await
+                } else {
+                    memory.hold_request(bytes.len(), charged).await
+                }
+            } => r,
+        };
         drop(bytes);
-        let (node, tx) = (Arc::clone(&node), tx.clone());
+        let held = match reserved {
+            Ok(held) => held,
+            Err(busy) => {
+                let reply = error_frame(frame.request_id, busy.code, busy.message);
+                if queue(&tx, reply, permit, None).await.is_err() {
+                    break None;
+                }
+                continue;
+            }
+        };
+        let (node, tx, memory) = (Arc::clone(&node), tx.clone(), Arc::clone(&memory));
         tokio::spawn(async move {
             let request_id = frame.request_id;
-            let response = handler::handle(&node, frame.body).await;
-            drop(memory);
+            let response = handler::handle(&node, &memory, frame.body).await;
+            drop(held);
             let bytes = Frame {
                 request_id,
                 body: response.body,
@@ -216,7 +295,7 @@ async fn queue(
     tx: &mpsc::Sender<Outgoing>,
     bytes: Vec<u8>,
     in_flight: OwnedSemaphorePermit,
-    memory: Option<OwnedSemaphorePermit>,
+    memory: Option<Reservation>,
 ) -> Result<(), ()> {
     tx.send(Outgoing::Frame {
         bytes,

@@ -12,11 +12,11 @@ use disktro_core::ShardId;
 use disktro_core::audit::{self, MAX_AUDIT_RANGE};
 use disktro_core::token::{Operation, Receipt};
 use disktro_core::wire::{Body, ErrorCode};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Refused;
 use disktro_net::unix_now;
 
+use crate::memory::{ConnectionMemory, Reservation};
 use crate::node::Node;
 use crate::store::{PutOutcome, StoreError};
 
@@ -24,7 +24,7 @@ use crate::store::{PutOutcome, StoreError};
 #[derive(Debug)]
 pub struct Response {
     pub body: Body,
-    pub memory: Option<OwnedSemaphorePermit>,
+    pub memory: Option<Reservation>,
 }
 
 impl From<Refused> for Response {
@@ -45,11 +45,15 @@ impl From<Body> for Response {
     }
 }
 
-/// Answer one request.
-pub async fn handle(node: &Arc<Node>, body: Body) -> Response {
+/// Answer one request; a get's answer is held in `memory` (the connection's share).
+pub async fn handle(node: &Arc<Node>, memory: &ConnectionMemory, body: Body) -> Response {
     let result = match body {
         Body::Put { token, shard, data } => put(node, &token, shard, data).await,
-        Body::Get { token, shard } => get(node, &token, shard).await,
+        Body::Get { token, shard } => get(node, memory, &token, shard).await,
+        Body::Hello { token } => node
+            .admission
+            .introduce(&token, unix_now())
+            .map(|_| Body::Welcome.into()),
         Body::Delete { token, shards } => delete(node, &token, shards).await,
         Body::AuditChallenge {
             token,
@@ -159,7 +163,7 @@ async fn put(node: &Arc<Node>, token: &[u8], shard: ShardId, data: Vec<u8>) -> R
     Ok(Body::Receipt { receipt }.into())
 }
 
-async fn get(node: &Arc<Node>, token: &[u8], shard: ShardId) -> Result<Response, Refused> {
+async fn get(node: &Arc<Node>, memory: &ConnectionMemory, token: &[u8], shard: ShardId) -> Result<Response, Refused> {
     let now = unix_now();
     let token = node.admission.check(token, Operation::Get, now)?;
     if !token.covers(&shard) {
@@ -168,8 +172,8 @@ async fn get(node: &Arc<Node>, token: &[u8], shard: ShardId) -> Result<Response,
     let len = blocking(node, move |n| n.store.stored_len(&shard))
         .await?
         .map_err(|e| store_refusal(node, &shard, e))?;
+    let memory = memory.reserve(usize::try_from(len).unwrap_or(usize::MAX), None).await?;
     node.admission.charge(&token, len, now)?;
-    let memory = node.reserve_memory(usize::try_from(len).unwrap_or(usize::MAX)).await;
     match blocking(node, move |n| n.store.get(&shard)).await {
         Ok(Ok(data)) => {
             node.add_egress(data.len() as u64);
@@ -238,7 +242,8 @@ async fn audit(
         .map_err(|e| store_refusal(node, &shard, e))?;
     // The shard and its bao outboard (about 1/16 of it) are in memory while proving.
     let _memory = node
-        .reserve_memory(usize::try_from(stored + stored / 16).unwrap_or(usize::MAX))
+        .memory
+        .reserve_background(usize::try_from(stored + stored / 16).unwrap_or(usize::MAX))
         .await;
     let proof = blocking(node, move |n| {
         let bytes = n.store.get(&shard)?;

@@ -3,7 +3,9 @@
 //! - [`store`]: shards on disk, durable and content-addressed; [`durable`] is its crash-safe write.
 //! - [`admission`]: token checks, budgets and single-use serials.
 //! - [`handler`]: one request to one response; [`connection`]: one multiplexed WebSocket;
-//!   [`listener`]: accepting, TLS ([`tls`]), Origin and connection limits.
+//!   [`listener`]: accepting, TLS ([`tls`]), Origin checks; [`slots`]: connection limits and
+//!   eviction of strangers; [`gate`]: what a socket may make the worker buffer;
+//!   [`memory`]: the memory budget's pools and each connection's share.
 //! - [`scrub`]: background re-hashing; [`control`]: registration and heartbeats, which carry
 //!   inventory summaries of what the worker holds and its egress claims (the JSON of both is
 //!   `disktro_core::api::node`, shared with the server).
@@ -18,10 +20,13 @@ pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod control;
+pub mod gate;
 pub mod handler;
 pub mod listener;
+pub mod memory;
 pub mod node;
 pub mod scrub;
+pub mod slots;
 pub mod store;
 
 use std::net::SocketAddr;

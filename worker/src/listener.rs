@@ -1,18 +1,19 @@
-//! The accept loop: TCP, optional TLS, the WebSocket handshake with its Origin check, and the
-//! connection limit. Each accepted connection is served by [`crate::connection::serve`].
+//! The accept loop: TCP, a connection slot ([`crate::slots`]), optional TLS, the metered socket
+//! ([`crate::gate`]) and the WebSocket handshake with its Origin check. Each accepted connection
+//! is served by [`crate::connection::serve`].
 //!
 //! - Handshakes (TLS and WebSocket together) must finish within the handshake timeout, so a
 //!   client that connects and never speaks costs a socket for seconds, not forever.
 //! - A browser's `Origin` must be on the allowed list (`*` allows any); requests without one come
 //!   from programs and are let through, since tokens, not origins, authorize every request.
-//! - Past `max_connections` a client still completes the handshake, then gets close code 1013
-//!   ("try again later") instead of a silent reset.
+//! - A client refused a slot (its address holds too many, or every slot belongs to a connection
+//!   that presented a token) still completes the handshake, then gets close code 1013 ("try
+//!   again later") with the reason instead of a silent reset.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection;
+use crate::gate::{Gate, Metered};
 use crate::node::Node;
+use crate::slots::{NoSlot, Slot, Slots};
 
 /// Largest WebSocket message: one put frame of the largest shard this worker takes.
 fn websocket_config(node: &Node) -> WebSocketConfig {
@@ -50,7 +53,7 @@ pub async fn run(
     allowed_origins: Arc<Vec<String>>,
     shutdown: CancellationToken,
 ) {
-    let connections = Arc::new(Semaphore::new(node.limits.max_connections));
+    let slots = Slots::new(node.limits.max_connections, node.limits.max_connections_per_address);
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -67,7 +70,9 @@ pub async fn run(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let permit = Arc::clone(&connections).try_acquire_owned().ok();
+        let slot = slots.admit(peer.ip());
+        let gate = Arc::new(Gate::default());
+        let pool = node.memory.client_pool();
         let (node, origins, shutdown, tls) = (
             Arc::clone(&node),
             Arc::clone(&allowed_origins),
@@ -80,20 +85,25 @@ pub async fn run(
                 Some(tls) => {
                     let handshake = async {
                         let stream = tls.accept(tcp).await.map_err(HandshakeError::Tls)?;
-                        websocket(stream, &node, &origins).await
+                        websocket(Metered::new(stream, Arc::clone(&gate), pool), &node, &origins).await
                     };
                     match tokio::time::timeout(timeout, handshake).await {
                         Ok(Ok(ws)) => {
-                            serve_or_refuse(ws, node, permit, shutdown).await;
+                            serve_or_refuse(ws, node, slot, gate, shutdown).await;
                             Ok(())
                         }
                         Ok(Err(e)) => Err(e),
                         Err(_) => Err(HandshakeError::TimedOut),
                     }
                 }
-                None => match tokio::time::timeout(timeout, websocket(tcp, &node, &origins)).await {
+                None => match tokio::time::timeout(
+                    timeout,
+                    websocket(Metered::new(tcp, Arc::clone(&gate), pool), &node, &origins),
+                )
+                .await
+                {
                     Ok(Ok(ws)) => {
-                        serve_or_refuse(ws, node, permit, shutdown).await;
+                        serve_or_refuse(ws, node, slot, gate, shutdown).await;
                         Ok(())
                     }
                     Ok(Err(e)) => Err(e),
@@ -154,18 +164,19 @@ enum HandshakeError {
 async fn serve_or_refuse<S>(
     mut ws: tokio_tungstenite::WebSocketStream<S>,
     node: Arc<Node>,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    slot: Result<Slot, NoSlot>,
+    gate: Arc<Gate>,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match permit {
-        Some(_permit) => connection::serve(ws, node, shutdown).await,
-        None => {
-            tracing::info!("connection limit reached; refusing a connection");
+    match slot {
+        Ok(slot) => connection::serve(ws, node, shutdown, gate, slot).await,
+        Err(refusal) => {
+            tracing::info!(reason = %refusal, "connection limit reached; refusing a connection");
             let close = CloseFrame {
                 code: CloseCode::Again,
-                reason: "too many connections; try again later".into(),
+                reason: refusal.to_string().into(),
             };
             let _ = ws.close(Some(close)).await;
         }

@@ -1,5 +1,5 @@
 //! One running worker's shared state: its store, identity, token admission, limits, traffic
-//! counters, the memory budget every connection draws from, and what waits for the next
+//! counters, the memory budget ([`crate::memory`]), and what waits for the next
 //! heartbeat: corrupt shards to report and egress to claim.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,10 +11,10 @@ use std::collections::HashMap;
 
 use disktro_core::api::node::MAX_CLAIMS_PER_HEARTBEAT;
 use disktro_core::{NodeId, Serial, ShardId};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::admission::Admission;
 use crate::config::Limits;
+use crate::memory::Memory;
 use crate::scrub::ScrubStatus;
 use crate::store::ShardStore;
 
@@ -47,7 +47,7 @@ pub struct Node {
     pub traffic: Traffic,
     pub scrub: ScrubStatus,
     pub started: Instant,
-    memory: Arc<Semaphore>,
+    pub memory: Arc<Memory>,
     corrupt: Mutex<Vec<ShardId>>,
     served: Mutex<HashMap<Serial, Served>>,
 }
@@ -59,7 +59,7 @@ impl Node {
             node_id: keypair.public().node_id(),
             keypair,
             admission,
-            memory: Arc::new(Semaphore::new(limits.memory_budget)),
+            memory: Arc::new(Memory::new(limits.memory_budget, limits.memory_wait)),
             limits,
             traffic: Traffic::default(),
             scrub: ScrubStatus::default(),
@@ -67,21 +67,6 @@ impl Node {
             corrupt: Mutex::new(Vec::new()),
             served: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Reserve `bytes` of the memory budget, waiting while it is spent. A request larger than
-    /// the whole budget takes all of it, so it runs alone instead of never.
-    pub async fn reserve_memory(&self, bytes: usize) -> OwnedSemaphorePermit {
-        let n = u32::try_from(bytes.clamp(1, self.limits.memory_budget)).unwrap_or(u32::MAX);
-        Arc::clone(&self.memory)
-            .acquire_many_owned(n)
-            .await
-            .expect("the memory semaphore is never closed")
-    }
-
-    /// Memory budget not reserved right now.
-    pub fn memory_available(&self) -> usize {
-        self.memory.available_permits()
     }
 
     pub fn report_corrupt(&self, id: ShardId) {

@@ -78,7 +78,10 @@ async fn pass(node: &Arc<Node>, rate: u64, shutdown: &CancellationToken) -> bool
             .ok()
             .and_then(Result::ok)
             .unwrap_or(0);
-        let memory = node.reserve_memory(usize::try_from(len).unwrap_or(usize::MAX)).await;
+        let memory = node
+            .memory
+            .reserve_background(usize::try_from(len).unwrap_or(usize::MAX))
+            .await;
         let n = Arc::clone(node);
         let outcome = tokio::task::spawn_blocking(move || n.store.get(&id).map(|b| b.len() as u64)).await;
         drop(memory);

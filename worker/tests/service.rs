@@ -431,7 +431,9 @@ async fn silent_and_stalled_clients_are_disconnected_and_others_are_served() {
     // 32 × 4 MiB were asked for; the budget (32 MiB) and socket buffers bound what is held.
     let rss = w.peak_rss();
     assert!(rss < 160 << 20, "peak RSS {} MiB", rss >> 20);
-    // The stalled client is dropped after the write timeout: reading now ends within seconds.
+    // The stalled client is dropped after the write timeout (2 s, passed here while it still
+    // does not read): reading now ends within seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let ended = tokio::time::timeout(Duration::from_secs(20), async {
         let mut frames = 0;
         loop {
@@ -448,7 +450,8 @@ async fn silent_and_stalled_clients_are_disconnected_and_others_are_served() {
         ended < 32,
         "the worker gave up before sending everything ({ended} frames)"
     );
-    assert_eq!(other.get(&get2, id2).await.unwrap().into_bytes(), bytes2);
+    // (`other` idled out meanwhile under the 2 s idle timeout.)
+    assert_eq!(w.client().await.get(&get2, id2).await.unwrap().into_bytes(), bytes2);
 }
 
 #[tokio::test(flavor = "multi_thread")]

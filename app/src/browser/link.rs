@@ -292,6 +292,8 @@ pub struct WorkerLink {
     transport: Transport,
     state: Rc<RefCell<State>>,
     next_id: Cell<u32>,
+    /// Whether a `Hello` went out on this link.
+    introduced: Cell<bool>,
 }
 
 impl std::fmt::Debug for WorkerLink {
@@ -337,6 +339,7 @@ impl WorkerLink {
             transport,
             state,
             next_id: Cell::new(1),
+            introduced: Cell::new(false),
         });
         // Wait for open, or for the close that follows a refused connection.
         let outcome = select(opened_rx, Box::pin(js::sleep(CONNECT_TIMEOUT_MS))).await;
@@ -471,8 +474,22 @@ impl WorkerLink {
     }
 
     /// Store a shard framed by [`disktro_core::wire::encode_put`]; returns the worker's signed
-    /// receipt.
+    /// receipt. The link's first put is preceded by a `Hello` with its token (a refused token is
+    /// this put's refusal): a worker reads no more than a small request from a connection
+    /// without a valid token.
     pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, Failure> {
+        if !self.introduced.replace(true) {
+            // Puts sent meanwhile wait at the worker until the hello's token verified.
+            let hello = disktro_core::wire::hello_for_put(&frame)?;
+            match self.request_encoded(hello).await {
+                Ok(Body::Welcome) => {}
+                Ok(_) => return Err(Failure::worker("the worker answered a hello with something else")),
+                Err(e) => {
+                    self.introduced.set(false);
+                    return Err(e);
+                }
+            }
+        }
         match self.request_encoded(frame).await? {
             Body::Receipt { receipt } => Ok(receipt),
             _ => Err(Failure::worker("the worker answered a put with something else")),
