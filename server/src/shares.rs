@@ -147,20 +147,20 @@ async fn admit(
             ));
         };
         let key = format!("share:{share_id}");
-        let delay = throttle::admit(&ctx.db, &key, None, now).await?;
+        let delay = throttle::attempt(&ctx.db, &key, None, now).await?;
         tokio::time::sleep(delay).await;
         let proof = accounts::auth_key(proof, "password_proof")?;
         let ok = tokio::task::spawn_blocking(move || accounts::verify_auth_key(&hash, &proof))
             .await
             .map_err(|_| ServerError::internal("share password check"))?;
         if !ok {
-            throttle::record_failure(&ctx.db, &[&key], now).await?;
+            // Counted already, by `throttle::attempt`.
             return Err(ServerError::refused(
                 ErrorCode::SharePasswordWrong,
                 "the password is not right",
             ));
         }
-        throttle::clear(&ctx.db, &key).await?;
+        throttle::succeeded(&ctx.db, &key, None).await?;
     }
     let file = store::files::read(&ctx.db, &share.file_id.to_hex())
         .await?

@@ -1,10 +1,11 @@
 //! Log-in throttling, kept in the database so every replica counts the same failures.
 //!
-//! Failures are counted per account (`email:…`) and per client address (`addr:…`) in a
-//! [`WINDOW`]. From [`SLOW_AFTER`] failures on, each attempt waits a growing delay before it is
-//! checked; from [`REFUSE_AFTER`] on, attempts are refused with 429 until the window ends, even
-//! with the right password. An address gets [`ADDRESS_FACTOR`] times more room, since many
-//! people can share one. A successful log-in clears its account's count.
+//! Attempts are counted per account (`email:…`) and per client address (`addr:…`) in a
+//! [`WINDOW`], atomically and before the credentials are checked. From [`SLOW_AFTER`] failures
+//! on, each attempt waits a growing delay before it is checked; from [`REFUSE_AFTER`] on,
+//! attempts are refused with 429 until the window ends, even with the right password. An address
+//! gets [`ADDRESS_FACTOR`] times more room, since many people can share one. A successful log-in
+//! clears its account's count and takes its attempt back from the address's.
 
 use std::time::Duration;
 
@@ -21,22 +22,19 @@ pub const ADDRESS_FACTOR: i64 = 4;
 pub const DELAY_STEP: Duration = Duration::from_millis(200);
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// The key's failures in its current window and when that window started; a window that has
-/// ended counts as none, starting now.
-async fn failures(db: &Db, key: &str, now: i64) -> Result<(i64, i64), StoreError> {
-    Ok(match store::throttle::counter(db, key).await? {
-        Some((failures, start)) if now - start < WINDOW => (failures, start),
-        _ => (0, now),
-    })
-}
-
-/// Before checking credentials: how long to wait, or a refusal.
-pub async fn admit(db: &Db, account_key: &str, address_key: Option<&str>, now: i64) -> Result<Duration, ServerError> {
-    let (account, account_start) = failures(db, account_key, now).await?;
+/// Count this attempt under the account's key and the address's, then decide: how long to wait
+/// before checking it, or a refusal. Counted *before* the check, in one statement per key, so
+/// that concurrent guesses cannot all be checked while the count lags: at most
+/// [`REFUSE_AFTER`] attempts per window are ever checked. A success takes its count back
+/// ([`succeeded`]); a failure leaves it.
+pub async fn attempt(db: &Db, account_key: &str, address_key: Option<&str>, now: i64) -> Result<Duration, ServerError> {
+    let (account, account_start) = store::throttle::count_attempt(db, account_key, now, WINDOW).await?;
     let (address, address_start) = match address_key {
-        Some(k) => failures(db, k, now).await?,
+        Some(k) => store::throttle::count_attempt(db, k, now, WINDOW).await?,
         None => (0, now),
     };
+    // The attempts before this one, as failures were counted before.
+    let (account, address) = (account - 1, (address - 1).max(0));
     let weight = account.max(address / ADDRESS_FACTOR);
     if weight >= REFUSE_AFTER {
         let start = if account >= REFUSE_AFTER {
@@ -54,14 +52,11 @@ pub async fn admit(db: &Db, account_key: &str, address_key: Option<&str>, now: i
     Ok((DELAY_STEP * extra).min(MAX_DELAY))
 }
 
-pub async fn record_failure(db: &Db, keys: &[&str], now: i64) -> Result<(), StoreError> {
-    for key in keys {
-        let (count, start) = failures(db, key, now).await?;
-        store::throttle::set(db, key, count + 1, start).await?;
+/// The attempt was right: the account's count is cleared and the address's attempt taken back.
+pub async fn succeeded(db: &Db, account_key: &str, address_key: Option<&str>) -> Result<(), StoreError> {
+    store::throttle::clear(db, account_key).await?;
+    if let Some(k) = address_key {
+        store::throttle::uncount_attempt(db, k).await?;
     }
     Ok(())
-}
-
-pub async fn clear(db: &Db, key: &str) -> Result<(), StoreError> {
-    store::throttle::clear(db, key).await
 }

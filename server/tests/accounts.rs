@@ -323,6 +323,38 @@ async fn sign_up_log_in_sessions_csrf_tokens_and_password_change() {
     }
 }
 
+/// Run in `log_in_brute_force_is_slowed_then_refused`, after its timings: 60 Argon2 checks at
+/// once would slow any test beside them.
+async fn concurrent_guesses_are_all_counted(app: &axum::Router, db: &support::TestDb) {
+    let dan = client("dan@example.org", "a long and good password");
+    assert_eq!(
+        call(app, "POST", "/auth/signup", Some(dan.signup_body()), &[])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let guess = derive("dan@example.org", "guess", dan.setup, &Keypair::generate());
+    // Tried: 60 wrong guesses at once. Must hold: at most the limit (10) are checked (401),
+    // every other is refused unchecked (429), and then even the right password is refused.
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..60 {
+        let (app, key) = (app.clone(), guess.auth_key.clone());
+        guesses.spawn(async move { login(&app, "dan@example.org", &key).await.status });
+    }
+    let (mut checked, mut refused) = (0, 0);
+    while let Some(status) = guesses.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert!(checked <= 10, "{checked} guesses checked ({})", db.backend);
+    assert_eq!(checked + refused, 60);
+    let a = login(app, "dan@example.org", &dan.auth_key).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", db.backend);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn log_in_brute_force_is_slowed_then_refused() {
     for db in databases().await {
@@ -379,5 +411,6 @@ async fn log_in_brute_force_is_slowed_then_refused() {
         );
         let a = login(&app, "carol@example.org", &carol.auth_key).await;
         assert_eq!(a.status, StatusCode::OK);
+        concurrent_guesses_are_all_counted(&app, &db).await;
     }
 }

@@ -106,7 +106,7 @@ pub async fn login(
     let now = unix_now();
     let account_key = format!("email:{email}");
     let address_key = addr.map(|a| format!("addr:{}", a.ip()));
-    let delay = throttle::admit(&ctx.db, &account_key, address_key.as_deref(), now).await?;
+    let delay = throttle::attempt(&ctx.db, &account_key, address_key.as_deref(), now).await?;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -123,12 +123,10 @@ pub async fn login(
     .await
     .map_err(|_| ServerError::internal("log-in check"))?;
     let Some(account) = account.filter(|_| ok) else {
-        let mut keys = vec![account_key.as_str()];
-        keys.extend(address_key.as_deref());
-        throttle::record_failure(&ctx.db, &keys, now).await?;
+        // Counted already, by `throttle::attempt`.
         return Err(wrong_credentials());
     };
-    throttle::clear(&ctx.db, &account_key).await?;
+    throttle::succeeded(&ctx.db, &account_key, address_key.as_deref()).await?;
     let session = sessions::create(&ctx.db, &account.id, now).await?;
     let body = Session {
         account_id: account.id,

@@ -1,32 +1,36 @@
-//! Failure counters of the log-in and share-password throttle (`login_failures`), one per key.
+//! Attempt counters of the log-in and share-password throttle (`login_failures`), one per key.
 
 use sqlx::Row as _;
 
 use super::{Db, StoreError};
 
-/// The key's failures and when its window started, if it has a counter.
-pub async fn counter(db: &Db, key: &str) -> Result<Option<(i64, i64)>, StoreError> {
-    let row = sqlx::query("SELECT failures, window_start FROM login_failures WHERE key = $1")
-        .bind(key)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row
-        .map(|r| Ok::<_, sqlx::Error>((r.try_get("failures")?, r.try_get("window_start")?)))
-        .transpose()?)
-}
-
-/// Set the key's counter. (Read then written by the caller, so concurrent failures can be
-/// counted once; see DESIGN.md.)
-pub async fn set(db: &Db, key: &str, failures: i64, window_start: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO login_failures (key, failures, window_start) VALUES ($1, $2, $3)
-         ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start",
+/// Count one attempt under `key` at `now` in one statement, and return the attempts in the
+/// key's window (this one included) and when the window started; a window older than `window`
+/// seconds starts again at this attempt. One statement, so concurrent attempts are each counted.
+pub async fn count_attempt(db: &Db, key: &str, now: i64, window: i64) -> Result<(i64, i64), StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO login_failures (key, failures, window_start) VALUES ($1, 1, $2)
+         ON CONFLICT (key) DO UPDATE SET
+             failures = CASE WHEN $2 - login_failures.window_start >= $3 THEN 1
+                             ELSE login_failures.failures + 1 END,
+             window_start = CASE WHEN $2 - login_failures.window_start >= $3 THEN $2
+                                 ELSE login_failures.window_start END
+         RETURNING failures, window_start",
     )
     .bind(key)
-    .bind(failures)
-    .bind(window_start)
-    .execute(&db.pool)
+    .bind(now)
+    .bind(window)
+    .fetch_one(&db.pool)
     .await?;
+    Ok((row.try_get("failures")?, row.try_get("window_start")?))
+}
+
+/// Take back one attempt counted under `key` (it turned out not to be a failure).
+pub async fn uncount_attempt(db: &Db, key: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+        .bind(key)
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }
 
