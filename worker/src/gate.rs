@@ -10,14 +10,15 @@
 //!   message costs the worker nothing. The WebSocket handshake is read under the same limit.
 //! - **After introduction** a frame's whole payload is charged to the clients' memory pool
 //!   before its first byte is read; when the pool is spent the worker stops reading (TCP pushes
-//!   back). Whole frames, not bytes, so half-read messages can never hold the pool between them
-//!   and wait for each other. The message takes the charge over ([`Gate::consume`]).
+//!   back). Whole frames, not bytes, so half-read frames never hold the pool between them and
+//!   wait for each other. The message takes the charge over ([`Gate::consume`]).
 //! - A frame whose sender stops in the middle pins its charge, so a connection whose socket
 //!   gives nothing for the stall timeout in the middle of a frame is closed
 //!   ([`Gate::stalled_for`]); so is one whose frame waited for the pool longer than the memory
 //!   wait ([`Gate::waited_for`]), told to try again later.
-//! - Messages come in one frame: clients (browsers, tungstenite) never fragment them, and a
-//!   fragmented data message is refused, since its parts could not be charged as one.
+//! - A message may come in several frames (Chromium sends large ones so), each charged as it
+//!   comes. Messages whose first frames hold the pool while their next frame waits for it could
+//!   wait on each other; the memory-wait rule closes such a connection, which breaks the wait.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -149,8 +150,9 @@ impl Gate {
 enum Framing {
     /// Reading a header: `have` of its bytes so far, `need` in all (2 until the length says).
     Header { bytes: [u8; 14], have: usize, need: usize },
-    /// A header was read; its payload is not yet let in.
-    Admit { len: u64 },
+    /// A header was read; its payload is not yet let in (`already` of its bytes came with the
+    /// handshake's last read, before anything could be decided).
+    Admit { len: u64, already: u64 },
     /// Reading a payload let in; `left` bytes of it to come.
     Payload { left: u64 },
 }
@@ -172,20 +174,69 @@ fn header_len(first_two: [u8; 2]) -> usize {
     2 + extended + mask
 }
 
-/// The payload length a complete header declares, or why the frame is refused.
-fn payload_len(header: &[u8]) -> std::io::Result<u64> {
-    let (fin, opcode) = (header[0] & 0x80 != 0, header[0] & 0x0f);
-    if !fin || opcode == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "fragmented message: messages come in one WebSocket frame",
-        ));
+/// Walk bytes already read (the tail of the handshake's last read) through the framing. Returns
+/// the payload bytes of frames that ended within them, counted as let in; a frame they end
+/// inside of is left to be admitted whole (`Admit` with what it already has), so nothing more of
+/// it is read unless it may be.
+fn walk(framing: &mut Framing, mut bytes: &[u8]) -> usize {
+    let mut complete = 0u64;
+    while !bytes.is_empty() {
+        match *framing {
+            Framing::Header {
+                bytes: mut header,
+                have,
+                need,
+            } => {
+                let n = (need - have).min(bytes.len());
+                header[have..have + n].copy_from_slice(&bytes[..n]);
+                bytes = &bytes[n..];
+                let have = have + n;
+                let need = if have >= 2 {
+                    header_len([header[0], header[1]])
+                } else {
+                    need
+                };
+                *framing = if have == need {
+                    Framing::Admit {
+                        len: payload_len(&header[..need]),
+                        already: 0,
+                    }
+                } else {
+                    Framing::Header {
+                        bytes: header,
+                        have,
+                        need,
+                    }
+                };
+            }
+            Framing::Admit { len, already } => {
+                let n = (len - already).min(bytes.len() as u64);
+                bytes = &bytes[usize::try_from(n).expect("at most the slice")..];
+                let already = already + n;
+                if already == len {
+                    complete += len;
+                    *framing = FIRST_HEADER;
+                } else {
+                    *framing = Framing::Admit { len, already };
+                }
+            }
+            Framing::Payload { .. } => unreachable!("payloads start only once admitted"),
+        }
     }
-    Ok(match header[1] & 0x7f {
+    // A frame with no payload that the bytes ended on is complete too.
+    if let Framing::Admit { len: 0, .. } = framing {
+        *framing = FIRST_HEADER;
+    }
+    usize::try_from(complete).unwrap_or(usize::MAX)
+}
+
+/// The payload length a complete header declares.
+fn payload_len(header: &[u8]) -> u64 {
+    match header[1] & 0x7f {
         126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
         127 => u64::from_be_bytes(header[2..10].try_into().expect("8 bytes")),
         n => u64::from(n),
-    })
+    }
 }
 
 /// A socket read through a [`Gate`].
@@ -238,9 +289,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
             return Poll::Ready(Ok(()));
         }
         let Some(framing) = this.framing else {
-            // The handshake's HTTP request, within the introduction limit. Never read past its
-            // blank line: with `k` bytes of "\r\n\r\n" just seen, it ends at least `4 - k`
-            // bytes on, so frames are never read here unparsed.
+            // The handshake's HTTP request, read within the introduction limit (in reads of any
+            // size: tungstenite takes many tiny reads for an attack). Bytes read past its blank
+            // line are frames, and are walked through the framing here at once.
             let room = {
                 let mut state = this.gate.state();
                 let room = MAX_INTRODUCTION_LEN.saturating_sub(state.unconsumed);
@@ -248,23 +299,28 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
                     state.waker = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
-                room.min(4 - this.end_of_request)
+                room
             };
             let start = buf.filled().len();
             let n = std::task::ready!(this.read_some(cx, buf, room))?;
-            for &byte in &buf.filled()[start..start + n] {
+            let read = &buf.filled()[start..start + n];
+            let end = read.iter().position(|&byte| {
                 this.end_of_request = match (this.end_of_request, byte) {
-                    (0 | 2, b'\r') => this.end_of_request + 1,
-                    (1 | 3, b'\n') => this.end_of_request + 1,
+                    (0 | 2, b'\r') | (1 | 3, b'\n') => this.end_of_request + 1,
                     (_, b'\r') => 1,
                     _ => 0,
                 };
-            }
-            if this.end_of_request == 4 {
-                this.framing = Some(FIRST_HEADER);
-                this.gate.state().unconsumed = 0;
-            } else {
-                this.gate.state().unconsumed += n;
+                this.end_of_request == 4
+            });
+            match end {
+                Some(at) => {
+                    this.gate.state().unconsumed = 0;
+                    let mut framing = FIRST_HEADER;
+                    let surplus = read[at + 1..].to_vec();
+                    this.gate.state().unconsumed += walk(&mut framing, &surplus);
+                    this.framing = Some(framing);
+                }
+                None => this.gate.state().unconsumed += n,
             }
             return Poll::Ready(Ok(()));
         };
@@ -281,21 +337,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
                 };
                 this.framing = Some(if n > 0 && have == need {
                     Framing::Admit {
-                        len: payload_len(&bytes[..need])?,
+                        len: payload_len(&bytes[..need]),
+                        already: 0,
                     }
                 } else {
                     Framing::Header { bytes, have, need }
                 });
                 Poll::Ready(Ok(()))
             }
-            Framing::Admit { len } => {
+            Framing::Admit { len, already } => {
                 std::task::ready!(this.gate.admit(len, &mut this.pool, cx))?;
-                this.framing = Some(if len == 0 {
+                let left = len - already;
+                this.framing = Some(if left == 0 {
                     FIRST_HEADER
                 } else {
-                    Framing::Payload { left: len }
+                    Framing::Payload { left }
                 });
-                this.gate.state().mid_frame = len > 0;
+                this.gate.state().mid_frame = left > 0;
                 // Go on to the payload (or, for an empty one, the next header).
                 Pin::new(this).poll_read(cx, buf)
             }
@@ -394,10 +452,11 @@ mod tests {
         client.write_all(&sent).await.unwrap();
         let got = drain(&mut metered).await;
         assert_eq!(
-            got,
-            sent[..REQUEST.len() + 14],
-            "the request and the header, not one payload byte"
+            got.len(),
+            MAX_INTRODUCTION_LEN,
+            "one read within the limit, then nothing"
         );
+        assert_eq!(got, sent[..got.len()]);
         assert_eq!(
             pool.available_permits(),
             1 << 20,
@@ -405,10 +464,31 @@ mod tests {
         );
         gate.introduce();
         let rest = drain(&mut metered).await;
-        assert_eq!(rest.len(), 200_000);
+        assert_eq!(got.len() + rest.len(), sent.len());
         assert_eq!(pool.available_permits(), (1 << 20) - 200_000, "charged until handed on");
         drop(gate.consume(200_000));
         assert_eq!(pool.available_permits(), 1 << 20, "every charged byte comes back");
+    }
+
+    #[tokio::test]
+    async fn frames_read_with_the_handshake_are_walked_not_skipped() {
+        let (mut client, mut metered, gate, _pool) = metered(1 << 20);
+        // The request, two small frames and the header of a large one, in one write.
+        let mut sent = REQUEST.to_vec();
+        for len in [100u64, 200] {
+            sent.extend_from_slice(&header(len, true));
+            sent.extend_from_slice(&vec![1; usize::try_from(len).unwrap()]);
+        }
+        sent.extend_from_slice(&header(100_000, true));
+        client.write_all(&sent).await.unwrap();
+        let got = drain(&mut metered).await;
+        assert_eq!(got, sent, "all of it: the large frame's payload has not come yet");
+        client.write_all(&vec![2; 100_000]).await.unwrap();
+        assert!(drain(&mut metered).await.is_empty(), "a stranger's large frame waits");
+        drop(gate.consume(100));
+        drop(gate.consume(200));
+        gate.introduce();
+        assert_eq!(drain(&mut metered).await.len(), 100_000);
     }
 
     #[tokio::test]
@@ -416,16 +496,13 @@ mod tests {
         let (mut client, mut metered, gate, pool) = metered(100_000);
         gate.introduce();
         client.write_all(REQUEST).await.unwrap();
+        assert_eq!(drain(&mut metered).await, REQUEST);
         client.write_all(&header(60_000, true)).await.unwrap();
         client.write_all(&vec![1; 60_000]).await.unwrap();
         client.write_all(&header(60_000, true)).await.unwrap();
         client.write_all(&vec![2; 60_000]).await.unwrap();
         let got = drain(&mut metered).await;
-        assert_eq!(
-            got.len(),
-            REQUEST.len() + 14 + 60_000 + 14,
-            "the second payload waits whole"
-        );
+        assert_eq!(got.len(), 14 + 60_000 + 14, "the second payload waits whole");
         // The waiting frame collects what is free (first in line, it is served first).
         assert_eq!(pool.available_permits(), 0);
         let first = gate.consume(60_000);
@@ -435,8 +512,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fragmented_messages_are_refused_and_stalls_are_seen() {
-        let (mut client, mut metered, gate, _pool) = metered(1 << 20);
+    async fn fragments_are_charged_as_they_come_and_stalls_are_seen() {
+        let (mut client, mut metered, gate, pool) = metered(1 << 20);
         gate.introduce();
         client.write_all(REQUEST).await.unwrap();
         client.write_all(&header(10, true)).await.unwrap();
@@ -450,15 +527,18 @@ mod tests {
         client.write_all(&[0; 5]).await.unwrap();
         drain(&mut metered).await;
         assert!(!gate.stalled_for(Duration::ZERO), "the frame is complete");
-        client.write_all(&header(10, false)).await.unwrap();
-        let mut buf = vec![0; 64];
-        let mut result = Ok(0);
-        for _ in 0..4 {
-            result = metered.read(&mut buf).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+        drop(gate.consume(10));
+        // A message in two frames (not final, then a continuation): each charged as it comes.
+        let mut first = header(1000, false);
+        first.extend_from_slice(&[1; 1000]);
+        let mut last = header(500, true);
+        last[0] = 0x80;
+        last.extend_from_slice(&[2; 500]);
+        client.write_all(&first).await.unwrap();
+        client.write_all(&last).await.unwrap();
+        assert_eq!(drain(&mut metered).await.len(), 14 + 1000 + 14 + 500);
+        assert_eq!(pool.available_permits(), (1 << 20) - 1500);
+        drop(gate.consume(1500));
+        assert_eq!(pool.available_permits(), 1 << 20);
     }
 }

@@ -184,11 +184,18 @@ async fn sockets_without_a_token_cannot_lock_out_token_holders() {
     }
 }
 
-/// A WebSocket handshake by hand on `tcp`, so a test can send a message that never ends.
+/// A WebSocket handshake by hand on `tcp`, with the headers a browser sends (a long request,
+/// which the worker must read in reads of normal size: tungstenite takes many tiny reads for an
+/// attack), so a test can then send a message that never ends.
 async fn handshake_by_hand(tcp: &mut TcpStream) {
     tcp.write_all(
-        b"GET / HTTP/1.1\r\nHost: worker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nPragma: no-cache\r\n\
+          Cache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 \
+          (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\n\
+          Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
     )
     .await
     .unwrap();
