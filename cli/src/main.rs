@@ -50,6 +50,14 @@ const EXIT_CODES: &str = "Exit codes: 0 ok, 1 other, 2 usage, 3 not found, 4 una
 5 quota, 6 server unreachable, 7 workers unavailable, 8 integrity (a check failed), 9 local file, 10 link revoked/expired/used up";
 
 #[derive(Debug, Subcommand)]
+enum TokensAction {
+    /// List them (the default).
+    Ls,
+    /// Revoke one by its id; a machine using it must log in again.
+    Rm { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Create an account and log in.
     ///
@@ -73,6 +81,13 @@ enum Command {
     },
     /// Log out: revoke this machine's token and forget the saved keys.
     Logout,
+    /// The account's API tokens (each machine logged in has one; they expire after 90 days).
+    ///
+    /// Example: disktro tokens; disktro tokens rm 3f2a9c0d51e7b846
+    Tokens {
+        #[command(subcommand)]
+        action: Option<TokensAction>,
+    },
     /// Upload files (`-` reads stdin); prints each file's id.
     ///
     /// Example: disktro upload report.pdf photos.tar
@@ -259,6 +274,32 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             }
             session::remove()?;
             say(cli, "logged out", json!({"logged_out": true}));
+        }
+        Command::Tokens { action } => {
+            let (server, _) = logged_in(cli)?;
+            match action {
+                None | Some(TokensAction::Ls) => {
+                    let tokens = server.tokens().await?;
+                    if cli.json {
+                        println!("{}", serde_json::to_value(&tokens).unwrap_or_default());
+                    } else {
+                        for t in &tokens {
+                            let now = i64::try_from(disktro_net::unix_now()).unwrap_or(i64::MAX);
+                            let days_left = (t.expires_at - now).max(0) / 86_400;
+                            println!(
+                                "{}  {}  expires in {days_left} days{}",
+                                t.id,
+                                t.name,
+                                if t.current { "  (this machine)" } else { "" }
+                            );
+                        }
+                    }
+                }
+                Some(TokensAction::Rm { id }) => {
+                    server.revoke_token(id).await?;
+                    say(cli, &format!("revoked {id}"), json!({"revoked": id}));
+                }
+            }
         }
         Command::Upload { files, name } => upload_files(cli, files, name).await?,
         Command::Download { id, output } => {

@@ -185,10 +185,28 @@ impl Server {
             ..self.clone()
         };
         let answer: TokenAnswer = session
-            .call(Method::POST, "/auth/tokens", Some(&NewToken { name: name.to_owned() }))
+            .call(
+                Method::POST,
+                "/auth/tokens",
+                Some(&NewToken {
+                    name: name.to_owned(),
+                    expires_in_days: None,
+                }),
+            )
             .await?;
         session.call_no_answer::<()>(Method::POST, "/auth/logout", None).await?;
         Ok(answer.token)
+    }
+
+    /// The account's API tokens that still work (`GET /auth/tokens`).
+    pub async fn tokens(&self) -> Result<Vec<disktro_core::api::TokenInfo>, ClientError> {
+        self.call::<(), _>(Method::GET, "/auth/tokens", None).await
+    }
+
+    /// Revoke one of the account's API tokens by its public id.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        self.call_no_answer::<()>(Method::DELETE, &format!("/auth/tokens/{id}"), None)
+            .await
     }
 
     /// Revoke this client's API token.

@@ -318,6 +318,30 @@ async fn signup_upload_list_download_share_get_and_remove() {
     ok(&o, "rm");
     let o = disktro(&cfg, None, &["download", &ids[0], "-o", "-"], None).await;
     fails(&o, 3, "a removed file");
+
+    // API tokens: this machine's is listed (never its secret) with its expiry; revoked by id,
+    // it stops working, and the CLI says to log in again.
+    let o = disktro(&cfg, None, &["tokens", "--json"], None).await;
+    ok(&o, "tokens");
+    let tokens: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tokens = tokens.as_array().unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["current"], true);
+    assert!(!o.stdout.windows(4).any(|w| w == b"dkt_"), "no secret listed");
+    let id = tokens[0]["id"].as_str().unwrap().to_owned();
+    let o = disktro(&cfg, None, &["tokens"], None).await;
+    assert!(
+        stdout(&o).contains(&id) && stdout(&o).contains("(this machine)"),
+        "{}",
+        stdout(&o)
+    );
+    let o = disktro(&cfg, None, &["tokens", "rm", "0000000000000000"], None).await;
+    fails(&o, 3, "revoking a token that is not there");
+    let o = disktro(&cfg, None, &["tokens", "rm", &id], None).await;
+    ok(&o, "tokens rm");
+    let o = disktro(&cfg, None, &["ls"], None).await;
+    fails(&o, 4, "ls with a revoked token");
+    assert!(stderr(&o).contains("log in again"), "{}", stderr(&o));
     let o = disktro(&cfg, None, &["logout"], None).await;
     ok(&o, "logout");
     let o = disktro(&cfg, None, &["ls"], None).await;

@@ -52,10 +52,48 @@ pub fn auth_key(value: &Base64, field: &str) -> Result<Zeroizing<[u8; 32]>, Serv
     Ok(Zeroizing::new(key))
 }
 
-fn argon(params: KdfParams) -> argon2::Argon2<'static> {
-    let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
-        .expect("the minimum parameters are valid");
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
+/// Argon2 runs at once, server-wide. Each holds its memory (19 MiB for auth keys) for its whole
+/// run, so a burst of sign-ups, log-ins or share passwords waits here for a turn instead of
+/// growing the server by 19 MiB per request (20 concurrent sign-ups once took +324 MiB).
+/// Their working memory is reused ([`ARGON2_MEMORY`]).
+static ARGON2_RUNS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    tokio::sync::Semaphore::new(cores.max(2))
+});
+
+/// Run `work` (which runs Argon2) on the blocking pool, at most one per core at a time.
+pub async fn with_argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ServerError> {
+    let _turn = ARGON2_RUNS
+        .acquire()
+        .await
+        .map_err(|_| ServerError::internal("the Argon2 queue closed"))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ServerError::internal("a password check failed to run"))
+}
+
+/// Argon2's working memory, kept between runs: one buffer per run at a time, so the server holds
+/// at most [`ARGON2_RUNS`] of them. (Freshly allocated, each run's 19 MiB was kept by the
+/// allocator in the arena of whichever blocking thread ran it, and a burst grew the server by
+/// its whole size even with two runs at a time.)
+static ARGON2_MEMORY: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// Argon2id of `secret` with `salt` under `params` into `out`, in reused working memory.
+fn argon2id(params: KdfParams, secret: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), argon2::Error> {
+    let p = argon2::Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(out.len()),
+    )?;
+    let blocks = p.block_count();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+    let pool = || ARGON2_MEMORY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut memory = pool().pop().unwrap_or_default();
+    memory.resize(blocks, argon2::Block::default());
+    let result = argon.hash_password_into_with_memory(secret, salt, out, &mut memory[..blocks]);
+    pool().push(memory);
+    result
 }
 
 /// `argon2id$m$t$p$salt$hash` (hex).
@@ -63,9 +101,7 @@ pub fn hash_auth_key(key: &[u8; 32]) -> String {
     let salt: [u8; 16] = disktro_core::random_bytes();
     let p = AUTH_HASH_PARAMS;
     let mut out = [0u8; 32];
-    argon(p)
-        .hash_password_into(key, &salt, &mut out)
-        .expect("valid lengths");
+    argon2id(p, key, &salt, &mut out).expect("the auth-hash parameters are valid");
     format!(
         "argon2id${}${}${}${}${}",
         p.memory_kib,
@@ -94,7 +130,7 @@ pub fn verify_auth_key(stored: &str, key: &[u8; 32]) -> bool {
         parallelism: p,
     };
     let mut out = [0u8; 32];
-    if argon(params).hash_password_into(key, &salt, &mut out).is_err() {
+    if argon2id(params, key, &salt, &mut out).is_err() {
         return false;
     }
     crate::same_secret(disktro_core::ids::to_hex(&out).as_bytes(), hash.as_bytes())

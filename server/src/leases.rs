@@ -35,8 +35,8 @@ pub fn replica_name() -> String {
 /// How often the janitor runs.
 pub const JANITOR_EVERY: Duration = Duration::from_secs(60);
 
-/// The janitor: removes expired uploads (their put tokens go with them), expired sessions and old
-/// log-in failure windows, every [`JANITOR_EVERY`].
+/// The janitor: removes expired uploads (their put tokens go with them), expired sessions and API
+/// tokens, and old log-in failure windows, every [`JANITOR_EVERY`].
 pub fn spawn_janitor(runner: &crate::jobs::Runner) -> tokio::task::JoinHandle<()> {
     let db = runner.db.clone();
     runner.spawn("janitor", JANITOR_EVERY, move || {

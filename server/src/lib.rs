@@ -70,6 +70,44 @@ pub fn site_options(site_root: &str, addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
+/// The most a server function's request body may hold: the app's server functions take no
+/// arguments, so this only has to leave room for the encoding.
+const SERVER_FN_BODY_LIMIT: usize = 64 * 1024;
+
+/// Server function bodies (`/api/…` outside `/api/v1`) are read here, within
+/// [`SERVER_FN_BODY_LIMIT`], so that an oversized one is `413` in the API's error shape: leptos
+/// answers 500 to a body it cannot read.
+async fn limit_server_fn_bodies(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let path = request.uri().path();
+    if !path.starts_with("/api/") || path.starts_with("/api/v1/") {
+        return next.run(request).await;
+    }
+    let too_large = || {
+        error::ServerError::Body {
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE.as_u16(),
+            message: format!("request bodies here are at most {} KiB", SERVER_FN_BODY_LIMIT / 1024),
+        }
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > SERVER_FN_BODY_LIMIT as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, SERVER_FN_BODY_LIMIT).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, bytes.into())).await,
+        Err(_) => too_large(),
+    }
+}
+
 /// The whole HTTP application: API, server functions, pages and static files.
 pub fn app(options: LeptosOptions, ctx: Arc<Context>) -> Router {
     let routes = generate_route_list(App);
@@ -81,6 +119,7 @@ pub fn app(options: LeptosOptions, ctx: Arc<Context>) -> Router {
         })
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
+        .layer(axum::middleware::from_fn(limit_server_fn_bodies))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),

@@ -88,11 +88,30 @@ pub async fn create(db: &Db, account_id: &str, now: i64) -> Result<NewSession, S
     Ok(session)
 }
 
-/// A new API token for the CLI; the secret is shown once.
-pub async fn create_api_token(db: &Db, account_id: &str, name: &str, now: i64) -> Result<String, StoreError> {
+/// How long an API token works unless its maker asks otherwise, and the longest it may.
+pub const API_TOKEN_DAYS: u32 = 90;
+pub const MAX_API_TOKEN_DAYS: u32 = 365;
+
+/// A token's public id: the first 16 hex digits of its hash (the hash is one-way, so the id
+/// tells nothing of the secret).
+pub fn api_token_id(id_hash: &str) -> String {
+    id_hash.chars().take(16).collect()
+}
+
+/// A new API token for the CLI, working for `days`; the secret (shown once), its public id and
+/// its expiry.
+pub async fn create_api_token(
+    db: &Db,
+    account_id: &str,
+    name: &str,
+    now: i64,
+    days: u32,
+) -> Result<(String, String, i64), StoreError> {
     let token = format!("{TOKEN_PREFIX}{}", secret());
-    store::sessions::insert_api_token(db, &hash(&token), account_id, name, now).await?;
-    Ok(token)
+    let id_hash = hash(&token);
+    let expires_at = now + i64::from(days) * 86_400;
+    store::sessions::insert_api_token(db, &id_hash, account_id, name, now, expires_at).await?;
+    Ok((token, api_token_id(&id_hash), expires_at))
 }
 
 /// How a request was authenticated.
@@ -138,9 +157,14 @@ impl FromRequestParts<Arc<Context>> for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
         {
             let id_hash = hash(bearer.trim());
-            let account_id = store::sessions::api_token_account(&ctx.db, &id_hash)
+            let account_id = store::sessions::api_token_account(&ctx.db, &id_hash, now)
                 .await?
-                .ok_or_else(|| ServerError::refused(ErrorCode::BadToken, "the API token is not valid"))?;
+                .ok_or_else(|| {
+                    ServerError::refused(
+                        ErrorCode::BadToken,
+                        "the API token is not valid (expired or revoked); log in again",
+                    )
+                })?;
             return Ok(Self {
                 account_id,
                 credential: Credential::ApiToken { id_hash },

@@ -60,11 +60,7 @@ pub async fn create(
     let password_hash = match &req.password_proof {
         Some(proof) => {
             let proof = accounts::auth_key(proof, "password_proof")?;
-            Some(
-                tokio::task::spawn_blocking(move || accounts::hash_auth_key(&proof))
-                    .await
-                    .map_err(|_| ServerError::internal("hashing a share password"))?,
-            )
+            Some(accounts::with_argon2(move || accounts::hash_auth_key(&proof)).await?)
         }
         None => None,
     };
@@ -150,9 +146,7 @@ async fn admit(
         let delay = throttle::attempt(&ctx.db, &key, None, now).await?;
         tokio::time::sleep(delay).await;
         let proof = accounts::auth_key(proof, "password_proof")?;
-        let ok = tokio::task::spawn_blocking(move || accounts::verify_auth_key(&hash, &proof))
-            .await
-            .map_err(|_| ServerError::internal("share password check"))?;
+        let ok = accounts::with_argon2(move || accounts::verify_auth_key(&hash, &proof)).await?;
         if !ok {
             // Counted already, by `throttle::attempt`.
             return Err(ServerError::refused(

@@ -114,6 +114,28 @@ async fn login(app: &axum::Router, email: &str, auth_key: &str) -> Answer {
     .await
 }
 
+/// Make an API token asking for `days`; returns how many seconds from now it expires.
+async fn token_lifetime(app: &axum::Router, session: &str, csrf: &str, days: Option<u32>) -> u64 {
+    let mut body = json!({"name": "lifetime"});
+    if let Some(d) = days {
+        body["expires_in_days"] = json!(d);
+    }
+    let a = call(
+        app,
+        "POST",
+        "/auth/tokens",
+        Some(body),
+        &[("cookie", session), ("x-csrf-token", csrf)],
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    a.body["expires_at"].as_u64().unwrap().saturating_sub(now)
+}
+
 fn code(a: &Answer) -> &str {
     a.body["error"]["code"].as_str().unwrap_or("")
 }
@@ -253,6 +275,107 @@ async fn sign_up_log_in_sessions_csrf_tokens_and_password_change() {
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
         let a = call(&app, "GET", "/account", None, &[]).await;
         assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "not_logged_in"));
+
+        // API tokens have a lifetime (90 days by default, 1 to 365 asked), are listed without
+        // their secrets, and are revoked by id; another account cannot see or revoke them.
+        assert!(token_lifetime(&app, &session, &csrf, None).await.abs_diff(90 * 86_400) < 120);
+        assert!(
+            token_lifetime(&app, &session, &csrf, Some(30))
+                .await
+                .abs_diff(30 * 86_400)
+                < 120
+        );
+        let short = call(
+            &app,
+            "POST",
+            "/auth/tokens",
+            Some(json!({"name": "ci", "expires_in_days": 1})),
+            &[("cookie", &session), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(short.status, StatusCode::CREATED);
+        for days in [0, 366] {
+            let a = call(
+                &app,
+                "POST",
+                "/auth/tokens",
+                Some(json!({"name": "x", "expires_in_days": days})),
+                &[("cookie", &session), ("x-csrf-token", &csrf)],
+            )
+            .await;
+            assert_eq!(
+                (a.status, code(&a)),
+                (StatusCode::BAD_REQUEST, "invalid_field"),
+                "{days}"
+            );
+        }
+        let listed = call(&app, "GET", "/auth/tokens", None, &[("authorization", &token)]).await;
+        assert_eq!(listed.status, StatusCode::OK);
+        let listed = listed.body.as_array().unwrap().clone();
+        assert!(
+            !listed.iter().any(|t| t.to_string().contains("dkt_")),
+            "no secret listed"
+        );
+        let current: Vec<&Value> = listed.iter().filter(|t| t["current"] == true).collect();
+        assert_eq!(current.len(), 1, "the token asking is marked");
+        let short_id = short.body["id"].as_str().unwrap().to_owned();
+        assert!(listed.iter().any(|t| t["id"] == short_id.as_str()));
+        // Tried: an expired token. Must hold: 401 bad_token, and it is no longer listed.
+        let pool = {
+            sqlx::any::install_default_drivers();
+            sqlx::AnyPool::connect(&db.url).await.unwrap()
+        };
+        sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE substr(id_hash, 1, 16) = $1")
+            .bind(&short_id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let short_bearer = format!("Bearer {}", short.body["token"].as_str().unwrap());
+        let a = call(&app, "GET", "/account", None, &[("authorization", &short_bearer)]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "bad_token"));
+        let listed = call(&app, "GET", "/auth/tokens", None, &[("authorization", &token)]).await;
+        assert!(!listed.body.to_string().contains(&short_id));
+        // Tried: revoking another account's token, and a malformed id. Must hold: 404, and the
+        // token still works.
+        let eve = client("eve@example.org", "eve's own password");
+        let signed = call(&app, "POST", "/auth/signup", Some(eve.signup_body()), &[]).await;
+        let eve_cookie = cookie_pair(signed.cookie.as_ref().unwrap());
+        let eve_csrf = signed.body["csrf_token"].as_str().unwrap().to_owned();
+        let mine = current[0]["id"].as_str().unwrap().to_owned();
+        for id in [mine.as_str(), "zz", "%"] {
+            let a = call(
+                &app,
+                "DELETE",
+                &format!("/auth/tokens/{id}"),
+                None,
+                &[("cookie", &eve_cookie), ("x-csrf-token", &eve_csrf)],
+            )
+            .await;
+            assert_eq!((a.status, code(&a)), (StatusCode::NOT_FOUND, "token_not_found"), "{id}");
+        }
+        let a = call(&app, "GET", "/account", None, &[("authorization", &token)]).await;
+        assert_eq!(a.status, StatusCode::OK);
+        // The owner revokes it: it stops working at once.
+        let a = call(
+            &app,
+            "DELETE",
+            &format!("/auth/tokens/{mine}"),
+            None,
+            &[("cookie", &session), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+        let a = call(&app, "GET", "/account", None, &[("authorization", &token)]).await;
+        assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "bad_token"));
+        let a = call(
+            &app,
+            "POST",
+            "/auth/tokens",
+            Some(json!({"name": "cli"})),
+            &[("cookie", &session), ("x-csrf-token", &csrf)],
+        )
+        .await;
+        let token = format!("Bearer {}", a.body["token"].as_str().unwrap());
 
         // Password change: the client re-derives and re-wraps; the server swaps atomically and
         // ends every other session and token.

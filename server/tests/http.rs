@@ -55,6 +55,84 @@ async fn unknown_pages_are_404() {
     assert!(body.contains("Not found"));
 }
 
+#[tokio::test]
+async fn api_bodies_must_be_json_and_answers_are_never_cached() {
+    let (app, _dir) = app().await;
+    let send = |request: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(request).await.unwrap();
+            let (status, headers) = (res.status(), res.headers().clone());
+            let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+            (
+                status,
+                headers,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+            )
+        }
+    };
+    let login = r#"{"email":"a@example.org","auth_key":"AAAA"}"#;
+    // Tried: a log-in posted as text/plain (what a cross-site form or a no-preflight fetch can
+    // send). Must hold: 415 body_rejected, not checked, not cached.
+    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let mut request = Request::post("/api/v1/auth/login");
+        if let Some(t) = content_type {
+            request = request.header("content-type", t);
+        }
+        let (status, headers, body) = send(request.body(Body::from(login)).unwrap()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}");
+        assert_eq!(body["error"]["code"], "body_rejected");
+        assert_eq!(headers["cache-control"], "no-store");
+    }
+    // JSON with a charset parameter is JSON: the request reaches the handler (which refuses
+    // the unknown account).
+    let request = Request::post("/api/v1/auth/login")
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Body::from(login))
+        .unwrap();
+    let (status, headers, _) = send(request).await;
+    assert_ne!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(headers["cache-control"], "no-store");
+    // Every API answer, errors and 404s included.
+    for path in [
+        "/api/v1/health",
+        "/api/v1/nodes",
+        "/api/v1/no/such/route",
+        "/api/v1/files",
+    ] {
+        let (_, headers, _) = send(Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn server_functions_refuse_oversized_bodies_with_413() {
+    let (app, _dir) = app().await;
+    let post = |body: Body, length: Option<usize>| {
+        let app = app.clone();
+        async move {
+            let mut request =
+                Request::post("/api/codec_digest").header("content-type", "application/x-www-form-urlencoded");
+            if let Some(n) = length {
+                request = request.header("content-length", n);
+            }
+            app.oneshot(request.body(body).unwrap()).await.unwrap().status()
+        }
+    };
+    // Tried: a 3 MiB body, declared, and the same streamed without a length. Must hold: 413
+    // (was 500), and the server function still answers an empty call.
+    assert_eq!(
+        post(Body::from(vec![b'a'; 3 << 20]), Some(3 << 20)).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let chunks = futures_util::stream::iter((0..48).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 64 * 1024])));
+    assert_eq!(
+        post(Body::from_stream(chunks), None).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(post(Body::empty(), Some(0)).await, StatusCode::OK);
+}
+
 /// The real binary: binds port 0, logs its address, answers, and exits cleanly on SIGTERM.
 #[test]
 fn binary_serves_and_shuts_down_on_sigterm() {
@@ -99,6 +177,66 @@ fn binary_serves_and_shuts_down_on_sigterm() {
     stderr.read_to_string(&mut printed).unwrap();
     assert!(printed.contains("join token for workers: dkj_"), "{printed}");
     assert!(dir.path().join("disktro.db").exists() && dir.path().join("server.key").exists());
+}
+
+/// Tried: 20 sign-ups at once against the real binary (each runs Argon2 with 19 MiB). Must hold:
+/// all succeed, and the server's peak memory grows by far less than 20 × 19 MiB, since Argon2
+/// runs one per core at a time (it grew by 324 MiB before).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_sign_ups_does_not_grow_the_server_by_their_argon2_memory() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
+        .args(["--listen", "127.0.0.1:0", "--site-root", "target/site", "--data-dir"])
+        .arg(dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("an address follows").to_owned();
+        }
+    };
+    let peak = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+            * 1024
+    };
+    let before = peak(child.id());
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    disktro_net::tls::install_default_provider();
+    let http = reqwest::Client::new();
+    let mut signups = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let setup = disktro_core::keys::KdfSetup {
+            params: disktro_core::keys::KdfParams::MINIMUM,
+            salt: disktro_core::random_bytes(),
+        };
+        let identity = disktro_core::keys::Keypair::generate();
+        let body = serde_json::json!({
+            "email": format!("burst{i}@example.org"),
+            "kdf_setup": b64.encode(setup.encode()),
+            "auth_key": b64.encode(disktro_core::random_bytes::<32>()),
+            "wrapped_identity": b64.encode([7u8; 65]),
+            "public_key": disktro_core::ids::to_hex(identity.public().as_bytes()),
+        });
+        let (http, url) = (http.clone(), format!("http://{addr}/api/v1/auth/signup"));
+        signups.spawn(async move { http.post(url).json(&body).send().await.unwrap().status() });
+    }
+    while let Some(status) = signups.join_next().await {
+        assert_eq!(status.unwrap(), 201);
+    }
+    let grown = peak(child.id()).saturating_sub(before);
+    assert!(grown < 160 << 20, "the server grew by {} MiB", grown >> 20);
+    assert_sigterm_stops_cleanly(&mut child, lines);
 }
 
 /// Tried: SIGTERM the moment the server announces its address, while its local workers are still
@@ -166,6 +304,8 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/auth/logout", "post"),
         ("/auth/password", "post"),
         ("/auth/tokens", "post"),
+        ("/auth/tokens", "get"),
+        ("/auth/tokens/{id}", "delete"),
         ("/account", "get"),
         ("/uploads", "post"),
         ("/uploads/{id}", "delete"),

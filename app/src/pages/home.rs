@@ -14,8 +14,9 @@ pub struct NativeDigest {
     pub shards: usize,
 }
 
-/// Computes the codec sample natively on the server.
-#[server]
+/// Computes the codec sample natively on the server (at a fixed path, which the server's body
+/// limit for server functions is tested against).
+#[server(endpoint = "codec_digest")]
 pub async fn native_codec_digest() -> Result<NativeDigest, ServerFnError> {
     // Encoding 9 MiB is CPU work: keep it off the async runtime's threads.
     let d = tokio::task::spawn_blocking(|| selfcheck::digest(&selfcheck::sample()))

@@ -111,6 +111,8 @@ pub enum ErrorCode {
     ShareNotFound,
     /// 404: No such storage node.
     NodeNotFound,
+    /// 404: No such API token in this account.
+    TokenNotFound,
     /// 404: The server does not know this node: register again.
     UnknownNode,
     /// 409: An account with this e-mail exists.
@@ -183,6 +185,7 @@ impl ErrorCode {
         ErrorCode::UploadNotFound,
         ErrorCode::ShareNotFound,
         ErrorCode::NodeNotFound,
+        ErrorCode::TokenNotFound,
         ErrorCode::UnknownNode,
         ErrorCode::EmailTaken,
         ErrorCode::FileExists,
@@ -238,6 +241,7 @@ impl ErrorCode {
             | Self::UploadNotFound
             | Self::ShareNotFound
             | Self::NodeNotFound
+            | Self::TokenNotFound
             | Self::UnknownNode => 404,
             Self::EmailTaken | Self::FileExists | Self::ChangedMeanwhile | Self::StaleHeartbeat => 409,
             Self::ShareRevoked | Self::ShareExpired | Self::ShareExhausted => 410,
@@ -288,6 +292,7 @@ impl ErrorCode {
             Self::UploadNotFound => "upload_not_found",
             Self::ShareNotFound => "share_not_found",
             Self::NodeNotFound => "node_not_found",
+            Self::TokenNotFound => "token_not_found",
             Self::UnknownNode => "unknown_node",
             Self::EmailTaken => "email_taken",
             Self::FileExists => "file_exists",
@@ -419,12 +424,35 @@ pub struct AccountView {
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     pub name: String,
+    /// Days until the token stops working, 1 to 365 [default: 90].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenAnswer {
+    /// The secret, shown once.
     pub token: String,
+    /// The token's public id, for listing and revoking it.
+    pub id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// One API token of the account, without its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenInfo {
+    /// Public id (16 hex digits), for revoking it.
+    pub id: String,
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Whether this request was made with it.
+    pub current: bool,
 }
 
 // ---- Nodes ----

@@ -22,6 +22,7 @@ use crate::throttle;
 use disktro_core::api::ErrorCode;
 use disktro_core::api::{
     AccountView, Base64, ChangePassword, ErrorBody, KdfAnswer, LogIn, NewToken, PreLogin, Session, SignUp, TokenAnswer,
+    TokenInfo,
 };
 
 /// The client's address when the server knows it (not in handler tests).
@@ -60,13 +61,12 @@ fn with_cookie(ctx: &Context, status: StatusCode, cookie: Option<&str>, body: im
 #[utoipa::path(post, path = "/auth/signup", tag = "accounts", request_body = SignUp,
     responses((status = 201, description = "account created; session cookie set", body = Session), (status = 400, body = ErrorBody), (status = 409, description = "e-mail taken", body = ErrorBody)))]
 pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<SignUp>) -> Result<Response, ServerError> {
-    // Argon2 runs off the async threads.
-    let (req, checked) = tokio::task::spawn_blocking(move || {
+    // Argon2 runs off the async threads, one per core at a time.
+    let (req, checked) = accounts::with_argon2(move || {
         let checked = accounts::check_sign_up(&req);
         (req, checked)
     })
-    .await
-    .map_err(|_| ServerError::internal("sign-up check"))?;
+    .await?;
     let (email, auth_hash) = checked?;
     let now = unix_now();
     let id = accounts::create(&ctx.db, &req, &email, &auth_hash, ctx.default_quota, now)
@@ -113,15 +113,14 @@ pub async fn login(
     let account = store::accounts::by_email(&ctx.db, &email).await?;
     let stored = account.as_ref().map(|a| a.auth_hash.clone());
     // Unknown addresses cost the same Argon2 run as known ones, so timing tells nothing.
-    let ok = tokio::task::spawn_blocking(move || match stored {
+    let ok = accounts::with_argon2(move || match stored {
         Some(hash) => accounts::verify_auth_key(&hash, &key),
         None => {
             let _ = accounts::hash_auth_key(&key);
             false
         }
     })
-    .await
-    .map_err(|_| ServerError::internal("log-in check"))?;
+    .await?;
     let Some(account) = account.filter(|_| ok) else {
         // Counted already, by `throttle::attempt`.
         return Err(wrong_credentials());
@@ -175,14 +174,13 @@ pub async fn change_password(
     };
     let old_key = accounts::auth_key(&req.auth_key, "auth_key")?;
     let old_hash = account.auth_hash.clone();
-    let (ok, checked) = tokio::task::spawn_blocking(move || {
+    let (ok, checked) = accounts::with_argon2(move || {
         (
             accounts::verify_auth_key(&old_hash, &old_key),
             accounts::check_sign_up(&check),
         )
     })
-    .await
-    .map_err(|_| ServerError::internal("password check"))?;
+    .await?;
     if !ok {
         return Err(ServerError::refused(
             ErrorCode::WrongCredentials,
@@ -249,6 +247,53 @@ pub async fn create_token(
             "name must be 1 to 100 bytes",
         ));
     }
-    let token = sessions::create_api_token(&ctx.db, &auth.account_id, name, unix_now()).await?;
-    Ok((StatusCode::CREATED, Json(TokenAnswer { token })))
+    let days = req.expires_in_days.unwrap_or(sessions::API_TOKEN_DAYS);
+    if !(1..=sessions::MAX_API_TOKEN_DAYS).contains(&days) {
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
+            format!("expires_in_days must be 1 to {}", sessions::MAX_API_TOKEN_DAYS),
+        ));
+    }
+    let (token, id, expires_at) = sessions::create_api_token(&ctx.db, &auth.account_id, name, unix_now(), days).await?;
+    Ok((StatusCode::CREATED, Json(TokenAnswer { token, id, expires_at })))
+}
+
+/// The account's API tokens that still work (never their secrets).
+#[utoipa::path(get, path = "/auth/tokens", tag = "accounts",
+    responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
+pub async fn list_tokens(State(ctx): State<Arc<Context>>, auth: Auth) -> Result<Json<Vec<TokenInfo>>, ServerError> {
+    let current = match &auth.credential {
+        Credential::ApiToken { id_hash } => Some(id_hash.clone()),
+        Credential::Session { .. } => None,
+    };
+    let tokens = store::sessions::api_tokens(&ctx.db, &auth.account_id, unix_now()).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| TokenInfo {
+                id: sessions::api_token_id(&t.id_hash),
+                current: current.as_deref() == Some(t.id_hash.as_str()),
+                name: t.name,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Revoke one of the account's API tokens by its public id; another account's is "not found".
+#[utoipa::path(delete, path = "/auth/tokens/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "the token's public id (16 hex digits)")),
+    responses((status = 204, description = "revoked"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)), security(("session" = []), ("token" = [])))]
+pub async fn revoke_token(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ServerError> {
+    let well_formed = id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if well_formed && store::sessions::revoke_api_token_of(&ctx.db, &auth.account_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ServerError::refused(ErrorCode::TokenNotFound, "no such API token"))
+    }
 }

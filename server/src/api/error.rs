@@ -39,15 +39,32 @@ pub async fn no_such_route() -> ServerError {
     ServerError::refused(ErrorCode::NoSuchRoute, "no such API route")
 }
 
-/// A JSON request body; anything else is `400 malformed_json` in the API's error shape (axum's
-/// own `Json` answers plain text).
+/// A JSON request body, sent as `Content-Type: application/json`; another type is `415
+/// body_rejected`, and a body that does not parse `400 malformed_json`, in the API's error shape
+/// (axum's own `Json` answers plain text). The type is required because a cross-site form or
+/// `fetch` may post `text/plain` without a CORS preflight, and must not reach log-in, sign-up
+/// or a share's download.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
+
+/// Whether a `Content-Type` header names JSON (`application/json`, parameters allowed).
+fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
     type Rejection = ServerError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ServerError> {
+        if !is_json(req.headers().get(axum::http::header::CONTENT_TYPE)) {
+            return Err(ServerError::Body {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE.as_u16(),
+                message: "send the body as JSON, with Content-Type: application/json".to_owned(),
+            });
+        }
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ServerError::Body {

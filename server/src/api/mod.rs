@@ -9,7 +9,8 @@
 //! | `GET /nodes` | anyone: node ids, URLs, zones and health are not secret |
 //! | `GET /durability`, `GET /jobs`, `GET /ledger/verify`, `GET /nodes/{id}/earnings` | anyone: aggregates, no file named |
 //! | `POST /auth/prelogin`, `/auth/signup`, `/auth/login` | anyone (log-in throttled) |
-//! | `POST /auth/logout`, `/auth/password`, `/auth/tokens` | a session with its CSRF token, or an API token |
+//! | `POST /auth/logout`, `/auth/password`, `/auth/tokens`, `DELETE /auth/tokens/{id}` | a session with its CSRF token, or an API token |
+//! | `GET /auth/tokens` | a session or an API token: the account's own tokens, never their secrets |
 //! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /shares` | a session or an API token, own objects only |
 //! | `POST /uploads`, `/uploads/{id}/renew`, `/uploads/{id}/commit`, `DELETE /uploads/{id}`, `DELETE /files/{id}`, `POST /files/{id}/shares`, `DELETE /shares/{id}` | a session with its CSRF token, or an API token; own objects only |
 //! | `POST /public/shares/{id}`, `/public/shares/{id}/download` | anyone with the link (policy and password enforced) |
@@ -104,7 +105,8 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::change_password))
-        .routes(routes!(auth::create_token))
+        .routes(routes!(auth::create_token, auth::list_tokens))
+        .routes(routes!(auth::revoke_token))
         .routes(routes!(auth::account))
         .routes(routes!(files::begin))
         .routes(routes!(files::renew))
@@ -136,11 +138,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().1
 }
 
+/// Every API answer is `Cache-Control: no-store`: answers carry wrapped keys, worker tokens and
+/// the CSRF token, which no browser or proxy cache may keep.
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: Arc<Context>) -> Router<S> {
     let (api, doc) = routes();
     let doc = Arc::new(doc);
     api.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .fallback(error::no_such_route)
+        .layer(axum::middleware::map_response(no_store))
         .with_state(ctx)
 }

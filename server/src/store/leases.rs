@@ -47,6 +47,10 @@ pub async fn sweep(db: &Db, now: i64, failures_before: i64) -> Result<u64, Store
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    sqlx::query("DELETE FROM api_tokens WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")
         .bind(failures_before)
         .execute(&mut *tx)

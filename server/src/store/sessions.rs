@@ -52,24 +52,70 @@ pub async fn insert_api_token(
     account_id: &str,
     name: &str,
     now: i64,
+    expires_at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO api_tokens (id_hash, account_id, name, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id_hash)
-        .bind(account_id)
-        .bind(name)
-        .bind(now)
-        .execute(&db.pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_tokens (id_hash, account_id, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id_hash)
+    .bind(account_id)
+    .bind(name)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
-/// The account an API token belongs to.
-pub async fn api_token_account(db: &Db, id_hash: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT account_id FROM api_tokens WHERE id_hash = $1")
+/// The account an API token belongs to, while it has not expired.
+pub async fn api_token_account(db: &Db, id_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT account_id FROM api_tokens WHERE id_hash = $1 AND expires_at > $2")
         .bind(id_hash)
+        .bind(now)
         .fetch_optional(&db.pool)
         .await?;
     Ok(row.map(|r| r.try_get("account_id")).transpose()?)
+}
+
+/// An API token as listed: its hash (whose first 16 hex digits are its public id), name and times.
+#[derive(Debug, Clone)]
+pub struct ApiTokenRow {
+    pub id_hash: String,
+    pub name: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// The account's API tokens that have not expired, newest first.
+pub async fn api_tokens(db: &Db, account_id: &str, now: i64) -> Result<Vec<ApiTokenRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id_hash, name, created_at, expires_at FROM api_tokens
+         WHERE account_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id_hash",
+    )
+    .bind(account_id)
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ApiTokenRow {
+                id_hash: r.try_get("id_hash")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Delete the account's API token whose hash starts with `id` (its public id); whether one was.
+pub async fn revoke_api_token_of(db: &Db, account_id: &str, id: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM api_tokens WHERE account_id = $1 AND substr(id_hash, 1, 16) = $2")
+        .bind(account_id)
+        .bind(id)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 pub async fn revoke_api_token(db: &Db, id_hash: &str) -> Result<(), StoreError> {
