@@ -530,3 +530,74 @@ async fn ledger_verify_accepts_a_sound_chain_and_refuses_a_changed_one() {
     fails(&o, i32::from(disktro_client::exit::INTEGRITY), "a changed entry");
     assert!(stderr(&o).contains("entry 1"), "{}", stderr(&o));
 }
+
+/// Open a WebSocket to the worker at `url` (`ws://host:port`) from the loopback address `source`
+/// and never send a request: a socket without a token, as an attacker would hold it.
+async fn silent_socket(url: &str, source: std::net::IpAddr) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr: std::net::SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    let mut tcp = socket.connect(addr).await.ok()?;
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: worker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .ok()?;
+    let mut response = [0u8; 12];
+    tcp.read_exact(&mut response).await.ok()?;
+    Some(tcp)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_goes_through_while_every_worker_is_full_of_sockets_without_tokens() {
+    let net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("eve");
+    let o = disktro(
+        &cfg,
+        Some(&net.url),
+        &["signup", "--email", "eve@example.org", "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "signup");
+
+    // Tried: 256 WebSockets (each worker's connection limit) that never send a token, opened to
+    // every worker from 16 other addresses and held. Must hold: `disktro upload` of 20 MiB
+    // succeeds at once and the file downloads byte-identical (before, every upload on the
+    // network failed with exit 7 while the sockets were held).
+    let nodes: Vec<serde_json::Value> = reqwest::get(format!("{}/api/v1/nodes", net.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let data = random(20 << 20, 7);
+    let path = work.path().join("under-attack.bin");
+    std::fs::write(&path, &data).unwrap();
+    // All at once, so that they are all held when the upload starts (a stranger is closed
+    // after 5 s).
+    let mut opening = tokio::task::JoinSet::new();
+    for node in &nodes {
+        for i in 0..256u32 {
+            let url = node["url"].as_str().unwrap().to_owned();
+            let source = std::net::IpAddr::from([127, 0, 1, u8::try_from(1 + i % 16).unwrap()]);
+            opening.spawn(async move { silent_socket(&url, source).await });
+        }
+    }
+    let mut held = Vec::new();
+    while let Some(socket) = opening.join_next().await {
+        held.extend(socket.unwrap());
+    }
+    assert!(held.len() >= 2000, "only {} sockets opened", held.len());
+    let o = disktro(&cfg, None, &["upload", path.to_str().unwrap()], None).await;
+    ok(&o, "upload while every worker is full of sockets without tokens");
+    let id = stdout(&o).split_whitespace().next().unwrap().to_owned();
+    let o = disktro(&cfg, None, &["download", &id, "-o", "-"], None).await;
+    ok(&o, "download");
+    assert!(o.stdout == data, "the file differs");
+    drop(held);
+}
