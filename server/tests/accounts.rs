@@ -115,19 +115,24 @@ async fn login(app: &axum::Router, email: &str, auth_key: &str) -> Answer {
 }
 
 /// Make an API token asking for `days`; returns how many seconds from now it expires.
-async fn token_lifetime(app: &axum::Router, session: &str, csrf: &str, days: Option<u32>) -> u64 {
-    let mut body = json!({"name": "lifetime"});
-    if let Some(d) = days {
-        body["expires_in_days"] = json!(d);
-    }
-    let a = call(
+/// `POST /auth/tokens` with `body` under a session and its CSRF token.
+async fn new_token(app: &axum::Router, session: &str, csrf: &str, body: Value) -> Answer {
+    call(
         app,
         "POST",
         "/auth/tokens",
         Some(body),
         &[("cookie", session), ("x-csrf-token", csrf)],
     )
-    .await;
+    .await
+}
+
+async fn token_lifetime(app: &axum::Router, session: &str, csrf: &str, days: Option<u32>) -> u64 {
+    let mut body = json!({"name": "lifetime"});
+    if let Some(d) = days {
+        body["expires_in_days"] = json!(d);
+    }
+    let a = new_token(app, session, csrf, body).await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -285,24 +290,10 @@ async fn sign_up_log_in_sessions_csrf_tokens_and_password_change() {
                 .abs_diff(30 * 86_400)
                 < 120
         );
-        let short = call(
-            &app,
-            "POST",
-            "/auth/tokens",
-            Some(json!({"name": "ci", "expires_in_days": 1})),
-            &[("cookie", &session), ("x-csrf-token", &csrf)],
-        )
-        .await;
+        let short = new_token(&app, &session, &csrf, json!({"name": "ci", "expires_in_days": 1})).await;
         assert_eq!(short.status, StatusCode::CREATED);
         for days in [0, 366] {
-            let a = call(
-                &app,
-                "POST",
-                "/auth/tokens",
-                Some(json!({"name": "x", "expires_in_days": days})),
-                &[("cookie", &session), ("x-csrf-token", &csrf)],
-            )
-            .await;
+            let a = new_token(&app, &session, &csrf, json!({"name": "x", "expires_in_days": days})).await;
             assert_eq!(
                 (a.status, code(&a)),
                 (StatusCode::BAD_REQUEST, "invalid_field"),
@@ -367,14 +358,7 @@ async fn sign_up_log_in_sessions_csrf_tokens_and_password_change() {
         assert_eq!(a.status, StatusCode::NO_CONTENT);
         let a = call(&app, "GET", "/account", None, &[("authorization", &token)]).await;
         assert_eq!((a.status, code(&a)), (StatusCode::UNAUTHORIZED, "bad_token"));
-        let a = call(
-            &app,
-            "POST",
-            "/auth/tokens",
-            Some(json!({"name": "cli"})),
-            &[("cookie", &session), ("x-csrf-token", &csrf)],
-        )
-        .await;
+        let a = new_token(&app, &session, &csrf, json!({"name": "cli"})).await;
         let token = format!("Bearer {}", a.body["token"].as_str().unwrap());
 
         // Password change: the client re-derives and re-wraps; the server swaps atomically and

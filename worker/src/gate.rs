@@ -183,31 +183,13 @@ fn walk(framing: &mut Framing, mut bytes: &[u8]) -> usize {
     while !bytes.is_empty() {
         match *framing {
             Framing::Header {
-                bytes: mut header,
+                bytes: header,
                 have,
                 need,
             } => {
-                let n = (need - have).min(bytes.len());
-                header[have..have + n].copy_from_slice(&bytes[..n]);
-                bytes = &bytes[n..];
-                let have = have + n;
-                let need = if have >= 2 {
-                    header_len([header[0], header[1]])
-                } else {
-                    need
-                };
-                *framing = if have == need {
-                    Framing::Admit {
-                        len: payload_len(&header[..need]),
-                        already: 0,
-                    }
-                } else {
-                    Framing::Header {
-                        bytes: header,
-                        have,
-                        need,
-                    }
-                };
+                let (next, taken) = take_header(header, have, need, bytes);
+                *framing = next;
+                bytes = &bytes[taken..];
             }
             Framing::Admit { len, already } => {
                 let n = (len - already).min(bytes.len() as u64);
@@ -228,6 +210,32 @@ fn walk(framing: &mut Framing, mut bytes: &[u8]) -> usize {
         *framing = FIRST_HEADER;
     }
     usize::try_from(complete).unwrap_or(usize::MAX)
+}
+
+/// Add `input`'s first bytes to a header being read (as many as it lacks): the next state, and
+/// how many bytes were taken.
+fn take_header(mut header: [u8; 14], have: usize, need: usize, input: &[u8]) -> (Framing, usize) {
+    let n = (need - have).min(input.len());
+    header[have..have + n].copy_from_slice(&input[..n]);
+    let have = have + n;
+    let need = if have >= 2 {
+        header_len([header[0], header[1]])
+    } else {
+        need
+    };
+    let next = if have == need {
+        Framing::Admit {
+            len: payload_len(&header[..need]),
+            already: 0,
+        }
+    } else {
+        Framing::Header {
+            bytes: header,
+            have,
+            need,
+        }
+    };
+    (next, n)
 }
 
 /// The payload length a complete header declares.
@@ -325,24 +333,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
             return Poll::Ready(Ok(()));
         };
         match framing {
-            Framing::Header { mut bytes, have, need } => {
+            Framing::Header { bytes, have, need } => {
                 let start = buf.filled().len();
                 let n = std::task::ready!(this.read_some(cx, buf, need - have))?;
-                bytes[have..have + n].copy_from_slice(&buf.filled()[start..start + n]);
-                let have = have + n;
-                let need = if have >= 2 {
-                    header_len([bytes[0], bytes[1]])
-                } else {
-                    need
-                };
-                this.framing = Some(if n > 0 && have == need {
-                    Framing::Admit {
-                        len: payload_len(&bytes[..need]),
-                        already: 0,
-                    }
-                } else {
-                    Framing::Header { bytes, have, need }
-                });
+                this.framing = Some(take_header(bytes, have, need, &buf.filled()[start..start + n]).0);
                 Poll::Ready(Ok(()))
             }
             Framing::Admit { len, already } => {

@@ -132,7 +132,7 @@ impl ConnectionMemory {
         charged: Option<OwnedSemaphorePermit>,
         from_share: bool,
     ) -> Result<Reservation, Refused> {
-        let share_n = bytes.clamp(1, self.share_capacity());
+        let share_n = bytes.clamp(1, self.memory.connection_share());
         let already = charged.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
         let pool_n = bytes.min(self.memory.client_capacity).saturating_sub(already);
         let reserve = async {
@@ -163,10 +163,6 @@ impl ConnectionMemory {
                 ),
             )
         })
-    }
-
-    fn share_capacity(&self) -> usize {
-        self.memory.connection_share()
     }
 }
 
