@@ -44,7 +44,7 @@ impl Identity {
 }
 
 async fn derive(password: String, setup: KdfSetup) -> Result<disktro_core::keys::AccountKeys, ClientError> {
-    tokio::task::spawn_blocking(move || derive_account_keys(password.as_bytes(), &setup))
+    tokio::task::spawn_blocking(move || derive_account_keys(&password, &setup))
         .await
         .map_err(|_| ClientError::Integrity("key derivation failed".to_owned()))?
         .map_err(|e| ClientError::Integrity(format!("key derivation: {e}")))
@@ -62,6 +62,7 @@ pub async fn signup(
     let setup = KdfSetup {
         params,
         salt: disktro_core::random_bytes(),
+        form: disktro_core::keys::PasswordForm::Nfkc,
     };
     let keys = derive(password.to_owned(), setup).await?;
     let keypair = Keypair::generate();

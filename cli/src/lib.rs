@@ -64,7 +64,7 @@ impl ClientError {
         match self {
             Self::Api { status, code, .. } => match (*status, code) {
                 (_, ErrorCode::NotEnoughWorkers) => exit::WORKERS,
-                (_, ErrorCode::QuotaExceeded | ErrorCode::FileTooLarge) => exit::QUOTA,
+                (_, ErrorCode::QuotaExceeded | ErrorCode::FileTooLarge | ErrorCode::TooManyUploads) => exit::QUOTA,
                 (404, _) => exit::NOT_FOUND,
                 (401 | 403 | 429, _) => exit::UNAUTHORIZED,
                 (410, _) => exit::LINK_GONE,

@@ -56,10 +56,12 @@ pub enum ErrorCode {
     /// The stored shard failed verification and was quarantined.
     Corrupt = 15,
     Internal = 16,
+    /// The server withdrew the token (its upload was cancelled or expired).
+    Revoked = 17,
 }
 
 impl ErrorCode {
-    const ALL: [Self; 16] = [
+    const ALL: [Self; 17] = [
         Self::Malformed,
         Self::UnsupportedVersion,
         Self::TooLarge,
@@ -76,6 +78,7 @@ impl ErrorCode {
         Self::StorageFull,
         Self::Corrupt,
         Self::Internal,
+        Self::Revoked,
     ];
 
     fn from_u16(v: u16) -> Result<Self, Error> {

@@ -136,9 +136,10 @@ fn compute() -> Vec<(String, String)> {
     let setup = KdfSetup {
         params: KdfParams::MINIMUM,
         salt: [0x77; 16],
+        form: keys::PasswordForm::AsTyped,
     };
     put("kdf_setup", &setup.encode());
-    let account = keys::derive_account_keys(b"correct horse battery staple", &setup).unwrap();
+    let account = keys::derive_account_keys("correct horse battery staple", &setup).unwrap();
     put("auth_key", account.auth_key.as_bytes());
     put("master_key", account.master_key.as_bytes());
     put("link_key", keys::encode_link_key(&file_key()).as_bytes());

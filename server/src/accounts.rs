@@ -147,18 +147,27 @@ pub fn decoy_setup(server_key: &Keypair, email: &str) -> KdfSetup {
     KdfSetup {
         params: KdfParams::DEFAULT,
         salt,
+        form: disktro_core::keys::PasswordForm::Nfkc,
     }
 }
 
 /// Validate a sign-up; returns the normalized address and the server-side auth hash.
 pub fn check_sign_up(s: &SignUp) -> Result<(String, String), ServerError> {
     let email = normalize_email(&s.email)?;
-    KdfSetup::decode(&s.kdf_setup).map_err(|e| {
+    let setup = KdfSetup::decode(&s.kdf_setup).map_err(|e| {
         ServerError::refused(
             ErrorCode::WeakKdf,
             format!("the key-derivation set-up is not acceptable: {e}"),
         )
     })?;
+    // New set-ups normalize passwords (the decoys of unknown addresses do too, so a version-1
+    // set-up only ever belongs to an account made before normalization).
+    if setup.form != disktro_core::keys::PasswordForm::Nfkc {
+        return Err(ServerError::refused(
+            ErrorCode::WeakKdf,
+            "new key-derivation set-ups must normalize passwords (version 2); reload the page or update the CLI",
+        ));
+    }
     let wrapped = &s.wrapped_identity;
     if wrapped.is_empty() || wrapped.len() > MAX_WRAPPED {
         return Err(ServerError::refused(

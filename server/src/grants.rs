@@ -2,8 +2,9 @@
 //!
 //! - **Put grants** (one per worker an upload uses): scoped to the upload, budgeted for the
 //!   shards placed on that worker (at their largest possible size), valid [`PUT_TOKEN_TTL`];
-//!   renewed for long uploads. Each serial is recorded with its upload and worker, so a commit
-//!   can tell that a receipt answers a token issued for this upload.
+//!   renewed for long uploads under the same serial, so the worker counts one budget across
+//!   renewals. Each serial is recorded with its upload and worker, so a commit can tell that a
+//!   receipt answers a token issued for this upload, and a cancel can revoke it.
 //! - **Read grants** (per worker holding shards of a file): scoped to the file, listing the
 //!   worker's shards (at most [`MAX_TOKEN_SHARDS`] per token, so one token per window of 1,024
 //!   chunks), budgeted at twice their bytes so a reader can retry, valid [`GET_TOKEN_TTL`].
@@ -30,16 +31,17 @@ fn expiry(now: i64, ttl: Duration) -> u64 {
     u64::try_from(now).unwrap_or(0) + ttl.as_secs()
 }
 
-/// Sign a put token for `worker` under upload `upload`.
+/// Sign a put token for `worker` under upload `upload`: a new one (a fresh random serial) or a
+/// renewal (the serial it renews).
 pub fn put(
     server: &Keypair,
     worker: NodeId,
     url: &str,
     upload: [u8; 16],
+    serial: Serial,
     budget: u64,
     now: i64,
 ) -> Result<PutGrant, ServerError> {
-    let serial = Serial::random();
     let expires_at = expiry(now, PUT_TOKEN_TTL);
     let token = Token {
         operation: Operation::Put,

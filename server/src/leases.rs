@@ -47,7 +47,13 @@ pub fn spawn_janitor(runner: &crate::jobs::Runner) -> tokio::task::JoinHandle<()
 
 /// One janitor pass. Returns the number of expired uploads removed.
 pub async fn sweep(db: &Db, now: i64) -> Result<u64, StoreError> {
-    let uploads = store::leases::sweep(db, now, now - crate::throttle::WINDOW).await?;
+    let uploads = store::leases::sweep(
+        db,
+        now,
+        now - crate::throttle::WINDOW,
+        now - crate::sessions::DEVICE_TTL,
+    )
+    .await?;
     if uploads > 0 {
         tracing::info!(uploads, "removed expired uploads");
     }

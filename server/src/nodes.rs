@@ -149,9 +149,17 @@ pub async fn heartbeat(
                 tracing::warn!(node_id = %beat.node_id, error = %format!("{e:#}"), "comparing holdings");
                 ServerError::internal("comparing the node's holdings failed")
             })?;
+    let revoked = store::uploads::revocations(
+        db,
+        &beat.node_id,
+        i64::try_from(beat.revocations_since).unwrap_or(i64::MAX),
+        api::MAX_REVOCATIONS_PER_ACK,
+    )
+    .await?;
     Ok(HeartbeatAck {
         heartbeat_interval_secs: interval.as_secs(),
         list_buckets,
+        revoked,
     })
 }
 

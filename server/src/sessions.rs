@@ -8,6 +8,13 @@
 //!   answer and by `GET /api/v1/account`; another site can neither read it nor send the header.
 //! - API tokens (`Authorization: Bearer dkt_…`) are not sent by browsers on their own, so they
 //!   need no CSRF token.
+//! - A **known device** is a browser or CLI that logged in to the account before: a successful
+//!   log-in (or sign-up) hands out a device secret, in a cookie (`disktro_device`, the same
+//!   attributes as the session's, a year long) and in the [`DEVICE_HEADER`] answer header for
+//!   clients without cookies, which send it back in that header. Its only power is over log-in
+//!   throttling ([`crate::throttle`]): attempts from a known device are counted under the device,
+//!   not under the account, so strangers' wrong guesses cannot lock the owner out. It opens
+//!   nothing by itself.
 
 use std::sync::Arc;
 
@@ -26,6 +33,10 @@ use disktro_core::api::ErrorCode;
 pub const SESSION_TTL: i64 = 7 * 24 * 3600;
 pub const CSRF_HEADER: &str = "x-csrf-token";
 const TOKEN_PREFIX: &str = "dkt_";
+/// A device is forgotten after a year without a log-in from it.
+pub const DEVICE_TTL: i64 = 365 * 24 * 3600;
+/// Request and answer header carrying a device secret for clients without cookies.
+pub const DEVICE_HEADER: &str = "x-disktro-device";
 
 fn secret() -> String {
     disktro_core::ids::to_hex(&disktro_core::random_bytes::<32>())
@@ -40,6 +51,68 @@ pub fn cookie_name(ctx: &Context) -> &'static str {
         "__Host-disktro_session"
     } else {
         "disktro_session"
+    }
+}
+
+fn device_cookie_name(ctx: &Context) -> &'static str {
+    if ctx.secure_cookies {
+        "__Host-disktro_device"
+    } else {
+        "disktro_device"
+    }
+}
+
+/// A known device: its secret (to hand out when new) and the hash the database keys it by.
+pub struct Device {
+    pub secret: String,
+    pub id_hash: String,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Device { .. }")
+    }
+}
+
+impl Device {
+    fn from_secret(secret: String) -> Self {
+        Self {
+            id_hash: hash(&secret),
+            secret,
+        }
+    }
+
+    /// The device secret a request presents (cookie first, then header), if any.
+    pub fn presented(ctx: &Context, headers: &HeaderMap) -> Option<Self> {
+        let value = cookie_value(headers, device_cookie_name(ctx))
+            .or_else(|| headers.get(DEVICE_HEADER).and_then(|v| v.to_str().ok()))?;
+        // Only what we hand out: 64 hex digits.
+        (value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self::from_secret(value.to_ascii_lowercase()))
+    }
+
+    /// Whether this device is known to `account_id` (and was used within [`DEVICE_TTL`]).
+    pub async fn known_to(&self, db: &Db, account_id: &str, now: i64) -> Result<bool, StoreError> {
+        let owner = store::sessions::device_account(db, &self.id_hash, now - DEVICE_TTL).await?;
+        Ok(owner.as_deref() == Some(account_id))
+    }
+
+    /// A new device for `account_id`, remembered.
+    pub async fn create(db: &Db, account_id: &str, now: i64) -> Result<Self, StoreError> {
+        let device = Self::from_secret(secret());
+        store::sessions::insert_device(db, &device.id_hash, account_id, now).await?;
+        Ok(device)
+    }
+
+    /// `Set-Cookie` for this device.
+    pub fn cookie(&self, ctx: &Context) -> HeaderValue {
+        let secure = if ctx.secure_cookies { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEVICE_TTL}{secure}",
+            device_cookie_name(ctx),
+            self.secret
+        ))
+        .expect("cookie text is ASCII")
     }
 }
 

@@ -6,6 +6,10 @@
 //! attempts are refused with 429 until the window ends, even with the right password. An address
 //! gets [`ADDRESS_FACTOR`] times more room, since many people can share one. A successful log-in
 //! clears its account's count and takes its attempt back from the address's.
+//!
+//! A **known device** (one the account logged in from before, [`crate::sessions::Device`]) is
+//! counted under its own key (`device:…`) instead, with the same limits: ten wrong guesses by
+//! strangers lock the account against new devices for the window, never against its owner's.
 
 use std::time::Duration;
 

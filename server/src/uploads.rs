@@ -3,9 +3,15 @@
 //!
 //! **Begin** takes the client's file id, size and wished (k, m), chooses the redundancy the
 //! network can give ([`placement::choose_redundancy`]), places every shard
-//! ([`placement::place_chunk`]) and hands out one put grant per worker used. Before any bytes
-//! move, the upload is refused when its size stored raw would exceed the account's remaining
-//! quota (compression may make it smaller, but the server cannot know that yet).
+//! ([`placement::place_chunk`]) and hands out one put grant per worker used, budgeted for exactly
+//! the shards placed there at their largest. The sum of those budgets (the file stored raw:
+//! compression may make it smaller, but the server cannot know that yet) is **reserved** from the
+//! account's quota while the upload is open, so open uploads can never be granted more storage
+//! than the account has; an account has at most [`MAX_OPEN_UPLOADS`] open.
+//!
+//! **Cancel** (and expiry, [`crate::leases`]) gives the reservation back and **revokes** the
+//! upload's put tokens: each worker learns of it in its next heartbeat answer, refuses further
+//! puts under them and deletes the shards they stored (see `worker/src/admission.rs`).
 //!
 //! **Commit** is checked in full ([`check_commit`], pure) before one transaction records it: the
 //! manifest's signature is the account's identity key, its file id, redundancy, chunk size and
@@ -41,6 +47,8 @@ pub const MAX_FILE_SIZE: u64 = 64 << 30;
 pub const MAX_SEALED_METADATA: usize = 4 + 1 + 12 + 8 + 2 + MAX_NAME_LEN + 2 + MAX_MIME_LEN + TAG_LEN;
 /// Body limit of a commit (manifest and receipts of the largest file, base64url in JSON).
 pub const MAX_COMMIT_BODY: usize = 64 << 20;
+/// Uploads one account may have open at once (each holds put budgets on workers).
+pub const MAX_OPEN_UPLOADS: u32 = 32;
 
 fn parse_hex<T: std::str::FromStr>(value: &str, code: ErrorCode, what: &str) -> Result<T, ServerError> {
     value
@@ -69,17 +77,12 @@ fn chunk_count(size: u64, chunk_size: u32) -> u64 {
     size.div_ceil(u64::from(chunk_size)).max(1)
 }
 
-/// Bytes all shards of the file take when no chunk compresses (the largest it can be).
-fn raw_stored_size(size: u64, chunk_size: u32, r: Redundancy) -> u64 {
-    let full = size / u64::from(chunk_size);
-    let tail = size % u64::from(chunk_size);
-    let per_chunk =
-        |plain: u64| r.shard_len(usize::try_from(plain).unwrap_or(usize::MAX) + TAG_LEN) as u64 * r.total() as u64;
-    let mut total = full * per_chunk(u64::from(chunk_size));
-    if tail > 0 || full == 0 {
-        total += per_chunk(tail);
-    }
-    total
+/// The largest a shard of chunk `c` can be: its plaintext stored raw and sealed.
+fn largest_shard(size: u64, chunk_size: u32, r: Redundancy, c: u64) -> u64 {
+    let plain = size
+        .saturating_sub(c * u64::from(chunk_size))
+        .min(u64::from(chunk_size));
+    r.shard_len(usize::try_from(plain).unwrap_or(usize::MAX) + TAG_LEN) as u64
 }
 
 /// Begin an upload.
@@ -117,7 +120,11 @@ pub async fn begin(
     let workers = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, to_i64(max_shard)).await?;
     let redundancy = placement::choose_redundancy(wished, workers.len())
         .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot store the file now: {e}")))?;
-    let needed = raw_stored_size(req.size, chunk_size, redundancy);
+    // Refuse early what cannot fit; the reservation below decides atomically.
+    let needed = (0..count)
+        .map(|c| largest_shard(req.size, chunk_size, redundancy, c))
+        .sum::<u64>()
+        * redundancy.total() as u64;
     let (quota, used) = store::accounts::quota(&ctx.db, account_id).await?;
     if to_i64(needed) > quota - used {
         return Err(quota_exceeded(needed, quota - used));
@@ -142,37 +149,48 @@ pub async fn begin(
     .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, e.to_string()))?;
 
     // One grant per worker used, budgeted for its shards at their largest.
-    let shard_max = redundancy.shard_len(chunk_size as usize + TAG_LEN) as u64;
     let mut per_worker: Vec<u64> = vec![0; workers.len()];
-    for chunk in &placement {
+    for (c, chunk) in placement.iter().enumerate() {
+        let largest = largest_shard(req.size, chunk_size, redundancy, c as u64);
         for &w in chunk {
-            per_worker[w] += 1;
+            per_worker[w] += largest;
         }
     }
     let upload_id: [u8; 16] = disktro_core::random_bytes();
     let upload_hex = disktro_core::ids::to_hex(&upload_id);
     let mut grants = Vec::new();
     let mut grant_of_worker = vec![u16::MAX; workers.len()];
-    for (w, shards) in per_worker.iter().enumerate().filter(|(_, n)| **n > 0) {
+    for (w, &budget) in per_worker.iter().enumerate().filter(|(_, b)| **b > 0) {
         grant_of_worker[w] = u16::try_from(grants.len()).expect("fewer than 65,536 workers per upload");
         grants.push(grants::put(
             &ctx.key,
             workers[w].node_id,
             &workers[w].url,
             upload_id,
-            shards * shard_max,
+            Serial::random(),
+            budget,
             now,
         )?);
     }
 
     let mut tx = ctx.db.begin_write().await?;
+    match uploads::reserve(&mut tx, account_id, needed, MAX_OPEN_UPLOADS).await? {
+        uploads::Reserved::Yes => {}
+        uploads::Reserved::OverQuota { left } => return Err(quota_exceeded(needed, left)),
+        uploads::Reserved::TooManyOpen => {
+            return Err(ServerError::refused(
+                ErrorCode::TooManyUploads,
+                format!("an account may have {MAX_OPEN_UPLOADS} uploads open at once; finish or cancel one first"),
+            ));
+        }
+    }
     let row = UploadRow {
         file_id,
         size: req.size,
         redundancy,
         chunk_size,
     };
-    if !uploads::create(&mut tx, &upload_hex, account_id, &row, now, now + UPLOAD_TTL).await? {
+    if !uploads::create(&mut tx, &upload_hex, account_id, &row, needed, now, now + UPLOAD_TTL).await? {
         return Err(ServerError::refused(
             ErrorCode::FileExists,
             "a file or upload with this id exists; pick another random id",
@@ -204,7 +222,8 @@ async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<U
         .ok_or_else(upload_not_found)
 }
 
-/// Fresh put tokens for every worker of an upload in progress (same workers, same budgets).
+/// Fresh put tokens for every worker of an upload in progress: same workers, same serials (so
+/// the workers count what was spent already against the same budgets), later expiry.
 pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<Vec<PutGrant>, ServerError> {
     upload(ctx, account_id, id, now).await?;
     let upload_id: [u8; 16] = disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
@@ -215,6 +234,7 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
             target.node_id,
             &target.url,
             upload_id,
+            target.serial,
             target.budget,
             now,
         )?);
@@ -225,10 +245,11 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
     Ok(grants)
 }
 
-/// Abandon an upload. Shards already stored become orphans for garbage collection to find.
-pub async fn cancel(ctx: &Context, account_id: &str, id: &str) -> Result<(), ServerError> {
+/// Abandon an upload: its reservation is given back and its put tokens revoked (the workers
+/// delete what was stored under them when they next hear from the server).
+pub async fn cancel(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<(), ServerError> {
     let mut tx = ctx.db.begin_write().await?;
-    if !uploads::end(&mut tx, account_id, id).await? {
+    if !uploads::end(&mut tx, account_id, id, uploads::Ending::Cancelled, now).await? {
         return Err(upload_not_found());
     }
     tx.commit().await?;
@@ -382,7 +403,7 @@ pub async fn commit(
     let file_hex = m.file_id.to_hex();
 
     let mut tx = ctx.db.begin_write().await?;
-    if !uploads::end(&mut tx, account_id, id).await? {
+    if !uploads::end(&mut tx, account_id, id, uploads::Ending::Committed, now).await? {
         // Another request committed or cancelled it in the meantime.
         return Err(upload_not_found());
     }

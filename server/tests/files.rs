@@ -464,7 +464,7 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
 async fn login_cookie(url: &str, anon: &Api, email: &str) -> (String, String) {
     let setup = anon.prelogin(email).await.unwrap();
     let setup = disktro_core::keys::KdfSetup::decode(&setup.kdf_setup).unwrap();
-    let keys = disktro_core::keys::derive_account_keys(b"correct horse battery staple", &setup).unwrap();
+    let keys = disktro_core::keys::derive_account_keys("correct horse battery staple", &setup).unwrap();
     let r = reqwest::Client::new()
         .post(format!("{url}/api/v1/auth/login"))
         .json(&json!({"email": email, "auth_key": b64(keys.auth_key.as_bytes())}))
@@ -751,25 +751,27 @@ async fn bad_commits_are_refused_whole() {
         assert_eq!(api_code(&api.commit(&id, &good).await.unwrap_err()), "upload_not_found");
 
         // Quota: 600 KiB. The raw estimate of a 500 KiB file (833 KiB stored) is refused at
-        // begin; two uploads that fit alone but not together: the second commit is refused whole.
-        let e = api
-            .begin_upload(&BeginUpload {
-                file_id: FileId::random().to_hex(),
-                size: 500 << 10,
-                data_shards: None,
-                parity_shards: None,
-                chunk_size: Some(CHUNK),
-            })
-            .await
-            .unwrap_err();
+        // begin. Two uploads that fit alone but not together: the open one holds its storage, so
+        // the second is refused at begin, before any bytes move.
+        let e = api.begin_upload(&begin_of(500 << 10)).await.unwrap_err();
         assert_eq!((status(&e), api_code(&e)), (413, "quota_exceeded"));
         let a = prepare(&api, &ada, &random_bytes(150 << 10, 5)).await;
-        let b = prepare(&api, &ada, &random_bytes(150 << 10, 6)).await;
-        api.commit(&a.plan.upload_id, &a.commit(&ada)).await.unwrap();
+        let e = api.begin_upload(&begin_of(150 << 10)).await.unwrap_err();
+        assert_eq!((status(&e), api_code(&e)), (413, "quota_exceeded"));
+        // The commit checks the quota again: with the quota lowered under the open upload (an
+        // operator's change), its commit is refused whole.
+        sqlx::query("UPDATE accounts SET quota_bytes = used_bytes")
+            .execute(&pool)
+            .await
+            .unwrap();
         let before = counts(&pool).await;
-        let e = api.commit(&b.plan.upload_id, &b.commit(&ada)).await.unwrap_err();
+        let e = api.commit(&a.plan.upload_id, &a.commit(&ada)).await.unwrap_err();
         assert_eq!((status(&e), api_code(&e)), (413, "quota_exceeded"));
         assert_eq!(counts(&pool).await, before, "an over-quota commit recorded something");
+        sqlx::query("UPDATE accounts SET quota_bytes = 614400")
+            .execute(&pool)
+            .await
+            .unwrap();
         // Begin refusals: a taken file id, a bad id, impossible redundancy, too few workers.
         let taken = BeginUpload {
             file_id: summary.file_id.to_hex(),
@@ -808,7 +810,10 @@ async fn bad_commits_are_refused_whole() {
             "invalid_chunk_size"
         );
 
-        // The janitor removes expired uploads (here: `b`, never committed), and only those.
+        // The janitor removes expired uploads (here: `a`, never committed), and only those, and
+        // gives back what they reserved.
+        let reserved = "SELECT reserved_bytes FROM accounts";
+        assert!(sqlx::query(reserved).fetch_one(&pool).await.unwrap().get::<i64, _>(0) > 0);
         let removed = disktro_server::leases::sweep(
             &disktro_server::db::Db::open(&db.url).await.unwrap(),
             disktro_server::context::unix_now() + disktro_server::uploads::UPLOAD_TTL + 1,
@@ -817,9 +822,153 @@ async fn bad_commits_are_refused_whole() {
         .unwrap();
         assert!(removed >= 1, "{}: {removed}", db.backend);
         assert_eq!(
-            api_code(&api.renew_upload(&b.plan.upload_id).await.unwrap_err()),
+            api_code(&api.renew_upload(&a.plan.upload_id).await.unwrap_err()),
             "upload_not_found"
         );
+        assert_eq!(
+            sqlx::query(reserved).fetch_one(&pool).await.unwrap().get::<i64, _>(0),
+            0
+        );
+        server.stop();
+    }
+}
+
+/// Where shard `id` would be on local worker `n` of a server started on `data_dir`.
+fn on_local_worker(data_dir: &std::path::Path, id: &disktro_core::ShardId) -> bool {
+    (0..10).any(|n| disktro_worker::store::shard_file(&data_dir.join("workers").join(n.to_string()), id).exists())
+}
+
+fn begin_of(size: u64) -> BeginUpload {
+    BeginUpload {
+        file_id: FileId::random().to_hex(),
+        size,
+        data_shards: None,
+        parity_shards: None,
+        chunk_size: Some(CHUNK),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_uploads_hold_their_storage_and_cancelling_reaches_the_workers() {
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &["--default-quota", "1MiB"]).await;
+        let (_, api) = person(&anon, "ada@example.org").await;
+        let pool = db_pool(&db.url).await;
+
+        // Tried: begin a 400 KiB upload, then a second one. Must hold: the grants of the first
+        // add up to what it reserved and fit the quota; the second would pass the quota beside
+        // it and is refused before any bytes move.
+        let first = api.begin_upload(&begin_of(400 << 10)).await.unwrap();
+        let granted: u64 = first.nodes.iter().map(|n| n.budget).sum();
+        let reserved: i64 = sqlx::query("SELECT reserved_bytes FROM accounts")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(granted, reserved as u64, "{}", db.backend);
+        assert!(granted <= 1 << 20, "{}: {granted} granted on a 1 MiB quota", db.backend);
+        let e = api.begin_upload(&begin_of(400 << 10)).await.unwrap_err();
+        assert_eq!((status(&e), api_code(&e)), (413, "quota_exceeded"), "{}", db.backend);
+
+        // Tried: a renewal. Must hold: the same serials (one budget per worker across renewals).
+        let renewed = api.renew_upload(&first.upload_id).await.unwrap();
+        let serials = |grants: &[disktro_core::api::PutGrant]| {
+            let mut s: Vec<_> = grants.iter().map(|g| g.serial).collect();
+            s.sort();
+            s
+        };
+        assert_eq!(serials(&renewed), serials(&first.nodes));
+
+        // Tried: store one shard under the first upload's token, cancel, keep putting. Must
+        // hold: once the worker has heard from the server (its next heartbeat, default
+        // interval), puts under the token are refused as revoked, the shard it stored is
+        // deleted, and the reservation is back at once.
+        let key = FileKey::generate();
+        let file_id: FileId = first.file_id;
+        let r = Redundancy::new(first.data_shards, first.parity_shards).unwrap();
+        let data = random_bytes(CHUNK as usize, 9);
+        let (chunks, _) = disktro_core::chunk::encode_all(&key, file_id, r, CHUNK, &data).unwrap();
+        let n = usize::from(first.placement[0][0]);
+        let grant = &first.nodes[n];
+        let worker = WorkerClient::connect(&grant.url, &ConnectOptions::default())
+            .await
+            .unwrap();
+        let shards = &chunks[0].shards;
+        let stored_id = shards.ids()[0];
+        worker
+            .put(&grant.token, stored_id, shards.shard(0).to_vec())
+            .await
+            .unwrap();
+        assert!(on_local_worker(db.dir.path(), &stored_id));
+        api.cancel_upload(&first.upload_id).await.unwrap();
+        let second = api.begin_upload(&begin_of(400 << 10)).await.unwrap();
+        let mut refused = None;
+        // The same second shard again and again: after its first put a re-put costs no budget.
+        for _ in 0..40 {
+            match worker
+                .put(&grant.token, shards.ids()[1], shards.shard(1).to_vec())
+                .await
+            {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(750)).await,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        let refused = refused.unwrap_or_else(|| panic!("{}: puts still accepted 30 s after the cancel", db.backend));
+        assert!(refused.to_string().contains("revoked"), "{}: {refused}", db.backend);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let stored = || shards.ids()[..2].iter().any(|id| on_local_worker(db.dir.path(), id));
+        while stored() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            !stored(),
+            "{}: the cancelled upload's shards are still stored",
+            db.backend
+        );
+        api.cancel_upload(&second.upload_id).await.unwrap();
+
+        // Tried: 33 uploads open at once. Must hold: the 33rd is refused 429 too_many_uploads;
+        // finishing one lets the next begin.
+        sqlx::query("UPDATE accounts SET quota_bytes = 1099511627776")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut open = Vec::new();
+        for _ in 0..disktro_server::uploads::MAX_OPEN_UPLOADS {
+            open.push(api.begin_upload(&begin_of(1)).await.unwrap());
+        }
+        let e = api.begin_upload(&begin_of(1)).await.unwrap_err();
+        assert_eq!((status(&e), api_code(&e)), (429, "too_many_uploads"), "{}", db.backend);
+        api.cancel_upload(&open[0].upload_id).await.unwrap();
+        api.begin_upload(&begin_of(1)).await.unwrap();
+        server.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_typed_in_another_unicode_form_opens_the_account() {
+    for db in databases().await {
+        let server = Server::start(db.dir.path(), &db.url, &[]);
+        let api = Api::new(&server.url).unwrap();
+        // Tried: sign up with "é" composed and a full-width letter, log in with "e" + combining
+        // accent and the ASCII letter (another keyboard, a password manager). Must hold: the
+        // same account and identity key open; a different password still does not.
+        let composed = "Am\u{e9}lie's \u{ff30}assword";
+        let decomposed = "Ame\u{301}lie's Password";
+        let made = account::signup(&api, "amelie@example.org", composed, KdfParams::MINIMUM, "tests")
+            .await
+            .unwrap();
+        let opened = account::login(&api, "amelie@example.org", decomposed, "tests")
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+        assert_eq!(opened.public_key(), made.public_key());
+        let e = account::login(&api, "amelie@example.org", "Amelie's Password", "tests")
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&e), "wrong_credentials", "{}", db.backend);
         server.stop();
     }
 }

@@ -219,6 +219,7 @@ async fn a_burst_of_sign_ups_does_not_grow_the_server_by_their_argon2_memory() {
         let setup = disktro_core::keys::KdfSetup {
             params: disktro_core::keys::KdfParams::MINIMUM,
             salt: disktro_core::random_bytes(),
+            form: disktro_core::keys::PasswordForm::Nfkc,
         };
         let identity = disktro_core::keys::Keypair::generate();
         let body = serde_json::json!({

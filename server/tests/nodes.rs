@@ -91,6 +91,7 @@ fn heartbeat(node: &Keypair, sent_at: u64, corrupt: Vec<disktro_core::ShardId>) 
         inventory: None,
         listings: Vec::new(),
         egress_claims: Vec::new(),
+        revocations_since: 0,
     })
     .unwrap()
 }

@@ -11,6 +11,16 @@
 //!   ([`ErrorCode::OverBudget`]). A put of a shard that was already stored costs nothing.
 //! - **delete and audit tokens are single use**: a second request under the same serial is a
 //!   replay ([`ErrorCode::TokenReplayed`]).
+//! - **put tokens can be revoked**: when an upload is cancelled or expires, the server lists its
+//!   tokens in heartbeat answers ([`crate::control`]); a revoked serial is refused
+//!   ([`ErrorCode::Revoked`]) and [`Admission::revoke`] hands back the shards it newly stored, for
+//!   deletion. Which serial newly stored which shard is kept in memory only, until the token
+//!   expires; a shard that another token put again since is no longer that serial's to take back
+//!   (the same bytes may now belong to another file). After a restart the server's orphan
+//!   collection finds what a revocation could no longer name.
+//!
+//! A renewed put token keeps its serial, so the budget is one across renewals; the book keeps the
+//! latest expiry it has seen for a serial.
 //!
 //! The book is kept in `serials.log` in the data directory (an append-only file of fixed-size
 //! records, compacted at start-up and when it grows) so that a restart does not refill budgets or
@@ -36,12 +46,12 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use disktro_core::keys::PublicKey;
 use disktro_core::token::{Operation, Token};
 use disktro_core::wire::ErrorCode;
-use disktro_core::{NodeId, Serial};
+use disktro_core::{NodeId, Serial, ShardId};
 
 use disktro_net::durable;
 
 const BOOK_FILE: &str = "serials.log";
-/// serial:[16] expires_at:u64 spent:u64 used:u8
+/// serial:[16] expires_at:u64 spent:u64 flags:u8 (1 used, 2 revoked)
 const RECORD_LEN: usize = 16 + 8 + 8 + 1;
 /// Verified tokens remembered at most (a token is at most 33 KiB, so at most ~4 MiB).
 const VERIFIED_TOKENS: usize = 128;
@@ -67,6 +77,18 @@ struct Entry {
     expires_at: u64,
     spent: u64,
     used: bool,
+    revoked: bool,
+}
+
+impl Entry {
+    fn fresh(expires_at: u64) -> Self {
+        Self {
+            expires_at,
+            spent: 0,
+            used: false,
+            revoked: false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -75,6 +97,10 @@ struct SerialBook {
     file: File,
     entries: HashMap<Serial, Entry>,
     records_in_file: usize,
+    /// Shards each put serial stored newly (not in the file: see the module header).
+    stored_under: HashMap<Serial, Vec<ShardId>>,
+    /// The serial that may take each of those shards back.
+    taker: HashMap<ShardId, Serial>,
 }
 
 impl SerialBook {
@@ -101,6 +127,8 @@ impl SerialBook {
             file,
             records_in_file: entries.len(),
             entries,
+            stored_under: HashMap::new(),
+            taker: HashMap::new(),
         })
     }
 
@@ -114,6 +142,9 @@ impl SerialBook {
         self.records_in_file += 1;
         if self.records_in_file > 2 * self.entries.len() + 4096 {
             self.entries.retain(|_, e| e.expires_at > now);
+            let entries = &self.entries;
+            self.stored_under.retain(|serial, _| entries.contains_key(serial));
+            self.taker.retain(|_, serial| entries.contains_key(serial));
             match rewrite(&self.path, &self.entries) {
                 Ok(file) => {
                     self.file = file;
@@ -130,7 +161,7 @@ fn encode_record(serial: &Serial, e: &Entry) -> [u8; RECORD_LEN] {
     out[..16].copy_from_slice(serial.as_bytes());
     out[16..24].copy_from_slice(&e.expires_at.to_be_bytes());
     out[24..32].copy_from_slice(&e.spent.to_be_bytes());
-    out[32] = u8::from(e.used);
+    out[32] = u8::from(e.used) | (u8::from(e.revoked) << 1);
     out
 }
 
@@ -142,7 +173,8 @@ fn decode_record(r: &[u8]) -> (Serial, Entry) {
         Entry {
             expires_at: u64_at(16),
             spent: u64_at(24),
-            used: r[32] != 0,
+            used: r[32] & 1 != 0,
+            revoked: r[32] & 2 != 0,
         },
     )
 }
@@ -155,6 +187,13 @@ fn rewrite(path: &Path, entries: &HashMap<Serial, Entry>) -> io::Result<File> {
     }
     durable::replace(path, &bytes)?;
     OpenOptions::new().append(true).open(path)
+}
+
+fn revoked() -> Refused {
+    Refused::new(
+        ErrorCode::Revoked,
+        "token was revoked: its upload was cancelled or has expired",
+    )
 }
 
 /// Verifies tokens and keeps the serial book.
@@ -253,11 +292,15 @@ impl Admission {
     /// Spend `bytes` of a put or get token's budget, or refuse without spending.
     pub fn charge(&self, token: &Token, bytes: u64, now: u64) -> Result<(), Refused> {
         let mut book = self.book();
-        let mut entry = book.entries.get(&token.serial).copied().unwrap_or(Entry {
-            expires_at: token.expires_at,
-            spent: 0,
-            used: false,
-        });
+        let mut entry = book
+            .entries
+            .get(&token.serial)
+            .copied()
+            .unwrap_or(Entry::fresh(token.expires_at));
+        if entry.revoked {
+            return Err(revoked());
+        }
+        entry.expires_at = entry.expires_at.max(token.expires_at);
         let after = entry.spent.saturating_add(bytes);
         if after > token.byte_budget {
             return Err(Refused::new(
@@ -289,12 +332,52 @@ impl Admission {
             return Err(Refused::new(ErrorCode::TokenReplayed, "token was already used"));
         }
         let entry = Entry {
-            expires_at: token.expires_at,
-            spent: 0,
             used: true,
+            ..Entry::fresh(token.expires_at)
         };
         book.record(token.serial, entry, now);
         Ok(())
+    }
+
+    /// Note that a put under `token` stored `shard`: `newly` when this put wrote it (it was not
+    /// on the disk before), so a revocation of the token takes it back; otherwise the shard is
+    /// someone's already and no earlier serial may take it back any more. Refused when the token
+    /// was revoked meanwhile: the caller then deletes a shard it stored newly.
+    pub fn stored(&self, token: &Token, shard: ShardId, newly: bool) -> Result<(), Refused> {
+        let mut book = self.book();
+        if book.entries.get(&token.serial).is_some_and(|e| e.revoked) {
+            return Err(revoked());
+        }
+        if newly {
+            book.stored_under.entry(token.serial).or_default().push(shard);
+            book.taker.insert(shard, token.serial);
+        } else if book.taker.get(&shard).is_some_and(|s| *s != token.serial) {
+            book.taker.remove(&shard);
+        }
+        Ok(())
+    }
+
+    /// Revoke put serial `serial` (valid until `expires_at`): later puts under it are refused.
+    /// Returns the shards it stored newly that are still its to take back, for deletion.
+    pub fn revoke(&self, serial: Serial, expires_at: u64, now: u64) -> Vec<ShardId> {
+        let mut book = self.book();
+        let mut entry = book.entries.get(&serial).copied().unwrap_or(Entry::fresh(expires_at));
+        if !entry.revoked {
+            entry.revoked = true;
+            entry.expires_at = entry.expires_at.max(expires_at);
+            book.record(serial, entry, now);
+        }
+        let stored = book.stored_under.remove(&serial).unwrap_or_default();
+        stored
+            .into_iter()
+            .filter(|shard| {
+                let ours = book.taker.get(shard) == Some(&serial);
+                if ours {
+                    book.taker.remove(shard);
+                }
+                ours
+            })
+            .collect()
     }
 
     /// Bytes spent under `serial` so far (for tests and egress claims).
@@ -322,10 +405,65 @@ mod tests {
             shards: if op == Operation::Put {
                 vec![]
             } else {
-                vec![disktro_core::ShardId::of(b"x")]
+                vec![ShardId::of(b"x")]
             },
         };
         (t.clone().sign(server).unwrap(), t)
+    }
+
+    #[test]
+    fn a_revoked_put_token_is_refused_and_takes_back_only_what_is_still_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Keypair::generate();
+        let node = Keypair::generate().public().node_id();
+        let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
+        let (_, cancelled) = token(&server, node, Operation::Put, 1_000);
+        let (_, other) = token(&server, node, Operation::Put, 1_000);
+        let [mine, shared, old] = [b"mine".as_slice(), b"shared", b"old"].map(ShardId::of);
+        a.charge(&cancelled, 30, 1_000).unwrap();
+        a.stored(&cancelled, mine, true).unwrap();
+        a.stored(&cancelled, shared, true).unwrap();
+        // `old` was on the disk before: not this token's to take back.
+        a.stored(&cancelled, old, false).unwrap();
+        // Another token put `shared` again since: it may belong to another file now.
+        a.stored(&other, shared, false).unwrap();
+
+        // Tried: revoking the token. Must hold: only `mine` comes back for deletion; further
+        // puts under the token are refused, as is noting a shard it stored meanwhile.
+        assert_eq!(a.revoke(cancelled.serial, cancelled.expires_at, 1_000), vec![mine]);
+        assert_eq!(a.charge(&cancelled, 1, 1_000).unwrap_err().code, ErrorCode::Revoked);
+        assert_eq!(a.stored(&cancelled, old, true).unwrap_err().code, ErrorCode::Revoked);
+        assert!(
+            a.revoke(cancelled.serial, cancelled.expires_at, 1_000).is_empty(),
+            "twice"
+        );
+        a.charge(&other, 10, 1_000).unwrap();
+
+        // Tried: a restart. Must hold: the revocation is remembered.
+        drop(a);
+        let a = Admission::open(dir.path(), node, Some(server.public()), 1_001).unwrap();
+        assert_eq!(a.charge(&cancelled, 1, 1_001).unwrap_err().code, ErrorCode::Revoked);
+    }
+
+    #[test]
+    fn a_renewed_token_shares_its_budget_and_lives_as_long_as_its_last_renewal() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Keypair::generate();
+        let node = Keypair::generate().public().node_id();
+        let a = Admission::open(dir.path(), node, Some(server.public()), 1_000).unwrap();
+        let (_, first) = token(&server, node, Operation::Put, 100);
+        let renewed = Token {
+            expires_at: 5_000,
+            ..first.clone()
+        };
+        a.charge(&first, 80, 1_000).unwrap();
+        // Tried: spending past the budget under the renewal. Must hold: one budget for both.
+        assert_eq!(a.charge(&renewed, 30, 1_000).unwrap_err().code, ErrorCode::OverBudget);
+        a.charge(&renewed, 20, 1_000).unwrap();
+        // Tried: a restart after the first token's expiry. Must hold: the spend is remembered.
+        drop(a);
+        let a = Admission::open(dir.path(), node, Some(server.public()), 3_000).unwrap();
+        assert_eq!(a.spent(&first.serial), 100);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! answers a heartbeat with 401 or 404 (it forgot the node, or restarted on a new database).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -101,6 +101,8 @@ struct Control {
     summarized: std::sync::Mutex<Option<std::time::Instant>>,
     /// Buckets the server asked to have listed.
     wanted: std::sync::Mutex<Vec<u8>>,
+    /// The `revoked_at` of the newest revocation applied (0: none since start-up).
+    revocations_since: AtomicU64,
 }
 
 impl Control {
@@ -192,6 +194,40 @@ impl Control {
         (summary, inventory::list(&ids, &wanted))
     }
 
+    /// Revoke the put tokens the server withdrew and delete the shards they stored newly.
+    async fn apply(&self, revoked: &[api::Revocation]) {
+        let now = unix_now();
+        let mut doomed = Vec::new();
+        for r in revoked {
+            doomed.extend(self.node.admission.revoke(r.serial, r.expires_at, now));
+            self.revocations_since.fetch_max(r.revoked_at, Ordering::Relaxed);
+        }
+        if doomed.is_empty() {
+            return;
+        }
+        let node = Arc::clone(&self.node);
+        let count = doomed.len();
+        let deleted = tokio::task::spawn_blocking(move || {
+            doomed
+                .iter()
+                .filter(|shard| match node.store.delete(shard) {
+                    Ok(gone) => gone,
+                    Err(e) => {
+                        tracing::warn!(shard = %shard, error = %e, "cannot delete a shard of a revoked upload");
+                        false
+                    }
+                })
+                .count()
+        })
+        .await
+        .unwrap_or(0);
+        tracing::info!(
+            shards = count,
+            deleted,
+            "deleted shards stored under revoked put tokens"
+        );
+    }
+
     async fn heartbeat(&self) -> Result<Duration, Failure> {
         let stats = self.node.store.stats();
         let corrupt: Vec<ShardId> = self.node.pending_reports();
@@ -223,6 +259,7 @@ impl Control {
                     bytes: *bytes,
                 })
                 .collect(),
+            revocations_since: self.revocations_since.load(Ordering::Relaxed),
         };
         let ack: api::HeartbeatAck = self
             .post(api::HEARTBEAT_PATH, api::HEARTBEAT_DOMAIN, &beat)
@@ -236,6 +273,7 @@ impl Control {
             *self.summarized.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::time::Instant::now());
         }
         *self.wanted.lock().unwrap_or_else(PoisonError::into_inner) = ack.list_buckets;
+        self.apply(&ack.revoked).await;
         Ok(Duration::from_secs(ack.heartbeat_interval_secs.clamp(1, 3600)))
     }
 }
@@ -259,6 +297,7 @@ pub async fn run(node: Arc<Node>, config: ControlConfig, shutdown: CancellationT
         http,
         summarized: std::sync::Mutex::new(None),
         wanted: std::sync::Mutex::new(Vec::new()),
+        revocations_since: AtomicU64::new(0),
     };
     let mut registered = false;
     let mut interval = control.config.interval;

@@ -141,8 +141,18 @@ async fn put(node: &Arc<Node>, token: &[u8], shard: ShardId, data: Vec<u8>) -> R
                 // The copy on disk was corrupt and has been replaced: that is real storage.
                 let _ = node.admission.charge(&token, len, now);
             }
+            if let Err(revoked) = node.admission.stored(&token, shard, !present) {
+                // Revoked while the shard was being written: take back what it stored.
+                if !present {
+                    blocking(node, move |n| n.store.delete(&shard)).await.ok();
+                }
+                return Err(revoked);
+            }
         }
-        Ok(Ok(PutOutcome::AlreadyStored)) => refund(),
+        Ok(Ok(PutOutcome::AlreadyStored)) => {
+            refund();
+            node.admission.stored(&token, shard, false)?;
+        }
         Ok(Err(e)) => {
             refund();
             return Err(store_refusal(node, &shard, e));

@@ -83,6 +83,7 @@ async fn heartbeat(
     Ok(Json(api::HeartbeatAck {
         heartbeat_interval_secs: 1,
         list_buckets: vec![0],
+        revoked: Vec::new(),
     }))
 }
 

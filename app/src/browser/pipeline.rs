@@ -170,7 +170,7 @@ async fn run(
         Request::Derive { password, kdf_setup } => {
             let setup = KdfSetup::decode(&kdf_setup)
                 .map_err(|e| Failure::Invalid(format!("the server's key set-up is not acceptable: {e}")));
-            match setup.and_then(|s| derive_account_keys(password.as_bytes(), &s).map_err(Failure::from)) {
+            match setup.and_then(|s| derive_account_keys(&password, &s).map_err(Failure::from)) {
                 Ok(keys) => post_event(
                     job,
                     &Event::Derived {

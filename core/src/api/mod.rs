@@ -135,6 +135,8 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// 429: Too many failed attempts; the message says when to try again.
     TooManyAttempts,
+    /// 429: The account has as many uploads open as it may; finish or cancel one first.
+    TooManyUploads,
     /// 500: Something failed on the server; its log has the detail.
     Internal,
     /// 503: Too few storage workers are online for the redundancy needed.
@@ -197,6 +199,7 @@ impl ErrorCode {
         ErrorCode::FileTooLarge,
         ErrorCode::QuotaExceeded,
         ErrorCode::TooManyAttempts,
+        ErrorCode::TooManyUploads,
         ErrorCode::Internal,
         ErrorCode::NotEnoughWorkers,
         ErrorCode::DatabaseUnavailable,
@@ -246,7 +249,7 @@ impl ErrorCode {
             Self::EmailTaken | Self::FileExists | Self::ChangedMeanwhile | Self::StaleHeartbeat => 409,
             Self::ShareRevoked | Self::ShareExpired | Self::ShareExhausted => 410,
             Self::FileTooLarge | Self::QuotaExceeded => 413,
-            Self::TooManyAttempts => 429,
+            Self::TooManyAttempts | Self::TooManyUploads => 429,
             Self::Internal => 500,
             Self::NotEnoughWorkers | Self::DatabaseUnavailable => 503,
             Self::Unknown => 500,
@@ -304,6 +307,7 @@ impl ErrorCode {
             Self::FileTooLarge => "file_too_large",
             Self::QuotaExceeded => "quota_exceeded",
             Self::TooManyAttempts => "too_many_attempts",
+            Self::TooManyUploads => "too_many_uploads",
             Self::Internal => "internal",
             Self::NotEnoughWorkers => "not_enough_workers",
             Self::DatabaseUnavailable => "database_unavailable",

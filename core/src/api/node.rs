@@ -16,6 +16,8 @@ pub const REGISTER_DOMAIN: &str = "register";
 pub const HEARTBEAT_DOMAIN: &str = "heartbeat";
 /// Egress claims sent in one heartbeat at most; the rest wait for the next.
 pub const MAX_CLAIMS_PER_HEARTBEAT: usize = 4096;
+/// Revocations one heartbeat answer carries at most; the worker asks again from the newest.
+pub const MAX_REVOCATIONS_PER_ACK: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -78,6 +80,10 @@ pub struct Heartbeat {
     /// Bytes served under get tokens, for egress rewards.
     #[serde(default)]
     pub egress_claims: Vec<EgressClaim>,
+    /// The `revoked_at` of the newest revocation the worker has applied (0 after a start): the
+    /// answer carries those revoked since (that second included, so none is missed).
+    #[serde(default)]
+    pub revocations_since: u64,
 }
 
 /// The total bytes a worker served under one get token (not a difference: resending is safe).
@@ -98,6 +104,23 @@ pub struct HeartbeatAck {
     /// Buckets whose full listing the server wants in the next heartbeat.
     #[serde(default)]
     pub list_buckets: Vec<u8>,
+    /// Put tokens of this worker the server withdrew since `revocations_since`, oldest first (at
+    /// most [`MAX_REVOCATIONS_PER_ACK`]).
+    #[serde(default)]
+    pub revoked: Vec<Revocation>,
+}
+
+/// A put token withdrawn because its upload was cancelled or expired: the worker refuses further
+/// puts under it and deletes what it stored under it that no other token has claimed since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Revocation {
+    /// The token's serial, hex.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub serial: Serial,
+    /// When the token would have expired: the worker may forget the revocation after that.
+    pub expires_at: u64,
+    pub revoked_at: u64,
 }
 
 /// Where the scrubber is; part of every heartbeat.

@@ -16,7 +16,7 @@ use crate::accounts;
 use crate::api::error::JsonBody;
 use crate::context::{Context, unix_now};
 use crate::error::ServerError;
-use crate::sessions::{self, Auth, Credential, Writer};
+use crate::sessions::{self, Auth, Credential, Device, Writer};
 use crate::store;
 use crate::throttle;
 use disktro_core::api::ErrorCode;
@@ -58,6 +58,17 @@ fn with_cookie(ctx: &Context, status: StatusCode, cookie: Option<&str>, body: im
     (status, headers, Json(body)).into_response()
 }
 
+/// Hand a new device secret to the client: a cookie for browsers, a header for the rest.
+fn with_device(ctx: &Context, mut response: Response, device: &Device) -> Response {
+    let headers = response.headers_mut();
+    headers.append(SET_COOKIE, device.cookie(ctx));
+    headers.insert(
+        sessions::DEVICE_HEADER,
+        device.secret.parse().expect("hex is a header value"),
+    );
+    response
+}
+
 #[utoipa::path(post, path = "/auth/signup", tag = "accounts", request_body = SignUp,
     responses((status = 201, description = "account created; session cookie set", body = Session), (status = 400, body = ErrorBody), (status = 409, description = "e-mail taken", body = ErrorBody)))]
 pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<SignUp>) -> Result<Response, ServerError> {
@@ -78,6 +89,7 @@ pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<Sig
             )
         })?;
     let session = sessions::create(&ctx.db, &id, now).await?;
+    let device = Device::create(&ctx.db, &id, now).await?;
     tracing::info!(account_id = %id, "account created");
     let body = Session {
         account_id: id,
@@ -87,7 +99,8 @@ pub async fn signup(State(ctx): State<Arc<Context>>, JsonBody(req): JsonBody<Sig
         public_key: req.public_key,
         csrf_token: session.csrf,
     };
-    Ok(with_cookie(&ctx, StatusCode::CREATED, Some(&session.cookie), body))
+    let response = with_cookie(&ctx, StatusCode::CREATED, Some(&session.cookie), body);
+    Ok(with_device(&ctx, response, &device))
 }
 
 fn wrong_credentials() -> ServerError {
@@ -99,18 +112,29 @@ fn wrong_credentials() -> ServerError {
 pub async fn login(
     State(ctx): State<Arc<Context>>,
     ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<LogIn>,
 ) -> Result<Response, ServerError> {
     let email = accounts::normalize_email(&req.email)?;
     let key = accounts::auth_key(&req.auth_key, "auth_key")?;
     let now = unix_now();
-    let account_key = format!("email:{email}");
-    let address_key = addr.map(|a| format!("addr:{}", a.ip()));
+    let account = store::accounts::by_email(&ctx.db, &email).await?;
+    // A device this account logged in from before is throttled on its own count, so strangers'
+    // failures under the account's and the address's keys do not lock it out.
+    let mut device = Device::presented(&ctx, &headers);
+    if let (Some(d), Some(a)) = (&device, &account)
+        && !d.known_to(&ctx.db, &a.id, now).await?
+    {
+        device = None;
+    }
+    let (account_key, address_key) = match (&device, &account) {
+        (Some(d), Some(_)) => (format!("device:{}", d.id_hash), None),
+        _ => (format!("email:{email}"), addr.map(|a| format!("addr:{}", a.ip()))),
+    };
     let delay = throttle::attempt(&ctx.db, &account_key, address_key.as_deref(), now).await?;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let account = store::accounts::by_email(&ctx.db, &email).await?;
     let stored = account.as_ref().map(|a| a.auth_hash.clone());
     // Unknown addresses cost the same Argon2 run as known ones, so timing tells nothing.
     let ok = accounts::with_argon2(move || match stored {
@@ -127,6 +151,13 @@ pub async fn login(
     };
     throttle::succeeded(&ctx.db, &account_key, address_key.as_deref()).await?;
     let session = sessions::create(&ctx.db, &account.id, now).await?;
+    let new_device = match &device {
+        Some(known) => {
+            store::sessions::touch_device(&ctx.db, &known.id_hash, now).await?;
+            None
+        }
+        None => Some(Device::create(&ctx.db, &account.id, now).await?),
+    };
     let body = Session {
         account_id: account.id,
         email: account.email,
@@ -135,7 +166,11 @@ pub async fn login(
         public_key: account.public_key,
         csrf_token: session.csrf,
     };
-    Ok(with_cookie(&ctx, StatusCode::OK, Some(&session.cookie), body))
+    let response = with_cookie(&ctx, StatusCode::OK, Some(&session.cookie), body);
+    Ok(match new_device {
+        Some(d) => with_device(&ctx, response, &d),
+        None => response,
+    })
 }
 
 /// End this session (or revoke this API token).

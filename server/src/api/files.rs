@@ -62,7 +62,7 @@ pub async fn cancel(
     Writer(auth): Writer,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ServerError> {
-    uploads::cancel(&ctx, &auth.account_id, &id).await?;
+    uploads::cancel(&ctx, &auth.account_id, &id, unix_now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -122,10 +122,11 @@ pub async fn quota(db: &Db, account_id: &str) -> Result<(i64, i64), StoreError> 
     Ok((row.try_get("quota_bytes")?, row.try_get("used_bytes")?))
 }
 
-/// Add `bytes` to what the account uses, if that stays within its quota (`false` otherwise).
+/// Add `bytes` to what the account uses, if that and what its open uploads reserve stay within
+/// its quota (`false` otherwise).
 pub async fn charge(tx: &mut Tx, account_id: &str, bytes: u64) -> Result<bool, StoreError> {
     let charged = sqlx::query(
-        "UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2 AND used_bytes + $1 <= quota_bytes",
+        "UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2 AND used_bytes + reserved_bytes + $1 <= quota_bytes",
     )
     .bind(to_i64(bytes))
     .bind(account_id)

@@ -29,26 +29,23 @@ pub async fn release(db: &Db, name: &str, holder: &str) -> Result<(), StoreError
     Ok(())
 }
 
-/// Remove uploads expired by `now` (and their put tokens), sessions expired by `now`, and log-in
+/// End uploads expired by `now` ([`super::uploads::expire`]), forget devices unused since
+/// `devices_before`, remove sessions expired by `now`, and log-in
 /// failure windows that started before `failures_before`, in one transaction. Returns the
 /// number of uploads removed.
-pub async fn sweep(db: &Db, now: i64, failures_before: i64) -> Result<u64, StoreError> {
+pub async fn sweep(db: &Db, now: i64, failures_before: i64, devices_before: i64) -> Result<u64, StoreError> {
     let mut tx = db.begin_write().await?;
-    sqlx::query("DELETE FROM upload_tokens WHERE upload_id IN (SELECT id FROM uploads WHERE expires_at <= $1)")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let uploads = sqlx::query("DELETE FROM uploads WHERE expires_at <= $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let uploads = super::uploads::expire(&mut tx, now).await?;
     sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM api_tokens WHERE expires_at <= $1")
         .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM known_devices WHERE last_used_at <= $1")
+        .bind(devices_before)
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")

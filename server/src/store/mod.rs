@@ -13,7 +13,7 @@
 //! | --- | --- |
 //! | [`db`] | the pool, its migrations (`migrations/`) and SQLite's settings |
 //! | [`accounts`] | `accounts` (quota and usage, keys) |
-//! | [`sessions`] | `sessions`, `api_tokens` |
+//! | [`sessions`] | `sessions`, `api_tokens`, `known_devices` |
 //! | [`settings`] | `settings` (the join token) |
 //! | [`throttle`] | `login_failures` |
 //! | [`leases`] | `leases`, and the janitor's sweep |

@@ -1,5 +1,6 @@
-//! Browser sessions (`sessions`) and the CLI's API tokens (`api_tokens`), both stored as the
-//! BLAKE3 hash of their secret, never the secret.
+//! Browser sessions (`sessions`), the CLI's API tokens (`api_tokens`) and the devices accounts
+//! logged in from (`known_devices`), all stored as the BLAKE3 hash of their secret, never the
+//! secret.
 
 use sqlx::Row as _;
 
@@ -137,6 +138,40 @@ pub async fn end_all_but(tx: &mut Tx, account_id: &str, keep: &str) -> Result<()
         .bind(account_id)
         .bind(keep)
         .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Remember a device of the account.
+pub async fn insert_device(db: &Db, id_hash: &str, account_id: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO known_devices (id_hash, account_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)")
+        .bind(id_hash)
+        .bind(account_id)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// The account a device belongs to, if it is known and was used since `used_since`.
+pub async fn device_account(db: &Db, id_hash: &str, used_since: i64) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query("SELECT account_id FROM known_devices WHERE id_hash = $1 AND last_used_at > $2")
+            .bind(id_hash)
+            .bind(used_since)
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|row| row.try_get("account_id"))
+            .transpose()?,
+    )
+}
+
+/// Note a successful log-in from a known device.
+pub async fn touch_device(db: &Db, id_hash: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE known_devices SET last_used_at = $2 WHERE id_hash = $1")
+        .bind(id_hash)
+        .bind(now)
+        .execute(&db.pool)
         .await?;
     Ok(())
 }

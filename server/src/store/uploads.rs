@@ -1,8 +1,11 @@
-//! Uploads in progress (`uploads`) and the put tokens handed out for them (`upload_tokens`).
+//! Uploads in progress (`uploads`), the put tokens handed out for them (`upload_tokens`), the
+//! storage they reserve (`accounts.reserved_bytes`) and the tokens withdrawn when they end without
+//! a commit (`revoked_tokens`).
 
 use std::collections::HashMap;
 
 use disktro_core::api::PutGrant;
+use disktro_core::api::node::Revocation;
 use disktro_core::{FileId, NodeId, Redundancy, Serial};
 use sqlx::Row as _;
 
@@ -17,12 +20,60 @@ pub struct UploadRow {
     pub chunk_size: u32,
 }
 
+/// What [`reserve`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    Yes,
+    /// `used + reserved + bytes` would pass the quota; `left` is what remains.
+    OverQuota {
+        left: i64,
+    },
+    /// The account already has the most uploads open it may.
+    TooManyOpen,
+}
+
+/// Reserve `bytes` of the account's quota for an upload about to be created in `tx`, unless that
+/// would pass the quota or the account has `max_open` uploads open. The reserving `UPDATE` comes
+/// first: on PostgreSQL its row lock orders concurrent begins of one account, so the count after
+/// it sees theirs (SQLite's write transactions are serial anyway). A refusal leaves the
+/// transaction to be dropped, which takes the reservation back.
+pub async fn reserve(tx: &mut Tx, account_id: &str, bytes: u64, max_open: u32) -> Result<Reserved, StoreError> {
+    let reserved = sqlx::query(
+        "UPDATE accounts SET reserved_bytes = reserved_bytes + $1 \
+         WHERE id = $2 AND used_bytes + reserved_bytes + $1 <= quota_bytes",
+    )
+    .bind(to_i64(bytes))
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if reserved == 0 {
+        let left: i64 =
+            sqlx::query("SELECT quota_bytes - used_bytes - reserved_bytes AS left_bytes FROM accounts WHERE id = $1")
+                .bind(account_id)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("left_bytes")?;
+        return Ok(Reserved::OverQuota { left });
+    }
+    let open: i64 = sqlx::query("SELECT COUNT(*) AS n FROM uploads WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    if open >= i64::from(max_open) {
+        return Ok(Reserved::TooManyOpen);
+    }
+    Ok(Reserved::Yes)
+}
+
 /// Record a new upload, unless a file or upload already has its file id (then `false`).
 pub async fn create(
     tx: &mut Tx,
     upload_id: &str,
     account_id: &str,
     up: &UploadRow,
+    reserved: u64,
     now: i64,
     expires_at: i64,
 ) -> Result<bool, StoreError> {
@@ -36,8 +87,8 @@ pub async fn create(
         return Ok(false);
     }
     let inserted = sqlx::query(
-        "INSERT INTO uploads (id, account_id, file_id, size, data_shards, parity_shards, chunk_size, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO uploads (id, account_id, file_id, size, data_shards, parity_shards, chunk_size, created_at, \
+         expires_at, reserved_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(upload_id)
     .bind(account_id)
@@ -48,6 +99,7 @@ pub async fn create(
     .bind(i64::from(up.chunk_size))
     .bind(now)
     .bind(expires_at)
+    .bind(to_i64(reserved))
     .execute(&mut **tx)
     .await;
     match inserted {
@@ -58,11 +110,14 @@ pub async fn create(
     }
 }
 
-/// Remember the put tokens handed out, so receipts can be matched to this upload at commit.
+/// Remember the put tokens handed out, so receipts can be matched to this upload at commit. A
+/// renewed token keeps its serial (so the worker counts one budget for both): its row gets the
+/// later expiry.
 pub async fn record_grants(tx: &mut Tx, upload_id: &str, grants: &[PutGrant]) -> Result<(), StoreError> {
     for g in grants {
         sqlx::query(
-            "INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (serial) DO UPDATE SET expires_at = excluded.expires_at",
         )
         .bind(g.serial.to_hex())
         .bind(upload_id)
@@ -103,19 +158,20 @@ pub async fn open(db: &Db, account_id: &str, id: &str, now: i64) -> Result<Optio
     }))
 }
 
-/// A worker an upload was granted, with its URL now and the largest budget it was given.
+/// A put token an upload holds, with its worker's URL now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantTarget {
+    pub serial: Serial,
     pub node_id: NodeId,
     pub url: String,
     pub budget: u64,
 }
 
-/// Every worker upload `id` holds put tokens for, by node id.
+/// Every put token of upload `id` (one per worker), by node id.
 pub async fn grant_targets(db: &Db, id: &str) -> Result<Vec<GrantTarget>, StoreError> {
     let rows = sqlx::query(
-        "SELECT t.node_id, MAX(t.budget) AS budget, n.url FROM upload_tokens t JOIN nodes n ON n.node_id = t.node_id \
-         WHERE t.upload_id = $1 GROUP BY t.node_id, n.url ORDER BY t.node_id",
+        "SELECT t.serial, t.node_id, t.budget, n.url FROM upload_tokens t JOIN nodes n ON n.node_id = t.node_id \
+         WHERE t.upload_id = $1 ORDER BY t.node_id",
     )
     .bind(id)
     .fetch_all(&db.pool)
@@ -123,6 +179,7 @@ pub async fn grant_targets(db: &Db, id: &str) -> Result<Vec<GrantTarget>, StoreE
     rows.iter()
         .map(|row| {
             Ok(GrantTarget {
+                serial: parse(&row.try_get::<String, _>("serial")?, "serial")?,
                 node_id: parse(&row.try_get::<String, _>("node_id")?, "node id")?,
                 url: row.try_get("url")?,
                 budget: to_u64(row.try_get("budget")?),
@@ -149,16 +206,37 @@ pub async fn serials(db: &Db, id: &str) -> Result<HashMap<Serial, NodeId>, Store
     Ok(out)
 }
 
-/// End the account's upload `id` (cancelled or committed): its tokens and its row go. `false`
-/// when there was no such upload (another request ended it first).
-pub async fn end(tx: &mut Tx, account_id: &str, id: &str) -> Result<bool, StoreError> {
-    let owned = sqlx::query("SELECT id FROM uploads WHERE id = $1 AND account_id = $2")
+/// How an upload ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Committed,
+    /// Cancelled by its owner: its unexpired put tokens are revoked.
+    Cancelled,
+}
+
+/// End the account's upload `id`: its tokens and its row go, its reservation is given back, and
+/// a cancelled upload's tokens are revoked. `false` when there was no such upload (another
+/// request ended it first); the caller then drops the transaction.
+pub async fn end(tx: &mut Tx, account_id: &str, id: &str, ending: Ending, now: i64) -> Result<bool, StoreError> {
+    let Some(row) = sqlx::query("SELECT reserved_bytes FROM uploads WHERE id = $1 AND account_id = $2")
         .bind(id)
         .bind(account_id)
         .fetch_optional(&mut **tx)
-        .await?;
-    if owned.is_none() {
+        .await?
+    else {
         return Ok(false);
+    };
+    let reserved: i64 = row.try_get("reserved_bytes")?;
+    if ending == Ending::Cancelled {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (serial, node_id, revoked_at, expires_at) \
+             SELECT serial, node_id, $2, expires_at FROM upload_tokens WHERE upload_id = $1 AND expires_at > $2 \
+             ON CONFLICT (serial) DO NOTHING",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     }
     sqlx::query("DELETE FROM upload_tokens WHERE upload_id = $1")
         .bind(id)
@@ -170,5 +248,72 @@ pub async fn end(tx: &mut Tx, account_id: &str, id: &str) -> Result<bool, StoreE
         .execute(&mut **tx)
         .await?
         .rows_affected();
-    Ok(gone == 1)
+    if gone != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE accounts SET reserved_bytes = reserved_bytes - $1 WHERE id = $2")
+        .bind(reserved)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
+}
+
+/// End every upload expired by `now` as [`end`] ends a cancelled one (tokens revoked, reservations
+/// given back, rows gone), and forget revocations of tokens expired by `now`. Returns the number
+/// of uploads ended.
+pub async fn expire(tx: &mut Tx, now: i64) -> Result<u64, StoreError> {
+    sqlx::query(
+        "INSERT INTO revoked_tokens (serial, node_id, revoked_at, expires_at) \
+         SELECT t.serial, t.node_id, $1, t.expires_at FROM upload_tokens t JOIN uploads u ON u.id = t.upload_id \
+         WHERE u.expires_at <= $1 AND t.expires_at > $1 \
+         ON CONFLICT (serial) DO NOTHING",
+    )
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE accounts SET reserved_bytes = reserved_bytes - \
+         (SELECT COALESCE(SUM(u.reserved_bytes), 0) FROM uploads u WHERE u.account_id = accounts.id AND u.expires_at <= $1) \
+         WHERE id IN (SELECT account_id FROM uploads WHERE expires_at <= $1)",
+    )
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM upload_tokens WHERE upload_id IN (SELECT id FROM uploads WHERE expires_at <= $1)")
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    let ended = sqlx::query("DELETE FROM uploads WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(ended)
+}
+
+/// The put tokens of worker `node` revoked at or after `since`, oldest first, at most `limit`.
+pub async fn revocations(db: &Db, node: &NodeId, since: i64, limit: usize) -> Result<Vec<Revocation>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT serial, revoked_at, expires_at FROM revoked_tokens WHERE node_id = $1 AND revoked_at >= $2 \
+         ORDER BY revoked_at LIMIT $3",
+    )
+    .bind(node.to_hex())
+    .bind(since)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Revocation {
+                serial: parse(&row.try_get::<String, _>("serial")?, "serial")?,
+                revoked_at: to_u64(row.try_get("revoked_at")?),
+                expires_at: to_u64(row.try_get("expires_at")?),
+            })
+        })
+        .collect()
 }
