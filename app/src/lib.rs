@@ -121,6 +121,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=pages::HomePage />
                     <Route path=path!("/signup") view=pages::SignupPage />
                     <Route path=path!("/login") view=pages::LoginPage />
+                    <Route path=path!("/recover") view=pages::RecoverPage />
                     <Route path=path!("/account") view=pages::AccountPage />
                     <Route path=path!("/files") view=pages::FilesPage />
                     <Route path=path!("/s/:id") view=pages::SharePage />

@@ -2,10 +2,12 @@
 //! key for the server and a master key that never leaves), and the identity key is unwrapped here.
 //!
 //! The identity key is wrapped under the master key bound to the account's identity public key
-//! (stable for the account's life, unlike an e-mail address).
+//! (stable for the account's life, unlike an e-mail address), and a second time under the
+//! recovery key's master key ([`disktro_core::recovery`]), made at sign-up.
 
-use disktro_core::api::{Base64, LogIn, SignUp};
+use disktro_core::api::{Base64, LogIn, Recover, RecoverStart, RecoverySetup, SetRecovery, SignUp};
 use disktro_core::keys::{HeldKeys, KdfParams, KdfSetup, Keypair, MasterKey, PublicKey, derive_account_keys};
+use disktro_core::recovery::RecoveryKey;
 use disktro_core::{FileId, FileKey};
 
 use crate::ClientError;
@@ -17,6 +19,8 @@ pub struct Identity {
     pub email: String,
     pub token: String,
     pub keys: HeldKeys,
+    /// The recovery key made at sign-up: shown to the user once, never saved.
+    pub recovery_key: Option<RecoveryKey>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -71,15 +75,97 @@ pub async fn signup(
         .master_key
         .wrap_identity(public.as_bytes(), &keypair)
         .map_err(|e| ClientError::Integrity(format!("wrapping the identity key: {e}")))?;
+    let recovery_key = RecoveryKey::generate();
     let body = SignUp {
         email: email.to_owned(),
         kdf_setup: Base64::new(setup.encode()),
         auth_key: Base64::from(*keys.auth_key.as_bytes()),
         wrapped_identity: Base64::new(wrapped),
         public_key: public,
+        recovery: Some(recovery_setup(&recovery_key, &keypair)?),
     };
     let opened = server.signup(&body).await?;
+    let mut me = finish(server, opened, keypair, keys.master_key, token_name).await?;
+    me.recovery_key = Some(recovery_key);
+    Ok(me)
+}
+
+/// What the server keeps of `key` for the account whose identity is `identity`.
+fn recovery_setup(key: &RecoveryKey, identity: &Keypair) -> Result<RecoverySetup, ClientError> {
+    let wrapped = key
+        .master_key()
+        .wrap_identity(identity.public().as_bytes(), identity)
+        .map_err(|e| ClientError::Integrity(format!("wrapping the identity key: {e}")))?;
+    Ok(RecoverySetup {
+        auth_key: Base64::from(*key.auth_key().as_bytes()),
+        wrapped_identity: Base64::new(wrapped),
+    })
+}
+
+/// Set a new password with the recovery key (the old one forgotten): the identity key comes back
+/// from its recovery wrapping and is wrapped under the new password. Every other session and API
+/// token of the account ends. Returns the identity with a new API token named `token_name`.
+pub async fn recover(
+    server: &Server,
+    email: &str,
+    key: &RecoveryKey,
+    new_password: &str,
+    params: KdfParams,
+    token_name: &str,
+) -> Result<Identity, ClientError> {
+    let recovery_auth_key = Base64::from(*key.auth_key().as_bytes());
+    let answer = server
+        .recover_start(&RecoverStart {
+            email: email.to_owned(),
+            recovery_auth_key: recovery_auth_key.clone(),
+        })
+        .await?;
+    let keypair = key
+        .master_key()
+        .unwrap_identity(answer.public_key.as_bytes(), &answer.wrapped_identity)
+        .map_err(|_| ClientError::Integrity("the identity key does not open with this recovery key".to_owned()))?;
+    if keypair.public() != answer.public_key {
+        return Err(ClientError::Integrity(
+            "the identity key does not match the account's public key".to_owned(),
+        ));
+    }
+    let setup = KdfSetup {
+        params,
+        salt: disktro_core::random_bytes(),
+        form: disktro_core::keys::PasswordForm::Nfkc,
+    };
+    let keys = derive(new_password.to_owned(), setup).await?;
+    let wrapped = keys
+        .master_key
+        .wrap_identity(answer.public_key.as_bytes(), &keypair)
+        .map_err(|e| ClientError::Integrity(format!("wrapping the identity key: {e}")))?;
+    let opened = server
+        .recover(&Recover {
+            email: email.to_owned(),
+            recovery_auth_key,
+            new_kdf_setup: Base64::new(setup.encode()),
+            new_auth_key: Base64::from(*keys.auth_key.as_bytes()),
+            new_wrapped_identity: Base64::new(wrapped),
+        })
+        .await?;
     finish(server, opened, keypair, keys.master_key, token_name).await
+}
+
+/// Make a new recovery key for the logged-in account (`server` carries its token), replacing any
+/// earlier one; `password` proves the owner. Returns the key to show the user.
+pub async fn new_recovery_key(server: &Server, me: &Identity, password: &str) -> Result<RecoveryKey, ClientError> {
+    let setup = server.prelogin(&me.email).await?;
+    let setup = KdfSetup::decode(&setup.kdf_setup)
+        .map_err(|e| ClientError::Integrity(format!("the server's key set-up is not acceptable: {e}")))?;
+    let keys = derive(password.to_owned(), setup).await?;
+    let key = RecoveryKey::generate();
+    server
+        .set_recovery(&SetRecovery {
+            auth_key: Base64::from(*keys.auth_key.as_bytes()),
+            recovery: recovery_setup(&key, &me.keys.identity)?,
+        })
+        .await?;
+    Ok(key)
 }
 
 /// Log in: fetch the KDF set-up, derive, prove the auth key, unwrap the identity key.
@@ -124,5 +210,6 @@ async fn finish(
             identity: keypair,
             master_key,
         },
+        recovery_key: None,
     })
 }

@@ -19,6 +19,7 @@ use disktro_core::FileId;
 use disktro_core::api::{Base64, FileDownload, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
 use disktro_core::metadata::FileMetadata;
+use disktro_core::recovery::RecoveryKey;
 use disktro_net::durable::DirectWriter;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -68,6 +69,9 @@ enum Command {
         /// Read the password from the first line of stdin instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+        /// Also write the recovery key to this file (created, never overwritten).
+        #[arg(long)]
+        recovery_key_file: Option<PathBuf>,
     },
     /// Log in; the session is saved in the user config directory.
     ///
@@ -75,6 +79,31 @@ enum Command {
     Login {
         #[arg(long)]
         email: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password with the recovery key shown at sign-up, when the password is lost.
+    /// Files and shares stay; every other machine's log-in ends.
+    ///
+    /// Example: disktro recover --email ada@example.org --recovery-key-file disktro-recovery-key.txt
+    Recover {
+        #[arg(long)]
+        email: String,
+        /// Read the recovery key from this file [default: $DISKTRO_RECOVERY_KEY, else a prompt].
+        #[arg(long)]
+        recovery_key_file: Option<PathBuf>,
+        /// Read the new password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make a new recovery key (the old one stops working); asks for the password.
+    ///
+    /// Example: disktro recovery-key --recovery-key-file disktro-recovery-key.txt
+    RecoveryKey {
+        /// Also write the key to this file (created, never overwritten).
+        #[arg(long)]
+        recovery_key_file: Option<PathBuf>,
         /// Read the password from the first line of stdin instead of prompting.
         #[arg(long)]
         password_stdin: bool,
@@ -198,6 +227,28 @@ fn logged_in(cli: &Cli) -> Result<(Server, Identity), ClientError> {
     }
 }
 
+fn recovery_key_notice(key: &str) -> String {
+    format!(
+        "Your recovery key (shown once; keep it somewhere safe, away from this computer):\n\n    {key}\n\n\
+         If you forget your password, `disktro recover` sets a new one with it. Without the password\n\
+         and this key nobody, not even the server, can open your files."
+    )
+}
+
+/// Write the recovery key to `path` if asked: a new file only, readable by its owner alone.
+fn keep_recovery_key(path: Option<&Path>, key: &str) -> Result<(), ClientError> {
+    let Some(path) = path else { return Ok(()) };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| ClientError::Io(format!("cannot create {}: {e}", path.display())))?;
+    std::io::Write::write_all(&mut file, format!("{key}\n").as_bytes())
+        .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", path.display())))
+}
+
 fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> Result<String, ClientError> {
     if from_stdin {
         let mut line = String::new();
@@ -245,16 +296,66 @@ fn bar(cli: &Cli, len: u64, what: &str) -> ProgressBar {
 
 async fn run(cli: &Cli) -> Result<(), ClientError> {
     match &cli.command {
-        Command::Signup { email, password_stdin } => {
+        Command::Signup {
+            email,
+            password_stdin,
+            recovery_key_file,
+        } => {
             let server = Server::new(server_url(cli)?)?;
             let password = read_password(*password_stdin, "New password: ", true)?;
             let me = account::signup(&server, email, &password, KdfParams::DEFAULT, &token_name()).await?;
             session::save(&server, &me)?;
+            let recovery = me
+                .recovery_key
+                .as_ref()
+                .expect("sign-up makes a recovery key")
+                .to_text();
+            keep_recovery_key(recovery_key_file.as_deref(), &recovery)?;
             say(
                 cli,
-                &format!("signed up and logged in as {}", me.email),
+                &format!(
+                    "signed up and logged in as {}\n\n{}",
+                    me.email,
+                    recovery_key_notice(&recovery)
+                ),
+                json!({"account_id": me.account_id, "email": me.email, "recovery_key": recovery}),
+            );
+        }
+        Command::Recover {
+            email,
+            recovery_key_file,
+            password_stdin,
+        } => {
+            let server = Server::new(server_url(cli)?)?;
+            let text = match (recovery_key_file, std::env::var("DISKTRO_RECOVERY_KEY")) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?,
+                (None, Ok(text)) => text,
+                (None, Err(_)) => rpassword::prompt_password("Recovery key: ")
+                    .map_err(|e| ClientError::Usage(format!("cannot prompt for the recovery key: {e}")))?,
+            };
+            let key = RecoveryKey::from_text(&text).map_err(|e| ClientError::Usage(e.to_string()))?;
+            let password = read_password(*password_stdin, "New password: ", true)?;
+            let me = account::recover(&server, email, &key, &password, KdfParams::DEFAULT, &token_name()).await?;
+            session::save(&server, &me)?;
+            say(
+                cli,
+                &format!(
+                    "new password set for {}; logged in (other machines must log in again)",
+                    me.email
+                ),
                 json!({"account_id": me.account_id, "email": me.email}),
             );
+        }
+        Command::RecoveryKey {
+            recovery_key_file,
+            password_stdin,
+        } => {
+            let (server, me) = logged_in(cli)?;
+            let password = read_password(*password_stdin, "Password: ", false)?;
+            let recovery = account::new_recovery_key(&server, &me, &password).await?.to_text();
+            keep_recovery_key(recovery_key_file.as_deref(), &recovery)?;
+            say(cli, &recovery_key_notice(&recovery), json!({"recovery_key": recovery}));
         }
         Command::Login { email, password_stdin } => {
             let server = Server::new(server_url(cli)?)?;

@@ -4,7 +4,8 @@
 use disktro_core::api::ErrorCode;
 use disktro_core::api::{
     BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, KdfAnswer, LogIn, NewShare, NewToken,
-    PreLogin, PutGrant, Session, ShareAccess, ShareInfo, ShareView, SignUp, TokenAnswer, UploadPlan,
+    PreLogin, PutGrant, Recover, RecoverAnswer, RecoverStart, Session, SetRecovery, ShareAccess, ShareInfo, ShareView,
+    SignUp, TokenAnswer, UploadPlan,
 };
 use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
@@ -173,6 +174,21 @@ impl Server {
 
     pub async fn login(&self, body: &LogIn) -> Result<Opened, ClientError> {
         self.open_session("/auth/login", body).await
+    }
+
+    /// Prove a recovery key; the answer holds the identity key it wraps.
+    pub async fn recover_start(&self, body: &RecoverStart) -> Result<RecoverAnswer, ClientError> {
+        self.call(Method::POST, "/auth/recover/start", Some(body)).await
+    }
+
+    /// Set a new password with a recovery key; opens a session.
+    pub async fn recover(&self, body: &Recover) -> Result<Opened, ClientError> {
+        self.open_session("/auth/recover", body).await
+    }
+
+    /// Set or replace the account's recovery key.
+    pub async fn set_recovery(&self, body: &SetRecovery) -> Result<(), ClientError> {
+        self.call_no_answer(Method::POST, "/auth/recovery", Some(body)).await
     }
 
     /// Turn an opened session into a long-lived API token named `name`, then end the session.

@@ -93,6 +93,7 @@ pub fn load() -> Result<Option<(Server, Identity)>, ClientError> {
             email: saved.email,
             token: saved.token,
             keys: HeldKeys { identity, master_key },
+            recovery_key: None,
         },
     )))
 }

@@ -97,9 +97,21 @@ impl Drop for Network {
 
 /// One `disktro` invocation with its own config dir, optional stdin; run off the async threads.
 async fn disktro(config: &Path, server: Option<&str>, args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    disktro_env(config, server, args, &[], stdin).await
+}
+
+/// [`disktro`] with environment variables set.
+async fn disktro_env(
+    config: &Path,
+    server: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<Vec<u8>>,
+) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.env("DISKTRO_CONFIG_DIR", config)
         .env_remove("DISKTRO_SERVER")
+        .envs(env.iter().copied())
         .args(args);
     if let Some(url) = server {
         cmd.args(["--server", url]);
@@ -600,4 +612,141 @@ async fn an_upload_goes_through_while_every_worker_is_full_of_sockets_without_to
     ok(&o, "download");
     assert!(o.stdout == data, "the file differs");
     drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forgotten_password_is_replaced_with_the_recovery_key() {
+    let net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (ada, laptop, new_machine) = (
+        home.path().join("ada"),
+        home.path().join("laptop"),
+        home.path().join("new"),
+    );
+    let url = net.url.clone();
+    let key_file = work.path().join("recovery.txt");
+
+    // Sign-up shows the recovery key and writes it where asked.
+    let o = disktro(
+        &ada,
+        Some(&url),
+        &[
+            "signup",
+            "--email",
+            "ada@example.org",
+            "--password-stdin",
+            "--recovery-key-file",
+            key_file.to_str().unwrap(),
+        ],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "signup");
+    let key = std::fs::read_to_string(&key_file).unwrap().trim().to_owned();
+    assert!(key.starts_with("DKRK-") && stdout(&o).contains(&key), "{}", stdout(&o));
+    let data = random(300_000, 7);
+    std::fs::write(work.path().join("kept.bin"), &data).unwrap();
+    let o = disktro(
+        &ada,
+        None,
+        &["upload", work.path().join("kept.bin").to_str().unwrap()],
+        None,
+    )
+    .await;
+    ok(&o, "upload");
+    let id = stdout(&o);
+    let o = disktro(
+        &laptop,
+        Some(&url),
+        &["login", "--email", "ada@example.org", "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "login on a second machine");
+
+    // Tried: a mistyped key, then a well-formed key that is not the account's. Must hold: one
+    // clear line each, a usage error for the typo, refused by the server for the stranger.
+    let mut typo = key.clone();
+    typo.replace_range(6..7, if &key[6..7] == "A" { "B" } else { "A" });
+    for (bad, code) in [
+        (typo, 2),
+        (disktro_core::recovery::RecoveryKey::generate().to_text(), 4),
+    ] {
+        let o = disktro_env(
+            &new_machine,
+            Some(&url),
+            &["recover", "--email", "ada@example.org", "--password-stdin"],
+            &[("DISKTRO_RECOVERY_KEY", &bad)],
+            Some(b"a new and longer password\n".to_vec()),
+        )
+        .await;
+        fails(&o, code, "recover with a bad key");
+    }
+
+    // Tried: the password is forgotten; a new machine recovers with the key file. Must hold: the
+    // file downloads byte-identical, the new password logs in, the old one does not, and the
+    // other machine's log-in has ended.
+    let o = disktro(
+        &new_machine,
+        Some(&url),
+        &[
+            "recover",
+            "--email",
+            "ada@example.org",
+            "--recovery-key-file",
+            key_file.to_str().unwrap(),
+            "--password-stdin",
+        ],
+        Some(b"a new and longer password\n".to_vec()),
+    )
+    .await;
+    ok(&o, "recover");
+    let out = work.path().join("kept.out");
+    let o = disktro(
+        &new_machine,
+        None,
+        &["download", &id, "-o", out.to_str().unwrap()],
+        None,
+    )
+    .await;
+    ok(&o, "download after recovery");
+    assert!(std::fs::read(&out).unwrap() == data, "the file changed");
+    let o = disktro(&laptop, None, &["ls"], None).await;
+    fails(&o, 4, "the other machine after recovery");
+    let o = disktro(
+        &laptop,
+        Some(&url),
+        &["login", "--email", "ada@example.org", "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    fails(&o, 4, "the old password");
+    let o = disktro(
+        &laptop,
+        Some(&url),
+        &["login", "--email", "ada@example.org", "--password-stdin"],
+        Some(b"a new and longer password\n".to_vec()),
+    )
+    .await;
+    ok(&o, "the new password");
+    // The key still works after use, and a new one replaces it.
+    let o = disktro(
+        &laptop,
+        None,
+        &["recovery-key", "--password-stdin"],
+        Some(b"a new and longer password\n".to_vec()),
+    )
+    .await;
+    ok(&o, "a new recovery key");
+    assert!(stdout(&o).contains("DKRK-") && !stdout(&o).contains(&key));
+    let o = disktro_env(
+        &new_machine,
+        Some(&url),
+        &["recover", "--email", "ada@example.org", "--password-stdin"],
+        &[("DISKTRO_RECOVERY_KEY", &key)],
+        Some(b"yet another long password\n".to_vec()),
+    )
+    .await;
+    fails(&o, 4, "the replaced recovery key");
 }

@@ -64,6 +64,8 @@ pub enum Error {
     WeakKdfParams(&'static str),
     #[error("malformed share-link key")]
     BadLinkKey,
+    #[error("this is not a recovery key: {0}")]
+    BadRecoveryKey(&'static str),
     #[error("audit proof does not verify")]
     BadProof,
 }

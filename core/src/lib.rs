@@ -29,6 +29,7 @@ pub mod inventory;
 pub mod keys;
 pub mod manifest;
 pub mod metadata;
+pub mod recovery;
 pub mod seal;
 pub mod shard;
 pub mod squeeze;

@@ -16,6 +16,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use disktro_core::api::ErrorCode;
 use disktro_core::keys::{self, KdfParams, KdfSetup, KeyPurpose};
 use disktro_core::metadata::FileMetadata;
+use disktro_core::recovery::RecoveryKey;
 use disktro_core::seal::{self, ChunkKey, Sealer};
 use disktro_core::shard::Sharder;
 use disktro_core::squeeze::Codec;
@@ -252,7 +253,9 @@ fn key_derivations_are_as_specified() {
             "file wrapping key",
             "chunk key",
             "metadata key",
-            "share password"
+            "share password",
+            "recovery auth key",
+            "recovery master key"
         ]
     );
 
@@ -279,6 +282,31 @@ fn key_derivations_are_as_specified() {
     assert_eq!(&encoded[9..13], &p.iterations.to_be_bytes());
     assert_eq!(&encoded[13..17], &p.parallelism.to_be_bytes());
     assert_eq!(&encoded[17..], &setup.salt);
+
+    // Recovery keys: HKDF of the 32 random bytes; text = Crockford base32 of them and a 3-byte
+    // BLAKE3 check, in groups of 4 after "DKRK".
+    let recovery = RecoveryKey::from_bytes([0x42; 32]);
+    assert_eq!(
+        recovery.auth_key().as_bytes(),
+        &hkdf(&[0x42; 32], "recovery auth key", &[])
+    );
+    assert_eq!(
+        recovery.master_key().as_bytes(),
+        &hkdf(&[0x42; 32], "recovery master key", &[])
+    );
+    let check = blake3::derive_key("disktro v1 recovery key checksum", &[0x42; 32]);
+    let bits: Vec<u8> = [[0x42; 32].as_slice(), &check[..3]]
+        .concat()
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+        .collect();
+    assert_eq!(bits.len(), 280);
+    let digits: String = bits
+        .chunks(5)
+        .map(|c| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"[c.iter().fold(0, |a, b| a * 2 + usize::from(*b))] as char)
+        .collect();
+    let groups: Vec<&str> = (0..14).map(|i| &digits[i * 4..i * 4 + 4]).collect();
+    assert_eq!(recovery.to_text(), format!("DKRK-{}", groups.join("-")));
 
     // Chunk key, nonce and associated data; a sealed chunk opens with them.
     let chunk_key = hkdf(file_key().as_bytes(), "chunk key", file_id().as_bytes());
@@ -361,7 +389,12 @@ fn blake3_contexts_and_signature_domains_are_as_specified() {
     let contexts: Vec<String> = table("blake3-contexts").into_iter().map(|r| r[0].clone()).collect();
     assert_eq!(
         contexts,
-        ["disktro v1 node id", "disktro v1 fingerprint", "disktro inventory v1"]
+        [
+            "disktro v1 node id",
+            "disktro v1 fingerprint",
+            "disktro inventory v1",
+            "disktro v1 recovery key checksum"
+        ]
     );
     let public = worker().public();
     assert_eq!(

@@ -1,6 +1,7 @@
 // The browser and the CLI are two clients of one format: a file uploaded in the browser
 // downloads byte-identical with the `disktro` CLI (by id, and through a share link the browser
-// made), and a file uploaded with the CLI downloads byte-identical in the browser.
+// made), and a file uploaded with the CLI downloads byte-identical in the browser; the account
+// page lists the CLI's log-in and revokes it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -86,5 +87,14 @@ test('browser → CLI and CLI → browser, byte-identical', { timeout: 300_000 }
   assert.equal(await download.failure(), null);
   assert.equal(await sha256File(await download.path()), cliSha, 'the browser read different bytes than the CLI wrote');
   rmSync(cliFile);
+
+  // The account page lists the CLI's log-in; revoking it there logs the CLI out (exit 4).
+  await page.goto(`${net.url}/account`);
+  const tokenRow = page.getByTestId('token-row');
+  await tokenRow.first().waitFor({ timeout: 60_000 });
+  assert.equal(await tokenRow.count(), 1, 'one CLI log-in');
+  await tokenRow.first().getByTestId('revoke-token').click();
+  await page.getByTestId('no-tokens').waitFor({ timeout: 60_000 });
+  assert.throws(() => cli(['ls']), (e) => e.status === 4, 'the revoked CLI still works');
   await context.close();
 });

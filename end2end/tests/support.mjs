@@ -196,7 +196,8 @@ export async function dropTestFile(page) {
   });
 }
 
-/** Sign up through the form; resolves on the files page. */
+/** Sign up through the form, confirm the recovery key was saved; resolves on the files page with
+ * the recovery key's text. */
 export async function signUp(page, baseUrl, email, password = 'correct horse battery staple') {
   await page.goto(`${baseUrl}/signup`);
   await page.getByLabel('E-mail').fill(email);
@@ -206,7 +207,16 @@ export async function signUp(page, baseUrl, email, password = 'correct horse bat
   await submit.waitFor();
   await page.waitForFunction(() => !document.querySelector('[data-testid=auth-submit]').disabled);
   await submit.click();
+  return saveRecoveryKey(page, baseUrl);
+}
+
+/** On the recovery key panel (after sign-up): read the key, tick "saved", continue to the files. */
+export async function saveRecoveryKey(page, baseUrl) {
+  const key = (await page.getByTestId('recovery-key').textContent({ timeout: 120_000 })).trim();
+  await page.getByTestId('recovery-saved').check();
+  await page.getByTestId('recovery-done').click();
   await page.waitForURL(`${baseUrl}/files`, { timeout: 120_000 });
+  return key;
 }
 
 /** Headless Debian Chromium with the flags this closed network needs. */

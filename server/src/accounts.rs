@@ -8,7 +8,7 @@
 //! address), so the pre-login step does not tell who has an account; a failed log-in answers the
 //! same for a wrong password and an unknown address.
 
-use disktro_core::api::{Base64, SignUp};
+use disktro_core::api::{Base64, RecoverySetup, SignUp};
 use disktro_core::keys::{KdfParams, KdfSetup, Keypair};
 use zeroize::Zeroizing;
 
@@ -180,11 +180,35 @@ pub fn check_sign_up(s: &SignUp) -> Result<(String, String), ServerError> {
 }
 
 /// Insert; `None` when the address is taken.
+/// Check a recovery key's part: returns the hash of its auth key, the form the server keeps.
+pub fn check_recovery(r: &RecoverySetup) -> Result<String, ServerError> {
+    if r.wrapped_identity.is_empty() || r.wrapped_identity.len() > MAX_WRAPPED {
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
+            "recovery.wrapped_identity has an impossible length",
+        ));
+    }
+    Ok(recovery_hash(&*auth_key(&r.auth_key, "recovery.auth_key")?))
+}
+
+/// What the server keeps of a recovery auth key: its BLAKE3 hash. The key is 256 bits from a
+/// random recovery key, so no slow hash is needed against guessing.
+pub fn recovery_hash(key: &[u8; 32]) -> String {
+    blake3::hash(key).to_hex().to_string()
+}
+
+/// Whether `key` is the recovery auth key whose hash is `hash`, compared in constant time.
+pub fn verify_recovery(hash: &str, key: &[u8; 32]) -> bool {
+    let expected = blake3::hash(key);
+    disktro_core::ids::from_hex::<32>(hash).is_ok_and(|h| expected == blake3::Hash::from_bytes(h))
+}
+
 pub async fn create(
     db: &Db,
     s: &SignUp,
     email: &str,
     auth_hash: &str,
+    recovery_hash: Option<&str>,
     quota: i64,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
@@ -200,6 +224,7 @@ pub async fn create(
             public_key: &s.public_key,
             quota_bytes: quota,
             created_at: now,
+            recovery: recovery_hash.zip(s.recovery.as_ref().map(|r| &r.wrapped_identity)),
         },
     )
     .await?;

@@ -44,6 +44,13 @@ pub struct Args {
     /// Storage quota of each new account, e.g. `10GiB` [default: 10GiB].
     #[arg(long, env = "DISKTRO_DEFAULT_QUOTA")]
     pub default_quota: Option<String>,
+    /// A reverse proxy (address or range, repeatable or comma-separated) whose `X-Forwarded-For`
+    /// names the client, for per-client limits [default: none, the TCP peer is the client].
+    #[arg(long = "trusted-proxy", env = "DISKTRO_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Sign-ups accepted from one client address (an IPv6 /64) per 15 minutes; 0 for no limit [default: 5].
+    #[arg(long, env = "DISKTRO_SIGNUPS_PER_ADDRESS")]
+    pub signups_per_address: Option<u32>,
     /// Heartbeat period asked of workers; node health thresholds are multiples of it [default: 10s].
     #[arg(long, env = "DISKTRO_HEARTBEAT_INTERVAL")]
     pub heartbeat_interval: Option<String>,
@@ -99,6 +106,8 @@ pub struct Settings {
     pub heartbeat_interval: Duration,
     pub site_root: PathBuf,
     pub durability: Durability,
+    pub trusted_proxies: Vec<crate::client_addr::Cidr>,
+    pub signups_per_address: u32,
 }
 
 impl Args {
@@ -143,6 +152,13 @@ impl Args {
             heartbeat_interval: duration("heartbeat-interval", pick!(heartbeat_interval), Duration::from_secs(10))?,
             site_root: pick!(site_root).unwrap_or_else(|| PathBuf::from("target/site")),
             durability,
+            trusted_proxies: pick!(trusted_proxies)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e: crate::client_addr::BadCidr| ConfigError::setting("trusted-proxy", e))?,
+            signups_per_address: pick!(signups_per_address).unwrap_or(crate::throttle::SIGNUPS_PER_SOURCE),
         })
     }
 }

@@ -31,6 +31,10 @@ pub struct Context {
     pub durability: crate::config::Durability,
     /// What this replica's background jobs are doing (`/api/v1/jobs`).
     pub jobs: std::sync::Arc<crate::jobs::Registry>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client ([`crate::client_addr`]).
+    pub trusted_proxies: Vec<crate::client_addr::Cidr>,
+    /// Sign-ups accepted per client source per throttle window (0: no limit).
+    pub signups_per_source: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,8 @@ impl Context {
             default_quota: DEFAULT_QUOTA,
             durability: crate::config::Durability::default(),
             jobs: std::sync::Arc::default(),
+            trusted_proxies: Vec::new(),
+            signups_per_source: crate::throttle::SIGNUPS_PER_SOURCE,
         })
     }
 }

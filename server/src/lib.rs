@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod client_addr;
 pub mod config;
 pub mod context;
 /// The connection pool and migrations live with the statements, in [`store::db`].

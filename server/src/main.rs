@@ -29,6 +29,8 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     ctx.default_quota = i64::try_from(args.default_quota).unwrap_or(i64::MAX);
     ctx.durability = args.durability.clone();
+    ctx.trusted_proxies = args.trusted_proxies.clone();
+    ctx.signups_per_source = args.signups_per_address;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -7,6 +7,9 @@
 //! gets [`ADDRESS_FACTOR`] times more room, since many people can share one. A successful log-in
 //! clears its account's count and takes its attempt back from the address's.
 //!
+//! **Sign-ups** are counted per client source ([`sign_up`]): each costs Argon2 memory and a
+//! quota, so one network gets [`SIGNUPS_PER_SOURCE`] per window.
+//!
 //! A **known device** (one the account logged in from before, [`crate::sessions::Device`]) is
 //! counted under its own key (`device:…`) instead, with the same limits: ten wrong guesses by
 //! strangers lock the account against new devices for the window, never against its owner's.
@@ -25,6 +28,9 @@ pub const ADDRESS_FACTOR: i64 = 4;
 /// Added per failure past [`SLOW_AFTER`], up to [`MAX_DELAY`].
 pub const DELAY_STEP: Duration = Duration::from_millis(200);
 pub const MAX_DELAY: Duration = Duration::from_secs(2);
+/// Sign-ups accepted from one client source per [`WINDOW`] unless `--signups-per-address` says
+/// otherwise.
+pub const SIGNUPS_PER_SOURCE: u32 = 5;
 
 /// Count this attempt under the account's key and the address's, then decide: how long to wait
 /// before checking it, or a refusal. Counted *before* the check, in one statement per key, so
@@ -61,6 +67,27 @@ pub async fn succeeded(db: &Db, account_key: &str, address_key: Option<&str>) ->
     store::throttle::clear(db, account_key).await?;
     if let Some(k) = address_key {
         store::throttle::uncount_attempt(db, k).await?;
+    }
+    Ok(())
+}
+
+/// Count a sign-up from `source` (a [`crate::client_addr::ClientAddr::source`]) and refuse it
+/// past `limit` per [`WINDOW`] (0: no limit). Counted before anything else is done, whatever
+/// becomes of the sign-up, so probing which addresses have accounts costs a sign-up each too.
+pub async fn sign_up(db: &Db, source: Option<&str>, limit: u32, now: i64) -> Result<(), ServerError> {
+    let Some(source) = source.filter(|_| limit > 0) else {
+        return Ok(());
+    };
+    let (count, start) = store::throttle::count_attempt(db, &format!("signup:{source}"), now, WINDOW).await?;
+    if count > i64::from(limit) {
+        let retry = (start + WINDOW - now).max(1);
+        return Err(ServerError::refused(
+            ErrorCode::TooManyAttempts,
+            format!(
+                "too many new accounts from this network; try again in {} minutes",
+                (retry + 59) / 60
+            ),
+        ));
     }
     Ok(())
 }

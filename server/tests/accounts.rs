@@ -575,3 +575,103 @@ async fn log_in_brute_force_is_slowed_then_refused() {
         concurrent_guesses_are_all_counted(&app, &db).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_keys_are_proven_with_one_answer_and_replaced_only_with_the_password() {
+    use disktro_core::recovery::RecoveryKey;
+    for db in databases().await {
+        let app = app_for(&db).await;
+        let eve = client("eve@example.org", "eve's long password");
+        let key = RecoveryKey::generate();
+        let mut body = eve.signup_body();
+        body["recovery"] = json!({
+            "auth_key": B64.encode(key.auth_key().as_bytes()),
+            "wrapped_identity": B64.encode([9u8; 65]),
+        });
+        let signed = call(&app, "POST", "/auth/signup", Some(body), &[]).await;
+        assert_eq!(signed.status, StatusCode::CREATED, "{}", signed.body);
+        let session = cookie_pair(signed.cookie.as_deref().unwrap());
+        let csrf = signed.body["csrf_token"].as_str().unwrap().to_owned();
+        let ned = client("ned@example.org", "ned's long password");
+        assert_eq!(
+            call(&app, "POST", "/auth/signup", Some(ned.signup_body()), &[])
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+        let start = |email: &'static str, key: &RecoveryKey| {
+            let (app, auth) = (app.clone(), B64.encode(key.auth_key().as_bytes()));
+            async move {
+                call(
+                    &app,
+                    "POST",
+                    "/auth/recover/start",
+                    Some(json!({"email": email, "recovery_auth_key": auth})),
+                    &[],
+                )
+                .await
+            }
+        };
+        // The right key: the identity wrapped under it comes back.
+        let a = start("eve@example.org", &key).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.body["wrapped_identity"], B64.encode([9u8; 65]));
+        // Tried: a wrong key, an unknown address, an account without a key. Must hold: one
+        // answer for all three, so none tells whether an account or a key exists.
+        let stranger = RecoveryKey::generate();
+        let refusals = [
+            start("eve@example.org", &stranger).await,
+            start("nobody@example.org", &key).await,
+            start("ned@example.org", &key).await,
+        ];
+        for r in &refusals {
+            assert_eq!((r.status, code(r)), (StatusCode::UNAUTHORIZED, "wrong_credentials"));
+            assert_eq!(r.body, refusals[0].body);
+        }
+
+        // Tried: replacing the key with a wrong password, then without the CSRF token. Must
+        // hold: refused; with the password, the new key works and the old one no longer does.
+        let new_key = RecoveryKey::generate();
+        let replace = |auth_key: String, headers: Vec<(&'static str, String)>| {
+            let app = app.clone();
+            let body = json!({
+                "auth_key": auth_key,
+                "recovery": {
+                    "auth_key": B64.encode(new_key.auth_key().as_bytes()),
+                    "wrapped_identity": B64.encode([8u8; 65]),
+                },
+            });
+            async move {
+                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                call(&app, "POST", "/auth/recovery", Some(body), &headers).await
+            }
+        };
+        let with_session = vec![("cookie", session.clone()), ("x-csrf-token", csrf.clone())];
+        let wrong = derive("eve@example.org", "not it", eve.setup, &Keypair::generate()).auth_key;
+        assert_eq!(
+            replace(wrong, with_session.clone()).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let no_csrf = vec![("cookie", session.clone())];
+        assert_eq!(
+            replace(eve.auth_key.clone(), no_csrf).await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            replace(eve.auth_key.clone(), with_session).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(start("eve@example.org", &key).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(start("eve@example.org", &new_key).await.status, StatusCode::OK);
+
+        // Tried: guessing keys. Must hold: after 10 wrong ones even the right key waits (429).
+        for _ in 0..10 {
+            start("eve@example.org", &RecoveryKey::generate()).await;
+        }
+        let a = start("eve@example.org", &new_key).await;
+        assert_eq!(
+            (a.status, code(&a)),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+        );
+    }
+}

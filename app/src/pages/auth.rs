@@ -1,10 +1,12 @@
 //! Sign-up, log-in and the account page (change password, log out). The password becomes keys in
 //! the pipeline worker (Argon2id off the main thread, with a visible timer); the server only ever
-//! receives the auth key derived from it.
+//! receives the auth key derived from it. Recovery keys (shown after sign-up, made anew on the
+//! account page, used on `/recover`) have their views in `recovery.rs` and their flows here.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
+use super::recovery::RecoveryKeyPanel;
 use crate::AccountSignal;
 
 /// What a form is doing.
@@ -56,10 +58,14 @@ pub fn BusyLine(busy: RwSignal<Busy>) -> impl IntoView {
 }
 
 #[cfg(feature = "hydrate")]
-mod flows {
+pub(super) mod flows {
     //! The browser side of the forms.
-    use disktro_core::api::{ChangePassword, ErrorCode, KdfAnswer, LogIn, PreLogin, Session, SignUp};
+    use disktro_core::api::{
+        ChangePassword, ErrorCode, KdfAnswer, LogIn, PreLogin, Recover, RecoverAnswer, RecoverStart, RecoverySetup,
+        Session, SetRecovery, SignUp,
+    };
     use disktro_core::keys::{HeldKeys, KdfSetup, Keypair};
+    use disktro_core::recovery::RecoveryKey;
 
     use crate::browser::Failure;
     use crate::browser::api::{Api, ApiFailure};
@@ -70,6 +76,9 @@ mod flows {
     /// The server's refusal in plain words (its code kept).
     fn explain(e: ApiFailure) -> Failure {
         let message = match e.code {
+            Some(ErrorCode::WrongCredentials) if e.message.contains("recovery key") => {
+                "Wrong e-mail or recovery key.".to_owned()
+            }
             Some(ErrorCode::WrongCredentials) => "Wrong e-mail or password.".to_owned(),
             Some(ErrorCode::EmailTaken) => "This e-mail already has an account: log in instead.".to_owned(),
             Some(ErrorCode::TooManyAttempts) => format!("Too many attempts: {}", e.message),
@@ -104,8 +113,17 @@ mod flows {
         }
     }
 
-    /// Create an account; `deriving` is called when Argon2id starts.
-    pub async fn signup(email: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, Failure> {
+    /// What the server keeps of a new recovery key for `identity`.
+    fn recovery_setup(key: &RecoveryKey, identity: &Keypair) -> Result<RecoverySetup, Failure> {
+        Ok(RecoverySetup {
+            auth_key: Base64::from(*key.auth_key().as_bytes()),
+            wrapped_identity: Base64::new(key.master_key().wrap_identity(identity.public().as_bytes(), identity)?),
+        })
+    }
+
+    /// Create an account with a recovery key; `deriving` is called when Argon2id starts. Returns
+    /// the keys and the recovery key's text, to show once.
+    pub async fn signup(email: &str, password: &str, deriving: impl Fn()) -> Result<(Keyring, String), Failure> {
         let pipeline = Pipeline::get().await?;
         let setup = KdfSetup::generate();
         deriving();
@@ -113,6 +131,7 @@ mod flows {
         let keypair = Keypair::generate();
         let public = keypair.public();
         let wrapped = keys.master_key.wrap_identity(public.as_bytes(), &keypair)?;
+        let recovery = RecoveryKey::generate();
         let session: Session = Api::default()
             .post(
                 "/auth/signup",
@@ -122,11 +141,88 @@ mod flows {
                     auth_key: Base64::from(*keys.auth_key.as_bytes()),
                     wrapped_identity: Base64::new(wrapped),
                     public_key: public,
+                    recovery: Some(recovery_setup(&recovery, &keypair)?),
+                },
+            )
+            .await
+            .map_err(explain)?;
+        Ok((keyring(session, keypair, keys.master_key), recovery.to_text()))
+    }
+
+    /// Set a new password with the recovery key: the identity key comes back from its recovery
+    /// wrapping and is wrapped under the new password.
+    pub async fn recover(email: &str, key_text: &str, password: &str, deriving: impl Fn()) -> Result<Keyring, Failure> {
+        let key = RecoveryKey::from_text(key_text).map_err(|e| match e {
+            disktro_core::Error::BadRecoveryKey(why) => Failure::invalid(format!("Check the recovery key: {why}.")),
+            other => Failure::from(other),
+        })?;
+        let recovery_auth_key = Base64::from(*key.auth_key().as_bytes());
+        let answer: RecoverAnswer = Api::default()
+            .post(
+                "/auth/recover/start",
+                &RecoverStart {
+                    email: email.to_owned(),
+                    recovery_auth_key: recovery_auth_key.clone(),
+                },
+            )
+            .await
+            .map_err(explain)?;
+        let public = answer.public_key;
+        let keypair = key
+            .master_key()
+            .unwrap_identity(public.as_bytes(), &answer.wrapped_identity)
+            .map_err(|_| Failure::invalid("Your identity key does not open with this recovery key."))?;
+        if keypair.public() != public {
+            return Err(Failure::invalid(
+                "the identity key does not match the account's public key",
+            ));
+        }
+        let pipeline = Pipeline::get().await?;
+        let setup = KdfSetup::generate();
+        deriving();
+        let keys = pipeline.derive(password, &setup).await?;
+        let wrapped = keys.master_key.wrap_identity(public.as_bytes(), &keypair)?;
+        let session: Session = Api::default()
+            .post(
+                "/auth/recover",
+                &Recover {
+                    email: email.to_owned(),
+                    recovery_auth_key,
+                    new_kdf_setup: Base64::new(setup.encode()),
+                    new_auth_key: Base64::from(*keys.auth_key.as_bytes()),
+                    new_wrapped_identity: Base64::new(wrapped),
                 },
             )
             .await
             .map_err(explain)?;
         Ok(keyring(session, keypair, keys.master_key))
+    }
+
+    /// Make a new recovery key for the logged-in account, proven by its password; the old key
+    /// stops working. Returns the new key's text.
+    pub async fn new_recovery_key(me: &Keyring, password: &str, deriving: impl Fn()) -> Result<String, Failure> {
+        let pipeline = Pipeline::get().await?;
+        let setup = setup_of(&me.email).await?;
+        deriving();
+        let keys = pipeline.derive(password, &setup).await?;
+        let recovery = RecoveryKey::generate();
+        Api::new(Some(me.csrf.clone()))
+            .post::<_, serde_json::Value>(
+                "/auth/recovery",
+                &SetRecovery {
+                    auth_key: Base64::from(*keys.auth_key.as_bytes()),
+                    recovery: recovery_setup(&recovery, &me.keys.identity)?,
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.status == 401 {
+                    Failure::Api(e).with_message("The password is not right.".to_owned())
+                } else {
+                    explain(e)
+                }
+            })?;
+        Ok(recovery.to_text())
     }
 
     /// Log in and unwrap the identity key.
@@ -192,6 +288,16 @@ mod flows {
         Ok(())
     }
 
+    /// Keep the keys for this tab and show the account as logged in.
+    pub fn signed_in(account: crate::AccountSignal, keys: &Keyring) {
+        use leptos::prelude::Set as _;
+        keys.store();
+        account.set(Some(crate::Account {
+            email: keys.email.clone(),
+            fingerprint: keys.public_key().fingerprint(),
+        }));
+    }
+
     pub async fn logout(me: &Keyring) {
         let _ = Api::new(Some(me.csrf.clone())).send("POST", "/auth/logout").await;
         Keyring::forget();
@@ -200,13 +306,13 @@ mod flows {
 
 /// What an input holds now, read from the page.
 #[cfg(feature = "hydrate")]
-fn input_value(input: NodeRef<leptos::html::Input>) -> String {
+pub(super) fn input_value(input: NodeRef<leptos::html::Input>) -> String {
     input.get_untracked().map(|el| el.value()).unwrap_or_default()
 }
 
 /// The server renders the form and never sends it.
 #[cfg(not(feature = "hydrate"))]
-fn input_value(_: NodeRef<leptos::html::Input>) -> String {
+pub(super) fn input_value(_: NodeRef<leptos::html::Input>) -> String {
     String::new()
 }
 
@@ -220,8 +326,14 @@ fn AuthForm(signup: bool) -> impl IntoView {
     let password = NodeRef::<leptos::html::Input>::new();
     let confirm = NodeRef::<leptos::html::Input>::new();
     let busy = RwSignal::new(Busy::Idle);
+    // After sign-up: the recovery key, shown once before going on to the files.
+    let recovery = RwSignal::new(None::<String>);
     let navigate = use_navigate();
     let hydrated = super::hydrated();
+    let to_files = {
+        let navigate = navigate.clone();
+        Callback::new(move |()| navigate("/files", Default::default()))
+    };
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -246,19 +358,20 @@ fn AuthForm(signup: bool) -> impl IntoView {
         leptos::task::spawn_local(async move {
             let deriving = move || busy.set(Busy::Deriving(crate::browser::js::now_ms()));
             let result = if signup {
-                flows::signup(&e, &p, deriving).await
+                flows::signup(&e, &p, deriving)
+                    .await
+                    .map(|(keys, key)| (keys, Some(key)))
             } else {
-                flows::login(&e, &p, deriving).await
+                flows::login(&e, &p, deriving).await.map(|keys| (keys, None))
             };
             match result {
-                Ok(keys) => {
-                    keys.store();
-                    account.set(Some(crate::Account {
-                        email: keys.email.clone(),
-                        fingerprint: keys.public_key().fingerprint(),
-                    }));
+                Ok((keys, recovery_key)) => {
+                    flows::signed_in(account, &keys);
                     busy.set(Busy::Idle);
-                    _navigate("/files", Default::default());
+                    match recovery_key {
+                        Some(key) => recovery.set(Some(key)),
+                        None => _navigate("/files", Default::default()),
+                    }
                 }
                 Err(m) => busy.set(Busy::Failed(m.to_string())),
             }
@@ -268,7 +381,8 @@ fn AuthForm(signup: bool) -> impl IntoView {
     };
 
     view! {
-        <section class="panel narrow">
+        {move || recovery.get().map(|key| view! { <RecoveryKeyPanel key on_done=to_files /> })}
+        <section class="panel narrow" class:hidden=move || recovery.with(Option::is_some)>
             <h1>{if signup { "Create your account" } else { "Log in" }}</h1>
             <p class="muted">{if signup {
                 "Your password never leaves this tab: it becomes the keys that lock your files. Nobody can reset it, so keep it safe."
@@ -298,7 +412,10 @@ fn AuthForm(signup: bool) -> impl IntoView {
             <p class="muted">{if signup {
                 view! { "Already have an account? " <a href="/login">"Log in"</a> }.into_any()
             } else {
-                view! { "New here? " <a href="/signup">"Create an account"</a> }.into_any()
+                view! {
+                    "New here? " <a href="/signup">"Create an account"</a>
+                    " · Forgot your password? " <a href="/recover">"Use your recovery key"</a>
+                }.into_any()
             }}</p>
         </section>
     }
@@ -355,6 +472,41 @@ pub fn AccountPage() -> impl IntoView {
         #[cfg(not(feature = "hydrate"))]
         let _ = (o, n);
     };
+    // A new recovery key: proven by the password, shown once.
+    let recovery_password = NodeRef::<leptos::html::Input>::new();
+    let recovery_busy = RwSignal::new(Busy::Idle);
+    let new_key = RwSignal::new(None::<String>);
+    let make_key = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let p = input_value(recovery_password);
+        recovery_busy.set(Busy::Sending);
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(async move {
+            let Some(me) = crate::browser::keyring::Keyring::load() else {
+                recovery_busy.set(Busy::Failed("Log in first.".to_owned()));
+                return;
+            };
+            let deriving = move || recovery_busy.set(Busy::Deriving(crate::browser::js::now_ms()));
+            match flows::new_recovery_key(&me, &p, deriving).await {
+                Ok(key) => {
+                    if let Some(input) = recovery_password.get_untracked() {
+                        input.set_value("");
+                    }
+                    recovery_busy.set(Busy::Idle);
+                    new_key.set(Some(key));
+                }
+                Err(m) => recovery_busy.set(Busy::Failed(m.to_string())),
+            }
+        });
+        #[cfg(not(feature = "hydrate"))]
+        let _ = p;
+    };
+    let key_saved = Callback::new(move |()| {
+        new_key.set(None);
+        recovery_busy.set(Busy::Done(
+            "New recovery key made; the old one no longer works.".to_owned(),
+        ));
+    });
     let logout = move |_| {
         let _navigate = navigate.clone();
         #[cfg(feature = "hydrate")]
@@ -397,5 +549,23 @@ pub fn AccountPage() -> impl IntoView {
             </form>
             <BusyLine busy />
         </section>
+        {move || new_key.get().map(|key| view! { <RecoveryKeyPanel key on_done=key_saved /> })}
+        <section class="panel narrow" class:hidden=move || new_key.with(Option::is_some)>
+            <h2>"Recovery key"</h2>
+            <p class="muted">"Lost the one from sign-up? Make a new one; the old one stops working."</p>
+            <form on:submit=make_key class="form">
+                <label>"Password"
+                    <input type="password" autocomplete="current-password" required node_ref=recovery_password />
+                </label>
+                <button type="submit" class="button secondary" data-testid="new-recovery-key"
+                    disabled=move || !hydrated.get() || matches!(recovery_busy.get(), Busy::Deriving(_) | Busy::Sending)>
+                    "Make a new recovery key"
+                </button>
+            </form>
+            <BusyLine busy=recovery_busy />
+        </section>
+        <Show when=move || account.with(Option::is_some)>
+            <super::tokens::ApiTokens />
+        </Show>
     }
 }

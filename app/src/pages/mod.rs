@@ -4,13 +4,16 @@ mod auth;
 mod files;
 mod home;
 mod nodes;
+mod recovery;
 mod share;
 mod share_dialog;
+mod tokens;
 
 pub use auth::{AccountPage, LoginPage, SignupPage};
 pub use files::FilesPage;
 pub use home::HomePage;
 pub use nodes::{NetworkGlance, NodePage, NodesPage};
+pub use recovery::RecoverPage;
 pub use share::SharePage;
 
 use leptos::prelude::*;

@@ -354,6 +354,73 @@ pub struct SignUp {
     /// hex, 32 bytes.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub public_key: PublicKey,
+    /// The recovery key's part the server keeps ([`crate::recovery`]).
+    #[serde(default)]
+    pub recovery: Option<RecoverySetup>,
+}
+
+/// What the server keeps of a recovery key: a hash of its auth key, and the identity key wrapped
+/// under its master key (which the server cannot open).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySetup {
+    /// base64url, 32 bytes: the recovery auth key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub auth_key: Base64,
+    /// base64url of the identity key wrapped under the recovery master key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_identity: Base64,
+}
+
+/// `POST /auth/recovery`: set or replace the account's recovery key. The current password's auth
+/// key proves the owner is at the keyboard (a stolen session alone cannot plant a key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetRecovery {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub auth_key: Base64,
+    pub recovery: RecoverySetup,
+}
+
+/// `POST /auth/recover/start`: prove a recovery key, get the identity it wraps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecoverStart {
+    pub email: String,
+    /// base64url, 32 bytes.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub recovery_auth_key: Base64,
+}
+
+/// The answer to [`RecoverStart`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoverAnswer {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub public_key: PublicKey,
+    /// The identity key wrapped under the recovery master key.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_identity: Base64,
+}
+
+/// `POST /auth/recover`: a new password, proven by the recovery key. Every session and API token
+/// of the account ends; the answer is a new session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Recover {
+    pub email: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub recovery_auth_key: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub new_kdf_setup: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub new_auth_key: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub new_wrapped_identity: Base64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -421,6 +488,9 @@ pub struct AccountView {
     pub used_bytes: i64,
     /// For browser sessions: the token state-changing requests must send.
     pub csrf_token: Option<String>,
+    /// Whether the account has a recovery key.
+    #[serde(default)]
+    pub has_recovery: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -18,6 +18,8 @@ pub struct Account {
     pub public_key: PublicKey,
     pub quota_bytes: i64,
     pub used_bytes: i64,
+    /// The hash of the recovery auth key and the recovery-wrapped identity, if set.
+    pub recovery: Option<(String, Base64)>,
 }
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
@@ -33,14 +35,27 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
         ),
         quota_bytes: row.try_get("quota_bytes")?,
         used_bytes: row.try_get("used_bytes")?,
+        recovery: match row.try_get::<Option<String>, _>("recovery_hash")? {
+            Some(hash) => Some((hash, base64(row, "recovery_wrapped_identity")?)),
+            None => None,
+        },
     })
 }
 
+/// The columns [`from_row`] reads, for `concat!` (statements stay `&'static str`).
+macro_rules! account_columns {
+    () => {
+        "id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes, \
+         recovery_hash, recovery_wrapped_identity"
+    };
+}
+
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<Account>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes \
-         FROM accounts WHERE email = $1",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts WHERE email = $1"
+    ))
     .bind(email)
     .fetch_optional(&db.pool)
     .await?;
@@ -48,13 +63,10 @@ pub async fn by_email(db: &Db, email: &str) -> Result<Option<Account>, StoreErro
 }
 
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<Account>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes \
-         FROM accounts WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&db.pool)
-    .await?;
+    let row = sqlx::query(concat!("SELECT ", account_columns!(), " FROM accounts WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -69,13 +81,16 @@ pub struct NewAccount<'a> {
     pub public_key: &'a PublicKey,
     pub quota_bytes: i64,
     pub created_at: i64,
+    /// The recovery auth key's hash and the recovery-wrapped identity.
+    pub recovery: Option<(&'a str, &'a Base64)>,
 }
 
 /// Insert; `false` when the address is taken.
 pub async fn create(db: &Db, a: &NewAccount<'_>) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
-        "INSERT INTO accounts (id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email) DO NOTHING",
+        "INSERT INTO accounts (id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, created_at,
+         recovery_hash, recovery_wrapped_identity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (email) DO NOTHING",
     )
     .bind(a.id)
     .bind(a.email)
@@ -85,6 +100,8 @@ pub async fn create(db: &Db, a: &NewAccount<'_>) -> Result<bool, StoreError> {
     .bind(disktro_core::ids::to_hex(a.public_key.as_bytes()))
     .bind(a.quota_bytes)
     .bind(a.created_at)
+    .bind(a.recovery.map(|(hash, _)| hash))
+    .bind(a.recovery.map(|(_, wrapped)| wrapped.encode()))
     .execute(&db.pool)
     .await?;
     Ok(inserted.rows_affected() == 1)
@@ -111,6 +128,17 @@ pub async fn swap_keys(
     .execute(&mut **tx)
     .await?;
     Ok(swapped.rows_affected() == 1)
+}
+
+/// Set or replace the account's recovery key.
+pub async fn set_recovery(db: &Db, account_id: &str, hash: &str, wrapped_identity: &Base64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE accounts SET recovery_hash = $2, recovery_wrapped_identity = $3 WHERE id = $1")
+        .bind(account_id)
+        .bind(hash)
+        .bind(wrapped_identity.encode())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
 }
 
 /// The account's quota and what its files use, in bytes.
