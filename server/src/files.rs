@@ -95,16 +95,14 @@ pub async fn download(
         locations[c].push(u16::try_from(n).map_err(|_| ServerError::internal("too many workers"))?);
     }
     let mut nodes_out = Vec::with_capacity(node_info.len());
-    let mut issued = Vec::new();
     for (id, url, last_seen, placed) in node_info {
         nodes_out.push(ReadNode {
             node_id: id,
             url,
             status: NodeStatus::of(last_seen, now, ctx.heartbeat_interval),
-            tokens: grants::read(&ctx.key, id, file_id, &placed, now, &mut issued)?,
+            tokens: grants::read(&ctx.key, id, file_id, &placed, now)?,
         });
     }
-    crate::rewards::record_issued(&ctx.db, &issued).await?;
     Ok(FileDownload {
         file_id,
         manifest: file.manifest,

@@ -8,6 +8,7 @@
 //! - **Read grants** (per worker holding shards of a file): scoped to the file, listing the
 //!   worker's shards (at most [`MAX_TOKEN_SHARDS`] per token, so one token per window of 1,024
 //!   chunks), budgeted at twice their bytes so a reader can retry, valid [`GET_TOKEN_TTL`].
+//!   Issuing them writes nothing: reads never wait for the database's write path.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -73,25 +74,15 @@ pub struct Placed {
     pub size: u64,
 }
 
-/// A get token as issued, for egress claims ([`crate::rewards`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Issued {
-    pub serial: Serial,
-    pub node: NodeId,
-    pub budget: u64,
-    pub expires_at: u64,
-}
-
 /// Get tokens for one worker's shards of `file`, one per window of [`MAX_TOKEN_SHARDS`] chunks.
 /// A worker holds at most one shard per chunk, so a window never lists more than the maximum.
-/// Each token is also pushed onto `issued`.
+/// Nothing is recorded: a worker claiming egress presents the token itself ([`crate::rewards`]).
 pub fn read(
     server: &Keypair,
     worker: NodeId,
     file: FileId,
     shards: &[Placed],
     now: i64,
-    issued: &mut Vec<Issued>,
 ) -> Result<Vec<ReadToken>, ServerError> {
     let window = MAX_TOKEN_SHARDS as u64;
     let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
@@ -104,12 +95,6 @@ pub fn read(
         .map(|(w, placed)| {
             let budget = placed.iter().map(|p| p.size).sum::<u64>() * READ_ALLOWANCE;
             let serial = Serial::random();
-            issued.push(Issued {
-                serial,
-                node: worker,
-                budget,
-                expires_at,
-            });
             let token = Token {
                 operation: Operation::Get,
                 issuer: server.public(),

@@ -105,6 +105,7 @@ pub async fn register(
 /// Record a heartbeat. Unknown nodes get 404 (the worker then registers again).
 pub async fn heartbeat(
     db: &Db,
+    issuer: &PublicKey,
     interval: Duration,
     body: &[u8],
     signature: Option<[u8; 64]>,
@@ -141,7 +142,7 @@ pub async fn heartbeat(
         .egress_claims
         .len()
         .min(disktro_core::api::node::MAX_CLAIMS_PER_HEARTBEAT)];
-    crate::rewards::record_claims(db, &node, claims).await?;
+    crate::rewards::record_claims(db, issuer, &node, claims, now).await?;
     let list_buckets =
         crate::durability::holdings::on_heartbeat(db, &node, beat.inventory.as_ref(), &beat.listings, now)
             .await

@@ -3,10 +3,14 @@
 //! - **Storage**: each rewards pass credits every node that is not disqualified with the bytes of
 //!   the healthy-on-record shards placed on it × the seconds since its last pass (byte-seconds),
 //!   unless an audit of the node failed in that period: the period is then forfeited.
-//! - **Egress**: every get token the server issues is recorded with its worker and byte budget
-//!   (`egress_claims`); workers report the bytes they served under each serial in heartbeats;
-//!   the figure is capped by the budget, and a serial is paid once, in the first pass after its
-//!   token expired plus [`CLAIM_GRACE`] (when it can no longer grow).
+//! - **Egress**: issuing get tokens records nothing (a read never writes). Workers report the
+//!   bytes they served under each serial in heartbeats, and the first claim for a serial carries
+//!   the token itself: the server checks its own signature, that the token is a get token issued
+//!   to that worker, and that its claims are still open (before expiry plus [`CLAIM_GRACE`]),
+//!   then opens the serial's row (`egress_claims`) with the token's budget and expiry. The
+//!   figure is capped by the budget, and a serial is paid once, in the first pass after its
+//!   token expired plus [`CLAIM_GRACE`] (when it can no longer grow); a token presented after
+//!   that is refused, so a paid serial cannot be opened again.
 //!
 //! Rates: storage $1.50 per TB-month (30 days), egress $2 per TB, in picodollars:
 //! `floor(byte_seconds × 15 / 25,920,000)` and `bytes × 2`.
@@ -15,6 +19,10 @@
 //! of entry `seq − 1`, and its own hash is BLAKE3 (derived key "disktro ledger v1") over every
 //! field and that previous hash. [`verify`] recomputes the chain, so changing, removing or
 //! reordering any row is detected; only the lease holder of the `rewards` job appends.
+
+use disktro_core::Serial;
+use disktro_core::keys::PublicKey;
+use disktro_core::token::{Operation, Token};
 
 use crate::db::Db;
 use crate::durability::error::JobError;
@@ -83,29 +91,16 @@ pub struct Accrued {
     pub egress_entries: u64,
 }
 
-/// Record issued get tokens (serial, worker, budget, expiry), so claims can be capped and paid.
-pub async fn record_issued(db: &Db, issued: &[crate::grants::Issued]) -> Result<(), StoreError> {
-    if issued.is_empty() {
-        return Ok(());
-    }
-    let claims: Vec<ledger::Claim> = issued
-        .iter()
-        .map(|i| ledger::Claim {
-            serial: i.serial.to_hex(),
-            node: i.node.to_hex(),
-            budget: i.budget,
-            expires_at: i.expires_at,
-        })
-        .collect();
-    ledger::record_issued(db, &claims).await
-}
-
-/// Take a worker's claims: the bytes it served per serial (totals, capped by the budget; a
-/// serial issued to another worker, unknown or already paid is ignored). Returns claims taken.
+/// Take a worker's claims: the bytes it served per serial (totals, capped by the budget). A claim
+/// opens its serial when it carries a get token signed by `issuer` for this worker and is early
+/// enough; a claim for a serial not open (no token, a forged one, another worker's, too late) or
+/// already paid is ignored. Returns claims taken.
 pub async fn record_claims(
     db: &Db,
+    issuer: &PublicKey,
     node: &str,
     claims: &[disktro_core::api::node::EgressClaim],
+    now: i64,
 ) -> Result<u64, StoreError> {
     if claims.is_empty() {
         return Ok(0);
@@ -113,10 +108,41 @@ pub async fn record_claims(
     let mut taken = 0;
     let mut tx = db.begin_write().await?;
     for c in claims {
-        taken += u64::from(ledger::raise_claim(&mut tx, &c.serial.to_hex(), node, c.bytes).await?);
+        let serial = c.serial.to_hex();
+        if let Some(bytes) = &c.token {
+            match claimable(bytes, issuer, node, &c.serial, now) {
+                Some(token) => {
+                    let claim = ledger::Claim {
+                        serial: serial.clone(),
+                        node: node.to_owned(),
+                        budget: token.byte_budget,
+                        expires_at: token.expires_at,
+                    };
+                    ledger::open_claim(&mut tx, &claim).await?;
+                }
+                None => {
+                    tracing::warn!(node, serial, "an egress claim carried a token that does not stand");
+                    continue;
+                }
+            }
+        }
+        taken += u64::from(ledger::raise_claim(&mut tx, &serial, node, c.bytes).await?);
     }
     tx.commit().await?;
     Ok(taken)
+}
+
+/// The get token in `bytes`, if it is signed by `issuer`, issued to `node` under `serial`, and
+/// its claims are still open at `now`.
+fn claimable(bytes: &[u8], issuer: &PublicKey, node: &str, serial: &Serial, now: i64) -> Option<Token> {
+    let token = Token::decode(bytes).ok()?;
+    let open_until = i64::try_from(token.expires_at).ok()?.saturating_add(CLAIM_GRACE);
+    (token.issuer == *issuer
+        && token.operation == Operation::Get
+        && token.worker.to_hex() == node
+        && token.serial == *serial
+        && now < open_until)
+        .then_some(token)
 }
 
 /// Write `e` as it is (its hashes already set). Only [`accrue`] appends; tests use this to put

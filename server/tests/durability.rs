@@ -949,37 +949,76 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             .unwrap()
             .try_get("e")
             .unwrap();
-        // Tried: a claim above the token's budget, and one for another worker's serial, before
-        // settlement. Must hold: capped at the budget; ignored.
+        // Reading the file issued tokens and recorded nothing: no claim opens before a worker
+        // presents its token.
         let fresh = a.api.file(&ids[1]).await.unwrap();
         let victim = &fresh.nodes[0];
-        let serial = disktro_core::token::Token::decode(&victim.tokens[0].token)
-            .unwrap()
-            .serial;
-        let budget: i64 = sqlx::query("SELECT budget FROM egress_claims WHERE serial = $1")
+        let token = disktro_core::token::Token::decode(&victim.tokens[0].token).unwrap();
+        let (serial, budget) = (token.serial, token.byte_budget as i64);
+        let open = |serial: disktro_core::Serial| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("SELECT COUNT(*) AS n FROM egress_claims WHERE serial = $1")
+                    .bind(serial.to_hex())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                    .get::<i64, _>("n")
+            }
+        };
+        assert_eq!(open(serial).await, 0, "issuing a get token wrote a claim");
+        // Tried: a claim above the token's budget; the same token claimed by another worker; a
+        // claim with no token for a serial never opened; a token signed by another key; a token
+        // presented after its claims closed. Must hold: capped at the budget; the rest ignored.
+        let issuer = ctx.key.public();
+        let now = disktro_server::context::unix_now();
+        let greedy = disktro_core::api::node::EgressClaim {
+            serial,
+            bytes: (budget * 10) as u64,
+            token: Some(victim.tokens[0].token.clone()),
+        };
+        let other = fresh.nodes[1].node_id.to_hex();
+        let victim_hex = victim.node_id.to_hex();
+        let claim = |node: String, claims: Vec<disktro_core::api::node::EgressClaim>, at: i64| {
+            let ctx = Arc::clone(&ctx);
+            async move {
+                rewards::record_claims(&ctx.db, &issuer, &node, &claims, at)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(claim(other, vec![greedy.clone()], now).await, 0);
+        let tokenless = disktro_core::api::node::EgressClaim {
+            serial: disktro_core::Serial::random(),
+            bytes: 1000,
+            token: None,
+        };
+        assert_eq!(claim(victim_hex.clone(), vec![tokenless], now).await, 0);
+        let forger = disktro_core::keys::Keypair::generate();
+        let forged = disktro_core::token::Token {
+            serial: disktro_core::Serial::random(),
+            issuer: forger.public(),
+            ..token.clone()
+        }
+        .sign(&forger)
+        .unwrap();
+        let forged_claim = disktro_core::api::node::EgressClaim {
+            serial: disktro_core::token::Token::decode(&forged).unwrap().serial,
+            bytes: 1000,
+            token: Some(disktro_core::api::Base64::new(forged)),
+        };
+        assert_eq!(claim(victim_hex.clone(), vec![forged_claim], now).await, 0);
+        let too_late = token.expires_at as i64 + rewards::CLAIM_GRACE;
+        assert_eq!(claim(victim_hex.clone(), vec![greedy.clone()], too_late).await, 0);
+        assert_eq!(open(serial).await, 0);
+        assert_eq!(claim(victim_hex.clone(), vec![greedy], now).await, 1);
+        let capped: i64 = sqlx::query("SELECT bytes FROM egress_claims WHERE serial = $1")
             .bind(serial.to_hex())
             .fetch_one(&pool)
             .await
             .unwrap()
-            .try_get("budget")
-            .unwrap();
-        let greedy = disktro_core::api::node::EgressClaim {
-            serial,
-            bytes: (budget * 10) as u64,
-        };
-        let other = fresh.nodes[1].node_id.to_hex();
-        assert_eq!(
-            rewards::record_claims(&ctx.db, &other, std::slice::from_ref(&greedy))
-                .await
-                .unwrap(),
-            0
-        );
-        assert_eq!(
-            rewards::record_claims(&ctx.db, &victim.node_id.to_hex(), &[greedy])
-                .await
-                .unwrap(),
-            1
-        );
+            .get("bytes");
+        assert_eq!(capped, budget);
         served.insert(
             victim.node_id.to_hex(),
             served.get(&victim.node_id.to_hex()).copied().unwrap_or(0) + budget,

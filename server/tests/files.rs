@@ -972,3 +972,101 @@ async fn a_password_typed_in_another_unicode_form_opens_the_account() {
         server.stop();
     }
 }
+
+/// Everything the database holds, as far as a write could show: every table's row count, on
+/// PostgreSQL a digest of every table's rows, on SQLite the `data_version` seen by `watcher` (a
+/// connection of its own, which sees it change whenever another connection commits).
+async fn database_state(backend: &str, pool: &sqlx::AnyPool, watcher: &sqlx::AnyPool) -> Vec<(String, String)> {
+    let tables: Vec<String> = if backend == "sqlite" {
+        sqlx::query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    } else {
+        sqlx::query(
+            "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename",
+        )
+    }
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>("name"))
+    .collect();
+    let mut state = Vec::new();
+    for table in tables {
+        // Table names come from the database's own catalogue.
+        let count: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get("n");
+        let digest = if backend == "sqlite" {
+            String::new()
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) AS h FROM {table} t"
+            )))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get("h")
+        };
+        state.push((table, format!("{count} {digest}")));
+    }
+    if backend == "sqlite" {
+        let version: i64 = sqlx::query("PRAGMA data_version")
+            .fetch_one(watcher)
+            .await
+            .unwrap()
+            .get(0);
+        state.push(("data_version".to_owned(), version.to_string()));
+    }
+    state
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_a_file_writes_nothing() {
+    use tower::ServiceExt as _;
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &[]).await;
+        let (ada, api) = person(&anon, "ada@example.org").await;
+        let data = random_bytes(3 * CHUNK as usize + 7, 4);
+        let (id, _) = put_file(&api, &ada, &data, "read me").await;
+        // The server process (its heartbeats and background jobs write) stops; the same
+        // database is served in this process with nothing else running.
+        server.stop();
+        let ctx = disktro_server::Context::open(db.dir.path(), &db.url, Some("j".to_owned()), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let app = disktro_server::app(
+            disktro_server::site_options("target/site", "127.0.0.1:0".parse().unwrap()),
+            Arc::new(ctx),
+        );
+        let pool = db_pool(&db.url).await;
+        let watcher = sqlx::pool::PoolOptions::<sqlx::Any>::new()
+            .max_connections(1)
+            .connect(&db.url)
+            .await
+            .unwrap();
+        let before = database_state(db.backend, &pool, &watcher).await;
+
+        // Tried: 20 reads of the file (manifest, placement, get tokens for every worker). Must
+        // hold: each answers 200 with tokens, and the database is exactly as it was.
+        for _ in 0..20 {
+            let request = axum::http::Request::builder()
+                .uri(format!("/api/v1/files/{id}"))
+                .header("authorization", format!("Bearer {}", ada.token))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let answer = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(answer.status(), 200, "{}", db.backend);
+            let body = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+            let read: Value = serde_json::from_slice(&body).unwrap();
+            assert!(!read["nodes"][0]["tokens"].as_array().unwrap().is_empty());
+        }
+        assert_eq!(
+            database_state(db.backend, &pool, &watcher).await,
+            before,
+            "{}",
+            db.backend
+        );
+    }
+}

@@ -254,9 +254,10 @@ impl Control {
             listings,
             egress_claims: claims
                 .iter()
-                .map(|(serial, bytes)| api::EgressClaim {
-                    serial: *serial,
-                    bytes: *bytes,
+                .map(|c| api::EgressClaim {
+                    serial: c.serial,
+                    bytes: c.bytes,
+                    token: c.token.as_deref().map(disktro_core::api::Base64::from),
                 })
                 .collect(),
             revocations_since: self.revocations_since.load(Ordering::Relaxed),

@@ -173,9 +173,9 @@ async fn put(node: &Arc<Node>, token: &[u8], shard: ShardId, data: Vec<u8>) -> R
     Ok(Body::Receipt { receipt }.into())
 }
 
-async fn get(node: &Arc<Node>, memory: &ConnectionMemory, token: &[u8], shard: ShardId) -> Result<Response, Refused> {
+async fn get(node: &Arc<Node>, memory: &ConnectionMemory, signed: &[u8], shard: ShardId) -> Result<Response, Refused> {
     let now = unix_now();
-    let token = node.admission.check(token, Operation::Get, now)?;
+    let token = node.admission.check(signed, Operation::Get, now)?;
     if !token.covers(&shard) {
         return Err(not_in_scope());
     }
@@ -187,7 +187,7 @@ async fn get(node: &Arc<Node>, memory: &ConnectionMemory, token: &[u8], shard: S
     match blocking(node, move |n| n.store.get(&shard)).await {
         Ok(Ok(data)) => {
             node.add_egress(data.len() as u64);
-            node.record_served(token.serial, token.expires_at, data.len() as u64);
+            node.record_served(token.serial, token.expires_at, signed, data.len() as u64);
             Ok(Response {
                 body: Body::ShardData { shard, data },
                 memory: Some(memory),

@@ -9,7 +9,7 @@ use std::time::Instant;
 use disktro_core::keys::Keypair;
 use std::collections::HashMap;
 
-use disktro_core::api::node::MAX_CLAIMS_PER_HEARTBEAT;
+use disktro_core::api::node::{MAX_CLAIM_TOKEN_BYTES, MAX_CLAIMS_PER_HEARTBEAT};
 use disktro_core::{NodeId, Serial, ShardId};
 
 use crate::admission::Admission;
@@ -23,11 +23,23 @@ use crate::store::ShardStore;
 const MAX_PENDING_REPORTS: usize = 10_000;
 
 /// Bytes served under one get token, and how much of that the server has acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Served {
     bytes: u64,
     reported: u64,
     expires_at: u64,
+    /// The token, sent with the claims until a heartbeat carrying it is answered (the server
+    /// opens the serial's claim from it); then `None`.
+    token: Option<Arc<[u8]>>,
+}
+
+/// A claim for the next heartbeat: the bytes served under a serial so far, and the token when
+/// the server has not had it yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingClaim {
+    pub serial: Serial,
+    pub bytes: u64,
+    pub token: Option<Arc<[u8]>>,
 }
 
 /// Bytes moved since start.
@@ -98,34 +110,49 @@ impl Node {
         self.traffic.egress.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Count `bytes` served under the get token `serial`, to be claimed for egress rewards.
-    pub fn record_served(&self, serial: Serial, expires_at: u64, bytes: u64) {
+    /// Count `bytes` served under the get token `serial` (its signed bytes `token`), to be
+    /// claimed for egress rewards.
+    pub fn record_served(&self, serial: Serial, expires_at: u64, token: &[u8], bytes: u64) {
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = served.entry(serial).or_insert(Served {
+        let entry = served.entry(serial).or_insert_with(|| Served {
             bytes: 0,
             reported: 0,
             expires_at,
+            token: Some(Arc::from(token)),
         });
         entry.bytes = entry.bytes.saturating_add(bytes);
     }
 
-    /// Claims not yet acknowledged: (serial, total bytes served under it).
-    pub fn pending_claims(&self) -> Vec<(Serial, u64)> {
+    /// Claims not yet acknowledged, with their tokens while the server has not had them (at most
+    /// [`MAX_CLAIM_TOKEN_BYTES`] of tokens: the rest wait for the next heartbeat).
+    pub fn pending_claims(&self) -> Vec<PendingClaim> {
         let served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut token_bytes = 0;
         served
             .iter()
             .filter(|(_, s)| s.bytes > s.reported)
+            .filter(|(_, s)| {
+                let len = s.token.as_ref().map_or(0, |t| t.len());
+                token_bytes += len;
+                len == 0 || token_bytes <= MAX_CLAIM_TOKEN_BYTES
+            })
             .take(MAX_CLAIMS_PER_HEARTBEAT)
-            .map(|(serial, s)| (*serial, s.bytes))
+            .map(|(serial, s)| PendingClaim {
+                serial: *serial,
+                bytes: s.bytes,
+                token: s.token.clone(),
+            })
             .collect()
     }
 
-    /// The server took these claims; forget tokens that have expired and are fully claimed.
-    pub fn claimed(&self, delivered: &[(Serial, u64)], now: u64) {
+    /// The server took these claims (and so has their tokens); forget tokens that have expired
+    /// and are fully claimed.
+    pub fn claimed(&self, delivered: &[PendingClaim], now: u64) {
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        for (serial, bytes) in delivered {
-            if let Some(s) = served.get_mut(serial) {
-                s.reported = s.reported.max(*bytes);
+        for claim in delivered {
+            if let Some(s) = served.get_mut(&claim.serial) {
+                s.reported = s.reported.max(claim.bytes);
+                s.token = None;
             }
         }
         served.retain(|_, s| s.bytes > s.reported || s.expires_at > now);

@@ -16,6 +16,8 @@ pub const REGISTER_DOMAIN: &str = "register";
 pub const HEARTBEAT_DOMAIN: &str = "heartbeat";
 /// Egress claims sent in one heartbeat at most; the rest wait for the next.
 pub const MAX_CLAIMS_PER_HEARTBEAT: usize = 4096;
+/// Bytes of tokens the claims of one heartbeat carry at most (a token lists up to 1,024 shards).
+pub const MAX_CLAIM_TOKEN_BYTES: usize = 192 << 10;
 /// Revocations one heartbeat answer carries at most; the worker asks again from the newest.
 pub const MAX_REVOCATIONS_PER_ACK: usize = 10_000;
 
@@ -95,6 +97,11 @@ pub struct EgressClaim {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub serial: Serial,
     pub bytes: u64,
+    /// The get token itself, base64url, until a heartbeat carrying it was answered: the server
+    /// records nothing when it issues get tokens, and opens a serial's claim from the token.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub token: Option<crate::api::Base64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

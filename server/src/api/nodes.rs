@@ -49,7 +49,15 @@ pub async fn heartbeat(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<HeartbeatAck>, ServerError> {
-    let ack = nodes::heartbeat(&ctx.db, ctx.heartbeat_interval, &body, signature(&headers), unix_now()).await?;
+    let ack = nodes::heartbeat(
+        &ctx.db,
+        &ctx.key.public(),
+        ctx.heartbeat_interval,
+        &body,
+        signature(&headers),
+        unix_now(),
+    )
+    .await?;
     Ok(Json(ack))
 }
 

@@ -1,12 +1,12 @@
 //! The operators' ledger (`ledger`, append-only, hash-chained by [`crate::rewards`]) and the
-//! egress claims it settles (`egress_claims`: one row per issued get token).
+//! egress claims it settles (`egress_claims`: one row per get token a worker has claimed for).
 
 use sqlx::Row as _;
 
 use super::{Db, StoreError, Tx, to_i64};
 use crate::rewards::{DailyEarnings, Entry};
 
-/// An issued get token: its serial, worker, byte budget and expiry.
+/// A get token a worker claims for, as the server signed it: serial, worker, budget, expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub serial: String,
@@ -15,22 +15,19 @@ pub struct Claim {
     pub expires_at: u64,
 }
 
-/// Record issued tokens, in one transaction; a serial already recorded is kept as it is.
-pub async fn record_issued(db: &Db, issued: &[Claim]) -> Result<(), StoreError> {
-    let mut tx = db.begin_write().await?;
-    for c in issued {
-        sqlx::query(
-            "INSERT INTO egress_claims (serial, node_id, budget, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (serial) DO NOTHING",
-        )
-        .bind(&c.serial)
-        .bind(&c.node)
-        .bind(to_i64(c.budget))
-        .bind(to_i64(c.expires_at))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
+/// Open the claim row of a token a worker presented (its signature checked by the caller); a
+/// serial already open is kept as it is.
+pub async fn open_claim(tx: &mut Tx, c: &Claim) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO egress_claims (serial, node_id, budget, expires_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (serial) DO NOTHING",
+    )
+    .bind(&c.serial)
+    .bind(&c.node)
+    .bind(to_i64(c.budget))
+    .bind(to_i64(c.expires_at))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
