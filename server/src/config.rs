@@ -20,6 +20,10 @@ pub struct Args {
     #[arg(long, env = "DISKTRO_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Run a tool instead of the server.
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
     /// Address to listen on (port 0 picks a free port; the bound address is logged) [default: 127.0.0.1:3000].
     #[arg(long, env = "DISKTRO_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -69,7 +73,8 @@ pub struct Args {
     /// Time between repair passes [default: 1m].
     #[arg(long, env = "DISKTRO_REPAIR_INTERVAL")]
     pub repair_interval: Option<String>,
-    /// Repair chunks with at most k + this many healthy shards [default: 2].
+    /// Chunks with at most k + this many healthy shards are reported at risk; every chunk below
+    /// k + m is repaired, fewest healthy first [default: 2].
     #[arg(long, env = "DISKTRO_REPAIR_MARGIN")]
     pub repair_margin: Option<u32>,
     /// Chunks repaired at once [default: 4].
@@ -90,6 +95,14 @@ pub struct Args {
     /// Directory holding the built site (the `pkg/` bundle and static assets) [default: target/site].
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+}
+
+/// Tools the server binary runs instead of serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// How likely a file is to become unreadable: in an outage of part of the network, and per
+    /// year under node churn with repair (the durability model; see DESIGN.md).
+    Durability(crate::durability::model::Args),
 }
 
 /// Settings after defaults, units and checks.

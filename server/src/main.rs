@@ -13,7 +13,17 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let args = Args::parse().into_settings()?;
+    let mut args = Args::parse();
+    if let Some(disktro_server::config::Command::Durability(model)) = args.command.take() {
+        let report = disktro_server::durability::model::report(&model).map_err(anyhow::Error::msg)?;
+        // The report is the command's output, not a log line.
+        #[allow(clippy::print_stdout)]
+        {
+            print!("{report}");
+        }
+        return Ok(());
+    }
+    let args = args.into_settings()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
     let database_url = args

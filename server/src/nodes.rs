@@ -91,6 +91,9 @@ pub async fn register(
         ));
     }
     check_len("zone", &r.zone, 64)?;
+    if !r.operator.is_empty() {
+        check_len("operator", &r.operator, 64)?;
+    }
     check_len("version", &r.version, 32)?;
     let node_id = key.node_id();
     store::nodes::register(db, &node_id.to_hex(), &r, now).await?;
@@ -120,6 +123,9 @@ pub async fn heartbeat(
     check_clock(beat.sent_at, now)?;
     check_len("url", &beat.url, 512)?;
     check_len("zone", &beat.zone, 64)?;
+    if !beat.operator.is_empty() {
+        check_len("operator", &beat.operator, 64)?;
+    }
     check_len("version", &beat.version, 32)?;
     let reports = &beat.corrupt_shards[..beat.corrupt_shards.len().min(MAX_REPORTS_PER_HEARTBEAT)];
     let scrub = serde_json::to_string(&beat.scrub).map_err(|_| ServerError::internal("scrub report"))?;
@@ -131,10 +137,14 @@ pub async fn heartbeat(
         ));
     }
     store::nodes::add_sample(&mut tx, &beat, now - now.rem_euclid(SAMPLE_EVERY)).await?;
+    let mut losses = 0;
     for shard in reports {
-        store::health::mark_lost(&mut tx, &node, &shard.to_hex(), "corrupt", now).await?;
+        losses += u64::from(store::health::mark_reported_corrupt(&mut tx, &node, &shard.to_hex(), now).await?);
     }
     tx.commit().await?;
+    // Bit rot the node found itself still counts as a loss, at the same weight as a failed
+    // audit: rare rot is earned back, sustained loss is not (see reputation).
+    crate::durability::reputation::record_losses(db, &node, losses, now).await?;
     if !beat.corrupt_shards.is_empty() {
         tracing::warn!(node_id = %beat.node_id, count = beat.corrupt_shards.len(), "node reported corrupt shards");
     }
@@ -143,13 +153,19 @@ pub async fn heartbeat(
         .len()
         .min(disktro_core::api::node::MAX_CLAIMS_PER_HEARTBEAT)];
     crate::rewards::record_claims(db, issuer, &node, claims, now).await?;
-    let list_buckets =
-        crate::durability::holdings::on_heartbeat(db, &node, beat.inventory.as_ref(), &beat.listings, now)
-            .await
-            .map_err(|e| {
-                tracing::warn!(node_id = %beat.node_id, error = %format!("{e:#}"), "comparing holdings");
-                ServerError::internal("comparing the node's holdings failed")
-            })?;
+    let list_buckets = crate::durability::holdings::on_heartbeat(
+        db,
+        &node,
+        beat.inventory.as_ref(),
+        &beat.listings,
+        i64::try_from(beat.sent_at).unwrap_or(now),
+        now,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(node_id = %beat.node_id, error = %format!("{e:#}"), "comparing holdings");
+        ServerError::internal("comparing the node's holdings failed")
+    })?;
     let revoked = store::uploads::revocations(
         db,
         &beat.node_id,

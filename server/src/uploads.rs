@@ -2,9 +2,9 @@
 //! owner-signed manifest, sealed metadata, the wrapped file key) and where each shard lives.
 //!
 //! **Begin** takes the client's file id, size and wished (k, m), chooses the redundancy the
-//! network can give ([`placement::choose_redundancy`]), places every shard
-//! ([`placement::place_chunk`]) and hands out one put grant per worker used, budgeted for exactly
-//! the shards placed there at their largest. The sum of those budgets (the file stored raw:
+//! network can give ([`placement::choose_redundancy`]), places every shard under the
+//! failure-domain rules ([`placement::Placer`]) and hands out one put grant per worker used,
+//! budgeted for exactly the shards placed there at their largest. The sum of those budgets (the file stored raw:
 //! compression may make it smaller, but the server cannot know that yet) is **reserved** from the
 //! account's quota while the upload is open, so open uploads can never be granted more storage
 //! than the account has; an account has at most [`MAX_OPEN_UPLOADS`] open.
@@ -136,12 +136,15 @@ pub async fn begin(
         .map(|w| Candidate {
             node_id: w.node_id,
             zone: w.zone.clone(),
+            operator: w.operator.clone(),
         })
         .collect();
     let total = redundancy.total();
     let placement = tokio::task::spawn_blocking(move || {
+        let placer = placement::Placer::new(&candidates, &[], total)?;
+        let all: Vec<usize> = (0..total).collect();
         (0..count)
-            .map(|c| placement::place_chunk(&candidates, &file_id, c, total))
+            .map(|c| placer.place(&file_id, c, &all))
             .collect::<Result<Vec<_>, _>>()
     })
     .await
@@ -429,7 +432,7 @@ pub async fn commit(
         },
     )
     .await?;
-    store::files::insert_shards(&mut tx, &file_hex, &rows).await?;
+    store::files::insert_shards(&mut tx, &file_hex, &rows, now).await?;
     tx.commit().await?;
     tracing::info!(file = %file_hex, chunks = m.chunks.len(), stored, "file committed");
 

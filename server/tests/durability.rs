@@ -123,6 +123,15 @@ impl Worker {
         let _ = self.child.wait();
     }
 
+    /// Stop the worker the way an operator's service manager does (SIGTERM), and wait.
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+
     fn shard_path(&self, id: &str) -> PathBuf {
         let id = id.parse().expect("a shard id");
         disktro_worker::store::shard_file(&self.dir.path().join("data"), &id)
@@ -362,6 +371,16 @@ async fn put(a: &Account, data: &[u8], name: &str) -> String {
     .to_hex()
 }
 
+/// Upload [`mixed_files`]; returns them and their ids.
+async fn put_mixed_files(a: &Account) -> (Vec<Vec<u8>>, Vec<String>) {
+    let files = mixed_files();
+    let mut ids = Vec::new();
+    for (i, data) in files.iter().enumerate() {
+        ids.push(put(a, data, &format!("file-{i}")).await);
+    }
+    (files, ids)
+}
+
 async fn get(a: &Account, file_id: &str) -> Vec<u8> {
     let answer = a.api.file(file_id).await.unwrap();
     let key = a.me.file_key(&answer.file_id, answer.wrapped_key.as_deref()).unwrap();
@@ -428,11 +447,7 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
             db_case.backend
         );
         let a = account(&server.url).await;
-        let files = mixed_files();
-        let mut ids = Vec::new();
-        for (i, data) in files.iter().enumerate() {
-            ids.push(put(&a, data, &format!("file-{i}")).await);
-        }
+        let (files, ids) = put_mixed_files(&a).await;
         assert!(eventually(Duration::from_secs(20), || all_full(&server.url)).await);
         let chunks = durability(&server.url).await["chunks"].as_i64().unwrap();
 
@@ -504,6 +519,143 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
         pool.close().await;
         server.stop();
     }
+}
+
+/// Every node of `ids` is no longer counted online (so its shards count as lost).
+async fn seen_offline(url: &str, ids: &[String]) -> bool {
+    let limit = Duration::from_secs(30);
+    eventually(limit, || async {
+        let mut all = true;
+        for id in ids {
+            all &= node(url, id).await["status"] != "online";
+        }
+        all
+    })
+    .await
+}
+
+/// Most shards of one chunk in one zone, over every chunk.
+async fn most_per_zone(pool: &sqlx::AnyPool) -> i64 {
+    sqlx::query(
+        "SELECT COALESCE(MAX(n), 0) AS most FROM (SELECT COUNT(*) AS n FROM file_shards s \
+         JOIN nodes z ON z.node_id = s.node_id GROUP BY s.file_id, s.chunk, z.zone) AS per_zone",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+    .try_get("most")
+    .unwrap()
+}
+
+/// The chaos test of failure domains: 20 worker processes in 5 zones of 4, 30 files of mixed
+/// sizes (1 B to 1.5 MB, random and text) uploaded through the client library the CLI runs.
+///
+/// Tried, in order:
+/// 1. two whole zones stopped at once (8 of 20 workers: one zone SIGKILLed, one SIGTERMed).
+///    Must hold: every file downloads byte-identical at once, before any repair: no zone held
+///    more than 2 of a chunk's 10 shards. Repair then brings every chunk back to 10 healthy
+///    shards on the 12 workers left, at most 4 per zone (all 3 zones left can give).
+/// 2. the two zones come back, then a random wave kills 4 of the 20. Must hold: every chunk is
+///    back to full before the second wave.
+/// 3. a second random wave of 4. Must hold: every file still reads byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_survive_two_lost_zones_and_waves_of_failures() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+    let zone_args: Vec<[String; 2]> = (0..20)
+        .map(|i| ["--zone".to_owned(), format!("zone-{}", i % 5)])
+        .collect();
+    let args = |i: usize| -> Vec<&str> { zone_args[i].iter().map(String::as_str).collect() };
+    let mut workers: Vec<Option<Worker>> = (0..20)
+        .map(|i| Some(Worker::start(&server.url, &args(i), None)))
+        .collect();
+    assert!(wait_online(&server.url, 20).await, "20 workers online");
+    let a = account(&server.url).await;
+    let (files, ids) = put_mixed_files(&a).await;
+    assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
+    let pool = db(&db_case.url).await;
+    assert_eq!(
+        most_per_zone(&pool).await,
+        2,
+        "a zone holds more than 2 of a chunk's shards"
+    );
+    let d = durability(&server.url).await;
+    assert_eq!(
+        (d["zones"].as_u64(), d["zones_survivable"].as_u64()),
+        (Some(5), Some(2)),
+        "{d}"
+    );
+
+    // 1. Zones 0 and 1 go at once.
+    let started = Instant::now();
+    for (i, w) in workers.iter_mut().enumerate() {
+        let w = w.as_mut().unwrap();
+        match i % 5 {
+            0 => w.kill(),
+            1 => w.terminate(),
+            _ => {}
+        }
+    }
+    for (data, id) in files.iter().zip(&ids) {
+        assert!(get(&a, id).await == *data, "file {id} differs with two zones down");
+    }
+    let gone: Vec<String> = (0..20)
+        .filter(|i| i % 5 < 2)
+        .map(|i| workers[i].as_ref().unwrap().node_id.clone())
+        .collect();
+    assert!(seen_offline(&server.url, &gone).await);
+    let repaired = eventually(Duration::from_secs(120), || all_full(&server.url)).await;
+    assert!(
+        repaired,
+        "not back to full on 3 zones: {}\n{}",
+        durability(&server.url).await,
+        server.log_text()
+    );
+    eprintln!(
+        "two zones lost: every chunk back to 10 healthy shards on the 3 zones left in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(most_per_zone(&pool).await <= 4);
+
+    // 2. The zones come back (their data is still on disk: it is now surplus, collected); a
+    // random wave takes 4 of the 20.
+    for i in (0..20).filter(|i| i % 5 < 2) {
+        let w = workers[i].take().unwrap();
+        workers[i] = Some(w.restart(&server.url, &args(i)));
+    }
+    assert!(wait_online(&server.url, 20).await, "the zones did not come back");
+    let mut order: Vec<usize> = (0..20).collect();
+    order.sort_by_key(|i| blake3::hash(&[u8::try_from(*i).unwrap(), 7]).as_bytes()[0]);
+    let started = Instant::now();
+    for &i in &order[..4] {
+        workers[i].as_mut().unwrap().kill();
+    }
+    let gone: Vec<String> = order[..4]
+        .iter()
+        .map(|&i| workers[i].as_ref().unwrap().node_id.clone())
+        .collect();
+    assert!(seen_offline(&server.url, &gone).await);
+    let repaired = eventually(Duration::from_secs(120), || all_full(&server.url)).await;
+    assert!(
+        repaired,
+        "not back to full after the first wave: {}",
+        durability(&server.url).await
+    );
+    eprintln!(
+        "first wave (4 random workers): back to full in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 3. The second wave, before anything else changes.
+    for &i in &order[4..8] {
+        workers[i].as_mut().unwrap().kill();
+    }
+    for (data, id) in files.iter().zip(&ids) {
+        assert!(get(&a, id).await == *data, "file {id} differs after the second wave");
+    }
+    pool.close().await;
+    server.stop();
 }
 
 /// Tried: an honest worker SIGKILLed while the server still counts it online (the default 10 s
@@ -644,14 +796,16 @@ async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db_case = databases().await.remove(0);
     let server = start_server(db_case.dir.path(), &db_case.url, &[]);
-    // Worker 0 deletes shards; worker 1 deletes shards and goes silent when audited on them;
-    // worker 2 answers everything 1 s late (half the audit timeout). Long inventory intervals
-    // keep their own listings from reporting the losses first: audits must find them.
+    // Worker 0 deletes shards and its own inventory reports them missing within seconds;
+    // worker 1 deletes shards and goes silent when audited on them, and its long inventory
+    // interval keeps its listings from reporting the losses: audits must find them. Worker 2
+    // answers everything 1 s late (half the audit timeout).
     let (silent_url, silent_addr) = proxy(Policy::WithholdMissingAudits).await;
     let (slow_url, slow_addr) = proxy(Policy::Delay(Duration::from_secs(1))).await;
     let quiet = ["--inventory-interval", "1h"];
+    let telling = ["--inventory-interval", "2s"];
     let mut workers = vec![
-        Worker::start(&server.url, &quiet, None),
+        Worker::start(&server.url, &telling, None),
         Worker::start(&server.url, &quiet, Some(&silent_url)),
         Worker::start(&server.url, &quiet, Some(&slow_url)),
     ];
@@ -660,11 +814,7 @@ async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
     workers.extend((3..14).map(|_| Worker::start(&server.url, &quiet, None)));
     assert!(wait_online(&server.url, 14).await);
     let a = account(&server.url).await;
-    let files = mixed_files();
-    let mut ids = Vec::new();
-    for (i, data) in files.iter().enumerate() {
-        ids.push(put(&a, data, &format!("file-{i}")).await);
-    }
+    let (files, ids) = put_mixed_files(&a).await;
     assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
 
     // Tried: workers 0 and 1 silently delete every tenth shard they hold.
@@ -674,13 +824,21 @@ async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
         let held = w.shards_on_disk();
         before.push((audited(&node(&server.url, &w.node_id).await), held.len() as i64));
         let doomed: Vec<&String> = held.iter().step_by(10).collect();
-        assert!(doomed.len() >= 5, "{} shards held: too few to lose 10%", held.len());
+        assert!(
+            doomed.len() >= 5,
+            "{} shards held: too few to lose 10%: {}\n{}",
+            held.len(),
+            node(&server.url, &w.node_id).await,
+            server.log_text()
+        );
         for id in doomed {
             std::fs::remove_file(w.shard_path(id)).unwrap();
         }
     }
-    // Must hold: both disqualified within two audit windows of their shards: fewer resolved
-    // audits after the loss than twice the shards held. (The silent one's failures resolve only
+    // Must hold: both disqualified, whether their inventory admits the losses or not: the one
+    // that reports them is charged each missing shard as a failed audit; the silent one within
+    // two audit windows of its shards: fewer resolved audits after the loss than twice the
+    // shards held. (The silent one's failures resolve only
     // after 4 timed-out rounds each, while its other shards keep passing; the figures found are
     // printed: 12 and 39 audits in one run, 127 for the silent one in another.)
     let cheats = [workers[0].node_id.clone(), workers[1].node_id.clone()];
@@ -693,7 +851,7 @@ async fn cheating_workers_are_disqualified_and_an_honest_slow_one_is_not() {
     })
     .await;
     assert!(caught, "cheaters not disqualified:\n{}", server.log_text());
-    for ((who, n), (audits_before, held)) in ["deleter", "silent"].iter().zip(&cheats).zip(&before) {
+    for ((who, n), (audits_before, held)) in ["reported by its inventory", "silent"].iter().zip(&cheats).zip(&before) {
         let v = node(&server.url, n).await;
         let audits = audited(&v) - audits_before;
         eprintln!(

@@ -64,6 +64,7 @@ fn registration(node: &Keypair, join: &str, sent_at: u64) -> Vec<u8> {
         public_key: node.public(),
         url: "ws://127.0.0.1:4999".to_owned(),
         zone: "rack-1".to_owned(),
+        operator: String::new(),
         capacity: 1 << 30,
         version: "0.1.0".to_owned(),
         sent_at,
@@ -77,6 +78,7 @@ fn heartbeat(node: &Keypair, sent_at: u64, corrupt: Vec<disktro_core::ShardId>) 
         sent_at,
         url: "ws://127.0.0.1:4999".to_owned(),
         zone: "rack-1".to_owned(),
+        operator: "alice".to_owned(),
         version: "0.1.0".to_owned(),
         uptime_secs: 42,
         capacity: 1 << 30,
@@ -175,8 +177,11 @@ async fn registration_heartbeats_and_the_node_list() {
             "{}",
             db.backend
         );
+        // The reported shard belongs to no file placed on this node (an orphan or a collected
+        // copy): nobody's loss, so nothing is recorded and the node is not charged for it. (The
+        // durability tests report placed shards.)
         let reports = disktro_server::nodes::corrupt_reports(&ctx.db).await.unwrap();
-        assert_eq!(reports, vec![(node.public().node_id().to_hex(), shard.to_hex())]);
+        assert_eq!(reports, vec![], "{}", db.backend);
 
         // Tried: the same heartbeat again (a replay). Must hold: 409 stale_heartbeat.
         let (status, v) = post(

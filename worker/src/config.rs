@@ -74,6 +74,8 @@ pub struct WorkerConfig {
     pub server: Option<String>,
     pub join_token: Option<String>,
     pub zone: String,
+    /// Who runs this node (a failure domain beside the zone); empty: the node alone.
+    pub operator: String,
     /// Browser origins allowed to connect (`*` for any). Requests without an Origin header (the
     /// CLI, the server) are always let through: tokens, not origins, authorize requests.
     pub allowed_origins: Vec<String>,
@@ -104,6 +106,7 @@ impl WorkerConfig {
             server: None,
             join_token: None,
             zone: "default".to_owned(),
+            operator: String::new(),
             allowed_origins: Vec::new(),
             tls: None,
             issuer_key: None,
@@ -148,6 +151,11 @@ pub struct Args {
     /// Failure zone (site, rack): placement spreads a file's shards over zones [default: default].
     #[arg(long, env = "DISKTRO_WORKER_ZONE")]
     pub zone: Option<String>,
+    /// Operator (person or organization running the node): nodes of one operator may fail
+    /// together, so placement never puts more of a chunk's shards on one operator than on one
+    /// zone [default: the node is its own operator].
+    #[arg(long, env = "DISKTRO_WORKER_OPERATOR")]
+    pub operator: Option<String>,
     /// Browser origin allowed to connect (repeatable; `*` for any) [default: the server's origin].
     #[arg(
         long = "allowed-origin",
@@ -233,6 +241,9 @@ impl Args {
         }
         if let Some(zone) = pick!(zone) {
             config.zone = zone;
+        }
+        if let Some(operator) = pick!(operator) {
+            config.operator = operator;
         }
         config.allowed_origins = if self.allowed_origin.is_empty() {
             file.allowed_origin

@@ -42,6 +42,7 @@ pub struct ControlConfig {
     pub join_token: String,
     pub url: String,
     pub zone: String,
+    pub operator: String,
     pub data_dir: PathBuf,
     pub interval: Duration,
     /// A heartbeat carries an inventory summary when this long has passed since the last one.
@@ -136,6 +137,7 @@ impl Control {
             public_key: self.node.keypair.public(),
             url: self.config.url.clone(),
             zone: self.config.zone.clone(),
+            operator: self.config.operator.clone(),
             capacity: self.node.store.stats().capacity,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             sent_at: unix_now(),
@@ -239,6 +241,7 @@ impl Control {
             sent_at: unix_now(),
             url: self.config.url.clone(),
             zone: self.config.zone.clone(),
+            operator: self.config.operator.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_secs: self.node.started.elapsed().as_secs(),
             capacity: stats.capacity,

@@ -191,6 +191,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
             join_token: join_token.clone(),
             url: url.clone(),
             zone: config.zone.clone(),
+            operator: config.operator.clone(),
             data_dir: config.data_dir.clone(),
             interval: config.heartbeat_interval,
             inventory_interval: config.inventory_interval,

@@ -131,6 +131,10 @@ pub fn NetworkGlance() -> impl IntoView {
         Some(Ok(_)) => "–".to_owned(),
         _ => "…".to_owned(),
     };
+    let zones = move || match health.get() {
+        Some(Ok(d)) => format!("{} of {}", d.zones_survivable, d.zones),
+        _ => "…".to_owned(),
+    };
     view! {
         <section class="panel" aria-labelledby="glance-title">
             <h2 id="glance-title">"The network now"</h2>
@@ -150,6 +154,7 @@ pub fn NetworkGlance() -> impl IntoView {
                             <div class="stat"><span class="stat-n">{shards}</span><span class="muted">"shards"</span></div>
                             <div class="stat"><span class="stat-n">"6 + 4"</span><span class="muted">"shards per chunk (any 6 rebuild it)"</span></div>
                             <div class="stat"><span class="stat-n" data-testid="glance-full">{redundancy}</span><span class="muted">"chunks at full redundancy"</span></div>
+                            <div class="stat"><span class="stat-n" data-testid="glance-zones">{zones}</span><span class="muted">"whole zones a new file survives losing"</span></div>
                         </div>
                         <p><a href="/nodes">"All nodes →"</a></p>
                     }.into_any()

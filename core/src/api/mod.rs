@@ -632,7 +632,7 @@ pub struct DurabilityStatus {
     pub full: i64,
     /// Chunks missing at least one shard but still readable.
     pub degraded: i64,
-    /// Chunks at or below the repair threshold (k + margin).
+    /// Chunks with at most k + margin healthy shards (`--repair-margin`): the most urgent.
     pub at_risk: i64,
     /// Chunks with fewer than k healthy shards: unreadable until nodes return.
     pub unreadable: i64,
@@ -641,6 +641,13 @@ pub struct DurabilityStatus {
     pub orphan_candidates: i64,
     /// Shards whose audit timed out and is being re-challenged.
     pub contained: i64,
+    /// Zones among the workers that take new shards now.
+    #[serde(default)]
+    pub zones: u64,
+    /// Whole zones a chunk placed now with the default redundancy survives losing at once (any
+    /// of them): ⌊m / most shards per zone⌋. Every chunk also survives any m workers.
+    #[serde(default)]
+    pub zones_survivable: u64,
     /// The repairer of the replica that answered.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub repair: serde_json::Value,

@@ -32,6 +32,10 @@ pub struct Registration {
     /// Where clients reach the worker (`ws://` or `wss://`).
     pub url: String,
     pub zone: String,
+    /// Who runs the node: a second failure domain beside the zone (one operator's nodes can fail
+    /// together). Empty: the node is its own operator.
+    #[serde(default)]
+    pub operator: String,
     pub capacity: u64,
     pub version: String,
     /// Unix seconds, against replay of a captured registration.
@@ -58,6 +62,9 @@ pub struct Heartbeat {
     pub sent_at: u64,
     pub url: String,
     pub zone: String,
+    /// As in [`Registration::operator`].
+    #[serde(default)]
+    pub operator: String,
     pub version: String,
     pub uptime_secs: u64,
     pub capacity: u64,

@@ -31,6 +31,11 @@ pub enum JobError {
     RebuiltMismatch,
     #[error("no worker took shard {shard} of chunk {chunk}")]
     NoTarget { shard: usize, chunk: u64 },
+    #[error("chunk {chunk}: {source}")]
+    Placement {
+        chunk: u64,
+        source: crate::placement::PlacementError,
+    },
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

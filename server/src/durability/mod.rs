@@ -6,7 +6,7 @@
 //! | job | module | what it does |
 //! | --- | --- | --- |
 //! | `audit` | [`audit`] | challenges stored shards with random ranges; scores nodes ([`reputation`]) |
-//! | `repair` | [`repair`] | rebuilds shards of chunks down to k + margin healthy and re-places them |
+//! | `repair` | [`repair`] | rebuilds the lost shards of chunks below k + m healthy and re-places them |
 //! | `gc` | [`gc`] | deletes shards of deleted files and orphans from workers after a grace |
 //! | `rewards` | [`crate::rewards`] | accrues storage and settles egress into the operators' ledger |
 //!
@@ -22,6 +22,7 @@ pub mod error;
 pub mod fleet;
 pub mod gc;
 pub mod holdings;
+pub mod model;
 pub mod repair;
 pub mod reputation;
 
@@ -85,6 +86,12 @@ pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
     let chunks = store::health::chunk_counts(&ctx.db, since, ctx.durability.repair_margin).await?;
     let backlog = store::health::backlog(&ctx.db).await?;
     let repair = ctx.jobs.get("repair").map(|j| j.progress).unwrap_or_default();
+    let mut zones: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for w in store::nodes::writable(&ctx.db, since, 0).await? {
+        *zones.entry(w.zone).or_default() += 1;
+    }
+    let sizes: Vec<usize> = zones.into_values().collect();
+    let guarantee = crate::placement::Guarantee::of(disktro_core::shard::Redundancy::DEFAULT, &sizes);
     Ok(Status {
         chunks: chunks.chunks,
         full: chunks.full,
@@ -94,6 +101,8 @@ pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
         gc_pending: backlog.gc_pending,
         orphan_candidates: backlog.orphan_candidates,
         contained: backlog.contained,
+        zones: sizes.len() as u64,
+        zones_survivable: guarantee.map_or(0, |g| g.zones_lost as u64),
         repair,
     })
 }

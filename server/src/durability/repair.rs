@@ -1,19 +1,21 @@
 //! The repairer: brings chunks back to full redundancy.
 //!
-//! Each pass finds the chunks whose healthy shards (see [`crate::durability`]) number k + margin or
-//! fewer (and fewer than k + m), most urgent (fewest healthy) first, and repairs up to
-//! `repair_concurrency` at a time:
+//! Each pass finds the chunks with fewer than k + m healthy shards (see [`crate::durability`]),
+//! most urgent (fewest healthy) first, and repairs up to `repair_concurrency` at a time. A chunk
+//! one shard short is repaired too: waiting for a margin would leave files written or repaired
+//! during an outage below their redundancy for good.
+//!
 //!
 //! 1. fetch k healthy shards (data shards first), each checked against its id;
 //! 2. rebuild the sealed chunk with Reed-Solomon and encode it again; every one of the k + m
 //!    shard ids must equal the owner-signed manifest's, or nothing is stored;
-//! 3. put each unhealthy shard on a new worker chosen by the placement rule (online, active, with
-//!    room, holding no shard of this chunk; fewest of the chunk's shards per zone first, then XOR
-//!    distance) and verify the worker's signed receipt;
+//! 3. put each unhealthy shard on a new worker chosen by the upload's placement rules
+//!    ([`Placer`]: online, active, with room, holding no shard of this chunk, within the zone and
+//!    operator caps counting the healthy shards) and verify the worker's signed receipt;
 //! 4. in one transaction move the placement row, drop the loss report, and hand the old copy to
 //!    garbage collection (it is deleted if its worker ever comes back).
 //!
-//! Before reading anything the repairer checks that enough workers can take the rebuilt shards;
+//! Before reading anything the repairer places every lost shard (step 3's rules);
 //! a chunk it cannot repair (no worker to take a shard, too few shards readable) waits before the
 //! next try: the repair interval, doubled after each failure, at most an hour ([`next_wait`]).
 //! A chunk with fewer than k healthy shards cannot be rebuilt and is counted as lost. The server
@@ -34,7 +36,7 @@ use super::fleet::{self, Fleet};
 use super::secs;
 use crate::context::Context;
 use crate::nodes;
-use crate::placement::{distance, shard_key};
+use crate::placement::{Candidate, Placer};
 use crate::store;
 
 /// Chunks taken per pass at most.
@@ -112,8 +114,7 @@ impl Repairer {
     pub async fn pass(&self, ctx: &Context, now: i64) -> Result<u64, JobError> {
         let fleet = &*self.fleet;
         let since = nodes::online_since(now, ctx.heartbeat_interval);
-        let found =
-            store::health::due_for_repair(&ctx.db, since, ctx.durability.repair_margin, MAX_CHUNKS_PER_PASS).await?;
+        let found = store::health::due_for_repair(&ctx.db, since, MAX_CHUNKS_PER_PASS).await?;
         let (due, deferred): (Vec<Due>, Vec<Due>) = {
             let backoff = self.backoff();
             found.into_iter().partition(|d| {
@@ -202,20 +203,28 @@ async fn repair_chunk(
     }
 
     // 0. Where the rebuilt shards can go, before any byte is read: active, online, with room,
-    // holding nothing of this chunk. Too few: nothing is read (the chunk is retried later).
+    // holding nothing of this chunk, within the failure-domain caps counting the healthy shards
+    // (the upload's rules, [`Placer`]). No placement: nothing is read (the chunk is retried later).
     let taken: HashSet<&str> = slots.iter().map(|s| s.node.as_str()).collect();
-    let mut candidates: Vec<nodes::Writable> =
+    let mut targets: Vec<nodes::Writable> =
         nodes::writable(&ctx.db, ctx.heartbeat_interval, now, i64::try_from(shard_len)?)
             .await?
             .into_iter()
             .filter(|w| !taken.contains(w.node_id.to_hex().as_str()))
             .collect();
-    if candidates.len() < lost.len() {
-        return Err(JobError::NoTarget {
-            shard: lost[candidates.len()].idx,
-            chunk: d.chunk,
-        });
-    }
+    let mut held: Vec<Candidate> = slots
+        .iter()
+        .filter(|s| s.healthy)
+        .map(|s| {
+            Ok(Candidate {
+                node_id: s.node.parse()?,
+                zone: s.zone.clone(),
+                operator: s.operator.clone(),
+            })
+        })
+        .collect::<Result<_, JobError>>()?;
+    let lost_indices: Vec<usize> = lost.iter().map(|s| s.idx).collect();
+    plan(&targets, &held, redundancy.total(), &file, chunk_no, &lost_indices)?;
 
     // 1. k healthy shards, data shards first (no Reed-Solomon work when they are all there).
     let mut have: Vec<Option<Vec<u8>>> = vec![None; redundancy.total()];
@@ -264,22 +273,14 @@ async fn repair_chunk(
         return Err(JobError::RebuiltMismatch);
     }
 
-    // 3. New homes, among the candidates found at step 0.
-    let mut zone_load: HashMap<String, usize> = HashMap::new();
-    for s in slots.iter().filter(|s| s.healthy) {
-        *zone_load.entry(s.zone.clone()).or_default() += 1;
-    }
+    // 3. New homes, one shard at a time under the same rules; a worker that fails the write is
+    // dropped and the shard placed again without it.
     let mut rebuilt = 0;
     for slot in lost {
-        let key = shard_key(&file, chunk_no, slot.idx);
         let data = shards.shard(slot.idx).to_vec();
-        // Closest first, trying the next on failure.
-        candidates.sort_by_key(|w| {
-            let zone = zone_load.get(&w.zone).copied().unwrap_or(0);
-            (zone, distance(w.node_id.as_bytes(), &key))
-        });
-        let mut placed = None;
-        for (i, target) in candidates.iter().enumerate() {
+        let target = loop {
+            let i = plan(&targets, &held, redundancy.total(), &file, chunk_no, &[slot.idx])?[0];
+            let target = targets.remove(i);
             let token = fleet::token(
                 &ctx.key,
                 Operation::Put,
@@ -293,31 +294,25 @@ async fn repair_chunk(
                 Ok(c) => c.put(&token, slot.shard, data.clone()).await,
                 Err(e) => Err(e),
             };
-            let receipt = match result {
-                Ok(r) => r,
+            match result {
+                Ok(receipt) => {
+                    let valid = keys
+                        .get(&target.node_id)
+                        .and_then(|k| Receipt::verify(&receipt, k).ok())
+                        .is_some_and(|r| {
+                            r.shard == slot.shard && r.worker == target.node_id && r.size as usize == data.len()
+                        });
+                    if valid {
+                        break target;
+                    }
+                    tracing::warn!(node = %target.node_id, "repair write answered with an invalid receipt");
+                }
                 Err(e) => {
                     fleet.failed(target.node_id, &e).await;
                     tracing::debug!(node = %target.node_id, error = %e, "repair write failed; trying another");
-                    continue;
                 }
-            };
-            let valid = keys
-                .get(&target.node_id)
-                .and_then(|k| Receipt::verify(&receipt, k).ok())
-                .is_some_and(|r| r.shard == slot.shard && r.worker == target.node_id && r.size as usize == data.len());
-            if valid {
-                placed = Some(i);
-                break;
             }
-            tracing::warn!(node = %target.node_id, "repair write answered with an invalid receipt");
-        }
-        let Some(i) = placed else {
-            return Err(JobError::NoTarget {
-                shard: slot.idx,
-                chunk: d.chunk,
-            });
         };
-        let target = candidates.remove(i);
         // 4. Move the row, forget the loss, collect the old copy.
         let mut tx = ctx.db.begin_write().await?;
         let gc_deleted_at = now - secs(ctx.durability.gc_grace);
@@ -328,14 +323,39 @@ async fn repair_chunk(
             slot,
             &target.node_id.to_hex(),
             gc_deleted_at,
+            now,
         )
         .await?;
         tx.commit().await?;
-        *zone_load.entry(target.zone.clone()).or_default() += 1;
+        held.push(candidate(&target));
         rebuilt += 1;
     }
     tracing::info!(file = %d.file_hex, chunk = d.chunk, rebuilt, "chunk repaired");
     Ok(rebuilt)
+}
+
+fn candidate(w: &nodes::Writable) -> Candidate {
+    Candidate {
+        node_id: w.node_id,
+        zone: w.zone.clone(),
+        operator: w.operator.clone(),
+    }
+}
+
+/// Where shards `indices` of a chunk go among `targets`, given the workers `held` that keep its
+/// healthy shards: indices into `targets`, or why there is no such placement.
+fn plan(
+    targets: &[nodes::Writable],
+    held: &[Candidate],
+    total: usize,
+    file: &FileId,
+    chunk: u64,
+    indices: &[usize],
+) -> Result<Vec<usize>, JobError> {
+    let candidates: Vec<Candidate> = targets.iter().map(candidate).collect();
+    Placer::new(&candidates, held, total)
+        .and_then(|p| p.place(file, chunk, indices))
+        .map_err(|source| JobError::Placement { chunk, source })
 }
 
 #[cfg(test)]

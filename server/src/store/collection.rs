@@ -9,14 +9,22 @@ use sqlx::Row as _;
 
 use super::{Db, StoreError, Tx, parse};
 
-/// Orphans first seen at or before `orphaned_before` and still placed nowhere on their worker
-/// become due for deletion (as deleted at `deleted_at`); the candidate rows are dropped; rows of
-/// shards that are placed on their worker again are forgotten. Returns the orphans made due.
+/// Orphans first seen at or before `orphaned_before`, still placed nowhere on their worker and
+/// past every upload that could still commit them become due for deletion (as deleted at
+/// `deleted_at`); their candidate rows are dropped; rows of shards that are placed on their
+/// worker again are forgotten. Returns the orphans made due.
+///
+/// An open upload's shards look like orphans until it commits, however long it runs: a shard
+/// first seen while an upload granted on that worker and begun before then is still open waits
+/// for that upload to end (commit places it; cancel and expiry revoke its tokens, and the worker
+/// deletes what they stored).
 pub async fn promote_orphans(tx: &mut Tx, orphaned_before: i64, deleted_at: i64) -> Result<u64, StoreError> {
     let due = sqlx::query(
         "INSERT INTO gc_shards (node_id, shard_id, deleted_at) \
          SELECT o.node_id, o.shard_id, $2 FROM orphan_candidates o WHERE o.first_seen <= $1 \
          AND NOT EXISTS (SELECT 1 FROM file_shards s WHERE s.node_id = o.node_id AND s.shard_id = o.shard_id) \
+         AND NOT EXISTS (SELECT 1 FROM upload_tokens t JOIN uploads u ON u.id = t.upload_id \
+             WHERE t.node_id = o.node_id AND u.created_at <= o.first_seen) \
          ON CONFLICT (node_id, shard_id) DO NOTHING",
     )
     .bind(orphaned_before)
@@ -24,10 +32,14 @@ pub async fn promote_orphans(tx: &mut Tx, orphaned_before: i64, deleted_at: i64)
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    sqlx::query("DELETE FROM orphan_candidates WHERE first_seen <= $1")
-        .bind(orphaned_before)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "DELETE FROM orphan_candidates WHERE first_seen <= $1 \
+         AND NOT EXISTS (SELECT 1 FROM upload_tokens t JOIN uploads u ON u.id = t.upload_id \
+             WHERE t.node_id = orphan_candidates.node_id AND u.created_at <= orphan_candidates.first_seen)",
+    )
+    .bind(orphaned_before)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(
         "DELETE FROM gc_shards WHERE EXISTS \
          (SELECT 1 FROM file_shards s WHERE s.node_id = gc_shards.node_id AND s.shard_id = gc_shards.shard_id)",
@@ -79,7 +91,10 @@ pub async fn forget(tx: &mut Tx, node: &str, shard: &ShardId) -> Result<(), Stor
 }
 
 async fn shard_set(db: &Db, statement: &'static str, node: &str) -> Result<HashSet<ShardId>, StoreError> {
-    let rows = sqlx::query(statement).bind(node).fetch_all(&db.pool).await?;
+    shard_ids(&sqlx::query(statement).bind(node).fetch_all(&db.pool).await?)
+}
+
+fn shard_ids(rows: &[sqlx::any::AnyRow]) -> Result<HashSet<ShardId>, StoreError> {
     rows.iter()
         .map(|r| parse(&r.try_get::<String, _>("shard_id")?, "shard id"))
         .collect()
@@ -88,6 +103,16 @@ async fn shard_set(db: &Db, statement: &'static str, node: &str) -> Result<HashS
 /// The shards placed on the node.
 pub async fn placed(db: &Db, node: &str) -> Result<HashSet<ShardId>, StoreError> {
     shard_set(db, "SELECT shard_id FROM file_shards WHERE node_id = $1", node).await
+}
+
+/// The shards placed on the node at or after `since` (a listing taken before may lack them).
+pub async fn placed_since(db: &Db, node: &str, since: i64) -> Result<HashSet<ShardId>, StoreError> {
+    let rows = sqlx::query("SELECT shard_id FROM file_shards WHERE node_id = $1 AND placed_at >= $2")
+        .bind(node)
+        .bind(since)
+        .fetch_all(&db.pool)
+        .await?;
+    shard_ids(&rows)
 }
 
 /// The shards waiting to be deleted from the node.

@@ -71,16 +71,20 @@ pub struct ShardRow {
 /// Rows per multi-row INSERT: 6 values each, well under SQLite's 32,766 bound parameters.
 const SHARD_BATCH: usize = 500;
 
-pub async fn insert_shards(tx: &mut Tx, file_hex: &str, rows: &[ShardRow]) -> Result<(), StoreError> {
+/// Record where a committed file's shards live, placed at `now`.
+pub async fn insert_shards(tx: &mut Tx, file_hex: &str, rows: &[ShardRow], now: i64) -> Result<(), StoreError> {
     for batch in rows.chunks(SHARD_BATCH) {
-        let mut sql = String::from("INSERT INTO file_shards (file_id, chunk, idx, shard_id, node_id, size) VALUES ");
+        // The commit time is the same for every row: one parameter, the last.
+        let now_param = batch.len() * 6 + 1;
+        let mut sql =
+            String::from("INSERT INTO file_shards (file_id, chunk, idx, shard_id, node_id, size, placed_at) VALUES ");
         for i in 0..batch.len() {
             let p = i * 6;
             if i > 0 {
                 sql.push(',');
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${now_param})",
                 p + 1,
                 p + 2,
                 p + 3,
@@ -100,7 +104,7 @@ pub async fn insert_shards(tx: &mut Tx, file_hex: &str, rows: &[ShardRow]) -> Re
                 .bind(r.node.to_hex())
                 .bind(i64::from(r.size));
         }
-        query.execute(&mut **tx).await?;
+        query.bind(now).execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -15,7 +15,8 @@ pub struct ChunkCounts {
     pub full: i64,
     /// Fewer than k + m healthy, at least k.
     pub degraded: i64,
-    /// At most k + `margin` healthy (and not full): what repair takes.
+    /// At most k + `margin` healthy (and not full): close to unreadable. Repair takes every
+    /// chunk below full, fewest healthy first, so these go first.
     pub at_risk: i64,
     /// Fewer than k healthy.
     pub unreadable: i64,
@@ -80,8 +81,8 @@ pub struct DueChunk {
     pub chunk: u64,
 }
 
-/// Chunks with at most k + `margin` healthy shards and fewer than k + m, fewest healthy first.
-pub async fn due_for_repair(db: &Db, online_since: i64, margin: u32, limit: i64) -> Result<Vec<DueChunk>, StoreError> {
+/// Chunks with fewer than k + m healthy shards, fewest healthy first.
+pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Vec<DueChunk>, StoreError> {
     let rows = sqlx::query(concat!(
         "SELECT file_id, chunk, healthy FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
              SUM(CASE WHEN ",
@@ -89,11 +90,10 @@ pub async fn due_for_repair(db: &Db, online_since: i64, margin: u32, limit: i64)
         " THEN 1 ELSE 0 END) AS healthy \
          FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
          GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk \
-         WHERE healthy <= k + $2 AND healthy < k + m \
-         ORDER BY healthy, file_id, chunk LIMIT $3"
+         WHERE healthy < k + m \
+         ORDER BY healthy, file_id, chunk LIMIT $2"
     ))
     .bind(online_since)
-    .bind(i64::from(margin))
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;
@@ -115,13 +115,14 @@ pub struct Slot {
     pub node: String,
     pub url: String,
     pub zone: String,
+    pub operator: String,
     pub healthy: bool,
 }
 
 /// Every placement of one chunk, in shard order.
 pub async fn slots(db: &Db, online_since: i64, file_hex: &str, chunk: u64) -> Result<Vec<Slot>, StoreError> {
     let rows = sqlx::query(concat!(
-        "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, CASE WHEN ",
+        "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, n.operator, CASE WHEN ",
         healthy!(),
         " THEN 1 ELSE 0 END AS healthy \
          FROM file_shards s JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $2 AND s.chunk = $3 ORDER BY s.idx"
@@ -139,6 +140,7 @@ pub async fn slots(db: &Db, online_since: i64, file_hex: &str, chunk: u64) -> Re
                 node: r.try_get("node_id")?,
                 url: r.try_get("url")?,
                 zone: r.try_get("zone")?,
+                operator: r.try_get("operator")?,
                 healthy: r.try_get::<i64, _>("healthy")? == 1,
             })
         })
@@ -168,6 +170,23 @@ pub async fn mark_lost(
     Ok(added == 1)
 }
 
+/// [`mark_lost`] for a shard the node itself reports corrupt: only if it is placed there (a
+/// worker's orphans and collected copies are nobody's loss). Returns whether it was news.
+pub async fn mark_reported_corrupt(tx: &mut Tx, node: &str, shard: &str, now: i64) -> Result<bool, StoreError> {
+    let added = sqlx::query(
+        "INSERT INTO corrupt_reports (node_id, shard_id, reported_at, reason) \
+         SELECT $1, $2, $3, 'corrupt' WHERE EXISTS (SELECT 1 FROM file_shards WHERE node_id = $1 AND shard_id = $2) \
+         ON CONFLICT (node_id, shard_id) DO NOTHING",
+    )
+    .bind(node)
+    .bind(shard)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(added == 1)
+}
+
 /// Every shard reported lost, as (node, shard), oldest report first.
 pub async fn lost_shards(db: &Db) -> Result<Vec<(String, String)>, StoreError> {
     let rows = sqlx::query("SELECT node_id, shard_id FROM corrupt_reports ORDER BY reported_at, node_id, shard_id")
@@ -181,7 +200,7 @@ pub async fn lost_shards(db: &Db) -> Result<Vec<(String, String)>, StoreError> {
 /// A rebuilt shard's new home: the placement `(file, chunk, idx)` moves from `from` to `to` (its
 /// audits start over), the loss report and containment on `from` are dropped, and the old copy is
 /// handed to garbage collection as deleted at `gc_deleted_at`. `false` (and nothing changed) when
-/// the placement is no longer on `from`.
+/// the placement is no longer on `from`. The row counts as placed at `now`.
 pub async fn move_shard(
     tx: &mut Tx,
     file_hex: &str,
@@ -189,15 +208,18 @@ pub async fn move_shard(
     slot: &Slot,
     to: &str,
     gc_deleted_at: i64,
+    now: i64,
 ) -> Result<bool, StoreError> {
     let moved = sqlx::query(
-        "UPDATE file_shards SET node_id = $4, audited_at = 0 WHERE file_id = $1 AND chunk = $2 AND idx = $3 AND node_id = $5",
+        "UPDATE file_shards SET node_id = $4, audited_at = 0, placed_at = $6 \
+         WHERE file_id = $1 AND chunk = $2 AND idx = $3 AND node_id = $5",
     )
     .bind(file_hex)
     .bind(to_i64(chunk))
     .bind(to_i64(slot.idx as u64))
     .bind(to)
     .bind(&slot.node)
+    .bind(now)
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -16,10 +16,10 @@ use super::{Db, StoreError, Tx, parse, to_i64};
 /// derived from it).
 pub async fn register(db: &Db, node_id: &str, r: &Registration, now: i64) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO nodes (node_id, public_key, url, zone, version, capacity, registered_at, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+        "INSERT INTO nodes (node_id, public_key, url, zone, version, capacity, registered_at, last_seen, operator)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
          ON CONFLICT (node_id) DO UPDATE SET
-             url = excluded.url, zone = excluded.zone, version = excluded.version,
+             url = excluded.url, zone = excluded.zone, operator = excluded.operator, version = excluded.version,
              capacity = excluded.capacity, last_seen = excluded.last_seen",
     )
     .bind(node_id)
@@ -29,6 +29,7 @@ pub async fn register(db: &Db, node_id: &str, r: &Registration, now: i64) -> Res
     .bind(&r.version)
     .bind(to_i64(r.capacity))
     .bind(now)
+    .bind(&r.operator)
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -55,7 +56,7 @@ pub async fn record_heartbeat(tx: &mut Tx, beat: &Heartbeat, scrub: &str, now: i
     let updated = sqlx::query(
         "UPDATE nodes SET url = $2, zone = $3, version = $4, capacity = $5, used = $6, free_disk = $7,
              shards = $8, quarantined = $9, ingress_bytes = $10, egress_bytes = $11, uptime_secs = $12,
-             scrub = $13, last_seen = $14, last_sent_at = $15
+             scrub = $13, last_seen = $14, last_sent_at = $15, operator = $16
          WHERE node_id = $1 AND last_sent_at < $15",
     )
     .bind(beat.node_id.to_hex())
@@ -73,6 +74,7 @@ pub async fn record_heartbeat(tx: &mut Tx, beat: &Heartbeat, scrub: &str, now: i
     .bind(scrub)
     .bind(now)
     .bind(to_i64(beat.sent_at))
+    .bind(&beat.operator)
     .execute(&mut **tx)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -187,12 +189,14 @@ pub struct Writable {
     pub node_id: NodeId,
     pub url: String,
     pub zone: String,
+    /// Empty: the node is its own operator.
+    pub operator: String,
 }
 
 /// Nodes seen since `online_since`, active, with at least `min_free` bytes of room, in id order.
 pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<Writable>, StoreError> {
     let rows = sqlx::query(
-        "SELECT node_id, url, zone FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
+        "SELECT node_id, url, zone, operator FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
          ORDER BY node_id",
     )
     .bind(online_since)
@@ -205,6 +209,7 @@ pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<W
                 node_id: parse(&row.try_get::<String, _>("node_id")?, "node id")?,
                 url: row.try_get("url")?,
                 zone: row.try_get("zone")?,
+                operator: row.try_get("operator")?,
             })
         })
         .collect()
@@ -256,6 +261,8 @@ pub struct Standing {
     /// When the online score was last brought up to date (0: never).
     pub online_checked_at: i64,
     pub last_seen: i64,
+    /// When the node entered its current state.
+    pub state_since: i64,
 }
 
 fn standing_of(row: &sqlx::any::AnyRow) -> Result<Standing, StoreError> {
@@ -268,6 +275,7 @@ fn standing_of(row: &sqlx::any::AnyRow) -> Result<Standing, StoreError> {
         online_score: row.try_get("online_score")?,
         online_checked_at: row.try_get("online_checked_at")?,
         last_seen: row.try_get("last_seen")?,
+        state_since: row.try_get("state_since")?,
     })
 }
 
@@ -275,7 +283,7 @@ fn standing_of(row: &sqlx::any::AnyRow) -> Result<Standing, StoreError> {
 macro_rules! select_standing {
     () => {
         "SELECT node_id, state, audit_score, audits_passed, audits_failed, online_score, online_checked_at, \
-         last_seen FROM nodes"
+         last_seen, state_since FROM nodes"
     };
 }
 
