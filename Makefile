@@ -21,12 +21,13 @@ LOCAL_WORKERS ?= 10
 WITH_TOOLS = PATH="$$(cat $(TOOLS)/path):$$PATH"
 WASM_TEST = $(WITH_TOOLS) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: help setup run build test fmt-check clippy test-native test-wasm test-browser bench clean
+.PHONY: help setup run build test fmt-check clippy test-native test-wasm test-browser bench chaos clean
 
 help:
 	@echo "make run    set up what is missing, build, and start the server on http://$(LISTEN)"
 	@echo "make test   set up what is missing and run every check and test"
 	@echo "make bench  run the benchmarks: BENCHMARKS.md gets the current figures, docs/benchmarks-log.md the run"
+	@echo "make chaos  the failure-domain chaos test with 40 release-built workers (about 10 minutes)"
 
 setup:
 	@scripts/setup
@@ -72,6 +73,12 @@ test-browser: build
 bench: build
 	DISKTRO_SERVER_BIN=$(SERVER_BIN) DISKTRO_WORKER_BIN=$(WORKER_BIN) LEPTOS_SITE_ROOT=$(SITE_ROOT) \
 		$(WITH_TOOLS) scripts/bench
+
+## The chaos test of `make test` at twice the size, on release binaries: 40 worker processes in
+## 5 zones, two whole zones stopped, repair, two random waves.
+chaos: build
+	DISKTRO_SERVER_BIN=$(SERVER_BIN) DISKTRO_WORKER_BIN=$(WORKER_BIN) DISKTRO_CHAOS_WORKERS=40 \
+		cargo test --locked -p disktro-server --test durability files_survive_two_lost_zones -- --nocapture
 
 clean:
 	cargo clean

@@ -15,7 +15,9 @@
 
 use std::time::Duration;
 
-use disktro_core::api::node::{self as api, Heartbeat, HeartbeatAck, Registered, Registration};
+use disktro_core::api::node::{
+    self as api, DrainRequest, DrainStatus, Heartbeat, HeartbeatAck, Registered, Registration,
+};
 use disktro_core::api::{NodeSample, NodeStatus, NodeView};
 use disktro_core::keys::PublicKey;
 
@@ -173,11 +175,68 @@ pub async fn heartbeat(
         api::MAX_REVOCATIONS_PER_ACK,
     )
     .await?;
+    finish_drain(db, &node, now).await?;
     Ok(HeartbeatAck {
         heartbeat_interval_secs: interval.as_secs(),
         list_buckets,
         revoked,
     })
+}
+
+/// An operator's drain request (or its withdrawal), signed by the node key. A draining node gets
+/// no new shards and its shards count as unhealthy, so repair moves every one of them elsewhere
+/// under the placement rules; once none is left it is `exited` (checked here and at each of its
+/// heartbeats). Withdrawing makes a draining or exited node active again. A disqualified node
+/// can do neither.
+pub async fn drain(db: &Db, body: &[u8], signature: Option<[u8; 64]>, now: i64) -> Result<DrainStatus, ServerError> {
+    use crate::durability::reputation::{ACTIVE, DISQUALIFIED, DRAINING, EXITED, SUSPENDED};
+    let request: DrainRequest = serde_json::from_slice(body).map_err(ServerError::json)?;
+    let node = request.node_id.to_hex();
+    let key = store::nodes::public_key(db, &node)
+        .await?
+        .ok_or_else(|| ServerError::refused(ErrorCode::UnknownNode, "this node is not registered"))?;
+    check_signature(&key, api::DRAIN_DOMAIN, body, signature)?;
+    check_clock(request.sent_at, now)?;
+    let mut tx = db.begin_write().await?;
+    let state = store::nodes::standing(&mut tx, &node)
+        .await?
+        .map(|s| s.state)
+        .unwrap_or_default();
+    let next = match (state.as_str(), request.drain) {
+        (DISQUALIFIED, _) => {
+            return Err(ServerError::refused(
+                ErrorCode::NodeDisqualified,
+                "this node is disqualified: it can neither drain nor return",
+            ));
+        }
+        (ACTIVE | SUSPENDED, true) => Some((DRAINING, "the operator is draining it")),
+        (DRAINING | EXITED, false) => Some((ACTIVE, "")),
+        _ => None,
+    };
+    if let Some((next, reason)) = next {
+        store::nodes::set_state(&mut tx, &node, next, reason, now).await?;
+        tracing::info!(node_id = %node, from = %state, to = next, "drain requested");
+    }
+    tx.commit().await?;
+    finish_drain(db, &node, now).await?;
+    Ok(DrainStatus {
+        node_id: request.node_id,
+        state: store::nodes::state(db, &node).await?.unwrap_or_default(),
+        shards_left: store::to_u64(store::nodes::placed_count(db, &node).await?),
+    })
+}
+
+/// A draining node with nothing placed on it any more has exited.
+async fn finish_drain(db: &Db, node: &str, now: i64) -> Result<(), StoreError> {
+    use crate::durability::reputation::{DRAINING, EXITED};
+    let draining = store::nodes::state(db, node).await?.is_some_and(|s| s == DRAINING);
+    if draining && store::nodes::placed_count(db, node).await? == 0 {
+        let mut tx = db.begin_write().await?;
+        store::nodes::set_state(&mut tx, node, EXITED, "drained: every shard moved to other nodes", now).await?;
+        tx.commit().await?;
+        tracing::info!(node_id = node, "node drained and exited");
+    }
+    Ok(())
 }
 
 /// Every node with its health, most recently seen first.

@@ -547,15 +547,29 @@ async fn most_per_zone(pool: &sqlx::AnyPool) -> i64 {
     .unwrap()
 }
 
-/// The chaos test of failure domains: 20 worker processes in 5 zones of 4, 30 files of mixed
-/// sizes (1 B to 1.5 MB, random and text) uploaded through the client library the CLI runs.
+/// Worker processes of the chaos test: 20, or `DISKTRO_CHAOS_WORKERS` (`make chaos` runs 40);
+/// a multiple of 5, at least 20 (the 3 zones left after losing 2 must hold 10 shards).
+fn chaos_workers() -> usize {
+    let n: usize = std::env::var("DISKTRO_CHAOS_WORKERS")
+        .ok()
+        .map_or(20, |v| v.parse().expect("DISKTRO_CHAOS_WORKERS is a number"));
+    assert!(
+        n >= 20 && n.is_multiple_of(5),
+        "DISKTRO_CHAOS_WORKERS must be a multiple of 5, at least 20"
+    );
+    n
+}
+
+/// The chaos test of failure domains: 20 worker processes (40 under `make chaos`) in 5 equal
+/// zones, 30 files of mixed sizes (1 B to 1.5 MB, random and text) uploaded through the client
+/// library the CLI runs.
 ///
 /// Tried, in order:
-/// 1. two whole zones stopped at once (8 of 20 workers: one zone SIGKILLed, one SIGTERMed).
+/// 1. two whole zones stopped at once (40% of the workers: one zone SIGKILLed, one SIGTERMed).
 ///    Must hold: every file downloads byte-identical at once, before any repair: no zone held
 ///    more than 2 of a chunk's 10 shards. Repair then brings every chunk back to 10 healthy
-///    shards on the 12 workers left, at most 4 per zone (all 3 zones left can give).
-/// 2. the two zones come back, then a random wave kills 4 of the 20. Must hold: every chunk is
+///    shards on the workers left, at most 4 per zone (all 3 zones left can give).
+/// 2. the two zones come back, then a random wave kills 4 (m) workers. Must hold: every chunk is
 ///    back to full before the second wave.
 /// 3. a second random wave of 4. Must hold: every file still reads byte-identical.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -563,14 +577,15 @@ async fn files_survive_two_lost_zones_and_waves_of_failures() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db_case = databases().await.remove(0);
     let server = start_server(db_case.dir.path(), &db_case.url, &[]);
-    let zone_args: Vec<[String; 2]> = (0..20)
+    let count = chaos_workers();
+    let zone_args: Vec<[String; 2]> = (0..count)
         .map(|i| ["--zone".to_owned(), format!("zone-{}", i % 5)])
         .collect();
     let args = |i: usize| -> Vec<&str> { zone_args[i].iter().map(String::as_str).collect() };
-    let mut workers: Vec<Option<Worker>> = (0..20)
+    let mut workers: Vec<Option<Worker>> = (0..count)
         .map(|i| Some(Worker::start(&server.url, &args(i), None)))
         .collect();
-    assert!(wait_online(&server.url, 20).await, "20 workers online");
+    assert!(wait_online(&server.url, count).await, "{count} workers online");
     let a = account(&server.url).await;
     let (files, ids) = put_mixed_files(&a).await;
     assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
@@ -600,7 +615,7 @@ async fn files_survive_two_lost_zones_and_waves_of_failures() {
     for (data, id) in files.iter().zip(&ids) {
         assert!(get(&a, id).await == *data, "file {id} differs with two zones down");
     }
-    let gone: Vec<String> = (0..20)
+    let gone: Vec<String> = (0..count)
         .filter(|i| i % 5 < 2)
         .map(|i| workers[i].as_ref().unwrap().node_id.clone())
         .collect();
@@ -619,14 +634,14 @@ async fn files_survive_two_lost_zones_and_waves_of_failures() {
     assert!(most_per_zone(&pool).await <= 4);
 
     // 2. The zones come back (their data is still on disk: it is now surplus, collected); a
-    // random wave takes 4 of the 20.
-    for i in (0..20).filter(|i| i % 5 < 2) {
+    // random wave takes 4 workers.
+    for i in (0..count).filter(|i| i % 5 < 2) {
         let w = workers[i].take().unwrap();
         workers[i] = Some(w.restart(&server.url, &args(i)));
     }
-    assert!(wait_online(&server.url, 20).await, "the zones did not come back");
-    let mut order: Vec<usize> = (0..20).collect();
-    order.sort_by_key(|i| blake3::hash(&[u8::try_from(*i).unwrap(), 7]).as_bytes()[0]);
+    assert!(wait_online(&server.url, count).await, "the zones did not come back");
+    let mut order: Vec<usize> = (0..count).collect();
+    order.sort_by_key(|i| *blake3::hash(&i.to_le_bytes()).as_bytes());
     let started = Instant::now();
     for &i in &order[..4] {
         workers[i].as_mut().unwrap().kill();
@@ -654,6 +669,96 @@ async fn files_survive_two_lost_zones_and_waves_of_failures() {
     for (data, id) in files.iter().zip(&ids) {
         assert!(get(&a, id).await == *data, "file {id} differs after the second wave");
     }
+    pool.close().await;
+    server.stop();
+}
+
+/// Run `disktro-worker drain` (with `extra` flags) as an operator would, on `w`'s data directory.
+fn drain_command(w: &Worker, server: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(worker_bin())
+        .args(["--server", server, "--join-token", JOIN, "--data-dir"])
+        .arg(w.dir.path().join("data"))
+        .arg("drain")
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Tried: an operator drains one of 12 workers with `disktro-worker drain` while it keeps
+/// running, and another asks to drain and then withdraws. Must hold: the command follows the
+/// moves and reports the node drained; nothing is placed on it any more and every chunk is back
+/// to 10 healthy shards elsewhere; its copies are then collected from its disk; every file reads
+/// byte-identical; the withdrawn node is active again; a request signed by another key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drained_worker_leaves_without_costing_a_shard() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+    let workers: Vec<Worker> = (0..12).map(|_| Worker::start(&server.url, &[], None)).collect();
+    assert!(wait_online(&server.url, 12).await);
+    let a = account(&server.url).await;
+    let files = mixed_files();
+    let mut ids = Vec::new();
+    for (i, data) in files.iter().enumerate().take(8) {
+        ids.push(put(&a, data, &format!("file-{i}")).await);
+    }
+    assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
+    let pool = db(&db_case.url).await;
+    let leaving = &workers[0];
+    assert!(!placed_on(&pool, &leaving.node_id).await.is_empty());
+
+    let out = drain_command(leaving, &server.url, &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}\n{}", server.log_text());
+    assert!(stdout.contains("drained"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("draining"), "no progress shown: {stderr}");
+    assert_eq!(node(&server.url, &leaving.node_id).await["state"], "exited");
+    assert!(placed_on(&pool, &leaving.node_id).await.is_empty());
+    assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            leaving.shards_on_disk().is_empty()
+        })
+        .await,
+        "the drained worker still holds {} shards",
+        leaving.shards_on_disk().len()
+    );
+    for (data, id) in files.iter().zip(&ids) {
+        assert!(get(&a, id).await == *data, "file {id} differs after the drain");
+    }
+
+    // Asked, then withdrawn: active again.
+    let out = drain_command(&workers[1], &server.url, &["--no-wait"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("draining"));
+    let out = drain_command(&workers[1], &server.url, &["--cancel"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("staying"));
+    assert_eq!(node(&server.url, &workers[1].node_id).await["state"], "active");
+
+    // A request for worker 2 signed by worker 3's key: refused, nothing changes.
+    let body = serde_json::to_vec(&disktro_core::api::node::DrainRequest {
+        node_id: workers[2].node_id.parse().unwrap(),
+        sent_at: disktro_net::unix_now(),
+        drain: true,
+    })
+    .unwrap();
+    let (other, _) = disktro_net::keyfile::load_or_create(&workers[3].dir.path().join("data")).unwrap();
+    let signature = other.sign(disktro_core::api::node::DRAIN_DOMAIN, &body);
+    let refused = reqwest::Client::new()
+        .post(format!("{}/api/v1/nodes/drain", server.url))
+        .header("content-type", "application/json")
+        .header(
+            disktro_core::api::node::SIGNATURE_HEADER,
+            disktro_core::ids::to_hex(&signature),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(node(&server.url, &workers[2].node_id).await["state"], "active");
     pool.close().await;
     server.stop();
 }

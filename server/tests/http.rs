@@ -330,6 +330,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/nodes", "get"),
         ("/nodes/register", "post"),
         ("/nodes/heartbeat", "post"),
+        ("/nodes/drain", "post"),
         ("/auth/prelogin", "post"),
         ("/auth/signup", "post"),
         ("/auth/login", "post"),

@@ -120,6 +120,21 @@ impl WorkerConfig {
     }
 }
 
+/// Operator commands, run with the worker's own settings (`--config`, `--data-dir`, `--server`).
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Leave the network without costing any file a shard: the server moves every shard held
+    /// here to other nodes (keep the worker running), then marks the node exited.
+    Drain {
+        /// Withdraw the request: the node stays and gets new shards again.
+        #[arg(long)]
+        cancel: bool,
+        /// Return once the server has the request instead of following the moves to the end.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
 /// Disktro storage worker: stores erasure-coded shards for a Disktro network and serves them
 /// over WebSockets to holders of server-signed tokens.
 #[derive(Debug, Default, Parser, Deserialize)]
@@ -130,6 +145,10 @@ pub struct Args {
     #[arg(long, env = "DISKTRO_WORKER_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// What to do instead of serving (with the worker's own settings).
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub command: Option<Command>,
     /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:4000].
     #[arg(long, env = "DISKTRO_WORKER_LISTEN")]
     pub listen: Option<SocketAddr>,

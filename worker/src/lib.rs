@@ -20,6 +20,7 @@ pub mod admission;
 pub mod config;
 pub mod connection;
 pub mod control;
+pub mod drain;
 pub mod gate;
 pub mod handler;
 pub mod listener;

@@ -114,10 +114,17 @@ fn audits(n: &NodeView) -> AnyView {
     .into_any()
 }
 
-/// A tag for a suspended or disqualified node, with the reason.
+/// A tag for a node that is not simply active, with the reason: suspended or disqualified
+/// (bad news), or draining or exited (an operator's choice).
 fn state_tag(n: &NodeView) -> Option<AnyView> {
     (!n.state.is_empty() && n.state != "active").then(|| {
-        view! { <span class="tag bad" title=n.state_reason.clone() data-testid="node-state">{n.state.clone()}</span> }.into_any()
+        let class = if matches!(n.state.as_str(), "draining" | "exited") {
+            "tag"
+        } else {
+            "tag bad"
+        };
+        view! { <span class=class title=n.state_reason.clone() data-testid="node-state">{n.state.clone()}</span> }
+            .into_any()
     })
 }
 

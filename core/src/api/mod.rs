@@ -123,6 +123,8 @@ pub enum ErrorCode {
     ChangedMeanwhile,
     /// 409: A heartbeat older than the last one seen.
     StaleHeartbeat,
+    /// 409: The node is disqualified: it can neither drain nor return.
+    NodeDisqualified,
     /// 410: The share link was revoked (or its file deleted).
     ShareRevoked,
     /// 410: The share link has expired.
@@ -193,6 +195,7 @@ impl ErrorCode {
         ErrorCode::FileExists,
         ErrorCode::ChangedMeanwhile,
         ErrorCode::StaleHeartbeat,
+        ErrorCode::NodeDisqualified,
         ErrorCode::ShareRevoked,
         ErrorCode::ShareExpired,
         ErrorCode::ShareExhausted,
@@ -246,7 +249,11 @@ impl ErrorCode {
             | Self::NodeNotFound
             | Self::TokenNotFound
             | Self::UnknownNode => 404,
-            Self::EmailTaken | Self::FileExists | Self::ChangedMeanwhile | Self::StaleHeartbeat => 409,
+            Self::EmailTaken
+            | Self::FileExists
+            | Self::ChangedMeanwhile
+            | Self::StaleHeartbeat
+            | Self::NodeDisqualified => 409,
             Self::ShareRevoked | Self::ShareExpired | Self::ShareExhausted => 410,
             Self::FileTooLarge | Self::QuotaExceeded => 413,
             Self::TooManyAttempts | Self::TooManyUploads => 429,
@@ -301,6 +308,7 @@ impl ErrorCode {
             Self::FileExists => "file_exists",
             Self::ChangedMeanwhile => "changed_meanwhile",
             Self::StaleHeartbeat => "stale_heartbeat",
+            Self::NodeDisqualified => "node_disqualified",
             Self::ShareRevoked => "share_revoked",
             Self::ShareExpired => "share_expired",
             Self::ShareExhausted => "share_exhausted",

@@ -10,10 +10,12 @@ use crate::{NodeId, Serial, ShardId};
 
 pub const REGISTER_PATH: &str = "/api/v1/nodes/register";
 pub const HEARTBEAT_PATH: &str = "/api/v1/nodes/heartbeat";
+pub const DRAIN_PATH: &str = "/api/v1/nodes/drain";
 /// Hex Ed25519 signature by the node key over the request body.
 pub const SIGNATURE_HEADER: &str = "x-disktro-node-signature";
 pub const REGISTER_DOMAIN: &str = "register";
 pub const HEARTBEAT_DOMAIN: &str = "heartbeat";
+pub const DRAIN_DOMAIN: &str = "drain";
 /// Egress claims sent in one heartbeat at most; the rest wait for the next.
 pub const MAX_CLAIMS_PER_HEARTBEAT: usize = 4096;
 /// Bytes of tokens the claims of one heartbeat carry at most (a token lists up to 1,024 shards).
@@ -40,6 +42,30 @@ pub struct Registration {
     pub version: String,
     /// Unix seconds, against replay of a captured registration.
     pub sent_at: u64,
+}
+
+/// An operator's request, signed by the node key, that the node leave the network gracefully
+/// (`drain: true`: its shards are moved to other nodes first) or stay after all (`false`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub node_id: NodeId,
+    /// Unix seconds, against replay.
+    pub sent_at: u64,
+    pub drain: bool,
+}
+
+/// Where a drain stands: `draining` while shards are left, then `exited`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DrainStatus {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub node_id: NodeId,
+    pub state: String,
+    /// Shards still placed on the node.
+    pub shards_left: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 //! | routes | who |
 //! | --- | --- |
 //! | `GET /health`, `GET /openapi.json` | anyone |
-//! | `POST /nodes/register`, `POST /nodes/heartbeat` | workers (join token; node-key signatures) |
+//! | `POST /nodes/register`, `POST /nodes/heartbeat`, `POST /nodes/drain` | workers and their operators (join token; node-key signatures) |
 //! | `GET /nodes` | anyone: node ids, URLs, zones and health are not secret |
 //! | `GET /durability`, `GET /jobs`, `GET /ledger/verify`, `GET /nodes/{id}/earnings` | anyone: aggregates, no file named |
 //! | `POST /auth/prelogin`, `/auth/signup`, `/auth/login` | anyone (log-in throttled) |
@@ -96,6 +96,7 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .routes(routes!(nodes::samples))
         .routes(routes!(nodes::register))
         .routes(routes!(nodes::heartbeat))
+        .routes(routes!(nodes::drain))
         .routes(routes!(durability::status))
         .routes(routes!(durability::jobs))
         .routes(routes!(durability::verify_ledger))

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use disktro_core::api::node::{Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER};
+use disktro_core::api::node::{
+    DrainRequest, DrainStatus, Heartbeat, HeartbeatAck, Registered, Registration, SIGNATURE_HEADER,
+};
 
 use crate::context::{Context, unix_now};
 use crate::error::ServerError;
@@ -59,6 +61,19 @@ pub async fn heartbeat(
     )
     .await?;
     Ok(Json(ack))
+}
+
+#[utoipa::path(post, path = "/nodes/drain", tag = "nodes", request_body = DrainRequest,
+    params(("x-disktro-node-signature" = String, Header, description = "Ed25519 signature of the body by the node key, hex")),
+    responses((status = 200, description = "the node's state and the shards still on it", body = DrainStatus), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, description = "unknown node", body = ErrorBody), (status = 409, description = "the node is disqualified", body = ErrorBody)))]
+pub async fn drain(
+    State(ctx): State<Arc<Context>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<DrainStatus>, ServerError> {
+    Ok(Json(
+        nodes::drain(&ctx.db, &body, signature(&headers), unix_now()).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/nodes", tag = "nodes",

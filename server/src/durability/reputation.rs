@@ -44,6 +44,11 @@ pub const MAX_SUSPENSION_SECS: i64 = 30 * 24 * 3600;
 pub const ACTIVE: &str = "active";
 pub const SUSPENDED: &str = "suspended";
 pub const DISQUALIFIED: &str = "disqualified";
+/// The operator asked the node to leave: no new shards, its shards are moved elsewhere (they
+/// count as unhealthy, so repair takes them), its storage is still paid until they are.
+pub const DRAINING: &str = "draining";
+/// A drained node: nothing is placed on it any more.
+pub const EXITED: &str = "exited";
 
 /// The audit score after one more outcome: α/(α + β) after α ← λα + passed, β ← λβ + failed.
 pub fn next_audit_score(score: i64, passed: bool) -> i64 {

@@ -215,6 +215,24 @@ pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<W
         .collect()
 }
 
+/// The node's state (`active`, `suspended`, …); `None` for an unknown node.
+pub async fn state(db: &Db, node_id: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT state FROM nodes WHERE node_id = $1")
+        .bind(node_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|r| r.try_get("state")).transpose()?)
+}
+
+/// Shards placed on the node.
+pub async fn placed_count(db: &Db, node_id: &str) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM file_shards WHERE node_id = $1")
+        .bind(node_id)
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
 /// Public keys of every registered node.
 pub async fn keys(db: &Db) -> Result<HashMap<NodeId, PublicKey>, StoreError> {
     let rows = sqlx::query("SELECT node_id, public_key FROM nodes")

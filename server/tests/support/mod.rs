@@ -11,6 +11,12 @@ use sqlx::Executor as _;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_disktro-server");
 
+/// The server binary to run: `DISKTRO_SERVER_BIN` (a release build, for `make chaos`) or the one
+/// cargo built next to this test.
+pub fn server_bin() -> String {
+    std::env::var("DISKTRO_SERVER_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// One database to run a test against.
 pub struct TestDb {
     pub backend: &'static str,
@@ -67,7 +73,7 @@ impl Server {
         ));
         let log_file = std::fs::File::create(&log).unwrap();
         let err_file = log_file.try_clone().unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(server_bin())
             .args(["--listen", "127.0.0.1:0", "--site-root", "target/site", "--data-dir"])
             .arg(data_dir)
             .args(args)
