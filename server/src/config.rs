@@ -89,6 +89,9 @@ pub struct Args {
     /// Shards no file needs are removed once orphaned this long [default: 48h].
     #[arg(long, env = "DISKTRO_ORPHAN_GRACE")]
     pub orphan_grace: Option<String>,
+    /// Time between rebalance passes (shards moved to workers below their share) [default: 10m].
+    #[arg(long, env = "DISKTRO_REBALANCE_INTERVAL")]
+    pub rebalance_interval: Option<String>,
     /// Time between rewards passes (storage accrual, egress settlement) [default: 1h].
     #[arg(long, env = "DISKTRO_REWARD_INTERVAL")]
     pub reward_interval: Option<String>,
@@ -146,6 +149,7 @@ impl Args {
             gc_interval: duration("gc-interval", pick!(gc_interval), d.gc_interval)?,
             gc_grace: duration("gc-grace", pick!(gc_grace), d.gc_grace)?,
             orphan_grace: duration("orphan-grace", pick!(orphan_grace), d.orphan_grace)?,
+            rebalance_interval: duration("rebalance-interval", pick!(rebalance_interval), d.rebalance_interval)?,
             reward_interval: duration("reward-interval", pick!(reward_interval), d.reward_interval)?,
         };
         if durability.audit_window < durability.audit_interval {
@@ -233,7 +237,8 @@ pub struct Durability {
     /// Re-challenges of a contained shard before its audit counts as failed.
     pub audit_retries: u32,
     pub repair_interval: Duration,
-    /// Chunks with at most k + this many healthy shards are repaired.
+    /// Chunks with at most k + this many healthy shards are reported at risk (every chunk below
+    /// k + m is repaired).
     pub repair_margin: u32,
     /// Chunks repaired at once.
     pub repair_concurrency: usize,
@@ -242,8 +247,9 @@ pub struct Durability {
     /// reader of a manifest fetched before the delete).
     pub gc_grace: Duration,
     /// A shard a worker holds but no file needs is removed once it has been orphaned this long
-    /// (longer than an upload may take before its commit).
+    /// (and no upload that could still commit it is open).
     pub orphan_grace: Duration,
+    pub rebalance_interval: Duration,
     pub reward_interval: Duration,
 }
 
@@ -260,6 +266,7 @@ impl Default for Durability {
             gc_interval: Duration::from_secs(600),
             gc_grace: Duration::from_secs(24 * 3600),
             orphan_grace: Duration::from_secs(48 * 3600),
+            rebalance_interval: Duration::from_secs(600),
             reward_interval: Duration::from_secs(3600),
         }
     }

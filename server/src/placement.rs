@@ -37,6 +37,16 @@ pub struct Candidate {
     pub operator: String,
 }
 
+impl From<&crate::store::nodes::Writable> for Candidate {
+    fn from(w: &crate::store::nodes::Writable) -> Self {
+        Self {
+            node_id: w.node_id,
+            zone: w.zone.clone(),
+            operator: w.operator.clone(),
+        }
+    }
+}
+
 impl Candidate {
     /// The operator as a failure domain: a node without one is a domain of its own.
     fn operator_domain(&self) -> String {

@@ -131,14 +131,7 @@ pub async fn begin(
     }
 
     // Placement is CPU work proportional to chunks × workers: off the async threads.
-    let candidates: Vec<Candidate> = workers
-        .iter()
-        .map(|w| Candidate {
-            node_id: w.node_id,
-            zone: w.zone.clone(),
-            operator: w.operator.clone(),
-        })
-        .collect();
+    let candidates: Vec<Candidate> = workers.iter().map(Candidate::from).collect();
     let total = redundancy.total();
     let placement = tokio::task::spawn_blocking(move || {
         let placer = placement::Placer::new(&candidates, &[], total)?;

@@ -487,7 +487,11 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
             .iter()
             .map(|j| j["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["audit", "gc", "janitor", "repair", "rewards"], "{jobs}");
+        assert_eq!(
+            names,
+            ["audit", "gc", "janitor", "rebalance", "repair", "rewards"],
+            "{jobs}"
+        );
         let repair = jobs.as_array().unwrap().iter().find(|j| j["name"] == "repair").unwrap();
         assert!(repair["runs"].as_u64().unwrap() >= 1, "{repair}");
         assert_eq!(repair["failures"], 0, "{repair}");
@@ -759,6 +763,95 @@ async fn a_drained_worker_leaves_without_costing_a_shard() {
         .unwrap();
     assert_eq!(refused.status(), 401);
     assert_eq!(node(&server.url, &workers[2].node_id).await["state"], "active");
+    pool.close().await;
+    server.stop();
+}
+
+/// Bytes placed on each of `ids` (0 for one holding nothing).
+async fn placed_bytes(pool: &sqlx::AnyPool, ids: &[String]) -> Vec<i64> {
+    let rows = sqlx::query("SELECT node_id, CAST(SUM(size) AS BIGINT) AS bytes FROM file_shards GROUP BY node_id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let by_node: HashMap<String, i64> = rows
+        .iter()
+        .map(|r| (r.try_get("node_id").unwrap(), r.try_get("bytes").unwrap()))
+        .collect();
+    ids.iter().map(|id| by_node.get(id).copied().unwrap_or(0)).collect()
+}
+
+/// Tried: 10 workers hold every chunk's 10 shards (one each), then 5 empty workers of the same
+/// capacity join. Must hold: the rebalancer moves shards onto them until every worker holds
+/// within ±10% of the mean (equal capacities: equal shares); every chunk stays at 10 healthy
+/// shards at every check while it does (copy first, move after); the moved copies leave the old
+/// workers' disks; every file reads byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_workers_take_their_share_and_no_chunk_loses_a_shard() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &["--rebalance-interval", "1s"]);
+    let mut workers: Vec<Worker> = (0..10).map(|_| Worker::start(&server.url, &[], None)).collect();
+    assert!(wait_online(&server.url, 10).await);
+    let a = account(&server.url).await;
+    let (files, ids) = put_mixed_files(&a).await;
+    assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
+    let pool = db(&db_case.url).await;
+    workers.extend((0..5).map(|_| Worker::start(&server.url, &[], None)));
+    assert!(wait_online(&server.url, 15).await);
+    let all: Vec<String> = workers.iter().map(|w| w.node_id.clone()).collect();
+
+    let started = Instant::now();
+    let mut never_short = true;
+    let balanced = loop {
+        never_short &= all_full(&server.url).await;
+        let bytes = placed_bytes(&pool, &all).await;
+        let mean = bytes.iter().sum::<i64>() / bytes.len() as i64;
+        if bytes.iter().all(|&b| (b - mean).abs() * 10 <= mean) {
+            break Some(bytes);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let bytes = placed_bytes(&pool, &all).await;
+    assert!(
+        balanced.is_some(),
+        "not within ±10% in 120 s: {bytes:?}\n{}",
+        server.log_text()
+    );
+    eprintln!(
+        "5 new workers took their share in {:.1} s: {bytes:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(never_short, "a chunk was below 10 healthy shards during the moves");
+    let jobs = json(&format!("{}/api/v1/jobs", server.url)).await;
+    let rebalance = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "rebalance")
+        .unwrap();
+    assert!(
+        rebalance["progress"]["shards_moved"].as_u64().unwrap() > 0,
+        "{rebalance}"
+    );
+    // The old workers' disks hold what is placed on them (plus at most a pass of collection).
+    let on_disk = |w: &Worker| w.shards_on_disk().len();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            let mut ok = true;
+            for w in &workers[..10] {
+                ok &= on_disk(w) == placed_on(&pool, &w.node_id).await.len();
+            }
+            ok
+        })
+        .await,
+        "moved copies were not collected from the old workers"
+    );
+    for (data, id) in files.iter().zip(&ids) {
+        assert!(get(&a, id).await == *data, "file {id} differs after the rebalance");
+    }
     pool.close().await;
     server.stop();
 }

@@ -48,12 +48,74 @@ impl Fleet {
         Ok(client)
     }
 
+    /// Read `shard` of `file` from `node` at `url` under a token the server signs with `key`; the
+    /// bytes are checked against the shard id. A failed connection is forgotten.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn fetch(
+        &self,
+        key: &Keypair,
+        node: NodeId,
+        url: &str,
+        file: FileId,
+        shard: ShardId,
+        size: u64,
+        now: i64,
+    ) -> Result<Vec<u8>, ClientError> {
+        let token = token(key, Operation::Get, node, file, vec![shard], size, now);
+        let result = match self.client(node, url).await {
+            Ok(c) => c.get(&token, shard).await.map(disktro_core::VerifiedShard::into_bytes),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.failed(node, e).await;
+        }
+        result
+    }
+
+    /// Put `data` as `shard` of `file` on `node` at `url`; returns the worker's receipt (check it
+    /// with [`receipt_holds`]). A failed connection is forgotten.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn store(
+        &self,
+        key: &Keypair,
+        node: NodeId,
+        url: &str,
+        file: FileId,
+        shard: ShardId,
+        data: Vec<u8>,
+        now: i64,
+    ) -> Result<Vec<u8>, ClientError> {
+        let token = token(key, Operation::Put, node, file, vec![shard], data.len() as u64, now);
+        let result = match self.client(node, url).await {
+            Ok(c) => c.put(&token, shard, data).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.failed(node, e).await;
+        }
+        result
+    }
+
     /// Forget the connection to `node` after `error`, unless the worker merely refused.
     pub async fn failed(&self, node: NodeId, error: &ClientError) {
         if !matches!(error, ClientError::Refused { .. }) {
             self.clients.lock().await.remove(&node);
         }
     }
+}
+
+/// Whether `receipt` is `worker`'s signed word (checked with its key among `keys`) that it stored
+/// `shard` of `size` bytes.
+pub fn receipt_holds(
+    keys: &HashMap<NodeId, disktro_core::keys::PublicKey>,
+    receipt: &[u8],
+    worker: NodeId,
+    shard: ShardId,
+    size: u64,
+) -> bool {
+    keys.get(&worker)
+        .and_then(|k| disktro_core::token::Receipt::verify(receipt, k).ok())
+        .is_some_and(|r| r.shard == shard && r.worker == worker && u64::from(r.size) == size)
 }
 
 /// A token for the server's own request to `worker`.

@@ -8,6 +8,7 @@
 //! | `audit` | [`audit`] | challenges stored shards with random ranges; scores nodes ([`reputation`]) |
 //! | `repair` | [`repair`] | rebuilds the lost shards of chunks below k + m healthy and re-places them |
 //! | `gc` | [`gc`] | deletes shards of deleted files and orphans from workers after a grace |
+//! | `rebalance` | [`rebalance`] | moves shards from workers above their capacity-proportional share to those below |
 //! | `rewards` | [`crate::rewards`] | accrues storage and settles egress into the operators' ledger |
 //!
 //! What each worker holds is compared from its heartbeats ([`holdings`]); [`fleet`] is the
@@ -23,6 +24,7 @@ pub mod fleet;
 pub mod gc;
 pub mod holdings;
 pub mod model;
+pub mod rebalance;
 pub mod repair;
 pub mod reputation;
 
@@ -41,6 +43,10 @@ pub fn spawn(ctx: &Arc<Context>, settings: &Settings, runner: &Runner) -> Vec<to
     // Repair and garbage collection move shards over the same connections.
     let data = Arc::new(fleet::Fleet::new(fleet::DATA_TIMEOUT));
     let repairer = Arc::new(repair::Repairer::new(Arc::clone(&data), Arc::clone(&runner.registry)));
+    let rebalancer = Arc::new(rebalance::Rebalancer::new(
+        Arc::clone(&data),
+        Arc::clone(&runner.registry),
+    ));
     vec![
         runner.spawn("audit", settings.audit_interval, {
             let ctx = Arc::clone(ctx);
@@ -54,6 +60,13 @@ pub fn spawn(ctx: &Arc<Context>, settings: &Settings, runner: &Runner) -> Vec<to
             move || {
                 let (ctx, repairer) = (Arc::clone(&ctx), Arc::clone(&repairer));
                 async move { repairer.pass(&ctx, unix_now()).await.map(|_| ()) }
+            }
+        }),
+        runner.spawn("rebalance", settings.rebalance_interval, {
+            let ctx = Arc::clone(ctx);
+            move || {
+                let (ctx, rebalancer) = (Arc::clone(&ctx), Arc::clone(&rebalancer));
+                async move { rebalancer.pass(&ctx, unix_now()).await.map(|_| ()) }
             }
         }),
         runner.spawn("gc", settings.gc_interval, {

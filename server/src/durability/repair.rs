@@ -26,8 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
-use disktro_core::token::{Operation, Receipt};
-use disktro_core::{FileId, NodeId, SignedManifest, VerifiedShard};
+use disktro_core::{FileId, NodeId, SignedManifest};
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
@@ -212,17 +211,7 @@ async fn repair_chunk(
             .into_iter()
             .filter(|w| !taken.contains(w.node_id.to_hex().as_str()))
             .collect();
-    let mut held: Vec<Candidate> = slots
-        .iter()
-        .filter(|s| s.healthy)
-        .map(|s| {
-            Ok(Candidate {
-                node_id: s.node.parse()?,
-                zone: s.zone.clone(),
-                operator: s.operator.clone(),
-            })
-        })
-        .collect::<Result<_, JobError>>()?;
+    let mut held = holders(slots.iter().filter(|s| s.healthy))?;
     let lost_indices: Vec<usize> = lost.iter().map(|s| s.idx).collect();
     plan(&targets, &held, redundancy.total(), &file, chunk_no, &lost_indices)?;
 
@@ -237,26 +226,15 @@ async fn repair_chunk(
             return Err(JobError::PlacementMismatch(slot.idx));
         }
         let node: NodeId = slot.node.parse()?;
-        let token = fleet::token(
-            &ctx.key,
-            Operation::Get,
-            node,
-            file,
-            vec![slot.shard],
-            shard_len as u64,
-            now,
-        );
-        let result = match fleet.client(node, &slot.url).await {
-            Ok(c) => c.get(&token, slot.shard).await.map(VerifiedShard::into_bytes),
-            Err(e) => Err(e),
-        };
-        match result {
+        match fleet
+            .fetch(&ctx.key, node, &slot.url, file, slot.shard, shard_len as u64, now)
+            .await
+        {
             Ok(data) => {
                 have[slot.idx] = Some(data);
                 got += 1;
             }
             Err(e) => {
-                fleet.failed(node, &e).await;
                 tracing::debug!(node = %slot.node, shard = %slot.shard, error = %e, "repair read failed; trying another");
             }
         }
@@ -281,70 +259,72 @@ async fn repair_chunk(
         let target = loop {
             let i = plan(&targets, &held, redundancy.total(), &file, chunk_no, &[slot.idx])?[0];
             let target = targets.remove(i);
-            let token = fleet::token(
-                &ctx.key,
-                Operation::Put,
-                target.node_id,
-                file,
-                vec![slot.shard],
-                data.len() as u64,
-                now,
-            );
-            let result = match fleet.client(target.node_id, &target.url).await {
-                Ok(c) => c.put(&token, slot.shard, data.clone()).await,
-                Err(e) => Err(e),
-            };
-            match result {
+            let stored = fleet
+                .store(
+                    &ctx.key,
+                    target.node_id,
+                    &target.url,
+                    file,
+                    slot.shard,
+                    data.clone(),
+                    now,
+                )
+                .await;
+            match stored {
                 Ok(receipt) => {
-                    let valid = keys
-                        .get(&target.node_id)
-                        .and_then(|k| Receipt::verify(&receipt, k).ok())
-                        .is_some_and(|r| {
-                            r.shard == slot.shard && r.worker == target.node_id && r.size as usize == data.len()
-                        });
-                    if valid {
+                    if fleet::receipt_holds(keys, &receipt, target.node_id, slot.shard, data.len() as u64) {
                         break target;
                     }
                     tracing::warn!(node = %target.node_id, "repair write answered with an invalid receipt");
                 }
                 Err(e) => {
-                    fleet.failed(target.node_id, &e).await;
                     tracing::debug!(node = %target.node_id, error = %e, "repair write failed; trying another");
                 }
             }
         };
         // 4. Move the row, forget the loss, collect the old copy.
-        let mut tx = ctx.db.begin_write().await?;
-        let gc_deleted_at = now - secs(ctx.durability.gc_grace);
-        store::health::move_shard(
-            &mut tx,
-            &d.file_hex,
-            d.chunk,
-            slot,
-            &target.node_id.to_hex(),
-            gc_deleted_at,
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        held.push(candidate(&target));
+        rehome(ctx, &d.file_hex, d.chunk, slot, target.node_id, now).await?;
+        held.push(Candidate::from(&target));
         rebuilt += 1;
     }
     tracing::info!(file = %d.file_hex, chunk = d.chunk, rebuilt, "chunk repaired");
     Ok(rebuilt)
 }
 
-fn candidate(w: &nodes::Writable) -> Candidate {
-    Candidate {
-        node_id: w.node_id,
-        zone: w.zone.clone(),
-        operator: w.operator.clone(),
-    }
+/// Move the placement `slot` of a chunk to `to` in one transaction: its loss report and
+/// containment are dropped and the old copy goes to garbage collection at once. `false` when
+/// the placement had already moved.
+pub(super) async fn rehome(
+    ctx: &Context,
+    file_hex: &str,
+    chunk: u64,
+    slot: &Slot,
+    to: NodeId,
+    now: i64,
+) -> Result<bool, JobError> {
+    let mut tx = ctx.db.begin_write().await?;
+    let gc_deleted_at = now - secs(ctx.durability.gc_grace);
+    let moved = store::health::move_shard(&mut tx, file_hex, chunk, slot, &to.to_hex(), gc_deleted_at, now).await?;
+    tx.commit().await?;
+    Ok(moved)
+}
+
+/// The workers of `slots`, as the placement rules count them.
+pub(super) fn holders<'a>(slots: impl Iterator<Item = &'a Slot>) -> Result<Vec<Candidate>, JobError> {
+    slots
+        .map(|s| {
+            Ok(Candidate {
+                node_id: s.node.parse()?,
+                zone: s.zone.clone(),
+                operator: s.operator.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Where shards `indices` of a chunk go among `targets`, given the workers `held` that keep its
 /// healthy shards: indices into `targets`, or why there is no such placement.
-fn plan(
+pub(super) fn plan(
     targets: &[nodes::Writable],
     held: &[Candidate],
     total: usize,
@@ -352,7 +332,7 @@ fn plan(
     chunk: u64,
     indices: &[usize],
 ) -> Result<Vec<usize>, JobError> {
-    let candidates: Vec<Candidate> = targets.iter().map(candidate).collect();
+    let candidates: Vec<Candidate> = targets.iter().map(Candidate::from).collect();
     Placer::new(&candidates, held, total)
         .and_then(|p| p.place(file, chunk, indices))
         .map_err(|source| JobError::Placement { chunk, source })

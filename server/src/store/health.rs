@@ -107,6 +107,64 @@ pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Ve
         .collect()
 }
 
+/// Bytes placed on each node that holds any.
+pub async fn placed_bytes(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, i64>, StoreError> {
+    let rows = sqlx::query("SELECT node_id, CAST(SUM(size) AS BIGINT) AS bytes FROM file_shards GROUP BY node_id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                parse(&r.try_get::<String, _>("node_id")?, "node id")?,
+                r.try_get("bytes")?,
+            ))
+        })
+        .collect()
+}
+
+/// A placement the rebalancer may move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Movable {
+    pub file_hex: String,
+    pub chunk: u64,
+    pub idx: usize,
+    pub shard: ShardId,
+    pub size: i64,
+}
+
+/// Up to `limit` placements on `node`, in shard id order from `start` (wrapping around), so
+/// successive passes start at different shards.
+pub async fn movable(db: &Db, node: &str, start: &str, limit: usize) -> Result<Vec<Movable>, StoreError> {
+    let mut out = Vec::new();
+    for statement in [
+        "SELECT file_id, chunk, idx, shard_id, size FROM file_shards WHERE node_id = $1 AND shard_id >= $2 \
+         ORDER BY shard_id LIMIT $3",
+        "SELECT file_id, chunk, idx, shard_id, size FROM file_shards WHERE node_id = $1 AND shard_id < $2 \
+         ORDER BY shard_id LIMIT $3",
+    ] {
+        let left = limit.saturating_sub(out.len());
+        if left == 0 {
+            break;
+        }
+        let rows = sqlx::query(statement)
+            .bind(node)
+            .bind(start)
+            .bind(i64::try_from(left).unwrap_or(i64::MAX))
+            .fetch_all(&db.pool)
+            .await?;
+        for r in &rows {
+            out.push(Movable {
+                file_hex: r.try_get("file_id")?,
+                chunk: to_u64(r.try_get("chunk")?),
+                idx: usize::try_from(r.try_get::<i64, _>("idx")?).map_err(|_| StoreError::Corrupt("shard index"))?,
+                shard: parse(&r.try_get::<String, _>("shard_id")?, "shard id")?,
+                size: r.try_get("size")?,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// One placement of a chunk, with its worker and whether it is healthy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {

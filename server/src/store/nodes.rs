@@ -191,12 +191,13 @@ pub struct Writable {
     pub zone: String,
     /// Empty: the node is its own operator.
     pub operator: String,
+    pub capacity: i64,
 }
 
 /// Nodes seen since `online_since`, active, with at least `min_free` bytes of room, in id order.
 pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<Writable>, StoreError> {
     let rows = sqlx::query(
-        "SELECT node_id, url, zone, operator FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
+        "SELECT node_id, url, zone, operator, capacity FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
          ORDER BY node_id",
     )
     .bind(online_since)
@@ -210,6 +211,7 @@ pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<W
                 url: row.try_get("url")?,
                 zone: row.try_get("zone")?,
                 operator: row.try_get("operator")?,
+                capacity: row.try_get("capacity")?,
             })
         })
         .collect()
