@@ -677,6 +677,7 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
                     "file_id": f.file_id, "name": m.as_ref().map(|m| &m.name), "mime": m.as_ref().map(|m| &m.mime),
                     "size": f.size, "stored_bytes": f.stored_bytes, "created_at": f.created_at,
                     "healthy_shards": f.health.weakest_chunk_healthy, "shards": f.health.shards_per_chunk, "needed": f.health.needed,
+                    "zones_survivable": f.health.zones_survivable, "yearly_loss": f.health.yearly_loss, "model": f.health.model,
                 })
             })
             .collect();

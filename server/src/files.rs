@@ -18,6 +18,31 @@ use crate::store;
 /// Files listed per page at most.
 pub const MAX_PAGE: i64 = 1000;
 
+/// What a file survives: its weakest chunk, the whole zones it can lose now, and the model's
+/// yearly loss at full health under [`crate::durability::model::STATED`].
+pub(crate) fn file_health(
+    (data, parity): (u64, u64),
+    chunks: u64,
+    weakest: u64,
+    most_in_one_zone: u64,
+) -> RedundancyHealth {
+    use crate::durability::model;
+    let spare = weakest.saturating_sub(data);
+    let policy = model::Policy {
+        data: u32::try_from(data).unwrap_or(u32::MAX),
+        parity: u32::try_from(parity).unwrap_or(u32::MAX),
+        ..model::STATED
+    };
+    RedundancyHealth {
+        weakest_chunk_healthy: weakest,
+        shards_per_chunk: data + parity,
+        needed: data,
+        zones_survivable: spare.checked_div(most_in_one_zone).unwrap_or(0),
+        yearly_loss: model::annual_file_loss(&policy, chunks.max(1)),
+        model: model::STATED_IN_WORDS.to_owned(),
+    }
+}
+
 fn file_not_found() -> ServerError {
     ServerError::refused(ErrorCode::FileNotFound, "no such file")
 }
@@ -28,14 +53,16 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
     let rows = store::files::list(&ctx.db, account_id, limit, offset.max(0)).await?;
     let online_since = nodes::online_since(now, ctx.heartbeat_interval);
     let health = store::files::weakest_chunks(&ctx.db, account_id, online_since).await?;
+    let spread = store::files::most_in_one_zone(&ctx.db, account_id, None, online_since).await?;
     let files = rows
         .into_iter()
         .map(|f| FileSummary {
-            health: RedundancyHealth {
-                weakest_chunk_healthy: health.get(&f.file_id).copied().unwrap_or(0),
-                shards_per_chunk: f.data_shards + f.parity_shards,
-                needed: f.data_shards,
-            },
+            health: file_health(
+                (f.data_shards, f.parity_shards),
+                f.chunk_count,
+                health.get(&f.file_id).copied().unwrap_or(0),
+                spread.get(&f.file_id).copied().unwrap_or(0),
+            ),
             metadata: f.metadata,
             wrapped_key: f.wrapped_key,
             size: f.size,

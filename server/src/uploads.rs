@@ -23,7 +23,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, RedundancyHealth, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
 use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
 use disktro_core::metadata::{MAX_MIME_LEN, MAX_NAME_LEN};
 use disktro_core::seal::TAG_LEN;
@@ -430,6 +430,8 @@ pub async fn commit(
     tracing::info!(file = %file_hex, chunks = m.chunks.len(), stored, "file committed");
 
     let total = m.redundancy.total() as u64;
+    let online_since = nodes::online_since(now, ctx.heartbeat_interval);
+    let spread = store::files::most_in_one_zone(&ctx.db, account_id, Some(&file_hex), online_since).await?;
     Ok(FileSummary {
         file_id: m.file_id,
         metadata,
@@ -440,11 +442,12 @@ pub async fn commit(
         parity_shards: m.redundancy.parity,
         chunk_count: m.chunks.len() as u64,
         created_at: now,
-        health: RedundancyHealth {
-            weakest_chunk_healthy: total,
-            shards_per_chunk: total,
-            needed: u64::from(m.redundancy.data),
-        },
+        health: crate::files::file_health(
+            (u64::from(m.redundancy.data), u64::from(m.redundancy.parity)),
+            m.chunks.len() as u64,
+            total,
+            spread.get(&m.file_id).copied().unwrap_or(0),
+        ),
     })
 }
 

@@ -818,13 +818,24 @@ pub struct Commit {
 }
 
 /// Redundancy health: how many shards of the weakest chunk sit on online workers.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RedundancyHealth {
     pub weakest_chunk_healthy: u64,
     pub shards_per_chunk: u64,
     /// Shards any chunk can be rebuilt from.
     pub needed: u64,
+    /// Whole zones the file survives losing now, any of them: the spare healthy shards of its
+    /// weakest chunk over the most healthy shards any of its chunks has in one zone.
+    #[serde(default)]
+    pub zones_survivable: u64,
+    /// The durability model's chance that the file becomes unreadable within a year, at full
+    /// health, under the server's stated failure model (see `model`).
+    #[serde(default)]
+    pub yearly_loss: f64,
+    /// The failure model `yearly_loss` assumes, in words.
+    #[serde(default)]
+    pub model: String,
 }
 
 /// A file as lists show it.

@@ -22,6 +22,18 @@
 //! zones, repair slowed by load, and a network too small to re-place shards at all (with exactly
 //! k + m nodes a lost node's shards wait for a new node: give that wait as the repair time).
 
+/// The failure model the server states for files (their `yearly_loss`): 10% of nodes lost for
+/// good a year, 24 hours from a loss to its shards healthy elsewhere. Conservative for the
+/// repairer measured here (BENCHMARKS.md: minutes), generous for networks of volunteers.
+pub const STATED: Policy = Policy {
+    data: 6,
+    parity: 4,
+    node_afr: 0.10,
+    repair_hours: 24.0,
+};
+/// [`STATED`] in words.
+pub const STATED_IN_WORDS: &str = "10% of nodes lost a year, 24 h to repair";
+
 /// One network and policy to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Policy {

@@ -186,6 +186,38 @@ pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Res
     Ok(out)
 }
 
+/// The most healthy shards any chunk of each file has in one zone, per file of the account (of
+/// `only` alone when given).
+pub async fn most_in_one_zone(
+    db: &Db,
+    account_id: &str,
+    only: Option<&str>,
+    online_since: i64,
+) -> Result<HashMap<FileId, u64>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT file_id, MAX(in_zone) AS most FROM ( \
+           SELECT s.file_id, s.chunk, n.zone, COUNT(*) AS in_zone \
+           FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+           WHERE f.account_id = $2 AND ($3 = '' OR s.file_id = $3) AND ",
+        healthy!(),
+        " GROUP BY s.file_id, s.chunk, n.zone) AS per_zone \
+         GROUP BY file_id"
+    ))
+    .bind(online_since)
+    .bind(account_id)
+    .bind(only.unwrap_or_default())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        out.insert(
+            parse(&row.try_get::<String, _>("file_id")?, "file id")?,
+            to_u64(row.try_get::<i64, _>("most")?),
+        );
+    }
+    Ok(out)
+}
+
 /// A committed file as a reader gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
