@@ -609,11 +609,15 @@ async fn files_survive_two_lost_zones_and_waves_of_failures() {
     let api = &a.api;
     let survivable = |want: u64| async move {
         let list = api.files().await.unwrap();
-        list.files.iter().all(|f| {
-            f.health.zones_survivable == want && f.health.yearly_loss > 0.0 && f.health.yearly_loss < 1e-6
-        })
+        list.files
+            .iter()
+            .all(|f| f.health.zones_survivable == want && f.health.yearly_loss > 0.0 && f.health.yearly_loss < 1e-6)
     };
-    assert!(survivable(2).await, "{:?}", a.api.files().await.unwrap().files[0].health);
+    assert!(
+        survivable(2).await,
+        "{:?}",
+        a.api.files().await.unwrap().files[0].health
+    );
 
     // 1. Zones 0 and 1 go at once.
     let started = Instant::now();
@@ -646,7 +650,11 @@ async fn files_survive_two_lost_zones_and_waves_of_failures() {
     );
     assert!(most_per_zone(&pool).await <= 4);
     // On 3 zones at most 4 shards of a chunk each: one whole zone can go, and each file says so.
-    assert!(survivable(1).await, "{:?}", a.api.files().await.unwrap().files[0].health);
+    assert!(
+        survivable(1).await,
+        "{:?}",
+        a.api.files().await.unwrap().files[0].health
+    );
 
     // 2. The zones come back (their data is still on disk: it is now surplus, collected); a
     // random wave takes 4 workers.
