@@ -122,6 +122,13 @@ fn stages(c: &mut Criterion) {
         b.iter(|| sealer.seal_in_place(0, false, Codec::Raw, black_box(&mut buf)))
     });
     g.bench_function("shard/encode_6_4", |b| b.iter(|| sharder.encode(black_box(&sealed))));
+    // Wider stripes at the same 1.67x expansion: parity work per byte grows with m.
+    for (k, m) in [(12u8, 8u8), (18, 12)] {
+        let wide = Sharder::new(Redundancy::new(k, m).unwrap());
+        g.bench_function(format!("shard/encode_{k}_{m}"), |b| {
+            b.iter(|| wide.encode(black_box(&sealed)))
+        });
+    }
     g.bench_function("shard/ids_blake3", |b| {
         b.iter(|| {
             (0..10)

@@ -419,7 +419,10 @@ fn blake3_contexts_and_signature_domains_are_as_specified() {
     assert_eq!(ShardId::of(b"x").as_bytes(), blake3::hash(b"x").as_bytes());
 
     let domains: Vec<String> = table("signature-domains").into_iter().map(|r| r[0].clone()).collect();
-    assert_eq!(domains, ["manifest", "token", "receipt", "register", "heartbeat"]);
+    assert_eq!(
+        domains,
+        ["manifest", "token", "receipt", "register", "heartbeat", "drain"]
+    );
     let m = manifest();
     verify_domain(&owner().public(), "manifest", &m[..m.len() - 64], &m[m.len() - 64..]);
     let t = token(Operation::Get, Scope::File(file_id()));
@@ -428,6 +431,7 @@ fn blake3_contexts_and_signature_domains_are_as_specified() {
     verify_domain(&worker().public(), "receipt", &r[..r.len() - 64], &r[r.len() - 64..]);
     assert_eq!(disktro_core::api::node::REGISTER_DOMAIN, "register");
     assert_eq!(disktro_core::api::node::HEARTBEAT_DOMAIN, "heartbeat");
+    assert_eq!(disktro_core::api::node::DRAIN_DOMAIN, "drain");
     let sig = worker().sign("heartbeat", b"{}");
     verify_domain(&worker().public(), "heartbeat", b"{}", &sig);
 }

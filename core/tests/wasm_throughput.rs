@@ -51,6 +51,17 @@ fn wasm32_pipeline_throughput() {
             let _ = sharder.encode(&sealed);
         })
     );
+    // Wider stripes at the same 1.67x expansion (the durability model's cheapest nines): the
+    // parity work per byte grows with m.
+    for (k, m) in [(12, 8), (18, 12)] {
+        let wide = Sharder::new(Redundancy::new(k, m).unwrap());
+        console_log!(
+            "wasm32/stage/shard/encode_{k}_{m}: {:.0} MB/s",
+            mbps(CHUNK, || {
+                let _ = wide.encode(&sealed);
+            })
+        );
+    }
     console_log!(
         "wasm32/stage/shard/ids_blake3: {:.0} MB/s",
         mbps(CHUNK, || {

@@ -1,8 +1,11 @@
 //! Operators' rewards and the append-only ledger.
 //!
 //! - **Storage**: each rewards pass credits every node that is not disqualified with the bytes of
-//!   the healthy-on-record shards placed on it × the seconds since its last pass (byte-seconds),
-//!   unless an audit of the node failed in that period: the period is then forfeited.
+//!   the healthy-on-record shards placed on it × the seconds of the period it was present
+//!   (byte-seconds), unless an audit of the node failed in that period: the period is then
+//!   forfeited. Presence is counted in the minutes in which it sent a heartbeat (its chart
+//!   samples, a minute each, at most the period): a node that is away is not paid for storing
+//!   what it cannot serve.
 //! - **Egress**: issuing get tokens records nothing (a read never writes). Workers report the
 //!   bytes they served under each serial in heartbeats, and the first claim for a serial carries
 //!   the token itself: the server checks its own signature, that the token is a get token issued
@@ -170,8 +173,12 @@ pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
         if start > 0 && now > start && n.state != crate::durability::reputation::DISQUALIFIED {
             let failed = store::audits::failures_between(&mut tx, &n.node, start, now).await?;
             let held = ledger::held_bytes(&mut tx, &n.node).await?;
-            if failed == 0 && held > 0 {
-                let quantity = held.saturating_mul(now - start);
+            let seen = ledger::minutes_seen(&mut tx, &n.node, start, now)
+                .await?
+                .saturating_mul(crate::nodes::SAMPLE_EVERY)
+                .min(now - start);
+            if failed == 0 && held > 0 && seen > 0 {
+                let quantity = held.saturating_mul(seen);
                 let entry = Entry {
                     seq: 0,
                     node_id: n.node.clone(),

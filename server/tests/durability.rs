@@ -1273,6 +1273,30 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         // Storage: a first pass starts every node's clock; an hour later each node is owed
         // (bytes of the shards placed on it) × 3,600 byte-seconds.
         let t0 = disktro_server::context::unix_now();
+        // The test's clock runs hours ahead of the workers' real heartbeats: it writes the chart
+        // samples (one per minute a node heartbeats, what storage is paid by) for the next three
+        // hours of every node, as the heartbeat handler would.
+        let node_ids: Vec<String> = sqlx::query("SELECT node_id FROM nodes")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get("node_id").unwrap())
+            .collect();
+        for node in &node_ids {
+            for minute in 0..180 {
+                sqlx::query(
+                    "INSERT INTO node_samples (node_id, at, capacity, used, shards, ingress_bytes, egress_bytes, \
+                     uptime_secs, audit_score) VALUES ($1, $2, 0, 0, 0, 0, 0, 0, 1000000) \
+                     ON CONFLICT (node_id, at) DO NOTHING",
+                )
+                .bind(node)
+                .bind(t0 - t0.rem_euclid(60) + 60 * minute)
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        }
         rewards::accrue(&ctx.db, t0).await.unwrap();
         assert!(ledger(&pool).await.is_empty(), "the first pass only starts the clocks");
         let mut held: HashMap<String, i64> = HashMap::new();
@@ -1291,6 +1315,18 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             assert_eq!((kind.as_str(), *start, *end), ("storage", t0, t1));
             assert_eq!(*quantity, held[node] * 3600, "node {node}");
         }
+        // Tried: one node away for half an hour from t1 (no heartbeat, so no samples), longer
+        // than the next period. Must hold: it is paid storage only for the minutes it was seen.
+        let mut holders: Vec<&String> = held.keys().collect();
+        holders.sort();
+        let away = holders[0].clone();
+        sqlx::query("DELETE FROM node_samples WHERE node_id = $1 AND at >= $2 AND at < $3")
+            .bind(&away)
+            .bind(t1)
+            .bind(t1 + 1800)
+            .execute(&pool)
+            .await
+            .unwrap();
 
         // Egress: the test reads shards 0 and 1 of every chunk of file a, straight from their
         // workers under the server's get tokens, and knows what each worker served.
@@ -1418,8 +1454,46 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
                 }
             }
         }
-        let want_storage: HashMap<String, i64> = held.iter().map(|(n, b)| (n.clone(), b * (t2 + 10 - t0))).collect();
-        assert_eq!(storage, want_storage);
+        let seen_away: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM node_samples WHERE node_id = $1 AND at > $2 AND at < $3")
+                .bind(&away)
+                .bind(t1 - 60)
+                .bind(t2)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .get::<i64, _>("n")
+                * 60;
+        let seen_away = seen_away.min(t2 - t1);
+        assert!(t2 + 10 < t1 + 1800);
+        // Away from t1 through the whole next period: only the minute its last heartbeat fell
+        // in overlaps it.
+        assert!(
+            seen_away <= 60 && seen_away < t2 - t1,
+            "{seen_away} s of {} counted",
+            t2 - t1
+        );
+        let want_storage: HashMap<String, i64> = held
+            .iter()
+            .map(|(n, b)| {
+                // Still away in the last 10 s period (t2 + 10 < t1 + 1800): nothing for it.
+                let seconds = if *n == away {
+                    (t1 - t0) + seen_away
+                } else {
+                    t2 + 10 - t0
+                };
+                (n.clone(), b * seconds)
+            })
+            .collect();
+        let differ: Vec<_> = want_storage
+            .iter()
+            .filter(|(n, w)| storage.get(*n) != Some(*w))
+            .map(|(n, w)| (n.clone(), *w, storage.get(n).copied(), *n == away))
+            .collect();
+        assert!(
+            differ.is_empty() && storage.len() == want_storage.len(),
+            "storage paid differs (node, wanted, paid, away): {differ:?}"
+        );
         assert_eq!(egress, served);
         for r in sqlx::query("SELECT kind, quantity, amount FROM ledger")
             .fetch_all(&pool)

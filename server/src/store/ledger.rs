@@ -128,6 +128,18 @@ pub async fn set_accrued_until(tx: &mut Tx, node: &str, until: i64) -> Result<()
     Ok(())
 }
 
+/// The node's chart samples (one per minute in which it sent a heartbeat,
+/// [`crate::nodes::SAMPLE_EVERY`]) whose minute overlaps [`from`, `to`).
+pub async fn minutes_seen(tx: &mut Tx, node: &str, from: i64, to: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM node_samples WHERE node_id = $1 AND at > $2 AND at < $3")
+        .bind(node)
+        .bind(from - crate::nodes::SAMPLE_EVERY)
+        .bind(to)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
 /// Bytes of the shards placed on the node and not reported lost there.
 pub async fn held_bytes(tx: &mut Tx, node: &str) -> Result<i64, StoreError> {
     let row = sqlx::query(
