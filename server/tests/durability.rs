@@ -710,7 +710,8 @@ fn drain_command(w: &Worker, server: &str, extra: &[&str]) -> std::process::Outp
 /// Tried: an operator drains one of 12 workers with `disktro-worker drain` while it keeps
 /// running, and another asks to drain and then withdraws. Must hold: the command follows the
 /// moves and reports the node drained; nothing is placed on it any more and every chunk is back
-/// to 10 healthy shards elsewhere; its copies are then collected from its disk; every file reads
+/// to 10 healthy shards elsewhere, copied from the draining worker (the others serve less than
+/// what moved); its copies are then collected from its disk; every file reads
 /// byte-identical; the withdrawn node is active again; a request signed by another key is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_drained_worker_leaves_without_costing_a_shard() {
@@ -729,6 +730,23 @@ async fn a_drained_worker_leaves_without_costing_a_shard() {
     let pool = db(&db_case.url).await;
     let leaving = &workers[0];
     assert!(!placed_on(&pool, &leaving.node_id).await.is_empty());
+    let moving: i64 = sqlx::query("SELECT CAST(SUM(size) AS BIGINT) AS n FROM file_shards WHERE node_id = $1")
+        .bind(&leaving.node_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get("n");
+    let served_by_others = || async {
+        let nodes = json(&format!("{}/api/v1/nodes", server.url)).await;
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["node_id"] != leaving.node_id.as_str())
+            .map(|n| n["egress_bytes"].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    let served_before = served_by_others().await;
 
     let out = drain_command(leaving, &server.url, &[]);
     let (stdout, stderr) = (
@@ -740,6 +758,11 @@ async fn a_drained_worker_leaves_without_costing_a_shard() {
     assert!(stderr.contains("draining"), "no progress shown: {stderr}");
     assert_eq!(node(&server.url, &leaving.node_id).await["state"], "exited");
     assert!(placed_on(&pool, &leaving.node_id).await.is_empty());
+    // Its shards were copied from it, not rebuilt from 6 others each: the other workers served
+    // less than the bytes moved (a rebuild reads 6 times as much). Heartbeats report egress.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let served = served_by_others().await - served_before;
+    assert!(served < moving, "other workers served {served} bytes to move {moving}");
     assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
     assert!(
         eventually(Duration::from_secs(30), || async {

@@ -6,8 +6,10 @@
 //! during an outage below their redundancy for good.
 //!
 //!
-//! 1. fetch k healthy shards (data shards first), each checked against its id;
-//! 2. rebuild the sealed chunk with Reed-Solomon and encode it again; every one of the k + m
+//! 1. copy each lost shard whose worker is draining (still online, still holding it) from there:
+//!    one read, checked against its id;
+//! 2. for the others, fetch k healthy shards (data shards first), each checked against its id,
+//!    rebuild the sealed chunk with Reed-Solomon and encode it again; every one of the k + m
 //!    shard ids must equal the owner-signed manifest's, or nothing is stored;
 //! 3. put each unhealthy shard on a new worker chosen by the upload's placement rules
 //!    ([`Placer`]: online, active, with room, holding no shard of this chunk, within the zone and
@@ -192,7 +194,6 @@ async fn repair_chunk(
         .get(usize::try_from(d.chunk)?)
         .ok_or(JobError::ChunkNotInManifest(d.chunk))?;
     let redundancy: Redundancy = manifest.redundancy;
-    let k = usize::from(redundancy.data);
     let shard_len = redundancy.shard_len(entry.sealed_len as usize);
     let since = nodes::online_since(now, ctx.heartbeat_interval);
     let slots = store::health::slots(&ctx.db, since, &d.file_hex, d.chunk).await?;
@@ -215,47 +216,33 @@ async fn repair_chunk(
     let lost_indices: Vec<usize> = lost.iter().map(|s| s.idx).collect();
     plan(&targets, &held, redundancy.total(), &file, chunk_no, &lost_indices)?;
 
-    // 1. k healthy shards, data shards first (no Reed-Solomon work when they are all there).
-    let mut have: Vec<Option<Vec<u8>>> = vec![None; redundancy.total()];
-    let mut got = 0;
-    for slot in slots.iter().filter(|s| s.healthy) {
-        if got == k {
-            break;
-        }
-        if entry.shards.get(slot.idx) != Some(&slot.shard) {
-            return Err(JobError::PlacementMismatch(slot.idx));
-        }
-        let node: NodeId = slot.node.parse()?;
-        match fleet
-            .fetch(&ctx.key, node, &slot.url, file, slot.shard, shard_len as u64, now)
-            .await
-        {
-            Ok(data) => {
-                have[slot.idx] = Some(data);
-                got += 1;
-            }
-            Err(e) => {
-                tracing::debug!(node = %slot.node, shard = %slot.shard, error = %e, "repair read failed; trying another");
-            }
+    // 1. A lost shard still readable where it is (its worker is draining, not gone) is copied
+    // from there: one read instead of k.
+    let mut copies: HashMap<usize, Vec<u8>> = HashMap::new();
+    for slot in lost.iter().filter(|s| s.draining) {
+        if let Some(data) = read_slot(ctx, fleet, entry, slot, file, shard_len as u64, now).await? {
+            copies.insert(slot.idx, data);
         }
     }
-    if got < k {
-        return Err(JobError::TooFewShards { got, needed: k });
-    }
+    let rebuilt_shards = if lost.iter().all(|s| copies.contains_key(&s.idx)) {
+        None
+    } else {
+        // 2. Otherwise k healthy shards rebuild the chunk.
+        Some(rebuild(ctx, fleet, &slots, entry, redundancy, file, chunk_no, now).await?)
+    };
 
-    // 2. Rebuild and re-encode; the ids must be the owner's.
-    let sharder = Sharder::new(redundancy);
-    let sealed = sharder.rebuild(chunk_no, &mut have, entry.sealed_len as usize)?;
-    let shards = sharder.encode(&sealed);
-    if shards.ids() != entry.shards.as_slice() {
-        return Err(JobError::RebuiltMismatch);
-    }
-
-    // 3. New homes, one shard at a time under the same rules; a worker that fails the write is
-    // dropped and the shard placed again without it.
+    // 2. (In `rebuild`.) 3. New homes, one shard at a time under the same rules; a worker that
+    // fails the write is dropped and the shard placed again without it.
     let mut rebuilt = 0;
     for slot in lost {
-        let data = shards.shard(slot.idx).to_vec();
+        let data = match copies.remove(&slot.idx) {
+            Some(copy) => copy,
+            None => rebuilt_shards
+                .as_ref()
+                .expect("the chunk is rebuilt when a copy is missing")
+                .shard(slot.idx)
+                .to_vec(),
+        };
         let target = loop {
             let i = plan(&targets, &held, redundancy.total(), &file, chunk_no, &[slot.idx])?[0];
             let target = targets.remove(i);
@@ -289,6 +276,72 @@ async fn repair_chunk(
     }
     tracing::info!(file = %d.file_hex, chunk = d.chunk, rebuilt, "chunk repaired");
     Ok(rebuilt)
+}
+
+/// Read the shard of `slot` from its worker, checked against its id; `None` when the worker
+/// does not give it (the caller tries another way). The placement must be the manifest's.
+async fn read_slot(
+    ctx: &Context,
+    fleet: &Fleet,
+    entry: &disktro_core::ChunkEntry,
+    slot: &Slot,
+    file: FileId,
+    size: u64,
+    now: i64,
+) -> Result<Option<Vec<u8>>, JobError> {
+    if entry.shards.get(slot.idx) != Some(&slot.shard) {
+        return Err(JobError::PlacementMismatch(slot.idx));
+    }
+    let node: NodeId = slot.node.parse()?;
+    match fleet
+        .fetch(&ctx.key, node, &slot.url, file, slot.shard, size, now)
+        .await
+    {
+        Ok(data) => Ok(Some(data)),
+        Err(e) => {
+            tracing::debug!(node = %slot.node, shard = %slot.shard, error = %e, "repair read failed; trying another way");
+            Ok(None)
+        }
+    }
+}
+
+/// Step 2 of a repair: fetch k healthy shards of the chunk (data shards first: no
+/// Reed-Solomon work when they are all there), each checked against its id, rebuild the sealed
+/// chunk and encode it again; every shard id must be the owner-signed manifest's.
+#[allow(clippy::too_many_arguments)]
+async fn rebuild(
+    ctx: &Context,
+    fleet: &Fleet,
+    slots: &[Slot],
+    entry: &disktro_core::ChunkEntry,
+    redundancy: Redundancy,
+    file: FileId,
+    chunk_no: u64,
+    now: i64,
+) -> Result<disktro_core::shard::Shards, JobError> {
+    let k = usize::from(redundancy.data);
+    let shard_len = redundancy.shard_len(entry.sealed_len as usize);
+    let mut have: Vec<Option<Vec<u8>>> = vec![None; redundancy.total()];
+    let mut got = 0;
+    for slot in slots.iter().filter(|s| s.healthy) {
+        if got == k {
+            break;
+        }
+        if let Some(data) = read_slot(ctx, fleet, entry, slot, file, shard_len as u64, now).await? {
+            have[slot.idx] = Some(data);
+            got += 1;
+        }
+    }
+    if got < k {
+        return Err(JobError::TooFewShards { got, needed: k });
+    }
+    let sharder = Sharder::new(redundancy);
+    let sealed = sharder.rebuild(chunk_no, &mut have, entry.sealed_len as usize)?;
+    let shards = sharder.encode(&sealed);
+    if shards.ids() != entry.shards.as_slice() {
+        return Err(JobError::RebuiltMismatch);
+    }
+    Ok(shards)
 }
 
 /// Move the placement `slot` of a chunk to `to` in one transaction: its loss report and

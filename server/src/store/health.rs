@@ -175,12 +175,15 @@ pub struct Slot {
     pub zone: String,
     pub operator: String,
     pub healthy: bool,
+    /// Unhealthy only because its online worker is draining: the bytes can still be read there.
+    pub draining: bool,
 }
 
 /// Every placement of one chunk, in shard order.
 pub async fn slots(db: &Db, online_since: i64, file_hex: &str, chunk: u64) -> Result<Vec<Slot>, StoreError> {
     let rows = sqlx::query(concat!(
-        "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, n.operator, CASE WHEN ",
+        "SELECT s.idx, s.shard_id, s.node_id, n.url, n.zone, n.operator, \
+         CASE WHEN n.state = 'draining' AND n.last_seen >= $1 THEN 1 ELSE 0 END AS draining, CASE WHEN ",
         healthy!(),
         " THEN 1 ELSE 0 END AS healthy \
          FROM file_shards s JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $2 AND s.chunk = $3 ORDER BY s.idx"
@@ -200,6 +203,7 @@ pub async fn slots(db: &Db, online_since: i64, file_hex: &str, chunk: u64) -> Re
                 zone: r.try_get("zone")?,
                 operator: r.try_get("operator")?,
                 healthy: r.try_get::<i64, _>("healthy")? == 1,
+                draining: r.try_get::<i64, _>("draining")? == 1,
             })
         })
         .collect()
