@@ -186,5 +186,10 @@ mod tests {
         assert!(next_online_score(ONE, 12 * 3600, false) < SUSPEND_BELOW);
         assert!(next_online_score(ONE, 3600, false) > 920_000);
         assert_eq!(next_online_score(ONE, 3600, true), ONE);
+        // A worker SIGKILLed and restarted 5 minutes later stays well above the suspension
+        // bar (about 0.993), and a week away ends suspended, not disqualified (that takes
+        // 30 days suspended, MAX_SUSPENSION_SECS).
+        assert!(next_online_score(ONE, 300, false) > 990_000);
+        assert!(next_online_score(ONE, 7 * 86_400, false) < SUSPEND_BELOW);
     }
 }
