@@ -53,7 +53,7 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
     let rows = store::files::list(&ctx.db, account_id, limit, offset.max(0)).await?;
     let online_since = nodes::online_since(now, ctx.heartbeat_interval);
     let health = store::files::weakest_chunks(&ctx.db, account_id, online_since).await?;
-    let spread = store::files::most_in_one_zone(&ctx.db, account_id, None, online_since).await?;
+    let spread = store::files::most_in_one_zone(&ctx.db, account_id, online_since).await?;
     let files = rows
         .into_iter()
         .map(|f| FileSummary {

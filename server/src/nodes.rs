@@ -143,6 +143,9 @@ pub async fn heartbeat(
     for shard in reports {
         losses += u64::from(store::health::mark_reported_corrupt(&mut tx, &node, &shard.to_hex(), now).await?);
     }
+    if store::nodes::finish_drain(&mut tx, &node, now).await? {
+        tracing::info!(node_id = %node, "node drained and exited");
+    }
     tx.commit().await?;
     // Bit rot the node found itself still counts as a loss, at the same weight as a failed
     // audit: rare rot is earned back, sustained loss is not (see reputation).
@@ -175,7 +178,6 @@ pub async fn heartbeat(
         api::MAX_REVOCATIONS_PER_ACK,
     )
     .await?;
-    finish_drain(db, &node, now).await?;
     Ok(HeartbeatAck {
         heartbeat_interval_secs: interval.as_secs(),
         list_buckets,
@@ -213,30 +215,22 @@ pub async fn drain(db: &Db, body: &[u8], signature: Option<[u8; 64]>, now: i64) 
         (DRAINING | EXITED, false) => Some((ACTIVE, "")),
         _ => None,
     };
+    let mut state = state;
     if let Some((next, reason)) = next {
         store::nodes::set_state(&mut tx, &node, next, reason, now).await?;
         tracing::info!(node_id = %node, from = %state, to = next, "drain requested");
+        next.clone_into(&mut state);
+    }
+    if store::nodes::finish_drain(&mut tx, &node, now).await? {
+        tracing::info!(node_id = %node, "node drained and exited");
+        EXITED.clone_into(&mut state);
     }
     tx.commit().await?;
-    finish_drain(db, &node, now).await?;
     Ok(DrainStatus {
         node_id: request.node_id,
-        state: store::nodes::state(db, &node).await?.unwrap_or_default(),
+        state,
         shards_left: store::to_u64(store::nodes::placed_count(db, &node).await?),
     })
-}
-
-/// A draining node with nothing placed on it any more has exited.
-async fn finish_drain(db: &Db, node: &str, now: i64) -> Result<(), StoreError> {
-    use crate::durability::reputation::{DRAINING, EXITED};
-    let draining = store::nodes::state(db, node).await?.is_some_and(|s| s == DRAINING);
-    if draining && store::nodes::placed_count(db, node).await? == 0 {
-        let mut tx = db.begin_write().await?;
-        store::nodes::set_state(&mut tx, node, EXITED, "drained: every shard moved to other nodes", now).await?;
-        tx.commit().await?;
-        tracing::info!(node_id = node, "node drained and exited");
-    }
-    Ok(())
 }
 
 /// Every node with its health, most recently seen first.

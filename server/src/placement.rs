@@ -143,7 +143,7 @@ impl Guarantee {
     }
 }
 
-/// Sizes of the domains `key` sorts `nodes` into.
+/// The domains of `nodes` (one key per node): each key's index, and each domain's size.
 fn sizes<'a>(nodes: impl Iterator<Item = String> + 'a) -> (HashMap<String, usize>, Vec<usize>) {
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut sizes = Vec::new();

@@ -431,7 +431,7 @@ pub async fn commit(
 
     let total = m.redundancy.total() as u64;
     let online_since = nodes::online_since(now, ctx.heartbeat_interval);
-    let spread = store::files::most_in_one_zone(&ctx.db, account_id, Some(&file_hex), online_since).await?;
+    let most_in_one_zone = store::files::most_in_one_zone_of(&ctx.db, &file_hex, online_since).await?;
     Ok(FileSummary {
         file_id: m.file_id,
         metadata,
@@ -446,7 +446,7 @@ pub async fn commit(
             (u64::from(m.redundancy.data), u64::from(m.redundancy.parity)),
             m.chunks.len() as u64,
             total,
-            spread.get(&m.file_id).copied().unwrap_or(0),
+            most_in_one_zone,
         ),
     })
 }

@@ -66,10 +66,7 @@ impl Fleet {
             Ok(c) => c.get(&token, shard).await.map(disktro_core::VerifiedShard::into_bytes),
             Err(e) => Err(e),
         };
-        if let Err(e) = &result {
-            self.failed(node, e).await;
-        }
-        result
+        self.settle(node, result).await
     }
 
     /// Put `data` as `shard` of `file` on `node` at `url`; returns the worker's receipt (check it
@@ -90,6 +87,11 @@ impl Fleet {
             Ok(c) => c.put(&token, shard, data).await,
             Err(e) => Err(e),
         };
+        self.settle(node, result).await
+    }
+
+    /// Pass `result` on, forgetting the connection to `node` if it failed.
+    async fn settle<T>(&self, node: NodeId, result: Result<T, ClientError>) -> Result<T, ClientError> {
         if let Err(e) = &result {
             self.failed(node, e).await;
         }

@@ -176,46 +176,62 @@ pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Res
     .bind(account_id)
     .fetch_all(&db.pool)
     .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        out.insert(
-            parse(&row.try_get::<String, _>("file_id")?, "file id")?,
-            to_u64(row.try_get::<i64, _>("weakest")?),
-        );
-    }
-    Ok(out)
+    per_file(&rows, "weakest")
 }
 
-/// The most healthy shards any chunk of each file has in one zone, per file of the account (of
-/// `only` alone when given).
+/// `(file_id, column)` rows as a map.
+fn per_file(rows: &[sqlx::any::AnyRow], column: &str) -> Result<HashMap<FileId, u64>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok((
+                parse(&row.try_get::<String, _>("file_id")?, "file id")?,
+                to_u64(row.try_get::<i64, _>(column)?),
+            ))
+        })
+        .collect()
+}
+
+/// The per-chunk-and-zone counts [`most_in_one_zone`] and [`most_in_one_zone_of`] take the
+/// largest of, given the rows' `WHERE` (after `$1`, the online bound of [`healthy!`]).
+macro_rules! most_in_one_zone {
+    ($rows:literal) => {
+        concat!(
+            "SELECT file_id, MAX(in_zone) AS most FROM ( \
+               SELECT s.file_id, s.chunk, n.zone, COUNT(*) AS in_zone \
+               FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+               WHERE ",
+            $rows,
+            " AND ",
+            healthy!(),
+            " GROUP BY s.file_id, s.chunk, n.zone) AS per_zone \
+             GROUP BY file_id"
+        )
+    };
+}
+
+/// The most healthy shards any chunk of each file has in one zone, per file of the account.
 pub async fn most_in_one_zone(
     db: &Db,
     account_id: &str,
-    only: Option<&str>,
     online_since: i64,
 ) -> Result<HashMap<FileId, u64>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT file_id, MAX(in_zone) AS most FROM ( \
-           SELECT s.file_id, s.chunk, n.zone, COUNT(*) AS in_zone \
-           FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
-           WHERE f.account_id = $2 AND ($3 = '' OR s.file_id = $3) AND ",
-        healthy!(),
-        " GROUP BY s.file_id, s.chunk, n.zone) AS per_zone \
-         GROUP BY file_id"
-    ))
-    .bind(online_since)
-    .bind(account_id)
-    .bind(only.unwrap_or_default())
-    .fetch_all(&db.pool)
-    .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        out.insert(
-            parse(&row.try_get::<String, _>("file_id")?, "file id")?,
-            to_u64(row.try_get::<i64, _>("most")?),
-        );
-    }
-    Ok(out)
+    let rows = sqlx::query(most_in_one_zone!("f.account_id = $2"))
+        .bind(online_since)
+        .bind(account_id)
+        .fetch_all(&db.pool)
+        .await?;
+    per_file(&rows, "most")
+}
+
+/// [`most_in_one_zone`] of one file (read through the placement table's primary key: a commit
+/// asks this, and must not cost the account's whole list).
+pub async fn most_in_one_zone_of(db: &Db, file_hex: &str, online_since: i64) -> Result<u64, StoreError> {
+    let rows = sqlx::query(most_in_one_zone!("s.file_id = $2"))
+        .bind(online_since)
+        .bind(file_hex)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(per_file(&rows, "most")?.into_values().next().unwrap_or(0))
 }
 
 /// A committed file as a reader gets it.

@@ -217,13 +217,20 @@ pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<W
         .collect()
 }
 
-/// The node's state (`active`, `suspended`, …); `None` for an unknown node.
-pub async fn state(db: &Db, node_id: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT state FROM nodes WHERE node_id = $1")
-        .bind(node_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row.map(|r| r.try_get("state")).transpose()?)
+/// A draining node with nothing placed on it any more becomes `exited` (one conditional
+/// statement); `true` when it did now.
+pub async fn finish_drain(tx: &mut Tx, node_id: &str, now: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE nodes SET state = 'exited', state_reason = 'drained: every shard moved to other nodes', \
+         state_since = $2 WHERE node_id = $1 AND state = 'draining' \
+         AND NOT EXISTS (SELECT 1 FROM file_shards s WHERE s.node_id = $1)",
+    )
+    .bind(node_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
 }
 
 /// Shards placed on the node.
