@@ -24,7 +24,7 @@ pub(crate) fn file_health(
     (data, parity): (u64, u64),
     chunks: u64,
     weakest: u64,
-    most_in_one_zone: u64,
+    most_in_one_zone: Option<u64>,
 ) -> RedundancyHealth {
     use crate::durability::model;
     let spare = weakest.saturating_sub(data);
@@ -37,7 +37,7 @@ pub(crate) fn file_health(
         weakest_chunk_healthy: weakest,
         shards_per_chunk: data + parity,
         needed: data,
-        zones_survivable: spare.checked_div(most_in_one_zone).unwrap_or(0),
+        zones_survivable: most_in_one_zone.map(|most| spare.checked_div(most).unwrap_or(0)),
         yearly_loss: model::annual_file_loss(&policy, chunks.max(1)),
         model: model::STATED_IN_WORDS.to_owned(),
     }
@@ -61,7 +61,7 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
                 (f.data_shards, f.parity_shards),
                 f.chunk_count,
                 health.get(&f.file_id).copied().unwrap_or(0),
-                spread.get(&f.file_id).copied().unwrap_or(0),
+                Some(spread.get(&f.file_id).copied().unwrap_or(0)),
             ),
             metadata: f.metadata,
             wrapped_key: f.wrapped_key,

@@ -430,8 +430,6 @@ pub async fn commit(
     tracing::info!(file = %file_hex, chunks = m.chunks.len(), stored, "file committed");
 
     let total = m.redundancy.total() as u64;
-    let online_since = nodes::online_since(now, ctx.heartbeat_interval);
-    let most_in_one_zone = store::files::most_in_one_zone_of(&ctx.db, &file_hex, online_since).await?;
     Ok(FileSummary {
         file_id: m.file_id,
         metadata,
@@ -446,7 +444,7 @@ pub async fn commit(
             (u64::from(m.redundancy.data), u64::from(m.redundancy.parity)),
             m.chunks.len() as u64,
             total,
-            most_in_one_zone,
+            None,
         ),
     })
 }

@@ -609,9 +609,9 @@ async fn files_survive_two_lost_zones_and_waves_of_failures() {
     let api = &a.api;
     let survivable = |want: u64| async move {
         let list = api.files().await.unwrap();
-        list.files
-            .iter()
-            .all(|f| f.health.zones_survivable == want && f.health.yearly_loss > 0.0 && f.health.yearly_loss < 1e-6)
+        list.files.iter().all(|f| {
+            f.health.zones_survivable == Some(want) && f.health.yearly_loss > 0.0 && f.health.yearly_loss < 1e-6
+        })
     };
     assert!(
         survivable(2).await,

@@ -429,7 +429,12 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
     let health_title = format!(
         "The weakest chunk has {} of its {} shards on online workers; any {} rebuild it. \
          Survives losing any {} whole zone(s) now. Chance of loss within a year at full health: {:.1e} ({}).",
-        h.weakest_chunk_healthy, h.shards_per_chunk, h.needed, h.zones_survivable, h.yearly_loss, h.model
+        h.weakest_chunk_healthy,
+        h.shards_per_chunk,
+        h.needed,
+        h.zones_survivable.unwrap_or(0),
+        h.yearly_loss,
+        h.model
     );
     let (for_download, for_share) = (row.clone(), row.clone());
     let file_id = row.summary.file_id;

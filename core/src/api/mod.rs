@@ -826,9 +826,11 @@ pub struct RedundancyHealth {
     /// Shards any chunk can be rebuilt from.
     pub needed: u64,
     /// Whole zones the file survives losing now, any of them: the spare healthy shards of its
-    /// weakest chunk over the most healthy shards any of its chunks has in one zone.
+    /// weakest chunk over the most healthy shards any of its chunks has in one zone. Given by the
+    /// file list; `None` in a commit's answer (counting it there cost small uploads a fifth of
+    /// their rate on PostgreSQL).
     #[serde(default)]
-    pub zones_survivable: u64,
+    pub zones_survivable: Option<u64>,
     /// The durability model's chance that the file becomes unreadable within a year, at full
     /// health, under the server's stated failure model (see `model`).
     #[serde(default)]

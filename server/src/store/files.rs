@@ -223,17 +223,6 @@ pub async fn most_in_one_zone(
     per_file(&rows, "most")
 }
 
-/// [`most_in_one_zone`] of one file (read through the placement table's primary key: a commit
-/// asks this, and must not cost the account's whole list).
-pub async fn most_in_one_zone_of(db: &Db, file_hex: &str, online_since: i64) -> Result<u64, StoreError> {
-    let rows = sqlx::query(most_in_one_zone!("s.file_id = $2"))
-        .bind(online_since)
-        .bind(file_hex)
-        .fetch_all(&db.pool)
-        .await?;
-    Ok(per_file(&rows, "most")?.into_values().next().unwrap_or(0))
-}
-
 /// A committed file as a reader gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFile {
