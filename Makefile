@@ -55,9 +55,11 @@ clippy:
 	cargo clippy -p disktro-core --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
 	cargo clippy -p disktro-app --lib --target wasm32-unknown-unknown --no-default-features --features hydrate --locked -- -D warnings
 
-## Native tests; core twice so both Reed-Solomon back ends are exercised (the golden vectors pin
-## them to identical bytes). Server tests run on SQLite and on the PostgreSQL that setup started.
+## Native tests (and the benchmark regression guard's self-test); core twice so both Reed-Solomon
+## back ends are exercised (the golden vectors pin them to identical bytes). Server tests run on
+## SQLite and on the PostgreSQL that setup started.
 test-native: setup
+	python3 scripts/bench-table --self-test
 	DISKTRO_TEST_POSTGRES_URL="$$(cat $(TOOLS)/postgres-url)" cargo test --workspace --locked
 	cargo test -p disktro-core --locked
 

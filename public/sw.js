@@ -34,7 +34,8 @@ self.addEventListener('fetch', (event) => {
     start(controller) {
       d.port.onmessage = (m) => {
         const msg = m.data || {};
-        if (msg.chunk) controller.enqueue(new Uint8Array(msg.chunk));
+        // A view (possibly of part of a transferred buffer): enqueued as it is, not copied.
+        if (msg.chunk) controller.enqueue(msg.chunk);
         else if (msg.done) controller.close();
         else if (msg.error) controller.error(new Error(msg.error));
         if (wake) { const w = wake; wake = null; w(); }

@@ -87,6 +87,8 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let account: AccountSignal = RwSignal::new(None);
     provide_context(account);
+    // The files page's transfers outlive the page: kept here, for every page.
+    pages::Files::provide();
     // In the browser: pick up this tab's keys and start the download helper.
     Effect::new(move || {
         #[cfg(feature = "hydrate")]

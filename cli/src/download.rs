@@ -10,7 +10,7 @@ use std::sync::Arc;
 use disktro_core::api::{FileDownload, NodeStatus};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
-use disktro_core::{Decoder, FileKey, Manifest, ShardId, SignedManifest, VerifiedShard};
+use disktro_core::{Decoder, FileKey, Manifest, Plaintext, ShardId, SignedManifest, VerifiedShard};
 use disktro_net::client::WorkerClient;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
 
@@ -57,7 +57,7 @@ pub async fn download<W: Write + Send + 'static>(
 ) -> Result<(Fetched, W), ClientError> {
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
-    let decoder = Decoder::new(key, &manifest).map_err(|e| ClientError::Integrity(e.to_string()))?;
+    let decoder = Decoder::new(key, &manifest, metadata.size).map_err(|e| ClientError::Integrity(e.to_string()))?;
     let urls: Vec<String> = answer.nodes.iter().map(|n| n.url.clone()).collect();
     let workers: Vec<Option<Arc<WorkerClient>>> = connect_all(&urls).await.into_iter().map(Result::ok).collect();
     let source = Source {
@@ -71,7 +71,7 @@ pub async fn download<W: Write + Send + 'static>(
     let mut ahead = FuturesOrdered::new();
     let mut next = 0;
     let mut written = 0u64;
-    let size = manifest.plain_size();
+    let size = metadata.size;
     while next < count || !ahead.is_empty() {
         while next < count && ahead.len() < CHUNKS_AHEAD {
             ahead.push_back(source.fetch(next));
@@ -117,19 +117,19 @@ pub async fn download<W: Write + Send + 'static>(
 /// decoding the next. Holds at most one chunk waiting besides the one being written, and hands
 /// written chunks' buffers back for the decoder to reuse.
 struct ChunkWriter<W> {
-    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+    chunks: std::sync::mpsc::SyncSender<Plaintext>,
     written: std::sync::mpsc::Receiver<Vec<u8>>,
     thread: std::thread::JoinHandle<Result<W, ClientError>>,
 }
 
 impl<W: Write + Send + 'static> ChunkWriter<W> {
     fn start(mut writer: W) -> Self {
-        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
+        let (chunks, incoming) = std::sync::mpsc::sync_channel::<Plaintext>(0);
         let (done, written) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             for chunk in incoming {
                 writer.write_all(&chunk).map_err(write_error)?;
-                let _ = done.send(chunk);
+                let _ = done.send(chunk.into_buffer());
             }
             writer.flush().map_err(write_error)?;
             Ok(writer)
@@ -147,7 +147,7 @@ impl<W: Write + Send + 'static> ChunkWriter<W> {
     }
 
     /// Hand over the next chunk; blocks while the chunk before is still being written.
-    fn send(self, chunk: Vec<u8>) -> Result<Self, ClientError> {
+    fn send(self, chunk: Plaintext) -> Result<Self, ClientError> {
         match self.chunks.send(chunk) {
             Ok(()) => Ok(self),
             // The thread stopped at a failed write: its error says why.

@@ -675,7 +675,7 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
             .map(|(f, m)| {
                 json!({
                     "file_id": f.file_id, "name": m.as_ref().map(|m| &m.name), "mime": m.as_ref().map(|m| &m.mime),
-                    "size": f.size, "stored_bytes": f.stored_bytes, "created_at": f.created_at,
+                    "size": m.as_ref().map(|m| m.size), "size_class": f.size, "stored_bytes": f.stored_bytes, "created_at": f.created_at,
                     "healthy_shards": f.health.weakest_chunk_healthy, "shards": f.health.shards_per_chunk, "needed": f.health.needed,
                     "zones_survivable": f.health.zones_survivable, "yearly_loss": f.health.yearly_loss, "model": f.health.model,
                 })
@@ -689,13 +689,15 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
     }
     println!("{:<32}  {:>10}  {:>7}  NAME", "ID", "SIZE", "HEALTH");
     for (f, m) in rows {
+        // The exact size is sealed with the name; the server knows only the padded size class.
+        let size = m.as_ref().map_or_else(
+            || format!("~{}", disktro_core::units::format_bytes(f.size)),
+            |m| disktro_core::units::format_bytes(m.size),
+        );
         let name = m.map_or_else(|| "(name does not open)".to_owned(), |m| m.name);
         println!(
             "{:<32}  {:>10}  {:>3}/{:<3}  {name}",
-            f.file_id,
-            disktro_core::units::format_bytes(f.size),
-            f.health.weakest_chunk_healthy,
-            f.health.shards_per_chunk
+            f.file_id, size, f.health.weakest_chunk_healthy, f.health.shards_per_chunk
         );
     }
     println!(

@@ -140,13 +140,16 @@ pub async fn upload<R: Read + Send + 'static>(
     let sealed_metadata = metadata
         .seal(&file_key, &file_id)
         .map_err(|e| ClientError::Usage(format!("file name or type: {e}")))?;
+    // The server learns the size class, not the size (FORMAT.md, Padding); the class depends on
+    // the chunk size, so it is stated rather than left to the server's default.
+    let chunk_size = options.chunk_size.unwrap_or(disktro_core::DEFAULT_CHUNK_SIZE);
     let plan = server
         .begin_upload(&BeginUpload {
             file_id: file_id.to_hex(),
-            size,
+            size: disktro_core::padding::size_class(size, chunk_size),
             data_shards: options.data_shards,
             parity_shards: options.parity_shards,
-            chunk_size: options.chunk_size,
+            chunk_size: Some(chunk_size),
         })
         .await?;
     match send_and_commit(
@@ -226,7 +229,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
             take_back(&mut encoder, &mut recycle_rx);
             let Some((second, helper)) = ahead.as_mut().filter(|_| !last) else {
                 let chunk = encoder.encode(&buf[..filled], last).map_err(failed)?;
-                let compressible = chunk.entry.codec == Codec::Zstd;
+                let compressible = chunk.codec == Codec::Zstd;
                 slot.send(chunk);
                 if last {
                     return encoder.into_manifest().map(Some).map_err(failed);
@@ -365,7 +368,7 @@ async fn send_chunk(
         .placement
         .get(index)
         .ok_or_else(|| ClientError::Integrity(format!("the plan has no placement for chunk {index}")))?;
-    let plain_len = u64::from(chunk.entry.plain_len);
+    let plain_len = u64::from(chunk.plain_len);
     let mut frames = Vec::with_capacity(chunk.shards.ids().len());
     for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
         let node =

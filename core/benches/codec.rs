@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use disktro_core::chunk::encode_all;
-use disktro_core::seal::{ChunkKey, Sealer};
+use disktro_core::seal::{BodyLayout, ChunkKey, Sealer};
 use disktro_core::shard::Sharder;
-use disktro_core::squeeze::{Codec, Squeezer};
+use disktro_core::squeeze::Squeezer;
 use disktro_core::{DEFAULT_CHUNK_SIZE, Decoder, Encoder, FileId, FileKey, Redundancy, ShardId};
 
 const CHUNK: usize = DEFAULT_CHUNK_SIZE as usize;
@@ -106,7 +106,7 @@ fn stages(c: &mut Criterion) {
     let id = FileId([2; 16]);
     let sealer = Sealer::new(&ChunkKey::derive(&key, &id), id);
     let sharder = Sharder::new(Redundancy::DEFAULT);
-    let sealed = sealer.seal(0, false, Codec::Raw, &random_chunk);
+    let sealed = sealer.seal(0, false, BodyLayout::Padded, &random_chunk);
     let shards = sharder.encode(&sealed);
 
     let mut g = c.benchmark_group("stage");
@@ -119,7 +119,7 @@ fn stages(c: &mut Criterion) {
     });
     g.bench_function("seal", |b| {
         let mut buf = random_chunk.clone();
-        b.iter(|| sealer.seal_in_place(0, false, Codec::Raw, black_box(&mut buf)))
+        b.iter(|| sealer.seal_in_place(0, false, BodyLayout::Padded, black_box(&mut buf)))
     });
     g.bench_function("shard/encode_6_4", |b| b.iter(|| sharder.encode(black_box(&sealed))));
     // Wider stripes at the same 1.67x expansion: parity work per byte grows with m.
@@ -182,7 +182,7 @@ fn pipeline(c: &mut Criterion) {
                 b.iter_batched(
                     || input.clone(),
                     |input| {
-                        let mut dec = Decoder::new(&key, &manifest).unwrap();
+                        let mut dec = Decoder::new(&key, &manifest, data.len() as u64).unwrap();
                         let mut n = 0;
                         for (i, slots) in input.into_iter().enumerate() {
                             n += dec.decode_chunk(i as u64, slots).unwrap().len();

@@ -1,16 +1,21 @@
 //! Chunking: the streaming encoder and decoder that run the whole data path.
 //!
 //! [`Encoder`] takes a file's bytes in slices of any size and emits [`EncodedChunk`]s (squeezed,
-//! sealed, sharded) as soon as each is complete, holding at most one chunk of plaintext. Because
-//! the last chunk is sealed differently (STREAM's last flag), a full chunk is held back until more
-//! bytes arrive or [`Encoder::finish`] says the file ended. An empty file is one empty chunk.
+//! padded, sealed, sharded) as soon as each is complete, holding at most one chunk of plaintext.
+//! Because the last chunk is sealed differently (STREAM's last flag) and padded to the file's
+//! size class, a full chunk is held back until more bytes arrive or [`Encoder::finish`] says the
+//! file ended. An empty file is one empty chunk.
 //!
 //! [`Decoder`] walks a verified manifest chunk by chunk: it checks every offered shard against its
-//! id, rebuilds from any k, opens, unsqueezes and returns the plaintext, refusing chunks out of
-//! order and a stream that ends early.
+//! id, rebuilds from any k, opens, reads the body's header, unsqueezes and returns the plaintext,
+//! refusing chunks out of order, lengths the file's size does not give, and a stream that ends
+//! early. It reads version-1 (unpadded) manifests too.
 
-use crate::manifest::{ChunkEntry, Manifest};
-use crate::seal::{AAD_LEN, ChunkKey, NONCE_LEN, Sealer, TAG_LEN, associated_data, nonce};
+use std::ops::Range;
+
+use crate::manifest::{ChunkEntry, ClearLayout, Manifest};
+use crate::padding::{self, BODY_HEADER_LEN, BodyHeader};
+use crate::seal::{AAD_LEN, BodyLayout, ChunkKey, NONCE_LEN, Sealer, TAG_LEN, associated_data, nonce};
 use crate::shard::{Redundancy, Sharder, Shards};
 use crate::squeeze::{Codec, Squeezer, unsqueeze_zstd};
 use crate::{Error, FileId, FileKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, VerifiedShard};
@@ -21,6 +26,10 @@ pub struct EncodedChunk {
     pub index: u64,
     pub entry: ChunkEntry,
     pub shards: Shards,
+    /// Plaintext bytes in the chunk (for the encoding client's progress; not in the manifest).
+    pub plain_len: u32,
+    /// How the chunk was stored (for the encoding client's statistics; sealed inside the body).
+    pub codec: Codec,
 }
 
 /// Streaming encoder for one file.
@@ -145,7 +154,9 @@ impl Encoder {
         let last = staged.last;
         // Sealed in place in the staged buffer, which already has room for the tag and parity.
         let mut sealed = std::mem::take(&mut staged.body);
-        let tag = self.sealer.seal_in_place(staged.index, last, staged.codec, &mut sealed);
+        let tag = self
+            .sealer
+            .seal_in_place(staged.index, last, BodyLayout::Padded, &mut sealed);
         sealed.extend_from_slice(&tag);
         self.complete(staged, sealed)
     }
@@ -197,23 +208,50 @@ impl Encoder {
     }
 
     fn stage_squeezed(&mut self, plain: &[u8], last: bool, (codec, squeezed): (Codec, Option<Vec<u8>>)) -> StagedChunk {
-        let squeezed = squeezed.as_deref().unwrap_or(plain);
+        let index = self.next_staged;
+        self.next_staged += 1;
+        let chunk_size = u32::try_from(self.chunk_size).expect("checked against MAX_CHUNK_SIZE");
+        // A raw chunk fills what its place in the file's size class leaves it: a whole chunk, or
+        // for the last the rest of the class.
+        let capacity = if last {
+            let size = index
+                .saturating_mul(u64::from(chunk_size))
+                .saturating_add(plain.len() as u64);
+            padding::class_capacity(size, chunk_size, index)
+        } else {
+            u64::from(chunk_size)
+        };
+        let raw_len = padding::body_len(Codec::Raw, plain.len(), capacity);
+        // Squeezed only if that still pays once both are padded.
+        let (codec, payload) = match squeezed.as_deref() {
+            Some(z) if codec == Codec::Zstd && padding::body_len(Codec::Zstd, z.len(), capacity) < raw_len => {
+                (Codec::Zstd, z)
+            }
+            _ => (Codec::Raw, plain),
+        };
+        let body_len = padding::body_len(codec, payload.len(), capacity).max(BODY_HEADER_LEN + payload.len());
         // Room for the tag and the parity shards too: sealing and sharding then never reallocate.
         let redundancy = self.sharder.redundancy();
-        let needed = redundancy.shard_len(squeezed.len() + TAG_LEN) * redundancy.total();
+        let needed = redundancy.shard_len(body_len + TAG_LEN) * redundancy.total();
         let mut body = match self.spare.iter().position(|b| b.capacity() >= needed) {
             Some(i) => self.spare.swap_remove(i),
             None => Vec::with_capacity(needed),
         };
-        body.extend_from_slice(squeezed);
-        let index = self.next_staged;
-        self.next_staged += 1;
+        let plain_len = u32::try_from(plain.len()).unwrap_or(u32::MAX);
+        let header = BodyHeader {
+            codec,
+            plain_len,
+            payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
+        };
+        body.extend_from_slice(&header.encode());
+        body.extend_from_slice(payload);
+        body.resize(body_len, 0);
         StagedChunk {
             index,
             last,
             codec,
-            plain_len: u32::try_from(plain.len()).unwrap_or(u32::MAX),
-            aad: associated_data(&self.file_id, index, last, codec),
+            plain_len,
+            aad: associated_data(&self.file_id, index, last, BodyLayout::Padded),
             body_len: body.len(),
             body,
         }
@@ -248,10 +286,9 @@ impl Encoder {
         sealed.reserve_exact((shard_len * redundancy.total()).saturating_sub(sealed_len));
         let shards = self.sharder.encode_buffer(sealed, shard_len);
         let entry = ChunkEntry {
-            plain_len: staged.plain_len,
-            sealed_len: u32::try_from(sealed_len).expect("sealed chunks are at most MAX_CHUNK_SIZE + 16"),
-            codec: staged.codec,
+            sealed_len: u32::try_from(sealed_len).expect("sealed chunks are at most a chunk plus header and tag"),
             shards: shards.ids().to_vec(),
+            clear: None,
         };
         self.entries.push(entry.clone());
         self.next_index += 1;
@@ -260,6 +297,8 @@ impl Encoder {
             index: staged.index,
             entry,
             shards,
+            plain_len: staged.plain_len,
+            codec: staged.codec,
         })
     }
 
@@ -283,11 +322,14 @@ impl Encoder {
 pub struct StagedChunk {
     pub index: u64,
     pub last: bool,
+    /// How the body holds the chunk (inside the body's header, so only the sealing client knows).
     pub codec: Codec,
     pub plain_len: u32,
-    /// The associated data AES-GCM must authenticate: binds the chunk to its file, position and codec.
+    /// The associated data AES-GCM must authenticate: binds the chunk to its file, position and
+    /// layout.
     pub aad: [u8; AAD_LEN],
-    /// The bytes to seal (the squeezed chunk, or the plain chunk when squeezing did not pay).
+    /// The bytes to seal: the body's header, the squeezed chunk (or the plain chunk when squeezing
+    /// did not pay) and zeros to the padded length.
     pub body: Vec<u8>,
     /// `body`'s length when staged (the body may be moved out to seal it in place).
     body_len: usize,
@@ -299,11 +341,51 @@ pub struct StagedChunk {
 pub struct RebuiltChunk {
     pub index: u64,
     pub last: bool,
-    pub codec: Codec,
     pub aad: [u8; AAD_LEN],
     /// Ciphertext followed by the 16-byte tag.
     pub sealed: Vec<u8>,
-    plain_len: usize,
+    layout: BodyLayout,
+}
+
+/// A chunk's plaintext where it was opened: a range of the opened body's buffer. The body's
+/// header before it and the padding after it stay where they are: moving the plaintext to the
+/// front would copy the whole chunk. Reads as the plaintext's bytes (`Deref`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plaintext {
+    buf: Vec<u8>,
+    range: Range<usize>,
+}
+
+impl std::ops::Deref for Plaintext {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.range.clone()]
+    }
+}
+
+impl Plaintext {
+    /// The whole buffer, to hand back to [`Decoder::recycle`] once the bytes are written.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// The plaintext as a vector of its own (moved to the front: a copy, for callers that keep
+    /// the bytes rather than write them out).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        self.buf.truncate(self.range.end);
+        self.buf.drain(..self.range.start);
+        self.buf
+    }
+}
+
+/// Where an opened body keeps the chunk ([`Decoder::read_body`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedBody {
+    pub codec: Codec,
+    pub plain_len: usize,
+    /// The payload's bytes within the opened body: the plaintext when raw, the zstd frame when
+    /// squeezed.
+    pub payload: Range<usize>,
 }
 
 impl RebuiltChunk {
@@ -323,6 +405,8 @@ impl StagedChunk {
 #[derive(Debug)]
 pub struct Decoder {
     manifest: Manifest,
+    /// The file's size (from its sealed metadata): gives every chunk's plaintext length.
+    size: u64,
     sealer: Sealer,
     sharder: Sharder,
     /// The next chunk to complete.
@@ -336,10 +420,15 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// `manifest` must come from a [`crate::SignedManifest`] the caller has accepted.
-    pub fn new(file_key: &FileKey, manifest: &Manifest) -> Result<Self, Error> {
+    /// `manifest` must come from a [`crate::SignedManifest`] the caller has accepted, and `size`
+    /// is the file's size from its sealed metadata.
+    pub fn new(file_key: &FileKey, manifest: &Manifest, size: u64) -> Result<Self, Error> {
         manifest.validate()?;
+        if !manifest.admits_size(size) {
+            return Err(Error::SizeMismatch);
+        }
         Ok(Self {
+            size,
             sealer: Sealer::new(&ChunkKey::derive(file_key, &manifest.file_id), manifest.file_id),
             sharder: Sharder::new(manifest.redundancy),
             manifest: manifest.clone(),
@@ -369,18 +458,18 @@ impl Decoder {
     /// Decode chunk `index` (which must be the next one) from the shards at hand: slot `i` holds
     /// shard `i` if it was fetched. Shards whose bytes do not match their id are discarded;
     /// any k good ones suffice.
-    pub fn decode_chunk(&mut self, index: u64, shards: Vec<Option<Vec<u8>>>) -> Result<Vec<u8>, Error> {
+    pub fn decode_chunk(&mut self, index: u64, shards: Vec<Option<Vec<u8>>>) -> Result<Plaintext, Error> {
         let verified = self.verify_offered(index, shards)?;
         self.decode_verified(index, verified)
     }
 
     /// [`Self::decode_chunk`] from shards verified as they arrived: not hashed again.
-    pub fn decode_verified(&mut self, index: u64, shards: Vec<Option<VerifiedShard>>) -> Result<Vec<u8>, Error> {
+    pub fn decode_verified(&mut self, index: u64, shards: Vec<Option<VerifiedShard>>) -> Result<Plaintext, Error> {
         let mut rebuilt = self.rebuild_verified(index, shards)?;
         let mut sealed = std::mem::take(&mut rebuilt.sealed);
         let body_len = self
             .sealer
-            .open_in_place(index, rebuilt.last, rebuilt.codec, &mut sealed)?
+            .open_in_place(index, rebuilt.last, rebuilt.layout, &mut sealed)?
             .len();
         sealed.truncate(body_len);
         self.complete(rebuilt, sealed)
@@ -412,17 +501,16 @@ impl Decoder {
             })
             .collect();
         let last = index + 1 == self.manifest.chunks.len() as u64;
-        let (plain_len, sealed_len, codec) = (entry.plain_len as usize, entry.sealed_len as usize, entry.codec);
+        let (sealed_len, layout) = (entry.sealed_len as usize, entry.layout());
         let spare = self.spare.pop().unwrap_or_default();
         let sealed = self.sharder.rebuild_into(index, &mut slots, sealed_len, spare)?;
         self.next_rebuild += 1;
         Ok(RebuiltChunk {
             index,
             last,
-            codec,
-            aad: associated_data(&self.manifest.file_id, index, last, codec),
+            aad: associated_data(&self.manifest.file_id, index, last, layout),
             sealed,
-            plain_len,
+            layout,
         })
     }
 
@@ -457,19 +545,71 @@ impl Decoder {
         Ok(entry)
     }
 
-    /// Second half: unsqueeze the opened body of the oldest chunk [`Self::rebuild`] gave out and
-    /// not yet completed.
-    pub fn complete(&mut self, rebuilt: RebuiltChunk, opened: Vec<u8>) -> Result<Vec<u8>, Error> {
+    /// Plaintext bytes of chunk `index`, from the file's size: the chunk size for all but the
+    /// last.
+    fn plain_len_of(&self, index: u64) -> u64 {
+        padding::raw_capacity(self.size, self.manifest.chunk_size, index)
+    }
+
+    /// Where the opened body of `rebuilt` keeps its chunk, from the body's first
+    /// [`BODY_HEADER_LEN`] bytes (`head`; ignored for version 1, whose manifest states it) and its
+    /// length. Checks that the chunk has the plaintext length the file's size gives it, and that
+    /// the body is padded exactly as the encoder pads it; [`Self::complete`] also checks that the
+    /// padding is zeros.
+    pub fn read_body(&self, rebuilt: &RebuiltChunk, head: &[u8], opened_len: usize) -> Result<OpenedBody, Error> {
+        let index = rebuilt.index;
+        let corrupt = || Error::CorruptChunk(index);
+        let expected = self.plain_len_of(index);
+        if let BodyLayout::Unpadded(codec) = rebuilt.layout {
+            let entry = usize::try_from(index).ok().and_then(|i| self.manifest.chunks.get(i));
+            let clear: ClearLayout = entry.and_then(|e| e.clear).ok_or_else(corrupt)?;
+            let raw_fits = codec == Codec::Zstd || opened_len == clear.plain_len as usize;
+            if u64::from(clear.plain_len) != expected || !raw_fits {
+                return Err(corrupt());
+            }
+            return Ok(OpenedBody {
+                codec,
+                plain_len: clear.plain_len as usize,
+                payload: 0..opened_len,
+            });
+        }
+        let header = BodyHeader::decode(head, opened_len, index)?;
+        let capacity = padding::class_capacity(self.size, self.manifest.chunk_size, index);
+        let padded_len = padding::body_len(header.codec, header.payload_len as usize, capacity);
+        if u64::from(header.plain_len) != expected || padded_len != opened_len {
+            return Err(corrupt());
+        }
+        Ok(OpenedBody {
+            codec: header.codec,
+            plain_len: header.plain_len as usize,
+            payload: header.payload(),
+        })
+    }
+
+    /// Second half: take the plaintext out of the opened body of the oldest chunk
+    /// [`Self::rebuild`] gave out and not yet completed (unsqueezing it if it was squeezed).
+    pub fn complete(&mut self, rebuilt: RebuiltChunk, opened: Vec<u8>) -> Result<Plaintext, Error> {
         self.expect_completion(&rebuilt)?;
-        let plain = match rebuilt.codec {
-            Codec::Raw => opened,
+        let body = self.read_body(&rebuilt, &opened, opened.len())?;
+        // Exactly one encoding per chunk: what follows the payload is zeros.
+        if rebuilt.layout == BodyLayout::Padded && opened[body.payload.end..].iter().any(|&b| b != 0) {
+            return Err(Error::CorruptChunk(rebuilt.index));
+        }
+        let plain = match body.codec {
+            Codec::Raw => Plaintext {
+                buf: opened,
+                range: body.payload,
+            },
             Codec::Zstd => {
-                let plain = unsqueeze_zstd(&opened, rebuilt.plain_len, rebuilt.index)?;
+                let plain = unsqueeze_zstd(&opened[body.payload], body.plain_len, rebuilt.index)?;
                 self.recycle(opened);
-                plain
+                Plaintext {
+                    range: 0..plain.len(),
+                    buf: plain,
+                }
             }
         };
-        if plain.len() != rebuilt.plain_len {
+        if plain.len() != body.plain_len {
             return Err(Error::CorruptChunk(rebuilt.index));
         }
         self.next_index += 1;
@@ -478,19 +618,24 @@ impl Decoder {
 
     /// [`Self::complete`] for a chunk stored raw (not squeezed) whose opened body stays where it
     /// was opened, outside WebAssembly memory: the browser hands WebCrypto's output to the file
-    /// as it is instead of copying it in and out again. Only its length is checked here, which
-    /// is all `complete` checks of a raw chunk; a squeezed chunk is refused (it must be
-    /// unsqueezed here).
-    pub fn complete_outside(&mut self, rebuilt: RebuiltChunk, opened_len: usize) -> Result<(), Error> {
+    /// as it is instead of copying it in and out again. `head` is the body's first
+    /// [`BODY_HEADER_LEN`] bytes; returns the range of the body to write. Everything
+    /// [`Self::read_body`] checks is checked; the padding's zeros are not (they stay outside, and
+    /// only the file's own authenticated writer could have put anything else there). A squeezed
+    /// chunk is refused: it must be unsqueezed here.
+    pub fn complete_outside(
+        &mut self,
+        rebuilt: RebuiltChunk,
+        head: &[u8],
+        opened_len: usize,
+    ) -> Result<Range<usize>, Error> {
         self.expect_completion(&rebuilt)?;
-        if rebuilt.codec != Codec::Raw {
+        let body = self.read_body(&rebuilt, head, opened_len)?;
+        if body.codec != Codec::Raw {
             return Err(Error::InvalidParams("a squeezed chunk needs its bytes"));
         }
-        if opened_len != rebuilt.plain_len {
-            return Err(Error::CorruptChunk(rebuilt.index));
-        }
         self.next_index += 1;
-        Ok(())
+        Ok(body.payload)
     }
 
     fn expect_completion(&self, rebuilt: &RebuiltChunk) -> Result<(), Error> {
@@ -527,13 +672,19 @@ pub fn encode_all(
     Ok((chunks, manifest))
 }
 
-/// Convenience for whole buffers: decode every chunk with all its shards offered.
-pub fn decode_all(file_key: &FileKey, manifest: &Manifest, chunks: &[EncodedChunk]) -> Result<Vec<u8>, Error> {
-    let mut decoder = Decoder::new(file_key, manifest)?;
+/// Convenience for whole buffers: decode every chunk of a file of `size` bytes with all its
+/// shards offered.
+pub fn decode_all(
+    file_key: &FileKey,
+    manifest: &Manifest,
+    size: u64,
+    chunks: &[EncodedChunk],
+) -> Result<Vec<u8>, Error> {
+    let mut decoder = Decoder::new(file_key, manifest, size)?;
     let mut out = Vec::new();
     for c in chunks {
         let shards = c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect();
-        out.extend(decoder.decode_chunk(c.index, shards)?);
+        out.extend_from_slice(&decoder.decode_chunk(c.index, shards)?);
     }
     decoder.finish()?;
     Ok(out)

@@ -51,17 +51,23 @@ impl<'a> Reader<'a> {
 
     /// Magic bytes followed by the version byte, both checked.
     pub(crate) fn header(&mut self, magic: &[u8; 4]) -> Result<(), Error> {
+        self.versioned_header(magic, &[crate::FORMAT_VERSION]).map(drop)
+    }
+
+    /// Magic bytes followed by one of the `accepted` versions, which is returned (for formats
+    /// whose older versions are still read).
+    pub(crate) fn versioned_header(&mut self, magic: &[u8; 4], accepted: &[u8]) -> Result<u8, Error> {
         if self.bytes(4)? != magic {
             return Err(Error::BadMagic(self.what));
         }
         let version = self.u8()?;
-        if version != crate::FORMAT_VERSION {
+        if !accepted.contains(&version) {
             return Err(Error::UnsupportedVersion {
                 what: self.what,
                 found: version,
             });
         }
-        Ok(())
+        Ok(version)
     }
 
     /// A u16-length-prefixed byte string of at most `max` bytes.
@@ -99,7 +105,10 @@ impl<'a> Reader<'a> {
 
 /// Append-only writer matching [`Reader`].
 pub(crate) trait Writer {
-    fn put_header(&mut self, magic: &[u8; 4]);
+    fn put_header(&mut self, magic: &[u8; 4]) {
+        self.put_versioned_header(magic, crate::FORMAT_VERSION);
+    }
+    fn put_versioned_header(&mut self, magic: &[u8; 4], version: u8);
     fn put_u16(&mut self, v: u16);
     fn put_u32(&mut self, v: u32);
     fn put_u64(&mut self, v: u64);
@@ -108,9 +117,9 @@ pub(crate) trait Writer {
 }
 
 impl Writer for Vec<u8> {
-    fn put_header(&mut self, magic: &[u8; 4]) {
+    fn put_versioned_header(&mut self, magic: &[u8; 4], version: u8) {
         self.extend_from_slice(magic);
-        self.push(crate::FORMAT_VERSION);
+        self.push(version);
     }
     fn put_u16(&mut self, v: u16) {
         self.extend_from_slice(&v.to_be_bytes());

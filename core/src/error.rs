@@ -44,7 +44,7 @@ pub enum Error {
     StreamTruncated,
     #[error("data after the last chunk")]
     StreamExtended,
-    #[error("chunk {0}: decompressed data does not match its recorded length")]
+    #[error("chunk {0}: its opened contents are malformed (lengths, codec or padding)")]
     CorruptChunk(u64),
 
     #[error("signature does not verify")]
@@ -59,6 +59,9 @@ pub enum Error {
     WrongOperation,
     #[error("shard not covered by the token")]
     NotInScope,
+
+    #[error("the file's size does not fit its manifest")]
+    SizeMismatch,
 
     #[error("key derivation parameters below the enforced minimum: {0}")]
     WeakKdfParams(&'static str),

@@ -29,6 +29,7 @@ pub mod inventory;
 pub mod keys;
 pub mod manifest;
 pub mod metadata;
+pub mod padding;
 pub mod recovery;
 pub mod seal;
 pub mod shard;
@@ -37,11 +38,11 @@ pub mod token;
 pub mod units;
 pub mod wire;
 
-pub use chunk::{Decoder, EncodedChunk, Encoder, RebuiltChunk, StagedChunk};
+pub use chunk::{Decoder, EncodedChunk, Encoder, OpenedBody, Plaintext, RebuiltChunk, StagedChunk};
 pub use error::{Error, OpenError};
 pub use ids::{FileId, NodeId, Serial, ShardId, VerifiedShard};
 pub use keys::FileKey;
-pub use manifest::{ChunkEntry, Manifest, SignedManifest};
+pub use manifest::{ChunkEntry, ClearLayout, Manifest, SignedManifest};
 pub use shard::Redundancy;
 
 /// Version byte of every format defined in this crate. Each encoding starts with its own magic and

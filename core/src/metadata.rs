@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! sealed:    "DKMD" version:u8 nonce:[12] ciphertext tag:[16]
-//! plaintext: size:u64 name_len:u16 name mime_len:u16 mime
+//! plaintext: size:u64 name_len:u16 name mime_len:u16 mime zeros
 //! ```
 //!
 //! The key is HKDF(file key, "metadata key" ‖ file id); the nonce is random, since metadata may be
 //! re-sealed (a rename) under the same key; the associated data is magic, version and file id.
+//! Version 2 (written) pads the plaintext with zeros to a multiple of
+//! [`crate::padding::METADATA_BLOCK`] bytes, so the sealed length says almost nothing about the
+//! name; version 1 (files stored before) has no zeros and is still read.
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -14,14 +17,37 @@ use zeroize::Zeroizing;
 
 use crate::encoding::{Reader, Writer as _};
 use crate::keys::{FileKey, derive_key};
+use crate::padding;
 use crate::seal::TAG_LEN;
 use crate::{Error, FileId, OpenError};
 
 const MAGIC: &[u8; 4] = b"DKMD";
+/// The version written: padded.
+const VERSION_PADDED: u8 = 2;
+/// Files stored before padding.
+const VERSION_UNPADDED: u8 = 1;
 /// Longest file name kept, in bytes of UTF-8.
 pub const MAX_NAME_LEN: usize = 1024;
 /// Longest MIME type kept.
 pub const MAX_MIME_LEN: usize = 255;
+/// Longest sealed metadata: header, nonce, the longest name and type with their lengths padded,
+/// the tag.
+pub const MAX_SEALED_LEN: usize = 4
+    + 1
+    + 12
+    + (8 + 2 + MAX_NAME_LEN + 2 + MAX_MIME_LEN).div_ceil(padding::METADATA_BLOCK) * padding::METADATA_BLOCK
+    + TAG_LEN;
+
+/// Whether `sealed` has the shape of padded (version 2) sealed metadata: magic, version and a
+/// padded length. What the server checks before storing it, so no client leaks a name's length.
+pub fn is_padded_shape(sealed: &[u8]) -> bool {
+    let body = sealed.len().saturating_sub(4 + 1 + 12 + TAG_LEN);
+    sealed.len() <= MAX_SEALED_LEN
+        && sealed.starts_with(MAGIC)
+        && sealed.get(4) == Some(&VERSION_PADDED)
+        && body > 0
+        && body.is_multiple_of(padding::METADATA_BLOCK)
+}
 
 /// What people see of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +62,10 @@ fn cipher(file_key: &FileKey, file_id: &FileId) -> Aes256Gcm {
     Aes256Gcm::new_from_slice(key.as_ref()).expect("AES-256 takes a 32-byte key")
 }
 
-fn associated_data(file_id: &FileId) -> [u8; 21] {
+fn associated_data(file_id: &FileId, version: u8) -> [u8; 21] {
     let mut aad = [0u8; 21];
     aad[..4].copy_from_slice(MAGIC);
-    aad[4] = crate::FORMAT_VERSION;
+    aad[4] = version;
     aad[5..].copy_from_slice(file_id.as_bytes());
     aad
 }
@@ -54,17 +80,20 @@ impl FileMetadata {
             return Err(Error::too_large("MIME type", self.mime.len(), MAX_MIME_LEN));
         }
         let nonce: [u8; 12] = crate::random_bytes();
-        let mut out = Vec::with_capacity(4 + 1 + 12 + 12 + self.name.len() + self.mime.len() + TAG_LEN);
-        out.put_header(MAGIC);
+        let mut plain = Vec::with_capacity(padding::METADATA_BLOCK);
+        plain.put_u64(self.size);
+        plain.put_short_bytes(self.name.as_bytes());
+        plain.put_short_bytes(self.mime.as_bytes());
+        padding::pad_metadata(&mut plain);
+        let mut out = Vec::with_capacity(4 + 1 + 12 + plain.len() + TAG_LEN);
+        out.put_versioned_header(MAGIC, VERSION_PADDED);
         out.extend_from_slice(&nonce);
         let start = out.len();
-        out.put_u64(self.size);
-        out.put_short_bytes(self.name.as_bytes());
-        out.put_short_bytes(self.mime.as_bytes());
+        out.extend_from_slice(&plain);
         let tag = cipher(file_key, file_id)
             .encrypt_inout_detached(
                 &Nonce::from(nonce),
-                &associated_data(file_id),
+                &associated_data(file_id, VERSION_PADDED),
                 (&mut out[start..]).into(),
             )
             .expect("AES-GCM encrypts small messages");
@@ -75,7 +104,11 @@ impl FileMetadata {
     /// Open sealed metadata. Every failure (wrong key, other file, altered or malformed bytes) is
     /// the one [`OpenError`].
     pub fn open(sealed: &[u8], file_key: &FileKey, file_id: &FileId) -> Result<Self, OpenError> {
-        if sealed.len() < 17 + TAG_LEN || &sealed[..4] != MAGIC || sealed[4] != crate::FORMAT_VERSION {
+        let version = *sealed.get(4).ok_or(OpenError)?;
+        if sealed.len() < 17 + TAG_LEN
+            || &sealed[..4] != MAGIC
+            || ![VERSION_UNPADDED, VERSION_PADDED].contains(&version)
+        {
             return Err(OpenError);
         }
         let nonce = Nonce::try_from(&sealed[5..17]).map_err(|_| OpenError)?;
@@ -83,18 +116,29 @@ impl FileMetadata {
         let tag = Tag::try_from(tag).map_err(|_| OpenError)?;
         let mut plain = Zeroizing::new(body.to_vec());
         cipher(file_key, file_id)
-            .decrypt_inout_detached(&nonce, &associated_data(file_id), plain.as_mut_slice().into(), &tag)
+            .decrypt_inout_detached(
+                &nonce,
+                &associated_data(file_id, version),
+                plain.as_mut_slice().into(),
+                &tag,
+            )
             .map_err(|_| OpenError)?;
         // Authentic bytes that do not parse were written by a broken client; to the reader that is
         // still "cannot open".
-        Self::decode_plain(&plain).map_err(|_| OpenError)
+        Self::decode_plain(&plain, version == VERSION_PADDED).map_err(|_| OpenError)
     }
 
-    fn decode_plain(bytes: &[u8]) -> Result<Self, Error> {
+    fn decode_plain(bytes: &[u8], padded: bool) -> Result<Self, Error> {
         let mut r = Reader::new(bytes, "file metadata");
         let size = r.u64()?;
         let name = r.short_bytes(MAX_NAME_LEN)?;
         let mime = r.short_bytes(MAX_MIME_LEN)?;
+        if padded {
+            let zeros = r.bytes(r.remaining())?;
+            if zeros.iter().any(|&b| b != 0) || !bytes.len().is_multiple_of(padding::METADATA_BLOCK) {
+                return Err(Error::NonCanonical("metadata padding"));
+            }
+        }
         r.finish()?;
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Error::NonCanonical("metadata is not UTF-8"));
         Ok(Self {
@@ -120,6 +164,28 @@ mod tests {
         };
         let sealed = meta.seal(&key, &id).unwrap();
         assert_eq!(FileMetadata::open(&sealed, &key, &id).unwrap(), meta);
+        // Padded: a name of 1 byte and one of 200 seal to the same length.
+        let short = FileMetadata {
+            name: "a".into(),
+            ..meta.clone()
+        };
+        let longer = FileMetadata {
+            name: "b".repeat(200),
+            ..meta.clone()
+        };
+        assert_eq!(short.seal(&key, &id).unwrap().len(), sealed.len());
+        assert_eq!(longer.seal(&key, &id).unwrap().len(), sealed.len());
+        assert_eq!(sealed.len(), 4 + 1 + 12 + padding::METADATA_BLOCK + TAG_LEN);
+        assert!(is_padded_shape(&sealed));
+        let longest = FileMetadata {
+            name: "n".repeat(MAX_NAME_LEN),
+            mime: "m".repeat(MAX_MIME_LEN),
+            size: 1,
+        };
+        let sealed_longest = longest.seal(&key, &id).unwrap();
+        assert_eq!(sealed_longest.len(), MAX_SEALED_LEN);
+        assert!(is_padded_shape(&sealed_longest));
+        assert!(!is_padded_shape(&sealed[..sealed.len() - 1]));
         assert_eq!(FileMetadata::open(&sealed, &key, &FileId([3; 16])), Err(OpenError));
         assert_eq!(
             FileMetadata::open(&sealed, &FileKey::from_bytes([9; 32]), &id),

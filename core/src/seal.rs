@@ -5,9 +5,10 @@
 //! * **Nonce**: the chunk counter (big-endian, 11 bytes) followed by a last-chunk flag byte, as in
 //!   age's STREAM construction ([`nonce`]). A nonce is never reused under one key because the key
 //!   is unique to the file and the counter to the chunk.
-//! * **Associated data**: magic, format version, file id, chunk index, last flag and codec
-//!   ([`associated_data`]). Opening a chunk at the wrong position, as the wrong end of the stream,
-//!   under another file or with another codec fails.
+//! * **Associated data**: magic, the body's layout version, file id, chunk index, last flag and
+//!   (version 1 only) codec ([`associated_data`]). Opening a chunk at the wrong position, as the
+//!   wrong end of the stream, under another file or as the other layout fails. Version 2 bodies
+//!   are padded and carry their codec inside the ciphertext ([`crate::padding::BodyHeader`]).
 //!
 //! Each step is a plain function of bytes so the browser can import [`ChunkKey::as_bytes`] into
 //! WebCrypto, pass [`nonce`] and [`associated_data`], and get exactly the bytes [`Sealer::seal`]
@@ -58,16 +59,43 @@ pub fn nonce(index: u64, last: bool) -> [u8; NONCE_LEN] {
     n
 }
 
-/// Associated data binding a sealed chunk to its format version, file, position, end-of-stream
-/// flag and codec.
-pub fn associated_data(file_id: &FileId, index: u64, last: bool, codec: Codec) -> [u8; AAD_LEN] {
+/// How a sealed chunk's body is laid out; the associated data binds it, so a body cannot be read
+/// as the other layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLayout {
+    /// Version 1 (files written before padding): the body is the (squeezed) plaintext, its codec
+    /// stated in the manifest.
+    Unpadded(Codec),
+    /// Version 2: header, payload, zeros ([`crate::padding::BodyHeader`]); the codec is inside.
+    Padded,
+}
+
+impl BodyLayout {
+    /// The version byte of the associated data (and of the manifest that lists such chunks).
+    pub fn version(self) -> u8 {
+        match self {
+            Self::Unpadded(_) => 1,
+            Self::Padded => 2,
+        }
+    }
+}
+
+/// The codec byte a version-2 body's associated data holds in place of a codec.
+const PADDED_MARKER: u8 = 0xff;
+
+/// Associated data binding a sealed chunk to its layout, file, position, end-of-stream flag and
+/// (version 1) codec.
+pub fn associated_data(file_id: &FileId, index: u64, last: bool, layout: BodyLayout) -> [u8; AAD_LEN] {
     let mut aad = [0u8; AAD_LEN];
     aad[..4].copy_from_slice(b"DKCH");
-    aad[4] = crate::FORMAT_VERSION;
+    aad[4] = layout.version();
     aad[5..21].copy_from_slice(file_id.as_bytes());
     aad[21..29].copy_from_slice(&index.to_be_bytes());
     aad[29] = u8::from(last);
-    aad[30] = codec.to_byte();
+    aad[30] = match layout {
+        BodyLayout::Unpadded(codec) => codec.to_byte(),
+        BodyLayout::Padded => PADDED_MARKER,
+    };
     aad
 }
 
@@ -93,8 +121,8 @@ impl Sealer {
     }
 
     /// Encrypt `buf` in place and return the tag to append after it.
-    pub fn seal_in_place(&self, index: u64, last: bool, codec: Codec, buf: &mut [u8]) -> [u8; TAG_LEN] {
-        let aad = associated_data(&self.file_id, index, last, codec);
+    pub fn seal_in_place(&self, index: u64, last: bool, layout: BodyLayout, buf: &mut [u8]) -> [u8; TAG_LEN] {
+        let aad = associated_data(&self.file_id, index, last, layout);
         let tag = self
             .cipher
             .encrypt_inout_detached(&Nonce::from(nonce(index, last)), &aad, buf.into())
@@ -103,10 +131,10 @@ impl Sealer {
     }
 
     /// Ciphertext ‖ tag of `plain`: the bytes WebCrypto's AES-GCM encrypt returns.
-    pub fn seal(&self, index: u64, last: bool, codec: Codec, plain: &[u8]) -> Vec<u8> {
+    pub fn seal(&self, index: u64, last: bool, layout: BodyLayout, plain: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(plain.len() + TAG_LEN);
         out.extend_from_slice(plain);
-        let tag = self.seal_in_place(index, last, codec, &mut out);
+        let tag = self.seal_in_place(index, last, layout, &mut out);
         out.extend_from_slice(&tag);
         out
     }
@@ -116,13 +144,13 @@ impl Sealer {
         &self,
         index: u64,
         last: bool,
-        codec: Codec,
+        layout: BodyLayout,
         sealed: &'b mut [u8],
     ) -> Result<&'b mut [u8], OpenError> {
         let body_len = sealed.len().checked_sub(TAG_LEN).ok_or(OpenError)?;
         let (body, tag) = sealed.split_at_mut(body_len);
         let tag = Tag::try_from(&*tag).map_err(|_| OpenError)?;
-        let aad = associated_data(&self.file_id, index, last, codec);
+        let aad = associated_data(&self.file_id, index, last, layout);
         self.cipher
             .decrypt_inout_detached(&Nonce::from(nonce(index, last)), &aad, body.into(), &tag)
             .map_err(|_| OpenError)?;
@@ -130,9 +158,9 @@ impl Sealer {
     }
 
     /// Decrypt a copy of `sealed`.
-    pub fn open(&self, index: u64, last: bool, codec: Codec, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+    pub fn open(&self, index: u64, last: bool, layout: BodyLayout, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
         let mut buf = sealed.to_vec();
-        let len = self.open_in_place(index, last, codec, &mut buf)?.len();
+        let len = self.open_in_place(index, last, layout, &mut buf)?.len();
         buf.truncate(len);
         Ok(buf)
     }
@@ -158,18 +186,22 @@ mod tests {
     #[test]
     fn every_bound_field_is_checked_on_open() {
         let s = sealer(1);
-        let sealed = s.seal(3, false, Codec::Raw, b"chunk three");
-        assert_eq!(s.open(3, false, Codec::Raw, &sealed).unwrap(), b"chunk three");
-        // Tried: wrong position, wrong end-of-stream flag, wrong codec, another file, short input.
-        // Must hold: the one OpenError every time.
-        assert_eq!(s.open(4, false, Codec::Raw, &sealed), Err(OpenError));
-        assert_eq!(s.open(3, true, Codec::Raw, &sealed), Err(OpenError));
-        assert_eq!(s.open(3, false, Codec::Zstd, &sealed), Err(OpenError));
-        assert_eq!(sealer(2).open(3, false, Codec::Raw, &sealed), Err(OpenError));
-        assert_eq!(s.open(3, false, Codec::Raw, &sealed[..15]), Err(OpenError));
+        let raw = BodyLayout::Unpadded(Codec::Raw);
+        let sealed = s.seal(3, false, raw, b"chunk three");
+        assert_eq!(s.open(3, false, raw, &sealed).unwrap(), b"chunk three");
+        // Tried: wrong position, wrong end-of-stream flag, wrong codec, the other layout, another
+        // file, short input. Must hold: the one OpenError every time.
+        assert_eq!(s.open(4, false, raw, &sealed), Err(OpenError));
+        assert_eq!(s.open(3, true, raw, &sealed), Err(OpenError));
         assert_eq!(
-            s.open(3, false, Codec::Raw, &sealed[..sealed.len() - 1]),
+            s.open(3, false, BodyLayout::Unpadded(Codec::Zstd), &sealed),
             Err(OpenError)
         );
+        assert_eq!(s.open(3, false, BodyLayout::Padded, &sealed), Err(OpenError));
+        assert_eq!(sealer(2).open(3, false, raw, &sealed), Err(OpenError));
+        assert_eq!(s.open(3, false, raw, &sealed[..15]), Err(OpenError));
+        assert_eq!(s.open(3, false, raw, &sealed[..sealed.len() - 1]), Err(OpenError));
+        let padded = s.seal(3, false, BodyLayout::Padded, b"chunk three");
+        assert_eq!(s.open(3, false, raw, &padded), Err(OpenError));
     }
 }

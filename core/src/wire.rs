@@ -13,8 +13,8 @@ use crate::encoding::{Reader, Writer as _};
 use crate::token::{MAX_TOKEN_LEN, MAX_TOKEN_SHARDS, RECEIPT_LEN};
 use crate::{Error, MAX_CHUNK_SIZE, ShardId};
 
-/// Largest shard: a whole sealed maximum-size chunk (k = 1).
-pub const MAX_SHARD_LEN: usize = MAX_CHUNK_SIZE as usize + crate::seal::TAG_LEN;
+/// Largest shard: a whole sealed maximum-size chunk (k = 1): its padded body and the tag.
+pub const MAX_SHARD_LEN: usize = crate::padding::BODY_HEADER_LEN + MAX_CHUNK_SIZE as usize + crate::seal::TAG_LEN;
 /// Largest frame: a put of the largest shard with the largest token.
 pub const MAX_FRAME_LEN: usize = 6 + 2 + MAX_TOKEN_LEN + 32 + 4 + MAX_SHARD_LEN;
 /// Longest error message carried in an error frame.

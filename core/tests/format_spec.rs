@@ -17,7 +17,7 @@ use disktro_core::api::ErrorCode;
 use disktro_core::keys::{self, KdfParams, KdfSetup, KeyPurpose};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::recovery::RecoveryKey;
-use disktro_core::seal::{self, ChunkKey, Sealer};
+use disktro_core::seal::{self, BodyLayout, ChunkKey, Sealer};
 use disktro_core::shard::Sharder;
 use disktro_core::squeeze::Codec;
 use disktro_core::token::{self, Operation, Receipt, Scope, Token};
@@ -128,16 +128,16 @@ fn receipt() -> Vec<u8> {
 }
 
 fn manifest() -> Vec<u8> {
-    let shards = Sharder::new(Redundancy::DEFAULT).encode(&[7u8; 1040]);
+    // One whole raw chunk: header, 1024 bytes, tag.
+    let shards = Sharder::new(Redundancy::DEFAULT).encode(&[7u8; 1049]);
     Manifest {
         file_id: file_id(),
         redundancy: Redundancy::DEFAULT,
         chunk_size: 1024,
         chunks: vec![disktro_core::ChunkEntry {
-            plain_len: 1024,
-            sealed_len: 1040,
-            codec: Codec::Raw,
+            sealed_len: 1049,
             shards: shards.ids().to_vec(),
+            clear: None,
         }],
     }
     .sign(&owner())
@@ -214,7 +214,7 @@ fn magics_start_their_formats() {
         ("sealed metadata", metadata),
         (
             "chunk associated data",
-            seal::associated_data(&file_id(), 0, true, Codec::Raw).to_vec(),
+            seal::associated_data(&file_id(), 0, true, BodyLayout::Padded).to_vec(),
         ),
         ("token", token(Operation::Get, Scope::File(file_id()))),
         ("receipt", receipt()),
@@ -230,8 +230,10 @@ fn magics_start_their_formats() {
             .get(format.as_str())
             .unwrap_or_else(|| panic!("FORMAT.md names a format {format:?} this test cannot produce"));
         assert_eq!(&bytes[..4], magic.as_bytes(), "{format}");
-        // The KDF set-up's version says how passwords are read: 2 (NFKC) for every new one.
-        let version = if format == "KDF set-up" {
+        // The KDF set-up's version says how passwords are read: 2 (NFKC) for every new one. The
+        // file's formats are at 2 since padding (version 1 is still read).
+        let padded = ["signed manifest", "sealed metadata", "chunk associated data"];
+        let version = if format == "KDF set-up" || padded.contains(&format.as_str()) {
             2
         } else {
             disktro_core::FORMAT_VERSION
@@ -315,14 +317,52 @@ fn key_derivations_are_as_specified() {
     nonce[3..11].copy_from_slice(&5u64.to_be_bytes());
     nonce[11] = 1;
     assert_eq!(seal::nonce(5, true), nonce);
+    let mut aad = b"DKCH\x02".to_vec();
+    aad.extend_from_slice(file_id().as_bytes());
+    aad.extend_from_slice(&5u64.to_be_bytes());
+    aad.extend_from_slice(&[1, 0xff]);
+    assert_eq!(
+        seal::associated_data(&file_id(), 5, true, BodyLayout::Padded).to_vec(),
+        aad
+    );
+    let sealer = Sealer::new(&ChunkKey::derive(&file_key(), &file_id()), file_id());
+    let sealed = sealer.seal(5, true, BodyLayout::Padded, b"chunk");
+    assert_eq!(open_gcm(&chunk_key, &nonce, &aad, &sealed), b"chunk");
+    // Version 1 (still read): version byte 1 and the codec in the last byte.
     let mut aad = b"DKCH\x01".to_vec();
     aad.extend_from_slice(file_id().as_bytes());
     aad.extend_from_slice(&5u64.to_be_bytes());
     aad.extend_from_slice(&[1, Codec::Zstd.to_byte()]);
-    assert_eq!(seal::associated_data(&file_id(), 5, true, Codec::Zstd).to_vec(), aad);
-    let sealed =
-        Sealer::new(&ChunkKey::derive(&file_key(), &file_id()), file_id()).seal(5, true, Codec::Zstd, b"chunk");
+    let sealed = sealer.seal(5, true, BodyLayout::Unpadded(Codec::Zstd), b"chunk");
     assert_eq!(open_gcm(&chunk_key, &nonce, &aad, &sealed), b"chunk");
+
+    // A whole file's chunk bodies: header, payload, zeros to the padded length. A 5,000-byte raw
+    // file in 4 KiB chunks: class = Padmé(5000) = 5120, so the last chunk holds 904 bytes and is
+    // padded to 1024; the first is whole.
+    let data: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let (chunks, manifest) =
+        disktro_core::chunk::encode_all(&file_key(), file_id(), Redundancy::new(1, 1).unwrap(), 4096, &data).unwrap();
+    for (c, (plain, padded)) in chunks.iter().zip([(4096usize, 4096usize), (904, 1024)]) {
+        let mut nonce = [0u8; 12];
+        nonce[3..11].copy_from_slice(&c.index.to_be_bytes());
+        nonce[11] = u8::from(c.index == 1);
+        let mut aad = b"DKCH\x02".to_vec();
+        aad.extend_from_slice(file_id().as_bytes());
+        aad.extend_from_slice(&c.index.to_be_bytes());
+        aad.extend_from_slice(&[nonce[11], 0xff]);
+        let body = open_gcm(&chunk_key, &nonce, &aad, c.shards.shard(0));
+        let mut expected = vec![Codec::Raw.to_byte()];
+        expected.extend_from_slice(&(plain as u32).to_be_bytes());
+        expected.extend_from_slice(&(plain as u32).to_be_bytes());
+        let start = usize::try_from(c.index).unwrap() * 4096;
+        expected.extend_from_slice(&data[start..start + plain]);
+        expected.resize(9 + padded, 0);
+        assert_eq!(body, expected, "chunk {}", c.index);
+    }
+    assert_eq!(disktro_core::padding::size_class(5000, 4096), 5120);
+    assert!(manifest.admits_size(5000));
 
     // Sealed metadata.
     let sealed = FileMetadata {
@@ -332,13 +372,14 @@ fn key_derivations_are_as_specified() {
     }
     .seal(&file_key(), &file_id())
     .unwrap();
-    let mut aad = b"DKMD\x01".to_vec();
+    let mut aad = b"DKMD\x02".to_vec();
     aad.extend_from_slice(file_id().as_bytes());
     let key = hkdf(file_key().as_bytes(), "metadata key", file_id().as_bytes());
     let plain = open_gcm(&key, &sealed[5..17], &aad, &sealed[17..]);
     let mut expected = 42u64.to_be_bytes().to_vec();
     expected.extend(bytes16(b"notes.txt"));
     expected.extend(bytes16(b"text/plain"));
+    expected.resize(256, 0);
     assert_eq!(plain, expected);
 
     // Wrapped identity: under HKDF(master, "wrapping key"), bound to its own public key.

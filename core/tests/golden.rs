@@ -14,7 +14,7 @@ use disktro_core::chunk::encode_all;
 use disktro_core::ids::to_hex;
 use disktro_core::keys::{self, KdfParams, KdfSetup, MasterKey, PublicKey};
 use disktro_core::metadata::FileMetadata;
-use disktro_core::seal::{self, ChunkKey, Sealer};
+use disktro_core::seal::{self, BodyLayout, ChunkKey, Sealer};
 use disktro_core::squeeze::Codec;
 use disktro_core::token::{Operation, Receipt, Scope, Token};
 use disktro_core::wire::{Body, Frame};
@@ -70,18 +70,27 @@ fn compute() -> Vec<(String, String)> {
     put("nonce_5_last", &seal::nonce(5, true));
     put(
         "aad_5_last_zstd",
-        &seal::associated_data(&file_id(), 5, true, Codec::Zstd),
+        &seal::associated_data(&file_id(), 5, true, BodyLayout::Unpadded(Codec::Zstd)),
+    );
+    put(
+        "aad_5_last_padded",
+        &seal::associated_data(&file_id(), 5, true, BodyLayout::Padded),
     );
     let sealer = Sealer::new(&key, file_id());
-    put("sealed_raw_0", &sealer.seal(0, false, Codec::Raw, b"golden chunk zero"));
-    put("sealed_empty_last", &sealer.seal(0, true, Codec::Raw, b""));
+    let raw = BodyLayout::Unpadded(Codec::Raw);
+    put("sealed_raw_0", &sealer.seal(0, false, raw, b"golden chunk zero"));
+    put("sealed_empty_last", &sealer.seal(0, true, raw, b""));
+    put(
+        "sealed_padded_0",
+        &sealer.seal(0, false, BodyLayout::Padded, b"golden chunk zero"),
+    );
 
     // Whole pipeline: 3 chunks of text (squeezed) and of noise (raw), k=3 m=2, 1 KiB chunks.
     for (name, data) in [("text", text(2500)), ("noise", noise(2500))] {
         let (chunks, manifest) =
             encode_all(&file_key(), file_id(), Redundancy::new(3, 2).unwrap(), 1024, &data).unwrap();
         for c in &chunks {
-            let codec = format!("{:?}", c.entry.codec);
+            let codec = format!("{:?}", c.codec);
             put(
                 &format!("{name}_chunk{}_codec_{codec}_shard0", c.index),
                 c.shards.shard(0),
@@ -231,6 +240,17 @@ fn bless(computed: &[(String, String)]) {
         let w = master.wrap_identity(owner().public().as_bytes(), &owner()).unwrap();
         text.push_str(&format!("opens_wrapped_identity_own_key {}\n", to_hex(&w)));
     }
+    if !have("opens_sealed_metadata_v2") {
+        let meta = FileMetadata {
+            name: "golden.txt".into(),
+            mime: "text/plain".into(),
+            size: 2500,
+        };
+        text.push_str(&format!(
+            "opens_sealed_metadata_v2 {}\n",
+            to_hex(&meta.seal(&file_key(), &file_id()).unwrap())
+        ));
+    }
     if !have("opens_sealed_metadata") {
         let meta = FileMetadata {
             name: "golden.txt".into(),
@@ -312,7 +332,7 @@ fn golden_sealed_values_open() {
     let id = master.unwrap_identity(owner().public().as_bytes(), &own).unwrap();
     assert_eq!(id.public(), owner().public());
     assert!(master.unwrap_identity(EMAIL_BINDING, &own).is_err());
-    let meta = FileMetadata::open(&stored_value("opens_sealed_metadata"), &file_key(), &file_id()).unwrap();
+    let meta = FileMetadata::open(&stored_value("opens_sealed_metadata_v2"), &file_key(), &file_id()).unwrap();
     assert_eq!(
         meta,
         FileMetadata {
@@ -330,13 +350,48 @@ fn golden_manifests_decode_back_to_the_original_bytes() {
         let bytes = stored_value(&format!("{name}_manifest"));
         let signed = disktro_core::SignedManifest::decode(&bytes).unwrap();
         assert_eq!(signed.owner(), &owner().public());
-        assert_eq!(signed.manifest().plain_size(), 2500);
+        assert!(signed.manifest().admits_size(2500));
         let data = if name == "text" { text(2500) } else { noise(2500) };
         let (chunks, _) = encode_all(&file_key(), file_id(), Redundancy::new(3, 2).unwrap(), 1024, &data).unwrap();
-        let back = disktro_core::chunk::decode_all(&file_key(), signed.manifest(), &chunks).unwrap();
+        let back = disktro_core::chunk::decode_all(&file_key(), signed.manifest(), 2500, &chunks).unwrap();
         assert_eq!(back, data);
     }
     let token = Token::decode(&stored_value("token_get")).unwrap();
     assert_eq!(token.issuer, PublicKey(*server().public().as_bytes()));
     assert!(token.covers(&ShardId::of(b"a")) && !token.covers(&ShardId::of(b"c")));
+}
+
+/// Files stored before padding (format version 1: manifest, chunk bodies, metadata) still read.
+/// Tried: the version-1 text and noise files, from 3 of their 5 shards per chunk (two data, one
+/// parity), and the version-1 sealed metadata. Must hold: byte-identical plaintext; a size that
+/// disagrees with the version-1 manifest is refused.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn version_one_files_still_read() {
+    #[cfg(not(target_arch = "wasm32"))]
+    if std::env::var_os("DISKTRO_BLESS_GOLDEN").is_some() {
+        return;
+    }
+    for name in ["text", "noise"] {
+        let signed = disktro_core::SignedManifest::decode(&stored_value(&format!("opens_v1_{name}_manifest"))).unwrap();
+        let manifest = signed.manifest();
+        assert_eq!(manifest.version(), 1);
+        assert!(disktro_core::Decoder::new(&file_key(), manifest, 2501).is_err());
+        let mut decoder = disktro_core::Decoder::new(&file_key(), manifest, 2500).unwrap();
+        let mut out = Vec::new();
+        while let Some((index, _)) = decoder.next_chunk() {
+            let slots = (0..5)
+                .map(|j| {
+                    [1, 2, 4]
+                        .contains(&j)
+                        .then(|| stored_value(&format!("opens_v1_{name}_chunk{index}_shard{j}")))
+                })
+                .collect();
+            out.extend_from_slice(&decoder.decode_chunk(index, slots).unwrap());
+        }
+        decoder.finish().unwrap();
+        assert_eq!(out, if name == "text" { text(2500) } else { noise(2500) });
+    }
+    let meta = FileMetadata::open(&stored_value("opens_sealed_metadata"), &file_key(), &file_id()).unwrap();
+    assert_eq!(meta.size, 2500);
 }

@@ -12,8 +12,7 @@ mod common;
 use common::*;
 use disktro_core::keys::{self, KdfSetup, KeyPurpose, MasterKey, WrapContext};
 use disktro_core::metadata::FileMetadata;
-use disktro_core::seal::{ChunkKey, Sealer};
-use disktro_core::squeeze::Codec;
+use disktro_core::seal::{BodyLayout, ChunkKey, Sealer};
 use disktro_core::token::{Receipt, Token};
 use disktro_core::wire::{Body, ErrorCode, Frame};
 use disktro_core::{Decoder, Encoder, Error, FileId, FileKey, Redundancy, ShardId, SignedManifest, audit};
@@ -64,21 +63,21 @@ proptest! {
 
         let total = redundancy.total();
         let m = usize::from(redundancy.parity);
-        let mut dec = Decoder::new(&key, &manifest).unwrap();
+        let mut dec = Decoder::new(&key, &manifest, len as u64).unwrap();
         let mut out = Vec::new();
         for (n, c) in chunks.iter().enumerate() {
             // A different set of m missing shards per chunk, derived from the seed.
             let start = (seed as usize).wrapping_add(n * 3) % total;
             let missing: Vec<usize> = (0..m).map(|i| (start + i * 7) % total).collect();
             let slots = offered(c, |i| !missing.contains(&i));
-            out.extend(dec.decode_chunk(c.index, slots).unwrap());
+            out.extend_from_slice(&dec.decode_chunk(c.index, slots).unwrap());
         }
         dec.finish().unwrap();
         prop_assert_eq!(&out, &data);
 
         let c = &chunks[0];
         let slots = offered(c, |i| i > m);
-        let mut dec = Decoder::new(&key, &manifest).unwrap();
+        let mut dec = Decoder::new(&key, &manifest, len as u64).unwrap();
         let err = dec.decode_chunk(0, slots).unwrap_err();
         prop_assert_eq!(err, Error::TooFewShards { chunk: 0, available: total - m - 1, needed: total - m });
     }
@@ -98,12 +97,12 @@ proptest! {
     fn any_bit_flip_in_a_sealed_chunk_fails_to_open(data in proptest::collection::vec(any::<u8>(), 0..2048), bit in any::<usize>(), index in any::<u64>(), last in any::<bool>()) {
         let id = FileId::random();
         let sealer = Sealer::new(&ChunkKey::derive(&FileKey::generate(), &id), id);
-        let sealed = sealer.seal(index, last, Codec::Raw, &data);
-        prop_assert_eq!(sealer.open(index, last, Codec::Raw, &sealed).unwrap(), data);
+        let sealed = sealer.seal(index, last, BodyLayout::Padded, &data);
+        prop_assert_eq!(sealer.open(index, last, BodyLayout::Padded, &sealed).unwrap(), data);
         let mut bad = sealed.clone();
         let bit = bit % (bad.len() * 8);
         bad[bit / 8] ^= 1 << (bit % 8);
-        prop_assert_eq!(sealer.open(index, last, Codec::Raw, &bad), Err(disktro_core::OpenError));
+        prop_assert_eq!(sealer.open(index, last, BodyLayout::Padded, &bad), Err(disktro_core::OpenError));
     }
 
     /// Every decoder returns an error, never a panic, on arbitrary bytes.
@@ -120,7 +119,7 @@ proptest! {
         let _ = audit::verify(&ShardId::of(b"x"), 4096, 0, 1024, &bytes);
         let ctx = WrapContext { owner: b"o", purpose: KeyPurpose::File, id: b"i" };
         let _ = MasterKey::from_bytes([3; 32]).unwrap(&ctx, &bytes);
-        let _ = Sealer::new(&ChunkKey::derive(&FileKey::from_bytes([1; 32]), &FileId([2; 16])), FileId([2; 16])).open(0, true, Codec::Zstd, &bytes);
+        let _ = Sealer::new(&ChunkKey::derive(&FileKey::from_bytes([1; 32]), &FileId([2; 16])), FileId([2; 16])).open(0, true, BodyLayout::Padded, &bytes);
     }
 
     /// ...and on valid encodings with random bytes overwritten (reaching deeper than noise).
@@ -141,10 +140,10 @@ proptest! {
         let _ = SignedManifest::decode(&mutate(signed.as_bytes().to_vec()));
         let _ = Frame::decode(&mutate(frame));
         // The decoder given mutated shards under a valid manifest: an error or the right bytes.
-        let mut dec = Decoder::new(&key, signed.manifest()).unwrap();
+        let mut dec = Decoder::new(&key, signed.manifest(), (2 * CS + 10) as u64).unwrap();
         let slots = chunks[0].shards.iter().map(|(_, b)| Some(mutate(b.to_vec()))).collect();
         if let Ok(plain) = dec.decode_chunk(0, slots) {
-            prop_assert_eq!(plain, text(seed, 2 * CS + 10)[..CS].to_vec());
+            prop_assert_eq!(&*plain, &text(seed, 2 * CS + 10)[..CS]);
         }
     }
 

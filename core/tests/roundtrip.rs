@@ -38,8 +38,12 @@ fn real_chunk_size_edges_round_trip() {
             let (last, manifest) = enc.finish().unwrap();
             out.push(last);
             assert_eq!(out.len(), chunks, "{len} bytes");
-            assert_eq!(manifest.plain_size(), len as u64);
-            assert_eq!(decode_all(&key, &manifest, &out).unwrap(), data, "{len} bytes");
+            assert!(manifest.admits_size(len as u64));
+            assert_eq!(
+                decode_all(&key, &manifest, len as u64, &out).unwrap(),
+                data,
+                "{len} bytes"
+            );
         }
     }
 }
@@ -54,11 +58,11 @@ fn shards_verified_on_arrival_decode_and_misplaced_ones_count_as_missing() {
     let data = noise(9, 2 * CS as usize + 3);
     let f = store(FileKey::generate(), FileId::random(), Redundancy::DEFAULT, CS, &data);
     let verified = |c: &disktro_core::EncodedChunk, i: usize| c.shards.ids()[i].verify(c.shards.shard(i).to_vec());
-    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+    let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
     let mut out = Vec::new();
     for c in &f.chunks {
         let slots = (0..c.shards.ids().len()).map(|i| verified(c, i)).collect();
-        out.extend(d.decode_verified(c.index, slots).unwrap());
+        out.extend_from_slice(&d.decode_verified(c.index, slots).unwrap());
     }
     d.finish().unwrap();
     assert_eq!(out, data);
@@ -73,7 +77,7 @@ fn shards_verified_on_arrival_decode_and_misplaced_ones_count_as_missing() {
         .map(|i| verified(c, i).filter(|_| i < k))
         .collect();
     slots[1] = verified(c, 0);
-    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+    let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
     assert!(matches!(
         d.decode_verified(0, slots),
         Err(Error::TooFewShards {
@@ -92,15 +96,16 @@ fn recycled_plaintext_buffers_do_not_leak_into_later_chunks() {
     // rebuilt from parity. Must hold: every chunk decodes exactly as without recycling.
     for data in [noise(7, 5 * CS as usize + 77), text(7, 5 * CS as usize + 77)] {
         let f = store(FileKey::generate(), FileId::random(), Redundancy::DEFAULT, CS, &data);
-        let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+        let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
         let mut out = Vec::new();
         for c in &f.chunks {
             let shards = offered(c, |i| c.index % 2 == 0 || i >= 2);
-            let mut plain = d.decode_chunk(c.index, shards).unwrap();
+            let plain = d.decode_chunk(c.index, shards).unwrap();
             out.extend_from_slice(&plain);
-            plain.fill(0xAA);
-            plain.extend_from_slice(&[0x55; 3000]);
-            d.recycle(plain);
+            let mut buffer = plain.into_buffer();
+            buffer.fill(0xAA);
+            buffer.extend_from_slice(&[0x55; 3000]);
+            d.recycle(buffer);
         }
         d.finish().unwrap();
         assert_eq!(out, data);
@@ -116,16 +121,16 @@ fn any_m_missing_decode_and_m_plus_one_fail() {
     for first_missing in 0..total {
         // m = 4 missing, a window starting anywhere (data, parity and mixed).
         let missing: Vec<usize> = (0..4).map(|i| (first_missing + i) % total).collect();
-        let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+        let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
         let mut out = Vec::new();
         for c in &f.chunks {
             let shards = offered(c, |i| !missing.contains(&i));
-            out.extend(d.decode_chunk(c.index, shards).unwrap());
+            out.extend_from_slice(&d.decode_chunk(c.index, shards).unwrap());
         }
         d.finish().unwrap();
         assert_eq!(out, data);
         // Tried: one more missing. Must hold: a clear TooFewShards naming the chunk.
-        let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+        let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
         let c = &f.chunks[0];
         let shards = offered(c, |i| !missing.contains(&i) && i != (first_missing + 4) % total);
         assert_eq!(
@@ -155,12 +160,12 @@ fn corrupt_shards_are_discarded_by_id() {
     // ignored and the chunk still decodes from the others.
     let mut shards: Vec<Option<Vec<u8>>> = c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect();
     shards[1].as_mut().unwrap()[0] ^= 1;
-    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
-    assert_eq!(d.decode_chunk(0, shards.clone()).unwrap(), &data[..CS as usize]);
+    let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
+    assert_eq!(&*d.decode_chunk(0, shards.clone()).unwrap(), &data[..CS as usize]);
     // Tried: the same, with only k shards offered. Must hold: TooFewShards, never wrong bytes.
     shards[4] = None;
     shards[3] = None;
-    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
+    let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
     assert_eq!(
         d.decode_chunk(0, shards),
         Err(Error::TooFewShards {
@@ -172,8 +177,8 @@ fn corrupt_shards_are_discarded_by_id() {
     // Tried: a shard of the wrong length. Must hold: ignored like a corrupt one.
     let mut shards: Vec<Option<Vec<u8>>> = c.shards.iter().map(|(_, b)| Some(b.to_vec())).collect();
     shards[0].as_mut().unwrap().push(0);
-    let mut d = Decoder::new(&f.key, &f.manifest).unwrap();
-    assert_eq!(d.decode_chunk(0, shards).unwrap(), &data[..CS as usize]);
+    let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
+    assert_eq!(&*d.decode_chunk(0, shards).unwrap(), &data[..CS as usize]);
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
@@ -206,7 +211,7 @@ fn rearranged_chunks_fail_to_open() {
     );
     let shards = shard_store([&a, &b, &c]);
     assert_eq!(
-        decode_from_store(&key, &a.manifest, &shards).unwrap(),
+        decode_from_store(&key, &a.manifest, a.size, &shards).unwrap(),
         noise(10, 3 * CS as usize)
     );
     let e = |i: usize| a.manifest.chunks[i].clone();
@@ -229,15 +234,16 @@ fn rearranged_chunks_fail_to_open() {
         let mut m = a.manifest.clone();
         m.chunks = chunks;
         let m = forged(m);
-        // Must hold: the one OpenError, no plaintext.
-        assert_eq!(
-            decode_from_store(&key, &m, &shards),
-            Err(Error::Open(OpenError)),
-            "{what}"
+        // Must hold: no plaintext; the one OpenError, or (a chunk count the file's size does not
+        // have) the size refused before anything is fetched.
+        let refused = decode_from_store(&key, &m, a.size, &shards);
+        assert!(
+            matches!(refused, Err(Error::Open(OpenError) | Error::SizeMismatch)),
+            "{what}: {refused:?}"
         );
     }
     // Tried: the stream stops before its last chunk, or continues after it, or skips ahead.
-    let mut d = Decoder::new(&key, &a.manifest).unwrap();
+    let mut d = Decoder::new(&key, &a.manifest, a.size).unwrap();
     let all = |i: usize| {
         a.chunks[i]
             .shards
@@ -251,18 +257,18 @@ fn rearranged_chunks_fail_to_open() {
     );
     d.decode_chunk(0, all(0)).unwrap();
     assert!(matches!(
-        Decoder::new(&key, &a.manifest).unwrap().finish(),
+        Decoder::new(&key, &a.manifest, a.size).unwrap().finish(),
         Err(Error::StreamTruncated)
     ));
     assert_eq!(d.finish(), Err(Error::StreamTruncated));
-    let mut d = Decoder::new(&key, &a.manifest).unwrap();
+    let mut d = Decoder::new(&key, &a.manifest, a.size).unwrap();
     for i in 0..3 {
         d.decode_chunk(i as u64, all(i)).unwrap();
     }
     assert_eq!(d.decode_chunk(3, all(0)), Err(Error::StreamExtended));
     // Tried: the right manifest with the wrong key. Must hold: OpenError.
     assert_eq!(
-        decode_from_store(&FileKey::generate(), &a.manifest, &shards),
+        decode_from_store(&FileKey::generate(), &a.manifest, a.size, &shards),
         Err(Error::Open(OpenError))
     );
 }
@@ -296,15 +302,20 @@ fn tampered_manifests_are_rejected() {
     for n in 0..bytes.len() {
         assert!(SignedManifest::decode(&bytes[..n]).is_err(), "prefix {n}");
     }
-    let mut v2 = bytes.to_vec();
-    v2[4] = 2;
+    let mut v3 = bytes.to_vec();
+    v3[4] = 3;
     assert_eq!(
-        SignedManifest::decode(&v2),
+        SignedManifest::decode(&v3),
         Err(Error::UnsupportedVersion {
             what: "manifest",
-            found: 2
+            found: 3
         })
     );
+    // Tried: the padded manifest's version byte set to 1 (read as the old, unpadded layout).
+    // Must hold: refused (its chunk table no longer parses, and the signature covers the byte).
+    let mut v1 = bytes.to_vec();
+    v1[4] = 1;
+    assert!(SignedManifest::decode(&v1).is_err());
     // Tried: structurally impossible manifests, validly signed. Must hold: refused at signing
     // and at decoding.
     let mut short_middle = manifest.clone();
@@ -357,18 +368,20 @@ fn staged_decoding_rebuilds_ahead_and_completes_raw_chunks_outside() {
     let data = [noise(5, 2 * CS as usize), text(6, CS as usize), noise(7, 100)].concat();
     let (key, file_id) = (FileKey::generate(), FileId::random());
     let (chunks, manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
-    let codecs: Vec<Codec> = manifest.chunks.iter().map(|c| c.codec).collect();
+    let codecs: Vec<Codec> = chunks.iter().map(|c| c.codec).collect();
     assert_eq!(codecs, [Codec::Raw, Codec::Raw, Codec::Zstd, Codec::Raw]);
-    let mut dec = Decoder::new(&key, &manifest).unwrap();
+    let mut dec = Decoder::new(&key, &manifest, data.len() as u64).unwrap();
     let mut out = Vec::new();
     let mut ahead: Option<disktro_core::RebuiltChunk> = None;
     let mut complete = |dec: &mut Decoder, rebuilt: disktro_core::RebuiltChunk| {
         let opened = open_outside(&key, &file_id, &rebuilt);
-        if rebuilt.codec == Codec::Raw {
-            dec.complete_outside(rebuilt, opened.len()).unwrap();
-            out.extend(opened);
+        // The browser reads the body's header out of WebCrypto's answer to choose.
+        let head = &opened[..disktro_core::padding::BODY_HEADER_LEN];
+        if dec.read_body(&rebuilt, head, opened.len()).unwrap().codec == Codec::Raw {
+            let payload = dec.complete_outside(rebuilt, head, opened.len()).unwrap();
+            out.extend_from_slice(&opened[payload]);
         } else {
-            out.extend(dec.complete(rebuilt, opened).unwrap());
+            out.extend_from_slice(&dec.complete(rebuilt, opened).unwrap());
         }
     };
     for c in &chunks {
@@ -392,7 +405,8 @@ fn staged_decoding_refuses_chunks_out_of_order_and_squeezed_chunks_outside() {
     let data = [noise(5, CS as usize), text(6, CS as usize)].concat();
     let (key, file_id) = (FileKey::generate(), FileId::random());
     let (chunks, manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
-    let mut dec = Decoder::new(&key, &manifest).unwrap();
+    let size = data.len() as u64;
+    let mut dec = Decoder::new(&key, &manifest, size).unwrap();
     assert!(matches!(
         dec.rebuild(1, offered(&chunks[1], |_| true)),
         Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
@@ -404,23 +418,35 @@ fn staged_decoding_refuses_chunks_out_of_order_and_squeezed_chunks_outside() {
         dec.complete(second, opened_second),
         Err(Error::ChunkOutOfOrder { index: 1, expected: 0 })
     ));
-    let len = open_outside(&key, &file_id, &first).len();
+    let opened = open_outside(&key, &file_id, &first);
     assert!(matches!(
-        dec.complete_outside(first, len - 1),
+        dec.complete_outside(first, &opened[..9], opened.len() - 1),
         Err(Error::CorruptChunk(0))
     ));
     assert!(matches!(dec.finish(), Err(Error::StreamTruncated)));
 
-    let mut dec = Decoder::new(&key, &manifest).unwrap();
+    let mut dec = Decoder::new(&key, &manifest, size).unwrap();
     let first = dec.rebuild(0, offered(&chunks[0], |_| true)).unwrap();
-    let len = open_outside(&key, &file_id, &first).len();
-    dec.complete_outside(first, len).unwrap();
+    let opened = open_outside(&key, &file_id, &first);
+    assert_eq!(
+        dec.complete_outside(first, &opened[..9], opened.len()).unwrap(),
+        9..9 + CS as usize
+    );
     let squeezed = dec.rebuild(1, offered(&chunks[1], |_| true)).unwrap();
-    let len = open_outside(&key, &file_id, &squeezed).len();
+    let opened = open_outside(&key, &file_id, &squeezed);
     assert!(matches!(
-        dec.complete_outside(squeezed, len),
+        dec.complete_outside(squeezed, &opened[..9], opened.len()),
         Err(Error::InvalidParams(_))
     ));
+    // Tried: a reader told another size than the file's. Must hold: refused before any chunk.
+    assert_eq!(
+        Decoder::new(&key, &manifest, size + 1).unwrap_err(),
+        Error::SizeMismatch
+    );
+    assert_eq!(
+        Decoder::new(&key, &manifest, size - CS as u64).unwrap_err(),
+        Error::SizeMismatch
+    );
     assert!(matches!(dec.finish(), Err(Error::StreamTruncated)));
 }
 
@@ -542,12 +568,12 @@ fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
             assert_eq!(a.shards.ids(), b.shards.ids());
         }
 
-        let mut dec = Decoder::new(&key, &manifest).unwrap();
+        let mut dec = Decoder::new(&key, &manifest, data.len() as u64).unwrap();
         let mut out = Vec::new();
         for c in &got {
             let rebuilt = dec.rebuild(c.index, offered(c, |_| true)).unwrap();
             let opened = open_outside(&key, &file_id, &rebuilt);
-            out.extend(dec.complete(rebuilt, opened).unwrap());
+            out.extend_from_slice(&dec.complete(rebuilt, opened).unwrap());
         }
         dec.finish().unwrap();
         assert_eq!(out, data);

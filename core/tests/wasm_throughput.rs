@@ -8,9 +8,8 @@ mod common;
 
 use common::{noise, text};
 use disktro_core::chunk::encode_all;
-use disktro_core::seal::{ChunkKey, Sealer};
+use disktro_core::seal::{BodyLayout, ChunkKey, Sealer};
 use disktro_core::shard::Sharder;
-use disktro_core::squeeze::Codec;
 use disktro_core::{DEFAULT_CHUNK_SIZE, Decoder, FileId, FileKey, Redundancy, ShardId};
 use wasm_bindgen_test::{console_log, wasm_bindgen_test};
 
@@ -37,12 +36,12 @@ fn wasm32_pipeline_throughput() {
     let chunk = noise(1, CHUNK);
     let sealer = Sealer::new(&ChunkKey::derive(&key, &id), id);
     let sharder = Sharder::new(Redundancy::DEFAULT);
-    let sealed = sealer.seal(0, false, Codec::Raw, &chunk);
+    let sealed = sealer.seal(0, false, BodyLayout::Padded, &chunk);
     let shards = sharder.encode(&sealed);
     console_log!(
         "wasm32/stage/seal (aes-gcm crate): {:.0} MB/s",
         mbps(CHUNK, || {
-            let _ = sealer.seal(0, false, Codec::Raw, &chunk);
+            let _ = sealer.seal(0, false, BodyLayout::Padded, &chunk);
         })
     );
     console_log!(
@@ -75,7 +74,7 @@ fn wasm32_pipeline_throughput() {
         });
         let (chunks, manifest) = out.unwrap();
         let dec = mbps(data.len(), || {
-            let mut d = Decoder::new(&key, &manifest).unwrap();
+            let mut d = Decoder::new(&key, &manifest, data.len() as u64).unwrap();
             for c in &chunks {
                 let slots = c.shards.iter().map(|(_, s)| Some(s.to_vec())).collect();
                 d.decode_chunk(c.index, slots).unwrap();

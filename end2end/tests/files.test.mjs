@@ -77,6 +77,40 @@ test('sign up, drop a 64 MiB file, see it listed, download it byte-identical', {
   assert.deepEqual(errors, []);
 });
 
+test('an upload runs on while the user visits other pages, warns before the tab is left, and its row can be cleared', { timeout: 300_000 }, async () => {
+  const errors = [];
+  watchErrors(owner, errors);
+  const name = 'while I look around.bin';
+  // Large enough to be still running after two page changes at this machine's ~100 MB/s.
+  await makeFileInPage(owner, { name, size: 384 * MiB });
+  const leaving = () => owner.evaluate(() => {
+    const e = new Event('beforeunload', { cancelable: true });
+    window.dispatchEvent(e);
+    return e.defaultPrevented;
+  });
+  await dropTestFile(owner);
+  const running = owner.locator('[data-testid=transfer][data-state=running]').filter({ hasText: name });
+  await running.waitFor();
+  assert.equal(await leaving(), true, 'no warning before leaving while an upload runs');
+
+  // Tried: the Nodes page and back while the upload runs. Must hold: the row is still there
+  // (running or finished), and the file is listed once stored, without a reload.
+  await owner.getByRole('link', { name: 'Nodes', exact: true }).click();
+  await owner.getByTestId('node-list').waitFor();
+  assert.equal(await running.count(), 0, 'the files page is still shown');
+  await owner.getByRole('link', { name: 'Files', exact: true }).click();
+  const row = owner.getByTestId('transfer').filter({ hasText: name });
+  await row.waitFor({ timeout: 5_000 });
+  await owner.locator('[data-testid=transfer][data-state=done]').filter({ hasText: name }).waitFor({ timeout: 240_000 });
+  await owner.getByTestId('file-row').filter({ hasText: name }).waitFor({ timeout: 30_000 });
+  assert.equal(await leaving(), false, 'a warning before leaving with nothing running');
+
+  // Finished rows can be cleared.
+  await owner.getByTestId('clear-transfers').click();
+  await owner.getByTestId('transfers').waitFor({ state: 'detached' });
+  assert.deepEqual(errors, []);
+});
+
 test('a share link works in a fresh browser with no account, and stops when revoked', { timeout: 300_000 }, async () => {
   const row = owner.getByTestId('file-row').filter({ hasText: fileName });
   await row.getByTestId('share').click();
@@ -230,6 +264,12 @@ test('with 4 of the 10 workers stopped the file still downloads, and the dashboa
   assert.ok(took <= threshold + 10_000, `the dashboard took ${took} ms to show the stopped nodes offline`);
   const online = await dash.locator('[data-testid=node-row][data-status=online]').count();
   assert.equal(online, 6);
+  // The durability panel: every chunk had one shard on each of the 10 workers, so none is at full
+  // redundancy now, and every one is missing shards but still readable (6 of 10 left).
+  const panel = dash.getByTestId('durability-panel');
+  await panel.getByTestId('durability-full').filter({ hasText: /^0 \/ [1-9]/ }).waitFor({ timeout: 30_000 });
+  assert.ok(Number(await panel.getByTestId('durability-degraded').innerText()) > 0, 'no degraded chunk shown');
+  assert.equal(await panel.getByTestId('durability-unreadable').innerText(), '0');
   // The audit column shows each live node's pass rate; honest workers pass every audit.
   const live = dash.locator('[data-testid=node-row][data-status=online]').first();
   await live.getByTestId('audit-rate').waitFor({ timeout: 30_000 });

@@ -30,6 +30,9 @@ use disktro_core::api::ErrorCode;
 pub const MAX_CLOCK_SKEW: u64 = 300;
 /// One sample per node per this many seconds is kept for the charts.
 pub const SAMPLE_EVERY: i64 = 60;
+/// How long a node's samples are kept (the charts show at most a day, the audit trend looks an
+/// hour back); samples the rewards have not yet accounted for are kept longer.
+pub const SAMPLE_RETENTION: i64 = 7 * 24 * 3600;
 /// Corrupt shard ids taken from one heartbeat.
 pub const MAX_REPORTS_PER_HEARTBEAT: usize = 10_000;
 
@@ -138,7 +141,11 @@ pub async fn heartbeat(
             "a heartbeat as new or newer was already received",
         ));
     }
-    store::nodes::add_sample(&mut tx, &beat, now - now.rem_euclid(SAMPLE_EVERY)).await?;
+    if store::nodes::add_sample(&mut tx, &beat, now - now.rem_euclid(SAMPLE_EVERY)).await? {
+        // Once a minute per node (when its sample is new), its oldest samples go: the table stays
+        // at a week per node, whatever the network's age.
+        store::nodes::prune_samples(&mut tx, &node, now - SAMPLE_RETENTION).await?;
+    }
     let mut losses = 0;
     for shard in reports {
         losses += u64::from(store::health::mark_reported_corrupt(&mut tx, &node, &shard.to_hex(), now).await?);

@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
 use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
-use disktro_core::metadata::{MAX_MIME_LEN, MAX_NAME_LEN};
+use disktro_core::padding;
 use disktro_core::seal::TAG_LEN;
+use disktro_core::squeeze::Codec;
 use disktro_core::token::Receipt;
 use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
 
@@ -43,8 +44,6 @@ use crate::store::{self, to_i64};
 pub const UPLOAD_TTL: i64 = 24 * 60 * 60;
 /// Largest file accepted: 64 GiB (16,384 chunks of 4 MiB; its commit is about 45 MB of JSON).
 pub const MAX_FILE_SIZE: u64 = 64 << 30;
-/// Longest sealed metadata: header, nonce, the longest name and type, their lengths, the tag.
-pub const MAX_SEALED_METADATA: usize = 4 + 1 + 12 + 8 + 2 + MAX_NAME_LEN + 2 + MAX_MIME_LEN + TAG_LEN;
 /// Body limit of a commit (manifest and receipts of the largest file, base64url in JSON).
 pub const MAX_COMMIT_BODY: usize = 64 << 20;
 /// Uploads one account may have open at once (each holds put budgets on workers).
@@ -73,16 +72,12 @@ fn quota_exceeded(needed: u64, left: i64) -> ServerError {
     )
 }
 
-fn chunk_count(size: u64, chunk_size: u32) -> u64 {
-    size.div_ceil(u64::from(chunk_size)).max(1)
-}
-
-/// The largest a shard of chunk `c` can be: its plaintext stored raw and sealed.
-fn largest_shard(size: u64, chunk_size: u32, r: Redundancy, c: u64) -> u64 {
-    let plain = size
-        .saturating_sub(c * u64::from(chunk_size))
-        .min(u64::from(chunk_size));
-    r.shard_len(usize::try_from(plain).unwrap_or(usize::MAX) + TAG_LEN) as u64
+/// The largest a shard of chunk `c` of a file in size class `class` can be: the chunk stored
+/// raw, padded and sealed.
+fn largest_shard(class: u64, chunk_size: u32, r: Redundancy, c: u64) -> u64 {
+    let capacity = padding::raw_capacity(class, chunk_size, c);
+    let body = padding::body_len(Codec::Raw, 0, capacity);
+    r.shard_len(body + TAG_LEN) as u64
 }
 
 /// Begin an upload.
@@ -110,13 +105,25 @@ pub async fn begin(
             ),
         ));
     }
+    // The server is told a size class, never a size: a client that sends the exact size would
+    // leak it, so it is refused rather than rounded here.
+    if !padding::is_size_class(req.size, chunk_size) {
+        return Err(ServerError::refused(
+            ErrorCode::InvalidField,
+            format!(
+                "size must be the file's size class (FORMAT.md, Padding), e.g. {} for a file of {} bytes",
+                padding::size_class(req.size, chunk_size),
+                req.size
+            ),
+        ));
+    }
     let wished = Redundancy::new(
         req.data_shards.unwrap_or(Redundancy::DEFAULT.data),
         req.parity_shards.unwrap_or(Redundancy::DEFAULT.parity),
     )
     .map_err(|e| ServerError::refused(ErrorCode::InvalidRedundancy, e.to_string()))?;
-    let count = chunk_count(req.size, chunk_size);
-    let max_shard = wished.shard_len(chunk_size as usize + TAG_LEN) as u64;
+    let count = padding::chunk_count(req.size, chunk_size);
+    let max_shard = largest_shard(u64::from(chunk_size), chunk_size, wished, 0);
     let workers = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, to_i64(max_shard)).await?;
     let redundancy = placement::choose_redundancy(wished, workers.len())
         .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot store the file now: {e}")))?;
@@ -290,7 +297,13 @@ pub fn check_commit(
     if m.chunk_size != up.chunk_size {
         return Err(mismatch("chunk size"));
     }
-    if m.plain_size() != up.size {
+    if m.version() != 2 {
+        return Err(bad(
+            ErrorCode::BadManifest,
+            "the manifest is in format version 1 (unpadded), which is read but no longer stored: update the client",
+        ));
+    }
+    if !m.admits_size(up.size) {
         return Err(mismatch("size"));
     }
     let total = m.redundancy.total();
@@ -372,10 +385,10 @@ pub async fn commit(
         wrapped_key: wrapped,
         receipts,
     } = req;
-    if metadata.len() > MAX_SEALED_METADATA || !metadata.starts_with(b"DKMD") {
+    if !disktro_core::metadata::is_padded_shape(&metadata) {
         return Err(bad(
             ErrorCode::BadMetadata,
-            "metadata must be sealed metadata (\"DKMD\") of at most the largest name and type",
+            "metadata must be padded sealed metadata (\"DKMD\" version 2) of at most the largest name and type",
         ));
     }
     if wrapped.len() != WRAPPED_KEY_LEN || !wrapped.starts_with(b"DKWK") {
@@ -389,6 +402,8 @@ pub async fn commit(
     let owner = store::accounts::owner_key(&ctx.db, account_id).await?;
     let node_keys = nodes::keys(&ctx.db).await?;
     let serials = uploads::serials(&ctx.db, id).await?;
+    // The class the upload began with is the file's size as the server knows it.
+    let up_size = up.size;
     // Signature checks are CPU work (one per shard): off the async threads.
     let (signed, rows) =
         tokio::task::spawn_blocking(move || check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials))
@@ -416,7 +431,7 @@ pub async fn commit(
             manifest: &Base64::from(signed.as_bytes()),
             metadata: &metadata,
             wrapped_key: &wrapped,
-            size: m.plain_size(),
+            size: up_size,
             stored_bytes: stored,
             data_shards: m.redundancy.data,
             parity_shards: m.redundancy.parity,
@@ -434,7 +449,7 @@ pub async fn commit(
         file_id: m.file_id,
         metadata,
         wrapped_key: wrapped,
-        size: m.plain_size(),
+        size: up_size,
         stored_bytes: stored,
         data_shards: m.redundancy.data,
         parity_shards: m.redundancy.parity,
@@ -461,7 +476,8 @@ mod tests {
 
     use super::*;
 
-    const SEALED_LEN: usize = 1040;
+    /// A whole raw 1 KiB chunk: body header, 1,024 bytes, tag.
+    const SEALED_LEN: usize = 1049;
 
     struct Case {
         owner: Keypair,
@@ -505,10 +521,9 @@ mod tests {
             redundancy: r,
             chunk_size: 1024,
             chunks: vec![ChunkEntry {
-                plain_len: 1024,
                 sealed_len: u32::try_from(SEALED_LEN).unwrap(),
-                codec: Codec::Raw,
                 shards: shards.ids().to_vec(),
+                clear: None,
             }],
         }
         .sign(&owner)
@@ -571,10 +586,36 @@ mod tests {
         c.owner = Keypair::generate();
         assert_eq!(check(&c), Err(ErrorCode::WrongOwner));
 
-        // Tried: a manifest whose size differs from what began. Must hold: manifest_mismatch.
+        // Tried: a manifest whose size class differs from what began (a whole 1 KiB chunk where
+        // 512 bytes began; two chunks' worth began). Must hold: manifest_mismatch.
         let mut c = case();
-        c.up.size = 1023;
+        c.up.size = 512;
         assert_eq!(check(&c), Err(ErrorCode::ManifestMismatch));
+        c.up.size = 2048;
+        assert_eq!(check(&c), Err(ErrorCode::ManifestMismatch));
+
+        // Tried: a valid version-1 (unpadded) manifest, which states exact lengths. Must hold:
+        // bad_manifest (read for old files, never stored anew).
+        let mut c = case();
+        let shards = Sharder::new(Redundancy::DEFAULT).encode(&[7u8; 1040]);
+        c.manifest = Manifest {
+            file_id: c.up.file_id,
+            redundancy: Redundancy::DEFAULT,
+            chunk_size: 1024,
+            chunks: vec![ChunkEntry {
+                sealed_len: 1040,
+                shards: shards.ids().to_vec(),
+                clear: Some(disktro_core::ClearLayout {
+                    plain_len: 1024,
+                    codec: Codec::Raw,
+                }),
+            }],
+        }
+        .sign(&c.owner)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+        assert_eq!(check(&c), Err(ErrorCode::BadManifest));
 
         // Tried: a manifest that does not decode. Must hold: bad_manifest.
         let mut c = case();

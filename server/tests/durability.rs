@@ -56,22 +56,30 @@ struct Worker {
     dir: tempfile::TempDir,
     node_id: String,
     listen: SocketAddr,
+    /// Started with the tests' 1 s heartbeats (else at the default interval operators run).
+    fast: bool,
 }
 
 impl Worker {
     /// Start a worker registered with `server`; `advertise` is the URL clients are told (a proxy).
     fn start(server: &str, extra: &[&str], advertise: Option<&str>) -> Self {
-        Self::spawn(tempfile::tempdir().unwrap(), server, extra, advertise)
+        Self::spawn(tempfile::tempdir().unwrap(), server, extra, advertise, true)
     }
 
-    /// Kill the worker (SIGKILL) and start it again on the same data directory and key.
+    /// Start a worker at its default intervals, as operators run it.
+    fn start_at_defaults(server: &str) -> Self {
+        Self::spawn(tempfile::tempdir().unwrap(), server, &[], None, false)
+    }
+
+    /// Kill the worker (SIGKILL, unless it is down already) and start it again on the same data
+    /// directory and key, with the same intervals.
     fn restart(mut self, server: &str, extra: &[&str]) -> Self {
         self.kill();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        Self::spawn(dir, server, extra, None)
+        Self::spawn(dir, server, extra, None, self.fast)
     }
 
-    fn spawn(dir: tempfile::TempDir, server: &str, extra: &[&str], advertise: Option<&str>) -> Self {
+    fn spawn(dir: tempfile::TempDir, server: &str, extra: &[&str], advertise: Option<&str>, fast: bool) -> Self {
         let ready = dir.path().join("ready.json");
         let _ = std::fs::remove_file(&ready);
         let log = std::fs::OpenOptions::new()
@@ -80,24 +88,22 @@ impl Worker {
             .open(dir.path().join("worker.log"))
             .unwrap();
         let mut cmd = Command::new(worker_bin());
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--capacity",
-            "2GiB",
-            "--heartbeat-interval",
-            "1s",
-        ])
-        .args(["--server", server, "--join-token", JOIN])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--ready-file")
-        .arg(&ready)
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null());
+        cmd.args(["--listen", "127.0.0.1:0", "--capacity", "2GiB"])
+            .args(if fast {
+                &["--heartbeat-interval", "1s"][..]
+            } else {
+                &[][..]
+            })
+            .args(["--server", server, "--join-token", JOIN])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null());
         if let Some(url) = advertise {
             cmd.args(["--advertise-url", url]);
         }
@@ -115,6 +121,7 @@ impl Worker {
             dir,
             node_id: info.node_id,
             listen: info.listen,
+            fast,
         }
     }
 
@@ -496,6 +503,15 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
         assert!(repair["runs"].as_u64().unwrap() >= 1, "{repair}");
         assert_eq!(repair["failures"], 0, "{repair}");
         assert!(repair["progress"]["chunks_repaired"].as_u64().unwrap() >= 1, "{repair}");
+        // What repair moved and how long it took: bytes rebuilt (at least one shard per chunk
+        // of the 4 workers' share), a rebuild rate, detection after the killed workers' last
+        // heartbeat (the offline window, 12 heartbeats, is part of it), repair within the bound.
+        let progress = &repair["progress"];
+        assert!(progress["bytes_rebuilt"].as_u64().unwrap() > 0, "{progress}");
+        assert!(progress["last_pass_bytes_per_sec"].as_u64().unwrap() > 0, "{progress}");
+        let detect = progress["time_to_detect_max_secs"].as_u64().expect("a time to detect");
+        let mend = progress["time_to_repair_max_secs"].as_u64().expect("a time to repair");
+        assert!(detect <= 90 && mend <= 90, "{progress}");
         assert_eq!(
             d["repair"], repair["progress"],
             "the durability view shows the same repairer"
@@ -963,6 +979,95 @@ async fn an_honest_worker_that_crashes_and_restarts_is_not_disqualified() {
     }
     victim.kill();
     server.stop();
+}
+
+/// The downtime an honest worker must survive (a reboot, an upgrade, a crash with a service
+/// manager that restarts it).
+const HONEST_DOWNTIME: Duration = Duration::from_secs(5 * 60);
+
+/// One network of 10 workers (so nobody can take a lost worker's shards: they stay placed on
+/// it): a worker SIGKILLed, left down for [`HONEST_DOWNTIME`], and started again on its data.
+/// `defaults`: server and workers at the settings operators run (no interval given), else the
+/// tests' fast settings (1 s heartbeats, audits every second). Returns what failed, if anything.
+async fn down_and_back(db_case: support::TestDb, defaults: bool) -> Result<(), String> {
+    let label = if defaults { "default settings" } else { "fast settings" };
+    let server = if defaults {
+        Server::start(db_case.dir.path(), &db_case.url, &["--join-token", JOIN])
+    } else {
+        start_server(db_case.dir.path(), &db_case.url, &[])
+    };
+    let start = |_| {
+        if defaults {
+            Worker::start_at_defaults(&server.url)
+        } else {
+            Worker::start(&server.url, &[], None)
+        }
+    };
+    let mut workers: Vec<Worker> = (0..10).map(start).collect();
+    if !wait_online(&server.url, 10).await {
+        return Err(format!("{label}: 10 workers not online"));
+    }
+    let a = account(&server.url).await;
+    let files = mixed_files();
+    let mut ids = Vec::new();
+    for (i, data) in files.iter().enumerate().take(4) {
+        ids.push(put(&a, data, &format!("file-{i}")).await);
+    }
+    if !eventually(Duration::from_secs(60), || all_full(&server.url)).await {
+        return Err(format!("{label}: not full after the uploads"));
+    }
+    let pool = db(&db_case.url).await;
+    let mut victim = workers.remove(0);
+    let victim_id = victim.node_id.clone();
+    let placed = placed_on(&pool, &victim_id).await;
+    if placed.is_empty() {
+        return Err(format!("{label}: the victim holds nothing"));
+    }
+    victim.kill();
+    tokio::time::sleep(HONEST_DOWNTIME).await;
+    let during = node(&server.url, &victim_id).await;
+    if during["state"] != "active" || during["audits_failed"] != 0 || during["status"] == "online" {
+        return Err(format!("{label}: after 5 minutes down: {during}"));
+    }
+    let victim = victim.restart(&server.url, &[]);
+    // Back online at its next heartbeat, and every chunk full again with its shards.
+    let back = eventually(Duration::from_secs(90), || async {
+        node(&server.url, &victim_id).await["status"] == "online" && all_full(&server.url).await
+    })
+    .await;
+    let after = node(&server.url, &victim_id).await;
+    if !back || after["state"] != "active" || after["audits_failed"] != 0 {
+        return Err(format!("{label}: back {back}: {after}\n{}", server.log_text()));
+    }
+    if placed_on(&pool, &victim_id).await != placed {
+        return Err(format!("{label}: its placements changed while it was down"));
+    }
+    let on_disk = victim.shards_on_disk();
+    if let Some(missing) = placed.iter().find(|id| !on_disk.contains(id)) {
+        return Err(format!("{label}: shard {missing} is gone from its disk"));
+    }
+    for (data, id) in files.iter().zip(&ids) {
+        if get(&a, id).await != *data {
+            return Err(format!("{label}: file {id} differs"));
+        }
+    }
+    server.stop();
+    Ok(())
+}
+
+/// Tried: an honest worker SIGKILLed and started again 5 minutes later on its data, on two
+/// networks at once: one at the default settings operators run, one at the tests' fast settings.
+/// Must hold on both: while down it is offline but stays active with no failed audit; back, it
+/// is online and active with no failed audit, keeps its placements and the shards on its disk,
+/// every chunk is back at full, and every file reads byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_honest_worker_down_five_minutes_comes_back_active_with_its_data() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let at_defaults = databases().await.remove(0);
+    let fast = databases().await.remove(0);
+    let (a, b) = tokio::join!(down_and_back(at_defaults, true), down_and_back(fast, false));
+    a.unwrap();
+    b.unwrap();
 }
 
 /// Tried: 10 workers, so every chunk (6 + 4) has a shard on each, and one of them killed: no

@@ -18,6 +18,7 @@ use disktro_core::api::Base64;
 use disktro_core::api::{BeginUpload, Commit, NewShare, ShareAccess, UploadPlan};
 use disktro_core::keys::{FileKey, KdfParams, Keypair, share_password_proof};
 use disktro_core::metadata::FileMetadata;
+use disktro_core::padding;
 use disktro_core::token::Receipt;
 use disktro_core::{FileId, Redundancy};
 use disktro_net::client::{ConnectOptions, WorkerClient};
@@ -223,7 +224,9 @@ async fn upload_list_download_share_and_delete() {
             password_proof: Some(b64(&proof)),
         };
         let info = anon.open_share(&share.share_id, &right).await.unwrap();
-        assert_eq!((info.size, info.downloads_left), (random.len() as u64, Some(2)));
+        // The server knows the size class only; the exact size is in the sealed metadata.
+        let class = padding::size_class(random.len() as u64, CHUNK);
+        assert_eq!((info.size, info.downloads_left), (class, Some(2)));
         for round in 0..2 {
             let answer = anon.download_share(&share.share_id, &right).await.unwrap();
             assert!(answer.wrapped_key.is_none(), "a share never hands out the wrapped key");
@@ -509,7 +512,7 @@ async fn prepare(api: &Api, me: &Identity, data: &[u8]) -> Prepared {
     let plan = api
         .begin_upload(&BeginUpload {
             file_id: file_id.to_hex(),
-            size: data.len() as u64,
+            size: padding::size_class(data.len() as u64, CHUNK),
             data_shards: None,
             parity_shards: None,
             chunk_size: Some(CHUNK),
@@ -745,7 +748,7 @@ async fn bad_commits_are_refused_whole() {
 
         // The good commit still goes through: the refusals left the upload intact.
         let summary = api.commit(&id, &good).await.unwrap();
-        assert_eq!(summary.size, data.len() as u64);
+        assert_eq!(summary.size, padding::size_class(data.len() as u64, CHUNK));
         assert_eq!(counts(&pool).await, (1, 40, summary.stored_bytes as i64));
         // Committing twice: the upload is gone.
         assert_eq!(api_code(&api.commit(&id, &good).await.unwrap_err()), "upload_not_found");
@@ -809,6 +812,17 @@ async fn bad_commits_are_refused_whole() {
             api_code(&api.begin_upload(&wide).await.unwrap_err()),
             "invalid_chunk_size"
         );
+        // Tried: an exact size that is not a size class (a client that would leak it). Must
+        // hold: refused, naming the class to send.
+        let exact = BeginUpload {
+            file_id: FileId::random().to_hex(),
+            size: 1001,
+            chunk_size: Some(CHUNK),
+            ..taken.clone()
+        };
+        let e = api.begin_upload(&exact).await.unwrap_err();
+        assert_eq!(api_code(&e), "invalid_field");
+        assert!(e.to_string().contains("1024"), "{e}");
 
         // The janitor removes expired uploads (here: `a`, never committed), and only those, and
         // gives back what they reserved.
@@ -833,15 +847,126 @@ async fn bad_commits_are_refused_whole() {
     }
 }
 
+/// Everything the server stores and the workers receive about one file, less its ids and
+/// ciphertext bytes (which are random): the lengths and counts an honest-but-curious operator sees.
+#[derive(Debug, PartialEq, Eq)]
+struct Observed {
+    /// files: size, stored_bytes, data_shards, parity_shards, chunk_count.
+    row: Vec<i64>,
+    /// Bytes of the stored manifest, sealed metadata and wrapped key.
+    blob_lens: [usize; 3],
+    /// Each chunk's sealed length, as the stored manifest states it.
+    sealed_lens: Vec<u32>,
+    /// file_shards: (chunk, index, size) of every shard.
+    shards: Vec<(i64, i64, i64)>,
+    /// The length of every shard as a worker holds it on disk, in (chunk, index) order.
+    on_disk: Vec<u64>,
+    /// What the account is charged.
+    charged: i64,
+}
+
+async fn observe(pool: &sqlx::AnyPool, data_dir: &std::path::Path, file_hex: &str, charged: i64) -> Observed {
+    let row = sqlx::query(
+        "SELECT size, stored_bytes, data_shards, parity_shards, chunk_count, manifest, metadata, wrapped_key \
+         FROM files WHERE id = $1",
+    )
+    .bind(file_hex)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let blob = |c: &str| Base64::decode(&row.get::<String, _>(c)).unwrap().into_vec();
+    let (manifest, metadata, wrapped) = (blob("manifest"), blob("metadata"), blob("wrapped_key"));
+    let signed = disktro_core::SignedManifest::decode(&manifest).unwrap();
+    let shard_rows =
+        sqlx::query("SELECT chunk, idx, size, shard_id FROM file_shards WHERE file_id = $1 ORDER BY chunk, idx")
+            .bind(file_hex)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let on_disk = shard_rows
+        .iter()
+        .map(|r| {
+            let id: disktro_core::ShardId = r.get::<String, _>("shard_id").parse().unwrap();
+            (0..10)
+                .map(|n| disktro_worker::store::shard_file(&data_dir.join("workers").join(n.to_string()), &id))
+                .find_map(|path| std::fs::metadata(path).ok())
+                .map(|m| m.len())
+                .expect("every placed shard is on a worker")
+        })
+        .collect();
+    Observed {
+        row: ["size", "stored_bytes", "data_shards", "parity_shards", "chunk_count"]
+            .iter()
+            .map(|c| row.get::<i64, _>(*c))
+            .collect(),
+        blob_lens: [manifest.len(), metadata.len(), wrapped.len()],
+        sealed_lens: signed.manifest().chunks.iter().map(|c| c.sealed_len).collect(),
+        shards: shard_rows
+            .iter()
+            .map(|r| (r.get("chunk"), r.get("idx"), r.get("size")))
+            .collect(),
+        on_disk,
+        charged,
+    }
+}
+
+/// Tried: two files of different sizes (591,058 and 600,000 bytes) and names of different
+/// lengths, in one size class (606,208 bytes in 64 KiB chunks), uploaded by the real client to
+/// real workers; and a third of 589,000 bytes in the class below. Must hold: the first two are
+/// indistinguishable in everything the server stores and the workers hold (sizes, counts,
+/// manifest and metadata lengths, every chunk's sealed length, every shard's length, the quota
+/// charged); the third differs (the comparison can fail); all three download byte-identical.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_files_in_one_size_class_look_the_same_to_the_server_and_workers() {
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &[]).await;
+        let (ada, api) = person(&anon, "ada@example.org").await;
+        let pool = db_pool(&db.url).await;
+        let sizes = [9 * CHUNK as usize + 1234, 600_000, 589_000];
+        assert_eq!(padding::size_class(sizes[0] as u64, CHUNK), 606_208);
+        assert_eq!(padding::size_class(sizes[1] as u64, CHUNK), 606_208);
+        assert_eq!(padding::size_class(sizes[2] as u64, CHUNK), 589_824);
+        let names = [
+            "a.bin",
+            "a much longer name for the second file, which pads the same.bin",
+            "c.bin",
+        ];
+        let mut seen = Vec::new();
+        for (i, (size, name)) in sizes.iter().zip(names).enumerate() {
+            let data = random_bytes(*size, 40 + i as u8);
+            let used_before = api.files().await.unwrap().used_bytes;
+            let (file_id, _) = put_file(&api, &ada, &data, name).await;
+            let charged = i64::try_from(api.files().await.unwrap().used_bytes - used_before).unwrap();
+            seen.push(observe(&pool, db.dir.path(), &file_id, charged).await);
+            let (out, metadata) = get_file(&api, &ada, &file_id).await;
+            assert!(out == data, "{}: file {i} did not come back whole", db.backend);
+            assert_eq!(metadata.size, *size as u64, "the exact size is in the sealed metadata");
+        }
+        assert_eq!(
+            seen[0], seen[1],
+            "{}: two files of one class are told apart",
+            db.backend
+        );
+        assert_ne!(
+            seen[0], seen[2],
+            "{}: the observation cannot tell classes apart",
+            db.backend
+        );
+        assert_eq!(seen[0].row[0], 606_208, "{}: the server keeps the class", db.backend);
+        server.stop();
+    }
+}
+
 /// Where shard `id` would be on local worker `n` of a server started on `data_dir`.
 fn on_local_worker(data_dir: &std::path::Path, id: &disktro_core::ShardId) -> bool {
     (0..10).any(|n| disktro_worker::store::shard_file(&data_dir.join("workers").join(n.to_string()), id).exists())
 }
 
+/// Begin a file of `size` bytes (stating its size class, as clients do).
 fn begin_of(size: u64) -> BeginUpload {
     BeginUpload {
         file_id: FileId::random().to_hex(),
-        size,
+        size: padding::size_class(size, CHUNK),
         data_shards: None,
         parity_shards: None,
         chunk_size: Some(CHUNK),

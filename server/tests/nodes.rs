@@ -373,3 +373,79 @@ async fn local_workers_and_a_joining_worker_show_their_health() {
         server.stop();
     }
 }
+
+/// Tried: a node with samples 9 days, 8 days and 1 hour old, whose rewards are accounted up to
+/// just after the 8-day-old one, sends a heartbeat in a new minute. Must hold: the 9-day-old
+/// sample goes (older than the week kept, and paid for); the 8-day-old one stays (its minute is
+/// not yet accounted: storage is paid by the minutes a node was seen); the recent one stays; the
+/// new minute's sample is added. A second heartbeat in the same minute prunes nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_samples_are_pruned_once_accounted() {
+    for db in databases().await {
+        let ctx = context(&db).await;
+        let app = app(&ctx);
+        let node = Keypair::generate();
+        let id = node.public().node_id().to_hex();
+        let body = registration(&node, JOIN, now());
+        let (status, v) = post(
+            &app,
+            "/nodes/register",
+            body.clone(),
+            Some(node.sign(api::REGISTER_DOMAIN, &body)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}: {v}", db.backend);
+        let t0 = i64::try_from(now()).unwrap();
+        let t0 = t0 - t0.rem_euclid(60) + 120;
+        let day = 86_400;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        for at in [t0 - 9 * day, t0 - 8 * day, t0 - 3600] {
+            sqlx::query(
+                "INSERT INTO node_samples (node_id, at, capacity, used, shards, ingress_bytes, egress_bytes, uptime_secs) \
+                 VALUES ($1, $2, 1, 1, 1, 1, 1, 1)",
+            )
+            .bind(&id)
+            .bind(at)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query("UPDATE nodes SET accrued_until = $2 WHERE node_id = $1")
+            .bind(&id)
+            .bind(t0 - 8 * day + 30)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let samples = || async {
+            sqlx::query("SELECT at FROM node_samples WHERE node_id = $1 ORDER BY at")
+                .bind(&id)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| sqlx::Row::get::<i64, _>(r, "at"))
+                .collect::<Vec<i64>>()
+        };
+        for sent in [t0, t0 + 5] {
+            let body = heartbeat(&node, u64::try_from(sent).unwrap(), Vec::new());
+            let signature = Some(node.sign(api::HEARTBEAT_DOMAIN, &body));
+            disktro_server::nodes::heartbeat(
+                &ctx.db,
+                &ctx.key.public(),
+                Duration::from_secs(10),
+                &body,
+                signature,
+                sent,
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                samples().await,
+                [t0 - 8 * day, t0 - 3600, t0],
+                "{}: after the heartbeat at {sent}",
+                db.backend
+            );
+        }
+    }
+}

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use disktro_core::api::{FileDownload, NodeStatus};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
+use disktro_core::padding::BODY_HEADER_LEN;
 use disktro_core::squeeze::Codec;
 use disktro_core::{ChunkEntry, Decoder, FileKey, RebuiltChunk, VerifiedShard};
 use futures_channel::oneshot;
@@ -70,10 +71,10 @@ impl Sink {
         }
     }
 
-    /// Hand the next chunk's plaintext on. The buffer is the sink's from here: a port's other
-    /// end receives it transferred, not copied.
-    async fn write(&mut self, chunk: js_sys::ArrayBuffer) -> Result<(), Failure> {
-        let bytes = js_sys::Uint8Array::new(&chunk);
+    /// Hand the next chunk's plaintext on (a view, possibly of part of a larger buffer). The
+    /// buffer is the sink's from here: a port's other end receives it transferred, not copied.
+    async fn write(&mut self, bytes: js_sys::Uint8Array) -> Result<(), Failure> {
+        let chunk = bytes.buffer();
         match self {
             Self::Port {
                 port,
@@ -228,29 +229,46 @@ async fn fetch_chunk(
     Ok(slots)
 }
 
-/// Finish opening a chunk, unsqueeze it if it was squeezed, and hand it to `sink`; returns its
-/// length. A raw chunk opened by WebCrypto goes on as WebCrypto gave it.
+/// Finish opening a chunk, take its plaintext out of the padded body (unsqueezing it if it was
+/// squeezed), and hand it to `sink`; returns its length. A raw chunk opened by WebCrypto goes on
+/// as a view of what WebCrypto gave.
 async fn deliver(
     decoder: &mut Decoder,
     rebuilt: RebuiltChunk,
     opening: Opening,
     sink: &mut Sink,
 ) -> Result<u64, Failure> {
-    let raw = rebuilt.codec == Codec::Raw;
-    let plain = match opening.finish(raw).await? {
-        Opened::Outside { bytes, spare } => {
-            decoder.complete_outside(rebuilt, bytes.byte_length() as usize)?;
-            decoder.recycle(spare);
-            bytes
+    let plain = match opening.finish().await? {
+        Opened::Outside { bytes, mut spare } => {
+            let view = js_sys::Uint8Array::new(&bytes);
+            let len = view.length() as usize;
+            // The body's header says how the chunk is kept; a body too short for it is refused
+            // by the decoder.
+            // Offsets within one chunk: a JavaScript array index (u32) holds them.
+            let at = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+            let mut head = [0u8; BODY_HEADER_LEN];
+            let head = &mut head[..len.min(BODY_HEADER_LEN)];
+            view.subarray(0, at(head.len())).copy_to(head);
+            if decoder.read_body(&rebuilt, head, len)?.codec == Codec::Raw {
+                let payload = decoder.complete_outside(rebuilt, head, len)?;
+                decoder.recycle(spare);
+                view.subarray(at(payload.start), at(payload.end))
+            } else {
+                js::copy_into(&bytes, &mut spare);
+                let plain = decoder.complete(rebuilt, spare)?;
+                let array = js::to_array(&plain);
+                decoder.recycle(plain.into_buffer());
+                array
+            }
         }
         Opened::Here(opened) => {
             let plain = decoder.complete(rebuilt, opened)?;
-            let bytes = js::to_array(&plain).buffer();
-            decoder.recycle(plain);
-            bytes
+            let array = js::to_array(&plain);
+            decoder.recycle(plain.into_buffer());
+            array
         }
     };
-    let len = u64::from(plain.byte_length());
+    let len = u64::from(plain.length());
     sink.write(plain).await?;
     Ok(len)
 }
@@ -266,7 +284,7 @@ pub async fn download(
 ) -> Result<FileMetadata, Failure> {
     let (signed, metadata) = answer.verify(key, expected_owner)?;
     let manifest = signed.manifest().clone();
-    let mut decoder = Decoder::new(key, &manifest)?;
+    let mut decoder = Decoder::new(key, &manifest, metadata.size)?;
     let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
     let links: Vec<Option<Rc<WorkerLink>>> = connect_all(answer.nodes.iter().map(|n| n.url.as_str()), Socket::Here)
         .await

@@ -307,7 +307,11 @@ pub async fn download_to_disk(
     progress: impl Fn(Saved) + 'static,
 ) -> Result<(), Failure> {
     use super::pipeline::{Event, Pipeline, Request};
-    let size = answer.size;
+    // The exact size is sealed with the name (the server knows only the padded size class): the
+    // saved file's length, and a streamed download's Content-Length, must be the exact one.
+    let size = disktro_core::metadata::FileMetadata::open(&answer.metadata, key, &answer.file_id)
+        .map_err(|_| Failure::Decrypt)?
+        .size;
     let mode = choose(size).await?;
     let target = prepare(mode, name, size, mime).await?;
     let pipeline = Pipeline::get().await?;

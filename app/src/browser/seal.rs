@@ -143,22 +143,18 @@ pub enum Opened {
 }
 
 impl Opening {
-    /// The opened bytes. With `outside`, WebCrypto's output stays a JavaScript `ArrayBuffer`: a
-    /// chunk stored raw goes to the file as it is, which saves copying it into WebAssembly memory
-    /// and out again into a fresh buffer (two 4 MiB copies and 4 MiB of fresh pages per chunk).
-    /// Otherwise the bytes are copied into the sealed bytes' allocation.
-    pub async fn finish(self, outside: bool) -> Result<Opened, Failure> {
-        let Self { mut sealed, pending } = self;
+    /// The opened bytes. WebCrypto's output stays a JavaScript `ArrayBuffer`: the caller reads
+    /// the body's header out of it and, for a chunk stored raw, hands the payload to the file as
+    /// it is, which saves copying it into WebAssembly memory and out again into a fresh buffer
+    /// (two 4 MiB copies and 4 MiB of fresh pages per chunk).
+    pub async fn finish(self) -> Result<Opened, Failure> {
+        let Self { sealed, pending } = self;
         let Some(pending) = pending else {
             return Ok(Opened::Here(sealed));
         };
         let opened = pending.await.map_err(|_| Failure::Decrypt)?;
-        if outside {
-            let bytes = opened.dyn_into().map_err(|_| Failure::Decrypt)?;
-            return Ok(Opened::Outside { bytes, spare: sealed });
-        }
-        js::copy_into(&opened, &mut sealed);
-        Ok(Opened::Here(sealed))
+        let bytes = opened.dyn_into().map_err(|_| Failure::Decrypt)?;
+        Ok(Opened::Outside { bytes, spare: sealed })
     }
 }
 

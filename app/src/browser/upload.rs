@@ -116,10 +116,11 @@ pub async fn upload(
             "/uploads",
             &BeginUpload {
                 file_id: file_id.to_hex(),
-                size,
+                // The server learns the size class, not the size (FORMAT.md, Padding).
+                size: disktro_core::padding::size_class(size, disktro_core::DEFAULT_CHUNK_SIZE),
                 data_shards: None,
                 parity_shards: None,
-                chunk_size: None,
+                chunk_size: Some(disktro_core::DEFAULT_CHUNK_SIZE),
             },
         )
         .await?;
@@ -359,7 +360,7 @@ async fn send_chunk(
     let places = placement
         .get(index)
         .ok_or_else(|| Failure::Invalid(format!("the plan has no placement for chunk {index}")))?;
-    let plain_len = u64::from(chunk.entry.plain_len);
+    let plain_len = u64::from(chunk.plain_len);
     let mut frames = Vec::with_capacity(chunk.shards.ids().len());
     for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
         let node = places

@@ -16,6 +16,9 @@ pub struct FileRow {
     pub summary: FileSummary,
     pub name: String,
     pub mime: String,
+    /// The exact size, from the sealed metadata (the summary's is the padded size class; it
+    /// stands in when the metadata does not open).
+    pub size: u64,
 }
 
 /// State of one transfer (upload or download) row.
@@ -25,7 +28,21 @@ pub struct FileRow {
 pub enum Phase {
     Running,
     Done,
+    /// Stopped by the user: not an error.
+    Cancelled,
     Failed(String),
+}
+
+impl Phase {
+    /// How a transfer that ended with `outcome` ended: a cancellation is not a failure.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn ended(outcome: Result<(), &Failure>) -> Self {
+        match outcome {
+            Ok(()) => Self::Done,
+            Err(Failure::Cancelled) => Self::Cancelled,
+            Err(f) => Self::Failed(f.to_string()),
+        }
+    }
 }
 
 /// One upload or download in progress (or just finished).
@@ -56,9 +73,11 @@ impl Transfer {
     }
 }
 
-/// The page's shared state.
+/// The files page's state. The app keeps it (provided at its root), not the page, so that
+/// transfers run on and stay listed while the user is on other pages, and the list learns of an
+/// upload that finished meanwhile.
 #[derive(Debug, Clone, Copy)]
-struct Files {
+pub struct Files {
     rows: RwSignal<Option<Result<Vec<FileRow>, Failure>>>,
     usage: RwSignal<(u64, u64)>,
     transfers: RwSignal<Vec<Transfer>>,
@@ -66,6 +85,36 @@ struct Files {
 }
 
 impl Files {
+    /// Create the state (once, at the app's root) and provide it to every page.
+    pub fn provide() -> Self {
+        let files = Self {
+            rows: RwSignal::new(None),
+            usage: RwSignal::new((0, 0)),
+            transfers: RwSignal::new(Vec::new()),
+            share: RwSignal::new(None),
+        };
+        provide_context(files);
+        // Signed out: the names decrypted for that account must not stay on show in this tab.
+        let account = expect_context::<AccountSignal>();
+        Effect::new(move || {
+            if account.get().is_none() {
+                files.rows.set(None);
+                files.usage.set((0, 0));
+                files.transfers.update(|ts| ts.retain(|t| t.phase == Phase::Running));
+            }
+        });
+        #[cfg(feature = "hydrate")]
+        actions::warn_before_leaving(files);
+        files
+    }
+
+    /// An upload is running: leaving the site now would lose it.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn uploading(&self) -> bool {
+        self.transfers
+            .with_untracked(|ts| ts.iter().any(|t| t.upload && t.phase == Phase::Running))
+    }
+
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn update(&self, id: u64, f: impl FnOnce(&mut Transfer)) {
         self.transfers.update(|ts| {
@@ -144,11 +193,16 @@ mod actions {
                         FileMetadata::open(&summary.metadata, &key, &summary.file_id)
                             .map_err(|_| Failure::invalid("metadata does not open"))
                     });
-                    let (name, mime) = match opened {
-                        Ok(m) => (m.name, m.mime),
-                        Err(_) => ("(name unreadable)".to_owned(), String::new()),
+                    let (name, mime, size) = match opened {
+                        Ok(m) => (m.name, m.mime, m.size),
+                        Err(_) => ("(name unreadable)".to_owned(), String::new(), summary.size),
                     };
-                    FileRow { summary, name, mime }
+                    FileRow {
+                        summary,
+                        name,
+                        mime,
+                        size,
+                    }
                 })
                 .collect())
         }
@@ -186,7 +240,7 @@ mod actions {
                             });
                             leptos::task::spawn_local(refresh(files));
                         }
-                        Event::Failed { failure } => files.update(id, |t| t.phase = Phase::Failed(failure.to_string())),
+                        Event::Failed { failure } => files.update(id, |t| t.phase = Phase::ended(Err(&failure))),
                         _ => {}
                     },
                 )
@@ -208,7 +262,7 @@ mod actions {
     }
 
     pub fn download(files: Files, row: FileRow) {
-        let id = start(files, false, row.name.clone(), row.summary.size);
+        let id = start(files, false, row.name.clone(), row.size);
         leptos::task::spawn_local(async move {
             let outcome = async {
                 let me = keys()?;
@@ -228,10 +282,7 @@ mod actions {
             .await;
             files.update(id, |t| {
                 t.now_ms = js::now_ms();
-                t.phase = match outcome {
-                    Ok(()) => Phase::Done,
-                    Err(m) => Phase::Failed(m.to_string()),
-                };
+                t.phase = Phase::ended(outcome.as_ref().map(|_| ()));
             });
         });
     }
@@ -249,6 +300,24 @@ mod actions {
         });
     }
 
+    /// Ask before the page is left (closed, reloaded, another site) while an upload runs: its
+    /// progress would be lost. Navigating inside the app keeps it running.
+    pub fn warn_before_leaving(files: Files) {
+        use wasm_bindgen::JsCast as _;
+        use wasm_bindgen::closure::Closure;
+        let Some(window) = web_sys::window() else { return };
+        let on_leave = Closure::<dyn Fn(web_sys::Event)>::new(move |event: web_sys::Event| {
+            if files.uploading() {
+                event.prevent_default();
+                // Older browsers want a return value too; its text is not shown.
+                let _ = js_sys::Reflect::set(&event, &"returnValue".into(), &"".into());
+            }
+        });
+        let _ = window.add_event_listener_with_callback("beforeunload", on_leave.as_ref().unchecked_ref());
+        // Lives as long as the page.
+        on_leave.forget();
+    }
+
     /// The files of a drop or of the picker.
     pub fn each_file(list: Option<web_sys::FileList>, mut f: impl FnMut(web_sys::File)) {
         if let Some(list) = list {
@@ -264,12 +333,7 @@ mod actions {
 #[component]
 pub fn FilesPage() -> impl IntoView {
     let account = expect_context::<AccountSignal>();
-    let files = Files {
-        rows: RwSignal::new(None),
-        usage: RwSignal::new((0, 0)),
-        transfers: RwSignal::new(Vec::new()),
-        share: RwSignal::new(None),
-    };
+    let files = expect_context::<Files>();
     let dragging = RwSignal::new(false);
     Effect::new(move || {
         if account.get().is_some() {
@@ -333,7 +397,15 @@ fn TransferList(files: Files) -> impl IntoView {
     view! {
         <Show when=move || !files.transfers.get().is_empty()>
             <section class="panel" aria-label="Transfers">
-                <h2>"Transfers"</h2>
+                <div class="panel-head">
+                    <h2>"Transfers"</h2>
+                    <Show when=move || files.transfers.with(|ts| ts.iter().any(|t| t.phase != Phase::Running))>
+                        <button type="button" class="button small secondary" data-testid="clear-transfers"
+                            on:click=move |_| files.transfers.update(|ts| ts.retain(|t| t.phase == Phase::Running))>
+                            "Clear finished"
+                        </button>
+                    </Show>
+                </div>
                 <ul class="transfers" data-testid="transfers">
                     <For each=move || files.transfers.get() key=|t| (t.id, t.bytes_done, t.phase.clone(), t.job) let:t>
                         <TransferRow t />
@@ -355,6 +427,7 @@ fn TransferRow(t: Transfer) -> impl IntoView {
     let (state, class) = match &t.phase {
         Phase::Running => (format!("{pct:.0}%"), "running"),
         Phase::Done => ((if t.upload { "stored" } else { "saved" }).to_owned(), "done"),
+        Phase::Cancelled => ("cancelled".to_owned(), "cancelled"),
         Phase::Failed(m) => (format!("failed: {m}"), "failed"),
     };
     let running = t.phase == Phase::Running;
@@ -442,7 +515,7 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
     view! {
         <tr data-testid="file-row" data-file-id=row.summary.file_id.to_hex()>
             <td class="name"><span class="file-name">{row.name.clone()}</span><span class="muted mime">{row.mime.clone()}</span></td>
-            <td>{format::bytes(row.summary.size)}</td>
+            <td>{format::bytes(row.size)}</td>
             <td>{format::date(row.summary.created_at)}</td>
             <td><span class=health_class title=health_title data-testid="health">{health_text}</span></td>
             <td class="actions">

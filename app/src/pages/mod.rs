@@ -10,7 +10,7 @@ mod share_dialog;
 mod tokens;
 
 pub use auth::{AccountPage, LoginPage, SignupPage};
-pub use files::FilesPage;
+pub use files::{Files, FilesPage};
 pub use home::HomePage;
 pub use nodes::{NetworkGlance, NodePage, NodesPage};
 pub use recovery::RecoverPage;

@@ -171,6 +171,65 @@ pub fn NetworkGlance() -> impl IntoView {
     }
 }
 
+/// `Some(secs)` as a duration, `None` as a dash (nothing measured yet).
+fn seconds(v: Option<u64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |s| format::duration(s as f64))
+}
+
+/// One figure of a stats grid.
+fn stat(value: String, label: &'static str, testid: &'static str) -> impl IntoView {
+    view! { <div class="stat"><span class="stat-n" data-testid=testid>{value}</span><span class="muted">{label}</span></div> }
+}
+
+/// The network's durability for operators: chunks by health, the repairer's queue, rate and
+/// times to detect and to repair, and the rebalancer's progress (`/api/v1/durability`).
+#[component]
+fn DurabilityPanel() -> impl IntoView {
+    // Every 10 s, as the home page's glance: counting chunks by health reads every placement,
+    // which an open dashboard should not ask for every 2 s.
+    let health = poll::<DurabilityStatus>(|| "/durability".to_owned(), POLL_MS * 5);
+    view! {
+        <section class="panel" aria-labelledby="durability-title" data-testid="durability-panel">
+            <h2 id="durability-title">"Durability"</h2>
+            {move || match health.get() {
+                None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+                Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
+                Some(Ok(d)) => {
+                    let (r, b) = (&d.repair, &d.rebalance);
+                    view! {
+                        <div class="stats">
+                            {stat(format!("{} / {}", d.full, d.chunks), "chunks at full redundancy", "durability-full")}
+                            {stat(d.degraded.to_string(), "missing a shard, still readable", "durability-degraded")}
+                            {stat(d.at_risk.to_string(), "at risk (near the minimum)", "durability-at-risk")}
+                            {stat(d.unreadable.to_string(), "unreadable until workers return", "durability-unreadable")}
+                            {stat(format!("{} of {}", d.zones_survivable, d.zones), "whole zones a new file survives losing", "durability-zones")}
+                        </div>
+                        <h3>"Repair"</h3>
+                        <div class="stats">
+                            {stat(format!("{} of {}", r.done, r.queued), if r.running { "chunks below full handled, pass running" } else { "chunks below full handled by the last pass" }, "repair-queue")}
+                            {stat(r.deferred.to_string(), "chunks waiting to retry (no worker could take a shard)", "repair-deferred")}
+                            {stat(format!("{} ({} shards)", format::bytes(r.bytes_rebuilt), r.shards_rebuilt), "rebuilt since start-up", "repair-rebuilt")}
+                            {stat(if r.last_pass_bytes_per_sec > 0 { format::rate(r.last_pass_bytes_per_sec, 1000.0) } else { "—".to_owned() }, "rebuild rate of the last pass that rebuilt", "repair-rate")}
+                            {stat(format!("{} / {}", seconds(r.time_to_detect_p50_secs), seconds(r.time_to_detect_max_secs)), "time to detect a loss (median / worst)", "repair-detect")}
+                            {stat(format!("{} / {}", seconds(r.time_to_repair_p50_secs), seconds(r.time_to_repair_max_secs)), "time to repair a chunk (median / worst)", "repair-time")}
+                        </div>
+                        <p class="muted">{format!(
+                            "Since start-up: {} chunks repaired; {} repair attempts failed (such a chunk waits, then is tried again).",
+                            r.chunks_repaired, r.chunks_failed
+                        )}</p>
+                        <h3>"Rebalance"</h3>
+                        <div class="stats">
+                            {stat(b.unbalanced.to_string(), "workers off their share by more than 10%", "rebalance-unbalanced")}
+                            {stat(format!("{}%", b.worst_pct), "farthest from its share", "rebalance-worst")}
+                            {stat(format!("{} ({})", b.shards_moved, format::bytes(b.bytes_moved)), "shards moved since start-up", "rebalance-moved")}
+                        </div>
+                    }.into_any()
+                }
+            }}
+        </section>
+    }
+}
+
 #[component]
 pub fn NodesPage() -> impl IntoView {
     let nodes = poll::<Vec<NodeView>>(|| "/nodes".to_owned(), POLL_MS);
@@ -220,6 +279,7 @@ pub fn NodesPage() -> impl IntoView {
                 }
             }}
         </section>
+        <DurabilityPanel/>
     }
 }
 

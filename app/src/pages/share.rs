@@ -82,7 +82,7 @@ mod actions {
         Ok(Shared {
             name: metadata.name,
             mime: metadata.mime,
-            size: info.size,
+            size: metadata.size,
             signer: manifest.owner().fingerprint(),
             expires_at: info.expires_at,
             downloads_left: info.downloads_left,

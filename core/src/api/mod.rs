@@ -657,8 +657,63 @@ pub struct DurabilityStatus {
     #[serde(default)]
     pub zones_survivable: u64,
     /// The repairer of the replica that answered.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub repair: serde_json::Value,
+    #[serde(default)]
+    pub repair: RepairProgress,
+    /// The rebalancer of the replica that answered.
+    #[serde(default)]
+    pub rebalance: RebalanceProgress,
+}
+
+/// What the repairer has done: its current (or last) pass, totals since start-up, and how long
+/// losses take to be found and mended (`/durability`'s `repair`, and the repair job's progress in
+/// `/jobs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct RepairProgress {
+    pub running: bool,
+    pub last_pass_started: Option<i64>,
+    pub last_pass_finished: Option<i64>,
+    /// Chunks below k + m healthy shards found by the current (or last) pass.
+    pub queued: u64,
+    /// Chunks of that pass done so far (repaired or given up on).
+    pub done: u64,
+    /// Chunks of that pass left for later: their last repair failed (no worker to take a shard,
+    /// too few shards readable) and their back-off has not run out.
+    pub deferred: u64,
+    /// Since start-up.
+    pub shards_rebuilt: u64,
+    pub chunks_repaired: u64,
+    pub chunks_failed: u64,
+    /// Bytes of shards rebuilt (or copied from a draining worker) and stored anew, since start-up.
+    pub bytes_rebuilt: u64,
+    /// The rebuild rate of the last pass that rebuilt anything: its bytes over its duration.
+    pub last_pass_bytes_per_sec: u64,
+    /// Time to detect: seconds from the last heartbeat of a chunk's first lost worker to the pass
+    /// that found the chunk short (the heartbeat window is part of it). Median and largest over
+    /// the last 1,024 chunks found.
+    pub time_to_detect_p50_secs: Option<u64>,
+    pub time_to_detect_max_secs: Option<u64>,
+    /// Time to repair: seconds from a chunk found short to back at k + m healthy shards. Median
+    /// and largest over the last 1,024 chunks repaired.
+    pub time_to_repair_p50_secs: Option<u64>,
+    pub time_to_repair_max_secs: Option<u64>,
+}
+
+/// What the rebalancer has done (`/durability`'s `rebalance`, and its job's progress in `/jobs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct RebalanceProgress {
+    pub running: bool,
+    pub last_pass_finished: Option<i64>,
+    /// Workers above or below their share by more than the tolerance, at the last pass's start.
+    pub unbalanced: u64,
+    /// The largest distance from its share of any worker, percent, at the last pass's start.
+    pub worst_pct: i64,
+    /// Since start-up.
+    pub shards_moved: u64,
+    pub bytes_moved: u64,
 }
 
 /// What a background job is doing on the replica that answered.
@@ -765,7 +820,8 @@ pub struct BeginUpload {
     /// The client's random file id, 32 hex digits (the codec binds it into every sealed chunk).
     /// Text, not a [`FileId`], so that a malformed one gets its own code (`invalid_file_id`).
     pub file_id: String,
-    /// Plaintext bytes.
+    /// The file's size class ([`crate::padding::size_class`] of its plaintext size and the chunk
+    /// size), not its size: the exact size stays in the sealed metadata. Anything else is refused.
     pub size: u64,
     /// Data shards per chunk wished for (default 6).
     #[serde(default)]
@@ -852,6 +908,7 @@ pub struct FileSummary {
     /// The file key wrapped under the owner's master key ("DKWK"), base64url: opens the metadata.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub wrapped_key: Base64,
+    /// The size class the upload began with; the exact size is in the sealed metadata.
     pub size: u64,
     pub stored_bytes: u64,
     pub data_shards: u8,
@@ -899,6 +956,7 @@ pub struct FileDownload {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub wrapped_key: Option<Base64>,
+    /// The size class; the exact size is in the sealed metadata.
     pub size: u64,
     pub created_at: i64,
     pub nodes: Vec<ReadNode>,
@@ -964,6 +1022,7 @@ pub struct ShareInfo {
     /// Sealed metadata ("DKMD"), base64url: the link's key opens it.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub metadata: Base64,
+    /// The size class; the exact size is in the sealed metadata.
     pub size: u64,
     pub expires_at: i64,
     /// Downloads left, when limited.
@@ -1027,7 +1086,7 @@ impl FileDownload {
         }
         let metadata = crate::metadata::FileMetadata::open(&self.metadata, key, &signed.manifest().file_id)
             .map_err(|_| DownloadRefused::WrongKey)?;
-        if metadata.size != signed.manifest().plain_size() {
+        if !signed.manifest().admits_size(metadata.size) {
             return Err(DownloadRefused::SizeMismatch);
         }
         Ok((signed, metadata))

@@ -39,11 +39,18 @@ pub struct Stored {
     pub key: FileKey,
     pub manifest: Manifest,
     pub chunks: Vec<EncodedChunk>,
+    /// The plaintext size (the sealed metadata's, which readers give the decoder).
+    pub size: u64,
 }
 
 pub fn store(key: FileKey, id: FileId, redundancy: Redundancy, chunk_size: u32, data: &[u8]) -> Stored {
     let (chunks, manifest) = encode_all(&key, id, redundancy, chunk_size, data).unwrap();
-    Stored { key, manifest, chunks }
+    Stored {
+        key,
+        manifest,
+        chunks,
+        size: data.len() as u64,
+    }
 }
 
 /// The shards of `chunk` a download would offer, slot by slot: those `keep` accepts (by shard
@@ -69,13 +76,14 @@ pub fn shard_store<'a>(files: impl IntoIterator<Item = &'a Stored>) -> HashMap<S
 pub fn decode_from_store(
     key: &FileKey,
     manifest: &Manifest,
+    size: u64,
     store: &HashMap<ShardId, Vec<u8>>,
 ) -> Result<Vec<u8>, Error> {
-    let mut decoder = Decoder::new(key, manifest)?;
+    let mut decoder = Decoder::new(key, manifest, size)?;
     let mut out = Vec::new();
     while let Some((index, entry)) = decoder.next_chunk() {
         let shards = entry.shards.iter().map(|id| store.get(id).cloned()).collect();
-        out.extend(decoder.decode_chunk(index, shards)?);
+        out.extend_from_slice(&decoder.decode_chunk(index, shards)?);
     }
     decoder.finish()?;
     Ok(out)

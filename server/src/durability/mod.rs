@@ -93,12 +93,21 @@ pub fn secs(d: Duration) -> i64 {
 
 pub use disktro_core::api::DurabilityStatus as Status;
 
+/// A job's progress as it reported it to the registry, read back as its type (the default before
+/// its first report, or on a replica that does not run it).
+fn progress<T: serde::de::DeserializeOwned + Default>(ctx: &Context, name: &str) -> T {
+    ctx.jobs
+        .get(name)
+        .and_then(|j| serde_json::from_value(j.progress).ok())
+        .unwrap_or_default()
+}
+
 /// Count chunks by health, and what the jobs have queued.
 pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
     let since = crate::nodes::online_since(now, ctx.heartbeat_interval);
     let chunks = store::health::chunk_counts(&ctx.db, since, ctx.durability.repair_margin).await?;
     let backlog = store::health::backlog(&ctx.db).await?;
-    let repair = ctx.jobs.get("repair").map(|j| j.progress).unwrap_or_default();
+
     let mut zones: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for w in store::nodes::writable(&ctx.db, since, 0).await? {
         *zones.entry(w.zone).or_default() += 1;
@@ -116,6 +125,7 @@ pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
         contained: backlog.contained,
         zones: sizes.len() as u64,
         zones_survivable: guarantee.map_or(0, |g| g.zones_lost as u64),
-        repair,
+        repair: progress(ctx, "repair"),
+        rebalance: progress(ctx, "rebalance"),
     })
 }

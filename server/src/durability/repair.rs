@@ -23,14 +23,13 @@
 //! A chunk with fewer than k healthy shards cannot be rebuilt and is counted as lost. The server
 //! never holds a key: it handles sealed bytes only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
 use disktro_core::{FileId, NodeId, SignedManifest};
 use futures_util::StreamExt as _;
-use serde::Serialize;
 
 use super::error::JobError;
 use super::fleet::{self, Fleet};
@@ -61,22 +60,63 @@ struct Deferred {
 }
 
 /// The repairer's progress, as `/api/v1/jobs` (and `/api/v1/durability`) show it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Progress {
-    pub running: bool,
-    pub last_pass_started: Option<i64>,
-    pub last_pass_finished: Option<i64>,
-    /// Chunks found at or below the repair threshold by the current (or last) pass.
-    pub queued: u64,
-    /// Chunks of that pass done so far (repaired or given up on).
-    pub done: u64,
-    /// Since start-up.
-    pub shards_rebuilt: u64,
-    pub chunks_repaired: u64,
-    pub chunks_failed: u64,
-    /// Chunks of the current (or last) pass left for later: their last repair failed (no worker
-    /// to take a shard, too few shards readable) and their back-off has not run out.
-    pub deferred: u64,
+pub use disktro_core::api::RepairProgress as Progress;
+
+/// Detection and repair times kept, per kind (the most recent).
+const TIMES_KEPT: usize = 1024;
+
+/// How long losses take to be found and mended: when each chunk now short was first seen short,
+/// and the most recent times to detect and to repair, in seconds.
+#[derive(Debug, Default)]
+struct Timings {
+    first_seen: HashMap<(String, u64), i64>,
+    to_detect: VecDeque<u64>,
+    to_repair: VecDeque<u64>,
+}
+
+impl Timings {
+    /// A pass found `found` short at `now` (all of them when `complete`): note the new ones, and
+    /// forget chunks no longer short (their worker came back, or their file went).
+    fn found(&mut self, found: &[Due], complete: bool, now: i64) {
+        if complete {
+            let short: HashSet<(&str, u64)> = found.iter().map(|d| (d.file_hex.as_str(), d.chunk)).collect();
+            self.first_seen.retain(|(f, c), _| short.contains(&(f.as_str(), *c)));
+        }
+        for d in found {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.first_seen.entry((d.file_hex.clone(), d.chunk)) {
+                e.insert(now);
+                if let Some(lost_at) = d.lost_at {
+                    push_kept(&mut self.to_detect, u64::try_from(now - lost_at).unwrap_or(0));
+                }
+            }
+        }
+    }
+
+    /// `key` is back at full at `now`.
+    fn repaired(&mut self, key: &(String, u64), now: i64) {
+        if let Some(seen) = self.first_seen.remove(key) {
+            push_kept(&mut self.to_repair, u64::try_from(now - seen).unwrap_or(0));
+        }
+    }
+
+    fn report(&self, p: &mut Progress) {
+        (p.time_to_detect_p50_secs, p.time_to_detect_max_secs) = median_and_max(&self.to_detect);
+        (p.time_to_repair_p50_secs, p.time_to_repair_max_secs) = median_and_max(&self.to_repair);
+    }
+}
+
+fn push_kept(times: &mut VecDeque<u64>, t: u64) {
+    if times.len() == TIMES_KEPT {
+        times.pop_front();
+    }
+    times.push_back(t);
+}
+
+/// The median (the upper one of an even count) and the largest of `times`.
+fn median_and_max(times: &VecDeque<u64>) -> (Option<u64>, Option<u64>) {
+    let mut sorted: Vec<u64> = times.iter().copied().collect();
+    sorted.sort_unstable();
+    (sorted.get(sorted.len() / 2).copied(), sorted.last().copied())
 }
 
 use store::health::{DueChunk as Due, Slot};
@@ -89,6 +129,7 @@ pub struct Repairer {
     registry: Arc<crate::jobs::Registry>,
     /// Chunks whose last repair failed, by (file, chunk), with when to try again.
     backoff: Mutex<HashMap<(String, u64), Deferred>>,
+    timings: Mutex<Timings>,
 }
 
 impl Repairer {
@@ -98,7 +139,12 @@ impl Repairer {
             progress: Mutex::default(),
             registry,
             backoff: Mutex::default(),
+            timings: Mutex::default(),
         }
+    }
+
+    fn timings(&self) -> std::sync::MutexGuard<'_, Timings> {
+        self.timings.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn backoff(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Deferred>> {
@@ -116,6 +162,8 @@ impl Repairer {
         let fleet = &*self.fleet;
         let since = nodes::online_since(now, ctx.heartbeat_interval);
         let found = store::health::due_for_repair(&ctx.db, since, MAX_CHUNKS_PER_PASS).await?;
+        let complete = (found.len() as i64) < MAX_CHUNKS_PER_PASS;
+        self.timings().found(&found, complete, now);
         let (due, deferred): (Vec<Due>, Vec<Due>) = {
             let backoff = self.backoff();
             found.into_iter().partition(|d| {
@@ -136,6 +184,11 @@ impl Repairer {
             tracing::info!(chunks = due.len(), "repair pass");
         }
         let keys = &nodes::keys(&ctx.db).await?;
+        let bytes_before = self
+            .progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes_rebuilt;
         let results: Vec<bool> = futures_util::stream::iter(due)
             .map(|d| async move {
                 let result = repair_chunk(ctx, fleet, keys, &d, now).await;
@@ -143,9 +196,13 @@ impl Repairer {
                 let ok = match result {
                     Ok(rebuilt) => {
                         self.backoff().remove(&key);
+                        let mut timings = self.timings();
+                        timings.repaired(&key, crate::context::unix_now());
                         self.progress(|p| {
-                            p.shards_rebuilt += rebuilt;
+                            p.shards_rebuilt += rebuilt.shards;
+                            p.bytes_rebuilt += rebuilt.bytes;
                             p.chunks_repaired += 1;
+                            timings.report(p);
                         });
                         true
                     }
@@ -165,15 +222,31 @@ impl Repairer {
             .buffer_unordered(ctx.durability.repair_concurrency.max(1))
             .collect()
             .await;
+        let finished = crate::context::unix_now();
+        let timings = self.timings();
         self.progress(|p| {
             p.running = false;
-            p.last_pass_finished = Some(crate::context::unix_now());
+            p.last_pass_finished = Some(finished);
+            let bytes = p.bytes_rebuilt - bytes_before;
+            if bytes > 0 {
+                // Whole seconds on both ends: a pass shorter than one counts as one.
+                let took = u64::try_from(finished - now).unwrap_or(0).max(1);
+                p.last_pass_bytes_per_sec = bytes / took;
+            }
+            timings.report(p);
         });
         Ok(results.iter().filter(|ok| **ok).count() as u64)
     }
 }
 
-/// Repair one chunk; returns the number of shards rebuilt and re-placed. `keys` are the nodes'
+/// What one chunk's repair stored anew.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rebuilt {
+    shards: u64,
+    bytes: u64,
+}
+
+/// Repair one chunk; returns the shards rebuilt (or copied) and re-placed. `keys` are the nodes'
 /// public keys, to check receipts with.
 async fn repair_chunk(
     ctx: &Context,
@@ -181,7 +254,7 @@ async fn repair_chunk(
     keys: &HashMap<NodeId, PublicKey>,
     d: &Due,
     now: i64,
-) -> Result<u64, JobError> {
+) -> Result<Rebuilt, JobError> {
     let stored = store::files::read(&ctx.db, &d.file_hex)
         .await?
         .ok_or(JobError::FileDeleted)?;
@@ -199,7 +272,7 @@ async fn repair_chunk(
     let slots = store::health::slots(&ctx.db, since, &d.file_hex, d.chunk).await?;
     let lost: Vec<&Slot> = slots.iter().filter(|s| !s.healthy).collect();
     if lost.is_empty() {
-        return Ok(0);
+        return Ok(Rebuilt::default());
     }
 
     // 0. Where the rebuilt shards can go, before any byte is read: active, online, with room,
@@ -275,7 +348,10 @@ async fn repair_chunk(
         rebuilt += 1;
     }
     tracing::info!(file = %d.file_hex, chunk = d.chunk, rebuilt, "chunk repaired");
-    Ok(rebuilt)
+    Ok(Rebuilt {
+        shards: rebuilt,
+        bytes: rebuilt * shard_len as u64,
+    })
 }
 
 /// Read the shard of `slot` from its worker, checked against its id; `None` when the worker
@@ -394,6 +470,58 @@ pub(super) fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn due(file: &str, chunk: u64, lost_at: Option<i64>) -> Due {
+        Due {
+            file_hex: file.to_owned(),
+            chunk,
+            lost_at,
+        }
+    }
+
+    /// Tried: a chunk found short 30 s after its worker's last heartbeat and repaired 20 s later,
+    /// seen again by a pass in between; one short for a reason other than an offline worker; one
+    /// that healed without a repair (its worker came back). Must hold: detection 30 s, repair
+    /// 20 s (counted from the first sighting only), no detection time without an offline worker,
+    /// and the healed chunk forgotten by the next complete pass.
+    #[test]
+    fn times_to_detect_and_to_repair_are_measured_from_the_first_sighting() {
+        let mut t = Timings::default();
+        t.found(
+            &[due("a", 0, Some(70)), due("b", 1, None), due("c", 2, Some(90))],
+            true,
+            100,
+        );
+        t.found(
+            &[due("a", 0, Some(70)), due("b", 1, None), due("c", 2, Some(90))],
+            true,
+            110,
+        );
+        t.repaired(&("a".to_owned(), 0), 120);
+        t.found(&[due("b", 1, None)], true, 130);
+        assert!(
+            !t.first_seen.contains_key(&("c".to_owned(), 2)),
+            "a healed chunk is forgotten"
+        );
+        // A pass that saw only part of the queue forgets nothing.
+        t.found(&[], false, 140);
+        assert!(t.first_seen.contains_key(&("b".to_owned(), 1)));
+        let mut p = Progress::default();
+        t.report(&mut p);
+        assert_eq!(
+            (p.time_to_detect_p50_secs, p.time_to_detect_max_secs),
+            (Some(30), Some(30))
+        );
+        assert_eq!(
+            (p.time_to_repair_p50_secs, p.time_to_repair_max_secs),
+            (Some(20), Some(20))
+        );
+        for i in 0..2000 {
+            push_kept(&mut t.to_repair, i);
+        }
+        assert_eq!(t.to_repair.len(), TIMES_KEPT);
+        assert_eq!(median_and_max(&t.to_repair), (Some(1488), Some(1999)));
+    }
 
     #[test]
     fn a_chunk_that_cannot_be_repaired_waits_longer_each_time() {

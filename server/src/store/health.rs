@@ -79,13 +79,16 @@ pub async fn backlog(db: &Db) -> Result<Backlog, StoreError> {
 pub struct DueChunk {
     pub file_hex: String,
     pub chunk: u64,
+    /// The last heartbeat of the earliest-gone offline worker among its unhealthy shards' (none
+    /// when every unhealthy shard's worker is online: suspended, disqualified or a reported loss).
+    pub lost_at: Option<i64>,
 }
 
 /// Chunks with fewer than k + m healthy shards, fewest healthy first.
 pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Vec<DueChunk>, StoreError> {
     let rows = sqlx::query(concat!(
-        "SELECT file_id, chunk, healthy FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
-             SUM(CASE WHEN ",
+        "SELECT file_id, chunk, healthy, lost_at FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
+             MIN(CASE WHEN n.last_seen < $1 THEN n.last_seen END) AS lost_at, SUM(CASE WHEN ",
         healthy!(),
         " THEN 1 ELSE 0 END) AS healthy \
          FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
@@ -102,6 +105,7 @@ pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Ve
             Ok(DueChunk {
                 file_hex: r.try_get("file_id")?,
                 chunk: to_u64(r.try_get("chunk")?),
+                lost_at: r.try_get("lost_at")?,
             })
         })
         .collect()

@@ -81,9 +81,9 @@ pub async fn record_heartbeat(tx: &mut Tx, beat: &Heartbeat, scrub: &str, now: i
 }
 
 /// Keep the heartbeat's figures as the sample of the chart bucket starting at `bucket`, unless
-/// that bucket has one already.
-pub async fn add_sample(tx: &mut Tx, beat: &Heartbeat, bucket: i64) -> Result<(), StoreError> {
-    sqlx::query(
+/// that bucket has one already. Whether it was added.
+pub async fn add_sample(tx: &mut Tx, beat: &Heartbeat, bucket: i64) -> Result<bool, StoreError> {
+    let added = sqlx::query(
         "INSERT INTO node_samples (node_id, at, capacity, used, shards, ingress_bytes, egress_bytes, uptime_secs, audit_score)
          SELECT $1, $2, $3, $4, $5, $6, $7, $8, audit_score FROM nodes WHERE node_id = $1
          ON CONFLICT (node_id, at) DO NOTHING",
@@ -98,7 +98,24 @@ pub async fn add_sample(tx: &mut Tx, beat: &Heartbeat, bucket: i64) -> Result<()
     .bind(to_i64(beat.uptime_secs))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(added.rows_affected() == 1)
+}
+
+/// Forget the node's samples from before `before` that the rewards have accounted for (their
+/// minute ends before the node's `accrued_until`: storage is paid for the minutes a node was
+/// seen, [`crate::store::ledger::minutes_seen`]). One node's range of the primary key, so the
+/// cost is the rows removed, not the table.
+pub async fn prune_samples(tx: &mut Tx, node: &str, before: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM node_samples WHERE node_id = $1 AND at < $2 \
+         AND at <= (SELECT accrued_until FROM nodes WHERE node_id = $1) - $3",
+    )
+    .bind(node)
+    .bind(before)
+    .bind(crate::nodes::SAMPLE_EVERY)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Every node as the dashboard shows it, most recently seen first; `status` judges health from
