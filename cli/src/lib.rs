@@ -5,13 +5,15 @@
 //! - [`account`]: sign-up and log-in with keys derived on this machine (the password never leaves);
 //! - [`upload`]: a file (any size, streamed) → chunks → shards → workers → a committed manifest;
 //! - [`download`]: a manifest → any k verified shards per chunk → the file, streamed;
-//! - [`link`]: share links (`/s/<id>#<key>`); [`session`]: the CLI's saved log-in.
+//! - [`link`]: share links (`/s/<id>#<key>`); [`session`]: the CLI's saved log-in;
+//!   [`share_downloads`]: share downloads under way, continued by the next `disktro get`.
 
 pub mod account;
 pub mod download;
 pub mod link;
 pub mod server;
 pub mod session;
+pub mod share_downloads;
 pub mod upload;
 
 use disktro_core::api::ErrorCode;

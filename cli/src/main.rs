@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use disktro_client::account::{self, Identity};
 use disktro_client::server::Server;
 use disktro_client::upload::{UploadOptions, upload};
-use disktro_client::{ClientError, download, exit, link, session};
+use disktro_client::{ClientError, download, exit, link, session, share_downloads};
 use disktro_core::FileId;
 use disktro_core::api::{Base64, FileDownload, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
@@ -464,16 +464,30 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
         } => {
             let parsed = link::parse(link)?;
             let server = Server::new(&parsed.server)?;
-            let access = if *password || *password_stdin {
+            let password_proof = if *password || *password_stdin {
                 let p = read_password(*password_stdin, "Link password: ", false)?;
-                ShareAccess {
-                    password_proof: Some(Base64::from(share_password_proof(&parsed.key, &p))),
-                }
+                Some(Base64::from(share_password_proof(&parsed.key, &p)))
             } else {
-                ShareAccess::default()
+                None
+            };
+            // A download this machine started and did not finish is continued, not repeated.
+            let access = ShareAccess {
+                password_proof,
+                download_id: share_downloads::remembered(server.url(), &parsed.share_id),
             };
             let answer = server.download_share(&parsed.share_id, &access).await?;
+            if let Some(id) = &answer.download_id {
+                share_downloads::remember(server.url(), &parsed.share_id, id);
+            }
             save_download(cli, &answer, &parsed.key, None, output.as_deref()).await?;
+            if let Some(id) = &answer.download_id {
+                // Saved: the download counts now. Were this report lost, the workers' claims
+                // count it once its tokens expire.
+                if let Err(e) = server.complete_share_download(&parsed.share_id, id).await {
+                    eprintln!("disktro: saved, but the server did not take the download's completion: {e}");
+                }
+                share_downloads::forget(server.url(), &parsed.share_id);
+            }
         }
         Command::Nodes => nodes(cli).await?,
         Command::Ledger {

@@ -286,6 +286,17 @@ impl Server {
         )
         .await
     }
+
+    /// Report a share download finished, so it counts (until then an interrupted download does
+    /// not use up the link).
+    pub async fn complete_share_download(&self, share_id: &str, download_id: &str) -> Result<(), ClientError> {
+        self.call_no_answer::<()>(
+            Method::POST,
+            &format!("/public/shares/{share_id}/downloads/{download_id}/complete"),
+            None,
+        )
+        .await
+    }
 }
 
 /// The innermost error message (reqwest's outer ones say only "error sending request").

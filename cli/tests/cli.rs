@@ -750,3 +750,85 @@ async fn a_forgotten_password_is_replaced_with_the_recovery_key() {
     .await;
     fails(&o, 4, "the replaced recovery key");
 }
+
+/// Tried: `disktro get` of a one-download link killed (SIGKILL) as soon as its download began;
+/// another recipient asking meanwhile; the same `disktro get` run again; the other recipient
+/// asking after it.
+/// Must hold: the killed run leaves no output file; the other recipient is refused while the
+/// killed download holds the link (exit 10, saying a download is under way); the re-run
+/// continues that download and saves the file byte-identical, leaving no note behind; after it
+/// the link is used up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_get_continues_as_the_same_download_when_run_again() {
+    let net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("ada");
+    let o = disktro(
+        &cfg,
+        Some(&net.url),
+        &["signup", "--email", "ada@example.org", "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "signup");
+    let data = random(48 << 20, 5);
+    let source = work.path().join("film.bin");
+    std::fs::write(&source, &data).unwrap();
+    let o = disktro(&cfg, None, &["upload", source.to_str().unwrap()], None).await;
+    ok(&o, "upload");
+    let id = stdout(&o);
+    let o = disktro(&cfg, None, &["share", &id, "--max-downloads", "1"], None).await;
+    ok(&o, "share");
+    let link = stdout(&o);
+
+    let stranger = home.path().join("stranger");
+    let notes = stranger.join("share-downloads");
+    let got = work.path().join("got.bin");
+    let mut child = Command::new(BIN)
+        .env("DISKTRO_CONFIG_DIR", &stranger)
+        .env_remove("DISKTRO_SERVER")
+        .args(["get", &link, "-o", got.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A note is published by renaming `<name>.tmp` to `<name>`: the download has begun when a
+    // note without the suffix is there.
+    let noted = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().ends_with(".tmp")))
+    };
+    let watched = notes.clone();
+    let killed = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if noted(&watched) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            assert!(Instant::now() < deadline, "the get never began");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(killed, "the get finished before it could be killed");
+    assert!(!got.exists(), "a killed get left its output");
+
+    let other = home.path().join("other");
+    let o = disktro(&other, None, &["get", &link, "-o", "-"], None).await;
+    fails(&o, 10, "a link whose one download is under way");
+    assert!(stderr(&o).contains("under way"), "{}", stderr(&o));
+
+    let o = disktro(&stranger, None, &["get", &link, "-o", got.to_str().unwrap()], None).await;
+    ok(&o, "the same get again");
+    assert!(std::fs::read(&got).unwrap() == data, "the continued get differs");
+    assert!(!noted(&notes), "a finished get left its note");
+    let o = disktro(&other, None, &["get", &link, "-o", "-"], None).await;
+    fails(&o, 10, "a used-up link");
+    assert!(stderr(&o).contains("download limit"), "{}", stderr(&o));
+}

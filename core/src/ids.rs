@@ -93,6 +93,15 @@ impl Serial {
     pub fn random() -> Self {
         Self(crate::random_bytes())
     }
+
+    /// A serial whose first 8 bytes are `tag` and the rest random. The server tags the get
+    /// tokens of one share download alike, so the bytes workers claim under them add up to what
+    /// that download fetched.
+    pub fn tagged(tag: [u8; 8]) -> Self {
+        let mut bytes: [u8; 16] = crate::random_bytes();
+        bytes[..8].copy_from_slice(&tag);
+        Self(bytes)
+    }
 }
 
 impl ShardId {

@@ -58,6 +58,10 @@ pub struct Args {
     /// Heartbeat period asked of workers; node health thresholds are multiples of it [default: 10s].
     #[arg(long, env = "DISKTRO_HEARTBEAT_INTERVAL")]
     pub heartbeat_interval: Option<String>,
+    /// Lifetime of the get tokens a download is given; clients ask for fresh ones before they
+    /// expire [default: 1h].
+    #[arg(long, env = "DISKTRO_GET_TOKEN_TTL")]
+    pub get_token_ttl: Option<String>,
     /// Time between audit rounds [default: 30s].
     #[arg(long, env = "DISKTRO_AUDIT_INTERVAL")]
     pub audit_interval: Option<String>,
@@ -120,6 +124,7 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub default_quota: u64,
     pub heartbeat_interval: Duration,
+    pub get_token_ttl: Duration,
     pub site_root: PathBuf,
     pub durability: Durability,
     pub trusted_proxies: Vec<crate::client_addr::Cidr>,
@@ -167,6 +172,7 @@ impl Args {
             public_url: pick!(public_url).map(|u| u.trim_end_matches('/').to_owned()),
             default_quota: size("default-quota", pick!(default_quota), 10 << 30)?,
             heartbeat_interval: duration("heartbeat-interval", pick!(heartbeat_interval), Duration::from_secs(10))?,
+            get_token_ttl: duration("get-token-ttl", pick!(get_token_ttl), crate::grants::GET_TOKEN_TTL)?,
             site_root: pick!(site_root).unwrap_or_else(|| PathBuf::from("target/site")),
             durability,
             trusted_proxies: pick!(trusted_proxies)

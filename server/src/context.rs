@@ -23,6 +23,8 @@ pub struct Context {
     pub key: Keypair,
     pub join_token: String,
     pub heartbeat_interval: Duration,
+    /// Lifetime of get tokens (`--get-token-ttl`).
+    pub get_token_ttl: Duration,
     /// `Secure` and `__Host-` session cookies: on when the public URL is `https://`.
     pub secure_cookies: bool,
     /// Storage quota of new accounts, bytes.
@@ -84,6 +86,7 @@ impl Context {
             key,
             join_token,
             heartbeat_interval,
+            get_token_ttl: crate::grants::GET_TOKEN_TTL,
             secure_cookies: false,
             default_quota: DEFAULT_QUOTA,
             durability: crate::config::Durability::default(),

@@ -90,6 +90,7 @@ pub async fn download(
     ctx: &Context,
     file_hex: &str,
     owner: Option<&str>,
+    serial_tag: Option<[u8; 8]>,
     now: i64,
 ) -> Result<FileDownload, ServerError> {
     let file_id: FileId = file_hex.parse().map_err(|_| file_not_found())?;
@@ -127,7 +128,17 @@ pub async fn download(
             node_id: id,
             url,
             status: NodeStatus::of(last_seen, now, ctx.heartbeat_interval),
-            tokens: grants::read(&ctx.key, id, file_id, &placed, now)?,
+            tokens: grants::read(
+                &ctx.key,
+                id,
+                file_id,
+                &placed,
+                now,
+                grants::ReadGrant {
+                    ttl: ctx.get_token_ttl,
+                    serial_tag,
+                },
+            )?,
         });
     }
     Ok(FileDownload {
@@ -139,6 +150,7 @@ pub async fn download(
         created_at: file.created_at,
         nodes: nodes_out,
         locations,
+        download_id: None,
     })
 }
 

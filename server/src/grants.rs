@@ -74,6 +74,15 @@ pub struct Placed {
     pub size: u64,
 }
 
+/// How get tokens are issued: their lifetime, and the tag of a share download's serials.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadGrant {
+    pub ttl: Duration,
+    /// The first 8 bytes of every serial (a share download's, [`crate::shares`]); random when
+    /// `None`.
+    pub serial_tag: Option<[u8; 8]>,
+}
+
 /// Get tokens for one worker's shards of `file`, one per window of [`MAX_TOKEN_SHARDS`] chunks.
 /// A worker holds at most one shard per chunk, so a window never lists more than the maximum.
 /// Nothing is recorded: a worker claiming egress presents the token itself ([`crate::rewards`]).
@@ -83,18 +92,19 @@ pub fn read(
     file: FileId,
     shards: &[Placed],
     now: i64,
+    grant: ReadGrant,
 ) -> Result<Vec<ReadToken>, ServerError> {
     let window = MAX_TOKEN_SHARDS as u64;
     let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
     for p in shards {
         windows.entry(p.chunk / window).or_default().push(p);
     }
-    let expires_at = expiry(now, GET_TOKEN_TTL);
+    let expires_at = expiry(now, grant.ttl);
     windows
         .into_iter()
         .map(|(w, placed)| {
             let budget = placed.iter().map(|p| p.size).sum::<u64>() * READ_ALLOWANCE;
-            let serial = Serial::random();
+            let serial = grant.serial_tag.map_or_else(Serial::random, Serial::tagged);
             let token = Token {
                 operation: Operation::Get,
                 issuer: server.public(),

@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         args.heartbeat_interval,
     )
     .await?;
+    ctx.get_token_ttl = args.get_token_ttl;
     ctx.default_quota = i64::try_from(args.default_quota).unwrap_or(i64::MAX);
     ctx.durability = args.durability.clone();
     ctx.trusted_proxies = args.trusted_proxies.clone();

@@ -5,8 +5,20 @@
 //! the file key (`disktro_core::keys::share_password_proof`); the server stores its own Argon2id
 //! hash of the proof. Wrong proofs are throttled per share like log-ins.
 //!
-//! Opening a share (`open`) shows what it is without counting; downloading (`download`) counts one
-//! download atomically with the policy check, so a limit of N is N downloads even under races.
+//! Opening a share (`open`) shows what it is without counting. Downloading (`download`) reserves
+//! one download atomically with the policy check, so a limit of N is N downloads even under
+//! races, and the reservation counts only once the download is done, so an interrupted download
+//! does not use up the link:
+//!
+//! - the answer carries a `download_id`; a recipient whose transfer failed asks again with it and
+//!   gets fresh tokens for the same download ([`MAX_CONTINUES`] times at most), using no other;
+//! - the recipient's client reports the download complete (`complete`): it counts for good;
+//! - a client that never reports is judged by the workers: every get token of one download
+//!   carries the same serial tag ([`disktro_core::Serial::tagged`]), workers claim the bytes they
+//!   served per serial in their heartbeats ([`crate::rewards`]), and once the tokens have expired
+//!   and the claims are in, the download counts if the workers served at least half of the
+//!   file's data bytes, and its reservation is given back if not. A worker that was offline at
+//!   the tokens' expiry and claims later is not waited for: the error favours the recipient.
 
 use std::time::Duration;
 
@@ -24,6 +36,27 @@ use disktro_core::api::ErrorCode;
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest expiry: 1 year.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Times one download may be given fresh tokens; after that a retry is a new download.
+pub const MAX_CONTINUES: u32 = 8;
+/// Finished downloads are forgotten this long after their tokens expired.
+const KEEP_FINISHED: i64 = 7 * 24 * 3600;
+
+/// How long after a download's tokens expired its workers' claims are all in: they claim in
+/// their next heartbeat, so two intervals and a margin for a slow one.
+fn claims_settled_after(heartbeat: Duration) -> i64 {
+    i64::try_from(heartbeat.as_secs().saturating_mul(2))
+        .unwrap_or(i64::MAX)
+        .saturating_add(10)
+}
+
+/// The stored form of a download id: its BLAKE3 hash, so the table holds no usable capability.
+fn download_id_hash(id: &str) -> String {
+    blake3::Hasher::new_derive_key("disktro share download id v1")
+        .update(id.as_bytes())
+        .finalize()
+        .to_hex()
+        .to_string()
+}
 
 fn share_not_found() -> ServerError {
     ServerError::refused(ErrorCode::ShareNotFound, "no such share link")
@@ -109,16 +142,28 @@ pub async fn revoke(ctx: &Context, account_id: &str, share_id: &str, now: i64) -
 }
 
 /// The share's policy, checked in order: exists, not revoked, not expired, not exhausted,
-/// password. Returns the view and the file's manifest, metadata and size.
+/// password. Downloads whose tokens have run out are settled first, so a lapsed one's
+/// reservation is free again. Exhausted means every download is finished when `opening` (the
+/// link still shows what it is while its last download is under way), and every download
+/// finished or reserved when starting one, unless `continuing` one that holds its own
+/// reservation. Returns the view, the downloads under way and the file as stored.
 async fn admit(
     ctx: &Context,
     share_id: &str,
     access: &ShareAccess,
+    intent: Intent,
     now: i64,
-) -> Result<(ShareView, Sealed, u64), ServerError> {
+) -> Result<(ShareView, u64, store::files::StoredFile), ServerError> {
     if share_id.len() != 22 {
         return Err(share_not_found());
     }
+    let under_way = store::shares::settle_downloads(
+        &ctx.db,
+        share_id,
+        now - claims_settled_after(ctx.heartbeat_interval),
+        KEEP_FINISHED,
+    )
+    .await?;
     let row = store::shares::get(&ctx.db, share_id, None)
         .await?
         .ok_or_else(share_not_found)?;
@@ -129,11 +174,13 @@ async fn admit(
     if now >= share.expires_at {
         return Err(gone(ErrorCode::ShareExpired, "this link has expired"));
     }
-    if share.max_downloads.is_some_and(|max| share.downloads >= max) {
-        return Err(gone(
-            ErrorCode::ShareExhausted,
-            "this link has reached its download limit",
-        ));
+    let counted = match intent {
+        Intent::Open => share.downloads.saturating_sub(under_way),
+        Intent::Start => share.downloads,
+        Intent::Continue => 0,
+    };
+    if share.max_downloads.is_some_and(|max| counted >= max) {
+        return Err(exhausted(under_way));
     }
     if let Some(hash) = row.password_hash {
         let Some(proof) = &access.password_proof else {
@@ -159,48 +206,100 @@ async fn admit(
     let file = store::files::read(&ctx.db, &share.file_id.to_hex())
         .await?
         .ok_or_else(|| gone(ErrorCode::ShareRevoked, "the shared file was deleted"))?;
-    let sealed = Sealed {
-        manifest: file.manifest,
-        metadata: file.metadata,
-    };
-    Ok((share, sealed, file.size))
+    Ok((share, under_way, file))
 }
 
-/// The shared file's signed manifest and sealed metadata.
-struct Sealed {
-    manifest: Base64,
-    metadata: Base64,
+/// Why [`admit`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    Open,
+    Start,
+    Continue,
+}
+
+fn exhausted(under_way: u64) -> ServerError {
+    if under_way > 0 {
+        gone(
+            ErrorCode::ShareExhausted,
+            "this link's last download is under way; if it fails, the link can be used again",
+        )
+    } else {
+        gone(ErrorCode::ShareExhausted, "this link has reached its download limit")
+    }
 }
 
 /// What the link points at, without counting a download.
 pub async fn open(ctx: &Context, share_id: &str, access: &ShareAccess, now: i64) -> Result<ShareInfo, ServerError> {
-    let (share, sealed, size) = admit(ctx, share_id, access, now).await?;
+    let (share, under_way, file) = admit(ctx, share_id, access, Intent::Open, now).await?;
     Ok(ShareInfo {
-        manifest: sealed.manifest,
-        metadata: sealed.metadata,
+        downloads_under_way: under_way,
+        manifest: file.manifest,
+        metadata: file.metadata,
         downloads_left: share.max_downloads.map(|m| m.saturating_sub(share.downloads)),
         share_id: share.share_id,
         file_id: share.file_id,
-        size,
+        size: file.size,
         expires_at: share.expires_at,
     })
 }
 
-/// Count one download and return what a reader needs.
+/// Start a download (reserving one of a limited link's), or continue the one `access` names
+/// with fresh tokens, and return what a reader needs.
 pub async fn download(
     ctx: &Context,
     share_id: &str,
     access: &ShareAccess,
     now: i64,
 ) -> Result<FileDownload, ServerError> {
-    let (share, _, _) = admit(ctx, share_id, access, now).await?;
-    // The policy again, atomically with the count: two racing downloads of the last allowed one
-    // cannot both pass.
-    if !store::shares::count_download(&ctx.db, share_id, now).await? {
-        return Err(gone(
-            ErrorCode::ShareExhausted,
-            "this link has reached its download limit",
+    let intent = if access.download_id.is_some() {
+        Intent::Continue
+    } else {
+        Intent::Start
+    };
+    let (share, under_way, file) = admit(ctx, share_id, access, intent, now).await?;
+    let file_hex = share.file_id.to_hex();
+    let expires_at = now.saturating_add(i64::try_from(ctx.get_token_ttl.as_secs()).unwrap_or(i64::MAX));
+    if let Some(id) = &access.download_id {
+        let hash = download_id_hash(id);
+        if let Some(tag) = store::shares::continue_download(&ctx.db, share_id, &hash, expires_at, MAX_CONTINUES).await?
+        {
+            let tag =
+                disktro_core::ids::from_hex::<8>(&tag).map_err(|_| ServerError::internal("a stored serial tag"))?;
+            let mut answer = files::download(ctx, &file_hex, None, Some(tag), now).await?;
+            answer.download_id = Some(id.clone());
+            return Ok(answer);
+        }
+        // Finished, lapsed, continued too often or unknown: a new download, if the link has one.
+    }
+    let id = Base64::from(disktro_core::random_bytes::<16>()).encode();
+    let tag: [u8; 8] = disktro_core::random_bytes();
+    let started = store::shares::start_download(
+        &ctx.db,
+        &store::shares::NewDownload {
+            id_hash: &download_id_hash(&id),
+            share_id,
+            tag: &disktro_core::ids::to_hex(&tag),
+            needed: file.data_bytes / 2,
+            started_at: now,
+            expires_at,
+        },
+    )
+    .await?;
+    if !started {
+        return Err(exhausted(under_way));
+    }
+    let mut answer = files::download(ctx, &file_hex, None, Some(tag), now).await?;
+    answer.download_id = Some(id);
+    Ok(answer)
+}
+
+/// The recipient finished download `download_id`: it counts for good.
+pub async fn complete(ctx: &Context, share_id: &str, download_id: &str) -> Result<(), ServerError> {
+    if !store::shares::complete_download(&ctx.db, share_id, &download_id_hash(download_id)).await? {
+        return Err(ServerError::refused(
+            ErrorCode::ShareNotFound,
+            "no such download of this link",
         ));
     }
-    files::download(ctx, &share.file_id.to_hex(), None, now).await
+    Ok(())
 }

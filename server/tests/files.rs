@@ -214,6 +214,7 @@ async fn upload_list_download_share_and_delete() {
             .unwrap_err();
         assert_eq!(api_code(&no_password), "share_password_required");
         let wrong = ShareAccess {
+            download_id: None,
             password_proof: Some(b64(&share_password_proof(&random_key, "open barley"))),
         };
         assert_eq!(
@@ -221,6 +222,7 @@ async fn upload_list_download_share_and_delete() {
             "share_password_wrong"
         );
         let right = ShareAccess {
+            download_id: None,
             password_proof: Some(b64(&proof)),
         };
         let info = anon.open_share(&share.share_id, &right).await.unwrap();
@@ -1193,5 +1195,131 @@ async fn reading_a_file_writes_nothing() {
             "{}",
             db.backend
         );
+    }
+}
+
+/// A limited share's one download, counted by how it ends. Tried, on a one-download link each:
+/// a download abandoned before any byte moved and then continued with its `download_id`; a
+/// download abandoned for good; a download fetched whole whose client never reports; and
+/// another recipient asking while a download is under way, with a forged `download_id`, and
+/// reporting an unknown download complete. Get tokens last 5 s (`--get-token-ttl`), so the
+/// downloads' tokens run out within the test; every other setting is the default.
+/// Must hold: the continued download fetches byte-identical and, once reported, counts; while a
+/// download holds the link nobody else gets one; the abandoned one gives the link back once its
+/// tokens expired and the workers' claims are in; the unreported whole fetch counts by the
+/// workers' claims; an unknown download is 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_share_download_counts_when_it_is_done_not_when_it_starts() {
+    for db in databases().await {
+        let (_server, anon) = start_network(&db, &["--get-token-ttl", "5s"]).await;
+        let (ada, api) = person(&anon, "ada@example.org").await;
+        let data = random_bytes(3 * CHUNK as usize + 77, 9);
+        let (file_id, key) = put_file(&api, &ada, &data, "report.pdf").await;
+        let once = NewShare {
+            max_downloads: Some(1),
+            ..NewShare::default()
+        };
+        let continued = api.share(&file_id, &once).await.unwrap().share_id;
+        let abandoned = api.share(&file_id, &once).await.unwrap().share_id;
+        let unreported = api.share(&file_id, &once).await.unwrap().share_id;
+        let left = |share: String| {
+            let anon = anon.clone();
+            // Downloads left, or the link's refusal once it is used up.
+            async move {
+                match anon.open_share(&share, &ShareAccess::default()).await {
+                    Ok(info) => Ok(info.downloads_left),
+                    Err(e) => Err(api_code(&e)),
+                }
+            }
+        };
+
+        // The first try fails before any byte moves; the recipient tries again as the same download.
+        let first = anon.download_share(&continued, &ShareAccess::default()).await.unwrap();
+        let id = first.download_id.clone().expect("a share download has an id");
+        let someone_else = anon
+            .download_share(&continued, &ShareAccess::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            api_code(&someone_else),
+            "share_exhausted",
+            "{}: a second download while one holds the link",
+            db.backend
+        );
+        let forged = ShareAccess {
+            download_id: Some("AAAAAAAAAAAAAAAAAAAAAA".to_owned()),
+            ..ShareAccess::default()
+        };
+        let e = anon.download_share(&continued, &forged).await.unwrap_err();
+        assert_eq!(
+            api_code(&e),
+            "share_exhausted",
+            "{}: a forged download id is a new download",
+            db.backend
+        );
+        let again = ShareAccess {
+            download_id: Some(id.clone()),
+            ..ShareAccess::default()
+        };
+        let retry = anon.download_share(&continued, &again).await.unwrap();
+        assert_eq!(retry.download_id.as_deref(), Some(id.as_str()));
+        let (_, out) = download::download(&retry, &key, None, Vec::new(), &|_| {})
+            .await
+            .unwrap();
+        assert!(out == data, "{}: the continued download differs", db.backend);
+        anon.complete_share_download(&continued, &id).await.unwrap();
+        let e = anon
+            .complete_share_download(&continued, "AAAAAAAAAAAAAAAAAAAAAA")
+            .await
+            .unwrap_err();
+        assert_eq!((api_code(&e), status(&e)), ("share_not_found", 404));
+
+        // One recipient gives up at once; another fetches everything and never reports.
+        let given_up = anon.download_share(&abandoned, &ShareAccess::default()).await.unwrap();
+        assert!(given_up.download_id.is_some());
+        let silent = anon.download_share(&unreported, &ShareAccess::default()).await.unwrap();
+        let (_, out) = download::download(&silent, &key, None, Vec::new(), &|_| {})
+            .await
+            .unwrap();
+        assert!(out == data, "{}: the unreported download differs", db.backend);
+        assert_eq!(
+            left(abandoned.clone()).await,
+            Ok(Some(0)),
+            "a download under way holds the link"
+        );
+
+        // Tokens expire after 5 s; the workers claim in their next heartbeats (10 s apart); the
+        // server settles 2 heartbeats and 10 s after expiry.
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while left(abandoned.clone()).await != Ok(Some(1)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: the abandoned download never gave the link back",
+                db.backend
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        assert_eq!(
+            left(unreported.clone()).await,
+            Err("share_exhausted"),
+            "{}: a whole fetch counts without a report",
+            db.backend
+        );
+        assert_eq!(
+            left(continued.clone()).await,
+            Err("share_exhausted"),
+            "{}: a reported download counts",
+            db.backend
+        );
+        let e = anon
+            .download_share(&unreported, &ShareAccess::default())
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&e), "share_exhausted");
+        let back = anon.download_share(&abandoned, &ShareAccess::default()).await.unwrap();
+        let (_, out) = download::download(&back, &key, None, Vec::new(), &|_| {})
+            .await
+            .unwrap();
+        assert!(out == data, "{}: the link given back downloads", db.backend);
     }
 }

@@ -355,6 +355,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/shares/{id}", "delete"),
         ("/public/shares/{id}", "post"),
         ("/public/shares/{id}/download", "post"),
+        ("/public/shares/{id}/downloads/{download_id}/complete", "post"),
         ("/nodes/{node_id}/samples", "get"),
         ("/nodes/{node_id}/earnings", "get"),
         ("/durability", "get"),

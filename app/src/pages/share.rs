@@ -1,7 +1,9 @@
 //! The page a share link opens (`/s/<id>#<key>`), for people with no account. The key is read
 //! from the fragment in the browser and never sent; the page shows the file's name and size
 //! (opened with the key), who signed its manifest, when the link expires, and downloads the file
-//! the same way the owner would. Revoked, expired and used-up links say so.
+//! the same way the owner would. Revoked, expired and used-up links say so. A finished download
+//! is reported so it counts; a failed one can be tried again as the same download, so it does
+//! not use up a limited link.
 
 use crate::error::Failure;
 use leptos::prelude::*;
@@ -18,6 +20,7 @@ struct Shared {
     signer: String,
     expires_at: i64,
     downloads_left: Option<u64>,
+    downloads_under_way: u64,
 }
 
 /// Where the page is.
@@ -52,9 +55,10 @@ mod actions {
             .map_err(|_| Failure::invalid("This link is incomplete: the part after # (the key) is missing or damaged."))
     }
 
-    pub fn access(key: &FileKey, password: Option<&str>) -> ShareAccess {
+    pub fn access(key: &FileKey, password: Option<&str>, download_id: Option<String>) -> ShareAccess {
         ShareAccess {
             password_proof: password.map(|p| Base64::from(disktro_core::keys::share_password_proof(key, p))),
+            download_id,
         }
     }
 
@@ -72,7 +76,7 @@ mod actions {
 
     pub async fn open(id: &str, key: &FileKey, password: Option<&str>) -> Result<Shared, Failure> {
         let info: ShareInfo = Api::default()
-            .post(&format!("/public/shares/{id}"), &access(key, password))
+            .post(&format!("/public/shares/{id}"), &access(key, password, None))
             .await?;
         let file_id: FileId = info.file_id;
         let manifest = SignedManifest::decode(&info.manifest)
@@ -86,12 +90,29 @@ mod actions {
             signer: manifest.owner().fingerprint(),
             expires_at: info.expires_at,
             downloads_left: info.downloads_left,
+            downloads_under_way: info.downloads_under_way,
         })
     }
 
-    pub async fn fetch(id: &str, key: &FileKey, password: Option<&str>) -> Result<FileDownload, Failure> {
+    /// Start a download, or continue `download_id` after a failure.
+    pub async fn fetch(
+        id: &str,
+        key: &FileKey,
+        password: Option<&str>,
+        download_id: Option<String>,
+    ) -> Result<FileDownload, Failure> {
         Ok(Api::default()
-            .post(&format!("/public/shares/{id}/download"), &access(key, password))
+            .post(
+                &format!("/public/shares/{id}/download"),
+                &access(key, password, download_id),
+            )
+            .await?)
+    }
+
+    /// The download is saved: it counts now.
+    pub async fn complete(id: &str, download_id: &str) -> Result<(), Failure> {
+        Ok(Api::default()
+            .send("POST", &format!("/public/shares/{id}/downloads/{download_id}/complete"))
             .await?)
     }
 }
@@ -104,6 +125,8 @@ pub fn SharePage() -> impl IntoView {
     let password = RwSignal::new(String::new());
     let progress = RwSignal::new(None::<(u64, u64, f64, f64)>);
     let status = RwSignal::new(None::<Result<String, Failure>>);
+    // The download under way or failed, continued by "Try again" instead of starting another.
+    let download_id = RwSignal::new(None::<String>);
 
     let load = move |pw: Option<String>| {
         let _share = id();
@@ -141,16 +164,27 @@ pub fn SharePage() -> impl IntoView {
             use crate::browser::js::now_ms;
             let outcome = async {
                 let key = actions::key()?;
-                let answer = actions::fetch(&_share, &key, _pw.as_deref()).await.map_err(|e| {
-                    let message = actions::explain(&e).unwrap_or_else(|| "The password is needed again.".to_owned());
-                    e.with_message(message)
-                })?;
+                let answer = actions::fetch(&_share, &key, _pw.as_deref(), download_id.get_untracked())
+                    .await
+                    .map_err(|e| {
+                        let message =
+                            actions::explain(&e).unwrap_or_else(|| "The password is needed again.".to_owned());
+                        e.with_message(message)
+                    })?;
+                download_id.set(answer.download_id.clone());
                 let start = now_ms();
                 progress.set(Some((0, shared.size, start, start)));
                 crate::browser::save::download_to_disk(answer, &key, None, &shared.name, &shared.mime, move |p| {
                     progress.set(Some((p.bytes_done, p.size, start, now_ms())));
                 })
-                .await
+                .await?;
+                // Saved. Were this report lost, the workers' accounts of what they served count
+                // the download once its tokens expire.
+                if let Some(done) = download_id.get_untracked() {
+                    let _ = actions::complete(&_share, &done).await;
+                    download_id.set(None);
+                }
+                Ok(())
             }
             .await;
             status.set(Some(outcome.map(|()| "Downloaded: check your downloads.".to_owned())));
@@ -184,9 +218,17 @@ pub fn SharePage() -> impl IntoView {
                         <dt>"Type"</dt><dd>{s.mime.clone()}</dd>
                         <dt>"Signed by"</dt><dd><code data-testid="shared-signer">{s.signer.clone()}</code></dd>
                         <dt>"Link expires"</dt><dd>{format::date(s.expires_at)}</dd>
-                        {s.downloads_left.map(|n| view! { <dt>"Downloads left"</dt><dd>{n}</dd> })}
+                        {s.downloads_left.map(|n| {
+                            let under_way = match s.downloads_under_way {
+                                0 => String::new(),
+                                k => format!(" ({k} more under way: given back if it fails)"),
+                            };
+                            view! { <dt>"Downloads left"</dt><dd data-testid="shared-downloads-left">{format!("{n}{under_way}")}</dd> }
+                        })}
                     </dl>
-                    <button type="button" class="button" data-testid="shared-download" on:click=download>"Download"</button>
+                    <button type="button" class="button" data-testid="shared-download" on:click=download>
+                        {move || if download_id.get().is_some() && matches!(status.get(), Some(Err(_))) { "Try again" } else { "Download" }}
+                    </button>
                     {move || progress.get().map(|(done, size, start, now)| {
                         let pct = if size == 0 { 100.0 } else { done as f64 * 100.0 / size as f64 };
                         view! {

@@ -962,6 +962,10 @@ pub struct FileDownload {
     pub nodes: Vec<ReadNode>,
     /// For each chunk, for each shard, an index into `nodes`.
     pub locations: Vec<Vec<u16>>,
+    /// Share downloads only: this download, to continue it after a failure (`ShareAccess`) and
+    /// to report it complete (`POST /public/shares/{id}/downloads/{download_id}/complete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_id: Option<String>,
 }
 
 // ---- Shares ----
@@ -1007,6 +1011,11 @@ pub struct ShareAccess {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub password_proof: Option<Base64>,
+    /// `…/download` only: continue this download (the `download_id` of an earlier answer) with
+    /// fresh tokens instead of starting another, so a retry after a failure uses no second
+    /// download of a limited link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_id: Option<String>,
 }
 
 /// What a link holder sees before downloading.
@@ -1025,8 +1034,11 @@ pub struct ShareInfo {
     /// The size class; the exact size is in the sealed metadata.
     pub size: u64,
     pub expires_at: i64,
-    /// Downloads left, when limited.
+    /// Downloads left, when limited (a download under way holds one until it is done).
     pub downloads_left: Option<u64>,
+    /// Downloads started and not yet done: one that fails gives its download back.
+    #[serde(default)]
+    pub downloads_under_way: u64,
 }
 
 impl Commit {

@@ -126,7 +126,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<FileDownload>, ServerError> {
     Ok(Json(
-        files::download(&ctx, &id, Some(&auth.account_id), unix_now()).await?,
+        files::download(&ctx, &id, Some(&auth.account_id), None, unix_now()).await?,
     ))
 }
 

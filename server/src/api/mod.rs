@@ -14,6 +14,7 @@
 //! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /shares` | a session or an API token, own objects only |
 //! | `POST /uploads`, `/uploads/{id}/renew`, `/uploads/{id}/commit`, `DELETE /uploads/{id}`, `DELETE /files/{id}`, `POST /files/{id}/shares`, `DELETE /shares/{id}` | a session with its CSRF token, or an API token; own objects only |
 //! | `POST /public/shares/{id}`, `/public/shares/{id}/download` | anyone with the link (policy and password enforced) |
+//! | `POST /public/shares/{id}/downloads/{download_id}/complete` | the holder of that download's id |
 //!
 //! Another account's object is always "not found", never "forbidden": existence is not revealed.
 
@@ -122,6 +123,7 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .routes(routes!(shares::list))
         .routes(routes!(shares::revoke))
         .routes(routes!(shares::open))
+        .routes(routes!(shares::complete))
         .routes(routes!(shares::download))
         .split_for_parts()
 }

@@ -86,7 +86,8 @@ pub async fn open(
     Ok(Json(shares::open(&ctx, &id, &access, unix_now()).await?))
 }
 
-/// Count a download and return the manifest, locations and get tokens.
+/// Start a download (reserving one of a limited link's) or continue the one `download_id` names,
+/// and return the manifest, locations and get tokens.
 #[utoipa::path(post, path = "/public/shares/{id}/download", tag = "shares", request_body = ShareAccess,
     params(("id" = String, Path, description = "share id")),
     responses(
@@ -101,4 +102,19 @@ pub async fn download(
     JsonBody(access): JsonBody<ShareAccess>,
 ) -> Result<Json<FileDownload>, ServerError> {
     Ok(Json(shares::download(&ctx, &id, &access, unix_now()).await?))
+}
+
+/// The recipient finished a download: it counts for good. Until then (or until its tokens run out
+/// with too little served) it holds a reservation, so an interrupted download does not use up
+/// the link.
+#[utoipa::path(post, path = "/public/shares/{id}/downloads/{download_id}/complete", tag = "shares",
+    params(("id" = String, Path, description = "share id"),
+           ("download_id" = String, Path, description = "from the download's answer")),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn complete(
+    State(ctx): State<Arc<Context>>,
+    Path((id, download_id)): Path<(String, String)>,
+) -> Result<StatusCode, ServerError> {
+    shares::complete(&ctx, &id, &download_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

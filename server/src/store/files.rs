@@ -232,14 +232,18 @@ pub struct StoredFile {
     pub wrapped_key: Base64,
     pub size: u64,
     pub created_at: i64,
+    /// Bytes a reader fetches at the least: the data shards' share of all stored bytes.
+    pub data_bytes: u64,
 }
 
 pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreError> {
-    let Some(row) =
-        sqlx::query("SELECT account_id, manifest, metadata, wrapped_key, size, created_at FROM files WHERE id = $1")
-            .bind(file_hex)
-            .fetch_optional(&db.pool)
-            .await?
+    let Some(row) = sqlx::query(
+        "SELECT account_id, manifest, metadata, wrapped_key, size, created_at, stored_bytes, data_shards, \
+             parity_shards FROM files WHERE id = $1",
+    )
+    .bind(file_hex)
+    .fetch_optional(&db.pool)
+    .await?
     else {
         return Ok(None);
     };
@@ -250,6 +254,12 @@ pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreEr
         wrapped_key: base64(&row, "wrapped_key")?,
         size: to_u64(row.try_get("size")?),
         created_at: row.try_get("created_at")?,
+        data_bytes: {
+            let stored = u128::from(to_u64(row.try_get("stored_bytes")?));
+            let data = u128::from(to_u64(row.try_get("data_shards")?));
+            let all = (data + u128::from(to_u64(row.try_get("parity_shards")?))).max(1);
+            u64::try_from(stored * data / all).unwrap_or(u64::MAX)
+        },
     }))
 }
 
