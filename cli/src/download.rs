@@ -3,13 +3,21 @@
 //! first, the next candidate when one fails), rebuild, open, unsqueeze and write the plaintext in
 //! order on a blocking thread (written straight from the decoded chunk: no async file buffers).
 //! A few chunks are fetched ahead; memory stays at a few chunks.
+//!
+//! Get tokens expire (`--get-token-ttl` on the server, an hour by default); a download that
+//! outlasts them asks for fresh ones ([`Renew`]) when a quarter of their lifetime (at most a
+//! minute) is left, so any file downloads at any speed.
 
+use std::future::Future;
 use std::io::Write;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use disktro_core::api::{FileDownload, NodeStatus};
+use disktro_core::api::{FileDownload, NodeStatus, ReadToken};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
+use disktro_core::token::Token;
 use disktro_core::{Decoder, FileKey, Manifest, Plaintext, ShardId, SignedManifest, VerifiedShard};
 use disktro_net::client::WorkerClient;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
@@ -47,13 +55,32 @@ pub fn verify(
         .map_err(|e| ClientError::Integrity(e.to_string()))
 }
 
-/// Write the file `answer` describes to `writer` (handed back at the end).
+/// Asks the server for the same download again, for fresh get tokens (`GET /files/{id}`, or a
+/// share download continued by its `download_id`).
+pub type Renew = dyn Fn() -> Renewal + Sync;
+/// What [`Renew`] returns: the server's answer, to come.
+pub type Renewal = Pin<Box<dyn Future<Output = Result<FileDownload, ClientError>> + Send>>;
+
+/// Write the file `answer` describes to `writer` (handed back at the end), with the tokens it
+/// carries: a download that outlasts them fails. See [`download_renewing`].
 pub async fn download<W: Write + Send + 'static>(
     answer: &FileDownload,
     key: &FileKey,
     expected_owner: Option<&PublicKey>,
     writer: W,
     progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(Fetched, W), ClientError> {
+    download_renewing(answer, key, expected_owner, writer, progress, None).await
+}
+
+/// [`download`], asking `renew` for fresh get tokens before the ones in hand expire.
+pub async fn download_renewing<W: Write + Send + 'static>(
+    answer: &FileDownload,
+    key: &FileKey,
+    expected_owner: Option<&PublicKey>,
+    writer: W,
+    progress: &(dyn Fn(Progress) + Sync),
+    renew: Option<&Renew>,
 ) -> Result<(Fetched, W), ClientError> {
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
@@ -64,6 +91,9 @@ pub async fn download<W: Write + Send + 'static>(
         answer,
         manifest: &manifest,
         workers: &workers,
+        tokens: Mutex::new(Tokens::from(answer)),
+        renew,
+        renewing: tokio::sync::Mutex::new(()),
     };
     let mut state = (decoder, ChunkWriter::start(writer));
 
@@ -171,29 +201,96 @@ fn write_error(e: std::io::Error) -> ClientError {
     ClientError::Io(format!("cannot write the file: {e}"))
 }
 
+/// The get tokens in hand, per node of the first answer, and when they are due for renewal.
+struct Tokens {
+    per_node: Vec<Vec<ReadToken>>,
+    renew_at: Option<Instant>,
+}
+
+impl Tokens {
+    fn from(answer: &FileDownload) -> Self {
+        let per_node: Vec<Vec<ReadToken>> = answer.nodes.iter().map(|n| n.tokens.clone()).collect();
+        let renew_at = renewal_due(&per_node);
+        Self { per_node, renew_at }
+    }
+}
+
+/// When tokens expiring the earliest of `per_node` are due for renewal: with a quarter of their
+/// remaining lifetime (at most a minute) left, so a slow download renews a few times an hour
+/// and a short lifetime still leaves time to renew. `None` when no token names an expiry.
+fn renewal_due(per_node: &[Vec<ReadToken>]) -> Option<Instant> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let earliest = per_node
+        .iter()
+        .flatten()
+        .filter_map(|t| Token::decode(&t.token).ok())
+        .map(|t| Duration::from_secs(t.expires_at))
+        .filter(|&at| at > now)
+        .min()?;
+    let left = earliest - now;
+    Some(Instant::now() + left - (left / 4).min(Duration::from_secs(60)))
+}
+
 struct Source<'a> {
     answer: &'a FileDownload,
     manifest: &'a Manifest,
     workers: &'a [Option<Arc<WorkerClient>>],
+    tokens: Mutex<Tokens>,
+    renew: Option<&'a Renew>,
+    /// One renewal at a time: chunks fetched ahead wait for it rather than each asking.
+    renewing: tokio::sync::Mutex<()>,
 }
 
 impl Source<'_> {
     /// The get token of node `n` for chunk `chunk`.
     fn token(&self, n: usize, chunk: usize) -> Option<Vec<u8>> {
         let c = chunk as u64;
-        let t = self
-            .answer
-            .nodes
+        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        let t = tokens
+            .per_node
             .get(n)?
-            .tokens
             .iter()
             .find(|t| t.first_chunk <= c && c <= t.last_chunk)?;
         Some(t.token.to_vec())
     }
 
+    fn due(&self) -> bool {
+        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        tokens.renew_at.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// Fresh tokens when the ones in hand are due. A node of the new answer that the first one
+    /// named gets its new tokens (shards placed elsewhere since are reached through the other
+    /// candidates); a renewal that fails leaves the old tokens, which fail on their own if they
+    /// expire.
+    async fn renew_if_due(&self) {
+        let Some(renew) = self.renew else { return };
+        if !self.due() {
+            return;
+        }
+        let _one = self.renewing.lock().await;
+        if !self.due() {
+            return;
+        }
+        let Ok(fresh) = renew().await else { return };
+        if fresh.file_id != self.answer.file_id {
+            return;
+        }
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        for node in fresh.nodes {
+            if let Some(n) = self.answer.nodes.iter().position(|m| m.node_id == node.node_id) {
+                tokens.per_node[n] = node.tokens;
+            }
+        }
+        tokens.renew_at = renewal_due(&tokens.per_node);
+    }
+
     /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival
     /// (a worker that sends wrong bytes counts as failed and the next candidate is asked).
     async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
+        self.renew_if_due().await;
         let entry = &self.manifest.chunks[index];
         let k = usize::from(self.manifest.redundancy.data);
         let total = entry.shards.len();

@@ -405,9 +405,14 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
         Command::Upload { files, name } => upload_files(cli, files, name).await?,
         Command::Download { id, output } => {
             let (server, me) = logged_in(cli)?;
-            let answer = server.file(&file_id(id)?.to_hex()).await?;
+            let id = file_id(id)?.to_hex();
+            let answer = server.file(&id).await?;
             let key = me.file_key(&answer.file_id, answer.wrapped_key.as_deref())?;
-            save_download(cli, &answer, &key, Some(&me), output.as_deref()).await?;
+            let renew = move || {
+                let (server, id) = (server.clone(), id.clone());
+                Box::pin(async move { server.file(&id).await }) as download::Renewal
+            };
+            save_download(cli, &answer, &key, Some(&me), output.as_deref(), &renew).await?;
         }
         Command::Ls => list(cli).await?,
         Command::Rm { id } => {
@@ -479,7 +484,19 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             if let Some(id) = &answer.download_id {
                 share_downloads::remember(server.url(), &parsed.share_id, id);
             }
-            save_download(cli, &answer, &parsed.key, None, output.as_deref()).await?;
+            // Fresh tokens for a long download: the same download, continued.
+            let again = ShareAccess {
+                download_id: answer.download_id.clone(),
+                ..access
+            };
+            let renew = {
+                let (server, share_id) = (server.clone(), parsed.share_id.clone());
+                move || {
+                    let (server, share_id, again) = (server.clone(), share_id.clone(), again.clone());
+                    Box::pin(async move { server.download_share(&share_id, &again).await }) as download::Renewal
+                }
+            };
+            save_download(cli, &answer, &parsed.key, None, output.as_deref(), &renew).await?;
             if let Some(id) = &answer.download_id {
                 // Saved: the download counts now. Were this report lost, the workers' claims
                 // count it once its tokens expire.
@@ -602,6 +619,7 @@ async fn save_download(
     key: &FileKey,
     owner: Option<&Identity>,
     output: Option<&Path>,
+    renew: &download::Renew,
 ) -> Result<(), ClientError> {
     let expected = owner.map(Identity::public_key);
     // Verify and learn the name before creating anything.
@@ -611,7 +629,8 @@ async fn save_download(
     let report = |p: download::Progress| progress.set_position(p.bytes_done);
     let target = match output {
         Some(p) if p.as_os_str() == "-" => {
-            download::download(answer, key, expected.as_ref(), std::io::stdout(), &report).await?;
+            download::download_renewing(answer, key, expected.as_ref(), std::io::stdout(), &report, Some(renew))
+                .await?;
             progress.finish_and_clear();
             return Ok(());
         }
@@ -634,7 +653,8 @@ async fn save_download(
         .and_then(|file| DirectWriter::new(file, DOWNLOAD_WRITE_SIZE))
         .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?;
     // On error `temp` is dropped here, which deletes the partial file.
-    let (fetched, writer) = download::download(answer, key, expected.as_ref(), writer, &report).await?;
+    let (fetched, writer) =
+        download::download_renewing(answer, key, expected.as_ref(), writer, &report, Some(renew)).await?;
     // The staged tail, then a sync of a large file: blocking, off the async threads.
     tokio::task::block_in_place(|| writer.finish()?.sync_all())
         .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;

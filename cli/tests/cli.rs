@@ -23,6 +23,11 @@ struct Network {
 
 impl Network {
     async fn start(workers: usize) -> Self {
+        Self::start_with_token_ttl(workers, disktro_server::grants::GET_TOKEN_TTL).await
+    }
+
+    /// A network whose get tokens last `get_token_ttl` (`--get-token-ttl`).
+    async fn start_with_token_ttl(workers: usize, get_token_ttl: Duration) -> Self {
         disktro_net::tls::install_default_provider();
         let dir = tempfile::tempdir().unwrap();
         let interval = Duration::from_secs(1);
@@ -34,6 +39,8 @@ impl Network {
         )
         .await
         .unwrap();
+        let mut ctx = ctx;
+        ctx.get_token_ttl = get_token_ttl;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let ctx = Arc::new(ctx);
@@ -831,4 +838,93 @@ async fn a_killed_get_continues_as_the_same_download_when_run_again() {
     let o = disktro(&other, None, &["get", &link, "-o", "-"], None).await;
     fails(&o, 10, "a used-up link");
     assert!(stderr(&o).contains("download limit"), "{}", stderr(&o));
+}
+
+/// Run `disktro` with stdout read slowly (1 MiB every 125 ms, 8 MiB/s) by the test: the download
+/// can go no faster than its reader. Returns the exit status and every byte read.
+async fn disktro_read_slowly(config: &Path, args: &[&str]) -> (std::process::ExitStatus, Vec<u8>, String) {
+    use std::io::Read as _;
+    let mut child = Command::new(BIN)
+        .env("DISKTRO_CONFIG_DIR", config)
+        .env_remove("DISKTRO_SERVER")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = err.read_to_string(&mut text);
+            text
+        });
+        let mut got = Vec::new();
+        let mut step = vec![0u8; 1 << 20];
+        loop {
+            let mut filled = 0;
+            while filled < step.len() {
+                match out.read(&mut step[filled..]).unwrap() {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            got.extend_from_slice(&step[..filled]);
+            if filled < step.len() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(125));
+        }
+        (child.wait().unwrap(), got, errors.join().unwrap())
+    })
+    .await
+    .unwrap()
+}
+
+/// Tried: get tokens that last 2 s; `disktro download` of a 40 MiB file into a pipe read at
+/// 8 MiB/s (about 5 s, so the tokens expire twice over), and `disktro get` of a one-download link
+/// to it the same way.
+/// Must hold: both finish byte-identical, renewing their tokens (the server is asked again; a
+/// share download is continued as the same download, so the link is then used up, once).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_that_outlasts_its_tokens_renews_them() {
+    let net = Network::start_with_token_ttl(10, Duration::from_secs(2)).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("ada");
+    let o = disktro(
+        &cfg,
+        Some(&net.url),
+        &["signup", "--email", "ada@example.org", "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "signup");
+    let data = random(40 << 20, 6);
+    let source = work.path().join("slow.bin");
+    std::fs::write(&source, &data).unwrap();
+    let o = disktro(&cfg, None, &["upload", source.to_str().unwrap()], None).await;
+    ok(&o, "upload");
+    let id = stdout(&o);
+
+    let started = Instant::now();
+    let (status, got, errors) = disktro_read_slowly(&cfg, &["download", &id, "-o", "-"]).await;
+    assert!(status.success(), "a slow download failed: {errors}");
+    assert!(
+        started.elapsed() > Duration::from_secs(4),
+        "the reader did not slow the download"
+    );
+    assert!(got == data, "the slow download differs");
+
+    let o = disktro(&cfg, None, &["share", &id, "--max-downloads", "1"], None).await;
+    ok(&o, "share");
+    let link = stdout(&o);
+    let stranger = home.path().join("stranger");
+    let (status, got, errors) = disktro_read_slowly(&stranger, &["get", &link, "-o", "-"]).await;
+    assert!(status.success(), "a slow get failed: {errors}");
+    assert!(got == data, "the slow get differs");
+    let o = disktro(&home.path().join("other"), None, &["get", &link, "-o", "-"], None).await;
+    fails(&o, 10, "a used-up link");
 }
