@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use disktro_core::api::{FileDownload, NodeStatus, ReadToken};
+use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::token::Token;
@@ -287,47 +288,58 @@ impl Source<'_> {
         tokens.renew_at = renewal_due(&tokens.per_node);
     }
 
-    /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival
-    /// (a worker that sends wrong bytes counts as failed and the next candidate is asked).
+    /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival,
+    /// asked for by the readers' rule ([`ChunkPlan`]): a failed or wrong one is replaced by the
+    /// next candidate, and when nothing answers for [`HEDGE_AFTER`] one more is asked.
     async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
         self.renew_if_due().await;
         let entry = &self.manifest.chunks[index];
         let k = usize::from(self.manifest.redundancy.data);
-        let total = entry.shards.len();
         let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
-        // Candidates: shards whose worker is connected; online workers first, data shards first.
-        let mut candidates: Vec<(usize, usize)> = (0..total.min(located.len()))
-            .map(|i| (i, usize::from(located[i])))
-            .filter(|&(_, n)| self.workers.get(n).is_some_and(Option::is_some))
-            .collect();
-        candidates.sort_by_key(|&(i, n)| (self.answer.nodes[n].status != NodeStatus::Online, i));
-        let mut candidates = candidates.into_iter();
-        let mut slots: Vec<Option<VerifiedShard>> = vec![None; total];
-        let mut good = 0;
+        let located = &located[..located.len().min(entry.shards.len())];
+        let mut plan = ChunkPlan::new(located, k, |n| {
+            self.answer.nodes.get(n).map_or(NodeStatus::Offline, |node| node.status)
+        });
+        let mut slots: Vec<Option<VerifiedShard>> = vec![None; entry.shards.len()];
         let mut running = FuturesUnordered::new();
-        let mut last_error = String::from("no worker holding its shards is reachable");
-        loop {
-            while good + running.len() < k {
-                let Some((i, n)) = candidates.next() else { break };
-                let Some(token) = self.token(n, index) else { continue };
-                let worker = Arc::clone(self.workers[n].as_ref().expect("filtered to connected workers"));
-                let id: ShardId = entry.shards[i];
-                running.push(async move { (i, worker.get(&token, id).await) });
+        let ask = |a: Ask| {
+            let worker = self.workers.get(a.node).and_then(Option::as_ref).map(Arc::clone);
+            let token = self.token(a.node, index);
+            let id: ShardId = entry.shards[a.slot];
+            async move {
+                let result = match (worker, token) {
+                    (Some(worker), Some(token)) => worker.get(&token, id).await.map_err(|e| e.to_string()),
+                    (None, _) => Err("worker unreachable".to_owned()),
+                    (_, None) => Err("no get token for this worker".to_owned()),
+                };
+                (a.slot, result)
             }
-            let Some((i, result)) = running.next().await else { break };
-            match result {
-                Ok(shard) => {
-                    slots[i] = Some(shard);
-                    good += 1;
-                    if good == k {
-                        return Ok((index, slots));
+        };
+        loop {
+            for a in plan.to_start() {
+                running.push(ask(a));
+            }
+            if let Some(why) = plan.exhausted() {
+                return Err(ClientError::Workers(format!("chunk {index}: {why}")));
+            }
+            tokio::select! {
+                Some((slot, result)) = running.next() => match result {
+                    Ok(shard) => {
+                        if plan.got(slot) {
+                            slots[slot] = Some(shard);
+                        }
+                        if plan.is_done() {
+                            return Ok((index, slots));
+                        }
+                    }
+                    Err(e) => plan.failed(e),
+                },
+                () = tokio::time::sleep(HEDGE_AFTER) => {
+                    if let Some(a) = plan.hedge() {
+                        running.push(ask(a));
                     }
                 }
-                Err(e) => last_error = e.to_string(),
             }
         }
-        Err(ClientError::Workers(format!(
-            "chunk {index}: only {good} of the {k} shards needed could be fetched ({last_error})"
-        )))
     }
 }

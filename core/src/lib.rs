@@ -14,7 +14,8 @@
 //! Around it: [`manifest`] (the signed list of chunks and shards), [`metadata`] (sealed name, type
 //! and size), [`keys`] (password → keys, key wrapping, identity keys, share-link keys), [`token`]
 //! (server-signed capabilities and worker receipts), [`wire`] (worker WebSocket frames) and
-//! [`audit`] (BLAKE3 verified-slice proofs); [`api`] is the JSON of the server's API, and
+//! [`audit`] (BLAKE3 verified-slice proofs); [`fetch`] is the readers' rule for which shards to
+//! ask for and when to hedge; [`api`] is the JSON of the server's API, and
 //! [`api::node`] with [`inventory`] the contract between the server and its storage workers.
 
 #![cfg_attr(test, allow(clippy::cast_possible_truncation))]
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod chunk;
 mod encoding;
 mod error;
+pub mod fetch;
 pub mod ids;
 pub mod inventory;
 pub mod keys;

@@ -178,3 +178,76 @@ proptest! {
         }
     }
 }
+
+/// One thing that happens to a chunk's fetch: the oldest request running answers with its
+/// shard, or fails, or nothing answers for the hedging delay.
+#[derive(Debug, Clone, Copy)]
+enum FetchEvent {
+    Answer,
+    Fail,
+    Stall,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Tried: random codes (k of n), random node health, and random schedules of answers,
+    /// failures and stalls driven through the readers' plan.
+    /// Must hold: no shard is asked for twice; no more requests run than shards are missing,
+    /// except one per stall; the plan is done exactly when k shards are in, and says it is
+    /// exhausted only when nothing runs and no candidate is left short of k.
+    #[test]
+    fn the_fetch_plan_asks_each_shard_once_and_ends_right(
+        k in 1usize..8,
+        extra in 0usize..6,
+        health in proptest::collection::vec(0u8..3, 14),
+        events in proptest::collection::vec(prop_oneof![3 => Just(FetchEvent::Answer), 1 => Just(FetchEvent::Fail), 1 => Just(FetchEvent::Stall)], 0..40),
+    ) {
+        use disktro_core::api::NodeStatus;
+        use disktro_core::fetch::ChunkPlan;
+        let n = k + extra;
+        let locations: Vec<u16> = (0..n as u16).collect();
+        let status = |node: usize| match health[node] {
+            0 => NodeStatus::Online,
+            1 => NodeStatus::Suspect,
+            _ => NodeStatus::Offline,
+        };
+        let mut plan = ChunkPlan::new(&locations, k, status);
+        let mut asked = std::collections::HashSet::new();
+        let mut running: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+        let (mut have, mut hedges) = (0usize, 0usize);
+        for event in events {
+            for a in plan.to_start() {
+                prop_assert!(asked.insert(a.slot), "shard {} asked twice", a.slot);
+                running.push_back(a.slot);
+            }
+            prop_assert!(running.len() + have <= k + hedges, "more in flight than missing");
+            if plan.is_done() {
+                break;
+            }
+            match event {
+                FetchEvent::Answer => {
+                    if let Some(slot) = running.pop_front() {
+                        prop_assert!(plan.got(slot));
+                        have += 1;
+                    }
+                }
+                FetchEvent::Fail => {
+                    if running.pop_front().is_some() {
+                        plan.failed("refused");
+                    }
+                }
+                FetchEvent::Stall => {
+                    if let Some(a) = plan.hedge() {
+                        prop_assert!(asked.insert(a.slot), "a hedge asked a shard twice");
+                        running.push_back(a.slot);
+                        hedges += 1;
+                    }
+                }
+            }
+            prop_assert_eq!(plan.is_done(), have >= k);
+            let exhausted = plan.exhausted().is_some();
+            prop_assert_eq!(exhausted, !plan.is_done() && running.is_empty() && asked.len() == n);
+        }
+    }
+}

@@ -18,6 +18,8 @@ let ownerContext;
 let shareLink;
 let originalSha;
 const fileName = 'holiday photos (2026).bin';
+const largeName = 'while I look around.bin';
+let largeSha;
 
 /** Click `button` and resolve with the SHA-256 of what the browser saved. */
 async function downloadVia(page, click) {
@@ -80,9 +82,9 @@ test('sign up, drop a 64 MiB file, see it listed, download it byte-identical', {
 test('an upload runs on while the user visits other pages, warns before the tab is left, and its row can be cleared', { timeout: 300_000 }, async () => {
   const errors = [];
   watchErrors(owner, errors);
-  const name = 'while I look around.bin';
+  const name = largeName;
   // Large enough to be still running after two page changes at this machine's ~100 MB/s.
-  await makeFileInPage(owner, { name, size: 384 * MiB });
+  largeSha = await makeFileInPage(owner, { name, size: 384 * MiB });
   const leaving = () => owner.evaluate(() => {
     const e = new Event('beforeunload', { cancelable: true });
     window.dispatchEvent(e);
@@ -147,7 +149,69 @@ test('a share link works in a fresh browser with no account, and stops when revo
   await gone.waitFor({ timeout: 60_000 });
   assert.match(await gone.textContent(), /revoked/);
   await later.close();
+  // Escape closes the dialog wherever the focus is.
   await owner.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached', timeout: 5_000 });
+});
+
+test('a download can be cancelled, and is shown as cancelled, not failed', { timeout: 300_000 }, async () => {
+  // Tried: the owner starts downloading the 384 MiB file and presses Cancel on its row.
+  // Must hold: the row ends "cancelled" (not "failed") and the page shows no error.
+  const errors = [];
+  watchErrors(owner, errors);
+  const row = owner.getByTestId('file-row').filter({ hasText: largeName });
+  await row.getByTestId('download').click();
+  const transfer = owner.getByTestId('transfer').filter({ hasText: largeName });
+  await transfer.getByTestId('transfer-cancel').click({ timeout: 30_000 });
+  await owner.locator('[data-testid=transfer][data-state=cancelled]').filter({ hasText: largeName }).waitFor({ timeout: 60_000 });
+  assert.equal(await owner.locator('[data-testid=transfer][data-state=failed]').count(), 0);
+  assert.deepEqual(errors, []);
+  await owner.getByTestId('clear-transfers').click();
+});
+
+test('a one-download link whose download was cut off continues in a new tab, then is used up', { timeout: 300_000 }, async () => {
+  // Tried: a recipient closes the tab a moment into downloading a 384 MiB file from a
+  // one-download link, opens the link again and downloads; another recipient then opens it.
+  // Must hold: the reopened link still offers the download and says one is under way; it saves
+  // byte-identical; the other recipient is told the link is used up.
+  const row = owner.getByTestId('file-row').filter({ hasText: largeName });
+  await row.getByTestId('share').click();
+  const dialog = owner.getByTestId('share-dialog');
+  await dialog.getByTestId('share-limit').fill('1');
+  await dialog.getByTestId('share-create').click();
+  const linkBox = dialog.getByTestId('share-link');
+  await linkBox.waitFor();
+  const link = await linkBox.inputValue();
+  await owner.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached', timeout: 5_000 });
+
+  const recipient = await newContext();
+  const errors = [];
+  const first = await recipient.newPage();
+  await first.goto(link);
+  await first.getByTestId('shared-name').waitFor({ timeout: 60_000 });
+  await first.getByTestId('shared-download').click();
+  await first.locator('.share-page progress').waitFor();
+  await first.close();
+
+  const second = await recipient.newPage();
+  watchErrors(second, errors);
+  await second.goto(link);
+  await second.getByTestId('shared-name').waitFor({ timeout: 60_000 });
+  assert.match(await second.getByTestId('shared-downloads-left').textContent(), /^0 \(1 more under way/);
+  const got = await downloadVia(second, () => second.getByTestId('shared-download').click());
+  assert.equal(got, largeSha, 'the continued download differs from the original');
+  await second.getByTestId('shared-done').waitFor({ timeout: 60_000 });
+  assert.deepEqual(errors, []);
+  await recipient.close();
+
+  const other = await newContext();
+  const page = await other.newPage();
+  await page.goto(link);
+  const gone = page.getByTestId('share-gone');
+  await gone.waitFor({ timeout: 60_000 });
+  assert.match(await gone.textContent(), /used as many times/);
+  await other.close();
 });
 
 /** In the page: the SHA-256 (hex) and size of `name` in the origin's private file system. */

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use disktro_core::api::{FileDownload, NodeStatus};
+use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::padding::BODY_HEADER_LEN;
@@ -29,8 +30,6 @@ use super::upload::connect_all;
 
 /// Chunks fetched ahead of the one being written.
 pub const CHUNKS_AHEAD: usize = 4;
-/// A shard taking longer than this gets a second request at another worker.
-const HEDGE_AFTER_MS: i32 = 5_000;
 
 /// Where plaintext goes.
 #[derive(Debug)]
@@ -132,28 +131,6 @@ pub struct Progress {
     pub size: u64,
 }
 
-/// Which shard of which chunk to try, best first: online workers before the rest, data shards
-/// (no decoding needed when all k are present) before parity.
-fn candidates(answer: &FileDownload, chunk: usize) -> Vec<(usize, usize)> {
-    let Some(locations) = answer.locations.get(chunk) else {
-        return Vec::new();
-    };
-    let mut order: Vec<(usize, usize)> = locations
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (i, usize::from(*n)))
-        .collect();
-    order.sort_by_key(|&(i, node)| {
-        let status = answer.nodes.get(node).map_or(2, |n| match n.status {
-            NodeStatus::Online => 0,
-            NodeStatus::Suspect => 1,
-            NodeStatus::Offline => 2,
-        });
-        (status, i)
-    });
-    order
-}
-
 fn read_token(answer: &FileDownload, node: usize, chunk: u64) -> Option<Vec<u8>> {
     let node = answer.nodes.get(node)?;
     let token = node
@@ -163,8 +140,9 @@ fn read_token(answer: &FileDownload, node: usize, chunk: u64) -> Option<Vec<u8>>
     Some(token.token.to_vec())
 }
 
-/// Any k verified shards of one chunk, fetched in parallel; a failed or slow one is replaced by
-/// the next candidate.
+/// Any k verified shards of one chunk, fetched in parallel by the readers' rule
+/// ([`ChunkPlan`]): a failed one is replaced by the next candidate, and when nothing answers for
+/// [`HEDGE_AFTER`] one more is asked.
 async fn fetch_chunk(
     answer: Rc<FileDownload>,
     links: Rc<Vec<Option<Rc<WorkerLink>>>>,
@@ -173,60 +151,60 @@ async fn fetch_chunk(
     k: usize,
 ) -> Result<Slots, Failure> {
     let index = usize::try_from(chunk).map_err(|_| Failure::browser("chunk index"))?;
-    let mut queue: VecDeque<(usize, usize)> = candidates(&answer, index).into();
+    let located = answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
+    let located = &located[..located.len().min(entry.shards.len())];
+    let mut plan = ChunkPlan::new(located, k, |n| {
+        answer.nodes.get(n).map_or(NodeStatus::Offline, |node| node.status)
+    });
     let mut slots: Slots = vec![None; entry.shards.len()];
-    let mut got = 0usize;
     let mut running = FuturesUnordered::new();
-    let mut errors = Vec::new();
-    let start = |(slot, node): (usize, usize)| {
-        let (answer, links, id) = (Rc::clone(&answer), Rc::clone(&links), entry.shards.get(slot).copied());
-        async move {
+    let start = |ask: Ask| {
+        let (answer, links, id) = (
+            Rc::clone(&answer),
+            Rc::clone(&links),
+            entry.shards.get(ask.slot).copied(),
+        );
+        Box::pin(async move {
             let result = async {
                 let id = id.ok_or_else(|| Failure::invalid("the manifest has fewer shards than the locations"))?;
                 let link = links
-                    .get(node)
+                    .get(ask.node)
                     .and_then(Option::as_ref)
                     .ok_or_else(|| Failure::worker("worker unreachable"))?;
-                let token =
-                    read_token(&answer, node, chunk).ok_or_else(|| Failure::invalid("no get token for this worker"))?;
+                let token = read_token(&answer, ask.node, chunk)
+                    .ok_or_else(|| Failure::invalid("no get token for this worker"))?;
                 link.get(&token, id).await
             }
             .await;
-            (slot, result)
-        }
+            (ask.slot, result)
+        })
     };
-    while got < k {
-        while running.len() + got < k {
-            match queue.pop_front() {
-                Some(c) => running.push(Box::pin(start(c))),
-                None => break,
-            }
+    let hedge_ms = i32::try_from(HEDGE_AFTER.as_millis()).unwrap_or(i32::MAX);
+    loop {
+        for ask in plan.to_start() {
+            running.push(start(ask));
         }
-        if running.is_empty() {
-            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(Failure::Worker(format!(
-                "chunk {chunk}: only {got} of the {k} shards needed could be fetched ({})",
-                errors.join("; ")
-            )));
+        if let Some(why) = plan.exhausted() {
+            return Err(Failure::Worker(format!("chunk {chunk}: {why}")));
         }
-        // Hedge: when nothing answers for a while, ask one more worker.
-        match select(running.next(), Box::pin(js::sleep(HEDGE_AFTER_MS))).await {
+        match select(running.next(), Box::pin(js::sleep(hedge_ms))).await {
             Either::Left((Some((slot, Ok(shard))), _)) => {
-                if slots[slot].is_none() {
+                if plan.got(slot) {
                     slots[slot] = Some(shard);
-                    got += 1;
+                }
+                if plan.is_done() {
+                    return Ok(slots);
                 }
             }
-            Either::Left((Some((_, Err(e))), _)) => errors.push(e),
+            Either::Left((Some((_, Err(e))), _)) => plan.failed(e.to_string()),
             Either::Left((None, _)) => {}
             Either::Right(_) => {
-                if let Some(c) = queue.pop_front() {
-                    running.push(Box::pin(start(c)));
+                if let Some(ask) = plan.hedge() {
+                    running.push(start(ask));
                 }
             }
         }
     }
-    Ok(slots)
 }
 
 /// Finish opening a chunk, take its plaintext out of the padded body (unsqueezing it if it was

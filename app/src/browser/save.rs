@@ -296,14 +296,15 @@ pub struct Saved {
 
 /// Download the file `answer` describes into a file on disk named `name`, the best way this
 /// browser allows, through the pipeline worker. `owner` is checked against the manifest's
-/// signer when known. `progress` hears after every chunk; the future ends when the last byte has
-/// been handed to the disk (or the Blob saved).
+/// signer when known. `started` hears the pipeline job (to cancel it: `Pipeline::cancel`, which
+/// ends the download with `Failure::Cancelled`); `progress` hears after every chunk; the future
+/// ends when the last byte has been handed to the disk (or the Blob saved).
 pub async fn download_to_disk(
     answer: disktro_core::api::FileDownload,
     key: &disktro_core::FileKey,
     owner: Option<PublicKey>,
-    name: &str,
-    mime: &str,
+    (name, mime): (&str, &str),
+    started: impl FnOnce(u32),
     progress: impl Fn(Saved) + 'static,
 ) -> Result<(), Failure> {
     use super::pipeline::{Event, Pipeline, Request};
@@ -324,7 +325,7 @@ pub async fn download_to_disk(
         owner,
     };
     let extra = target.port.clone().map(|p| ("port", JsValue::from(p)));
-    pipeline.run(&request, extra, move |event, blob| {
+    let job = pipeline.run(&request, extra, move |event, blob| {
         let outcome = match event {
             Event::Progress { bytes_done, size, .. } => {
                 progress(Saved { bytes_done, size });
@@ -341,6 +342,7 @@ pub async fn download_to_disk(
             let _ = tx.send(outcome);
         }
     })?;
+    started(job);
     let outcome = rx.await.map_err(|_| Failure::browser("the background worker stopped"));
     match (outcome.and_then(|o| o), target.writer) {
         // Written to a picked file: saved once the page has closed it. Until then the chunks

@@ -271,12 +271,19 @@ mod actions {
                     .await?;
                 let key = me.file_key(&row.summary.file_id, &row.summary.wrapped_key)?;
                 let owner = Some(me.public_key());
-                crate::browser::save::download_to_disk(answer, &key, owner, &row.name, &row.mime, move |p| {
-                    files.update(id, |t| {
-                        t.bytes_done = p.bytes_done;
-                        t.now_ms = js::now_ms();
-                    });
-                })
+                crate::browser::save::download_to_disk(
+                    answer,
+                    &key,
+                    owner,
+                    (&row.name, &row.mime),
+                    |job| files.update(id, |t| t.job = Some(job)),
+                    move |p| {
+                        files.update(id, |t| {
+                            t.bytes_done = p.bytes_done;
+                            t.now_ms = js::now_ms();
+                        });
+                    },
+                )
                 .await
             }
             .await;
@@ -439,7 +446,7 @@ fn TransferRow(t: Transfer) -> impl IntoView {
                 <span class="transfer-name">{t.name.clone()}</span>
                 <span class="transfer-state" role="status">{state}</span>
                 {(running && job.is_some()).then(|| view! {
-                    <button type="button" class="button small secondary" on:click=move |_| {
+                    <button type="button" class="button small secondary" data-testid="transfer-cancel" on:click=move |_| {
                         #[cfg(feature = "hydrate")]
                         if let Some(job) = job { actions::cancel(job); }
                     }>"Cancel"</button>

@@ -3,7 +3,8 @@
 //! (opened with the key), who signed its manifest, when the link expires, and downloads the file
 //! the same way the owner would. Revoked, expired and used-up links say so. A finished download
 //! is reported so it counts; a failed one can be tried again as the same download, so it does
-//! not use up a limited link.
+//! not use up a limited link. Its `download_id` is kept in the origin's `localStorage` until it
+//! is saved, so a closed tab or a reload continues it too.
 
 use crate::error::Failure;
 use leptos::prelude::*;
@@ -109,6 +110,32 @@ mod actions {
             .await?)
     }
 
+    fn storage() -> Option<web_sys::Storage> {
+        web_sys::window()?.local_storage().ok()?
+    }
+
+    fn storage_key(share: &str) -> String {
+        format!("disktro.share-download.{share}")
+    }
+
+    /// The download of this link this browser started and did not finish, if any.
+    pub fn remembered(share: &str) -> Option<String> {
+        storage()?.get_item(&storage_key(share)).ok()?
+    }
+
+    /// Keep the download under way across a closed tab or a reload (best effort).
+    pub fn remember(share: &str, download_id: &str) {
+        if let Some(s) = storage() {
+            let _ = s.set_item(&storage_key(share), download_id);
+        }
+    }
+
+    pub fn forget(share: &str) {
+        if let Some(s) = storage() {
+            let _ = s.remove_item(&storage_key(share));
+        }
+    }
+
     /// The download is saved: it counts now.
     pub async fn complete(id: &str, download_id: &str) -> Result<(), Failure> {
         Ok(Api::default()
@@ -164,7 +191,8 @@ pub fn SharePage() -> impl IntoView {
             use crate::browser::js::now_ms;
             let outcome = async {
                 let key = actions::key()?;
-                let answer = actions::fetch(&_share, &key, _pw.as_deref(), download_id.get_untracked())
+                let unfinished = download_id.get_untracked().or_else(|| actions::remembered(&_share));
+                let answer = actions::fetch(&_share, &key, _pw.as_deref(), unfinished)
                     .await
                     .map_err(|e| {
                         let message =
@@ -172,16 +200,25 @@ pub fn SharePage() -> impl IntoView {
                         e.with_message(message)
                     })?;
                 download_id.set(answer.download_id.clone());
+                if let Some(id) = &answer.download_id {
+                    actions::remember(&_share, id);
+                }
                 let start = now_ms();
                 progress.set(Some((0, shared.size, start, start)));
-                crate::browser::save::download_to_disk(answer, &key, None, &shared.name, &shared.mime, move |p| {
-                    progress.set(Some((p.bytes_done, p.size, start, now_ms())));
-                })
+                crate::browser::save::download_to_disk(
+                    answer,
+                    &key,
+                    None,
+                    (&shared.name, &shared.mime),
+                    |_| {},
+                    move |p| progress.set(Some((p.bytes_done, p.size, start, now_ms()))),
+                )
                 .await?;
                 // Saved. Were this report lost, the workers' accounts of what they served count
                 // the download once its tokens expire.
                 if let Some(done) = download_id.get_untracked() {
                     let _ = actions::complete(&_share, &done).await;
+                    actions::forget(&_share);
                     download_id.set(None);
                 }
                 Ok(())

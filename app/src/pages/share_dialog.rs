@@ -108,6 +108,7 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
             });
         }
     };
+    let dialog = NodeRef::<leptos::html::Section>::new();
     Effect::new(move || {
         if target.get().is_some() {
             link.set(None);
@@ -116,6 +117,22 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
             reload();
         }
     });
+    // The dialog takes focus when it opens (keyboard users land in it), and Escape closes it
+    // wherever the focus is.
+    Effect::new(move || {
+        if let Some(section) = dialog.get() {
+            let _ = section.focus();
+        }
+    });
+    #[cfg(feature = "hydrate")]
+    {
+        let escape = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.key() == "Escape" && target.get_untracked().is_some() {
+                target.set(None);
+            }
+        });
+        on_cleanup(move || escape.remove());
+    }
 
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -155,7 +172,7 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
         <Show when=move || target.get().is_some()>
             <div class="dialog-backdrop" on:click=move |_| target.set(None)></div>
             <section class="dialog panel" role="dialog" aria-modal="true" aria-labelledby="share-title" data-testid="share-dialog"
-                on:keydown=move |ev: leptos::ev::KeyboardEvent| if ev.key() == "Escape" { target.set(None) }>
+                tabindex="-1" node_ref=dialog>
                 <div class="panel-head">
                     <h2 id="share-title">{move || format!("Share {}", target.get().map(|t| t.name).unwrap_or_default())}</h2>
                     <button type="button" class="button small secondary" aria-label="Close" on:click=move |_| target.set(None)>"✕"</button>
