@@ -20,11 +20,10 @@ use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::token::Token;
 use disktro_core::{Decoder, FileKey, Manifest, Plaintext, ShardId, SignedManifest, VerifiedShard};
-use disktro_net::client::WorkerClient;
+use disktro_net::client::{ConnectOptions, WorkerClient};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
 
 use crate::ClientError;
-use crate::upload::connect_all;
 
 /// Chunks fetched ahead of the one being written.
 const CHUNKS_AHEAD: usize = 3;
@@ -86,8 +85,11 @@ pub async fn download_renewing<W: Write + Send + 'static>(
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
     let decoder = Decoder::new(key, &manifest, metadata.size).map_err(|e| ClientError::Integrity(e.to_string()))?;
-    let urls: Vec<String> = answer.nodes.iter().map(|n| n.url.clone()).collect();
-    let workers: Vec<Option<Arc<WorkerClient>>> = connect_all(&urls).await.into_iter().map(Result::ok).collect();
+    // Connected on first use, each on its own: waiting for every connection before asking any
+    // would let one stalled worker hold up the rest, whose sockets the workers then close for
+    // presenting no token in time.
+    let workers: Vec<tokio::sync::OnceCell<Option<Arc<WorkerClient>>>> =
+        answer.nodes.iter().map(|_| tokio::sync::OnceCell::new()).collect();
     let source = Source {
         answer,
         manifest: &manifest,
@@ -95,6 +97,7 @@ pub async fn download_renewing<W: Write + Send + 'static>(
         tokens: Mutex::new(Tokens::from(answer)),
         renew,
         renewing: tokio::sync::Mutex::new(()),
+        slow: Mutex::default(),
     };
     let mut state = (decoder, ChunkWriter::start(writer));
 
@@ -237,11 +240,14 @@ fn renewal_due(per_node: &[Vec<ReadToken>]) -> Option<Instant> {
 struct Source<'a> {
     answer: &'a FileDownload,
     manifest: &'a Manifest,
-    workers: &'a [Option<Arc<WorkerClient>>],
+    workers: &'a [tokio::sync::OnceCell<Option<Arc<WorkerClient>>>],
     tokens: Mutex<Tokens>,
     renew: Option<&'a Renew>,
     /// One renewal at a time: chunks fetched ahead wait for it rather than each asking.
     renewing: tokio::sync::Mutex<()>,
+    /// Nodes that left a chunk's request unanswered ([`ChunkPlan::stragglers`]): ranked as
+    /// suspect for the chunks after.
+    slow: Mutex<std::collections::HashSet<usize>>,
 }
 
 impl Source<'_> {
@@ -255,6 +261,21 @@ impl Source<'_> {
             .iter()
             .find(|t| t.first_chunk <= c && c <= t.last_chunk)?;
         Some(t.token.to_vec())
+    }
+
+    /// The connection to node `n`, opened on first use; `None` when it cannot be reached.
+    async fn worker(&self, n: usize) -> Option<Arc<WorkerClient>> {
+        let url = &self.answer.nodes.get(n)?.url;
+        self.workers
+            .get(n)?
+            .get_or_init(|| async move {
+                WorkerClient::connect(url, &ConnectOptions::default())
+                    .await
+                    .ok()
+                    .map(Arc::new)
+            })
+            .await
+            .clone()
     }
 
     fn due(&self) -> bool {
@@ -297,16 +318,19 @@ impl Source<'_> {
         let k = usize::from(self.manifest.redundancy.data);
         let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
         let located = &located[..located.len().min(entry.shards.len())];
-        let mut plan = ChunkPlan::new(located, k, |n| {
-            self.answer.nodes.get(n).map_or(NodeStatus::Offline, |node| node.status)
+        let slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let mut plan = ChunkPlan::new(located, k, |n| match self.answer.nodes.get(n) {
+            None => NodeStatus::Offline,
+            Some(node) if node.status == NodeStatus::Online && slow.contains(&n) => NodeStatus::Suspect,
+            Some(node) => node.status,
         });
         let mut slots: Vec<Option<VerifiedShard>> = vec![None; entry.shards.len()];
         let mut running = FuturesUnordered::new();
         let ask = |a: Ask| {
-            let worker = self.workers.get(a.node).and_then(Option::as_ref).map(Arc::clone);
             let token = self.token(a.node, index);
             let id: ShardId = entry.shards[a.slot];
             async move {
+                let worker = self.worker(a.node).await;
                 let result = match (worker, token) {
                     (Some(worker), Some(token)) => worker.get(&token, id).await.map_err(|e| e.to_string()),
                     (None, _) => Err("worker unreachable".to_owned()),
@@ -329,10 +353,12 @@ impl Source<'_> {
                             slots[slot] = Some(shard);
                         }
                         if plan.is_done() {
+                            // Still unanswered: rank them last from now on.
+                            self.slow.lock().unwrap_or_else(PoisonError::into_inner).extend(plan.stragglers());
                             return Ok((index, slots));
                         }
                     }
-                    Err(e) => plan.failed(e),
+                    Err(e) => plan.failed(slot, e),
                 },
                 () = tokio::time::sleep(HEDGE_AFTER) => {
                     if let Some(a) = plan.hedge() {

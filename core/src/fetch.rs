@@ -10,6 +10,9 @@
 //! - **Hedging**: when nothing has answered for [`HEDGE_AFTER`], one more candidate is asked on
 //!   top, so a stalled worker costs a chunk [`HEDGE_AFTER`] and not the connection's timeout.
 //!   Whichever answers first counts; a late duplicate is ignored.
+//! - **Stragglers**: the requests still unanswered when a chunk has its k shards name workers a
+//!   reader should rank last for the chunks after ([`ChunkPlan::stragglers`]), so a stalled
+//!   worker costs one window of chunks [`HEDGE_AFTER`], not every chunk.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -34,7 +37,7 @@ pub struct ChunkPlan {
     need: usize,
     got: Vec<bool>,
     have: usize,
-    running: usize,
+    running: Vec<Ask>,
     failures: Vec<String>,
 }
 
@@ -63,7 +66,7 @@ impl ChunkPlan {
             need: k,
             got: vec![false; locations.len()],
             have: 0,
-            running: 0,
+            running: Vec::new(),
             failures: Vec::new(),
         }
     }
@@ -71,9 +74,9 @@ impl ChunkPlan {
     /// Requests to start now so that, with those running, the missing shards are all asked for.
     pub fn to_start(&mut self) -> Vec<Ask> {
         let mut out = Vec::new();
-        while self.have + self.running < self.need {
+        while self.have + self.running.len() < self.need {
             let Some(ask) = self.queue.pop_front() else { break };
-            self.running += 1;
+            self.running.push(ask);
             out.push(ask);
         }
         out
@@ -85,14 +88,14 @@ impl ChunkPlan {
             return None;
         }
         let ask = self.queue.pop_front()?;
-        self.running += 1;
+        self.running.push(ask);
         Some(ask)
     }
 
     /// The request for `slot` brought its verified shard. `false` for a duplicate (the slot was
     /// already had), which the caller drops.
     pub fn got(&mut self, slot: usize) -> bool {
-        self.running = self.running.saturating_sub(1);
+        self.running.retain(|a| a.slot != slot);
         match self.got.get_mut(slot) {
             Some(had) if !*had => {
                 *had = true;
@@ -104,9 +107,14 @@ impl ChunkPlan {
     }
 
     /// The request for `slot` failed with `why`.
-    pub fn failed(&mut self, why: impl Into<String>) {
-        self.running = self.running.saturating_sub(1);
+    pub fn failed(&mut self, slot: usize, why: impl Into<String>) {
+        self.running.retain(|a| a.slot != slot);
         self.failures.push(why.into());
+    }
+
+    /// Nodes still asked and unanswered: once the chunk is done, the slow ones.
+    pub fn stragglers(&self) -> impl Iterator<Item = usize> + '_ {
+        self.running.iter().map(|a| a.node)
     }
 
     /// k verified shards are in.
@@ -117,7 +125,7 @@ impl ChunkPlan {
     /// Nothing is running and no candidate is left while shards are still missing: why, in one
     /// line.
     pub fn exhausted(&self) -> Option<String> {
-        (!self.is_done() && self.running == 0 && self.queue.is_empty()).then(|| {
+        (!self.is_done() && self.running.is_empty() && self.queue.is_empty()).then(|| {
             let why = if self.failures.is_empty() {
                 "no worker holding its shards is reachable".to_owned()
             } else {
@@ -159,8 +167,7 @@ mod tests {
         for slot in [0, 3, 4, 5, 6] {
             assert!(plan.got(slot));
         }
-        plan.failed("wrong bytes");
-        plan.failed("refused");
+        plan.failed(7, "wrong bytes");
         let next: Vec<usize> = [plan.to_start(), plan.to_start()]
             .concat()
             .iter()
@@ -178,6 +185,7 @@ mod tests {
         assert_eq!(extra.slot, 2);
         assert!(plan.got(2) && plan.got(0));
         assert!(plan.is_done());
+        assert_eq!(plan.stragglers().collect::<Vec<_>>(), vec![1], "node 1 never answered");
         assert_eq!(plan.hedge(), None, "nothing more once done");
         assert!(!plan.got(0), "a duplicate is not counted twice");
     }
@@ -188,10 +196,10 @@ mod tests {
         let mut plan = ChunkPlan::new(&locations, 2, status(&[], &[]));
         plan.to_start();
         assert!(plan.got(0));
-        plan.failed("token expired");
+        plan.failed(1, "token expired");
         assert_eq!(plan.exhausted(), None, "a candidate is left");
         assert_eq!(plan.to_start().len(), 1);
-        plan.failed("connection lost");
+        plan.failed(2, "connection lost");
         let why = plan.exhausted().expect("nothing left");
         assert!(
             why.contains("only 1 of the 2") && why.contains("connection lost"),

@@ -233,8 +233,8 @@ proptest! {
                     }
                 }
                 FetchEvent::Fail => {
-                    if running.pop_front().is_some() {
-                        plan.failed("refused");
+                    if let Some(slot) = running.pop_front() {
+                        plan.failed(slot, "refused");
                     }
                 }
                 FetchEvent::Stall => {

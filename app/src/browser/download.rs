@@ -196,7 +196,7 @@ async fn fetch_chunk(
                     return Ok(slots);
                 }
             }
-            Either::Left((Some((_, Err(e))), _)) => plan.failed(e.to_string()),
+            Either::Left((Some((slot, Err(e))), _)) => plan.failed(slot, e.to_string()),
             Either::Left((None, _)) => {}
             Either::Right(_) => {
                 if let Some(ask) = plan.hedge() {
