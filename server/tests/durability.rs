@@ -1726,7 +1726,7 @@ async fn a_stalled_worker_costs_a_download_seconds_not_minutes() {
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
     let (_, out) = result.unwrap_or_else(|e| panic!("the download failed: {e}"));
     assert!(out == data, "the download differs");
-    println!("a download past a stalled worker took {took:?}");
+    eprintln!("a download past a stalled worker took {took:?}");
     assert!(
         took < Duration::from_secs(15),
         "the download waited on the stalled worker for {took:?}"
