@@ -186,7 +186,7 @@ async function measure(browserPid, run) {
   return { seconds, peak, cpu, threads };
 }
 
-/** Sign up through the form, as a person would; resolves on the files page. */
+/** Sign up through the form, as a person would, past the recovery key; resolves on the files page. */
 async function signUp(page, baseUrl, email, password = 'correct horse battery staple') {
   await page.goto(`${baseUrl}/signup`);
   // Enabled once the page has hydrated.
@@ -199,6 +199,15 @@ async function signUp(page, baseUrl, email, password = 'correct horse battery st
     }
     document.querySelector('[data-testid=auth-submit]').click();
   }, { email, password });
+  // The recovery key panel comes first: confirm the key was saved, then go on to the files.
+  await page.waitFor('[data-testid=recovery-saved]', 120_000);
+  await page.evaluate(() => {
+    const saved = document.querySelector('[data-testid=recovery-saved]');
+    if (!saved.checked) saved.click();
+  });
+  // "Continue" is enabled once the tick has been taken.
+  await page.waitFor('[data-testid=recovery-done]:not([disabled])', 10_000);
+  await page.evaluate(() => document.querySelector('[data-testid=recovery-done]').click());
   await page.waitFor('[data-testid=dropzone]', 120_000);
 }
 
