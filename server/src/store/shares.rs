@@ -231,25 +231,28 @@ pub async fn settle_downloads(db: &Db, share_id: &str, expired_by: i64, keep: i6
 /// share has no such download.
 pub async fn complete_download(db: &Db, share_id: &str, id_hash: &str) -> Result<bool, StoreError> {
     let mut tx = db.begin_write().await?;
-    let Some(row) = sqlx::query("SELECT state FROM share_downloads WHERE id_hash = $1 AND share_id = $2")
-        .bind(id_hash)
-        .bind(share_id)
-        .fetch_optional(&mut *tx)
-        .await?
-    else {
-        return Ok(false);
-    };
-    let state: String = row.try_get("state")?;
-    if state == "lapsed" {
+    // Each statement changes the row only from the state it names, so two racing reports of a
+    // lapsed download count it once.
+    let revived = sqlx::query(
+        "UPDATE share_downloads SET state = 'completed' WHERE id_hash = $1 AND share_id = $2 AND state = 'lapsed'",
+    )
+    .bind(id_hash)
+    .bind(share_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if revived == 1 {
         sqlx::query("UPDATE shares SET downloads = downloads + 1 WHERE id = $1")
             .bind(share_id)
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query("UPDATE share_downloads SET state = 'completed' WHERE id_hash = $1")
+    let known = sqlx::query("UPDATE share_downloads SET state = 'completed' WHERE id_hash = $1 AND share_id = $2")
         .bind(id_hash)
+        .bind(share_id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
     tx.commit().await?;
-    Ok(true)
+    Ok(known == 1)
 }
