@@ -4,8 +4,8 @@
 use disktro_core::api::ErrorCode;
 use disktro_core::api::{
     BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, KdfAnswer, LogIn, NewShare, NewToken,
-    PreLogin, PutGrant, Recover, RecoverAnswer, RecoverStart, Session, SetRecovery, ShareAccess, ShareInfo, ShareView,
-    SignUp, TokenAnswer, UploadPlan,
+    PreLogin, PutGrant, Recover, RecoverAnswer, RecoverStart, Replan, Session, SetRecovery, ShareAccess, ShareInfo,
+    ShareView, SignUp, TokenAnswer, UploadPlan,
 };
 use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
@@ -236,6 +236,11 @@ impl Server {
 
     pub async fn renew_upload(&self, upload_id: &str) -> Result<Vec<PutGrant>, ClientError> {
         self.call::<(), _>(Method::POST, &format!("/uploads/{upload_id}/renew"), None)
+            .await
+    }
+
+    pub async fn replan_upload(&self, upload_id: &str, body: &Replan) -> Result<UploadPlan, ClientError> {
+        self.call(Method::POST, &format!("/uploads/{upload_id}/replan"), Some(body))
             .await
     }
 

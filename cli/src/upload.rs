@@ -5,21 +5,28 @@
 //! Two stages run at once with a one-chunk queue between them, so memory stays at a few chunks
 //! whatever the file size: the reader-encoder (one blocking thread, one chunk) and the sender
 //! (up to [`UploadOptions::chunks_in_flight`] chunks, each chunk's shards to all its workers in
-//! parallel over one multiplexed WebSocket per worker). Put tokens are renewed when they near
-//! expiry. On failure the upload is cancelled at the server.
+//! parallel over one multiplexed WebSocket per worker, opened on first use).
+//!
+//! What goes where is the [`UploadSession`]'s to say (`disktro_core::upload`, shared with the
+//! browser): a worker that refuses, times out or disconnects is failed for the rest of the
+//! upload, the server places its waiting shards again (a replan), and they are sent to their new
+//! workers from the frames the failed puts handed back. Put tokens are renewed when they near
+//! expiry. When the upload cannot go on, it is cancelled at the server.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use disktro_core::api::{Base64, BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
+use disktro_core::api::{BeginUpload, Commit, ErrorCode, FileSummary, UploadPlan};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::squeeze::{Codec, Squeezer};
-use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, Redundancy};
-use disktro_net::client::{ConnectOptions, WorkerClient};
+use disktro_core::upload::{Next, UNPLACED, UploadSession};
+use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, NodeId, Redundancy};
+use disktro_net::client::{Bytes, ConnectOptions, WorkerClient};
 use disktro_net::unix_now;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
-use tokio::sync::{RwLock, mpsc};
+use tokio::sync::{OnceCell, mpsc};
 
 use crate::ClientError;
 use crate::account::Identity;
@@ -64,64 +71,195 @@ pub struct Uploaded {
 /// Renew put tokens this long before they expire.
 const RENEW_MARGIN: u64 = 120;
 
-/// The put grants of an upload, decoded once, renewable.
-struct Grants {
-    upload_id: String,
-    /// Parallel to the plan's `nodes`.
-    tokens: RwLock<(Vec<Vec<u8>>, u64)>,
-    node_ids: Vec<disktro_core::NodeId>,
+/// A shard's frame while its chunk is on the wire.
+enum Framed {
+    /// Framed for `slot`, not sent yet.
+    Ready { slot: usize, frame: Vec<u8> },
+    /// Sent and failed: the frame as it went, to be framed again for another worker.
+    Returned(Bytes),
+    /// Stored: its receipt is in the session.
+    Stored,
 }
 
-impl Grants {
-    fn new(plan: &UploadPlan) -> Result<Self, ClientError> {
+/// A worker's connection, opened by the first chunk that needs it; an error names the worker.
+type Link = Arc<OnceCell<Result<Arc<WorkerClient>, String>>>;
+
+/// The sending side of an upload: the session, a connection per worker (opened on first use),
+/// and the server for replans and renewals.
+struct Sender<'a> {
+    server: &'a Server,
+    upload_id: String,
+    session: Mutex<UploadSession>,
+    links: Mutex<HashMap<NodeId, Link>>,
+    /// One replan or renewal at a time: the chunks that wait on it all see its result.
+    asking: tokio::sync::Mutex<()>,
+}
+
+impl<'a> Sender<'a> {
+    fn new(server: &'a Server, plan: UploadPlan) -> Result<Self, ClientError> {
         Ok(Self {
+            server,
             upload_id: plan.upload_id.clone(),
-            tokens: RwLock::new(decode(&plan.nodes)?),
-            node_ids: plan.nodes.iter().map(|n| n.node_id).collect(),
+            session: Mutex::new(UploadSession::new(plan).map_err(|e| ClientError::Integrity(e.to_string()))?),
+            links: Mutex::default(),
+            asking: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The token for node `i`, renewed first when all are near expiry.
-    async fn token(&self, server: &Server, i: usize) -> Result<Vec<u8>, ClientError> {
-        let now = unix_now();
-        {
-            let held = self.tokens.read().await;
-            if now + RENEW_MARGIN < held.1 {
-                return Ok(held.0[i].clone());
-            }
-        }
-        let mut held = self.tokens.write().await;
-        if now + RENEW_MARGIN >= held.1 {
-            let fresh = server.renew_upload(&self.upload_id).await?;
-            // Renewals come in node-id order; put them back in the plan's order.
-            let mut ordered = Vec::with_capacity(self.node_ids.len());
-            for id in &self.node_ids {
-                let grant = fresh
-                    .iter()
-                    .find(|g| &g.node_id == id)
-                    .ok_or_else(|| ClientError::Integrity("the renewal left out a worker of the upload".to_owned()))?;
-                ordered.push(grant.clone());
-            }
-            *held = decode(&ordered)?;
-        }
-        Ok(held.0[i].clone())
+    fn session(&self) -> std::sync::MutexGuard<'_, UploadSession> {
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-fn decode(grants: &[PutGrant]) -> Result<(Vec<Vec<u8>>, u64), ClientError> {
-    let tokens = grants.iter().map(|g| g.token.to_vec()).collect();
-    let expires = grants.iter().map(|g| g.expires_at).min().unwrap_or(0);
-    Ok((tokens, expires))
-}
+    /// The connection to the worker of `slot`, opened on first use; an error names the worker.
+    async fn link(&self, slot: usize) -> Result<Arc<WorkerClient>, String> {
+        let (node, url) = {
+            let session = self.session();
+            let grant = session.grant(slot);
+            (grant.node_id, grant.url.clone())
+        };
+        let cell = Arc::clone(
+            self.links
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(node)
+                .or_default(),
+        );
+        cell.get_or_init(|| async {
+            WorkerClient::connect(&url, &ConnectOptions::default())
+                .await
+                .map(Arc::new)
+                .map_err(|e| format!("cannot reach worker {url}: {e}"))
+        })
+        .await
+        .clone()
+    }
 
-/// Connect to every worker of a plan at once.
-pub(crate) async fn connect_all(urls: &[String]) -> Vec<Result<Arc<WorkerClient>, disktro_net::client::ClientError>> {
-    let options = ConnectOptions::default();
-    futures_util::future::join_all(urls.iter().map(|url| {
-        let options = options.clone();
-        async move { WorkerClient::connect(url, &options).await.map(Arc::new) }
-    }))
-    .await
+    /// Fresh tokens for every slot when the first nears expiry.
+    async fn renew_if_due(&self) -> Result<(), ClientError> {
+        if unix_now() + RENEW_MARGIN < self.session().tokens_expire_at() {
+            return Ok(());
+        }
+        let _one = self.asking.lock().await;
+        if unix_now() + RENEW_MARGIN < self.session().tokens_expire_at() {
+            return Ok(());
+        }
+        let fresh = self.server.renew_upload(&self.upload_id).await?;
+        self.session()
+            .renew(fresh)
+            .map_err(|e| ClientError::Integrity(e.to_string()))
+    }
+
+    /// Have the server place again the shards waiting on failed workers, unless another chunk's
+    /// replan did already.
+    async fn replan(&self) -> Result<(), ClientError> {
+        let _one = self.asking.lock().await;
+        let Some(request) = self.session().replan_request() else {
+            return Ok(());
+        };
+        let plan = match self.server.replan_upload(&self.upload_id, &request).await {
+            Ok(plan) => plan,
+            // The worker's failure is the news; the server's refusal says why it ends there.
+            Err(ClientError::Api {
+                code: ErrorCode::NotEnoughWorkers,
+                message,
+                ..
+            }) => {
+                let failure = self.session().last_failure().unwrap_or("a worker failed").to_owned();
+                return Err(ClientError::Workers(format!(
+                    "{failure}; no other worker could take its shards ({message})"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        self.session()
+            .apply_plan(plan)
+            .map_err(|e| ClientError::Integrity(e.to_string()))
+    }
+
+    /// Put every shard of one chunk on its worker, in parallel, moving shards whose worker fails
+    /// until each has a receipt. Returns the chunk's plaintext length and its shard count. The
+    /// shards are framed straight from the chunk's buffer, which then goes back to the encoder
+    /// through `recycle` while the receipts are awaited.
+    async fn send_chunk(
+        &self,
+        chunk: EncodedChunk,
+        recycle: &mpsc::UnboundedSender<Vec<u8>>,
+    ) -> Result<(u64, u64), ClientError> {
+        let c = chunk.index;
+        let plain_len = u64::from(chunk.plain_len);
+        let framing = |e: disktro_core::Error| ClientError::Integrity(format!("framing a shard of chunk {c}: {e}"));
+        self.renew_if_due().await?;
+        let mut framed = {
+            let session = self.session();
+            let row = session
+                .plan()
+                .placement
+                .get(usize::try_from(c).unwrap_or(usize::MAX))
+                .ok_or_else(|| ClientError::Integrity(format!("the plan has no placement for chunk {c}")))?;
+            chunk
+                .shards
+                .iter()
+                .zip(row)
+                .map(|((id, bytes), &slot)| {
+                    // An unplaced shard's frame is never sent.
+                    let slot = usize::from(slot & !UNPLACED);
+                    let frame =
+                        disktro_core::wire::encode_put(&session.grant(slot).token, &id, bytes).map_err(framing)?;
+                    Ok(Framed::Ready { slot, frame })
+                })
+                .collect::<Result<Vec<_>, ClientError>>()?
+        };
+        let _ = recycle.send(chunk.shards.into_buffer());
+        let shards = framed.len() as u64;
+        loop {
+            self.renew_if_due().await?;
+            // Bound first: the session's lock must not be held across the replan.
+            let next = self.session().next_puts(c);
+            let puts = match next {
+                Next::Done => break,
+                Next::Replan => {
+                    self.replan().await?;
+                    continue;
+                }
+                Next::Send(puts) => puts,
+            };
+            let mut jobs = Vec::with_capacity(puts.len());
+            for put in puts {
+                let token = self.session().grant(put.slot).token.to_vec();
+                let frame = match std::mem::replace(&mut framed[put.index], Framed::Stored) {
+                    Framed::Ready { slot, frame } if slot == put.slot => frame,
+                    Framed::Ready { frame, .. } => disktro_core::wire::reframe_put(&frame, &token).map_err(framing)?,
+                    Framed::Returned(sent) => disktro_core::wire::reframe_put(&sent, &token).map_err(framing)?,
+                    Framed::Stored => {
+                        return Err(ClientError::Integrity(format!(
+                            "shard {} of chunk {c} was stored yet has no receipt",
+                            put.index
+                        )));
+                    }
+                };
+                jobs.push(async move {
+                    let outcome = match self.link(put.slot).await {
+                        Ok(link) => link.put_kept(frame).await.map_err(|(e, sent)| (e.to_string(), sent)),
+                        Err(reason) => Err((reason, Bytes::from(frame))),
+                    };
+                    (put, outcome)
+                });
+            }
+            for (put, outcome) in futures_util::future::join_all(jobs).await {
+                match outcome {
+                    Ok(receipt) => self.session().on_receipt(c, put.index, receipt),
+                    Err((reason, sent)) => {
+                        framed[put.index] = Framed::Returned(sent);
+                        let url = self.session().grant(put.slot).url.clone();
+                        self.session()
+                            .on_failure(c, put.index, put.slot, &format!("worker {url}: {reason}"))
+                            .map_err(|e| ClientError::Workers(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        Ok((plain_len, shards))
+    }
 }
 
 /// Upload `size` bytes from `reader` as a file described by `metadata`.
@@ -192,12 +330,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
         .map_err(|e| ClientError::Integrity(format!("the server chose an impossible redundancy: {e}")))?;
     let encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
         .map_err(|e| ClientError::Integrity(format!("the server chose an impossible chunk size: {e}")))?;
-    let grants = Grants::new(plan)?;
-    let urls: Vec<String> = plan.nodes.iter().map(|n| n.url.clone()).collect();
-    let mut workers = Vec::with_capacity(urls.len());
-    for (url, conn) in urls.iter().zip(connect_all(&urls).await) {
-        workers.push(conn.map_err(|e| ClientError::Workers(format!("cannot reach worker {url}: {e}")))?);
-    }
+    let sender = Sender::new(server, plan.clone())?;
 
     // Reader and encoder share one blocking thread, which owns the one read buffer; the sender
     // takes encoded chunks through a queue one chunk deep. Shard buffers flow back to the encoder
@@ -264,22 +397,20 @@ async fn send_and_commit<R: Read + Send + 'static>(
     let done_bytes = AtomicU64::new(0);
     let done_shards = AtomicU64::new(0);
     // Moves the queue's receiving end in: when sending fails, the encoder sees the queue closed.
+    let sending_with = &sender;
     let sending = async move {
-        let mut receipts: Vec<Base64> = Vec::new();
         let mut in_flight = FuturesUnordered::new();
         let mut open = true;
         loop {
             tokio::select! {
                 next = chunk_rx.recv(), if open && in_flight.len() < options.chunks_in_flight.max(1) => {
                     match next {
-                        Some(chunk) => in_flight.push(send_chunk(server, &grants, &workers, plan, chunk, &recycle_tx)),
+                        Some(chunk) => in_flight.push(sending_with.send_chunk(chunk, &recycle_tx)),
                         None => open = false,
                     }
                 }
                 Some(result) = in_flight.next() => {
-                    let (plain_len, chunk_receipts): (u64, Vec<Base64>) = result?;
-                    let shards = chunk_receipts.len() as u64;
-                    receipts.extend(chunk_receipts);
+                    let (plain_len, shards) = result?;
                     progress(Progress {
                         bytes_done: done_bytes.fetch_add(plain_len, Ordering::Relaxed) + plain_len,
                         size,
@@ -289,7 +420,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
                 else => break,
             }
         }
-        Ok::<Vec<Base64>, ClientError>(receipts)
+        Ok::<(), ClientError>(())
     };
 
     let sent = sending.await;
@@ -298,7 +429,11 @@ async fn send_and_commit<R: Read + Send + 'static>(
         .map_err(|_| ClientError::Integrity("the encoder stopped unexpectedly".to_owned()))?;
     // A read or encoding failure ends the sender's queue early; report the cause, not the effect.
     let manifest = encoded?;
-    let receipts = sent?;
+    sent?;
+    let receipts = sender
+        .session()
+        .take_receipts()
+        .map_err(|e| ClientError::Integrity(e.to_string()))?;
     let manifest = manifest.ok_or_else(|| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
 
     let commit = Commit::new(manifest, &me.keys.identity, file_key, sealed_metadata, receipts)
@@ -350,49 +485,4 @@ impl<R: Read> Input<R> {
         }
         Ok((filled, last))
     }
-}
-
-/// Put every shard of one chunk on its placed worker, in parallel. Returns the chunk's plaintext
-/// length and the receipts. The shards are framed straight from the chunk's buffer, which then
-/// goes back to the encoder through `recycle` while the receipts are awaited.
-async fn send_chunk(
-    server: &Server,
-    grants: &Grants,
-    workers: &[Arc<WorkerClient>],
-    plan: &UploadPlan,
-    chunk: EncodedChunk,
-    recycle: &mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<(u64, Vec<Base64>), ClientError> {
-    let index = usize::try_from(chunk.index).map_err(|_| ClientError::Integrity("chunk index".to_owned()))?;
-    let placement = plan
-        .placement
-        .get(index)
-        .ok_or_else(|| ClientError::Integrity(format!("the plan has no placement for chunk {index}")))?;
-    let plain_len = u64::from(chunk.plain_len);
-    let mut frames = Vec::with_capacity(chunk.shards.ids().len());
-    for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
-        let node =
-            usize::from(*placement.get(i).ok_or_else(|| {
-                ClientError::Integrity(format!("the plan has no worker for shard {i} of chunk {index}"))
-            })?);
-        let worker = workers
-            .get(node)
-            .ok_or_else(|| ClientError::Integrity("the plan names a worker it did not grant".to_owned()))?;
-        let token = grants.token(server, node).await?;
-        let frame = disktro_core::wire::encode_put(&token, &id, bytes)
-            .map_err(|e| ClientError::Integrity(format!("framing shard {i} of chunk {index}: {e}")))?;
-        frames.push((i, node, worker, frame));
-    }
-    let _ = recycle.send(chunk.shards.into_buffer());
-    let puts = frames.into_iter().map(|(i, node, worker, frame)| async move {
-        let receipt = worker.put_encoded(frame).await.map_err(|e| {
-            ClientError::Workers(format!(
-                "worker {} did not store shard {i} of chunk {index}: {e}",
-                plan.nodes[node].url
-            ))
-        })?;
-        Ok::<Base64, ClientError>(Base64::new(receipt))
-    });
-    let receipts = futures_util::future::try_join_all(puts).await?;
-    Ok((plain_len, receipts))
 }

@@ -38,6 +38,7 @@ pub mod shard;
 pub mod squeeze;
 pub mod token;
 pub mod units;
+pub mod upload;
 pub mod wire;
 
 pub use chunk::{Decoder, EncodedChunk, Encoder, OpenedBody, Plaintext, RebuiltChunk, StagedChunk};

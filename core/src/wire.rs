@@ -223,9 +223,8 @@ pub fn encode_put(token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>,
     Ok(out)
 }
 
-/// The hello (request id 0) that introduces a connection with the token of a put encoded by
-/// [`encode_put`], so clients that send encoded puts need not keep the token beside them.
-pub fn hello_for_put(put: &[u8]) -> Result<Vec<u8>, Error> {
+/// The token, shard id and data of a put encoded by [`encode_put`], borrowed.
+fn read_put(put: &[u8]) -> Result<(&[u8], ShardId, &[u8]), Error> {
     let mut r = Reader::new(put, "put frame");
     let version = r.u8()?;
     if version != crate::FORMAT_VERSION {
@@ -238,12 +237,30 @@ pub fn hello_for_put(put: &[u8]) -> Result<Vec<u8>, Error> {
         return Err(Error::InvalidParams("not a put frame"));
     }
     r.u32()?;
-    let token = r.short_bytes(MAX_TOKEN_LEN)?.to_vec();
+    let token = r.short_bytes(MAX_TOKEN_LEN)?;
+    let shard = ShardId(r.array()?);
+    let len = r.u32()? as usize;
+    let data = r.bytes(len)?;
+    r.finish()?;
+    Ok((token, shard, data))
+}
+
+/// The hello (request id 0) that introduces a connection with the token of a put encoded by
+/// [`encode_put`], so clients that send encoded puts need not keep the token beside them.
+pub fn hello_for_put(put: &[u8]) -> Result<Vec<u8>, Error> {
+    let (token, _, _) = read_put(put)?;
     Frame {
         request_id: 0,
-        body: Body::Hello { token },
+        body: Body::Hello { token: token.to_vec() },
     }
     .encode()
+}
+
+/// The same shard as the put `put` (numbered or not), framed under another `token` with request
+/// id 0: how an upload sends a shard again to the worker that replaces a failed one.
+pub fn reframe_put(put: &[u8], token: &[u8]) -> Result<Vec<u8>, Error> {
+    let (_, shard, data) = read_put(put)?;
+    encode_put(token, &shard, data)
 }
 
 impl Frame {

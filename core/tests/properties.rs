@@ -251,3 +251,161 @@ proptest! {
         }
     }
 }
+
+/// A worker of the simulated network the upload session is driven against.
+fn sim_grant(worker: usize, slot: usize) -> disktro_core::api::PutGrant {
+    disktro_core::api::PutGrant {
+        node_id: disktro_core::NodeId([worker as u8; 32]),
+        url: format!("ws://worker-{worker}"),
+        token: disktro_core::api::Base64::new(vec![slot as u8]),
+        serial: disktro_core::Serial([slot as u8; 16]),
+        budget: 1,
+        expires_at: 1000,
+    }
+}
+
+/// The server's side of a replan, reduced to its contract: each waiting shard of a named chunk
+/// on a failed worker moves to a worker that is neither failed nor in the chunk already, as a new
+/// slot after the old ones; with no such worker left it is marked unplaced, as long as the chunk
+/// keeps `min_stored` shards. `None` when it would not.
+fn sim_replan(
+    plan: &disktro_core::api::UploadPlan,
+    req: &disktro_core::api::Replan,
+    workers: usize,
+) -> Option<disktro_core::api::UploadPlan> {
+    let mut next = plan.clone();
+    let worker_of = |p: &disktro_core::api::UploadPlan, slot: u16| p.nodes[usize::from(slot)].node_id.0[0] as usize;
+    for &c in &req.chunks {
+        let c = c as usize;
+        for index in 0..next.placement[c].len() {
+            let slot = next.placement[c][index];
+            if slot & disktro_core::upload::UNPLACED != 0
+                || !req.failed.contains(&next.nodes[usize::from(slot)].node_id)
+            {
+                continue;
+            }
+            let in_chunk: Vec<usize> = next.placement[c]
+                .iter()
+                .map(|&s| worker_of(&next, s & !disktro_core::upload::UNPLACED))
+                .collect();
+            let free = (0..workers)
+                .find(|w| !in_chunk.contains(w) && !req.failed.contains(&disktro_core::NodeId([*w as u8; 32])));
+            let Some(w) = free else {
+                let total = next.placement[c].len();
+                let unplaced = next.placement[c]
+                    .iter()
+                    .filter(|&&s| s & disktro_core::upload::UNPLACED != 0)
+                    .count();
+                let r = Redundancy::new(plan.data_shards, plan.parity_shards).unwrap();
+                if total - unplaced - 1 < disktro_core::upload::min_stored(r) {
+                    return None;
+                }
+                next.placement[c][index] = slot | disktro_core::upload::UNPLACED;
+                continue;
+            };
+            let slot = next.nodes.len();
+            next.nodes.push(sim_grant(w, slot));
+            next.placement[c][index] = slot as u16;
+        }
+    }
+    Some(next)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Tried: uploads of 1–6 chunks of random codes over 6–16 workers, where each put fails or
+    /// succeeds at random (a failing worker stays failed), driven with replans through a server
+    /// that keeps the placement contract.
+    /// Must hold: nothing is sent to a worker after it failed; no chunk asks for a replan when
+    /// none is needed; a chunk never places two shards on one worker; every shard ends with
+    /// exactly one receipt or unplaced, at least min_stored stored per chunk, unless a shard
+    /// failed on MAX_ATTEMPTS workers or too few workers are left; the commit has one receipt
+    /// per stored shard, in order.
+    #[test]
+    fn the_upload_session_moves_failed_shards_and_commits_each_once(
+        k in 1u8..6,
+        m in 1u8..4,
+        chunks in 1usize..6,
+        spare in 0usize..8,
+        outcomes in proptest::collection::vec(0u8..10, 0..400),
+    ) {
+        use disktro_core::upload::{Next, SessionError, UploadSession};
+        let total = usize::from(k + m);
+        let workers = total + spare;
+        let plan = disktro_core::api::UploadPlan {
+            upload_id: "u".to_owned(),
+            file_id: FileId([1; 16]),
+            data_shards: k,
+            parity_shards: m,
+            chunk_size: 1024,
+            chunk_count: chunks as u64,
+            expires_at: 1000,
+            nodes: (0..workers).map(|w| sim_grant(w, w)).collect(),
+            placement: (0..chunks).map(|c| (0..total).map(|i| ((c + i) % workers) as u16).collect()).collect(),
+        };
+        let mut session = UploadSession::new(plan).unwrap();
+        let mut failed_workers = std::collections::HashSet::new();
+        let mut outcomes = outcomes.into_iter();
+        let mut ended = None;
+        'chunks: for c in 0..chunks as u64 {
+            loop {
+                match session.next_puts(c) {
+                    Next::Done => break,
+                    Next::Replan => {
+                        let req = session.replan_request().expect("a chunk that waits on a failed worker asks a replan");
+                        prop_assert!(req.chunks.contains(&c));
+                        match sim_replan(session.plan(), &req, workers) {
+                            Some(next) => session.apply_plan(next).unwrap(),
+                            None => { ended = Some("no worker left"); break 'chunks; }
+                        }
+                        prop_assert!(session.replan_request().is_none(), "a replan left a shard on a failed worker");
+                    }
+                    Next::Send(puts) => {
+                        prop_assert!(!puts.is_empty());
+                        let row: Vec<_> = session.plan().placement[c as usize].iter().map(|&s| session.grant(usize::from(s & !disktro_core::upload::UNPLACED)).node_id).collect();
+                        let distinct: std::collections::HashSet<_> = row.iter().collect();
+                        prop_assert_eq!(distinct.len(), total, "two shards of a chunk planned on one worker");
+                        for put in puts {
+                            let node = session.grant(put.slot).node_id;
+                            prop_assert!(!failed_workers.contains(&node), "sent to a failed worker");
+                            // One draw in ten fails; a worker's failure is for good.
+                            if outcomes.next().unwrap_or(5) == 0 {
+                                failed_workers.insert(node);
+                                if let Err(e) = session.on_failure(c, put.index, put.slot, "gone") {
+                                    prop_assert!(matches!(e, SessionError::Exhausted { .. }), "{}", e);
+                                    ended = Some("exhausted");
+                                    break 'chunks;
+                                }
+                            } else {
+                                session.on_receipt(c, put.index, vec![c as u8, put.index as u8]);
+                            }
+                        }
+                    }
+                }
+            }
+            prop_assert!(session.is_complete(c));
+        }
+        match ended {
+            Some(_) => prop_assert!(session.take_receipts().is_err()),
+            None => {
+                let placement = session.plan().placement.clone();
+                let receipts = session.take_receipts().unwrap();
+                let stored: Vec<(u8, u8)> = (0..chunks)
+                    .flat_map(|c| (0..total).map(move |i| (c, i)))
+                    .filter(|&(c, i)| placement[c][i] & disktro_core::upload::UNPLACED == 0)
+                    .map(|(c, i)| (c as u8, i as u8))
+                    .collect();
+                prop_assert_eq!(receipts.len(), stored.len());
+                for (r, (c, i)) in receipts.iter().zip(stored) {
+                    prop_assert_eq!(r.as_bytes(), &[c, i][..]);
+                }
+                let r = Redundancy::new(k, m).unwrap();
+                for row in &placement {
+                    let kept = row.iter().filter(|&&s| s & disktro_core::upload::UNPLACED == 0).count();
+                    prop_assert!(kept >= disktro_core::upload::min_stored(r), "a chunk kept {} shards", kept);
+                }
+            }
+        }
+    }
+}

@@ -130,6 +130,33 @@ fn malformed_frames_get_clear_errors() {
     let mut framed = disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), b"d").unwrap();
     disktro_core::wire::number_frame(&mut framed, 1).unwrap();
     assert_eq!(framed, bytes);
+    // A numbered put framed again under another token is that token's put of the same shard,
+    // unnumbered; a frame that is not a whole put is refused.
+    let again = disktro_core::wire::reframe_put(&framed, &[2; 12]).unwrap();
+    assert_eq!(
+        Frame::decode(&again).unwrap(),
+        Frame {
+            request_id: 0,
+            body: Body::Put {
+                token: vec![2; 12],
+                shard: ShardId::of(b"d"),
+                data: b"d".to_vec(),
+            },
+        }
+    );
+    assert!(disktro_core::wire::reframe_put(&framed[..framed.len() - 1], &[2; 12]).is_err());
+    assert!(
+        disktro_core::wire::reframe_put(
+            &Frame {
+                request_id: 0,
+                body: Body::Welcome
+            }
+            .encode()
+            .unwrap(),
+            &[2]
+        )
+        .is_err()
+    );
     // Tried: numbering bytes shorter than a frame header. Must hold: refused, nothing panics.
     assert!(disktro_core::wire::number_frame(&mut [1, 2, 3], 1).is_err());
     assert!(disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), &vec![0; MAX_SHARD_LEN + 1]).is_err());

@@ -1,15 +1,15 @@
-// What a browser upload does when a storage worker dies under it, in real Chromium against a real
-// network (the server and 10 worker processes on loopback): a worker is killed (SIGKILL) while the
-// shards of a 256 MiB file stream to it through the socket relay. The upload must stop and say
-// which worker failed to store what, and the file must not be listed: it was never committed.
-// And when the socket relay (the worker that owns an upload's sockets) cannot start, the upload
-// says so at once instead of waiting out the connect timeout.
+// What a browser upload does when storage workers die under it, in real Chromium against a real
+// network (the server and 10 worker processes on loopback): two workers are killed (SIGKILL)
+// while the shards of a 256 MiB file stream to them through the socket relay. The upload must go
+// on (their shards placed again by the server, those no worker can take left for repair) and the
+// file must download byte-identical. And when the socket relay (the worker that owns an upload's
+// sockets) cannot start, the upload says so at once instead of waiting out the connect timeout.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { dropTestFile, launchBrowser, makeFileInPage, signUp, startNetwork } from './support.mjs';
+import { dropTestFile, launchBrowser, makeFileInPage, sha256File, signUp, startNetwork } from './support.mjs';
 
 const MiB = 1024 * 1024;
 let net;
@@ -64,14 +64,19 @@ test('an upload whose socket relay cannot start fails at once and says why', { t
   }
 });
 
-test('a worker killed mid-upload stops the upload with its reason, and nothing is listed', { timeout: 300_000 }, async () => {
-  const context = await chromium.browser.newContext();
+// Tried: two of the ten workers killed (SIGKILL) once 5% of a 256 MiB upload is stored.
+// Must hold: the upload finishes (no error shown), the file is listed with its chunks at 8 of 10
+// healthy shards at least (the two no worker could take are left for repair), and it downloads
+// byte-identical.
+test('two workers killed mid-upload: the upload finishes and the file downloads byte-identical', { timeout: 300_000 }, async () => {
+  const context = await chromium.browser.newContext({ acceptDownloads: true });
+  await context.addInitScript(() => { delete window.showSaveFilePicker; });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   await signUp(page, net.url, 'grace@example.org');
   await page.getByTestId('dropzone').waitFor();
-  await makeFileInPage(page, { name: 'interrupted.bin', size: 256 * MiB });
+  const sha = await makeFileInPage(page, { name: 'survivor.bin', size: 256 * MiB });
   await dropTestFile(page);
 
   // Killed once the first chunks are stored, with the rest still to send.
@@ -79,23 +84,24 @@ test('a worker killed mid-upload stops the upload with its reason, and nothing i
     const state = document.querySelector('[data-testid=transfer] .transfer-state')?.textContent ?? '';
     return Number.parseInt(state, 10) >= 5;
   }, null, { timeout: 120_000 });
-  await net.stopNode(net.nodes[3]);
-  const killed = Date.now();
+  await Promise.all([net.stopNode(net.nodes[3]), net.stopNode(net.nodes[7])]);
 
-  // Told by the closed socket, not by a request timing out (60 s) long after.
   const row = page.getByTestId('transfer');
-  await page.locator('[data-testid=transfer]:not([data-state=running])').waitFor({ timeout: 120_000 });
-  const seconds = (Date.now() - killed) / 1000;
+  await page.locator('[data-testid=transfer]:not([data-state=running])').waitFor({ timeout: 240_000 });
   const text = await row.textContent();
-  console.log(`upload ended ${seconds.toFixed(1)} s after the kill: ${text}`);
-  assert.equal(await row.getAttribute('data-state'), 'failed', `the upload did not fail: ${text}`);
-  assert.match(text, /worker ws:\/\/127\.0\.0\.1:\d+\S* did not store shard \d+ of chunk \d+: connection closed/);
-  assert.ok(seconds < 20, `the failure took ${seconds.toFixed(1)} s to show`);
+  assert.equal(await row.getAttribute('data-state'), 'done', `the upload did not finish: ${text}`);
 
-  // Nothing half-stored shows up as a file.
-  await page.reload();
-  await page.getByText('No files yet').waitFor({ timeout: 60_000 });
-  assert.equal(await page.getByTestId('file-row').count(), 0);
+  const file = page.getByTestId('file-row').filter({ hasText: 'survivor.bin' });
+  await file.waitFor({ timeout: 30_000 });
+  const health = await file.getByTestId('health').textContent();
+  const [healthy] = health.split('/').map((n) => Number.parseInt(n, 10));
+  assert.ok(healthy >= 8, `the file's health reads ${health}`);
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 120_000 }),
+    file.getByTestId('download').click(),
+  ]);
+  assert.equal(await download.failure(), null);
+  assert.equal(await sha256File(await download.path()), sha, 'the downloaded file differs from the dropped one');
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -18,6 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::WebSocketStream;
+/// The shared bytes a put hands back ([`WorkerClient::put_kept`]).
+pub use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -213,20 +215,30 @@ impl WorkerClient {
 
     /// Send a request encoded earlier with request id 0 (it is numbered here, in place) and wait
     /// for its answer.
-    pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, ClientError> {
+    pub async fn request_encoded(&self, bytes: Vec<u8>) -> Result<Body, ClientError> {
+        self.request_shared(bytes).await.0
+    }
+
+    /// [`Self::request_encoded`], handing the numbered request back, shared rather than copied,
+    /// whatever the outcome: a caller that may need to send it again elsewhere keeps it only
+    /// while it is on its way, not in a second copy.
+    async fn request_shared(&self, mut bytes: Vec<u8>) -> (Result<Body, ClientError>, Bytes) {
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        disktro_core::wire::number_frame(&mut bytes, request_id).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Err(e) = disktro_core::wire::number_frame(&mut bytes, request_id) {
+            return (Err(ClientError::Protocol(e.to_string())), Bytes::from(bytes));
+        }
+        let shared = Bytes::from(bytes);
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
             Some(pending) => pending.insert(request_id, tx),
-            None => return Err(self.closed()),
+            None => return (Err(self.closed()), shared),
         };
-        if self.out.send(Message::Binary(bytes.into())).await.is_err() {
+        if self.out.send(Message::Binary(shared.clone())).await.is_err() {
             self.forget(request_id);
-            return Err(self.closed());
+            return (Err(self.closed()), shared);
         }
         let answer = tokio::time::timeout(self.request_timeout, rx).await;
-        match answer {
+        let outcome = match answer {
             Ok(Ok(Body::Error { code, message })) => Err(ClientError::Refused { code, message }),
             Ok(Ok(body)) => Ok(body),
             Ok(Err(_)) => Err(self.closed()),
@@ -234,7 +246,8 @@ impl WorkerClient {
                 self.forget(request_id);
                 Err(ClientError::Timeout(self.request_timeout))
             }
-        }
+        };
+        (outcome, shared)
     }
 
     fn forget(&self, request_id: u32) {
@@ -257,21 +270,32 @@ impl WorkerClient {
     /// refusal): a worker reads no more than a small request from a connection that has not
     /// shown a valid token.
     pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        self.put_kept(frame).await.map_err(|(e, _)| e)
+    }
+
+    /// [`Self::put_encoded`] that hands a failed put's frame back (as sent: numbered, shared, not
+    /// copied), so the shard can be framed again for another worker
+    /// ([`disktro_core::wire::reframe_put`]) without the caller keeping a copy of every shard.
+    pub async fn put_kept(&self, frame: Vec<u8>) -> Result<Vec<u8>, (ClientError, Bytes)> {
         if !self.introduced.swap(true, Ordering::Relaxed) {
             // Puts sent meanwhile wait at the worker until the hello's token verified.
-            let hello = disktro_core::wire::hello_for_put(&frame).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let hello = match disktro_core::wire::hello_for_put(&frame) {
+                Ok(hello) => hello,
+                Err(e) => return Err((ClientError::Protocol(e.to_string()), Bytes::from(frame))),
+            };
             match self.request_encoded(hello).await {
                 Ok(Body::Welcome) => {}
-                Ok(other) => return Err(unexpected(&other)),
+                Ok(other) => return Err((unexpected(&other), Bytes::from(frame))),
                 Err(e) => {
                     self.introduced.store(false, Ordering::Relaxed);
-                    return Err(e);
+                    return Err((e, Bytes::from(frame)));
                 }
             }
         }
-        match self.request_encoded(frame).await? {
-            Body::Receipt { receipt } => Ok(receipt),
-            other => Err(unexpected(&other)),
+        match self.request_shared(frame).await {
+            (Ok(Body::Receipt { receipt }), _) => Ok(receipt),
+            (Ok(other), frame) => Err((unexpected(&other), frame)),
+            (Err(e), frame) => Err((e, frame)),
         }
     }
 

@@ -178,21 +178,40 @@ pub struct Placer<'a> {
 impl<'a> Placer<'a> {
     /// `held`: workers holding healthy shards of the chunk (empty for an upload); `total`: k + m.
     pub fn new(candidates: &'a [Candidate], held: &[Candidate], total: usize) -> Result<Self, PlacementError> {
-        let everyone = || candidates.iter().chain(held);
-        if everyone().count() < total {
+        let everyone = candidates.len() + held.len();
+        if everyone < total {
             return Err(PlacementError::NotEnoughWorkers {
-                have: everyone().count(),
+                have: everyone,
                 need: total,
             });
         }
+        Self::build(candidates, held, total, total)
+    }
+
+    /// [`Placer::new`] for a network that may be too small for the whole chunk: the caps are
+    /// those of placing as many shards as there are workers (at most `total`), so the shards
+    /// that fit go where the rules allow and [`Placer::place`] refuses the rest. An upload whose
+    /// workers failed places what it can this way (the rest are left for repair).
+    pub fn partial(candidates: &'a [Candidate], held: &[Candidate], total: usize) -> Result<Self, PlacementError> {
+        Self::build(candidates, held, total, total.min(candidates.len() + held.len()))
+    }
+
+    /// The caps for `placeable` shards of a chunk of `total`.
+    fn build(
+        candidates: &'a [Candidate],
+        held: &[Candidate],
+        total: usize,
+        placeable: usize,
+    ) -> Result<Self, PlacementError> {
+        let everyone = || candidates.iter().chain(held);
         let (zones, zone_sizes) = sizes(everyone().map(|c| c.zone.clone()));
         let (operators, operator_sizes) = sizes(everyone().map(Candidate::operator_domain));
         let not_enough = || PlacementError::NotEnoughWorkers {
             have: everyone().count(),
             need: total,
         };
-        let zone_cap = domain_cap(&zone_sizes, total).ok_or_else(not_enough)?;
-        let operator_cap = domain_cap(&operator_sizes, total).ok_or_else(not_enough)?;
+        let zone_cap = domain_cap(&zone_sizes, placeable).ok_or_else(not_enough)?;
+        let operator_cap = domain_cap(&operator_sizes, placeable).ok_or_else(not_enough)?;
         let mut zone_held = vec![0; zone_sizes.len()];
         let mut operator_held = vec![0; operator_sizes.len()];
         for h in held {

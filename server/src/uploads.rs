@@ -9,6 +9,12 @@
 //! account's quota while the upload is open, so open uploads can never be granted more storage
 //! than the account has; an account has at most [`MAX_OPEN_UPLOADS`] open.
 //!
+//! **Replan**: when a worker refuses, times out or disconnects mid-upload, the client names it
+//! and the chunks still waiting on it; the server places those shards again under the same rules
+//! (the chunk's other workers count towards the domain caps), issues put tokens for the workers
+//! chosen as new slots of the plan, and keeps the amended plan. The reservation does not change
+//! (the file's shards are as many as before); an upload may replan [`MAX_REPLANS`] times.
+//!
 //! **Cancel** (and expiry, [`crate::leases`]) gives the reservation back and **revokes** the
 //! upload's put tokens: each worker learns of it in its next heartbeat answer, refuses further
 //! puts under them and deletes the shards they stored (see `worker/src/admission.rs`).
@@ -23,12 +29,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, Replan, UploadPlan};
 use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
 use disktro_core::padding;
 use disktro_core::seal::TAG_LEN;
 use disktro_core::squeeze::Codec;
 use disktro_core::token::Receipt;
+use disktro_core::upload;
 use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
 
 use crate::context::Context;
@@ -48,6 +55,9 @@ pub const MAX_FILE_SIZE: u64 = 64 << 30;
 pub const MAX_COMMIT_BODY: usize = 64 << 20;
 /// Uploads one account may have open at once (each holds put budgets on workers).
 pub const MAX_OPEN_UPLOADS: u32 = 32;
+/// Replans one upload may make. Each moves every waiting shard of the workers named, so a few
+/// cover any real run of failures, and a client cannot gather put budgets without end.
+pub const MAX_REPLANS: i64 = 16;
 
 fn parse_hex<T: std::str::FromStr>(value: &str, code: ErrorCode, what: &str) -> Result<T, ServerError> {
     value
@@ -193,13 +203,29 @@ pub async fn begin(
         redundancy,
         chunk_size,
     };
-    if !uploads::create(&mut tx, &upload_hex, account_id, &row, needed, now, now + UPLOAD_TTL).await? {
+    let placement: Vec<Vec<u16>> = placement
+        .into_iter()
+        .map(|chunk| chunk.into_iter().map(|w| grant_of_worker[w]).collect())
+        .collect();
+    let stored_placement = uploads::encode_placement(&placement);
+    if !uploads::create(
+        &mut tx,
+        &upload_hex,
+        account_id,
+        &row,
+        &stored_placement,
+        needed,
+        now,
+        now + UPLOAD_TTL,
+    )
+    .await?
+    {
         return Err(ServerError::refused(
             ErrorCode::FileExists,
             "a file or upload with this id exists; pick another random id",
         ));
     }
-    uploads::record_grants(&mut tx, &upload_hex, &grants).await?;
+    uploads::record_grants(&mut tx, &upload_hex, 0, &grants).await?;
     tx.commit().await?;
 
     Ok(UploadPlan {
@@ -211,10 +237,7 @@ pub async fn begin(
         chunk_count: count,
         expires_at: now + UPLOAD_TTL,
         nodes: grants,
-        placement: placement
-            .into_iter()
-            .map(|chunk| chunk.into_iter().map(|w| grant_of_worker[w]).collect())
-            .collect(),
+        placement,
     })
 }
 
@@ -225,27 +248,259 @@ async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<U
         .ok_or_else(upload_not_found)
 }
 
-/// Fresh put tokens for every worker of an upload in progress: same workers, same serials (so
-/// the workers count what was spent already against the same budgets), later expiry.
+/// Fresh put tokens for every slot of an upload in progress, in slot order: same workers, same
+/// serials (so the workers count what was spent already against the same budgets), later expiry.
 pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<Vec<PutGrant>, ServerError> {
     upload(ctx, account_id, id, now).await?;
+    let grants = fresh_grants(ctx, id, &uploads::grant_targets(&ctx.db, id).await?, now)?;
+    let mut tx = ctx.db.begin_write().await?;
+    uploads::record_grants(&mut tx, id, 0, &grants).await?;
+    tx.commit().await?;
+    Ok(grants)
+}
+
+/// New tokens for the put grants `targets` hold, expiring an hour from `now`.
+fn fresh_grants(
+    ctx: &Context,
+    upload_hex: &str,
+    targets: &[uploads::GrantTarget],
+    now: i64,
+) -> Result<Vec<PutGrant>, ServerError> {
+    let upload_id: [u8; 16] = disktro_core::ids::from_hex(upload_hex).map_err(|_| upload_not_found())?;
+    targets
+        .iter()
+        .map(|t| grants::put(&ctx.key, t.node_id, &t.url, upload_id, t.serial, t.budget, now))
+        .collect()
+}
+
+/// A chunk and, per shard index that moves, the worker it goes to (`None`: left unplaced).
+type ChunkMoves = (u64, Vec<(usize, Option<usize>)>);
+
+/// Where the failed workers' waiting shards go: per chunk of `chunks` (sorted, in the plan),
+/// each shard index that moves and the writable worker (an index into `workers`) it goes to, or
+/// `None` when no worker may take it (it is left unplaced, for repair). The chunk's other slots
+/// count towards the domain caps and are never chosen again; a chunk would keep fewer than
+/// [`upload::min_stored`] shards is refused.
+fn replace_failed(
+    up: &UploadRow,
+    placement: &[Vec<u16>],
+    slots: &[Candidate],
+    failed: &HashSet<NodeId>,
+    workers: &[Candidate],
+    chunks: &[u64],
+) -> Result<Vec<ChunkMoves>, ServerError> {
+    let total = up.redundancy.total();
+    let may_leave = total - upload::min_stored(up.redundancy);
+    let mut moves = Vec::new();
+    for &c in chunks {
+        let row = &placement[usize::try_from(c).map_err(|_| ServerError::internal("chunk index"))?];
+        let mut held = Vec::with_capacity(total);
+        let mut lost = Vec::new();
+        let mut unplaced = 0;
+        for (index, &s) in row.iter().enumerate() {
+            if s & upload::UNPLACED != 0 {
+                unplaced += 1;
+                continue;
+            }
+            let node = slots
+                .get(usize::from(s))
+                .ok_or_else(|| ServerError::internal("a plan slot without a token"))?;
+            if failed.contains(&node.node_id) {
+                lost.push(index);
+            } else {
+                held.push(node.clone());
+            }
+        }
+        if lost.is_empty() {
+            continue;
+        }
+        let candidates: Vec<Candidate> = workers
+            .iter()
+            .filter(|w| !held.iter().any(|h| h.node_id == w.node_id))
+            .cloned()
+            .collect();
+        // As many as the rules let go somewhere; the rest stay unplaced, within the allowance.
+        let mut placed = lost.len();
+        let chosen = loop {
+            let attempt = placement::Placer::partial(&candidates, &held, total)
+                .and_then(|p| p.place(&up.file_id, c, &lost[..placed]));
+            match attempt {
+                Ok(chosen) => break chosen,
+                Err(_) if placed > 0 => placed -= 1,
+                Err(e) => {
+                    return Err(ServerError::refused(
+                        ErrorCode::NotEnoughWorkers,
+                        format!("cannot place chunk {c} again: {e}"),
+                    ));
+                }
+            }
+        };
+        if unplaced + lost.len() - placed > may_leave {
+            return Err(ServerError::refused(
+                ErrorCode::NotEnoughWorkers,
+                format!(
+                    "too few workers are left to store chunk {c}: it needs {} of its {total} shards stored",
+                    upload::min_stored(up.redundancy)
+                ),
+            ));
+        }
+        let mut chunk_moves: Vec<(usize, Option<usize>)> = lost[..placed]
+            .iter()
+            .zip(chosen)
+            .map(|(&index, i)| {
+                let w = workers
+                    .iter()
+                    .position(|w| w.node_id == candidates[i].node_id)
+                    .expect("a candidate is a worker");
+                (index, Some(w))
+            })
+            .collect();
+        chunk_moves.extend(lost[placed..].iter().map(|&index| (index, None)));
+        moves.push((c, chunk_moves));
+    }
+    Ok(moves)
+}
+
+/// Place again the shards that `req.failed` workers were to store for `req.chunks`: see the
+/// module's **Replan**. Answers the whole amended plan with fresh tokens for every slot.
+pub async fn replan(
+    ctx: &Arc<Context>,
+    account_id: &str,
+    id: &str,
+    req: Replan,
+    now: i64,
+) -> Result<UploadPlan, ServerError> {
+    let up = upload(ctx, account_id, id, now).await?;
+    let total = up.redundancy.total();
+    let plan = uploads::plan(&ctx.db, account_id, id, total).await?.ok_or_else(|| {
+        ServerError::refused(
+            ErrorCode::InvalidField,
+            "this upload began before failed workers could be replaced: cancel it and upload again",
+        )
+    })?;
+    if plan.replans >= MAX_REPLANS {
+        return Err(ServerError::refused(
+            ErrorCode::TooManyReplans,
+            format!("an upload may replace failed workers {MAX_REPLANS} times; cancel it and upload again"),
+        ));
+    }
+    let targets = uploads::grant_targets(&ctx.db, id).await?;
+    if req.failed.is_empty() || req.failed.len() > targets.len() {
+        return Err(bad(
+            ErrorCode::InvalidField,
+            "failed must name from one to all of the upload's workers",
+        ));
+    }
+    let failed: HashSet<NodeId> = req.failed.iter().copied().collect();
+    if let Some(stranger) = failed.iter().find(|f| !targets.iter().any(|t| t.node_id == **f)) {
+        return Err(bad(
+            ErrorCode::InvalidField,
+            format!("worker {} is not a worker of this upload", stranger.to_hex()),
+        ));
+    }
+    let mut chunks = req.chunks;
+    chunks.sort_unstable();
+    chunks.dedup();
+    if chunks.last().is_some_and(|&c| c >= plan.placement.len() as u64) {
+        return Err(bad(
+            ErrorCode::InvalidField,
+            "chunks names a chunk the upload does not have",
+        ));
+    }
+
+    let max_shard = largest_shard(u64::from(up.chunk_size), up.chunk_size, up.redundancy, 0);
+    let workers: Vec<nodes::Writable> = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, to_i64(max_shard))
+        .await?
+        .into_iter()
+        .filter(|w| !failed.contains(&w.node_id))
+        .collect();
+    let slots: Vec<Candidate> = targets
+        .iter()
+        .map(|t| Candidate {
+            node_id: t.node_id,
+            zone: t.zone.clone(),
+            operator: t.operator.clone(),
+        })
+        .collect();
+    let candidates: Vec<Candidate> = workers.iter().map(Candidate::from).collect();
+    let mut placement = plan.placement;
+    let (row, moved) = {
+        let (up, placement, failed) = (up.clone(), placement.clone(), failed.clone());
+        tokio::task::spawn_blocking(move || {
+            replace_failed(&up, &placement, &slots, &failed, &candidates, &chunks).map(|m| (up, m))
+        })
+        .await
+        .map_err(|_| ServerError::internal("placement task"))??
+    };
+
+    // One new slot per worker chosen, budgeted for the shards it now takes at their largest.
+    let mut new_slot_of_worker: HashMap<usize, usize> = HashMap::new();
+    let mut budgets: Vec<(usize, u64)> = Vec::new();
+    for (c, shards) in &moved {
+        let at = usize::try_from(*c).map_err(|_| ServerError::internal("chunk index"))?;
+        let largest = largest_shard(row.size, row.chunk_size, row.redundancy, *c);
+        for &(index, w) in shards {
+            let Some(w) = w else {
+                placement[at][index] |= upload::UNPLACED;
+                continue;
+            };
+            let next = targets.len() + budgets.len();
+            let slot = *new_slot_of_worker.entry(w).or_insert_with(|| {
+                budgets.push((w, 0));
+                next
+            });
+            budgets[slot - targets.len()].1 += largest;
+            placement[at][index] =
+                u16::try_from(slot).map_err(|_| ServerError::internal("more than 65,536 slots in a plan"))?;
+        }
+    }
     let upload_id: [u8; 16] = disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
-    let mut grants = Vec::new();
-    for target in uploads::grant_targets(&ctx.db, id).await? {
-        grants.push(grants::put(
+    let mut added = Vec::with_capacity(budgets.len());
+    for &(w, budget) in &budgets {
+        let worker = &workers[w];
+        added.push(grants::put(
             &ctx.key,
-            target.node_id,
-            &target.url,
+            worker.node_id,
+            &worker.url,
             upload_id,
-            target.serial,
-            target.budget,
+            Serial::random(),
+            budget,
             now,
         )?);
     }
+    let renewed = fresh_grants(ctx, id, &targets, now)?;
+
     let mut tx = ctx.db.begin_write().await?;
-    uploads::record_grants(&mut tx, id, &grants).await?;
+    if !uploads::amend_plan(&mut tx, id, &placement, plan.replans).await? {
+        return Err(bad(
+            ErrorCode::ChangedMeanwhile,
+            "another replan of this upload came first; ask again",
+        ));
+    }
+    uploads::record_grants(&mut tx, id, 0, &renewed).await?;
+    uploads::record_grants(&mut tx, id, targets.len(), &added).await?;
     tx.commit().await?;
-    Ok(grants)
+    tracing::info!(
+        upload = id,
+        failed = failed.len(),
+        chunks = moved.len(),
+        workers = added.len(),
+        "upload replanned"
+    );
+
+    let mut nodes = renewed;
+    nodes.extend(added);
+    Ok(UploadPlan {
+        upload_id: id.to_owned(),
+        file_id: row.file_id,
+        data_shards: row.redundancy.data,
+        parity_shards: row.redundancy.parity,
+        chunk_size: row.chunk_size,
+        chunk_count: placement.len() as u64,
+        expires_at: plan.expires_at,
+        nodes,
+        placement,
+    })
 }
 
 /// Abandon an upload: its reservation is given back and its put tokens revoked (the workers
@@ -263,8 +518,19 @@ fn bad(code: ErrorCode, message: impl Into<String>) -> ServerError {
     ServerError::refused(code, message)
 }
 
+/// What a commit records: the manifest, a row per shard, and the rows of shards left unplaced by
+/// a replan (recorded lost on the worker that failed, for repair to restore).
+#[derive(Debug)]
+pub struct Checked {
+    pub signed: SignedManifest,
+    pub rows: Vec<ShardRow>,
+    pub unplaced: Vec<ShardRow>,
+}
+
 /// Every check of a commit that needs no database: signature, owner, shape, receipts. Pure, so
 /// each rule is unit-tested below; [`commit`] gathers its inputs and records what it returns.
+/// `unplaced` names the shards (chunk, index) a replan left without a worker, and the worker that
+/// had failed them: those need no receipt.
 pub fn check_commit(
     up: &UploadRow,
     owner: &PublicKey,
@@ -272,7 +538,8 @@ pub fn check_commit(
     receipts: &[Vec<u8>],
     node_keys: &HashMap<NodeId, PublicKey>,
     serials: &HashMap<Serial, NodeId>,
-) -> Result<(SignedManifest, Vec<ShardRow>), ServerError> {
+    unplaced: &HashMap<(u64, usize), NodeId>,
+) -> Result<Checked, ServerError> {
     let signed = SignedManifest::decode(manifest)
         .map_err(|e| bad(ErrorCode::BadManifest, format!("the manifest is not valid: {e}")))?;
     if signed.owner() != owner {
@@ -340,15 +607,29 @@ pub fn check_commit(
     }
 
     let mut rows = Vec::with_capacity(m.chunks.len() * total);
+    let mut left = Vec::new();
     for (c, chunk) in m.chunks.iter().enumerate() {
         let expected = m.redundancy.shard_len(chunk.sealed_len as usize);
         let mut used: HashSet<NodeId> = HashSet::with_capacity(total);
+        let mut stored = 0;
         for (index, shard) in chunk.shards.iter().enumerate() {
             let holder = held
                 .get(shard)
                 .into_iter()
                 .flatten()
                 .find(|(node, size)| *size as usize == expected && !used.contains(node));
+            if holder.is_none()
+                && let Some(&node) = unplaced.get(&(c as u64, index))
+            {
+                left.push(ShardRow {
+                    chunk: c as u64,
+                    index,
+                    shard: *shard,
+                    node,
+                    size: u32::try_from(expected).map_err(|_| bad(ErrorCode::BadManifest, "a shard over 4 GiB"))?,
+                });
+                continue;
+            }
             let Some(&(node, size)) = holder else {
                 return Err(bad(
                     ErrorCode::MissingReceipt,
@@ -358,6 +639,7 @@ pub fn check_commit(
                 ));
             };
             used.insert(node);
+            stored += 1;
             rows.push(ShardRow {
                 chunk: c as u64,
                 index,
@@ -366,8 +648,48 @@ pub fn check_commit(
                 size,
             });
         }
+        if stored < upload::min_stored(m.redundancy) {
+            return Err(bad(
+                ErrorCode::MissingReceipt,
+                format!(
+                    "chunk {c} has {stored} shards stored; it needs {}",
+                    upload::min_stored(m.redundancy)
+                ),
+            ));
+        }
     }
-    Ok((signed, rows))
+    rows.extend(left.iter().cloned());
+    Ok(Checked {
+        signed,
+        rows,
+        unplaced: left,
+    })
+}
+
+/// The shards of upload `id` a replan left unplaced, with the worker that had failed each.
+async fn unplaced_shards(
+    ctx: &Context,
+    account_id: &str,
+    id: &str,
+    total: usize,
+) -> Result<HashMap<(u64, usize), NodeId>, ServerError> {
+    let Some(plan) = uploads::plan(&ctx.db, account_id, id, total).await? else {
+        return Ok(HashMap::new());
+    };
+    if !plan.placement.iter().flatten().any(|s| s & upload::UNPLACED != 0) {
+        return Ok(HashMap::new());
+    }
+    let slots = uploads::grant_targets(&ctx.db, id).await?;
+    let mut out = HashMap::new();
+    for (c, row) in plan.placement.iter().enumerate() {
+        for (index, &s) in row.iter().enumerate().filter(|(_, s)| **s & upload::UNPLACED != 0) {
+            let node = slots
+                .get(usize::from(s & !upload::UNPLACED))
+                .ok_or_else(|| ServerError::internal("an unplaced shard's slot has no token"))?;
+            out.insert((c as u64, index), node.node_id);
+        }
+    }
+    Ok(out)
 }
 
 /// Commit an upload: check everything, then record the file in one transaction.
@@ -402,13 +724,15 @@ pub async fn commit(
     let owner = store::accounts::owner_key(&ctx.db, account_id).await?;
     let node_keys = nodes::keys(&ctx.db).await?;
     let serials = uploads::serials(&ctx.db, id).await?;
+    let unplaced = unplaced_shards(ctx, account_id, id, up.redundancy.total()).await?;
     // The class the upload began with is the file's size as the server knows it.
     let up_size = up.size;
     // Signature checks are CPU work (one per shard): off the async threads.
-    let (signed, rows) =
-        tokio::task::spawn_blocking(move || check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials))
-            .await
-            .map_err(|_| ServerError::internal("commit check task"))??;
+    let Checked { signed, rows, unplaced } = tokio::task::spawn_blocking(move || {
+        check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials, &unplaced)
+    })
+    .await
+    .map_err(|_| ServerError::internal("commit check task"))??;
     let m = signed.manifest();
     let stored = m.stored_size();
     let file_hex = m.file_id.to_hex();
@@ -441,8 +765,11 @@ pub async fn commit(
     )
     .await?;
     store::files::insert_shards(&mut tx, &file_hex, &rows, now).await?;
+    for row in &unplaced {
+        store::health::mark_lost(&mut tx, &row.node.to_hex(), &row.shard.to_hex(), "unplaced", now).await?;
+    }
     tx.commit().await?;
-    tracing::info!(file = %file_hex, chunks = m.chunks.len(), stored, "file committed");
+    tracing::info!(file = %file_hex, chunks = m.chunks.len(), stored, unplaced = unplaced.len(), "file committed");
 
     let total = m.redundancy.total() as u64;
     Ok(FileSummary {
@@ -488,6 +815,7 @@ mod tests {
         receipts: Vec<Vec<u8>>,
         node_keys: HashMap<NodeId, PublicKey>,
         serials: HashMap<Serial, NodeId>,
+        unplaced: HashMap<(u64, usize), NodeId>,
     }
 
     fn serial(i: usize) -> Serial {
@@ -552,6 +880,7 @@ mod tests {
             receipts,
             node_keys,
             serials,
+            unplaced: HashMap::new(),
         }
     }
 
@@ -563,8 +892,9 @@ mod tests {
             &c.receipts,
             &c.node_keys,
             &c.serials,
+            &c.unplaced,
         )
-        .map(|(_, rows)| rows)
+        .map(|checked| checked.rows)
         .map_err(|e| e.code())
     }
 
@@ -577,6 +907,44 @@ mod tests {
             assert_eq!((row.chunk, row.index), (0, i));
             assert_eq!(row.node, c.workers[i].public().node_id());
         }
+    }
+
+    /// Tried: the last two shards without receipts, a replan having left them unplaced (their
+    /// worker failed, none could take them); then three such shards.
+    /// Must hold: two are recorded on the failed worker as unplaced (repair restores them), the
+    /// rest where their receipts say; three would leave the chunk below min_stored (8 of 10) and
+    /// are refused as missing_receipt.
+    #[test]
+    fn shards_a_replan_left_unplaced_need_no_receipt_within_the_allowance() {
+        let mut c = case();
+        let gone = Keypair::generate().public().node_id();
+        c.receipts.truncate(8);
+        c.unplaced = HashMap::from([((0, 8), gone), ((0, 9), gone)]);
+        let checked = check_commit(
+            &c.up,
+            &c.owner.public(),
+            &c.manifest,
+            &c.receipts,
+            &c.node_keys,
+            &c.serials,
+            &c.unplaced,
+        )
+        .unwrap();
+        assert_eq!(checked.rows.len(), 10);
+        assert_eq!(
+            checked.unplaced.iter().map(|r| (r.index, r.node)).collect::<Vec<_>>(),
+            vec![(8, gone), (9, gone)]
+        );
+        assert!(
+            checked.rows[..8]
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.node == c.workers[i].public().node_id())
+        );
+
+        c.receipts.truncate(7);
+        c.unplaced.insert((0, 7), gone);
+        assert_eq!(check(&c), Err(ErrorCode::MissingReceipt));
     }
 
     #[test]

@@ -1732,3 +1732,114 @@ async fn a_stalled_worker_costs_a_download_seconds_not_minutes() {
         "the download waited on the stalled worker for {took:?}"
     );
 }
+
+/// Tried: a 256 MiB upload (4 MiB chunks, 6 + 4) to 10 worker processes; once a quarter of it is
+/// stored, two of the workers are killed (SIGKILL) while shards are on the wire to them.
+/// Must hold: the upload completes: the killed workers' waiting shards are placed again by a
+/// replan, and since 8 workers cannot hold 10 shards of a chunk on distinct workers, those left
+/// without a worker are recorded lost ("unplaced") on the killed worker, at most 2 per chunk, for
+/// repair; the file downloads byte-identical; every chunk has 10 shard rows, at least 8 of them
+/// on live workers; nothing was stored on a killed worker after the kill.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_survives_two_workers_killed_mid_upload() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+    let mut workers: Vec<Worker> = (0..10).map(|_| Worker::start(&server.url, &[], None)).collect();
+    assert!(wait_online(&server.url, 10).await);
+    let a = account(&server.url).await;
+    let data = random_bytes(256 << 20, 91);
+    let meta = FileMetadata {
+        name: "survivor.bin".to_owned(),
+        mime: "application/octet-stream".to_owned(),
+        size: data.len() as u64,
+    };
+    let victims: Vec<u32> = workers[..2].iter().map(|w| w.child.id()).collect();
+    let killed_at = Mutex::new(None::<u64>);
+    let kill_when_a_quarter_is_stored = |p: disktro_client::upload::Progress| {
+        let mut killed = killed_at.lock().unwrap();
+        if killed.is_none() && p.bytes_done >= p.size / 4 {
+            for pid in &victims {
+                assert!(
+                    Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+            }
+            *killed = Some(p.bytes_done);
+        }
+    };
+    let uploaded = upload(
+        &a.api,
+        &a.me,
+        std::io::Cursor::new(data.clone()),
+        data.len() as u64,
+        &meta,
+        &UploadOptions::default(),
+        &kill_when_a_quarter_is_stored,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the upload failed after two workers were killed: {e}"));
+    let killed_at = killed_at.lock().unwrap().expect("the workers were killed mid-upload");
+    assert!(killed_at < data.len() as u64, "the kill came after the upload");
+    for w in &mut workers[..2] {
+        w.kill();
+    }
+    let id = uploaded.summary.file_id.to_hex();
+    assert!(get(&a, &id).await == data, "the download differs");
+
+    let pool = db(&db_case.url).await;
+    let killed: Vec<String> = workers[..2].iter().map(|w| w.node_id.clone()).collect();
+    let rows = sqlx::query("SELECT chunk, node_id, shard_id FROM file_shards WHERE file_id = $1")
+        .bind(&id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let lost: HashSet<(String, String)> = sqlx::query("SELECT node_id, shard_id, reason FROM corrupt_reports")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r.get::<String, _>("reason"), "unplaced");
+            (r.get("node_id"), r.get("shard_id"))
+        })
+        .collect();
+    let mut per_chunk: HashMap<i64, (usize, usize)> = HashMap::new();
+    for r in &rows {
+        let (node, shard): (String, String) = (r.get("node_id"), r.get("shard_id"));
+        let entry = per_chunk.entry(r.get::<i64, _>("chunk")).or_default();
+        entry.0 += 1;
+        if !killed.contains(&node) && !lost.contains(&(node.clone(), shard.clone())) {
+            entry.1 += 1;
+        }
+    }
+    assert_eq!(per_chunk.len(), 64);
+    for (chunk, (rows, live)) in &per_chunk {
+        assert_eq!(*rows, 10, "chunk {chunk}");
+        assert!(*live >= 8, "chunk {chunk} has {live} shards on live workers");
+    }
+    // Shards recorded on a killed worker and not reported lost were stored there (receipted)
+    // before the kill: the chunks before the kill point and the window in flight at most.
+    let on_killed_chunks: HashSet<i64> = rows
+        .iter()
+        .filter(|r| {
+            let (node, shard): (String, String) = (r.get("node_id"), r.get("shard_id"));
+            killed.contains(&node) && !lost.contains(&(node, shard))
+        })
+        .map(|r| r.get::<i64, _>("chunk"))
+        .collect();
+    let last_before_kill = (killed_at / (4 << 20)) as i64;
+    let in_flight = UploadOptions::default().chunks_in_flight as i64;
+    assert!(
+        on_killed_chunks.iter().all(|&c| c <= last_before_kill + in_flight),
+        "shards stored on killed workers in chunks {on_killed_chunks:?}, killed after chunk {last_before_kill}"
+    );
+    eprintln!(
+        "killed at {killed_at} bytes; {} shards left unplaced for repair",
+        lost.len()
+    );
+    pool.close().await;
+}

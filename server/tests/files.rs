@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use disktro_client::server::Server as Api;
 use disktro_client::upload::{UploadOptions, upload};
 use disktro_client::{ClientError, download};
 use disktro_core::api::Base64;
-use disktro_core::api::{BeginUpload, Commit, NewShare, ShareAccess, UploadPlan};
+use disktro_core::api::{BeginUpload, Commit, NewShare, Replan, ShareAccess, UploadPlan};
 use disktro_core::keys::{FileKey, KdfParams, Keypair, share_password_proof};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::padding;
@@ -399,6 +400,14 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
         );
         assert_eq!(
             api_code(&bob_api.cancel_upload(&plan.upload_id).await.unwrap_err()),
+            "upload_not_found"
+        );
+        let replan = Replan {
+            failed: vec![plan.nodes[0].node_id],
+            chunks: vec![0],
+        };
+        assert_eq!(
+            api_code(&bob_api.replan_upload(&plan.upload_id, &replan).await.unwrap_err()),
             "upload_not_found"
         );
         let commit = Commit {
@@ -1321,5 +1330,88 @@ async fn a_share_download_counts_when_it_is_done_not_when_it_starts() {
             .await
             .unwrap();
         assert!(out == data, "{}: the link given back downloads", db.backend);
+    }
+}
+
+/// Tried: a 4 + 2 upload of 3 chunks over 10 workers; replans naming no worker, a worker not of
+/// the upload, a chunk past the file; a worker of chunk 1 failed, with chunk 1 waiting on it;
+/// more replans than an upload may make.
+/// Must hold: the malformed ones are refused (invalid_field) and change nothing; the real one
+/// moves exactly that shard to a new slot at the end of `nodes` (a worker not in the chunk, with
+/// its own token), keeps every other slot and shard, and renews every token; the 17th replan is
+/// too_many_replans. (A commit after replans: `durability.rs`, two workers killed mid-upload.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replan_moves_only_the_failed_workers_waiting_shards() {
+    for db in databases().await {
+        let (_server, anon) = start_network(&db, &[]).await;
+        let (_me, api) = person(&anon, "ada@example.org").await;
+        let size = 3 * u64::from(CHUNK) - 10;
+        let plan = api
+            .begin_upload(&BeginUpload {
+                file_id: FileId::random().to_hex(),
+                size: padding::size_class(size, CHUNK),
+                data_shards: Some(4),
+                parity_shards: Some(2),
+                chunk_size: Some(CHUNK),
+            })
+            .await
+            .unwrap();
+        let failed = plan.nodes[usize::from(plan.placement[1][2])].node_id;
+        let ask = |failed: Vec<disktro_core::NodeId>, chunks: Vec<u64>| Replan { failed, chunks };
+        for (bad, why) in [
+            (ask(vec![], vec![1]), "no worker"),
+            (ask(vec![disktro_core::NodeId([7; 32])], vec![1]), "a stranger"),
+            (ask(vec![failed], vec![3]), "a chunk past the file"),
+        ] {
+            let e = api.replan_upload(&plan.upload_id, &bad).await.unwrap_err();
+            assert_eq!(api_code(&e), "invalid_field", "{}: {why}", db.backend);
+        }
+
+        let amended = api
+            .replan_upload(&plan.upload_id, &ask(vec![failed], vec![1]))
+            .await
+            .unwrap();
+        let old = plan.nodes.len();
+        assert_eq!(amended.nodes.len(), old + 1, "{}: one new slot", db.backend);
+        for (a, b) in amended.nodes.iter().zip(&plan.nodes) {
+            assert_eq!((a.serial, a.node_id), (b.serial, b.node_id));
+        }
+        let moved = &amended.nodes[old];
+        assert_ne!(moved.node_id, failed);
+        assert!(moved.budget > 0);
+        assert_eq!(usize::from(amended.placement[1][2]), old);
+        let chunk: Vec<_> = amended.placement[1]
+            .iter()
+            .map(|&s| amended.nodes[usize::from(s)].node_id)
+            .collect();
+        assert_eq!(
+            chunk.iter().collect::<HashSet<_>>().len(),
+            6,
+            "{}: one worker per shard",
+            db.backend
+        );
+        for c in [0, 2] {
+            assert_eq!(
+                amended.placement[c], plan.placement[c],
+                "{}: chunk {c} moved",
+                db.backend
+            );
+        }
+        for (i, &s) in amended.placement[1].iter().enumerate().filter(|(i, _)| *i != 2) {
+            assert_eq!(s, plan.placement[1][i]);
+        }
+
+        // 15 more replans (16 in all) are allowed, the next is not.
+        for _ in 0..15 {
+            api.replan_upload(&plan.upload_id, &ask(vec![failed], vec![1]))
+                .await
+                .unwrap();
+        }
+        let e = api
+            .replan_upload(&plan.upload_id, &ask(vec![failed], vec![1]))
+            .await
+            .unwrap_err();
+        assert_eq!((status(&e), api_code(&e)), (429, "too_many_replans"), "{}", db.backend);
+        api.cancel_upload(&plan.upload_id).await.unwrap();
     }
 }

@@ -346,6 +346,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/uploads", "post"),
         ("/uploads/{id}", "delete"),
         ("/uploads/{id}/renew", "post"),
+        ("/uploads/{id}/replan", "post"),
         ("/uploads/{id}/commit", "post"),
         ("/files", "get"),
         ("/files/{id}", "get"),

@@ -432,13 +432,21 @@ impl WorkerLink {
 
     /// Send a request encoded earlier with request id 0 (numbered here, in place) and wait for
     /// its answer.
-    pub async fn request_encoded(&self, mut bytes: Vec<u8>) -> Result<Body, Failure> {
+    pub async fn request_encoded(&self, bytes: Vec<u8>) -> Result<Body, Failure> {
+        self.request_kept(bytes).await.0
+    }
+
+    /// [`Self::request_encoded`], handing the request's bytes back whatever the outcome, so a
+    /// put that failed can be framed again for another worker.
+    async fn request_kept(&self, mut bytes: Vec<u8>) -> (Result<Body, Failure>, Vec<u8>) {
         let request_id = self.next_id.get();
         self.next_id.set(request_id.wrapping_add(1));
-        disktro_core::wire::number_frame(&mut bytes, request_id)?;
+        if let Err(e) = disktro_core::wire::number_frame(&mut bytes, request_id) {
+            return (Err(e.into()), bytes);
+        }
         while self.buffered() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {
-                return Err(Failure::Worker(reason));
+                return (Err(Failure::Worker(reason)), bytes);
             }
             js::sleep(2).await;
         }
@@ -446,16 +454,15 @@ impl WorkerLink {
         {
             let mut state = self.state.borrow_mut();
             if let Some(reason) = &state.closed {
-                return Err(Failure::Worker(reason.clone()));
+                return (Err(Failure::Worker(reason.clone())), bytes);
             }
             state.pending.insert(request_id, tx);
         }
         if let Err(e) = self.send(&bytes) {
             self.state.borrow_mut().pending.remove(&request_id);
-            return Err(e);
+            return (Err(e), bytes);
         }
-        drop(bytes);
-        match select(rx, Box::pin(js::sleep(REQUEST_TIMEOUT_MS))).await {
+        let outcome = match select(rx, Box::pin(js::sleep(REQUEST_TIMEOUT_MS))).await {
             Either::Left((Ok(Body::Error { code, message }), _)) => {
                 Err(Failure::Worker(format!("{message} ({code:?})")))
             }
@@ -470,29 +477,40 @@ impl WorkerLink {
                     REQUEST_TIMEOUT_MS / 1000
                 )))
             }
-        }
+        };
+        (outcome, bytes)
     }
 
     /// Store a shard framed by [`disktro_core::wire::encode_put`]; returns the worker's signed
-    /// receipt. The link's first put is preceded by a `Hello` with its token (a refused token is
-    /// this put's refusal): a worker reads no more than a small request from a connection
-    /// without a valid token.
-    pub async fn put_encoded(&self, frame: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    /// receipt, or the failure and the frame (to be framed again for another worker). The
+    /// link's first put is preceded by a `Hello` with its token (a refused token is this put's
+    /// refusal): a worker reads no more than a small request from a connection without a valid
+    /// token.
+    pub async fn put_kept(&self, frame: Vec<u8>) -> Result<Vec<u8>, (Failure, Vec<u8>)> {
         if !self.introduced.replace(true) {
             // Puts sent meanwhile wait at the worker until the hello's token verified.
-            let hello = disktro_core::wire::hello_for_put(&frame)?;
+            let hello = match disktro_core::wire::hello_for_put(&frame) {
+                Ok(hello) => hello,
+                Err(e) => return Err((e.into(), frame)),
+            };
             match self.request_encoded(hello).await {
                 Ok(Body::Welcome) => {}
-                Ok(_) => return Err(Failure::worker("the worker answered a hello with something else")),
+                Ok(_) => {
+                    return Err((
+                        Failure::worker("the worker answered a hello with something else"),
+                        frame,
+                    ));
+                }
                 Err(e) => {
                     self.introduced.set(false);
-                    return Err(e);
+                    return Err((e, frame));
                 }
             }
         }
-        match self.request_encoded(frame).await? {
-            Body::Receipt { receipt } => Ok(receipt),
-            _ => Err(Failure::worker("the worker answered a put with something else")),
+        match self.request_kept(frame).await {
+            (Ok(Body::Receipt { receipt }), _) => Ok(receipt),
+            (Ok(_), frame) => Err((Failure::worker("the worker answered a put with something else"), frame)),
+            (Err(e), frame) => Err((e, frame)),
         }
     }
 

@@ -3,21 +3,31 @@
 //! `disktro-core`, seal it through [`ChunkCipher`] (WebCrypto, one chunk ahead: the next is
 //! sealed while this one is sharded), shard it, and put every shard on
 //! the worker the server placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket
-//! per worker (owned by the socket relay's thread, see [`WorkerLink`]), each shard framed straight
-//! from its chunk's buffer, which is then reused. Then sign
-//! the manifest, seal the name and type, wrap the file key and commit. On any failure, or when
-//! cancelled, the upload is cancelled at the server.
+//! per worker (owned by the socket relay's thread, see [`WorkerLink`], opened on first use), each
+//! shard framed straight from its chunk's buffer, which is then reused. Then sign
+//! the manifest, seal the name and type, wrap the file key and commit.
+//!
+//! What goes where is the [`UploadSession`]'s to say (`disktro_core::upload`, the CLI's too): a
+//! worker that refuses, times out or disconnects is failed for the rest of the upload, the
+//! server places its waiting shards again (a replan) and they go to their new workers from the
+//! frames the failed puts handed back. When the upload cannot go on, or is cancelled, it is
+//! cancelled at the server.
 
 use crate::browser::Failure;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use disktro_core::api::{Base64, BeginUpload, Commit, FileSummary, PutGrant, UploadPlan};
+use std::collections::HashMap;
+
+use disktro_core::api::{BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::{FileMetadata, MAX_MIME_LEN};
-use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy, StagedChunk};
+use disktro_core::upload::{Next, UNPLACED, UploadSession};
+use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, NodeId, Redundancy, StagedChunk};
 use futures_channel::mpsc;
 use futures_util::StreamExt as _;
+use futures_util::future::{FutureExt as _, LocalBoxFuture, Shared};
+use futures_util::lock::Mutex;
 use wasm_bindgen_futures::JsFuture;
 
 use super::api::Api;
@@ -42,48 +52,108 @@ pub struct Progress {
     pub shards_total: u64,
 }
 
-/// Put tokens in the plan's node order, renewable.
-struct Tokens {
-    upload_id: String,
-    node_ids: Vec<disktro_core::NodeId>,
-    tokens: Vec<Rc<Vec<u8>>>,
-    expires_at: f64,
+/// A shard's frame while its chunk is on the wire.
+enum Framed {
+    /// Framed for `slot`, not sent yet.
+    Ready { slot: usize, frame: Vec<u8> },
+    /// Sent and failed: the frame as it went, to be framed again for another worker.
+    Returned(Vec<u8>),
+    /// Stored: its receipt is in the session.
+    Stored,
 }
 
-impl Tokens {
-    fn new(plan: &UploadPlan) -> Result<Self, Failure> {
-        let mut t = Self {
-            upload_id: plan.upload_id.clone(),
-            node_ids: plan.nodes.iter().map(|n| n.node_id).collect(),
-            tokens: Vec::new(),
-            expires_at: 0.0,
+/// A connection being opened or open, shared by the chunks that need it.
+type Connecting = Shared<LocalBoxFuture<'static, Result<Rc<WorkerLink>, String>>>;
+
+/// The sending side of an upload: the session, a link per worker (opened on first use), and
+/// the server for replans and renewals.
+struct Sender {
+    api: Api,
+    upload_id: String,
+    session: RefCell<UploadSession>,
+    links: RefCell<HashMap<NodeId, Connecting>>,
+    /// One replan or renewal at a time: the chunks that wait on it all see its result.
+    asking: Mutex<()>,
+}
+
+impl Sender {
+    /// The link to the worker of `slot`, opened on first use; an error names the worker.
+    async fn link(&self, slot: usize) -> Result<Rc<WorkerLink>, String> {
+        let (node, url) = {
+            let session = self.session.borrow();
+            let grant = session.grant(slot);
+            (grant.node_id, grant.url.clone())
         };
-        t.set(&plan.nodes)?;
-        Ok(t)
+        let connecting = self
+            .links
+            .borrow_mut()
+            .entry(node)
+            .or_insert_with(|| {
+                async move {
+                    WorkerLink::connect(&url, Socket::Relayed)
+                        .await
+                        .map_err(|e| format!("cannot reach worker {url}: {e}"))
+                }
+                .boxed_local()
+                .shared()
+            })
+            .clone();
+        connecting.await
     }
 
-    fn set(&mut self, grants: &[PutGrant]) -> Result<(), Failure> {
-        let mut tokens = Vec::with_capacity(self.node_ids.len());
-        for id in &self.node_ids {
-            let grant = grants
-                .iter()
-                .find(|g| &g.node_id == id)
-                .ok_or_else(|| Failure::invalid("the server left out a worker of the upload"))?;
-            tokens.push(Rc::new(grant.token.to_vec()));
-        }
-        self.tokens = tokens;
-        self.expires_at = grants.iter().map(|g| g.expires_at).min().unwrap_or(0) as f64;
-        Ok(())
-    }
-
-    async fn renew_if_due(&mut self, api: &Api) -> Result<(), Failure> {
-        if js_sys::Date::now() / 1000.0 + RENEW_MARGIN_SECS < self.expires_at {
+    /// Fresh tokens for every slot when the first nears expiry.
+    async fn renew_if_due(&self) -> Result<(), Failure> {
+        let due =
+            || js_sys::Date::now() / 1000.0 + RENEW_MARGIN_SECS >= self.session.borrow().tokens_expire_at() as f64;
+        if !due() {
             return Ok(());
         }
-        let fresh: Vec<PutGrant> = api
+        let _one = self.asking.lock().await;
+        if !due() {
+            return Ok(());
+        }
+        let fresh: Vec<PutGrant> = self
+            .api
             .post(&format!("/uploads/{}/renew", self.upload_id), &serde_json::json!({}))
             .await?;
-        self.set(&fresh)
+        self.session
+            .borrow_mut()
+            .renew(fresh)
+            .map_err(|e| Failure::Invalid(e.to_string()))
+    }
+
+    /// Have the server place again the shards waiting on failed workers, unless another
+    /// chunk's replan did already.
+    async fn replan(&self) -> Result<(), Failure> {
+        let _one = self.asking.lock().await;
+        let Some(request) = self.session.borrow().replan_request() else {
+            return Ok(());
+        };
+        let answer: Result<UploadPlan, _> = self
+            .api
+            .post(&format!("/uploads/{}/replan", self.upload_id), &request)
+            .await;
+        let plan = match answer {
+            Ok(plan) => plan,
+            // The worker's failure is the news; the server's refusal says why it ends there.
+            Err(e) if e.code == Some(ErrorCode::NotEnoughWorkers) => {
+                let failure = self
+                    .session
+                    .borrow()
+                    .last_failure()
+                    .unwrap_or("a worker failed")
+                    .to_owned();
+                return Err(Failure::Worker(format!(
+                    "{failure}; no other worker could take its shards ({})",
+                    e.message
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.session
+            .borrow_mut()
+            .apply_plan(plan)
+            .map_err(|e| Failure::Invalid(e.to_string()))
     }
 }
 
@@ -162,10 +232,13 @@ async fn send_and_commit(
     let mut encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
         .map_err(|e| Failure::Invalid(format!("the server chose an impossible chunk size: {e}")))?;
     let cipher = ChunkCipher::new(file_key, &file_id, Engine::WebCrypto).await?;
-    let mut tokens = Tokens::new(plan)?;
-    let links = connect_all(plan.nodes.iter().map(|n| n.url.as_str()), Socket::Relayed).await;
-    let links: Rc<Vec<Rc<WorkerLink>>> = Rc::new(links.into_iter().collect::<Result<_, _>>()?);
-    let placement = Rc::new(plan.placement.clone());
+    let sender = Rc::new(Sender {
+        api: api.clone(),
+        upload_id: plan.upload_id.clone(),
+        session: RefCell::new(UploadSession::new(plan.clone()).map_err(|e| Failure::Invalid(e.to_string()))?),
+        links: RefCell::default(),
+        asking: Mutex::new(()),
+    });
 
     let shards_total = plan.chunk_count * redundancy.total() as u64;
     let state = Rc::new(RefCell::new(Progress {
@@ -173,12 +246,11 @@ async fn send_and_commit(
         shards_total,
         ..Progress::default()
     }));
-    let (done_tx, mut done_rx) = mpsc::unbounded::<Result<Vec<Base64>, Failure>>();
+    let (done_tx, mut done_rx) = mpsc::unbounded::<Result<(), Failure>>();
     // Shard buffers come back once framed, for the next chunks (as in the CLI): the WebAssembly
     // memory, which never shrinks, then holds a few chunk buffers instead of one per chunk.
     let (recycle_tx, mut recycle_rx) = mpsc::unbounded::<Vec<u8>>();
     let mut in_flight = 0usize;
-    let mut receipts: Vec<Base64> = Vec::with_capacity(usize::try_from(shards_total).unwrap_or(0));
     let chunk_size = u64::from(plan.chunk_size);
 
     let chunk_count = plan.chunk_count.max(1);
@@ -210,24 +282,14 @@ async fn send_and_commit(
         let chunk = encoder.complete(staged, sealed)?;
         // Wait for room, collecting what finished.
         while in_flight >= CHUNKS_IN_FLIGHT {
-            receipts.extend(
-                done_rx
-                    .next()
-                    .await
-                    .ok_or_else(|| Failure::browser("a sender stopped"))??,
-            );
+            done_rx
+                .next()
+                .await
+                .ok_or_else(|| Failure::browser("a sender stopped"))??;
             in_flight -= 1;
             progress(*state.borrow());
         }
-        tokens.renew_if_due(api).await?;
-        let job = send_chunk(
-            Rc::clone(&links),
-            Rc::clone(&placement),
-            tokens.tokens.clone(),
-            chunk,
-            Rc::clone(&state),
-            recycle_tx.clone(),
-        );
+        let job = send_chunk(Rc::clone(&sender), chunk, Rc::clone(&state), recycle_tx.clone());
         let tx = done_tx.clone();
         in_flight += 1;
         wasm_bindgen_futures::spawn_local(async move {
@@ -235,18 +297,21 @@ async fn send_and_commit(
         });
     }
     while in_flight > 0 {
-        receipts.extend(
-            done_rx
-                .next()
-                .await
-                .ok_or_else(|| Failure::browser("a sender stopped"))??,
-        );
+        done_rx
+            .next()
+            .await
+            .ok_or_else(|| Failure::browser("a sender stopped"))??;
         in_flight -= 1;
         progress(*state.borrow());
     }
     if cancelled.get() {
         return Err(Failure::Cancelled);
     }
+    let receipts = sender
+        .session
+        .borrow_mut()
+        .take_receipts()
+        .map_err(|e| Failure::Invalid(e.to_string()))?;
 
     let manifest = encoder.into_manifest()?;
     let commit = Commit::new(manifest, &me.keys.identity, file_key, sealed_metadata, receipts)
@@ -345,50 +410,86 @@ impl<'a> ChunkReader<'a> {
     }
 }
 
-/// Put every shard of one chunk on its placed worker, in parallel; returns the receipts. The
-/// shards are framed straight from the chunk's buffer, which then goes back to the encoder
-/// through `recycle` while the receipts are awaited.
+/// Put every shard of one chunk on its worker, in parallel, moving shards whose worker fails
+/// until each has a receipt. The shards are framed straight from the chunk's buffer, which then
+/// goes back to the encoder through `recycle` while the receipts are awaited.
 async fn send_chunk(
-    links: Rc<Vec<Rc<WorkerLink>>>,
-    placement: Rc<Vec<Vec<u16>>>,
-    tokens: Vec<Rc<Vec<u8>>>,
+    sender: Rc<Sender>,
     chunk: EncodedChunk,
     state: Rc<RefCell<Progress>>,
     recycle: mpsc::UnboundedSender<Vec<u8>>,
-) -> Result<Vec<Base64>, Failure> {
-    let index = usize::try_from(chunk.index).map_err(|_| Failure::browser("chunk index"))?;
-    let places = placement
-        .get(index)
-        .ok_or_else(|| Failure::Invalid(format!("the plan has no placement for chunk {index}")))?;
+) -> Result<(), Failure> {
+    let c = chunk.index;
     let plain_len = u64::from(chunk.plain_len);
-    let mut frames = Vec::with_capacity(chunk.shards.ids().len());
-    for (i, (id, bytes)) in chunk.shards.iter().enumerate() {
-        let node = places
-            .get(i)
-            .map(|n| usize::from(*n))
-            .ok_or_else(|| Failure::Invalid(format!("the plan has no worker for shard {i} of chunk {index}")))?;
-        let (link, token) = links
-            .get(node)
-            .zip(tokens.get(node))
-            .ok_or_else(|| Failure::invalid("the plan names a worker it did not grant"))?;
-        let frame = disktro_core::wire::encode_put(token, &id, bytes)?;
-        frames.push((i, Rc::clone(link), frame));
-    }
-    let _ = recycle.unbounded_send(chunk.shards.into_buffer());
-    let puts = frames.into_iter().map(|(i, link, frame)| {
-        let state = Rc::clone(&state);
-        async move {
-            let receipt = link.put_encoded(frame).await.map_err(|e| {
-                Failure::Worker(format!(
-                    "worker {} did not store shard {i} of chunk {index}: {e}",
-                    link.url
-                ))
-            })?;
-            state.borrow_mut().shards_done += 1;
-            Ok::<Base64, Failure>(Base64::new(receipt))
+    sender.renew_if_due().await?;
+    let mut framed = {
+        let session = sender.session.borrow();
+        let row = session
+            .plan()
+            .placement
+            .get(usize::try_from(c).unwrap_or(usize::MAX))
+            .ok_or_else(|| Failure::Invalid(format!("the plan has no placement for chunk {c}")))?;
+        let mut framed = Vec::with_capacity(row.len());
+        for ((id, bytes), &slot) in chunk.shards.iter().zip(row) {
+            let slot = usize::from(slot & !UNPLACED);
+            let frame = disktro_core::wire::encode_put(&session.grant(slot).token, &id, bytes)?;
+            framed.push(Framed::Ready { slot, frame });
         }
-    });
-    let receipts = futures_util::future::try_join_all(puts).await?;
+        framed
+    };
+    let _ = recycle.unbounded_send(chunk.shards.into_buffer());
+    loop {
+        sender.renew_if_due().await?;
+        let next = sender.session.borrow().next_puts(c);
+        let puts = match next {
+            Next::Done => break,
+            Next::Replan => {
+                sender.replan().await?;
+                continue;
+            }
+            Next::Send(puts) => puts,
+        };
+        let mut jobs = Vec::with_capacity(puts.len());
+        for put in puts {
+            let token = sender.session.borrow().grant(put.slot).token.to_vec();
+            let frame = match std::mem::replace(&mut framed[put.index], Framed::Stored) {
+                Framed::Ready { slot, frame } if slot == put.slot => frame,
+                Framed::Ready { frame, .. } | Framed::Returned(frame) => {
+                    disktro_core::wire::reframe_put(&frame, &token)?
+                }
+                Framed::Stored => {
+                    return Err(Failure::browser(format!(
+                        "shard {} of chunk {c} was stored yet has no receipt",
+                        put.index
+                    )));
+                }
+            };
+            let sender = Rc::clone(&sender);
+            jobs.push(async move {
+                let outcome = match sender.link(put.slot).await {
+                    Ok(link) => link.put_kept(frame).await.map_err(|(e, sent)| (e.to_string(), sent)),
+                    Err(reason) => Err((reason, frame)),
+                };
+                (put, outcome)
+            });
+        }
+        for (put, outcome) in futures_util::future::join_all(jobs).await {
+            match outcome {
+                Ok(receipt) => {
+                    sender.session.borrow_mut().on_receipt(c, put.index, receipt);
+                    state.borrow_mut().shards_done += 1;
+                }
+                Err((reason, sent)) => {
+                    framed[put.index] = Framed::Returned(sent);
+                    let mut session = sender.session.borrow_mut();
+                    let url = session.grant(put.slot).url.clone();
+                    session
+                        .on_failure(c, put.index, put.slot, &format!("worker {url}: {reason}"))
+                        .map_err(|e| Failure::Worker(e.to_string()))?;
+                }
+            }
+        }
+    }
     state.borrow_mut().bytes_done += plain_len;
-    Ok(receipts)
+    Ok(())
 }

@@ -139,6 +139,8 @@ pub enum ErrorCode {
     TooManyAttempts,
     /// 429: The account has as many uploads open as it may; finish or cancel one first.
     TooManyUploads,
+    /// 429: The upload has had its failed workers replaced as often as it may.
+    TooManyReplans,
     /// 500: Something failed on the server; its log has the detail.
     Internal,
     /// 503: Too few storage workers are online for the redundancy needed.
@@ -203,6 +205,7 @@ impl ErrorCode {
         ErrorCode::QuotaExceeded,
         ErrorCode::TooManyAttempts,
         ErrorCode::TooManyUploads,
+        ErrorCode::TooManyReplans,
         ErrorCode::Internal,
         ErrorCode::NotEnoughWorkers,
         ErrorCode::DatabaseUnavailable,
@@ -256,7 +259,7 @@ impl ErrorCode {
             | Self::NodeDisqualified => 409,
             Self::ShareRevoked | Self::ShareExpired | Self::ShareExhausted => 410,
             Self::FileTooLarge | Self::QuotaExceeded => 413,
-            Self::TooManyAttempts | Self::TooManyUploads => 429,
+            Self::TooManyAttempts | Self::TooManyUploads | Self::TooManyReplans => 429,
             Self::Internal => 500,
             Self::NotEnoughWorkers | Self::DatabaseUnavailable => 503,
             Self::Unknown => 500,
@@ -316,6 +319,7 @@ impl ErrorCode {
             Self::QuotaExceeded => "quota_exceeded",
             Self::TooManyAttempts => "too_many_attempts",
             Self::TooManyUploads => "too_many_uploads",
+            Self::TooManyReplans => "too_many_replans",
             Self::Internal => "internal",
             Self::NotEnoughWorkers => "not_enough_workers",
             Self::DatabaseUnavailable => "database_unavailable",
@@ -850,8 +854,24 @@ pub struct UploadPlan {
     pub expires_at: i64,
     /// One put grant per worker used.
     pub nodes: Vec<PutGrant>,
-    /// For each chunk, for each shard (data first), an index into `nodes`.
+    /// For each chunk, for each shard (data first), an index into `nodes`. After a replan, an
+    /// index with the high bit set (`disktro_core::upload::UNPLACED`) marks a shard no worker
+    /// could take: it is not sent, and the commit records it lost for repair to restore.
     pub placement: Vec<Vec<u16>>,
+}
+
+/// `POST /uploads/{id}/replan`: place again the shards that failed workers were to store. The
+/// answer is the whole amended [`UploadPlan`]: the failed workers' shards of `chunks` moved to
+/// new slots at the end of `nodes` (other slots keep their index), every token fresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Replan {
+    /// Workers of the upload that refused, timed out or disconnected (node ids, 64 hex digits).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub failed: Vec<NodeId>,
+    /// Chunks that still need shards stored on those workers (not yet receipted).
+    pub chunks: Vec<u64>,
 }
 
 /// `POST /uploads/{id}/commit`.

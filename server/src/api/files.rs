@@ -1,4 +1,4 @@
-//! `/api/v1/uploads` and `/api/v1/files`: begin, renew, cancel and commit uploads; list, read and
+//! `/api/v1/uploads` and `/api/v1/files`: begin, renew, replan, cancel and commit uploads; list, read and
 //! delete files. The rules live in `files.rs`; these handlers only extract and answer.
 
 // utoipa expands `params(T)` into a qualified path the lint flags.
@@ -18,7 +18,7 @@ use crate::error::ServerError;
 use crate::sessions::{Auth, Writer};
 use crate::{files, uploads};
 use disktro_core::api::ErrorBody;
-use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, UploadPlan};
+use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, Replan, UploadPlan};
 
 /// Begin an upload: placement and put tokens for every shard.
 #[utoipa::path(post, path = "/uploads", tag = "files", request_body = BeginUpload,
@@ -50,6 +50,28 @@ pub async fn renew(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<PutGrant>>, ServerError> {
     Ok(Json(uploads::renew(&ctx, &auth.account_id, &id, unix_now()).await?))
+}
+
+/// Place again the shards that failed workers were to store: the whole amended plan, every
+/// token fresh.
+#[utoipa::path(post, path = "/uploads/{id}/replan", tag = "files", request_body = Replan,
+    params(("id" = String, Path, description = "upload id")),
+    responses((status = 200, body = UploadPlan),
+        (status = 400, description = "a worker not of this upload, a chunk it does not have", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "another replan came first", body = ErrorBody),
+        (status = 429, description = "replanned as often as an upload may", body = ErrorBody),
+        (status = 503, description = "no workers left to take the shards", body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn replan(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Replan>,
+) -> Result<Json<UploadPlan>, ServerError> {
+    Ok(Json(
+        uploads::replan(&ctx, &auth.account_id, &id, req, unix_now()).await?,
+    ))
 }
 
 /// Abandon an upload in progress.

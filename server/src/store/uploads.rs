@@ -1,6 +1,7 @@
-//! Uploads in progress (`uploads`), the put tokens handed out for them (`upload_tokens`), the
-//! storage they reserve (`accounts.reserved_bytes`) and the tokens withdrawn when they end without
-//! a commit (`revoked_tokens`).
+//! Uploads in progress (`uploads`, with their plans), the put tokens handed out for them
+//! (`upload_tokens`, each at its slot in the plan), the storage they reserve
+//! (`accounts.reserved_bytes`) and the tokens withdrawn when they end without a commit
+//! (`revoked_tokens`).
 
 use std::collections::HashMap;
 
@@ -67,12 +68,15 @@ pub async fn reserve(tx: &mut Tx, account_id: &str, bytes: u64, max_open: u32) -
     Ok(Reserved::Yes)
 }
 
-/// Record a new upload, unless a file or upload already has its file id (then `false`).
+/// Record a new upload with its plan (`placement`, see [`Plan`]), unless a file or upload
+/// already has its file id (then `false`).
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     tx: &mut Tx,
     upload_id: &str,
     account_id: &str,
     up: &UploadRow,
+    placement: &str,
     reserved: u64,
     now: i64,
     expires_at: i64,
@@ -88,7 +92,7 @@ pub async fn create(
     }
     let inserted = sqlx::query(
         "INSERT INTO uploads (id, account_id, file_id, size, data_shards, parity_shards, chunk_size, created_at, \
-         expires_at, reserved_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         expires_at, reserved_bytes, placement) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(upload_id)
     .bind(account_id)
@@ -100,6 +104,7 @@ pub async fn create(
     .bind(now)
     .bind(expires_at)
     .bind(to_i64(reserved))
+    .bind(placement)
     .execute(&mut **tx)
     .await;
     match inserted {
@@ -110,13 +115,18 @@ pub async fn create(
     }
 }
 
-/// Remember the put tokens handed out, so receipts can be matched to this upload at commit. A
-/// renewed token keeps its serial (so the worker counts one budget for both): its row gets the
-/// later expiry.
-pub async fn record_grants(tx: &mut Tx, upload_id: &str, grants: &[PutGrant]) -> Result<(), StoreError> {
-    for g in grants {
+/// Remember the put tokens handed out, so receipts can be matched to this upload at commit;
+/// `grants[i]` is the plan's slot `first_slot + i`. A renewed token keeps its serial (so the
+/// worker counts one budget for both) and its slot: its row gets the later expiry.
+pub async fn record_grants(
+    tx: &mut Tx,
+    upload_id: &str,
+    first_slot: usize,
+    grants: &[PutGrant],
+) -> Result<(), StoreError> {
+    for (i, g) in grants.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO upload_tokens (serial, upload_id, node_id, budget, expires_at, slot) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (serial) DO UPDATE SET expires_at = excluded.expires_at",
         )
         .bind(g.serial.to_hex())
@@ -124,6 +134,7 @@ pub async fn record_grants(tx: &mut Tx, upload_id: &str, grants: &[PutGrant]) ->
         .bind(g.node_id.to_hex())
         .bind(to_i64(g.budget))
         .bind(to_i64(g.expires_at))
+        .bind(to_i64((first_slot + i) as u64))
         .execute(&mut **tx)
         .await?;
     }
@@ -158,20 +169,22 @@ pub async fn open(db: &Db, account_id: &str, id: &str, now: i64) -> Result<Optio
     }))
 }
 
-/// A put token an upload holds, with its worker's URL now.
+/// A put token an upload holds, with its worker's URL and failure domains now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantTarget {
     pub serial: Serial,
     pub node_id: NodeId,
     pub url: String,
     pub budget: u64,
+    pub zone: String,
+    pub operator: String,
 }
 
-/// Every put token of upload `id` (one per worker), by node id.
+/// Every put token of upload `id`, in slot order (the plan's `nodes`).
 pub async fn grant_targets(db: &Db, id: &str) -> Result<Vec<GrantTarget>, StoreError> {
     let rows = sqlx::query(
-        "SELECT t.serial, t.node_id, t.budget, n.url FROM upload_tokens t JOIN nodes n ON n.node_id = t.node_id \
-         WHERE t.upload_id = $1 ORDER BY t.node_id",
+        "SELECT t.serial, t.node_id, t.budget, n.url, n.zone, n.operator FROM upload_tokens t \
+         JOIN nodes n ON n.node_id = t.node_id WHERE t.upload_id = $1 ORDER BY t.slot, t.node_id",
     )
     .bind(id)
     .fetch_all(&db.pool)
@@ -183,9 +196,79 @@ pub async fn grant_targets(db: &Db, id: &str) -> Result<Vec<GrantTarget>, StoreE
                 node_id: parse(&row.try_get::<String, _>("node_id")?, "node id")?,
                 url: row.try_get("url")?,
                 budget: to_u64(row.try_get("budget")?),
+                zone: row.try_get("zone")?,
+                operator: row.try_get("operator")?,
             })
         })
         .collect()
+}
+
+/// An open upload's plan as stored: the slot of every shard ([`encode_placement`]) and how many
+/// times it was amended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub placement: Vec<Vec<u16>>,
+    pub replans: i64,
+    pub expires_at: i64,
+}
+
+/// A plan's placement as stored: base64url of each slot as a little-endian u16, chunk after chunk.
+pub fn encode_placement(placement: &[Vec<u16>]) -> String {
+    let bytes: Vec<u8> = placement.iter().flatten().flat_map(|s| s.to_le_bytes()).collect();
+    disktro_core::api::Base64::new(bytes).encode()
+}
+
+fn decode_placement(text: &str, shards_per_chunk: usize) -> Result<Vec<Vec<u16>>, StoreError> {
+    let corrupt = || StoreError::Corrupt("upload placement");
+    let bytes = disktro_core::api::Base64::decode(text).map_err(|_| corrupt())?;
+    if shards_per_chunk == 0 || bytes.len() % (2 * shards_per_chunk) != 0 {
+        return Err(corrupt());
+    }
+    Ok(bytes
+        .chunks_exact(2 * shards_per_chunk)
+        .map(|chunk| {
+            chunk
+                .chunks_exact(2)
+                .map(|s| u16::from_le_bytes([s[0], s[1]]))
+                .collect()
+        })
+        .collect())
+}
+
+/// The plan of the account's open upload `id`; `None` when the upload began before plans were
+/// kept (its placement is empty) or is not open.
+pub async fn plan(db: &Db, account_id: &str, id: &str, shards_per_chunk: usize) -> Result<Option<Plan>, StoreError> {
+    let Some(row) = sqlx::query("SELECT placement, replans, expires_at FROM uploads WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(account_id)
+        .fetch_optional(&db.pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let text: String = row.try_get("placement")?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Plan {
+        placement: decode_placement(&text, shards_per_chunk)?,
+        replans: row.try_get("replans")?,
+        expires_at: row.try_get("expires_at")?,
+    }))
+}
+
+/// Store an amended plan, unless another amendment came first (the stored `replans` is no longer
+/// `seen`): then `false` and the caller drops the transaction.
+pub async fn amend_plan(tx: &mut Tx, id: &str, placement: &[Vec<u16>], seen: i64) -> Result<bool, StoreError> {
+    let changed =
+        sqlx::query("UPDATE uploads SET placement = $1, replans = replans + 1 WHERE id = $2 AND replans = $3")
+            .bind(encode_placement(placement))
+            .bind(id)
+            .bind(seen)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    Ok(changed == 1)
 }
 
 /// Which worker each put token of upload `id` was issued to. Rows that do not decode are left

@@ -1,0 +1,310 @@
+//! An upload's bookkeeping, written once and free of I/O: where each shard of each chunk goes
+//! (the server's plan, amended when workers fail), which shards have receipts, when to ask the
+//! server for a replan, and what the commit carries. The CLI and the browser keep the sockets,
+//! the file and the timers and tell the session what happened; the session says what to send
+//! where.
+//!
+//! - **Sending**: [`UploadSession::next_puts`] names the shards of a chunk still without a
+//!   receipt and the plan slot (put token and worker) each goes to now.
+//! - **Failure**: a put that fails (refused, timed out, connection lost) marks its worker failed
+//!   for the rest of the upload: nothing is sent to it again.
+//! - **Replan**: shards waiting on failed workers are moved by the server
+//!   ([`UploadSession::replan_request`], `POST /uploads/{id}/replan`,
+//!   [`UploadSession::apply_plan`]) under its placement rules; the chunk then sends them to their
+//!   new slots. Concurrent chunks share one replan: after it, no waiting shard names a failed
+//!   worker, so the request is `None` until another worker fails.
+//! - **Unplaced shards**: when no worker is left that may take a failed worker's shard (every
+//!   other worker holds one of the chunk already), the server marks its slot [`UNPLACED`]: it is
+//!   not sent, the commit records it lost where it was planned, and repair restores it once the
+//!   network has room. A chunk keeps at least [`min_stored`] shards; the server refuses a replan
+//!   that would leave fewer.
+//! - **Limits**: a shard is tried on at most [`MAX_ATTEMPTS`] workers before the upload fails
+//!   with the last worker's error.
+//! - **Tokens**: renewed tokens are matched to slots by serial ([`UploadSession::renew`]).
+//! - **Commit**: [`UploadSession::take_receipts`] gives one receipt per shard, once every chunk
+//!   has all of its own.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use crate::NodeId;
+use crate::api::{Base64, PutGrant, Replan, UploadPlan};
+
+/// Workers a shard is tried on before the upload gives up.
+pub const MAX_ATTEMPTS: u8 = 4;
+
+/// The bit of a placement slot that says no worker could take the shard after its worker
+/// failed (the rest of the value is the failed worker's slot).
+pub const UNPLACED: u16 = 0x8000;
+
+/// Shards of a chunk an upload must store: k and at least half the parity, so a chunk whose
+/// failed workers could not be replaced still survives the loss of `m / 2` workers until repair
+/// restores the rest.
+pub fn min_stored(redundancy: crate::Redundancy) -> usize {
+    usize::from(redundancy.data) + usize::from(redundancy.parity).div_ceil(2)
+}
+
+/// One put to make: shard `index` of the chunk to plan slot `slot` (an index into the plan's
+/// `nodes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Put {
+    pub index: usize,
+    pub slot: usize,
+}
+
+/// What a chunk does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Send these shards (never empty).
+    Send(Vec<Put>),
+    /// A shard waits on a failed worker: replan first.
+    Replan,
+    /// Every shard has its receipt.
+    Done,
+}
+
+/// Why an upload cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    /// The server's plan contradicts itself or the upload (the message says how).
+    BadPlan(String),
+    /// A shard failed on [`MAX_ATTEMPTS`] workers; `last` is the last worker's error.
+    Exhausted { chunk: u64, index: usize, last: String },
+    /// The commit was asked for while a chunk still lacks receipts.
+    Incomplete { chunk: u64 },
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadPlan(why) => write!(f, "the server's upload plan is not usable: {why}"),
+            Self::Exhausted { chunk, index, last } => write!(
+                f,
+                "shard {index} of chunk {chunk} could not be stored on {MAX_ATTEMPTS} workers; the last said: {last}"
+            ),
+            Self::Incomplete { chunk } => write!(f, "chunk {chunk} is missing receipts"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+fn bad(why: impl Into<String>) -> SessionError {
+    SessionError::BadPlan(why.into())
+}
+
+/// The state of one upload between begin and commit.
+#[derive(Debug)]
+pub struct UploadSession {
+    plan: UploadPlan,
+    /// Per chunk, per shard: its receipt once stored.
+    receipts: Vec<Vec<Option<Base64>>>,
+    /// Per chunk, per shard: workers tried.
+    attempts: Vec<Vec<u8>>,
+    failed: HashSet<NodeId>,
+    complete: Vec<bool>,
+    last_failure: Option<String>,
+}
+
+impl UploadSession {
+    /// A session for `plan` as `POST /uploads` answered it; a plan whose shape contradicts itself
+    /// (a chunk without a slot for every shard, a slot past `nodes`) is refused.
+    pub fn new(plan: UploadPlan) -> Result<Self, SessionError> {
+        let total = usize::from(plan.data_shards) + usize::from(plan.parity_shards);
+        check_shape(&plan, total)?;
+        let chunks = plan.placement.len();
+        Ok(Self {
+            receipts: vec![vec![None; total]; chunks],
+            attempts: vec![vec![0; total]; chunks],
+            complete: vec![false; chunks],
+            failed: HashSet::new(),
+            last_failure: None,
+            plan,
+        })
+    }
+
+    pub fn plan(&self) -> &UploadPlan {
+        &self.plan
+    }
+
+    /// The put grant of plan slot `slot`.
+    pub fn grant(&self, slot: usize) -> &PutGrant {
+        &self.plan.nodes[slot]
+    }
+
+    /// When the first of the tokens expires (unix seconds).
+    pub fn tokens_expire_at(&self) -> u64 {
+        self.plan.nodes.iter().map(|g| g.expires_at).min().unwrap_or(0)
+    }
+
+    /// Whether every shard of `chunk` has its receipt.
+    pub fn is_complete(&self, chunk: u64) -> bool {
+        self.complete.get(at(chunk)).copied().unwrap_or(false)
+    }
+
+    /// The reason the last failed put gave: what a user is told when no replan can help.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
+    }
+
+    /// Workers marked failed so far.
+    pub fn failed(&self) -> &HashSet<NodeId> {
+        &self.failed
+    }
+
+    /// What `chunk` does next.
+    pub fn next_puts(&self, chunk: u64) -> Next {
+        let c = at(chunk);
+        if self.complete[c] {
+            return Next::Done;
+        }
+        let mut puts = Vec::new();
+        for (index, receipt) in self.receipts[c].iter().enumerate() {
+            let slot = self.plan.placement[c][index];
+            if receipt.is_some() || slot & UNPLACED != 0 {
+                continue;
+            }
+            let slot = usize::from(slot);
+            if self.failed.contains(&self.plan.nodes[slot].node_id) {
+                return Next::Replan;
+            }
+            puts.push(Put { index, slot });
+        }
+        if puts.is_empty() {
+            // Only unplaced shards were left: what could be stored is.
+            return Next::Done;
+        }
+        Next::Send(puts)
+    }
+
+    /// Shard `index` of `chunk` was stored; `receipt` is the worker's signed receipt.
+    pub fn on_receipt(&mut self, chunk: u64, index: usize, receipt: Vec<u8>) {
+        let c = at(chunk);
+        self.receipts[c][index] = Some(Base64::new(receipt));
+        self.update_complete(c);
+    }
+
+    fn update_complete(&mut self, c: usize) {
+        self.complete[c] = self.receipts[c]
+            .iter()
+            .zip(&self.plan.placement[c])
+            .all(|(receipt, slot)| receipt.is_some() || slot & UNPLACED != 0);
+    }
+
+    /// The put of shard `index` of `chunk` to `slot` failed with `reason`: its worker is failed
+    /// for the rest of the upload. An error when the shard has now failed on
+    /// [`MAX_ATTEMPTS`] workers.
+    pub fn on_failure(&mut self, chunk: u64, index: usize, slot: usize, reason: &str) -> Result<(), SessionError> {
+        let c = at(chunk);
+        self.failed.insert(self.plan.nodes[slot].node_id);
+        self.last_failure = Some(reason.to_owned());
+        let tried = &mut self.attempts[c][index];
+        *tried = tried.saturating_add(1);
+        if *tried >= MAX_ATTEMPTS {
+            return Err(SessionError::Exhausted {
+                chunk,
+                index,
+                last: reason.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What to ask the server when some waiting shard names a failed worker: every failed
+    /// worker, and every chunk with a shard waiting on one. `None` when nothing waits on one.
+    pub fn replan_request(&self) -> Option<Replan> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let chunks: Vec<u64> = (0..self.plan.placement.len())
+            .filter(|&c| matches!(self.next_puts(c as u64), Next::Replan))
+            .map(|c| c as u64)
+            .collect();
+        if chunks.is_empty() {
+            return None;
+        }
+        let mut failed: Vec<NodeId> = self.failed.iter().copied().collect();
+        failed.sort_unstable();
+        Some(Replan { failed, chunks })
+    }
+
+    /// Take the server's amended plan: the same upload and shape, every old slot kept (same
+    /// worker, same serial), new slots after them. Receipts already held stay.
+    pub fn apply_plan(&mut self, plan: UploadPlan) -> Result<(), SessionError> {
+        if plan.upload_id != self.plan.upload_id
+            || plan.file_id != self.plan.file_id
+            || plan.data_shards != self.plan.data_shards
+            || plan.parity_shards != self.plan.parity_shards
+            || plan.chunk_size != self.plan.chunk_size
+            || plan.placement.len() != self.plan.placement.len()
+        {
+            return Err(bad("the amended plan is for another upload or shape"));
+        }
+        let kept = plan
+            .nodes
+            .iter()
+            .zip(&self.plan.nodes)
+            .all(|(new, old)| new.serial == old.serial && new.node_id == old.node_id);
+        if plan.nodes.len() < self.plan.nodes.len() || !kept {
+            return Err(bad("the amended plan dropped or moved a slot"));
+        }
+        let total = self.receipts.first().map_or(0, Vec::len);
+        check_shape(&plan, total)?;
+        self.plan = plan;
+        for c in 0..self.complete.len() {
+            self.update_complete(c);
+        }
+        Ok(())
+    }
+
+    /// Take renewed tokens (any order; matched to slots by serial).
+    pub fn renew(&mut self, grants: Vec<PutGrant>) -> Result<(), SessionError> {
+        for fresh in grants {
+            let slot = self
+                .plan
+                .nodes
+                .iter_mut()
+                .find(|g| g.serial == fresh.serial && g.node_id == fresh.node_id)
+                .ok_or_else(|| bad("a renewed token answers no slot of the plan"))?;
+            *slot = fresh;
+        }
+        Ok(())
+    }
+
+    /// Every receipt, chunk by chunk, for the commit (none for unplaced shards); the session
+    /// keeps none.
+    pub fn take_receipts(&mut self) -> Result<Vec<Base64>, SessionError> {
+        if let Some(c) = self.complete.iter().position(|done| !done) {
+            return Err(SessionError::Incomplete { chunk: c as u64 });
+        }
+        Ok(std::mem::take(&mut self.receipts)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect())
+    }
+}
+
+/// A chunk's place in the session's tables (chunks past the plan panic there, as out of range).
+fn at(chunk: u64) -> usize {
+    usize::try_from(chunk).unwrap_or(usize::MAX)
+}
+
+fn check_shape(plan: &UploadPlan, total: usize) -> Result<(), SessionError> {
+    if plan.placement.len() as u64 != plan.chunk_count {
+        return Err(bad(format!(
+            "{} chunks placed for {} chunks",
+            plan.placement.len(),
+            plan.chunk_count
+        )));
+    }
+    for (c, row) in plan.placement.iter().enumerate() {
+        if row.len() != total {
+            return Err(bad(format!("chunk {c} has {} slots for {total} shards", row.len())));
+        }
+        if row.iter().any(|&s| usize::from(s & !UNPLACED) >= plan.nodes.len()) {
+            return Err(bad(format!("chunk {c} names a slot without a token")));
+        }
+    }
+    Ok(())
+}
