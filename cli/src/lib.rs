@@ -11,6 +11,7 @@
 pub mod account;
 pub mod download;
 pub mod link;
+pub mod resume;
 pub mod server;
 pub mod session;
 pub mod share_downloads;
@@ -61,6 +62,23 @@ pub mod exit {
 }
 
 impl ClientError {
+    /// The same error with `note` after its message (what the user can do about it).
+    pub fn noting(self, note: &str) -> Self {
+        let add = |m: String| format!("{m}; {note}");
+        match self {
+            Self::Api { status, code, message } => Self::Api {
+                status,
+                code,
+                message: add(message),
+            },
+            Self::Network(m) => Self::Network(add(m)),
+            Self::Workers(m) => Self::Workers(add(m)),
+            Self::Integrity(m) => Self::Integrity(add(m)),
+            Self::Io(m) => Self::Io(add(m)),
+            Self::Usage(m) => Self::Usage(add(m)),
+        }
+    }
+
     /// The exit code for this failure (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use disktro_client::account::{self, Identity};
+use disktro_client::resume;
 use disktro_client::server::Server;
-use disktro_client::upload::{UploadOptions, upload};
+use disktro_client::upload::{Resumable, UploadOptions, upload_resumable};
 use disktro_client::{ClientError, download, exit, link, session, share_downloads};
 use disktro_core::FileId;
 use disktro_core::api::{Base64, FileDownload, NewShare, ShareAccess};
@@ -119,6 +120,9 @@ enum Command {
     },
     /// Upload files (`-` reads stdin); prints each file's id.
     ///
+    /// An upload that is interrupted (killed, a network failure) continues where it stopped when
+    /// the same command runs again on the unchanged file; its upload stays open for 24 hours.
+    ///
     /// Example: disktro upload report.pdf photos.tar
     Upload {
         #[arg(required = true)]
@@ -126,6 +130,9 @@ enum Command {
         /// Name to store for `-` (stdin).
         #[arg(long, default_value = "stdin")]
         name: String,
+        /// Begin anew instead of continuing an interrupted upload of the same file.
+        #[arg(long)]
+        restart: bool,
     },
     /// Download a file by id (`-o -` writes to stdout).
     ///
@@ -402,7 +409,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
                 }
             }
         }
-        Command::Upload { files, name } => upload_files(cli, files, name).await?,
+        Command::Upload { files, name, restart } => upload_files(cli, files, name, *restart).await?,
         Command::Download { id, output } => {
             let (server, me) = logged_in(cli)?;
             let id = file_id(id)?.to_hex();
@@ -546,12 +553,13 @@ fn guess_mime(name: &str) -> &'static str {
     }
 }
 
-async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<(), ClientError> {
+async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str, restart: bool) -> Result<(), ClientError> {
     let (server, me) = logged_in(cli)?;
     let mut results = Vec::new();
     for path in files {
         // Stdin has no size, which the upload must declare first: spool it to a temp file.
-        let (file, name) = if path.as_os_str() == "-" {
+        let from_stdin = path.as_os_str() == "-";
+        let (file, name) = if from_stdin {
             // Reading all of stdin blocks: off the async threads.
             let spool = tokio::task::block_in_place(|| {
                 let mut spool =
@@ -586,11 +594,25 @@ async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str) -> Result<
         };
         let progress = bar(cli, size, &name);
         let started = Instant::now();
-        let up = upload(&server, &me, reader, size, &metadata, &UploadOptions::default(), &|p| {
-            progress.set_position(p.bytes_done)
-        })
-        .await?;
+        // A file on disk can be continued by a later run; stdin cannot be read again.
+        let resumable = (!from_stdin).then(|| Resumable {
+            path,
+            mtime_ns: resume::mtime_ns(&stat),
+            restart,
+        });
+        let up = upload_resumable(
+            &server,
+            &me,
+            reader,
+            size,
+            &metadata,
+            &UploadOptions::default(),
+            &|p| progress.set_position(p.bytes_done),
+            resumable,
+        )
+        .await;
         progress.finish_and_clear();
+        let up = up?;
         let secs = started.elapsed().as_secs_f64().max(1e-6);
         if cli.json {
             results.push(json!({"file_id": up.summary.file_id, "name": name, "size": size, "stored_bytes": up.summary.stored_bytes, "seconds": secs}));

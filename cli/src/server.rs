@@ -239,6 +239,11 @@ impl Server {
             .await
     }
 
+    pub async fn upload_plan(&self, upload_id: &str) -> Result<UploadPlan, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/uploads/{upload_id}"), None)
+            .await
+    }
+
     pub async fn replan_upload(&self, upload_id: &str, body: &Replan) -> Result<UploadPlan, ClientError> {
         self.call(Method::POST, &format!("/uploads/{upload_id}/replan"), Some(body))
             .await

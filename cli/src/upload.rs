@@ -15,10 +15,11 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use disktro_core::api::{BeginUpload, Commit, ErrorCode, FileSummary, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, UploadPlan};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::squeeze::{Codec, Squeezer};
 use disktro_core::upload::{Next, UNPLACED, UploadSession};
@@ -30,6 +31,7 @@ use tokio::sync::{OnceCell, mpsc};
 
 use crate::ClientError;
 use crate::account::Identity;
+use crate::resume::{self, Journal};
 use crate::server::Server;
 
 /// Tunables with sensible defaults.
@@ -88,6 +90,8 @@ type Link = Arc<OnceCell<Result<Arc<WorkerClient>, String>>>;
 /// and the server for replans and renewals.
 struct Sender<'a> {
     server: &'a Server,
+    /// Where receipts are noted for a later run ([`crate::resume`]).
+    journal: Option<&'a Journal>,
     upload_id: String,
     session: Mutex<UploadSession>,
     links: Mutex<HashMap<NodeId, Link>>,
@@ -96,9 +100,10 @@ struct Sender<'a> {
 }
 
 impl<'a> Sender<'a> {
-    fn new(server: &'a Server, plan: UploadPlan) -> Result<Self, ClientError> {
+    fn new(server: &'a Server, plan: UploadPlan, journal: Option<&'a Journal>) -> Result<Self, ClientError> {
         Ok(Self {
             server,
+            journal,
             upload_id: plan.upload_id.clone(),
             session: Mutex::new(UploadSession::new(plan).map_err(|e| ClientError::Integrity(e.to_string()))?),
             links: Mutex::default(),
@@ -128,7 +133,7 @@ impl<'a> Sender<'a> {
             WorkerClient::connect(&url, &ConnectOptions::default())
                 .await
                 .map(Arc::new)
-                .map_err(|e| format!("cannot reach worker {url}: {e}"))
+                .map_err(|e| e.to_string())
         })
         .await
         .clone()
@@ -188,6 +193,14 @@ impl<'a> Sender<'a> {
         let c = chunk.index;
         let plain_len = u64::from(chunk.plain_len);
         let framing = |e: disktro_core::Error| ClientError::Integrity(format!("framing a shard of chunk {c}: {e}"));
+        // Receipts kept from an earlier run must name these very shards.
+        self.session()
+            .check_stored(c, chunk.shards.ids())
+            .map_err(|e| ClientError::Io(format!("{e}; run again with --restart to upload it anew")))?;
+        if self.session().is_complete(c) {
+            let _ = recycle.send(chunk.shards.into_buffer());
+            return Ok((plain_len, 0));
+        }
         self.renew_if_due().await?;
         let mut framed = {
             let session = self.session();
@@ -237,9 +250,14 @@ impl<'a> Sender<'a> {
                         )));
                     }
                 };
+                let url = self.session().grant(put.slot).url.clone();
                 jobs.push(async move {
                     let outcome = match self.link(put.slot).await {
-                        Ok(link) => link.put_kept(frame).await.map_err(|(e, sent)| (e.to_string(), sent)),
+                        Ok(link) => link
+                            .put_kept(frame)
+                            .await
+                            .map_err(|(e, sent)| (format!("worker {url}: {e}"), sent)),
+                        // Says which worker already.
                         Err(reason) => Err((reason, Bytes::from(frame))),
                     };
                     (put, outcome)
@@ -247,12 +265,16 @@ impl<'a> Sender<'a> {
             }
             for (put, outcome) in futures_util::future::join_all(jobs).await {
                 match outcome {
-                    Ok(receipt) => self.session().on_receipt(c, put.index, receipt),
+                    Ok(receipt) => {
+                        if let Some(journal) = self.journal {
+                            journal.record(c, put.index, &receipt);
+                        }
+                        self.session().on_receipt(c, put.index, receipt);
+                    }
                     Err((reason, sent)) => {
                         framed[put.index] = Framed::Returned(sent);
-                        let url = self.session().grant(put.slot).url.clone();
                         self.session()
-                            .on_failure(c, put.index, put.slot, &format!("worker {url}: {reason}"))
+                            .on_failure(c, put.index, put.slot, &reason)
                             .map_err(|e| ClientError::Workers(e.to_string()))?;
                     }
                 }
@@ -260,6 +282,16 @@ impl<'a> Sender<'a> {
         }
         Ok((plain_len, shards))
     }
+}
+
+/// Where an upload of a file on disk keeps its note, so that a later run continues it
+/// ([`crate::resume`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Resumable<'a> {
+    pub path: &'a Path,
+    pub mtime_ns: u128,
+    /// Cancel a noted upload of this file and begin anew.
+    pub restart: bool,
 }
 
 /// Upload `size` bytes from `reader` as a file described by `metadata`.
@@ -272,25 +304,75 @@ pub async fn upload<R: Read + Send + 'static>(
     options: &UploadOptions,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<Uploaded, ClientError> {
-    let file_id = FileId::random();
-    let file_key = FileKey::generate();
-    // Sealed first: a name or type over its limit fails before any byte is sent.
-    let sealed_metadata = metadata
-        .seal(&file_key, &file_id)
-        .map_err(|e| ClientError::Usage(format!("file name or type: {e}")))?;
-    // The server learns the size class, not the size (FORMAT.md, Padding); the class depends on
-    // the chunk size, so it is stated rather than left to the server's default.
+    upload_resumable(server, me, reader, size, metadata, options, progress, None).await
+}
+
+/// An upload to continue or to begin: its plan, the file's id and key, and the receipts kept.
+struct Started {
+    plan: UploadPlan,
+    file_id: FileId,
+    file_key: FileKey,
+    kept: Vec<(u64, usize, Vec<u8>)>,
+    journal: Option<Journal>,
+}
+
+/// [`upload`] of a file on disk that notes its receipts as they arrive and, when `resumable`
+/// finds a note of the same unchanged file, continues that upload instead of beginning another.
+/// A resumable upload that fails is left open at the server (until it expires, 24 h) for the
+/// next run; `restart` cancels it and begins anew.
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_resumable<R: Read + Send + 'static>(
+    server: &Server,
+    me: &Identity,
+    reader: R,
+    size: u64,
+    metadata: &FileMetadata,
+    options: &UploadOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+    resumable: Option<Resumable<'_>>,
+) -> Result<Uploaded, ClientError> {
     let chunk_size = options.chunk_size.unwrap_or(disktro_core::DEFAULT_CHUNK_SIZE);
-    let plan = server
-        .begin_upload(&BeginUpload {
-            file_id: file_id.to_hex(),
-            size: disktro_core::padding::size_class(size, chunk_size),
-            data_shards: options.data_shards,
-            parity_shards: options.parity_shards,
-            chunk_size: Some(chunk_size),
-        })
-        .await?;
-    match send_and_commit(
+    let started = match resumable {
+        Some(r) => match continued(server, me, r, size, chunk_size).await? {
+            Some(started) => started,
+            None => {
+                let mut started = begin(server, size, options, chunk_size).await?;
+                let header = resume::Header {
+                    upload_id: started.plan.upload_id.clone(),
+                    file_id: started.file_id,
+                    wrapped_key: Base64::new(me.keys.identity.wrap_file_key(&started.file_id, &started.file_key)),
+                    size,
+                    mtime_ns: r.mtime_ns,
+                    chunk_size,
+                };
+                match Journal::start(server.url(), r.path, &header) {
+                    Ok(journal) => started.journal = Some(journal),
+                    Err(e) => eprintln!("disktro: cannot note the upload (it will not resume if interrupted): {e}"),
+                }
+                started
+            }
+        },
+        None => begin(server, size, options, chunk_size).await?,
+    };
+    let Started {
+        plan,
+        file_id,
+        file_key,
+        kept,
+        journal,
+    } = started;
+    // Sealed first: a name or type over its limit fails before any byte is sent.
+    let sealed_metadata = match metadata.seal(&file_key, &file_id) {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            let _ = server.cancel_upload(&plan.upload_id).await;
+            if let (Some(journal), Some(_)) = (journal, resumable) {
+                journal.finish();
+            }
+            return Err(ClientError::Usage(format!("file name or type: {e}")));
+        }
+    };
+    let sent = send_and_commit(
         server,
         me,
         reader,
@@ -301,16 +383,95 @@ pub async fn upload<R: Read + Send + 'static>(
         &plan,
         file_id,
         &file_key,
+        kept,
+        journal.as_ref(),
     )
-    .await
-    {
-        Ok(summary) => Ok(Uploaded { summary, file_key }),
+    .await;
+    match sent {
+        Ok(summary) => {
+            if let Some(journal) = journal {
+                journal.finish();
+            }
+            Ok(Uploaded { summary, file_key })
+        }
+        // Kept open for the next run, which continues it.
+        Err(e) if journal.is_some() => {
+            Err(e.noting("the upload stays open for 24 hours: run the same command again to continue it"))
+        }
         Err(e) => {
             // Best effort: the upload expires on its own if this fails too.
             let _ = server.cancel_upload(&plan.upload_id).await;
             Err(e)
         }
     }
+}
+
+/// Begin a new upload: a fresh file id and key, the server's plan.
+async fn begin(server: &Server, size: u64, options: &UploadOptions, chunk_size: u32) -> Result<Started, ClientError> {
+    let file_id = FileId::random();
+    let file_key = FileKey::generate();
+    // The server learns the size class, not the size (FORMAT.md, Padding); the class depends on
+    // the chunk size, so it is stated rather than left to the server's default.
+    let plan = server
+        .begin_upload(&BeginUpload {
+            file_id: file_id.to_hex(),
+            size: disktro_core::padding::size_class(size, chunk_size),
+            data_shards: options.data_shards,
+            parity_shards: options.parity_shards,
+            chunk_size: Some(chunk_size),
+        })
+        .await?;
+    Ok(Started {
+        plan,
+        file_id,
+        file_key,
+        kept: Vec::new(),
+        journal: None,
+    })
+}
+
+/// The noted upload of this file, if it can go on: the same size, modification time and chunk
+/// size, still open at the server. A note that cannot go on is forgotten (with `restart`, its
+/// upload is cancelled first).
+async fn continued(
+    server: &Server,
+    me: &Identity,
+    r: Resumable<'_>,
+    size: u64,
+    chunk_size: u32,
+) -> Result<Option<Started>, ClientError> {
+    let Some(noted) = resume::noted(server.url(), r.path) else {
+        return Ok(None);
+    };
+    let h = &noted.header;
+    let same = h.size == size && h.mtime_ns == r.mtime_ns && h.chunk_size == chunk_size;
+    if r.restart || !same {
+        // Best effort: an upload left behind expires on its own.
+        let _ = server.cancel_upload(&h.upload_id).await;
+        resume::forget(server.url(), r.path);
+        return Ok(None);
+    }
+    let plan = match server.upload_plan(&h.upload_id).await {
+        Ok(plan) => plan,
+        Err(ClientError::Api {
+            code: ErrorCode::UploadNotFound,
+            ..
+        }) => {
+            resume::forget(server.url(), r.path);
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let file_key = me.file_key(&h.file_id, Some(&h.wrapped_key))?;
+    let journal = Journal::reopen(server.url(), r.path)
+        .map_err(|e| ClientError::Io(format!("cannot reopen the upload's note: {e}")))?;
+    Ok(Some(Started {
+        plan,
+        file_id: h.file_id,
+        file_key,
+        kept: noted.receipts,
+        journal: Some(journal),
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -325,12 +486,22 @@ async fn send_and_commit<R: Read + Send + 'static>(
     plan: &UploadPlan,
     file_id: FileId,
     file_key: &FileKey,
+    kept: Vec<(u64, usize, Vec<u8>)>,
+    journal: Option<&Journal>,
 ) -> Result<FileSummary, ClientError> {
     let redundancy = Redundancy::new(plan.data_shards, plan.parity_shards)
         .map_err(|e| ClientError::Integrity(format!("the server chose an impossible redundancy: {e}")))?;
     let encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
         .map_err(|e| ClientError::Integrity(format!("the server chose an impossible chunk size: {e}")))?;
-    let sender = Sender::new(server, plan.clone())?;
+    let sender = Sender::new(server, plan.clone(), journal)?;
+    {
+        let mut session = sender.session();
+        for (chunk, index, receipt) in kept {
+            if chunk < plan.chunk_count && index < redundancy.total() {
+                session.on_receipt(chunk, index, receipt);
+            }
+        }
+    }
 
     // Reader and encoder share one blocking thread, which owns the one read buffer; the sender
     // takes encoded chunks through a queue one chunk deep. Shard buffers flow back to the encoder

@@ -257,8 +257,13 @@ impl Receipt {
         Ok(NodeId(r.array()?))
     }
 
-    /// Decode and verify against the worker's public key (known to the server from registration).
-    pub fn verify(bytes: &[u8], worker_key: &PublicKey) -> Result<Self, Error> {
+    /// What a receipt says, read without checking its signature: for a client comparing the
+    /// receipts it kept with the shards it encodes again (the server verifies them at commit).
+    pub fn claimed(bytes: &[u8]) -> Result<Self, Error> {
+        Self::decode(bytes).map(|(receipt, _)| receipt)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<(Self, [u8; 64]), Error> {
         let mut r = Reader::new(bytes, "receipt");
         r.header(RECEIPT_MAGIC)?;
         let receipt = Self {
@@ -269,6 +274,12 @@ impl Receipt {
         };
         let signature: [u8; 64] = r.array()?;
         r.finish()?;
+        Ok((receipt, signature))
+    }
+
+    /// Decode and verify against the worker's public key (known to the server from registration).
+    pub fn verify(bytes: &[u8], worker_key: &PublicKey) -> Result<Self, Error> {
+        let (receipt, signature) = Self::decode(bytes)?;
         if worker_key.node_id() != receipt.worker {
             return Err(Error::WrongWorker);
         }

@@ -21,6 +21,10 @@
 //! - **Limits**: a shard is tried on at most [`MAX_ATTEMPTS`] workers before the upload fails
 //!   with the last worker's error.
 //! - **Tokens**: renewed tokens are matched to slots by serial ([`UploadSession::renew`]).
+//! - **Continuing**: receipts kept from an earlier run are given back with
+//!   [`UploadSession::on_receipt`]; each chunk encoded again is checked against them
+//!   ([`UploadSession::check_stored`]: same key and bytes make the same shards) and only what
+//!   lacks a receipt is sent.
 //! - **Commit**: [`UploadSession::take_receipts`] gives one receipt per shard, once every chunk
 //!   has all of its own.
 
@@ -72,6 +76,9 @@ pub enum SessionError {
     Exhausted { chunk: u64, index: usize, last: String },
     /// The commit was asked for while a chunk still lacks receipts.
     Incomplete { chunk: u64 },
+    /// A chunk encoded again (to continue an upload) is not what was stored before: the file
+    /// changed since the upload began.
+    Changed { chunk: u64 },
 }
 
 impl fmt::Display for SessionError {
@@ -83,6 +90,10 @@ impl fmt::Display for SessionError {
                 "shard {index} of chunk {chunk} could not be stored on {MAX_ATTEMPTS} workers; the last said: {last}"
             ),
             Self::Incomplete { chunk } => write!(f, "chunk {chunk} is missing receipts"),
+            Self::Changed { chunk } => write!(
+                f,
+                "chunk {chunk} is not what was stored before: the file changed since the upload began"
+            ),
         }
     }
 }
@@ -140,6 +151,19 @@ impl UploadSession {
     /// Whether every shard of `chunk` has its receipt.
     pub fn is_complete(&self, chunk: u64) -> bool {
         self.complete.get(at(chunk)).copied().unwrap_or(false)
+    }
+
+    /// Check the receipts held for `chunk` (kept from an earlier run) against its shards encoded
+    /// now (`ids`, by index): each must name the same shard, or the file changed.
+    pub fn check_stored(&self, chunk: u64, ids: &[crate::ShardId]) -> Result<(), SessionError> {
+        for (index, receipt) in self.receipts[at(chunk)].iter().enumerate() {
+            let Some(receipt) = receipt else { continue };
+            let same = crate::token::Receipt::claimed(receipt).is_ok_and(|r| ids.get(index) == Some(&r.shard));
+            if !same {
+                return Err(SessionError::Changed { chunk });
+            }
+        }
+        Ok(())
     }
 
     /// The reason the last failed put gave: what a user is told when no replan can help.
@@ -307,4 +331,58 @@ fn check_shape(plan: &UploadPlan, total: usize) -> Result<(), SessionError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Keypair;
+    use crate::token::Receipt;
+    use crate::{FileId, Serial, ShardId};
+
+    fn plan(worker: NodeId) -> UploadPlan {
+        UploadPlan {
+            upload_id: "u".to_owned(),
+            file_id: FileId([1; 16]),
+            data_shards: 1,
+            parity_shards: 1,
+            chunk_size: 1024,
+            chunk_count: 1,
+            expires_at: 0,
+            nodes: vec![PutGrant {
+                node_id: worker,
+                url: "ws://w".to_owned(),
+                token: Base64::new(vec![1]),
+                serial: Serial([1; 16]),
+                budget: 1,
+                expires_at: 0,
+            }],
+            placement: vec![vec![0, 0]],
+        }
+    }
+
+    /// Tried: a receipt kept from an earlier run for shard 0, checked against the chunk encoded
+    /// again with the same shard, then with another. Must hold: the same passes, another is
+    /// `Changed` (the file changed), and only shard 1 is left to send.
+    #[test]
+    fn kept_receipts_must_name_the_shards_encoded_again() {
+        let worker = Keypair::generate();
+        let mut session = UploadSession::new(plan(worker.public().node_id())).unwrap();
+        let (same, other) = (ShardId::of(b"same"), ShardId::of(b"other"));
+        let receipt = Receipt {
+            worker: worker.public().node_id(),
+            shard: same,
+            size: 4,
+            serial: Serial([1; 16]),
+        }
+        .sign(&worker)
+        .unwrap();
+        session.on_receipt(0, 0, receipt);
+        assert_eq!(session.check_stored(0, &[same, other]), Ok(()));
+        assert_eq!(
+            session.check_stored(0, &[other, same]),
+            Err(SessionError::Changed { chunk: 0 })
+        );
+        assert_eq!(session.next_puts(0), Next::Send(vec![Put { index: 1, slot: 0 }]));
+    }
 }

@@ -259,6 +259,32 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
     Ok(grants)
 }
 
+/// The plan of an upload in progress, as the last replan left it, with fresh tokens for every
+/// slot: how a client that lost its own copy (a killed CLI, a reloaded tab) continues.
+pub async fn plan(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<UploadPlan, ServerError> {
+    let up = upload(ctx, account_id, id, now).await?;
+    let plan = uploads::plan(&ctx.db, account_id, id, up.redundancy.total())
+        .await?
+        .ok_or_else(|| {
+            ServerError::refused(
+                ErrorCode::InvalidField,
+                "this upload began before plans were kept and cannot be continued: cancel it and upload again",
+            )
+        })?;
+    let nodes = renew(ctx, account_id, id, now).await?;
+    Ok(UploadPlan {
+        upload_id: id.to_owned(),
+        file_id: up.file_id,
+        data_shards: up.redundancy.data,
+        parity_shards: up.redundancy.parity,
+        chunk_size: up.chunk_size,
+        chunk_count: plan.placement.len() as u64,
+        expires_at: plan.expires_at,
+        nodes,
+        placement: plan.placement,
+    })
+}
+
 /// New tokens for the put grants `targets` hold, expiring an hour from `now`.
 fn fresh_grants(
     ctx: &Context,

@@ -410,6 +410,10 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
             api_code(&bob_api.replan_upload(&plan.upload_id, &replan).await.unwrap_err()),
             "upload_not_found"
         );
+        assert_eq!(
+            api_code(&bob_api.upload_plan(&plan.upload_id).await.unwrap_err()),
+            "upload_not_found"
+        );
         let commit = Commit {
             manifest: Base64::default(),
             metadata: Base64::default(),
@@ -1338,7 +1342,8 @@ async fn a_share_download_counts_when_it_is_done_not_when_it_starts() {
 /// more replans than an upload may make.
 /// Must hold: the malformed ones are refused (invalid_field) and change nothing; the real one
 /// moves exactly that shard to a new slot at the end of `nodes` (a worker not in the chunk, with
-/// its own token), keeps every other slot and shard, and renews every token; the 17th replan is
+/// its own token), keeps every other slot and shard, and renews every token; `GET /uploads/{id}`
+/// answers the amended plan; the 17th replan is
 /// too_many_replans. (A commit after replans: `durability.rs`, two workers killed mid-upload.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replan_moves_only_the_failed_workers_waiting_shards() {
@@ -1400,6 +1405,10 @@ async fn a_replan_moves_only_the_failed_workers_waiting_shards() {
         for (i, &s) in amended.placement[1].iter().enumerate().filter(|(i, _)| *i != 2) {
             assert_eq!(s, plan.placement[1][i]);
         }
+        // Asked again (a client continuing the upload), the plan is the amended one.
+        let again = api.upload_plan(&plan.upload_id).await.unwrap();
+        assert_eq!(again.placement, amended.placement, "{}", db.backend);
+        assert_eq!(again.nodes.len(), amended.nodes.len());
 
         // 15 more replans (16 in all) are allowed, the next is not.
         for _ in 0..15 {

@@ -345,6 +345,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/account", "get"),
         ("/uploads", "post"),
         ("/uploads/{id}", "delete"),
+        ("/uploads/{id}", "get"),
         ("/uploads/{id}/renew", "post"),
         ("/uploads/{id}/replan", "post"),
         ("/uploads/{id}/commit", "post"),

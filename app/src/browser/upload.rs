@@ -92,7 +92,7 @@ impl Sender {
                 async move {
                     WorkerLink::connect(&url, Socket::Relayed)
                         .await
-                        .map_err(|e| format!("cannot reach worker {url}: {e}"))
+                        .map_err(|e| e.to_string())
                 }
                 .boxed_local()
                 .shared()
@@ -465,9 +465,14 @@ async fn send_chunk(
                 }
             };
             let sender = Rc::clone(&sender);
+            let url = sender.session.borrow().grant(put.slot).url.clone();
             jobs.push(async move {
                 let outcome = match sender.link(put.slot).await {
-                    Ok(link) => link.put_kept(frame).await.map_err(|(e, sent)| (e.to_string(), sent)),
+                    Ok(link) => link
+                        .put_kept(frame)
+                        .await
+                        .map_err(|(e, sent)| (format!("worker {url}: {e}"), sent)),
+                    // Says which worker already.
                     Err(reason) => Err((reason, frame)),
                 };
                 (put, outcome)
@@ -481,10 +486,10 @@ async fn send_chunk(
                 }
                 Err((reason, sent)) => {
                     framed[put.index] = Framed::Returned(sent);
-                    let mut session = sender.session.borrow_mut();
-                    let url = session.grant(put.slot).url.clone();
-                    session
-                        .on_failure(c, put.index, put.slot, &format!("worker {url}: {reason}"))
+                    sender
+                        .session
+                        .borrow_mut()
+                        .on_failure(c, put.index, put.slot, &reason)
                         .map_err(|e| Failure::Worker(e.to_string()))?;
                 }
             }

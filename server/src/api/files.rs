@@ -52,6 +52,20 @@ pub async fn renew(
     Ok(Json(uploads::renew(&ctx, &auth.account_id, &id, unix_now()).await?))
 }
 
+/// The plan of an upload in progress (as amended by replans), every token fresh: how a client
+/// continues an upload it lost track of.
+#[utoipa::path(get, path = "/uploads/{id}", tag = "files",
+    params(("id" = String, Path, description = "upload id")),
+    responses((status = 200, body = UploadPlan), (status = 404, body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn plan(
+    State(ctx): State<Arc<Context>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<UploadPlan>, ServerError> {
+    Ok(Json(uploads::plan(&ctx, &auth.account_id, &id, unix_now()).await?))
+}
+
 /// Place again the shards that failed workers were to store: the whole amended plan, every
 /// token fresh.
 #[utoipa::path(post, path = "/uploads/{id}/replan", tag = "files", request_body = Replan,
