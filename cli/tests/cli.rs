@@ -160,6 +160,45 @@ fn fails(o: &Output, code: i32, what: &str) {
     assert!(err.starts_with("disktro: "), "{what}: {err}");
 }
 
+/// Kill `child` (SIGKILL) as soon as `ready()` holds; `false` when it exited first. Panics when
+/// neither happens within `within`, naming `what` was awaited.
+async fn kill_when(
+    mut child: std::process::Child,
+    ready: impl Fn() -> bool + Send + 'static,
+    within: Duration,
+    what: &'static str,
+) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + within;
+        loop {
+            if ready() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            assert!(Instant::now() < deadline, "{what} never happened");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// Sign up `email` with config dir `cfg` on the network's server.
+async fn sign_up(net: &Network, cfg: &Path, email: &str) {
+    let o = disktro(
+        cfg,
+        Some(&net.url),
+        &["signup", "--email", email, "--password-stdin"],
+        Some(format!("{PASSWORD}\n").into_bytes()),
+    )
+    .await;
+    ok(&o, "signup");
+}
+
 fn random(len: usize, seed: u8) -> Vec<u8> {
     let mut out = vec![0u8; len];
     let mut h = blake3::Hasher::new();
@@ -771,14 +810,7 @@ async fn a_killed_get_continues_as_the_same_download_when_run_again() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let cfg = home.path().join("ada");
-    let o = disktro(
-        &cfg,
-        Some(&net.url),
-        &["signup", "--email", "ada@example.org", "--password-stdin"],
-        Some(format!("{PASSWORD}\n").into_bytes()),
-    )
-    .await;
-    ok(&o, "signup");
+    sign_up(&net, &cfg, "ada@example.org").await;
     let data = random(48 << 20, 5);
     let source = work.path().join("film.bin");
     std::fs::write(&source, &data).unwrap();
@@ -792,7 +824,7 @@ async fn a_killed_get_continues_as_the_same_download_when_run_again() {
     let stranger = home.path().join("stranger");
     let notes = stranger.join("share-downloads");
     let got = work.path().join("got.bin");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .env("DISKTRO_CONFIG_DIR", &stranger)
         .env_remove("DISKTRO_SERVER")
         .args(["get", &link, "-o", got.to_str().unwrap()])
@@ -806,23 +838,13 @@ async fn a_killed_get_continues_as_the_same_download_when_run_again() {
         std::fs::read_dir(dir).is_ok_and(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().ends_with(".tmp")))
     };
     let watched = notes.clone();
-    let killed = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if noted(&watched) {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return true;
-            }
-            if child.try_wait().unwrap().is_some() {
-                return false;
-            }
-            assert!(Instant::now() < deadline, "the get never began");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
-    .await
-    .unwrap();
+    let killed = kill_when(
+        child,
+        move || noted(&watched),
+        Duration::from_secs(60),
+        "the get's beginning",
+    )
+    .await;
     assert!(killed, "the get finished before it could be killed");
     assert!(!got.exists(), "a killed get left its output");
 
@@ -894,14 +916,7 @@ async fn a_download_that_outlasts_its_tokens_renews_them() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let cfg = home.path().join("ada");
-    let o = disktro(
-        &cfg,
-        Some(&net.url),
-        &["signup", "--email", "ada@example.org", "--password-stdin"],
-        Some(format!("{PASSWORD}\n").into_bytes()),
-    )
-    .await;
-    ok(&o, "signup");
+    sign_up(&net, &cfg, "ada@example.org").await;
     let data = random(40 << 20, 6);
     let source = work.path().join("slow.bin");
     std::fs::write(&source, &data).unwrap();
@@ -954,14 +969,7 @@ async fn a_killed_upload_continues_where_it_stopped_when_run_again() {
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let cfg = home.path().join("ada");
-    let o = disktro(
-        &cfg,
-        Some(&net.url),
-        &["signup", "--email", "ada@example.org", "--password-stdin"],
-        Some(format!("{PASSWORD}\n").into_bytes()),
-    )
-    .await;
-    ok(&o, "signup");
+    sign_up(&net, &cfg, "ada@example.org").await;
     let data = random(CHUNKS * (4 << 20), 9);
     let source = work.path().join("archive.bin");
     std::fs::write(&source, &data).unwrap();
@@ -977,7 +985,7 @@ async fn a_killed_upload_continues_where_it_stopped_when_run_again() {
                 std::fs::read_to_string(e.path()).map_or(0, |t| t.lines().count().saturating_sub(1))
             })
     };
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .env("DISKTRO_CONFIG_DIR", &cfg)
         .env_remove("DISKTRO_SERVER")
         .args(["upload", source.to_str().unwrap()])
@@ -986,23 +994,14 @@ async fn a_killed_upload_continues_where_it_stopped_when_run_again() {
         .spawn()
         .unwrap();
     let counting = receipts_noted.clone();
-    let killed = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if counting() >= (CHUNKS / 2) * 10 {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                return true;
-            }
-            if child.try_wait().unwrap().is_some() {
-                return false;
-            }
-            assert!(Instant::now() < deadline, "the upload never got half way");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
-    .await
-    .unwrap();
+    let half = (CHUNKS / 2) * 10;
+    let killed = kill_when(
+        child,
+        move || counting() >= half,
+        Duration::from_secs(120),
+        "half the upload",
+    )
+    .await;
     assert!(killed, "the upload finished before it could be killed");
     let first = ingress(&net).await - before;
     let noted = receipts_noted();
