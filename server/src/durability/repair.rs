@@ -8,7 +8,8 @@
 //!
 //! 1. copy each lost shard whose worker is draining (still online, still holding it) from there:
 //!    one read, checked against its id;
-//! 2. for the others, fetch k healthy shards (data shards first), each checked against its id,
+//! 2. for the others, fetch k healthy shards by the readers' rule (`core::fetch`: data shards
+//!    first, a failed read replaced, a hedge after 5 s without an answer), each checked against its id,
 //!    rebuild the sealed chunk with Reed-Solomon and encode it again; every one of the k + m
 //!    shard ids must equal the owner-signed manifest's, or nothing is stored;
 //! 3. put each unhealthy shard on a new worker chosen by the upload's placement rules
@@ -26,10 +27,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use disktro_core::api::NodeStatus;
+use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER};
 use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
 use disktro_core::{FileId, NodeId, SignedManifest};
 use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 
 use super::error::JobError;
 use super::fleet::{self, Fleet};
@@ -381,9 +385,13 @@ async fn read_slot(
     }
 }
 
-/// Step 2 of a repair: fetch k healthy shards of the chunk (data shards first: no
-/// Reed-Solomon work when they are all there), each checked against its id, rebuild the sealed
-/// chunk and encode it again; every shard id must be the owner-signed manifest's.
+/// Step 2 of a repair: fetch k healthy shards of the chunk by the readers' rule
+/// ([`ChunkPlan`], the CLI's and the browser's too: data shards first, so no Reed-Solomon work
+/// when they are all there; as many reads at once as shards missing; a failed read replaced by
+/// the next healthy shard; one more asked after [`HEDGE_AFTER`] without an answer, so a stalled
+/// worker costs a repair seconds, not the connection's timeout), each checked against its id;
+/// rebuild the sealed chunk and encode it again; every shard id must be the owner-signed
+/// manifest's.
 #[allow(clippy::too_many_arguments)]
 async fn rebuild(
     ctx: &Context,
@@ -396,21 +404,58 @@ async fn rebuild(
     now: i64,
 ) -> Result<disktro_core::shard::Shards, JobError> {
     let k = usize::from(redundancy.data);
+    let total = redundancy.total();
     let shard_len = redundancy.shard_len(entry.sealed_len as usize);
-    let mut have: Vec<Option<Vec<u8>>> = vec![None; redundancy.total()];
+    // Candidates by shard index: the healthy slots; the others rank last and fail unasked.
+    let healthy: Vec<Option<&Slot>> = (0..total)
+        .map(|i| slots.iter().find(|s| s.idx == i && s.healthy))
+        .collect();
+    let locations: Vec<u16> = (0..total).map(|i| u16::try_from(i).unwrap_or(u16::MAX)).collect();
+    let mut plan = ChunkPlan::new(&locations, k, |i| {
+        if healthy.get(i).copied().flatten().is_some() {
+            NodeStatus::Online
+        } else {
+            NodeStatus::Offline
+        }
+    });
+    let mut have: Vec<Option<Vec<u8>>> = vec![None; total];
     let mut got = 0;
-    for slot in slots.iter().filter(|s| s.healthy) {
-        if got == k {
-            break;
+    let mut running = FuturesUnordered::new();
+    let ask = |a: Ask| {
+        let slot = healthy.get(a.slot).copied().flatten();
+        async move {
+            let read = match slot {
+                Some(slot) => read_slot(ctx, fleet, entry, slot, file, shard_len as u64, now).await,
+                None => Ok(None),
+            };
+            (a.slot, read)
         }
-        if let Some(data) = read_slot(ctx, fleet, entry, slot, file, shard_len as u64, now).await? {
-            have[slot.idx] = Some(data);
-            got += 1;
+    };
+    while !plan.is_done() {
+        for a in plan.to_start() {
+            running.push(ask(a));
+        }
+        if plan.exhausted().is_some() {
+            return Err(JobError::TooFewShards { got, needed: k });
+        }
+        tokio::select! {
+            Some((index, read)) = running.next() => match read? {
+                Some(data) => {
+                    if plan.got(index) {
+                        have[index] = Some(data);
+                        got += 1;
+                    }
+                }
+                None => plan.failed(index, "unreadable"),
+            },
+            () = tokio::time::sleep(HEDGE_AFTER) => {
+                if let Some(a) = plan.hedge() {
+                    running.push(ask(a));
+                }
+            }
         }
     }
-    if got < k {
-        return Err(JobError::TooFewShards { got, needed: k });
-    }
+    drop(running);
     let sharder = Sharder::new(redundancy);
     let sealed = sharder.rebuild(chunk_no, &mut have, entry.sealed_len as usize)?;
     let shards = sharder.encode(&sealed);
