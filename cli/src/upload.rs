@@ -332,15 +332,26 @@ pub async fn upload_resumable<R: Read + Send + 'static>(
     resumable: Option<Resumable<'_>>,
 ) -> Result<Uploaded, ClientError> {
     let chunk_size = options.chunk_size.unwrap_or(disktro_core::DEFAULT_CHUNK_SIZE);
-    let started = match resumable {
-        Some(r) => match continued(server, me, r, size, chunk_size).await? {
-            Some(started) => started,
-            None => {
-                let mut started = begin(server, size, options, chunk_size).await?;
+    let continuing = match resumable {
+        Some(r) => continued(server, me, r, size, chunk_size).await?,
+        None => None,
+    };
+    let (started, sealed_metadata) = match continuing {
+        // Sealed before as well: the same name and type seal again.
+        Some(started) => {
+            let sealed = seal(metadata, &started.file_key, &started.file_id)?;
+            (started, sealed)
+        }
+        None => {
+            let (file_id, file_key) = (FileId::random(), FileKey::generate());
+            // Sealed first: a name or type over its limit fails before any byte is sent.
+            let sealed = seal(metadata, &file_key, &file_id)?;
+            let mut started = begin(server, size, options, chunk_size, file_id, file_key).await?;
+            if let Some(r) = resumable {
                 let header = resume::Header {
                     upload_id: started.plan.upload_id.clone(),
-                    file_id: started.file_id,
-                    wrapped_key: Base64::new(me.keys.identity.wrap_file_key(&started.file_id, &started.file_key)),
+                    file_id,
+                    wrapped_key: Base64::new(me.keys.identity.wrap_file_key(&file_id, &started.file_key)),
                     size,
                     mtime_ns: r.mtime_ns,
                     chunk_size,
@@ -349,10 +360,9 @@ pub async fn upload_resumable<R: Read + Send + 'static>(
                     Ok(journal) => started.journal = Some(journal),
                     Err(e) => eprintln!("disktro: cannot note the upload (it will not resume if interrupted): {e}"),
                 }
-                started
             }
-        },
-        None => begin(server, size, options, chunk_size).await?,
+            (started, sealed)
+        }
     };
     let Started {
         plan,
@@ -361,17 +371,6 @@ pub async fn upload_resumable<R: Read + Send + 'static>(
         kept,
         journal,
     } = started;
-    // Sealed first: a name or type over its limit fails before any byte is sent.
-    let sealed_metadata = match metadata.seal(&file_key, &file_id) {
-        Ok(sealed) => sealed,
-        Err(e) => {
-            let _ = server.cancel_upload(&plan.upload_id).await;
-            if let (Some(journal), Some(_)) = (journal, resumable) {
-                journal.finish();
-            }
-            return Err(ClientError::Usage(format!("file name or type: {e}")));
-        }
-    };
     let sent = send_and_commit(
         server,
         me,
@@ -406,10 +405,22 @@ pub async fn upload_resumable<R: Read + Send + 'static>(
     }
 }
 
-/// Begin a new upload: a fresh file id and key, the server's plan.
-async fn begin(server: &Server, size: u64, options: &UploadOptions, chunk_size: u32) -> Result<Started, ClientError> {
-    let file_id = FileId::random();
-    let file_key = FileKey::generate();
+/// The file's name, type and size sealed under its key.
+fn seal(metadata: &FileMetadata, key: &FileKey, file_id: &FileId) -> Result<Vec<u8>, ClientError> {
+    metadata
+        .seal(key, file_id)
+        .map_err(|e| ClientError::Usage(format!("file name or type: {e}")))
+}
+
+/// Begin a new upload of a file with this id and key: the server's plan.
+async fn begin(
+    server: &Server,
+    size: u64,
+    options: &UploadOptions,
+    chunk_size: u32,
+    file_id: FileId,
+    file_key: FileKey,
+) -> Result<Started, ClientError> {
     // The server learns the size class, not the size (FORMAT.md, Padding); the class depends on
     // the chunk size, so it is stated rather than left to the server's default.
     let plan = server

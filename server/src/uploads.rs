@@ -252,6 +252,11 @@ async fn upload(ctx: &Context, account_id: &str, id: &str, now: i64) -> Result<U
 /// serials (so the workers count what was spent already against the same budgets), later expiry.
 pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<Vec<PutGrant>, ServerError> {
     upload(ctx, account_id, id, now).await?;
+    renew_all(ctx, id, now).await
+}
+
+/// Re-sign and record the tokens of every slot of upload `id` (its owner checked by the caller).
+async fn renew_all(ctx: &Context, id: &str, now: i64) -> Result<Vec<PutGrant>, ServerError> {
     let grants = fresh_grants(ctx, id, &uploads::grant_targets(&ctx.db, id).await?, now)?;
     let mut tx = ctx.db.begin_write().await?;
     uploads::record_grants(&mut tx, id, 0, &grants).await?;
@@ -259,30 +264,47 @@ pub async fn renew(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> 
     Ok(grants)
 }
 
-/// The plan of an upload in progress, as the last replan left it, with fresh tokens for every
-/// slot: how a client that lost its own copy (a killed CLI, a reloaded tab) continues.
-pub async fn plan(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<UploadPlan, ServerError> {
-    let up = upload(ctx, account_id, id, now).await?;
-    let plan = uploads::plan(&ctx.db, account_id, id, up.redundancy.total())
+/// The stored plan of the account's open upload `id`; uploads begun before plans were kept have
+/// none and can be neither replanned nor continued.
+async fn kept_plan(ctx: &Context, account_id: &str, id: &str, up: &UploadRow) -> Result<uploads::Plan, ServerError> {
+    uploads::plan(&ctx.db, account_id, id, up.redundancy.total())
         .await?
         .ok_or_else(|| {
             ServerError::refused(
                 ErrorCode::InvalidField,
-                "this upload began before plans were kept and cannot be continued: cancel it and upload again",
+                "this upload began before plans were kept: it can neither be continued nor replanned; cancel it and upload again",
             )
-        })?;
-    let nodes = renew(ctx, account_id, id, now).await?;
-    Ok(UploadPlan {
+        })
+}
+
+/// The answer for upload `id`: its shape from `up`, these slots and this placement.
+fn plan_answer(
+    id: &str,
+    up: &UploadRow,
+    expires_at: i64,
+    nodes: Vec<PutGrant>,
+    placement: Vec<Vec<u16>>,
+) -> UploadPlan {
+    UploadPlan {
         upload_id: id.to_owned(),
         file_id: up.file_id,
         data_shards: up.redundancy.data,
         parity_shards: up.redundancy.parity,
         chunk_size: up.chunk_size,
-        chunk_count: plan.placement.len() as u64,
-        expires_at: plan.expires_at,
+        chunk_count: placement.len() as u64,
+        expires_at,
         nodes,
-        placement: plan.placement,
-    })
+        placement,
+    }
+}
+
+/// The plan of an upload in progress, as the last replan left it, with fresh tokens for every
+/// slot: how a client that lost its own copy (a killed CLI, a reloaded tab) continues.
+pub async fn plan(ctx: &Arc<Context>, account_id: &str, id: &str, now: i64) -> Result<UploadPlan, ServerError> {
+    let up = upload(ctx, account_id, id, now).await?;
+    let plan = kept_plan(ctx, account_id, id, &up).await?;
+    let nodes = renew_all(ctx, id, now).await?;
+    Ok(plan_answer(id, &up, plan.expires_at, nodes, plan.placement))
 }
 
 /// New tokens for the put grants `targets` hold, expiring an hour from `now`.
@@ -397,13 +419,7 @@ pub async fn replan(
     now: i64,
 ) -> Result<UploadPlan, ServerError> {
     let up = upload(ctx, account_id, id, now).await?;
-    let total = up.redundancy.total();
-    let plan = uploads::plan(&ctx.db, account_id, id, total).await?.ok_or_else(|| {
-        ServerError::refused(
-            ErrorCode::InvalidField,
-            "this upload began before failed workers could be replaced: cancel it and upload again",
-        )
-    })?;
+    let plan = kept_plan(ctx, account_id, id, &up).await?;
     if plan.replans >= MAX_REPLANS {
         return Err(ServerError::refused(
             ErrorCode::TooManyReplans,
@@ -449,11 +465,10 @@ pub async fn replan(
         })
         .collect();
     let candidates: Vec<Candidate> = workers.iter().map(Candidate::from).collect();
-    let mut placement = plan.placement;
-    let (row, moved) = {
-        let (up, placement, failed) = (up.clone(), placement.clone(), failed.clone());
+    let (mut placement, moved) = {
+        let (row, failed, placement) = (up.clone(), failed.clone(), plan.placement);
         tokio::task::spawn_blocking(move || {
-            replace_failed(&up, &placement, &slots, &failed, &candidates, &chunks).map(|m| (up, m))
+            replace_failed(&row, &placement, &slots, &failed, &candidates, &chunks).map(|m| (placement, m))
         })
         .await
         .map_err(|_| ServerError::internal("placement task"))??
@@ -464,7 +479,7 @@ pub async fn replan(
     let mut budgets: Vec<(usize, u64)> = Vec::new();
     for (c, shards) in &moved {
         let at = usize::try_from(*c).map_err(|_| ServerError::internal("chunk index"))?;
-        let largest = largest_shard(row.size, row.chunk_size, row.redundancy, *c);
+        let largest = largest_shard(up.size, up.chunk_size, up.redundancy, *c);
         for &(index, w) in shards {
             let Some(w) = w else {
                 placement[at][index] |= upload::UNPLACED;
@@ -516,17 +531,7 @@ pub async fn replan(
 
     let mut nodes = renewed;
     nodes.extend(added);
-    Ok(UploadPlan {
-        upload_id: id.to_owned(),
-        file_id: row.file_id,
-        data_shards: row.redundancy.data,
-        parity_shards: row.redundancy.parity,
-        chunk_size: row.chunk_size,
-        chunk_count: placement.len() as u64,
-        expires_at: plan.expires_at,
-        nodes,
-        placement,
-    })
+    Ok(plan_answer(id, &up, plan.expires_at, nodes, placement))
 }
 
 /// Abandon an upload: its reservation is given back and its put tokens revoked (the workers
