@@ -295,6 +295,15 @@ impl UploadSession {
         Ok(())
     }
 
+    /// The receipts held for `chunk`, with their shard's index: what a client notes to continue
+    /// the upload later.
+    pub fn receipts(&self, chunk: u64) -> impl Iterator<Item = (usize, &Base64)> {
+        self.receipts[at(chunk)]
+            .iter()
+            .enumerate()
+            .filter_map(|(index, r)| r.as_ref().map(|r| (index, r)))
+    }
+
     /// Every receipt, chunk by chunk, for the commit (none for unplaced shards); the session
     /// keeps none.
     pub fn take_receipts(&mut self) -> Result<Vec<Base64>, SessionError> {

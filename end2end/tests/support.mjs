@@ -239,3 +239,11 @@ export async function launchBrowser() {
     },
   };
 }
+
+/** Bytes the workers of `net` have received, as their heartbeats report it (waits two heartbeats
+ * and a half first, so that what was just sent is counted). */
+export async function ingress(net) {
+  await new Promise((r) => setTimeout(r, 2500 * net.heartbeat));
+  const nodes = await (await fetch(`${net.url}/api/v1/nodes`)).json();
+  return nodes.reduce((sum, n) => sum + n.ingress_bytes, 0);
+}

@@ -10,6 +10,7 @@
 //! - [`seal`]: AES-256-GCM through WebCrypto, or the `aes-gcm` crate where WebCrypto is missing;
 //! - [`link`]: one multiplexed WebSocket to a storage worker, with backpressure;
 //! - [`upload`] / [`download`]: the pipelines, mirroring the CLI's;
+//! - [`unfinished`]: uploads under way, kept in IndexedDB so that they can be continued;
 //! - [`pipeline`]: the Web Worker's entry point and the main thread's handle on it;
 //! - [`save`]: streaming a download to disk (File System Access, a service worker stream, or a
 //!   Blob for small files).
@@ -22,6 +23,7 @@ pub mod link;
 pub mod pipeline;
 pub mod save;
 pub mod seal;
+pub mod unfinished;
 pub mod upload;
 
 pub use crate::error::Failure;

@@ -10,8 +10,15 @@
 //! What goes where is the [`UploadSession`]'s to say (`disktro_core::upload`, the CLI's too): a
 //! worker that refuses, times out or disconnects is failed for the rest of the upload, the
 //! server places its waiting shards again (a replan) and they go to their new workers from the
-//! frames the failed puts handed back. When the upload cannot go on, or is cancelled, it is
-//! cancelled at the server.
+//! frames the failed puts handed back.
+//!
+//! Uploads resume ([`super::unfinished`]): the upload is noted in IndexedDB once begun and each
+//! chunk's receipts as it finishes. The same file dropped or picked again later (after a reload,
+//! a crashed tab or a failure) continues that upload: the server gives its plan back with fresh
+//! tokens, every chunk is read and encoded again (the same key and bytes make the same shards),
+//! chunks whose receipts are all kept are not sent, and one whose shards differ from its receipts
+//! stops the upload (the file changed). A failed noted upload stays open at the server for the
+//! next try; a cancelled one, or one that cannot be continued, is cancelled there.
 
 use crate::browser::Failure;
 use std::cell::{Cell, RefCell};
@@ -20,7 +27,7 @@ use std::rc::Rc;
 
 use std::collections::HashMap;
 
-use disktro_core::api::{BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::{FileMetadata, MAX_MIME_LEN};
 use disktro_core::upload::{Next, UNPLACED, UploadSession};
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, NodeId, Redundancy, StagedChunk};
@@ -35,6 +42,7 @@ use super::js;
 use super::keyring::Keyring;
 use super::link::{Socket, WorkerLink};
 use super::seal::{ChunkCipher, Engine, Sealing};
+use super::unfinished::{self, Note};
 
 /// Chunks whose shards are on the wire at once.
 pub const CHUNKS_IN_FLIGHT: usize = 4;
@@ -74,6 +82,8 @@ struct Sender {
     links: RefCell<HashMap<NodeId, Connecting>>,
     /// One replan or renewal at a time: the chunks that wait on it all see its result.
     asking: Mutex<()>,
+    /// Whether the upload is noted in IndexedDB: finished chunks' receipts are noted too.
+    noted: bool,
 }
 
 impl Sender {
@@ -157,7 +167,8 @@ impl Sender {
     }
 }
 
-/// Upload `file`; `progress` hears after every chunk stored; `cancelled` is checked between chunks.
+/// Upload `file`, or continue this account's unfinished upload of the same file; `progress`
+/// hears after every chunk stored; `cancelled` is checked between chunks.
 pub async fn upload(
     api: &Api,
     me: &Keyring,
@@ -166,9 +177,6 @@ pub async fn upload(
     cancelled: &Cell<bool>,
 ) -> Result<FileSummary, Failure> {
     let size = crate::format::whole(file.size());
-    let file_id = FileId::random();
-    let file_key = FileKey::generate();
-    // Sealed first: a name over its limit fails before any byte is sent.
     let mut mime = file.type_();
     if mime.is_empty() || mime.len() > MAX_MIME_LEN {
         mime = "application/octet-stream".to_owned();
@@ -178,6 +186,82 @@ pub async fn upload(
         mime,
         size,
     };
+    let started = match continued(api, me, &metadata, file.last_modified()).await? {
+        Some(started) => started,
+        None => begin(api, me, metadata, file.last_modified()).await?,
+    };
+    let _running = Running::mark(&started.plan.upload_id);
+    let outcome = send_and_commit(api, me, file, size, &started, progress, cancelled).await;
+    let upload_id = &started.plan.upload_id;
+    match &outcome {
+        Ok(_) => {
+            if started.noted {
+                let _ = unfinished::forget(upload_id).await;
+            }
+        }
+        // Kept open for the next try, which continues it.
+        Err(Failure::Api(_) | Failure::Worker(_) | Failure::Browser(_)) if started.noted => {
+            return outcome.map_err(|e| {
+                let told = format!(
+                    "{e}. The upload stays open for 24 hours: drop or pick the same file again to continue it."
+                );
+                e.with_message(told)
+            });
+        }
+        Err(_) => {
+            // Best effort: an upload left behind expires on its own.
+            let _ = api.send("DELETE", &format!("/uploads/{upload_id}")).await;
+            if started.noted {
+                let _ = unfinished::forget(upload_id).await;
+            }
+        }
+    }
+    outcome
+}
+
+/// An upload begun or to continue: its plan, the file's id and key, its sealed metadata and the
+/// receipts kept from before.
+struct Started {
+    plan: UploadPlan,
+    file_id: FileId,
+    file_key: FileKey,
+    sealed_metadata: Vec<u8>,
+    kept: Vec<(u64, usize, Vec<u8>)>,
+    /// Noted in IndexedDB (not when the browser keeps no storage).
+    noted: bool,
+}
+
+thread_local! {
+    /// Uploads running in this worker: a second drop of the same file must not continue an
+    /// upload that is still under way.
+    static RUNNING: RefCell<std::collections::HashSet<String>> = RefCell::default();
+}
+
+/// An upload marked running while this lives.
+struct Running(String);
+
+impl Running {
+    fn mark(upload_id: &str) -> Self {
+        RUNNING.with(|r| r.borrow_mut().insert(upload_id.to_owned()));
+        Self(upload_id.to_owned())
+    }
+
+    fn is_running(upload_id: &str) -> bool {
+        RUNNING.with(|r| r.borrow().contains(upload_id))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.borrow_mut().remove(&self.0));
+    }
+}
+
+/// Begin a new upload and note it.
+async fn begin(api: &Api, me: &Keyring, metadata: FileMetadata, last_modified: f64) -> Result<Started, Failure> {
+    let file_id = FileId::random();
+    let file_key = FileKey::generate();
+    // Sealed first: a name over its limit fails before any byte is sent.
     let sealed_metadata = metadata
         .seal(&file_key, &file_id)
         .map_err(|e| Failure::Invalid(format!("file name or type: {e}")))?;
@@ -187,46 +271,100 @@ pub async fn upload(
             &BeginUpload {
                 file_id: file_id.to_hex(),
                 // The server learns the size class, not the size (FORMAT.md, Padding).
-                size: disktro_core::padding::size_class(size, disktro_core::DEFAULT_CHUNK_SIZE),
+                size: disktro_core::padding::size_class(metadata.size, disktro_core::DEFAULT_CHUNK_SIZE),
                 data_shards: None,
                 parity_shards: None,
                 chunk_size: Some(disktro_core::DEFAULT_CHUNK_SIZE),
             },
         )
         .await?;
-    let outcome = send_and_commit(
-        api,
-        me,
-        file,
-        size,
-        &sealed_metadata,
-        &plan,
+    let note = Note {
+        upload_id: plan.upload_id.clone(),
+        account_id: me.account_id.clone(),
         file_id,
-        &file_key,
-        progress,
-        cancelled,
-    )
-    .await;
-    if outcome.is_err() {
-        // Best effort: an upload left behind expires on its own.
-        let _ = api.send("DELETE", &format!("/uploads/{}", plan.upload_id)).await;
-    }
-    outcome
+        wrapped_key: Base64::new(me.keys.identity.wrap_file_key(&file_id, &file_key)),
+        sealed_metadata: Base64::new(sealed_metadata.clone()),
+        size: metadata.size,
+        last_modified,
+        chunk_size: plan.chunk_size,
+        chunk_count: plan.chunk_count,
+        shards_per_chunk: u16::from(plan.data_shards) + u16::from(plan.parity_shards),
+        began_ms: js_sys::Date::now(),
+    };
+    // Without storage (a private window) the upload still runs; it just cannot resume.
+    let noted = unfinished::begin(&note).await.is_ok();
+    Ok(Started {
+        plan,
+        file_id,
+        file_key,
+        sealed_metadata,
+        kept: Vec::new(),
+        noted,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// This account's unfinished upload of this very file (the same size, modification time and
+/// name), still open at the server, if there is one. Notes whose upload is gone are forgotten.
+async fn continued(
+    api: &Api,
+    me: &Keyring,
+    metadata: &FileMetadata,
+    last_modified: f64,
+) -> Result<Option<Started>, Failure> {
+    let Ok(notes) = unfinished::of_account(&me.account_id, js_sys::Date::now()).await else {
+        return Ok(None);
+    };
+    for note in notes {
+        if !note.fits(metadata.size, last_modified) || Running::is_running(&note.upload_id) {
+            continue;
+        }
+        let Ok(file_key) = me.file_key(&note.file_id, note.wrapped_key.as_bytes()) else {
+            continue;
+        };
+        let same_name = FileMetadata::open(note.sealed_metadata.as_bytes(), &file_key, &note.file_id)
+            .is_ok_and(|m| m.name == metadata.name);
+        if !same_name {
+            continue;
+        }
+        let plan: UploadPlan = match api.get(&format!("/uploads/{}", note.upload_id)).await {
+            Ok(plan) => plan,
+            Err(e) if e.code == Some(ErrorCode::UploadNotFound) => {
+                let _ = unfinished::forget(&note.upload_id).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let kept = unfinished::receipts(&note.upload_id).await.unwrap_or_default();
+        return Ok(Some(Started {
+            plan,
+            file_id: note.file_id,
+            file_key,
+            sealed_metadata: note.sealed_metadata.into_vec(),
+            kept,
+            noted: true,
+        }));
+    }
+    Ok(None)
+}
+
 async fn send_and_commit(
     api: &Api,
     me: &Keyring,
     file: &web_sys::File,
     size: u64,
-    sealed_metadata: &[u8],
-    plan: &UploadPlan,
-    file_id: FileId,
-    file_key: &FileKey,
+    started: &Started,
     progress: &dyn Fn(Progress),
     cancelled: &Cell<bool>,
 ) -> Result<FileSummary, Failure> {
+    let Started {
+        plan,
+        file_id,
+        file_key,
+        sealed_metadata,
+        kept,
+        noted,
+    } = started;
+    let file_id = *file_id;
     let redundancy = Redundancy::new(plan.data_shards, plan.parity_shards)
         .map_err(|e| Failure::Invalid(format!("the server chose an impossible redundancy: {e}")))?;
     let mut encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
@@ -238,12 +376,24 @@ async fn send_and_commit(
         session: RefCell::new(UploadSession::new(plan.clone()).map_err(|e| Failure::Invalid(e.to_string()))?),
         links: RefCell::default(),
         asking: Mutex::new(()),
+        noted: *noted,
     });
+    let mut shards_kept = 0;
+    {
+        let mut session = sender.session.borrow_mut();
+        for (chunk, index, receipt) in kept {
+            if *chunk < plan.chunk_count && *index < redundancy.total() {
+                session.on_receipt(*chunk, *index, receipt.clone());
+                shards_kept += 1;
+            }
+        }
+    }
 
     let shards_total = plan.chunk_count * redundancy.total() as u64;
     let state = Rc::new(RefCell::new(Progress {
         size,
         shards_total,
+        shards_done: shards_kept,
         ..Progress::default()
     }));
     let (done_tx, mut done_rx) = mpsc::unbounded::<Result<(), Failure>>();
@@ -421,6 +571,17 @@ async fn send_chunk(
 ) -> Result<(), Failure> {
     let c = chunk.index;
     let plain_len = u64::from(chunk.plain_len);
+    // Receipts kept from an earlier try must name these very shards.
+    sender.session.borrow().check_stored(c, chunk.shards.ids()).map_err(|e| {
+        Failure::Invalid(format!(
+            "{e}: the file is not the one whose upload was begun; drop it again to upload it anew"
+        ))
+    })?;
+    if sender.session.borrow().is_complete(c) {
+        let _ = recycle.unbounded_send(chunk.shards.into_buffer());
+        state.borrow_mut().bytes_done += plain_len;
+        return Ok(());
+    }
     sender.renew_if_due().await?;
     let mut framed = {
         let session = sender.session.borrow();
@@ -494,6 +655,17 @@ async fn send_chunk(
                 }
             }
         }
+    }
+    if sender.noted {
+        // Collected first: the session is not borrowed across the write.
+        let receipts: Vec<(usize, Base64)> = sender
+            .session
+            .borrow()
+            .receipts(c)
+            .map(|(index, r)| (index, r.clone()))
+            .collect();
+        // Best effort: a receipt not noted costs its chunk's re-sending on a later try.
+        let _ = unfinished::chunk_stored(&sender.upload_id, c, receipts).await;
     }
     state.borrow_mut().bytes_done += plain_len;
     Ok(())

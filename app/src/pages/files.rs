@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use crate::AccountSignal;
 use crate::format;
 use crate::pages::share_dialog::{ShareDialog, ShareTarget};
+use crate::pages::unfinished::{Unfinished, UnfinishedList};
 
 /// A stored file as the list shows it.
 #[derive(Debug, Clone)]
@@ -81,6 +82,8 @@ pub struct Files {
     rows: RwSignal<Option<Result<Vec<FileRow>, Failure>>>,
     usage: RwSignal<(u64, u64)>,
     transfers: RwSignal<Vec<Transfer>>,
+    /// Uploads begun earlier that can be continued.
+    pub(super) unfinished: RwSignal<Vec<Unfinished>>,
     share: RwSignal<Option<ShareTarget>>,
 }
 
@@ -91,6 +94,7 @@ impl Files {
             rows: RwSignal::new(None),
             usage: RwSignal::new((0, 0)),
             transfers: RwSignal::new(Vec::new()),
+            unfinished: RwSignal::new(Vec::new()),
             share: RwSignal::new(None),
         };
         provide_context(files);
@@ -100,6 +104,7 @@ impl Files {
             if account.get().is_none() {
                 files.rows.set(None);
                 files.usage.set((0, 0));
+                files.unfinished.set(Vec::new());
                 files.transfers.update(|ts| ts.retain(|t| t.phase == Phase::Running));
             }
         });
@@ -115,6 +120,17 @@ impl Files {
             .with_untracked(|ts| ts.iter().any(|t| t.upload && t.phase == Phase::Running))
     }
 
+    /// Name and size of each upload running in this tab.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub(super) fn running_uploads(&self) -> Vec<(String, u64)> {
+        self.transfers.with_untracked(|ts| {
+            ts.iter()
+                .filter(|t| t.upload && t.phase == Phase::Running)
+                .map(|t| (t.name.clone(), t.size))
+                .collect()
+        })
+    }
+
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn update(&self, id: u64, f: impl FnOnce(&mut Transfer)) {
         self.transfers.update(|ts| {
@@ -126,7 +142,7 @@ impl Files {
 }
 
 #[cfg(feature = "hydrate")]
-mod actions {
+pub(super) mod actions {
     //! What the page's buttons do, in the browser.
     use crate::error::Failure;
     use disktro_core::api::{FileDownload, FileList};
@@ -185,6 +201,7 @@ mod actions {
                 }
             })?;
             files.usage.set((list.used_bytes, list.quota_bytes));
+            crate::pages::unfinished::actions::load(files).await;
             Ok(list
                 .files
                 .into_iter()
@@ -240,7 +257,11 @@ mod actions {
                             });
                             leptos::task::spawn_local(refresh(files));
                         }
-                        Event::Failed { failure } => files.update(id, |t| t.phase = Phase::ended(Err(&failure))),
+                        Event::Failed { failure } => {
+                            files.update(id, |t| t.phase = Phase::ended(Err(&failure)));
+                            // A failed upload may be left to continue later.
+                            leptos::task::spawn_local(crate::pages::unfinished::actions::load(files));
+                        }
                         _ => {}
                     },
                 )
@@ -392,6 +413,7 @@ pub fn FilesPage() -> impl IntoView {
                 </label>
             </section>
             {view! { <TransferList files /> }.into_any()}
+            {view! { <UnfinishedList files /> }.into_any()}
             {view! { <FileTable files /> }.into_any()}
             {view! { <ShareDialog target=files.share /> }.into_any()}
         </Show>

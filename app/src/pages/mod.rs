@@ -8,6 +8,7 @@ mod recovery;
 mod share;
 mod share_dialog;
 mod tokens;
+mod unfinished;
 
 pub use auth::{AccountPage, LoginPage, SignupPage};
 pub use files::{Files, FilesPage};
