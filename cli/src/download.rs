@@ -12,13 +12,12 @@ use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use disktro_core::api::{FileDownload, NodeStatus, ReadToken};
-use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER};
+use disktro_core::api::FileDownload;
+use disktro_core::fetch::{Ask, HEDGE_AFTER, Reads};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
-use disktro_core::token::Token;
 use disktro_core::{Decoder, FileKey, Manifest, Plaintext, ShardId, SignedManifest, VerifiedShard};
 use disktro_net::client::{ConnectOptions, WorkerClient};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
@@ -94,10 +93,9 @@ pub async fn download_renewing<W: Write + Send + 'static>(
         answer,
         manifest: &manifest,
         workers: &workers,
-        tokens: Mutex::new(Tokens::from(answer)),
+        reads: Mutex::new(Reads::new(answer, now())),
         renew,
         renewing: tokio::sync::Mutex::new(()),
-        slow: Mutex::default(),
     };
     let mut state = (decoder, ChunkWriter::start(writer));
 
@@ -205,62 +203,27 @@ fn write_error(e: std::io::Error) -> ClientError {
     ClientError::Io(format!("cannot write the file: {e}"))
 }
 
-/// The get tokens in hand, per node of the first answer, and when they are due for renewal.
-struct Tokens {
-    per_node: Vec<Vec<ReadToken>>,
-    renew_at: Option<Instant>,
-}
-
-impl Tokens {
-    fn from(answer: &FileDownload) -> Self {
-        let per_node: Vec<Vec<ReadToken>> = answer.nodes.iter().map(|n| n.tokens.clone()).collect();
-        let renew_at = renewal_due(&per_node);
-        Self { per_node, renew_at }
-    }
-}
-
-/// When tokens expiring the earliest of `per_node` are due for renewal: with a quarter of their
-/// remaining lifetime (at most a minute) left, so a slow download renews a few times an hour
-/// and a short lifetime still leaves time to renew. `None` when no token names an expiry.
-fn renewal_due(per_node: &[Vec<ReadToken>]) -> Option<Instant> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let earliest = per_node
-        .iter()
-        .flatten()
-        .filter_map(|t| Token::decode(&t.token).ok())
-        .map(|t| Duration::from_secs(t.expires_at))
-        .filter(|&at| at > now)
-        .min()?;
-    let left = earliest - now;
-    Some(Instant::now() + left - (left / 4).min(Duration::from_secs(60)))
-}
-
 struct Source<'a> {
     answer: &'a FileDownload,
     manifest: &'a Manifest,
     workers: &'a [tokio::sync::OnceCell<Option<Arc<WorkerClient>>>],
-    tokens: Mutex<Tokens>,
+    /// Tokens in hand and stragglers so far (`disktro_core::fetch`, shared with the browser).
+    reads: Mutex<Reads>,
     renew: Option<&'a Renew>,
     /// One renewal at a time: chunks fetched ahead wait for it rather than each asking.
     renewing: tokio::sync::Mutex<()>,
-    /// Nodes that left a chunk's request unanswered ([`ChunkPlan::stragglers`]): ranked as
-    /// suspect for the chunks after.
-    slow: Mutex<std::collections::HashSet<usize>>,
+}
+
+/// The wall clock as [`Reads`] takes it.
+fn now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 impl Source<'_> {
-    /// The get token of node `n` for chunk `chunk`.
-    fn token(&self, n: usize, chunk: usize) -> Option<Vec<u8>> {
-        let c = chunk as u64;
-        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        let t = tokens
-            .per_node
-            .get(n)?
-            .iter()
-            .find(|t| t.first_chunk <= c && c <= t.last_chunk)?;
-        Some(t.token.to_vec())
+    fn reads(&self) -> std::sync::MutexGuard<'_, Reads> {
+        self.reads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The connection to node `n`, opened on first use; `None` when it cannot be reached.
@@ -279,14 +242,11 @@ impl Source<'_> {
     }
 
     fn due(&self) -> bool {
-        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        tokens.renew_at.is_some_and(|at| Instant::now() >= at)
+        self.reads().renewal_due(now())
     }
 
-    /// Fresh tokens when the ones in hand are due. A node of the new answer that the first one
-    /// named gets its new tokens (shards placed elsewhere since are reached through the other
-    /// candidates); a renewal that fails leaves the old tokens, which fail on their own if they
-    /// expire.
+    /// Fresh tokens when the ones in hand are due ([`Reads::renewed`]); a renewal that fails
+    /// leaves the old tokens, which fail on their own if they expire.
     async fn renew_if_due(&self) {
         let Some(renew) = self.renew else { return };
         if !self.due() {
@@ -297,20 +257,11 @@ impl Source<'_> {
             return;
         }
         let Ok(fresh) = renew().await else { return };
-        if fresh.file_id != self.answer.file_id {
-            return;
-        }
-        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        for node in fresh.nodes {
-            if let Some(n) = self.answer.nodes.iter().position(|m| m.node_id == node.node_id) {
-                tokens.per_node[n] = node.tokens;
-            }
-        }
-        tokens.renew_at = renewal_due(&tokens.per_node);
+        self.reads().renewed(fresh, now());
     }
 
     /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival,
-    /// asked for by the readers' rule ([`ChunkPlan`]): a failed or wrong one is replaced by the
+    /// asked for by the readers' rule ([`disktro_core::fetch::ChunkPlan`]): a failed or wrong one is replaced by the
     /// next candidate, and when nothing answers for [`HEDGE_AFTER`] one more is asked.
     async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
         self.renew_if_due().await;
@@ -318,19 +269,17 @@ impl Source<'_> {
         let k = usize::from(self.manifest.redundancy.data);
         let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
         let located = &located[..located.len().min(entry.shards.len())];
-        let slow = self.slow.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let mut plan = ChunkPlan::new(located, k, |n| match self.answer.nodes.get(n) {
-            None => NodeStatus::Offline,
-            Some(node) if node.status == NodeStatus::Online && slow.contains(&n) => NodeStatus::Suspect,
-            Some(node) => node.status,
-        });
+        let mut plan = self.reads().plan(located, k);
         let mut slots: Vec<Option<VerifiedShard>> = vec![None; entry.shards.len()];
         let mut running = FuturesUnordered::new();
         let ask = |a: Ask| {
-            let token = self.token(a.node, index);
             let id: ShardId = entry.shards[a.slot];
             async move {
                 let worker = self.worker(a.node).await;
+                // A hedge or a replacement may come after the tokens the chunk began with, and
+                // connecting may have taken a while: the token is taken now.
+                self.renew_if_due().await;
+                let token = self.reads().token(a.node, index as u64).map(<[u8]>::to_vec);
                 let result = match (worker, token) {
                     (Some(worker), Some(token)) => worker.get(&token, id).await.map_err(|e| e.to_string()),
                     (None, _) => Err("worker unreachable".to_owned()),
@@ -354,7 +303,7 @@ impl Source<'_> {
                         }
                         if plan.is_done() {
                             // Still unanswered: rank them last from now on.
-                            self.slow.lock().unwrap_or_else(PoisonError::into_inner).extend(plan.stragglers());
+                            self.reads().straggled(plan.stragglers());
                             return Ok((index, slots));
                         }
                     }

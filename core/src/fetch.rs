@@ -13,11 +13,16 @@
 //! - **Stragglers**: the requests still unanswered when a chunk has its k shards name workers a
 //!   reader should rank last for the chunks after ([`ChunkPlan::stragglers`]), so a stalled
 //!   worker costs one window of chunks [`HEDGE_AFTER`], not every chunk.
+//!
+//! [`Reads`] is what a download keeps across its chunks: the get tokens in hand per node, when
+//! they are due for renewal (a quarter of their remaining lifetime before they expire, at most a
+//! minute), the fresh ones a renewal brings, and the stragglers so far.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
-use crate::api::NodeStatus;
+use crate::api::{FileDownload, NodeStatus, ReadToken};
+use crate::token::Token;
 
 /// How long a chunk waits on its requests before asking one more worker.
 pub const HEDGE_AFTER: Duration = Duration::from_secs(5);
@@ -139,6 +144,93 @@ impl ChunkPlan {
     }
 }
 
+/// What one download keeps across its chunks, free of I/O: the get tokens per node of the
+/// download's answer (by index), when they are due for renewal, and the nodes that straggled.
+/// Times are durations since the Unix epoch (the caller's clock).
+#[derive(Debug, Clone)]
+pub struct Reads {
+    file_id: crate::FileId,
+    nodes: Vec<(crate::NodeId, NodeStatus)>,
+    tokens: Vec<Vec<ReadToken>>,
+    renew_at: Option<Duration>,
+    slow: HashSet<usize>,
+}
+
+impl Reads {
+    /// The tokens of `answer`, read at `now`.
+    pub fn new(answer: &FileDownload, now: Duration) -> Self {
+        let tokens: Vec<Vec<ReadToken>> = answer.nodes.iter().map(|n| n.tokens.clone()).collect();
+        Self {
+            file_id: answer.file_id,
+            nodes: answer.nodes.iter().map(|n| (n.node_id, n.status)).collect(),
+            renew_at: renewal_due(&tokens, now),
+            tokens,
+            slow: HashSet::new(),
+        }
+    }
+
+    /// Node `node`'s get token for chunk `chunk`, if one covers it.
+    pub fn token(&self, node: usize, chunk: u64) -> Option<&[u8]> {
+        self.tokens
+            .get(node)?
+            .iter()
+            .find(|t| t.first_chunk <= chunk && chunk <= t.last_chunk)
+            .map(|t| t.token.as_bytes())
+    }
+
+    /// Whether fresh tokens should be asked for now.
+    pub fn renewal_due(&self, now: Duration) -> bool {
+        self.renew_at.is_some_and(|at| now >= at)
+    }
+
+    /// Take the tokens of a fresh answer for the same file: each node the first answer named
+    /// gets its new tokens (shards placed elsewhere since are reached through the other
+    /// candidates). `false`, and nothing changed, when `fresh` is about another file.
+    pub fn renewed(&mut self, fresh: FileDownload, now: Duration) -> bool {
+        if fresh.file_id != self.file_id {
+            return false;
+        }
+        for node in fresh.nodes {
+            if let Some(n) = self.nodes.iter().position(|(id, _)| *id == node.node_id) {
+                self.nodes[n].1 = node.status;
+                self.tokens[n] = node.tokens;
+            }
+        }
+        self.renew_at = renewal_due(&self.tokens, now);
+        true
+    }
+
+    /// Nodes left unanswered by a finished chunk ([`ChunkPlan::stragglers`]).
+    pub fn straggled(&mut self, nodes: impl IntoIterator<Item = usize>) {
+        self.slow.extend(nodes);
+    }
+
+    /// The plan for a chunk located at `locations`, needing `k`: nodes as the server last saw
+    /// them, an online node that straggled ranked as suspect.
+    pub fn plan(&self, locations: &[u16], k: usize) -> ChunkPlan {
+        ChunkPlan::new(locations, k, |n| match self.nodes.get(n) {
+            None => NodeStatus::Offline,
+            Some((_, NodeStatus::Online)) if self.slow.contains(&n) => NodeStatus::Suspect,
+            Some((_, status)) => *status,
+        })
+    }
+}
+
+/// When the earliest-expiring of `tokens` is due for renewal at `now`: with a quarter of its
+/// remaining lifetime (at most a minute) left, so a slow download renews a few times an hour
+/// and a short lifetime still leaves time to renew. `None` when no token names a future expiry.
+fn renewal_due(tokens: &[Vec<ReadToken>], now: Duration) -> Option<Duration> {
+    let earliest = tokens
+        .iter()
+        .flatten()
+        .filter_map(|t| Token::decode(t.token.as_bytes()).ok())
+        .map(|t| Duration::from_secs(t.expires_at))
+        .filter(|&at| at > now)
+        .min()?;
+    let left = earliest - now;
+    Some(now + left - (left / 4).min(Duration::from_secs(60)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +297,107 @@ mod tests {
             why.contains("only 1 of the 2") && why.contains("connection lost"),
             "{why}"
         );
+    }
+
+    /// A download answer for `file` from 3 nodes, each with one get token for chunks 0..=9
+    /// expiring at `expires_at` (unix seconds), node 2 seen suspect.
+    fn answer(file: crate::FileId, nodes: &[crate::NodeId], expires_at: u64) -> FileDownload {
+        let server = crate::keys::Keypair::generate();
+        let token = |worker: crate::NodeId| {
+            Token {
+                operation: crate::token::Operation::Get,
+                issuer: server.public(),
+                worker,
+                scope: crate::token::Scope::File(file),
+                serial: crate::Serial::random(),
+                expires_at,
+                byte_budget: 1 << 20,
+                shards: vec![crate::ShardId([7; 32])],
+            }
+            .sign(&server)
+            .unwrap()
+        };
+        FileDownload {
+            file_id: file,
+            manifest: crate::api::Base64::new(Vec::new()),
+            metadata: crate::api::Base64::new(Vec::new()),
+            wrapped_key: None,
+            size: 0,
+            created_at: 0,
+            nodes: nodes
+                .iter()
+                .enumerate()
+                .map(|(i, &node_id)| crate::api::ReadNode {
+                    node_id,
+                    url: format!("ws://127.0.0.1:{}", 9000 + i),
+                    status: if i == 2 { NodeStatus::Suspect } else { NodeStatus::Online },
+                    tokens: vec![ReadToken {
+                        first_chunk: 0,
+                        last_chunk: 9,
+                        token: crate::api::Base64::new(token(node_id)),
+                    }],
+                })
+                .collect(),
+            locations: vec![vec![0, 1, 2]; 10],
+            download_id: None,
+        }
+    }
+
+    #[test]
+    fn tokens_are_due_for_renewal_a_quarter_of_their_life_before_they_expire() {
+        // Tried: tokens with 40 s left, then 1 h left; a fresh answer for another file; one for
+        // the same file naming the nodes in another order, and a node the first did not name.
+        // Must hold: due at 30 s (a quarter of 40 s before expiry) and at 59 min (at most a
+        // minute before); the other file's answer changes nothing; the same file's gives each
+        // node its own fresh token; the unknown node is ignored.
+        let file = crate::FileId::random();
+        let nodes: Vec<crate::NodeId> = (0..4).map(|i| crate::NodeId([i; 32])).collect();
+        let now = Duration::from_secs(1_000_000);
+        let first = answer(file, &nodes[..3], 1_000_040);
+        let mut reads = Reads::new(&first, now);
+        assert_eq!(reads.token(1, 9), Some(first.nodes[1].tokens[0].token.as_bytes()));
+        assert_eq!(reads.token(1, 10), None, "no token covers chunk 10");
+        assert!(!reads.renewal_due(now + Duration::from_secs(29)));
+        assert!(reads.renewal_due(now + Duration::from_secs(30)));
+
+        assert!(!reads.renewed(answer(crate::FileId::random(), &nodes[..3], 1_003_600), now));
+        assert!(reads.renewal_due(now + Duration::from_secs(30)), "another file's tokens were taken");
+
+        let mut fresh = answer(file, &[nodes[2], nodes[0], nodes[3]], 1_003_600);
+        fresh.nodes[0].status = NodeStatus::Online;
+        let expected = fresh.nodes[0].tokens[0].token.clone();
+        assert!(reads.renewed(fresh, now));
+        assert_eq!(reads.token(2, 0), Some(expected.as_bytes()), "node 2 has its own fresh token");
+        assert_eq!(reads.token(1, 0), Some(first.nodes[1].tokens[0].token.as_bytes()), "node 1 keeps its old one");
+        // Node 1's old token still expires first: due a quarter of its 40 s before.
+        assert!(reads.renewal_due(now + Duration::from_secs(30)));
+        let mut all_fresh = answer(file, &nodes[..3], 1_003_600);
+        all_fresh.nodes[2].status = NodeStatus::Online;
+        assert!(reads.renewed(all_fresh, now));
+        assert!(!reads.renewal_due(now + Duration::from_secs(3_539)));
+        assert!(reads.renewal_due(now + Duration::from_secs(3_540)), "at most a minute before");
+    }
+
+    #[test]
+    fn a_straggler_is_asked_after_the_other_online_workers() {
+        // Tried: 3 nodes holding one shard each, k = 2; node 0 straggled on an earlier chunk;
+        // node 2 is suspect at the server.
+        // Must hold: nodes 1 then 0 are asked (a straggler ranks with the suspect, data shards
+        // first among them); a fresh answer's status replaces the old.
+        let file = crate::FileId::random();
+        let nodes: Vec<crate::NodeId> = (0..3).map(|i| crate::NodeId([i; 32])).collect();
+        let now = Duration::from_secs(1_000_000);
+        let mut reads = Reads::new(&answer(file, &nodes, 1_003_600), now);
+        let asked = |reads: &Reads| -> Vec<usize> {
+            reads.plan(&[0, 1, 2], 2).to_start().iter().map(|a| a.node).collect()
+        };
+        assert_eq!(asked(&reads), vec![0, 1]);
+        reads.straggled([0]);
+        assert_eq!(asked(&reads), vec![1, 0]);
+        let mut fresh = answer(file, &nodes, 1_003_600);
+        fresh.nodes[0].status = NodeStatus::Offline;
+        fresh.nodes[2].status = NodeStatus::Online;
+        assert!(reads.renewed(fresh, now));
+        assert_eq!(asked(&reads), vec![1, 2]);
     }
 }

@@ -4,14 +4,19 @@
 //! [`ChunkCipher`] (the next chunk is rebuilt while WebCrypto opens this one), unsqueeze, and
 //! hand the plaintext to a [`Sink`] in order. [`CHUNKS_AHEAD`] chunks are fetched ahead of the
 //! one being written; memory stays at a few chunks.
+//!
+//! What to ask whom is `disktro_core::fetch`'s to say, as in the CLI: [`ChunkPlan`] per chunk,
+//! and [`Reads`] across chunks (workers that straggled are asked last for the chunks after, get
+//! tokens are renewed through a [`Renewal`] a quarter of their lifetime before they expire).
+//! Sockets open on first use ([`Links`]).
 
 use crate::browser::Failure;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use disktro_core::api::{FileDownload, NodeStatus};
-use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER};
+use disktro_core::api::{FileDownload, ShareAccess};
+use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER, Reads};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::padding::BODY_HEADER_LEN;
@@ -19,14 +24,16 @@ use disktro_core::squeeze::Codec;
 use disktro_core::{ChunkEntry, Decoder, FileKey, RebuiltChunk, VerifiedShard};
 use futures_channel::oneshot;
 use futures_util::future::{Either, select};
+use futures_util::lock::Mutex;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use js_sys::Array;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use super::api::Api;
 use super::js;
-use super::link::{Socket, WorkerLink};
+use super::link::{Links, Socket};
 use super::seal::{ChunkCipher, Engine, Opened, Opening};
-use super::upload::connect_all;
 
 /// Chunks fetched ahead of the one being written.
 pub const CHUNKS_AHEAD: usize = 4;
@@ -131,76 +138,128 @@ pub struct Progress {
     pub size: u64,
 }
 
-fn read_token(answer: &FileDownload, node: usize, chunk: u64) -> Option<Vec<u8>> {
-    let node = answer.nodes.get(node)?;
-    let token = node
-        .tokens
-        .iter()
-        .find(|t| t.first_chunk <= chunk && chunk <= t.last_chunk)?;
-    Some(token.token.to_vec())
+/// Where fresh get tokens come from when a download outlasts the ones it began with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum Renewal {
+    /// The owner's download: `GET /files/{id}` again.
+    Owner,
+    /// A share link's download: `POST /public/shares/{share}/download` again, continuing the same
+    /// download (its `download_id`), so no second download of a limited link is used.
+    Share { share: String, access: ShareAccess },
 }
 
-/// Any k verified shards of one chunk, fetched in parallel by the readers' rule
-/// ([`ChunkPlan`]): a failed one is replaced by the next candidate, and when nothing answers for
-/// [`HEDGE_AFTER`] one more is asked.
-async fn fetch_chunk(
-    answer: Rc<FileDownload>,
-    links: Rc<Vec<Option<Rc<WorkerLink>>>>,
-    chunk: u64,
-    entry: ChunkEntry,
-    k: usize,
-) -> Result<Slots, Failure> {
-    let index = usize::try_from(chunk).map_err(|_| Failure::browser("chunk index"))?;
-    let located = answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
-    let located = &located[..located.len().min(entry.shards.len())];
-    let mut plan = ChunkPlan::new(located, k, |n| {
-        answer.nodes.get(n).map_or(NodeStatus::Offline, |node| node.status)
-    });
-    let mut slots: Slots = vec![None; entry.shards.len()];
-    let mut running = FuturesUnordered::new();
-    let start = |ask: Ask| {
-        let (answer, links, id) = (
-            Rc::clone(&answer),
-            Rc::clone(&links),
-            entry.shards.get(ask.slot).copied(),
-        );
-        Box::pin(async move {
-            let result = async {
-                let id = id.ok_or_else(|| Failure::invalid("the manifest has fewer shards than the locations"))?;
-                let link = links
-                    .get(ask.node)
-                    .and_then(Option::as_ref)
-                    .ok_or_else(|| Failure::worker("worker unreachable"))?;
-                let token = read_token(&answer, ask.node, chunk)
-                    .ok_or_else(|| Failure::invalid("no get token for this worker"))?;
-                link.get(&token, id).await
-            }
-            .await;
-            (ask.slot, result)
-        })
-    };
-    let hedge_ms = i32::try_from(HEDGE_AFTER.as_millis()).unwrap_or(i32::MAX);
-    loop {
-        for ask in plan.to_start() {
-            running.push(start(ask));
+/// The download's side of the network: the answer's workers, the tokens in hand and the
+/// stragglers so far, and where fresh tokens come from.
+struct Source {
+    answer: FileDownload,
+    reads: std::cell::RefCell<Reads>,
+    links: Links,
+    renewal: Option<Renewal>,
+    /// One renewal at a time: chunks fetched ahead wait for it rather than each asking.
+    renewing: Mutex<()>,
+}
+
+/// The wall clock as [`Reads`] takes it.
+fn now() -> std::time::Duration {
+    std::time::Duration::from_secs_f64((js_sys::Date::now() / 1000.0).max(0.0))
+}
+
+impl Source {
+    fn due(&self) -> bool {
+        self.reads.borrow().renewal_due(now())
+    }
+
+    /// Fresh tokens when the ones in hand are due; a renewal that fails leaves the old tokens,
+    /// which fail on their own if they expire.
+    async fn renew_if_due(&self) {
+        let Some(renewal) = &self.renewal else { return };
+        if !self.due() {
+            return;
         }
-        if let Some(why) = plan.exhausted() {
-            return Err(Failure::Worker(format!("chunk {chunk}: {why}")));
+        let _one = self.renewing.lock().await;
+        if !self.due() {
+            return;
         }
-        match select(running.next(), Box::pin(js::sleep(hedge_ms))).await {
-            Either::Left((Some((slot, Ok(shard))), _)) => {
-                if plan.got(slot) {
-                    slots[slot] = Some(shard);
-                }
-                if plan.is_done() {
-                    return Ok(slots);
-                }
+        let api = Api::default();
+        let fresh: Result<FileDownload, _> = match renewal {
+            Renewal::Owner => api.get(&format!("/files/{}", self.answer.file_id)).await,
+            Renewal::Share { share, access } => {
+                let access = ShareAccess {
+                    download_id: access.download_id.clone().or_else(|| self.answer.download_id.clone()),
+                    ..access.clone()
+                };
+                api.post(&format!("/public/shares/{share}/download"), &access).await
             }
-            Either::Left((Some((slot, Err(e))), _)) => plan.failed(slot, e.to_string()),
-            Either::Left((None, _)) => {}
-            Either::Right(_) => {
-                if let Some(ask) = plan.hedge() {
-                    running.push(start(ask));
+        };
+        if let Ok(fresh) = fresh {
+            self.reads.borrow_mut().renewed(fresh, now());
+        }
+    }
+
+    /// Any k verified shards of one chunk, fetched in parallel by the readers' rule
+    /// ([`ChunkPlan`], from [`Reads::plan`]): a failed one is replaced by the next candidate,
+    /// and when nothing answers for [`HEDGE_AFTER`] one more is asked. The workers still
+    /// unanswered when the chunk is done are asked last for the chunks after.
+    async fn fetch_chunk(self: Rc<Self>, chunk: u64, entry: ChunkEntry, k: usize) -> Result<Slots, Failure> {
+        self.renew_if_due().await;
+        let index = usize::try_from(chunk).map_err(|_| Failure::browser("chunk index"))?;
+        let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
+        let located = &located[..located.len().min(entry.shards.len())];
+        let mut plan: ChunkPlan = self.reads.borrow().plan(located, k);
+        let mut slots: Slots = vec![None; entry.shards.len()];
+        let mut running = FuturesUnordered::new();
+        let start = |ask: Ask| {
+            let (source, id) = (Rc::clone(&self), entry.shards.get(ask.slot).copied());
+            Box::pin(async move {
+                let result = async {
+                    let id = id.ok_or_else(|| Failure::invalid("the manifest has fewer shards than the locations"))?;
+                    let url = &source
+                        .answer
+                        .nodes
+                        .get(ask.node)
+                        .ok_or_else(|| Failure::invalid("a location names no worker"))?
+                        .url;
+                    let link = source.links.get(url).await.map_err(Failure::Worker)?;
+                    // A hedge or a replacement may come after the tokens the chunk began with, and
+                    // connecting may have taken a while: the token is taken now.
+                    source.renew_if_due().await;
+                    let token = source
+                        .reads
+                        .borrow()
+                        .token(ask.node, chunk)
+                        .map(<[u8]>::to_vec)
+                        .ok_or_else(|| Failure::invalid("no get token for this worker"))?;
+                    link.get(&token, id).await
+                }
+                .await;
+                (ask.slot, result)
+            })
+        };
+        let hedge_ms = i32::try_from(HEDGE_AFTER.as_millis()).unwrap_or(i32::MAX);
+        loop {
+            for ask in plan.to_start() {
+                running.push(start(ask));
+            }
+            if let Some(why) = plan.exhausted() {
+                return Err(Failure::Worker(format!("chunk {chunk}: {why}")));
+            }
+            match select(running.next(), Box::pin(js::sleep(hedge_ms))).await {
+                Either::Left((Some((slot, Ok(shard))), _)) => {
+                    if plan.got(slot) {
+                        slots[slot] = Some(shard);
+                    }
+                    if plan.is_done() {
+                        self.reads.borrow_mut().straggled(plan.stragglers());
+                        return Ok(slots);
+                    }
+                }
+                Either::Left((Some((slot, Err(e))), _)) => plan.failed(slot, e.to_string()),
+                Either::Left((None, _)) => {}
+                Either::Right(_) => {
+                    if let Some(ask) = plan.hedge() {
+                        running.push(start(ask));
+                    }
                 }
             }
         }
@@ -251,11 +310,13 @@ async fn deliver(
     Ok(len)
 }
 
-/// Verify `answer` with `key` (and the owner, when known) and stream the file into `sink`.
+/// Verify `answer` with `key` (and the owner, when known) and stream the file into `sink`; get
+/// tokens are renewed through `renewal`, when given, before they expire.
 pub async fn download(
     answer: FileDownload,
     key: &FileKey,
     expected_owner: Option<&PublicKey>,
+    renewal: Option<Renewal>,
     sink: &mut Sink,
     progress: &dyn Fn(Progress),
     cancelled: &Cell<bool>,
@@ -264,12 +325,13 @@ pub async fn download(
     let manifest = signed.manifest().clone();
     let mut decoder = Decoder::new(key, &manifest, metadata.size)?;
     let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
-    let links: Vec<Option<Rc<WorkerLink>>> = connect_all(answer.nodes.iter().map(|n| n.url.as_str()), Socket::Here)
-        .await
-        .into_iter()
-        .map(Result::ok)
-        .collect();
-    let (answer, links) = (Rc::new(answer), Rc::new(links));
+    let source = Rc::new(Source {
+        reads: std::cell::RefCell::new(Reads::new(&answer, now())),
+        answer,
+        links: Links::new(Socket::Here),
+        renewal,
+        renewing: Mutex::new(()),
+    });
     let k = usize::from(manifest.redundancy.data);
     let total = manifest.chunks.len() as u64;
     let mut ahead: VecDeque<oneshot::Receiver<Result<Slots, Failure>>> = VecDeque::new();
@@ -285,7 +347,7 @@ pub async fn download(
             let entry =
                 manifest.chunks[usize::try_from(next_fetch).map_err(|_| Failure::browser("chunk index"))?].clone();
             let (tx, rx) = oneshot::channel();
-            let job = fetch_chunk(Rc::clone(&answer), Rc::clone(&links), next_fetch, entry, k);
+            let job = Rc::clone(&source).fetch_chunk(next_fetch, entry, k);
             wasm_bindgen_futures::spawn_local(async move {
                 let _ = tx.send(job.await);
             });

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use disktro_core::wire::{Body, Frame};
 use disktro_core::{ShardId, VerifiedShard};
 use futures_channel::oneshot;
-use futures_util::future::{Either, select};
+use futures_util::future::{Either, FutureExt as _, LocalBoxFuture, Shared, select};
 use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::prelude::*;
 
@@ -309,8 +309,12 @@ impl Drop for WorkerLink {
         match &self.transport {
             Transport::Relayed { relay, id } => relay.close(*id),
             Transport::Here { ws, .. } => {
+                // All four: a link dropped while connecting (its transfer done without it) still
+                // has its open and error handlers set, and closing a connecting socket fires one.
                 ws.set_onmessage(None);
                 ws.set_onclose(None);
+                ws.set_onopen(None);
+                ws.set_onerror(None);
                 let _ = ws.close();
             }
         }
@@ -529,5 +533,44 @@ impl WorkerLink {
             Body::ShardData { .. } => Err(Failure::worker("the worker sent another shard than the one asked for")),
             _ => Err(Failure::worker("the worker answered a get with something else")),
         }
+    }
+}
+
+/// A connection being opened or open, shared by every request that needs it.
+type Connecting = Shared<LocalBoxFuture<'static, Result<Rc<WorkerLink>, String>>>;
+
+/// One transfer's links, by worker URL, each opened on first use and on its own. Waiting for
+/// every connection before asking any would let one stalled worker (its connect waiting out
+/// [`CONNECT_TIMEOUT_MS`]) hold up the rest, whose idle sockets the workers close for presenting
+/// no token in time.
+#[derive(Debug)]
+pub struct Links {
+    socket: Socket,
+    open: RefCell<HashMap<String, Connecting>>,
+}
+
+impl Links {
+    pub fn new(socket: Socket) -> Self {
+        Self {
+            socket,
+            open: RefCell::default(),
+        }
+    }
+
+    /// The link to the worker at `url`; an error names the worker.
+    pub async fn get(&self, url: &str) -> Result<Rc<WorkerLink>, String> {
+        let socket = self.socket;
+        let connecting = self
+            .open
+            .borrow_mut()
+            .entry(url.to_owned())
+            .or_insert_with(|| {
+                let url = url.to_owned();
+                async move { WorkerLink::connect(&url, socket).await.map_err(|e| e.to_string()) }
+                    .boxed_local()
+                    .shared()
+            })
+            .clone();
+        connecting.await
     }
 }

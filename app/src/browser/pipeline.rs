@@ -39,6 +39,8 @@ pub enum Request {
         key: Base64,
         /// The account's public key, for owners: the manifest must be signed by it.
         owner: Option<PublicKey>,
+        /// Where fresh get tokens come from when the download outlasts these.
+        renewal: Option<download::Renewal>,
     },
     /// Stop a running upload or download.
     Cancel,
@@ -204,7 +206,12 @@ async fn run(
                 Err(e) => failed(e),
             }
         }
-        Request::Download { answer, key, owner } => {
+        Request::Download {
+            answer,
+            key,
+            owner,
+            renewal,
+        } => {
             let key = match <[u8; 32]>::try_from(key.as_bytes()) {
                 Ok(k) => FileKey::from_bytes(k),
                 Err(_) => return failed(Failure::invalid("the file key is not 32 bytes")),
@@ -222,7 +229,7 @@ async fn run(
                     None,
                 );
             };
-            match download::download(answer, &key, owner.as_ref(), &mut sink, &progress, cancelled).await {
+            match download::download(answer, &key, owner.as_ref(), renewal, &mut sink, &progress, cancelled).await {
                 Ok(metadata) => {
                     let blob = sink.finish(None);
                     let event = Event::Downloaded {

@@ -296,13 +296,15 @@ pub struct Saved {
 
 /// Download the file `answer` describes into a file on disk named `name`, the best way this
 /// browser allows, through the pipeline worker. `owner` is checked against the manifest's
-/// signer when known. `started` hears the pipeline job (to cancel it: `Pipeline::cancel`, which
+/// signer when known; get tokens are renewed through `renewal` when the download outlasts
+/// them. `started` hears the pipeline job (to cancel it: `Pipeline::cancel`, which
 /// ends the download with `Failure::Cancelled`); `progress` hears after every chunk; the future
 /// ends when the last byte has been handed to the disk (or the Blob saved).
 pub async fn download_to_disk(
     answer: disktro_core::api::FileDownload,
     key: &disktro_core::FileKey,
     owner: Option<PublicKey>,
+    renewal: Option<super::download::Renewal>,
     (name, mime): (&str, &str),
     started: impl FnOnce(u32),
     progress: impl Fn(Saved) + 'static,
@@ -323,6 +325,7 @@ pub async fn download_to_disk(
         answer,
         key: Base64::from(*key.as_bytes()),
         owner,
+        renewal,
     };
     let extra = target.port.clone().map(|p| ("port", JsValue::from(p)));
     let job = pipeline.run(&request, extra, move |event, blob| {

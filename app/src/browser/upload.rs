@@ -25,22 +25,19 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use std::collections::HashMap;
-
 use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::{FileMetadata, MAX_MIME_LEN};
 use disktro_core::upload::{Next, UNPLACED, UploadSession};
-use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, NodeId, Redundancy, StagedChunk};
+use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy, StagedChunk};
 use futures_channel::mpsc;
 use futures_util::StreamExt as _;
-use futures_util::future::{FutureExt as _, LocalBoxFuture, Shared};
 use futures_util::lock::Mutex;
 use wasm_bindgen_futures::JsFuture;
 
 use super::api::Api;
 use super::js;
 use super::keyring::Keyring;
-use super::link::{Socket, WorkerLink};
+use super::link::{Links, Socket, WorkerLink};
 use super::seal::{ChunkCipher, Engine, Sealing};
 use super::unfinished::{self, Note};
 
@@ -70,16 +67,13 @@ enum Framed {
     Stored,
 }
 
-/// A connection being opened or open, shared by the chunks that need it.
-type Connecting = Shared<LocalBoxFuture<'static, Result<Rc<WorkerLink>, String>>>;
-
 /// The sending side of an upload: the session, a link per worker (opened on first use), and
 /// the server for replans and renewals.
 struct Sender {
     api: Api,
     upload_id: String,
     session: RefCell<UploadSession>,
-    links: RefCell<HashMap<NodeId, Connecting>>,
+    links: Links,
     /// One replan or renewal at a time: the chunks that wait on it all see its result.
     asking: Mutex<()>,
     /// Whether the upload is noted in IndexedDB: finished chunks' receipts are noted too.
@@ -89,26 +83,8 @@ struct Sender {
 impl Sender {
     /// The link to the worker of `slot`, opened on first use; an error names the worker.
     async fn link(&self, slot: usize) -> Result<Rc<WorkerLink>, String> {
-        let (node, url) = {
-            let session = self.session.borrow();
-            let grant = session.grant(slot);
-            (grant.node_id, grant.url.clone())
-        };
-        let connecting = self
-            .links
-            .borrow_mut()
-            .entry(node)
-            .or_insert_with(|| {
-                async move {
-                    WorkerLink::connect(&url, Socket::Relayed)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                .boxed_local()
-                .shared()
-            })
-            .clone();
-        connecting.await
+        let url = self.session.borrow().grant(slot).url.clone();
+        self.links.get(&url).await
     }
 
     /// Fresh tokens for every slot when the first nears expiry.
@@ -374,7 +350,7 @@ async fn send_and_commit(
         api: api.clone(),
         upload_id: plan.upload_id.clone(),
         session: RefCell::new(UploadSession::new(plan.clone()).map_err(|e| Failure::Invalid(e.to_string()))?),
-        links: RefCell::default(),
+        links: Links::new(Socket::Relayed),
         asking: Mutex::new(()),
         noted: *noted,
     });
@@ -488,14 +464,6 @@ async fn read_and_seal(
     let mut staged = encoder.stage(plain, last);
     let sealing = cipher.start_seal(&mut staged)?;
     Ok((staged, sealing))
-}
-
-/// Connect to every worker at once, the sockets owned by the thread `socket` names.
-pub async fn connect_all<'a>(
-    urls: impl Iterator<Item = &'a str>,
-    socket: Socket,
-) -> Vec<Result<Rc<WorkerLink>, Failure>> {
-    futures_util::future::join_all(urls.map(|url| WorkerLink::connect(url, socket))).await
 }
 
 /// Reads the file's chunks in order, [`READS_AHEAD`] `Blob.slice` reads under way at once: a read

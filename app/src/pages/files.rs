@@ -296,6 +296,7 @@ pub(super) mod actions {
                     answer,
                     &key,
                     owner,
+                    Some(crate::browser::download::Renewal::Owner),
                     (&row.name, &row.mime),
                     |job| files.update(id, |t| t.job = Some(job)),
                     move |p| {

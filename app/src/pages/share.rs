@@ -205,10 +205,15 @@ pub fn SharePage() -> impl IntoView {
                 }
                 let start = now_ms();
                 progress.set(Some((0, shared.size, start, start)));
+                let renewal = crate::browser::download::Renewal::Share {
+                    share: _share.clone(),
+                    access: actions::access(&key, _pw.as_deref(), answer.download_id.clone()),
+                };
                 crate::browser::save::download_to_disk(
                     answer,
                     &key,
                     None,
+                    Some(renewal),
                     (&shared.name, &shared.mime),
                     |_| {},
                     move |p| progress.set(Some((p.bytes_done, p.size, start, now_ms()))),
