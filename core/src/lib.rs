@@ -31,6 +31,7 @@ pub mod inventory;
 pub mod keys;
 pub mod manifest;
 pub mod metadata;
+pub mod mux;
 pub mod padding;
 pub mod recovery;
 pub mod seal;

@@ -1,15 +1,16 @@
 //! A client for the worker protocol, used by the CLI, the server (audits, repair, deletes) and the
-//! tests: one WebSocket, many concurrent requests matched to their answers by request id.
+//! tests: one WebSocket, many concurrent requests matched to their answers by request id (the
+//! numbering and routing are `disktro_core::mux`'s, shared with the browser's links).
 //!
 //! Every method is safe to call from many tasks at once; the caller bounds concurrency. `get`
 //! re-hashes what it receives, so a lying worker is an [`ClientError::Integrity`] error, never
 //! bad bytes.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use disktro_core::mux::{Heard, NotBegun, Requests};
 use disktro_core::wire::{Body, ErrorCode, Frame};
 use disktro_core::{ShardId, VerifiedShard};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -63,19 +64,17 @@ impl Default for ConnectOptions {
     }
 }
 
-/// Waiters by request id; `None` once the connection has ended, so no new request can wait on
-/// an answer that will never come.
-type Pending = Arc<Mutex<Option<HashMap<u32, oneshot::Sender<Body>>>>>;
+/// Requests in flight and why the connection ended, once it has (`disktro_core::mux`, shared
+/// with the browser).
+type Pending = Arc<Mutex<Requests<oneshot::Sender<Body>>>>;
 
 /// One connection to one worker.
 #[derive(Debug)]
 pub struct WorkerClient {
     out: mpsc::Sender<Message>,
     pending: Pending,
-    next_id: AtomicU32,
     /// Whether a `Hello` went out on this connection.
     introduced: AtomicBool,
-    close_reason: Arc<Mutex<Option<String>>>,
     request_timeout: Duration,
 }
 
@@ -141,8 +140,7 @@ impl WorkerClient {
     {
         let (mut sink, mut stream) = ws.split();
         let (out, mut rx) = mpsc::channel::<Message>(64);
-        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let close_reason: Arc<Mutex<Option<String>>> = Arc::default();
+        let pending: Pending = Arc::default();
         tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
                 if sink.send(message).await.is_err() {
@@ -152,23 +150,20 @@ impl WorkerClient {
             let _ = sink.close().await;
         });
         {
-            let (pending, close_reason) = (Arc::clone(&pending), Arc::clone(&close_reason));
+            let pending = Arc::clone(&pending);
             tokio::spawn(async move {
                 let reason = loop {
                     match stream.next().await {
-                        Some(Ok(Message::Binary(bytes))) => match Frame::decode(&bytes) {
-                            Ok(frame) => {
-                                let waiter = pending
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .as_mut()
-                                    .and_then(|p| p.remove(&frame.request_id));
-                                if let Some(waiter) = waiter {
-                                    let _ = waiter.send(frame.body);
+                        Some(Ok(Message::Binary(bytes))) => {
+                            let heard = pending.lock().unwrap_or_else(PoisonError::into_inner).hear(&bytes);
+                            match heard {
+                                Heard::Answer(waiter, body) => {
+                                    let _ = waiter.send(body);
                                 }
+                                Heard::Stray => {}
+                                Heard::Broken(reason) => break reason,
                             }
-                            Err(e) => break format!("undecodable frame from the worker: {e}"),
-                        },
+                        }
                         Some(Ok(Message::Close(frame))) => {
                             break frame.map_or_else(
                                 || "closed by the worker".to_owned(),
@@ -180,29 +175,24 @@ impl WorkerClient {
                         None => break "connection ended".to_owned(),
                     }
                 };
-                *close_reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
                 // Waiters see their sender dropped and report the close reason.
-                *pending.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                pending.lock().unwrap_or_else(PoisonError::into_inner).close(reason);
             });
         }
         Self {
             out,
             pending,
-            next_id: AtomicU32::new(1),
             introduced: AtomicBool::new(false),
-            close_reason,
             request_timeout: options.request_timeout,
         }
     }
 
+    fn requests(&self) -> std::sync::MutexGuard<'_, Requests<oneshot::Sender<Body>>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn closed(&self) -> ClientError {
-        ClientError::Closed(
-            self.close_reason
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-                .unwrap_or_else(|| "connection ended".to_owned()),
-        )
+        ClientError::Closed(self.requests().closed().unwrap_or("connection ended").to_owned())
     }
 
     /// Send one request and wait for its answer; an error frame becomes [`ClientError::Refused`].
@@ -223,16 +213,14 @@ impl WorkerClient {
     /// whatever the outcome: a caller that may need to send it again elsewhere keeps it only
     /// while it is on its way, not in a second copy.
     async fn request_shared(&self, mut bytes: Vec<u8>) -> (Result<Body, ClientError>, Bytes) {
-        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = disktro_core::wire::number_frame(&mut bytes, request_id) {
-            return (Err(ClientError::Protocol(e.to_string())), Bytes::from(bytes));
-        }
-        let shared = Bytes::from(bytes);
         let (tx, rx) = oneshot::channel();
-        match self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-            Some(pending) => pending.insert(request_id, tx),
-            None => return (Err(self.closed()), shared),
+        let begun = self.requests().begin(&mut bytes, tx);
+        let request_id = match begun {
+            Ok(id) => id,
+            Err(NotBegun::Closed(reason)) => return (Err(ClientError::Closed(reason)), Bytes::from(bytes)),
+            Err(NotBegun::NotAFrame(e)) => return (Err(ClientError::Protocol(e)), Bytes::from(bytes)),
         };
+        let shared = Bytes::from(bytes);
         if self.out.send(Message::Binary(shared.clone())).await.is_err() {
             self.forget(request_id);
             return (Err(self.closed()), shared);
@@ -251,9 +239,7 @@ impl WorkerClient {
     }
 
     fn forget(&self, request_id: u32) {
-        if let Some(pending) = self.pending.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-            pending.remove(&request_id);
-        }
+        self.requests().forget(request_id);
     }
 
     /// Store a shard; returns the worker's signed receipt.

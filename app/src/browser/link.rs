@@ -1,7 +1,8 @@
 //! One WebSocket to a storage worker, multiplexed: every request carries an id, answers may come
 //! back in any order, and many requests are in flight at once. Sending waits while the socket's
 //! buffer holds more than [`HIGH_WATER`] bytes, so a slow worker slows its sender instead of
-//! filling the tab's memory. The frames are `disktro-core`'s [`wire`](disktro_core::wire).
+//! filling the tab's memory. The frames are `disktro-core`'s [`wire`](disktro_core::wire), and
+//! the numbering and routing of requests is its [`mux`](disktro_core::mux), as in the CLI.
 //!
 //! An upload's sockets live on a thread of their own, `/relay.js`, a worker the pipeline worker
 //! starts once ([`Relay`]). Chromium hands a large message to its network service a slice at a
@@ -18,6 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use disktro_core::mux::{Heard, NotBegun, Requests};
 use disktro_core::wire::{Body, Frame};
 use disktro_core::{ShardId, VerifiedShard};
 use futures_channel::oneshot;
@@ -38,11 +40,11 @@ const SPARE_BUFFERS: usize = 16;
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<u32, oneshot::Sender<Body>>,
+    /// Requests in flight, and why the socket closed once it has (`disktro_core::mux`, shared
+    /// with the CLI).
+    requests: Requests<oneshot::Sender<Body>>,
     /// Told once the socket opens (`true`) or fails to (`false`).
     opened: Option<oneshot::Sender<bool>>,
-    /// Why the socket closed, once it has.
-    closed: Option<String>,
     /// For a relayed socket: its `bufferedAmount` as the relay last reported it, plus the frames
     /// handed to the relay since.
     buffered: u32,
@@ -51,13 +53,13 @@ struct State {
 impl State {
     /// A frame from the worker: the answer to a request.
     fn hear(&mut self, bytes: &[u8]) {
-        match Frame::decode(bytes) {
-            Ok(frame) => {
-                if let Some(waiter) = self.pending.remove(&frame.request_id) {
-                    let _ = waiter.send(frame.body);
-                }
+        match self.requests.hear(bytes) {
+            Heard::Answer(waiter, body) => {
+                let _ = waiter.send(body);
             }
-            Err(e) => self.close(format!("undecodable frame from the worker: {e}")),
+            Heard::Stray => {}
+            // The requests have closed; the socket's opener hears it too.
+            Heard::Broken(_) => self.opened(false),
         }
     }
 
@@ -68,10 +70,13 @@ impl State {
     }
 
     fn close(&mut self, reason: String) {
-        self.closed.get_or_insert(reason);
-        self.opened(false);
         // Waiters see their sender dropped and report the close reason.
-        self.pending.clear();
+        self.requests.close(reason);
+        self.opened(false);
+    }
+
+    fn closed(&self) -> Option<String> {
+        self.requests.closed().map(str::to_owned)
     }
 }
 
@@ -291,7 +296,6 @@ pub struct WorkerLink {
     pub url: String,
     transport: Transport,
     state: Rc<RefCell<State>>,
-    next_id: Cell<u32>,
     /// Whether a `Hello` went out on this link.
     introduced: Cell<bool>,
 }
@@ -342,7 +346,6 @@ impl WorkerLink {
             url: url.to_owned(),
             transport,
             state,
-            next_id: Cell::new(1),
             introduced: Cell::new(false),
         });
         // Wait for open, or for the close that follows a refused connection.
@@ -425,7 +428,7 @@ impl WorkerLink {
     }
 
     fn closed_reason(&self) -> Option<String> {
-        self.state.borrow().closed.clone()
+        self.state.borrow().closed()
     }
 
     /// Send one request and wait for its answer; an error frame becomes the worker's message.
@@ -443,11 +446,6 @@ impl WorkerLink {
     /// [`Self::request_encoded`], handing the request's bytes back whatever the outcome, so a
     /// put that failed can be framed again for another worker.
     async fn request_kept(&self, mut bytes: Vec<u8>) -> (Result<Body, Failure>, Vec<u8>) {
-        let request_id = self.next_id.get();
-        self.next_id.set(request_id.wrapping_add(1));
-        if let Err(e) = disktro_core::wire::number_frame(&mut bytes, request_id) {
-            return (Err(e.into()), bytes);
-        }
         while self.buffered() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {
                 return (Err(Failure::Worker(reason)), bytes);
@@ -455,15 +453,14 @@ impl WorkerLink {
             js::sleep(2).await;
         }
         let (tx, rx) = oneshot::channel();
-        {
-            let mut state = self.state.borrow_mut();
-            if let Some(reason) = &state.closed {
-                return (Err(Failure::Worker(reason.clone())), bytes);
-            }
-            state.pending.insert(request_id, tx);
-        }
+        let begun = self.state.borrow_mut().requests.begin(&mut bytes, tx);
+        let request_id = match begun {
+            Ok(id) => id,
+            Err(NotBegun::Closed(reason)) => return (Err(Failure::Worker(reason)), bytes),
+            Err(NotBegun::NotAFrame(e)) => return (Err(Failure::Invalid(e)), bytes),
+        };
         if let Err(e) = self.send(&bytes) {
-            self.state.borrow_mut().pending.remove(&request_id);
+            self.state.borrow_mut().requests.forget(request_id);
             return (Err(e), bytes);
         }
         let outcome = match select(rx, Box::pin(js::sleep(REQUEST_TIMEOUT_MS))).await {
@@ -475,7 +472,7 @@ impl WorkerLink {
                 self.closed_reason().unwrap_or_else(|| "connection ended".to_owned()),
             )),
             Either::Right(_) => {
-                self.state.borrow_mut().pending.remove(&request_id);
+                self.state.borrow_mut().requests.forget(request_id);
                 Err(Failure::Worker(format!(
                     "no answer within {} s",
                     REQUEST_TIMEOUT_MS / 1000
