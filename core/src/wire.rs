@@ -81,6 +81,29 @@ impl ErrorCode {
         Self::Revoked,
     ];
 
+    /// The code's name in snake case, as metrics and logs label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::TooLarge => "too_large",
+            Self::HashMismatch => "hash_mismatch",
+            Self::BadToken => "bad_token",
+            Self::TokenExpired => "token_expired",
+            Self::TokenReplayed => "token_replayed",
+            Self::WrongWorker => "wrong_worker",
+            Self::WrongOperation => "wrong_operation",
+            Self::NotInScope => "not_in_scope",
+            Self::OverBudget => "over_budget",
+            Self::NotFound => "not_found",
+            Self::Busy => "busy",
+            Self::StorageFull => "storage_full",
+            Self::Corrupt => "corrupt",
+            Self::Internal => "internal",
+            Self::Revoked => "revoked",
+        }
+    }
+
     fn from_u16(v: u16) -> Result<Self, Error> {
         Self::ALL
             .into_iter()

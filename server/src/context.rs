@@ -37,6 +37,8 @@ pub struct Context {
     pub trusted_proxies: Vec<crate::client_addr::Cidr>,
     /// Sign-ups accepted per client source per throttle window (0: no limit).
     pub signups_per_source: u32,
+    /// What `GET /metrics` shows ([`crate::metrics`]).
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,7 @@ impl Context {
             jobs: std::sync::Arc::default(),
             trusted_proxies: Vec::new(),
             signups_per_source: crate::throttle::SIGNUPS_PER_SOURCE,
+            metrics: std::sync::Arc::default(),
         })
     }
 }

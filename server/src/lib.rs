@@ -29,6 +29,7 @@ pub mod grants;
 pub mod jobs;
 pub mod leases;
 pub mod local_workers;
+pub mod metrics;
 pub mod nodes;
 pub mod placement;
 pub mod rewards;
@@ -112,8 +113,12 @@ async fn limit_server_fn_bodies(
 /// The whole HTTP application: API, server functions, pages and static files.
 pub fn app(options: LeptosOptions, ctx: Arc<Context>) -> Router {
     let routes = generate_route_list(App);
+    let metrics = Router::new()
+        .route("/metrics", axum::routing::get(metrics::scrape))
+        .with_state(Arc::clone(&ctx));
     Router::new()
-        .nest("/api/v1", api::router(ctx))
+        .nest("/api/v1", api::router(Arc::clone(&ctx)))
+        .merge(metrics)
         .leptos_routes(&options, routes, {
             let options = options.clone();
             move || shell(options.clone())
@@ -121,6 +126,7 @@ pub fn app(options: LeptosOptions, ctx: Arc<Context>) -> Router {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .layer(axum::middleware::from_fn(limit_server_fn_bodies))
+        .layer(axum::middleware::from_fn_with_state(ctx, metrics::count_requests))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),

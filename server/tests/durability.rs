@@ -56,6 +56,8 @@ struct Worker {
     dir: tempfile::TempDir,
     node_id: String,
     listen: SocketAddr,
+    /// Where it serves `GET /metrics`, when started with `--metrics-listen`.
+    metrics: Option<SocketAddr>,
     /// Started with the tests' 1 s heartbeats (else at the default interval operators run).
     fast: bool,
 }
@@ -121,6 +123,7 @@ impl Worker {
             dir,
             node_id: info.node_id,
             listen: info.listen,
+            metrics: info.metrics,
             fast,
         }
     }
@@ -1842,4 +1845,136 @@ async fn an_upload_survives_two_workers_killed_mid_upload() {
         lost.len()
     );
     pool.close().await;
+}
+
+/// The value of the series `name` (with its labels as printed, e.g. `x_total{kind="put"}`) in a
+/// metrics text; 0 when absent.
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.split_whitespace().next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+async fn scrape(url: &str) -> String {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    let kind = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "not an OpenMetrics exposition: {text}");
+    text
+}
+
+/// The sum of `name` over every worker's metrics.
+async fn over_workers(workers: &[Worker], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for w in workers {
+        let text = scrape(&format!("http://{}/metrics", w.metrics.expect("metrics served"))).await;
+        sum += series(&text, name);
+    }
+    sum
+}
+
+/// Tried: a server and 10 worker processes serving metrics on ports of their own
+/// (`--metrics-listen`); scrapes before and after a 1 MiB upload (16 chunks of 6 + 4 shards), its
+/// download, and a hello with a forged token sent to one worker.
+/// Must hold: both answer OpenMetrics text; after the upload the server counts one more begin and
+/// commit, the begin route answered 201 once more, and its latency histogram moved; the workers
+/// received at least the file's bytes and stored 160 shards (`put`, `ok`); after the download
+/// they sent at least the file's bytes; the forged token shows as a `bad_token` refusal; the
+/// database pool is reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_move_with_what_the_network_does() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+    let workers: Vec<Worker> = (0..10)
+        .map(|_| Worker::start(&server.url, &["--metrics-listen", "127.0.0.1:0"], None))
+        .collect();
+    assert!(wait_online(&server.url, 10).await);
+    let a = account(&server.url).await;
+    let metrics_url = format!("{}/metrics", server.url);
+    let begin = "disktro_http_requests_total{route=\"/api/v1/uploads\",method=\"POST\",status=\"201\"}";
+    let begin_time = "disktro_http_request_duration_seconds_count{route=\"/api/v1/uploads\"}";
+    let puts = "disktro_worker_requests_total{kind=\"put\",outcome=\"ok\"}";
+
+    let before = scrape(&metrics_url).await;
+    let (received, stored) = (
+        over_workers(&workers, "disktro_worker_received_bytes_total").await,
+        over_workers(&workers, puts).await,
+    );
+    let data = random_bytes(16 * CHUNK as usize, 5);
+    let id = put(&a, &data, "scraped.bin").await;
+    let after = scrape(&metrics_url).await;
+    for name in ["disktro_uploads_begun_total", "disktro_uploads_committed_total", begin, begin_time] {
+        assert_eq!(series(&after, name), series(&before, name) + 1.0, "{name}");
+    }
+    assert!(series(&after, "disktro_db_connections{state=\"idle\"}") + series(&after, "disktro_db_connections{state=\"busy\"}") >= 1.0);
+    assert!(over_workers(&workers, "disktro_worker_received_bytes_total").await - received >= data.len() as f64);
+    assert!(over_workers(&workers, puts).await - stored >= 160.0);
+
+    let sent = over_workers(&workers, "disktro_worker_sent_bytes_total").await;
+    let answer = a.api.file(&id).await.unwrap();
+    let key = a.me.file_key(&answer.file_id, answer.wrapped_key.as_deref()).unwrap();
+    let (_, got) = download::download(&answer, &key, Some(&a.me.public_key()), Vec::new(), &|_| {})
+        .await
+        .unwrap();
+    assert!(got == data);
+    assert!(over_workers(&workers, "disktro_worker_sent_bytes_total").await - sent >= data.len() as f64);
+
+    let refusals = "disktro_worker_token_refusals_total{reason=\"bad_token\"}";
+    let forged = over_workers(&workers, refusals).await;
+    let client = disktro_net::client::WorkerClient::connect(
+        &format!("ws://{}", workers[0].listen),
+        &disktro_net::client::ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Well formed, signed by a key that is not the server's.
+    let forger = disktro_core::keys::Keypair::generate();
+    let token = disktro_core::token::Token {
+        operation: disktro_core::token::Operation::Put,
+        issuer: forger.public(),
+        worker: workers[0].node_id.parse().unwrap(),
+        scope: disktro_core::token::Scope::Upload([7; 16]),
+        serial: disktro_core::Serial::random(),
+        expires_at: u64::try_from(disktro_server::context::unix_now()).unwrap() + 600,
+        byte_budget: 1 << 20,
+        shards: Vec::new(),
+    }
+    .sign(&forger)
+    .unwrap();
+    let refused = client.request(Body::Hello { token }).await;
+    assert!(refused.is_err(), "a forged token was welcomed");
+    assert_eq!(over_workers(&workers, refusals).await, forged + 1.0);
+
+    // The dashboard in the repository asks only for series the two expose.
+    let worker_text = scrape(&format!("http://{}/metrics", workers[0].metrics.unwrap())).await;
+    let exposed = format!("{}{worker_text}", scrape(&metrics_url).await);
+    let dashboard = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring/grafana-dashboard.json"),
+    )
+    .unwrap();
+    let mut asked = 0;
+    for (at, _) in dashboard.match_indices("disktro_") {
+        let name: String = dashboard[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name == "disktro_" {
+            continue;
+        }
+        asked += 1;
+        // Families are declared (`# TYPE name kind`) even before their first labelled series.
+        let family = ["_total", "_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        assert!(
+            exposed.lines().any(|l| l.starts_with(&format!("# TYPE {family} "))),
+            "the dashboard asks for {name}, which nothing exposes"
+        );
+    }
+    assert!(asked > 10, "the dashboard names {asked} series");
 }

@@ -67,6 +67,8 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub listen: SocketAddr,
+    /// Where `GET /metrics` is served (Prometheus); none: not served.
+    pub metrics_listen: Option<SocketAddr>,
     pub ready_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub capacity: u64,
@@ -100,6 +102,7 @@ impl WorkerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
             ready_file: None,
             data_dir: data_dir.into(),
             capacity: 10 << 30,
@@ -152,6 +155,10 @@ pub struct Args {
     /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:4000].
     #[arg(long, env = "DISKTRO_WORKER_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, apart from the client port,
+    /// e.g. `127.0.0.1:9464` [default: not served].
+    #[arg(long, env = "DISKTRO_WORKER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Write the bound address, URL and node id (JSON) here once listening.
     #[arg(long, env = "DISKTRO_WORKER_READY_FILE")]
     pub ready_file: Option<PathBuf>,
@@ -239,6 +246,7 @@ impl Args {
         let data_dir = pick!(data_dir).unwrap_or_else(|| PathBuf::from("worker-data"));
         let mut config = WorkerConfig::new(data_dir);
         config.listen = pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4000)));
+        config.metrics_listen = pick!(metrics_listen);
         config.ready_file = pick!(ready_file);
         if let Some(c) = config::size("capacity", pick!(capacity))? {
             config.capacity = c;

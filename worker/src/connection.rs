@@ -94,6 +94,7 @@ pub async fn serve<S>(ws: WebSocketStream<S>, node: Arc<Node>, shutdown: Cancell
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let _connected = crate::metrics::Connected::new(&node.metrics);
     let limits = node.limits;
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(limits.max_in_flight + 1);

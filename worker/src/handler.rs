@@ -47,6 +47,7 @@ impl From<Body> for Response {
 
 /// Answer one request; a get's answer is held in `memory` (the connection's share).
 pub async fn handle(node: &Arc<Node>, memory: &ConnectionMemory, body: Body) -> Response {
+    let counted = node.metrics.request(crate::metrics::kind(&body));
     let result = match body {
         Body::Put { token, shard, data } => put(node, &token, shard, data).await,
         Body::Get { token, shard } => get(node, memory, &token, shard).await,
@@ -67,6 +68,7 @@ pub async fn handle(node: &Arc<Node>, memory: &ConnectionMemory, body: Body) -> 
             "not a request: only workers send responses",
         )),
     };
+    counted.ended(result.as_ref().err().map(|r| r.code));
     result.unwrap_or_else(Response::from)
 }
 

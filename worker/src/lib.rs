@@ -9,6 +9,7 @@
 //! - [`scrub`]: background re-hashing; [`control`]: registration and heartbeats, which carry
 //!   inventory summaries of what the worker holds and its egress claims (the JSON of both is
 //!   `disktro_core::api::node`, shared with the server).
+//! - [`metrics`]: `GET /metrics` (Prometheus) on its own address, for operators' monitoring.
 //! - [`config`], [`node`]: settings, and the state one running worker shares.
 //!
 //! The protocol client, TLS, durable writes, the node key file and units live in `disktro-net`,
@@ -25,6 +26,7 @@ pub mod gate;
 pub mod handler;
 pub mod listener;
 pub mod memory;
+pub mod metrics;
 pub mod node;
 pub mod scrub;
 pub mod slots;
@@ -79,6 +81,9 @@ pub struct ReadyInfo {
     pub url: String,
     pub node_id: String,
     pub public_key: String,
+    /// Where `GET /metrics` is served, when it is (`--metrics-listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A started worker.
@@ -165,6 +170,15 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
         addr: config.listen,
         source,
     })?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            metrics::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = config
         .advertise_url
@@ -180,6 +194,9 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
         Arc::new(config.allowed_origins.clone()),
         shutdown.clone(),
     ));
+    if let Some(listener) = metrics_listener {
+        tasks.spawn(metrics::serve(listener, Arc::clone(&node), shutdown.clone()));
+    }
     tasks.spawn(scrub::run(
         Arc::clone(&node),
         config.scrub_rate,
@@ -215,6 +232,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
             url: url.clone(),
             node_id: node_id.to_hex(),
             public_key: disktro_core::ids::to_hex(public_key.as_bytes()),
+            metrics: metrics_addr,
         };
         write_ready_file(path, &info).map_err(|source| StartError::ReadyFile {
             path: path.clone(),

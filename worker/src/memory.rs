@@ -80,6 +80,14 @@ impl Memory {
         }
     }
 
+    /// Each pool: (name, capacity, bytes not reserved now).
+    pub fn pools(&self) -> [(&'static str, usize, usize); 2] {
+        [
+            ("clients", self.client_capacity, self.clients.available_permits()),
+            ("background", self.background_capacity, self.background.available_permits()),
+        ]
+    }
+
     /// Clients' pool bytes not reserved right now.
     pub fn clients_available(&self) -> usize {
         self.clients.available_permits()

@@ -2,7 +2,6 @@
 //! counters, the memory budget ([`crate::memory`]), and what waits for the next
 //! heartbeat: corrupt shards to report and egress to claim.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -42,13 +41,6 @@ pub struct PendingClaim {
     pub token: Option<Arc<[u8]>>,
 }
 
-/// Bytes moved since start.
-#[derive(Debug, Default)]
-pub struct Traffic {
-    pub ingress: AtomicU64,
-    pub egress: AtomicU64,
-}
-
 #[derive(Debug)]
 pub struct Node {
     pub store: ShardStore,
@@ -56,7 +48,9 @@ pub struct Node {
     pub node_id: NodeId,
     pub admission: Admission,
     pub limits: Limits,
-    pub traffic: Traffic,
+    /// What `GET /metrics` shows ([`crate::metrics`]); its byte counters are also the
+    /// heartbeat's traffic figures.
+    pub metrics: crate::metrics::Metrics,
     pub scrub: ScrubStatus,
     pub started: Instant,
     pub memory: Arc<Memory>,
@@ -73,7 +67,7 @@ impl Node {
             admission,
             memory: Arc::new(Memory::new(limits.memory_budget, limits.memory_wait)),
             limits,
-            traffic: Traffic::default(),
+            metrics: crate::metrics::Metrics::default(),
             scrub: ScrubStatus::default(),
             started: Instant::now(),
             corrupt: Mutex::new(Vec::new()),
@@ -103,11 +97,11 @@ impl Node {
     }
 
     pub fn add_ingress(&self, bytes: u64) {
-        self.traffic.ingress.fetch_add(bytes, Ordering::Relaxed);
+        self.metrics.received_bytes.inc_by(bytes);
     }
 
     pub fn add_egress(&self, bytes: u64) {
-        self.traffic.egress.fetch_add(bytes, Ordering::Relaxed);
+        self.metrics.sent_bytes.inc_by(bytes);
     }
 
     /// Count `bytes` served under the get token `serial` (its signed bytes `token`), to be

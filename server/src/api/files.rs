@@ -36,6 +36,7 @@ pub async fn begin(
     JsonBody(req): JsonBody<BeginUpload>,
 ) -> Result<(StatusCode, Json<UploadPlan>), ServerError> {
     let plan = uploads::begin(&ctx, &auth.account_id, req, unix_now()).await?;
+    ctx.metrics.uploads_begun.inc();
     Ok((StatusCode::CREATED, Json(plan)))
 }
 
@@ -83,9 +84,9 @@ pub async fn replan(
     Path(id): Path<String>,
     JsonBody(req): JsonBody<Replan>,
 ) -> Result<Json<UploadPlan>, ServerError> {
-    Ok(Json(
-        uploads::replan(&ctx, &auth.account_id, &id, req, unix_now()).await?,
-    ))
+    let plan = uploads::replan(&ctx, &auth.account_id, &id, req, unix_now()).await?;
+    ctx.metrics.upload_replans.inc();
+    Ok(Json(plan))
 }
 
 /// Abandon an upload in progress.
@@ -119,6 +120,7 @@ pub async fn commit(
     JsonBody(req): JsonBody<Commit>,
 ) -> Result<(StatusCode, Json<FileSummary>), ServerError> {
     let summary = uploads::commit(&ctx, &auth.account_id, &id, req, unix_now()).await?;
+    ctx.metrics.uploads_committed.inc();
     Ok((StatusCode::CREATED, Json(summary)))
 }
 

@@ -165,6 +165,7 @@ impl Auditor {
             .collect()
             .await;
         for (c, outcome) in outcomes {
+            ctx.metrics.audit(outcome.as_str());
             if outcome == Outcome::Unreachable {
                 round.unreachable += 1;
                 continue;

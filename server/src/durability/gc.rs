@@ -64,6 +64,7 @@ pub async fn pass(ctx: &Context, fleet: &Fleet, now: i64) -> Result<Collected, J
         match result {
             Ok(removed) => {
                 out.deleted += removed.len() as u64;
+                ctx.metrics.collected_shards.inc_by(removed.len() as u64);
                 let mut tx = ctx.db.begin_write().await?;
                 for shard in &shards {
                     collection::forget(&mut tx, &node, shard).await?;

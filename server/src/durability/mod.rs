@@ -77,10 +77,14 @@ pub fn spawn(ctx: &Arc<Context>, settings: &Settings, runner: &Runner) -> Vec<to
             }
         }),
         runner.spawn("rewards", settings.reward_interval, {
-            let db = ctx.db.clone();
+            let ctx = Arc::clone(ctx);
             move || {
-                let db = db.clone();
-                async move { crate::rewards::accrue(&db, unix_now()).await.map(|_| ()) }
+                let ctx = Arc::clone(&ctx);
+                async move {
+                    let accrued = crate::rewards::accrue(&ctx.db, unix_now()).await?;
+                    ctx.metrics.ledger_entries_appended(accrued);
+                    Ok::<(), error::JobError>(())
+                }
             }
         }),
     ]

@@ -205,6 +205,8 @@ impl Repairer {
                         self.progress(|p| {
                             p.shards_rebuilt += rebuilt.shards;
                             p.bytes_rebuilt += rebuilt.bytes;
+                            ctx.metrics.repaired_shards.inc_by(rebuilt.shards);
+                            ctx.metrics.repaired_bytes.inc_by(rebuilt.bytes);
                             p.chunks_repaired += 1;
                             timings.report(p);
                         });

@@ -77,6 +77,7 @@ impl Fixture {
                 url: String::new(),
                 node_id: String::new(),
                 public_key: String::new(),
+                metrics: None,
             },
             data_dir,
             log,
