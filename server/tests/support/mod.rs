@@ -65,6 +65,11 @@ pub struct Server {
 impl Server {
     /// Start the binary on a free port with `args`; returns once it listens.
     pub fn start(data_dir: &std::path::Path, database_url: &str, args: &[&str]) -> Self {
+        Self::start_on(None, data_dir, database_url, args)
+    }
+
+    /// [`Self::start`] on `host` (its namespace, listening on its address), or on 127.0.0.1.
+    pub fn start_on(host: Option<&Host>, data_dir: &std::path::Path, database_url: &str, args: &[&str]) -> Self {
         // Tests talk to it with reqwest, which needs the process's TLS provider chosen.
         disktro_net::tls::install_default_provider();
         let log = data_dir.join(format!(
@@ -73,8 +78,9 @@ impl Server {
         ));
         let log_file = std::fs::File::create(&log).unwrap();
         let err_file = log_file.try_clone().unwrap();
-        let child = Command::new(server_bin())
-            .args(["--listen", "127.0.0.1:0", "--site-root", "target/site", "--data-dir"])
+        let listen = host.map_or_else(|| "127.0.0.1:0".to_owned(), |h| format!("{}:0", h.address));
+        let child = Host::command(host, server_bin())
+            .args(["--listen", &listen, "--site-root", "target/site", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .env("DATABASE_URL", database_url)
@@ -162,4 +168,87 @@ pub async fn wait_online(url: &str, want: usize) -> bool {
         nodes_of(url).await.iter().filter(|n| n["status"] == "online").count() == want
     })
     .await
+}
+
+/// A host of [`Hosts`]: a network namespace and its address.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub netns: String,
+    pub address: String,
+}
+
+impl Host {
+    /// A command running `program` on `host` (in its namespace), or here.
+    pub fn command(host: Option<&Self>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match host {
+            Some(h) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &h.netns]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+}
+
+/// Hosts on this machine (`scripts/netns`): network namespaces with addresses of their own in
+/// 198.18.0.0/15, joined by a bridge this process reaches them through; removed when dropped.
+pub struct Hosts {
+    name: String,
+    pub hosts: Vec<Host>,
+}
+
+const NETNS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/netns");
+
+impl Hosts {
+    /// One host per name, or `None` when this process may not make namespaces (not root): the
+    /// caller skips, and says so.
+    pub fn up(names: &[&str]) -> Option<Self> {
+        if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+            eprintln!("skipped: network namespaces need root (`make test` in CI runs as root)");
+            return None;
+        }
+        let pid = std::process::id();
+        let name = format!("dk{}", pid % 100_000);
+        let subnet = format!("198.18.{}", 20 + pid % 200);
+        // Made first: a failed `up` is cleaned up by its Drop.
+        let mut made = Self {
+            name: name.clone(),
+            hosts: Vec::new(),
+        };
+        let out = Command::new(NETNS)
+            .args(["up", &name, &subnet])
+            .args(names)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "netns up: {}", String::from_utf8_lossy(&out.stderr));
+        made.hosts = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (host, address) = l.split_once(' ').unwrap();
+                Host {
+                    netns: format!("{name}-{host}"),
+                    address: address.to_owned(),
+                }
+            })
+            .collect();
+        Some(made)
+    }
+
+    /// Limit host `index`'s link to `rate` (e.g. `16mbit`) each way.
+    pub fn limit(&self, index: usize, rate: &str) {
+        let host = self.hosts[index].netns.trim_start_matches(&format!("{}-", self.name)).to_owned();
+        let status = Command::new(NETNS)
+            .args(["rate", &self.name, &host, rate])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        let _ = Command::new(NETNS).args(["down", &self.name]).status();
+    }
 }
