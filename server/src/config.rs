@@ -42,9 +42,19 @@ pub struct Args {
     /// Capacity of each local worker, e.g. `10GiB` [default: 10GiB].
     #[arg(long, env = "DISKTRO_LOCAL_WORKER_CAPACITY")]
     pub local_worker_capacity: Option<String>,
-    /// URL people and workers reach this server at [default: http://<listen address>].
+    /// URL people and workers reach this server at [default: http(s)://<listen address>].
     #[arg(long, env = "DISKTRO_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// PEM certificate chain: serve HTTPS on --listen (with --tls-key), no proxy needed.
+    #[arg(long, env = "DISKTRO_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "DISKTRO_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// With TLS: also listen here for plain HTTP and answer every request with a permanent
+    /// redirect to the same path over HTTPS, e.g. `0.0.0.0:80` [default: none].
+    #[arg(long, env = "DISKTRO_HTTP_REDIRECT")]
+    pub http_redirect: Option<SocketAddr>,
     /// Storage quota of each new account, e.g. `10GiB` [default: 10GiB].
     #[arg(long, env = "DISKTRO_DEFAULT_QUOTA")]
     pub default_quota: Option<String>,
@@ -122,6 +132,10 @@ pub struct Settings {
     pub local_workers: usize,
     pub local_worker_capacity: u64,
     pub public_url: Option<String>,
+    /// Serve HTTPS with these files.
+    pub tls: Option<disktro_net::tls::TlsFiles>,
+    /// Plain HTTP here redirects to HTTPS.
+    pub http_redirect: Option<SocketAddr>,
     pub default_quota: u64,
     pub heartbeat_interval: Duration,
     pub get_token_ttl: Duration,
@@ -162,7 +176,20 @@ impl Args {
                 "--audit-window must be at least --audit-interval",
             ));
         }
+        let tls = match (pick!(tls_cert), pick!(tls_key)) {
+            (Some(cert), Some(key)) => Some(disktro_net::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError::Conflict("--tls-cert and --tls-key go together")),
+        };
+        let http_redirect = pick!(http_redirect);
+        if http_redirect.is_some() && tls.is_none() {
+            return Err(ConfigError::Conflict(
+                "--http-redirect redirects to HTTPS: it needs --tls-cert and --tls-key",
+            ));
+        }
         Ok(Settings {
+            tls,
+            http_redirect,
             listen: pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
             data_dir: pick!(data_dir).unwrap_or_else(|| PathBuf::from("data")),
             database_url: pick!(database_url),

@@ -26,6 +26,7 @@ pub mod durability;
 pub mod error;
 pub mod files;
 pub mod grants;
+pub mod https;
 pub mod jobs;
 pub mod leases;
 pub mod local_workers;

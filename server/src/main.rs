@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use clap::Parser as _;
 use disktro_server::config::Args;
 
@@ -53,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
             "no built web bundle here: pages render, but will not hydrate (run `make run`)"
         );
     }
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let scheme = if args.tls.is_some() { "https" } else { "http" };
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
     ctx.secure_cookies = public_url.starts_with("https://");
     let ctx = Arc::new(ctx);
     let app = disktro_server::app(disktro_server::site_options(site_root, addr), Arc::clone(&ctx));
@@ -61,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(
         database = %disktro_server::db::redact(&database_url),
         key = %ctx.key.public().fingerprint(),
-        "listening on http://{addr}"
+        "listening on {scheme}://{addr}"
     );
     if args.join_token.is_none() {
         // Printed, not logged: it is a secret, and it is what an operator needs to add a worker.
@@ -73,11 +75,39 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let server = {
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown.cancelled_owned())
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        match &args.tls {
+            Some(files) => {
+                let acceptor = disktro_net::tls::acceptor(files)
+                    .with_context(|| format!("cannot use the certificate {}", files.cert.display()))?;
+                // `tap_io` gives axum the peer address of a listener of ours.
+                let listener = disktro_server::https::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .await
+                })
+            }
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+            }),
+        }
+    };
+    let redirect = match args.http_redirect {
+        Some(plain) => {
+            let listener = tokio::net::TcpListener::bind(plain)
                 .await
-        })
+                .with_context(|| format!("cannot listen on {plain}"))?;
+            tracing::info!("redirecting http://{} to {public_url}", listener.local_addr()?);
+            Some(tokio::spawn(disktro_server::https::serve_redirect(
+                listener,
+                public_url.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
     };
     let replica = disktro_server::leases::replica_name();
     let runner = disktro_server::jobs::Runner {
@@ -106,6 +136,9 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     disktro_server::local_workers::stop(workers).await;
     server.await??;
+    if let Some(redirect) = redirect {
+        redirect.await??;
+    }
     for job in jobs {
         job.await?;
     }

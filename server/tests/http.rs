@@ -411,3 +411,116 @@ async fn the_openapi_document_is_served_complete_and_current() {
         "server/openapi.json is out of date: run UPDATE_OPENAPI=1 cargo test -p disktro-server --test http openapi"
     );
 }
+
+/// Tried: the server binary with `--tls-cert`/`--tls-key` (a certificate for `localhost` made by
+/// the test) and `--http-redirect` on a second port; a client that does not trust the
+/// certificate, one that does (health, then a sign-up), a plain HTTP request to the TLS port,
+/// and a request to the redirect port.
+/// Must hold: the untrusting client gets no answer; the trusting one gets health over HTTPS and,
+/// at sign-up, a session cookie named `__Host-…` with `Secure`, `HttpOnly` and `SameSite`; plain
+/// HTTP on the TLS port is not answered as HTTP; the redirect port answers 308 with the same path
+/// and query on the HTTPS URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_https_itself_and_redirects_plain_http() {
+    use base64::Engine as _;
+    disktro_net::tls::install_default_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
+        .args(["--listen", "127.0.0.1:0", "--site-root", "target/site", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path)
+        .args(["--http-redirect", "127.0.0.1:0"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut port, mut plain) = (None, None);
+    while port.is_none() || plain.is_none() {
+        let line = lines.next().expect("server exited before listening").unwrap();
+        if let Some(rest) = line.split("listening on https://").nth(1) {
+            let addr: std::net::SocketAddr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            port = Some(addr.port());
+        }
+        if let Some(rest) = line.split("redirecting http://").nth(1) {
+            plain = Some(rest.split_whitespace().next().unwrap().to_owned());
+        }
+    }
+    let (port, plain) = (port.unwrap(), plain.unwrap());
+    let base = format!("https://localhost:{port}");
+
+    let stranger = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .build()
+        .unwrap();
+    assert!(stranger.get(format!("{base}/api/v1/health")).send().await.is_err());
+    let trusting = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let health = trusting.get(format!("{base}/api/v1/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let setup = disktro_core::keys::KdfSetup {
+        params: disktro_core::keys::KdfParams::MINIMUM,
+        salt: disktro_core::random_bytes(),
+        form: disktro_core::keys::PasswordForm::Nfkc,
+    };
+    let identity = disktro_core::keys::Keypair::generate();
+    let signup = trusting
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&serde_json::json!({
+            "email": "tls@example.org",
+            "kdf_setup": b64.encode(setup.encode()),
+            "auth_key": b64.encode(disktro_core::random_bytes::<32>()),
+            "wrapped_identity": b64.encode([7u8; 65]),
+            "public_key": disktro_core::ids::to_hex(identity.public().as_bytes()),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(signup.status().is_success(), "{}", signup.status());
+    let cookie = signup
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.contains("session"))
+        .expect("a session cookie");
+    assert!(cookie.starts_with("__Host-"), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "SameSite"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+
+    // Plain HTTP on the TLS port: the handshake fails, no HTTP answer comes back.
+    let mut raw = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "plain HTTP was answered on the TLS port");
+
+    let redirected = trusting
+        .get(format!("http://{plain}/s/abc?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirected.status(), 308);
+    assert_eq!(
+        redirected.headers()["location"],
+        format!("https://127.0.0.1:{port}/s/abc?x=1").as_str()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -99,7 +99,8 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = server.log_text();
-            if let Some(at) = text.find("listening on http://") {
+            // `listening on http://…`, or `https://…` with TLS.
+            if let Some(at) = text.find("listening on http") {
                 let rest = &text[at + "listening on ".len()..];
                 server.url = rest.split_whitespace().next().unwrap().to_owned();
                 return server;
