@@ -35,6 +35,10 @@ struct Cli {
     /// Server URL (overrides the saved log-in's), e.g. https://disktro.example.
     #[arg(long, global = true, env = "DISKTRO_SERVER")]
     server: Option<String>,
+    /// Also trust the CA certificates in this PEM bundle (a private network's own CA), for the
+    /// server's HTTPS and the workers' wss://; the public web roots stay trusted.
+    #[arg(long, global = true, env = "DISKTRO_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -200,6 +204,12 @@ enum LedgerAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.ca_cert
+        && let Err(e) = disktro_net::tls::trust(path)
+    {
+        eprintln!("disktro: --ca-cert: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(4)

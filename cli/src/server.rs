@@ -51,7 +51,14 @@ impl Server {
                 "the server URL must start with http:// or https://: {url}"
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        for root in disktro_net::tls::extra_roots() {
+            http = http.add_root_certificate(
+                reqwest::Certificate::from_der(root)
+                    .map_err(|e| ClientError::Usage(format!("a CA certificate given does not load: {e}")))?,
+            );
+        }
+        let http = http
             .user_agent(concat!("disktro/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(300))

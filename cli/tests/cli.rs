@@ -1040,3 +1040,122 @@ async fn a_killed_upload_continues_where_it_stopped_when_run_again() {
         first + second
     );
 }
+
+/// Tried: a network served over TLS end to end, as a private deployment would run it: the
+/// server's HTTPS (`disktro_server::https::TlsListener`) and 10 workers' `wss://`, all with one
+/// certificate for `localhost`/`127.0.0.1` from a CA of the test's own, the workers told to trust
+/// it for their heartbeats (`ca_cert`, as `--ca-cert`); `disktro` run without and with
+/// `--ca-cert`, and with `DISKTRO_CA_CERT`.
+/// Must hold: the workers advertise `wss://` and come online over HTTPS; without the CA the CLI
+/// refuses the server's certificate (exit 6, saying so); with it, sign-up, a 10 MiB upload over
+/// `wss://` and its download work and the bytes are the same; the environment variable does as
+/// the flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_network_served_over_tls_is_trusted_with_its_own_ca() {
+    disktro_net::tls::install_default_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let files = disktro_net::tls::TlsFiles {
+        cert: cert_path.clone(),
+        key: key_path.clone(),
+    };
+
+    let interval = Duration::from_secs(1);
+    let mut ctx = disktro_server::Context::open(
+        dir.path(),
+        &disktro_server::db::sqlite_url(dir.path()),
+        Some("join".to_owned()),
+        interval,
+    )
+    .await
+    .unwrap();
+    ctx.secure_cookies = true;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let ctx = Arc::new(ctx);
+    let app = disktro_server::app(disktro_server::site_options("target/site", addr), Arc::clone(&ctx));
+    let listener = axum::serve::ListenerExt::tap_io(
+        disktro_server::https::TlsListener::new(tcp, disktro_net::tls::acceptor(&files).unwrap()).unwrap(),
+        |_| {},
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    let url = format!("https://localhost:{}", addr.port());
+    let mut workers = Vec::new();
+    for n in 0..10 {
+        let mut config = disktro_worker::config::WorkerConfig::new(dir.path().join(format!("w{n}")));
+        config.capacity = 1 << 30;
+        config.server = Some(url.clone());
+        config.join_token = Some("join".to_owned());
+        config.heartbeat_interval = interval;
+        config.tls = Some(files.clone());
+        config.ca_cert = Some(cert_path.clone());
+        let w = disktro_worker::start(config).await.unwrap();
+        assert!(w.url.starts_with("wss://"), "{}", w.url);
+        workers.push(w);
+    }
+    let trusting = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let nodes: Vec<serde_json::Value> = trusting
+            .get(format!("{url}/api/v1/nodes"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if nodes.iter().filter(|n| n["status"] == "online").count() == 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the workers did not come online over HTTPS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("tls");
+    let signup = ["signup", "--email", "tls@example.org", "--password-stdin"];
+    let stdin = || Some(format!("{PASSWORD}\n").into_bytes());
+    let o = disktro(&cfg, Some(&url), &signup, stdin()).await;
+    fails(&o, 6, "a server whose certificate is not trusted");
+    let told = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(told.contains("certificate"), "{told}");
+
+    let ca = cert_path.to_str().unwrap();
+    let mut with_ca = vec!["--ca-cert", ca];
+    with_ca.extend_from_slice(&signup);
+    let o = disktro(&cfg, Some(&url), &with_ca, stdin()).await;
+    ok(&o, "signup trusting the CA");
+    let data = random(10 << 20, 21);
+    let source = home.path().join("secret.bin");
+    std::fs::write(&source, &data).unwrap();
+    let o = disktro(&cfg, None, &["--ca-cert", ca, "upload", source.to_str().unwrap()], None).await;
+    ok(&o, "upload over wss://");
+    let id = stdout(&o);
+    let got = home.path().join("got.bin");
+    let o = disktro_env(
+        &cfg,
+        None,
+        &["download", &id, "-o", got.to_str().unwrap()],
+        &[("DISKTRO_CA_CERT", ca)],
+        None,
+    )
+    .await;
+    ok(&o, "download trusting the CA through DISKTRO_CA_CERT");
+    assert!(std::fs::read(&got).unwrap() == data, "the download differs");
+    disktro_server::local_workers::stop(workers).await;
+    shutdown.cancel();
+}

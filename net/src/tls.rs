@@ -1,7 +1,9 @@
-//! TLS for `wss://`: rustls with the ring provider, certificate chain and key from PEM files.
+//! TLS for `wss://` and `https://`: rustls with the ring provider, certificate chain and key
+//! from PEM files; clients trust the public web roots (webpki-roots) plus, when the process was
+//! told of one ([`trust`]: `--ca-cert`, `DISKTRO_CA_CERT`), a private network's own CA.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
@@ -64,9 +66,26 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Client TLS trusting the public web roots.
+/// CA certificates this process's clients trust besides the public roots.
+static EXTRA_ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+
+/// Trust the CA certificates of the PEM bundle at `path` too, in every client this process
+/// makes from here on (worker connections and, through [`extra_roots`], HTTP clients). Once per
+/// process: a second call keeps the first bundle.
+pub fn trust(path: &Path) -> Result<(), TlsError> {
+    let certs = load_certs(path)?;
+    let _ = EXTRA_ROOTS.set(certs);
+    Ok(())
+}
+
+/// The CA certificates given to [`trust`] (DER), for HTTP clients to add.
+pub fn extra_roots() -> &'static [CertificateDer<'static>] {
+    EXTRA_ROOTS.get().map_or(&[], Vec::as_slice)
+}
+
+/// Client TLS trusting the public web roots and the CA given to [`trust`], if any.
 pub fn client_config() -> Arc<rustls::ClientConfig> {
-    client_config_with_roots(&[])
+    client_config_with_roots(extra_roots())
 }
 
 /// Client TLS trusting the public web roots and `extra` (a private network's own CA).

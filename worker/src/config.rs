@@ -82,6 +82,8 @@ pub struct WorkerConfig {
     /// CLI, the server) are always let through: tokens, not origins, authorize requests.
     pub allowed_origins: Vec<String>,
     pub tls: Option<TlsFiles>,
+    /// A CA bundle trusted besides the public roots (`--ca-cert`).
+    pub ca_cert: Option<PathBuf>,
     /// The server's public key, when given instead of learnt at registration.
     pub issuer_key: Option<PublicKey>,
     /// The URL clients reach this worker at; by default `ws(s)://` + the bound address.
@@ -111,6 +113,7 @@ impl WorkerConfig {
             zone: "default".to_owned(),
             operator: String::new(),
             allowed_origins: Vec::new(),
+            ca_cert: None,
             tls: None,
             issuer_key: None,
             advertise_url: None,
@@ -196,6 +199,10 @@ pub struct Args {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "DISKTRO_WORKER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM bundle (a private network's own CA) when
+    /// talking to the server over HTTPS; the public web roots stay trusted.
+    #[arg(long, env = "DISKTRO_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// The server's public key (64 hex digits), for a worker that does not register.
     #[arg(long, env = "DISKTRO_WORKER_ISSUER_KEY")]
     pub issuer_key: Option<String>,
@@ -287,6 +294,7 @@ impl Args {
             (None, None) => None,
             _ => return Err(ConfigError::Conflict("--tls-cert and --tls-key go together")),
         };
+        config.ca_cert = pick!(ca_cert);
         if let Some(hex) = pick!(issuer_key) {
             let bytes = disktro_core::ids::from_hex::<32>(hex.trim())
                 .map_err(|_| ConfigError::setting("issuer-key", "expected 64 hex digits"))?;

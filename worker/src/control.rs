@@ -282,13 +282,21 @@ impl Control {
     }
 }
 
+/// The client for the control server's API: the public web roots and the CA given with
+/// `--ca-cert` trusted, requests bounded to 10 s.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("disktro-worker/", env!("CARGO_PKG_VERSION")));
+    for root in disktro_net::tls::extra_roots() {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_der(root)?);
+    }
+    builder.build()
+}
+
 /// Register, then heartbeat, until `shutdown`.
 pub async fn run(node: Arc<Node>, config: ControlConfig, shutdown: CancellationToken) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("disktro-worker/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let http = match http_client() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build an HTTP client; not registering");

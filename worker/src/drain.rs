@@ -42,10 +42,7 @@ pub async fn run(
     }
     let (key, _) = keyfile::load_or_create(data_dir)?;
     disktro_net::tls::install_default_provider();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("disktro-worker/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    let http = crate::control::http_client()?;
     let ask = |drain: bool| {
         let body = serde_json::to_vec(&DrainRequest {
             node_id: key.public().node_id(),

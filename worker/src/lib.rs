@@ -118,6 +118,9 @@ fn write_ready_file(path: &Path, info: &ReadyInfo) -> std::io::Result<()> {
 /// Open the data directory, bind, and start serving and the background tasks.
 pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
     tls::install_default_provider();
+    if let Some(path) = &config.ca_cert {
+        tls::trust(path)?;
+    }
     let data_dir = config.data_dir.clone();
     let capacity = config.capacity;
     let (store, keypair, pinned) = tokio::task::spawn_blocking(move || {

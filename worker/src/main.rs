@@ -53,6 +53,12 @@ async fn drain(config: &WorkerConfig, drain: bool, follow: bool) -> std::process
     let progress = |s: &disktro_core::api::node::DrainStatus| {
         eprintln!("{}: {} ({} shards left on it)", s.node_id, s.state, s.shards_left);
     };
+    if let Some(path) = &config.ca_cert
+        && let Err(e) = disktro_net::tls::trust(path)
+    {
+        eprintln!("error: --ca-cert: {e}");
+        return std::process::ExitCode::from(2);
+    }
     match disktro_worker::drain::run(config.server.as_deref(), &config.data_dir, drain, follow, &progress).await {
         Ok(status) => {
             let outcome = match status.state.as_str() {
