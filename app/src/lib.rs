@@ -51,18 +51,29 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Whether the pages are served over HTTPS (the server's public URL is `https://`), provided by
+/// the server to every render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServedOverHttps(pub bool);
+
 /// The policy: scripts only from this origin or with this response's nonce, WebAssembly allowed
-/// to compile, connections to this origin and to storage workers (any `ws:`/`wss:` host: workers
-/// are the operators' machines), no plugins, no framing.
+/// to compile, connections to this origin and to storage workers (any host: workers are the
+/// operators' machines; only `wss:` when the page is served over HTTPS, where a browser would
+/// refuse plain `ws:` anyway), no plugins, no framing.
 #[cfg(feature = "ssr")]
 fn set_security_headers() {
     let Some(response) = use_context::<leptos_axum::ResponseOptions>() else {
         return;
     };
     let nonce = use_nonce().map(|n| n.to_string()).unwrap_or_default();
+    let sockets = if use_context::<ServedOverHttps>().unwrap_or_default().0 {
+        "wss:"
+    } else {
+        "ws: wss:"
+    };
     let policy = format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; \
+         style-src 'self'; img-src 'self' data: blob:; connect-src 'self' {sockets}; \
          worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     );
     if let Ok(value) = http::HeaderValue::from_str(&policy) {

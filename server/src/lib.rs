@@ -117,14 +117,19 @@ pub fn app(options: LeptosOptions, ctx: Arc<Context>) -> Router {
     let metrics = Router::new()
         .route("/metrics", axum::routing::get(metrics::scrape))
         .with_state(Arc::clone(&ctx));
+    // The pages' security policy depends on how they are served.
+    let https = disktro_app::ServedOverHttps(ctx.secure_cookies);
     Router::new()
         .nest("/api/v1", api::router(Arc::clone(&ctx)))
         .merge(metrics)
-        .leptos_routes(&options, routes, {
+        .leptos_routes_with_context(&options, routes, move || leptos::prelude::provide_context(https), {
             let options = options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            move || leptos::prelude::provide_context(https),
+            shell,
+        ))
         .with_state(options)
         .layer(axum::middleware::from_fn(limit_server_fn_bodies))
         .layer(axum::middleware::from_fn_with_state(ctx, metrics::count_requests))

@@ -44,6 +44,11 @@ async fn health_is_json_with_the_format_version() {
 async fn home_page_renders_on_the_server() {
     let (status, body) = get("/").await;
     assert_eq!(status, StatusCode::OK);
+    // Served over plain HTTP (a development set-up): workers may be `ws:` too.
+    let (app, _dir) = app().await;
+    let res = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let policy = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("connect-src 'self' ws: wss:;"), "{policy}");
     assert!(body.contains("Storage that cannot read your files."), "{body}");
     assert!(body.contains("/pkg/disktro.js"), "the page loads the hydration bundle");
 }
@@ -470,6 +475,12 @@ async fn serves_https_itself_and_redirects_plain_http() {
         .unwrap();
     let health = trusting.get(format!("{base}/api/v1/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    // Pages served over HTTPS may open secure sockets only.
+    for page in ["/", "/no/such/page"] {
+        let answer = trusting.get(format!("{base}{page}")).send().await.unwrap();
+        let policy = answer.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(policy.contains("connect-src 'self' wss:;"), "{page}: {policy}");
+    }
 
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let setup = disktro_core::keys::KdfSetup {
