@@ -48,7 +48,7 @@ export async function startServer(extraArgs = []) {
 }
 
 /** Run `bin args…` until a line of its output matches `pattern`; resolve with the match. */
-function spawnUntil(bin, args, pattern, what) {
+export function spawnUntil(bin, args, pattern, what) {
   const child = spawn(bin, args, {
     env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -219,8 +219,8 @@ export async function saveRecoveryKey(page, baseUrl) {
   return key;
 }
 
-/** Headless Debian Chromium with the flags this closed network needs. */
-export async function launchBrowser() {
+/** Headless Debian Chromium with the flags this closed network needs (and `extraArgs`). */
+export async function launchBrowser(extraArgs = []) {
   const profile = mkdtempSync(path.join(tmpdir(), 'disktro-chromium-'));
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -228,6 +228,7 @@ export async function launchBrowser() {
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...extraArgs,
     ],
     env: { ...process.env, XDG_CONFIG_HOME: profile, HOME: profile },
   });
