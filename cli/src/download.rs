@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use disktro_core::api::FileDownload;
 use disktro_core::fetch::{Ask, HEDGE_AFTER, Reads};
@@ -281,7 +281,15 @@ impl Source<'_> {
                 self.renew_if_due().await;
                 let token = self.reads().token(a.node, index as u64).map(<[u8]>::to_vec);
                 let result = match (worker, token) {
-                    (Some(worker), Some(token)) => worker.get(&token, id).await.map_err(|e| e.to_string()),
+                    (Some(worker), Some(token)) => {
+                        let asked = Instant::now();
+                        let got = worker.get(&token, id).await.map_err(|e| e.to_string());
+                        if let Ok(shard) = &got {
+                            // What this node delivers, for ranking it in the chunks after.
+                            self.reads().observed(a.node, shard.bytes().len() as u64, asked.elapsed());
+                        }
+                        got
+                    }
                     (None, _) => Err("worker unreachable".to_owned()),
                     (_, None) => Err("no get token for this worker".to_owned()),
                 };

@@ -50,6 +50,12 @@ impl ChunkPlan {
     /// A plan for a chunk whose shard `slot` is on node `locations[slot]`, needing `k` of them;
     /// `status` gives each node's health as the server last saw it.
     pub fn new(locations: &[u16], k: usize, status: impl Fn(usize) -> NodeStatus) -> Self {
+        Self::ranked(locations, k, |n| 2 * status_rank(status(n)))
+    }
+
+    /// [`Self::new`] with each node's tier given (lower asked first; within a tier, data shards
+    /// first).
+    pub fn ranked(locations: &[u16], k: usize, tier: impl Fn(usize) -> u8) -> Self {
         let mut queue: Vec<Ask> = locations
             .iter()
             .enumerate()
@@ -58,14 +64,7 @@ impl ChunkPlan {
                 node: usize::from(node),
             })
             .collect();
-        queue.sort_by_key(|a| {
-            let rank = match status(a.node) {
-                NodeStatus::Online => 0,
-                NodeStatus::Suspect => 1,
-                NodeStatus::Offline => 2,
-            };
-            (rank, a.slot)
-        });
+        queue.sort_by_key(|a| (tier(a.node), a.slot));
         Self {
             queue: queue.into(),
             need: k,
@@ -144,9 +143,29 @@ impl ChunkPlan {
     }
 }
 
+fn status_rank(status: NodeStatus) -> u8 {
+    match status {
+        NodeStatus::Online => 0,
+        NodeStatus::Suspect => 1,
+        NodeStatus::Offline => 2,
+    }
+}
+
+/// A node is slow when its measured throughput is under this share of the fastest node's.
+const SLOW_SHARE: f64 = 0.5;
+/// Weight of a new measurement in a node's throughput estimate.
+const SPEED_WEIGHT: f64 = 0.3;
+
 /// What one download keeps across its chunks, free of I/O: the get tokens per node of the
-/// download's answer (by index), when they are due for renewal, and the nodes that straggled.
-/// Times are durations since the Unix epoch (the caller's clock).
+/// download's answer (by index), when they are due for renewal, the nodes that straggled, and
+/// each node's measured throughput. Times are durations since the Unix epoch (the caller's
+/// clock).
+///
+/// Ranking ([`Reads::plan`]): online nodes first, and among them those measured at least half as
+/// fast as the fastest (or not measured yet: every node gets its chance to be measured) before
+/// the slower ones; then suspect nodes and nodes that straggled; offline last. Within a tier,
+/// data shards first. Half, not "the fastest k": measurements are noisy, and a node half as fast
+/// still delivers its shard while the others do.
 #[derive(Debug, Clone)]
 pub struct Reads {
     file_id: crate::FileId,
@@ -154,6 +173,8 @@ pub struct Reads {
     tokens: Vec<Vec<ReadToken>>,
     renew_at: Option<Duration>,
     slow: HashSet<usize>,
+    /// Bytes per second, a moving average of the gets answered.
+    speed: Vec<Option<f64>>,
 }
 
 impl Reads {
@@ -164,6 +185,7 @@ impl Reads {
             file_id: answer.file_id,
             nodes: answer.nodes.iter().map(|n| (n.node_id, n.status)).collect(),
             renew_at: renewal_due(&tokens, now),
+            speed: vec![None; tokens.len()],
             tokens,
             slow: HashSet::new(),
         }
@@ -205,13 +227,31 @@ impl Reads {
         self.slow.extend(nodes);
     }
 
-    /// The plan for a chunk located at `locations`, needing `k`: nodes as the server last saw
-    /// them, an online node that straggled ranked as suspect.
+    /// Node `node` answered a get of `bytes` in `elapsed` (from the request to its answer).
+    pub fn observed(&mut self, node: usize, bytes: u64, elapsed: Duration) {
+        let Some(speed) = self.speed.get_mut(node) else { return };
+        #[allow(clippy::cast_precision_loss)]
+        let measured = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+        *speed = Some(speed.map_or(measured, |s| s + SPEED_WEIGHT * (measured - s)));
+    }
+
+    /// Whether `node` is measured at under half the fastest node's throughput.
+    pub fn is_slow(&self, node: usize) -> bool {
+        let fastest = self.speed.iter().flatten().copied().fold(0.0, f64::max);
+        self.speed
+            .get(node)
+            .copied()
+            .flatten()
+            .is_some_and(|s| s < SLOW_SHARE * fastest)
+    }
+
+    /// The plan for a chunk located at `locations`, needing `k`, ranked as the type says.
     pub fn plan(&self, locations: &[u16], k: usize) -> ChunkPlan {
-        ChunkPlan::new(locations, k, |n| match self.nodes.get(n) {
-            None => NodeStatus::Offline,
-            Some((_, NodeStatus::Online)) if self.slow.contains(&n) => NodeStatus::Suspect,
-            Some((_, status)) => *status,
+        ChunkPlan::ranked(locations, k, |n| match self.nodes.get(n) {
+            None => 2 * status_rank(NodeStatus::Offline),
+            Some((_, NodeStatus::Online)) if self.slow.contains(&n) => 2 * status_rank(NodeStatus::Suspect),
+            Some((_, NodeStatus::Online)) => u8::from(self.is_slow(n)),
+            Some((_, status)) => 2 * status_rank(*status),
         })
     }
 }
@@ -376,6 +416,36 @@ mod tests {
         assert!(reads.renewed(all_fresh, now));
         assert!(!reads.renewal_due(now + Duration::from_secs(3_539)));
         assert!(reads.renewal_due(now + Duration::from_secs(3_540)), "at most a minute before");
+    }
+
+    #[test]
+    fn nodes_measured_slow_are_asked_after_the_fast_ones() {
+        // Tried: 4 nodes holding one shard each, k = 2; nodes 0 and 1 (data shards first) measured
+        // at 1 MB/s, node 2 at 10 MB/s, node 3 not measured yet; then node 0 speeds up.
+        // Must hold: nodes 2 and 3 are asked first (the unmeasured one gets its chance); once
+        // node 0's average passes half the fastest it is asked before node 3 again (data first).
+        let file = crate::FileId::random();
+        let nodes: Vec<crate::NodeId> = (0..4).map(|i| crate::NodeId([i; 32])).collect();
+        let now = Duration::from_secs(1_000_000);
+        let mut answer = answer(file, &nodes[..3], 1_003_600);
+        answer.nodes.push(answer.nodes[0].clone());
+        answer.nodes[3].node_id = nodes[3];
+        answer.nodes[2].status = NodeStatus::Online;
+        let mut reads = Reads::new(&answer, now);
+        let second = Duration::from_secs(1);
+        reads.observed(0, 1_000_000, second);
+        reads.observed(1, 1_000_000, second);
+        reads.observed(2, 10_000_000, second);
+        let asked = |reads: &Reads| -> Vec<usize> {
+            reads.plan(&[0, 1, 2, 3], 2).to_start().iter().map(|a| a.node).collect()
+        };
+        assert!(reads.is_slow(0) && !reads.is_slow(2) && !reads.is_slow(3));
+        assert_eq!(asked(&reads), vec![2, 3]);
+        for _ in 0..10 {
+            reads.observed(0, 20_000_000, second);
+        }
+        assert!(!reads.is_slow(0));
+        assert_eq!(asked(&reads), vec![0, 2]);
     }
 
     #[test]

@@ -230,7 +230,12 @@ impl Source {
                         .token(ask.node, chunk)
                         .map(<[u8]>::to_vec)
                         .ok_or_else(|| Failure::invalid("no get token for this worker"))?;
-                    link.get(&token, id).await
+                    let asked = js::now_ms();
+                    let shard = link.get(&token, id).await?;
+                    // What this node delivers, for ranking it in the chunks after.
+                    let took = std::time::Duration::from_secs_f64(((js::now_ms() - asked) / 1000.0).max(0.0));
+                    source.reads.borrow_mut().observed(ask.node, shard.bytes().len() as u64, took);
+                    Ok::<_, Failure>(shard)
                 }
                 .await;
                 (ask.slot, result)
