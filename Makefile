@@ -21,7 +21,7 @@ LOCAL_WORKERS ?= 10
 WITH_TOOLS = PATH="$$(cat $(TOOLS)/path):$$PATH"
 WASM_TEST = $(WITH_TOOLS) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: help setup run build test fmt-check clippy test-native test-wasm test-browser bench chaos clean
+.PHONY: help setup run build test fmt-check clippy test-native test-wasm test-browser test-units bench chaos clean
 
 help:
 	@echo "make run    set up what is missing, build, and start the server on http://$(LISTEN)"
@@ -40,7 +40,7 @@ build: setup
 run: build
 	LEPTOS_SITE_ROOT=$(SITE_ROOT) $(SERVER_BIN) --listen $(LISTEN) --data-dir data --local-workers $(LOCAL_WORKERS)
 
-test: setup fmt-check clippy test-native test-wasm test-browser
+test: setup fmt-check clippy test-native test-wasm test-browser test-units
 	@echo "all checks passed"
 
 fmt-check:
@@ -66,6 +66,10 @@ test-native: setup
 ## The core tests compiled to wasm32 and run under Node: golden vectors, round trips, tampering.
 test-wasm: setup
 	$(WASM_TEST) cargo test -p disktro-core --target wasm32-unknown-unknown --tests --locked
+
+## The systemd units of deploy/systemd, verified against this build's binaries.
+test-units: build
+	DISKTRO_BIN_DIR=$(dir $(SERVER_BIN)) scripts/check-units
 
 ## Real Chromium against the real server.
 test-browser: build

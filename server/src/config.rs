@@ -217,6 +217,28 @@ impl Args {
 mod tests {
     use super::*;
 
+    /// The settings `docs/operators.md` tells an operator to write, read as written there.
+    #[test]
+    fn the_operators_guide_settings_are_read() {
+        let guide = include_str!("../../docs/operators.md");
+        let start = guide.find("cat > /etc/disktro/server.toml <<'TOML'\n").unwrap();
+        let body = &guide[start..];
+        let body = &body[body.find('\n').unwrap() + 1..body.find("\nTOML").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, body).unwrap();
+        let s = Args::parse_from(["disktro-server", "--config", path.to_str().unwrap()])
+            .into_settings()
+            .unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://disktro.example.org"));
+        assert!(s.tls.is_some() && s.http_redirect.is_some());
+        // A redirect without TLS is refused.
+        let e = Args::parse_from(["disktro-server", "--http-redirect", "0.0.0.0:80"])
+            .into_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("--tls-cert"), "{e}");
+    }
+
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();

@@ -345,6 +345,25 @@ impl Args {
 mod tests {
     use super::*;
 
+    /// The settings `docs/operators.md` tells an operator to write, read as written there.
+    #[test]
+    fn the_operators_guide_settings_are_read() {
+        let guide = include_str!("../../docs/operators.md");
+        let start = guide.find("cat > /etc/disktro/worker.toml <<'TOML'\n").unwrap();
+        let body = &guide[start..];
+        let body = &body[body.find('\n').unwrap() + 1..body.find("\nTOML").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.toml");
+        std::fs::write(&path, body).unwrap();
+        let c = Args::parse_from(["disktro-worker", "--config", path.to_str().unwrap()])
+            .into_config()
+            .unwrap();
+        assert_eq!(c.advertise_url.as_deref(), Some("wss://node1.acme.example:4000"));
+        assert_eq!(c.metrics_listen, Some("10.0.0.5:9464".parse().unwrap()));
+        assert!(c.tls.is_some());
+        assert_eq!(c.operator, "acme");
+    }
+
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
