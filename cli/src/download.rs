@@ -286,7 +286,8 @@ impl Source<'_> {
                         let got = worker.get(&token, id).await.map_err(|e| e.to_string());
                         if let Ok(shard) = &got {
                             // What this node delivers, for ranking it in the chunks after.
-                            self.reads().observed(a.node, shard.bytes().len() as u64, asked.elapsed());
+                            self.reads()
+                                .observed(a.node, shard.bytes().len() as u64, asked.elapsed());
                         }
                         got
                     }

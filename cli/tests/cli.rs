@@ -1084,10 +1084,13 @@ async fn a_network_served_over_tls_is_trusted_with_its_own_ca() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+        .unwrap();
     });
     let url = format!("https://localhost:{}", addr.port());
     let mut workers = Vec::new();

@@ -370,7 +370,11 @@ mod tests {
                 .map(|(i, &node_id)| crate::api::ReadNode {
                     node_id,
                     url: format!("ws://127.0.0.1:{}", 9000 + i),
-                    status: if i == 2 { NodeStatus::Suspect } else { NodeStatus::Online },
+                    status: if i == 2 {
+                        NodeStatus::Suspect
+                    } else {
+                        NodeStatus::Online
+                    },
                     tokens: vec![ReadToken {
                         first_chunk: 0,
                         last_chunk: 9,
@@ -401,21 +405,35 @@ mod tests {
         assert!(reads.renewal_due(now + Duration::from_secs(30)));
 
         assert!(!reads.renewed(answer(crate::FileId::random(), &nodes[..3], 1_003_600), now));
-        assert!(reads.renewal_due(now + Duration::from_secs(30)), "another file's tokens were taken");
+        assert!(
+            reads.renewal_due(now + Duration::from_secs(30)),
+            "another file's tokens were taken"
+        );
 
         let mut fresh = answer(file, &[nodes[2], nodes[0], nodes[3]], 1_003_600);
         fresh.nodes[0].status = NodeStatus::Online;
         let expected = fresh.nodes[0].tokens[0].token.clone();
         assert!(reads.renewed(fresh, now));
-        assert_eq!(reads.token(2, 0), Some(expected.as_bytes()), "node 2 has its own fresh token");
-        assert_eq!(reads.token(1, 0), Some(first.nodes[1].tokens[0].token.as_bytes()), "node 1 keeps its old one");
+        assert_eq!(
+            reads.token(2, 0),
+            Some(expected.as_bytes()),
+            "node 2 has its own fresh token"
+        );
+        assert_eq!(
+            reads.token(1, 0),
+            Some(first.nodes[1].tokens[0].token.as_bytes()),
+            "node 1 keeps its old one"
+        );
         // Node 1's old token still expires first: due a quarter of its 40 s before.
         assert!(reads.renewal_due(now + Duration::from_secs(30)));
         let mut all_fresh = answer(file, &nodes[..3], 1_003_600);
         all_fresh.nodes[2].status = NodeStatus::Online;
         assert!(reads.renewed(all_fresh, now));
         assert!(!reads.renewal_due(now + Duration::from_secs(3_539)));
-        assert!(reads.renewal_due(now + Duration::from_secs(3_540)), "at most a minute before");
+        assert!(
+            reads.renewal_due(now + Duration::from_secs(3_540)),
+            "at most a minute before"
+        );
     }
 
     #[test]
@@ -436,9 +454,8 @@ mod tests {
         reads.observed(0, 1_000_000, second);
         reads.observed(1, 1_000_000, second);
         reads.observed(2, 10_000_000, second);
-        let asked = |reads: &Reads| -> Vec<usize> {
-            reads.plan(&[0, 1, 2, 3], 2).to_start().iter().map(|a| a.node).collect()
-        };
+        let asked =
+            |reads: &Reads| -> Vec<usize> { reads.plan(&[0, 1, 2, 3], 2).to_start().iter().map(|a| a.node).collect() };
         assert!(reads.is_slow(0) && !reads.is_slow(2) && !reads.is_slow(3));
         assert_eq!(asked(&reads), vec![2, 3]);
         for _ in 0..10 {
@@ -458,9 +475,8 @@ mod tests {
         let nodes: Vec<crate::NodeId> = (0..3).map(|i| crate::NodeId([i; 32])).collect();
         let now = Duration::from_secs(1_000_000);
         let mut reads = Reads::new(&answer(file, &nodes, 1_003_600), now);
-        let asked = |reads: &Reads| -> Vec<usize> {
-            reads.plan(&[0, 1, 2], 2).to_start().iter().map(|a| a.node).collect()
-        };
+        let asked =
+            |reads: &Reads| -> Vec<usize> { reads.plan(&[0, 1, 2], 2).to_start().iter().map(|a| a.node).collect() };
         assert_eq!(asked(&reads), vec![0, 1]);
         reads.straggled([0]);
         assert_eq!(asked(&reads), vec![1, 0]);

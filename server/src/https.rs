@@ -127,8 +127,14 @@ mod tests {
     #[test]
     fn a_redirect_keeps_the_path_and_query() {
         let uri: Uri = "/s/abc?x=1".parse().unwrap();
-        assert_eq!(redirect_target("https://disktro.example/", &uri), "https://disktro.example/s/abc?x=1");
+        assert_eq!(
+            redirect_target("https://disktro.example/", &uri),
+            "https://disktro.example/s/abc?x=1"
+        );
         let root: Uri = "/".parse().unwrap();
-        assert_eq!(redirect_target("https://disktro.example", &root), "https://disktro.example/");
+        assert_eq!(
+            redirect_target("https://disktro.example", &root),
+            "https://disktro.example/"
+        );
     }
 }

@@ -86,7 +86,8 @@ impl Default for Metrics {
             "HTTP requests answered, by route pattern, method and status",
             http_requests.clone(),
         );
-        let http_duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let http_duration =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "http_request_duration",
             "Time to answer an HTTP request, by route pattern",

@@ -1924,10 +1924,19 @@ async fn metrics_move_with_what_the_network_does() {
     let data = random_bytes(16 * CHUNK as usize, 5);
     let id = put(&a, &data, "scraped.bin").await;
     let after = scrape(&metrics_url).await;
-    for name in ["disktro_uploads_begun_total", "disktro_uploads_committed_total", begin, begin_time] {
+    for name in [
+        "disktro_uploads_begun_total",
+        "disktro_uploads_committed_total",
+        begin,
+        begin_time,
+    ] {
         assert_eq!(series(&after, name), series(&before, name) + 1.0, "{name}");
     }
-    assert!(series(&after, "disktro_db_connections{state=\"idle\"}") + series(&after, "disktro_db_connections{state=\"busy\"}") >= 1.0);
+    assert!(
+        series(&after, "disktro_db_connections{state=\"idle\"}")
+            + series(&after, "disktro_db_connections{state=\"busy\"}")
+            >= 1.0
+    );
     assert!(over_workers(&workers, "disktro_worker_received_bytes_total").await - received >= data.len() as f64);
     assert!(over_workers(&workers, puts).await - stored >= 160.0);
 
@@ -2020,7 +2029,12 @@ async fn a_network_of_hosts_stores_and_serves_a_file() {
         hosts.limit(slow, "20mbit");
     }
     let db_case = databases().await.remove(0);
-    let server = Server::start_on(Some(&hosts.hosts[0]), db_case.dir.path(), &db_case.url, &["--join-token", JOIN]);
+    let server = Server::start_on(
+        Some(&hosts.hosts[0]),
+        db_case.dir.path(),
+        &db_case.url,
+        &["--join-token", JOIN],
+    );
     assert!(server.url.contains(&hosts.hosts[0].address), "{}", server.url);
     let workers: Vec<Worker> = hosts.hosts[1..]
         .iter()
@@ -2035,7 +2049,10 @@ async fn a_network_of_hosts_stores_and_serves_a_file() {
         .unwrap();
     for h in &hosts.hosts[1..] {
         let url = format!("ws://{}:4000", h.address);
-        assert!(nodes.iter().any(|n| n["url"] == url.as_str()), "no worker at {url}: {nodes:?}");
+        assert!(
+            nodes.iter().any(|n| n["url"] == url.as_str()),
+            "no worker at {url}: {nodes:?}"
+        );
     }
 
     let a = account(&server.url).await;
@@ -2080,7 +2097,10 @@ async fn a_network_of_hosts_stores_and_serves_a_file() {
         over_workers(fast, gets).await - before.0,
         over_workers(slow, gets).await - before.1,
     );
-    eprintln!("gets served: {} by the 6 fast workers, {} by the 4 slow ones", served.0, served.1);
+    eprintln!(
+        "gets served: {} by the 6 fast workers, {} by the 4 slow ones",
+        served.0, served.1
+    );
     assert!(
         served.1 <= 0.2 * (served.0 + served.1),
         "the slow workers served {} of {} gets",

@@ -46,7 +46,10 @@ async fn home_page_renders_on_the_server() {
     assert_eq!(status, StatusCode::OK);
     // Served over plain HTTP (a development set-up): workers may be `ws:` too.
     let (app, _dir) = app().await;
-    let res = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let policy = res.headers()["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("connect-src 'self' ws: wss:;"), "{policy}");
     assert!(body.contains("Storage that cannot read your files."), "{body}");
@@ -462,10 +465,7 @@ async fn serves_https_itself_and_redirects_plain_http() {
     let (port, plain) = (port.unwrap(), plain.unwrap());
     let base = format!("https://localhost:{port}");
 
-    let stranger = reqwest::Client::builder()
-        .tls_backend_rustls()
-        .build()
-        .unwrap();
+    let stranger = reqwest::Client::builder().tls_backend_rustls().build().unwrap();
     assert!(stranger.get(format!("{base}/api/v1/health")).send().await.is_err());
     let trusting = reqwest::Client::builder()
         .tls_backend_rustls()
@@ -517,16 +517,13 @@ async fn serves_https_itself_and_redirects_plain_http() {
     // Plain HTTP on the TLS port: the handshake fails, no HTTP answer comes back.
     let mut raw = TcpStream::connect(("127.0.0.1", port)).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    raw.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    raw.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     let mut answer = Vec::new();
     let _ = raw.read_to_end(&mut answer);
     assert!(!answer.starts_with(b"HTTP/"), "plain HTTP was answered on the TLS port");
 
-    let redirected = trusting
-        .get(format!("http://{plain}/s/abc?x=1"))
-        .send()
-        .await
-        .unwrap();
+    let redirected = trusting.get(format!("http://{plain}/s/abc?x=1")).send().await.unwrap();
     assert_eq!(redirected.status(), 308);
     assert_eq!(
         redirected.headers()["location"],

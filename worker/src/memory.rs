@@ -84,7 +84,11 @@ impl Memory {
     pub fn pools(&self) -> [(&'static str, usize, usize); 2] {
         [
             ("clients", self.client_capacity, self.clients.available_permits()),
-            ("background", self.background_capacity, self.background.available_permits()),
+            (
+                "background",
+                self.background_capacity,
+                self.background.available_permits(),
+            ),
         ]
     }
 

@@ -108,7 +108,11 @@ impl Default for Metrics {
         let shards = Family::<StateLabels, Gauge>::default();
         registry.register("shards", "Shards held (stored, quarantined)", shards.clone());
         let scrub_passes = Gauge::default();
-        registry.register("scrub_passes", "Scrub passes finished since start", scrub_passes.clone());
+        registry.register(
+            "scrub_passes",
+            "Scrub passes finished since start",
+            scrub_passes.clone(),
+        );
         let scrub_checked = Gauge::default();
         registry.register(
             "scrub_checked_shards",
@@ -200,7 +204,9 @@ impl Metrics {
         for (pool, capacity, available) in node.memory.pools() {
             let used = capacity.saturating_sub(available);
             for (state, v) in [("capacity", capacity), ("used", used)] {
-                self.memory.get_or_create(&PoolLabels { pool, state }).set(gauge(v as u64));
+                self.memory
+                    .get_or_create(&PoolLabels { pool, state })
+                    .set(gauge(v as u64));
             }
         }
         let scrub = node.scrub.snapshot();

@@ -234,7 +234,10 @@ impl Source {
                     let shard = link.get(&token, id).await?;
                     // What this node delivers, for ranking it in the chunks after.
                     let took = std::time::Duration::from_secs_f64(((js::now_ms() - asked) / 1000.0).max(0.0));
-                    source.reads.borrow_mut().observed(ask.node, shard.bytes().len() as u64, took);
+                    source
+                        .reads
+                        .borrow_mut()
+                        .observed(ask.node, shard.bytes().len() as u64, took);
                     Ok::<_, Failure>(shard)
                 }
                 .await;

@@ -83,7 +83,10 @@ thread_local! {
 }
 
 fn storage_failed(what: &str, e: &JsValue) -> Failure {
-    Failure::browser(format!("the browser's storage failed ({what}): {}", super::js::describe(e)))
+    Failure::browser(format!(
+        "the browser's storage failed ({what}): {}",
+        super::js::describe(e)
+    ))
 }
 
 /// Wait for an IndexedDB request; its result.
@@ -102,7 +105,9 @@ async fn settle(request: &IdbRequest, what: &str) -> Result<JsValue, Failure> {
             .ok()
             .flatten()
             .map_or_else(|| "unknown error".to_owned(), |e| e.message());
-        return Err(Failure::browser(format!("the browser's storage failed ({what}): {why}")));
+        return Err(Failure::browser(format!(
+            "the browser's storage failed ({what}): {why}"
+        )));
     }
     request.result().map_err(|e| storage_failed(what, &e))
 }

@@ -540,11 +540,15 @@ async fn send_chunk(
     let c = chunk.index;
     let plain_len = u64::from(chunk.plain_len);
     // Receipts kept from an earlier try must name these very shards.
-    sender.session.borrow().check_stored(c, chunk.shards.ids()).map_err(|e| {
-        Failure::Invalid(format!(
-            "{e}: the file is not the one whose upload was begun; drop it again to upload it anew"
-        ))
-    })?;
+    sender
+        .session
+        .borrow()
+        .check_stored(c, chunk.shards.ids())
+        .map_err(|e| {
+            Failure::Invalid(format!(
+                "{e}: the file is not the one whose upload was begun; drop it again to upload it anew"
+            ))
+        })?;
     if sender.session.borrow().is_complete(c) {
         let _ = recycle.unbounded_send(chunk.shards.into_buffer());
         state.borrow_mut().bytes_done += plain_len;

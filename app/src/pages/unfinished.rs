@@ -45,7 +45,9 @@ pub(super) mod actions {
         let running = state.running_uploads();
         let mut rows = Vec::with_capacity(notes.len());
         for note in notes {
-            let Ok(key) = me.file_key(&note.file_id, note.wrapped_key.as_bytes()) else { continue };
+            let Ok(key) = me.file_key(&note.file_id, note.wrapped_key.as_bytes()) else {
+                continue;
+            };
             let Ok(metadata) = FileMetadata::open(note.sealed_metadata.as_bytes(), &key, &note.file_id) else {
                 continue;
             };
@@ -103,7 +105,9 @@ pub(super) mod actions {
 
     /// Cancel `upload_id` at the server and forget it here.
     pub fn discard(state: Files, upload_id: String) {
-        state.unfinished.update(|rows| rows.retain(|r| r.upload_id != upload_id));
+        state
+            .unfinished
+            .update(|rows| rows.retain(|r| r.upload_id != upload_id));
         leptos::task::spawn_local(async move {
             if let Ok(me) = files::keys() {
                 // Gone already (expired) is as good.

@@ -40,7 +40,10 @@ pub fn sqlite_url(data_dir: &Path) -> String {
 impl Db {
     /// Connections of the pool: (open, idle).
     pub fn pool_state(&self) -> (u32, u32) {
-        (self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX))
+        (
+            self.pool.size(),
+            u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+        )
     }
 
     /// Connect and migrate. `url` is `sqlite://…` or `postgres://…`.

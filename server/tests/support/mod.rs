@@ -205,7 +205,11 @@ impl Hosts {
     /// One host per name, or `None` when this process may not make namespaces (not root): the
     /// caller skips, and says so.
     pub fn up(names: &[&str]) -> Option<Self> {
-        if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+        if !Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+        {
             eprintln!("skipped: network namespaces need root (`make test` in CI runs as root)");
             return None;
         }
@@ -222,7 +226,11 @@ impl Hosts {
             .args(names)
             .output()
             .unwrap();
-        assert!(out.status.success(), "netns up: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "netns up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         made.hosts = String::from_utf8(out.stdout)
             .unwrap()
             .lines()
@@ -239,7 +247,10 @@ impl Hosts {
 
     /// Limit host `index`'s link to `rate` (e.g. `16mbit`) each way.
     pub fn limit(&self, index: usize, rate: &str) {
-        let host = self.hosts[index].netns.trim_start_matches(&format!("{}-", self.name)).to_owned();
+        let host = self.hosts[index]
+            .netns
+            .trim_start_matches(&format!("{}-", self.name))
+            .to_owned();
         let status = Command::new(NETNS)
             .args(["rate", &self.name, &host, rate])
             .status()
