@@ -75,6 +75,9 @@ pub struct Metrics {
     pub ledger_entries: Family<KindLabels, Counter>,
     /// Connections of the database pool, by state (`idle`, `busy`), read when scraped.
     pub db_connections: Family<StateLabels, Gauge>,
+    /// The repairer's queue at its last pass, by state (`queued`, `deferred`: backing off), read
+    /// when scraped; zero on a replica that does not hold the repair lease.
+    pub repair_queue: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -137,8 +140,29 @@ impl Default for Metrics {
             "Database pool connections, by state",
             db_connections.clone(),
         );
+        let repair_queue = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "repair_queue_chunks",
+            "Chunks the repairer has queued, by state, at its last pass",
+            repair_queue.clone(),
+        );
+        // Every known series from the start, at zero: a rate over a series that appears only
+        // with its first event misses that event, and dashboards show "no data" for "none".
+        for outcome in ["pass", "fail", "timeout", "unreachable"] {
+            let _ = audits.get_or_create(&OutcomeLabels { outcome });
+        }
+        for kind in ["storage", "egress"] {
+            let _ = ledger_entries.get_or_create(&KindLabels { kind });
+        }
+        for state in ["idle", "busy"] {
+            let _ = db_connections.get_or_create(&StateLabels { state });
+        }
+        for state in ["queued", "deferred"] {
+            let _ = repair_queue.get_or_create(&StateLabels { state });
+        }
         Self {
             registry,
+            repair_queue,
             http_requests,
             http_duration,
             uploads_begun,
@@ -186,6 +210,12 @@ pub async fn scrape(State(ctx): State<Arc<Context>>) -> Response {
     m.db_connections
         .get_or_create(&StateLabels { state: "busy" })
         .set(i64::from(size.saturating_sub(idle)));
+    let repair: disktro_core::api::RepairProgress = crate::durability::progress(&ctx, "repair");
+    for (state, n) in [("queued", repair.queued), ("deferred", repair.deferred)] {
+        m.repair_queue
+            .get_or_create(&StateLabels { state })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1992,7 +1992,8 @@ async fn metrics_move_with_what_the_network_does() {
             continue;
         }
         asked += 1;
-        // Families are declared (`# TYPE name kind`) even before their first labelled series.
+        // Every family is declared (`# TYPE name kind`); the known series are there from the
+        // start, at zero, so a quiet network (no audit yet) exposes them too.
         let family = ["_total", "_bucket", "_count", "_sum"]
             .iter()
             .find_map(|suffix| name.strip_suffix(suffix))

@@ -131,6 +131,14 @@ impl Default for Metrics {
             "Corrupt shards the scrubber found since start",
             scrub_corrupt_found.clone(),
         );
+        // Every known series from the start, at zero: a rate over a series that appears only
+        // with its first event misses that event, and dashboards show "no data" for "none".
+        for kind in ["put", "get", "hello", "delete", "audit"] {
+            let _ = requests.get_or_create(&RequestLabels { kind, outcome: "ok" });
+        }
+        for code in TOKEN_REFUSALS {
+            let _ = token_refusals.get_or_create(&ReasonLabels { reason: code.name() });
+        }
         Self {
             registry,
             received_bytes,
@@ -163,18 +171,19 @@ pub fn kind(body: &Body) -> &'static str {
 }
 
 /// Refusals that are about the token presented.
+const TOKEN_REFUSALS: [ErrorCode; 8] = [
+    ErrorCode::BadToken,
+    ErrorCode::TokenExpired,
+    ErrorCode::TokenReplayed,
+    ErrorCode::WrongWorker,
+    ErrorCode::WrongOperation,
+    ErrorCode::NotInScope,
+    ErrorCode::OverBudget,
+    ErrorCode::Revoked,
+];
+
 fn about_the_token(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::BadToken
-            | ErrorCode::TokenExpired
-            | ErrorCode::TokenReplayed
-            | ErrorCode::WrongWorker
-            | ErrorCode::WrongOperation
-            | ErrorCode::NotInScope
-            | ErrorCode::OverBudget
-            | ErrorCode::Revoked
-    )
+    TOKEN_REFUSALS.contains(&code)
 }
 
 /// A request in flight: counted in while it lives, by outcome when it ends.

@@ -99,7 +99,7 @@ pub use disktro_core::api::DurabilityStatus as Status;
 
 /// A job's progress as it reported it to the registry, read back as its type (the default before
 /// its first report, or on a replica that does not run it).
-fn progress<T: serde::de::DeserializeOwned + Default>(ctx: &Context, name: &str) -> T {
+pub(crate) fn progress<T: serde::de::DeserializeOwned + Default>(ctx: &Context, name: &str) -> T {
     ctx.jobs
         .get(name)
         .and_then(|j| serde_json::from_value(j.progress).ok())
