@@ -115,7 +115,9 @@ test('over HTTPS and wss:// across hosts: a 64 MiB upload and download', { timeo
   await context.addInitScript(() => { delete window.showSaveFilePicker; });
   const page = await context.newPage();
   const errors = [];
+  const consoleErrors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   const home = await page.goto(url);
   assert.match(home.headers()['content-security-policy'], /connect-src 'self' wss:;/);
   await signUp(page, url, 'mary@example.org');
@@ -127,10 +129,21 @@ test('over HTTPS and wss:// across hosts: a 64 MiB upload and download', { timeo
   assert.equal(await row.getAttribute('data-state'), 'done', `the upload did not finish: ${await row.textContent()}`);
   const file = page.getByTestId('file-row').filter({ hasText: 'across.bin' });
   await file.waitFor({ timeout: 30_000 });
-  const [download] = await Promise.all([
-    page.waitForEvent('download', { timeout: 120_000 }),
+  // The download, or the transfer row's failure with what the page said (a bare timeout would
+  // tell nothing).
+  const downloadRow = page.locator('[data-testid=transfer]').first();
+  const failed = page.locator('[data-testid=transfer][data-state=failed]').first();
+  const [outcome] = await Promise.all([
+    Promise.race([
+      page.waitForEvent('download', { timeout: 120_000 }),
+      failed.waitFor({ timeout: 120_000 }).then(async () => new Error(`the download failed: ${await failed.textContent()}`)),
+    ]),
     file.getByTestId('download').click(),
-  ]);
+  ]).catch(async (e) => {
+    throw new Error(`${e.message}; transfer: ${await downloadRow.textContent().catch(() => '?')}; console: ${consoleErrors.join(' | ')}`);
+  });
+  if (outcome instanceof Error) throw new Error(`${outcome.message}; console: ${consoleErrors.join(' | ')}`);
+  const download = outcome;
   assert.equal(await download.failure(), null);
   assert.equal(await sha256File(await download.path()), sha, 'the download differs from the upload');
   assert.deepEqual(errors, []);
