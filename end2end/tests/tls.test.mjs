@@ -129,6 +129,9 @@ test('over HTTPS and wss:// across hosts: a 64 MiB upload and download', { timeo
   assert.equal(await row.getAttribute('data-state'), 'done', `the upload did not finish: ${await row.textContent()}`);
   const file = page.getByTestId('file-row').filter({ hasText: 'across.bin' });
   await file.waitFor({ timeout: 30_000 });
+  // Large files stream through the download helper (a service worker), which the page waits
+  // at most 5 s for; on a loaded machine its first install over HTTPS can take longer.
+  await page.waitForFunction(() => navigator.serviceWorker?.controller != null, null, { timeout: 60_000 });
   // The download, or the transfer row's failure with what the page said (a bare timeout would
   // tell nothing).
   const downloadRow = page.locator('[data-testid=transfer]').first();

@@ -1312,6 +1312,17 @@ async fn a_share_download_counts_when_it_is_done_not_when_it_starts() {
             );
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+        // Its tokens were issued a little later, so it may settle a pass later: while it is
+        // under way (none left, not used up) wait, then it must count, never be given back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while left(unreported.clone()).await == Ok(Some(0)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: the fetched download never settled",
+                db.backend
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         assert_eq!(
             left(unreported.clone()).await,
             Err("share_exhausted"),
