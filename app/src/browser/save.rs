@@ -56,14 +56,15 @@ fn save_picker() -> Option<Function> {
     js::global_property("showSaveFilePicker").and_then(|f| f.dyn_into().ok())
 }
 
-/// The best way this browser offers for a file of `size` bytes. A large file waits up to 5 s for
-/// the download helper to take control of a freshly loaded page.
+/// The best way this browser offers for a file of `size` bytes. A large file waits up to 30 s for
+/// the download helper to take control of a freshly loaded page (its first install over HTTPS on
+/// a loaded machine took longer than the 5 s this once allowed).
 pub async fn choose(size: u64) -> Result<SaveMode, Failure> {
     if save_picker().is_some() {
         return Ok(SaveMode::FileSystem);
     }
     if let Some(container) = service_workers() {
-        let waits = if size <= BLOB_LIMIT { 1 } else { 50 };
+        let waits = if size <= BLOB_LIMIT { 1 } else { 300 };
         for _ in 0..waits {
             if container.controller().is_some() {
                 return Ok(SaveMode::ServiceWorker);
