@@ -235,22 +235,27 @@ impl Reads {
         *speed = Some(speed.map_or(measured, |s| s + SPEED_WEIGHT * (measured - s)));
     }
 
+    fn fastest(&self) -> f64 {
+        self.speed.iter().flatten().copied().fold(0.0, f64::max)
+    }
+
+    fn slower_than(&self, node: usize, bar: f64) -> bool {
+        self.speed.get(node).copied().flatten().is_some_and(|s| s < bar)
+    }
+
     /// Whether `node` is measured at under half the fastest node's throughput.
     pub fn is_slow(&self, node: usize) -> bool {
-        let fastest = self.speed.iter().flatten().copied().fold(0.0, f64::max);
-        self.speed
-            .get(node)
-            .copied()
-            .flatten()
-            .is_some_and(|s| s < SLOW_SHARE * fastest)
+        self.slower_than(node, SLOW_SHARE * self.fastest())
     }
 
     /// The plan for a chunk located at `locations`, needing `k`, ranked as the type says.
     pub fn plan(&self, locations: &[u16], k: usize) -> ChunkPlan {
+        // Once per chunk, not once per candidate.
+        let bar = SLOW_SHARE * self.fastest();
         ChunkPlan::ranked(locations, k, |n| match self.nodes.get(n) {
             None => 2 * status_rank(NodeStatus::Offline),
             Some((_, NodeStatus::Online)) if self.slow.contains(&n) => 2 * status_rank(NodeStatus::Suspect),
-            Some((_, NodeStatus::Online)) => u8::from(self.is_slow(n)),
+            Some((_, NodeStatus::Online)) => u8::from(self.slower_than(n, bar)),
             Some((_, status)) => 2 * status_rank(*status),
         })
     }

@@ -231,9 +231,16 @@ pub async fn receipts(upload_id: &str) -> Result<Vec<(u64, usize, Vec<u8>)>, Fai
         .collect())
 }
 
-/// How many shards of `upload_id` are noted as stored.
-pub async fn stored_count(upload_id: &str) -> Result<usize, Failure> {
-    receipts(upload_id).await.map(|r| r.len())
+/// How many chunks of `upload_id` are noted as stored (counted by the database, not read).
+pub async fn chunks_stored(upload_id: &str) -> Result<u64, Failure> {
+    let store = store(RECEIPTS, IdbTransactionMode::Readonly).await?;
+    let request = store
+        .count_with_key(&chunk_range(upload_id)?)
+        .map_err(|e| storage_failed("count", &e))?;
+    Ok(settle(&request, "count")
+        .await?
+        .as_f64()
+        .map_or(0, crate::format::whole))
 }
 
 /// Forget `upload_id` (committed, cancelled, or gone at the server).

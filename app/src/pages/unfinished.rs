@@ -54,13 +54,14 @@ pub(super) mod actions {
             if running.contains(&(metadata.name.clone(), note.size)) {
                 continue;
             }
-            let stored = unfinished::stored_count(&note.upload_id).await.unwrap_or(0);
+            // Whole chunks are noted: their shards all stored.
+            let chunks = unfinished::chunks_stored(&note.upload_id).await.unwrap_or(0);
             rows.push(Unfinished {
                 upload_id: note.upload_id,
                 name: metadata.name,
                 size: note.size,
                 last_modified: note.last_modified,
-                shards_stored: stored as u64,
+                shards_stored: chunks * u64::from(note.shards_per_chunk),
                 shards_total: note.chunk_count * u64::from(note.shards_per_chunk),
                 began: i64::try_from(crate::format::whole(note.began_ms / 1000.0)).unwrap_or(0),
                 problem: None,
