@@ -4,6 +4,8 @@
 //! - [`client`]: the worker protocol's client (one multiplexed WebSocket per worker), for the
 //!   CLI's transfers and the server's audits, repair and deletes;
 //! - [`tls`]: rustls with the ring provider, server acceptors from PEM files and client configs;
+//! - [`acme`]: certificates obtained and renewed over ACME (`tls-alpn-01`), for the server and
+//!   workers alike;
 //! - [`durable`]: crash-safe file writes (temp file, sync, rename, directory sync);
 //! - [`keyfile`]: Ed25519 keys kept in a data directory (a worker's node key, the server's token
 //!   key);
@@ -14,6 +16,7 @@
 //! The graph is `core ← net ← {worker, cli, server}`: the formats live in `disktro-core` (no I/O,
 //! also built for the browser); everything here does I/O and is native only.
 
+pub mod acme;
 pub mod client;
 pub mod config;
 pub mod durable;

@@ -1,6 +1,7 @@
 //! TLS for `wss://` and `https://`: rustls with the ring provider, certificate chain and key
-//! from PEM files; clients trust the public web roots (webpki-roots) plus, when the process was
-//! told of one ([`trust`]: `--ca-cert`, `DISKTRO_CA_CERT`), a private network's own CA.
+//! from PEM files (or over ACME, [`crate::acme`]); clients trust the system's root certificates
+//! (the public web roots built in where the system has none) plus, when the process was told of
+//! one ([`trust`]: `--ca-cert`, `DISKTRO_CA_CERT`), a private network's own CA.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -35,7 +36,8 @@ pub enum TlsError {
     Pair(rustls::Error),
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+/// The certificates of a PEM file, at least one.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bad = |e: rustls_pki_types::pem::Error| TlsError::Certificate {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -83,14 +85,31 @@ pub fn extra_roots() -> &'static [CertificateDer<'static>] {
     EXTRA_ROOTS.get().map_or(&[], Vec::as_slice)
 }
 
-/// Client TLS trusting the public web roots and the CA given to [`trust`], if any.
+/// Client TLS trusting the system's roots and the CA given to [`trust`], if any.
 pub fn client_config() -> Arc<rustls::ClientConfig> {
     client_config_with_roots(extra_roots())
 }
 
-/// Client TLS trusting the public web roots and `extra` (a private network's own CA).
+/// The root certificates of this system (`/etc/ssl/certs`, or `SSL_CERT_FILE`/`SSL_CERT_DIR`),
+/// read once; the public web roots built into the program where the system has none (a bare
+/// container without `ca-certificates`).
+fn system_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: OnceLock<rustls::RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _unparsable) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            tracing::debug!(errors = ?found.errors, "no system root certificates; using the built-in public roots");
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        roots
+    })
+}
+
+/// Client TLS trusting the system's roots and `extra` (a private network's own CA).
 pub fn client_config_with_roots(extra: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut roots = system_roots().clone();
     for cert in extra {
         // A certificate that does not parse as a root is skipped; connecting then fails clearly.
         let _ = roots.add(cert.clone());

@@ -51,6 +51,25 @@ pub struct Args {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "DISKTRO_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Obtain and renew the HTTPS certificate over ACME from this CA directory (instead of
+    /// --tls-cert/--tls-key), answering its tls-alpn-01 challenge on --listen, which must be
+    /// port 443 as the CA sees it; e.g. https://acme-v02.api.letsencrypt.org/directory.
+    #[arg(long, env = "DISKTRO_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Domain of the ACME certificate (repeatable or comma-separated; the first is the public
+    /// name, so the public URL defaults to https://<it>).
+    #[arg(long = "acme-domain", env = "DISKTRO_ACME_DOMAIN", value_delimiter = ',')]
+    pub acme_domain: Option<Vec<String>>,
+    /// E-mail address the ACME CA may write to about the certificate.
+    #[arg(long, env = "DISKTRO_ACME_CONTACT")]
+    pub acme_contact: Option<String>,
+    /// PEM bundle of the CA of the ACME directory's own HTTPS (a private or test ACME server).
+    #[arg(long, env = "DISKTRO_ACME_CA_CERT")]
+    pub acme_ca_cert: Option<PathBuf>,
+    /// Also trust the CA certificates of this PEM bundle (a private network's own CA) when
+    /// connecting to workers over wss://; the system's roots stay trusted.
+    #[arg(long, env = "DISKTRO_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// With TLS: also listen here for plain HTTP and answer every request with a permanent
     /// redirect to the same path over HTTPS, e.g. `0.0.0.0:80` [default: none].
     #[arg(long, env = "DISKTRO_HTTP_REDIRECT")]
@@ -134,6 +153,10 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Serve HTTPS with these files.
     pub tls: Option<disktro_net::tls::TlsFiles>,
+    /// Serve HTTPS with a certificate obtained over ACME.
+    pub acme: Option<disktro_net::acme::AcmeSettings>,
+    /// Trusted besides the system's roots, for wss:// to workers.
+    pub ca_cert: Option<PathBuf>,
     /// Plain HTTP here redirects to HTTPS.
     pub http_redirect: Option<SocketAddr>,
     pub default_quota: u64,
@@ -181,14 +204,27 @@ impl Args {
             (None, None) => None,
             _ => return Err(ConfigError::Conflict("--tls-cert and --tls-key go together")),
         };
-        let http_redirect = pick!(http_redirect);
-        if http_redirect.is_some() && tls.is_none() {
+        let acme = disktro_net::acme::AcmeSettings::from_flags(
+            pick!(acme_directory),
+            pick!(acme_domain).unwrap_or_default(),
+            pick!(acme_contact),
+            pick!(acme_ca_cert),
+        )?;
+        if tls.is_some() && acme.is_some() {
             return Err(ConfigError::Conflict(
-                "--http-redirect redirects to HTTPS: it needs --tls-cert and --tls-key",
+                "a certificate comes from --tls-cert/--tls-key or from --acme-directory, not both",
+            ));
+        }
+        let http_redirect = pick!(http_redirect);
+        if http_redirect.is_some() && tls.is_none() && acme.is_none() {
+            return Err(ConfigError::Conflict(
+                "--http-redirect redirects to HTTPS: it needs --tls-cert and --tls-key, or --acme-directory",
             ));
         }
         Ok(Settings {
             tls,
+            acme,
+            ca_cert: pick!(ca_cert),
             http_redirect,
             listen: pick!(listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000))),
             data_dir: pick!(data_dir).unwrap_or_else(|| PathBuf::from("data")),
@@ -231,12 +267,28 @@ mod tests {
             .into_settings()
             .unwrap();
         assert_eq!(s.public_url.as_deref(), Some("https://disktro.example.org"));
-        assert!(s.tls.is_some() && s.http_redirect.is_some());
+        let acme = s.acme.expect("ACME settings");
+        assert_eq!(acme.domains, ["disktro.example.org"]);
+        assert_eq!(acme.contact.as_deref(), Some("ops@example.org"));
+        assert!(s.tls.is_none() && s.http_redirect.is_some());
         // A redirect without TLS is refused.
         let e = Args::parse_from(["disktro-server", "--http-redirect", "0.0.0.0:80"])
             .into_settings()
             .unwrap_err();
         assert!(e.to_string().contains("--tls-cert"), "{e}");
+        // A certificate from files and over ACME at once is refused.
+        let e = Args::parse_from([
+            "disktro-server",
+            "--config",
+            path.to_str().unwrap(),
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
+        .into_settings()
+        .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Handshakes run each in a task of its own, at most [`MAX_HANDSHAKES`] at once and each within
 //! [`HANDSHAKE_TIMEOUT`], so a client that connects and never speaks holds one task for seconds,
 //! never the accept loop. The certificate files are read the way the workers read theirs
-//! (`disktro_net::tls`, rustls with ring).
+//! (`disktro_net::tls`, rustls with ring), or obtained over ACME (`disktro_net::acme`), whose
+//! validation handshakes are closed here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,10 @@ impl TlsListener {
                     let _ = stream.set_nodelay(true);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
+                            // A CA's tls-alpn-01 validation ends with the handshake.
+                            if disktro_net::acme::is_challenge(tls.get_ref().1.alpn_protocol()) {
+                                return;
+                            }
                             let _ = tx.send((tls, peer)).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),

@@ -27,6 +27,16 @@ async fn main() -> anyhow::Result<()> {
     let args = args.into_settings()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+    disktro_net::tls::install_default_provider();
+    if let Some(path) = &args.ca_cert {
+        disktro_net::tls::trust(path).context("--ca-cert")?;
+    }
+    let acme = match &args.acme {
+        Some(settings) => Some(Arc::new(
+            disktro_net::acme::Acme::open(settings.clone(), &args.data_dir).context("cannot set up ACME")?,
+        )),
+        None => None,
+    };
     let database_url = args
         .database_url
         .clone()
@@ -54,8 +64,21 @@ async fn main() -> anyhow::Result<()> {
             "no built web bundle here: pages render, but will not hydrate (run `make run`)"
         );
     }
-    let scheme = if args.tls.is_some() { "https" } else { "http" };
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
+    let acceptor = match (&args.tls, &acme) {
+        (Some(files), _) => Some(
+            disktro_net::tls::acceptor(files)
+                .with_context(|| format!("cannot use the certificate {}", files.cert.display()))?,
+        ),
+        (None, Some(acme)) => Some(acme.acceptor()),
+        (None, None) => None,
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    let public_url = args.public_url.clone().unwrap_or_else(|| match &acme {
+        // The certificate names the domain, not the address: that is what people must dial.
+        Some(acme) if addr.port() == 443 => format!("https://{}", acme.settings().public_name()),
+        Some(acme) => format!("https://{}:{}", acme.settings().public_name(), addr.port()),
+        None => format!("{scheme}://{addr}"),
+    });
     ctx.secure_cookies = public_url.starts_with("https://");
     let ctx = Arc::new(ctx);
     let app = disktro_server::app(disktro_server::site_options(site_root, addr), Arc::clone(&ctx));
@@ -76,10 +99,8 @@ async fn main() -> anyhow::Result<()> {
     let server = {
         let shutdown = shutdown.clone();
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        match &args.tls {
-            Some(files) => {
-                let acceptor = disktro_net::tls::acceptor(files)
-                    .with_context(|| format!("cannot use the certificate {}", files.cert.display()))?;
+        match acceptor {
+            Some(acceptor) => {
                 // `tap_io` gives axum the peer address of a listener of ours.
                 let listener = disktro_server::https::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
                 tokio::spawn(async move {
@@ -95,6 +116,10 @@ async fn main() -> anyhow::Result<()> {
             }),
         }
     };
+    if let Some(acme) = &acme {
+        // Started once the listener accepts: the CA connects to it to validate the domain.
+        tokio::spawn(Arc::clone(acme).run(shutdown.clone()));
+    }
     let redirect = match args.http_redirect {
         Some(plain) => {
             let listener = tokio::net::TcpListener::bind(plain)

@@ -1,7 +1,9 @@
 //! Durability with real worker processes on 127.0.0.1 and the real server binary (its audit,
 //! repair and garbage-collection jobs on short test intervals): repair after losing workers,
 //! cheating workers caught by audits, bit rot, garbage collection and orphans. The ledger test
-//! drives the rewards pass by hand with chosen clocks against an in-process server.
+//! drives the rewards pass by hand with chosen clocks against an in-process server. The network
+//! tests put the server and workers on hosts of their own (network namespaces, as root): across
+//! slow links, and with every certificate from a local ACME CA.
 
 #![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
 
@@ -37,14 +39,20 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// The worker binary `cargo test --workspace` built next to this test (or `DISKTRO_WORKER_BIN`).
 fn worker_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("DISKTRO_WORKER_BIN") {
+    built_bin("disktro-worker", "DISKTRO_WORKER_BIN")
+}
+
+/// A binary of the workspace that `cargo test --workspace` built next to this test, or the one
+/// the environment variable `var` names (a release build).
+fn built_bin(name: &str, var: &str) -> PathBuf {
+    if let Ok(bin) = std::env::var(var) {
         return PathBuf::from(bin);
     }
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("disktro-worker");
+    let bin = exe.parent().unwrap().parent().unwrap().join(name);
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p disktro-worker` (or `cargo test --workspace`)",
+        "{} is missing: run `cargo build --workspace` (or `cargo test --workspace`)",
         bin.display()
     );
     bin
@@ -107,7 +115,10 @@ impl Worker {
             .unwrap();
         let listen = host.map_or_else(|| "127.0.0.1:0".to_owned(), |h| format!("{}:4000", h.address));
         let mut cmd = support::Host::command(host, worker_bin());
-        cmd.args(["--listen", &listen, "--capacity", "2GiB"])
+        if !extra.contains(&"--listen") {
+            cmd.args(["--listen", &listen]);
+        }
+        cmd.args(["--capacity", "2GiB"])
             .args(if fast {
                 &["--heartbeat-interval", "1s"][..]
             } else {
@@ -2109,4 +2120,361 @@ async fn a_network_of_hosts_stores_and_serves_a_file() {
         served.0 + served.1
     );
     drop(workers);
+}
+
+/// The `disktro` CLI binary `cargo test --workspace` built next to this test (or `DISKTRO_CLI_BIN`).
+fn cli_bin() -> PathBuf {
+    built_bin("disktro", "DISKTRO_CLI_BIN")
+}
+
+/// A local ACME CA: Debian's `pebble` (Let's Encrypt's test server) and `pebble-challtestsrv` as
+/// its DNS, run in this namespace on the bridge of `hosts`, where every host is reached; the DNS
+/// answers `HOST.disktro.test` with each host's address, so the CA validates the real listeners.
+struct Pebble {
+    children: Vec<Child>,
+    /// The ACME directory URL.
+    directory: String,
+    /// The CA of the directory's own HTTPS certificate (`--acme-ca-cert`).
+    listener_ca: PathBuf,
+    /// The root the certificates it issues chain to (`--ca-cert` for everyone who connects).
+    issuing_root: PathBuf,
+    issuing_root_pem: String,
+}
+
+impl Pebble {
+    async fn start(hosts: &support::Hosts, names: &[String], dir: &Path) -> Self {
+        disktro_net::tls::install_default_provider();
+        for program in ["pebble", "pebble-challtestsrv"] {
+            assert!(
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {program}")])
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success(),
+                "{program} is missing: run scripts/setup (Debian package pebble)"
+            );
+        }
+        let at = &hosts.bridge;
+        let listener = rcgen::generate_simple_self_signed(vec![at.clone()]).unwrap();
+        let listener_ca = dir.join("pebble-listener.pem");
+        std::fs::write(&listener_ca, listener.cert.pem()).unwrap();
+        std::fs::write(dir.join("pebble-listener.key"), listener.signing_key.serialize_pem()).unwrap();
+        let config = serde_json::json!({"pebble": {
+            "listenAddress": format!("{at}:14000"),
+            "managementListenAddress": format!("{at}:15000"),
+            "certificate": listener_ca,
+            "privateKey": dir.join("pebble-listener.key"),
+            "httpPort": 80,
+            // Where it validates tls-alpn-01: the port every host serves TLS on.
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(dir.join("pebble.json"), config.to_string()).unwrap();
+        let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
+        let dns = Command::new("pebble-challtestsrv")
+            .args(["-management", &format!("{at}:8055"), "-dns01", &format!("{at}:8053")])
+            .args([
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-defaultIPv4",
+                "",
+                "-defaultIPv6",
+                "",
+            ])
+            .stdout(log("challtestsrv.log"))
+            .stderr(log("challtestsrv.err"))
+            .spawn()
+            .unwrap();
+        let ca = Command::new("pebble")
+            .arg("-config")
+            .arg(dir.join("pebble.json"))
+            .args(["-dnsserver", &format!("{at}:8053")])
+            // No random pauses before validating, no random nonce refusals: a test, not a drill.
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(log("pebble.log"))
+            .stderr(log("pebble.err"))
+            .spawn()
+            .unwrap();
+        let mut pebble = Self {
+            children: vec![dns, ca],
+            directory: format!("https://{at}:14000/dir"),
+            listener_ca,
+            issuing_root: dir.join("pebble-root.pem"),
+            issuing_root_pem: String::new(),
+        };
+        let http = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .add_root_certificate(reqwest::Certificate::from_pem(listener.cert.pem().as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let plain = reqwest::Client::new();
+        let up = eventually(Duration::from_secs(30), || {
+            let (http, plain) = (http.clone(), plain.clone());
+            let directory = pebble.directory.clone();
+            async move {
+                http.get(&directory).send().await.is_ok()
+                    && plain.get(format!("http://{at}:8055/")).send().await.is_ok()
+            }
+        })
+        .await;
+        assert!(up, "pebble did not start: see {}", dir.display());
+        for (name, host) in names.iter().zip(&hosts.hosts) {
+            let r = plain
+                .post(format!("http://{at}:8055/add-a"))
+                .json(&serde_json::json!({"host": format!("{name}.disktro.test"), "addresses": [host.address]}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "add-a: {}", r.status());
+        }
+        let root = http
+            .get(format!("https://{at}:15000/roots/0"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(root.contains("BEGIN CERTIFICATE"), "{root}");
+        std::fs::write(&pebble.issuing_root, &root).unwrap();
+        pebble.issuing_root_pem = root;
+        pebble
+    }
+
+    /// The flags that get a process its certificate for `name` from this CA.
+    fn flags(&self, name: &str) -> Vec<String> {
+        vec![
+            "--listen".to_owned(),
+            String::new(), // the caller's address, port 443
+            "--acme-directory".to_owned(),
+            self.directory.clone(),
+            "--acme-domain".to_owned(),
+            format!("{name}.disktro.test"),
+            "--acme-contact".to_owned(),
+            "operator@disktro.test".to_owned(),
+            "--acme-ca-cert".to_owned(),
+            self.listener_ca.to_str().unwrap().to_owned(),
+            "--ca-cert".to_owned(),
+            self.issuing_root.to_str().unwrap().to_owned(),
+        ]
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The certificate `host` shows to a client dialling `name` at `address:443` that trusts only
+/// `root`; `None` when the handshake fails (no certificate yet, or one `root` did not issue).
+async fn certificate_shown(address: &str, name: &str, root: &str) -> Option<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject as _;
+    let roots: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(root.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut store = rustls::RootCertStore::empty();
+    store.add_parsable_certificates(roots);
+    let config = rustls::ClientConfig::builder_with_provider(disktro_net::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(format!("{address}:443")).await.ok()?;
+    let name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let tls = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .ok()?
+        .ok()?;
+    tls.get_ref().1.peer_certificates().map(|c| c[0].to_vec())
+}
+
+/// Tried: the deployment the operator's guide describes, on hosts of their own (network
+/// namespaces, `scripts/netns`), every name resolved as DNS would (`HOST.disktro.test`): a local
+/// ACME CA (Debian's `pebble`, Let's Encrypt's test server, with its DNS), the server and 10
+/// workers each given only `--acme-directory/--acme-domain` (no certificate files) and listening
+/// on port 443 of their hosts, and the `disktro` CLI on an 11th host trusting only the CA's root
+/// (`--ca-cert`): sign-up, a 24 MiB upload and its download. Then one worker is restarted with a
+/// kept certificate due for renewal (issued by another CA, a day from expiry).
+/// Must hold: the server and every worker obtain certificates over tls-alpn-01 on their own
+/// port, the workers advertise `wss://NAME.disktro.test` and come online over HTTPS; the CLI's
+/// upload and download work over https:// and wss:// with the CA's root alone and the bytes are
+/// the same; the certificates are kept (owner-only keys) in the data directories; the worker with
+/// the certificate due for renewal replaces it with one from the CA, and downloads work again.
+/// Skipped, saying so, when not run as root.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_come_from_an_acme_ca_and_are_renewed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let names: Vec<String> = std::iter::once("server".to_owned())
+        .chain((0..10).map(|i| format!("w{i}")))
+        .chain(std::iter::once("client".to_owned()))
+        .collect();
+    let Some(hosts) = support::Hosts::up(&names.iter().map(String::as_str).collect::<Vec<_>>()) else {
+        return;
+    };
+    hosts.name_under("disktro.test");
+    let work = tempfile::tempdir().unwrap();
+    let pebble = Pebble::start(&hosts, &names, work.path()).await;
+    let on_443 = |flags: &mut Vec<String>, host: &support::Host| flags[1] = format!("{}:443", host.address);
+
+    let db_case = databases().await.remove(0);
+    let mut flags = pebble.flags("server");
+    on_443(&mut flags, &hosts.hosts[0]);
+    flags.extend(["--join-token".to_owned(), JOIN.to_owned()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start_on(Some(&hosts.hosts[0]), db_case.dir.path(), &db_case.url, &flags);
+    let url = "https://server.disktro.test";
+    let server_address: SocketAddr = format!("{}:443", hosts.hosts[0].address).parse().unwrap();
+    let http = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .add_root_certificate(reqwest::Certificate::from_pem(pebble.issuing_root_pem.as_bytes()).unwrap())
+        .resolve("server.disktro.test", server_address)
+        .build()
+        .unwrap();
+    let nodes = || async {
+        match http.get(format!("{url}/api/v1/nodes")).send().await {
+            Ok(r) => r.json::<Vec<Value>>().await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    };
+    let serving = eventually(Duration::from_secs(60), || async {
+        http.get(format!("{url}/api/v1/nodes")).send().await.is_ok()
+    })
+    .await;
+    assert!(serving, "no certificate for the server:\n{}", server.log_text());
+
+    let mut workers: Vec<Worker> = Vec::new();
+    for (i, host) in hosts.hosts[1..=10].iter().enumerate() {
+        let mut flags = pebble.flags(&format!("w{i}"));
+        on_443(&mut flags, host);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        workers.push(Worker::start_on(host, url, &flags));
+    }
+    let online = eventually(Duration::from_secs(60), || async {
+        nodes().await.iter().filter(|n| n["status"] == "online").count() == 10
+    })
+    .await;
+    assert!(
+        online,
+        "the workers did not come online: {:?}\n{}",
+        nodes().await,
+        server.log_text()
+    );
+    let listed = nodes().await;
+    for i in 0..10 {
+        let want = format!("wss://w{i}.disktro.test");
+        assert!(
+            listed.iter().any(|n| n["url"] == want.as_str()),
+            "no {want} in {listed:?}"
+        );
+    }
+    for (i, (w, host)) in workers.iter().zip(&hosts.hosts[1..]).enumerate() {
+        let name = format!("w{i}.disktro.test");
+        let got = eventually(Duration::from_secs(60), || async {
+            certificate_shown(&host.address, &name, &pebble.issuing_root_pem)
+                .await
+                .is_some()
+        })
+        .await;
+        assert!(got, "{name} has no certificate from the CA");
+        let key = w.dir.path().join("data/acme/certificate.key");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is readable by others", key.display());
+    }
+
+    // The CLI on a host of its own, resolving names from its hosts file like any client.
+    let client = &hosts.hosts[11];
+    let home = work.path().join("client");
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut c = support::Host::command(Some(client), cli_bin());
+        c.env("DISKTRO_CONFIG_DIR", home.join("config"))
+            .env_remove("DISKTRO_SERVER")
+            .env("DISKTRO_CA_CERT", &pebble.issuing_root)
+            .args(["--server", url])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            std::io::Write::write_all(&mut pipe, text.as_bytes()).unwrap();
+        }
+        drop(pipe);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "disktro {args:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    run(
+        &["signup", "--email", "acme@disktro.test", "--password-stdin"],
+        Some("correct horse battery staple\n"),
+    );
+    let data = random_bytes(24 << 20, 26);
+    let source = home.join("source.bin");
+    std::fs::write(&source, &data).unwrap();
+    let id = run(&["upload", source.to_str().unwrap()], None);
+    let got = home.join("got.bin");
+    run(&["download", &id, "-o", got.to_str().unwrap()], None);
+    assert!(std::fs::read(&got).unwrap() == data, "the download differs");
+
+    // A kept certificate due for renewal: issued 60 days ago by another CA, a day from expiry.
+    let renewing = workers.remove(0);
+    let (mut renewing, host) = (renewing, &hosts.hosts[1]);
+    renewing.kill();
+    let mut stale_ca = rcgen::CertificateParams::new(vec!["stale.disktro.test".to_owned()]).unwrap();
+    stale_ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let issuer = rcgen::Issuer::new(stale_ca, rcgen::KeyPair::generate().unwrap());
+    let mut params = rcgen::CertificateParams::new(vec!["w0.disktro.test".to_owned()]).unwrap();
+    let day = Duration::from_secs(86_400);
+    params.not_before = (std::time::SystemTime::now() - 60 * day).into();
+    params.not_after = (std::time::SystemTime::now() + day).into();
+    let stale_key = rcgen::KeyPair::generate().unwrap();
+    let stale = params.signed_by(&stale_key, &issuer).unwrap();
+    let acme_dir = renewing.dir.path().join("data/acme");
+    std::fs::write(acme_dir.join("certificate.pem"), stale.pem()).unwrap();
+    std::fs::write(acme_dir.join("certificate.key"), stale_key.serialize_pem()).unwrap();
+    let dir = std::mem::replace(&mut renewing.dir, tempfile::tempdir().unwrap());
+    let mut flags = pebble.flags("w0");
+    on_443(&mut flags, host);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let renewed = Worker::spawn_on(Some(host), dir, url, &flags, None, false);
+    let replaced = eventually(Duration::from_secs(60), || async {
+        certificate_shown(&host.address, "w0.disktro.test", &pebble.issuing_root_pem)
+            .await
+            .is_some()
+    })
+    .await;
+    assert!(replaced, "the certificate due for renewal was not replaced");
+    let kept = std::fs::read_to_string(renewed.dir.path().join("data/acme/certificate.pem")).unwrap();
+    assert_ne!(kept, stale.pem(), "the renewed certificate was not kept");
+    let online = eventually(Duration::from_secs(60), || async {
+        nodes().await.iter().filter(|n| n["status"] == "online").count() == 10
+    })
+    .await;
+    assert!(online, "the restarted worker did not come back");
+    let again = home.join("again.bin");
+    run(&["download", &id, "-o", again.to_str().unwrap()], None);
+    assert!(
+        std::fs::read(&again).unwrap() == data,
+        "the download after renewal differs"
+    );
+    drop((renewed, workers, server));
 }

@@ -82,7 +82,9 @@ pub struct WorkerConfig {
     /// CLI, the server) are always let through: tokens, not origins, authorize requests.
     pub allowed_origins: Vec<String>,
     pub tls: Option<TlsFiles>,
-    /// A CA bundle trusted besides the public roots (`--ca-cert`).
+    /// Serve `wss://` with a certificate obtained over ACME (instead of `tls`).
+    pub acme: Option<disktro_net::acme::AcmeSettings>,
+    /// A CA bundle trusted besides the system's roots (`--ca-cert`).
     pub ca_cert: Option<PathBuf>,
     /// The server's public key, when given instead of learnt at registration.
     pub issuer_key: Option<PublicKey>,
@@ -115,6 +117,7 @@ impl WorkerConfig {
             allowed_origins: Vec::new(),
             ca_cert: None,
             tls: None,
+            acme: None,
             issuer_key: None,
             advertise_url: None,
             limits: Limits::default(),
@@ -199,8 +202,22 @@ pub struct Args {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "DISKTRO_WORKER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Obtain and renew the `wss://` certificate over ACME from this CA directory (instead of
+    /// --tls-cert/--tls-key), answering its tls-alpn-01 challenge on --listen, which must be
+    /// port 443 as the CA sees it; the worker then advertises wss://<first --acme-domain>.
+    #[arg(long, env = "DISKTRO_WORKER_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Domain of the ACME certificate (repeatable or comma-separated): this worker's own name.
+    #[arg(long = "acme-domain", env = "DISKTRO_WORKER_ACME_DOMAIN", value_delimiter = ',')]
+    pub acme_domain: Option<Vec<String>>,
+    /// E-mail address the ACME CA may write to about the certificate.
+    #[arg(long, env = "DISKTRO_WORKER_ACME_CONTACT")]
+    pub acme_contact: Option<String>,
+    /// PEM bundle of the CA of the ACME directory's own HTTPS (a private or test ACME server).
+    #[arg(long, env = "DISKTRO_WORKER_ACME_CA_CERT")]
+    pub acme_ca_cert: Option<PathBuf>,
     /// Also trust the CA certificates in this PEM bundle (a private network's own CA) when
-    /// talking to the server over HTTPS; the public web roots stay trusted.
+    /// talking to the server over HTTPS; the system's roots stay trusted.
     #[arg(long, env = "DISKTRO_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// The server's public key (64 hex digits), for a worker that does not register.
@@ -294,6 +311,17 @@ impl Args {
             (None, None) => None,
             _ => return Err(ConfigError::Conflict("--tls-cert and --tls-key go together")),
         };
+        config.acme = disktro_net::acme::AcmeSettings::from_flags(
+            pick!(acme_directory),
+            pick!(acme_domain).unwrap_or_default(),
+            pick!(acme_contact),
+            pick!(acme_ca_cert),
+        )?;
+        if config.tls.is_some() && config.acme.is_some() {
+            return Err(ConfigError::Conflict(
+                "a certificate comes from --tls-cert/--tls-key or from --acme-directory, not both",
+            ));
+        }
         config.ca_cert = pick!(ca_cert);
         if let Some(hex) = pick!(issuer_key) {
             let bytes = disktro_core::ids::from_hex::<32>(hex.trim())
@@ -358,10 +386,11 @@ mod tests {
         let c = Args::parse_from(["disktro-worker", "--config", path.to_str().unwrap()])
             .into_config()
             .unwrap();
-        assert_eq!(c.advertise_url.as_deref(), Some("wss://node1.acme.example:4000"));
+        assert_eq!(c.advertise_url, None, "derived from the ACME domain");
         assert_eq!(c.metrics_listen, Some("10.0.0.5:9464".parse().unwrap()));
-        assert!(c.tls.is_some());
-        assert_eq!(c.operator, "acme");
+        assert_eq!(c.acme.expect("ACME settings").public_name(), "node1.hosting.example");
+        assert!(c.tls.is_none());
+        assert_eq!(c.operator, "hosting-example");
     }
 
     #[test]

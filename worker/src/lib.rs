@@ -65,6 +65,8 @@ pub enum StartError {
     SerialBook(std::io::Error),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("cannot set up ACME: {0}")]
+    Acme(#[from] disktro_net::acme::AcmeError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("cannot write the ready file {}: {source}", path.display())]
@@ -152,7 +154,18 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
         disktro_net::unix_now(),
     )
     .map_err(StartError::SerialBook)?;
-    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let acme = match &config.acme {
+        Some(settings) => Some(Arc::new(disktro_net::acme::Acme::open(
+            settings.clone(),
+            &config.data_dir,
+        )?)),
+        None => None,
+    };
+    let tls = match (&config.tls, &acme) {
+        (Some(files), _) => Some(tls::acceptor(files)?),
+        (None, Some(acme)) => Some(acme.acceptor()),
+        (None, None) => None,
+    };
     let stats = store.stats();
     if stats.stale_temp_files_removed > 0 {
         tracing::info!(
@@ -183,10 +196,12 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
     };
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let url = config
-        .advertise_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{local_addr}"));
+    let url = config.advertise_url.clone().unwrap_or_else(|| match &acme {
+        // The certificate names the domain, not the address: that is what clients must dial.
+        Some(acme) if local_addr.port() == 443 => format!("wss://{}", acme.settings().public_name()),
+        Some(acme) => format!("wss://{}:{}", acme.settings().public_name(), local_addr.port()),
+        None => format!("{scheme}://{local_addr}"),
+    });
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -197,6 +212,10 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker, StartError> {
         Arc::new(config.allowed_origins.clone()),
         shutdown.clone(),
     ));
+    if let Some(acme) = acme {
+        // After the listener: the CA connects to it to validate the domain.
+        tasks.spawn(acme.run(shutdown.clone()));
+    }
     if let Some(listener) = metrics_listener {
         tasks.spawn(metrics::serve(listener, Arc::clone(&node), shutdown.clone()));
     }

@@ -85,6 +85,9 @@ pub async fn run(
                 Some(tls) => {
                     let handshake = async {
                         let stream = tls.accept(tcp).await.map_err(HandshakeError::Tls)?;
+                        if disktro_net::acme::is_challenge(stream.get_ref().1.alpn_protocol()) {
+                            return Err(HandshakeError::AcmeValidation);
+                        }
                         websocket(Metered::new(stream, Arc::clone(&gate), pool), &node, &origins).await
                     };
                     match tokio::time::timeout(timeout, handshake).await {
@@ -159,6 +162,9 @@ enum HandshakeError {
     WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
     #[error("handshake timed out")]
     TimedOut,
+    /// A CA's tls-alpn-01 validation: it ends with the TLS handshake.
+    #[error("ACME validation (closed after the handshake)")]
+    AcmeValidation,
 }
 
 async fn serve_or_refuse<S>(

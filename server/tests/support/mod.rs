@@ -79,8 +79,12 @@ impl Server {
         let log_file = std::fs::File::create(&log).unwrap();
         let err_file = log_file.try_clone().unwrap();
         let listen = host.map_or_else(|| "127.0.0.1:0".to_owned(), |h| format!("{}:0", h.address));
-        let child = Host::command(host, server_bin())
-            .args(["--listen", &listen, "--site-root", "target/site", "--data-dir"])
+        let mut command = Host::command(host, server_bin());
+        if !args.contains(&"--listen") {
+            command.args(["--listen", &listen]);
+        }
+        let child = command
+            .args(["--site-root", "target/site", "--data-dir"])
             .arg(data_dir)
             .args(args)
             .env("DATABASE_URL", database_url)
@@ -197,6 +201,8 @@ impl Host {
 pub struct Hosts {
     name: String,
     pub hosts: Vec<Host>,
+    /// This (the root) namespace's address on the bridge: where a program run here is reached.
+    pub bridge: String,
 }
 
 const NETNS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/netns");
@@ -220,6 +226,7 @@ impl Hosts {
         let mut made = Self {
             name: name.clone(),
             hosts: Vec::new(),
+            bridge: format!("{subnet}.254"),
         };
         let out = Command::new(NETNS)
             .args(["up", &name, &subnet])
@@ -243,6 +250,16 @@ impl Hosts {
             })
             .collect();
         Some(made)
+    }
+
+    /// Every host reaches every other as `HOST.domain` (programs run here do not: they dial
+    /// addresses, or resolve names themselves).
+    pub fn name_under(&self, domain: &str) {
+        let status = Command::new(NETNS)
+            .args(["names", &self.name, domain])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// Limit host `index`'s link to `rate` (e.g. `16mbit`) each way.
