@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use disktro_core::api::FileDownload;
-use disktro_core::fetch::{Ask, HEDGE_AFTER, Reads};
+use disktro_core::fetch::{Ask, Reads};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::{Decoder, FileKey, Manifest, Plaintext, ShardId, SignedManifest, VerifiedShard};
@@ -93,7 +93,11 @@ pub async fn download_renewing<W: Write + Send + 'static>(
         answer,
         manifest: &manifest,
         workers: &workers,
-        reads: Mutex::new(Reads::new(answer, now())),
+        reads: Mutex::new(if ranking_by_health_alone() {
+            Reads::new(answer, now()).without_speed_ranking()
+        } else {
+            Reads::new(answer, now())
+        }),
         renew,
         renewing: tokio::sync::Mutex::new(()),
     };
@@ -215,6 +219,12 @@ struct Source<'a> {
 }
 
 /// The wall clock as [`Reads`] takes it.
+/// `DISKTRO_READ_RANKING=health`: rank workers by health alone, not by measured speed — a
+/// diagnostic, and how `make bench` measures what the speed ranking is worth.
+fn ranking_by_health_alone() -> bool {
+    std::env::var_os("DISKTRO_READ_RANKING").is_some_and(|v| v == "health")
+}
+
 fn now() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -262,7 +272,7 @@ impl Source<'_> {
 
     /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival,
     /// asked for by the readers' rule ([`disktro_core::fetch::ChunkPlan`]): a failed or wrong one is replaced by the
-    /// next candidate, and when nothing answers for [`HEDGE_AFTER`] one more is asked.
+    /// next candidate, and when nothing answers for the plan's hedge delay one more is asked.
     async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
         self.renew_if_due().await;
         let entry = &self.manifest.chunks[index];
@@ -274,6 +284,8 @@ impl Source<'_> {
         let mut running = FuturesUnordered::new();
         let ask = |a: Ask| {
             let id: ShardId = entry.shards[a.slot];
+            // Counted out to the node now, as it is planned, so the next chunk's plan sees it.
+            let queued = self.reads().asking(a.node);
             async move {
                 let worker = self.worker(a.node).await;
                 // A hedge or a replacement may come after the tokens the chunk began with, and
@@ -283,20 +295,27 @@ impl Source<'_> {
                 let result = match (worker, token) {
                     (Some(worker), Some(token)) => {
                         let asked = Instant::now();
-                        let got = worker.get(&token, id).await.map_err(|e| e.to_string());
-                        if let Ok(shard) = &got {
-                            // What this node delivers, for ranking it in the chunks after.
-                            self.reads()
-                                .observed(a.node, shard.bytes().len() as u64, asked.elapsed());
-                        }
-                        got
+                        worker
+                            .get(&token, id)
+                            .await
+                            .map_err(|e| e.to_string())
+                            .inspect(|shard| {
+                                // What this node delivers, for ranking it in the chunks after.
+                                self.reads()
+                                    .observed(a.node, shard.bytes().len() as u64, asked.elapsed(), queued);
+                            })
                     }
                     (None, _) => Err("worker unreachable".to_owned()),
                     (_, None) => Err("no get token for this worker".to_owned()),
                 };
+                if result.is_err() {
+                    self.reads().unanswered(a.node);
+                }
                 (a.slot, result)
             }
         };
+        let started = Instant::now();
+        let mut waiting_since = started;
         loop {
             for a in plan.to_start() {
                 running.push(ask(a));
@@ -307,6 +326,8 @@ impl Source<'_> {
             tokio::select! {
                 Some((slot, result)) = running.next() => match result {
                     Ok(shard) => {
+                        waiting_since = Instant::now();
+                        plan.arrived_after(started.elapsed());
                         if plan.got(slot) {
                             slots[slot] = Some(shard);
                         }
@@ -318,7 +339,8 @@ impl Source<'_> {
                     }
                     Err(e) => plan.failed(slot, e),
                 },
-                () = tokio::time::sleep(HEDGE_AFTER) => {
+                () = tokio::time::sleep_until((waiting_since + plan.hedge_delay()).into()) => {
+                    waiting_since = Instant::now();
                     if let Some(a) = plan.hedge() {
                         running.push(ask(a));
                     }

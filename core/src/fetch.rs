@@ -7,8 +7,11 @@
 //! - **Enough in flight**: as many requests run as shards are still missing.
 //! - **Failure**: a failed request (refused, wrong bytes, connection lost) is replaced by the next
 //!   candidate.
-//! - **Hedging**: when nothing has answered for [`HEDGE_AFTER`], one more candidate is asked on
-//!   top, so a stalled worker costs a chunk [`HEDGE_AFTER`] and not the connection's timeout.
+//! - **Hedging**: when nothing has answered for [`ChunkPlan::hedge_delay`], one more candidate is
+//!   asked on top: [`HEDGE_AFTER`] until the chunk's first shard is in, then
+//!   [`HEDGE_FACTOR`] times the time that first shard took (at least [`MIN_HEDGE`]). A stalled
+//!   worker costs a chunk [`HEDGE_AFTER`] at most, never the connection's timeout; a slow one
+//!   among fast ones, a few of their shard times.
 //!   Whichever answers first counts; a late duplicate is ignored.
 //! - **Stragglers**: the requests still unanswered when a chunk has its k shards name workers a
 //!   reader should rank last for the chunks after ([`ChunkPlan::stragglers`]), so a stalled
@@ -24,8 +27,13 @@ use std::time::Duration;
 use crate::api::{FileDownload, NodeStatus, ReadToken};
 use crate::token::Token;
 
-/// How long a chunk waits on its requests before asking one more worker.
+/// How long a chunk waits on its requests before asking one more worker, at most.
 pub const HEDGE_AFTER: Duration = Duration::from_secs(5);
+/// Once a chunk has a shard, how many times that shard's time it waits for the rest before
+/// asking one more worker: shards asked together arrive together from nodes equally fast.
+pub const HEDGE_FACTOR: u32 = 3;
+/// The shortest hedge delay, so the spread of a fast network's answers asks no one more.
+pub const MIN_HEDGE: Duration = Duration::from_millis(50);
 
 /// A request to make: shard `slot` of the chunk, from node `node` (indexes into the download's
 /// answer).
@@ -44,6 +52,8 @@ pub struct ChunkPlan {
     have: usize,
     running: Vec<Ask>,
     failures: Vec<String>,
+    /// How long the first shard took, from the chunk's first request.
+    first_shard: Option<Duration>,
 }
 
 impl ChunkPlan {
@@ -72,7 +82,22 @@ impl ChunkPlan {
             have: 0,
             running: Vec::new(),
             failures: Vec::new(),
+            first_shard: None,
         }
+    }
+
+    /// A shard arrived `since_start` after the chunk's first request (any shard; only the first
+    /// counts).
+    pub fn arrived_after(&mut self, since_start: Duration) {
+        self.first_shard.get_or_insert(since_start);
+    }
+
+    /// How long to wait for an answer before [`Self::hedge`]: [`HEDGE_AFTER`], or once a shard
+    /// is in, [`HEDGE_FACTOR`] times its time (between [`MIN_HEDGE`] and [`HEDGE_AFTER`]).
+    pub fn hedge_delay(&self) -> Duration {
+        self.first_shard.map_or(HEDGE_AFTER, |first| {
+            (first * HEDGE_FACTOR).clamp(MIN_HEDGE, HEDGE_AFTER)
+        })
     }
 
     /// Requests to start now so that, with those running, the missing shards are all asked for.
@@ -86,7 +111,7 @@ impl ChunkPlan {
         out
     }
 
-    /// Nothing answered for [`HEDGE_AFTER`]: one more request, if a candidate is left.
+    /// Nothing answered for [`Self::hedge_delay`]: one more request, if a candidate is left.
     pub fn hedge(&mut self) -> Option<Ask> {
         if self.is_done() {
             return None;
@@ -162,8 +187,8 @@ const SPEED_WEIGHT: f64 = 0.3;
 /// clock).
 ///
 /// Ranking ([`Reads::plan`]): online nodes first, and among them those measured at least half as
-/// fast as the fastest (or not measured yet: every node gets its chance to be measured) before
-/// the slower ones; then suspect nodes and nodes that straggled; offline last. Within a tier,
+/// fast as the fastest (or not measured yet and not being measured: every node gets its chance,
+/// one request at a time) before the slower ones and those whose first answer is still out; then suspect nodes and nodes that straggled; offline last. Within a tier,
 /// data shards first. Half, not "the fastest k": measurements are noisy, and a node half as fast
 /// still delivers its shard while the others do.
 #[derive(Debug, Clone)]
@@ -175,6 +200,13 @@ pub struct Reads {
     slow: HashSet<usize>,
     /// Bytes per second, a moving average of the gets answered.
     speed: Vec<Option<f64>>,
+    /// Gets out to each node now: a node is ranked by when it would deliver one more shard,
+    /// its queue included, so a slow node (or one not measured yet) is not handed a whole window
+    /// of chunks at once.
+    pending: Vec<u32>,
+    /// Rank by measured speed (off: by health and straggling alone, to measure what the speed
+    /// ranking is worth).
+    rank_by_speed: bool,
 }
 
 impl Reads {
@@ -186,9 +218,19 @@ impl Reads {
             nodes: answer.nodes.iter().map(|n| (n.node_id, n.status)).collect(),
             renew_at: renewal_due(&tokens, now),
             speed: vec![None; tokens.len()],
+            pending: vec![0; tokens.len()],
             tokens,
             slow: HashSet::new(),
+            rank_by_speed: true,
         }
+    }
+
+    /// Rank by health and straggling alone, as before speeds were measured (`make bench`
+    /// measures what the speed ranking is worth with it).
+    #[must_use]
+    pub fn without_speed_ranking(mut self) -> Self {
+        self.rank_by_speed = false;
+        self
     }
 
     /// Node `node`'s get token for chunk `chunk`, if one covers it.
@@ -227,12 +269,36 @@ impl Reads {
         self.slow.extend(nodes);
     }
 
-    /// Node `node` answered a get of `bytes` in `elapsed` (from the request to its answer).
-    pub fn observed(&mut self, node: usize, bytes: u64, elapsed: Duration) {
+    /// A get goes out to `node` now: returns how many were out to it already, for
+    /// [`Self::observed`] (a failure goes to [`Self::unanswered`]).
+    pub fn asking(&mut self, node: usize) -> u32 {
+        self.pending.get_mut(node).map_or(0, |p| {
+            *p += 1;
+            *p - 1
+        })
+    }
+
+    /// The get to `node` failed: it measured nothing.
+    pub fn unanswered(&mut self, node: usize) {
+        if let Some(p) = self.pending.get_mut(node) {
+            *p = p.saturating_sub(1);
+        }
+    }
+
+    /// Node `node` answered a get of `bytes` in `elapsed` (from the request to its answer),
+    /// asked with `queued` gets to it already out ([`Self::asking`]): the node's throughput is
+    /// what it delivered over that time, theirs included.
+    pub fn observed(&mut self, node: usize, bytes: u64, elapsed: Duration, queued: u32) {
+        self.unanswered(node);
         let Some(speed) = self.speed.get_mut(node) else { return };
         #[allow(clippy::cast_precision_loss)]
-        let measured = bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+        let measured = (bytes as f64) * f64::from(queued + 1) / elapsed.as_secs_f64().max(1e-6);
         *speed = Some(speed.map_or(measured, |s| s + SPEED_WEIGHT * (measured - s)));
+    }
+
+    /// Not measured yet, and a get is out to it: its first answer will tell.
+    fn probing(&self, node: usize) -> bool {
+        self.speed.get(node).is_some_and(Option::is_none) && self.pending.get(node).is_some_and(|p| *p > 0)
     }
 
     fn fastest(&self) -> f64 {
@@ -251,11 +317,34 @@ impl Reads {
     /// The plan for a chunk located at `locations`, needing `k`, ranked as the type says.
     pub fn plan(&self, locations: &[u16], k: usize) -> ChunkPlan {
         // Once per chunk, not once per candidate.
-        let bar = SLOW_SHARE * self.fastest();
+        let fastest = self.fastest();
+        // When one more shard would arrive from node `n`, its queue included, in units of the
+        // fastest node's shard time; a node not measured yet counts as fast as the fastest.
+        let due = |n: usize| {
+            let speed = self
+                .speed
+                .get(n)
+                .copied()
+                .flatten()
+                .unwrap_or(fastest)
+                .max(f64::MIN_POSITIVE);
+            let queue = self.pending.get(n).copied().unwrap_or(0);
+            f64::from(queue + 1) * if fastest > 0.0 { fastest / speed } else { 1.0 }
+        };
+        let soonest = locations
+            .iter()
+            .map(|&n| usize::from(n))
+            .filter(|n| matches!(self.nodes.get(*n), Some((_, NodeStatus::Online))) && !self.slow.contains(n))
+            .map(due)
+            .fold(f64::INFINITY, f64::min);
         ChunkPlan::ranked(locations, k, |n| match self.nodes.get(n) {
             None => 2 * status_rank(NodeStatus::Offline),
             Some((_, NodeStatus::Online)) if self.slow.contains(&n) => 2 * status_rank(NodeStatus::Suspect),
-            Some((_, NodeStatus::Online)) => u8::from(self.slower_than(n, bar)),
+            // Later than twice the soonest (half the speed, as `is_slow` says, or a queue twice
+            // as long), or not measured yet with a get already out: after the others.
+            Some((_, NodeStatus::Online)) => {
+                u8::from(self.rank_by_speed && (due(n) > soonest / SLOW_SHARE || self.probing(n)))
+            }
             Some((_, status)) => 2 * status_rank(*status),
         })
     }
@@ -442,6 +531,26 @@ mod tests {
     }
 
     #[test]
+    fn the_hedge_comes_sooner_once_a_shard_is_in() {
+        // Tried: a chunk of 10 shards needing 6; its first shard 30 ms after its first request,
+        // then one after 2 s; and a chunk whose first shard took 10 s.
+        // Must hold: 5 s before any shard; then 3 × 30 ms = 90 ms; only the first shard
+        // counts; never under 50 ms nor over 5 s.
+        let locations: Vec<u16> = (0..10).collect();
+        let mut plan = ChunkPlan::new(&locations, 6, status(&[], &[]));
+        assert_eq!(plan.hedge_delay(), HEDGE_AFTER);
+        plan.arrived_after(Duration::from_millis(30));
+        plan.arrived_after(Duration::from_secs(2));
+        assert_eq!(plan.hedge_delay(), Duration::from_millis(90));
+        let mut quick = ChunkPlan::new(&locations, 6, status(&[], &[]));
+        quick.arrived_after(Duration::from_millis(1));
+        assert_eq!(quick.hedge_delay(), MIN_HEDGE);
+        let mut slow = ChunkPlan::new(&locations, 6, status(&[], &[]));
+        slow.arrived_after(Duration::from_secs(10));
+        assert_eq!(slow.hedge_delay(), HEDGE_AFTER);
+    }
+
+    #[test]
     fn nodes_measured_slow_are_asked_after_the_fast_ones() {
         // Tried: 4 nodes holding one shard each, k = 2; nodes 0 and 1 (data shards first) measured
         // at 1 MB/s, node 2 at 10 MB/s, node 3 not measured yet; then node 0 speeds up.
@@ -456,17 +565,30 @@ mod tests {
         answer.nodes[2].status = NodeStatus::Online;
         let mut reads = Reads::new(&answer, now);
         let second = Duration::from_secs(1);
-        reads.observed(0, 1_000_000, second);
-        reads.observed(1, 1_000_000, second);
-        reads.observed(2, 10_000_000, second);
+        reads.observed(0, 1_000_000, second, 0);
+        reads.observed(1, 1_000_000, second, 0);
+        reads.observed(2, 10_000_000, second, 0);
         let asked =
             |reads: &Reads| -> Vec<usize> { reads.plan(&[0, 1, 2, 3], 2).to_start().iter().map(|a| a.node).collect() };
         assert!(reads.is_slow(0) && !reads.is_slow(2) && !reads.is_slow(3));
         assert_eq!(asked(&reads), vec![2, 3]);
+        // Without the speed ranking the slow ones are asked in their data-first places.
+        assert_eq!(asked(&reads.clone().without_speed_ranking()), vec![0, 1]);
+        // Two gets are out to node 3 (not measured yet, so its first answer is awaited): the
+        // next chunk asks node 0 (data first) before it. The second answer, 10 MB in a second
+        // behind the first, measures it at 20 MB/s and the remaining get puts it level with
+        // node 2.
+        assert_eq!((reads.asking(3), reads.asking(3)), (0, 1));
+        assert_eq!(asked(&reads), vec![2, 0]);
+        reads.observed(3, 10_000_000, second, 1);
+        assert_eq!(asked(&reads), vec![2, 3]);
+        reads.unanswered(3);
+        assert_eq!(asked(&reads), vec![2, 3], "level with node 2: in slot order");
         for _ in 0..10 {
-            reads.observed(0, 20_000_000, second);
+            reads.observed(0, 20_000_000, second, 0);
         }
         assert!(!reads.is_slow(0));
+
         assert_eq!(asked(&reads), vec![0, 2]);
     }
 

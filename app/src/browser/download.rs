@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use disktro_core::api::{FileDownload, ShareAccess};
-use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER, Reads};
+use disktro_core::fetch::{Ask, ChunkPlan, Reads};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::padding::BODY_HEADER_LEN;
@@ -199,7 +199,7 @@ impl Source {
 
     /// Any k verified shards of one chunk, fetched in parallel by the readers' rule
     /// ([`ChunkPlan`], from [`Reads::plan`]): a failed one is replaced by the next candidate,
-    /// and when nothing answers for [`HEDGE_AFTER`] one more is asked. The workers still
+    /// and when nothing answers for the plan's hedge delay one more is asked. The workers still
     /// unanswered when the chunk is done are asked last for the chunks after.
     async fn fetch_chunk(self: Rc<Self>, chunk: u64, entry: ChunkEntry, k: usize) -> Result<Slots, Failure> {
         self.renew_if_due().await;
@@ -211,6 +211,8 @@ impl Source {
         let mut running = FuturesUnordered::new();
         let start = |ask: Ask| {
             let (source, id) = (Rc::clone(&self), entry.shards.get(ask.slot).copied());
+            // Counted out to the node now, as it is planned, so the next chunk's plan sees it.
+            let queued = self.reads.borrow_mut().asking(ask.node);
             Box::pin(async move {
                 let result = async {
                     let id = id.ok_or_else(|| Failure::invalid("the manifest has fewer shards than the locations"))?;
@@ -237,14 +239,17 @@ impl Source {
                     source
                         .reads
                         .borrow_mut()
-                        .observed(ask.node, shard.bytes().len() as u64, took);
+                        .observed(ask.node, shard.bytes().len() as u64, took, queued);
                     Ok::<_, Failure>(shard)
                 }
                 .await;
+                if result.is_err() {
+                    source.reads.borrow_mut().unanswered(ask.node);
+                }
                 (ask.slot, result)
             })
         };
-        let hedge_ms = i32::try_from(HEDGE_AFTER.as_millis()).unwrap_or(i32::MAX);
+        let started = js::now_ms();
         loop {
             for ask in plan.to_start() {
                 running.push(start(ask));
@@ -252,8 +257,12 @@ impl Source {
             if let Some(why) = plan.exhausted() {
                 return Err(Failure::Worker(format!("chunk {chunk}: {why}")));
             }
+            let hedge_ms = i32::try_from(plan.hedge_delay().as_millis()).unwrap_or(i32::MAX);
             match select(running.next(), Box::pin(js::sleep(hedge_ms))).await {
                 Either::Left((Some((slot, Ok(shard))), _)) => {
+                    plan.arrived_after(std::time::Duration::from_secs_f64(
+                        ((js::now_ms() - started) / 1000.0).max(0.0),
+                    ));
                     if plan.got(slot) {
                         slots[slot] = Some(shard);
                     }

@@ -9,7 +9,7 @@
 //! 1. copy each lost shard whose worker is draining (still online, still holding it) from there:
 //!    one read, checked against its id;
 //! 2. for the others, fetch k healthy shards by the readers' rule (`core::fetch`: data shards
-//!    first, a failed read replaced, a hedge after 5 s without an answer), each checked against its id,
+//!    first, a failed read replaced, a hedge when nothing answers for the plan's hedge delay), each checked against its id,
 //!    rebuild the sealed chunk with Reed-Solomon and encode it again; every one of the k + m
 //!    shard ids must equal the owner-signed manifest's, or nothing is stored;
 //! 3. put each unhealthy shard on a new worker chosen by the upload's placement rules
@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use disktro_core::api::NodeStatus;
-use disktro_core::fetch::{Ask, ChunkPlan, HEDGE_AFTER};
+use disktro_core::fetch::{Ask, ChunkPlan};
 use disktro_core::keys::PublicKey;
 use disktro_core::shard::{Redundancy, Sharder};
 use disktro_core::{FileId, NodeId, SignedManifest};
@@ -390,8 +390,9 @@ async fn read_slot(
 /// Step 2 of a repair: fetch k healthy shards of the chunk by the readers' rule
 /// ([`ChunkPlan`], the CLI's and the browser's too: data shards first, so no Reed-Solomon work
 /// when they are all there; as many reads at once as shards missing; a failed read replaced by
-/// the next healthy shard; one more asked after [`HEDGE_AFTER`] without an answer, so a stalled
-/// worker costs a repair seconds, not the connection's timeout), each checked against its id;
+/// the next healthy shard; one more asked when nothing answers for the plan's hedge delay (5 s,
+/// or once a shard is in, a few times its time), so a stalled worker costs a repair seconds, not
+/// the connection's timeout), each checked against its id;
 /// rebuild the sealed chunk and encode it again; every shard id must be the owner-signed
 /// manifest's.
 #[allow(clippy::too_many_arguments)]
@@ -433,6 +434,8 @@ async fn rebuild(
             (a.slot, read)
         }
     };
+    let started = tokio::time::Instant::now();
+    let mut waiting_since = started;
     while !plan.is_done() {
         for a in plan.to_start() {
             running.push(ask(a));
@@ -443,6 +446,8 @@ async fn rebuild(
         tokio::select! {
             Some((index, read)) = running.next() => match read? {
                 Some(data) => {
+                    waiting_since = tokio::time::Instant::now();
+                    plan.arrived_after(started.elapsed());
                     if plan.got(index) {
                         have[index] = Some(data);
                         got += 1;
@@ -450,7 +455,8 @@ async fn rebuild(
                 }
                 None => plan.failed(index, "unreadable"),
             },
-            () = tokio::time::sleep(HEDGE_AFTER) => {
+            () = tokio::time::sleep_until(waiting_since + plan.hedge_delay()) => {
+                waiting_since = tokio::time::Instant::now();
                 if let Some(a) = plan.hedge() {
                     running.push(ask(a));
                 }
