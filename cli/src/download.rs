@@ -279,7 +279,8 @@ impl Source<'_> {
         let k = usize::from(self.manifest.redundancy.data);
         let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
         let located = &located[..located.len().min(entry.shards.len())];
-        let mut plan = self.reads().plan(located, k);
+        let copies = self.answer.copies.get(index).map(Vec::as_slice).unwrap_or_default();
+        let mut plan = self.reads().plan_with_copies(located, copies, k);
         let mut slots: Vec<Option<VerifiedShard>> = vec![None; entry.shards.len()];
         let mut running = FuturesUnordered::new();
         let ask = |a: Ask| {

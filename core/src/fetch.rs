@@ -51,6 +51,9 @@ pub struct ChunkPlan {
     got: Vec<bool>,
     have: usize,
     running: Vec<Ask>,
+    /// Candidates for a slot that was asked already when their turn came (copies), kept for
+    /// hedges and failures.
+    spare: VecDeque<Ask>,
     failures: Vec<String>,
     /// How long the first shard took, from the chunk's first request.
     first_shard: Option<Duration>,
@@ -66,6 +69,14 @@ impl ChunkPlan {
     /// [`Self::new`] with each node's tier given (lower asked first; within a tier, data shards
     /// first).
     pub fn ranked(locations: &[u16], k: usize, tier: impl Fn(usize) -> u8) -> Self {
+        Self::with_copies(locations, &[], k, tier)
+    }
+
+    /// [`Self::ranked`] with extra copies of some shards (`[slot, node]`, a hot file's): more
+    /// candidates for the same slots. Within a tier, the nodes holding copies (the server put
+    /// them on the workers it measured best-connected) are asked first, then data shards first.
+    /// One request per slot runs at a time, but for a hedge.
+    pub fn with_copies(locations: &[u16], copies: &[[u16; 2]], k: usize, tier: impl Fn(usize) -> u8) -> Self {
         let mut queue: Vec<Ask> = locations
             .iter()
             .enumerate()
@@ -73,14 +84,27 @@ impl ChunkPlan {
                 slot,
                 node: usize::from(node),
             })
+            .chain(
+                copies
+                    .iter()
+                    .filter(|[slot, _]| usize::from(*slot) < locations.len())
+                    .map(|&[slot, node]| Ask {
+                        slot: usize::from(slot),
+                        node: usize::from(node),
+                    }),
+            )
             .collect();
-        queue.sort_by_key(|a| (tier(a.node), a.slot));
+        // The server put copies on the workers it measured best-connected: within a tier, what
+        // they hold (their placements too) is asked first.
+        let copy_holders: HashSet<usize> = copies.iter().map(|[_, node]| usize::from(*node)).collect();
+        queue.sort_by_key(|a| (tier(a.node), !copy_holders.contains(&a.node), a.slot));
         Self {
             queue: queue.into(),
             need: k,
             got: vec![false; locations.len()],
             have: 0,
             running: Vec::new(),
+            spare: VecDeque::new(),
             failures: Vec::new(),
             first_shard: None,
         }
@@ -104,11 +128,32 @@ impl ChunkPlan {
     pub fn to_start(&mut self) -> Vec<Ask> {
         let mut out = Vec::new();
         while self.have + self.running.len() < self.need {
-            let Some(ask) = self.queue.pop_front() else { break };
+            // A copy set aside whose slot's request failed comes first (it was ranked earlier).
+            let ask = match self.spare.iter().position(|a| self.is_free(a)) {
+                Some(i) => self.spare.remove(i),
+                None => self.queue.pop_front(),
+            };
+            let Some(ask) = ask else { break };
+            // Another candidate for a slot already asked (a copy) waits for a hedge or a failure.
+            if !self.is_free(&ask) {
+                if !self.had(ask.slot) {
+                    self.spare.push_back(ask);
+                }
+                continue;
+            }
             self.running.push(ask);
             out.push(ask);
         }
         out
+    }
+
+    fn had(&self, slot: usize) -> bool {
+        self.got.get(slot).copied().unwrap_or(true)
+    }
+
+    /// Neither had nor asked already.
+    fn is_free(&self, ask: &Ask) -> bool {
+        !self.had(ask.slot) && !self.running.iter().any(|r| r.slot == ask.slot)
     }
 
     /// Nothing answered for [`Self::hedge_delay`]: one more request, if a candidate is left.
@@ -116,7 +161,13 @@ impl ChunkPlan {
         if self.is_done() {
             return None;
         }
-        let ask = self.queue.pop_front()?;
+        // A slot not had yet: from the queue first (the next in rank), else a copy set aside.
+        let ask = loop {
+            let ask = self.queue.pop_front().or_else(|| self.spare.pop_front())?;
+            if !self.had(ask.slot) {
+                break ask;
+            }
+        };
         self.running.push(ask);
         Some(ask)
     }
@@ -124,6 +175,7 @@ impl ChunkPlan {
     /// The request for `slot` brought its verified shard. `false` for a duplicate (the slot was
     /// already had), which the caller drops.
     pub fn got(&mut self, slot: usize) -> bool {
+        // Any other request for the slot (a hedge) is left to straggle: its answer is dropped.
         self.running.retain(|a| a.slot != slot);
         match self.got.get_mut(slot) {
             Some(had) if !*had => {
@@ -137,7 +189,10 @@ impl ChunkPlan {
 
     /// The request for `slot` failed with `why`.
     pub fn failed(&mut self, slot: usize, why: impl Into<String>) {
-        self.running.retain(|a| a.slot != slot);
+        // One request for the slot ended; another (a copy asked as a hedge) may still run.
+        if let Some(i) = self.running.iter().position(|a| a.slot == slot) {
+            self.running.remove(i);
+        }
         self.failures.push(why.into());
     }
 
@@ -154,7 +209,8 @@ impl ChunkPlan {
     /// Nothing is running and no candidate is left while shards are still missing: why, in one
     /// line.
     pub fn exhausted(&self) -> Option<String> {
-        (!self.is_done() && self.running.is_empty() && self.queue.is_empty()).then(|| {
+        let spare_left = self.spare.iter().any(|a| !self.had(a.slot));
+        (!self.is_done() && self.running.is_empty() && self.queue.is_empty() && !spare_left).then(|| {
             let why = if self.failures.is_empty() {
                 "no worker holding its shards is reachable".to_owned()
             } else {
@@ -316,6 +372,11 @@ impl Reads {
 
     /// The plan for a chunk located at `locations`, needing `k`, ranked as the type says.
     pub fn plan(&self, locations: &[u16], k: usize) -> ChunkPlan {
+        self.plan_with_copies(locations, &[], k)
+    }
+
+    /// [`Self::plan`] with a hot file's extra copies of some shards (`FileDownload::copies`).
+    pub fn plan_with_copies(&self, locations: &[u16], copies: &[[u16; 2]], k: usize) -> ChunkPlan {
         // Once per chunk, not once per candidate.
         let fastest = self.fastest();
         // When one more shard would arrive from node `n`, its queue included, in units of the
@@ -333,13 +394,22 @@ impl Reads {
         };
         let soonest = locations
             .iter()
-            .map(|&n| usize::from(n))
+            .copied()
+            .chain(copies.iter().map(|[_, n]| *n))
+            .map(usize::from)
             .filter(|n| matches!(self.nodes.get(*n), Some((_, NodeStatus::Online))) && !self.slow.contains(n))
             .map(due)
             .fold(f64::INFINITY, f64::min);
-        ChunkPlan::ranked(locations, k, |n| match self.nodes.get(n) {
+        // A hot file's copies are on the workers the server measured best-connected: until this
+        // reader has measured a node itself, those are taken as fast and the others as slow.
+        let holders: HashSet<usize> = copies.iter().map(|[_, n]| usize::from(*n)).collect();
+        let unmeasured = |n: usize| self.speed.get(n).is_some_and(Option::is_none);
+        ChunkPlan::with_copies(locations, copies, k, |n| match self.nodes.get(n) {
             None => 2 * status_rank(NodeStatus::Offline),
             Some((_, NodeStatus::Online)) if self.slow.contains(&n) => 2 * status_rank(NodeStatus::Suspect),
+            Some((_, NodeStatus::Online)) if self.rank_by_speed && !holders.is_empty() && unmeasured(n) => {
+                u8::from(!holders.contains(&n))
+            }
             // Later than twice the soonest (half the speed, as `is_slow` says, or a queue twice
             // as long), or not measured yet with a get already out: after the others.
             Some((_, NodeStatus::Online)) => {
@@ -477,6 +547,7 @@ mod tests {
                 })
                 .collect(),
             locations: vec![vec![0, 1, 2]; 10],
+            copies: Vec::new(),
             download_id: None,
         }
     }
@@ -528,6 +599,28 @@ mod tests {
             reads.renewal_due(now + Duration::from_secs(3_540)),
             "at most a minute before"
         );
+    }
+
+    #[test]
+    fn copies_are_more_candidates_for_the_same_shards() {
+        // Tried: 4 shards on nodes 0..3, k = 2, nodes 0 and 1 offline; copies of slot 0 on node 4
+        // and of slot 1 on node 5 (online). Then a copy request fails, and a hedge.
+        // Must hold: the copies are asked first (online), one request per slot; a failed copy
+        // brings the next candidate for a missing slot; a slot had is never asked again.
+        let locations: Vec<u16> = (0..4).collect();
+        let copies = [[0, 4], [1, 5], [0, 6]];
+        let mut plan = ChunkPlan::with_copies(&locations, &copies, 2, |n| u8::from(n < 2) * 4);
+        let first = plan.to_start();
+        assert_eq!(first, [Ask { slot: 0, node: 4 }, Ask { slot: 1, node: 5 }]);
+        assert!(plan.got(0));
+        plan.failed(1, "refused");
+        // Next: node 6's copy of slot 0 is had already, so node 2's slot 2 (online) before node
+        // 1's slot 1 (offline).
+        assert_eq!(plan.to_start(), [Ask { slot: 2, node: 2 }]);
+        // A hedge: never slot 0 again (node 6's copy), slot 3 next.
+        assert_eq!(plan.hedge(), Some(Ask { slot: 3, node: 3 }));
+        assert!(plan.got(3));
+        assert!(plan.is_done());
     }
 
     #[test]

@@ -128,6 +128,14 @@ pub struct Args {
     /// Time between rewards passes (storage accrual, egress settlement) [default: 1h].
     #[arg(long, env = "DISKTRO_REWARD_INTERVAL")]
     pub reward_interval: Option<String>,
+    /// Time between passes of the hot-files job [default: 1m].
+    #[arg(long, env = "DISKTRO_HOT_INTERVAL")]
+    pub hot_interval: Option<String>,
+    /// Reads of a file in ten minutes that make it hot: its shards are copied to the
+    /// best-connected workers (never counted toward its redundancy) until it cools down; 0 for
+    /// no copies [default: 20].
+    #[arg(long, env = "DISKTRO_HOT_READS")]
+    pub hot_reads: Option<u32>,
     /// Directory holding the built site (the `pkg/` bundle and static assets) [default: target/site].
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
@@ -193,6 +201,8 @@ impl Args {
             orphan_grace: duration("orphan-grace", pick!(orphan_grace), d.orphan_grace)?,
             rebalance_interval: duration("rebalance-interval", pick!(rebalance_interval), d.rebalance_interval)?,
             reward_interval: duration("reward-interval", pick!(reward_interval), d.reward_interval)?,
+            hot_interval: duration("hot-interval", pick!(hot_interval), d.hot_interval)?,
+            hot_reads: pick!(hot_reads).unwrap_or(d.hot_reads),
         };
         if durability.audit_window < durability.audit_interval {
             return Err(ConfigError::Conflict(
@@ -358,6 +368,11 @@ pub struct Durability {
     pub orphan_grace: Duration,
     pub rebalance_interval: Duration,
     pub reward_interval: Duration,
+    /// Time between passes of the hot-files job.
+    pub hot_interval: Duration,
+    /// Reads in ten minutes that make a file hot (its shards copied to the best-connected
+    /// workers); 0 makes no copies.
+    pub hot_reads: u32,
 }
 
 impl Default for Durability {
@@ -375,6 +390,8 @@ impl Default for Durability {
             orphan_grace: Duration::from_secs(48 * 3600),
             rebalance_interval: Duration::from_secs(600),
             reward_interval: Duration::from_secs(3600),
+            hot_interval: Duration::from_secs(60),
+            hot_reads: 20,
         }
     }
 }

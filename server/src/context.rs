@@ -39,6 +39,8 @@ pub struct Context {
     pub signups_per_source: u32,
     /// What `GET /metrics` shows ([`crate::metrics`]).
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Reads granted per file, for the hot-files job ([`crate::durability::hot`]).
+    pub reads: std::sync::Arc<crate::durability::hot::ReadCounts>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,7 @@ impl Context {
             trusted_proxies: Vec::new(),
             signups_per_source: crate::throttle::SIGNUPS_PER_SOURCE,
             metrics: std::sync::Arc::default(),
+            reads: std::sync::Arc::default(),
         })
     }
 }

@@ -102,6 +102,9 @@ pub async fn download(
         return Err(file_not_found());
     }
     let shards = store::files::locations(&ctx.db, file_hex).await?;
+    let extra = store::copies::of_file(&ctx.db, file_hex).await?;
+    // Counted in memory, for the hot-files job: granting a read writes nothing.
+    ctx.reads.record(file_id, now);
 
     let mut node_index: HashMap<NodeId, usize> = HashMap::new();
     let mut node_info: Vec<(NodeId, String, i64, Vec<Placed>)> = Vec::new();
@@ -121,6 +124,29 @@ pub async fn download(
             locations.resize_with(c + 1, Vec::new);
         }
         locations[c].push(u16::try_from(n).map_err(|_| ServerError::internal("too many workers"))?);
+    }
+    // Copies of a hot file's shards: more candidates for the same shards, under the same tokens.
+    let mut copies: Vec<Vec<[u16; 2]>> = Vec::new();
+    for copy in extra {
+        let s = copy.location;
+        let n = *node_index.entry(s.node).or_insert_with(|| {
+            node_info.push((s.node, s.url.clone(), s.last_seen, Vec::new()));
+            node_info.len() - 1
+        });
+        node_info[n].3.push(Placed {
+            chunk: s.chunk,
+            shard: s.shard,
+            size: s.size,
+        });
+        let c = usize::try_from(s.chunk).map_err(|_| ServerError::internal("chunk index"))?;
+        if copies.len() <= c {
+            copies.resize_with(c + 1, Vec::new);
+        }
+        let idx = u16::try_from(copy.idx).map_err(|_| ServerError::internal("shard index"))?;
+        copies[c].push([
+            idx,
+            u16::try_from(n).map_err(|_| ServerError::internal("too many workers"))?,
+        ]);
     }
     let mut nodes_out = Vec::with_capacity(node_info.len());
     for (id, url, last_seen, placed) in node_info {
@@ -150,6 +176,7 @@ pub async fn download(
         created_at: file.created_at,
         nodes: nodes_out,
         locations,
+        copies,
         download_id: None,
     })
 }

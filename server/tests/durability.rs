@@ -298,6 +298,11 @@ async fn proxy(policy: Policy) -> (String, Arc<OnceLock<SocketAddr>>) {
 
 /// The server binary with its jobs on test intervals.
 fn start_server(dir: &Path, database_url: &str, extra: &[&str]) -> Server {
+    start_server_on(None, dir, database_url, extra)
+}
+
+/// [`start_server`] on `host` (its namespace and address), or on 127.0.0.1.
+fn start_server_on(host: Option<&support::Host>, dir: &Path, database_url: &str, extra: &[&str]) -> Server {
     let mut args = vec![
         "--join-token",
         JOIN,
@@ -323,7 +328,7 @@ fn start_server(dir: &Path, database_url: &str, extra: &[&str]) -> Server {
         "3s",
     ];
     args.extend_from_slice(extra);
-    Server::start(dir, database_url, &args)
+    Server::start_on(host, dir, database_url, &args)
 }
 
 fn random_bytes(len: usize, seed: u32) -> Vec<u8> {
@@ -2478,4 +2483,163 @@ async fn certificates_come_from_an_acme_ca_and_are_renewed() {
         "the download after renewal differs"
     );
     drop((renewed, workers, server));
+}
+
+/// The copies of hot files the answer for `file_id` lists: (chunk, slot, node id), with the node
+/// id of each slot's placement.
+async fn copies_listed(a: &Account, file_id: &str) -> (Vec<(usize, usize, String)>, Vec<Vec<String>>) {
+    let answer = a.api.file(file_id).await.unwrap();
+    let node = |n: u16| answer.nodes[usize::from(n)].node_id.to_hex();
+    let copies = answer
+        .copies
+        .iter()
+        .enumerate()
+        .flat_map(|(c, list)| list.iter().map(move |&[slot, n]| (c, usize::from(slot), n)))
+        .map(|(c, slot, n)| (c, slot, node(n)))
+        .collect();
+    let placed = answer
+        .locations
+        .iter()
+        .map(|slots| slots.iter().map(|&n| node(n)).collect())
+        .collect();
+    (copies, placed)
+}
+
+/// Tried: the server and 10 workers each on a host of its own (network namespaces), 7 of the
+/// workers' links at 20 Mbit/s each way; the server's jobs on test intervals (its hot-files job
+/// every second; a file is hot at the default 20 reads in ten minutes); a 16 MiB file (4 chunks
+/// of 4 MiB) read 20 times (the owner's download answers, each a read granted); then the server
+/// restarted on the same address (its read counts are in memory: the file has cooled).
+/// Must hold: the answers soon list copies of the file's shards, all on the 3 fast workers,
+/// never where that shard is placed, and on their disks, so every chunk can be read from the
+/// fast workers alone; the copies count for nothing: every chunk is still exactly full (k + m
+/// healthy placements); a download is byte-identical and the slow workers serve none of it;
+/// once cooled, the answers list no copies and the copied shards are collected from the workers
+/// that held them as copies (their placements stay, every chunk still full).
+/// Skipped, saying so, when not run as root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_files_get_copies_that_count_for_nothing_and_go_when_they_cool() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let names: Vec<String> = std::iter::once("server".to_owned())
+        .chain((0..10).map(|i| format!("w{i}")))
+        .collect();
+    let Some(hosts) = support::Hosts::up(&names.iter().map(String::as_str).collect::<Vec<_>>()) else {
+        return;
+    };
+    for slow in 4..=10 {
+        hosts.limit(slow, "20mbit");
+    }
+    let db_case = databases().await.remove(0);
+    let listen = format!("{}:3000", hosts.hosts[0].address);
+    let flags = ["--hot-interval", "1s", "--listen", listen.as_str()];
+    let server = start_server_on(Some(&hosts.hosts[0]), db_case.dir.path(), &db_case.url, &flags);
+    let workers: Vec<Worker> = hosts.hosts[1..]
+        .iter()
+        .map(|h| {
+            let extra = ["--metrics-listen", &format!("{}:9464", h.address)];
+            Worker::spawn_on(Some(h), tempfile::tempdir().unwrap(), &server.url, &extra, None, true)
+        })
+        .collect();
+    let (fast, slow) = workers.split_at(3);
+    assert!(wait_online(&server.url, 10).await, "10 workers online");
+    let a = account(&server.url).await;
+    let data = random_bytes(16 << 20, 27);
+    let meta = FileMetadata {
+        name: "hot.bin".to_owned(),
+        mime: "application/octet-stream".to_owned(),
+        size: data.len() as u64,
+    };
+    let id = upload(
+        &a.api,
+        &a.me,
+        std::io::Cursor::new(data.clone()),
+        data.len() as u64,
+        &meta,
+        &UploadOptions::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap()
+    .summary
+    .file_id
+    .to_hex();
+    assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
+    let full_before = durability(&server.url).await;
+    let (none, _) = copies_listed(&a, &id).await;
+    assert!(none.is_empty(), "copies of a file read once: {none:?}");
+
+    for _ in 0..20 {
+        a.api.file(&id).await.unwrap();
+    }
+    let copied = eventually(Duration::from_secs(60), || async {
+        let (copies, placed) = copies_listed(&a, &id).await;
+        // Every chunk readable from the fast workers: k = 6 of its shards on them.
+        let on_fast = |chunk: usize| {
+            let slots: HashSet<usize> = placed[chunk]
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| fast.iter().any(|w| &&w.node_id == n))
+                .map(|(s, _)| s)
+                .chain(copies.iter().filter(|c| c.0 == chunk).map(|c| c.1))
+                .collect();
+            slots.len()
+        };
+        !copies.is_empty() && (0..placed.len()).all(|c| on_fast(c) >= 6)
+    })
+    .await;
+    assert!(copied, "no copies of a file read 20 times:\n{}", server.log_text());
+    let (copies, placed) = copies_listed(&a, &id).await;
+    let answer = a.api.file(&id).await.unwrap();
+    let manifest = disktro_core::SignedManifest::decode(&answer.manifest).unwrap();
+    for (chunk, slot, node) in &copies {
+        assert_ne!(
+            &placed[*chunk][*slot], node,
+            "a copy of chunk {chunk} slot {slot} where it is placed"
+        );
+        let shard = manifest.manifest().chunks[*chunk].shards[*slot].to_hex();
+        let holder = fast
+            .iter()
+            .find(|w| &w.node_id == node)
+            .expect("copies on the fast workers only");
+        assert!(
+            holder.shards_on_disk().contains(&shard),
+            "the copy of {shard} is not on {node}"
+        );
+    }
+    let full_after = durability(&server.url).await;
+    assert_eq!(full_after["chunks"], full_before["chunks"]);
+    assert_eq!(
+        full_after["full"], full_before["full"],
+        "copies changed the durability figures"
+    );
+    let gets = "disktro_worker_requests_total{kind=\"get\",outcome=\"ok\"}";
+    let before = over_workers(slow, gets).await;
+    assert!(get(&a, &id).await == data, "the download with copies differs");
+    let served = over_workers(slow, gets).await - before;
+    assert!(served < 0.5, "the slow workers served {served} gets of a hot file");
+
+    // Cooled: the restarted server has counted no reads.
+    server.stop();
+    let server = start_server_on(Some(&hosts.hosts[0]), db_case.dir.path(), &db_case.url, &flags);
+    let dropped = eventually(Duration::from_secs(30), || async {
+        copies_listed(&a, &id).await.0.is_empty()
+    })
+    .await;
+    assert!(dropped, "the copies of a cold file stayed:\n{}", server.log_text());
+    let collected = eventually(Duration::from_secs(30), || async {
+        copies.iter().all(|(chunk, slot, node)| {
+            let shard = manifest.manifest().chunks[*chunk].shards[*slot].to_hex();
+            let holder = fast.iter().find(|w| &w.node_id == node).unwrap();
+            !holder.shards_on_disk().contains(&shard)
+        })
+    })
+    .await;
+    assert!(
+        collected,
+        "the copies' shards were not collected:\n{}",
+        server.log_text()
+    );
+    assert!(all_full(&server.url).await, "collecting the copies touched a placement");
+    assert!(get(&a, &id).await == data, "the download after cooling differs");
+    drop(workers);
 }

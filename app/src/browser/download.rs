@@ -206,7 +206,8 @@ impl Source {
         let index = usize::try_from(chunk).map_err(|_| Failure::browser("chunk index"))?;
         let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
         let located = &located[..located.len().min(entry.shards.len())];
-        let mut plan: ChunkPlan = self.reads.borrow().plan(located, k);
+        let copies = self.answer.copies.get(index).map(Vec::as_slice).unwrap_or_default();
+        let mut plan: ChunkPlan = self.reads.borrow().plan_with_copies(located, copies, k);
         let mut slots: Slots = vec![None; entry.shards.len()];
         let mut running = FuturesUnordered::new();
         let start = |ask: Ask| {

@@ -982,6 +982,11 @@ pub struct FileDownload {
     pub nodes: Vec<ReadNode>,
     /// For each chunk, for each shard, an index into `nodes`.
     pub locations: Vec<Vec<u16>>,
+    /// Extra copies of shards of a file read often, for each chunk `[shard index, index into
+    /// nodes]` of each: more candidates for the same shard (the get tokens cover them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Vec<Vec<u16>>>))]
+    pub copies: Vec<Vec<[u16; 2]>>,
     /// Share downloads only: this download, to continue it after a failure (`ShareAccess`) and
     /// to report it complete (`POST /public/shares/{id}/downloads/{download_id}/complete`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

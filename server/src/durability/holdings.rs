@@ -46,6 +46,9 @@ pub async fn on_heartbeat(
         collection::placed_since(db, node, listed_at.min(now) - LISTING_SLACK).await?
     };
     let collecting = collection::collecting(db, node).await?;
+    // Copies of hot files' shards are expected there too, but count for nothing: one missing
+    // is forgotten, not a loss.
+    let copied = store::copies::on_node(db, node).await?;
     let candidates = if listings.is_empty() {
         HashSet::new()
     } else {
@@ -59,12 +62,15 @@ pub async fn on_heartbeat(
         for shard in candidates
             .iter()
             .filter(in_bucket)
-            .filter(|s| !held.contains(s) || placed.contains(s) || collecting.contains(s))
+            .filter(|s| !held.contains(s) || placed.contains(s) || collecting.contains(s) || copied.contains(s))
         {
             collection::drop_orphan(&mut tx, node, shard).await?;
         }
         let mut orphans = 0;
-        for shard in held.iter().filter(|s| !placed.contains(s) && !collecting.contains(s)) {
+        for shard in held
+            .iter()
+            .filter(|s| !placed.contains(s) && !collecting.contains(s) && !copied.contains(s))
+        {
             orphans += u64::from(collection::add_orphan(&mut tx, node, shard, now).await?);
         }
         let mut missing = 0;
@@ -77,6 +83,13 @@ pub async fn on_heartbeat(
         }
         for shard in collecting.iter().filter(in_bucket).filter(|s| !held.contains(s)) {
             collection::forget(&mut tx, node, shard).await?;
+        }
+        for shard in copied
+            .iter()
+            .filter(in_bucket)
+            .filter(|s| !held.contains(s) && !settling.contains(s) && !placed.contains(s))
+        {
+            store::copies::forget(&mut tx, node, shard).await?;
         }
         tx.commit().await?;
         reputation::record_losses(db, node, missing, now).await?;
@@ -91,6 +104,13 @@ pub async fn on_heartbeat(
         }
     }
     let Some(summary) = summary else { return Ok(Vec::new()) };
-    let all: Vec<ShardId> = placed.union(&collecting).copied().collect();
+    let all: Vec<ShardId> = placed
+        .iter()
+        .chain(&collecting)
+        .chain(&copied)
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
     Ok(inventory::differing(summary, &inventory::summarize(&all)))
 }

@@ -1,6 +1,6 @@
 //! Durability: files outlive workers, and workers that lose data are found out.
 //!
-//! Four background jobs ([`crate::jobs`]), each run by whichever replica holds its lease
+//! Background jobs ([`crate::jobs`]), each run by whichever replica holds its lease
 //! ([`crate::leases`]):
 //!
 //! | job | module | what it does |
@@ -10,6 +10,7 @@
 //! | `gc` | [`gc`] | deletes shards of deleted files and orphans from workers after a grace |
 //! | `rebalance` | [`rebalance`] | moves shards from workers above their capacity-proportional share to those below |
 //! | `rewards` | [`crate::rewards`] | accrues storage and settles egress into the operators' ledger |
+//! | `hot` | [`hot`] | copies the shards of files read often to the best-connected workers, drops them when the files cool |
 //!
 //! What each worker holds is compared from its heartbeats ([`holdings`]); [`fleet`] is the
 //! server's own connections to workers, with tokens it signs for itself. None of it needs a file
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fleet;
 pub mod gc;
 pub mod holdings;
+pub mod hot;
 pub mod model;
 pub mod rebalance;
 pub mod repair;
@@ -47,7 +49,15 @@ pub fn spawn(ctx: &Arc<Context>, settings: &Settings, runner: &Runner) -> Vec<to
         Arc::clone(&data),
         Arc::clone(&runner.registry),
     ));
+    let hot = Arc::new(hot::HotCopier::new(Arc::clone(&data)));
     vec![
+        runner.spawn("hot", settings.hot_interval, {
+            let ctx = Arc::clone(ctx);
+            move || {
+                let (ctx, hot) = (Arc::clone(&ctx), Arc::clone(&hot));
+                async move { hot.pass(&ctx, unix_now()).await.map(|_| ()) }
+            }
+        }),
         runner.spawn("audit", settings.audit_interval, {
             let ctx = Arc::clone(ctx);
             move || {

@@ -23,6 +23,7 @@ pub async fn promote_orphans(tx: &mut Tx, orphaned_before: i64, deleted_at: i64)
         "INSERT INTO gc_shards (node_id, shard_id, deleted_at) \
          SELECT o.node_id, o.shard_id, $2 FROM orphan_candidates o WHERE o.first_seen <= $1 \
          AND NOT EXISTS (SELECT 1 FROM file_shards s WHERE s.node_id = o.node_id AND s.shard_id = o.shard_id) \
+         AND NOT EXISTS (SELECT 1 FROM hot_copies c WHERE c.node_id = o.node_id AND c.shard_id = o.shard_id) \
          AND NOT EXISTS (SELECT 1 FROM upload_tokens t JOIN uploads u ON u.id = t.upload_id \
              WHERE t.node_id = o.node_id AND u.created_at <= o.first_seen) \
          ON CONFLICT (node_id, shard_id) DO NOTHING",
@@ -42,7 +43,8 @@ pub async fn promote_orphans(tx: &mut Tx, orphaned_before: i64, deleted_at: i64)
     .await?;
     sqlx::query(
         "DELETE FROM gc_shards WHERE EXISTS \
-         (SELECT 1 FROM file_shards s WHERE s.node_id = gc_shards.node_id AND s.shard_id = gc_shards.shard_id)",
+         (SELECT 1 FROM file_shards s WHERE s.node_id = gc_shards.node_id AND s.shard_id = gc_shards.shard_id) \
+         OR EXISTS (SELECT 1 FROM hot_copies c WHERE c.node_id = gc_shards.node_id AND c.shard_id = gc_shards.shard_id)",
     )
     .execute(&mut **tx)
     .await?;

@@ -234,6 +234,8 @@ pub struct StoredFile {
     pub created_at: i64,
     /// Bytes a reader fetches at the least: the data shards' share of all stored bytes.
     pub data_bytes: u64,
+    /// k: shards a chunk is read from.
+    pub data_shards: u64,
 }
 
 pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreError> {
@@ -260,6 +262,7 @@ pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreEr
             let all = (data + u128::from(to_u64(row.try_get("parity_shards")?))).max(1);
             u64::try_from(stored * data / all).unwrap_or(u64::MAX)
         },
+        data_shards: to_u64(row.try_get("data_shards")?),
     }))
 }
 
@@ -309,6 +312,8 @@ pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> 
         return Ok(false);
     };
     let stored: i64 = row.try_get("stored_bytes")?;
+    // Copies of a hot file's shards are collected with it (the rows go with the file).
+    super::copies::drop_file(tx, file_hex, now).await?;
     sqlx::query(
         "INSERT INTO gc_shards (node_id, shard_id, deleted_at) SELECT node_id, shard_id, $2 FROM file_shards \
          WHERE file_id = $1 ON CONFLICT (node_id, shard_id) DO NOTHING",

@@ -24,6 +24,7 @@
 //! | [`health`] | chunk health over `file_shards` × `nodes`, `corrupt_reports` (lost shards), repair's moves |
 //! | [`audits`] | `audits`, `audit_containment`, `file_shards.audited_at` |
 //! | [`collection`] | `gc_shards`, `orphan_candidates` (garbage collection and holdings) |
+//! | [`copies`] | `hot_copies` (extra copies of hot files' shards; never counted toward redundancy) |
 //! | [`ledger`] | `ledger`, `egress_claims` (operators' rewards) |
 
 /// The SQL condition for a healthy placement row `s` joined to its node `n`, with `$1` the oldest
@@ -39,6 +40,7 @@ macro_rules! healthy {
 pub mod accounts;
 pub mod audits;
 pub mod collection;
+pub mod copies;
 pub mod db;
 pub mod files;
 pub mod health;
