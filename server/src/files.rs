@@ -108,8 +108,8 @@ pub async fn download(
 
     let mut node_index: HashMap<NodeId, usize> = HashMap::new();
     let mut node_info: Vec<(NodeId, String, i64, Vec<Placed>)> = Vec::new();
-    let mut locations: Vec<Vec<u16>> = Vec::new();
-    for s in shards {
+    // The node's index in the answer, its get tokens to cover `s`; and the chunk's index.
+    let mut place = |s: &store::files::ShardLocation| -> Result<(u16, usize), ServerError> {
         let n = *node_index.entry(s.node).or_insert_with(|| {
             node_info.push((s.node, s.url.clone(), s.last_seen, Vec::new()));
             node_info.len() - 1
@@ -120,32 +120,29 @@ pub async fn download(
             size: s.size,
         });
         let c = usize::try_from(s.chunk).map_err(|_| ServerError::internal("chunk index"))?;
+        Ok((
+            u16::try_from(n).map_err(|_| ServerError::internal("too many workers"))?,
+            c,
+        ))
+    };
+    let mut locations: Vec<Vec<u16>> = Vec::new();
+    for s in &shards {
+        let (n, c) = place(s)?;
         if locations.len() <= c {
             locations.resize_with(c + 1, Vec::new);
         }
-        locations[c].push(u16::try_from(n).map_err(|_| ServerError::internal("too many workers"))?);
+        locations[c].push(n);
     }
     // Copies of a hot file's shards: more candidates for the same shards, under the same tokens.
     let mut copies: Vec<Vec<[u16; 2]>> = Vec::new();
-    for copy in extra {
-        let s = copy.location;
-        let n = *node_index.entry(s.node).or_insert_with(|| {
-            node_info.push((s.node, s.url.clone(), s.last_seen, Vec::new()));
-            node_info.len() - 1
-        });
-        node_info[n].3.push(Placed {
-            chunk: s.chunk,
-            shard: s.shard,
-            size: s.size,
-        });
-        let c = usize::try_from(s.chunk).map_err(|_| ServerError::internal("chunk index"))?;
+    for copy in &extra {
+        let (n, c) = place(&copy.location)?;
         if copies.len() <= c {
             copies.resize_with(c + 1, Vec::new);
         }
-        let idx = u16::try_from(copy.idx).map_err(|_| ServerError::internal("shard index"))?;
         copies[c].push([
-            idx,
-            u16::try_from(n).map_err(|_| ServerError::internal("too many workers"))?,
+            u16::try_from(copy.idx).map_err(|_| ServerError::internal("shard index"))?,
+            n,
         ]);
     }
     let mut nodes_out = Vec::with_capacity(node_info.len());

@@ -387,16 +387,21 @@ async fn account(url: &str) -> Account {
 }
 
 async fn put(a: &Account, data: &[u8], name: &str) -> String {
-    let meta = FileMetadata {
-        name: name.to_owned(),
-        mime: "application/octet-stream".to_owned(),
-        size: data.len() as u64,
-    };
     let options = UploadOptions {
         chunk_size: Some(CHUNK),
         data_shards: Some(6),
         parity_shards: Some(4),
         ..UploadOptions::default()
+    };
+    put_with(a, data, name, &options).await
+}
+
+/// Upload `data` as `name` with `options`; returns its id.
+async fn put_with(a: &Account, data: &[u8], name: &str, options: &UploadOptions) -> String {
+    let meta = FileMetadata {
+        name: name.to_owned(),
+        mime: "application/octet-stream".to_owned(),
+        size: data.len() as u64,
     };
     upload(
         &a.api,
@@ -404,7 +409,7 @@ async fn put(a: &Account, data: &[u8], name: &str) -> String {
         std::io::Cursor::new(data.to_vec()),
         data.len() as u64,
         &meta,
-        &options,
+        options,
         &|_| {},
     )
     .await
@@ -2076,25 +2081,7 @@ async fn a_network_of_hosts_stores_and_serves_a_file() {
     let a = account(&server.url).await;
     // Chunks of the real size: a 20 Mbit/s link takes about 0.3 s per shard of one.
     let data = random_bytes(128 << 20, 12);
-    let meta = FileMetadata {
-        name: "across.bin".to_owned(),
-        mime: "application/octet-stream".to_owned(),
-        size: data.len() as u64,
-    };
-    let id = upload(
-        &a.api,
-        &a.me,
-        std::io::Cursor::new(data.clone()),
-        data.len() as u64,
-        &meta,
-        &UploadOptions::default(),
-        &|_| {},
-    )
-    .await
-    .unwrap()
-    .summary
-    .file_id
-    .to_hex();
+    let id = put_with(&a, &data, "across.bin", &UploadOptions::default()).await;
     let gets = "disktro_worker_requests_total{kind=\"get\",outcome=\"ok\"}";
     let (fast, slow) = workers.split_at(6);
     let before = (over_workers(fast, gets).await, over_workers(slow, gets).await);
@@ -2544,25 +2531,7 @@ async fn hot_files_get_copies_that_count_for_nothing_and_go_when_they_cool() {
     assert!(wait_online(&server.url, 10).await, "10 workers online");
     let a = account(&server.url).await;
     let data = random_bytes(16 << 20, 27);
-    let meta = FileMetadata {
-        name: "hot.bin".to_owned(),
-        mime: "application/octet-stream".to_owned(),
-        size: data.len() as u64,
-    };
-    let id = upload(
-        &a.api,
-        &a.me,
-        std::io::Cursor::new(data.clone()),
-        data.len() as u64,
-        &meta,
-        &UploadOptions::default(),
-        &|_| {},
-    )
-    .await
-    .unwrap()
-    .summary
-    .file_id
-    .to_hex();
+    let id = put_with(&a, &data, "hot.bin", &UploadOptions::default()).await;
     assert!(eventually(Duration::from_secs(30), || all_full(&server.url)).await);
     let full_before = durability(&server.url).await;
     let (none, _) = copies_listed(&a, &id).await;

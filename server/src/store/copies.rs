@@ -30,14 +30,7 @@ pub async fn of_file(db: &Db, file_hex: &str) -> Result<Vec<HotCopy>, StoreError
         .map(|r| {
             Ok(HotCopy {
                 idx: to_u64(r.try_get("idx")?),
-                location: ShardLocation {
-                    chunk: to_u64(r.try_get("chunk")?),
-                    shard: parse(&r.try_get::<String, _>("shard_id")?, "shard id")?,
-                    size: to_u64(r.try_get("size")?),
-                    node: parse(&r.try_get::<String, _>("node_id")?, "node id")?,
-                    url: r.try_get("url")?,
-                    last_seen: r.try_get("last_seen")?,
-                },
+                location: super::files::shard_location(r)?,
             })
         })
         .collect()

@@ -286,18 +286,19 @@ pub async fn locations(db: &Db, file_hex: &str) -> Result<Vec<ShardLocation>, St
     .bind(file_hex)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ShardLocation {
-                chunk: to_u64(r.try_get("chunk")?),
-                shard: parse(&r.try_get::<String, _>("shard_id")?, "shard id")?,
-                size: to_u64(r.try_get("size")?),
-                node: parse(&r.try_get::<String, _>("node_id")?, "node id")?,
-                url: r.try_get("url")?,
-                last_seen: r.try_get("last_seen")?,
-            })
-        })
-        .collect()
+    rows.iter().map(shard_location).collect()
+}
+
+/// A row's `chunk, shard_id, size, node_id, url, last_seen`.
+pub(super) fn shard_location(r: &sqlx::any::AnyRow) -> Result<ShardLocation, StoreError> {
+    Ok(ShardLocation {
+        chunk: to_u64(r.try_get("chunk")?),
+        shard: parse(&r.try_get::<String, _>("shard_id")?, "shard id")?,
+        size: to_u64(r.try_get("size")?),
+        node: parse(&r.try_get::<String, _>("node_id")?, "node id")?,
+        url: r.try_get("url")?,
+        last_seen: r.try_get("last_seen")?,
+    })
 }
 
 /// Delete the account's file: its shards to garbage collection, its shares revoked, its bytes
