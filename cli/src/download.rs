@@ -23,6 +23,7 @@ use disktro_net::client::{ConnectOptions, WorkerClient};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
 
 use crate::ClientError;
+use crate::worker_speeds::WorkerSpeeds;
 
 /// Chunks fetched ahead of the one being written.
 const CHUNKS_AHEAD: usize = 3;
@@ -96,57 +97,77 @@ pub async fn download_renewing<W: Write + Send + 'static>(
         reads: Mutex::new(if ranking_by_health_alone() {
             Reads::new(answer, now()).without_speed_ranking()
         } else {
-            Reads::new(answer, now())
+            let remembered = WorkerSpeeds::load();
+            Reads::new(answer, now()).remembering(|node| remembered.get(node))
         }),
         renew,
         renewing: tokio::sync::Mutex::new(()),
     };
-    let mut state = (decoder, ChunkWriter::start(writer));
-
-    let count = manifest.chunks.len();
-    let mut ahead = FuturesOrdered::new();
-    let mut next = 0;
-    let mut written = 0u64;
-    let size = metadata.size;
-    while next < count || !ahead.is_empty() {
-        while next < count && ahead.len() < CHUNKS_AHEAD {
-            ahead.push_back(source.fetch(next));
-            next += 1;
-        }
-        let Some(fetched) = ahead.next().await else { break };
-        let (index, shards) = fetched?;
-        // Decoding is CPU work: on a blocking thread, the decoder and the writer travelling there
-        // and back. Handing the chunk to the writer waits while the one before is being written.
-        let (back, wrote) = tokio::task::spawn_blocking(move || {
-            let (mut decoder, sink) = state;
-            for buffer in sink.written() {
-                decoder.recycle(buffer);
-            }
-            let plain = decoder
-                .decode_verified(index as u64, shards)
-                .map_err(|e| ClientError::Integrity(format!("chunk {index} does not open: {e}")))?;
-            let len = plain.len() as u64;
-            Ok::<_, ClientError>(((decoder, sink.send(plain)?), len))
-        })
-        .await
-        .map_err(|_| ClientError::Integrity("the decoder stopped unexpectedly".to_owned()))??;
-        state = back;
-        written += wrote;
-        progress(Progress {
-            bytes_done: written,
-            size,
-        });
-    }
-    let (decoder, sink) = state;
-    decoder
-        .finish()
-        .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
-    let writer = tokio::task::block_in_place(|| sink.finish())?;
+    let written = source.write_to(writer, decoder, metadata.size, progress).await;
+    // What this download measured of each worker, for the next (even when it failed).
+    let mut speeds = WorkerSpeeds::default();
+    speeds.learn(source.reads().speeds());
+    speeds.forget(source.reads().disproved());
+    speeds.save();
+    let writer = written?;
     let fetched = Fetched {
         metadata,
         owner: *signed.owner(),
     };
     Ok((fetched, writer))
+}
+
+impl Source<'_> {
+    /// Fetch, decode and write every chunk in order, a few fetched ahead; the writer comes back.
+    async fn write_to<W: Write + Send + 'static>(
+        &self,
+        writer: W,
+        decoder: Decoder,
+        size: u64,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<W, ClientError> {
+        let manifest = self.manifest;
+        let mut state = (decoder, ChunkWriter::start(writer));
+
+        let count = manifest.chunks.len();
+        let mut ahead = FuturesOrdered::new();
+        let mut next = 0;
+        let mut written = 0u64;
+        while next < count || !ahead.is_empty() {
+            while next < count && ahead.len() < CHUNKS_AHEAD {
+                ahead.push_back(self.fetch(next));
+                next += 1;
+            }
+            let Some(fetched) = ahead.next().await else { break };
+            let (index, shards) = fetched?;
+            // Decoding is CPU work: on a blocking thread, the decoder and the writer travelling there
+            // and back. Handing the chunk to the writer waits while the one before is being written.
+            let (back, wrote) = tokio::task::spawn_blocking(move || {
+                let (mut decoder, sink) = state;
+                for buffer in sink.written() {
+                    decoder.recycle(buffer);
+                }
+                let plain = decoder
+                    .decode_verified(index as u64, shards)
+                    .map_err(|e| ClientError::Integrity(format!("chunk {index} does not open: {e}")))?;
+                let len = plain.len() as u64;
+                Ok::<_, ClientError>(((decoder, sink.send(plain)?), len))
+            })
+            .await
+            .map_err(|_| ClientError::Integrity("the decoder stopped unexpectedly".to_owned()))??;
+            state = back;
+            written += wrote;
+            progress(Progress {
+                bytes_done: written,
+                size,
+            });
+        }
+        let (decoder, sink) = state;
+        decoder
+            .finish()
+            .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
+        tokio::task::block_in_place(|| sink.finish())
+    }
 }
 
 /// Writes decoded chunks in order on a thread of its own, so that writing one chunk overlaps
@@ -218,13 +239,13 @@ struct Source<'a> {
     renewing: tokio::sync::Mutex<()>,
 }
 
-/// The wall clock as [`Reads`] takes it.
 /// `DISKTRO_READ_RANKING=health`: rank workers by health alone, not by measured speed — a
 /// diagnostic, and how `make bench` measures what the speed ranking is worth.
 fn ranking_by_health_alone() -> bool {
     std::env::var_os("DISKTRO_READ_RANKING").is_some_and(|v| v == "health")
 }
 
+/// The wall clock as [`Reads`] takes it.
 fn now() -> Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -6,7 +6,8 @@
 //! - [`upload`]: a file (any size, streamed) → chunks → shards → workers → a committed manifest;
 //! - [`download`]: a manifest → any k verified shards per chunk → the file, streamed;
 //! - [`link`]: share links (`/s/<id>#<key>`); [`session`]: the CLI's saved log-in;
-//!   [`share_downloads`]: share downloads under way, continued by the next `disktro get`.
+//!   [`share_downloads`]: share downloads under way, continued by the next `disktro get`;
+//!   [`worker_speeds`]: what earlier downloads measured of each worker, for the next to start from.
 
 pub mod account;
 pub mod download;
@@ -16,6 +17,7 @@ pub mod server;
 pub mod session;
 pub mod share_downloads;
 pub mod upload;
+pub mod worker_speeds;
 
 use disktro_core::api::ErrorCode;
 

@@ -17,9 +17,13 @@
 //!   reader should rank last for the chunks after ([`ChunkPlan::stragglers`]), so a stalled
 //!   worker costs one window of chunks [`HEDGE_AFTER`], not every chunk.
 //!
+//! - **Eager start**: until k nodes have answered the download, a chunk asks every online
+//!   candidate not known slow and takes the first k answers ([`ChunkPlan::eager`]).
+//!
 //! [`Reads`] is what a download keeps across its chunks: the get tokens in hand per node, when
 //! they are due for renewal (a quarter of their remaining lifetime before they expire, at most a
-//! minute), the fresh ones a renewal brings, and the stragglers so far.
+//! minute), the fresh ones a renewal brings, the stragglers so far, and each node's measured
+//! throughput (starting from an earlier download's figures, [`Reads::remembering`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -48,6 +52,8 @@ pub struct Ask {
 pub struct ChunkPlan {
     queue: VecDeque<Ask>,
     need: usize,
+    /// Requests started beyond those needed ([`Self::eager`]).
+    eager: usize,
     got: Vec<bool>,
     have: usize,
     running: Vec<Ask>,
@@ -101,6 +107,7 @@ impl ChunkPlan {
         Self {
             queue: queue.into(),
             need: k,
+            eager: 0,
             got: vec![false; locations.len()],
             have: 0,
             running: Vec::new(),
@@ -108,6 +115,14 @@ impl ChunkPlan {
             failures: Vec::new(),
             first_shard: None,
         }
+    }
+
+    /// Start `extra` requests beyond those needed, and take the first answers: for a chunk asked
+    /// before the reader knows which workers are fast.
+    #[must_use]
+    pub fn eager(mut self, extra: usize) -> Self {
+        self.eager = extra;
+        self
     }
 
     /// A shard arrived `since_start` after the chunk's first request (any shard; only the first
@@ -127,7 +142,7 @@ impl ChunkPlan {
     /// Requests to start now so that, with those running, the missing shards are all asked for.
     pub fn to_start(&mut self) -> Vec<Ask> {
         let mut out = Vec::new();
-        while self.have + self.running.len() < self.need {
+        while self.have + self.running.len() < self.need + self.eager {
             // A copy set aside whose slot's request failed comes first (it was ranked earlier).
             let ask = match self.spare.iter().position(|a| self.is_free(a)) {
                 Some(i) => self.spare.remove(i),
@@ -260,6 +275,8 @@ pub struct Reads {
     /// its queue included, so a slow node (or one not measured yet) is not handed a whole window
     /// of chunks at once.
     pending: Vec<u32>,
+    /// Nodes that answered this download (the others' speeds, if any, are remembered ones).
+    answered: Vec<bool>,
     /// Rank by measured speed (off: by health and straggling alone, to measure what the speed
     /// ranking is worth).
     rank_by_speed: bool,
@@ -275,6 +292,7 @@ impl Reads {
             renew_at: renewal_due(&tokens, now),
             speed: vec![None; tokens.len()],
             pending: vec![0; tokens.len()],
+            answered: vec![false; tokens.len()],
             tokens,
             slow: HashSet::new(),
             rank_by_speed: true,
@@ -287,6 +305,30 @@ impl Reads {
     pub fn without_speed_ranking(mut self) -> Self {
         self.rank_by_speed = false;
         self
+    }
+
+    /// Take throughputs measured by earlier downloads (bytes per second, by node id) as this
+    /// download's first estimates: a node known slow is not handed the first chunks, and
+    /// nodes known are not asked all at once to learn which are fast. This download's own
+    /// answers replace them as they come.
+    #[must_use]
+    pub fn remembering(mut self, known: impl Fn(&crate::NodeId) -> Option<f64>) -> Self {
+        for ((id, _), speed) in self.nodes.iter().zip(&mut self.speed) {
+            *speed = known(id).filter(|s| s.is_finite() && *s > 0.0);
+        }
+        self
+    }
+
+    /// The throughput of each node that answered this download, by id (a remembered figure
+    /// updated by what it delivered): for the next download to start from
+    /// ([`Self::remembering`]).
+    pub fn speeds(&self) -> impl Iterator<Item = (crate::NodeId, f64)> + '_ {
+        self.nodes
+            .iter()
+            .zip(&self.speed)
+            .zip(&self.answered)
+            .filter(|(_, answered)| **answered)
+            .filter_map(|(((id, _), speed), _)| speed.map(|s| (*id, s)))
     }
 
     /// Node `node`'s get token for chunk `chunk`, if one covers it.
@@ -320,9 +362,29 @@ impl Reads {
         true
     }
 
-    /// Nodes left unanswered by a finished chunk ([`ChunkPlan::stragglers`]).
+    /// Nodes left unanswered by a finished chunk ([`ChunkPlan::stragglers`]), whose gets the
+    /// caller drops now: they are no longer out, and the nodes rank with the suspect ones.
     pub fn straggled(&mut self, nodes: impl IntoIterator<Item = usize>) {
-        self.slow.extend(nodes);
+        for node in nodes {
+            self.unanswered(node);
+            self.slow.insert(node);
+            // A figure remembered from an earlier download that this one has not confirmed is
+            // wrong now: it must not set the pace the others are measured against, nor be
+            // remembered again ([`Self::disproved`]).
+            if !self.answered.get(node).copied().unwrap_or(true) {
+                self.speed[node] = None;
+            }
+        }
+    }
+
+    /// Nodes that straggled without answering this download once: whatever an earlier
+    /// download measured of them is to be forgotten (the next download asks them afresh).
+    pub fn disproved(&self) -> impl Iterator<Item = crate::NodeId> + '_ {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| self.slow.contains(n) && !self.answered[*n])
+            .map(|(_, (id, _))| *id)
     }
 
     /// A get goes out to `node` now: returns how many were out to it already, for
@@ -347,6 +409,9 @@ impl Reads {
     pub fn observed(&mut self, node: usize, bytes: u64, elapsed: Duration, queued: u32) {
         self.unanswered(node);
         let Some(speed) = self.speed.get_mut(node) else { return };
+        self.answered[node] = true;
+        // It answered: no longer a straggler (its speed says where it ranks).
+        self.slow.remove(&node);
         #[allow(clippy::cast_precision_loss)]
         let measured = (bytes as f64) * f64::from(queued + 1) / elapsed.as_secs_f64().max(1e-6);
         *speed = Some(speed.map_or(measured, |s| s + SPEED_WEIGHT * (measured - s)));
@@ -404,9 +469,40 @@ impl Reads {
         // reader has measured a node itself, those are taken as fast and the others as slow.
         let holders: HashSet<usize> = copies.iter().map(|[_, n]| usize::from(*n)).collect();
         let unmeasured = |n: usize| self.speed.get(n).is_some_and(Option::is_none);
-        ChunkPlan::with_copies(locations, copies, k, |n| match self.nodes.get(n) {
+        // Until k workers have answered this download, a chunk asks every online candidate not
+        // known slow (measured, or remembered from an earlier download) at once and takes the
+        // first k answers: the first chunks are not held to the slowest workers' pace, nor to a
+        // remembered figure that is no longer true (a few chunks' extra shards, once per
+        // download). Suspect, offline and straggling nodes are still asked only as fallbacks.
+        let answered = self.answered.iter().filter(|a| **a).count();
+        let eager = if self.rank_by_speed && answered < k {
+            let ready = locations
+                .iter()
+                .chain(copies.iter().map(|[_, n]| n))
+                .map(|n| usize::from(*n))
+                .filter(|n| {
+                    matches!(self.nodes.get(*n), Some((_, NodeStatus::Online)))
+                        && !self.slow.contains(n)
+                        && !self.slower_than(*n, SLOW_SHARE * fastest)
+                })
+                .count();
+            ready.saturating_sub(k)
+        } else {
+            0
+        };
+        let plan = ChunkPlan::with_copies(locations, copies, k, |n| match self.nodes.get(n) {
             None => 2 * status_rank(NodeStatus::Offline),
-            Some((_, NodeStatus::Online)) if self.slow.contains(&n) => 2 * status_rank(NodeStatus::Suspect),
+            // A straggler ranks with the suspect nodes; one measured fast (it lost a race) with
+            // the slow online ones, before them.
+            Some((_, NodeStatus::Online)) if self.slow.contains(&n) => {
+                let measured_fast =
+                    self.speed.get(n).copied().flatten().is_some() && !self.slower_than(n, SLOW_SHARE * fastest);
+                if measured_fast {
+                    1
+                } else {
+                    2 * status_rank(NodeStatus::Suspect)
+                }
+            }
             Some((_, NodeStatus::Online)) if self.rank_by_speed && !holders.is_empty() && unmeasured(n) => {
                 u8::from(!holders.contains(&n))
             }
@@ -416,7 +512,8 @@ impl Reads {
                 u8::from(self.rank_by_speed && (due(n) > soonest / SLOW_SHARE || self.probing(n)))
             }
             Some((_, status)) => 2 * status_rank(*status),
-        })
+        });
+        plan.eager(eager)
     }
 }
 
@@ -601,6 +698,80 @@ mod tests {
         );
     }
 
+    /// An answer naming 10 online nodes (ids `[i; 32]`), tokens valid until 1,003,600 s.
+    fn ten_online() -> (Vec<crate::NodeId>, FileDownload) {
+        let nodes: Vec<crate::NodeId> = (0..10).map(|i| crate::NodeId([i; 32])).collect();
+        let mut answer = answer(crate::FileId::random(), &nodes[..1], 1_003_600);
+        for node in &nodes[1..] {
+            let mut n = answer.nodes[0].clone();
+            n.node_id = *node;
+            answer.nodes.push(n);
+        }
+        for n in &mut answer.nodes {
+            n.status = NodeStatus::Online;
+        }
+        (nodes, answer)
+    }
+
+    #[test]
+    fn a_chunk_asks_every_online_candidate_until_k_workers_have_answered() {
+        // Tried: a download's first chunk (10 shards on 10 nodes, k = 6, nothing measured), then
+        // one asked after 6 nodes answered, then the same with the speed ranking off.
+        // Must hold: the first asks all 10 at once and is done with the first 6 answers, the 4
+        // unanswered gets no longer count as out; once 6 nodes are measured a chunk asks 6;
+        // without the ranking, 6 from the start.
+        let (_, answer) = ten_online();
+        let now = Duration::from_secs(1_000_000);
+        let locations: Vec<u16> = (0..10).collect();
+        let mut reads = Reads::new(&answer, now);
+        let mut first = reads.plan(&locations, 6);
+        let asked = first.to_start();
+        assert_eq!(asked.len(), 10);
+        for a in &asked {
+            reads.asking(a.node);
+        }
+        for a in asked.iter().take(6) {
+            assert!(first.got(a.slot));
+            reads.observed(a.node, 1_000_000, Duration::from_millis(10), 0);
+        }
+        assert!(first.is_done());
+        // The 4 gets left out are dropped with the chunk: none stays counted as out.
+        reads.straggled(first.stragglers());
+        assert!(reads.pending.iter().all(|p| *p == 0), "{:?}", reads.pending);
+        assert_eq!(reads.plan(&locations, 6).to_start().len(), 6);
+        let unranked = Reads::new(&answer, now).without_speed_ranking();
+        assert_eq!(unranked.plan(&locations, 6).to_start().len(), 6);
+    }
+
+    #[test]
+    fn speeds_remembered_from_an_earlier_download_rank_the_first_chunk() {
+        // Tried: 10 online nodes holding a chunk's 10 shards, k = 6; an earlier download measured
+        // nodes 0..4 at 1 MB/s and the other six at 100 MB/s.
+        // Must hold: the first chunk asks the six fast ones, and only them (the slow ones are
+        // not asked eagerly); what the next download starts from is only what it measured.
+        let (nodes, answer) = ten_online();
+        let now = Duration::from_secs(1_000_000);
+        let slow: HashSet<crate::NodeId> = nodes[..4].iter().copied().collect();
+        let mut reads = Reads::new(&answer, now).remembering(|id| Some(if slow.contains(id) { 1e6 } else { 1e8 }));
+        let locations: Vec<u16> = (0..10).collect();
+        let mut asked: Vec<usize> = reads.plan(&locations, 6).to_start().iter().map(|a| a.node).collect();
+        asked.sort_unstable();
+        assert_eq!(asked, vec![4, 5, 6, 7, 8, 9]);
+        assert_eq!(reads.speeds().count(), 0);
+        reads.observed(5, 1_000_000, Duration::from_millis(10), 0);
+        let learned: Vec<crate::NodeId> = reads.speeds().map(|(id, _)| id).collect();
+        assert_eq!(learned, vec![nodes[5]]);
+
+        // Tried: the remembered figures are stale: node 0, remembered at 1 GB/s (faster than
+        // all), straggles. Must hold: it no longer sets the pace (the six answering nodes are
+        // not taken as slow beside it), and it is to be forgotten.
+        let mut stale = Reads::new(&answer, now).remembering(|id| Some(if *id == nodes[0] { 1e9 } else { 1e8 }));
+        stale.straggled([0]);
+        assert!(!stale.is_slow(5));
+        assert_eq!(stale.disproved().collect::<Vec<_>>(), vec![nodes[0]]);
+        assert!(reads.disproved().next().is_none());
+    }
+
     #[test]
     fn copies_are_more_candidates_for_the_same_shards() {
         // Tried: 4 shards on nodes 0..3, k = 2, nodes 0 and 1 offline; copies of slot 0 on node 4
@@ -690,7 +861,8 @@ mod tests {
         // Tried: 3 nodes holding one shard each, k = 2; node 0 straggled on an earlier chunk;
         // node 2 is suspect at the server.
         // Must hold: nodes 1 then 0 are asked (a straggler ranks with the suspect, data shards
-        // first among them); a fresh answer's status replaces the old.
+        // first among them) until node 0 answers again; a fresh answer's status replaces the
+        // old.
         let file = crate::FileId::random();
         let nodes: Vec<crate::NodeId> = (0..3).map(|i| crate::NodeId([i; 32])).collect();
         let now = Duration::from_secs(1_000_000);
@@ -698,6 +870,12 @@ mod tests {
         let asked =
             |reads: &Reads| -> Vec<usize> { reads.plan(&[0, 1, 2], 2).to_start().iter().map(|a| a.node).collect() };
         assert_eq!(asked(&reads), vec![0, 1]);
+        reads.straggled([0]);
+        assert_eq!(asked(&reads), vec![1, 0]);
+        // It answers a later get quickly: a straggler no more.
+        reads.observed(0, 1_000_000, Duration::from_millis(10), 0);
+        assert_eq!(asked(&reads), vec![0, 1]);
+        // It straggles again, measured fast: after node 1, still before the suspect node 2.
         reads.straggled([0]);
         assert_eq!(asked(&reads), vec![1, 0]);
         let mut fresh = answer(file, &nodes, 1_003_600);

@@ -7,7 +7,8 @@
 //!
 //! What to ask whom is `disktro_core::fetch`'s to say, as in the CLI: [`ChunkPlan`] per chunk,
 //! and [`Reads`] across chunks (workers that straggled are asked last for the chunks after, get
-//! tokens are renewed through a [`Renewal`] a quarter of their lifetime before they expire).
+//! tokens are renewed through a [`Renewal`] a quarter of their lifetime before they expire);
+//! each worker's measured throughput is kept for the tab's next download.
 //! Sockets open on first use ([`Links`]).
 
 use crate::browser::Failure;
@@ -158,6 +159,38 @@ struct Source {
     renewal: Option<Renewal>,
     /// One renewal at a time: chunks fetched ahead wait for it rather than each asking.
     renewing: Mutex<()>,
+}
+
+/// How long a worker's throughput measured by one download is trusted by the next in this tab
+/// (as the CLI's `worker-speeds.json`).
+const REMEMBER_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+thread_local! {
+    /// What this tab's downloads measured of each worker: throughput and when (the pipeline
+    /// worker lives as long as the tab, so a second download starts knowing the slow ones).
+    static WORKER_SPEEDS: std::cell::RefCell<std::collections::HashMap<disktro_core::NodeId, (f64, std::time::Duration)>> =
+        std::cell::RefCell::default();
+}
+
+/// Saves what a download measured when it ends, however it ends.
+struct RememberSpeeds(Rc<Source>);
+
+impl Drop for RememberSpeeds {
+    fn drop(&mut self) {
+        let at = now();
+        let reads = self.0.reads.borrow();
+        WORKER_SPEEDS.with_borrow_mut(|known| {
+            for node in reads.disproved() {
+                known.remove(&node);
+            }
+            known.extend(reads.speeds().map(|(node, speed)| (node, (speed, at))));
+        });
+    }
+}
+
+fn remembered_speed(node: &disktro_core::NodeId) -> Option<f64> {
+    let fresh_since = now().saturating_sub(REMEMBER_FOR);
+    WORKER_SPEEDS.with_borrow(|known| known.get(node).filter(|(_, at)| *at >= fresh_since).map(|(s, _)| *s))
 }
 
 /// The wall clock as [`Reads`] takes it.
@@ -344,12 +377,13 @@ pub async fn download(
     let mut decoder = Decoder::new(key, &manifest, metadata.size)?;
     let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
     let source = Rc::new(Source {
-        reads: std::cell::RefCell::new(Reads::new(&answer, now())),
+        reads: std::cell::RefCell::new(Reads::new(&answer, now()).remembering(remembered_speed)),
         answer,
         links: Links::new(Socket::Here),
         renewal,
         renewing: Mutex::new(()),
     });
+    let _remember = RememberSpeeds(Rc::clone(&source));
     let k = usize::from(manifest.redundancy.data);
     let total = manifest.chunks.len() as u64;
     let mut ahead: VecDeque<oneshot::Receiver<Result<Slots, Failure>>> = VecDeque::new();
