@@ -27,6 +27,24 @@ use crate::worker_speeds::WorkerSpeeds;
 
 /// Chunks fetched ahead of the one being written.
 const CHUNKS_AHEAD: usize = 3;
+/// Connections a download opens to one worker at most: the first, and again after it ended.
+const MAX_CONNECTS: u32 = 4;
+/// After a failed connection attempt, the next waits this long times the attempts so far (its
+/// chunks ask other workers meanwhile).
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// Times a chunk that ran out of candidates is asked again, [`RECONNECT_AFTER`] × 2 later.
+const CHUNK_RETRIES: u32 = 2;
+
+/// A download's connection to one worker ([`Source::worker`]).
+#[derive(Default)]
+struct Link {
+    client: Option<Arc<WorkerClient>>,
+    /// Connections attempted, successful or not.
+    attempts: u32,
+    /// No new attempt before this, after a failed one.
+    retry_at: Option<Instant>,
+}
 
 /// What a download verified besides the bytes.
 #[derive(Debug)]
@@ -88,8 +106,7 @@ pub async fn download_renewing<W: Write + Send + 'static>(
     // Connected on first use, each on its own: waiting for every connection before asking any
     // would let one stalled worker hold up the rest, whose sockets the workers then close for
     // presenting no token in time.
-    let workers: Vec<tokio::sync::OnceCell<Option<Arc<WorkerClient>>>> =
-        answer.nodes.iter().map(|_| tokio::sync::OnceCell::new()).collect();
+    let workers: Vec<tokio::sync::Mutex<Link>> = answer.nodes.iter().map(|_| tokio::sync::Mutex::default()).collect();
     let source = Source {
         answer,
         manifest: &manifest,
@@ -231,7 +248,7 @@ fn write_error(e: std::io::Error) -> ClientError {
 struct Source<'a> {
     answer: &'a FileDownload,
     manifest: &'a Manifest,
-    workers: &'a [tokio::sync::OnceCell<Option<Arc<WorkerClient>>>],
+    workers: &'a [tokio::sync::Mutex<Link>],
     /// Tokens in hand and stragglers so far (`disktro_core::fetch`, shared with the browser).
     reads: Mutex<Reads>,
     renew: Option<&'a Renew>,
@@ -257,19 +274,33 @@ impl Source<'_> {
         self.reads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The connection to node `n`, opened on first use; `None` when it cannot be reached.
+    /// The connection to node `n`, opened on first use and again when it has ended (a worker
+    /// restarted, or one that reset the connection under load, is not lost for the rest of the
+    /// download); `None` when it cannot be reached now.
     async fn worker(&self, n: usize) -> Option<Arc<WorkerClient>> {
         let url = &self.answer.nodes.get(n)?.url;
-        self.workers
-            .get(n)?
-            .get_or_init(|| async move {
-                WorkerClient::connect(url, &ConnectOptions::default())
-                    .await
-                    .ok()
-                    .map(Arc::new)
-            })
-            .await
-            .clone()
+        // Held while connecting: the chunks asking this node meanwhile wait for the one attempt.
+        let mut link = self.workers.get(n)?.lock().await;
+        if let Some(client) = link.client.as_ref().filter(|c| !c.is_closed()) {
+            return Some(Arc::clone(client));
+        }
+        link.client = None;
+        if link.attempts >= MAX_CONNECTS || link.retry_at.is_some_and(|at| Instant::now() < at) {
+            return None;
+        }
+        link.attempts += 1;
+        match WorkerClient::connect(url, &ConnectOptions::default()).await {
+            Ok(client) => {
+                let client = Arc::new(client);
+                link.client = Some(Arc::clone(&client));
+                link.retry_at = None;
+                Some(client)
+            }
+            Err(_) => {
+                link.retry_at = Some(Instant::now() + RECONNECT_AFTER * link.attempts);
+                None
+            }
+        }
     }
 
     fn due(&self) -> bool {
@@ -295,6 +326,22 @@ impl Source<'_> {
     /// asked for by the readers' rule ([`disktro_core::fetch::ChunkPlan`]): a failed or wrong one is replaced by the
     /// next candidate, and when nothing answers for the plan's hedge delay one more is asked.
     async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
+        let mut tries = 0;
+        loop {
+            match self.fetch_once(index).await {
+                // Out of candidates: workers that reset their connections or are restarting
+                // may answer again in a moment.
+                Err(ClientError::Workers(_)) if tries < CHUNK_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(RECONNECT_AFTER * 2).await;
+                }
+                fetched => return fetched,
+            }
+        }
+    }
+
+    /// One try of [`Self::fetch`].
+    async fn fetch_once(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
         self.renew_if_due().await;
         let entry = &self.manifest.chunks[index];
         let k = usize::from(self.manifest.redundancy.data);

@@ -87,6 +87,28 @@ impl Network {
         }
     }
 
+    /// Stop the workers of `range` and start them again on the same addresses and data: their
+    /// connections end, their tokens stay good.
+    async fn restart_workers(&mut self, range: std::ops::Range<usize>) {
+        for i in range {
+            let Some(w) = self.workers[i].take() else { continue };
+            let address = w.local_addr;
+            w.shutdown().await;
+            let again = disktro_server::local_workers::start_one(
+                i,
+                self._dir.path(),
+                &self.url,
+                "join",
+                1 << 30,
+                Duration::from_secs(1),
+                Some(address),
+            )
+            .await
+            .unwrap();
+            self.workers[i] = Some(again);
+        }
+    }
+
     async fn stop_workers(&mut self, range: std::ops::Range<usize>) {
         for i in range {
             if let Some(w) = self.workers[i].take() {
@@ -942,6 +964,36 @@ async fn a_download_that_outlasts_its_tokens_renews_them() {
     assert!(got == data, "the slow get differs");
     let o = disktro(&home.path().join("other"), None, &["get", &link, "-o", "-"], None).await;
     fails(&o, 10, "a used-up link");
+}
+
+/// Tried: a 40 MiB download read at 8 MiB/s (about 5 s); a second into it, 5 of the 10 workers
+/// are restarted on the same addresses and data, so their connections to the CLI end.
+/// Must hold: the download finishes byte-identical. The chunks after the restart need 6 shards
+/// and only 5 connections are left: the CLI must connect to the restarted workers again (before,
+/// a connection that ended was lost for the rest of the download, and it failed).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_connects_again_to_workers_restarted_under_it() {
+    let mut net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("ada");
+    sign_up(&net, &cfg, "ada@example.org").await;
+    let data = random(40 << 20, 9);
+    let source = work.path().join("restarts.bin");
+    std::fs::write(&source, &data).unwrap();
+    let o = disktro(&cfg, None, &["upload", source.to_str().unwrap()], None).await;
+    ok(&o, "upload");
+    let id = stdout(&o);
+
+    let reading = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move { disktro_read_slowly(&cfg, &["download", &id, "-o", "-"]).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    net.restart_workers(0..5).await;
+    let (status, got, errors) = reading.await.unwrap();
+    assert!(status.success(), "the download failed: {errors}");
+    assert!(got == data, "the download differs");
 }
 
 /// Bytes the workers have received, as their last heartbeats (1 s apart here) reported.

@@ -191,6 +191,12 @@ impl WorkerClient {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the connection has ended (the worker closed it, it broke, or the writer stopped):
+    /// every request on it would fail, and a new connection is needed.
+    pub fn is_closed(&self) -> bool {
+        self.out.is_closed() || self.requests().closed().is_some()
+    }
+
     fn closed(&self) -> ClientError {
         ClientError::Closed(self.requests().closed().unwrap_or("connection ended").to_owned())
     }

@@ -20,16 +20,33 @@ pub async fn start(
 ) -> Result<Vec<LocalWorker>, StartError> {
     let mut workers = Vec::with_capacity(count);
     for n in 0..count {
-        let mut config = WorkerConfig::new(data_dir.join("workers").join(n.to_string()));
-        config.capacity = capacity;
-        config.server = Some(server_url.to_owned());
-        config.join_token = Some(join_token.to_owned());
-        config.zone = "local".to_owned();
-        config.allowed_origins = browser_origins(server_url);
-        config.heartbeat_interval = heartbeat_interval;
-        workers.push(disktro_worker::start(config).await?);
+        workers.push(start_one(n, data_dir, server_url, join_token, capacity, heartbeat_interval, None).await?);
     }
     Ok(workers)
+}
+
+/// Start worker `n` of [`start`] alone: with `listen`, on that address (a worker restarted where
+/// readers knew it), else on a free port.
+pub async fn start_one(
+    n: usize,
+    data_dir: &Path,
+    server_url: &str,
+    join_token: &str,
+    capacity: u64,
+    heartbeat_interval: Duration,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<LocalWorker, StartError> {
+    let mut config = WorkerConfig::new(data_dir.join("workers").join(n.to_string()));
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    config.capacity = capacity;
+    config.server = Some(server_url.to_owned());
+    config.join_token = Some(join_token.to_owned());
+    config.zone = "local".to_owned();
+    config.allowed_origins = browser_origins(server_url);
+    config.heartbeat_interval = heartbeat_interval;
+    disktro_worker::start(config).await
 }
 
 /// The origins a browser may show this server under: its own, and for a loopback server the
