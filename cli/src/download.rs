@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use disktro_core::api::FileDownload;
-use disktro_core::fetch::{Ask, Reads};
+use disktro_core::fetch::{Ask, CHUNK_RETRIES, CHUNK_RETRY_AFTER, Reads, Reconnects};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::{Decoder, FileKey, Manifest, Plaintext, ShardId, SignedManifest, VerifiedShard};
@@ -27,23 +27,12 @@ use crate::worker_speeds::WorkerSpeeds;
 
 /// Chunks fetched ahead of the one being written.
 const CHUNKS_AHEAD: usize = 3;
-/// Connections a download opens to one worker at most: the first, and again after it ended.
-const MAX_CONNECTS: u32 = 4;
-/// After a failed connection attempt, the next waits this long times the attempts so far (its
-/// chunks ask other workers meanwhile).
-const RECONNECT_AFTER: Duration = Duration::from_secs(1);
-
-/// Times a chunk that ran out of candidates is asked again, [`RECONNECT_AFTER`] × 2 later.
-const CHUNK_RETRIES: u32 = 2;
 
 /// A download's connection to one worker ([`Source::worker`]).
 #[derive(Default)]
 struct Link {
     client: Option<Arc<WorkerClient>>,
-    /// Connections attempted, successful or not.
-    attempts: u32,
-    /// No new attempt before this, after a failed one.
-    retry_at: Option<Instant>,
+    reconnects: Reconnects,
 }
 
 /// What a download verified besides the bytes.
@@ -285,19 +274,18 @@ impl Source<'_> {
             return Some(Arc::clone(client));
         }
         link.client = None;
-        if link.attempts >= MAX_CONNECTS || link.retry_at.is_some_and(|at| Instant::now() < at) {
+        if !link.reconnects.may_connect(now()) {
             return None;
         }
-        link.attempts += 1;
+        link.reconnects.attempt();
         match WorkerClient::connect(url, &ConnectOptions::default()).await {
             Ok(client) => {
                 let client = Arc::new(client);
                 link.client = Some(Arc::clone(&client));
-                link.retry_at = None;
                 Some(client)
             }
             Err(_) => {
-                link.retry_at = Some(Instant::now() + RECONNECT_AFTER * link.attempts);
+                link.reconnects.failed(now());
                 None
             }
         }
@@ -329,11 +317,10 @@ impl Source<'_> {
         let mut tries = 0;
         loop {
             match self.fetch_once(index).await {
-                // Out of candidates: workers that reset their connections or are restarting
-                // may answer again in a moment.
+                // Out of candidates: see `CHUNK_RETRIES`.
                 Err(ClientError::Workers(_)) if tries < CHUNK_RETRIES => {
                     tries += 1;
-                    tokio::time::sleep(RECONNECT_AFTER * 2).await;
+                    tokio::time::sleep(CHUNK_RETRY_AFTER).await;
                 }
                 fetched => return fetched,
             }
@@ -401,6 +388,21 @@ impl Source<'_> {
                             slots[slot] = Some(shard);
                         }
                         if plan.is_done() {
+                            // An eager chunk's last answers, a little longer: each is measured
+                            // as it comes (the shards are not needed).
+                            if let Some(grace) = plan.grace(started.elapsed()) {
+                                let _ = tokio::time::timeout(grace, async {
+                                    while let Some((slot, result)) = running.next().await {
+                                        match result {
+                                            Ok(_) => {
+                                                plan.got(slot);
+                                            }
+                                            Err(e) => plan.failed(slot, e),
+                                        }
+                                    }
+                                })
+                                .await;
+                            }
                             // Still unanswered: rank them last from now on.
                             self.reads().straggled(plan.stragglers());
                             return Ok((index, slots));

@@ -19,6 +19,9 @@
 //!
 //! - **Eager start**: until k nodes have answered the download, a chunk asks every online
 //!   candidate not known slow and takes the first k answers ([`ChunkPlan::eager`]).
+//! - **Connections**: a worker whose connection ended is connected again, a few times and not
+//!   at once after a failure ([`Reconnects`]); a chunk that ran out of candidates is asked again
+//!   [`CHUNK_RETRIES`] times.
 //!
 //! [`Reads`] is what a download keeps across its chunks: the get tokens in hand per node, when
 //! they are due for renewal (a quarter of their remaining lifetime before they expire, at most a
@@ -38,6 +41,47 @@ pub const HEDGE_AFTER: Duration = Duration::from_secs(5);
 pub const HEDGE_FACTOR: u32 = 3;
 /// The shortest hedge delay, so the spread of a fast network's answers asks no one more.
 pub const MIN_HEDGE: Duration = Duration::from_millis(50);
+/// The shortest wait for an eager chunk's last answers ([`ChunkPlan::grace`]).
+pub const MIN_GRACE: Duration = Duration::from_millis(20);
+
+/// Times a chunk that ran out of candidates is asked again, [`CHUNK_RETRY_AFTER`] apart: workers
+/// that reset their connections or are restarting may answer again in a moment.
+pub const CHUNK_RETRIES: u32 = 2;
+/// How long a chunk out of candidates waits before it is asked again.
+pub const CHUNK_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// Connections a transfer opens to one worker at most: the first, and again after one ended.
+pub const MAX_CONNECTS: u32 = 4;
+/// After a failed connection attempt, the next to that worker waits this long times the
+/// attempts so far (its requests go to other workers meanwhile).
+pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// When a transfer may connect to one worker (again): the first time, after a connection ended
+/// (a restarted worker, or one that reset it under load, is not lost for the rest of the
+/// transfer), at most [`MAX_CONNECTS`] times, and not sooner than [`RECONNECT_AFTER`] × attempts
+/// after a failed attempt. Times are the caller's clock.
+#[derive(Debug, Clone, Default)]
+pub struct Reconnects {
+    attempts: u32,
+    retry_at: Option<Duration>,
+}
+
+impl Reconnects {
+    /// Whether a connection may be attempted at `now`.
+    pub fn may_connect(&self, now: Duration) -> bool {
+        self.attempts < MAX_CONNECTS && self.retry_at.is_none_or(|at| now >= at)
+    }
+
+    /// An attempt starts.
+    pub fn attempt(&mut self) {
+        self.attempts += 1;
+        self.retry_at = None;
+    }
+
+    /// The attempt failed at `now`.
+    pub fn failed(&mut self, now: Duration) {
+        self.retry_at = Some(now + RECONNECT_AFTER * self.attempts);
+    }
+}
 
 /// A request to make: shard `slot` of the chunk, from node `node` (indexes into the download's
 /// answer).
@@ -209,6 +253,15 @@ impl ChunkPlan {
             self.running.remove(i);
         }
         self.failures.push(why.into());
+    }
+
+    /// How much longer to wait, once the chunk is done after `done_after`, for the requests
+    /// still out before dropping them: for an eager chunk ([`Self::eager`]), half its time (at
+    /// least [`MIN_GRACE`]), so that workers that lost the race by a little are measured (and not
+    /// taken for stragglers, which would leave a fast network's reads to k fixed workers,
+    /// decoding parity); `None` otherwise.
+    pub fn grace(&self, done_after: Duration) -> Option<Duration> {
+        (self.eager > 0 && self.is_done() && !self.running.is_empty()).then(|| (done_after / 2).max(MIN_GRACE))
     }
 
     /// Nodes still asked and unanswered: once the chunk is done, the slow ones.
@@ -735,10 +788,22 @@ mod tests {
             reads.observed(a.node, 1_000_000, Duration::from_millis(10), 0);
         }
         assert!(first.is_done());
+        // The last 4 are waited for a little (half the chunk's time, at least MIN_GRACE).
+        assert_eq!(first.grace(Duration::from_millis(100)), Some(Duration::from_millis(50)));
+        assert_eq!(first.grace(Duration::from_millis(10)), Some(MIN_GRACE));
         // The 4 gets left out are dropped with the chunk: none stays counted as out.
         reads.straggled(first.stragglers());
         assert!(reads.pending.iter().all(|p| *p == 0), "{:?}", reads.pending);
-        assert_eq!(reads.plan(&locations, 6).to_start().len(), 6);
+        let mut second = reads.plan(&locations, 6);
+        assert_eq!(second.to_start().len(), 6);
+        for slot in 0..6 {
+            second.got(slot);
+        }
+        assert_eq!(
+            second.grace(Duration::from_millis(100)),
+            None,
+            "not eager: nothing to wait for"
+        );
         let unranked = Reads::new(&answer, now).without_speed_ranking();
         assert_eq!(unranked.plan(&locations, 6).to_start().len(), 6);
     }
@@ -770,6 +835,28 @@ mod tests {
         assert!(!stale.is_slow(5));
         assert_eq!(stale.disproved().collect::<Vec<_>>(), vec![nodes[0]]);
         assert!(reads.disproved().next().is_none());
+    }
+
+    #[test]
+    fn a_worker_is_connected_again_a_few_times_and_not_at_once_after_a_failure() {
+        // Tried: a worker connected, its connection ended, a second attempt failed, then more.
+        // Must hold: the first connect and a reconnect after an end are allowed at once; after
+        // a failure the next waits 1 s × attempts; never more than MAX_CONNECTS attempts.
+        let t = Duration::from_secs(100);
+        let mut link = Reconnects::default();
+        assert!(link.may_connect(t));
+        link.attempt();
+        assert!(link.may_connect(t), "after a connection that ended");
+        link.attempt();
+        link.failed(t);
+        assert!(!link.may_connect(t + Duration::from_millis(1_999)));
+        assert!(link.may_connect(t + Duration::from_secs(2)));
+        link.attempt();
+        link.attempt();
+        assert!(
+            !link.may_connect(t + Duration::from_secs(3_600)),
+            "at most {MAX_CONNECTS}"
+        );
     }
 
     #[test]

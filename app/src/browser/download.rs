@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use disktro_core::api::{FileDownload, ShareAccess};
-use disktro_core::fetch::{Ask, ChunkPlan, Reads};
+use disktro_core::fetch::{Ask, CHUNK_RETRIES, CHUNK_RETRY_AFTER, ChunkPlan, Reads};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
 use disktro_core::padding::BODY_HEADER_LEN;
@@ -235,6 +235,21 @@ impl Source {
     /// and when nothing answers for the plan's hedge delay one more is asked. The workers still
     /// unanswered when the chunk is done are asked last for the chunks after.
     async fn fetch_chunk(self: Rc<Self>, chunk: u64, entry: ChunkEntry, k: usize) -> Result<Slots, Failure> {
+        let mut tries = 0;
+        loop {
+            match Rc::clone(&self).fetch_chunk_once(chunk, entry.clone(), k).await {
+                // Out of candidates: asked again a little later (`fetch::CHUNK_RETRIES`).
+                Err(Failure::Worker(_)) if tries < CHUNK_RETRIES => {
+                    tries += 1;
+                    js::sleep(i32::try_from(CHUNK_RETRY_AFTER.as_millis()).unwrap_or(i32::MAX)).await;
+                }
+                fetched => return fetched,
+            }
+        }
+    }
+
+    /// One try of [`Self::fetch_chunk`].
+    async fn fetch_chunk_once(self: Rc<Self>, chunk: u64, entry: ChunkEntry, k: usize) -> Result<Slots, Failure> {
         self.renew_if_due().await;
         let index = usize::try_from(chunk).map_err(|_| Failure::browser("chunk index"))?;
         let located = self.answer.locations.get(index).map(Vec::as_slice).unwrap_or_default();
@@ -301,6 +316,27 @@ impl Source {
                         slots[slot] = Some(shard);
                     }
                     if plan.is_done() {
+                        // An eager chunk's last answers, a little longer: each is measured as it
+                        // comes (the shards are not needed).
+                        let done_after =
+                            std::time::Duration::from_secs_f64(((js::now_ms() - started) / 1000.0).max(0.0));
+                        if let Some(grace) = plan.grace(done_after) {
+                            let deadline = js::now_ms() + grace.as_secs_f64() * 1000.0;
+                            while plan.stragglers().next().is_some() {
+                                #[allow(clippy::cast_possible_truncation)]
+                                let left = (deadline - js::now_ms()) as i32;
+                                if left <= 0 {
+                                    break;
+                                }
+                                match select(running.next(), Box::pin(js::sleep(left))).await {
+                                    Either::Left((Some((slot, Ok(_))), _)) => {
+                                        plan.got(slot);
+                                    }
+                                    Either::Left((Some((slot, Err(e))), _)) => plan.failed(slot, e.to_string()),
+                                    _ => break,
+                                }
+                            }
+                        }
                         self.reads.borrow_mut().straggled(plan.stragglers());
                         return Ok(slots);
                     }

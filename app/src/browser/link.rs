@@ -19,6 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use disktro_core::fetch::Reconnects;
 use disktro_core::mux::{Heard, NotBegun, Requests};
 use disktro_core::wire::{Body, Frame};
 use disktro_core::{ShardId, VerifiedShard};
@@ -536,14 +537,25 @@ impl WorkerLink {
 /// A connection being opened or open, shared by every request that needs it.
 type Connecting = Shared<LocalBoxFuture<'static, Result<Rc<WorkerLink>, String>>>;
 
-/// One transfer's links, by worker URL, each opened on first use and on its own. Waiting for
+/// One transfer's links, by worker URL, each opened on first use and on its own (and again when
+/// it ended: a restarted worker is not lost for the rest of the transfer). Waiting for
 /// every connection before asking any would let one stalled worker (its connect waiting out
 /// [`CONNECT_TIMEOUT_MS`]) hold up the rest, whose idle sockets the workers close for presenting
 /// no token in time.
 #[derive(Debug)]
 pub struct Links {
     socket: Socket,
-    open: RefCell<HashMap<String, Connecting>>,
+    open: RefCell<HashMap<String, Opened>>,
+}
+
+/// One worker's link in a transfer: the connection (being) opened, and when another may be
+/// (`disktro_core::fetch::Reconnects`, the CLI's rule too).
+#[derive(Debug)]
+struct Opened {
+    connecting: Connecting,
+    reconnects: Reconnects,
+    /// Whether the current attempt's failure was counted.
+    failure_counted: bool,
 }
 
 impl Links {
@@ -554,20 +566,49 @@ impl Links {
         }
     }
 
-    /// The link to the worker at `url`; an error names the worker.
+    /// The link to the worker at `url`, opened again when the one before ended or failed to
+    /// open (within `Reconnects`' limits); an error names the worker.
     pub async fn get(&self, url: &str) -> Result<Rc<WorkerLink>, String> {
         let socket = self.socket;
-        let connecting = self
-            .open
-            .borrow_mut()
-            .entry(url.to_owned())
-            .or_insert_with(|| {
-                let url = url.to_owned();
-                async move { WorkerLink::connect(&url, socket).await.map_err(|e| e.to_string()) }
-                    .boxed_local()
-                    .shared()
-            })
-            .clone();
-        connecting.await
+        let connect = || {
+            let url = url.to_owned();
+            async move { WorkerLink::connect(&url, socket).await.map_err(|e| e.to_string()) }
+                .boxed_local()
+                .shared()
+        };
+        let now = std::time::Duration::from_secs_f64((js_sys::Date::now() / 1000.0).max(0.0));
+        let connecting = {
+            let mut open = self.open.borrow_mut();
+            let opened = open.entry(url.to_owned()).or_insert_with(|| {
+                let mut reconnects = Reconnects::default();
+                reconnects.attempt();
+                Opened {
+                    connecting: connect(),
+                    reconnects,
+                    failure_counted: false,
+                }
+            });
+            let usable = match opened.connecting.peek() {
+                None => true,
+                Some(Ok(link)) => link.closed_reason().is_none(),
+                Some(Err(_)) => false,
+            };
+            if !usable {
+                if matches!(opened.connecting.peek(), Some(Err(_))) && !opened.failure_counted {
+                    opened.reconnects.failed(now);
+                    opened.failure_counted = true;
+                }
+                if opened.reconnects.may_connect(now) {
+                    opened.reconnects.attempt();
+                    opened.connecting = connect();
+                    opened.failure_counted = false;
+                }
+            }
+            opened.connecting.clone()
+        };
+        match connecting.await {
+            Ok(link) if link.closed_reason().is_some() => Err(format!("the connection to the worker at {url} ended")),
+            other => other,
+        }
     }
 }
