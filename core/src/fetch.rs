@@ -522,16 +522,16 @@ impl Reads {
         // reader has measured a node itself, those are taken as fast and the others as slow.
         let holders: HashSet<usize> = copies.iter().map(|[_, n]| usize::from(*n)).collect();
         let unmeasured = |n: usize| self.speed.get(n).is_some_and(Option::is_none);
-        // Until k workers have answered this download, a chunk asks every online candidate not
-        // known slow (measured, or remembered from an earlier download) at once and takes the
+        // Until k workers have answered this download, a chunk of a file without hot copies asks
+        // every online candidate not known slow (measured, or remembered) at once and takes the
         // first k answers: the first chunks are not held to the slowest workers' pace, nor to a
         // remembered figure that is no longer true (a few chunks' extra shards, once per
         // download). Suspect, offline and straggling nodes are still asked only as fallbacks.
+        // A hot file's copy holders were measured by the server: no need to ask everyone.
         let answered = self.answered.iter().filter(|a| **a).count();
-        let eager = if self.rank_by_speed && answered < k {
+        let eager = if self.rank_by_speed && answered < k && copies.is_empty() {
             let ready = locations
                 .iter()
-                .chain(copies.iter().map(|[_, n]| n))
                 .map(|n| usize::from(*n))
                 .filter(|n| {
                     matches!(self.nodes.get(*n), Some((_, NodeStatus::Online)))
@@ -768,8 +768,9 @@ mod tests {
 
     #[test]
     fn a_chunk_asks_every_online_candidate_until_k_workers_have_answered() {
-        // Tried: a download's first chunk (10 shards on 10 nodes, k = 6, nothing measured), then
-        // one asked after 6 nodes answered, then the same with the speed ranking off.
+        // Tried: a download's first chunk (10 shards on 10 nodes, k = 6, nothing measured), also
+        // as a hot file's with a copy, then one asked after 6 nodes answered, then the same with
+        // the speed ranking off.
         // Must hold: the first asks all 10 at once and is done with the first 6 answers, the 4
         // unanswered gets no longer count as out; once 6 nodes are measured a chunk asks 6;
         // without the ranking, 6 from the start.
@@ -777,6 +778,8 @@ mod tests {
         let now = Duration::from_secs(1_000_000);
         let locations: Vec<u16> = (0..10).collect();
         let mut reads = Reads::new(&answer, now);
+        // A hot file's chunk with a copy on node 0: the server measured its holders, so 6.
+        assert_eq!(reads.plan_with_copies(&locations, &[[0, 0]], 6).to_start().len(), 6);
         let mut first = reads.plan(&locations, 6);
         let asked = first.to_start();
         assert_eq!(asked.len(), 10);

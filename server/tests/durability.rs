@@ -537,7 +537,7 @@ async fn repair_restores_full_redundancy_and_files_survive_eight_lost_workers() 
             .collect();
         assert_eq!(
             names,
-            ["audit", "gc", "janitor", "rebalance", "repair", "rewards"],
+            ["audit", "gc", "hot", "janitor", "rebalance", "repair", "rewards"],
             "{jobs}"
         );
         let repair = jobs.as_array().unwrap().iter().find(|j| j["name"] == "repair").unwrap();
