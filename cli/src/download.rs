@@ -114,7 +114,8 @@ pub async fn download_renewing<W: Write + Send + 'static>(
     let mut speeds = WorkerSpeeds::default();
     speeds.learn(source.reads().speeds());
     speeds.forget(source.reads().disproved());
-    speeds.save();
+    // A read, a write and an fsync: off the async threads, as the file's own writer is.
+    tokio::task::block_in_place(|| speeds.save());
     let writer = written?;
     let fetched = Fetched {
         metadata,
