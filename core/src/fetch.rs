@@ -302,6 +302,27 @@ fn status_rank(status: NodeStatus) -> u8 {
 
 /// A node is slow when its measured throughput is under this share of the fastest node's.
 const SLOW_SHARE: f64 = 0.5;
+/// A node measured this many times slower than the fastest is known slow enough not to be asked
+/// eagerly ([`ChunkPlan::eager`]): one a few times slower costs an eager chunk nothing (its
+/// answer is not waited for), and figures that close apart are often noise (a figure from an
+/// earlier download, a busy moment), while leaving out a fast node can leave a chunk a shard
+/// short until its hedge.
+const FAR_SLOWER: f64 = 8.0;
+/// The last of the online nodes' tiers ([`lateness_tier`]).
+const SLOWEST_ONLINE_TIER: u8 = 3;
+
+/// An online node's tier from when its next shard would arrive, in multiples of the soonest
+/// node's: 0 within [`SLOW_SHARE`]'s factor of it, then one tier per factor of four (up to 8×,
+/// up to 32×, later), so nodes of about one pace share a tier and are asked data shards first.
+fn lateness_tier(late_by: f64) -> u8 {
+    if !late_by.is_finite() || late_by > 32.0 {
+        SLOWEST_ONLINE_TIER
+    } else if late_by > FAR_SLOWER {
+        2
+    } else {
+        u8::from(late_by > 1.0 / SLOW_SHARE)
+    }
+}
 /// Weight of a new measurement in a node's throughput estimate.
 const SPEED_WEIGHT: f64 = 0.3;
 
@@ -312,9 +333,10 @@ const SPEED_WEIGHT: f64 = 0.3;
 ///
 /// Ranking ([`Reads::plan`]): online nodes first, and among them those measured at least half as
 /// fast as the fastest (or not measured yet and not being measured: every node gets its chance,
-/// one request at a time) before the slower ones and those whose first answer is still out; then suspect nodes and nodes that straggled; offline last. Within a tier,
-/// data shards first. Half, not "the fastest k": measurements are noisy, and a node half as fast
-/// still delivers its shard while the others do.
+/// one request at a time) before the slower ones and those whose first answer is still out,
+/// the slower ones in tiers by how much slower ([`lateness_tier`]); then suspect nodes and nodes
+/// that straggled; offline last. Within a tier, data shards first. Half, not "the fastest k":
+/// measurements are noisy, and a node half as fast still delivers its shard while the others do.
 #[derive(Debug, Clone)]
 pub struct Reads {
     file_id: crate::FileId,
@@ -523,10 +545,11 @@ impl Reads {
         let holders: HashSet<usize> = copies.iter().map(|[_, n]| usize::from(*n)).collect();
         let unmeasured = |n: usize| self.speed.get(n).is_some_and(Option::is_none);
         // Until k workers have answered this download, a chunk of a file without hot copies asks
-        // every online candidate not known slow (measured, or remembered) at once and takes the
-        // first k answers: the first chunks are not held to the slowest workers' pace, nor to a
-        // remembered figure that is no longer true (a few chunks' extra shards, once per
-        // download). Suspect, offline and straggling nodes are still asked only as fallbacks.
+        // every online candidate not known far slower (measured, or remembered; `FAR_SLOWER`) at
+        // once and takes the first k answers: the first chunks are not held to the slowest
+        // workers' pace, nor to a remembered figure that is no longer true (a few chunks' extra
+        // shards, once per download). Suspect, offline and straggling nodes are still asked only
+        // as fallbacks.
         // A hot file's copy holders were measured by the server: no need to ask everyone.
         let answered = self.answered.iter().filter(|a| **a).count();
         let eager = if self.rank_by_speed && answered < k && copies.is_empty() {
@@ -536,15 +559,18 @@ impl Reads {
                 .filter(|n| {
                     matches!(self.nodes.get(*n), Some((_, NodeStatus::Online)))
                         && !self.slow.contains(n)
-                        && !self.slower_than(*n, SLOW_SHARE * fastest)
+                        && !self.slower_than(*n, fastest / FAR_SLOWER)
                 })
                 .count();
             ready.saturating_sub(k)
         } else {
             0
         };
+        // Tiers: online nodes 0 ..= SLOWEST_ONLINE_TIER by when they would deliver, then
+        // suspect nodes and stragglers, then offline ones.
+        let below_online = |status: NodeStatus| SLOWEST_ONLINE_TIER + 2 * status_rank(status);
         let plan = ChunkPlan::with_copies(locations, copies, k, |n| match self.nodes.get(n) {
-            None => 2 * status_rank(NodeStatus::Offline),
+            None => below_online(NodeStatus::Offline),
             // A straggler ranks with the suspect nodes; one measured fast (it lost a race) with
             // the slow online ones, before them.
             Some((_, NodeStatus::Online)) if self.slow.contains(&n) => {
@@ -553,18 +579,22 @@ impl Reads {
                 if measured_fast {
                     1
                 } else {
-                    2 * status_rank(NodeStatus::Suspect)
+                    below_online(NodeStatus::Suspect)
                 }
             }
             Some((_, NodeStatus::Online)) if self.rank_by_speed && !holders.is_empty() && unmeasured(n) => {
                 u8::from(!holders.contains(&n))
             }
+            Some((_, NodeStatus::Online)) if !self.rank_by_speed => 0,
+            // Not measured yet with a get already out: with the slow ones (its first answer
+            // will tell), after those only somewhat late.
+            Some((_, NodeStatus::Online)) if self.probing(n) => 2,
             // Later than twice the soonest (half the speed, as `is_slow` says, or a queue twice
-            // as long), or not measured yet with a get already out: after the others.
-            Some((_, NodeStatus::Online)) => {
-                u8::from(self.rank_by_speed && (due(n) > soonest / SLOW_SHARE || self.probing(n)))
-            }
-            Some((_, status)) => 2 * status_rank(*status),
+            // as long): after the others, and among the late ones the sooner first — a node
+            // twice as slow as the fastest is not to wait behind a data shard on a node fifty
+            // times as slow (data shards first holds only among nodes of about one pace).
+            Some((_, NodeStatus::Online)) => lateness_tier(due(n) / soonest),
+            Some((_, status)) => below_online(*status),
         });
         plan.eager(eager)
     }
@@ -841,6 +871,30 @@ mod tests {
     }
 
     #[test]
+    fn the_first_chunk_leaves_out_only_workers_remembered_far_slower() {
+        // Tried: 10 online nodes holding a chunk's 10 shards, k = 6; an earlier download
+        // measured nodes 0 and 1 at 2.5 MB/s (a 20 Mbit/s link), nodes 2..8 at 100 MB/s and
+        // nodes 8 and 9 at 40 MB/s (under half the fastest, as figures of one busy moment are).
+        // Must hold: the first chunk asks the 8 not far slower at once (the two at 40 MB/s may
+        // well be fast now, and leaving them out would leave a chunk whose data sits there a
+        // shard short until its hedge), not the two 40 times slower.
+        let (nodes, answer) = ten_online();
+        let remembered = |id: &crate::NodeId| {
+            let n = nodes.iter().position(|node| node == id).expect("a node of the answer");
+            Some(match n {
+                0 | 1 => 2.5e6,
+                8 | 9 => 4e7,
+                _ => 1e8,
+            })
+        };
+        let reads = Reads::new(&answer, Duration::from_secs(1_000_000)).remembering(remembered);
+        let locations: Vec<u16> = (0..10).collect();
+        let mut asked: Vec<usize> = reads.plan(&locations, 6).to_start().iter().map(|a| a.node).collect();
+        asked.sort_unstable();
+        assert_eq!(asked, (2..10).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn a_worker_is_connected_again_a_few_times_and_not_at_once_after_a_failure() {
         // Tried: a worker connected, its connection ended, a second attempt failed, then more.
         // Must hold: the first connect and a reconnect after an end are allowed at once; after
@@ -944,6 +998,43 @@ mod tests {
         assert!(!reads.is_slow(0));
 
         assert_eq!(asked(&reads), vec![0, 2]);
+    }
+
+    #[test]
+    fn among_the_slower_workers_the_less_slow_are_asked_before_data_shards_far_slower() {
+        // Tried: 10 online nodes holding a chunk's 10 shards (slot i on node i, data shards on
+        // 0..6), k = 6; nodes 0..4 measured at 2.5 MB/s (a 20 Mbit/s link), nodes 4, 5, 6, 9 at
+        // 100 MB/s, nodes 7 and 8 at 40 and 45 MB/s (under half the fastest: a noisy figure, or
+        // a busier worker).
+        // Must hold: the six asked are the six fast-enough ones, not the data shards of the
+        // 40-times slower nodes (which data-first would pick among "the slower ones"); without
+        // the speed ranking, the data shards.
+        let (_, answer) = ten_online();
+        let mut reads = Reads::new(&answer, Duration::from_secs(1_000_000));
+        let speeds: [u64; 10] = [
+            2_500_000,
+            2_500_000,
+            2_500_000,
+            2_500_000,
+            100_000_000,
+            100_000_000,
+            100_000_000,
+            40_000_000,
+            45_000_000,
+            100_000_000,
+        ];
+        for (node, bytes) in speeds.iter().enumerate() {
+            reads.observed(node, *bytes, Duration::from_secs(1), 0);
+        }
+        assert!(reads.is_slow(7) && reads.is_slow(8));
+        let locations: Vec<u16> = (0..10).collect();
+        let asked = |reads: &Reads| -> Vec<usize> {
+            let mut nodes: Vec<usize> = reads.plan(&locations, 6).to_start().iter().map(|a| a.node).collect();
+            nodes.sort_unstable();
+            nodes
+        };
+        assert_eq!(asked(&reads), vec![4, 5, 6, 7, 8, 9]);
+        assert_eq!(asked(&reads.clone().without_speed_ranking()), vec![0, 1, 2, 3, 4, 5]);
     }
 
     #[test]
