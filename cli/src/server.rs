@@ -26,6 +26,9 @@ enum Credential {
     },
 }
 
+/// Files asked for per page of a list (the server's most).
+pub const FILES_PER_PAGE: u32 = 1000;
+
 /// A connection to one Disktro server.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -266,8 +269,38 @@ impl Server {
             .await
     }
 
+    /// All the account's files, newest first, a page of [`FILES_PER_PAGE`] at a time.
     pub async fn files(&self) -> Result<FileList, ClientError> {
-        self.call::<(), _>(Method::GET, "/files?limit=1000", None).await
+        let mut list = self.files_page(FILES_PER_PAGE, None).await?;
+        while let Some(after) = list.next.take() {
+            let page = self.files_page(FILES_PER_PAGE, Some(&after)).await?;
+            list.files.extend(page.files);
+            (list.total, list.used_bytes, list.quota_bytes, list.next) =
+                (page.total, page.used_bytes, page.quota_bytes, page.next);
+        }
+        Ok(list)
+    }
+
+    /// Up to `limit` of the account's files, newest first, after `after` (the `next` of the
+    /// page before; the first page without it).
+    pub async fn files_page(&self, limit: u32, after: Option<&str>) -> Result<FileList, ClientError> {
+        let path = match after {
+            // The server's cursors are digits, a dot and hex: nothing to escape in a query.
+            Some(after)
+                if after
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') =>
+            {
+                format!("/files?limit={limit}&after={after}")
+            }
+            Some(_) => {
+                return Err(ClientError::Integrity(
+                    "the server sent a malformed page cursor".to_owned(),
+                ));
+            }
+            None => format!("/files?limit={limit}"),
+        };
+        self.call::<(), _>(Method::GET, &path, None).await
     }
 
     pub async fn file(&self, file_id: &str) -> Result<FileDownload, ClientError> {

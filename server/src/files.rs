@@ -48,12 +48,26 @@ fn file_not_found() -> ServerError {
 }
 
 /// The account's files, newest first.
-pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now: i64) -> Result<FileList, ServerError> {
-    let limit = limit.clamp(1, MAX_PAGE);
-    let rows = store::files::list(&ctx.db, account_id, limit, offset.max(0)).await?;
+pub async fn list(
+    ctx: &Context,
+    account_id: &str,
+    limit: i64,
+    after: Option<&str>,
+    now: i64,
+) -> Result<FileList, ServerError> {
+    let limit = usize::try_from(limit.clamp(1, MAX_PAGE)).unwrap_or(1);
+    let after = after.map(page_start).transpose()?;
+    // One more than the page, to know whether another follows.
+    let mut rows = store::files::list(&ctx.db, account_id, limit + 1, after.as_ref()).await?;
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        rows.last().map(|f| format!("{}.{}", f.created_at, f.file_id))
+    });
+    // Health for this page's files only: the account's other files are not read.
+    let page: Vec<String> = rows.iter().map(|f| f.file_id.to_string()).collect();
     let online_since = nodes::online_since(now, ctx.heartbeat_interval);
-    let health = store::files::weakest_chunks(&ctx.db, account_id, online_since).await?;
-    let spread = store::files::most_in_one_zone(&ctx.db, account_id, online_since).await?;
+    let health = store::files::weakest_chunks(&ctx.db, &page, online_since).await?;
+    let spread = store::files::most_in_one_zone(&ctx.db, &page, online_since).await?;
     let files = rows
         .into_iter()
         .map(|f| FileSummary {
@@ -81,6 +95,17 @@ pub async fn list(ctx: &Context, account_id: &str, limit: i64, offset: i64, now:
         total,
         used_bytes: store::to_u64(used),
         quota_bytes: store::to_u64(quota),
+        next: next.flatten(),
+    })
+}
+
+/// A page's `after` (`created_at.file_id`, as the page before's `next` gave it).
+fn page_start(after: &str) -> Result<store::files::PageStart, ServerError> {
+    let bad = || ServerError::refused(ErrorCode::InvalidField, "`after` is not a page's `next`");
+    let (created_at, file_id) = after.split_once('.').ok_or_else(bad)?;
+    Ok(store::files::PageStart {
+        created_at: created_at.parse().map_err(|_| bad())?,
+        file_id: file_id.parse().map_err(|_| bad())?,
     })
 }
 

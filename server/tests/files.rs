@@ -172,8 +172,62 @@ async fn upload_list_download_share_and_delete() {
                     .file_id,
             );
         }
-        for id in &many_ids {
-            api.delete_file(&id.to_hex()).await.unwrap();
+
+        // Tried: the 11 files listed 4 at a time, a file of the first page deleted before the
+        // second is asked for, then an `after` that no page gave.
+        // Must hold: the pages hold every other file exactly once, newest first (ties by id), a
+        // deletion neither repeats nor hides a file of the later pages (as an offset would), the
+        // last page has no `next`, each page's files carry their health, and a forged cursor is
+        // refused with a clear error.
+        let everything = api.files().await.unwrap();
+        assert_eq!((everything.files.len(), everything.total), (11, 11), "{}", db.backend);
+        assert!(everything.next.is_none());
+        let order: Vec<(i64, String)> = everything
+            .files
+            .iter()
+            .map(|f| (-f.created_at, f.file_id.to_hex()))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "{}: newest first, ties by id", db.backend);
+        let first = api.files_page(4, None).await.unwrap();
+        assert_eq!(first.files.len(), 4);
+        // One of the 8 (the 3 files before them are used below), not the page's last.
+        let gone = first.files[..3]
+            .iter()
+            .map(|f| f.file_id)
+            .find(|id| many_ids.contains(id))
+            .expect("the newest files are of the 8")
+            .to_hex();
+        api.delete_file(&gone).await.unwrap();
+        let mut seen: Vec<String> = first.files.iter().map(|f| f.file_id.to_hex()).collect();
+        let mut next = first.next.clone();
+        let mut pages = 1;
+        while let Some(after) = next {
+            let page = api.files_page(4, Some(&after)).await.unwrap();
+            assert!(page.files.len() <= 4);
+            assert!(
+                page.files.iter().all(|f| f.health.weakest_chunk_healthy == 10),
+                "{}",
+                db.backend
+            );
+            seen.extend(page.files.iter().map(|f| f.file_id.to_hex()));
+            next = page.next;
+            pages += 1;
+        }
+        assert_eq!(pages, 3, "{}", db.backend);
+        let expected: Vec<String> = order.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(seen, expected, "{}: every file once, in order", db.backend);
+        let forged = api.files_page(4, Some("12.not-a-file")).await.unwrap_err();
+        assert_eq!(
+            (status(&forged), api_code(&forged)),
+            (400, "invalid_field"),
+            "{}",
+            db.backend
+        );
+
+        for id in many_ids.iter().map(|id| id.to_hex()).filter(|id| *id != gone) {
+            api.delete_file(&id).await.unwrap();
         }
         let list = api.files().await.unwrap();
         assert_eq!(list.total, 3);

@@ -192,14 +192,26 @@ pub(super) mod actions {
     pub async fn refresh(files: Files) {
         let result = async {
             let me = keys()?;
-            let list: FileList = Api::new(Some(me.csrf.clone())).get("/files").await.map_err(|e| {
+            let api = Api::new(Some(me.csrf.clone()));
+            let failed = |e: crate::error::ApiFailure| {
                 if e.status == 401 {
                     Keyring::forget();
                     Failure::Api(e).with_message("Your session ended: log in again.".to_owned())
                 } else {
                     Failure::Api(e)
                 }
-            })?;
+            };
+            // Every page, in order: the list is sorted and searched here, where names open.
+            let mut list: FileList = api.get("/files?limit=1000").await.map_err(failed)?;
+            while let Some(after) = list.next.take() {
+                let after = String::from(js_sys::encode_uri_component(&after));
+                let page: FileList = api
+                    .get(&format!("/files?limit=1000&after={after}"))
+                    .await
+                    .map_err(failed)?;
+                list.files.extend(page.files);
+                (list.used_bytes, list.quota_bytes, list.next) = (page.used_bytes, page.quota_bytes, page.next);
+            }
             files.usage.set((list.used_bytes, list.quota_bytes));
             crate::pages::unfinished::actions::load(files).await;
             Ok(list

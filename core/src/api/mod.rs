@@ -947,6 +947,9 @@ pub struct FileList {
     pub total: u64,
     pub used_bytes: u64,
     pub quota_bytes: u64,
+    /// Where the next page starts (`GET /files?after=…`), when there are more files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// A worker holding shards of a file, with the tokens to read them.

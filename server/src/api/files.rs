@@ -129,11 +129,13 @@ pub async fn commit(
 pub struct Page {
     /// Files per page (1 to 1000, default 200).
     pub limit: Option<i64>,
-    /// Files to skip.
-    pub offset: Option<i64>,
+    /// Where the page starts: the `next` of the page before (the first page without it).
+    pub after: Option<String>,
 }
 
-/// The account's files, newest first, with redundancy health.
+/// The account's files, newest first, with redundancy health, a page at a time: each page's
+/// `next` is where the following one starts (a file added or deleted meanwhile neither repeats
+/// nor hides another).
 #[utoipa::path(get, path = "/files", tag = "files", params(Page),
     responses((status = 200, body = FileList), (status = 401, body = ErrorBody)),
     security(("session" = []), ("token" = [])))]
@@ -146,7 +148,7 @@ pub async fn list(
         &ctx,
         &auth.account_id,
         page.limit.unwrap_or(200),
-        page.offset.unwrap_or(0),
+        page.after.as_deref(),
         unix_now(),
     )
     .await?;

@@ -123,17 +123,46 @@ pub struct ListedFile {
     pub created_at: i64,
 }
 
-/// A page of the account's files, newest first.
-pub async fn list(db: &Db, account_id: &str, limit: i64, offset: i64) -> Result<Vec<ListedFile>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at FROM files \
-         WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3",
-    )
-    .bind(account_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&db.pool)
-    .await?;
+/// Where a page of an account's files starts: after this file, in list order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageStart {
+    pub created_at: i64,
+    pub file_id: FileId,
+}
+
+/// Up to `limit` of the account's files, newest first (ties by id), after `after`: read by
+/// keyset from the `files_by_account` index, so a page costs the same however deep it is.
+pub async fn list(
+    db: &Db,
+    account_id: &str,
+    limit: usize,
+    after: Option<&PageStart>,
+) -> Result<Vec<ListedFile>, StoreError> {
+    const COLUMNS: &str = "SELECT id, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at FROM files";
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = match after {
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+            )))
+            .bind(account_id)
+            .bind(limit)
+            .fetch_all(&db.pool)
+            .await?
+        }
+        Some(start) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} WHERE account_id = $1 AND (created_at < $2 OR (created_at = $2 AND id > $3)) \
+                 ORDER BY created_at DESC, id LIMIT $4"
+            )))
+            .bind(account_id)
+            .bind(start.created_at)
+            .bind(start.file_id.to_string())
+            .bind(limit)
+            .fetch_all(&db.pool)
+            .await?
+        }
+    };
     rows.iter()
         .map(|row| {
             Ok(ListedFile {
@@ -161,22 +190,37 @@ pub async fn count(db: &Db, account_id: &str) -> Result<u64, StoreError> {
 }
 
 /// The healthy shards of each file's weakest chunk ([`healthy!`], with `online_since` the oldest
-/// heartbeat that counts as online), per file of the account.
-pub async fn weakest_chunks(db: &Db, account_id: &str, online_since: i64) -> Result<HashMap<FileId, u64>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT file_id, MIN(healthy) AS weakest FROM ( \
-           SELECT s.file_id, s.chunk, SUM(CASE WHEN ",
-        healthy!(),
-        " THEN 1 ELSE 0 END) AS healthy \
-           FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
-           WHERE f.account_id = $2 GROUP BY s.file_id, s.chunk) AS per_chunk \
-         GROUP BY file_id"
-    ))
-    .bind(online_since)
-    .bind(account_id)
-    .fetch_all(&db.pool)
-    .await?;
-    per_file(&rows, "weakest")
+/// heartbeat that counts as online), per file of `files` (hex ids: a page of a list).
+pub async fn weakest_chunks(db: &Db, files: &[String], online_since: i64) -> Result<HashMap<FileId, u64>, StoreError> {
+    if files.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        concat!(
+            "SELECT file_id, MIN(healthy) AS weakest FROM ( \
+               SELECT s.file_id, s.chunk, SUM(CASE WHEN ",
+            healthy!(),
+            " THEN 1 ELSE 0 END) AS healthy \
+               FROM file_shards s JOIN nodes n ON n.node_id = s.node_id \
+               WHERE s.file_id IN ({}) GROUP BY s.file_id, s.chunk) AS per_chunk \
+             GROUP BY file_id"
+        ),
+        placeholders(2, files.len())
+    );
+    // Only placeholders are formatted into the statement; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(online_since);
+    for file in files {
+        query = query.bind(file);
+    }
+    per_file(&query.fetch_all(&db.pool).await?, "weakest")
+}
+
+/// `$first, $first + 1, …` for `count` values bound in a row (an `IN` list).
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `(file_id, column)` rows as a map.
@@ -191,14 +235,14 @@ fn per_file(rows: &[sqlx::any::AnyRow], column: &str) -> Result<HashMap<FileId, 
         .collect()
 }
 
-/// The per-chunk-and-zone counts [`most_in_one_zone`] and [`most_in_one_zone_of`] take the
-/// largest of, given the rows' `WHERE` (after `$1`, the online bound of [`healthy!`]).
+/// The per-chunk-and-zone counts [`most_in_one_zone`] takes the largest of, given the rows'
+/// `WHERE` (after `$1`, the online bound of [`healthy!`]).
 macro_rules! most_in_one_zone {
     ($rows:literal) => {
         concat!(
             "SELECT file_id, MAX(in_zone) AS most FROM ( \
                SELECT s.file_id, s.chunk, n.zone, COUNT(*) AS in_zone \
-               FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+               FROM file_shards s JOIN nodes n ON n.node_id = s.node_id \
                WHERE ",
             $rows,
             " AND ",
@@ -209,18 +253,23 @@ macro_rules! most_in_one_zone {
     };
 }
 
-/// The most healthy shards any chunk of each file has in one zone, per file of the account.
+/// The most healthy shards any chunk of each file has in one zone, per file of `files` (hex ids:
+/// a page of a list).
 pub async fn most_in_one_zone(
     db: &Db,
-    account_id: &str,
+    files: &[String],
     online_since: i64,
 ) -> Result<HashMap<FileId, u64>, StoreError> {
-    let rows = sqlx::query(most_in_one_zone!("f.account_id = $2"))
-        .bind(online_since)
-        .bind(account_id)
-        .fetch_all(&db.pool)
-        .await?;
-    per_file(&rows, "most")
+    if files.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = most_in_one_zone!("s.file_id IN ({})").replace("{}", &placeholders(2, files.len()));
+    // Only placeholders are formatted into the statement; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(online_since);
+    for file in files {
+        query = query.bind(file);
+    }
+    per_file(&query.fetch_all(&db.pool).await?, "most")
 }
 
 /// A committed file as a reader gets it.
