@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, UploadPlan};
 use disktro_core::metadata::FileMetadata;
+use disktro_core::padding::BODY_HEADER_LEN;
 use disktro_core::squeeze::{Codec, Squeezer};
 use disktro_core::upload::{Next, UNPLACED, UploadSession};
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Manifest, NodeId, Redundancy};
@@ -514,10 +515,11 @@ async fn send_and_commit<R: Read + Send + 'static>(
         }
     }
 
-    // Reader and encoder share one blocking thread, which owns the one read buffer; the sender
-    // takes encoded chunks through a queue one chunk deep. Shard buffers flow back to the encoder
-    // once framed, so a long upload allocates its few chunk-sized buffers once instead of per
-    // chunk: memory stays put rather than growing with what the allocator keeps of freed buffers.
+    // Reader and encoder share one blocking thread, which reads each chunk straight into the
+    // shard buffer it is sealed and sharded in (`Encoder::read_buffer`); the sender takes encoded
+    // chunks through a queue one chunk deep. Shard buffers flow back to the encoder once framed,
+    // so a long upload allocates its few chunk-sized buffers once instead of per chunk: memory
+    // stays put rather than growing with what the allocator keeps of freed buffers.
     // Reading in the encoder's thread costs little time (a 4 MiB read from the page cache takes
     // a fraction of encoding it) and saves the chunk buffers a separate reader would hold.
     let chunk_size = plan.chunk_size as usize;
@@ -527,7 +529,6 @@ async fn send_and_commit<R: Read + Send + 'static>(
     let encoding = tokio::task::spawn_blocking(move || -> Result<Option<Manifest>, ClientError> {
         let mut encoder = encoder;
         let mut input = Input { reader, size, read: 0 };
-        let mut buf = vec![0u8; chunk_size];
         // Once the file proves compressible, squeezing is the slowest step: while this thread
         // encodes one chunk, a helper squeezes the next (a second read buffer and a squeezer
         // making the encoder's choices).
@@ -540,10 +541,13 @@ async fn send_and_commit<R: Read + Send + 'static>(
             let Ok(slot) = runtime.block_on(chunk_tx.reserve()) else {
                 return Ok(None);
             };
-            let (filled, last) = input.next_chunk(&mut buf)?;
             take_back(&mut encoder, &mut recycle_rx);
+            // Read straight into one of the encoder's shard buffers, sealed and sharded there: no
+            // second chunk-sized buffer.
+            let mut buf = encoder.read_buffer();
+            let (filled, last) = input.next_chunk(&mut buf[BODY_HEADER_LEN..])?;
             let Some((second, helper)) = ahead.as_mut().filter(|_| !last) else {
-                let chunk = encoder.encode(&buf[..filled], last).map_err(failed)?;
+                let chunk = encoder.encode_read(buf, filled, last).map_err(failed)?;
                 let compressible = chunk.codec == Codec::Zstd;
                 slot.send(chunk);
                 if last {
@@ -557,8 +561,12 @@ async fn send_and_commit<R: Read + Send + 'static>(
             let (second_filled, second_last) = input.next_chunk(second)?;
             let (first, second_squeezed) = std::thread::scope(|scope| {
                 let other = scope.spawn(|| helper.squeeze(&second[..second_filled]));
-                (encoder.encode(&buf[..filled], false), other.join())
+                (
+                    encoder.encode(&buf[BODY_HEADER_LEN..BODY_HEADER_LEN + filled], false),
+                    other.join(),
+                )
             });
+            encoder.recycle(buf);
             slot.send(first.map_err(failed)?);
             let second_squeezed =
                 second_squeezed.map_err(|_| ClientError::Integrity("a squeeze thread stopped".to_owned()))?;

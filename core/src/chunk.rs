@@ -57,6 +57,14 @@ pub struct Encoder {
 /// Spare shard buffers kept at most.
 const MAX_SPARE: usize = 2;
 
+/// A chunk body's header, length and the buffer capacity its sealing and sharding take
+/// ([`Encoder::lay_out`]).
+struct BodyLayoutPlan {
+    header: BodyHeader,
+    body_len: usize,
+    needed: usize,
+}
+
 impl Encoder {
     /// An encoder with the default 4 MiB chunks.
     pub fn new(file_key: &FileKey, file_id: FileId, redundancy: Redundancy) -> Self {
@@ -207,50 +215,119 @@ impl Encoder {
         self.seal_and_complete(staged)
     }
 
-    fn stage_squeezed(&mut self, plain: &[u8], last: bool, (codec, squeezed): (Codec, Option<Vec<u8>>)) -> StagedChunk {
+    fn stage_squeezed(&mut self, plain: &[u8], last: bool, squeezed: (Codec, Option<Vec<u8>>)) -> StagedChunk {
+        let layout = self.lay_out(plain.len(), last, &squeezed);
+        let mut body = self.body_buffer(layout.needed);
+        body.extend_from_slice(&layout.header.encode());
+        body.extend_from_slice(match (layout.header.codec, squeezed.1.as_deref()) {
+            (Codec::Zstd, Some(z)) => z,
+            _ => plain,
+        });
+        body.resize(layout.body_len, 0);
+        self.staged(&layout, last, body)
+    }
+
+    /// A buffer to read the next chunk's plaintext into, at [`BODY_HEADER_LEN`] (the chunk size
+    /// after it), for [`Self::encode_read`]: a recycled shard buffer when one is at hand, with
+    /// room for the whole chunk's shards.
+    pub fn read_buffer(&mut self) -> Vec<u8> {
+        let redundancy = self.sharder.redundancy();
+        let most = BODY_HEADER_LEN + self.chunk_size;
+        let mut buf = self.body_buffer(redundancy.shard_len(most + TAG_LEN) * redundancy.total());
+        buf.resize(most, 0);
+        buf
+    }
+
+    /// [`Self::encode`] of the `plain_len` bytes read into `buf` at [`BODY_HEADER_LEN`]
+    /// ([`Self::read_buffer`]): the chunk is sealed and sharded in that same buffer, so a caller
+    /// that reads chunks holds no second chunk-sized buffer. The bytes are exactly those
+    /// [`Self::encode`] gives.
+    pub fn encode_read(&mut self, mut buf: Vec<u8>, plain_len: usize, last: bool) -> Result<EncodedChunk, Error> {
+        if !self.pending.is_empty() {
+            return Err(Error::InvalidParams("encode after push: bytes are still held"));
+        }
+        let Some(plain) = buf.get(BODY_HEADER_LEN..BODY_HEADER_LEN + plain_len) else {
+            return Err(Error::InvalidParams("the read buffer is shorter than the chunk read"));
+        };
+        let squeezed = self.squeezer.squeeze(plain);
+        let layout = self.lay_out(plain_len, last, &squeezed);
+        // The plaintext is in place; a squeezed payload replaces it (it is the shorter).
+        let payload_len = match (layout.header.codec, squeezed.1.as_deref()) {
+            (Codec::Zstd, Some(z)) => {
+                if buf.len() < BODY_HEADER_LEN + z.len() {
+                    buf.resize(BODY_HEADER_LEN + z.len(), 0);
+                }
+                buf[BODY_HEADER_LEN..BODY_HEADER_LEN + z.len()].copy_from_slice(z);
+                z.len()
+            }
+            _ => plain_len,
+        };
+        buf.truncate(BODY_HEADER_LEN + payload_len);
+        buf[..BODY_HEADER_LEN].copy_from_slice(&layout.header.encode());
+        buf.resize(layout.body_len, 0);
+        buf.reserve_exact(layout.needed.saturating_sub(buf.len()));
+        let staged = self.staged(&layout, last, buf);
+        self.seal_and_complete(staged)
+    }
+
+    /// How the next chunk's body is laid out, from the plaintext's length and what squeezing it
+    /// gave.
+    fn lay_out(&self, plain_len: usize, last: bool, (codec, squeezed): &(Codec, Option<Vec<u8>>)) -> BodyLayoutPlan {
         let index = self.next_staged;
-        self.next_staged += 1;
         let chunk_size = u32::try_from(self.chunk_size).expect("checked against MAX_CHUNK_SIZE");
         // A raw chunk fills what its place in the file's size class leaves it: a whole chunk, or
         // for the last the rest of the class.
         let capacity = if last {
             let size = index
                 .saturating_mul(u64::from(chunk_size))
-                .saturating_add(plain.len() as u64);
+                .saturating_add(plain_len as u64);
             padding::class_capacity(size, chunk_size, index)
         } else {
             u64::from(chunk_size)
         };
-        let raw_len = padding::body_len(Codec::Raw, plain.len(), capacity);
+        let raw_len = padding::body_len(Codec::Raw, plain_len, capacity);
         // Squeezed only if that still pays once both are padded.
-        let (codec, payload) = match squeezed.as_deref() {
-            Some(z) if codec == Codec::Zstd && padding::body_len(Codec::Zstd, z.len(), capacity) < raw_len => {
-                (Codec::Zstd, z)
+        let (codec, payload_len) = match squeezed.as_deref() {
+            Some(z) if *codec == Codec::Zstd && padding::body_len(Codec::Zstd, z.len(), capacity) < raw_len => {
+                (Codec::Zstd, z.len())
             }
-            _ => (Codec::Raw, plain),
+            _ => (Codec::Raw, plain_len),
         };
-        let body_len = padding::body_len(codec, payload.len(), capacity).max(BODY_HEADER_LEN + payload.len());
+        let body_len = padding::body_len(codec, payload_len, capacity).max(BODY_HEADER_LEN + payload_len);
         // Room for the tag and the parity shards too: sealing and sharding then never reallocate.
         let redundancy = self.sharder.redundancy();
-        let needed = redundancy.shard_len(body_len + TAG_LEN) * redundancy.total();
-        let mut body = match self.spare.iter().position(|b| b.capacity() >= needed) {
-            Some(i) => self.spare.swap_remove(i),
+        BodyLayoutPlan {
+            header: BodyHeader {
+                codec,
+                plain_len: u32::try_from(plain_len).unwrap_or(u32::MAX),
+                payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+            },
+            body_len,
+            needed: redundancy.shard_len(body_len + TAG_LEN) * redundancy.total(),
+        }
+    }
+
+    /// An empty buffer of at least `needed` bytes' capacity: a spare one if it fits.
+    fn body_buffer(&mut self, needed: usize) -> Vec<u8> {
+        match self.spare.iter().position(|b| b.capacity() >= needed) {
+            Some(i) => {
+                let mut buf = self.spare.swap_remove(i);
+                buf.clear();
+                buf
+            }
             None => Vec::with_capacity(needed),
-        };
-        let plain_len = u32::try_from(plain.len()).unwrap_or(u32::MAX);
-        let header = BodyHeader {
-            codec,
-            plain_len,
-            payload_len: u32::try_from(payload.len()).unwrap_or(u32::MAX),
-        };
-        body.extend_from_slice(&header.encode());
-        body.extend_from_slice(payload);
-        body.resize(body_len, 0);
+        }
+    }
+
+    /// The next chunk staged with `body` laid out by `layout`.
+    fn staged(&mut self, layout: &BodyLayoutPlan, last: bool, body: Vec<u8>) -> StagedChunk {
+        let index = self.next_staged;
+        self.next_staged += 1;
         StagedChunk {
             index,
             last,
-            codec,
-            plain_len,
+            codec: layout.header.codec,
+            plain_len: layout.header.plain_len,
             aad: associated_data(&self.file_id, index, last, BodyLayout::Padded),
             body_len: body.len(),
             body,

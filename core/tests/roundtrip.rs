@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use disktro_core::chunk::{decode_all, encode_all};
 use disktro_core::keys::Keypair;
+use disktro_core::padding::BODY_HEADER_LEN;
 use disktro_core::squeeze::Codec;
 use disktro_core::{
     DEFAULT_CHUNK_SIZE, Decoder, Encoder, Error, FileId, FileKey, OpenError, Redundancy, ShardId, SignedManifest,
@@ -376,7 +377,7 @@ fn staged_decoding_rebuilds_ahead_and_completes_raw_chunks_outside() {
     let mut complete = |dec: &mut Decoder, rebuilt: disktro_core::RebuiltChunk| {
         let opened = open_outside(&key, &file_id, &rebuilt);
         // The browser reads the body's header out of WebCrypto's answer to choose.
-        let head = &opened[..disktro_core::padding::BODY_HEADER_LEN];
+        let head = &opened[..BODY_HEADER_LEN];
         if dec.read_body(&rebuilt, head, opened.len()).unwrap().codec == Codec::Raw {
             let payload = dec.complete_outside(rebuilt, head, opened.len()).unwrap();
             out.extend_from_slice(&opened[payload]);
@@ -484,6 +485,26 @@ fn recycled_buffers_give_the_same_shards() {
     }
     assert_eq!(enc.into_manifest().unwrap(), expected_manifest);
     assert_eq!(got, expected_ids);
+
+    // Read into the encoder's own buffer (`read_buffer` + `encode_read`, as the CLI reads each
+    // chunk: the text chunks squeezed over their plaintext in place, the last one short), each
+    // buffer a recycled shard buffer after the first: the same again.
+    let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+    let mut got = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let mut buf = enc.read_buffer();
+        assert_eq!(buf.len(), BODY_HEADER_LEN + CS as usize);
+        buf[BODY_HEADER_LEN..BODY_HEADER_LEN + piece.len()].copy_from_slice(piece);
+        let chunk = enc.encode_read(buf, piece.len(), i + 1 == pieces.len()).unwrap();
+        got.push(chunk.shards.ids().to_vec());
+        enc.recycle(chunk.shards.into_buffer());
+    }
+    assert_eq!(enc.into_manifest().unwrap(), expected_manifest);
+    assert_eq!(got, expected_ids);
+    // Tried: more bytes said read than the buffer holds. Must hold: refused, not a panic.
+    let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
+    assert!(enc.encode_read(vec![0; 8], 10, true).is_err());
+
     // Tried: a short chunk that is not the last, and encode after push. Must hold: refused.
     let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
     assert!(enc.encode(&data[..10], false).is_err());
