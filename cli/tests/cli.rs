@@ -1214,3 +1214,83 @@ async fn a_network_served_over_tls_is_trusted_with_its_own_ca() {
     disktro_server::local_workers::stop(workers).await;
     shutdown.cancel();
 }
+
+/// Process `pid`'s environment (NUL-separated), once it names `name`, within 10 s.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn environment_once_set(pid: u32, name: &str) -> Option<String> {
+    let wanted = format!("{name}=");
+    for _ in 0..200 {
+        if let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) {
+            let environ = String::from_utf8_lossy(&environ).into_owned();
+            if environ.contains(&wanted) {
+                return Some(environ);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_cli_runs_with_its_allocator_settings_unless_the_user_set_their_own() {
+    // Tried: `disktro signup --password-stdin` (it waits on stdin, so the running process can be
+    // looked at) started without GLIBC_TUNABLES, then with a user's own.
+    // Must hold: the process runs with the CLI's allocator settings (it started itself again
+    // with them, same pid, same stdin: it still reads the password afterwards), and a user's own
+    // setting is kept as given.
+    for (given, expected) in [
+        (
+            None,
+            "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=33554432",
+        ),
+        (Some("glibc.malloc.arena_max=2"), "glibc.malloc.arena_max=2"),
+    ] {
+        let config = tempfile::tempdir().unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .args([
+                "--server",
+                "http://127.0.0.1:9",
+                "signup",
+                "--email",
+                "a@example.org",
+                "--password-stdin",
+            ])
+            .env("DISKTRO_CONFIG_DIR", config.path())
+            .env_remove("GLIBC_TUNABLES")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(given) = given {
+            command.env("GLIBC_TUNABLES", given);
+        }
+        let mut child = command.spawn().unwrap();
+        let environ = environment_once_set(child.id(), "GLIBC_TUNABLES");
+        // The password goes to the process as it runs now: it reads it and fails to reach the
+        // server (nothing listens on port 9), with the network error's code.
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a password\n").unwrap();
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        // glibc splits the variable in place as it reads it (each setting ends in a NUL).
+        let environ = environ.unwrap_or_else(|| panic!("given {given:?}: no GLIBC_TUNABLES"));
+        let mut settings = expected.split(':');
+        let first = format!("GLIBC_TUNABLES={}", settings.next().unwrap());
+        let listed: Vec<&str> = environ.split('\0').collect();
+        assert!(listed.contains(&first.as_str()), "given {given:?}: {listed:?}");
+        for setting in settings {
+            assert!(
+                listed.contains(&setting),
+                "given {given:?}: {setting} not in {listed:?}"
+            );
+        }
+        if given.is_some() {
+            assert!(
+                !environ.contains("trim_threshold"),
+                "the user's own settings, alone: {listed:?}"
+            );
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("disktro:") && !out.status.success(), "{stderr}");
+    }
+}
