@@ -561,12 +561,8 @@ async fn send_and_commit<R: Read + Send + 'static>(
             let (second_filled, second_last) = input.next_chunk(second)?;
             let (first, second_squeezed) = std::thread::scope(|scope| {
                 let other = scope.spawn(|| helper.squeeze(&second[..second_filled]));
-                (
-                    encoder.encode(&buf[BODY_HEADER_LEN..BODY_HEADER_LEN + filled], false),
-                    other.join(),
-                )
+                (encoder.encode_read(buf, filled, false), other.join())
             });
-            encoder.recycle(buf);
             slot.send(first.map_err(failed)?);
             let second_squeezed =
                 second_squeezed.map_err(|_| ClientError::Integrity("a squeeze thread stopped".to_owned()))?;

@@ -231,9 +231,8 @@ impl Encoder {
     /// after it), for [`Self::encode_read`]: a recycled shard buffer when one is at hand, with
     /// room for the whole chunk's shards.
     pub fn read_buffer(&mut self) -> Vec<u8> {
-        let redundancy = self.sharder.redundancy();
         let most = BODY_HEADER_LEN + self.chunk_size;
-        let mut buf = self.body_buffer(redundancy.shard_len(most + TAG_LEN) * redundancy.total());
+        let mut buf = self.body_buffer(self.room_for(most));
         buf.resize(most, 0);
         buf
     }
@@ -294,8 +293,6 @@ impl Encoder {
             _ => (Codec::Raw, plain_len),
         };
         let body_len = padding::body_len(codec, payload_len, capacity).max(BODY_HEADER_LEN + payload_len);
-        // Room for the tag and the parity shards too: sealing and sharding then never reallocate.
-        let redundancy = self.sharder.redundancy();
         BodyLayoutPlan {
             header: BodyHeader {
                 codec,
@@ -303,8 +300,15 @@ impl Encoder {
                 payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
             },
             body_len,
-            needed: redundancy.shard_len(body_len + TAG_LEN) * redundancy.total(),
+            needed: self.room_for(body_len),
         }
+    }
+
+    /// The bytes a body of `body_len` takes once sealed and sharded: room for the tag and the
+    /// parity shards too, so sealing and sharding in its buffer never reallocate.
+    fn room_for(&self, body_len: usize) -> usize {
+        let redundancy = self.sharder.redundancy();
+        redundancy.shard_len(body_len + TAG_LEN) * redundancy.total()
     }
 
     /// An empty buffer of at least `needed` bytes' capacity: a spare one if it fits.

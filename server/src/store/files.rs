@@ -207,12 +207,24 @@ pub async fn weakest_chunks(db: &Db, files: &[String], online_since: i64) -> Res
         ),
         placeholders(2, files.len())
     );
-    // Only placeholders are formatted into the statement; every value is bound.
+    per_file_of(db, sql, online_since, files, "weakest").await
+}
+
+/// `sql`'s `(file_id, column)` rows as a map, with `$1` bound to `online_since` and `$2…` to
+/// `files` (its `IN` list). Only placeholders are formatted into the statement; every value is
+/// bound.
+async fn per_file_of(
+    db: &Db,
+    sql: String,
+    online_since: i64,
+    files: &[String],
+    column: &str,
+) -> Result<HashMap<FileId, u64>, StoreError> {
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(online_since);
     for file in files {
         query = query.bind(file);
     }
-    per_file(&query.fetch_all(&db.pool).await?, "weakest")
+    per_file(&query.fetch_all(&db.pool).await?, column)
 }
 
 /// `$first, $first + 1, …` for `count` values bound in a row (an `IN` list).
@@ -264,12 +276,7 @@ pub async fn most_in_one_zone(
         return Ok(HashMap::new());
     }
     let sql = most_in_one_zone!("s.file_id IN ({})").replace("{}", &placeholders(2, files.len()));
-    // Only placeholders are formatted into the statement; every value is bound.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(online_since);
-    for file in files {
-        query = query.bind(file);
-    }
-    per_file(&query.fetch_all(&db.pool).await?, "most")
+    per_file_of(db, sql, online_since, files, "most").await
 }
 
 /// A committed file as a reader gets it.
