@@ -4,6 +4,10 @@
 //! order on a blocking thread (written straight from the decoded chunk: no async file buffers).
 //! A few chunks are fetched ahead; memory stays at a few chunks.
 //!
+//! Every get answered is tallied against its token, and the download signs orders for what it
+//! received ([`Orders`]): every few mebibytes per token, and the rest at the end (done or not),
+//! handed to the workers, which are paid what the orders say.
+//!
 //! Get tokens expire (`--get-token-ttl` on the server, an hour by default); a download that
 //! outlasts them asks for fresh ones ([`Renew`]) when a quarter of their lifetime (at most a
 //! minute) is left, so any file downloads at any speed.
@@ -18,6 +22,7 @@ use disktro_core::api::FileDownload;
 use disktro_core::fetch::{Ask, CHUNK_RETRIES, CHUNK_RETRY_AFTER, Reads, Reconnects};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
+use disktro_core::order::{Due, Orders};
 use disktro_core::{Decoder, FileKey, Manifest, Plaintext, ShardId, SignedManifest, VerifiedShard};
 use disktro_net::client::{ConnectOptions, WorkerClient};
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
@@ -77,10 +82,12 @@ pub async fn download<W: Write + Send + 'static>(
     writer: W,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<(Fetched, W), ClientError> {
-    download_renewing(answer, key, expected_owner, writer, progress, None).await
+    download_renewing(answer, key, expected_owner, writer, progress, None, Orders::new()).await
 }
 
-/// [`download`], asking `renew` for fresh get tokens before the ones in hand expire.
+/// [`download`], asking `renew` for fresh get tokens before the ones in hand expire, and signing
+/// orders with `orders` (whose key the answer's tokens name; under tokens naming another key, or
+/// none, nothing is ordered).
 pub async fn download_renewing<W: Write + Send + 'static>(
     answer: &FileDownload,
     key: &FileKey,
@@ -88,6 +95,7 @@ pub async fn download_renewing<W: Write + Send + 'static>(
     writer: W,
     progress: &(dyn Fn(Progress) + Sync),
     renew: Option<&Renew>,
+    orders: Orders,
 ) -> Result<(Fetched, W), ClientError> {
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
@@ -108,8 +116,14 @@ pub async fn download_renewing<W: Write + Send + 'static>(
         }),
         renew,
         renewing: tokio::sync::Mutex::new(()),
+        orders: Mutex::new(orders),
     };
     let written = source.write_to(writer, decoder, metadata.size, progress).await;
+    // What arrived since each token's last order, done or not: received is received.
+    let last = source.orders().settle();
+    for due in last {
+        source.send_order(due).await;
+    }
     // What this download measured of each worker, for the next (even when it failed).
     let mut speeds = WorkerSpeeds::default();
     speeds.learn(source.reads().speeds());
@@ -244,6 +258,8 @@ struct Source<'a> {
     renew: Option<&'a Renew>,
     /// One renewal at a time: chunks fetched ahead wait for it rather than each asking.
     renewing: tokio::sync::Mutex<()>,
+    /// What arrived under each token, and the key the orders for it are signed with.
+    orders: Mutex<Orders>,
 }
 
 /// `DISKTRO_READ_RANKING=health`: rank workers by health alone, not by measured speed — a
@@ -262,6 +278,18 @@ fn now() -> Duration {
 impl Source<'_> {
     fn reads(&self) -> std::sync::MutexGuard<'_, Reads> {
         self.reads.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn orders(&self) -> std::sync::MutexGuard<'_, Orders> {
+        self.orders.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hand an order to its worker, on the download's connection to it (opened again if it
+    /// ended). Not waited for; one that cannot be delivered costs the worker what it covered.
+    async fn send_order(&self, due: Due) {
+        if let Some(worker) = self.worker(due.to).await {
+            let _ = worker.order(due.order).await;
+        }
     }
 
     /// The connection to node `n`, opened on first use and again when it has ended (a worker
@@ -352,7 +380,7 @@ impl Source<'_> {
                 let result = match (worker, token) {
                     (Some(worker), Some(token)) => {
                         let asked = Instant::now();
-                        worker
+                        let got = worker
                             .get(&token, id)
                             .await
                             .map_err(|e| e.to_string())
@@ -360,7 +388,15 @@ impl Source<'_> {
                                 // What this node delivers, for ranking it in the chunks after.
                                 self.reads()
                                     .observed(a.node, shard.bytes().len() as u64, asked.elapsed(), queued);
-                            })
+                            });
+                        let due = got
+                            .as_ref()
+                            .ok()
+                            .and_then(|shard| self.orders().received(a.node, &token, shard.bytes().len() as u64));
+                        if let Some(due) = due {
+                            let _ = worker.order(due.order).await;
+                        }
+                        got
                     }
                     (None, _) => Err("worker unreachable".to_owned()),
                     (_, None) => Err("no get token for this worker".to_owned()),

@@ -20,6 +20,7 @@ use disktro_core::FileId;
 use disktro_core::api::{Base64, FileDownload, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
 use disktro_core::metadata::FileMetadata;
+use disktro_core::order::Orders;
 use disktro_core::recovery::RecoveryKey;
 use disktro_net::durable::DirectWriter;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -452,13 +453,17 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
         Command::Download { id, output } => {
             let (server, me) = logged_in(cli)?;
             let id = file_id(id)?.to_hex();
-            let answer = server.file(&id).await?;
+            // The download's order key: the tokens name it, and the workers are paid what this
+            // download signs for with it.
+            let orders = Orders::new();
+            let order_key = orders.key();
+            let answer = server.file_reading(&id, &order_key).await?;
             let key = me.file_key(&answer.file_id, answer.wrapped_key.as_deref())?;
             let renew = move || {
                 let (server, id) = (server.clone(), id.clone());
-                Box::pin(async move { server.file(&id).await }) as download::Renewal
+                Box::pin(async move { server.file_reading(&id, &order_key).await }) as download::Renewal
             };
-            save_download(cli, &answer, &key, Some(&me), output.as_deref(), &renew).await?;
+            save_download(cli, &answer, &key, Some(&me), output.as_deref(), &renew, orders).await?;
         }
         Command::Ls => list(cli).await?,
         Command::Rm { id } => {
@@ -522,9 +527,11 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
                 None
             };
             // A download this machine started and did not finish is continued, not repeated.
+            let orders = Orders::new();
             let access = ShareAccess {
                 password_proof,
                 download_id: share_downloads::remembered(server.url(), &parsed.share_id),
+                order_key: Some(orders.key()),
             };
             let answer = server.download_share(&parsed.share_id, &access).await?;
             if let Some(id) = &answer.download_id {
@@ -542,7 +549,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
                     Box::pin(async move { server.download_share(&share_id, &again).await }) as download::Renewal
                 }
             };
-            save_download(cli, &answer, &parsed.key, None, output.as_deref(), &renew).await?;
+            save_download(cli, &answer, &parsed.key, None, output.as_deref(), &renew, orders).await?;
             if let Some(id) = &answer.download_id {
                 // Saved: the download counts now. Were this report lost, the workers' claims
                 // count it once its tokens expire.
@@ -681,6 +688,7 @@ async fn save_download(
     owner: Option<&Identity>,
     output: Option<&Path>,
     renew: &download::Renew,
+    orders: Orders,
 ) -> Result<(), ClientError> {
     let expected = owner.map(Identity::public_key);
     // Verify and learn the name before creating anything.
@@ -690,8 +698,16 @@ async fn save_download(
     let report = |p: download::Progress| progress.set_position(p.bytes_done);
     let target = match output {
         Some(p) if p.as_os_str() == "-" => {
-            download::download_renewing(answer, key, expected.as_ref(), std::io::stdout(), &report, Some(renew))
-                .await?;
+            download::download_renewing(
+                answer,
+                key,
+                expected.as_ref(),
+                std::io::stdout(),
+                &report,
+                Some(renew),
+                orders,
+            )
+            .await?;
             progress.finish_and_clear();
             return Ok(());
         }
@@ -715,7 +731,7 @@ async fn save_download(
         .map_err(|e| ClientError::Io(format!("cannot write in {}: {e}", dir.display())))?;
     // On error `temp` is dropped here, which deletes the partial file.
     let (fetched, writer) =
-        download::download_renewing(answer, key, expected.as_ref(), writer, &report, Some(renew)).await?;
+        download::download_renewing(answer, key, expected.as_ref(), writer, &report, Some(renew), orders).await?;
     // The staged tail, then a sync of a large file: blocking, off the async threads.
     tokio::task::block_in_place(|| writer.finish()?.sync_all())
         .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;

@@ -7,6 +7,7 @@ use disktro_core::api::{
     PreLogin, PutGrant, Recover, RecoverAnswer, RecoverStart, Replan, Session, SetRecovery, ShareAccess, ShareInfo,
     ShareView, SignUp, TokenAnswer, UploadPlan,
 };
+use disktro_core::keys::PublicKey;
 use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -305,6 +306,14 @@ impl Server {
 
     pub async fn file(&self, file_id: &str) -> Result<FileDownload, ClientError> {
         self.call::<(), _>(Method::GET, &format!("/files/{file_id}"), None)
+            .await
+    }
+
+    /// [`Self::file`] for a download whose orders are signed with `order_key`
+    /// ([`disktro_core::order`]): the tokens name it, so the workers are paid for what it reads.
+    pub async fn file_reading(&self, file_id: &str, order_key: &PublicKey) -> Result<FileDownload, ClientError> {
+        let key = disktro_core::ids::to_hex(order_key.as_bytes());
+        self.call::<(), _>(Method::GET, &format!("/files/{file_id}?order_key={key}"), None)
             .await
     }
 

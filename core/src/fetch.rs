@@ -696,6 +696,7 @@ mod tests {
                 serial: crate::Serial::random(),
                 expires_at,
                 byte_budget: 1 << 20,
+                order_key: None,
                 shards: vec![crate::ShardId([7; 32])],
             }
             .sign(&server)

@@ -32,6 +32,7 @@ pub mod keys;
 pub mod manifest;
 pub mod metadata;
 pub mod mux;
+pub mod order;
 pub mod padding;
 pub mod recovery;
 pub mod seal;

@@ -3,13 +3,25 @@
 //! A **token** is the server's Ed25519-signed permission for one operation on one worker:
 //!
 //! ```text
-//! "DKTK" version:u8 operation:u8 issuer:[32] worker:[32] scope_kind:u8 scope_id:[16]
-//!   serial:[16] expires_at:u64 byte_budget:u64 shard_count:u16 shard_id:[32] × shard_count
-//! signature:[64]   by `issuer`, domain "token", over everything before it
+//! "DKTK" 0x02 operation:u8 issuer:[32] worker:[32] scope_kind:u8 scope_id:[16]
+//!   serial:[16] expires_at:u64 byte_budget:u64 order_key_kind:u8 order_key:[32]?
+//!   shard_count:u16 shard_id:[32] × shard_count
+//! leaf:u16 depth:u8 sibling:[32] × depth
+//! signature:[64]   by `issuer`, domain "token", over the root of the token's batch
 //! ```
 //!
 //! Put tokens carry an upload scope and a byte budget (shard ids optional: a client need not know
-//! them when the token is issued); get, delete and audit tokens list the shards they cover.
+//! them when the token is issued); get, delete and audit tokens list the shards they cover. A get
+//! token may name the key the reader signs its orders with ([`crate::order`]): what the worker
+//! is paid for serving under the token.
+//!
+//! **Batches**: the server signs the tokens of one answer (a download's, one per worker) with one
+//! signature: the tokens' bodies are the leaves of a binary hash tree (BLAKE3, derived keys
+//! "disktro v2 token leaf" and "… node", padded with zero leaves to a power of two) whose root it
+//! signs; each token carries its leaf index and the path of siblings to the root, so a worker
+//! verifies its own token without seeing the others. A token signed alone is a batch of one
+//! (depth 0: the root is its leaf).
+//!
 //! [`Token::verify`] checks issuer, signature, worker, operation and expiry; the worker itself
 //! keeps the seen-serial set and the budget spent, which are state.
 //!
@@ -22,13 +34,20 @@ use crate::{Error, NodeId, Serial, ShardId};
 
 const TOKEN_MAGIC: &[u8; 4] = b"DKTK";
 const TOKEN_DOMAIN: &str = "token";
+/// The token layout's version (2: order keys and batch signatures).
+const TOKEN_VERSION: u8 = 2;
+const LEAF_CONTEXT: &str = "disktro v2 token leaf";
+const NODE_CONTEXT: &str = "disktro v2 token node";
+/// Deepest batch tree: at most 65,536 tokens signed together.
+pub const MAX_BATCH_DEPTH: usize = 16;
 const RECEIPT_MAGIC: &[u8; 4] = b"DKRC";
 const RECEIPT_DOMAIN: &str = "receipt";
 
 /// Most shards one token may list.
 pub const MAX_TOKEN_SHARDS: usize = 1024;
 /// Longest encoded token.
-pub const MAX_TOKEN_LEN: usize = 4 + 1 + 1 + 32 + 32 + 1 + 16 + 16 + 8 + 8 + 2 + 32 * MAX_TOKEN_SHARDS + 64;
+pub const MAX_TOKEN_LEN: usize =
+    4 + 1 + 1 + 32 + 32 + 1 + 16 + 16 + 8 + 8 + 1 + 32 + 2 + 32 * MAX_TOKEN_SHARDS + 2 + 1 + 32 * MAX_BATCH_DEPTH + 64;
 /// Length of an encoded receipt.
 pub const RECEIPT_LEN: usize = 4 + 1 + 32 + 32 + 4 + 16 + 64;
 
@@ -75,13 +94,17 @@ pub struct Token {
     pub expires_at: u64,
     /// Bytes the holder may store (put) or read (get) under this token.
     pub byte_budget: u64,
+    /// The key whose orders say what the holder received (get tokens only; `None`: reads under
+    /// this token are not paid).
+    pub order_key: Option<PublicKey>,
     pub shards: Vec<ShardId>,
 }
 
 impl Token {
-    fn encode_unsigned(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(120 + 32 * self.shards.len() + 64);
-        out.put_header(TOKEN_MAGIC);
+    /// The body: everything before the batch proof.
+    fn encode_body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160 + 32 * self.shards.len() + 64 + 3 + 32 * 4);
+        out.put_versioned_header(TOKEN_MAGIC, TOKEN_VERSION);
         out.push(self.operation as u8);
         out.extend_from_slice(self.issuer.as_bytes());
         out.extend_from_slice(self.worker.as_bytes());
@@ -94,6 +117,13 @@ impl Token {
         out.extend_from_slice(self.serial.as_bytes());
         out.put_u64(self.expires_at);
         out.put_u64(self.byte_budget);
+        match &self.order_key {
+            None => out.push(0),
+            Some(key) => {
+                out.push(1);
+                out.extend_from_slice(key.as_bytes());
+            }
+        }
         out.put_u16(u16::try_from(self.shards.len()).expect("checked against MAX_TOKEN_SHARDS"));
         for s in &self.shards {
             out.extend_from_slice(s.as_bytes());
@@ -115,31 +145,73 @@ impl Token {
         if self.shards.windows(2).any(|w| w[0] >= w[1]) {
             return Err(Error::NonCanonical("token shard ids must be sorted and distinct"));
         }
+        if self.order_key.is_some() && self.operation != Operation::Get {
+            return Err(Error::NonCanonical("only get tokens name an order key"));
+        }
         Ok(())
     }
 
-    /// Sign with the server's key (whose public half must be `self.issuer`). Shard ids are sorted
-    /// first, the one canonical order.
-    pub fn sign(mut self, server: &Keypair) -> Result<Vec<u8>, Error> {
-        if server.public() != self.issuer {
-            return Err(Error::WrongIssuer);
-        }
-        self.shards.sort_unstable();
-        self.shards.dedup();
-        self.check_shape()?;
-        let mut bytes = self.encode_unsigned();
-        let sig = server.sign(TOKEN_DOMAIN, &bytes);
-        bytes.extend_from_slice(&sig);
-        Ok(bytes)
+    /// Sign with the server's key (whose public half must be `self.issuer`): a batch of one.
+    pub fn sign(self, server: &Keypair) -> Result<Vec<u8>, Error> {
+        let mut signed = Self::sign_all(vec![self], server)?;
+        Ok(signed.pop().expect("one token in, one out"))
     }
 
-    /// Decode and check structure and signature, without judging who it is for.
-    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+    /// Sign `tokens` together with one signature (see the module's "Batches"), in their order.
+    /// Shard ids are sorted first, the one canonical order.
+    pub fn sign_all(tokens: Vec<Self>, server: &Keypair) -> Result<Vec<Vec<u8>>, Error> {
+        if tokens.len() > 1 << MAX_BATCH_DEPTH {
+            return Err(Error::too_large("token batch", tokens.len(), 1 << MAX_BATCH_DEPTH));
+        }
+        let mut bodies = Vec::with_capacity(tokens.len());
+        for mut token in tokens {
+            if server.public() != token.issuer {
+                return Err(Error::WrongIssuer);
+            }
+            token.shards.sort_unstable();
+            token.shards.dedup();
+            token.check_shape()?;
+            bodies.push(token.encode_body());
+        }
+        let depth = bodies.len().next_power_of_two().trailing_zeros() as usize;
+        // levels[0] are the leaves (padded), each next level half as long, the last the root.
+        let mut levels = vec![bodies.iter().map(|b| leaf_hash(b)).collect::<Vec<_>>()];
+        levels[0].resize(1 << depth, [0; 32]);
+        while levels.last().expect("the leaves").len() > 1 {
+            let below = levels.last().expect("the leaves");
+            let above = below.chunks(2).map(|pair| node_hash(&pair[0], &pair[1])).collect();
+            levels.push(above);
+        }
+        let signature = server.sign(TOKEN_DOMAIN, &levels[depth][0]);
+        Ok(bodies
+            .into_iter()
+            .enumerate()
+            .map(|(leaf, mut bytes)| {
+                bytes.put_u16(u16::try_from(leaf).expect("batches are bounded by MAX_BATCH_DEPTH"));
+                bytes.push(u8::try_from(depth).expect("depth is at most MAX_BATCH_DEPTH"));
+                for (level, hashes) in levels[..depth].iter().enumerate() {
+                    bytes.extend_from_slice(&hashes[(leaf >> level) ^ 1]);
+                }
+                bytes.extend_from_slice(&signature);
+                bytes
+            })
+            .collect())
+    }
+
+    /// The serial of a token, read without checking anything: for a reader keeping the tally
+    /// of what it received under tokens it was given ([`crate::order::Orders`]).
+    pub fn claimed(bytes: &[u8]) -> Result<Self, Error> {
+        Self::parse(bytes).map(|(token, _)| token)
+    }
+
+    /// The token's fields and the root its batch proof leads to (with the signature over it),
+    /// checking structure only.
+    fn parse(bytes: &[u8]) -> Result<(Self, SignedRoot), Error> {
         if bytes.len() > MAX_TOKEN_LEN {
             return Err(Error::too_large("token", bytes.len(), MAX_TOKEN_LEN));
         }
         let mut r = Reader::new(bytes, "token");
-        r.header(TOKEN_MAGIC)?;
+        r.versioned_header(TOKEN_MAGIC, &[TOKEN_VERSION])?;
         let operation = Operation::from_byte(r.u8()?)?;
         let issuer = PublicKey(r.array()?);
         let worker = NodeId(r.array()?);
@@ -151,12 +223,34 @@ impl Token {
         let serial = Serial(r.array()?);
         let expires_at = r.u64()?;
         let byte_budget = r.u64()?;
+        let order_key = match r.u8()? {
+            0 => None,
+            1 => Some(PublicKey(r.array()?)),
+            _ => return Err(Error::NonCanonical("unknown order key kind")),
+        };
         let count = usize::from(r.u16()?);
-        r.expect_remaining(Some(count * 32 + 64))?;
+        if count > MAX_TOKEN_SHARDS {
+            return Err(Error::too_large("token shard list", count, MAX_TOKEN_SHARDS));
+        }
         let shards = (0..count)
             .map(|_| r.array().map(ShardId))
             .collect::<Result<Vec<_>, _>>()?;
-        let signed_len = bytes.len() - 64;
+        let body_len = bytes.len() - r.remaining();
+        let leaf = usize::from(r.u16()?);
+        let depth = usize::from(r.u8()?);
+        if depth > MAX_BATCH_DEPTH || leaf >> depth != 0 {
+            return Err(Error::NonCanonical("token batch proof out of range"));
+        }
+        r.expect_remaining(Some(depth * 32 + 64))?;
+        let mut node = leaf_hash(&bytes[..body_len]);
+        for level in 0..depth {
+            let sibling: [u8; 32] = r.array()?;
+            node = if (leaf >> level) & 1 == 0 {
+                node_hash(&node, &sibling)
+            } else {
+                node_hash(&sibling, &node)
+            };
+        }
         let signature: [u8; 64] = r.array()?;
         r.finish()?;
         let token = Self {
@@ -167,10 +261,17 @@ impl Token {
             serial,
             expires_at,
             byte_budget,
+            order_key,
             shards,
         };
         token.check_shape()?;
-        issuer.verify(TOKEN_DOMAIN, &bytes[..signed_len], &signature)?;
+        Ok((token, SignedRoot { root: node, signature }))
+    }
+
+    /// Decode and check structure and signature, without judging who it is for.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let (token, signed) = Self::parse(bytes)?;
+        token.issuer.verify(TOKEN_DOMAIN, &signed.root, &signed.signature)?;
         Ok(token)
     }
 
@@ -215,6 +316,23 @@ impl Token {
             self.shards.binary_search(shard).is_ok()
         }
     }
+}
+
+/// The root a token's batch proof leads to, and the issuer's signature that should be over it.
+struct SignedRoot {
+    root: [u8; 32],
+    signature: [u8; 64],
+}
+
+fn leaf_hash(body: &[u8]) -> [u8; 32] {
+    blake3::derive_key(LEAF_CONTEXT, body)
+}
+
+fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut pair = [0; 64];
+    pair[..32].copy_from_slice(left);
+    pair[32..].copy_from_slice(right);
+    blake3::derive_key(NODE_CONTEXT, &pair)
 }
 
 /// A worker's signed statement that it holds a shard.

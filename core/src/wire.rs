@@ -10,6 +10,7 @@
 //! is allocated, unknown versions and kinds are rejected, and a frame must be consumed exactly.
 
 use crate::encoding::{Reader, Writer as _};
+use crate::order::ORDER_LEN;
 use crate::token::{MAX_TOKEN_LEN, MAX_TOKEN_SHARDS, RECEIPT_LEN};
 use crate::{Error, MAX_CHUNK_SIZE, ShardId};
 
@@ -158,6 +159,10 @@ pub enum Body {
     /// [`MAX_INTRODUCTION_LEN`] bytes from a connection until one of its requests carried a
     /// token that verifies (for any operation). Answered by [`Body::Welcome`].
     Hello { token: Vec<u8> },
+    /// Hand the worker a reader's signed order ([`crate::order`]) for bytes it received under
+    /// a get token of this connection. Answered by [`Body::OrderTaken`] (a reader need not wait
+    /// for it) or an error.
+    Order { order: Vec<u8> },
     /// Answer to a put: the worker's signed receipt.
     Receipt { receipt: Vec<u8> },
     /// Answer to a get.
@@ -168,6 +173,8 @@ pub enum Body {
     AuditProof { nonce: [u8; 32], proof: Vec<u8> },
     /// Answer to a hello: the token verified and the connection may send frames of any size.
     Welcome,
+    /// Answer to an order: kept (or an order for more bytes was kept before).
+    OrderTaken,
     /// Any request refused.
     Error { code: ErrorCode, message: String },
 }
@@ -180,11 +187,13 @@ impl Body {
             Self::Delete { .. } => 3,
             Self::AuditChallenge { .. } => 4,
             Self::Hello { .. } => 5,
+            Self::Order { .. } => 6,
             Self::Receipt { .. } => 16,
             Self::ShardData { .. } => 17,
             Self::Deleted { .. } => 18,
             Self::AuditProof { .. } => 19,
             Self::Welcome => 20,
+            Self::OrderTaken => 21,
             Self::Error { .. } => 31,
         }
     }
@@ -349,7 +358,13 @@ impl Frame {
                 check_token(token)?;
                 out.put_short_bytes(token);
             }
-            Body::Welcome => {}
+            Body::Order { order } => {
+                if order.len() != ORDER_LEN {
+                    return Err(Error::InvalidParams("order of the wrong length"));
+                }
+                out.extend_from_slice(order);
+            }
+            Body::Welcome | Body::OrderTaken => {}
             Body::Receipt { receipt } => {
                 if receipt.len() != RECEIPT_LEN {
                     return Err(Error::InvalidParams("receipt of the wrong length"));
@@ -451,6 +466,9 @@ impl Frame {
             5 => Body::Hello {
                 token: r.short_bytes(MAX_TOKEN_LEN)?.to_vec(),
             },
+            6 => Body::Order {
+                order: r.bytes(ORDER_LEN)?.to_vec(),
+            },
             16 => Body::Receipt {
                 receipt: r.bytes(RECEIPT_LEN)?.to_vec(),
             },
@@ -470,6 +488,7 @@ impl Frame {
                 }
             }
             20 => Body::Welcome,
+            21 => Body::OrderTaken,
             31 => {
                 let code = ErrorCode::from_u16(r.u16()?)?;
                 let message = r.short_bytes(MAX_ERROR_MESSAGE_LEN)?;

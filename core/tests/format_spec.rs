@@ -110,6 +110,7 @@ fn token(operation: Operation, scope: Scope) -> Vec<u8> {
         serial: Serial([0x66; 16]),
         expires_at: 1_900_000_000,
         byte_budget: 1 << 20,
+        order_key: None,
         shards: vec![ShardId::of(b"a")],
     }
     .sign(&server())
@@ -125,6 +126,15 @@ fn receipt() -> Vec<u8> {
     }
     .sign(&worker())
     .unwrap()
+}
+
+fn order() -> Vec<u8> {
+    disktro_core::order::Order {
+        serial: Serial([0x66; 16]),
+        worker: worker().public().node_id(),
+        bytes: 1000,
+    }
+    .sign(&owner())
 }
 
 fn manifest() -> Vec<u8> {
@@ -170,7 +180,9 @@ fn constants_are_the_codes() {
         ("Argon2id maximum lanes", u64::from(max.parallelism)),
         ("wrapped key length", keys::WRAPPED_KEY_LEN as u64),
         ("token: most shards", token::MAX_TOKEN_SHARDS as u64),
+        ("token: deepest batch", token::MAX_BATCH_DEPTH as u64),
         ("receipt length", token::RECEIPT_LEN as u64),
+        ("order length", disktro_core::order::ORDER_LEN as u64),
         ("metadata: longest name", disktro_core::metadata::MAX_NAME_LEN as u64),
         (
             "metadata: longest MIME type",
@@ -218,6 +230,7 @@ fn magics_start_their_formats() {
         ),
         ("token", token(Operation::Get, Scope::File(file_id()))),
         ("receipt", receipt()),
+        ("order", order()),
     ]
     .into_iter()
     .collect();
@@ -233,7 +246,7 @@ fn magics_start_their_formats() {
         // The KDF set-up's version says how passwords are read: 2 (NFKC) for every new one. The
         // file's formats are at 2 since padding (version 1 is still read).
         let padded = ["signed manifest", "sealed metadata", "chunk associated data"];
-        let version = if format == "KDF set-up" || padded.contains(&format.as_str()) {
+        let version = if format == "KDF set-up" || format == "token" || padded.contains(&format.as_str()) {
             2
         } else {
             disktro_core::FORMAT_VERSION
@@ -434,7 +447,9 @@ fn blake3_contexts_and_signature_domains_are_as_specified() {
             "disktro v1 node id",
             "disktro v1 fingerprint",
             "disktro inventory v1",
-            "disktro v1 recovery key checksum"
+            "disktro v1 recovery key checksum",
+            "disktro v2 token leaf",
+            "disktro v2 token node",
         ]
     );
     let public = worker().public();
@@ -462,12 +477,52 @@ fn blake3_contexts_and_signature_domains_are_as_specified() {
     let domains: Vec<String> = table("signature-domains").into_iter().map(|r| r[0].clone()).collect();
     assert_eq!(
         domains,
-        ["manifest", "token", "receipt", "register", "heartbeat", "drain"]
+        [
+            "manifest",
+            "token",
+            "receipt",
+            "register",
+            "heartbeat",
+            "drain",
+            "order"
+        ]
     );
     let m = manifest();
     verify_domain(&owner().public(), "manifest", &m[..m.len() - 64], &m[m.len() - 64..]);
+    // A token signed alone: depth 0 (leaf 0, no siblings), the root its leaf.
     let t = token(Operation::Get, Scope::File(file_id()));
-    verify_domain(&server().public(), "token", &t[..t.len() - 64], &t[t.len() - 64..]);
+    let body = &t[..t.len() - 64 - 3];
+    assert_eq!(&t[t.len() - 64 - 3..t.len() - 64], &[0, 0, 0]);
+    let root = blake3::derive_key("disktro v2 token leaf", body);
+    verify_domain(&server().public(), "token", &root, &t[t.len() - 64..]);
+    // A batch of three: padded to four leaves, the third's path is the zero leaf, then the
+    // first two's parent; all three carry the one signature over the root.
+    let batch: Vec<Token> = (0..3u8)
+        .map(|i| Token {
+            serial: Serial([i; 16]),
+            ..Token::claimed(&t).unwrap()
+        })
+        .collect();
+    let signed = Token::sign_all(batch, &server()).unwrap();
+    let leaf = |t: &[u8]| blake3::derive_key("disktro v2 token leaf", &t[..t.len() - 64 - 3 - 64]);
+    let node = |l: &[u8; 32], r: &[u8; 32]| {
+        let mut pair = l.to_vec();
+        pair.extend_from_slice(r);
+        blake3::derive_key("disktro v2 token node", &pair)
+    };
+    let leaves: Vec<[u8; 32]> = signed.iter().map(|t| leaf(t)).collect();
+    let root = node(&node(&leaves[0], &leaves[1]), &node(&leaves[2], &[0; 32]));
+    let third = &signed[2];
+    let proof = &third[third.len() - 64 - 3 - 64..third.len() - 64];
+    assert_eq!(&proof[..3], &[0, 2, 2], "leaf 2, depth 2");
+    assert_eq!(&proof[3..35], &[0; 32], "its sibling is the padding");
+    assert_eq!(&proof[35..], &node(&leaves[0], &leaves[1]));
+    for t in &signed {
+        verify_domain(&server().public(), "token", &root, &t[t.len() - 64..]);
+        Token::decode(t).unwrap();
+    }
+    let o = order();
+    verify_domain(&owner().public(), "order", &o[..o.len() - 64], &o[o.len() - 64..]);
     let r = receipt();
     verify_domain(&worker().public(), "receipt", &r[..r.len() - 64], &r[r.len() - 64..]);
     assert_eq!(disktro_core::api::node::REGISTER_DOMAIN, "register");
@@ -557,6 +612,8 @@ fn codes_are_as_specified() {
         ),
         ("Deleted", Body::Deleted { shards: vec![shard] }),
         ("Welcome", Body::Welcome),
+        ("Order", Body::Order { order: order() }),
+        ("OrderTaken", Body::OrderTaken),
         (
             "AuditProof",
             Body::AuditProof {

@@ -114,9 +114,26 @@ fn compute() -> Vec<(String, String)> {
         serial: Serial([0x66; 16]),
         expires_at: 1_900_000_000,
         byte_budget: 1 << 20,
+        order_key: Some(owner().public()),
         shards: vec![ShardId::of(b"b"), ShardId::of(b"a")],
     };
-    put("token_get", &token.sign(&server()).unwrap());
+    put("token_get", &token.clone().sign(&server()).unwrap());
+    // Two tokens signed together: the second's leaf 1 of depth 1.
+    let pair = vec![
+        token.clone(),
+        Token {
+            serial: Serial([0x67; 16]),
+            order_key: None,
+            ..token
+        },
+    ];
+    put("token_batch_second", &Token::sign_all(pair, &server()).unwrap()[1]);
+    let order = disktro_core::order::Order {
+        serial: Serial([0x66; 16]),
+        worker: worker().public().node_id(),
+        bytes: 1000,
+    };
+    put("order", &order.sign(&owner()));
     let receipt = Receipt {
         worker: worker().public().node_id(),
         shard: ShardId::of(b"a"),
@@ -359,6 +376,11 @@ fn golden_manifests_decode_back_to_the_original_bytes() {
     let token = Token::decode(&stored_value("token_get")).unwrap();
     assert_eq!(token.issuer, PublicKey(*server().public().as_bytes()));
     assert!(token.covers(&ShardId::of(b"a")) && !token.covers(&ShardId::of(b"c")));
+    assert_eq!(token.order_key, Some(owner().public()));
+    let second = Token::decode(&stored_value("token_batch_second")).unwrap();
+    assert_eq!((second.serial, second.order_key), (Serial([0x67; 16]), None));
+    let order = disktro_core::order::Order::verify(&stored_value("order"), &owner().public()).unwrap();
+    assert_eq!(order.bytes, 1000);
 }
 
 /// Files stored before padding (format version 1: manifest, chunk bodies, metadata) still read.

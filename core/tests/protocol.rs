@@ -28,6 +28,7 @@ fn token(operation: Operation) -> Token {
         serial: Serial::random(),
         expires_at: NOW + 60,
         byte_budget: 1 << 20,
+        order_key: None,
         shards: vec![ShardId::of(b"one"), ShardId::of(b"two")],
     }
 }
@@ -90,6 +91,59 @@ fn tokens_are_checked_for_issuer_signature_worker_operation_and_expiry() {
     put.scope = Scope::Upload([5; 16]);
     let put = Token::verify(&put.sign(&server()).unwrap(), &s, &w, Operation::Put, NOW).unwrap();
     assert!(put.covers(&ShardId::of(b"anything")));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn tokens_signed_together_each_verify_alone_and_none_can_be_moved_or_changed() {
+    let (s, w) = (server().public(), worker().public().node_id());
+    let reader = Keypair::from_secret_bytes(&[4; 32]).public();
+    for count in [1, 2, 3, 10, 33] {
+        let tokens: Vec<Token> = (0..count)
+            .map(|_| Token {
+                order_key: Some(reader),
+                ..token(Operation::Get)
+            })
+            .collect();
+        let signed = Token::sign_all(tokens.clone(), &server()).unwrap();
+        assert_eq!(signed.len(), count);
+        for (bytes, original) in signed.iter().zip(&tokens) {
+            let t = Token::verify(bytes, &s, &w, Operation::Get, NOW).unwrap();
+            assert_eq!(t.serial, original.serial);
+            assert_eq!(t.order_key, Some(reader));
+        }
+        // Tried, each with what must hold (every one is refused):
+        // a body byte changed (the budget) → its leaf no longer leads to the signed root
+        let budget_at = 4 + 1 + 1 + 32 + 32 + 1 + 16 + 16 + 8;
+        let mut raised = signed[count - 1].clone();
+        raised[budget_at] ^= 1;
+        assert_eq!(Token::decode(&raised), Err(Error::BadSignature));
+        if count > 1 {
+            // a sibling changed, or the leaf index claimed another place → BadSignature
+            let proof_at = signed[0].len() - 64 - 32;
+            let mut bent = signed[0].clone();
+            bent[proof_at] ^= 1;
+            assert_eq!(Token::decode(&bent), Err(Error::BadSignature));
+            let leaf_at = signed[0].len() - 64 - 32 * (count.next_power_of_two().trailing_zeros() as usize) - 3;
+            let mut moved = signed[0].clone();
+            moved[leaf_at + 1] ^= 1;
+            assert_eq!(Token::decode(&moved), Err(Error::BadSignature));
+            // another batch's signature (one serial differs) on this batch's token → BadSignature
+            let mut renumbered = tokens.clone();
+            renumbered[0].serial = Serial::random();
+            let other = Token::sign_all(renumbered, &server()).unwrap();
+            let mut swapped = signed[1].clone();
+            let len = swapped.len();
+            swapped[len - 64..].copy_from_slice(&other[1][len - 64..]);
+            assert_eq!(Token::decode(&swapped), Err(Error::BadSignature));
+        }
+    }
+    // Only get tokens name an order key.
+    let put = Token {
+        order_key: Some(reader),
+        ..token(Operation::Put)
+    };
+    assert!(put.sign(&server()).is_err());
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]

@@ -305,6 +305,22 @@ impl WorkerClient {
         }
     }
 
+    /// Hand the worker a signed order for bytes received under one of its get tokens
+    /// ([`disktro_core::order`]). Sent unnumbered and not waited for: the worker's answer is a
+    /// stray, and an order lost with the connection costs the worker at most what it covered.
+    pub async fn order(&self, order: Vec<u8>) -> Result<(), ClientError> {
+        let bytes = Frame {
+            request_id: 0,
+            body: Body::Order { order },
+        }
+        .encode()
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.out
+            .send(Message::Binary(Bytes::from(bytes)))
+            .await
+            .map_err(|_| self.closed())
+    }
+
     /// Delete shards; returns those that were stored and are now gone.
     pub async fn delete(&self, token: &[u8], shards: Vec<ShardId>) -> Result<Vec<ShardId>, ClientError> {
         match self

@@ -188,7 +188,7 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
     })
     .await;
     println!(
-        "server/{backend}/manifest-get: {rate:.0} req/s (p50 {:.1} ms, p99 {:.1} ms; 32 clients, 10 get tokens signed per answer)",
+        "server/{backend}/manifest-get: {rate:.0} req/s (p50 {:.1} ms, p99 {:.1} ms; 32 clients, 10 get tokens under one signature per answer)",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99)
     );

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use disktro_core::FileId;
 use disktro_core::NodeId;
 use disktro_core::api::{ErrorCode, FileDownload, FileList, FileSummary, NodeStatus, ReadNode, RedundancyHealth};
+use disktro_core::keys::PublicKey;
 
 use crate::context::Context;
 use crate::error::ServerError;
@@ -110,12 +111,14 @@ fn page_start(after: &str) -> Result<store::files::PageStart, ServerError> {
 }
 
 /// What a reader gets for file `file_hex`; `owner` limits it to that account's files and adds
-/// the wrapped key. Shares pass `None` (their own checks come first).
+/// the wrapped key. Shares pass `None` (their own checks come first). The get tokens name the
+/// reader's `order_key` ([`grants::ReadGrant`]).
 pub async fn download(
     ctx: &Context,
     file_hex: &str,
     owner: Option<&str>,
     serial_tag: Option<[u8; 8]>,
+    order_key: Option<PublicKey>,
     now: i64,
 ) -> Result<FileDownload, ServerError> {
     let file_id: FileId = file_hex.parse().map_err(|_| file_not_found())?;
@@ -126,8 +129,7 @@ pub async fn download(
     if owner.is_some_and(|o| o != file.account_id) {
         return Err(file_not_found());
     }
-    let shards = store::files::locations(&ctx.db, file_hex).await?;
-    let extra = store::copies::of_file(&ctx.db, file_hex).await?;
+    let (shards, extra) = store::files::reading(&ctx.db, file_hex).await?;
     // Counted in memory, for the hot-files job: granting a read writes nothing.
     ctx.reads.record(file_id, now);
 
@@ -170,25 +172,31 @@ pub async fn download(
             n,
         ]);
     }
-    let mut nodes_out = Vec::with_capacity(node_info.len());
-    for (id, url, last_seen, placed) in node_info {
-        nodes_out.push(ReadNode {
+    let holders: Vec<(NodeId, Vec<Placed>)> = node_info
+        .iter_mut()
+        .map(|(id, _, _, placed)| (*id, std::mem::take(placed)))
+        .collect();
+    let tokens = grants::read(
+        &ctx.key,
+        file_id,
+        &holders,
+        now,
+        grants::ReadGrant {
+            ttl: ctx.get_token_ttl,
+            serial_tag,
+            order_key,
+        },
+    )?;
+    let nodes_out: Vec<ReadNode> = node_info
+        .into_iter()
+        .zip(tokens)
+        .map(|((id, url, last_seen, _), tokens)| ReadNode {
             node_id: id,
             url,
             status: NodeStatus::of(last_seen, now, ctx.heartbeat_interval),
-            tokens: grants::read(
-                &ctx.key,
-                id,
-                file_id,
-                &placed,
-                now,
-                grants::ReadGrant {
-                    ttl: ctx.get_token_ttl,
-                    serial_tag,
-                },
-            )?,
-        });
-    }
+            tokens,
+        })
+        .collect();
     Ok(FileDownload {
         file_id,
         manifest: file.manifest,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use disktro_core::api::{Base64, PutGrant, ReadToken};
-use disktro_core::keys::Keypair;
+use disktro_core::keys::{Keypair, PublicKey};
 use disktro_core::token::{MAX_TOKEN_SHARDS, Operation, Scope, Token};
 use disktro_core::{FileId, NodeId, Serial, ShardId};
 
@@ -52,6 +52,7 @@ pub fn put(
         serial,
         expires_at,
         byte_budget: budget,
+        order_key: None,
         shards: Vec::new(),
     }
     .sign(server)
@@ -74,54 +75,65 @@ pub struct Placed {
     pub size: u64,
 }
 
-/// How get tokens are issued: their lifetime, and the tag of a share download's serials.
+/// How get tokens are issued: their lifetime, the tag of a share download's serials, and the
+/// reader's order key.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadGrant {
     pub ttl: Duration,
     /// The first 8 bytes of every serial (a share download's, [`crate::shares`]); random when
     /// `None`.
     pub serial_tag: Option<[u8; 8]>,
+    /// The key the reader signs its orders with ([`disktro_core::order`]), bound into every
+    /// token; `None`: the reader gave none, and what the workers serve it is not paid.
+    pub order_key: Option<PublicKey>,
 }
 
-/// Get tokens for one worker's shards of `file`, one per window of [`MAX_TOKEN_SHARDS`] chunks.
-/// A worker holds at most one shard per chunk, so a window never lists more than the maximum.
+/// Get tokens for each worker's shards of `file` (`holders`: a worker and the shards it holds),
+/// one per window of [`MAX_TOKEN_SHARDS`] chunks, signed together with one signature (a batch,
+/// [`disktro_core::token`]): one answer costs one signature however many workers it names. A
+/// worker holds at most one shard per chunk, so a window never lists more than the maximum.
 /// Nothing is recorded: a worker claiming egress presents the token itself ([`crate::rewards`]).
 pub fn read(
     server: &Keypair,
-    worker: NodeId,
     file: FileId,
-    shards: &[Placed],
+    holders: &[(NodeId, Vec<Placed>)],
     now: i64,
     grant: ReadGrant,
-) -> Result<Vec<ReadToken>, ServerError> {
+) -> Result<Vec<Vec<ReadToken>>, ServerError> {
     let window = MAX_TOKEN_SHARDS as u64;
-    let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
-    for p in shards {
-        windows.entry(p.chunk / window).or_default().push(p);
-    }
     let expires_at = expiry(now, grant.ttl);
-    windows
-        .into_iter()
-        .map(|(w, placed)| {
+    // (holder, first chunk of the window) of each token, in the batch's order.
+    let mut made: Vec<(usize, u64)> = Vec::new();
+    let mut tokens: Vec<Token> = Vec::new();
+    for (h, (worker, shards)) in holders.iter().enumerate() {
+        let mut windows: BTreeMap<u64, Vec<&Placed>> = BTreeMap::new();
+        for p in shards {
+            windows.entry(p.chunk / window).or_default().push(p);
+        }
+        for (w, placed) in windows {
             let budget = placed.iter().map(|p| p.size).sum::<u64>() * READ_ALLOWANCE;
-            let serial = grant.serial_tag.map_or_else(Serial::random, Serial::tagged);
-            let token = Token {
+            made.push((h, w * window));
+            tokens.push(Token {
                 operation: Operation::Get,
                 issuer: server.public(),
-                worker,
+                worker: *worker,
                 scope: Scope::File(file),
-                serial,
+                serial: grant.serial_tag.map_or_else(Serial::random, Serial::tagged),
                 expires_at,
                 byte_budget: budget,
+                order_key: grant.order_key,
                 shards: placed.iter().map(|p| p.shard).collect(),
-            }
-            .sign(server)
-            .map_err(|_| ServerError::internal("signing a get token"))?;
-            Ok(ReadToken {
-                first_chunk: w * window,
-                last_chunk: w * window + window - 1,
-                token: Base64::new(token),
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    let signed = Token::sign_all(tokens, server).map_err(|_| ServerError::internal("signing get tokens"))?;
+    let mut out: Vec<Vec<ReadToken>> = vec![Vec::new(); holders.len()];
+    for ((h, first_chunk), token) in made.into_iter().zip(signed) {
+        out[h].push(ReadToken {
+            first_chunk,
+            last_chunk: first_chunk + window - 1,
+            token: Base64::new(token),
+        });
+    }
+    Ok(out)
 }

@@ -6,14 +6,19 @@
 //!   forfeited. Presence is counted in the minutes in which it sent a heartbeat (its chart
 //!   samples, a minute each, at most the period): a node that is away is not paid for storing
 //!   what it cannot serve.
-//! - **Egress**: issuing get tokens records nothing (a read never writes). Workers report the
-//!   bytes they served under each serial in heartbeats, and the first claim for a serial carries
-//!   the token itself: the server checks its own signature, that the token is a get token issued
-//!   to that worker, and that its claims are still open (before expiry plus [`CLAIM_GRACE`]),
-//!   then opens the serial's row (`egress_claims`) with the token's budget and expiry. The
-//!   figure is capped by the budget, and a serial is paid once, in the first pass after its
-//!   token expired plus [`CLAIM_GRACE`] (when it can no longer grow); a token presented after
-//!   that is refused, so a paid serial cannot be opened again.
+//! - **Egress** is paid on evidence from the reader. Issuing get tokens records nothing (a read
+//!   never writes); each get token names the order key of the download it was issued to, and
+//!   the reader signs orders ([`disktro_core::order`]) for the bytes it received under each
+//!   token, which it hands the worker. Workers claim in heartbeats with the largest order of
+//!   each serial, and the first claim for a serial carries the token itself: the server checks
+//!   its own signature, that the token is a get token issued to that worker, and that its claims
+//!   are still open (before expiry plus [`CLAIM_GRACE`]), then opens the serial's row
+//!   (`egress_claims`) with the token's budget, expiry and order key. An order raises the
+//!   serial's figure only if it verifies against that key and names that worker and serial; what
+//!   the worker says it served counts for nothing. The figure is capped by the budget, and a
+//!   serial is paid once, in the first pass after its token expired plus [`CLAIM_GRACE`] (when
+//!   it can no longer grow); a token presented after that is refused, so a paid serial cannot be
+//!   opened again.
 //!
 //! Rates: storage $1.50 per TB-month (30 days), egress $2 per TB, in picodollars:
 //! `floor(byte_seconds × 15 / 25,920,000)` and `bytes × 2`.
@@ -25,6 +30,7 @@
 
 use disktro_core::Serial;
 use disktro_core::keys::PublicKey;
+use disktro_core::order::Order;
 use disktro_core::token::{Operation, Token};
 
 use crate::db::Db;
@@ -94,10 +100,11 @@ pub struct Accrued {
     pub egress_entries: u64,
 }
 
-/// Take a worker's claims: the bytes it served per serial (totals, capped by the budget). A claim
-/// opens its serial when it carries a get token signed by `issuer` for this worker and is early
-/// enough; a claim for a serial not open (no token, a forged one, another worker's, too late) or
-/// already paid is ignored. Returns claims taken.
+/// Take a worker's claims: its readers' orders per serial (totals, capped by the budget), and its
+/// own count of what it served (not paid). A claim opens its serial when it carries a get token
+/// signed by `issuer` for this worker and is early enough; a claim for a serial not open (no
+/// token, a forged one, another worker's, too late) or already paid is ignored, and so is an
+/// order that does not verify against the token's order key. Returns the orders taken.
 pub async fn record_claims(
     db: &Db,
     issuer: &PublicKey,
@@ -112,7 +119,7 @@ pub async fn record_claims(
     let mut tx = db.begin_write().await?;
     for c in claims {
         let serial = c.serial.to_hex();
-        if let Some(bytes) = &c.token {
+        let order_key = if let Some(bytes) = &c.token {
             match claimable(bytes, issuer, node, &c.serial, now) {
                 Some(token) => {
                     let claim = ledger::Claim {
@@ -120,19 +127,43 @@ pub async fn record_claims(
                         node: node.to_owned(),
                         budget: token.byte_budget,
                         expires_at: token.expires_at,
+                        order_key: token
+                            .order_key
+                            .map(|k| disktro_core::ids::to_hex(k.as_bytes()))
+                            .unwrap_or_default(),
                     };
                     ledger::open_claim(&mut tx, &claim).await?;
+                    // A serial opened before keeps the key it was opened with.
+                    ledger::order_key(&mut tx, &serial, node).await?
                 }
                 None => {
                     tracing::warn!(node, serial, "an egress claim carried a token that does not stand");
                     continue;
                 }
             }
-        }
-        taken += u64::from(ledger::raise_claim(&mut tx, &serial, node, c.bytes).await?);
+        } else {
+            ledger::order_key(&mut tx, &serial, node).await?
+        };
+        // No open, unpaid claim of this serial by this worker: nothing to raise.
+        let Some(order_key) = order_key else { continue };
+        ledger::raise_served(&mut tx, &serial, node, c.served).await?;
+        let Some(order) = &c.order else { continue };
+        let Some(bytes) = ordered(order, &order_key, node, &c.serial) else {
+            tracing::warn!(node, serial, "an egress claim's order does not verify for its token");
+            continue;
+        };
+        taken += u64::from(ledger::raise_claim(&mut tx, &serial, node, bytes).await?);
     }
     tx.commit().await?;
     Ok(taken)
+}
+
+/// The bytes `order` says were received, if it verifies against the claim's order key (hex) and
+/// names this worker and serial.
+fn ordered(order: &[u8], key: &str, node: &str, serial: &Serial) -> Option<u64> {
+    let key = PublicKey(disktro_core::ids::from_hex::<32>(key).ok()?);
+    let order = Order::verify(order, &key).ok()?;
+    (order.worker.to_hex() == node && order.serial == *serial).then_some(order.bytes)
 }
 
 /// The get token in `bytes`, if it is signed by `issuer`, issued to `node` under `serial`, and

@@ -265,7 +265,7 @@ pub async fn download(
         {
             let tag =
                 disktro_core::ids::from_hex::<8>(&tag).map_err(|_| ServerError::internal("a stored serial tag"))?;
-            let mut answer = files::download(ctx, &file_hex, None, Some(tag), now).await?;
+            let mut answer = files::download(ctx, &file_hex, None, Some(tag), access.order_key, now).await?;
             answer.download_id = Some(id.clone());
             return Ok(answer);
         }
@@ -288,7 +288,7 @@ pub async fn download(
     if !started {
         return Err(exhausted(under_way));
     }
-    let mut answer = files::download(ctx, &file_hex, None, Some(tag), now).await?;
+    let mut answer = files::download(ctx, &file_hex, None, Some(tag), access.order_key, now).await?;
     answer.download_id = Some(id);
     Ok(answer)
 }

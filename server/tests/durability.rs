@@ -1426,6 +1426,78 @@ async fn ledger(pool: &sqlx::AnyPool) -> Vec<(i64, String, String, i64, i64, i64
         .collect()
 }
 
+/// Tried: a 40 MiB download through the client library (the CLI's), with its own order key.
+/// Must hold: the file is identical; every claim the workers make is for a token naming that
+/// key; and what they claim in all is what the reader received: at least the data shards of
+/// every chunk (k of n of the stored bytes) and at most every shard once (a worker's orders come
+/// both every few MiB and at the end, so 7 MB per worker exercises both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_download_orders_what_it_received_and_the_workers_claim_that() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db_case = databases().await.remove(0);
+    let (_ctx, url) = in_process(db_case.dir.path(), &db_case.url).await;
+    let _workers: Vec<Worker> = (0..10).map(|_| Worker::start(&url, &[], None)).collect();
+    assert!(wait_online(&url, 10).await);
+    let a = account(&url).await;
+    let data = random_bytes(40 << 20, 7);
+    let id = put(&a, &data, "big").await;
+    let pool = db(&db_case.url).await;
+
+    let orders = disktro_core::order::Orders::new();
+    let order_key = orders.key();
+    let answer = a.api.file_reading(&id, &order_key).await.unwrap();
+    let key = a.me.file_key(&answer.file_id, answer.wrapped_key.as_deref()).unwrap();
+    let (_, out) = download::download_renewing(
+        &answer,
+        &key,
+        Some(&a.me.public_key()),
+        Vec::new(),
+        &|_| {},
+        None,
+        orders,
+    )
+    .await
+    .unwrap();
+    assert!(out == data, "the download differs");
+
+    let stored: i64 = sqlx::query("SELECT stored_bytes FROM files WHERE id = $1")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get("stored_bytes");
+    let data_part = stored * 6 / 10;
+    let claims = || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("SELECT bytes, order_key FROM egress_claims")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<i64, _>("bytes"), r.get::<String, _>("order_key")))
+                .collect::<Vec<_>>()
+        }
+    };
+    let enough = eventually(Duration::from_secs(20), || async {
+        claims().await.iter().map(|(b, _)| b).sum::<i64>() >= data_part
+    })
+    .await;
+    let claimed = claims().await;
+    let total: i64 = claimed.iter().map(|(b, _)| b).sum();
+    assert!(
+        enough,
+        "the workers claimed {total} bytes; the reader needed at least {data_part}"
+    );
+    assert!(total <= stored, "claimed {total} of {stored} stored bytes");
+    let hex = disktro_core::ids::to_hex(order_key.as_bytes());
+    assert!(
+        claimed.iter().all(|(_, k)| *k == hex),
+        "a claim under another order key"
+    );
+    pool.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -1498,20 +1570,35 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             .unwrap();
 
         // Egress: the test reads shards 0 and 1 of every chunk of file a, straight from their
-        // workers under the server's get tokens, and knows what each worker served.
-        let answer = a.api.file(&ids[0]).await.unwrap();
+        // workers under the server's get tokens, as a reader does: the tokens name its order key,
+        // and it hands each worker its signed orders (every few MiB and at the end). It knows
+        // what each worker served.
+        let mut orders = disktro_core::order::Orders::new();
+        let answer = a.api.file_reading(&ids[0], &orders.key()).await.unwrap();
         let signed = disktro_core::SignedManifest::decode(&answer.manifest).unwrap();
         let mut served: HashMap<String, i64> = HashMap::new();
+        let mut clients: HashMap<usize, disktro_net::client::WorkerClient> = HashMap::new();
         for (c, chunk) in signed.manifest().chunks.iter().enumerate() {
             for idx in 0..2 {
-                let n = &answer.nodes[usize::from(answer.locations[c][idx])];
+                let at = usize::from(answer.locations[c][idx]);
+                let n = &answer.nodes[at];
                 let token = n.tokens[0].token.to_vec();
-                let client = disktro_net::client::WorkerClient::connect(&n.url, &Default::default())
-                    .await
-                    .unwrap();
-                let bytes = client.get(&token, chunk.shards[idx]).await.unwrap();
-                *served.entry(n.node_id.to_hex()).or_default() += bytes.bytes().len() as i64;
+                if let std::collections::hash_map::Entry::Vacant(slot) = clients.entry(at) {
+                    let client = disktro_net::client::WorkerClient::connect(&n.url, &Default::default())
+                        .await
+                        .unwrap();
+                    slot.insert(client);
+                }
+                let bytes = clients[&at].get(&token, chunk.shards[idx]).await.unwrap();
+                let len = bytes.bytes().len() as u64;
+                *served.entry(n.node_id.to_hex()).or_default() += len as i64;
+                if let Some(due) = orders.received(at, &token, len) {
+                    clients[&due.to].order(due.order).await.unwrap();
+                }
             }
+        }
+        for due in orders.settle() {
+            clients[&due.to].order(due.order).await.unwrap();
         }
         let total: i64 = served.values().sum();
         let claimed = eventually(Duration::from_secs(15), || async {
@@ -1522,7 +1609,10 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             r.try_get::<i64, _>("n").unwrap() == total
         })
         .await;
-        assert!(claimed, "workers' claims did not reach {total} bytes");
+        assert!(
+            claimed,
+            "the workers' claims of the reader's orders did not reach {total} bytes"
+        );
         let expiry: i64 = sqlx::query("SELECT MAX(expires_at) AS e FROM egress_claims")
             .fetch_one(&pool)
             .await
@@ -1531,9 +1621,15 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             .unwrap();
         // Reading the file issued tokens and recorded nothing: no claim opens before a worker
         // presents its token.
-        let fresh = a.api.file(&ids[1]).await.unwrap();
+        let reader = disktro_core::keys::Keypair::generate();
+        let fresh = a.api.file_reading(&ids[1], &reader.public()).await.unwrap();
         let victim = &fresh.nodes[0];
         let token = disktro_core::token::Token::decode(&victim.tokens[0].token).unwrap();
+        assert_eq!(
+            token.order_key,
+            Some(reader.public()),
+            "the token names the reader's order key"
+        );
         let (serial, budget) = (token.serial, token.byte_budget as i64);
         let open = |serial: disktro_core::Serial| {
             let pool = pool.clone();
@@ -1547,16 +1643,23 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
             }
         };
         assert_eq!(open(serial).await, 0, "issuing a get token wrote a claim");
-        // Tried: a claim above the token's budget; the same token claimed by another worker; a
-        // claim with no token for a serial never opened; a token signed by another key; a token
-        // presented after its claims closed. Must hold: capped at the budget; the rest ignored.
+        let order = |bytes: u64, worker: disktro_core::NodeId, key: &disktro_core::keys::Keypair| {
+            disktro_core::api::Base64::new(disktro_core::order::Order { serial, worker, bytes }.sign(key))
+        };
+        // Every claim also says the worker served ten times the budget: its own count, never paid.
+        let claim_of = |order: disktro_core::api::Base64, token: bool| disktro_core::api::node::EgressClaim {
+            serial,
+            served: budget as u64 * 10,
+            order: Some(order),
+            token: token.then(|| victim.tokens[0].token.clone()),
+        };
+        // Tried: a claim for more than the token's budget; the same token claimed by another
+        // worker; a claim with no token for a serial never opened; a token signed by another
+        // key; a token presented after its claims closed. Must hold: capped at the budget; the
+        // rest ignored.
         let issuer = ctx.key.public();
         let now = disktro_server::context::unix_now();
-        let greedy = disktro_core::api::node::EgressClaim {
-            serial,
-            bytes: (budget * 10) as u64,
-            token: Some(victim.tokens[0].token.clone()),
-        };
+        let greedy = claim_of(order(budget as u64 * 10, victim.node_id, &reader), true);
         let other = fresh.nodes[1].node_id.to_hex();
         let victim_hex = victim.node_id.to_hex();
         let claim = |node: String, claims: Vec<disktro_core::api::node::EgressClaim>, at: i64| {
@@ -1570,7 +1673,8 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         assert_eq!(claim(other, vec![greedy.clone()], now).await, 0);
         let tokenless = disktro_core::api::node::EgressClaim {
             serial: disktro_core::Serial::random(),
-            bytes: 1000,
+            served: 1000,
+            order: Some(order(1000, victim.node_id, &reader)),
             token: None,
         };
         assert_eq!(claim(victim_hex.clone(), vec![tokenless], now).await, 0);
@@ -1584,21 +1688,53 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         .unwrap();
         let forged_claim = disktro_core::api::node::EgressClaim {
             serial: disktro_core::token::Token::decode(&forged).unwrap().serial,
-            bytes: 1000,
+            served: 1000,
+            order: Some(order(1000, victim.node_id, &reader)),
             token: Some(disktro_core::api::Base64::new(forged)),
         };
         assert_eq!(claim(victim_hex.clone(), vec![forged_claim], now).await, 0);
         let too_late = token.expires_at as i64 + rewards::CLAIM_GRACE;
         assert_eq!(claim(victim_hex.clone(), vec![greedy.clone()], too_late).await, 0);
         assert_eq!(open(serial).await, 0);
+
+        // A worker over-claiming. Tried: the reader signed for half the token's budget; the
+        // worker claims that, then the same order with its figure raised to the budget, an order
+        // for the budget it signed itself, and the reader's order for another worker under this
+        // serial. Must hold: only the half the reader signed for is taken.
+        let claimed_bytes = || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("SELECT bytes FROM egress_claims WHERE serial = $1")
+                    .bind(serial.to_hex())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                    .get::<i64, _>("bytes")
+            }
+        };
+        let half = budget / 2;
+        let honest = order(half as u64, victim.node_id, &reader);
+        assert_eq!(
+            claim(victim_hex.clone(), vec![claim_of(honest.clone(), true)], now).await,
+            1
+        );
+        assert_eq!(claimed_bytes().await, half);
+        let mut raised = honest.to_vec();
+        let figure = disktro_core::order::ORDER_LEN - 64 - 8;
+        raised[figure..figure + 8].copy_from_slice(&(budget as u64).to_be_bytes());
+        let self_signed = order(budget as u64, victim.node_id, &forger);
+        let elsewhere = order(budget as u64, fresh.nodes[1].node_id, &reader);
+        for over in [disktro_core::api::Base64::new(raised), self_signed, elsewhere] {
+            assert_eq!(claim(victim_hex.clone(), vec![claim_of(over, false)], now).await, 0);
+            assert_eq!(
+                claimed_bytes().await,
+                half,
+                "an order the reader did not sign was taken"
+            );
+        }
+        // The reader's own order beyond the budget: capped at the budget.
         assert_eq!(claim(victim_hex.clone(), vec![greedy], now).await, 1);
-        let capped: i64 = sqlx::query("SELECT bytes FROM egress_claims WHERE serial = $1")
-            .bind(serial.to_hex())
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .get("bytes");
-        assert_eq!(capped, budget);
+        assert_eq!(claimed_bytes().await, budget);
         served.insert(
             victim.node_id.to_hex(),
             served.get(&victim.node_id.to_hex()).copied().unwrap_or(0) + budget,
@@ -1988,6 +2124,7 @@ async fn metrics_move_with_what_the_network_does() {
         serial: disktro_core::Serial::random(),
         expires_at: u64::try_from(disktro_server::context::unix_now()).unwrap() + 600,
         byte_budget: 1 << 20,
+        order_key: None,
         shards: Vec::new(),
     }
     .sign(&forger)

@@ -271,6 +271,7 @@ async fn upload_list_download_share_and_delete() {
         let wrong = ShareAccess {
             download_id: None,
             password_proof: Some(b64(&share_password_proof(&random_key, "open barley"))),
+            order_key: None,
         };
         assert_eq!(
             api_code(&anon.open_share(&share.share_id, &wrong).await.unwrap_err()),
@@ -279,6 +280,7 @@ async fn upload_list_download_share_and_delete() {
         let right = ShareAccess {
             download_id: None,
             password_proof: Some(b64(&proof)),
+            order_key: None,
         };
         let info = anon.open_share(&share.share_id, &right).await.unwrap();
         // The server knows the size class only; the exact size is in the sealed metadata.

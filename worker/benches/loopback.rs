@@ -32,6 +32,7 @@ fn token(server: &Keypair, node: NodeId, operation: Operation, shards: &[ShardId
         serial: Serial::random(),
         expires_at: u64::MAX,
         byte_budget: u64::MAX,
+        order_key: None,
         shards: shards.to_vec(),
     }
     .sign(server)

@@ -402,6 +402,7 @@ mod tests {
             serial: Serial::random(),
             expires_at: 2_000,
             byte_budget: budget,
+            order_key: None,
             shards: if op == Operation::Put {
                 vec![]
             } else {

@@ -259,7 +259,8 @@ impl Control {
                 .iter()
                 .map(|c| api::EgressClaim {
                     serial: c.serial,
-                    bytes: c.bytes,
+                    served: c.served,
+                    order: c.order.as_deref().map(disktro_core::api::Base64::from),
                     token: c.token.as_deref().map(disktro_core::api::Base64::from),
                 })
                 .collect(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use disktro_core::ShardId;
 use disktro_core::audit::{self, MAX_AUDIT_RANGE};
+use disktro_core::order::Order;
 use disktro_core::token::{Operation, Receipt};
 use disktro_core::wire::{Body, ErrorCode};
 
@@ -63,6 +64,7 @@ pub async fn handle(node: &Arc<Node>, memory: &ConnectionMemory, body: Body) -> 
             len,
             nonce,
         } => audit(node, &token, shard, offset, len, nonce).await,
+        Body::Order { order } => take_order(node, &order).map(|()| Body::OrderTaken.into()),
         _ => Err(Refused::new(
             ErrorCode::Malformed,
             "not a request: only workers send responses",
@@ -189,7 +191,7 @@ async fn get(node: &Arc<Node>, memory: &ConnectionMemory, signed: &[u8], shard: 
     match blocking(node, move |n| n.store.get(&shard)).await {
         Ok(Ok(data)) => {
             node.add_egress(data.len() as u64);
-            node.record_served(token.serial, token.expires_at, signed, data.len() as u64);
+            node.record_served(&token, signed, data.len() as u64);
             Ok(Response {
                 body: Body::ShardData { shard, data },
                 memory: Some(memory),
@@ -204,6 +206,26 @@ async fn get(node: &Arc<Node>, memory: &ConnectionMemory, signed: &[u8], shard: 
             Err(r)
         }
     }
+}
+
+/// Keep a reader's order for bytes it received under a get token this worker served: what the
+/// worker will be paid for them. The signature is checked against the token's order key here, so
+/// a bad order cannot displace a good one.
+fn take_order(node: &Node, signed: &[u8]) -> Result<(), Refused> {
+    let order = Order::claimed(signed).map_err(|e| Refused::new(ErrorCode::Malformed, e.to_string()))?;
+    if order.worker != node.node_id {
+        return Err(Refused::new(ErrorCode::WrongWorker, "the order names another worker"));
+    }
+    let key = node.order_key(&order.serial).ok_or_else(|| {
+        Refused::new(
+            ErrorCode::NotInScope,
+            "no get was served here under that serial, or its token names no order key",
+        )
+    })?;
+    Order::verify(signed, &key)
+        .map_err(|_| Refused::new(ErrorCode::BadToken, "the order's signature does not verify"))?;
+    node.keep_order(&order.serial, order.bytes, signed);
+    Ok(())
 }
 
 async fn delete(node: &Arc<Node>, token: &[u8], shards: Vec<ShardId>) -> Result<Response, Refused> {

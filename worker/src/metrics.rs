@@ -164,6 +164,7 @@ pub fn kind(body: &Body) -> &'static str {
         Body::Put { .. } => "put",
         Body::Get { .. } => "get",
         Body::Hello { .. } => "hello",
+        Body::Order { .. } => "order",
         Body::Delete { .. } => "delete",
         Body::AuditChallenge { .. } => "audit",
         _ => "other",

@@ -1,11 +1,12 @@
 //! One running worker's shared state: its store, identity, token admission, limits, traffic
 //! counters, the memory budget ([`crate::memory`]), and what waits for the next
-//! heartbeat: corrupt shards to report and egress to claim.
+//! heartbeat: corrupt shards to report and egress to claim (the largest order each get token's
+//! reader signed, [`disktro_core::order`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use disktro_core::keys::Keypair;
+use disktro_core::keys::{Keypair, PublicKey};
 use std::collections::HashMap;
 
 use disktro_core::api::node::{MAX_CLAIM_TOKEN_BYTES, MAX_CLAIMS_PER_HEARTBEAT};
@@ -21,23 +22,37 @@ use crate::store::ShardStore;
 /// scrubber and the server's audits find them again).
 const MAX_PENDING_REPORTS: usize = 10_000;
 
-/// Bytes served under one get token, and how much of that the server has acknowledged.
+/// Orders are still taken this long after their token expired: a reader signs its last order
+/// when its download ends, and the server takes claims up to five minutes after expiry too.
+pub const ORDER_GRACE: u64 = 5 * 60;
+
+/// What was served under one get token: the bytes by this worker's count, the reader's largest
+/// order for it, and how much of each the server has acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Served {
     bytes: u64,
+    reported_bytes: u64,
+    /// Bytes the reader's largest order says it received (0: no order yet).
+    ordered: u64,
+    order: Option<Arc<[u8]>>,
     reported: u64,
     expires_at: u64,
+    /// The key the reader signs its orders with (from the token).
+    order_key: Option<PublicKey>,
     /// The token, sent with the claims until a heartbeat carrying it is answered (the server
     /// opens the serial's claim from it); then `None`.
     token: Option<Arc<[u8]>>,
 }
 
-/// A claim for the next heartbeat: the bytes served under a serial so far, and the token when
-/// the server has not had it yet.
+/// A claim for the next heartbeat: the bytes served under a serial so far, the reader's largest
+/// order for them, and the token when the server has not had it yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingClaim {
     pub serial: Serial,
-    pub bytes: u64,
+    pub served: u64,
+    /// What the order says was received, in all (0: no order).
+    pub ordered: u64,
+    pub order: Option<Arc<[u8]>>,
     pub token: Option<Arc<[u8]>>,
 }
 
@@ -104,17 +119,39 @@ impl Node {
         self.metrics.sent_bytes.inc_by(bytes);
     }
 
-    /// Count `bytes` served under the get token `serial` (its signed bytes `token`), to be
-    /// claimed for egress rewards.
-    pub fn record_served(&self, serial: Serial, expires_at: u64, token: &[u8], bytes: u64) {
+    /// Count `bytes` served under the token `token` (its signed bytes `signed`), to be claimed;
+    /// its reader may send orders for them ([`Self::order_key`], [`Self::keep_order`]).
+    pub fn record_served(&self, token: &disktro_core::token::Token, signed: &[u8], bytes: u64) {
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = served.entry(serial).or_insert_with(|| Served {
+        let entry = served.entry(token.serial).or_insert_with(|| Served {
             bytes: 0,
+            reported_bytes: 0,
+            ordered: 0,
+            order: None,
             reported: 0,
-            expires_at,
-            token: Some(Arc::from(token)),
+            expires_at: token.expires_at,
+            order_key: token.order_key,
+            token: Some(Arc::from(signed)),
         });
         entry.bytes = entry.bytes.saturating_add(bytes);
+    }
+
+    /// The order key of the get token `serial` this worker served under, if it names one.
+    pub fn order_key(&self, serial: &Serial) -> Option<PublicKey> {
+        let served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        served.get(serial).and_then(|s| s.order_key)
+    }
+
+    /// Keep `order` (verified against the token's order key) for `bytes` under `serial`, unless
+    /// an order for more was kept before.
+    pub fn keep_order(&self, serial: &Serial, bytes: u64, order: &[u8]) {
+        let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = served.get_mut(serial)
+            && bytes > s.ordered
+        {
+            s.ordered = bytes;
+            s.order = Some(Arc::from(order));
+        }
     }
 
     /// Claims not yet acknowledged, with their tokens while the server has not had them (at most
@@ -124,7 +161,7 @@ impl Node {
         let mut token_bytes = 0;
         served
             .iter()
-            .filter(|(_, s)| s.bytes > s.reported)
+            .filter(|(_, s)| s.ordered > s.reported || s.bytes > s.reported_bytes)
             .filter(|(_, s)| {
                 let len = s.token.as_ref().map_or(0, |t| t.len());
                 token_bytes += len;
@@ -133,22 +170,27 @@ impl Node {
             .take(MAX_CLAIMS_PER_HEARTBEAT)
             .map(|(serial, s)| PendingClaim {
                 serial: *serial,
-                bytes: s.bytes,
+                served: s.bytes,
+                ordered: s.ordered,
+                order: s.order.clone(),
                 token: s.token.clone(),
             })
             .collect()
     }
 
-    /// The server took these claims (and so has their tokens); forget tokens that have expired
-    /// and are fully claimed.
+    /// The server took these claims (and so has their tokens); forget tokens that are fully
+    /// claimed and past the time their orders may come ([`ORDER_GRACE`]).
     pub fn claimed(&self, delivered: &[PendingClaim], now: u64) {
         let mut served = self.served.lock().unwrap_or_else(PoisonError::into_inner);
         for claim in delivered {
             if let Some(s) = served.get_mut(&claim.serial) {
-                s.reported = s.reported.max(claim.bytes);
+                s.reported = s.reported.max(claim.ordered);
+                s.reported_bytes = s.reported_bytes.max(claim.served);
                 s.token = None;
             }
         }
-        served.retain(|_, s| s.bytes > s.reported || s.expires_at > now);
+        served.retain(|_, s| {
+            s.ordered > s.reported || s.bytes > s.reported_bytes || s.expires_at.saturating_add(ORDER_GRACE) > now
+        });
     }
 }

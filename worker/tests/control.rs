@@ -19,7 +19,7 @@ use disktro_core::ShardId;
 use disktro_core::api::node as api;
 use disktro_core::keys::{Keypair, PublicKey};
 use disktro_core::token::Operation;
-use disktro_core::wire::ErrorCode;
+use disktro_core::wire::{Body, ErrorCode};
 use disktro_net::client::ClientError;
 use support::{Fixture, eventually, shard};
 
@@ -169,7 +169,8 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
     let (b, b_bytes) = shard(2, 10_000);
     c.put(&put, a, a_bytes).await.unwrap();
     c.put(&put, b, b_bytes.clone()).await.unwrap();
-    let get = fx.token(&w.node_id, Operation::Get, 1 << 20, &[a, b]);
+    let reader = Keypair::generate();
+    let get = fx.read_token(&w.node_id, 1 << 20, &[a, b], reader.public());
     let path = w.shard_path(&a);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[10] ^= 1;
@@ -194,9 +195,51 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
 
     // What the worker holds and what it served reach the server: an inventory summary equal to
     // one of its store (the quarantined shard gone), the listing of the bucket the server asked
-    // for, and the bytes served under the get token, by serial.
+    // for, and the reader's order for what it received under the get token, by serial.
     assert_eq!(c.get(&get, b).await.unwrap().into_bytes(), b_bytes);
     let serial = disktro_core::token::Token::decode(&get).unwrap().serial;
+    // Tried: orders signed by another key, naming another worker, and for a serial this worker
+    // served nothing under. Must hold: each refused with its code, and none displaces the
+    // reader's own order, which is taken.
+    let order = disktro_core::order::Order {
+        serial,
+        worker: w.node_id,
+        bytes: 10_000,
+    };
+    let refused = |answer: Result<Body, ClientError>| match answer {
+        Err(ClientError::Refused { code, .. }) => code,
+        other => panic!("an order that should be refused was answered {other:?}"),
+    };
+    let forged = order.sign(&Keypair::generate());
+    assert_eq!(
+        refused(c.request(Body::Order { order: forged }).await),
+        ErrorCode::BadToken
+    );
+    let elsewhere = disktro_core::order::Order {
+        worker: disktro_core::NodeId([3; 32]),
+        ..order
+    };
+    let elsewhere = elsewhere.sign(&reader);
+    assert_eq!(
+        refused(c.request(Body::Order { order: elsewhere }).await),
+        ErrorCode::WrongWorker
+    );
+    let unknown = disktro_core::order::Order {
+        serial: disktro_core::Serial::random(),
+        ..order
+    };
+    let unknown = unknown.sign(&reader);
+    assert_eq!(
+        refused(c.request(Body::Order { order: unknown }).await),
+        ErrorCode::NotInScope
+    );
+    let taken = c
+        .request(Body::Order {
+            order: order.sign(&reader),
+        })
+        .await
+        .unwrap();
+    assert_eq!(taken, Body::OrderTaken);
     let expected = disktro_core::inventory::summarize(&[b]);
     let bucket0: Vec<String> = [b]
         .iter()
@@ -206,10 +249,16 @@ async fn registers_heartbeats_reports_corruption_and_survives_the_server() {
     assert!(
         eventually(Duration::from_secs(15), || {
             let seen = first.seen.lock().unwrap();
-            let claimed = seen
-                .heartbeats
-                .iter()
-                .any(|h| h.egress_claims.iter().any(|c| c.serial == serial && c.bytes == 10_000));
+            let claimed = seen.heartbeats.iter().any(|h| {
+                h.egress_claims.iter().any(|c| {
+                    c.serial == serial
+                        && c.served == 10_000
+                        && c.order
+                            .as_ref()
+                            .map(|o| disktro_core::order::Order::verify(o, &reader.public()))
+                            == Some(Ok(order))
+                })
+            });
             let summarized = seen.heartbeats.iter().any(|h| h.inventory.as_ref() == Some(&expected));
             let listed = seen
                 .heartbeats

@@ -20,6 +20,7 @@ use disktro_core::api::{FileDownload, ShareAccess};
 use disktro_core::fetch::{Ask, CHUNK_RETRIES, CHUNK_RETRY_AFTER, ChunkPlan, Reads};
 use disktro_core::keys::PublicKey;
 use disktro_core::metadata::FileMetadata;
+use disktro_core::order::Orders;
 use disktro_core::padding::BODY_HEADER_LEN;
 use disktro_core::squeeze::Codec;
 use disktro_core::{ChunkEntry, Decoder, FileKey, RebuiltChunk, VerifiedShard};
@@ -159,6 +160,9 @@ struct Source {
     renewal: Option<Renewal>,
     /// One renewal at a time: chunks fetched ahead wait for it rather than each asking.
     renewing: Mutex<()>,
+    /// What arrived under each token, and the key the orders for it are signed with (the one
+    /// the tokens name: the workers are paid what these orders say).
+    orders: std::cell::RefCell<Orders>,
 }
 
 /// How long a worker's throughput measured by one download is trusted by the next in this tab
@@ -215,11 +219,13 @@ impl Source {
             return;
         }
         let api = Api::default();
+        let order_key = self.orders.borrow().key();
         let fresh: Result<FileDownload, _> = match renewal {
-            Renewal::Owner => api.get(&format!("/files/{}", self.answer.file_id)).await,
+            Renewal::Owner => api.get(&owner_download_path(&self.answer.file_id, &order_key)).await,
             Renewal::Share { share, access } => {
                 let access = ShareAccess {
                     download_id: access.download_id.clone().or_else(|| self.answer.download_id.clone()),
+                    order_key: Some(order_key),
                     ..access.clone()
                 };
                 api.post(&format!("/public/shares/{share}/download"), &access).await
@@ -289,6 +295,13 @@ impl Source {
                         .reads
                         .borrow_mut()
                         .observed(ask.node, shard.bytes().len() as u64, took, queued);
+                    let due = source
+                        .orders
+                        .borrow_mut()
+                        .received(ask.node, &token, shard.bytes().len() as u64);
+                    if let Some(due) = due {
+                        let _ = link.order(due.order);
+                    }
                     Ok::<_, Failure>(shard)
                 }
                 .await;
@@ -397,20 +410,32 @@ async fn deliver(
     Ok(len)
 }
 
+/// Where the owner asks for a file's download: `GET /files/{id}` naming the order key.
+pub fn owner_download_path(file_id: &disktro_core::FileId, order_key: &PublicKey) -> String {
+    format!(
+        "/files/{file_id}?order_key={}",
+        disktro_core::ids::to_hex(order_key.as_bytes())
+    )
+}
+
 /// Verify `answer` with `key` (and the owner, when known) and stream the file into `sink`; get
-/// tokens are renewed through `renewal`, when given, before they expire.
+/// tokens are renewed through `renewal`, when given, before they expire. What arrives is ordered
+/// with `orders` (the key the answer's tokens name), and what is left unordered is ordered at the
+/// end, however the download ends.
+#[allow(clippy::too_many_arguments)]
 pub async fn download(
     answer: FileDownload,
     key: &FileKey,
     expected_owner: Option<&PublicKey>,
     renewal: Option<Renewal>,
+    orders: Orders,
     sink: &mut Sink,
     progress: &dyn Fn(Progress),
     cancelled: &Cell<bool>,
 ) -> Result<FileMetadata, Failure> {
     let (signed, metadata) = answer.verify(key, expected_owner)?;
     let manifest = signed.manifest().clone();
-    let mut decoder = Decoder::new(key, &manifest, metadata.size)?;
+    let decoder = Decoder::new(key, &manifest, metadata.size)?;
     let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
     let source = Rc::new(Source {
         reads: std::cell::RefCell::new(Reads::new(&answer, now()).remembering(remembered_speed)),
@@ -418,16 +443,48 @@ pub async fn download(
         links: Links::new(Socket::Here),
         renewal,
         renewing: Mutex::new(()),
+        orders: std::cell::RefCell::new(orders),
     });
-    let _remember = RememberSpeeds(Rc::clone(&source));
+    let outcome = stream(
+        &source,
+        &manifest,
+        decoder,
+        metadata.size,
+        &cipher,
+        sink,
+        progress,
+        cancelled,
+    )
+    .await;
+    let last = source.orders.borrow_mut().settle();
+    for due in last {
+        if let Some(node) = source.answer.nodes.get(due.to)
+            && let Ok(link) = source.links.get(&node.url).await
+        {
+            let _ = link.order(due.order);
+        }
+    }
+    outcome.map(|()| metadata)
+}
+
+/// Fetch, rebuild, open and deliver every chunk of the file (`size` bytes) in order.
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    source: &Rc<Source>,
+    manifest: &disktro_core::Manifest,
+    mut decoder: Decoder,
+    size: u64,
+    cipher: &ChunkCipher,
+    sink: &mut Sink,
+    progress: &dyn Fn(Progress),
+    cancelled: &Cell<bool>,
+) -> Result<(), Failure> {
+    let _remember = RememberSpeeds(Rc::clone(source));
     let k = usize::from(manifest.redundancy.data);
     let total = manifest.chunks.len() as u64;
     let mut ahead: VecDeque<oneshot::Receiver<Result<Slots, Failure>>> = VecDeque::new();
     let mut next_fetch = 0u64;
-    let mut done = Progress {
-        bytes_done: 0,
-        size: metadata.size,
-    };
+    let mut done = Progress { bytes_done: 0, size };
     // The chunk being opened while the next one is fetched and rebuilt.
     let mut opening_ahead: Option<(RebuiltChunk, Opening)> = None;
     for index in 0..total {
@@ -435,7 +492,7 @@ pub async fn download(
             let entry =
                 manifest.chunks[usize::try_from(next_fetch).map_err(|_| Failure::browser("chunk index"))?].clone();
             let (tx, rx) = oneshot::channel();
-            let job = Rc::clone(&source).fetch_chunk(next_fetch, entry, k);
+            let job = Rc::clone(source).fetch_chunk(next_fetch, entry, k);
             wasm_bindgen_futures::spawn_local(async move {
                 let _ = tx.send(job.await);
             });
@@ -463,5 +520,5 @@ pub async fn download(
         progress(done);
     }
     decoder.finish()?;
-    Ok(metadata)
+    Ok(())
 }

@@ -432,6 +432,17 @@ impl WorkerLink {
         self.state.borrow().closed()
     }
 
+    /// Hand the worker a signed order for bytes received under one of its get tokens
+    /// ([`disktro_core::order`]): unnumbered and not waited for (its answer is a stray).
+    pub fn order(&self, order: Vec<u8>) -> Result<(), Failure> {
+        let bytes = Frame {
+            request_id: 0,
+            body: Body::Order { order },
+        }
+        .encode()?;
+        self.send(&bytes)
+    }
+
     /// Send one request and wait for its answer; an error frame becomes the worker's message.
     pub async fn request(&self, body: Body) -> Result<Body, Failure> {
         let bytes = Frame { request_id: 0, body }.encode()?;

@@ -13,7 +13,8 @@ use std::rc::Rc;
 
 use disktro_core::FileKey;
 use disktro_core::api::{FileDownload, FileSummary};
-use disktro_core::keys::{KdfSetup, PublicKey, derive_account_keys};
+use disktro_core::keys::{KdfSetup, Keypair, PublicKey, derive_account_keys};
+use disktro_core::order::Orders;
 use js_sys::{Array, Object};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -41,6 +42,9 @@ pub enum Request {
         owner: Option<PublicKey>,
         /// Where fresh get tokens come from when the download outlasts these.
         renewal: Option<download::Renewal>,
+        /// The secret half of the order key the answer's tokens name (made where the answer
+        /// was asked for): the download signs its orders with it.
+        order_key: Base64,
     },
     /// Stop a running upload or download.
     Cancel,
@@ -211,10 +215,15 @@ async fn run(
             key,
             owner,
             renewal,
+            order_key,
         } => {
             let key = match <[u8; 32]>::try_from(key.as_bytes()) {
                 Ok(k) => FileKey::from_bytes(k),
                 Err(_) => return failed(Failure::invalid("the file key is not 32 bytes")),
+            };
+            let orders = match <[u8; 32]>::try_from(order_key.as_bytes()) {
+                Ok(k) => Orders::with_key(Keypair::from_secret_bytes(&k)),
+                Err(_) => return failed(Failure::invalid("the order key is not 32 bytes")),
             };
             let mut sink = port.map_or_else(|| Sink::Blob(Array::new()), Sink::port);
             let progress = |p: download::Progress| {
@@ -229,7 +238,18 @@ async fn run(
                     None,
                 );
             };
-            match download::download(answer, &key, owner.as_ref(), renewal, &mut sink, &progress, cancelled).await {
+            match download::download(
+                answer,
+                &key,
+                owner.as_ref(),
+                renewal,
+                orders,
+                &mut sink,
+                &progress,
+                cancelled,
+            )
+            .await
+            {
                 Ok(metadata) => {
                     let blob = sink.finish(None);
                     let event = Event::Downloaded {

@@ -298,14 +298,17 @@ pub struct Saved {
 /// Download the file `answer` describes into a file on disk named `name`, the best way this
 /// browser allows, through the pipeline worker. `owner` is checked against the manifest's
 /// signer when known; get tokens are renewed through `renewal` when the download outlasts
-/// them. `started` hears the pipeline job (to cancel it: `Pipeline::cancel`, which
+/// them; `order_key` is the key the answer's tokens name, which the download signs its orders
+/// with. `started` hears the pipeline job (to cancel it: `Pipeline::cancel`, which
 /// ends the download with `Failure::Cancelled`); `progress` hears after every chunk; the future
 /// ends when the last byte has been handed to the disk (or the Blob saved).
+#[allow(clippy::too_many_arguments)]
 pub async fn download_to_disk(
     answer: disktro_core::api::FileDownload,
     key: &disktro_core::FileKey,
     owner: Option<PublicKey>,
     renewal: Option<super::download::Renewal>,
+    order_key: &disktro_core::keys::Keypair,
     (name, mime): (&str, &str),
     started: impl FnOnce(u32),
     progress: impl Fn(Saved) + 'static,
@@ -327,6 +330,7 @@ pub async fn download_to_disk(
         key: Base64::from(*key.as_bytes()),
         owner,
         renewal,
+        order_key: Base64::from(*order_key.secret_bytes()),
     };
     let extra = target.port.clone().map(|p| ("port", JsValue::from(p)));
     let job = pipeline.run(&request, extra, move |event, blob| {

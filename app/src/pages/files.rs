@@ -299,8 +299,14 @@ pub(super) mod actions {
         leptos::task::spawn_local(async move {
             let outcome = async {
                 let me = keys()?;
+                // This download's order key: the tokens name it, and the workers are paid what
+                // the download signs for with it.
+                let order_key = disktro_core::keys::Keypair::generate();
                 let answer: FileDownload = Api::new(Some(me.csrf.clone()))
-                    .get(&format!("/files/{}", row.summary.file_id))
+                    .get(&crate::browser::download::owner_download_path(
+                        &row.summary.file_id,
+                        &order_key.public(),
+                    ))
                     .await?;
                 let key = me.file_key(&row.summary.file_id, &row.summary.wrapped_key)?;
                 let owner = Some(me.public_key());
@@ -309,6 +315,7 @@ pub(super) mod actions {
                     &key,
                     owner,
                     Some(crate::browser::download::Renewal::Owner),
+                    &order_key,
                     (&row.name, &row.mime),
                     |job| files.update(id, |t| t.job = Some(job)),
                     move |p| {

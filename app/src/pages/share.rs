@@ -60,6 +60,7 @@ mod actions {
         ShareAccess {
             password_proof: password.map(|p| Base64::from(disktro_core::keys::share_password_proof(key, p))),
             download_id,
+            order_key: None,
         }
     }
 
@@ -95,18 +96,21 @@ mod actions {
         })
     }
 
-    /// Start a download, or continue `download_id` after a failure.
+    /// Start a download, or continue `download_id` after a failure; the tokens name
+    /// `order_key`, which the download signs its orders with.
     pub async fn fetch(
         id: &str,
         key: &FileKey,
         password: Option<&str>,
         download_id: Option<String>,
+        order_key: &disktro_core::keys::PublicKey,
     ) -> Result<FileDownload, Failure> {
+        let access = ShareAccess {
+            order_key: Some(*order_key),
+            ..access(key, password, download_id)
+        };
         Ok(Api::default()
-            .post(
-                &format!("/public/shares/{id}/download"),
-                &access(key, password, download_id),
-            )
+            .post(&format!("/public/shares/{id}/download"), &access)
             .await?)
     }
 
@@ -192,7 +196,8 @@ pub fn SharePage() -> impl IntoView {
             let outcome = async {
                 let key = actions::key()?;
                 let unfinished = download_id.get_untracked().or_else(|| actions::remembered(&_share));
-                let answer = actions::fetch(&_share, &key, _pw.as_deref(), unfinished)
+                let order_key = disktro_core::keys::Keypair::generate();
+                let answer = actions::fetch(&_share, &key, _pw.as_deref(), unfinished, &order_key.public())
                     .await
                     .map_err(|e| {
                         let message =
@@ -214,6 +219,7 @@ pub fn SharePage() -> impl IntoView {
                     &key,
                     None,
                     Some(renewal),
+                    &order_key,
                     (&shared.name, &shared.mime),
                     |_| {},
                     move |p| progress.set(Some((p.bytes_done, p.size, start, now_ms()))),

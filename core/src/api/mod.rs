@@ -1044,6 +1044,11 @@ pub struct ShareAccess {
     /// download of a limited link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_id: Option<String>,
+    /// `…/download` only: the key the reader signs its orders with (hex), bound into the get
+    /// tokens ([`crate::order`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub order_key: Option<PublicKey>,
 }
 
 /// What a link holder sees before downloading.

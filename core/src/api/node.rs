@@ -112,7 +112,7 @@ pub struct Heartbeat {
     /// Full listings of the buckets the server asked for in its last answer.
     #[serde(default)]
     pub listings: Vec<BucketListing>,
-    /// Bytes served under get tokens, for egress rewards.
+    /// The readers' orders for what this worker served under get tokens, for egress rewards.
     #[serde(default)]
     pub egress_claims: Vec<EgressClaim>,
     /// The `revoked_at` of the newest revocation the worker has applied (0 after a start): the
@@ -121,7 +121,9 @@ pub struct Heartbeat {
     pub revocations_since: u64,
 }
 
-/// The total bytes a worker served under one get token (not a difference: resending is safe).
+/// What a worker served under one get token: its own count, and the largest order its reader
+/// signed for it ([`crate::order`]); running totals, not differences: resending is safe. Only the
+/// order is paid; the count judges whether a share link's unreported download fetched the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -129,7 +131,12 @@ pub struct EgressClaim {
     /// The token's serial, hex.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub serial: Serial,
-    pub bytes: u64,
+    /// Bytes the worker served under the token, by its own count.
+    pub served: u64,
+    /// The reader's largest signed order, base64url: what the worker is paid for.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub order: Option<crate::api::Base64>,
     /// The get token itself, base64url, until a heartbeat carrying it was answered: the server
     /// records nothing when it issues get tokens, and opens a serial's claim from the token.
     #[serde(default)]

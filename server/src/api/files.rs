@@ -18,6 +18,7 @@ use crate::error::ServerError;
 use crate::sessions::{Auth, Writer};
 use crate::{files, uploads};
 use disktro_core::api::ErrorBody;
+use disktro_core::api::ErrorCode;
 use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, Replan, UploadPlan};
 
 /// Begin an upload: placement and put tokens for every shard.
@@ -155,18 +156,35 @@ pub async fn list(
     Ok(Json(list))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Reading {
+    /// The key (hex) the reader signs its orders with: what it received from each worker, which
+    /// is what the workers are paid for. Without it, nothing served under these tokens is paid.
+    pub order_key: Option<String>,
+}
+
 /// A file's manifest, metadata, wrapped key, shard locations and get tokens.
 #[utoipa::path(get, path = "/files/{id}", tag = "files",
-    params(("id" = String, Path, description = "file id")),
-    responses((status = 200, body = FileDownload), (status = 404, body = ErrorBody)),
+    params(("id" = String, Path, description = "file id"), Reading),
+    responses((status = 200, body = FileDownload), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("session" = []), ("token" = [])))]
 pub async fn get(
     State(ctx): State<Arc<Context>>,
     auth: Auth,
     Path(id): Path<String>,
+    Query(reading): Query<Reading>,
 ) -> Result<Json<FileDownload>, ServerError> {
+    let order_key = reading
+        .order_key
+        .map(|hex| {
+            disktro_core::ids::from_hex::<32>(&hex)
+                .map(disktro_core::keys::PublicKey)
+                .map_err(|_| ServerError::refused(ErrorCode::InvalidField, "`order_key` is not 64 hex digits"))
+        })
+        .transpose()?;
     Ok(Json(
-        files::download(&ctx, &id, Some(&auth.account_id), None, unix_now()).await?,
+        files::download(&ctx, &id, Some(&auth.account_id), None, order_key, unix_now()).await?,
     ))
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use disktro_core::keys::Keypair;
+use disktro_core::order::Order;
 use disktro_core::token::{Operation, Scope, Token};
 use disktro_core::{FileId, NodeId, Serial, ShardId};
 use disktro_net::client::{ClientError, ConnectOptions, WorkerClient};
@@ -49,7 +50,8 @@ impl Fleet {
     }
 
     /// Read `shard` of `file` from `node` at `url` under a token the server signs with `key`; the
-    /// bytes are checked against the shard id. A failed connection is forgotten.
+    /// bytes are checked against the shard id, and the worker is handed the server's order for
+    /// them (its egress, as a reader's). A failed connection is forgotten.
     #[allow(clippy::too_many_arguments)]
     pub async fn fetch(
         &self,
@@ -63,7 +65,24 @@ impl Fleet {
     ) -> Result<Vec<u8>, ClientError> {
         let token = token(key, Operation::Get, node, file, vec![shard], size, now);
         let result = match self.client(node, url).await {
-            Ok(c) => c.get(&token, shard).await.map(disktro_core::VerifiedShard::into_bytes),
+            Ok(c) => match c.get(&token, shard).await {
+                Ok(verified) => {
+                    let bytes = verified.into_bytes();
+                    let serial = Token::claimed(&token).map(|t| t.serial);
+                    if let Ok(serial) = serial {
+                        let order = Order {
+                            serial,
+                            worker: node,
+                            bytes: bytes.len() as u64,
+                        };
+                        // Not waited for: an order lost with its connection costs the worker
+                        // this one shard's egress, never the repair.
+                        let _ = c.order(order.sign(key)).await;
+                    }
+                    Ok(bytes)
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         self.settle(node, result).await
@@ -140,6 +159,8 @@ pub fn token(
         serial: Serial::random(),
         expires_at: u64::try_from(now).unwrap_or(0) + TOKEN_TTL,
         byte_budget,
+        // The server's own reads are paid like a reader's: it signs orders for what it received.
+        order_key: (operation == Operation::Get).then(|| server.public()),
         shards,
     }
     .sign(server)

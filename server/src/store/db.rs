@@ -62,7 +62,7 @@ impl Db {
         let options = AnyPoolOptions::new().max_connections(match backend {
             // One writer at a time anyway; a few readers alongside it in WAL mode.
             Backend::Sqlite => 4,
-            Backend::Postgres => 16,
+            Backend::Postgres => postgres_pool_size(),
         });
         let pool = match backend {
             Backend::Sqlite => {
@@ -102,6 +102,22 @@ impl Db {
             Backend::Postgres => self.pool.begin().await,
         }
     }
+}
+
+/// Connections to PostgreSQL: four per core, enough to keep the cores busy while transactions
+/// wait on round trips, few enough that the database's own processes are not fighting over them
+/// (more connections only queue inside PostgreSQL instead of inside the pool). Measured on
+/// 2 cores (`make bench`, docs/benchmarks-log.md): 5 connections cost uploads 15%, 16 cost
+/// manifest reads 3–15%. `DISKTRO_DB_POOL` overrides it, for a database on a bigger machine.
+fn postgres_pool_size() -> u32 {
+    std::env::var("DISKTRO_DB_POOL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| u32::try_from(n.get()).unwrap_or(64));
+            (cores * 4).clamp(4, 64)
+        })
 }
 
 /// A database URL without its password, for messages and logs.

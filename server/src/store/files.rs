@@ -55,6 +55,10 @@ pub async fn insert(tx: &mut Tx, f: &NewFile<'_>) -> Result<(), StoreError> {
     .bind(f.created_at)
     .execute(&mut **tx)
     .await?;
+    sqlx::query("UPDATE accounts SET file_count = file_count + 1 WHERE id = $1")
+        .bind(f.account_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -180,13 +184,14 @@ pub async fn list(
         .collect()
 }
 
-/// How many files the account has.
+/// How many files the account has: its counter, kept by [`insert`] and [`delete`] (a count of
+/// its rows would cost each page of a long list a walk of the whole list).
 pub async fn count(db: &Db, account_id: &str) -> Result<u64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM files WHERE account_id = $1")
+    let row = sqlx::query("SELECT file_count FROM accounts WHERE id = $1")
         .bind(account_id)
-        .fetch_one(&db.pool)
+        .fetch_optional(&db.pool)
         .await?;
-    Ok(to_u64(row.try_get("n")?))
+    Ok(row.map(|r| r.try_get("file_count")).transpose()?.map_or(0, to_u64))
 }
 
 /// The healthy shards of each file's weakest chunk ([`healthy!`], with `online_since` the oldest
@@ -345,6 +350,36 @@ pub async fn locations(db: &Db, file_hex: &str) -> Result<Vec<ShardLocation>, St
     rows.iter().map(shard_location).collect()
 }
 
+/// Every shard of the file (in chunk and index order) and every copy of a hot file's shards (on
+/// workers registered now): what a reader is given, in one query (a manifest read is three
+/// round trips to the database in all: the caller's credentials, the file, this).
+pub async fn reading(db: &Db, file_hex: &str) -> Result<(Vec<ShardLocation>, Vec<super::copies::HotCopy>), StoreError> {
+    let rows = sqlx::query(
+        "SELECT CAST(0 AS BIGINT) AS is_copy, s.chunk AS chunk, s.idx AS idx, s.shard_id AS shard_id, \
+         s.node_id AS node_id, s.size AS size, n.url AS url, n.last_seen AS last_seen \
+         FROM file_shards s JOIN nodes n ON n.node_id = s.node_id WHERE s.file_id = $1 \
+         UNION ALL \
+         SELECT CAST(1 AS BIGINT) AS is_copy, c.chunk, c.idx, c.shard_id, c.node_id, c.size, n.url, n.last_seen \
+         FROM hot_copies c JOIN nodes n ON n.node_id = c.node_id WHERE c.file_id = $1 \
+         ORDER BY is_copy, chunk, idx, node_id",
+    )
+    .bind(file_hex)
+    .fetch_all(&db.pool)
+    .await?;
+    let (mut shards, mut copies) = (Vec::with_capacity(rows.len()), Vec::new());
+    for r in &rows {
+        if r.try_get::<i64, _>("is_copy")? == 0 {
+            shards.push(shard_location(r)?);
+        } else {
+            copies.push(super::copies::HotCopy {
+                idx: to_u64(r.try_get("idx")?),
+                location: shard_location(r)?,
+            });
+        }
+    }
+    Ok((shards, copies))
+}
+
 /// A row's `chunk, shard_id, size, node_id, url, last_seen`.
 pub(super) fn shard_location(r: &sqlx::any::AnyRow) -> Result<ShardLocation, StoreError> {
     Ok(ShardLocation {
@@ -392,7 +427,7 @@ pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> 
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1 WHERE id = $2")
+    sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1, file_count = file_count - 1 WHERE id = $2")
         .bind(stored)
         .bind(account_id)
         .execute(&mut **tx)

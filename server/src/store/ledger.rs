@@ -6,29 +6,42 @@ use sqlx::Row as _;
 use super::{Db, StoreError, Tx, to_i64};
 use crate::rewards::{DailyEarnings, Entry};
 
-/// A get token a worker claims for, as the server signed it: serial, worker, budget, expiry.
+/// A get token a worker claims for, as the server signed it: serial, worker, budget, expiry, and
+/// the key its reader's orders verify against (hex; empty when it named none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub serial: String,
     pub node: String,
     pub budget: u64,
     pub expires_at: u64,
+    pub order_key: String,
 }
 
 /// Open the claim row of a token a worker presented (its signature checked by the caller); a
 /// serial already open is kept as it is.
 pub async fn open_claim(tx: &mut Tx, c: &Claim) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO egress_claims (serial, node_id, budget, expires_at) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO egress_claims (serial, node_id, budget, expires_at, order_key) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (serial) DO NOTHING",
     )
     .bind(&c.serial)
     .bind(&c.node)
     .bind(to_i64(c.budget))
     .bind(to_i64(c.expires_at))
+    .bind(&c.order_key)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The order key of the open, unpaid claim of `serial` by `node` (hex), if there is one.
+pub async fn order_key(tx: &mut Tx, serial: &str, node: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT order_key FROM egress_claims WHERE serial = $1 AND node_id = $2 AND paid = 0")
+        .bind(serial)
+        .bind(node)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|r| r.try_get("order_key")).transpose()?)
 }
 
 /// Raise the bytes claimed under `serial` by `node` to `bytes` (capped by its budget), if the
@@ -46,6 +59,22 @@ pub async fn raise_claim(tx: &mut Tx, serial: &str, node: &str, bytes: u64) -> R
     .await?
     .rows_affected();
     Ok(taken == 1)
+}
+
+/// Raise the bytes `node` says it served under `serial` to `served` (capped by the budget), if
+/// the serial was issued to that node and is unpaid: not what is paid, only what judges a share
+/// link's unreported download ([`super::shares`]).
+pub async fn raise_served(tx: &mut Tx, serial: &str, node: &str, served: u64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE egress_claims SET served = CASE WHEN $3 > budget THEN budget ELSE $3 END \
+         WHERE serial = $1 AND node_id = $2 AND paid = 0 AND served < $3",
+    )
+    .bind(serial)
+    .bind(node)
+    .bind(to_i64(served))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// An unpaid claim whose token has expired.

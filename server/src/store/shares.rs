@@ -195,7 +195,7 @@ pub async fn settle_downloads(db: &Db, share_id: &str, expired_by: i64, keep: i6
         let needed: i64 = row.try_get("needed")?;
         // Serials are lowercase hex, so every serial with the tag sorts in [tag, tag + "g").
         let served: i64 = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS served FROM egress_claims \
+            "SELECT CAST(COALESCE(SUM(served), 0) AS BIGINT) AS served FROM egress_claims \
              WHERE serial >= $1 AND serial < $2",
         )
         .bind(&tag)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use disktro_core::keys::Keypair;
+use disktro_core::keys::{Keypair, PublicKey};
 use disktro_core::token::{Operation, Scope, Token};
 use disktro_core::{NodeId, Serial, ShardId};
 use disktro_net::client::{ConnectOptions, WorkerClient};
@@ -108,6 +108,25 @@ impl Fixture {
         self.token_with(&self.server, node, operation, budget, shards, 3600)
     }
 
+    /// A get token signed by this fixture's server naming the reader's `order_key`.
+    pub fn read_token(&self, node: &NodeId, budget: u64, shards: &[ShardId], order_key: PublicKey) -> Vec<u8> {
+        let mut shards = shards.to_vec();
+        shards.sort_unstable();
+        Token {
+            operation: Operation::Get,
+            issuer: self.server.public(),
+            worker: *node,
+            scope: Scope::Upload([9; 16]),
+            serial: Serial::random(),
+            expires_at: disktro_net::unix_now() + 3600,
+            byte_budget: budget,
+            order_key: Some(order_key),
+            shards,
+        }
+        .sign(&self.server)
+        .unwrap()
+    }
+
     pub fn token_with(
         &self,
         signer: &Keypair,
@@ -129,6 +148,7 @@ impl Fixture {
             serial: Serial::random(),
             expires_at: now.saturating_add_signed(expires_in),
             byte_budget: budget,
+            order_key: None,
             shards: shards.to_vec(),
         }
         .sign(signer)
