@@ -20,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 use crate::context::unix_now;
 use crate::db::Db;
 use crate::leases;
+use crate::store::Conflict;
+
+/// Runs of one pass in all when it keeps failing on serialization conflicts.
+pub const PASS_ATTEMPTS: u32 = 3;
 
 /// Every job this replica runs, by name.
 #[derive(Debug, Default)]
@@ -109,13 +113,15 @@ pub struct Runner {
 
 impl Runner {
     /// Run `pass` every `every` while this replica holds the lease `name` (its TTL is three
-    /// periods, so a dead holder is replaced after three missed passes). A failed pass is logged
-    /// and counted, and the next one runs on schedule. The lease is released on shutdown.
+    /// periods, so a dead holder is replaced after three missed passes). A pass that failed on a
+    /// serialization conflict ([`Conflict`]) runs again at once, up to [`PASS_ATTEMPTS`] times
+    /// in all; any other failure is logged and counted, and the next pass runs on schedule. The
+    /// lease is released on shutdown.
     pub fn spawn<F, Fut, E>(&self, name: &'static str, every: Duration, pass: F) -> tokio::task::JoinHandle<()>
     where
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Display,
+        E: Display + Conflict,
     {
         let Self {
             registry,
@@ -131,16 +137,27 @@ impl Runner {
                 match leases::try_acquire(&db, name, &holder, ttl, unix_now()).await {
                     Ok(true) => {
                         registry.started(name, unix_now());
-                        tokio::select! {
-                            () = shutdown.cancelled() => break,
-                            result = pass() => {
-                                let error = result.err().map(|e| e.to_string());
-                                if let Some(e) = &error {
-                                    tracing::warn!(job = name, error = %e, "background pass failed");
+                        let mut attempt = 1;
+                        let result = loop {
+                            let result = tokio::select! {
+                                () = shutdown.cancelled() => None,
+                                result = pass() => Some(result),
+                            };
+                            match result {
+                                Some(Err(e)) if e.is_conflict() && attempt < PASS_ATTEMPTS => {
+                                    tracing::info!(job = name, attempt, "serialization conflict; the pass runs again");
+                                    attempt += 1;
                                 }
-                                registry.finished(name, error, unix_now());
+                                other => break other,
                             }
+                        };
+                        // Shut down meanwhile.
+                        let Some(result) = result else { break };
+                        let error = result.err().map(|e| e.to_string());
+                        if let Some(e) = &error {
+                            tracing::warn!(job = name, error = %e, "background pass failed");
                         }
+                        registry.finished(name, error, unix_now());
                     }
                     Ok(false) => {
                         tracing::debug!(job = name, "another replica holds the lease");

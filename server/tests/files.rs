@@ -1491,3 +1491,92 @@ async fn a_replan_moves_only_the_failed_workers_waiting_shards() {
         api.cancel_upload(&plan.upload_id).await.unwrap();
     }
 }
+
+/// Tried: on PostgreSQL (every transaction SERIALIZABLE), two transactions updating one row,
+/// the second after the first committed. Must hold: the database answers 40001 and the server
+/// recognizes it as a request to run the transaction again (what `api::retry` acts on), and a
+/// constraint violation is not taken for one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_serialization_failure_is_recognized_for_what_it_is() {
+    for db in databases().await {
+        if db.backend != "postgres" {
+            continue;
+        }
+        let store = disktro_server::store::Db::open(&db.url).await.unwrap();
+        let pool = &store.pool;
+        sqlx::query("CREATE TABLE serialization_probe (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO serialization_probe VALUES (1, 0)")
+            .execute(pool)
+            .await
+            .unwrap();
+        let mut first = pool.begin().await.unwrap();
+        let mut second = pool.begin().await.unwrap();
+        // The second's snapshot is taken before the first commits.
+        sqlx::query("SELECT n FROM serialization_probe WHERE id = 1")
+            .fetch_one(&mut *second)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE serialization_probe SET n = n + 1 WHERE id = 1")
+            .execute(&mut *first)
+            .await
+            .unwrap();
+        first.commit().await.unwrap();
+        let conflict = sqlx::query("UPDATE serialization_probe SET n = n + 1 WHERE id = 1")
+            .execute(&mut *second)
+            .await
+            .unwrap_err();
+        assert!(
+            disktro_server::store::is_serialization_failure(&conflict),
+            "not recognized: {conflict}"
+        );
+        drop(second);
+        let duplicate = sqlx::query("INSERT INTO serialization_probe VALUES (1, 0)")
+            .execute(pool)
+            .await
+            .unwrap_err();
+        assert!(!disktro_server::store::is_serialization_failure(&duplicate));
+    }
+}
+
+/// Tried: 12 uploads of one account committed at once (every commit updates the account's
+/// quota row), on SQLite and on PostgreSQL at SERIALIZABLE. Must hold: every upload succeeds
+/// (a conflict runs the request again instead of reaching the client), and the account's
+/// figures add up.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_commits_of_one_account_all_succeed() {
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &[]).await;
+        let (me, api) = person(&anon, "many@example.org").await;
+        let (api, me) = (Arc::new(api), Arc::new(me));
+        let uploads: Vec<_> = (0..12u8)
+            .map(|i| {
+                let (api, me) = (Arc::clone(&api), Arc::clone(&me));
+                tokio::spawn(async move {
+                    let data = random_bytes(50_000 + usize::from(i), i);
+                    upload(
+                        &api,
+                        &me,
+                        std::io::Cursor::new(data.clone()),
+                        data.len() as u64,
+                        &meta(&format!("f{i}"), data.len()),
+                        &UploadOptions::default(),
+                        &|_| {},
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for (i, u) in uploads.into_iter().enumerate() {
+            if let Err(e) = u.await.unwrap() {
+                panic!("{}: upload {i} failed: {e}\n{}", db.backend, server.log_text());
+            }
+        }
+        let list = api.files().await.unwrap();
+        assert_eq!((list.files.len(), list.total), (12, 12), "{}", db.backend);
+        let stored: u64 = list.files.iter().map(|f| f.stored_bytes).sum();
+        assert_eq!(list.used_bytes, stored, "{}", db.backend);
+    }
+}

@@ -13,8 +13,14 @@ impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let code = self.code();
+        let mut retry = None;
         let message = match self {
             ServerError::Refused { message, .. } | ServerError::Body { message, .. } => message,
+            ServerError::Database(e) if crate::store::is_serialization_failure(&e) => {
+                // Not an error of ours: the request runs again (`api::retry`); logged there.
+                retry = Some(super::retry::SerializationFailure);
+                "the database could not complete the request; try again".to_owned()
+            }
             ServerError::Database(e) => {
                 tracing::error!(error = %e, "database error");
                 "the database could not complete the request; try again".to_owned()
@@ -24,13 +30,17 @@ impl IntoResponse for ServerError {
                 "internal error; the server log has the detail".to_owned()
             }
         };
-        (
+        let mut response = (
             status,
             Json(ErrorBody {
                 error: ErrorDetail { code, message },
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(mark) = retry {
+            response.extensions_mut().insert(mark);
+        }
+        response
     }
 }
 

@@ -23,6 +23,7 @@ pub mod durability;
 pub mod error;
 pub mod files;
 pub mod nodes;
+pub mod retry;
 pub mod shares;
 
 use std::sync::Arc;
@@ -161,6 +162,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: Arc<Context>) -> Router<S> 
     api.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .route("/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .fallback(error::no_such_route)
+        .layer(axum::middleware::from_fn(retry::serialization_failures))
         .layer(axum::middleware::map_response(no_store))
         .with_state(ctx)
 }

@@ -39,3 +39,14 @@ pub enum JobError {
     #[error("task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
+
+impl crate::store::Conflict for JobError {
+    fn is_conflict(&self) -> bool {
+        match self {
+            Self::Database(e) => crate::store::is_serialization_failure(e),
+            Self::Store(e) => e.is_conflict(),
+            Self::Shared(e) => e.is_conflict(),
+            _ => false,
+        }
+    }
+}

@@ -82,7 +82,21 @@ impl Db {
                     .connect_with(url)
                     .await
             }
-            Backend::Postgres => options.connect(url).await,
+            // Every transaction SERIALIZABLE, as CockroachDB runs them: a conflict is a clean
+            // failure (40001) that the request runs again for (`api::retry`), never a lost
+            // update.
+            Backend::Postgres => {
+                options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+            }
         }
         .map_err(|e| DbError(format!("cannot open the database {}: {e}", redact(url))))?;
         MIGRATIONS
@@ -118,6 +132,43 @@ fn postgres_pool_size() -> u32 {
             let cores = std::thread::available_parallelism().map_or(2, |n| u32::try_from(n.get()).unwrap_or(64));
             (cores * 4).clamp(4, 64)
         })
+}
+
+/// Whether `e` is the database asking for the transaction to be run again: a serialization
+/// failure (SQLSTATE 40001) or a deadlock (40P01). Nothing of the transaction was kept.
+pub fn is_serialization_failure(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+}
+
+/// Errors that may be the database asking for a transaction to run again
+/// ([`is_serialization_failure`] underneath): what the job runner runs a pass again at once for.
+pub trait Conflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl Conflict for sqlx::Error {
+    fn is_conflict(&self) -> bool {
+        is_serialization_failure(self)
+    }
+}
+
+impl Conflict for super::StoreError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Database(e) if is_serialization_failure(e))
+    }
+}
+
+impl Conflict for crate::error::ServerError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Database(e) if is_serialization_failure(e))
+    }
+}
+
+/// A failure described in words only is never a conflict (tests' passes).
+impl Conflict for String {
+    fn is_conflict(&self) -> bool {
+        false
+    }
 }
 
 /// A database URL without its password, for messages and logs.

@@ -53,7 +53,7 @@ pub mod shares;
 pub mod throttle;
 pub mod uploads;
 
-pub use db::Db;
+pub use db::{Conflict, Db, is_serialization_failure};
 
 /// A write transaction (see [`Db::begin_write`]).
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
