@@ -134,6 +134,23 @@ fn postgres_pool_size() -> u32 {
         })
 }
 
+impl Db {
+    /// A transaction for counters alone (one atomic increment of a row, as the log-in throttle
+    /// keeps): on PostgreSQL at READ COMMITTED, where concurrent increments of one row wait for
+    /// each other's row lock and are each counted, instead of failing as serialization conflicts
+    /// and running again one by one (under a guessing attack, every guess behind every other).
+    /// An increment's outcome is the same at any isolation; nothing else may run in it.
+    pub async fn begin_counter(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            (&mut *tx)
+                .execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                .await?;
+        }
+        Ok(tx)
+    }
+}
+
 /// Whether `e` is the database asking for the transaction to be run again: a serialization
 /// failure (SQLSTATE 40001) or a deadlock (40P01). Nothing of the transaction was kept.
 pub fn is_serialization_failure(e: &sqlx::Error) -> bool {
