@@ -1514,6 +1514,12 @@ async fn a_serialization_failure_is_recognized_for_what_it_is() {
             .unwrap();
         let mut first = pool.begin().await.unwrap();
         let mut second = pool.begin().await.unwrap();
+        for tx in [&mut first, &mut second] {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                .execute(&mut **tx)
+                .await
+                .unwrap();
+        }
         // The second's snapshot is taken before the first commits.
         sqlx::query("SELECT n FROM serialization_probe WHERE id = 1")
             .fetch_one(&mut *second)
@@ -1542,13 +1548,20 @@ async fn a_serialization_failure_is_recognized_for_what_it_is() {
 }
 
 /// Tried: 12 uploads of one account committed at once (every commit updates the account's
-/// quota row), on SQLite and on PostgreSQL at SERIALIZABLE. Must hold: every upload succeeds
-/// (a conflict runs the request again instead of reaching the client), and the account's
-/// figures add up.
+/// quota row), on SQLite and on PostgreSQL at SERIALIZABLE (`DISKTRO_DB_ISOLATION`). Must hold:
+/// every upload succeeds (a conflict runs the request again instead of reaching the client),
+/// and the account's figures add up.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_commits_of_one_account_all_succeed() {
     for db in databases().await {
-        let (server, anon) = start_network(&db, &[]).await;
+        let server = Server::start_with_env(
+            db.dir.path(),
+            &db.url,
+            &["--local-workers", "10"],
+            &[("DISKTRO_DB_ISOLATION", "serializable")],
+        );
+        assert!(wait_online(&server.url, 10).await, "{}", server.log_text());
+        let anon = Api::new(&server.url).unwrap();
         let (me, api) = person(&anon, "many@example.org").await;
         let (api, me) = (Arc::new(api), Arc::new(me));
         let uploads: Vec<_> = (0..12u8)

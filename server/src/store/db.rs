@@ -82,10 +82,11 @@ impl Db {
                     .connect_with(url)
                     .await
             }
-            // Every transaction SERIALIZABLE, as CockroachDB runs them: a conflict is a clean
-            // failure (40001) that the request runs again for (`api::retry`), never a lost
-            // update.
-            Backend::Postgres => {
+            // `DISKTRO_DB_ISOLATION=serializable`: every transaction SERIALIZABLE, as CockroachDB
+            // runs them; a conflict is a clean failure (40001) that the request runs again for
+            // (`api::retry`). Not the default: 8 clients uploading to one account without pause
+            // exhausted the retries on the account's row (docs/benchmarks-log.md, 2026-12-05).
+            Backend::Postgres if serializable_wanted() => {
                 options
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -97,6 +98,7 @@ impl Db {
                     .connect(url)
                     .await
             }
+            Backend::Postgres => options.connect(url).await,
         }
         .map_err(|e| DbError(format!("cannot open the database {}: {e}", redact(url))))?;
         MIGRATIONS
@@ -149,6 +151,11 @@ impl Db {
         }
         Ok(tx)
     }
+}
+
+/// Whether `DISKTRO_DB_ISOLATION` asks for SERIALIZABLE transactions on PostgreSQL.
+pub fn serializable_wanted() -> bool {
+    std::env::var("DISKTRO_DB_ISOLATION").is_ok_and(|v| v.eq_ignore_ascii_case("serializable"))
 }
 
 /// Whether `e` is the database asking for the transaction to be run again: a serialization

@@ -68,8 +68,23 @@ impl Server {
         Self::start_on(None, data_dir, database_url, args)
     }
 
+    /// [`Self::start`] with these environment variables set too.
+    pub fn start_with_env(data_dir: &std::path::Path, database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch(None, data_dir, database_url, args, env)
+    }
+
     /// [`Self::start`] on `host` (its namespace, listening on its address), or on 127.0.0.1.
     pub fn start_on(host: Option<&Host>, data_dir: &std::path::Path, database_url: &str, args: &[&str]) -> Self {
+        Self::launch(host, data_dir, database_url, args, &[])
+    }
+
+    fn launch(
+        host: Option<&Host>,
+        data_dir: &std::path::Path,
+        database_url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         // Tests talk to it with reqwest, which needs the process's TLS provider chosen.
         disktro_net::tls::install_default_provider();
         let log = data_dir.join(format!(
@@ -90,6 +105,7 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(log_file)
             .stderr(err_file)
             .spawn()
