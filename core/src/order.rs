@@ -132,7 +132,7 @@ impl Orders {
     /// the order to send it now, if one is due. A token that does not parse is ignored (its get
     /// would not have been served).
     pub fn received(&mut self, to: usize, token: &[u8], bytes: u64) -> Option<Due> {
-        let token = Token::claimed(token).ok()?;
+        let token = Token::head(token).ok()?;
         if token.order_key != Some(self.key.public()) {
             return None;
         }

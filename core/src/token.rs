@@ -198,10 +198,16 @@ impl Token {
             .collect())
     }
 
-    /// The serial of a token, read without checking anything: for a reader keeping the tally
-    /// of what it received under tokens it was given ([`crate::order::Orders`]).
+    /// What a token says, read without checking its signature.
     pub fn claimed(bytes: &[u8]) -> Result<Self, Error> {
         Self::parse(bytes).map(|(token, _)| token)
+    }
+
+    /// The fields before a token's shard list, read without checking anything and without
+    /// reading the list: for a reader tallying what it received under each token it was given
+    /// ([`crate::order::Orders`], once per shard received).
+    pub fn head(bytes: &[u8]) -> Result<Head, Error> {
+        read_head(&mut Reader::new(bytes, "token"))
     }
 
     /// The token's fields and the root its batch proof leads to (with the signature over it),
@@ -211,23 +217,16 @@ impl Token {
             return Err(Error::too_large("token", bytes.len(), MAX_TOKEN_LEN));
         }
         let mut r = Reader::new(bytes, "token");
-        r.versioned_header(TOKEN_MAGIC, &[TOKEN_VERSION])?;
-        let operation = Operation::from_byte(r.u8()?)?;
-        let issuer = PublicKey(r.array()?);
-        let worker = NodeId(r.array()?);
-        let scope = match (r.u8()?, r.array()?) {
-            (1, id) => Scope::Upload(id),
-            (2, id) => Scope::File(crate::FileId(id)),
-            _ => return Err(Error::NonCanonical("unknown token scope")),
-        };
-        let serial = Serial(r.array()?);
-        let expires_at = r.u64()?;
-        let byte_budget = r.u64()?;
-        let order_key = match r.u8()? {
-            0 => None,
-            1 => Some(PublicKey(r.array()?)),
-            _ => return Err(Error::NonCanonical("unknown order key kind")),
-        };
+        let Head {
+            operation,
+            issuer,
+            worker,
+            scope,
+            serial,
+            expires_at,
+            byte_budget,
+            order_key,
+        } = read_head(&mut r)?;
         let count = usize::from(r.u16()?);
         if count > MAX_TOKEN_SHARDS {
             return Err(Error::too_large("token shard list", count, MAX_TOKEN_SHARDS));
@@ -316,6 +315,41 @@ impl Token {
             self.shards.binary_search(shard).is_ok()
         }
     }
+}
+
+/// A token's fields before its shard list ([`Token::head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub operation: Operation,
+    pub issuer: PublicKey,
+    pub worker: NodeId,
+    pub scope: Scope,
+    pub serial: Serial,
+    pub expires_at: u64,
+    pub byte_budget: u64,
+    pub order_key: Option<PublicKey>,
+}
+
+fn read_head(r: &mut Reader<'_>) -> Result<Head, Error> {
+    r.versioned_header(TOKEN_MAGIC, &[TOKEN_VERSION])?;
+    Ok(Head {
+        operation: Operation::from_byte(r.u8()?)?,
+        issuer: PublicKey(r.array()?),
+        worker: NodeId(r.array()?),
+        scope: match (r.u8()?, r.array()?) {
+            (1, id) => Scope::Upload(id),
+            (2, id) => Scope::File(crate::FileId(id)),
+            _ => return Err(Error::NonCanonical("unknown token scope")),
+        },
+        serial: Serial(r.array()?),
+        expires_at: r.u64()?,
+        byte_budget: r.u64()?,
+        order_key: match r.u8()? {
+            0 => None,
+            1 => Some(PublicKey(r.array()?)),
+            _ => return Err(Error::NonCanonical("unknown order key kind")),
+        },
+    })
 }
 
 /// The root a token's batch proof leads to, and the issuer's signature that should be over it.

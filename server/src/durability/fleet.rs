@@ -68,7 +68,7 @@ impl Fleet {
             Ok(c) => match c.get(&token, shard).await {
                 Ok(verified) => {
                     let bytes = verified.into_bytes();
-                    let serial = Token::claimed(&token).map(|t| t.serial);
+                    let serial = Token::head(&token).map(|t| t.serial);
                     if let Ok(serial) = serial {
                         let order = Order {
                             serial,
