@@ -532,18 +532,26 @@ impl Reads {
             let queue = self.pending.get(n).copied().unwrap_or(0);
             f64::from(queue + 1) * if fastest > 0.0 { fastest / speed } else { 1.0 }
         };
+        // A hot file's copies are on the workers the server measured best-connected: until this
+        // reader has measured a node itself, those are taken as fast and the others as slow
+        // (slower than any holder measured, however many gets are out to it: the server put no
+        // copy there for a reason).
+        let holders: HashSet<usize> = copies.iter().map(|[_, n]| usize::from(*n)).collect();
+        let unmeasured = |n: usize| self.speed.get(n).is_some_and(Option::is_none);
+        let presumed_slow =
+            |n: usize| self.rank_by_speed && !holders.is_empty() && unmeasured(n) && !holders.contains(&n);
         let soonest = locations
             .iter()
             .copied()
             .chain(copies.iter().map(|[_, n]| *n))
             .map(usize::from)
-            .filter(|n| matches!(self.nodes.get(*n), Some((_, NodeStatus::Online))) && !self.slow.contains(n))
+            .filter(|n| {
+                matches!(self.nodes.get(*n), Some((_, NodeStatus::Online)))
+                    && !self.slow.contains(n)
+                    && !presumed_slow(*n)
+            })
             .map(due)
             .fold(f64::INFINITY, f64::min);
-        // A hot file's copies are on the workers the server measured best-connected: until this
-        // reader has measured a node itself, those are taken as fast and the others as slow.
-        let holders: HashSet<usize> = copies.iter().map(|[_, n]| usize::from(*n)).collect();
-        let unmeasured = |n: usize| self.speed.get(n).is_some_and(Option::is_none);
         // Until k workers have answered this download, a chunk of a file without hot copies asks
         // every online candidate not known far slower (measured, or remembered; `FAR_SLOWER`) at
         // once and takes the first k answers: the first chunks are not held to the slowest
@@ -582,9 +590,8 @@ impl Reads {
                     below_online(NodeStatus::Suspect)
                 }
             }
-            Some((_, NodeStatus::Online)) if self.rank_by_speed && !holders.is_empty() && unmeasured(n) => {
-                u8::from(!holders.contains(&n))
-            }
+            Some((_, NodeStatus::Online)) if presumed_slow(n) => SLOWEST_ONLINE_TIER,
+            Some((_, NodeStatus::Online)) if self.rank_by_speed && !holders.is_empty() && unmeasured(n) => 0,
             Some((_, NodeStatus::Online)) if !self.rank_by_speed => 0,
             // Not measured yet with a get already out: with the slow ones (its first answer
             // will tell), after those only somewhat late.
@@ -937,6 +944,34 @@ mod tests {
         assert_eq!(plan.hedge(), Some(Ask { slot: 3, node: 3 }));
         assert!(plan.got(3));
         assert!(plan.is_done());
+    }
+
+    #[test]
+    fn a_hot_files_copy_holders_stay_first_while_busy() {
+        // Tried: a hot file's chunk, 10 shards on nodes 0..10 (k = 6); copies of slots 3..6 on
+        // nodes 0..3, so nodes 0..3 hold six slots; nodes 0..3 measured fast with many gets
+        // out to each (a window of chunks ahead), nodes 3..10 never measured.
+        // Must hold: the six asked are the copy holders' six slots, not the unmeasured nodes
+        // (the server measured those slow, which is why it put no copies there), however long
+        // the holders' queues.
+        let (_, answer) = ten_online();
+        let mut reads = Reads::new(&answer, Duration::from_secs(1_000_000));
+        for node in 0..3 {
+            reads.observed(node, 50_000_000, Duration::from_secs(1), 0);
+            for _ in 0..12 {
+                reads.asking(node);
+            }
+        }
+        let locations: Vec<u16> = (0..10).collect();
+        let copies = [[3, 0], [4, 1], [5, 2]];
+        let mut asked: Vec<(usize, usize)> = reads
+            .plan_with_copies(&locations, &copies, 6)
+            .to_start()
+            .iter()
+            .map(|a| (a.slot, a.node))
+            .collect();
+        asked.sort_unstable();
+        assert_eq!(asked, [(0, 0), (1, 1), (2, 2), (3, 0), (4, 1), (5, 2)]);
     }
 
     #[test]
