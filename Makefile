@@ -21,12 +21,13 @@ LOCAL_WORKERS ?= 10
 WITH_TOOLS = PATH="$$(cat $(TOOLS)/path):$$PATH"
 WASM_TEST = $(WITH_TOOLS) CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 
-.PHONY: help setup run build test fmt-check clippy test-native test-wasm test-browser test-units bench chaos clean
+.PHONY: help setup run build test fmt-check clippy test-native test-wasm test-browser test-units bench bench-scale chaos clean
 
 help:
 	@echo "make run    set up what is missing, build, and start the server on http://$(LISTEN)"
 	@echo "make test   set up what is missing and run every check and test"
 	@echo "make bench  run the benchmarks: BENCHMARKS.md gets the current figures, docs/benchmarks-log.md the run"
+	@echo "make bench-scale  how the server's cost grows with its data, 1x to 100x (BENCHMARKS.md, Scale)"
 	@echo "make chaos  the failure-domain chaos test with 40 release-built workers (about 10 minutes)"
 
 setup:
@@ -79,6 +80,11 @@ test-browser: build
 bench: build
 	DISKTRO_SERVER_BIN=$(SERVER_BIN) DISKTRO_WORKER_BIN=$(WORKER_BIN) LEPTOS_SITE_ROOT=$(SITE_ROOT) \
 		$(WITH_TOOLS) scripts/bench
+
+## The server's metadata at 1x, 10x and 100x of a base network (up to 1,000 workers, 1 million files,
+## 10 million shard rows) on SQLite and PostgreSQL: request latencies and background passes.
+bench-scale: setup
+	$(WITH_TOOLS) scripts/bench-scale
 
 ## The chaos test of `make test` at twice the size, on release binaries: 40 worker processes in
 ## 5 zones, two whole zones stopped, repair, two random waves.

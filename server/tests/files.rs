@@ -175,7 +175,7 @@ async fn upload_list_download_share_and_delete() {
 
         // Tried: the 11 files listed 4 at a time, a file of the first page deleted before the
         // second is asked for, then an `after` that no page gave.
-        // Must hold: the pages hold every other file exactly once, newest first (ties by id), a
+        // Must hold: the pages hold every other file exactly once, newest first (ties by id, descending), a
         // deletion neither repeats nor hides a file of the later pages (as an offset would), the
         // last page has no `next`, each page's files carry their health, and a forged cursor is
         // refused with a clear error.
@@ -185,11 +185,12 @@ async fn upload_list_download_share_and_delete() {
         let order: Vec<(i64, String)> = everything
             .files
             .iter()
-            .map(|f| (-f.created_at, f.file_id.to_hex()))
+            .map(|f| (f.created_at, f.file_id.to_hex()))
             .collect();
         let mut sorted = order.clone();
         sorted.sort();
-        assert_eq!(order, sorted, "{}: newest first, ties by id", db.backend);
+        sorted.reverse();
+        assert_eq!(order, sorted, "{}: newest first, ties by id descending", db.backend);
         let first = api.files_page(4, None).await.unwrap();
         assert_eq!(first.files.len(), 4);
         // One of the 8 (the 3 files before them are used below), not the page's last.

@@ -134,8 +134,11 @@ pub struct PageStart {
     pub file_id: FileId,
 }
 
-/// Up to `limit` of the account's files, newest first (ties by id), after `after`: read by
-/// keyset from the `files_by_account` index, so a page costs the same however deep it is.
+/// Up to `limit` of the account's files, newest first (ties by id, descending), after `after`:
+/// read by keyset from the `files_by_account` index, so a page costs the same however deep it
+/// is. The order is the index's read backwards and `created_at <= $2` bounds the range, so both
+/// databases start the page at the cursor (with `created_at < $2 OR …` alone, PostgreSQL walked
+/// the index from the newest file: a page half-way down 100,000 files took 64 ms, not 10).
 pub async fn list(
     db: &Db,
     account_id: &str,
@@ -147,7 +150,7 @@ pub async fn list(
     let rows = match after {
         None => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE account_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+                "{COLUMNS} WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
             )))
             .bind(account_id)
             .bind(limit)
@@ -156,8 +159,8 @@ pub async fn list(
         }
         Some(start) => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE account_id = $1 AND (created_at < $2 OR (created_at = $2 AND id > $3)) \
-                 ORDER BY created_at DESC, id LIMIT $4"
+                "{COLUMNS} WHERE account_id = $1 AND created_at <= $2 AND (created_at < $2 OR id < $3) \
+                 ORDER BY created_at DESC, id DESC LIMIT $4"
             )))
             .bind(account_id)
             .bind(start.created_at)
@@ -233,7 +236,7 @@ async fn per_file_of(
 }
 
 /// `$first, $first + 1, …` for `count` values bound in a row (an `IN` list).
-fn placeholders(first: usize, count: usize) -> String {
+pub(super) fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

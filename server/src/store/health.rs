@@ -84,32 +84,89 @@ pub struct DueChunk {
     pub lost_at: Option<i64>,
 }
 
-/// Chunks with fewer than k + m healthy shards, fewest healthy first.
+/// Chunks with fewer than k + m healthy shards, fewest healthy first, at most `limit`.
+///
+/// Only chunks with a shard that is not healthy can be short of healthy shards (every chunk has
+/// a row per shard; one no worker took is recorded lost where it was planned), so the search
+/// starts from those, worker by worker and by index: the shards of workers offline or not
+/// active, and the shards reported lost. The chunks found are then counted a batch of files at a
+/// time. A search costs what is degraded, never a walk of every shard stored (one statement
+/// joining it all lets the planner choose that walk: PostgreSQL did, at every size).
 pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Vec<DueChunk>, StoreError> {
-    let rows = sqlx::query(concat!(
-        "SELECT file_id, chunk, healthy, lost_at FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
-             MIN(CASE WHEN n.last_seen < $1 THEN n.last_seen END) AS lost_at, SUM(CASE WHEN ",
-        healthy!(),
-        " THEN 1 ELSE 0 END) AS healthy \
-         FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
-         GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk \
-         WHERE healthy < k + m \
-         ORDER BY healthy, file_id, chunk LIMIT $2"
-    ))
-    .bind(online_since)
-    .bind(limit)
+    let unhealthy_nodes: Vec<String> =
+        sqlx::query("SELECT node_id FROM nodes WHERE last_seen < $1 OR state <> 'active'")
+            .bind(online_since)
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("node_id"))
+            .collect::<Result<_, _>>()?;
+    let mut degraded: std::collections::BTreeSet<(String, i64)> = std::collections::BTreeSet::new();
+    for node in &unhealthy_nodes {
+        let rows = sqlx::query("SELECT file_id, chunk FROM file_shards WHERE node_id = $1")
+            .bind(node)
+            .fetch_all(&db.pool)
+            .await?;
+        for r in &rows {
+            degraded.insert((r.try_get("file_id")?, r.try_get("chunk")?));
+        }
+    }
+    let reported = sqlx::query(
+        "SELECT s.file_id, s.chunk FROM corrupt_reports c \
+         JOIN file_shards s ON s.node_id = c.node_id AND s.shard_id = c.shard_id",
+    )
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DueChunk {
-                file_hex: r.try_get("file_id")?,
-                chunk: to_u64(r.try_get("chunk")?),
-                lost_at: r.try_get("lost_at")?,
-            })
+    for r in &reported {
+        degraded.insert((r.try_get("file_id")?, r.try_get("chunk")?));
+    }
+    let files: Vec<String> = degraded
+        .iter()
+        .map(|(file, _)| file.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // (healthy, file, chunk, lost_at) of every degraded chunk short of shards.
+    let mut due: Vec<(i64, String, i64, Option<i64>)> = Vec::new();
+    for batch in files.chunks(FILES_PER_COUNT) {
+        let sql = format!(
+            concat!(
+                "SELECT file_id, chunk, healthy, lost_at FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, \
+                     f.parity_shards AS m, MIN(CASE WHEN n.last_seen < $1 THEN n.last_seen END) AS lost_at, SUM(CASE WHEN ",
+                healthy!(),
+                " THEN 1 ELSE 0 END) AS healthy \
+                 FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
+                 WHERE s.file_id IN ({}) \
+                 GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk \
+                 WHERE healthy < k + m"
+            ),
+            super::files::placeholders(2, batch.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(online_since);
+        for file in batch {
+            query = query.bind(file);
+        }
+        for r in &query.fetch_all(&db.pool).await? {
+            let key: (String, i64) = (r.try_get("file_id")?, r.try_get("chunk")?);
+            if degraded.contains(&key) {
+                due.push((r.try_get("healthy")?, key.0, key.1, r.try_get("lost_at")?));
+            }
+        }
+    }
+    due.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(due
+        .into_iter()
+        .map(|(_, file_hex, chunk, lost_at)| DueChunk {
+            file_hex,
+            chunk: to_u64(chunk),
+            lost_at,
         })
-        .collect()
+        .collect())
 }
+
+/// Files whose chunks one statement of [`due_for_repair`] counts.
+const FILES_PER_COUNT: usize = 500;
 
 /// Bytes placed on each node that holds any.
 pub async fn placed_bytes(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, i64>, StoreError> {
