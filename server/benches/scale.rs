@@ -986,7 +986,8 @@ async fn run(s: Shape, url: &str) {
     drop(server);
 }
 
-async fn postgres_database(admin: &str) -> String {
+/// A fresh database on the PostgreSQL server `admin` names: its URL and name.
+async fn postgres_database(admin: &str) -> (String, String) {
     let name = format!(
         "disktro_test_scale_{}",
         disktro_core::ids::to_hex(&disktro_core::random_bytes::<6>())
@@ -998,7 +999,16 @@ async fn postgres_database(admin: &str) -> String {
         .unwrap();
     pool.close().await;
     let base = &admin[..admin.rfind('/').unwrap()];
-    format!("{base}/{name}")
+    (format!("{base}/{name}"), name)
+}
+
+/// Drop a database [`postgres_database`] made: the 100× one takes gigabytes.
+async fn drop_database(admin: &str, name: &str) {
+    let pool = sqlx::AnyPool::connect(admin).await.unwrap();
+    pool.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        .await
+        .unwrap();
+    pool.close().await;
 }
 
 #[tokio::main]
@@ -1018,7 +1028,11 @@ async fn main() {
         let dir = tempfile::tempdir().unwrap();
         run(shape, &disktro_server::db::sqlite_url(dir.path())).await;
         match &postgres {
-            Some(admin) => run(shape, &postgres_database(admin).await).await,
+            Some(admin) => {
+                let (url, name) = postgres_database(admin).await;
+                run(shape, &url).await;
+                drop_database(admin, &name).await;
+            }
             None => println!("scale/postgres: skipped (DISKTRO_TEST_POSTGRES_URL is not set)"),
         }
     }

@@ -241,6 +241,7 @@ mod tests {
                 zone: String::new(),
                 operator: String::new(),
                 capacity: 0,
+                free: 0,
             },
             placed,
             share,

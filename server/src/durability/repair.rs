@@ -188,6 +188,9 @@ impl Repairer {
             tracing::info!(chunks = due.len(), "repair pass");
         }
         let keys = &nodes::keys(&ctx.db).await?;
+        // Where rebuilt shards may go, read once a pass (not once a chunk: a pass would read
+        // every node a thousand times); each chunk keeps those with room for its shards.
+        let writable = &nodes::writable(&ctx.db, ctx.heartbeat_interval, now, 0).await?;
         let bytes_before = self
             .progress
             .lock()
@@ -195,7 +198,7 @@ impl Repairer {
             .bytes_rebuilt;
         let results: Vec<bool> = futures_util::stream::iter(due)
             .map(|d| async move {
-                let result = repair_chunk(ctx, fleet, keys, &d, now).await;
+                let result = repair_chunk(ctx, fleet, keys, writable, &d, now).await;
                 let key = (d.file_hex.clone(), d.chunk);
                 let ok = match result {
                     Ok(rebuilt) => {
@@ -258,6 +261,7 @@ async fn repair_chunk(
     ctx: &Context,
     fleet: &Fleet,
     keys: &HashMap<NodeId, PublicKey>,
+    writable: &[nodes::Writable],
     d: &Due,
     now: i64,
 ) -> Result<Rebuilt, JobError> {
@@ -285,12 +289,12 @@ async fn repair_chunk(
     // holding nothing of this chunk, within the failure-domain caps counting the healthy shards
     // (the upload's rules, [`Placer`]). No placement: nothing is read (the chunk is retried later).
     let taken: HashSet<&str> = slots.iter().map(|s| s.node.as_str()).collect();
-    let mut targets: Vec<nodes::Writable> =
-        nodes::writable(&ctx.db, ctx.heartbeat_interval, now, i64::try_from(shard_len)?)
-            .await?
-            .into_iter()
-            .filter(|w| !taken.contains(w.node_id.to_hex().as_str()))
-            .collect();
+    let room = i64::try_from(shard_len)?;
+    let mut targets: Vec<nodes::Writable> = writable
+        .iter()
+        .filter(|w| w.free >= room && !taken.contains(w.node_id.to_hex().as_str()))
+        .cloned()
+        .collect();
     let mut held = holders(slots.iter().filter(|s| s.healthy))?;
     let lost_indices: Vec<usize> = lost.iter().map(|s| s.idx).collect();
     plan(&targets, &held, redundancy.total(), &file, chunk_no, &lost_indices)?;

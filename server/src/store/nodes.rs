@@ -209,12 +209,15 @@ pub struct Writable {
     /// Empty: the node is its own operator.
     pub operator: String,
     pub capacity: i64,
+    /// Room left as its last heartbeat said: capacity less what it stores.
+    pub free: i64,
 }
 
 /// Nodes seen since `online_since`, active, with at least `min_free` bytes of room, in id order.
 pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<Writable>, StoreError> {
     let rows = sqlx::query(
-        "SELECT node_id, url, zone, operator, capacity FROM nodes WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
+        "SELECT node_id, url, zone, operator, capacity, capacity - used AS free FROM nodes \
+         WHERE last_seen >= $1 AND capacity - used >= $2 AND state = 'active' \
          ORDER BY node_id",
     )
     .bind(online_since)
@@ -229,6 +232,7 @@ pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<W
                 zone: row.try_get("zone")?,
                 operator: row.try_get("operator")?,
                 capacity: row.try_get("capacity")?,
+                free: row.try_get("free")?,
             })
         })
         .collect()
