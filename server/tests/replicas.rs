@@ -16,6 +16,56 @@ use disktro_server::db::Db;
 use disktro_server::leases::{release, try_acquire};
 use support::{Server, databases, wait_online};
 
+/// Tried: on a fresh PostgreSQL database, another session holds the advisory lock sqlx's
+/// migrator takes for that database (as if a migration under it hung; CockroachDB has no
+/// advisory locks at all), and four replicas open the database at once.
+/// Must hold: every replica opens within the time limit (none waits on the advisory lock), every
+/// migration is applied exactly once, and the schema is whole (the files table answers).
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_migrate_in_turn_without_advisory_locks() {
+    for db in databases().await {
+        if db.backend != "postgres" {
+            continue;
+        }
+        let name = &db.url[db.url.rfind('/').unwrap() + 1..];
+        let held = 0x3d32_ad9e_i64 * i64::from(crc32fast::hash(name.as_bytes()));
+        let mut other = <sqlx::AnyConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(held)
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let opening = futures_util::future::join_all((0..4).map(|_| Db::open(&db.url)));
+        let opened = tokio::time::timeout(Duration::from_secs(60), opening)
+            .await
+            .expect("a replica waited on the advisory lock");
+        let dbs: Vec<Db> = opened
+            .into_iter()
+            .map(|r| r.expect("a replica failed to migrate"))
+            .collect();
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&dbs[0].pool)
+            .await
+            .unwrap();
+        let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+            .count();
+        assert_eq!(
+            applied,
+            i64::try_from(migrations).unwrap(),
+            "each migration applied once"
+        );
+        let files: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files")
+            .fetch_one(&dbs[0].pool)
+            .await
+            .unwrap();
+        assert_eq!(files, 0);
+    }
+}
+
 #[tokio::test]
 async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
     for db in databases().await {

@@ -86,7 +86,17 @@ type Challenge = store::audits::Challengeable;
 #[derive(Debug)]
 pub struct Auditor {
     fleet: Fleet,
+    /// Each node's shard count and when it was taken: what sizes its challenges per round.
+    held: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
 }
+
+/// How long a node's shard count sizes its rounds before it is counted again. Counting walks the
+/// node's entries of the shard index: every round (30 s by default), that walk was most of a
+/// round's reads, more with every shard stored (`make bench-scale`); a count ten minutes old
+/// changes the audit rate by what the node gained or lost since, nothing more.
+pub const HELD_RECOUNT: i64 = 600;
+/// Nodes holding fewer shards are counted every round.
+const RECOUNT_BELOW: i64 = 1_000;
 
 fn random_below(n: u64) -> u64 {
     if n == 0 {
@@ -111,6 +121,7 @@ impl Auditor {
     pub fn new(timeout: Duration) -> Self {
         Self {
             fleet: Fleet::new(timeout),
+            held: std::sync::Mutex::default(),
         }
     }
 
@@ -139,11 +150,32 @@ impl Auditor {
         Ok(total)
     }
 
-    async fn challenges(&self, ctx: &Context, node: &str) -> Result<Vec<Challenge>, JobError> {
+    /// The node's shard count, taken again when [`HELD_RECOUNT`] old.
+    async fn held(&self, ctx: &Context, node: &str, now: i64) -> Result<i64, JobError> {
+        let known = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node)
+            .copied();
+        // A small count is cheap to take again, and may be a node just starting to receive
+        // shards: counted every round.
+        if let Some((count, _)) = known.filter(|(count, at)| *count >= RECOUNT_BELOW && now - at < HELD_RECOUNT) {
+            return Ok(count);
+        }
+        let count = store::audits::held(&ctx.db, node).await?;
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node.to_owned(), (count, now));
+        Ok(count)
+    }
+
+    async fn challenges(&self, ctx: &Context, node: &str, now: i64) -> Result<Vec<Challenge>, JobError> {
         let s = &ctx.durability;
         // Contained shards first; then the least recently audited, enough for the window.
         let mut out = store::audits::contained(&ctx.db, node).await?;
-        let held = store::audits::held(&ctx.db, node).await?;
+        let held = self.held(ctx, node, now).await?;
         let n = per_round(held, s.audit_interval, s.audit_window);
         out.extend(store::audits::least_recent(&ctx.db, node, n).await?);
         Ok(out)
@@ -151,7 +183,7 @@ impl Auditor {
 
     async fn audit_node(&self, ctx: &Context, node_id: NodeId, url: &str, now: i64) -> Result<Round, JobError> {
         let node = &node_id.to_hex();
-        let challenges = self.challenges(ctx, node).await?;
+        let challenges = self.challenges(ctx, node, now).await?;
         let mut round = Round::default();
         if challenges.is_empty() {
             return Ok(round);

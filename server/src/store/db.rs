@@ -14,6 +14,10 @@ use sqlx::{AnyPool, Executor as _};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("../migrations");
 
+/// The table whose one row replicas lock in turn to migrate a PostgreSQL database (made before
+/// the migrations, outside them).
+pub const MIGRATION_LOCK: &str = "disktro_migration_lock";
+
 /// Which database is behind the pool (for the few places where they differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -25,6 +29,11 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
+    /// Where write transactions run ([`Db::begin_write`]): on SQLite a pool of one connection
+    /// (SQLite has one writer at a time: writers wait their turn in the pool's queue, not in
+    /// SQLite's busy handler, which sleeps up to 100 ms between tries while holding a connection
+    /// readers could use); on PostgreSQL the same pool.
+    writer: AnyPool,
     pub backend: Backend,
 }
 
@@ -60,28 +69,12 @@ impl Db {
             )));
         };
         let options = AnyPoolOptions::new().max_connections(match backend {
-            // One writer at a time anyway; a few readers alongside it in WAL mode.
+            // Readers alongside the one writer ([`Db::writer`]) in WAL mode.
             Backend::Sqlite => 4,
             Backend::Postgres => postgres_pool_size(),
         });
         let pool = match backend {
-            Backend::Sqlite => {
-                // WAL and a busy timeout, set on every connection the pool opens.
-                let url =
-                    sqlx::any::AnyConnectOptions::from_str(url).map_err(|e| DbError(format!("database URL: {e}")))?;
-                options
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA busy_timeout = 5000").await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(url)
-                    .await
-            }
+            Backend::Sqlite => sqlite_pool(options, url).await,
             // `DISKTRO_DB_ISOLATION=serializable`: every transaction SERIALIZABLE, as CockroachDB
             // runs them; a conflict is a clean failure (40001) that the request runs again for
             // (`api::retry`). Not the default: 8 clients uploading to one account without pause
@@ -101,11 +94,59 @@ impl Db {
             Backend::Postgres => options.connect(url).await,
         }
         .map_err(|e| DbError(format!("cannot open the database {}: {e}", redact(url))))?;
-        MIGRATIONS
-            .run(&pool)
+        let writer = match backend {
+            Backend::Sqlite => sqlite_pool(AnyPoolOptions::new().max_connections(1), url)
+                .await
+                .map_err(|e| DbError(format!("cannot open the database {}: {e}", redact(url))))?,
+            Backend::Postgres => pool.clone(),
+        };
+        let db = Self { pool, writer, backend };
+        db.migrate(url)
             .await
             .map_err(|e| DbError(format!("database migration failed: {e}")))?;
-        Ok(Self { pool, backend })
+        Ok(db)
+    }
+
+    /// Apply the migrations not applied yet. On PostgreSQL, replicas starting at once take turns
+    /// by a row lock (`SELECT … FOR UPDATE` on [`MIGRATION_LOCK`]), not by sqlx's advisory lock,
+    /// which CockroachDB does not have: the first applies what is missing while the others wait,
+    /// then find nothing to do. The lock is held on a connection of its own (`url`), so the
+    /// pool's size (`DISKTRO_DB_POOL` may be 1) leaves the migrator one. SQLite has one writer
+    /// anyway.
+    async fn migrate(&self, url: &str) -> Result<(), sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            MIGRATIONS.run(&self.pool).await?;
+            return Ok(());
+        }
+        // Two replicas creating the table at once: one of them may fail on the catalog's unique
+        // index; the table is there then.
+        let create = format!("CREATE TABLE IF NOT EXISTS {MIGRATION_LOCK} (id BIGINT PRIMARY KEY)");
+        if self.pool.execute(sqlx::AssertSqlSafe(create.clone())).await.is_err() {
+            self.pool.execute(sqlx::AssertSqlSafe(create)).await?;
+        }
+        self.pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {MIGRATION_LOCK} (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
+            )))
+            .await?;
+        let mut holder = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+        let mut turn = sqlx::Connection::begin(&mut holder).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {MIGRATION_LOCK} WHERE id = 1 FOR UPDATE"
+        )))
+        .fetch_one(&mut *turn)
+        .await?;
+        let unlocked = Migrator {
+            migrations: MIGRATIONS.migrations.clone(),
+            ignore_missing: MIGRATIONS.ignore_missing,
+            locking: false,
+            no_tx: MIGRATIONS.no_tx,
+            table_name: MIGRATIONS.table_name.clone(),
+            create_schemas: MIGRATIONS.create_schemas.clone(),
+        };
+        let applied = unlocked.run(&self.pool).await;
+        turn.commit().await?;
+        applied.map_err(|e| sqlx::Error::Migrate(Box::new(e)))
     }
 
     /// A transaction that will write. On SQLite it takes the write lock at `BEGIN IMMEDIATE`:
@@ -114,10 +155,28 @@ impl Db {
     /// concurrent uploads hit at once. PostgreSQL's row locks need no such care.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
     }
+}
+
+/// A pool of SQLite connections to `url`, each in WAL mode with a busy timeout (set on every
+/// connection the pool opens).
+async fn sqlite_pool(options: AnyPoolOptions, url: &str) -> Result<AnyPool, sqlx::Error> {
+    let url = sqlx::any::AnyConnectOptions::from_str(url)?;
+    options
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                Ok(())
+            })
+        })
+        .connect_with(url)
+        .await
 }
 
 /// Connections to PostgreSQL: four per core, enough to keep the cores busy while transactions
