@@ -70,6 +70,8 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Requests per measured operation, and the clients making them at once.
 const REQUESTS: usize = 400;
 const CLIENTS: usize = 4;
+/// Requests of each operation made before it is measured.
+const WARM_UP: usize = 20;
 /// Offsets keeping generated ids apart from each other and from real random ones (which have
 /// random high digits).
 const FILE_IDS: i64 = 0x0bec_0000_0000;
@@ -670,12 +672,16 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-/// [`REQUESTS`] runs of `op` from [`CLIENTS`] clients; prints p50 and p99.
+/// [`REQUESTS`] runs of `op` from [`CLIENTS`] clients, after [`WARM_UP`]; prints p50 and p99.
 async fn measure<F, Fut>(prefix: &str, label: &str, op: F)
 where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    // Unmeasured first: the server's connections and caches for this kind of request.
+    for n in 0..WARM_UP {
+        op(CLIENTS * REQUESTS + n).await;
+    }
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let op = op.clone();
