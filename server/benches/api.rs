@@ -12,7 +12,6 @@
 #![allow(clippy::print_stdout, clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 
 use std::path::Path;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,56 +21,11 @@ use disktro_client::server::Server as Api;
 use disktro_client::upload::{UploadOptions, upload};
 use disktro_core::keys::KdfParams;
 use disktro_core::metadata::FileMetadata;
-use sqlx::Executor as _;
+use support::{joined, percentile, postgres_database, start};
+
+mod support;
 
 const RUN: Duration = Duration::from_secs(8);
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path, database_url: &str) -> (Process, String) {
-    let log = dir.join("server.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--site-root",
-            "target/site",
-            "--local-workers",
-            "10",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let process = Process(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(at) = text.find("listening on http://") {
-            let url = text[at + "listening on ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_owned();
-            return (process, url);
-        }
-        assert!(Instant::now() < deadline, "the server did not start:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn peak_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -94,14 +48,6 @@ async fn wait_online(url: &str) {
         assert!(Instant::now() < deadline, "workers did not come online");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// Run `clients` loops of `op` for [`RUN`]; returns requests per second and latencies.
@@ -129,17 +75,13 @@ where
         .collect();
     tokio::time::sleep(RUN).await;
     stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
+    let all = joined(tasks).await;
     let elapsed = started.elapsed().as_secs_f64();
-    all.sort_unstable();
     (all.len() as f64 / elapsed, all)
 }
 
 async fn bench(backend: &str, dir: &Path, database_url: &str) {
-    let (server, url) = start(dir, database_url);
+    let (server, url) = start(dir, database_url, &["--local-workers", "10"], "info");
     wait_online(&url).await;
     let anon = Api::new(&url).unwrap();
     let me = Arc::new(
@@ -233,19 +175,9 @@ async fn main() {
         .ok()
         .filter(|u| !u.is_empty())
     {
-        sqlx::any::install_default_drivers();
-        let name = format!(
-            "disktro_test_bench_{}",
-            disktro_core::ids::to_hex(&disktro_core::random_bytes::<6>())
-        );
-        let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
-        // The name is made here from hex digits only.
-        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let base = &admin[..admin.rfind('/').unwrap()];
+        let (url, _) = postgres_database(&admin, "disktro_test_bench").await;
         let pg_dir = tempfile::tempdir().unwrap();
-        bench("postgres", pg_dir.path(), &format!("{base}/{name}")).await;
+        bench("postgres", pg_dir.path(), &url).await;
     } else {
         println!("server/postgres: skipped (DISKTRO_TEST_POSTGRES_URL is not set)");
     }

@@ -35,7 +35,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -51,6 +50,9 @@ use disktro_server::context::Context;
 use disktro_server::db::{Backend, Db};
 use disktro_server::durability::{audit, fleet::Fleet, gc, holdings, repair};
 use sqlx::{Executor as _, Row as _};
+use support::{drop_database, joined, percentile, postgres_database, start};
+
+mod support;
 
 /// Files at 1×: one chunk each, 10 shard rows each.
 const BASE_FILES: i64 = 10_000;
@@ -76,53 +78,6 @@ const WARM_UP: usize = 20;
 /// random high digits).
 const FILE_IDS: i64 = 0x0bec_0000_0000;
 const ACCOUNT_IDS: i64 = 0x0bec_1000_0000;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path, database_url: &str) -> (Process, String) {
-    let log = dir.join("server.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_disktro-server"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--site-root",
-            "target/site",
-            "--join-token",
-            JOIN_TOKEN,
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn,disktro_server=info")
-        .env("NO_COLOR", "1")
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let process = Process(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(at) = text.find("listening on http://") {
-            let url = text[at + "listening on ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_owned();
-            return (process, url);
-        }
-        assert!(Instant::now() < deadline, "the server did not start:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn unix_now() -> i64 {
     disktro_server::context::unix_now()
@@ -664,14 +619,6 @@ async fn passes(s: &Shape, dir: &Path, url: &str, workers: &[SimWorker]) {
 
 // ---- Requests ------------------------------------------------------------------------------
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 /// [`REQUESTS`] runs of `op` from [`CLIENTS`] clients, after [`WARM_UP`]; prints p50 and p99.
 async fn measure<F, Fut>(prefix: &str, label: &str, op: F)
 where
@@ -696,11 +643,7 @@ where
             })
         })
         .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort_unstable();
+    let all = joined(tasks).await;
     println!(
         "{prefix}/{label}: p50 {:.2} ms, p99 {:.2} ms ({} requests, {CLIENTS} clients)",
         percentile(&all, 0.5),
@@ -749,12 +692,7 @@ fn heartbeats(
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.unwrap());
-        }
-        all.sort_unstable();
-        all
+        joined(tasks).await
     })
 }
 
@@ -947,7 +885,12 @@ async fn run(s: Shape, url: &str) {
     );
     let postgres = url.starts_with("postgres");
     let name = backend_name(postgres);
-    let (server, base) = start(dir.path(), url);
+    let (server, base) = start(
+        dir.path(),
+        url,
+        &["--join-token", JOIN_TOKEN],
+        "warn,disktro_server=info",
+    );
     let http = reqwest::Client::new();
     register(&http, &base, &workers, 5).await;
     let anon = Api::new(&base).unwrap();
@@ -981,7 +924,12 @@ async fn run(s: Shape, url: &str) {
 
     passes(&s, dir.path(), url, &workers).await;
 
-    let (server, base) = start(dir.path(), url);
+    let (server, base) = start(
+        dir.path(),
+        url,
+        &["--join-token", JOIN_TOKEN],
+        "warn,disktro_server=info",
+    );
     requests(&s, postgres, &base, me, workers).await;
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
     // Warnings but the one about the web bundle, which this server is not asked for.
@@ -994,31 +942,6 @@ async fn run(s: Shape, url: &str) {
         }
     }
     drop(server);
-}
-
-/// A fresh database on the PostgreSQL server `admin` names: its URL and name.
-async fn postgres_database(admin: &str) -> (String, String) {
-    let name = format!(
-        "disktro_test_scale_{}",
-        disktro_core::ids::to_hex(&disktro_core::random_bytes::<6>())
-    );
-    let pool = sqlx::AnyPool::connect(admin).await.unwrap();
-    // The name is made here from hex digits only.
-    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    pool.close().await;
-    let base = &admin[..admin.rfind('/').unwrap()];
-    (format!("{base}/{name}"), name)
-}
-
-/// Drop a database [`postgres_database`] made: the 100× one takes gigabytes.
-async fn drop_database(admin: &str, name: &str) {
-    let pool = sqlx::AnyPool::connect(admin).await.unwrap();
-    pool.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-        .await
-        .unwrap();
-    pool.close().await;
 }
 
 #[tokio::main]
@@ -1039,7 +962,7 @@ async fn main() {
         run(shape, &disktro_server::db::sqlite_url(dir.path())).await;
         match &postgres {
             Some(admin) => {
-                let (url, name) = postgres_database(admin).await;
+                let (url, name) = postgres_database(admin, "disktro_test_scale").await;
                 run(shape, &url).await;
                 drop_database(admin, &name).await;
             }
