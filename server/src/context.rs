@@ -41,6 +41,8 @@ pub struct Context {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Reads granted per file, for the hot-files job ([`crate::durability::hot`]).
     pub reads: std::sync::Arc<crate::durability::hot::ReadCounts>,
+    /// The nodes uploads are placed on ([`crate::roster`]).
+    pub roster: crate::roster::Roster,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +101,7 @@ impl Context {
             signups_per_source: crate::throttle::SIGNUPS_PER_SOURCE,
             metrics: std::sync::Arc::default(),
             reads: std::sync::Arc::default(),
+            roster: crate::roster::Roster::default(),
         })
     }
 }

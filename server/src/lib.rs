@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod nodes;
 pub mod placement;
 pub mod rewards;
+pub mod roster;
 pub mod sessions;
 pub mod shares;
 pub mod store;

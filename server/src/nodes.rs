@@ -113,6 +113,7 @@ pub async fn register(
 /// Record a heartbeat. Unknown nodes get 404 (the worker then registers again).
 pub async fn heartbeat(
     db: &Db,
+    roster: &crate::roster::Roster,
     issuer: &PublicKey,
     interval: Duration,
     body: &[u8],
@@ -154,6 +155,7 @@ pub async fn heartbeat(
         tracing::info!(node_id = %node, "node drained and exited");
     }
     tx.commit().await?;
+    roster.heartbeat(&beat, now);
     // Bit rot the node found itself still counts as a loss, at the same weight as a failed
     // audit: rare rot is earned back, sustained loss is not (see reputation).
     crate::durability::reputation::record_losses(db, &node, losses, now).await?;
@@ -278,9 +280,17 @@ pub fn online_since(now: i64, interval: Duration) -> i64 {
 pub use store::nodes::Writable;
 
 /// Workers that may receive new shards now (online, active, with room for at least `min_free`
-/// more bytes), in node-id order.
+/// more bytes), in node-id order, as the database has them (background passes, once a pass).
 pub async fn writable(db: &Db, interval: Duration, now: i64, min_free: i64) -> Result<Vec<Writable>, StoreError> {
     store::nodes::writable(db, online_since(now, interval), min_free).await
+}
+
+/// [`writable`] for a request: from the replica's [`crate::roster::Roster`], which reads the
+/// database only when a node changed state or its copy is a second old.
+pub async fn writable_now(ctx: &crate::context::Context, now: i64, min_free: i64) -> Result<Vec<Writable>, StoreError> {
+    ctx.roster
+        .writable(&ctx.db, online_since(now, ctx.heartbeat_interval), min_free)
+        .await
 }
 
 /// Public keys of every registered node, to verify receipts with.

@@ -194,67 +194,109 @@ async fn append(tx: &mut Tx, head: &mut (i64, String), mut e: Entry) -> Result<(
     Ok(())
 }
 
+/// Nodes accrued per write transaction, and claims settled per write transaction: a pass over
+/// 1,000 workers in one transaction held SQLite's one writer for seconds (every heartbeat and
+/// upload of the network waited; `make bench-scale`). Each batch moves its nodes'
+/// `accrued_until` (or marks its claims paid) together with their entries, so a pass cut off
+/// after any batch leaves nothing paid twice or skipped: the next pass takes up the rest.
+const NODES_PER_TX: i64 = 50;
+const CLAIMS_PER_TX: i64 = 500;
+
 /// One rewards pass at `now`: storage up to `now`, egress of tokens expired long enough.
 pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
     let mut out = Accrued::default();
-    let mut tx = db.begin_write().await?;
-    let mut head = ledger::head(&mut tx).await?.unwrap_or_else(|| (0, GENESIS.to_owned()));
-    for n in ledger::accruing(&mut tx).await? {
-        let start = n.accrued_until;
-        if start > 0 && now > start && n.state != crate::durability::reputation::DISQUALIFIED {
-            let failed = store::audits::failures_between(&mut tx, &n.node, start, now).await?;
-            let held = ledger::held_bytes(&mut tx, &n.node).await?;
-            let seen = ledger::minutes_seen(&mut tx, &n.node, start, now)
-                .await?
-                .saturating_mul(crate::nodes::SAMPLE_EVERY)
-                .min(now - start);
-            if failed == 0 && held > 0 && seen > 0 {
-                let quantity = held.saturating_mul(seen);
+    let mut after = String::new();
+    loop {
+        let mut tx = db.begin_write().await?;
+        let mut head = ledger::head(&mut tx).await?.unwrap_or_else(|| (0, GENESIS.to_owned()));
+        let batch = ledger::accruing(&mut tx, &after, NODES_PER_TX).await?;
+        for n in &batch {
+            out.storage_entries += accrue_storage(&mut tx, &mut head, n, now).await?;
+        }
+        tx.commit().await?;
+        match batch.last() {
+            Some(last) if batch.len() as i64 == NODES_PER_TX => after.clone_from(&last.node),
+            _ => break,
+        }
+    }
+    loop {
+        let mut tx = db.begin_write().await?;
+        let mut head = ledger::head(&mut tx).await?.unwrap_or_else(|| (0, GENESIS.to_owned()));
+        let batch = ledger::settleable(&mut tx, now - CLAIM_GRACE, CLAIMS_PER_TX).await?;
+        for c in &batch {
+            if c.bytes > 0 {
                 let entry = Entry {
                     seq: 0,
-                    node_id: n.node.clone(),
-                    kind: "storage".to_owned(),
-                    period_start: start,
-                    period_end: now,
-                    quantity,
-                    amount: storage_amount(quantity),
-                    reference: String::new(),
+                    node_id: c.node.clone(),
+                    kind: "egress".to_owned(),
+                    period_start: c.expires_at - i64::try_from(crate::grants::GET_TOKEN_TTL.as_secs()).unwrap_or(0),
+                    period_end: c.expires_at,
+                    quantity: c.bytes,
+                    amount: egress_amount(c.bytes),
+                    reference: c.serial.clone(),
                     created_at: now,
                     prev_hash: String::new(),
                     hash: String::new(),
                 };
                 append(&mut tx, &mut head, entry).await?;
-                out.storage_entries += 1;
+                out.egress_entries += 1;
             }
+            ledger::mark_paid(&mut tx, &c.serial).await?;
         }
-        if now > start {
-            ledger::set_accrued_until(&mut tx, &n.node, now).await?;
+        tx.commit().await?;
+        if (batch.len() as i64) < CLAIMS_PER_TX {
+            break;
         }
     }
-    for c in ledger::settleable(&mut tx, now - CLAIM_GRACE).await? {
-        if c.bytes > 0 {
+    // Paid or unused claims are kept a day for the record, then dropped (the ledger has them).
+    let mut tx = db.begin_write().await?;
+    ledger::prune_paid(&mut tx, now - 24 * 3600).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Node `n`'s storage from its `accrued_until` to `now`, appended after `head` unless it is
+/// disqualified, failed an audit in the period, held nothing or was away throughout; its
+/// `accrued_until` moves to `now` either way. The entries appended (0 or 1).
+async fn accrue_storage(
+    tx: &mut Tx,
+    head: &mut (i64, String),
+    n: &ledger::Accruing,
+    now: i64,
+) -> Result<u64, JobError> {
+    let start = n.accrued_until;
+    if start >= now {
+        return Ok(0);
+    }
+    let mut appended = 0;
+    if start > 0 && n.state != crate::durability::reputation::DISQUALIFIED {
+        let failed = store::audits::failures_between(tx, &n.node, start, now).await?;
+        let held = ledger::held_bytes(tx, &n.node).await?;
+        let seen = ledger::minutes_seen(tx, &n.node, start, now)
+            .await?
+            .saturating_mul(crate::nodes::SAMPLE_EVERY)
+            .min(now - start);
+        if failed == 0 && held > 0 && seen > 0 {
+            let quantity = held.saturating_mul(seen);
             let entry = Entry {
                 seq: 0,
-                node_id: c.node.clone(),
-                kind: "egress".to_owned(),
-                period_start: c.expires_at - i64::try_from(crate::grants::GET_TOKEN_TTL.as_secs()).unwrap_or(0),
-                period_end: c.expires_at,
-                quantity: c.bytes,
-                amount: egress_amount(c.bytes),
-                reference: c.serial.clone(),
+                node_id: n.node.clone(),
+                kind: "storage".to_owned(),
+                period_start: start,
+                period_end: now,
+                quantity,
+                amount: storage_amount(quantity),
+                reference: String::new(),
                 created_at: now,
                 prev_hash: String::new(),
                 hash: String::new(),
             };
-            append(&mut tx, &mut head, entry).await?;
-            out.egress_entries += 1;
+            append(tx, head, entry).await?;
+            appended = 1;
         }
-        ledger::mark_paid(&mut tx, &c.serial).await?;
     }
-    // Paid or unused claims are kept a day for the record, then dropped (the ledger has them).
-    ledger::prune_paid(&mut tx, now - 24 * 3600).await?;
-    tx.commit().await?;
-    Ok(out)
+    ledger::set_accrued_until(tx, &n.node, now).await?;
+    Ok(appended)
 }
 
 /// Entry `seq`, if there is one.

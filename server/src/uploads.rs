@@ -134,7 +134,7 @@ pub async fn begin(
     .map_err(|e| ServerError::refused(ErrorCode::InvalidRedundancy, e.to_string()))?;
     let count = padding::chunk_count(req.size, chunk_size);
     let max_shard = largest_shard(u64::from(chunk_size), chunk_size, wished, 0);
-    let workers = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, to_i64(max_shard)).await?;
+    let workers = nodes::writable_now(ctx, now, to_i64(max_shard)).await?;
     let redundancy = placement::choose_redundancy(wished, workers.len())
         .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot store the file now: {e}")))?;
     // Refuse early what cannot fit; the reservation below decides atomically.
@@ -451,7 +451,7 @@ pub async fn replan(
     }
 
     let max_shard = largest_shard(u64::from(up.chunk_size), up.chunk_size, up.redundancy, 0);
-    let workers: Vec<nodes::Writable> = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, to_i64(max_shard))
+    let workers: Vec<nodes::Writable> = nodes::writable_now(ctx, now, to_i64(max_shard))
         .await?
         .into_iter()
         .filter(|w| !failed.contains(&w.node_id))

@@ -432,6 +432,7 @@ async fn old_samples_are_pruned_once_accounted() {
             let signature = Some(node.sign(api::HEARTBEAT_DOMAIN, &body));
             disktro_server::nodes::heartbeat(
                 &ctx.db,
+                &ctx.roster,
                 &ctx.key.public(),
                 Duration::from_secs(10),
                 &body,
@@ -447,5 +448,105 @@ async fn old_samples_are_pruned_once_accounted() {
                 db.backend
             );
         }
+    }
+}
+
+/// Tried: one replica places uploads from its copy of the nodes ([`disktro_server::roster`])
+/// while another replica on the same database disqualifies a node and registers a new one, and
+/// heartbeats (to this replica and to the other) report a node full. Must hold: the state
+/// changes count at the very next placement on either replica; a full node reported to this
+/// replica at once, to the other within the copy's refresh; and the copy is judged by each
+/// request's clock (a node silent for long is not placed on, whatever the copy says).
+#[tokio::test(flavor = "multi_thread")]
+async fn placement_sees_every_node_change_at_once_from_any_replica() {
+    use disktro_server::nodes::writable_now;
+    for db in databases().await {
+        let here = context(&db).await;
+        let there = context(&db).await;
+        let (app_here, app_there) = (app(&here), app(&there));
+        // `body` signed by `node` under `domain`, posted to `path`: answered 200.
+        let signed_ok = |app: axum::Router, path: &'static str, domain: &'static str, node: Keypair, body: Vec<u8>| async move {
+            let signature = Some(node.sign(domain, &body));
+            let (status, v) = post(&app, path, body, signature).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {v}");
+        };
+        let register = |app: axum::Router, node: Keypair| {
+            let body = registration(&node, JOIN, now());
+            signed_ok(app, "/nodes/register", api::REGISTER_DOMAIN, node, body)
+        };
+        let nodes: Vec<Keypair> = (0..12).map(|_| Keypair::generate()).collect();
+        for n in &nodes {
+            register(app_here.clone(), n.clone()).await;
+        }
+        let placeable = |ctx: Arc<disktro_server::Context>, min_free: i64| async move {
+            let t = disktro_server::context::unix_now();
+            writable_now(&ctx, t, min_free)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|w| w.node_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(placeable(Arc::clone(&here), 0).await.len(), 12, "{}", db.backend);
+
+        // Disqualified by the other replica: gone here at the next placement.
+        let gone = nodes[0].public().node_id();
+        let mut tx = there.db.begin_write().await.unwrap();
+        disktro_server::store::nodes::set_state(&mut tx, &gone.to_hex(), "disqualified", "test", 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let seen = placeable(Arc::clone(&here), 0).await;
+        assert!(
+            !seen.contains(&gone),
+            "{}: a disqualified node is still placed on",
+            db.backend
+        );
+        assert_eq!(seen.len(), 11, "{}", db.backend);
+
+        // Registered through the other replica: placed on here at once.
+        let new = Keypair::generate();
+        register(app_there.clone(), new.clone()).await;
+        assert!(
+            placeable(Arc::clone(&here), 0).await.contains(&new.public().node_id()),
+            "{}: a new node is not placed on",
+            db.backend
+        );
+
+        // Full, by a heartbeat to this replica: at once.
+        let report_full = |app: axum::Router, node: Keypair| {
+            let mut v: serde_json::Value = serde_json::from_slice(&heartbeat(&node, now(), Vec::new())).unwrap();
+            v["used"] = v["capacity"].clone();
+            let body = serde_json::to_vec(&v).unwrap();
+            signed_ok(app, "/nodes/heartbeat", api::HEARTBEAT_DOMAIN, node, body)
+        };
+        report_full(app_here.clone(), nodes[1].clone()).await;
+        let with_room = placeable(Arc::clone(&here), 1).await;
+        assert!(
+            !with_room.contains(&nodes[1].public().node_id()),
+            "{}: a full node is placed on",
+            db.backend
+        );
+        // Full, by a heartbeat to the other replica: here within the refresh.
+        report_full(app_there.clone(), nodes[2].clone()).await;
+        let limit = disktro_server::roster::REFRESH * 3;
+        assert!(
+            eventually(limit, || {
+                let here = Arc::clone(&here);
+                let node = nodes[2].public().node_id();
+                async move { !placeable(here, 1).await.contains(&node) }
+            })
+            .await,
+            "{}: a node reported full elsewhere is still placed on after {limit:?}",
+            db.backend
+        );
+
+        // An hour on, without a heartbeat, nothing is online, whatever the copy holds.
+        let later = disktro_server::context::unix_now() + 3600;
+        assert!(
+            writable_now(&here, later, 0).await.unwrap().is_empty(),
+            "{}",
+            db.backend
+        );
     }
 }

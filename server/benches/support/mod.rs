@@ -13,11 +13,21 @@ use std::time::{Duration, Instant};
 
 use sqlx::Executor as _;
 
-/// A server process, killed when dropped.
+/// A server process, stopped when dropped as a service manager stops it: SIGTERM, then SIGKILL
+/// if it has not exited within 10 s. (A killed server keeps its jobs' leases until they lapse,
+/// so the next server on the same database would stand by instead of running its jobs.)
 pub struct Process(pub Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

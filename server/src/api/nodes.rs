@@ -53,6 +53,7 @@ pub async fn heartbeat(
 ) -> Result<Json<HeartbeatAck>, ServerError> {
     let ack = nodes::heartbeat(
         &ctx.db,
+        &ctx.roster,
         &ctx.key.public(),
         ctx.heartbeat_interval,
         &body,

@@ -122,8 +122,25 @@ async fn record(db: &Db, node: &str, passes: u64, failures: u64, now: i64) -> Re
 /// Update every node's online score to `now`, suspending and reinstating as the scores say.
 pub async fn update_online(db: &Db, online_since: i64, now: i64) -> Result<(), StoreError> {
     let standings = nodes::standings(db).await?;
+    // A write transaction per [`NODES_PER_TX`] nodes: one for a network of 1,000 held SQLite's
+    // one writer for every node's update while heartbeats and uploads waited.
+    for batch in standings.chunks(NODES_PER_TX) {
+        update_online_batch(db, batch, online_since, now).await?;
+    }
+    Ok(())
+}
+
+/// Nodes whose online scores one write transaction updates.
+const NODES_PER_TX: usize = 100;
+
+async fn update_online_batch(
+    db: &Db,
+    batch: &[nodes::Standing],
+    online_since: i64,
+    now: i64,
+) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
-    for n in standings {
+    for n in batch {
         let online = n.last_seen >= online_since;
         // The first check only starts the clock.
         let elapsed = if n.online_checked_at == 0 {

@@ -87,12 +87,14 @@ pub struct Settleable {
 }
 
 /// Unpaid claims of tokens expired at or before `expired_by`, oldest first.
-pub async fn settleable(tx: &mut Tx, expired_by: i64) -> Result<Vec<Settleable>, StoreError> {
+/// Up to `limit` unpaid claims whose tokens expired by `expired_by`, the oldest first.
+pub async fn settleable(tx: &mut Tx, expired_by: i64, limit: i64) -> Result<Vec<Settleable>, StoreError> {
     let rows = sqlx::query(
         "SELECT serial, node_id, bytes, expires_at FROM egress_claims WHERE paid = 0 AND expires_at <= $1 \
-         ORDER BY expires_at, serial",
+         ORDER BY expires_at, serial LIMIT $2",
     )
     .bind(expired_by)
+    .bind(limit)
     .fetch_all(&mut **tx)
     .await?;
     rows.iter()
@@ -133,10 +135,14 @@ pub struct Accruing {
     pub state: String,
 }
 
-pub async fn accruing(tx: &mut Tx) -> Result<Vec<Accruing>, StoreError> {
-    let rows = sqlx::query("SELECT node_id, accrued_until, state FROM nodes ORDER BY node_id")
-        .fetch_all(&mut **tx)
-        .await?;
+/// Up to `limit` nodes after node id `after` ("" for the first), in node id order.
+pub async fn accruing(tx: &mut Tx, after: &str, limit: i64) -> Result<Vec<Accruing>, StoreError> {
+    let rows =
+        sqlx::query("SELECT node_id, accrued_until, state FROM nodes WHERE node_id > $1 ORDER BY node_id LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
     rows.iter()
         .map(|r| {
             Ok(Accruing {

@@ -32,6 +32,29 @@ pub async fn register(db: &Db, node_id: &str, r: &Registration, now: i64) -> Res
     .bind(&r.operator)
     .execute(&db.pool)
     .await?;
+    bump_epoch(&db.pool).await
+}
+
+/// The nodes' epoch: a value that changes whenever a node registers or changes state, so a
+/// replica's copy of the placeable nodes ([`crate::roster`]) knows when to read them again.
+/// `None` before the first change.
+pub async fn epoch(db: &Db) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT value FROM settings WHERE name = 'nodes_epoch'")
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| r.try_get("value").map_err(StoreError::from)).transpose()
+}
+
+/// A new [`epoch`] (random, so replicas need not read it to change it).
+async fn bump_epoch<'e>(on: impl sqlx::Executor<'e, Database = sqlx::Any>) -> Result<(), StoreError> {
+    let fresh = disktro_core::ids::to_hex(&disktro_core::random_bytes::<8>());
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ('nodes_epoch', $1) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(fresh)
+    .execute(on)
+    .await?;
     Ok(())
 }
 
@@ -213,6 +236,31 @@ pub struct Writable {
     pub free: i64,
 }
 
+/// Every active node as placement sees it, with when it was last seen, in id order (what
+/// [`crate::roster`] keeps).
+pub async fn active(db: &Db) -> Result<Vec<(Writable, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT node_id, url, zone, operator, capacity, capacity - used AS free, last_seen FROM nodes \
+         WHERE state = 'active' ORDER BY node_id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((writable_row(row)?, row.try_get("last_seen")?)))
+        .collect()
+}
+
+fn writable_row(row: &sqlx::any::AnyRow) -> Result<Writable, StoreError> {
+    Ok(Writable {
+        node_id: parse(&row.try_get::<String, _>("node_id")?, "node id")?,
+        url: row.try_get("url")?,
+        zone: row.try_get("zone")?,
+        operator: row.try_get("operator")?,
+        capacity: row.try_get("capacity")?,
+        free: row.try_get("free")?,
+    })
+}
+
 /// Nodes seen since `online_since`, active, with at least `min_free` bytes of room, in id order.
 pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<Writable>, StoreError> {
     let rows = sqlx::query(
@@ -224,18 +272,7 @@ pub async fn writable(db: &Db, online_since: i64, min_free: i64) -> Result<Vec<W
     .bind(min_free)
     .fetch_all(&db.pool)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Writable {
-                node_id: parse(&row.try_get::<String, _>("node_id")?, "node id")?,
-                url: row.try_get("url")?,
-                zone: row.try_get("zone")?,
-                operator: row.try_get("operator")?,
-                capacity: row.try_get("capacity")?,
-                free: row.try_get("free")?,
-            })
-        })
-        .collect()
+    rows.iter().map(writable_row).collect()
 }
 
 /// A draining node with nothing placed on it any more becomes `exited` (one conditional
@@ -251,6 +288,9 @@ pub async fn finish_drain(tx: &mut Tx, node_id: &str, now: i64) -> Result<bool, 
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    if done == 1 {
+        bump_epoch(&mut **tx).await?;
+    }
     Ok(done == 1)
 }
 
@@ -410,5 +450,5 @@ pub async fn set_state(tx: &mut Tx, node_id: &str, state: &str, reason: &str, no
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    bump_epoch(&mut **tx).await
 }
