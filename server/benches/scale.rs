@@ -24,7 +24,8 @@
 //!    simulated workers' keys: no bytes move), a share link opened, and the heartbeats.
 //!
 //! Each figure prints as one `scale/...` line; `scripts/bench-scale` copies them into
-//! BENCHMARKS.md. `DISKTRO_SCALE_SIZES` (e.g. `1,10`) picks the sizes.
+//! BENCHMARKS.md. `DISKTRO_SCALE_SIZES` (e.g. `1,10`) picks the sizes; with `DISKTRO_SCALE_KEEP`
+//! set, the databases are kept (their paths and URLs on stderr) to look into afterwards.
 #![allow(
     clippy::print_stdout,
     clippy::cast_precision_loss,
@@ -305,9 +306,9 @@ async fn generate(db: &Db, s: &Shape, workers: &[SimWorker], big_account: &str, 
         &one,
         d.insert_series(
             s.accounts(),
-            "INSERT INTO accounts (id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes, created_at, file_count)",
+            "INSERT INTO accounts (id, email, kdf_setup, auth_hash, wrapped_identity, public_key, quota_bytes, used_bytes, created_at, file_count, chunk_count)",
             &format!(
-                "{id}, 'scale-' || {id} || '@example.org', 'x', 'x', 'x', 'x', {quota}, {used}, {t0}, {FILES_PER_ACCOUNT}",
+                "{id}, 'scale-' || {id} || '@example.org', 'x', 'x', 'x', 'x', {quota}, {used}, {t0}, {FILES_PER_ACCOUNT}, {FILES_PER_ACCOUNT}",
                 id = d.hex(&format!("{ACCOUNT_IDS} + g.i"), 32),
                 quota = 1i64 << 40,
                 used = FILES_PER_ACCOUNT * 1700,
@@ -331,7 +332,10 @@ async fn generate(db: &Db, s: &Shape, workers: &[SimWorker], big_account: &str, 
         ),
     )
     .await;
-    sqlx::query("UPDATE accounts SET file_count = file_count + $1, used_bytes = used_bytes + $2 WHERE id = $3")
+    sqlx::query(
+        "UPDATE accounts SET file_count = file_count + $1, chunk_count = chunk_count + $1, used_bytes = used_bytes + $2 \
+         WHERE id = $3",
+    )
         .bind(s.big)
         .bind(s.big * 1700)
         .bind(big_account)
@@ -362,6 +366,14 @@ async fn generate(db: &Db, s: &Shape, workers: &[SimWorker], big_account: &str, 
     for (_, definition) in &indexes {
         exec(&one, definition.clone()).await;
     }
+    // The per-node totals the placing transactions keep, as migration 0018 sums them.
+    exec(
+        &one,
+        "INSERT INTO node_placed (node_id, shards, bytes) \
+         SELECT node_id, COUNT(*), COALESCE(SUM(size), 0) FROM file_shards GROUP BY node_id"
+            .to_owned(),
+    )
+    .await;
 
     // A share link for every tenth file.
     exec(
@@ -1020,15 +1032,24 @@ async fn main() {
     let postgres = std::env::var("DISKTRO_TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty());
+    // Keep the databases to look into afterwards (`sqlite3`, `psql`): named on stderr.
+    let keep = std::env::var_os("DISKTRO_SCALE_KEEP").is_some();
     for &factor in &sizes {
         let shape = Shape::new(factor);
         let dir = tempfile::tempdir().unwrap();
         run(shape, &disktro_server::db::sqlite_url(dir.path())).await;
+        if keep {
+            eprintln!("kept: {}", dir.keep().join("disktro.db").display());
+        }
         match &postgres {
             Some(admin) => {
                 let (url, name) = postgres_database(admin, "disktro_test_scale").await;
                 run(shape, &url).await;
-                drop_database(admin, &name).await;
+                if keep {
+                    eprintln!("kept: {url}");
+                } else {
+                    drop_database(admin, &name).await;
+                }
             }
             None => println!("scale/postgres: skipped (DISKTRO_TEST_POSTGRES_URL is not set)"),
         }

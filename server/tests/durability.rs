@@ -951,6 +951,7 @@ async fn new_workers_take_their_share_and_no_chunk_loses_a_shard() {
     for (data, id) in files.iter().zip(&ids) {
         assert!(get(&a, id).await == *data, "file {id} differs after the rebalance");
     }
+    support::assert_placed_totals_match(&pool).await;
     pool.close().await;
     server.stop();
 }
@@ -1370,6 +1371,8 @@ async fn bit_rot_is_rebuilt_elsewhere_and_garbage_is_collected() {
         "{} shards of the deleted file remain",
         on_disk(&doomed_shards)
     );
+    // A shard rebuilt elsewhere and a file deleted: the per-node totals follow both.
+    support::assert_placed_totals_match(&pool).await;
 
     // Tried: a valid shard no file needs, planted on worker 1's disk. Must hold: found through
     // the worker's holdings summary and removed after the orphan grace; the kept file is intact.

@@ -232,6 +232,20 @@ async fn upload_list_download_share_and_delete() {
         }
         let list = api.files().await.unwrap();
         assert_eq!(list.total, 3);
+        // Eleven files placed, eight deleted: the per-node totals and the durability status's
+        // chunk count (kept per account) follow.
+        let pool = db_pool(&db.url).await;
+        support::assert_placed_totals_match(&pool).await;
+        let health: Value = reqwest::get(format!("{}/api/v1/durability", server.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let chunks: u64 = list.files.iter().map(|f| f.chunk_count).sum();
+        assert_eq!(health["chunks"], chunks, "{}", db.backend);
+        assert_eq!(health["full"], chunks, "{}", db.backend);
+        pool.close().await;
         assert!(
             list.files
                 .iter()

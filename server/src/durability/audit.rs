@@ -86,17 +86,7 @@ type Challenge = store::audits::Challengeable;
 #[derive(Debug)]
 pub struct Auditor {
     fleet: Fleet,
-    /// Each node's shard count and when it was taken: what sizes its challenges per round.
-    held: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
 }
-
-/// How long a node's shard count sizes its rounds before it is counted again. Counting walks the
-/// node's entries of the shard index: every round (30 s by default), that walk was most of a
-/// round's reads, more with every shard stored (`make bench-scale`); a count ten minutes old
-/// changes the audit rate by what the node gained or lost since, nothing more.
-pub const HELD_RECOUNT: i64 = 600;
-/// Nodes holding fewer shards are counted every round.
-const RECOUNT_BELOW: i64 = 1_000;
 
 fn random_below(n: u64) -> u64 {
     if n == 0 {
@@ -121,7 +111,6 @@ impl Auditor {
     pub fn new(timeout: Duration) -> Self {
         Self {
             fleet: Fleet::new(timeout),
-            held: std::sync::Mutex::default(),
         }
     }
 
@@ -130,8 +119,14 @@ impl Auditor {
         let since = nodes::online_since(now, ctx.heartbeat_interval);
         reputation::update_online(&ctx.db, since, now).await?;
         let targets = store::nodes::auditable(&ctx.db, since).await?;
+        // Each node's shard count sizes its challenges: the per-node totals the placements keep
+        // (counting each node's index entries every round grew with every shard stored).
+        let placed = &store::placed::totals(&ctx.db).await?;
         let results: Vec<Result<Round, JobError>> = futures_util::stream::iter(targets)
-            .map(|(id, url)| async move { self.audit_node(ctx, id, &url, now).await })
+            .map(|(id, url)| async move {
+                let held = placed.get(&id).map_or(0, |(shards, _)| *shards);
+                self.audit_node(ctx, id, &url, held, now).await
+            })
             .buffer_unordered(NODES_AT_ONCE)
             .collect()
             .await;
@@ -150,40 +145,26 @@ impl Auditor {
         Ok(total)
     }
 
-    /// The node's shard count, taken again when [`HELD_RECOUNT`] old.
-    async fn held(&self, ctx: &Context, node: &str, now: i64) -> Result<i64, JobError> {
-        let known = self
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(node)
-            .copied();
-        // A small count is cheap to take again, and may be a node just starting to receive
-        // shards: counted every round.
-        if let Some((count, _)) = known.filter(|(count, at)| *count >= RECOUNT_BELOW && now - at < HELD_RECOUNT) {
-            return Ok(count);
-        }
-        let count = store::audits::held(&ctx.db, node).await?;
-        self.held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(node.to_owned(), (count, now));
-        Ok(count)
-    }
-
-    async fn challenges(&self, ctx: &Context, node: &str, now: i64) -> Result<Vec<Challenge>, JobError> {
+    /// The node's contained shards and enough of its `held` to reach each once per window.
+    async fn challenges(&self, ctx: &Context, node: &str, held: i64) -> Result<Vec<Challenge>, JobError> {
         let s = &ctx.durability;
         // Contained shards first; then the least recently audited, enough for the window.
         let mut out = store::audits::contained(&ctx.db, node).await?;
-        let held = self.held(ctx, node, now).await?;
         let n = per_round(held, s.audit_interval, s.audit_window);
         out.extend(store::audits::least_recent(&ctx.db, node, n).await?);
         Ok(out)
     }
 
-    async fn audit_node(&self, ctx: &Context, node_id: NodeId, url: &str, now: i64) -> Result<Round, JobError> {
+    async fn audit_node(
+        &self,
+        ctx: &Context,
+        node_id: NodeId,
+        url: &str,
+        held: i64,
+        now: i64,
+    ) -> Result<Round, JobError> {
         let node = &node_id.to_hex();
-        let challenges = self.challenges(ctx, node, now).await?;
+        let challenges = self.challenges(ctx, node, held).await?;
         let mut round = Round::default();
         if challenges.is_empty() {
             return Ok(round);

@@ -207,7 +207,11 @@ fn sources(loads: &mut [Load]) -> Vec<Load> {
 /// Every active, online worker's placed bytes and capacity-proportional share of all placed bytes.
 async fn loads(ctx: &Context, now: i64) -> Result<Vec<Load>, JobError> {
     let workers = nodes::writable(&ctx.db, ctx.heartbeat_interval, now, 0).await?;
-    let placed = store::health::placed_bytes(&ctx.db).await?;
+    let placed: HashMap<NodeId, i64> = store::placed::totals(&ctx.db)
+        .await?
+        .into_iter()
+        .map(|(node, (_, bytes))| (node, bytes))
+        .collect();
     let total_placed: i64 = workers
         .iter()
         .map(|w| placed.get(&w.node_id).copied().unwrap_or(0))

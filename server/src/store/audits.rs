@@ -46,15 +46,6 @@ pub async fn contained(db: &Db, node: &str) -> Result<Vec<Challengeable>, StoreE
     rows.iter().map(|r| challengeable(r, r.try_get("attempts")?)).collect()
 }
 
-/// How many shards are placed on the node.
-pub async fn held(db: &Db, node: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM file_shards WHERE node_id = $1")
-        .bind(node)
-        .fetch_one(&db.pool)
-        .await?;
-    Ok(row.try_get("n")?)
-}
-
 /// Up to `limit` of the node's least recently audited shards, neither reported lost nor
 /// contained (ties broken at random).
 pub async fn least_recent(db: &Db, node: &str, limit: i64) -> Result<Vec<Challengeable>, StoreError> {

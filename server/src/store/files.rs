@@ -55,8 +55,9 @@ pub async fn insert(tx: &mut Tx, f: &NewFile<'_>) -> Result<(), StoreError> {
     .bind(f.created_at)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE accounts SET file_count = file_count + 1 WHERE id = $1")
+    sqlx::query("UPDATE accounts SET file_count = file_count + 1, chunk_count = chunk_count + $2 WHERE id = $1")
         .bind(f.account_id)
+        .bind(to_i64(f.chunk_count))
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -110,7 +111,13 @@ pub async fn insert_shards(tx: &mut Tx, file_hex: &str, rows: &[ShardRow], now: 
         }
         query.bind(now).execute(&mut **tx).await?;
     }
-    Ok(())
+    let mut per_node: HashMap<String, (i64, i64)> = HashMap::new();
+    for r in rows {
+        let sum = per_node.entry(r.node.to_hex()).or_default();
+        sum.0 += 1;
+        sum.1 += i64::from(r.size);
+    }
+    super::placed::record(tx, &per_node).await
 }
 
 /// One line of an account's file list.
@@ -398,7 +405,7 @@ pub(super) fn shard_location(r: &sqlx::any::AnyRow) -> Result<ShardLocation, Sto
 /// Delete the account's file: its shards to garbage collection, its shares revoked, its bytes
 /// returned to the quota. `false` when the account has no such file.
 pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> Result<bool, StoreError> {
-    let Some(row) = sqlx::query("SELECT stored_bytes FROM files WHERE id = $1 AND account_id = $2")
+    let Some(row) = sqlx::query("SELECT stored_bytes, chunk_count FROM files WHERE id = $1 AND account_id = $2")
         .bind(file_hex)
         .bind(account_id)
         .fetch_optional(&mut **tx)
@@ -407,6 +414,7 @@ pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> 
         return Ok(false);
     };
     let stored: i64 = row.try_get("stored_bytes")?;
+    let chunks: i64 = row.try_get("chunk_count")?;
     // Copies of a hot file's shards are collected with it (the rows go with the file).
     super::copies::drop_file(tx, file_hex, now).await?;
     sqlx::query(
@@ -417,6 +425,7 @@ pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> 
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    super::placed::record_file_removed(tx, file_hex).await?;
     sqlx::query("DELETE FROM file_shards WHERE file_id = $1")
         .bind(file_hex)
         .execute(&mut **tx)
@@ -430,10 +439,14 @@ pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> 
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE accounts SET used_bytes = used_bytes - $1, file_count = file_count - 1 WHERE id = $2")
-        .bind(stored)
-        .bind(account_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE accounts SET used_bytes = used_bytes - $1, file_count = file_count - 1, chunk_count = chunk_count - $3 \
+         WHERE id = $2",
+    )
+    .bind(stored)
+    .bind(account_id)
+    .bind(chunks)
+    .execute(&mut **tx)
+    .await?;
     Ok(true)
 }

@@ -22,31 +22,28 @@ pub struct ChunkCounts {
     pub unreadable: i64,
 }
 
+/// Chunks by health with `online_since` the oldest heartbeat that counts as online and `margin`
+/// the healthy shards above k that still count as at risk. Costs what is damaged (the chunks
+/// [`due_for_repair`] searches) and a sum over accounts, never a walk of every shard stored
+/// (it did, on every `GET /durability`: the dashboard's and the home page's).
 pub async fn chunk_counts(db: &Db, online_since: i64, margin: u32) -> Result<ChunkCounts, StoreError> {
-    let row = sqlx::query(concat!(
-        "SELECT COUNT(*) AS chunks, \
-             COALESCE(SUM(CASE WHEN healthy >= k + m THEN 1 ELSE 0 END), 0) AS full_chunks, \
-             COALESCE(SUM(CASE WHEN healthy < k + m AND healthy >= k THEN 1 ELSE 0 END), 0) AS degraded, \
-             COALESCE(SUM(CASE WHEN healthy <= k + $2 AND healthy < k + m THEN 1 ELSE 0 END), 0) AS at_risk, \
-             COALESCE(SUM(CASE WHEN healthy < k THEN 1 ELSE 0 END), 0) AS unreadable \
-         FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, f.parity_shards AS m, \
-                   SUM(CASE WHEN ",
-        healthy!(),
-        " THEN 1 ELSE 0 END) AS healthy \
-               FROM file_shards s JOIN files f ON f.id = s.file_id JOIN nodes n ON n.node_id = s.node_id \
-               GROUP BY s.file_id, s.chunk, f.data_shards, f.parity_shards) AS per_chunk"
-    ))
-    .bind(online_since)
-    .bind(i64::from(margin))
-    .fetch_one(&db.pool)
-    .await?;
-    Ok(ChunkCounts {
-        chunks: row.try_get("chunks")?,
-        full: row.try_get("full_chunks")?,
-        degraded: row.try_get("degraded")?,
-        at_risk: row.try_get("at_risk")?,
-        unreadable: row.try_get("unreadable")?,
-    })
+    // Every chunk stored, from the accounts' counters; those short of full, from the damage.
+    let chunks: i64 = sqlx::query("SELECT CAST(COALESCE(SUM(chunk_count), 0) AS BIGINT) AS chunks FROM accounts")
+        .fetch_one(&db.pool)
+        .await?
+        .try_get("chunks")?;
+    let margin = i64::from(margin);
+    let mut counts = ChunkCounts {
+        chunks,
+        ..ChunkCounts::default()
+    };
+    for c in short_chunks(db, online_since).await? {
+        counts.degraded += i64::from(c.healthy >= c.k);
+        counts.at_risk += i64::from(c.healthy <= c.k + margin);
+        counts.unreadable += i64::from(c.healthy < c.k);
+    }
+    counts.full = chunks - counts.degraded - counts.unreadable;
+    Ok(counts)
 }
 
 /// What the background jobs have queued.
@@ -85,6 +82,31 @@ pub struct DueChunk {
 }
 
 /// Chunks with fewer than k + m healthy shards, fewest healthy first, at most `limit`.
+pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Vec<DueChunk>, StoreError> {
+    let mut due = short_chunks(db, online_since).await?;
+    due.sort_unstable_by(|a, b| (a.healthy, &a.file_hex, a.chunk).cmp(&(b.healthy, &b.file_hex, b.chunk)));
+    due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(due
+        .into_iter()
+        .map(|c| DueChunk {
+            file_hex: c.file_hex,
+            chunk: to_u64(c.chunk),
+            lost_at: c.lost_at,
+        })
+        .collect())
+}
+
+/// A chunk short of healthy shards, and its code's k.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ShortChunk {
+    file_hex: String,
+    chunk: i64,
+    healthy: i64,
+    k: i64,
+    lost_at: Option<i64>,
+}
+
+/// Every chunk with fewer than k + m healthy shards, in no order.
 ///
 /// Only chunks with a shard that is not healthy can be short of healthy shards (every chunk has
 /// a row per shard; one no worker took is recorded lost where it was planned), so the search
@@ -92,7 +114,7 @@ pub struct DueChunk {
 /// active, and the shards reported lost. The chunks found are then counted a batch of files at a
 /// time. A search costs what is degraded, never a walk of every shard stored (one statement
 /// joining it all lets the planner choose that walk: PostgreSQL did, at every size).
-pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Vec<DueChunk>, StoreError> {
+async fn short_chunks(db: &Db, online_since: i64) -> Result<Vec<ShortChunk>, StoreError> {
     let unhealthy_nodes: Vec<String> =
         sqlx::query("SELECT node_id FROM nodes WHERE last_seen < $1 OR state <> 'active'")
             .bind(online_since)
@@ -126,12 +148,11 @@ pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Ve
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    // (healthy, file, chunk, lost_at) of every degraded chunk short of shards.
-    let mut due: Vec<(i64, String, i64, Option<i64>)> = Vec::new();
+    let mut short = Vec::new();
     for batch in files.chunks(FILES_PER_COUNT) {
         let sql = format!(
             concat!(
-                "SELECT file_id, chunk, healthy, lost_at FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, \
+                "SELECT file_id, chunk, healthy, k, lost_at FROM (SELECT s.file_id, s.chunk, f.data_shards AS k, \
                      f.parity_shards AS m, MIN(CASE WHEN n.last_seen < $1 THEN n.last_seen END) AS lost_at, SUM(CASE WHEN ",
                 healthy!(),
                 " THEN 1 ELSE 0 END) AS healthy \
@@ -149,40 +170,22 @@ pub async fn due_for_repair(db: &Db, online_since: i64, limit: i64) -> Result<Ve
         for r in &query.fetch_all(&db.pool).await? {
             let key: (String, i64) = (r.try_get("file_id")?, r.try_get("chunk")?);
             if degraded.contains(&key) {
-                due.push((r.try_get("healthy")?, key.0, key.1, r.try_get("lost_at")?));
+                short.push(ShortChunk {
+                    file_hex: key.0,
+                    chunk: key.1,
+                    healthy: r.try_get("healthy")?,
+                    k: r.try_get("k")?,
+                    lost_at: r.try_get("lost_at")?,
+                });
             }
         }
     }
-    due.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-    due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(due
-        .into_iter()
-        .map(|(_, file_hex, chunk, lost_at)| DueChunk {
-            file_hex,
-            chunk: to_u64(chunk),
-            lost_at,
-        })
-        .collect())
+    Ok(short)
 }
 
 /// Files whose chunks one statement of [`due_for_repair`] counts: few enough that PostgreSQL
 /// reads them by index (with 500, it walked the table at the smallest size of `make bench-scale`).
 const FILES_PER_COUNT: usize = 100;
-
-/// Bytes placed on each node that holds any.
-pub async fn placed_bytes(db: &Db) -> Result<std::collections::HashMap<disktro_core::NodeId, i64>, StoreError> {
-    let rows = sqlx::query("SELECT node_id, CAST(SUM(size) AS BIGINT) AS bytes FROM file_shards GROUP BY node_id")
-        .fetch_all(&db.pool)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                parse(&r.try_get::<String, _>("node_id")?, "node id")?,
-                r.try_get("bytes")?,
-            ))
-        })
-        .collect()
-}
 
 /// A placement the rebalancer may move.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +353,18 @@ pub async fn move_shard(
     if moved != 1 {
         return Ok(false);
     }
+    let size: i64 = sqlx::query("SELECT size FROM file_shards WHERE file_id = $1 AND chunk = $2 AND idx = $3")
+        .bind(file_hex)
+        .bind(to_i64(chunk))
+        .bind(to_i64(slot.idx as u64))
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("size")?;
+    super::placed::record(
+        tx,
+        &std::collections::HashMap::from([(slot.node.clone(), (-1, -size)), (to.to_owned(), (1, size))]),
+    )
+    .await?;
     let shard = slot.shard.to_hex();
     for q in [
         "DELETE FROM corrupt_reports WHERE node_id = $1 AND shard_id = $2",

@@ -14,13 +14,14 @@
 //! | [`db`] | the pool, its migrations (`migrations/`) and SQLite's settings |
 //! | [`accounts`] | `accounts` (quota and usage, keys) |
 //! | [`sessions`] | `sessions`, `api_tokens`, `known_devices` |
-//! | [`settings`] | `settings` (the join token) |
+//! | [`settings`] | `settings` (the join token; the nodes' epoch is [`nodes`]') |
 //! | [`throttle`] | `login_failures` |
 //! | [`leases`] | `leases`, and the janitor's sweep |
 //! | [`uploads`] | `uploads`, `upload_tokens` |
 //! | [`files`] | `files`, `file_shards` |
 //! | [`shares`] | `shares` |
 //! | [`nodes`] | `nodes`, `node_samples` (registry, heartbeats, reputation columns) |
+//! | [`placed`] | `node_placed`, `node_placed_changes` (shards and bytes placed per node) |
 //! | [`health`] | chunk health over `file_shards` × `nodes`, `corrupt_reports` (lost shards), repair's moves |
 //! | [`audits`] | `audits`, `audit_containment`, `file_shards.audited_at` |
 //! | [`collection`] | `gc_shards`, `orphan_candidates` (garbage collection and holdings) |
@@ -47,6 +48,7 @@ pub mod health;
 pub mod leases;
 pub mod ledger;
 pub mod nodes;
+pub mod placed;
 pub mod sessions;
 pub mod settings;
 pub mod shares;

@@ -297,3 +297,32 @@ impl Drop for Hosts {
         let _ = Command::new(NETNS).args(["down", &self.name]).status();
     }
 }
+
+/// Must hold wherever shards were placed, moved or deleted: the shards and bytes the rebalancer
+/// reads per node (`node_placed` with the changes not yet folded in) are those of the placement
+/// rows themselves.
+pub async fn assert_placed_totals_match(pool: &sqlx::AnyPool) {
+    use sqlx::Row as _;
+    let rows = |sql: &'static str| async move {
+        let mut v: Vec<(String, i64, i64)> = sqlx::query(sql)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("node_id"), r.get("shards"), r.get("bytes")))
+            .collect();
+        v.sort();
+        v
+    };
+    let kept = rows(
+        "SELECT node_id, CAST(SUM(shards) AS BIGINT) AS shards, CAST(SUM(bytes) AS BIGINT) AS bytes FROM \
+         (SELECT node_id, shards, bytes FROM node_placed UNION ALL SELECT node_id, shards, bytes FROM node_placed_changes) AS t \
+         GROUP BY node_id HAVING SUM(shards) <> 0 OR SUM(bytes) <> 0",
+    )
+    .await;
+    let counted = rows(
+        "SELECT node_id, COUNT(*) AS shards, CAST(SUM(size) AS BIGINT) AS bytes FROM file_shards GROUP BY node_id",
+    )
+    .await;
+    assert_eq!(kept, counted, "the per-node placed totals drifted from the placements");
+}
