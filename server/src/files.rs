@@ -67,16 +67,15 @@ pub async fn list(
     // Health for this page's files only: the account's other files are not read.
     let page: Vec<String> = rows.iter().map(|f| f.file_id.to_string()).collect();
     let online_since = nodes::online_since(now, ctx.heartbeat_interval);
-    let health = store::files::weakest_chunks(&ctx.db, &page, online_since).await?;
-    let spread = store::files::most_in_one_zone(&ctx.db, &page, online_since).await?;
+    let health = store::files::page_health(&ctx.db, &page, online_since).await?;
     let files = rows
         .into_iter()
         .map(|f| FileSummary {
             health: file_health(
                 (f.data_shards, f.parity_shards),
                 f.chunk_count,
-                health.get(&f.file_id).copied().unwrap_or(0),
-                Some(spread.get(&f.file_id).copied().unwrap_or(0)),
+                health.get(&f.file_id).map_or(0, |h| h.weakest_chunk),
+                Some(health.get(&f.file_id).map_or(0, |h| h.most_in_one_zone)),
             ),
             metadata: f.metadata,
             wrapped_key: f.wrapped_key,

@@ -79,19 +79,27 @@ impl Db {
             // runs them; a conflict is a clean failure (40001) that the request runs again for
             // (`api::retry`). Not the default: 8 clients uploading to one account without pause
             // exhausted the retries on the account's row (docs/benchmarks-log.md, 2026-12-05).
-            Backend::Postgres if serializable_wanted() => {
+            Backend::Postgres => {
+                let serializable = serializable_wanted();
                 options
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
-                            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
-                                .await?;
+                            // No parallel query: every statement here reads a few index ranges,
+                            // and the planner, estimating 84 shard rows per file id on 10 million
+                            // rows, ran a 100-file statement of the repairer's search with two
+                            // parallel workers: 12 ms, 8 of them starting the workers (4 ms
+                            // without; `make bench-scale`, docs/benchmarks-log.md).
+                            conn.execute("SET max_parallel_workers_per_gather = 0").await?;
+                            if serializable {
+                                conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                                    .await?;
+                            }
                             Ok(())
                         })
                     })
                     .connect(url)
                     .await
             }
-            Backend::Postgres => options.connect(url).await,
         }
         .map_err(|e| DbError(format!("cannot open the database {}: {e}", redact(url))))?;
         let writer = match backend {

@@ -204,42 +204,57 @@ pub async fn count(db: &Db, account_id: &str) -> Result<u64, StoreError> {
     Ok(row.map(|r| r.try_get("file_count")).transpose()?.map_or(0, to_u64))
 }
 
-/// The healthy shards of each file's weakest chunk ([`healthy!`], with `online_since` the oldest
-/// heartbeat that counts as online), per file of `files` (hex ids: a page of a list).
-pub async fn weakest_chunks(db: &Db, files: &[String], online_since: i64) -> Result<HashMap<FileId, u64>, StoreError> {
+/// Per file of `files` (hex ids: a page of a list): the healthy shards of its weakest chunk
+/// ([`healthy!`], with `online_since` the oldest heartbeat that counts as online), and the most
+/// healthy shards any of its chunks has in one zone. One statement over the page's placements
+/// (two, one per figure, read each placement twice).
+pub async fn page_health(
+    db: &Db,
+    files: &[String],
+    online_since: i64,
+) -> Result<HashMap<FileId, PageHealth>, StoreError> {
     if files.is_empty() {
         return Ok(HashMap::new());
     }
     let sql = format!(
         concat!(
-            "SELECT file_id, MIN(healthy) AS weakest FROM ( \
-               SELECT s.file_id, s.chunk, SUM(CASE WHEN ",
+            "SELECT file_id, MIN(chunk_healthy) AS weakest, MAX(zone_most) AS most FROM ( \
+               SELECT file_id, chunk, CAST(SUM(in_zone) AS BIGINT) AS chunk_healthy, MAX(in_zone) AS zone_most FROM ( \
+                 SELECT s.file_id, s.chunk, n.zone, SUM(CASE WHEN ",
             healthy!(),
-            " THEN 1 ELSE 0 END) AS healthy \
-               FROM file_shards s JOIN nodes n ON n.node_id = s.node_id \
-               WHERE s.file_id IN ({}) GROUP BY s.file_id, s.chunk) AS per_chunk \
+            " THEN 1 ELSE 0 END) AS in_zone \
+                 FROM file_shards s JOIN nodes n ON n.node_id = s.node_id \
+                 WHERE s.file_id IN ({}) GROUP BY s.file_id, s.chunk, n.zone) AS per_zone \
+               GROUP BY file_id, chunk) AS per_chunk \
              GROUP BY file_id"
         ),
         placeholders(2, files.len())
     );
-    per_file_of(db, sql, online_since, files, "weakest").await
-}
-
-/// `sql`'s `(file_id, column)` rows as a map, with `$1` bound to `online_since` and `$2…` to
-/// `files` (its `IN` list). Only placeholders are formatted into the statement; every value is
-/// bound.
-async fn per_file_of(
-    db: &Db,
-    sql: String,
-    online_since: i64,
-    files: &[String],
-    column: &str,
-) -> Result<HashMap<FileId, u64>, StoreError> {
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(online_since);
     for file in files {
         query = query.bind(file);
     }
-    per_file(&query.fetch_all(&db.pool).await?, column)
+    query
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                parse(&row.try_get::<String, _>("file_id")?, "file id")?,
+                PageHealth {
+                    weakest_chunk: to_u64(row.try_get::<i64, _>("weakest")?),
+                    most_in_one_zone: to_u64(row.try_get::<i64, _>("most")?),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// A listed file's health ([`page_health`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageHealth {
+    pub weakest_chunk: u64,
+    pub most_in_one_zone: u64,
 }
 
 /// `$first, $first + 1, …` for `count` values bound in a row (an `IN` list).
@@ -248,50 +263,6 @@ pub(super) fn placeholders(first: usize, count: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `(file_id, column)` rows as a map.
-fn per_file(rows: &[sqlx::any::AnyRow], column: &str) -> Result<HashMap<FileId, u64>, StoreError> {
-    rows.iter()
-        .map(|row| {
-            Ok((
-                parse(&row.try_get::<String, _>("file_id")?, "file id")?,
-                to_u64(row.try_get::<i64, _>(column)?),
-            ))
-        })
-        .collect()
-}
-
-/// The per-chunk-and-zone counts [`most_in_one_zone`] takes the largest of, given the rows'
-/// `WHERE` (after `$1`, the online bound of [`healthy!`]).
-macro_rules! most_in_one_zone {
-    ($rows:literal) => {
-        concat!(
-            "SELECT file_id, MAX(in_zone) AS most FROM ( \
-               SELECT s.file_id, s.chunk, n.zone, COUNT(*) AS in_zone \
-               FROM file_shards s JOIN nodes n ON n.node_id = s.node_id \
-               WHERE ",
-            $rows,
-            " AND ",
-            healthy!(),
-            " GROUP BY s.file_id, s.chunk, n.zone) AS per_zone \
-             GROUP BY file_id"
-        )
-    };
-}
-
-/// The most healthy shards any chunk of each file has in one zone, per file of `files` (hex ids:
-/// a page of a list).
-pub async fn most_in_one_zone(
-    db: &Db,
-    files: &[String],
-    online_since: i64,
-) -> Result<HashMap<FileId, u64>, StoreError> {
-    if files.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql = most_in_one_zone!("s.file_id IN ({})").replace("{}", &placeholders(2, files.len()));
-    per_file_of(db, sql, online_since, files, "most").await
 }
 
 /// A committed file as a reader gets it.
