@@ -22,20 +22,35 @@ fn change_prefix() -> String {
     disktro_core::ids::to_hex(&disktro_core::random_bytes::<12>())
 }
 
-/// `shards` and `bytes` more on each node (fewer when negative).
+/// `shards` and `bytes` more on each node (fewer when negative): one statement (a commit's ten
+/// or so nodes, one round trip).
 pub(super) async fn record(tx: &mut Tx, changes: &HashMap<String, (i64, i64)>) -> Result<(), StoreError> {
-    let prefix = change_prefix();
-    for (node, (shards, bytes)) in changes {
-        sqlx::query("INSERT INTO node_placed_changes (id, node_id, shards, bytes) VALUES ($1 || $2, $2, $3, $4)")
-            .bind(&prefix)
-            .bind(node)
-            .bind(shards)
-            .bind(bytes)
-            .execute(&mut **tx)
-            .await?;
+    let changes: Vec<_> = changes.iter().collect();
+    for batch in changes.chunks(CHANGES_PER_STATEMENT) {
+        // `$1` is the id prefix; each change takes three more.
+        let rows: Vec<String> = (0..batch.len())
+            .map(|i| {
+                let p = 2 + i * 3;
+                format!("($1 || ${p}, ${p}, ${}, ${})", p + 1, p + 2)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO node_placed_changes (id, node_id, shards, bytes) VALUES {}",
+            rows.join(", ")
+        );
+        // Only placeholders are formatted into the statement; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(change_prefix());
+        for (node, (shards, bytes)) in batch {
+            query = query.bind(*node).bind(*shards).bind(*bytes);
+        }
+        query.execute(&mut **tx).await?;
     }
     Ok(())
 }
+
+/// Nodes one statement of [`record`] takes (three parameters each, well under both databases'
+/// limits).
+const CHANGES_PER_STATEMENT: usize = 500;
 
 /// The placements of file `file_hex` are about to be deleted: fewer shards and bytes on their
 /// nodes.
