@@ -205,13 +205,24 @@ const CLAIMS_PER_TX: i64 = 500;
 /// One rewards pass at `now`: storage up to `now`, egress of tokens expired long enough.
 pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
     let mut out = Accrued::default();
+    // What each node holds on record: its placed bytes less those of its shards reported lost
+    // (the per-node totals and the reports, not a sum over every shard it holds).
+    let mut held: std::collections::HashMap<String, i64> = store::placed::totals(db)
+        .await?
+        .into_iter()
+        .map(|(node, (_, bytes))| (node.to_hex(), bytes))
+        .collect();
+    for (node, lost) in ledger::reported_bytes(db).await? {
+        *held.entry(node).or_default() -= lost;
+    }
     let mut after = String::new();
     loop {
         let mut tx = db.begin_write().await?;
         let mut head = ledger::head(&mut tx).await?.unwrap_or_else(|| (0, GENESIS.to_owned()));
         let batch = ledger::accruing(&mut tx, &after, NODES_PER_TX).await?;
         for n in &batch {
-            out.storage_entries += accrue_storage(&mut tx, &mut head, n, now).await?;
+            let held = held.get(&n.node).copied().unwrap_or(0);
+            out.storage_entries += accrue_storage(&mut tx, &mut head, n, held, now).await?;
         }
         tx.commit().await?;
         match batch.last() {
@@ -255,13 +266,14 @@ pub async fn accrue(db: &Db, now: i64) -> Result<Accrued, JobError> {
     Ok(out)
 }
 
-/// Node `n`'s storage from its `accrued_until` to `now`, appended after `head` unless it is
+/// Node `n`'s storage of `held` bytes from its `accrued_until` to `now`, appended after `head` unless it is
 /// disqualified, failed an audit in the period, held nothing or was away throughout; its
 /// `accrued_until` moves to `now` either way. The entries appended (0 or 1).
 async fn accrue_storage(
     tx: &mut Tx,
     head: &mut (i64, String),
     n: &ledger::Accruing,
+    held: i64,
     now: i64,
 ) -> Result<u64, JobError> {
     let start = n.accrued_until;
@@ -271,7 +283,6 @@ async fn accrue_storage(
     let mut appended = 0;
     if start > 0 && n.state != crate::durability::reputation::DISQUALIFIED {
         let failed = store::audits::failures_between(tx, &n.node, start, now).await?;
-        let held = ledger::held_bytes(tx, &n.node).await?;
         let seen = ledger::minutes_seen(tx, &n.node, start, now)
             .await?
             .saturating_mul(crate::nodes::SAMPLE_EVERY)

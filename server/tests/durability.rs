@@ -1543,13 +1543,30 @@ async fn rewards_match_a_hand_calculation_and_ledger_tampering_is_detected() {
         }
         rewards::accrue(&ctx.db, t0).await.unwrap();
         assert!(ledger(&pool).await.is_empty(), "the first pass only starts the clocks");
+        // Tried: one shard reported lost where it is placed. Must hold: its node is not paid for
+        // its bytes (only healthy-on-record shards are).
+        let lost = sqlx::query("SELECT node_id, shard_id FROM file_shards ORDER BY node_id, shard_id LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let (lost_node, lost_shard): (String, String) = (lost.get("node_id"), lost.get("shard_id"));
+        sqlx::query("INSERT INTO corrupt_reports (node_id, shard_id, reported_at) VALUES ($1, $2, $3)")
+            .bind(&lost_node)
+            .bind(&lost_shard)
+            .bind(t0)
+            .execute(&pool)
+            .await
+            .unwrap();
         let mut held: HashMap<String, i64> = HashMap::new();
-        for r in sqlx::query("SELECT node_id, size FROM file_shards")
+        for r in sqlx::query("SELECT node_id, shard_id, size FROM file_shards")
             .fetch_all(&pool)
             .await
             .unwrap()
         {
-            *held.entry(r.try_get("node_id").unwrap()).or_default() += r.try_get::<i64, _>("size").unwrap();
+            let (node, shard): (String, String) = (r.get("node_id"), r.get("shard_id"));
+            if (&node, &shard) != (&lost_node, &lost_shard) {
+                *held.entry(node).or_default() += r.get::<i64, _>("size");
+            }
         }
         let t1 = t0 + 3600;
         rewards::accrue(&ctx.db, t1).await.unwrap();

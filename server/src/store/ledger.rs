@@ -175,16 +175,18 @@ pub async fn minutes_seen(tx: &mut Tx, node: &str, from: i64, to: i64) -> Result
     Ok(row.try_get("n")?)
 }
 
-/// Bytes of the shards placed on the node and not reported lost there.
-pub async fn held_bytes(tx: &mut Tx, node: &str) -> Result<i64, StoreError> {
-    let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(s.size), 0) AS BIGINT) AS held FROM file_shards s WHERE s.node_id = $1 AND NOT EXISTS \
-         (SELECT 1 FROM corrupt_reports c WHERE c.node_id = s.node_id AND c.shard_id = s.shard_id)",
+/// Bytes of each node's shards reported lost there (`corrupt_reports`), by node: what its
+/// placed bytes count that it is not paid for.
+pub async fn reported_bytes(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT c.node_id, CAST(SUM(s.size) AS BIGINT) AS bytes FROM corrupt_reports c \
+         JOIN file_shards s ON s.node_id = c.node_id AND s.shard_id = c.shard_id GROUP BY c.node_id",
     )
-    .bind(node)
-    .fetch_one(&mut **tx)
+    .fetch_all(&db.pool)
     .await?;
-    Ok(row.try_get("held")?)
+    rows.iter()
+        .map(|r| Ok((r.try_get("node_id")?, r.try_get("bytes")?)))
+        .collect()
 }
 
 /// The newest entry's sequence number and hash; `None` for an empty ledger.
