@@ -28,7 +28,7 @@ pub const REFRESH: Duration = Duration::from_secs(1);
 
 /// The copy: active nodes in id order, with their last heartbeat's time.
 #[derive(Debug)]
-struct Copy {
+struct Snapshot {
     epoch: Option<String>,
     read_at: Instant,
     nodes: Vec<(Writable, i64)>,
@@ -36,7 +36,7 @@ struct Copy {
 
 #[derive(Debug, Default)]
 pub struct Roster {
-    copy: Mutex<Option<Copy>>,
+    copy: Mutex<Option<Snapshot>>,
 }
 
 impl Roster {
@@ -68,7 +68,7 @@ impl Roster {
         let mut copy = self.lock();
         // Concurrent requests may each read; the one read last is kept.
         if copy.as_ref().is_none_or(|c| c.read_at <= read_at) {
-            *copy = Some(Copy { epoch, read_at, nodes });
+            *copy = Some(Snapshot { epoch, read_at, nodes });
         }
         Ok(chosen)
     }
@@ -88,7 +88,7 @@ impl Roster {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Copy>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Snapshot>> {
         self.copy.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
