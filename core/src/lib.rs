@@ -35,6 +35,7 @@ pub mod mux;
 pub mod order;
 pub mod padding;
 pub mod recovery;
+pub mod restripe;
 pub mod seal;
 pub mod shard;
 pub mod squeeze;

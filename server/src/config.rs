@@ -110,6 +110,11 @@ pub struct Args {
     /// k + m is repaired, fewest healthy first [default: 2].
     #[arg(long, env = "DISKTRO_REPAIR_MARGIN")]
     pub repair_margin: Option<u32>,
+    /// Nines a year a 1 GiB file should have under the stated failure model (10% of nodes lost a
+    /// year, 24 h to repair): new uploads get the narrowest stripe that reaches it where the
+    /// network allows (6+4, 9+6 or 12+8) [default: 11].
+    #[arg(long, env = "DISKTRO_DURABILITY_TARGET")]
+    pub durability_target: Option<f64>,
     /// Chunks repaired at once [default: 4].
     #[arg(long, env = "DISKTRO_REPAIR_CONCURRENCY")]
     pub repair_concurrency: Option<usize>,
@@ -195,6 +200,7 @@ impl Args {
             audit_retries: pick!(audit_retries).unwrap_or(d.audit_retries),
             repair_interval: duration("repair-interval", pick!(repair_interval), d.repair_interval)?,
             repair_margin: pick!(repair_margin).unwrap_or(d.repair_margin),
+            durability_target: pick!(durability_target).unwrap_or(d.durability_target),
             repair_concurrency: pick!(repair_concurrency).unwrap_or(d.repair_concurrency).max(1),
             gc_interval: duration("gc-interval", pick!(gc_interval), d.gc_interval)?,
             gc_grace: duration("gc-grace", pick!(gc_grace), d.gc_grace)?,
@@ -204,6 +210,15 @@ impl Args {
             hot_interval: duration("hot-interval", pick!(hot_interval), d.hot_interval)?,
             hot_reads: pick!(hot_reads).unwrap_or(d.hot_reads),
         };
+        if !(1.0..=30.0).contains(&durability.durability_target) {
+            return Err(ConfigError::Setting {
+                flag: "durability-target",
+                reason: format!(
+                    "{} is not in nines from 1 to 30 (11: a 10^-11 chance a year)",
+                    durability.durability_target
+                ),
+            });
+        }
         if durability.audit_window < durability.audit_interval {
             return Err(ConfigError::Conflict(
                 "--audit-window must be at least --audit-interval",
@@ -343,7 +358,7 @@ mod tests {
 
 /// The durability jobs' settings (flags of the same names on `disktro-server`; see
 /// [`crate::durability`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Durability {
     /// Time between audit rounds.
     pub audit_interval: Duration,
@@ -357,6 +372,8 @@ pub struct Durability {
     /// Chunks with at most k + this many healthy shards are reported at risk (every chunk below
     /// k + m is repaired).
     pub repair_margin: u32,
+    /// Nines a year of a 1 GiB file new uploads aim for ([`crate::durability::policy`]).
+    pub durability_target: f64,
     /// Chunks repaired at once.
     pub repair_concurrency: usize,
     pub gc_interval: Duration,
@@ -384,6 +401,7 @@ impl Default for Durability {
             audit_retries: 3,
             repair_interval: Duration::from_secs(60),
             repair_margin: 2,
+            durability_target: crate::durability::policy::DEFAULT_TARGET_NINES,
             repair_concurrency: 4,
             gc_interval: Duration::from_secs(600),
             gc_grace: Duration::from_secs(24 * 3600),

@@ -7,10 +7,12 @@ use std::collections::HashMap;
 
 use disktro_core::FileId;
 use disktro_core::NodeId;
+use disktro_core::Redundancy;
 use disktro_core::api::{ErrorCode, FileDownload, FileList, FileSummary, NodeStatus, ReadNode, RedundancyHealth};
 use disktro_core::keys::PublicKey;
 
 use crate::context::Context;
+use crate::durability::policy;
 use crate::error::ServerError;
 use crate::grants::{self, Placed};
 use crate::nodes;
@@ -20,12 +22,14 @@ use crate::store;
 pub const MAX_PAGE: i64 = 1000;
 
 /// What a file survives: its weakest chunk, the whole zones it can lose now, and the model's
-/// yearly loss at full health under [`crate::durability::model::STATED`].
+/// yearly loss at full health under [`crate::durability::model::STATED`]; `below_policy` as
+/// [`crate::durability::policy::below`] says.
 pub(crate) fn file_health(
     (data, parity): (u64, u64),
     chunks: u64,
     weakest: u64,
     most_in_one_zone: Option<u64>,
+    below_policy: bool,
 ) -> RedundancyHealth {
     use crate::durability::model;
     let spare = weakest.saturating_sub(data);
@@ -41,6 +45,7 @@ pub(crate) fn file_health(
         zones_survivable: most_in_one_zone.map(|most| spare.checked_div(most).unwrap_or(0)),
         yearly_loss: model::annual_file_loss(&policy, chunks.max(1)),
         model: model::STATED_IN_WORDS.to_owned(),
+        below_policy,
     }
 }
 
@@ -68,6 +73,18 @@ pub async fn list(
     let page: Vec<String> = rows.iter().map(|f| f.file_id.to_string()).collect();
     let online_since = nodes::online_since(now, ctx.heartbeat_interval);
     let health = store::files::page_health(&ctx.db, &page, online_since).await?;
+    let target = ctx.durability.durability_target;
+    let (_, policy_now) = policy::now(ctx, now).await?;
+    let below = |data: u64, parity: u64| {
+        let stored = u8::try_from(data)
+            .ok()
+            .zip(u8::try_from(parity).ok())
+            .and_then(|(d, p)| Redundancy::new(d, p).ok());
+        policy_now
+            .as_ref()
+            .zip(stored)
+            .is_some_and(|(now, stored)| policy::below(stored, now, target))
+    };
     let files = rows
         .into_iter()
         .map(|f| FileSummary {
@@ -76,6 +93,7 @@ pub async fn list(
                 f.chunk_count,
                 health.get(&f.file_id).map_or(0, |h| h.weakest_chunk),
                 Some(health.get(&f.file_id).map_or(0, |h| h.most_in_one_zone)),
+                below(f.data_shards, f.parity_shards),
             ),
             metadata: f.metadata,
             wrapped_key: f.wrapped_key,

@@ -1,8 +1,8 @@
 //! Uploads: begin, renew, cancel and commit. The server stores what it cannot read (the
 //! owner-signed manifest, sealed metadata, the wrapped file key) and where each shard lives.
 //!
-//! **Begin** takes the client's file id, size and wished (k, m), chooses the redundancy the
-//! network can give ([`placement::choose_redundancy`]), places every shard under the
+//! **Begin** takes the client's file id and size (and a (k, m) if it asks for one), chooses the
+//! redundancy by policy from the durability target and the network ([`policy`]), places every shard under the
 //! failure-domain rules ([`placement::Placer`]) and hands out one put grant per worker used,
 //! budgeted for exactly the shards placed there at their largest. The sum of those budgets (the file stored raw:
 //! compression may make it smaller, but the server cannot know that yet) is **reserved** from the
@@ -39,6 +39,7 @@ use disktro_core::upload;
 use disktro_core::{FileId, NodeId, Redundancy, Serial, ShardId, SignedManifest};
 
 use crate::context::Context;
+use crate::durability::policy;
 use crate::error::ServerError;
 use crate::grants;
 use crate::nodes;
@@ -127,21 +128,145 @@ pub async fn begin(
             ),
         ));
     }
-    let wished = Redundancy::new(
-        req.data_shards.unwrap_or(Redundancy::DEFAULT.data),
-        req.parity_shards.unwrap_or(Redundancy::DEFAULT.parity),
+    // Asked for, or else the policy's (chosen below, once the workers are known).
+    let requested = match (req.data_shards, req.parity_shards) {
+        (None, None) => None,
+        (data, parity) => Some(
+            Redundancy::new(
+                data.unwrap_or(Redundancy::DEFAULT.data),
+                parity.unwrap_or(Redundancy::DEFAULT.parity),
+            )
+            .map_err(|e| ServerError::refused(ErrorCode::InvalidRedundancy, e.to_string()))?,
+        ),
+    };
+    open(
+        ctx,
+        account_id,
+        Shape {
+            file_id,
+            size: req.size,
+            chunk_size,
+            requested,
+            restripe: None,
+        },
+        now,
     )
-    .map_err(|e| ServerError::refused(ErrorCode::InvalidRedundancy, e.to_string()))?;
-    let count = padding::chunk_count(req.size, chunk_size);
-    let max_shard = largest_shard(u64::from(chunk_size), chunk_size, wished, 0);
+    .await
+}
+
+/// Begin re-encoding the account's stored file `file_hex` at the redundancy the policy gives now
+/// (a restripe, [`policy`]): a plan like an upload's, for the file's own chunks at their sealed
+/// lengths. Only a file [`policy::below`] the policy is restriped. A restripe of the file left
+/// open (its client stopped) is cancelled first, so a client that starts again is not locked out
+/// until it expires; a client still sending under it then fails at its commit, and the file
+/// stays as it was.
+pub async fn begin_restripe(
+    ctx: &Arc<Context>,
+    account_id: &str,
+    file_hex: &str,
+    now: i64,
+) -> Result<UploadPlan, ServerError> {
+    let file_id: FileId = parse_hex(file_hex, ErrorCode::InvalidFileId, "file id")?;
+    let not_found = || ServerError::refused(ErrorCode::FileNotFound, "no such file");
+    let file = store::files::read(&ctx.db, file_hex)
+        .await?
+        .filter(|f| f.account_id == account_id)
+        .ok_or_else(not_found)?;
+    let signed = SignedManifest::decode(&file.manifest)
+        .map_err(|e| ServerError::internal(format!("a stored manifest does not decode: {e}")))?;
+    let stored = signed.manifest();
+    let target = ctx.durability.durability_target;
+    let (_, choice) = policy::now(ctx, now).await?;
+    let Some(choice) = choice.filter(|c| policy::below(stored.redundancy, c, target)) else {
+        return Err(ServerError::refused(
+            ErrorCode::AtPolicy,
+            format!(
+                "the file is stored at {}+{}, which the redundancy policy keeps as it is on this network",
+                stored.redundancy.data, stored.redundancy.parity
+            ),
+        ));
+    };
+    if let Some(open) = uploads::open_restripe(&ctx.db, account_id, file_hex).await? {
+        match cancel(ctx, account_id, &open, now).await {
+            // Ended meanwhile by the client that opened it: either way it is gone.
+            Ok(())
+            | Err(ServerError::Refused {
+                code: ErrorCode::UploadNotFound,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    open(
+        ctx,
+        account_id,
+        Shape {
+            file_id,
+            size: file.size,
+            chunk_size: stored.chunk_size,
+            requested: Some(choice.redundancy),
+            restripe: Some(Restriped {
+                sealed_lens: stored.chunks.iter().map(|c| c.sealed_len).collect(),
+                stored_bytes: file.stored_bytes,
+            }),
+        },
+        now,
+    )
+    .await
+}
+
+/// What an upload (or a restripe) is of.
+struct Shape {
+    file_id: FileId,
+    /// The size class (a file stored before padding: its size).
+    size: u64,
+    chunk_size: u32,
+    /// The (k, m) asked for; `None`: the policy's.
+    requested: Option<Redundancy>,
+    restripe: Option<Restriped>,
+}
+
+/// The stored file a restripe re-encodes.
+struct Restriped {
+    /// Its chunks' sealed lengths, which the new shards are cut from.
+    sealed_lens: Vec<u32>,
+    /// What its shards take now.
+    stored_bytes: u64,
+}
+
+/// Choose the redundancy, place every shard, grant each worker used its budget and reserve the
+/// storage: the plan of a new upload (or restripe) of `shape`.
+async fn open(ctx: &Arc<Context>, account_id: &str, shape: Shape, now: i64) -> Result<UploadPlan, ServerError> {
+    let Shape {
+        file_id,
+        size,
+        chunk_size,
+        requested,
+        restripe,
+    } = shape;
+    let count = padding::chunk_count(size, chunk_size);
+    // Workers with room for the largest shard any stripe on offer makes (the narrowest's).
+    let narrowest = requested.unwrap_or(Redundancy::DEFAULT);
+    let max_shard = largest_shard(u64::from(chunk_size), chunk_size, narrowest, 0);
     let workers = nodes::writable_now(ctx, now, to_i64(max_shard)).await?;
-    let redundancy = placement::choose_redundancy(wished, workers.len())
+    let zone_sizes = policy::zone_sizes(workers.iter().map(|w| w.zone.as_str()));
+    let redundancy = policy::for_upload(requested, &zone_sizes, ctx.durability.durability_target)
         .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot store the file now: {e}")))?;
+    // Each chunk's shards at their largest: the file stored raw, or a restripe's exact lengths.
+    let shard_sizes: Vec<u64> = match &restripe {
+        Some(r) => r
+            .sealed_lens
+            .iter()
+            .map(|&l| redundancy.shard_len(l as usize) as u64)
+            .collect(),
+        None => (0..count)
+            .map(|c| largest_shard(size, chunk_size, redundancy, c))
+            .collect(),
+    };
+    let needed = shard_sizes.iter().sum::<u64>() * redundancy.total() as u64;
+    // A restripe's new shards replace the file's: it reserves only what they add.
+    let needed = needed.saturating_sub(restripe.as_ref().map_or(0, |r| r.stored_bytes));
     // Refuse early what cannot fit; the reservation below decides atomically.
-    let needed = (0..count)
-        .map(|c| largest_shard(req.size, chunk_size, redundancy, c))
-        .sum::<u64>()
-        * redundancy.total() as u64;
     let (quota, used) = store::accounts::quota(&ctx.db, account_id).await?;
     if to_i64(needed) > quota - used {
         return Err(quota_exceeded(needed, quota - used));
@@ -163,8 +288,7 @@ pub async fn begin(
 
     // One grant per worker used, budgeted for its shards at their largest.
     let mut per_worker: Vec<u64> = vec![0; workers.len()];
-    for (c, chunk) in placement.iter().enumerate() {
-        let largest = largest_shard(req.size, chunk_size, redundancy, c as u64);
+    for (chunk, &largest) in placement.iter().zip(&shard_sizes) {
         for &w in chunk {
             per_worker[w] += largest;
         }
@@ -199,9 +323,10 @@ pub async fn begin(
     }
     let row = UploadRow {
         file_id,
-        size: req.size,
+        size,
         redundancy,
         chunk_size,
+        restripe: restripe.is_some(),
     };
     let placement: Vec<Vec<u16>> = placement
         .into_iter()
@@ -222,7 +347,11 @@ pub async fn begin(
     {
         return Err(ServerError::refused(
             ErrorCode::FileExists,
-            "a file or upload with this id exists; pick another random id",
+            if row.restripe {
+                "the file is being restriped by another client"
+            } else {
+                "a file or upload with this id exists; pick another random id"
+            },
         ));
     }
     uploads::record_grants(&mut tx, &upload_hex, 0, &grants).await?;
@@ -738,13 +867,30 @@ pub async fn commit(
         wrapped_key: wrapped,
         receipts,
     } = req;
-    if !disktro_core::metadata::is_padded_shape(&metadata) {
+    // A restripe keeps the file's metadata and key (perhaps from before padding): they must be
+    // the stored ones; a new file's must have today's shapes.
+    let replaced = if up.restripe {
+        let file = store::files::read(&ctx.db, &up.file_id.to_hex())
+            .await?
+            .filter(|f| f.account_id == account_id)
+            .ok_or_else(|| ServerError::refused(ErrorCode::FileNotFound, "the file being restriped was deleted"))?;
+        if file.metadata != metadata || file.wrapped_key != wrapped {
+            return Err(bad(
+                ErrorCode::InvalidField,
+                "a restripe keeps the file's metadata and wrapped key: send them as the file list gives them",
+            ));
+        }
+        Some(file)
+    } else {
+        None
+    };
+    if replaced.is_none() && !disktro_core::metadata::is_padded_shape(&metadata) {
         return Err(bad(
             ErrorCode::BadMetadata,
             "metadata must be padded sealed metadata (\"DKMD\" version 2) of at most the largest name and type",
         ));
     }
-    if wrapped.len() != WRAPPED_KEY_LEN || !wrapped.starts_with(b"DKWK") {
+    if replaced.is_none() && (wrapped.len() != WRAPPED_KEY_LEN || !wrapped.starts_with(b"DKWK")) {
         return Err(bad(
             ErrorCode::BadWrappedKey,
             "wrapped_key must be a wrapped key (\"DKWK\")",
@@ -775,6 +921,9 @@ pub async fn commit(
     let m = signed.manifest();
     let stored = m.stored_size();
     let file_hex = m.file_id.to_hex();
+    if let Some(file) = replaced {
+        return commit_restripe(ctx, account_id, id, &file, &signed, &rows, &unplaced, now).await;
+    }
 
     let mut tx = ctx.db.begin_write().await?;
     if !uploads::end(&mut tx, account_id, id, uploads::Ending::Committed, now).await? {
@@ -826,6 +975,106 @@ pub async fn commit(
             m.chunks.len() as u64,
             total,
             None,
+            // Chosen by the policy at begin (the file list says if the network has moved on).
+            false,
+        ),
+    })
+}
+
+/// Record a checked restripe of `file`: the new manifest and shards in place of the old, which
+/// go to garbage collection (after its grace, so a reader holding the old manifest finishes), in
+/// one transaction. The new manifest must keep every chunk's sealed length: a restripe changes
+/// how the file is stored, never what.
+#[allow(clippy::too_many_arguments)]
+async fn commit_restripe(
+    ctx: &Context,
+    account_id: &str,
+    id: &str,
+    file: &store::files::StoredFile,
+    signed: &SignedManifest,
+    rows: &[ShardRow],
+    unplaced: &[ShardRow],
+    now: i64,
+) -> Result<FileSummary, ServerError> {
+    let m = signed.manifest();
+    let old = SignedManifest::decode(&file.manifest)
+        .map_err(|e| ServerError::internal(format!("a stored manifest does not decode: {e}")))?;
+    let same_chunks = old.manifest().chunks.len() == m.chunks.len()
+        && old.manifest().chunk_size == m.chunk_size
+        && old
+            .manifest()
+            .chunks
+            .iter()
+            .zip(&m.chunks)
+            .all(|(a, b)| a.sealed_len == b.sealed_len && a.clear == b.clear);
+    if !same_chunks {
+        return Err(bad(
+            ErrorCode::ManifestMismatch,
+            "a restripe keeps every chunk as sealed: the same chunk size, count and sealed lengths",
+        ));
+    }
+    let file_hex = m.file_id.to_hex();
+    let stored = m.stored_size();
+    let mut tx = ctx.db.begin_write().await?;
+    if !uploads::end(&mut tx, account_id, id, uploads::Ending::Committed, now).await? {
+        return Err(upload_not_found());
+    }
+    let replaced = store::files::restripe(
+        &mut tx,
+        &store::files::Restripe {
+            file_hex: &file_hex,
+            account_id,
+            manifest: &Base64::from(signed.as_bytes()),
+            stored_bytes: stored,
+            data_shards: m.redundancy.data,
+            parity_shards: m.redundancy.parity,
+        },
+        now,
+    )
+    .await?;
+    match replaced {
+        store::files::Restriped::Yes => {}
+        store::files::Restriped::NoFile => {
+            return Err(ServerError::refused(
+                ErrorCode::FileNotFound,
+                "the file being restriped was deleted",
+            ));
+        }
+        store::files::Restriped::OverQuota => {
+            drop(tx);
+            let (quota, used) = store::accounts::quota(&ctx.db, account_id).await?;
+            return Err(quota_exceeded(stored.saturating_sub(file.stored_bytes), quota - used));
+        }
+    }
+    store::files::insert_shards(&mut tx, &file_hex, rows, now).await?;
+    for row in unplaced {
+        store::health::mark_lost(&mut tx, &row.node.to_hex(), &row.shard.to_hex(), "unplaced", now).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(
+        file = %file_hex,
+        data = m.redundancy.data,
+        parity = m.redundancy.parity,
+        stored,
+        "file restriped"
+    );
+    let total = m.redundancy.total() as u64;
+    Ok(FileSummary {
+        file_id: m.file_id,
+        metadata: file.metadata.clone(),
+        wrapped_key: file.wrapped_key.clone(),
+        size: file.size,
+        stored_bytes: stored,
+        data_shards: m.redundancy.data,
+        parity_shards: m.redundancy.parity,
+        chunk_count: m.chunks.len() as u64,
+        created_at: file.created_at,
+        health: crate::files::file_health(
+            (u64::from(m.redundancy.data), u64::from(m.redundancy.parity)),
+            m.chunks.len() as u64,
+            total,
+            None,
+            false,
         ),
     })
 }
@@ -882,6 +1131,7 @@ mod tests {
             size: 1024,
             redundancy: r,
             chunk_size: 1024,
+            restripe: false,
         };
         let manifest = Manifest {
             file_id: up.file_id,

@@ -125,6 +125,8 @@ pub enum ErrorCode {
     StaleHeartbeat,
     /// 409: The node is disqualified: it can neither drain nor return.
     NodeDisqualified,
+    /// 409: The file already has the redundancy the policy keeps: there is nothing to restripe.
+    AtPolicy,
     /// 410: The share link was revoked (or its file deleted).
     ShareRevoked,
     /// 410: The share link has expired.
@@ -198,6 +200,7 @@ impl ErrorCode {
         ErrorCode::ChangedMeanwhile,
         ErrorCode::StaleHeartbeat,
         ErrorCode::NodeDisqualified,
+        ErrorCode::AtPolicy,
         ErrorCode::ShareRevoked,
         ErrorCode::ShareExpired,
         ErrorCode::ShareExhausted,
@@ -256,7 +259,8 @@ impl ErrorCode {
             | Self::FileExists
             | Self::ChangedMeanwhile
             | Self::StaleHeartbeat
-            | Self::NodeDisqualified => 409,
+            | Self::NodeDisqualified
+            | Self::AtPolicy => 409,
             Self::ShareRevoked | Self::ShareExpired | Self::ShareExhausted => 410,
             Self::FileTooLarge | Self::QuotaExceeded => 413,
             Self::TooManyAttempts | Self::TooManyUploads | Self::TooManyReplans => 429,
@@ -312,6 +316,7 @@ impl ErrorCode {
             Self::ChangedMeanwhile => "changed_meanwhile",
             Self::StaleHeartbeat => "stale_heartbeat",
             Self::NodeDisqualified => "node_disqualified",
+            Self::AtPolicy => "at_policy",
             Self::ShareRevoked => "share_revoked",
             Self::ShareExpired => "share_expired",
             Self::ShareExhausted => "share_exhausted",
@@ -636,7 +641,7 @@ pub struct NodeSample {
 // ---- Durability and rewards ----
 
 /// The network's durability at a glance (`GET /durability`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DurabilityStatus {
     pub chunks: i64,
@@ -656,16 +661,38 @@ pub struct DurabilityStatus {
     /// Zones among the workers that take new shards now.
     #[serde(default)]
     pub zones: u64,
-    /// Whole zones a chunk placed now with the default redundancy survives losing at once (any
+    /// Whole zones a chunk placed now (at the policy's redundancy) survives losing at once (any
     /// of them): ⌊m / most shards per zone⌋. Every chunk also survives any m workers.
     #[serde(default)]
     pub zones_survivable: u64,
+    /// The redundancy a file uploaded now gets, and the durability target it aims for.
+    #[serde(default)]
+    pub policy: RedundancyPolicy,
     /// The repairer of the replica that answered.
     #[serde(default)]
     pub repair: RepairProgress,
     /// The rebalancer of the replica that answered.
     #[serde(default)]
     pub rebalance: RebalanceProgress,
+}
+
+/// The redundancy policy as it stands on the network now (`/durability`'s `policy`): the
+/// narrowest stripe that meets the target where the network allows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct RedundancyPolicy {
+    /// k and m of a file uploaded now (0 when no worker takes shards).
+    pub data_shards: u8,
+    pub parity_shards: u8,
+    /// Nines a year of a 1 GiB file at that redundancy under the stated failure model.
+    pub nines: f64,
+    /// The server's target, in the same nines (`--durability-target`).
+    pub target_nines: f64,
+    /// False on a network too small (or too unevenly zoned) to reach the target.
+    pub meets_target: bool,
+    /// The stated failure model, in words.
+    pub model: String,
 }
 
 /// What the repairer has done: its current (or last) pass, totals since start-up, and how long
@@ -914,6 +941,11 @@ pub struct RedundancyHealth {
     /// The failure model `yearly_loss` assumes, in words.
     #[serde(default)]
     pub model: String,
+    /// Stored with less redundancy than the policy gives a new upload now, and under its target
+    /// (written during an outage, or before the network grew): the owner's client re-encodes it
+    /// (`POST /files/{id}/restripe`). Given by the file list.
+    #[serde(default)]
+    pub below_policy: bool,
 }
 
 /// A file as lists show it.

@@ -188,6 +188,29 @@ pub async fn get(
     ))
 }
 
+/// Begin re-encoding a stored file at the redundancy the policy gives now (its list entry says
+/// `below_policy`): a plan like an upload's for the file's own sealed chunks. The owner's client
+/// fetches them, encodes them at the plan's (k, m), stores the shards and commits the re-signed
+/// manifest at `/uploads/{id}/commit`, which replaces the file's shards (its metadata, key and
+/// shares stay). A restripe of the file left open by a client that stopped is cancelled.
+#[utoipa::path(post, path = "/files/{id}/restripe", tag = "files",
+    params(("id" = String, Path, description = "file id")),
+    responses(
+        (status = 201, body = UploadPlan),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the file is at the policy's redundancy already (`at_policy`)", body = ErrorBody),
+        (status = 413, description = "over quota", body = ErrorBody),
+        (status = 503, description = "not enough workers online", body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn restripe(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<UploadPlan>), ServerError> {
+    let plan = uploads::begin_restripe(&ctx, &auth.account_id, &id, unix_now()).await?;
+    Ok((StatusCode::CREATED, Json(plan)))
+}
+
 /// Delete a file: its shares are revoked and its shards go to garbage collection.
 #[utoipa::path(delete, path = "/files/{id}", tag = "files",
     params(("id" = String, Path, description = "file id")),

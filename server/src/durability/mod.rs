@@ -26,6 +26,7 @@ pub mod gc;
 pub mod holdings;
 pub mod hot;
 pub mod model;
+pub mod policy;
 pub mod rebalance;
 pub mod repair;
 pub mod reputation;
@@ -122,12 +123,9 @@ pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
     let chunks = store::health::chunk_counts(&ctx.db, since, ctx.durability.repair_margin).await?;
     let backlog = store::health::backlog(&ctx.db).await?;
 
-    let mut zones: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for w in store::nodes::writable(&ctx.db, since, 0).await? {
-        *zones.entry(w.zone).or_default() += 1;
-    }
-    let sizes: Vec<usize> = zones.into_values().collect();
-    let guarantee = crate::placement::Guarantee::of(disktro_core::shard::Redundancy::DEFAULT, &sizes);
+    let target = ctx.durability.durability_target;
+    let (sizes, choice) = policy::now(ctx, now).await?;
+    let guarantee = choice.and_then(|c| crate::placement::Guarantee::of(c.redundancy, &sizes));
     Ok(Status {
         chunks: chunks.chunks,
         full: chunks.full,
@@ -139,6 +137,14 @@ pub async fn status(ctx: &Context, now: i64) -> Result<Status, StoreError> {
         contained: backlog.contained,
         zones: sizes.len() as u64,
         zones_survivable: guarantee.map_or(0, |g| g.zones_lost as u64),
+        policy: disktro_core::api::RedundancyPolicy {
+            data_shards: choice.map_or(0, |c| c.redundancy.data),
+            parity_shards: choice.map_or(0, |c| c.redundancy.parity),
+            nines: choice.map_or(0.0, |c| c.nines),
+            target_nines: target,
+            meets_target: choice.is_some_and(|c| c.meets_target),
+            model: model::STATED_IN_WORDS.to_owned(),
+        },
         repair: progress(ctx, "repair"),
         rebalance: progress(ctx, "rebalance"),
     })

@@ -274,6 +274,8 @@ pub struct StoredFile {
     pub wrapped_key: Base64,
     pub size: u64,
     pub created_at: i64,
+    /// Bytes its shards take on workers.
+    pub stored_bytes: u64,
     /// Bytes a reader fetches at the least: the data shards' share of all stored bytes.
     pub data_bytes: u64,
     /// k: shards a chunk is read from.
@@ -298,6 +300,7 @@ pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreEr
         wrapped_key: base64(&row, "wrapped_key")?,
         size: to_u64(row.try_get("size")?),
         created_at: row.try_get("created_at")?,
+        stored_bytes: to_u64(row.try_get("stored_bytes")?),
         data_bytes: {
             let stored = u128::from(to_u64(row.try_get("stored_bytes")?));
             let data = u128::from(to_u64(row.try_get("data_shards")?));
@@ -373,19 +376,9 @@ pub(super) fn shard_location(r: &sqlx::any::AnyRow) -> Result<ShardLocation, Sto
     })
 }
 
-/// Delete the account's file: its shards to garbage collection, its shares revoked, its bytes
-/// returned to the quota. `false` when the account has no such file.
-pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> Result<bool, StoreError> {
-    let Some(row) = sqlx::query("SELECT stored_bytes, chunk_count FROM files WHERE id = $1 AND account_id = $2")
-        .bind(file_hex)
-        .bind(account_id)
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
-        return Ok(false);
-    };
-    let stored: i64 = row.try_get("stored_bytes")?;
-    let chunks: i64 = row.try_get("chunk_count")?;
+/// Hand every shard of file `file_hex` (and a hot file's copies) to garbage collection, deleted
+/// at `now`, and take its placements out of the per-node totals and the table.
+async fn release_shards(tx: &mut Tx, file_hex: &str, now: i64) -> Result<(), StoreError> {
     // Copies of a hot file's shards are collected with it (the rows go with the file).
     super::copies::drop_file(tx, file_hex, now).await?;
     sqlx::query(
@@ -401,6 +394,84 @@ pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> 
         .bind(file_hex)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// A restripe's new manifest and shape, for [`restripe`].
+#[derive(Debug)]
+pub struct Restripe<'a> {
+    pub file_hex: &'a str,
+    pub account_id: &'a str,
+    pub manifest: &'a Base64,
+    pub stored_bytes: u64,
+    pub data_shards: u8,
+    pub parity_shards: u8,
+}
+
+/// What [`restripe`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restriped {
+    Yes,
+    /// The account has no such file (deleted meanwhile).
+    NoFile,
+    /// The new shards take more than the old and the account has no room for the difference.
+    OverQuota,
+}
+
+/// Put a restripe's manifest in place of the account's file's: the old shards (and a hot file's
+/// copies) to garbage collection and out of the per-node totals, the account charged (or
+/// refunded) the difference in stored bytes. The caller records the new shards
+/// ([`insert_shards`]) in the same transaction. Shares, metadata and key stay as they are.
+pub async fn restripe(tx: &mut Tx, r: &Restripe<'_>, now: i64) -> Result<Restriped, StoreError> {
+    let Some(row) = sqlx::query("SELECT stored_bytes FROM files WHERE id = $1 AND account_id = $2")
+        .bind(r.file_hex)
+        .bind(r.account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(Restriped::NoFile);
+    };
+    let grows_by = to_i64(r.stored_bytes) - row.try_get::<i64, _>("stored_bytes")?;
+    let charged = sqlx::query(
+        "UPDATE accounts SET used_bytes = used_bytes + $1 \
+         WHERE id = $2 AND ($1 <= 0 OR used_bytes + reserved_bytes + $1 <= quota_bytes)",
+    )
+    .bind(grows_by)
+    .bind(r.account_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if charged != 1 {
+        return Ok(Restriped::OverQuota);
+    }
+    release_shards(tx, r.file_hex, now).await?;
+    sqlx::query(
+        "UPDATE files SET manifest = $2, stored_bytes = $3, data_shards = $4, parity_shards = $5 WHERE id = $1",
+    )
+    .bind(r.file_hex)
+    .bind(r.manifest.encode())
+    .bind(to_i64(r.stored_bytes))
+    .bind(i64::from(r.data_shards))
+    .bind(i64::from(r.parity_shards))
+    .execute(&mut **tx)
+    .await?;
+    Ok(Restriped::Yes)
+}
+
+/// Delete the account's file: its shards to garbage collection, its shares revoked, its bytes
+/// returned to the quota. `false` when the account has no such file.
+pub async fn delete(tx: &mut Tx, account_id: &str, file_hex: &str, now: i64) -> Result<bool, StoreError> {
+    let Some(row) = sqlx::query("SELECT stored_bytes, chunk_count FROM files WHERE id = $1 AND account_id = $2")
+        .bind(file_hex)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let stored: i64 = row.try_get("stored_bytes")?;
+    let chunks: i64 = row.try_get("chunk_count")?;
+    release_shards(tx, file_hex, now).await?;
     sqlx::query("DELETE FROM files WHERE id = $1")
         .bind(file_hex)
         .execute(&mut **tx)

@@ -19,6 +19,9 @@ pub struct UploadRow {
     pub size: u64,
     pub redundancy: Redundancy,
     pub chunk_size: u32,
+    /// Re-encodes the stored file `file_id` ([`crate::durability::policy`]): its commit replaces
+    /// the file's manifest and shards.
+    pub restripe: bool,
 }
 
 /// What [`reserve`] found.
@@ -68,8 +71,8 @@ pub async fn reserve(tx: &mut Tx, account_id: &str, bytes: u64, max_open: u32) -
     Ok(Reserved::Yes)
 }
 
-/// Record a new upload with its plan (`placement`, see [`Plan`]), unless a file or upload
-/// already has its file id (then `false`).
+/// Record a new upload with its plan (`placement`, see [`Plan`]), unless a file (for an upload
+/// that is not a restripe) or an upload already has its file id (then `false`).
 #[allow(clippy::too_many_arguments)]
 pub async fn create(
     tx: &mut Tx,
@@ -82,17 +85,20 @@ pub async fn create(
     expires_at: i64,
 ) -> Result<bool, StoreError> {
     let file_hex = up.file_id.to_hex();
-    let taken =
+    let taken = if up.restripe {
+        sqlx::query("SELECT 1 AS x FROM uploads WHERE file_id = $1")
+    } else {
         sqlx::query("SELECT 1 AS x FROM files WHERE id = $1 UNION ALL SELECT 1 AS x FROM uploads WHERE file_id = $1")
-            .bind(&file_hex)
-            .fetch_optional(&mut **tx)
-            .await?;
+    }
+    .bind(&file_hex)
+    .fetch_optional(&mut **tx)
+    .await?;
     if taken.is_some() {
         return Ok(false);
     }
     let inserted = sqlx::query(
         "INSERT INTO uploads (id, account_id, file_id, size, data_shards, parity_shards, chunk_size, created_at, \
-         expires_at, reserved_bytes, placement) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         expires_at, reserved_bytes, placement, restripe) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(upload_id)
     .bind(account_id)
@@ -105,6 +111,7 @@ pub async fn create(
     .bind(expires_at)
     .bind(to_i64(reserved))
     .bind(placement)
+    .bind(i64::from(up.restripe))
     .execute(&mut **tx)
     .await;
     match inserted {
@@ -144,7 +151,7 @@ pub async fn record_grants(
 /// The account's upload `id`, if it exists and has not expired.
 pub async fn open(db: &Db, account_id: &str, id: &str, now: i64) -> Result<Option<UploadRow>, StoreError> {
     let Some(row) = sqlx::query(
-        "SELECT file_id, size, data_shards, parity_shards, chunk_size FROM uploads \
+        "SELECT file_id, size, data_shards, parity_shards, chunk_size, restripe FROM uploads \
          WHERE id = $1 AND account_id = $2 AND expires_at > $3",
     )
     .bind(id)
@@ -166,7 +173,21 @@ pub async fn open(db: &Db, account_id: &str, id: &str, now: i64) -> Result<Optio
         .map_err(|_| StoreError::Corrupt("redundancy"))?,
         chunk_size: u32::try_from(row.try_get::<i64, _>("chunk_size")?)
             .map_err(|_| StoreError::Corrupt("chunk size"))?,
+        restripe: row.try_get::<i64, _>("restripe")? != 0,
     }))
+}
+
+/// The account's open upload of file `file_hex` that re-encodes it, if any.
+pub async fn open_restripe(db: &Db, account_id: &str, file_hex: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query("SELECT id FROM uploads WHERE file_id = $1 AND account_id = $2 AND restripe = 1")
+            .bind(file_hex)
+            .bind(account_id)
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| r.try_get("id"))
+            .transpose()?,
+    )
 }
 
 /// A put token an upload holds, with its worker's URL and failure domains now.
