@@ -100,36 +100,9 @@ pub async fn download_renewing<W: Write + Send + 'static>(
     let (signed, metadata) = verify(answer, key, expected_owner)?;
     let manifest = signed.manifest().clone();
     let decoder = Decoder::new(key, &manifest, metadata.size).map_err(|e| ClientError::Integrity(e.to_string()))?;
-    // Connected on first use, each on its own: waiting for every connection before asking any
-    // would let one stalled worker hold up the rest, whose sockets the workers then close for
-    // presenting no token in time.
-    let workers: Vec<tokio::sync::Mutex<Link>> = answer.nodes.iter().map(|_| tokio::sync::Mutex::default()).collect();
-    let source = Source {
-        answer,
-        manifest: &manifest,
-        workers: &workers,
-        reads: Mutex::new(if ranking_by_health_alone() {
-            Reads::new(answer, now()).without_speed_ranking()
-        } else {
-            let remembered = WorkerSpeeds::load();
-            Reads::new(answer, now()).remembering(|node| remembered.get(node))
-        }),
-        renew,
-        renewing: tokio::sync::Mutex::new(()),
-        orders: Mutex::new(orders),
-    };
+    let source = Source::new(answer, &manifest, renew, orders);
     let written = source.write_to(writer, decoder, metadata.size, progress).await;
-    // What arrived since each token's last order, done or not: received is received.
-    let last = source.orders().settle();
-    for due in last {
-        source.send_order(due).await;
-    }
-    // What this download measured of each worker, for the next (even when it failed).
-    let mut speeds = WorkerSpeeds::default();
-    speeds.learn(source.reads().speeds());
-    speeds.forget(source.reads().disproved());
-    // A read, a write and an fsync: off the async threads, as the file's own writer is.
-    tokio::task::block_in_place(|| speeds.save());
+    source.finish().await;
     let writer = written?;
     let fetched = Fetched {
         metadata,
@@ -138,7 +111,48 @@ pub async fn download_renewing<W: Write + Send + 'static>(
     Ok((fetched, writer))
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// Shards of the chunks of `manifest` (checked against its ids) from the workers and under
+    /// the tokens of `answer`.
+    pub(crate) fn new(
+        answer: &'a FileDownload,
+        manifest: &'a Manifest,
+        renew: Option<&'a Renew>,
+        orders: Orders,
+    ) -> Self {
+        Source {
+            answer,
+            manifest,
+            // Connected on first use, each on its own: waiting for every connection before
+            // asking any would let one stalled worker hold up the rest, whose sockets the workers
+            // then close for presenting no token in time.
+            workers: answer.nodes.iter().map(|_| tokio::sync::Mutex::default()).collect(),
+            reads: Mutex::new(if ranking_by_health_alone() {
+                Reads::new(answer, now()).without_speed_ranking()
+            } else {
+                let remembered = WorkerSpeeds::load();
+                Reads::new(answer, now()).remembering(|node| remembered.get(node))
+            }),
+            renew,
+            renewing: tokio::sync::Mutex::new(()),
+            orders: Mutex::new(orders),
+        }
+    }
+
+    /// After the last chunk (fetched or not): order what arrived since each token's last order
+    /// (received is received), and keep what was measured of each worker for the next reader.
+    pub(crate) async fn finish(&self) {
+        let last = self.orders().settle();
+        for due in last {
+            self.send_order(due).await;
+        }
+        let mut speeds = WorkerSpeeds::default();
+        speeds.learn(self.reads().speeds());
+        speeds.forget(self.reads().disproved());
+        // A read, a write and an fsync: off the async threads, as the file's own writer is.
+        tokio::task::block_in_place(|| speeds.save());
+    }
+
     /// Fetch, decode and write every chunk in order, a few fetched ahead; the writer comes back.
     async fn write_to<W: Write + Send + 'static>(
         &self,
@@ -249,10 +263,12 @@ fn write_error(e: std::io::Error) -> ClientError {
     ClientError::Io(format!("cannot write the file: {e}"))
 }
 
-struct Source<'a> {
+/// Where a reader's shards come from: the workers of a [`FileDownload`], asked by the readers'
+/// rule, hedged and renewed; shared by downloads and restripes ([`crate::restripe`]).
+pub(crate) struct Source<'a> {
     answer: &'a FileDownload,
     manifest: &'a Manifest,
-    workers: &'a [tokio::sync::Mutex<Link>],
+    workers: Vec<tokio::sync::Mutex<Link>>,
     /// Tokens in hand and stragglers so far (`disktro_core::fetch`, shared with the browser).
     reads: Mutex<Reads>,
     renew: Option<&'a Renew>,
@@ -342,7 +358,7 @@ impl Source<'_> {
     /// Any k shards of chunk `index` (others `None`), each verified against its id on arrival,
     /// asked for by the readers' rule ([`disktro_core::fetch::ChunkPlan`]): a failed or wrong one is replaced by the
     /// next candidate, and when nothing answers for the plan's hedge delay one more is asked.
-    async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
+    pub(crate) async fn fetch(&self, index: usize) -> Result<(usize, Vec<Option<VerifiedShard>>), ClientError> {
         let mut tries = 0;
         loop {
             match self.fetch_once(index).await {

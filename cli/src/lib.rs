@@ -5,6 +5,7 @@
 //! - [`account`]: sign-up and log-in with keys derived on this machine (the password never leaves);
 //! - [`upload`]: a file (any size, streamed) → chunks → shards → workers → a committed manifest;
 //! - [`download`]: a manifest → any k verified shards per chunk → the file, streamed;
+//! - [`restripe`]: a stored file re-encoded at the redundancy the server's policy gives now;
 //! - [`link`]: share links (`/s/<id>#<key>`); [`session`]: the CLI's saved log-in;
 //!   [`share_downloads`]: share downloads under way, continued by the next `disktro get`;
 //!   [`worker_speeds`]: what earlier downloads measured of each worker, for the next to start from.
@@ -12,6 +13,7 @@
 pub mod account;
 pub mod download;
 pub mod link;
+pub mod restripe;
 pub mod resume;
 pub mod server;
 pub mod session;

@@ -15,9 +15,9 @@ use disktro_client::account::{self, Identity};
 use disktro_client::resume;
 use disktro_client::server::Server;
 use disktro_client::upload::{Resumable, UploadOptions, upload_resumable};
-use disktro_client::{ClientError, download, exit, link, session, share_downloads};
+use disktro_client::{ClientError, download, exit, link, restripe, session, share_downloads};
 use disktro_core::FileId;
-use disktro_core::api::{Base64, FileDownload, NewShare, ShareAccess};
+use disktro_core::api::{Base64, FileDownload, FileSummary, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::order::Orders;
@@ -150,6 +150,12 @@ enum Command {
     },
     /// List your files.
     Ls,
+    /// Re-encode files stored below the network's redundancy policy (written while it was
+    /// small, or during an outage) at the redundancy it gives now: `disktro ls` names them. Only
+    /// the owner can, since the manifest is the owner's signature. Without ids, every such file.
+    ///
+    /// Example: disktro restripe
+    Restripe { ids: Vec<String> },
     /// Delete a file (its share links stop working).
     Rm { id: String },
     /// Make a share link (the key travels in the link's #fragment, never to the server).
@@ -466,6 +472,7 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
             save_download(cli, &answer, &key, Some(&me), output.as_deref(), &renew, orders).await?;
         }
         Command::Ls => list(cli).await?,
+        Command::Restripe { ids } => restripe_files(cli, ids).await?,
         Command::Rm { id } => {
             let (server, _) = logged_in(cli)?;
             server.delete_file(id).await?;
@@ -789,6 +796,7 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
                     "size": m.as_ref().map(|m| m.size), "size_class": f.size, "stored_bytes": f.stored_bytes, "created_at": f.created_at,
                     "healthy_shards": f.health.weakest_chunk_healthy, "shards": f.health.shards_per_chunk, "needed": f.health.needed,
                     "zones_survivable": f.health.zones_survivable, "yearly_loss": f.health.yearly_loss, "model": f.health.model,
+                    "below_policy": f.health.below_policy,
                 })
             })
             .collect();
@@ -817,6 +825,65 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
         disktro_core::units::format_bytes(list.used_bytes),
         disktro_core::units::format_bytes(list.quota_bytes)
     );
+    let below = list.files.iter().filter(|f| f.health.below_policy).count();
+    if below > 0 {
+        eprintln!(
+            "disktro: {below} file(s) are stored with less redundancy than the network gives now: `disktro restripe` re-encodes them"
+        );
+    }
+    Ok(())
+}
+
+/// `disktro restripe`: the files named, or every file below the policy, one after another.
+async fn restripe_files(cli: &Cli, ids: &[String]) -> Result<(), ClientError> {
+    let (server, me) = logged_in(cli)?;
+    let list = server.files().await?;
+    let files: Vec<&FileSummary> = if ids.is_empty() {
+        list.files.iter().filter(|f| f.health.below_policy).collect()
+    } else {
+        ids.iter()
+            .map(|id| {
+                let id = file_id(id)?;
+                list.files
+                    .iter()
+                    .find(|f| f.file_id == id)
+                    .ok_or_else(|| ClientError::Usage(format!("no file {id} in this account")))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut done = Vec::new();
+    for f in files {
+        let name = me
+            .file_key(&f.file_id, Some(&f.wrapped_key))
+            .ok()
+            .and_then(|key| FileMetadata::open(&f.metadata, &key, &f.file_id).ok())
+            .map_or_else(|| f.file_id.to_hex(), |m| m.name);
+        let progress = bar(cli, f.stored_bytes, &name);
+        let bytes = |p: restripe::Progress| {
+            progress.set_length(p.bytes);
+            progress.set_position(p.bytes_done);
+        };
+        let restriped = restripe::restripe(&server, &me, f, &bytes).await;
+        progress.finish_and_clear();
+        let after = restriped?;
+        if !cli.quiet && !cli.json {
+            println!(
+                "restriped {} {name}: {}+{} -> {}+{}",
+                f.file_id, f.data_shards, f.parity_shards, after.data_shards, after.parity_shards
+            );
+        }
+        done.push(json!({
+            "file_id": f.file_id,
+            "from": [f.data_shards, f.parity_shards],
+            "to": [after.data_shards, after.parity_shards],
+            "stored_bytes": after.stored_bytes,
+        }));
+    }
+    if cli.json {
+        println!("{}", json!({ "restriped": done }));
+    } else if done.is_empty() && !cli.quiet {
+        println!("every file is at the network's redundancy policy");
+    }
     Ok(())
 }
 

@@ -317,6 +317,12 @@ impl Server {
             .await
     }
 
+    /// Begin re-encoding a stored file at the redundancy the policy gives now: its plan.
+    pub async fn restripe(&self, file_id: &str) -> Result<UploadPlan, ClientError> {
+        self.call::<(), _>(Method::POST, &format!("/files/{file_id}/restripe"), None)
+            .await
+    }
+
     pub async fn delete_file(&self, file_id: &str) -> Result<(), ClientError> {
         self.call_no_answer::<()>(Method::DELETE, &format!("/files/{file_id}"), None)
             .await

@@ -89,7 +89,7 @@ type Link = Arc<OnceCell<Result<Arc<WorkerClient>, String>>>;
 
 /// The sending side of an upload: the session, a connection per worker (opened on first use),
 /// and the server for replans and renewals.
-struct Sender<'a> {
+pub(crate) struct Sender<'a> {
     server: &'a Server,
     /// Where receipts are noted for a later run ([`crate::resume`]).
     journal: Option<&'a Journal>,
@@ -101,7 +101,7 @@ struct Sender<'a> {
 }
 
 impl<'a> Sender<'a> {
-    fn new(server: &'a Server, plan: UploadPlan, journal: Option<&'a Journal>) -> Result<Self, ClientError> {
+    pub(crate) fn new(server: &'a Server, plan: UploadPlan, journal: Option<&'a Journal>) -> Result<Self, ClientError> {
         Ok(Self {
             server,
             journal,
@@ -112,7 +112,7 @@ impl<'a> Sender<'a> {
         })
     }
 
-    fn session(&self) -> std::sync::MutexGuard<'_, UploadSession> {
+    pub(crate) fn session(&self) -> std::sync::MutexGuard<'_, UploadSession> {
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -186,7 +186,7 @@ impl<'a> Sender<'a> {
     /// until each has a receipt. Returns the chunk's plaintext length and its shard count. The
     /// shards are framed straight from the chunk's buffer, which then goes back to the encoder
     /// through `recycle` while the receipts are awaited.
-    async fn send_chunk(
+    pub(crate) async fn send_chunk(
         &self,
         chunk: EncodedChunk,
         recycle: &mpsc::UnboundedSender<Vec<u8>>,

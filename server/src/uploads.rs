@@ -981,6 +981,19 @@ pub async fn commit(
     })
 }
 
+/// Whether manifest `new` stores the chunks of `old` as they are sealed (the same chunk size,
+/// count, sealed lengths and layout): what a restripe may change is the redundancy and the shards.
+pub fn keeps_every_chunk(old: &disktro_core::Manifest, new: &disktro_core::Manifest) -> bool {
+    old.file_id == new.file_id
+        && old.chunk_size == new.chunk_size
+        && old.chunks.len() == new.chunks.len()
+        && old
+            .chunks
+            .iter()
+            .zip(&new.chunks)
+            .all(|(a, b)| a.sealed_len == b.sealed_len && a.clear == b.clear)
+}
+
 /// Record a checked restripe of `file`: the new manifest and shards in place of the old, which
 /// go to garbage collection (after its grace, so a reader holding the old manifest finishes), in
 /// one transaction. The new manifest must keep every chunk's sealed length: a restripe changes
@@ -999,15 +1012,7 @@ async fn commit_restripe(
     let m = signed.manifest();
     let old = SignedManifest::decode(&file.manifest)
         .map_err(|e| ServerError::internal(format!("a stored manifest does not decode: {e}")))?;
-    let same_chunks = old.manifest().chunks.len() == m.chunks.len()
-        && old.manifest().chunk_size == m.chunk_size
-        && old
-            .manifest()
-            .chunks
-            .iter()
-            .zip(&m.chunks)
-            .all(|(a, b)| a.sealed_len == b.sealed_len && a.clear == b.clear);
-    if !same_chunks {
+    if !keeps_every_chunk(old.manifest(), m) {
         return Err(bad(
             ErrorCode::ManifestMismatch,
             "a restripe keeps every chunk as sealed: the same chunk size, count and sealed lengths",
@@ -1322,5 +1327,37 @@ mod tests {
         let extra = c.receipts[0].clone();
         c.receipts.extend(std::iter::repeat_n(extra, 20));
         assert_eq!(check(&c), Err(ErrorCode::TooManyReceipts));
+    }
+
+    #[test]
+    fn a_restripe_may_change_the_shards_but_not_the_chunks() {
+        use disktro_core::chunk::encode_all;
+        use disktro_core::restripe::Restriper;
+        let key = disktro_core::FileKey::generate();
+        let data = vec![5u8; 150_000];
+        let r43 = Redundancy::new(4, 3).unwrap();
+        let (chunks, old) = encode_all(&key, FileId([9; 16]), r43, 64 * 1024, &data).unwrap();
+        let mut restriper = Restriper::new(&old, Redundancy::DEFAULT).unwrap();
+        for c in &chunks {
+            let shards = c.shards.iter().map(|(id, b)| id.verify(b.to_vec())).collect();
+            restriper.restripe(c.index, shards).unwrap();
+        }
+        let new = restriper.finish().unwrap();
+        assert!(keeps_every_chunk(&old, &new));
+        // Tried: a chunk's sealed length changed (other bytes under the same file). Must hold:
+        // refused.
+        let mut longer = new.clone();
+        longer.chunks[1].sealed_len += 16;
+        assert!(!keeps_every_chunk(&old, &longer));
+        // Tried: the last chunk dropped; another file id; another chunk size. Must hold: refused.
+        let mut shorter = new.clone();
+        shorter.chunks.pop();
+        assert!(!keeps_every_chunk(&old, &shorter));
+        let mut other = new.clone();
+        other.file_id = FileId([8; 16]);
+        assert!(!keeps_every_chunk(&old, &other));
+        let mut resized = new;
+        resized.chunk_size *= 2;
+        assert!(!keeps_every_chunk(&old, &resized));
     }
 }

@@ -1112,6 +1112,171 @@ async fn an_honest_worker_down_five_minutes_comes_back_active_with_its_data() {
     b.unwrap();
 }
 
+/// Item 4 of the durability work: a file written on a small network (7 workers: 4 + 3, short of
+/// the target) is below the policy once the network grows to 15 (9 + 6, 15 nines); its owner's
+/// client restripes it, and the file reads the same, through its owner and through a share link
+/// made before. Tried besides: another account restripes it (404), the owner restripes it again
+/// (409 `at_policy`). Must hold: the file is byte-identical at every step, every chunk ends with
+/// 15 healthy shards on 15 distinct workers, the old shards leave the workers, and the per-node
+/// totals match the placements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_written_on_a_small_network_is_restriped_to_the_policy_once_it_grows() {
+    use disktro_client::restripe;
+    use disktro_core::api::{NewShare, ShareAccess};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    for db_case in databases().await {
+        let b = db_case.backend;
+        let server = start_server(db_case.dir.path(), &db_case.url, &[]);
+        let mut workers: Vec<Worker> = (0..7).map(|_| Worker::start(&server.url, &[], None)).collect();
+        assert!(wait_online(&server.url, 7).await, "[{b}] 7 workers online");
+        let policy = &durability(&server.url).await["policy"];
+        assert_eq!(
+            (&policy["data_shards"], &policy["parity_shards"]),
+            (&4.into(), &3.into()),
+            "[{b}] {policy}"
+        );
+        assert_eq!(policy["meets_target"], false, "[{b}] 4 + 3 is short of 11 nines");
+
+        let a = account(&server.url).await;
+        let data = random_bytes(5 * CHUNK as usize + 1234, 23);
+        let options = UploadOptions {
+            chunk_size: Some(CHUNK),
+            ..UploadOptions::default()
+        };
+        let id = put_with(&a, &data, "small-network.bin", &options).await;
+        let listed = |a: &Account| {
+            let (api, id) = (a.api.clone(), id.clone());
+            async move {
+                api.files()
+                    .await
+                    .unwrap()
+                    .files
+                    .into_iter()
+                    .find(|f| f.file_id.to_hex() == id)
+                    .unwrap()
+            }
+        };
+        let before = listed(&a).await;
+        assert_eq!((before.data_shards, before.parity_shards), (4, 3), "[{b}]");
+        assert!(!before.health.below_policy, "[{b}] the policy gives 4 + 3 on 7 workers");
+        let key = a.me.file_key(&before.file_id, Some(&before.wrapped_key)).unwrap();
+        let share = a
+            .api
+            .share(
+                &id,
+                &NewShare {
+                    expires_in: Some(3600),
+                    max_downloads: None,
+                    password_proof: None,
+                },
+            )
+            .await
+            .unwrap();
+        let pool = db(&db_case.url).await;
+        let old_shards: Vec<(String, String)> =
+            sqlx::query("SELECT node_id, shard_id FROM file_shards WHERE file_id = $1")
+                .bind(&id)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.try_get("node_id").unwrap(), r.try_get("shard_id").unwrap()))
+                .collect();
+        assert_eq!(old_shards.len(), 6 * 7, "[{b}] 6 chunks of 7 shards");
+
+        workers.extend((0..8).map(|_| Worker::start(&server.url, &[], None)));
+        assert!(wait_online(&server.url, 15).await, "[{b}] 15 workers online");
+        let policy = &durability(&server.url).await["policy"];
+        assert_eq!(
+            (&policy["data_shards"], &policy["parity_shards"]),
+            (&9.into(), &6.into()),
+            "[{b}] {policy}"
+        );
+        assert_eq!(policy["meets_target"], true, "[{b}] {policy}");
+        let below = listed(&a).await;
+        assert!(below.health.below_policy, "[{b}] 4 + 3 is below 9 + 6 now");
+
+        // Tried: another account restripes the file. Must hold: it is not found for them.
+        let mallory = {
+            let api = Api::new(&server.url).unwrap();
+            let me = account::signup(
+                &api,
+                "mallory@example.com",
+                "another long password",
+                KdfParams::MINIMUM,
+                "t",
+            )
+            .await
+            .unwrap();
+            api.with_token(&me.token)
+        };
+        let refused = mallory.restripe(&id).await.unwrap_err();
+        assert_eq!(
+            refused.code().map(|c| c.as_str()),
+            Some("file_not_found"),
+            "[{b}] {refused}"
+        );
+
+        let after = restripe::restripe(&a.api, &a.me, &below, &|_| {}).await.unwrap();
+        assert_eq!((after.data_shards, after.parity_shards), (9, 6), "[{b}]");
+        assert_eq!(get(&a, &id).await, data, "[{b}] the restriped file reads the same");
+        let anon = Api::new(&server.url).unwrap();
+        let answer = anon
+            .download_share(&share.share_id, &ShareAccess::default())
+            .await
+            .unwrap();
+        let (_, out) = download::download(&answer, &key, None, Vec::new(), &|_| {})
+            .await
+            .unwrap();
+        assert!(out == data, "[{b}] the share link made before reads the restriped file");
+        let now = listed(&a).await;
+        assert!(!now.health.below_policy, "[{b}] at the policy now");
+        assert_eq!(
+            (&now.metadata, &now.wrapped_key),
+            (&before.metadata, &before.wrapped_key),
+            "[{b}] kept"
+        );
+        let again = restripe::restripe(&a.api, &a.me, &now, &|_| {}).await.unwrap_err();
+        assert_eq!(again.code().map(|c| c.as_str()), Some("at_policy"), "[{b}] {again}");
+
+        let spread: Vec<(i64, i64)> = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT node_id) AS nodes FROM file_shards WHERE file_id = $1 GROUP BY chunk",
+        )
+        .bind(&id)
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.try_get("n").unwrap(), r.try_get("nodes").unwrap()))
+        .collect();
+        assert_eq!(
+            spread,
+            vec![(15, 15); 6],
+            "[{b}] 6 chunks of 15 shards on 15 workers each"
+        );
+        support::assert_placed_totals_match(&pool).await;
+        assert!(
+            eventually(Duration::from_secs(20), || all_full(&server.url)).await,
+            "[{b}] every chunk full: {}",
+            durability(&server.url).await
+        );
+        // The old shards go after the GC grace (2 s here): no worker keeps one.
+        let old: HashSet<&str> = old_shards.iter().map(|(_, s)| s.as_str()).collect();
+        let gone = eventually(Duration::from_secs(30), || {
+            let old = &old;
+            let workers = &workers;
+            async move {
+                workers
+                    .iter()
+                    .all(|w| w.shards_on_disk().iter().all(|s| !old.contains(s.as_str())))
+            }
+        })
+        .await;
+        assert!(gone, "[{b}] the 4 + 3 shards are collected from the workers");
+        assert_eq!(get(&a, &id).await, data, "[{b}] and the file still reads the same");
+    }
+}
+
 /// Tried: 10 workers, so every chunk (6 + 4) has a shard on each, and one of them killed: no
 /// worker is left that could take its shards. Must hold: the repairer reads nothing it cannot
 /// place (the live workers serve no bytes at all once the loss is seen: nobody else reads), and

@@ -462,6 +462,12 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
             "file_not_found"
         );
         assert_eq!(
+            api_code(&bob_api.restripe(&file_id).await.unwrap_err()),
+            "file_not_found"
+        );
+        // Ada's own file is at the policy (6 + 4 on 10 workers): nothing to restripe.
+        assert_eq!(api_code(&ada_api.restripe(&file_id).await.unwrap_err()), "at_policy");
+        assert_eq!(
             api_code(&bob_api.revoke_share(&share.share_id).await.unwrap_err()),
             "share_not_found"
         );
@@ -524,6 +530,7 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
             ("POST", "/uploads".to_owned()),
             ("DELETE", format!("/files/{file_id}")),
             ("POST", format!("/files/{file_id}/shares")),
+            ("POST", format!("/files/{file_id}/restripe")),
             ("DELETE", format!("/shares/{}", share.share_id)),
         ] {
             let r = http

@@ -360,6 +360,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/files", "get"),
         ("/files/{id}", "get"),
         ("/files/{id}", "delete"),
+        ("/files/{id}/restripe", "post"),
         ("/files/{id}/shares", "post"),
         ("/shares", "get"),
         ("/shares/{id}", "delete"),
