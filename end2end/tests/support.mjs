@@ -81,24 +81,27 @@ export async function startNetwork({ workers = 10, heartbeat = 1, serverArgs = [
   const server = await startServer(['--join-token', joinToken, '--heartbeat-interval', `${heartbeat}s`, ...serverArgs]);
   const bin = process.env.DISKTRO_WORKER_BIN ?? path.join(root, 'target', 'release', 'disktro-worker');
   const nodes = [];
-  for (let i = 0; i < workers; i++) {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'disktro-e2e-worker-'));
-    const w = spawnUntil(bin, [
-      '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--capacity', '4GiB', '--server', server.url,
-      '--join-token', joinToken, '--heartbeat-interval', `${heartbeat}s`,
-    ], /node_id=([0-9a-f]{64})/, `worker ${i}`);
-    const m = await w.ready;
-    w.child.removeAllListeners('exit');
-    nodes.push({ nodeId: m[1], child: w.child, dataDir, log: w.log });
-  }
-  // Wait until the server sees them all online.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const list = await (await fetch(`${server.url}/api/v1/nodes`)).json();
-    if (list.filter((n) => n.status === 'online').length >= workers) break;
-    if (Date.now() > deadline) throw new Error(`only ${list.length} nodes registered`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const addWorkers = async (count) => {
+    for (let i = 0; i < count; i++) {
+      const dataDir = mkdtempSync(path.join(tmpdir(), 'disktro-e2e-worker-'));
+      const w = spawnUntil(bin, [
+        '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--capacity', '4GiB', '--server', server.url,
+        '--join-token', joinToken, '--heartbeat-interval', `${heartbeat}s`,
+      ], /node_id=([0-9a-f]{64})/, `worker ${nodes.length}`);
+      const m = await w.ready;
+      w.child.removeAllListeners('exit');
+      nodes.push({ nodeId: m[1], child: w.child, dataDir, log: w.log });
+    }
+    // Wait until the server sees them all online.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const list = await (await fetch(`${server.url}/api/v1/nodes`)).json();
+      if (list.filter((n) => n.status === 'online').length >= nodes.length) break;
+      if (Date.now() > deadline) throw new Error(`only ${list.length} nodes registered`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  await addWorkers(workers);
   const stopNode = (node) => new Promise((resolve) => {
     if (node.child.exitCode !== null || node.child.signalCode !== null) return resolve();
     node.child.on('exit', () => resolve());
@@ -110,6 +113,8 @@ export async function startNetwork({ workers = 10, heartbeat = 1, serverArgs = [
     nodes,
     heartbeat,
     stopNode,
+    /** Start `count` more workers and wait until every worker is online. */
+    addWorkers,
     stop: async () => {
       await Promise.all(nodes.map(stopNode));
       for (const n of nodes) rmSync(n.dataDir, { recursive: true, force: true });

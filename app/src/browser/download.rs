@@ -153,7 +153,7 @@ pub enum Renewal {
 
 /// The download's side of the network: the answer's workers, the tokens in hand and the
 /// stragglers so far, and where fresh tokens come from.
-struct Source {
+pub(super) struct Source {
     answer: FileDownload,
     reads: std::cell::RefCell<Reads>,
     links: Links,
@@ -177,7 +177,7 @@ thread_local! {
 }
 
 /// Saves what a download measured when it ends, however it ends.
-struct RememberSpeeds(Rc<Source>);
+pub(super) struct RememberSpeeds(pub(super) Rc<Source>);
 
 impl Drop for RememberSpeeds {
     fn drop(&mut self) {
@@ -203,6 +203,32 @@ fn now() -> std::time::Duration {
 }
 
 impl Source {
+    /// The shards of `answer`'s file, from its workers under its tokens (renewed through
+    /// `renewal`), what arrives ordered with `orders`: for a download, or a restripe
+    /// ([`super::restripe`]).
+    pub(super) fn new(answer: FileDownload, renewal: Option<Renewal>, orders: Orders) -> Rc<Self> {
+        Rc::new(Source {
+            reads: std::cell::RefCell::new(Reads::new(&answer, now()).remembering(remembered_speed)),
+            answer,
+            links: Links::new(Socket::Here),
+            renewal,
+            renewing: Mutex::new(()),
+            orders: std::cell::RefCell::new(orders),
+        })
+    }
+
+    /// However the reading ended: order what arrived since each token's last order.
+    pub(super) async fn settle_orders(&self) {
+        let last = self.orders.borrow_mut().settle();
+        for due in last {
+            if let Some(node) = self.answer.nodes.get(due.to)
+                && let Ok(link) = self.links.get(&node.url).await
+            {
+                let _ = link.order(due.order);
+            }
+        }
+    }
+
     fn due(&self) -> bool {
         self.reads.borrow().renewal_due(now())
     }
@@ -240,7 +266,7 @@ impl Source {
     /// ([`ChunkPlan`], from [`Reads::plan`]): a failed one is replaced by the next candidate,
     /// and when nothing answers for the plan's hedge delay one more is asked. The workers still
     /// unanswered when the chunk is done are asked last for the chunks after.
-    async fn fetch_chunk(self: Rc<Self>, chunk: u64, entry: ChunkEntry, k: usize) -> Result<Slots, Failure> {
+    pub(super) async fn fetch_chunk(self: Rc<Self>, chunk: u64, entry: ChunkEntry, k: usize) -> Result<Slots, Failure> {
         let mut tries = 0;
         loop {
             match Rc::clone(&self).fetch_chunk_once(chunk, entry.clone(), k).await {
@@ -437,14 +463,7 @@ pub async fn download(
     let manifest = signed.manifest().clone();
     let decoder = Decoder::new(key, &manifest, metadata.size)?;
     let cipher = ChunkCipher::new(key, &manifest.file_id, Engine::WebCrypto).await?;
-    let source = Rc::new(Source {
-        reads: std::cell::RefCell::new(Reads::new(&answer, now()).remembering(remembered_speed)),
-        answer,
-        links: Links::new(Socket::Here),
-        renewal,
-        renewing: Mutex::new(()),
-        orders: std::cell::RefCell::new(orders),
-    });
+    let source = Source::new(answer, renewal, orders);
     let outcome = stream(
         &source,
         &manifest,
@@ -456,14 +475,7 @@ pub async fn download(
         cancelled,
     )
     .await;
-    let last = source.orders.borrow_mut().settle();
-    for due in last {
-        if let Some(node) = source.answer.nodes.get(due.to)
-            && let Ok(link) = source.links.get(&node.url).await
-        {
-            let _ = link.order(due.order);
-        }
-    }
+    source.settle_orders().await;
     outcome.map(|()| metadata)
 }
 

@@ -10,6 +10,7 @@
 //! - [`seal`]: AES-256-GCM through WebCrypto, or the `aes-gcm` crate where WebCrypto is missing;
 //! - [`link`]: one multiplexed WebSocket to a storage worker, with backpressure;
 //! - [`upload`] / [`download`]: the pipelines, mirroring the CLI's;
+//! - [`restripe`]: a file stored below the redundancy policy, re-encoded by its owner's tab;
 //! - [`unfinished`]: uploads under way, kept in IndexedDB so that they can be continued;
 //! - [`pipeline`]: the Web Worker's entry point and the main thread's handle on it;
 //! - [`save`]: streaming a download to disk (File System Access, a service worker stream, or a
@@ -21,6 +22,7 @@ pub mod js;
 pub mod keyring;
 pub mod link;
 pub mod pipeline;
+pub mod restripe;
 pub mod save;
 pub mod seal;
 pub mod unfinished;

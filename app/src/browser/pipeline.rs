@@ -3,7 +3,7 @@
 //! `/pipeline.js` (in `public/`) loads this same WebAssembly module in a dedicated worker and
 //! calls [`pipeline_worker`]. The page talks to it with [`Pipeline`]: each job is a JSON
 //! [`Request`] (plus a `File` or a `MessagePort` where needed) and answers with a stream of
-//! [`Event`]s for that job. Jobs: Argon2id for log-ins, uploads and downloads. Nothing leaves the
+//! [`Event`]s for that job. Jobs: Argon2id for log-ins, uploads, downloads and restripes. Nothing leaves the
 //! tab: keys travel between the page and its own worker only.
 
 use crate::browser::Failure;
@@ -22,7 +22,7 @@ use wasm_bindgen::prelude::*;
 use super::api::Api;
 use super::download::{self, Sink};
 use super::keyring::{Keyring, KeyringWire};
-use super::{js, upload};
+use super::{js, restripe, upload};
 use disktro_core::api::Base64;
 
 /// What the page asks of the worker.
@@ -46,7 +46,9 @@ pub enum Request {
         /// was asked for): the download signs its orders with it.
         order_key: Base64,
     },
-    /// Stop a running upload or download.
+    /// Re-encode the owner's `file` at the redundancy the policy gives now.
+    Restripe { keyring: KeyringWire, file: FileSummary },
+    /// Stop a running upload, download or restripe.
     Cancel,
 }
 
@@ -57,6 +59,7 @@ impl std::fmt::Debug for Request {
             Self::Derive { .. } => "Request::Derive",
             Self::Upload { .. } => "Request::Upload",
             Self::Download { .. } => "Request::Download",
+            Self::Restripe { .. } => "Request::Restripe",
             Self::Cancel => "Request::Cancel",
         })
     }
@@ -77,6 +80,9 @@ pub enum Event {
         shards_total: u64,
     },
     Uploaded {
+        summary: FileSummary,
+    },
+    Restriped {
         summary: FileSummary,
     },
     /// The download finished; a Blob sink's Blob travels alongside.
@@ -264,6 +270,28 @@ async fn run(
                 }
             }
         }
+        Request::Restripe { keyring, file } => {
+            let Ok(me) = Keyring::from_wire(&keyring) else {
+                return failed(Failure::browser("the restripe job lacks its keys"));
+            };
+            let api = Api::new(Some(me.csrf.clone()));
+            let progress = |p: upload::Progress| {
+                post_event(
+                    job,
+                    &Event::Progress {
+                        bytes_done: p.bytes_done,
+                        size: p.size,
+                        shards_done: p.shards_done,
+                        shards_total: p.shards_total,
+                    },
+                    None,
+                );
+            };
+            match restripe::restripe(&api, &me, &file, &progress, cancelled).await {
+                Ok(summary) => post_event(job, &Event::Restriped { summary }, None),
+                Err(e) => failed(e),
+            }
+        }
         Request::Cancel => {}
     }
 }
@@ -332,7 +360,11 @@ impl Pipeline {
                 let blob = js::field(&data, "blob").unwrap_or(JsValue::UNDEFINED);
                 let finished = matches!(
                     envelope.body,
-                    Event::Derived { .. } | Event::Uploaded { .. } | Event::Downloaded { .. } | Event::Failed { .. }
+                    Event::Derived { .. }
+                        | Event::Uploaded { .. }
+                        | Event::Restriped { .. }
+                        | Event::Downloaded { .. }
+                        | Event::Failed { .. }
                 );
                 // Taken out while it runs: a listener may start another job.
                 let listener = listeners.borrow_mut().remove(&envelope.job);

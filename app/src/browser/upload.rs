@@ -69,7 +69,7 @@ enum Framed {
 
 /// The sending side of an upload: the session, a link per worker (opened on first use), and
 /// the server for replans and renewals.
-struct Sender {
+pub(super) struct Sender {
     api: Api,
     upload_id: String,
     session: RefCell<UploadSession>,
@@ -81,6 +81,26 @@ struct Sender {
 }
 
 impl Sender {
+    /// The sending side of the upload (or restripe) `plan`; `noted`: receipts go to IndexedDB.
+    pub(super) fn new(api: &Api, plan: &UploadPlan, noted: bool) -> Result<Rc<Self>, Failure> {
+        Ok(Rc::new(Sender {
+            api: api.clone(),
+            upload_id: plan.upload_id.clone(),
+            session: RefCell::new(UploadSession::new(plan.clone()).map_err(|e| Failure::Invalid(e.to_string()))?),
+            links: Links::new(Socket::Relayed),
+            asking: Mutex::new(()),
+            noted,
+        }))
+    }
+
+    /// Every shard's receipt, once each chunk is sent.
+    pub(super) fn take_receipts(&self) -> Result<Vec<Base64>, Failure> {
+        self.session
+            .borrow_mut()
+            .take_receipts()
+            .map_err(|e| Failure::Invalid(e.to_string()))
+    }
+
     /// The link to the worker of `slot`, opened on first use; an error names the worker.
     async fn link(&self, slot: usize) -> Result<Rc<WorkerLink>, String> {
         let url = self.session.borrow().grant(slot).url.clone();
@@ -346,14 +366,7 @@ async fn send_and_commit(
     let mut encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
         .map_err(|e| Failure::Invalid(format!("the server chose an impossible chunk size: {e}")))?;
     let cipher = ChunkCipher::new(file_key, &file_id, Engine::WebCrypto).await?;
-    let sender = Rc::new(Sender {
-        api: api.clone(),
-        upload_id: plan.upload_id.clone(),
-        session: RefCell::new(UploadSession::new(plan.clone()).map_err(|e| Failure::Invalid(e.to_string()))?),
-        links: Links::new(Socket::Relayed),
-        asking: Mutex::new(()),
-        noted: *noted,
-    });
+    let sender = Sender::new(api, plan, *noted)?;
     let mut shards_kept = 0;
     {
         let mut session = sender.session.borrow_mut();
@@ -433,11 +446,7 @@ async fn send_and_commit(
     if cancelled.get() {
         return Err(Failure::Cancelled);
     }
-    let receipts = sender
-        .session
-        .borrow_mut()
-        .take_receipts()
-        .map_err(|e| Failure::Invalid(e.to_string()))?;
+    let receipts = sender.take_receipts()?;
 
     let manifest = encoder.into_manifest()?;
     let commit = Commit::new(manifest, &me.keys.identity, file_key, sealed_metadata, receipts)
@@ -531,7 +540,7 @@ impl<'a> ChunkReader<'a> {
 /// Put every shard of one chunk on its worker, in parallel, moving shards whose worker fails
 /// until each has a receipt. The shards are framed straight from the chunk's buffer, which then
 /// goes back to the encoder through `recycle` while the receipts are awaited.
-async fn send_chunk(
+pub(super) async fn send_chunk(
     sender: Rc<Sender>,
     chunk: EncodedChunk,
     state: Rc<RefCell<Progress>>,

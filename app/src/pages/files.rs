@@ -233,10 +233,87 @@ pub(super) mod actions {
                         size,
                     }
                 })
-                .collect())
+                .collect::<Vec<_>>())
         }
         .await;
+        if let Ok(rows) = &result {
+            restripe_below_policy(files, rows.as_slice());
+        }
         files.rows.set(Some(result));
+    }
+
+    thread_local! {
+        /// A restripe is running in this tab (one at a time: it is background work).
+        static RESTRIPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// Files this tab has restriped or tried to (failed, cancelled): not started again by
+        /// itself until the tab is reloaded, so a failing one does not loop.
+        static RESTRIPE_TRIED: std::cell::RefCell<std::collections::HashSet<disktro_core::FileId>> =
+            std::cell::RefCell::default();
+    }
+
+    /// Bring the first file below the redundancy policy up to it, in the background: written
+    /// while the network was small or during an outage, it can be re-encoded only where its
+    /// owner's keys are, which is here. It shows as a transfer (cancel stops it; the file stays
+    /// as it was); when it is done the list is read again, which starts the next.
+    fn restripe_below_policy(files: Files, rows: &[FileRow]) {
+        if RESTRIPING.get() {
+            return;
+        }
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.summary.health.below_policy && RESTRIPE_TRIED.with_borrow(|t| !t.contains(&r.summary.file_id)))
+        else {
+            return;
+        };
+        let Ok(me) = keys() else { return };
+        RESTRIPING.set(true);
+        RESTRIPE_TRIED.with_borrow_mut(|t| t.insert(row.summary.file_id));
+        let name = format!("{} — re-encoding at the network's redundancy", row.name);
+        let id = start(files, false, name, row.summary.stored_bytes);
+        let file = row.summary.clone();
+        leptos::task::spawn_local(async move {
+            let ended = move |outcome: Result<(), &Failure>| {
+                RESTRIPING.set(false);
+                files.update(id, |t| {
+                    t.now_ms = js::now_ms();
+                    t.phase = Phase::ended(outcome);
+                });
+            };
+            let started = async {
+                let pipeline = Pipeline::get().await?;
+                pipeline.run(
+                    &Request::Restripe {
+                        keyring: me.to_wire(),
+                        file,
+                    },
+                    None,
+                    move |event, _| match event {
+                        Event::Progress {
+                            bytes_done,
+                            size,
+                            shards_done,
+                            shards_total,
+                        } => files.update(id, |t| {
+                            (t.bytes_done, t.size) = (bytes_done, size);
+                            (t.shards_done, t.shards_total) = (shards_done, shards_total);
+                            t.now_ms = js::now_ms();
+                        }),
+                        Event::Restriped { .. } => {
+                            files.update(id, |t| t.bytes_done = t.size);
+                            ended(Ok(()));
+                            leptos::task::spawn_local(refresh(files));
+                        }
+                        Event::Failed { failure } => ended(Err(&failure)),
+                        _ => {}
+                    },
+                )
+            }
+            .await;
+            match started {
+                Ok(job) => files.update(id, |t| t.job = Some(job)),
+                Err(failure) => ended(Err(&failure)),
+            }
+        });
     }
 
     pub fn upload(files: Files, file: web_sys::File) {
@@ -548,7 +625,7 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
         "health warn"
     };
     let health_text = format!("{} / {}", h.weakest_chunk_healthy, h.shards_per_chunk);
-    let health_title = format!(
+    let mut health_title = format!(
         "The weakest chunk has {} of its {} shards on online workers; any {} rebuild it. \
          Survives losing any {} whole zone(s) now. Chance of loss within a year at full health: {:.1e} ({}).",
         h.weakest_chunk_healthy,
@@ -558,6 +635,12 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
         h.yearly_loss,
         h.model
     );
+    if h.below_policy {
+        health_title.push_str(
+            " Stored with less redundancy than the network gives now: this tab re-encodes it (see Transfers).",
+        );
+    }
+    let below_policy = h.below_policy;
     let (for_download, for_share) = (row.clone(), row.clone());
     let file_id = row.summary.file_id;
     let name = row.name.clone();
@@ -566,7 +649,12 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
             <td class="name"><span class="file-name">{row.name.clone()}</span><span class="muted mime">{row.mime.clone()}</span></td>
             <td>{format::bytes(row.size)}</td>
             <td>{format::date(row.summary.created_at)}</td>
-            <td><span class=health_class title=health_title data-testid="health">{health_text}</span></td>
+            <td>
+                <span class=health_class title=health_title data-testid="health">{health_text}</span>
+                <Show when=move || below_policy>
+                    <span class="muted below-policy" data-testid="below-policy">" below policy"</span>
+                </Show>
+            </td>
             <td class="actions">
                 <button type="button" class="button small" data-testid="download" on:click=move |_| {
                     #[cfg(feature = "hydrate")]
