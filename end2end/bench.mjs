@@ -1,5 +1,6 @@
 // Browser benchmark (`make bench`): in-browser upload and download of 256 MiB random and 256 MiB
-// text through a local network (server + 10 worker processes), in real Chromium. Prints one
+// text through a local network (server + 10 worker processes: 6 + 4 shards), in real Chromium,
+// and the upload of 256 MiB random on 15 workers, where the redundancy policy gives 9 + 6. Prints one
 // `browser/...` line per figure: MB/s (10^6 bytes per second, wall clock from picking the file
 // to the commit, and from the click to the last byte saved) and the peak memory of the browser's
 // renderer processes (the tab, its pipeline worker and the download service worker, and the
@@ -234,49 +235,78 @@ function onRow(page, name, { click, gone = false }) {
 
 const memory = (m) => `${m.private.toFixed(0)} MiB (RSS ${m.rss.toFixed(0)} MiB)`;
 
-const net = await startNetwork({ workers: 10, heartbeat: 2 });
-const downloads = mkdtempSync(path.join(tmpdir(), 'disktro-bench-downloads-'));
-const chromium = await launchBare({ downloads });
-try {
-  // Chromium is a child of this process; its renderers are further down.
-  const browserPid = process.pid;
-  // No save picker: headless, nobody could answer it; downloads take the service worker stream.
-  const page = await chromium.newPage({
-    initScript: 'delete window.showSaveFilePicker;',
-    onConsole: process.env.BENCH_BROWSER_CONSOLE ? (line) => console.log(`console: ${line}`) : undefined,
-  });
-  await signUp(page, net.url, 'bench@example.org');
-  for (const kind of KINDS) {
-    const name = `bench-${kind}.bin`;
-    const file = await writeTestFile(name, SIZE, { text: kind === 'text' });
-    const want = await sha256File(file);
-    await page.goto(`${net.url}/files`);
-    await page.waitFor('[data-testid=dropzone]');
-    if (kind === KINDS[0]) {
-      console.log(`browser/idle: tab memory ${memory(rendererMemory(rendererPids(browserPid)))} before the first upload`);
+/**
+ * Upload (and, unless `uploadOnly`, download) 256 MiB of each kind in `kinds` through `net` in a
+ * fresh tab; each figure is printed as `browser/<direction>/<kind><suffix>`.
+ */
+async function measureOn(net, kinds, { suffix = '', note = '', uploadOnly = false } = {}) {
+  const downloads = mkdtempSync(path.join(tmpdir(), 'disktro-bench-downloads-'));
+  const chromium = await launchBare({ downloads });
+  try {
+    // Chromium is a child of this process; its renderers are further down.
+    const browserPid = process.pid;
+    // No save picker: headless, nobody could answer it; downloads take the service worker stream.
+    const page = await chromium.newPage({
+      initScript: 'delete window.showSaveFilePicker;',
+      onConsole: process.env.BENCH_BROWSER_CONSOLE ? (line) => console.log(`console: ${line}`) : undefined,
+    });
+    await signUp(page, net.url, 'bench@example.org');
+    for (const kind of kinds) {
+      const name = `bench-${kind}.bin`;
+      const file = await writeTestFile(name, SIZE, { text: kind === 'text' });
+      const want = await sha256File(file);
+      await page.goto(`${net.url}/files`);
+      await page.waitFor('[data-testid=dropzone]');
+      if (kind === kinds[0] && !suffix) {
+        console.log(`browser/idle: tab memory ${memory(rendererMemory(rendererPids(browserPid)))} before the first upload`);
+      }
+      const up = await measure(browserPid, async () => {
+        await page.setInputFiles('[data-testid=file-input]', [file]);
+        await page.waitFor('[data-testid=transfer][data-state=done]');
+      });
+      console.log(`browser/upload/${kind}${suffix}: ${(SIZE / 1e6 / up.seconds).toFixed(1)} MB/s, peak tab memory ${memory(up.peak)} (${SIZE / MiB} MiB${note}); ${up.cpu}`);
+      console.log(`  ${up.threads}`);
+      if (!uploadOnly) {
+        let saved;
+        const down = await measure(browserPid, async () => {
+          saved = await chromium.download(() => onRow(page, name, { click: 'download' }));
+        });
+        const got = await sha256File(saved);
+        if (got !== want) throw new Error(`browser bench: the ${kind} download differs from the upload`);
+        console.log(`browser/download/${kind}${suffix}: ${(SIZE / 1e6 / down.seconds).toFixed(1)} MB/s, peak tab memory ${memory(down.peak)} (${SIZE / MiB} MiB${note}); ${down.cpu}`);
+        console.log(`  ${down.threads}`);
+        rmSync(saved);
+      }
+      rmSync(file);
+      // Delete it again so the next run starts from the same state (the confirmation is accepted).
+      await onRow(page, name, { click: 'delete' });
+      await onRow(page, name, { gone: true });
     }
-    const up = await measure(browserPid, async () => {
-      await page.setInputFiles('[data-testid=file-input]', [file]);
-      await page.waitFor('[data-testid=transfer][data-state=done]');
-    });
-    console.log(`browser/upload/${kind}: ${(SIZE / 1e6 / up.seconds).toFixed(1)} MB/s, peak tab memory ${memory(up.peak)} (${SIZE / MiB} MiB); ${up.cpu}`);
-    console.log(`  ${up.threads}`);
-    let saved;
-    const down = await measure(browserPid, async () => {
-      saved = await chromium.download(() => onRow(page, name, { click: 'download' }));
-    });
-    const got = await sha256File(saved);
-    if (got !== want) throw new Error(`browser bench: the ${kind} download differs from the upload`);
-    console.log(`browser/download/${kind}: ${(SIZE / 1e6 / down.seconds).toFixed(1)} MB/s, peak tab memory ${memory(down.peak)} (${SIZE / MiB} MiB); ${down.cpu}`);
-    console.log(`  ${down.threads}`);
-    rmSync(file);
-    rmSync(saved);
-    // Delete it again so the next run starts from the same state (the confirmation is accepted).
-    await onRow(page, name, { click: 'delete' });
-    await onRow(page, name, { gone: true });
+  } finally {
+    await chromium.close();
+    rmSync(downloads, { recursive: true, force: true });
   }
+}
+
+const net = await startNetwork({ workers: 10, heartbeat: 2 });
+try {
+  await measureOn(net, KINDS);
 } finally {
-  await chromium.close();
-  rmSync(downloads, { recursive: true, force: true });
   await net.stop();
+}
+
+// The redundancy policy's default on a network of 15 workers or more is 9 + 6 (15 shards per
+// chunk, more parity per byte): the upload it costs the browser, on random data. `BENCH_BROWSER_WIDE=0`
+// leaves it out.
+if (process.env.BENCH_BROWSER_WIDE !== '0') {
+  const wide = await startNetwork({ workers: 15, heartbeat: 2 });
+  try {
+    const policy = (await (await fetch(`${wide.url}/api/v1/durability`)).json()).policy;
+    if (policy.data_shards !== 9 || policy.parity_shards !== 6) {
+      throw new Error(`browser bench: 15 workers get ${policy.data_shards} + ${policy.parity_shards}, not 9 + 6`);
+    }
+    await measureOn(wide, ['random'], { suffix: '_9_6', note: '; 9 + 6 on 15 workers', uploadOnly: true });
+  } finally {
+    await wide.stop();
+  }
 }
