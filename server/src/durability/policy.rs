@@ -47,6 +47,9 @@ pub struct Choice {
     /// Nines a year of a 1 GiB file at this redundancy ([`nines`]).
     pub nines: f64,
     pub meets_target: bool,
+    /// Made smaller than any offered stripe because fewer workers take shards than 6 + 4 needs:
+    /// an outage or a network still growing, not a redundancy to bring files to.
+    pub reduced: bool,
 }
 
 /// Nines a year of a 1 GiB file stored at `redundancy`, under the stated failure model.
@@ -90,10 +93,14 @@ pub fn choose(zone_sizes: &[usize], target: f64) -> Result<Choice, PlacementErro
             redundancy,
             nines,
             meets_target: nines >= target,
+            reduced: false,
         }
     };
     if workers < base.total() {
-        return placement::choose_redundancy(base, workers).map(choice);
+        return placement::choose_redundancy(base, workers).map(|r| Choice {
+            reduced: true,
+            ..choice(r)
+        });
     }
     let zones_lost = |r| Guarantee::of(r, zone_sizes).map_or(0, |g| g.zones_lost);
     let promised = zones_lost(base);
@@ -132,8 +139,13 @@ pub fn for_upload(
 
 /// Whether a file stored at `stored` is below what the policy gives now: less durable than the
 /// target and than a new upload would be. A file at the target or above stays as it is, even
-/// when the network could do more.
+/// when the network could do more; and while the network is too small for 6 + 4 nothing is below
+/// it (a reduced (k, m) is what fits an outage, not a redundancy to re-encode files to: 4 + 4 on
+/// 8 workers beats 6 + 4 in the model only by storing twice the bytes).
 pub fn below(stored: Redundancy, now: &Choice, target: f64) -> bool {
+    if now.reduced {
+        return false;
+    }
     // A tenth of a nine of slack: the same stripe compares equal whatever the rounding.
     let have = nines(stored);
     // The same k would make the same data shards (the same ids, maybe on the same workers): a
@@ -204,6 +216,12 @@ mod tests {
         let narrow = choose(&[10], DEFAULT_TARGET_NINES).unwrap();
         // Written at 4 + 3 during an outage: below, once 10 workers are back.
         assert!(below(r(4, 3), &narrow, DEFAULT_TARGET_NINES));
+        // Tried: 6 + 4 while 2 of 10 workers are down (the policy gives 4 + 4 on 8, more nines
+        // at twice the bytes). Must hold: not below: an outage re-encodes nothing.
+        let outage = choose(&[8], DEFAULT_TARGET_NINES).unwrap();
+        assert!(outage.reduced && outage.nines > nines(r(6, 4)), "{outage:?}");
+        assert!(!below(r(6, 4), &outage, DEFAULT_TARGET_NINES));
+        assert!(!below(r(3, 2), &outage, DEFAULT_TARGET_NINES));
         // 6 + 4 on a network that still gives 6 + 4: not below.
         assert!(!below(r(6, 4), &narrow, DEFAULT_TARGET_NINES));
         // 6 + 4 once the network gives 9 + 6: below (9.6 nines against 11).
