@@ -6,6 +6,7 @@
 //! - [`upload`]: a file (any size, streamed) → chunks → shards → workers → a committed manifest;
 //! - [`download`]: a manifest → any k verified shards per chunk → the file, streamed;
 //! - [`restripe`]: a stored file re-encoded at the redundancy the server's policy gives now;
+//! - [`tree`]: the account's folders with their names opened here, and paths resolved on them;
 //! - [`link`]: share links (`/s/<id>#<key>`); [`session`]: the CLI's saved log-in;
 //!   [`share_downloads`]: share downloads under way, continued by the next `disktro get`;
 //!   [`worker_speeds`]: what earlier downloads measured of each worker, for the next to start from.
@@ -18,6 +19,7 @@ pub mod resume;
 pub mod server;
 pub mod session;
 pub mod share_downloads;
+pub mod tree;
 pub mod upload;
 pub mod worker_speeds;
 

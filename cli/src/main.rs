@@ -15,7 +15,7 @@ use disktro_client::account::{self, Identity};
 use disktro_client::resume;
 use disktro_client::server::Server;
 use disktro_client::upload::{Resumable, UploadOptions, upload_resumable};
-use disktro_client::{ClientError, download, exit, link, restripe, session, share_downloads};
+use disktro_client::{ClientError, download, exit, link, restripe, session, share_downloads, tree};
 use disktro_core::FileId;
 use disktro_core::api::{Base64, FileDownload, FileSummary, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
@@ -25,6 +25,8 @@ use disktro_core::recovery::RecoveryKey;
 use disktro_net::durable::DirectWriter;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+
+mod folders;
 
 /// Disktro: zero-knowledge, erasure-coded file storage from the command line.
 ///
@@ -123,41 +125,72 @@ enum Command {
         #[command(subcommand)]
         action: Option<TokensAction>,
     },
-    /// Upload files (`-` reads stdin); prints each file's id.
+    /// Upload files (`-` reads stdin) and folders (with everything in them); prints each file's
+    /// id.
     ///
     /// An upload that is interrupted (killed, a network failure) continues where it stopped when
     /// the same command runs again on the unchanged file; its upload stays open for 24 hours.
     ///
-    /// Example: disktro upload report.pdf photos.tar
+    /// Example: disktro upload report.pdf photos/ --to /backup/2026
     Upload {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Name to store for `-` (stdin).
         #[arg(long, default_value = "stdin")]
         name: String,
+        /// The folder to upload into (made if missing) [default: the top of your tree].
+        #[arg(long, value_name = "PATH")]
+        to: Option<String>,
         /// Begin anew instead of continuing an interrupted upload of the same file.
         #[arg(long)]
         restart: bool,
     },
-    /// Download a file by id (`-o -` writes to stdout).
+    /// Download a file by id or path, or a folder by path (as a tree of files; `-o -` writes a
+    /// file to stdout).
     ///
-    /// Example: disktro download 3f2a…c9 -o report.pdf
+    /// Example: disktro download /backup/2026/report.pdf -o report.pdf
     Download {
+        /// A file's id, or the path of a file or folder.
         id: String,
-        /// Where to write [default: the file's own name, in the current directory].
+        /// Where to write [default: the file's or folder's own name, in the current directory].
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// List your files.
-    Ls,
+    /// List a folder: its folders, then its files [default: the top of your tree].
+    ///
+    /// Example: disktro ls /backup
+    Ls { path: Option<String> },
+    /// Make a folder.
+    ///
+    /// Example: disktro mkdir -p /backup/2026
+    Mkdir {
+        path: String,
+        /// Make the folders above it too where missing, and say nothing if it exists.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Move or rename a file or folder: into DEST when it is a folder, else to the path DEST.
+    /// Only names and folders change, never a file's stored bytes.
+    ///
+    /// Example: disktro mv /report.pdf /backup/2026/
+    Mv { source: String, dest: String },
     /// Re-encode files stored below the network's redundancy policy (written while it was
     /// small, or during an outage) at the redundancy it gives now: `disktro ls` names them. Only
     /// the owner can, since the manifest is the owner's signature. Without ids, every such file.
     ///
     /// Example: disktro restripe
     Restripe { ids: Vec<String> },
-    /// Delete a file (its share links stop working).
-    Rm { id: String },
+    /// Delete a file (its share links stop working), or a folder: an empty one, or with `-r`
+    /// everything in it.
+    ///
+    /// Example: disktro rm -r /old-backups
+    Rm {
+        /// A file's id, or the path of a file or folder.
+        id: String,
+        /// Delete a folder with everything in it.
+        #[arg(short, long)]
+        recursive: bool,
+    },
     /// Make a share link (the key travels in the link's #fragment, never to the server).
     ///
     /// Example: disktro share 3f2a…c9 --expires 24h --max-downloads 3 --password
@@ -455,29 +488,24 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
                 }
             }
         }
-        Command::Upload { files, name, restart } => upload_files(cli, files, name, *restart).await?,
+        Command::Upload {
+            files,
+            name,
+            to,
+            restart,
+        } => upload_files(cli, files, name, to.as_deref(), *restart).await?,
+        Command::Download { id, output } if id.parse::<FileId>().is_err() => {
+            folders::download_path(cli, id, output.as_deref()).await?;
+        }
         Command::Download { id, output } => {
             let (server, me) = logged_in(cli)?;
-            let id = file_id(id)?.to_hex();
-            // The download's order key: the tokens name it, and the workers are paid what this
-            // download signs for with it.
-            let orders = Orders::new();
-            let order_key = orders.key();
-            let answer = server.file_reading(&id, &order_key).await?;
-            let key = me.file_key(&answer.file_id, answer.wrapped_key.as_deref())?;
-            let renew = move || {
-                let (server, id) = (server.clone(), id.clone());
-                Box::pin(async move { server.file_reading(&id, &order_key).await }) as download::Renewal
-            };
-            save_download(cli, &answer, &key, Some(&me), output.as_deref(), &renew, orders).await?;
+            download_own(cli, &server, &me, &file_id(id)?, output.as_deref()).await?;
         }
-        Command::Ls => list(cli).await?,
+        Command::Ls { path } => list(cli, path.as_deref()).await?,
+        Command::Mkdir { path, parents } => folders::mkdir(cli, path, *parents).await?,
+        Command::Mv { source, dest } => folders::mv(cli, source, dest).await?,
         Command::Restripe { ids } => restripe_files(cli, ids).await?,
-        Command::Rm { id } => {
-            let (server, _) = logged_in(cli)?;
-            server.delete_file(id).await?;
-            say(cli, &format!("deleted {id}"), json!({"deleted": id}));
-        }
+        Command::Rm { id, recursive } => folders::rm(cli, id, *recursive).await?,
         Command::Share {
             id,
             expires,
@@ -606,84 +634,180 @@ fn guess_mime(name: &str) -> &'static str {
     }
 }
 
-async fn upload_files(cli: &Cli, files: &[PathBuf], stdin_name: &str, restart: bool) -> Result<(), ClientError> {
+async fn upload_files(
+    cli: &Cli,
+    files: &[PathBuf],
+    stdin_name: &str,
+    to: Option<&str>,
+    restart: bool,
+) -> Result<(), ClientError> {
     let (server, me) = logged_in(cli)?;
+    // The tree is read only when a folder is named or uploaded.
+    let mut tree = if to.is_some() || files.iter().any(|p| p.is_dir()) {
+        tree::Tree::load(&server, &me).await?
+    } else {
+        tree::Tree::default()
+    };
+    let folder = match to {
+        Some(path) => tree.make_all(&server, &me, path).await?,
+        None => None,
+    };
     let mut results = Vec::new();
     for path in files {
-        // Stdin has no size, which the upload must declare first: spool it to a temp file.
-        let from_stdin = path.as_os_str() == "-";
-        let (file, name) = if from_stdin {
-            // Reading all of stdin blocks: off the async threads.
-            let spool = tokio::task::block_in_place(|| {
-                let mut spool =
-                    tempfile::tempfile().map_err(|e| ClientError::Io(format!("cannot make a temp file: {e}")))?;
-                std::io::copy(&mut std::io::stdin().lock(), &mut spool)
-                    .map_err(|e| ClientError::Io(format!("cannot read stdin: {e}")))?;
-                Ok::<_, ClientError>(spool)
-            })?;
-            (spool, stdin_name.to_owned())
-        } else {
-            let file = std::fs::File::open(path)
-                .map_err(|e| ClientError::Io(format!("cannot open {}: {e}", path.display())))?;
-            let name = path
-                .file_name()
-                .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
-            (file, name)
-        };
-        let stat = file
-            .metadata()
-            .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
-        if !stat.is_file() {
-            return Err(ClientError::Io(format!("{} is not a regular file", path.display())));
-        }
-        let size = stat.len();
-        let mut reader = file;
-        std::io::Seek::rewind(&mut reader)
-            .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
-        let metadata = FileMetadata {
-            mime: guess_mime(&name).to_owned(),
-            name: name.clone(),
-            size,
-        };
-        let progress = bar(cli, size, &name);
-        let started = Instant::now();
-        // A file on disk can be continued by a later run; stdin cannot be read again.
-        let resumable = (!from_stdin).then(|| Resumable {
-            path,
-            mtime_ns: resume::mtime_ns(&stat),
-            restart,
-        });
-        let up = upload_resumable(
-            &server,
-            &me,
-            reader,
-            size,
-            &metadata,
-            &UploadOptions::default(),
-            &|p| progress.set_position(p.bytes_done),
-            resumable,
-        )
-        .await;
-        progress.finish_and_clear();
-        let up = up?;
-        let secs = started.elapsed().as_secs_f64().max(1e-6);
-        if cli.json {
-            results.push(json!({"file_id": up.summary.file_id, "name": name, "size": size, "stored_bytes": up.summary.stored_bytes, "seconds": secs}));
-        } else {
-            println!("{}", up.summary.file_id);
-            if !cli.quiet && std::io::stderr().is_terminal() {
-                eprintln!(
-                    "{name}: {} in {secs:.1} s ({:.1} MB/s)",
-                    disktro_core::units::format_bytes(size),
-                    size as f64 / secs / 1e6
-                );
+        if path.is_dir() {
+            // The folder itself goes in `folder` under its own name, with everything in it.
+            let name = dir_name(path)?;
+            let top = tree
+                .make_all(&server, &me, &format!("{}/{name}", tree.path_of(folder)))
+                .await?;
+            let mut pending = vec![(path.clone(), top)];
+            while let Some((dir, into)) = pending.pop() {
+                let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                    .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", dir.display())))?
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .collect();
+                entries.sort();
+                for entry in entries {
+                    if entry.is_dir() {
+                        let name = dir_name(&entry)?;
+                        let sub = match tree.child(into, &name) {
+                            Some(f) => f.id,
+                            None => tree.make(&server, &me, into, &name).await?,
+                        };
+                        pending.push((entry, Some(sub)));
+                    } else if entry.is_file() {
+                        results.extend(upload_one(cli, &server, &me, &entry, stdin_name, into, restart).await?);
+                    }
+                }
             }
+        } else {
+            results.extend(upload_one(cli, &server, &me, path, stdin_name, folder, restart).await?);
         }
     }
     if cli.json {
         println!("{}", serde_json::Value::Array(results));
     }
     Ok(())
+}
+
+/// A local folder's name, as a folder name in the tree.
+fn dir_name(path: &Path) -> Result<String, ClientError> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
+    canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| ClientError::Usage(format!("{} has no name to give its folder", path.display())))
+}
+
+/// Upload one file (`-`: stdin, named `stdin_name`) into `folder`; its `--json` line.
+async fn upload_one(
+    cli: &Cli,
+    server: &Server,
+    me: &Identity,
+    path: &Path,
+    stdin_name: &str,
+    folder: Option<disktro_core::FolderId>,
+    restart: bool,
+) -> Result<Option<serde_json::Value>, ClientError> {
+    // Stdin has no size, which the upload must declare first: spool it to a temp file.
+    let from_stdin = path.as_os_str() == "-";
+    let (file, name) = if from_stdin {
+        // Reading all of stdin blocks: off the async threads.
+        let spool = tokio::task::block_in_place(|| {
+            let mut spool =
+                tempfile::tempfile().map_err(|e| ClientError::Io(format!("cannot make a temp file: {e}")))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+                .map_err(|e| ClientError::Io(format!("cannot read stdin: {e}")))?;
+            Ok::<_, ClientError>(spool)
+        })?;
+        (spool, stdin_name.to_owned())
+    } else {
+        let file =
+            std::fs::File::open(path).map_err(|e| ClientError::Io(format!("cannot open {}: {e}", path.display())))?;
+        let name = path
+            .file_name()
+            .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
+        (file, name)
+    };
+    let stat = file
+        .metadata()
+        .map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
+    if !stat.is_file() {
+        return Err(ClientError::Io(format!("{} is not a regular file", path.display())));
+    }
+    let size = stat.len();
+    let mut reader = file;
+    std::io::Seek::rewind(&mut reader).map_err(|e| ClientError::Io(format!("cannot read {}: {e}", path.display())))?;
+    let metadata = FileMetadata {
+        mime: guess_mime(&name).to_owned(),
+        name: name.clone(),
+        size,
+    };
+    let progress = bar(cli, size, &name);
+    let started = Instant::now();
+    // A file on disk can be continued by a later run; stdin cannot be read again.
+    let resumable = (!from_stdin).then(|| Resumable {
+        path,
+        mtime_ns: resume::mtime_ns(&stat),
+        restart,
+    });
+    let up = upload_resumable(
+        server,
+        me,
+        reader,
+        size,
+        &metadata,
+        &UploadOptions {
+            folder_id: folder,
+            ..UploadOptions::default()
+        },
+        &|p| progress.set_position(p.bytes_done),
+        resumable,
+    )
+    .await;
+    progress.finish_and_clear();
+    let up = up?;
+    let secs = started.elapsed().as_secs_f64().max(1e-6);
+    if cli.json {
+        return Ok(Some(
+            json!({"file_id": up.summary.file_id, "name": name, "size": size, "stored_bytes": up.summary.stored_bytes, "seconds": secs}),
+        ));
+    }
+    println!("{}", up.summary.file_id);
+    if !cli.quiet && std::io::stderr().is_terminal() {
+        eprintln!(
+            "{name}: {} in {secs:.1} s ({:.1} MB/s)",
+            disktro_core::units::format_bytes(size),
+            size as f64 / secs / 1e6
+        );
+    }
+    Ok(None)
+}
+
+/// Download one of the account's files to `output` (see [`save_download`]).
+async fn download_own(
+    cli: &Cli,
+    server: &Server,
+    me: &Identity,
+    id: &FileId,
+    output: Option<&Path>,
+) -> Result<(), ClientError> {
+    let id = id.to_hex();
+    // The download's order key: the tokens name it, and the workers are paid what this download
+    // signs for with it.
+    let orders = Orders::new();
+    let order_key = orders.key();
+    let answer = server.file_reading(&id, &order_key).await?;
+    let key = me.file_key(&answer.file_id, answer.wrapped_key.as_deref())?;
+    let server = server.clone();
+    let renew = move || {
+        let (server, id) = (server.clone(), id.clone());
+        Box::pin(async move { server.file_reading(&id, &order_key).await }) as download::Renewal
+    };
+    save_download(cli, &answer, &key, Some(me), output, &renew, orders).await
 }
 
 /// Download to `output` (`-` = stdout) through a temp file renamed on success, so a failed
@@ -776,9 +900,14 @@ fn file_id(text: &str) -> Result<FileId, ClientError> {
         .map_err(|_| ClientError::Usage("a file id is 32 hex digits".to_owned()))
 }
 
-async fn list(cli: &Cli) -> Result<(), ClientError> {
+/// `disktro ls [PATH]`: a folder's folders, then its files (the top of the tree by default).
+async fn list(cli: &Cli, path: Option<&str>) -> Result<(), ClientError> {
     let (server, me) = logged_in(cli)?;
-    let list = server.files().await?;
+    let tree = tree::Tree::load(&server, &me).await?;
+    let at = path.unwrap_or("/");
+    let folder = tree.folder_at(at).ok_or_else(|| folders::not_found(at))?;
+    let list = server.files_in(folder.as_ref()).await?;
+    let subfolders = tree.children(folder);
     let mut rows = Vec::new();
     for f in &list.files {
         let name = (|| {
@@ -800,13 +929,20 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
                 })
             })
             .collect();
+        let folders: Vec<_> = subfolders
+            .iter()
+            .map(|f| json!({"folder_id": f.id, "name": f.name, "path": tree.path_of(Some(f.id))}))
+            .collect();
         println!(
             "{}",
-            json!({"files": files, "used_bytes": list.used_bytes, "quota_bytes": list.quota_bytes})
+            json!({"path": tree.path_of(folder), "folders": folders, "files": files, "used_bytes": list.used_bytes, "quota_bytes": list.quota_bytes})
         );
         return Ok(());
     }
     println!("{:<32}  {:>10}  {:>7}  NAME", "ID", "SIZE", "HEALTH");
+    for f in &subfolders {
+        println!("{:<32}  {:>10}  {:>7}  {}/", f.id, "-", "", f.name);
+    }
     for (f, m) in rows {
         // The exact size is sealed with the name; the server knows only the padded size class.
         let size = m.as_ref().map_or_else(
@@ -820,7 +956,7 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
         );
     }
     println!(
-        "{} files, {} of {} used",
+        "{} files in all, {} of {} used",
         list.total,
         disktro_core::units::format_bytes(list.used_bytes),
         disktro_core::units::format_bytes(list.quota_bytes)
@@ -828,7 +964,7 @@ async fn list(cli: &Cli) -> Result<(), ClientError> {
     let below = list.files.iter().filter(|f| f.health.below_policy).count();
     if below > 0 {
         eprintln!(
-            "disktro: {below} file(s) are stored with less redundancy than the network gives now: `disktro restripe` re-encodes them"
+            "disktro: {below} file(s) here are stored with less redundancy than the network gives now: `disktro restripe` re-encodes them"
         );
     }
     Ok(())

@@ -3,11 +3,12 @@
 
 use disktro_core::api::ErrorCode;
 use disktro_core::api::{
-    BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, KdfAnswer, LogIn, NewShare, NewToken,
-    PreLogin, PutGrant, Recover, RecoverAnswer, RecoverStart, Replan, Session, SetRecovery, ShareAccess, ShareInfo,
-    ShareView, SignUp, TokenAnswer, UploadPlan,
+    BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, FolderList, FolderSummary, KdfAnswer, LogIn,
+    MoveTo, NewFolder, NewShare, NewToken, PreLogin, PutGrant, Recover, RecoverAnswer, RecoverStart, Removed, Rename,
+    Replan, Session, SetRecovery, ShareAccess, ShareInfo, ShareView, SignUp, TokenAnswer, UploadPlan,
 };
 use disktro_core::keys::PublicKey;
+use disktro_core::{FileId, FolderId};
 use reqwest::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -321,6 +322,69 @@ impl Server {
     pub async fn restripe(&self, file_id: &str) -> Result<UploadPlan, ClientError> {
         self.call::<(), _>(Method::POST, &format!("/files/{file_id}/restripe"), None)
             .await
+    }
+
+    /// Every folder of the account (names sealed).
+    pub async fn folders(&self) -> Result<FolderList, ClientError> {
+        self.call::<(), _>(Method::GET, "/folders", None).await
+    }
+
+    pub async fn create_folder(&self, body: &NewFolder) -> Result<FolderSummary, ClientError> {
+        self.call(Method::POST, "/folders", Some(body)).await
+    }
+
+    pub async fn rename_folder(&self, id: &FolderId, body: &Rename) -> Result<FolderSummary, ClientError> {
+        self.call(Method::POST, &format!("/folders/{id}/rename"), Some(body))
+            .await
+    }
+
+    pub async fn move_folder(&self, id: &FolderId, to: Option<FolderId>) -> Result<FolderSummary, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/folders/{id}/move"),
+            Some(&MoveTo { parent_id: to }),
+        )
+        .await
+    }
+
+    /// Delete a folder: an empty one, or with `recursive` everything below it.
+    pub async fn delete_folder(&self, id: &FolderId, recursive: bool) -> Result<Removed, ClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/folders/{id}?recursive={recursive}"), None)
+            .await
+    }
+
+    pub async fn move_file(&self, id: &FileId, to: Option<FolderId>) -> Result<(), ClientError> {
+        self.call_no_answer(
+            Method::POST,
+            &format!("/files/{id}/move"),
+            Some(&MoveTo { parent_id: to }),
+        )
+        .await
+    }
+
+    pub async fn rename_file(&self, id: &FileId, body: &Rename) -> Result<(), ClientError> {
+        self.call_no_answer(Method::POST, &format!("/files/{id}/rename"), Some(body))
+            .await
+    }
+
+    /// Every file in `folder` (none: at the top of the tree), newest first.
+    pub async fn files_in(&self, folder: Option<&FolderId>) -> Result<FileList, ClientError> {
+        let folder = folder.map_or_else(|| "root".to_owned(), FolderId::to_hex);
+        let mut list: FileList = self
+            .call::<(), _>(Method::GET, &format!("/files?limit=1000&folder={folder}"), None)
+            .await?;
+        while let Some(after) = list.next.take() {
+            let page: FileList = self
+                .call::<(), _>(
+                    Method::GET,
+                    &format!("/files?limit=1000&folder={folder}&after={after}"),
+                    None,
+                )
+                .await?;
+            list.files.extend(page.files);
+            list.next = page.next;
+        }
+        Ok(list)
     }
 
     pub async fn delete_file(&self, file_id: &str) -> Result<(), ClientError> {

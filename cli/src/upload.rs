@@ -43,6 +43,8 @@ pub struct UploadOptions {
     pub chunk_size: Option<u32>,
     /// Chunks whose shards are on the wire at once.
     pub chunks_in_flight: usize,
+    /// The folder the file goes in (none: the top of the account's tree).
+    pub folder_id: Option<disktro_core::FolderId>,
 }
 
 impl Default for UploadOptions {
@@ -52,6 +54,7 @@ impl Default for UploadOptions {
             parity_shards: None,
             chunk_size: None,
             chunks_in_flight: 2,
+            folder_id: None,
         }
     }
 }
@@ -431,6 +434,7 @@ async fn begin(
             data_shards: options.data_shards,
             parity_shards: options.parity_shards,
             chunk_size: Some(chunk_size),
+            folder_id: options.folder_id,
         })
         .await?;
     Ok(Started {

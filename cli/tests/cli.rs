@@ -453,10 +453,10 @@ async fn bad_input_gives_one_line_a_distinct_code_and_no_partial_file() {
     )
     .await;
     fails(&o, 9, "a missing file");
-    let unreadable = work.path().join("dir");
-    std::fs::create_dir(&unreadable).unwrap();
-    let o = disktro(&cfg, None, &["upload", unreadable.to_str().unwrap()], None).await;
-    fails(&o, 9, "a directory");
+    // A directory is uploaded as a folder (`folders_are_made_listed_moved_downloaded_and_removed`);
+    // a device is neither.
+    let o = disktro(&cfg, None, &["upload", "/dev/null"], None).await;
+    fails(&o, 9, "a device");
     let o = disktro(
         &home.path().join("nobody"),
         Some(&url),
@@ -1378,4 +1378,114 @@ async fn restripe_brings_a_file_from_a_small_network_up_to_the_policy() {
     let o = disktro(&cfg, None, &["restripe", &id], None).await;
     fails(&o, 2, "restripe of a file at the policy");
     assert!(stderr(&o).contains("at_policy"), "{}", stderr(&o));
+}
+
+/// Folders from the command line. Tried: a local folder with a subfolder, an empty file and a
+/// file of 5 MiB + 1 uploaded with `--to`; `ls` of folders; `mkdir -p`; `mv` of a file into a
+/// folder and of a folder to a new name elsewhere; `download` of a folder; `rm` of a folder that
+/// is not empty, then `rm -r`; `ls` of what is gone. Must hold: the tree lists as it was made and
+/// moved, the folder downloads as a tree of byte-identical files, the refusals have their exit
+/// codes (2: not empty, 3: not found).
+#[tokio::test(flavor = "multi_thread")]
+async fn folders_are_made_listed_moved_downloaded_and_removed() {
+    let net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("ada");
+    sign_up(&net, &cfg, "ada@example.org").await;
+    let album = work.path().join("album");
+    std::fs::create_dir_all(album.join("sub")).unwrap();
+    let big = random((5 << 20) + 1, 4);
+    std::fs::write(album.join("a.txt"), b"hello folders\n").unwrap();
+    std::fs::write(album.join("empty.txt"), b"").unwrap();
+    std::fs::write(album.join("sub").join("b.bin"), &big).unwrap();
+
+    let o = disktro(
+        &cfg,
+        None,
+        &["upload", album.to_str().unwrap(), "--to", "/backup"],
+        None,
+    )
+    .await;
+    ok(&o, "upload of a folder");
+    assert_eq!(stdout(&o).lines().count(), 3, "one id per file: {}", stdout(&o));
+    let o = disktro(&cfg, None, &["--json", "ls", "/backup/album"], None).await;
+    ok(&o, "ls /backup/album");
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let names = |key: &str| -> Vec<String> {
+        let mut v: Vec<String> = listed[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("folders"), ["sub"], "{listed}");
+    assert_eq!(names("files"), ["a.txt", "empty.txt"], "{listed}");
+    assert_eq!(listed["path"], "/backup/album");
+    let o = disktro(&cfg, None, &["ls"], None).await;
+    assert!(
+        stdout(&o).contains("backup/"),
+        "the top lists the folder: {}",
+        stdout(&o)
+    );
+
+    ok(&disktro(&cfg, None, &["mkdir", "-p", "/x/y"], None).await, "mkdir -p");
+    fails(
+        &disktro(&cfg, None, &["mkdir", "/x/y"], None).await,
+        2,
+        "mkdir of a folder that exists",
+    );
+    fails(
+        &disktro(&cfg, None, &["mkdir", "/nowhere/z"], None).await,
+        3,
+        "mkdir under a missing folder",
+    );
+    ok(
+        &disktro(&cfg, None, &["mv", "/backup/album/a.txt", "/x/y"], None).await,
+        "mv a file into a folder",
+    );
+    ok(
+        &disktro(&cfg, None, &["mv", "/backup/album/sub", "/x/renamed"], None).await,
+        "mv a folder to a new name",
+    );
+    // Tried: a folder into its own subfolder. Must hold: refused, nothing moved.
+    fails(
+        &disktro(&cfg, None, &["mv", "/x", "/x/y"], None).await,
+        2,
+        "mv of a folder below itself",
+    );
+    let o = disktro(&cfg, None, &["--json", "ls", "/x/renamed"], None).await;
+    ok(&o, "ls /x/renamed");
+    assert!(stdout(&o).contains("\"b.bin\""), "{}", stdout(&o));
+
+    let out = work.path().join("x-copy");
+    ok(
+        &disktro(&cfg, None, &["download", "/x", "-o", out.to_str().unwrap()], None).await,
+        "download of a folder",
+    );
+    assert_eq!(std::fs::read(out.join("y").join("a.txt")).unwrap(), b"hello folders\n");
+    assert!(
+        std::fs::read(out.join("renamed").join("b.bin")).unwrap() == big,
+        "b.bin differs"
+    );
+
+    let o = disktro(&cfg, None, &["rm", "/backup"], None).await;
+    fails(&o, 2, "rm of a folder that is not empty");
+    assert!(stderr(&o).contains("rm -r"), "{}", stderr(&o));
+    let o = disktro(&cfg, None, &["--json", "rm", "-r", "/backup"], None).await;
+    ok(&o, "rm -r");
+    let removed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (removed["folders"].as_u64(), removed["files"].as_u64()),
+        (Some(2), Some(1)),
+        "{removed}"
+    );
+    fails(
+        &disktro(&cfg, None, &["ls", "/backup"], None).await,
+        3,
+        "ls of a removed folder",
+    );
 }

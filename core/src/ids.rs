@@ -68,6 +68,10 @@ fixed_id!(
     FileId, 16
 );
 fixed_id!(
+    /// Random identifier of a folder in an account's tree, chosen by the client that makes it.
+    FolderId, 16
+);
+fixed_id!(
     /// BLAKE3 hash of a shard's bytes: the shard's name everywhere.
     ShardId, 32
 );
@@ -83,6 +87,13 @@ fixed_id!(
 
 impl FileId {
     /// A fresh random file id.
+    pub fn random() -> Self {
+        Self(crate::random_bytes())
+    }
+}
+
+impl FolderId {
+    /// A fresh random folder id.
     pub fn random() -> Self {
         Self(crate::random_bytes())
     }

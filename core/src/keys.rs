@@ -236,6 +236,8 @@ pub enum KeyPurpose {
     Identity = 1,
     /// A file's key.
     File = 2,
+    /// A folder's key (it seals the folder's name, [`crate::folder`]).
+    Folder = 3,
 }
 
 /// The context a wrapped key is bound to.
@@ -312,12 +314,7 @@ impl MasterKey {
 
     /// Wrap a file key; its context is (owner, file, file id).
     pub fn wrap_file_key(&self, owner: &PublicKey, file_id: &crate::FileId, key: &FileKey) -> Vec<u8> {
-        let ctx = WrapContext {
-            owner: owner.as_bytes(),
-            purpose: KeyPurpose::File,
-            id: file_id.as_bytes(),
-        };
-        self.wrap(&ctx, key.as_bytes()).expect("fixed-size context fields")
+        self.wrap_item_key(owner, KeyPurpose::File, file_id.as_bytes(), key)
     }
 
     pub fn unwrap_file_key(
@@ -326,10 +323,45 @@ impl MasterKey {
         file_id: &crate::FileId,
         wrapped: &[u8],
     ) -> Result<FileKey, OpenError> {
+        self.unwrap_item_key(owner, KeyPurpose::File, file_id.as_bytes(), wrapped)
+    }
+
+    /// Wrap a folder's key; its context is (owner, folder, folder id): it never unwraps as a
+    /// file's key, even for a file of the same id.
+    pub fn wrap_folder_key(&self, owner: &PublicKey, folder_id: &crate::FolderId, key: &FileKey) -> Vec<u8> {
+        self.wrap_item_key(owner, KeyPurpose::Folder, folder_id.as_bytes(), key)
+    }
+
+    pub fn unwrap_folder_key(
+        &self,
+        owner: &PublicKey,
+        folder_id: &crate::FolderId,
+        wrapped: &[u8],
+    ) -> Result<FileKey, OpenError> {
+        self.unwrap_item_key(owner, KeyPurpose::Folder, folder_id.as_bytes(), wrapped)
+    }
+
+    /// The key of one of the owner's files or folders (`purpose`), bound to its id.
+    fn wrap_item_key(&self, owner: &PublicKey, purpose: KeyPurpose, id: &[u8; 16], key: &FileKey) -> Vec<u8> {
         let ctx = WrapContext {
             owner: owner.as_bytes(),
-            purpose: KeyPurpose::File,
-            id: file_id.as_bytes(),
+            purpose,
+            id,
+        };
+        self.wrap(&ctx, key.as_bytes()).expect("fixed-size context fields")
+    }
+
+    fn unwrap_item_key(
+        &self,
+        owner: &PublicKey,
+        purpose: KeyPurpose,
+        id: &[u8; 16],
+        wrapped: &[u8],
+    ) -> Result<FileKey, OpenError> {
+        let ctx = WrapContext {
+            owner: owner.as_bytes(),
+            purpose,
+            id,
         };
         Ok(FileKey(*self.unwrap(&ctx, wrapped)?))
     }
@@ -398,6 +430,18 @@ impl Keypair {
     pub fn unwrap_file_key(&self, file_id: &crate::FileId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
         self.file_wrapping_key()
             .unwrap_file_key(&self.public(), file_id, wrapped)
+    }
+
+    /// Wrap the key of one of this identity's folders, bound to this identity and the folder id
+    /// (under the same wrapping key as files' keys, for another purpose).
+    pub fn wrap_folder_key(&self, folder_id: &crate::FolderId, key: &FileKey) -> Vec<u8> {
+        self.file_wrapping_key().wrap_folder_key(&self.public(), folder_id, key)
+    }
+
+    /// Open what [`Self::wrap_folder_key`] produced; any failure is the one [`OpenError`].
+    pub fn unwrap_folder_key(&self, folder_id: &crate::FolderId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
+        self.file_wrapping_key()
+            .unwrap_folder_key(&self.public(), folder_id, wrapped)
     }
 
     /// Sign `message` under a domain: signatures for one purpose never verify for another.
@@ -490,6 +534,11 @@ impl HeldKeys {
     /// The key of one of this account's files, from the wrapped key the server keeps.
     pub fn file_key(&self, file_id: &crate::FileId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
         self.identity.unwrap_file_key(file_id, wrapped)
+    }
+
+    /// The key of one of this account's folders, from the wrapped key the server keeps.
+    pub fn folder_key(&self, folder_id: &crate::FolderId, wrapped: &[u8]) -> Result<FileKey, OpenError> {
+        self.identity.unwrap_folder_key(folder_id, wrapped)
     }
 
     /// The identity key wrapped for the server to keep, bound to its own public key (FORMAT.md).

@@ -26,6 +26,7 @@ pub mod chunk;
 mod encoding;
 mod error;
 pub mod fetch;
+pub mod folder;
 pub mod ids;
 pub mod inventory;
 pub mod keys;
@@ -46,7 +47,7 @@ pub mod wire;
 
 pub use chunk::{Decoder, EncodedChunk, Encoder, OpenedBody, Plaintext, RebuiltChunk, StagedChunk};
 pub use error::{Error, OpenError};
-pub use ids::{FileId, NodeId, Serial, ShardId, VerifiedShard};
+pub use ids::{FileId, FolderId, NodeId, Serial, ShardId, VerifiedShard};
 pub use keys::FileKey;
 pub use manifest::{ChunkEntry, ClearLayout, Manifest, SignedManifest};
 pub use shard::Redundancy;

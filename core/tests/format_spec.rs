@@ -399,6 +399,7 @@ fn key_derivations_are_as_specified() {
     let purposes = pairs("key-purposes");
     assert_eq!(purposes["identity"], (KeyPurpose::Identity as u8).to_string());
     assert_eq!(purposes["file"], (KeyPurpose::File as u8).to_string());
+    assert_eq!(purposes["folder"], (KeyPurpose::Folder as u8).to_string());
     let me = owner();
     let public = me.public();
     let wrapped = account.master_key.wrap_identity(public.as_bytes(), &me).unwrap();

@@ -30,6 +30,10 @@ test('the page hydrates and the browser codec matches the native one', { timeout
   const native = await page.getByTestId('native-digest').textContent({ timeout: 60_000 });
   assert.match(native, /^[0-9a-f]{64}$/);
 
+  // The first screen says what this is and where to start; the check is folded away below.
+  assert.equal(await page.getByTestId('cta-signup').getAttribute('href'), '/signup');
+  assert.equal(await page.getByTestId('run-codec').isVisible(), false);
+  await page.getByTestId('codec-details').locator('summary').click();
   // Clicking only does something once the wasm bundle has hydrated the page.
   await page.getByTestId('run-codec').click();
   const verdict = page.getByTestId('verdict');

@@ -894,6 +894,7 @@ async fn begin_commit(
             data_shards: None,
             parity_shards: None,
             chunk_size: None,
+            folder_id: None,
         })
         .send()
         .await

@@ -5,11 +5,11 @@
 
 use std::collections::HashMap;
 
-use disktro_core::FileId;
 use disktro_core::NodeId;
 use disktro_core::Redundancy;
 use disktro_core::api::{ErrorCode, FileDownload, FileList, FileSummary, NodeStatus, ReadNode, RedundancyHealth};
 use disktro_core::keys::PublicKey;
+use disktro_core::{FileId, FolderId};
 
 use crate::context::Context;
 use crate::durability::policy;
@@ -53,18 +53,25 @@ fn file_not_found() -> ServerError {
     ServerError::refused(ErrorCode::FileNotFound, "no such file")
 }
 
-/// The account's files, newest first.
+/// The account's files, newest first: all of them (`folder` none), or those in one folder
+/// (`Some(None)`: at the top of the tree). `total` counts all the account's files.
 pub async fn list(
     ctx: &Context,
     account_id: &str,
     limit: i64,
     after: Option<&str>,
+    folder: Option<Option<FolderId>>,
     now: i64,
 ) -> Result<FileList, ServerError> {
     let limit = usize::try_from(limit.clamp(1, MAX_PAGE)).unwrap_or(1);
     let after = after.map(page_start).transpose()?;
+    if let Some(Some(f)) = &folder
+        && store::folders::get(&ctx.db, account_id, f).await?.is_none()
+    {
+        return Err(ServerError::refused(ErrorCode::FolderNotFound, "no such folder"));
+    }
     // One more than the page, to know whether another follows.
-    let mut rows = store::files::list(&ctx.db, account_id, limit + 1, after.as_ref()).await?;
+    let mut rows = store::files::list(&ctx.db, account_id, limit + 1, after.as_ref(), folder).await?;
     let next = (rows.len() > limit).then(|| {
         rows.truncate(limit);
         rows.last().map(|f| format!("{}.{}", f.created_at, f.file_id))
@@ -104,6 +111,7 @@ pub async fn list(
             chunk_count: f.chunk_count,
             created_at: f.created_at,
             file_id: f.file_id,
+            folder_id: f.folder_id,
         })
         .collect();
     let total = store::files::count(&ctx.db, account_id).await?;

@@ -5,7 +5,7 @@
 //!   token); [`nodes`]: registration, heartbeats and health; [`accounts`], [`sessions`],
 //!   [`throttle`]: zero-knowledge accounts, cookies/CSRF/API tokens, log-in throttling;
 //!   [`placement`]: which workers hold which shards; [`uploads`]: begin, renew, cancel and
-//!   commit; [`files`]: list, read and delete; [`grants`]: the tokens handed to clients for workers; [`shares`]: share links;
+//!   commit; [`files`]: list, read and delete; [`folders`]: the account's tree (names sealed); [`grants`]: the tokens handed to clients for workers; [`shares`]: share links;
 //!   [`jobs`]: background jobs as named workers with their status; [`leases`]: which replica
 //!   runs a background job, and the janitor; [`durability`]: audits,
 //!   reputation, repair and garbage collection; [`rewards`]: the operators' ledger; [`api`]: the
@@ -25,6 +25,7 @@ pub use store::db;
 pub mod durability;
 pub mod error;
 pub mod files;
+pub mod folders;
 pub mod grants;
 pub mod https;
 pub mod jobs;

@@ -148,6 +148,7 @@ pub async fn begin(
             chunk_size,
             requested,
             restripe: None,
+            folder_id: req.folder_id,
         },
         now,
     )
@@ -209,6 +210,7 @@ pub async fn begin_restripe(
                 sealed_lens: stored.chunks.iter().map(|c| c.sealed_len).collect(),
                 stored_bytes: file.stored_bytes,
             }),
+            folder_id: None,
         },
         now,
     )
@@ -224,6 +226,8 @@ struct Shape {
     /// The (k, m) asked for; `None`: the policy's.
     requested: Option<Redundancy>,
     restripe: Option<Restriped>,
+    /// Where the file goes at commit (a new upload's; none: the top of the tree).
+    folder_id: Option<disktro_core::FolderId>,
 }
 
 /// The stored file a restripe re-encodes.
@@ -243,7 +247,13 @@ async fn open(ctx: &Arc<Context>, account_id: &str, shape: Shape, now: i64) -> R
         chunk_size,
         requested,
         restripe,
+        folder_id,
     } = shape;
+    if let Some(folder) = &folder_id
+        && store::folders::get(&ctx.db, account_id, folder).await?.is_none()
+    {
+        return Err(ServerError::refused(ErrorCode::FolderNotFound, "no such folder"));
+    }
     let count = padding::chunk_count(size, chunk_size);
     // Workers with room for the largest shard any stripe on offer makes (the narrowest's).
     let narrowest = requested.unwrap_or(Redundancy::DEFAULT);
@@ -327,6 +337,7 @@ async fn open(ctx: &Arc<Context>, account_id: &str, shape: Shape, now: i64) -> R
         redundancy,
         chunk_size,
         restripe: restripe.is_some(),
+        folder_id,
     };
     let placement: Vec<Vec<u16>> = placement
         .into_iter()
@@ -911,7 +922,7 @@ pub async fn commit(
     let serials = uploads::serials(&ctx.db, id).await?;
     let unplaced = unplaced_shards(ctx, account_id, id, up.redundancy.total()).await?;
     // The class the upload began with is the file's size as the server knows it.
-    let up_size = up.size;
+    let (up_size, up_folder) = (up.size, up.folder_id);
     // Signature checks are CPU work (one per shard): off the async threads.
     let Checked { signed, rows, unplaced } = tokio::task::spawn_blocking(move || {
         check_commit(&up, &owner, &manifest, &receipts, &node_keys, &serials, &unplaced)
@@ -949,6 +960,7 @@ pub async fn commit(
             parity_shards: m.redundancy.parity,
             chunk_count: m.chunks.len() as u64,
             created_at: now,
+            folder_id: up_folder,
         },
     )
     .await?;
@@ -978,6 +990,7 @@ pub async fn commit(
             // Chosen by the policy at begin (the file list says if the network has moved on).
             false,
         ),
+        folder_id: up_folder,
     })
 }
 
@@ -1081,6 +1094,7 @@ async fn commit_restripe(
             None,
             false,
         ),
+        folder_id: file.folder_id,
     })
 }
 
@@ -1137,6 +1151,7 @@ mod tests {
             redundancy: r,
             chunk_size: 1024,
             restripe: false,
+            folder_id: None,
         };
         let manifest = Manifest {
             file_id: up.file_id,

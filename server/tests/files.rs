@@ -444,6 +444,7 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
                 data_shards: None,
                 parity_shards: None,
                 chunk_size: Some(CHUNK),
+                folder_id: None,
             })
             .await
             .unwrap();
@@ -531,6 +532,10 @@ async fn another_accounts_objects_are_not_found_and_writes_need_csrf() {
             ("DELETE", format!("/files/{file_id}")),
             ("POST", format!("/files/{file_id}/shares")),
             ("POST", format!("/files/{file_id}/restripe")),
+            ("POST", format!("/files/{file_id}/move")),
+            ("POST", format!("/files/{file_id}/rename")),
+            ("POST", "/folders".to_owned()),
+            ("DELETE", format!("/folders/{}", disktro_core::FolderId::random())),
             ("DELETE", format!("/shares/{}", share.share_id)),
         ] {
             let r = http
@@ -609,6 +614,7 @@ async fn prepare(api: &Api, me: &Identity, data: &[u8]) -> Prepared {
             data_shards: None,
             parity_shards: None,
             chunk_size: Some(CHUNK),
+            folder_id: None,
         })
         .await
         .unwrap();
@@ -875,6 +881,7 @@ async fn bad_commits_are_refused_whole() {
             data_shards: None,
             parity_shards: None,
             chunk_size: None,
+            folder_id: None,
         };
         assert_eq!(api_code(&api.begin_upload(&taken).await.unwrap_err()), "file_exists");
         let bad_id = BeginUpload {
@@ -1063,6 +1070,7 @@ fn begin_of(size: u64) -> BeginUpload {
         data_shards: None,
         parity_shards: None,
         chunk_size: Some(CHUNK),
+        folder_id: None,
     }
 }
 
@@ -1447,6 +1455,7 @@ async fn a_replan_moves_only_the_failed_workers_waiting_shards() {
                 data_shards: Some(4),
                 parity_shards: Some(2),
                 chunk_size: Some(CHUNK),
+                folder_id: None,
             })
             .await
             .unwrap();
@@ -1614,4 +1623,248 @@ async fn concurrent_commits_of_one_account_all_succeed() {
         let stored: u64 = list.files.iter().map(|f| f.stored_bytes).sum();
         assert_eq!(list.used_bytes, stored, "{}", db.backend);
     }
+}
+
+/// Folders, on both databases. Tried: a tree made, listed, renamed and moved; a file uploaded
+/// into a folder, moved and renamed; a move into its own subtree; another account's folder as a
+/// parent, a destination and a target; a folder deleted while not empty, then recursively.
+/// Must hold: names are never in the clear in the database; listings by folder hold exactly
+/// their children; a move makes no cycle; moving and renaming a file keep its shards and it
+/// downloads byte-identical; another account's folders are not found; a recursive delete takes
+/// every file below (their shards to garbage collection, the quota given back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn folders_keep_names_sealed_and_the_tree_a_tree() {
+    use disktro_client::tree::{Item, Tree};
+    use disktro_core::FolderId;
+    use disktro_core::api::{MoveTo, NewFolder, Rename};
+    use disktro_core::folder;
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &[]).await;
+        let (ada, ada_api) = person(&anon, "ada@example.org").await;
+        let (bob, bob_api) = person(&anon, "bob@example.org").await;
+        let b = db.backend;
+
+        let mut tree = Tree::load(&ada_api, &ada).await.unwrap();
+        let photos = tree.make_all(&ada_api, &ada, "/photos/2024").await.unwrap().unwrap();
+        let docs = tree.make(&ada_api, &ada, None, "docs").await.unwrap();
+        let again = Tree::load(&ada_api, &ada).await.unwrap();
+        assert_eq!(again.folder_at("photos/2024"), Some(Some(photos)), "[{b}]");
+        assert_eq!(again.path_of(Some(photos)), "/photos/2024");
+        // The database holds ids and sealed bytes: no name.
+        let pool = db_pool(&db.url).await;
+        let stored = texts(&pool, "SELECT metadata AS t FROM folders", "").await;
+        assert_eq!(stored.len(), 3, "[{b}]");
+        for m in &stored {
+            let bytes = Base64::decode(m).unwrap();
+            assert!(disktro_core::metadata::is_padded_shape(&bytes));
+            for name in ["photos", "2024", "docs"] {
+                assert!(
+                    !bytes.windows(name.len()).any(|w| w == name.as_bytes()),
+                    "[{b}] {name} in the clear"
+                );
+            }
+        }
+
+        // A file into /photos/2024, at upload.
+        let data = random_bytes(150_000, 9);
+        let up = upload(
+            &ada_api,
+            &ada,
+            std::io::Cursor::new(data.clone()),
+            data.len() as u64,
+            &meta("beach.jpg", data.len()),
+            &UploadOptions {
+                folder_id: Some(photos),
+                ..small_chunks()
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(up.summary.folder_id, Some(photos), "[{b}]");
+        let id = up.summary.file_id;
+        let in_photos = ada_api.files_in(Some(&photos)).await.unwrap().files;
+        assert_eq!(
+            in_photos.iter().map(|f| f.file_id).collect::<Vec<_>>(),
+            vec![id],
+            "[{b}]"
+        );
+        assert!(
+            ada_api.files_in(None).await.unwrap().files.is_empty(),
+            "[{b}] nothing at the top"
+        );
+        assert_eq!(
+            ada_api.files().await.unwrap().files.len(),
+            1,
+            "[{b}] every file without a folder"
+        );
+        match again.resolve(&ada_api, &ada, "/photos/2024/beach.jpg").await.unwrap() {
+            Some(Item::File(f)) => assert_eq!(f.file_id, id),
+            other => panic!("[{b}] resolved to {other:?}"),
+        }
+
+        // Move the file to /docs and rename it: its shards stay where they are.
+        const SHARDS: &str = "SELECT shard_id AS t FROM file_shards WHERE file_id = $1 ORDER BY chunk, idx";
+        let shards_before = texts(&pool, SHARDS, &id.to_hex()).await;
+        ada_api.move_file(&id, Some(docs)).await.unwrap();
+        let key = ada.file_key(&id, Some(&up.summary.wrapped_key)).unwrap();
+        let renamed = meta("sea.jpg", data.len()).seal(&key, &id).unwrap();
+        ada_api
+            .rename_file(
+                &id,
+                &Rename {
+                    metadata: Base64::new(renamed),
+                    wrapped_key: None,
+                },
+            )
+            .await
+            .unwrap();
+        let (out, m) = get_file(&ada_api, &ada, &id.to_hex()).await;
+        assert!(out == data && m.name == "sea.jpg", "[{b}] {}", m.name);
+        let shards_after = texts(&pool, SHARDS, &id.to_hex()).await;
+        assert_eq!(shards_before, shards_after, "[{b}] a move and a rename touch no shard");
+        assert_eq!(ada_api.files_in(Some(&docs)).await.unwrap().files.len(), 1, "[{b}]");
+        // Tried: a file's rename carrying a wrapped key; unpadded metadata. Must hold: refused.
+        let e = ada_api
+            .rename_file(
+                &id,
+                &Rename {
+                    metadata: Base64::new(vec![1; 40]),
+                    wrapped_key: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&e), "bad_metadata", "[{b}]");
+
+        // Tried: /photos into /photos/2024 (below itself), and into itself. Must hold: refused.
+        let top = again.folder_at("photos").unwrap().unwrap();
+        for into in [photos, top] {
+            let e = ada_api.move_folder(&top, Some(into)).await.unwrap_err();
+            assert_eq!(api_code(&e), "invalid_field", "[{b}] {e}");
+        }
+        // /photos/2024 to the top, renamed "2024-photos".
+        ada_api.move_folder(&photos, None).await.unwrap();
+        let sealed = folder::seal_name(&ada.keys.identity, &photos, "2024-photos").unwrap();
+        ada_api
+            .rename_folder(
+                &photos,
+                &Rename {
+                    metadata: Base64::new(sealed.metadata),
+                    wrapped_key: Some(Base64::new(sealed.wrapped_key)),
+                },
+            )
+            .await
+            .unwrap();
+        let moved = Tree::load(&ada_api, &ada).await.unwrap();
+        assert_eq!(moved.folder_at("/2024-photos"), Some(Some(photos)), "[{b}]");
+        assert_eq!(moved.children(Some(top)).len(), 0, "[{b}]");
+
+        // Another account: Ada's folders are not found as a parent, a destination or a target.
+        let bob_folder = FolderId::random();
+        let sealed = folder::seal_name(&bob.keys.identity, &bob_folder, "mine").unwrap();
+        let e = bob_api
+            .create_folder(&NewFolder {
+                folder_id: bob_folder,
+                parent_id: Some(docs),
+                metadata: Base64::new(sealed.metadata.clone()),
+                wrapped_key: Base64::new(sealed.wrapped_key.clone()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&e), "folder_not_found", "[{b}]");
+        assert_eq!(
+            api_code(&bob_api.move_folder(&docs, None).await.unwrap_err()),
+            "folder_not_found"
+        );
+        assert_eq!(
+            api_code(&bob_api.delete_folder(&docs, true).await.unwrap_err()),
+            "folder_not_found"
+        );
+        assert_eq!(
+            api_code(&bob_api.files_in(Some(&docs)).await.unwrap_err()),
+            "folder_not_found"
+        );
+        assert_eq!(
+            api_code(&bob_api.move_file(&id, None).await.unwrap_err()),
+            "file_not_found"
+        );
+        assert!(bob_api.folders().await.unwrap().folders.is_empty(), "[{b}]");
+        let (bob_file, _) = put_file(&bob_api, &bob, &random_bytes(10, 3), "b").await;
+        let e = bob_api
+            .move_file(&bob_file.parse().unwrap(), Some(docs))
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&e), "folder_not_found", "[{b}]");
+        let e = bob_api
+            .begin_upload(&BeginUpload {
+                file_id: FileId::random().to_hex(),
+                size: padding::size_class(10, CHUNK),
+                data_shards: None,
+                parity_shards: None,
+                chunk_size: Some(CHUNK),
+                folder_id: Some(docs),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(api_code(&e), "folder_not_found", "[{b}]");
+        // A folder's key does not open as a file's, nor another account's.
+        let f = &moved.get(&photos).unwrap();
+        assert_eq!(f.name, "2024-photos");
+        let listed = ada_api.folders().await.unwrap().folders;
+        let raw = listed.iter().find(|f| f.folder_id == photos).unwrap();
+        assert!(folder::open_name(&bob.keys, &photos, &raw.metadata, &raw.wrapped_key).is_err());
+
+        // /docs holds the file: refused without recursive; recursive takes it all.
+        let (_, used_before) = store_usage(&ada_api).await;
+        let e = ada_api.delete_folder(&docs, false).await.unwrap_err();
+        assert_eq!(api_code(&e), "folder_not_empty", "[{b}]");
+        let removed = ada_api.delete_folder(&docs, true).await.unwrap();
+        assert_eq!((removed.folders, removed.files), (1, 1), "[{b}]");
+        assert_eq!(
+            api_code(&ada_api.file(&id.to_hex()).await.unwrap_err()),
+            "file_not_found"
+        );
+        let (_, used_after) = store_usage(&ada_api).await;
+        assert!(used_after < used_before, "[{b}] the quota is given back");
+        let gc: i64 = sqlx::query("SELECT COUNT(*) AS n FROM gc_shards")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+        assert_eq!(
+            gc as usize,
+            shards_before.len(),
+            "[{b}] the file's shards go to garbage collection"
+        );
+        // An empty folder goes without recursive.
+        let empty = ada_api.delete_folder(&top, false).await.unwrap();
+        assert_eq!((empty.folders, empty.files), (1, 0), "[{b}]");
+        let _ = MoveTo::default();
+        server.stop();
+    }
+}
+
+/// Column `t` of every row of `sql`, with `$1` bound to `bind` when the statement has it.
+async fn texts(pool: &sqlx::AnyPool, sql: &'static str, bind: &str) -> Vec<String> {
+    let query = sqlx::query(sql);
+    let query = if sql.contains("$1") {
+        query.bind(bind.to_owned())
+    } else {
+        query
+    };
+    query
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("t").unwrap())
+        .collect()
+}
+
+/// The account's (quota, used) bytes, as the file list states them.
+async fn store_usage(api: &Api) -> (u64, u64) {
+    let list = api.files().await.unwrap();
+    (list.quota_bytes, list.used_bytes)
 }

@@ -271,6 +271,7 @@ async fn begin(api: &Api, me: &Keyring, metadata: FileMetadata, last_modified: f
                 data_shards: None,
                 parity_shards: None,
                 chunk_size: Some(disktro_core::DEFAULT_CHUNK_SIZE),
+                folder_id: None,
             },
         )
         .await?;

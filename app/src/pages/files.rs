@@ -588,10 +588,25 @@ fn FileTable(files: Files) -> impl IntoView {
         <section class="panel" aria-labelledby="files-title">
             <div class="panel-head">
                 <h1 id="files-title">"Your files"</h1>
-                <span class="muted" data-testid="usage">{move || {
-                    let (used, quota) = files.usage.get();
-                    format!("{} of {} used", format::bytes(used), format::bytes(quota))
-                }}</span>
+                // What the user thinks of as used is their files' bytes; the quota counts what the
+                // workers hold for them, which the tooltip explains.
+                <span class="muted usage" data-testid="usage"
+                    title="Stored is what the storage workers hold for you, and what your quota counts: each file is erasure-coded into shards so that it survives losing 40% of them (about 1.67 times its size), and padded so that its size class hides its exact size.">
+                    {move || {
+                        let (stored, quota) = files.usage.get();
+                        let mine: u64 = files.rows.with(|rows| {
+                            rows.as_ref()
+                                .and_then(|r| r.as_ref().ok())
+                                .map_or(0, |rows| rows.iter().map(|f| f.size).sum())
+                        });
+                        format!(
+                            "{} in your files · {} stored of {}",
+                            format::bytes(mine),
+                            format::bytes(stored),
+                            format::bytes(quota)
+                        )
+                    }}
+                </span>
             </div>
             {move || match files.rows.get() {
                 None => view! { <p class="muted">"Loading…"</p> }.into_any(),

@@ -1,4 +1,5 @@
-//! Home: what Disktro does, and a live check that this browser runs the same codec as the server.
+//! Home: what Disktro does and where to start (sign up, or your files), then, folded away, a live
+//! check that this browser runs the same codec as the server.
 
 use crate::error::Failure;
 use leptos::prelude::*;
@@ -31,23 +32,39 @@ pub async fn native_codec_digest() -> Result<NativeDigest, ServerFnError> {
 
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let account = expect_context::<crate::AccountSignal>();
     view! {
         <section class="hero">
             <h1>"Storage that cannot read your files."</h1>
             <p class="lede">
                 "Drop a file and this tab cuts it into 4 MiB chunks, compresses each only when that pays, "
-                "seals it with AES-256-GCM and spreads it as 6 + 4 Reed-Solomon shards over independent "
-                "storage workers. Any 6 of the 10 rebuild it; the server only ever sees sealed bytes."
+                "seals it with AES-256-GCM and spreads it as Reed-Solomon shards over independent "
+                "storage workers: any 40% of them can be lost, and the server only ever sees sealed bytes."
+            </p>
+            <p class="cta">
+                {move || if account.get().is_some() {
+                    view! { <a class="button" href="/files" data-testid="cta-files">"Go to your files"</a> }.into_any()
+                } else {
+                    view! {
+                        <a class="button" href="/signup" data-testid="cta-signup">"Create an account"</a>
+                        " "
+                        <a class="button secondary" href="/login" data-testid="cta-login">"Log in"</a>
+                    }.into_any()
+                }}
             </p>
         </section>
         <section class="steps" aria-label="How a file is stored">
             <Step n="1" title="Chunk" text="4 MiB pieces, read slice by slice: never the whole file in memory." />
             <Step n="2" title="Squeeze" text="zstd, only where the data is not already compressed." />
             <Step n="3" title="Seal" text="AES-256-GCM with a per-file key; chunks cannot be reordered, dropped or spliced." />
-            <Step n="4" title="Shard" text="Reed-Solomon 6 + 4, each shard named by its BLAKE3 hash and verified on every read." />
+            <Step n="4" title="Shard" text="Reed-Solomon (6 + 4, or 9 + 6 on a larger network), each shard named by its BLAKE3 hash and verified on every read." />
         </section>
         <crate::pages::NetworkGlance />
-        <CodecCheck />
+        // For the curious: the same codec here and on the server, byte for byte.
+        <details class="panel codec-details" data-testid="codec-details">
+            <summary>"Check that this browser encodes exactly as the server does"</summary>
+            <CodecCheck />
+        </details>
     }
 }
 
@@ -105,7 +122,7 @@ fn CodecCheck() -> impl IntoView {
     };
 
     view! {
-        <section class="panel" aria-labelledby="codec-check-title">
+        <section aria-labelledby="codec-check-title">
             <h2 id="codec-check-title">"Codec check"</h2>
             <p>
                 "The same Rust codec runs natively on the server and as WebAssembly here. Encode a 9 MiB "

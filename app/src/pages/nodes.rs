@@ -294,7 +294,12 @@ struct Series<'a> {
 fn chart(title: &str, series: &[Series<'_>], unit: fn(f64) -> String) -> AnyView {
     const W: f64 = 640.0;
     const H: f64 = 200.0;
-    const PAD: f64 = 36.0;
+    // Room on the left for the y axis's labels ("1023.9 GiB", "12.3 MB/s") at their full width,
+    // and below for the dates.
+    const LEFT: f64 = 84.0;
+    const RIGHT: f64 = 12.0;
+    const TOP: f64 = 14.0;
+    const BOTTOM: f64 = 30.0;
     let all: Vec<&(i64, f64)> = series.iter().flat_map(|s| s.points.iter()).collect();
     if all.len() < 2 {
         return view! { <figure class="chart"><figcaption>{title.to_owned()}</figcaption><p class="muted">"Not enough samples yet: one is kept per minute."</p></figure> }.into_any();
@@ -303,8 +308,8 @@ fn chart(title: &str, series: &[Series<'_>], unit: fn(f64) -> String) -> AnyView
         .iter()
         .fold((i64::MAX, i64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let ymax = all.iter().fold(0.0f64, |m, p| m.max(p.1)).max(1.0);
-    let x = |t: i64| PAD + (t - t0) as f64 / ((t1 - t0).max(1) as f64) * (W - 2.0 * PAD);
-    let y = |v: f64| H - PAD - v / ymax * (H - 2.0 * PAD);
+    let x = |t: i64| LEFT + (t - t0) as f64 / ((t1 - t0).max(1) as f64) * (W - LEFT - RIGHT);
+    let y = |v: f64| H - BOTTOM - v / ymax * (H - TOP - BOTTOM);
     let lines = series
         .iter()
         .map(|s| {
@@ -325,12 +330,13 @@ fn chart(title: &str, series: &[Series<'_>], unit: fn(f64) -> String) -> AnyView
         <figure class="chart">
             <figcaption>{title.to_owned()} " " {legend}</figcaption>
             <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=title.to_owned()>
-                <line class="axis" x1=PAD y1=H - PAD x2=W - PAD y2=H - PAD />
-                <line class="axis" x1=PAD y1=PAD x2=PAD y2=H - PAD />
-                <text class="tick" x=PAD - 4.0 y=PAD text-anchor="end">{unit(ymax)}</text>
-                <text class="tick" x=PAD - 4.0 y=H - PAD text-anchor="end">"0"</text>
-                <text class="tick" x=PAD y=H - 8.0>{format::date(t0)}</text>
-                <text class="tick" x=W - PAD y=H - 8.0 text-anchor="end">{format::date(t1)}</text>
+                <line class="axis" x1=LEFT y1=H - BOTTOM x2=W - RIGHT y2=H - BOTTOM />
+                <line class="axis" x1=LEFT y1=TOP x2=LEFT y2=H - BOTTOM />
+                <text class="tick" x=LEFT - 6.0 y=TOP + 4.0 text-anchor="end" data-testid="chart-ymax">{unit(ymax)}</text>
+                <text class="tick" x=LEFT - 6.0 y=y(ymax / 2.0) + 4.0 text-anchor="end">{unit(ymax / 2.0)}</text>
+                <text class="tick" x=LEFT - 6.0 y=H - BOTTOM + 4.0 text-anchor="end">{unit(0.0)}</text>
+                <text class="tick" x=LEFT y=H - 8.0>{format::date(t0)}</text>
+                <text class="tick" x=W - RIGHT y=H - 8.0 text-anchor="end">{format::date(t1)}</text>
                 {lines}
             </svg>
         </figure>

@@ -172,8 +172,13 @@ pub fn SharePage() -> impl IntoView {
                 Err(e) => match actions::explain(&e) {
                     Some(m) => view_state.set(View::Gone(m)),
                     None => view_state.set(View::NeedsPassword(
-                        (e.code() == Some(disktro_core::api::ErrorCode::SharePasswordWrong))
-                            .then(|| "That password is not right.".to_owned()),
+                        // The proof is derived from the key in the link too: a damaged link
+                        // with the right password looks exactly like a wrong password.
+                        (e.code() == Some(disktro_core::api::ErrorCode::SharePasswordWrong)).then(|| {
+                            "That password does not open this link. Check it, and check that the link was \
+                             copied whole: a damaged link (its part after #) fails the same way."
+                                .to_owned()
+                        }),
                     )),
                 },
             }

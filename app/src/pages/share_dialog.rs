@@ -1,5 +1,6 @@
-//! The share dialog of the files page: make a link with an expiry, a download limit and an
-//! optional password; copy it; see the file's links and revoke them. The link is
+//! The share dialog of the files page (a modal: focus moves in, Escape closes it, focus returns
+//! to the Share button): make a link with an expiry, a download limit and an optional password;
+//! copy it; see the file's links, copy any of them again (this tab holds the key) and revoke them. The link is
 //! `/s/<id>#<key>`: the key stays in the fragment, which browsers never send to a server.
 
 use disktro_core::api::ShareView;
@@ -44,6 +45,20 @@ mod actions {
         Ok(api.get(&format!("/shares?file_id={file_id}")).await?)
     }
 
+    /// The full URL of share `share_id` of `target`, the key in the fragment: the key is the
+    /// file's, which this tab opens, so a link can be copied again at any time.
+    pub fn link(target: &ShareTarget, share_id: &str) -> Result<String, Failure> {
+        let (me, _) = api()?;
+        let key = me.file_key(&target.file_id, &target.wrapped_key)?;
+        let origin = web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        Ok(format!(
+            "{origin}/s/{share_id}#{}",
+            disktro_core::keys::encode_link_key(&key)
+        ))
+    }
+
     /// Create a link; returns the full URL with the key in the fragment.
     pub async fn create(
         target: &ShareTarget,
@@ -65,14 +80,17 @@ mod actions {
                 },
             )
             .await?;
-        let origin = web_sys::window()
-            .and_then(|w| w.location().origin().ok())
-            .unwrap_or_default();
-        Ok(format!(
-            "{origin}/s/{}#{}",
-            share.share_id,
-            disktro_core::keys::encode_link_key(&key)
-        ))
+        link(target, &share.share_id)
+    }
+
+    /// The element that has the focus now (to give it back when the dialog closes).
+    pub fn focused() -> Option<web_sys::HtmlElement> {
+        use wasm_bindgen::JsCast as _;
+        web_sys::window()?
+            .document()?
+            .active_element()?
+            .dyn_into::<web_sys::HtmlElement>()
+            .ok()
     }
 
     pub async fn revoke(share_id: &str) -> Result<(), Failure> {
@@ -96,6 +114,8 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let shares = RwSignal::new(Vec::<ShareView>::new());
     let copied = RwSignal::new(false);
+    // The link of the list last copied again (its button says so).
+    let copied_share = RwSignal::new(None::<String>);
 
     let reload = move || {
         #[cfg(feature = "hydrate")]
@@ -114,16 +134,34 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
             link.set(None);
             error.set(None);
             copied.set(false);
+            copied_share.set(None);
             reload();
         }
     });
-    // The dialog takes focus when it opens (keyboard users land in it), and Escape closes it
-    // wherever the focus is.
+    // The dialog takes focus when it opens (keyboard users land in it), Escape closes it
+    // wherever the focus is, and the focus goes back to what opened it (the file's Share button).
     Effect::new(move || {
         if let Some(section) = dialog.get() {
             let _ = section.focus();
         }
     });
+    #[cfg(feature = "hydrate")]
+    {
+        let opener = StoredValue::new_local(None::<web_sys::HtmlElement>);
+        Effect::new(move |was_open: Option<bool>| {
+            let open = target.get().is_some();
+            if open && was_open != Some(true) {
+                opener.set_value(actions::focused());
+            } else if !open
+                && was_open == Some(true)
+                && let Some(el) = opener.get_value()
+            {
+                let _ = el.focus();
+            }
+            open
+        });
+    }
+
     #[cfg(feature = "hydrate")]
     {
         let escape = window_event_listener(leptos::ev::keydown, move |ev| {
@@ -234,6 +272,27 @@ pub fn ShareDialog(target: RwSignal<Option<ShareTarget>>) -> impl IntoView {
                                         <span class="muted">{state}</span>
                                         <span class="muted">{downloads}</span>
                                         {s.password.then(|| view! { <span class="tag">"password"</span> })}
+                                        {(!s.revoked).then(|| {
+                                            let id = s.share_id.clone();
+                                            let shown = s.share_id.clone();
+                                            view! {
+                                                <button type="button" class="button small secondary" data-testid="share-copy" on:click=move |_| {
+                                                    #[cfg(feature = "hydrate")]
+                                                    if let Some(t) = target.get_untracked() {
+                                                        match actions::link(&t, &id) {
+                                                            Ok(url) => {
+                                                                actions::copy(&url);
+                                                                link.set(Some(url));
+                                                                copied_share.set(Some(id.clone()));
+                                                            }
+                                                            Err(e) => error.set(Some(e.to_string())),
+                                                        }
+                                                    }
+                                                    #[cfg(not(feature = "hydrate"))]
+                                                    let _ = &id;
+                                                }>{move || if copied_share.get().as_deref() == Some(shown.as_str()) { "Copied" } else { "Copy link" }}</button>
+                                            }
+                                        })}
                                         {(!s.revoked).then(|| view! {
                                             <button type="button" class="button small danger" data-testid="share-revoke" on:click=move |_| {
                                                 #[cfg(feature = "hydrate")]

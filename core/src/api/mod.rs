@@ -10,7 +10,7 @@ pub mod node;
 pub use encoding::Base64;
 
 use crate::keys::PublicKey;
-use crate::{FileId, NodeId, Serial};
+use crate::{FileId, FolderId, NodeId, Serial};
 
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +113,8 @@ pub enum ErrorCode {
     NodeNotFound,
     /// 404: No such API token in this account.
     TokenNotFound,
+    /// 404: No such folder in this account.
+    FolderNotFound,
     /// 404: The server does not know this node: register again.
     UnknownNode,
     /// 409: An account with this e-mail exists.
@@ -127,6 +129,8 @@ pub enum ErrorCode {
     NodeDisqualified,
     /// 409: The file already has the redundancy the policy keeps: there is nothing to restripe.
     AtPolicy,
+    /// 409: The folder is not empty (delete it with `recursive=true`).
+    FolderNotEmpty,
     /// 410: The share link was revoked (or its file deleted).
     ShareRevoked,
     /// 410: The share link has expired.
@@ -194,6 +198,7 @@ impl ErrorCode {
         ErrorCode::ShareNotFound,
         ErrorCode::NodeNotFound,
         ErrorCode::TokenNotFound,
+        ErrorCode::FolderNotFound,
         ErrorCode::UnknownNode,
         ErrorCode::EmailTaken,
         ErrorCode::FileExists,
@@ -201,6 +206,7 @@ impl ErrorCode {
         ErrorCode::StaleHeartbeat,
         ErrorCode::NodeDisqualified,
         ErrorCode::AtPolicy,
+        ErrorCode::FolderNotEmpty,
         ErrorCode::ShareRevoked,
         ErrorCode::ShareExpired,
         ErrorCode::ShareExhausted,
@@ -254,13 +260,15 @@ impl ErrorCode {
             | Self::ShareNotFound
             | Self::NodeNotFound
             | Self::TokenNotFound
+            | Self::FolderNotFound
             | Self::UnknownNode => 404,
             Self::EmailTaken
             | Self::FileExists
             | Self::ChangedMeanwhile
             | Self::StaleHeartbeat
             | Self::NodeDisqualified
-            | Self::AtPolicy => 409,
+            | Self::AtPolicy
+            | Self::FolderNotEmpty => 409,
             Self::ShareRevoked | Self::ShareExpired | Self::ShareExhausted => 410,
             Self::FileTooLarge | Self::QuotaExceeded => 413,
             Self::TooManyAttempts | Self::TooManyUploads | Self::TooManyReplans => 429,
@@ -317,6 +325,8 @@ impl ErrorCode {
             Self::StaleHeartbeat => "stale_heartbeat",
             Self::NodeDisqualified => "node_disqualified",
             Self::AtPolicy => "at_policy",
+            Self::FolderNotEmpty => "folder_not_empty",
+            Self::FolderNotFound => "folder_not_found",
             Self::ShareRevoked => "share_revoked",
             Self::ShareExpired => "share_expired",
             Self::ShareExhausted => "share_exhausted",
@@ -863,6 +873,10 @@ pub struct BeginUpload {
     /// Plaintext bytes per chunk (default 4 MiB).
     #[serde(default)]
     pub chunk_size: Option<u32>,
+    /// The folder the file goes in once committed; none: the top of the tree.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id: Option<FolderId>,
 }
 
 /// The answer to `POST /uploads`: where every shard goes and the tokens to put it there.
@@ -968,6 +982,84 @@ pub struct FileSummary {
     pub chunk_count: u64,
     pub created_at: i64,
     pub health: RedundancyHealth,
+    /// The folder the file is in; none: the top of the account's tree.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder_id: Option<FolderId>,
+}
+
+/// A folder of the account's tree (`GET /folders`): its parent and its name, sealed under the
+/// folder's own key (`core::folder`). The server learns the tree's shape, never a name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FolderSummary {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub folder_id: FolderId,
+    /// None: at the top of the tree.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    pub parent_id: Option<FolderId>,
+    /// The sealed name ("DKMD", padded), base64url.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub metadata: Base64,
+    /// The folder key wrapped under the owner's identity ("DKWK", purpose folder), base64url.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_key: Base64,
+    pub created_at: i64,
+}
+
+/// `GET /folders` answer: the account's folders (all, or those in one folder), oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FolderList {
+    pub folders: Vec<FolderSummary>,
+}
+
+/// `POST /folders`: a folder the client made (its random id, its sealed name).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewFolder {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub folder_id: FolderId,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    pub parent_id: Option<FolderId>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub metadata: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub wrapped_key: Base64,
+}
+
+/// `POST /folders/{id}/move` and `POST /files/{id}/move`: where to (none: the top of the tree).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MoveTo {
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    pub parent_id: Option<FolderId>,
+}
+
+/// `POST /folders/{id}/rename` (a new sealed name and the key it is sealed under) and
+/// `POST /files/{id}/rename` (new sealed metadata under the file's own key: no `wrapped_key`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Rename {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub metadata: Base64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[serde(default)]
+    pub wrapped_key: Option<Base64>,
+}
+
+/// What `DELETE /folders/{id}?recursive=true` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Removed {
+    pub folders: u64,
+    pub files: u64,
 }
 
 /// `GET /files` answer.

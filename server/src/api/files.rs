@@ -132,6 +132,9 @@ pub struct Page {
     pub limit: Option<i64>,
     /// Where the page starts: the `next` of the page before (the first page without it).
     pub after: Option<String>,
+    /// Only the files in this folder (its id), or `root` for those at the top of the tree;
+    /// without it, every file of the account.
+    pub folder: Option<String>,
 }
 
 /// The account's files, newest first, with redundancy health, a page at a time: each page's
@@ -145,11 +148,13 @@ pub async fn list(
     auth: Auth,
     Query(page): Query<Page>,
 ) -> Result<Json<FileList>, ServerError> {
+    let folder = page.folder.as_deref().map(crate::folders::parse_parent).transpose()?;
     let list = files::list(
         &ctx,
         &auth.account_id,
         page.limit.unwrap_or(200),
         page.after.as_deref(),
+        folder,
         unix_now(),
     )
     .await?;

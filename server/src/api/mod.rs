@@ -11,8 +11,8 @@
 //! | `POST /auth/prelogin`, `/auth/signup`, `/auth/login` | anyone (log-in throttled) |
 //! | `POST /auth/logout`, `/auth/password`, `/auth/tokens`, `DELETE /auth/tokens/{id}` | a session with its CSRF token, or an API token |
 //! | `GET /auth/tokens` | a session or an API token: the account's own tokens, never their secrets |
-//! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /uploads/{id}`, `GET /shares` | a session or an API token, own objects only |
-//! | `POST /uploads`, `/uploads/{id}/renew`, `/uploads/{id}/replan`, `/uploads/{id}/commit`, `DELETE /uploads/{id}`, `DELETE /files/{id}`, `POST /files/{id}/restripe`, `POST /files/{id}/shares`, `DELETE /shares/{id}` | a session with its CSRF token, or an API token; own objects only |
+//! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /uploads/{id}`, `GET /shares`, `GET /folders` | a session or an API token, own objects only |
+//! | `POST /uploads`, `/uploads/{id}/renew`, `/uploads/{id}/replan`, `/uploads/{id}/commit`, `DELETE /uploads/{id}`, `DELETE /files/{id}`, `POST /files/{id}/restripe`, `/files/{id}/move`, `/files/{id}/rename`, `POST /files/{id}/shares`, `DELETE /shares/{id}`, `POST /folders`, `/folders/{id}/rename`, `/folders/{id}/move`, `DELETE /folders/{id}` | a session with its CSRF token, or an API token; own objects only |
 //! | `POST /public/shares/{id}`, `/public/shares/{id}/download` | anyone with the link (policy and password enforced) |
 //! | `POST /public/shares/{id}/downloads/{download_id}/complete` | the holder of that download's id |
 //!
@@ -22,6 +22,7 @@ pub mod auth;
 pub mod durability;
 pub mod error;
 pub mod files;
+pub mod folders;
 pub mod nodes;
 pub mod retry;
 pub mod shares;
@@ -59,7 +60,7 @@ async fn health() -> Json<ServerHealth> {
         file keys are wrapped, and share links carry their key in the URL fragment, which is never sent."),
     servers((url = "/api/v1")),
     modifiers(&Security),
-    tags((name = "accounts"), (name = "files"), (name = "shares"), (name = "nodes"), (name = "server"))
+    tags((name = "accounts"), (name = "files"), (name = "folders"), (name = "shares"), (name = "nodes"), (name = "server"))
 )]
 struct ApiDoc;
 
@@ -122,6 +123,12 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::list))
         .routes(routes!(files::get, files::delete))
         .routes(routes!(files::restripe))
+        .routes(routes!(folders::create, folders::list))
+        .routes(routes!(folders::rename))
+        .routes(routes!(folders::move_folder))
+        .routes(routes!(folders::delete))
+        .routes(routes!(folders::move_file))
+        .routes(routes!(folders::rename_file))
         .routes(routes!(shares::create))
         .routes(routes!(shares::list))
         .routes(routes!(shares::revoke))

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use disktro_core::api::Base64;
-use disktro_core::{FileId, NodeId, ShardId};
+use disktro_core::{FileId, FolderId, NodeId, ShardId};
 use sqlx::Row as _;
 
 use super::{Db, StoreError, Tx, base64, parse, to_i64, to_u64};
@@ -35,12 +35,15 @@ pub struct NewFile<'a> {
     pub parity_shards: u8,
     pub chunk_count: u64,
     pub created_at: i64,
+    /// The folder the upload was begun for: the file goes in it if the account still has it,
+    /// else at the top of the tree.
+    pub folder_id: Option<FolderId>,
 }
 
 pub async fn insert(tx: &mut Tx, f: &NewFile<'_>) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO files (id, account_id, manifest, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO files (id, account_id, manifest, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at, folder_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, (SELECT id FROM folders WHERE id = $12 AND account_id = $2))",
     )
     .bind(f.file_hex)
     .bind(f.account_id)
@@ -53,6 +56,7 @@ pub async fn insert(tx: &mut Tx, f: &NewFile<'_>) -> Result<(), StoreError> {
     .bind(i64::from(f.parity_shards))
     .bind(to_i64(f.chunk_count))
     .bind(f.created_at)
+    .bind(f.folder_id.map(|id| id.to_hex()))
     .execute(&mut **tx)
     .await?;
     sqlx::query("UPDATE accounts SET file_count = file_count + 1, chunk_count = chunk_count + $2 WHERE id = $1")
@@ -132,6 +136,7 @@ pub struct ListedFile {
     pub parity_shards: u64,
     pub chunk_count: u64,
     pub created_at: i64,
+    pub folder_id: Option<FolderId>,
 }
 
 /// Where a page of an account's files starts: after this file, in list order.
@@ -151,32 +156,36 @@ pub async fn list(
     account_id: &str,
     limit: usize,
     after: Option<&PageStart>,
+    folder: Option<Option<FolderId>>,
 ) -> Result<Vec<ListedFile>, StoreError> {
-    const COLUMNS: &str = "SELECT id, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at FROM files";
+    const COLUMNS: &str = "SELECT id, metadata, wrapped_key, size, stored_bytes, data_shards, parity_shards, chunk_count, created_at, folder_id FROM files";
+    // One folder's files come from `files_by_folder` the same way; the top of the tree is
+    // `folder_id IS NULL`. Only placeholders are formatted into the statement; every value is
+    // bound, in the order they are numbered.
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = match after {
-        None => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
-            )))
-            .bind(account_id)
-            .bind(limit)
-            .fetch_all(&db.pool)
-            .await?
+    let mut sql = format!("{COLUMNS} WHERE account_id = $1");
+    let mut next = 2;
+    if after.is_some() {
+        sql.push_str(" AND created_at <= $2 AND (created_at < $2 OR id < $3)");
+        next = 4;
+    }
+    match folder {
+        None => {}
+        Some(None) => sql.push_str(" AND folder_id IS NULL"),
+        Some(Some(_)) => {
+            sql.push_str(&format!(" AND folder_id = ${next}"));
+            next += 1;
         }
-        Some(start) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} WHERE account_id = $1 AND created_at <= $2 AND (created_at < $2 OR id < $3) \
-                 ORDER BY created_at DESC, id DESC LIMIT $4"
-            )))
-            .bind(account_id)
-            .bind(start.created_at)
-            .bind(start.file_id.to_string())
-            .bind(limit)
-            .fetch_all(&db.pool)
-            .await?
-        }
-    };
+    }
+    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${next}"));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id);
+    if let Some(start) = after {
+        query = query.bind(start.created_at).bind(start.file_id.to_string());
+    }
+    if let Some(Some(f)) = folder {
+        query = query.bind(f.to_hex());
+    }
+    let rows = query.bind(limit).fetch_all(&db.pool).await?;
     rows.iter()
         .map(|row| {
             Ok(ListedFile {
@@ -189,9 +198,27 @@ pub async fn list(
                 parity_shards: to_u64(row.try_get("parity_shards")?),
                 chunk_count: to_u64(row.try_get("chunk_count")?),
                 created_at: row.try_get("created_at")?,
+                folder_id: row
+                    .try_get::<Option<String>, _>("folder_id")?
+                    .map(|f| parse(&f, "folder id"))
+                    .transpose()?,
             })
         })
         .collect()
+}
+
+/// New sealed metadata (a new name) for the account's file; `false` when it has no such file.
+pub async fn rename(tx: &mut Tx, account_id: &str, file: &FileId, metadata: &Base64) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("UPDATE files SET metadata = $3 WHERE id = $1 AND account_id = $2")
+            .bind(file.to_hex())
+            .bind(account_id)
+            .bind(metadata.encode())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            == 1,
+    )
 }
 
 /// How many files the account has: its counter, kept by [`insert`] and [`delete`] (a count of
@@ -280,12 +307,13 @@ pub struct StoredFile {
     pub data_bytes: u64,
     /// k: shards a chunk is read from.
     pub data_shards: u64,
+    pub folder_id: Option<FolderId>,
 }
 
 pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreError> {
     let Some(row) = sqlx::query(
         "SELECT account_id, manifest, metadata, wrapped_key, size, created_at, stored_bytes, data_shards, \
-             parity_shards FROM files WHERE id = $1",
+             parity_shards, folder_id FROM files WHERE id = $1",
     )
     .bind(file_hex)
     .fetch_optional(&db.pool)
@@ -308,6 +336,10 @@ pub async fn read(db: &Db, file_hex: &str) -> Result<Option<StoredFile>, StoreEr
             u64::try_from(stored * data / all).unwrap_or(u64::MAX)
         },
         data_shards: to_u64(row.try_get("data_shards")?),
+        folder_id: row
+            .try_get::<Option<String>, _>("folder_id")?
+            .map(|f| parse(&f, "folder id"))
+            .transpose()?,
     }))
 }
 

@@ -19,6 +19,7 @@
 //! | [`leases`] | `leases`, and the janitor's sweep |
 //! | [`uploads`] | `uploads`, `upload_tokens` |
 //! | [`files`] | `files`, `file_shards` |
+//! | [`folders`] | `folders` (an account's tree, names sealed), `files.folder_id` |
 //! | [`shares`] | `shares` |
 //! | [`nodes`] | `nodes`, `node_samples` (registry, heartbeats, reputation columns) |
 //! | [`placed`] | `node_placed`, `node_placed_changes` (shards and bytes placed per node) |
@@ -44,6 +45,7 @@ pub mod collection;
 pub mod copies;
 pub mod db;
 pub mod files;
+pub mod folders;
 pub mod health;
 pub mod leases;
 pub mod ledger;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use disktro_core::api::PutGrant;
 use disktro_core::api::node::Revocation;
-use disktro_core::{FileId, NodeId, Redundancy, Serial};
+use disktro_core::{FileId, FolderId, NodeId, Redundancy, Serial};
 use sqlx::Row as _;
 
 use super::{Db, StoreError, Tx, parse, to_i64, to_u64};
@@ -22,6 +22,8 @@ pub struct UploadRow {
     /// Re-encodes the stored file `file_id` ([`crate::durability::policy`]): its commit replaces
     /// the file's manifest and shards.
     pub restripe: bool,
+    /// The folder the file goes in at commit (a new upload's; none: the top of the tree).
+    pub folder_id: Option<FolderId>,
 }
 
 /// What [`reserve`] found.
@@ -98,7 +100,7 @@ pub async fn create(
     }
     let inserted = sqlx::query(
         "INSERT INTO uploads (id, account_id, file_id, size, data_shards, parity_shards, chunk_size, created_at, \
-         expires_at, reserved_bytes, placement, restripe) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         expires_at, reserved_bytes, placement, restripe, folder_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(upload_id)
     .bind(account_id)
@@ -112,6 +114,7 @@ pub async fn create(
     .bind(to_i64(reserved))
     .bind(placement)
     .bind(i64::from(up.restripe))
+    .bind(up.folder_id.map(|f| f.to_hex()))
     .execute(&mut **tx)
     .await;
     match inserted {
@@ -151,7 +154,7 @@ pub async fn record_grants(
 /// The account's upload `id`, if it exists and has not expired.
 pub async fn open(db: &Db, account_id: &str, id: &str, now: i64) -> Result<Option<UploadRow>, StoreError> {
     let Some(row) = sqlx::query(
-        "SELECT file_id, size, data_shards, parity_shards, chunk_size, restripe FROM uploads \
+        "SELECT file_id, size, data_shards, parity_shards, chunk_size, restripe, folder_id FROM uploads \
          WHERE id = $1 AND account_id = $2 AND expires_at > $3",
     )
     .bind(id)
@@ -174,6 +177,10 @@ pub async fn open(db: &Db, account_id: &str, id: &str, now: i64) -> Result<Optio
         chunk_size: u32::try_from(row.try_get::<i64, _>("chunk_size")?)
             .map_err(|_| StoreError::Corrupt("chunk size"))?,
         restripe: row.try_get::<i64, _>("restripe")? != 0,
+        folder_id: row
+            .try_get::<Option<String>, _>("folder_id")?
+            .map(|f| parse(&f, "folder id"))
+            .transpose()?,
     }))
 }
 
