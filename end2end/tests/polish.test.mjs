@@ -80,6 +80,10 @@ test('files and nodes fit a phone, usage is explained, the share dialog is a mod
   await page.goto(`${net.url}/nodes`);
   await page.getByTestId('node-row').first().waitFor();
   assert.equal(await scrollsSideways(page), false, 'the nodes page scrolls sideways at 390 px');
+  // Every value of every node lies inside the window (cards, not a table cut at its right edge).
+  const outside = await page.evaluate(() => [...document.querySelectorAll('[data-testid=node-row] td')]
+    .filter((td) => td.getBoundingClientRect().right > window.innerWidth + 1).length);
+  assert.equal(outside, 0, `${outside} node values lie outside the window at 390 px`);
   await page.screenshot({ path: path.join(screenshots, 'nodes-390.png'), fullPage: true });
   await page.setViewportSize({ width: 1280, height: 900 });
   await page.screenshot({ path: path.join(screenshots, 'nodes-1280.png'), fullPage: true });

@@ -258,17 +258,19 @@ pub fn NodesPage() -> impl IntoView {
                                     let pct = used_pct(&n);
                                     view! {
                                         <tr data-testid="node-row" data-node-id=n.node_id.to_hex() data-status=word>
-                                            <td><span class=format!("light {word}") aria-hidden="true"></span>{word}" "{state_tag(&n)}</td>
-                                            <td><a href=format!("/nodes/{}", n.node_id)><code>{short(&n.node_id.to_hex())}</code></a></td>
-                                            <td>{n.zone.clone()}</td>
-                                            <td class="capacity">
+                                            // `data-label`: the column's name, shown beside each value where
+                                            // the table becomes cards (a phone's width, style/main.css).
+                                            <td data-label="Status"><span class=format!("light {word}") aria-hidden="true"></span>{word}" "{state_tag(&n)}</td>
+                                            <td data-label="Node"><a href=format!("/nodes/{}", n.node_id)><code>{short(&n.node_id.to_hex())}</code></a></td>
+                                            <td data-label="Zone">{n.zone.clone()}</td>
+                                            <td class="capacity" data-label="Capacity">
                                                 <meter class="bar" min="0" max="100" low="80" high="95" optimum="0" value=format!("{pct:.1}") aria-label="Used"></meter>
                                                 <span class="muted">{format!("{} of {}", format::bytes_i(n.used), format::bytes_i(n.capacity))}</span>
                                             </td>
-                                            <td>{n.shards}{(n.quarantined > 0).then(|| view! { <span class="tag bad" title="corrupt shards quarantined">{format!("{} quarantined", n.quarantined)}</span> })}</td>
-                                            <td>{format::ago(n.last_seen, t)}</td>
-                                            <td>{format!("{} / {}", format::bytes_i(n.ingress_bytes), format::bytes_i(n.egress_bytes))}</td>
-                                            <td>{audits(&n)}</td>
+                                            <td data-label="Shards">{n.shards}{(n.quarantined > 0).then(|| view! { <span class="tag bad" title="corrupt shards quarantined">{format!("{} quarantined", n.quarantined)}</span> })}</td>
+                                            <td data-label="Last heartbeat">{format::ago(n.last_seen, t)}</td>
+                                            <td data-label="Traffic in / out">{format!("{} / {}", format::bytes_i(n.ingress_bytes), format::bytes_i(n.egress_bytes))}</td>
+                                            <td data-label="Audits">{audits(&n)}</td>
                                         </tr>
                                     }
                                 }).collect_view()}
