@@ -31,8 +31,12 @@ use disktro_core::api::Base64;
 pub enum Request {
     /// Argon2id: password and the account's KDF set-up → auth and master keys.
     Derive { password: String, kdf_setup: Base64 },
-    /// Upload the `file` sent along.
-    Upload { keyring: KeyringWire },
+    /// Upload the `file` sent along, into `folder` (none: the top of the tree).
+    Upload {
+        keyring: KeyringWire,
+        #[serde(default)]
+        folder: Option<disktro_core::FolderId>,
+    },
     /// Download into the `port` sent along (or a Blob when there is none).
     Download {
         answer: FileDownload,
@@ -194,7 +198,7 @@ async fn run(
                 Err(e) => failed(e),
             }
         }
-        Request::Upload { keyring } => {
+        Request::Upload { keyring, folder } => {
             let (Some(file), Ok(me)) = (file, Keyring::from_wire(&keyring)) else {
                 return failed(Failure::browser("the upload job lacks its file or keys"));
             };
@@ -211,7 +215,7 @@ async fn run(
                     None,
                 );
             };
-            match upload::upload(&api, &me, &file, &progress, cancelled).await {
+            match upload::upload(&api, &me, &file, folder, &progress, cancelled).await {
                 Ok(summary) => post_event(job, &Event::Uploaded { summary }, None),
                 Err(e) => failed(e),
             }

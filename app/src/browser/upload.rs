@@ -163,12 +163,14 @@ impl Sender {
     }
 }
 
-/// Upload `file`, or continue this account's unfinished upload of the same file; `progress`
+/// Upload `file` into `folder` (none: the top of the tree), or continue this account's unfinished
+/// upload of the same file (in the folder it was begun for); `progress`
 /// hears after every chunk stored; `cancelled` is checked between chunks.
 pub async fn upload(
     api: &Api,
     me: &Keyring,
     file: &web_sys::File,
+    folder: Option<disktro_core::FolderId>,
     progress: &dyn Fn(Progress),
     cancelled: &Cell<bool>,
 ) -> Result<FileSummary, Failure> {
@@ -181,10 +183,11 @@ pub async fn upload(
         name: file.name(),
         mime,
         size,
+        attributes: Vec::new(),
     };
     let started = match continued(api, me, &metadata, file.last_modified()).await? {
         Some(started) => started,
-        None => begin(api, me, metadata, file.last_modified()).await?,
+        None => begin(api, me, metadata, file.last_modified(), folder).await?,
     };
     let _running = Running::mark(&started.plan.upload_id);
     let outcome = send_and_commit(api, me, file, size, &started, progress, cancelled).await;
@@ -254,7 +257,13 @@ impl Drop for Running {
 }
 
 /// Begin a new upload and note it.
-async fn begin(api: &Api, me: &Keyring, metadata: FileMetadata, last_modified: f64) -> Result<Started, Failure> {
+async fn begin(
+    api: &Api,
+    me: &Keyring,
+    metadata: FileMetadata,
+    last_modified: f64,
+    folder: Option<disktro_core::FolderId>,
+) -> Result<Started, Failure> {
     let file_id = FileId::random();
     let file_key = FileKey::generate();
     // Sealed first: a name over its limit fails before any byte is sent.
@@ -271,7 +280,7 @@ async fn begin(api: &Api, me: &Keyring, metadata: FileMetadata, last_modified: f
                 data_shards: None,
                 parity_shards: None,
                 chunk_size: Some(disktro_core::DEFAULT_CHUNK_SIZE),
-                folder_id: None,
+                folder_id: folder,
             },
         )
         .await?;

@@ -22,6 +22,23 @@ pub struct FileRow {
     pub size: u64,
 }
 
+/// A folder of the account's tree, its name opened in this tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderRow {
+    pub id: disktro_core::FolderId,
+    pub parent: Option<disktro_core::FolderId>,
+    pub name: String,
+}
+
+/// How the list is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Newest,
+    Name,
+    Largest,
+}
+
 /// State of one transfer (upload or download) row.
 // Built only by the browser build's handlers.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -85,6 +102,12 @@ pub struct Files {
     /// Uploads begun earlier that can be continued.
     pub(super) unfinished: RwSignal<Vec<Unfinished>>,
     share: RwSignal<Option<ShareTarget>>,
+    /// The account's folders (names opened here), and the one shown (none: the top).
+    folders: RwSignal<Vec<FolderRow>>,
+    current: RwSignal<Option<disktro_core::FolderId>>,
+    /// Names searched for (in every folder, decrypted here), and the order.
+    query: RwSignal<String>,
+    sort: RwSignal<Sort>,
 }
 
 impl Files {
@@ -96,6 +119,10 @@ impl Files {
             transfers: RwSignal::new(Vec::new()),
             unfinished: RwSignal::new(Vec::new()),
             share: RwSignal::new(None),
+            folders: RwSignal::new(Vec::new()),
+            current: RwSignal::new(None),
+            query: RwSignal::new(String::new()),
+            sort: RwSignal::new(Sort::default()),
         };
         provide_context(files);
         // Signed out: the names decrypted for that account must not stay on show in this tab.
@@ -103,6 +130,8 @@ impl Files {
         Effect::new(move || {
             if account.get().is_none() {
                 files.rows.set(None);
+                files.folders.set(Vec::new());
+                files.current.set(None);
                 files.usage.set((0, 0));
                 files.unfinished.set(Vec::new());
                 files.transfers.update(|ts| ts.retain(|t| t.phase == Phase::Running));
@@ -131,6 +160,35 @@ impl Files {
         })
     }
 
+    /// `/a/b` of folder `id` (`/` for the top), by the names opened here.
+    fn path_of(&self, id: Option<disktro_core::FolderId>) -> Vec<FolderRow> {
+        self.folders.with(|all| {
+            let mut path = Vec::new();
+            let mut at = id;
+            while let Some(f) = at.and_then(|id| all.iter().find(|f| f.id == id)) {
+                path.push(f.clone());
+                at = f.parent;
+                if path.len() > all.len() {
+                    break;
+                }
+            }
+            path.reverse();
+            path
+        })
+    }
+
+    /// The folder at `path` (`/a/b`, from the top), by the names opened here.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn folder_at(&self, path: &str) -> Option<Option<disktro_core::FolderId>> {
+        self.folders.with(|all| {
+            let mut at = None;
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                at = Some(all.iter().find(|f| f.parent == at && f.name == part)?.id);
+            }
+            Some(at)
+        })
+    }
+
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn update(&self, id: u64, f: impl FnOnce(&mut Transfer)) {
         self.transfers.update(|ts| {
@@ -149,7 +207,7 @@ pub(super) mod actions {
     use disktro_core::metadata::FileMetadata;
     use leptos::prelude::*;
 
-    use super::{FileRow, Files, Phase, Transfer};
+    use super::{FileRow, Files, FolderRow, Phase, Transfer};
     use crate::browser::api::Api;
     use crate::browser::js;
     use crate::browser::keyring::Keyring;
@@ -213,6 +271,24 @@ pub(super) mod actions {
                 (list.used_bytes, list.quota_bytes, list.next) = (page.used_bytes, page.quota_bytes, page.next);
             }
             files.usage.set((list.used_bytes, list.quota_bytes));
+            let tree: disktro_core::api::FolderList = api.get("/folders").await.map_err(failed)?;
+            let mut folders = Vec::with_capacity(tree.folders.len());
+            for f in tree.folders {
+                let name = disktro_core::folder::open_name(&me.keys, &f.folder_id, &f.metadata, &f.wrapped_key)
+                    .map_err(|_| Failure::invalid("a folder's name does not open with this account's keys"))?;
+                folders.push(FolderRow {
+                    id: f.folder_id,
+                    parent: f.parent_id,
+                    name,
+                });
+            }
+            files.folders.set(folders);
+            // The folder shown may have gone (deleted elsewhere): back to the top.
+            if let Some(current) = files.current.get_untracked()
+                && files.folders.with_untracked(|all| all.iter().all(|f| f.id != current))
+            {
+                files.current.set(None);
+            }
             crate::pages::unfinished::actions::load(files).await;
             Ok(list
                 .files
@@ -323,7 +399,10 @@ pub(super) mod actions {
                 let me = keys()?;
                 let pipeline = Pipeline::get().await?;
                 pipeline.run(
-                    &Request::Upload { keyring: me.to_wire() },
+                    &Request::Upload {
+                        keyring: me.to_wire(),
+                        folder: files.current.get_untracked(),
+                    },
                     Some(("file", file.into())),
                     move |event, _| match event {
                         Event::Progress {
@@ -422,6 +501,154 @@ pub(super) mod actions {
                 files.rows.set(Some(Err(Failure::Api(e))));
             }
             refresh(files).await;
+        });
+    }
+
+    /// `prompt()`'s answer, trimmed; `None` when cancelled or empty.
+    fn ask(question: &str, default: &str) -> Option<String> {
+        web_sys::window()?
+            .prompt_with_message_and_default(question, default)
+            .ok()
+            .flatten()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+    }
+
+    fn confirm(question: &str) -> bool {
+        web_sys::window()
+            .and_then(|w| w.confirm_with_message(question).ok())
+            .unwrap_or(false)
+    }
+
+    /// Run `op` with the account's API, then read the list again; a failure shows where the
+    /// list does.
+    fn then_refresh<F: Future<Output = Result<(), Failure>> + 'static>(
+        files: Files,
+        op: impl FnOnce(Keyring, Api) -> F + 'static,
+    ) {
+        leptos::task::spawn_local(async move {
+            let outcome = async {
+                let me = keys()?;
+                let api = Api::new(Some(me.csrf.clone()));
+                op(me, api).await
+            }
+            .await;
+            refresh(files).await;
+            if let Err(e) = outcome {
+                files.rows.set(Some(Err(e)));
+            }
+        });
+    }
+
+    /// Make a folder in the one shown, named by the user.
+    pub fn new_folder(files: Files) {
+        let Some(name) = ask("New folder's name:", "") else {
+            return;
+        };
+        let parent = files.current.get_untracked();
+        then_refresh(files, move |me, api| async move {
+            let id = disktro_core::FolderId::random();
+            let sealed = disktro_core::folder::seal_name(&me.keys.identity, &id, &name)
+                .map_err(|e| Failure::Invalid(format!("folder name: {e}")))?;
+            let _: disktro_core::api::FolderSummary = api
+                .post(
+                    "/folders",
+                    &disktro_core::api::NewFolder {
+                        folder_id: id,
+                        parent_id: parent,
+                        metadata: disktro_core::api::Base64::new(sealed.metadata),
+                        wrapped_key: disktro_core::api::Base64::new(sealed.wrapped_key),
+                    },
+                )
+                .await?;
+            Ok(())
+        });
+    }
+
+    /// Give a folder a new name, sealed here.
+    pub fn rename_folder(files: Files, folder: FolderRow) {
+        let Some(name) = ask("Rename the folder to:", &folder.name).filter(|n| *n != folder.name) else {
+            return;
+        };
+        then_refresh(files, move |me, api| async move {
+            let sealed = disktro_core::folder::seal_name(&me.keys.identity, &folder.id, &name)
+                .map_err(|e| Failure::Invalid(format!("folder name: {e}")))?;
+            let _: disktro_core::api::FolderSummary = api
+                .post(
+                    &format!("/folders/{}/rename", folder.id),
+                    &disktro_core::api::Rename {
+                        metadata: disktro_core::api::Base64::new(sealed.metadata),
+                        wrapped_key: Some(disktro_core::api::Base64::new(sealed.wrapped_key)),
+                    },
+                )
+                .await?;
+            Ok(())
+        });
+    }
+
+    /// Delete a folder with everything in it, once the user confirms.
+    pub fn delete_folder(files: Files, folder: FolderRow) {
+        if !confirm(&format!(
+            "Delete the folder {} and everything in it? Shares of its files stop working.",
+            folder.name
+        )) {
+            return;
+        }
+        then_refresh(files, move |_, api| async move {
+            api.send("DELETE", &format!("/folders/{}?recursive=true", folder.id))
+                .await?;
+            Ok(())
+        });
+    }
+
+    /// Give a file a new name: its metadata sealed anew under its own key (its shards stay).
+    pub fn rename_file(files: Files, row: FileRow) {
+        let Some(name) = ask("Rename the file to:", &row.name).filter(|n| *n != row.name) else {
+            return;
+        };
+        then_refresh(files, move |me, api| async move {
+            let key = me.file_key(&row.summary.file_id, &row.summary.wrapped_key)?;
+            // Opened again rather than rebuilt from the row: what tools keep with the file (its
+            // attributes) stays with it.
+            let mut metadata =
+                FileMetadata::open(&row.summary.metadata, &key, &row.summary.file_id).map_err(|_| Failure::Decrypt)?;
+            metadata.name = name;
+            let sealed = metadata
+                .seal(&key, &row.summary.file_id)
+                .map_err(|e| Failure::Invalid(format!("file name: {e}")))?;
+            let _: serde_json::Value = api
+                .post(
+                    &format!("/files/{}/rename", row.summary.file_id),
+                    &disktro_core::api::Rename {
+                        metadata: disktro_core::api::Base64::new(sealed),
+                        wrapped_key: None,
+                    },
+                )
+                .await?;
+            Ok(())
+        });
+    }
+
+    /// Move a file to the folder at the path the user gives.
+    pub fn move_file(files: Files, row: FileRow) {
+        let here = super::path_text(&files.path_of(row.summary.folder_id));
+        let Some(path) = ask("Move to the folder (its path, / for the top):", &here) else {
+            return;
+        };
+        let Some(to) = files.folder_at(&path) else {
+            files
+                .rows
+                .set(Some(Err(Failure::Invalid(format!("There is no folder {path}.")))));
+            return;
+        };
+        then_refresh(files, move |_, api| async move {
+            let _: serde_json::Value = api
+                .post(
+                    &format!("/files/{}/move", row.summary.file_id),
+                    &disktro_core::api::MoveTo { parent_id: to },
+                )
+                .await?;
+            Ok(())
         });
     }
 
@@ -608,22 +835,111 @@ fn FileTable(files: Files) -> impl IntoView {
                     }}
                 </span>
             </div>
+            <div class="file-tools">
+                <nav class="breadcrumbs" aria-label="Folder" data-testid="breadcrumbs">
+                    <button type="button" class="link" on:click=move |_| files.current.set(None)>"All files"</button>
+                    {move || files.path_of(files.current.get()).into_iter().map(|f| {
+                        let id = f.id;
+                        view! { " / " <button type="button" class="link" on:click=move |_| files.current.set(Some(id))>{f.name}</button> }
+                    }).collect_view()}
+                </nav>
+                <input type="search" placeholder="Search names" aria-label="Search names" data-testid="search"
+                    prop:value=files.query on:input=move |ev| files.query.set(event_target_value(&ev)) />
+                <select aria-label="Order" data-testid="sort" on:change=move |ev| files.sort.set(match event_target_value(&ev).as_str() {
+                    "name" => Sort::Name,
+                    "size" => Sort::Largest,
+                    _ => Sort::Newest,
+                })>
+                    <option value="date">"Newest first"</option>
+                    <option value="name">"By name"</option>
+                    <option value="size">"Largest first"</option>
+                </select>
+                <button type="button" class="button small secondary" data-testid="new-folder" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    actions::new_folder(files);
+                }>"New folder"</button>
+            </div>
             {move || match files.rows.get() {
                 None => view! { <p class="muted">"Loading…"</p> }.into_any(),
                 Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
-                Some(Ok(rows)) if rows.is_empty() => view! { <p class="muted">"No files yet: drop one above."</p> }.into_any(),
-                Some(Ok(rows)) => view! {
-                    <div class="table-wrap">
-                    <table class="files" data-testid="file-list">
-                        <thead><tr><th>"Name"</th><th>"Size"</th><th>"Added"</th><th>"Redundancy"</th><th><span class="visually-hidden">"Actions"</span></th></tr></thead>
-                        <tbody>
-                            {rows.into_iter().map(|row| view! { <FileLine files row /> }).collect_view()}
-                        </tbody>
-                    </table>
-                    </div>
-                }.into_any(),
+                Some(Ok(rows)) => {
+                    // Searching looks in every folder (names are opened here); otherwise the folder
+                    // shown, its folders first.
+                    let query = files.query.get().to_lowercase();
+                    let current = files.current.get();
+                    let folders: Vec<FolderRow> = if query.is_empty() {
+                        let mut v: Vec<FolderRow> = files.folders.get().into_iter().filter(|f| f.parent == current).collect();
+                        v.sort_by_key(|f| f.name.to_lowercase());
+                        v
+                    } else {
+                        Vec::new()
+                    };
+                    let mut rows: Vec<FileRow> = rows
+                        .into_iter()
+                        .filter(|r| if query.is_empty() { r.summary.folder_id == current } else { r.name.to_lowercase().contains(&query) })
+                        .collect();
+                    match files.sort.get() {
+                        Sort::Newest => {}
+                        Sort::Name => rows.sort_by_key(|r| r.name.to_lowercase()),
+                        Sort::Largest => rows.sort_by_key(|r| std::cmp::Reverse(r.size)),
+                    }
+                    if rows.is_empty() && folders.is_empty() {
+                        let empty = if !query.is_empty() { "No file's name has that in it." } else if current.is_some() { "This folder is empty: drop files above to store them here." } else { "No files yet: drop one above." };
+                        return view! { <p class="muted" data-testid="empty">{empty}</p> }.into_any();
+                    }
+                    view! {
+                        <div class="table-wrap">
+                        <table class="files" data-testid="file-list">
+                            <thead><tr><th>"Name"</th><th>"Size"</th><th>"Added"</th><th>"Redundancy"</th><th><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                            <tbody>
+                                {folders.into_iter().map(|folder| view! { <FolderLine files folder /> }).collect_view()}
+                                {rows.into_iter().map(|row| view! { <FileLine files row /> }).collect_view()}
+                            </tbody>
+                        </table>
+                        </div>
+                    }.into_any()
+                }
             }}
         </section>
+    }
+}
+
+/// `/a/b` of a folder's path (`/` for the top).
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn path_text(path: &[FolderRow]) -> String {
+    format!(
+        "/{}",
+        path.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join("/")
+    )
+}
+
+#[component]
+fn FolderLine(files: Files, folder: FolderRow) -> impl IntoView {
+    let id = folder.id;
+    let (for_rename, for_delete) = (folder.clone(), folder.clone());
+    view! {
+        <tr data-testid="folder-row" data-folder-id=id.to_hex()>
+            <td class="name"><button type="button" class="link file-name" data-testid="open-folder"
+                on:click=move |_| { files.query.set(String::new()); files.current.set(Some(id)); }>{format!("{}/", folder.name)}</button>
+                <span class="muted mime">"folder"</span></td>
+            <td></td>
+            <td></td>
+            <td></td>
+            <td class="actions">
+                <button type="button" class="button small secondary" data-testid="rename-folder" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    actions::rename_folder(files, for_rename.clone());
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = &for_rename;
+                }>"Rename"</button>
+                <button type="button" class="button small danger" data-testid="delete-folder" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    actions::delete_folder(files, for_delete.clone());
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = &for_delete;
+                }>"Delete"</button>
+            </td>
+        </tr>
     }
 }
 
@@ -657,6 +973,7 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
     }
     let below_policy = h.below_policy;
     let (for_download, for_share) = (row.clone(), row.clone());
+    let (for_rename, for_move) = (row.clone(), row.clone());
     let file_id = row.summary.file_id;
     let name = row.name.clone();
     view! {
@@ -684,6 +1001,18 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
                         wrapped_key: for_share.summary.wrapped_key.clone(),
                     }));
                 }>"Share"</button>
+                <button type="button" class="button small secondary" data-testid="rename" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    actions::rename_file(files, for_rename.clone());
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = &for_rename;
+                }>"Rename"</button>
+                <button type="button" class="button small secondary" data-testid="move" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    actions::move_file(files, for_move.clone());
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = &for_move;
+                }>"Move"</button>
                 <button type="button" class="button small danger" data-testid="delete" on:click=move |_| {
                     #[cfg(feature = "hydrate")]
                     {
