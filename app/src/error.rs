@@ -155,6 +155,7 @@ mod tests {
             name: "a.txt".to_owned(),
             mime: "text/plain".to_owned(),
             size: 1,
+            attributes: Vec::new(),
         };
         let sealed = metadata.seal(&key, &id).unwrap();
         let mut flipped = sealed.clone();

@@ -101,7 +101,9 @@ pub async fn download_renewing<W: Write + Send + 'static>(
     let manifest = signed.manifest().clone();
     let decoder = Decoder::new(key, &manifest, metadata.size).map_err(|e| ClientError::Integrity(e.to_string()))?;
     let source = Source::new(answer, &manifest, renew, orders);
-    let written = source.write_to(writer, decoder, metadata.size, progress).await;
+    let written = source
+        .write_to(writer, decoder, 0..manifest.chunks.len(), metadata.size, progress)
+        .await;
     source.finish().await;
     let writer = written?;
     let fetched = Fetched {
@@ -109,6 +111,46 @@ pub async fn download_renewing<W: Write + Send + 'static>(
         owner: *signed.owner(),
     };
     Ok((fetched, writer))
+}
+
+/// [`download_renewing`] of chunks `chunks` only (each whole, in order): what a reader of a byte
+/// range needs. Chunk `i` holds the file's bytes from `i × manifest.chunk_size` on (see
+/// [`chunk_span`]). Each chunk is sealed with its index, so one cannot be passed off as another.
+#[allow(clippy::too_many_arguments)]
+pub async fn download_chunks<W: Write + Send + 'static>(
+    answer: &FileDownload,
+    key: &FileKey,
+    expected_owner: Option<&PublicKey>,
+    writer: W,
+    chunks: std::ops::Range<usize>,
+    renew: Option<&Renew>,
+    orders: Orders,
+) -> Result<W, ClientError> {
+    let (signed, metadata) = verify(answer, key, expected_owner)?;
+    let manifest = signed.manifest().clone();
+    if chunks.start > chunks.end || chunks.end > manifest.chunks.len() {
+        return Err(ClientError::Usage(format!(
+            "chunks {chunks:?} are not in a file of {} chunks",
+            manifest.chunks.len()
+        )));
+    }
+    let mut decoder = Decoder::new(key, &manifest, metadata.size).map_err(|e| ClientError::Integrity(e.to_string()))?;
+    decoder.skip_to(chunks.start as u64);
+    let source = Source::new(answer, &manifest, renew, orders);
+    let written = source.write_to(writer, decoder, chunks, metadata.size, &|_| {}).await;
+    source.finish().await;
+    written
+}
+
+/// The chunks that hold bytes `start..start + len` of a file stored in chunks of `chunk_size`,
+/// and where the range starts in the first of them.
+pub fn chunk_span(start: u64, len: u64, chunk_size: u32) -> (std::ops::Range<usize>, u64) {
+    let chunk = u64::from(chunk_size);
+    let first = start / chunk;
+    let end = if len == 0 { first } else { (start + len - 1) / chunk + 1 };
+    // A chunk index of a real file fits a usize: its manifest lists every chunk.
+    let index = |i: u64| usize::try_from(i).unwrap_or(usize::MAX);
+    (index(first)..index(end), start - first * chunk)
 }
 
 impl<'a> Source<'a> {
@@ -153,20 +195,22 @@ impl<'a> Source<'a> {
         tokio::task::block_in_place(|| speeds.save());
     }
 
-    /// Fetch, decode and write every chunk in order, a few fetched ahead; the writer comes back.
+    /// Fetch, decode and write the chunks of `chunks` in order (every chunk, for a whole file), a
+    /// few fetched ahead; the writer comes back.
     async fn write_to<W: Write + Send + 'static>(
         &self,
         writer: W,
         decoder: Decoder,
+        chunks: std::ops::Range<usize>,
         size: u64,
         progress: &(dyn Fn(Progress) + Sync),
     ) -> Result<W, ClientError> {
-        let manifest = self.manifest;
+        let whole = chunks.start == 0 && chunks.end == self.manifest.chunks.len();
         let mut state = (decoder, ChunkWriter::start(writer));
 
-        let count = manifest.chunks.len();
+        let count = chunks.end;
         let mut ahead = FuturesOrdered::new();
-        let mut next = 0;
+        let mut next = chunks.start;
         let mut written = 0u64;
         while next < count || !ahead.is_empty() {
             while next < count && ahead.len() < CHUNKS_AHEAD {
@@ -198,9 +242,11 @@ impl<'a> Source<'a> {
             });
         }
         let (decoder, sink) = state;
-        decoder
-            .finish()
-            .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
+        if whole {
+            decoder
+                .finish()
+                .map_err(|e| ClientError::Integrity(format!("the file is incomplete: {e}")))?;
+        }
         tokio::task::block_in_place(|| sink.finish())
     }
 }

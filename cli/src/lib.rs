@@ -9,10 +9,12 @@
 //! - [`tree`]: the account's folders with their names opened here, and paths resolved on them;
 //! - [`link`]: share links (`/s/<id>#<key>`); [`session`]: the CLI's saved log-in;
 //!   [`share_downloads`]: share downloads under way, continued by the next `disktro get`;
-//!   [`worker_speeds`]: what earlier downloads measured of each worker, for the next to start from.
+//!   [`worker_speeds`]: what earlier downloads measured of each worker, for the next to start from;
+//! - [`gateway`]: `disktro gateway`, S3 on this machine over the same pipelines.
 
 pub mod account;
 pub mod download;
+pub mod gateway;
 pub mod link;
 pub mod restripe;
 pub mod resume;

@@ -15,7 +15,7 @@ use disktro_client::account::{self, Identity};
 use disktro_client::resume;
 use disktro_client::server::Server;
 use disktro_client::upload::{Resumable, UploadOptions, upload_resumable};
-use disktro_client::{ClientError, download, exit, link, restripe, session, share_downloads, tree};
+use disktro_client::{ClientError, download, exit, gateway, link, restripe, session, share_downloads, tree};
 use disktro_core::FileId;
 use disktro_core::api::{Base64, FileDownload, FileSummary, NewShare, ShareAccess};
 use disktro_core::keys::{FileKey, KdfParams, share_password_proof};
@@ -224,6 +224,18 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Serve S3 on this machine for the tools that speak it (rclone, restic, the aws CLI):
+    /// buckets are the folders at the top of your tree, keys are paths below them. Requests are
+    /// signed with an access key made by `disktro gateway keys create`.
+    ///
+    /// Example: disktro gateway --listen 127.0.0.1:7480
+    Gateway {
+        /// Address to listen on (loopback by default: the gateway holds your keys).
+        #[arg(long, default_value = "127.0.0.1:7480")]
+        listen: String,
+        #[command(subcommand)]
+        keys: Option<GatewayCommand>,
+    },
     /// The storage network's health.
     Nodes,
     /// The operators' rewards ledger.
@@ -231,6 +243,25 @@ enum Command {
         #[command(subcommand)]
         action: LedgerAction,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GatewayCommand {
+    /// The gateway's access keys for S3 clients.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysAction {
+    /// Make an access key (`--json` prints {"access_key_id": …, "secret_access_key": …}).
+    Create,
+    /// List the access keys (their ids; the secrets stay in the keys file).
+    Ls,
+    /// Revoke an access key: requests signed with it are refused at once.
+    Rm { access_key_id: String },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -594,10 +625,84 @@ async fn run(cli: &Cli) -> Result<(), ClientError> {
                 share_downloads::forget(server.url(), &parsed.share_id);
             }
         }
+        Command::Gateway { listen, keys: None } => gateway(cli, listen).await?,
+        Command::Gateway {
+            keys: Some(GatewayCommand::Keys { action }),
+            ..
+        } => gateway_keys(cli, action)?,
         Command::Nodes => nodes(cli).await?,
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(cli).await?,
+    }
+    Ok(())
+}
+
+/// `disktro gateway`: serve S3 until interrupted.
+async fn gateway(cli: &Cli, listen: &str) -> Result<(), ClientError> {
+    let (server, me) = logged_in(cli)?;
+    let spool = session::dir()?.join("gateway-uploads");
+    std::fs::create_dir_all(&spool).map_err(|e| ClientError::Io(format!("cannot create {}: {e}", spool.display())))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| ClientError::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(|e| ClientError::Io(e.to_string()))?;
+    if gateway::keys::list(&me.account_id)?.is_empty() {
+        eprintln!("disktro: no access keys yet: make one with `disktro gateway keys create`");
+    }
+    say(
+        cli,
+        &format!("S3 gateway for {} on http://{address}", me.email),
+        json!({"listening": address.to_string()}),
+    );
+    gateway::serve(listener, gateway::Gateway::new(server, me, spool))
+        .await
+        .map_err(|e| ClientError::Io(format!("the gateway stopped: {e}")))
+}
+
+/// `disktro gateway keys …`.
+fn gateway_keys(cli: &Cli, action: &KeysAction) -> Result<(), ClientError> {
+    let (_, me) = logged_in(cli)?;
+    match action {
+        KeysAction::Create => {
+            let key = gateway::keys::create(&me.account_id)?;
+            say(
+                cli,
+                &format!(
+                    "access key id:     {}\nsecret access key: {}",
+                    key.access_key_id, key.secret_access_key
+                ),
+                json!({"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}),
+            );
+        }
+        KeysAction::Ls => {
+            let keys = gateway::keys::list(&me.account_id)?;
+            if cli.json {
+                let list: Vec<_> = keys
+                    .iter()
+                    .map(|k| json!({"access_key_id": k.access_key_id, "created": k.created}))
+                    .collect();
+                println!("{}", json!(list));
+            } else {
+                for k in keys {
+                    println!("{}  made {}", k.access_key_id, k.created);
+                }
+            }
+        }
+        KeysAction::Rm { access_key_id } => {
+            if !gateway::keys::remove(&me.account_id, access_key_id)? {
+                return Err(ClientError::Api {
+                    status: 404,
+                    code: disktro_core::api::ErrorCode::TokenNotFound,
+                    message: format!("no access key {access_key_id}"),
+                });
+            }
+            say(
+                cli,
+                &format!("revoked {access_key_id}"),
+                json!({"revoked": access_key_id}),
+            );
+        }
     }
     Ok(())
 }
@@ -745,6 +850,7 @@ async fn upload_one(
         mime: guess_mime(&name).to_owned(),
         name: name.clone(),
         size,
+        attributes: Vec::new(),
     };
     let progress = bar(cli, size, &name);
     let started = Instant::now();

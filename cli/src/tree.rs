@@ -20,6 +20,8 @@ pub struct Folder {
     pub id: FolderId,
     pub parent: Option<FolderId>,
     pub name: String,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
 }
 
 /// What a path names.
@@ -59,6 +61,7 @@ impl Tree {
                 Folder {
                     id: f.folder_id,
                     parent: f.parent_id,
+                    created_at: f.created_at,
                     name,
                 },
             );
@@ -145,6 +148,7 @@ impl Tree {
                 id,
                 parent,
                 name: name.to_owned(),
+                created_at: disktro_net::unix_now() as i64,
             },
         );
         Ok(id)
@@ -257,6 +261,7 @@ mod tests {
                             id: id(n),
                             parent: parent.map(id),
                             name: name.to_owned(),
+                            created_at: 0,
                         },
                     )
                 })

@@ -529,6 +529,16 @@ impl Decoder {
         }
     }
 
+    /// Begin at chunk `index` instead of the first (forward only): for a reader of a byte range.
+    /// Every chunk is sealed with its index and whether it is the last, so a chunk decoded here is
+    /// the one asked for; only [`Decoder::finish`]'s "nothing is missing" no longer holds.
+    pub fn skip_to(&mut self, index: u64) {
+        if index > self.next_index && self.next_index == self.next_rebuild {
+            self.next_index = index;
+            self.next_rebuild = index;
+        }
+    }
+
     /// The next chunk to complete (the one [`Decoder::decode_chunk`] expects next unless a
     /// caller rebuilt ahead), or `None` when the file is complete.
     pub fn next_chunk(&self) -> Option<(u64, &ChunkEntry)> {

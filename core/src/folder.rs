@@ -51,6 +51,7 @@ pub fn seal_name(identity: &Keypair, id: &FolderId, name: &str) -> Result<Sealed
         name: name.to_owned(),
         mime: FOLDER_MIME.to_owned(),
         size: 0,
+        attributes: Vec::new(),
     }
     .seal(&key, &as_file_id(id))?;
     Ok(SealedName {
@@ -110,6 +111,7 @@ mod tests {
             name: "x".into(),
             mime: "text/plain".into(),
             size: 1,
+            attributes: Vec::new(),
         }
         .seal(&file_key, &FileId(id.0))
         .unwrap();

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! sealed:    "DKMD" version:u8 nonce:[12] ciphertext tag:[16]
-//! plaintext: size:u64 name_len:u16 name mime_len:u16 mime zeros
+//! plaintext: size:u64 name_len:u16 name mime_len:u16 mime [count:u8 (key_len:u8 key value_len:u16 value)*] zeros
 //! ```
 //!
 //! The key is HKDF(file key, "metadata key" ‖ file id); the nonce is random, since metadata may be
@@ -10,6 +10,11 @@
 //! Version 2 (written) pads the plaintext with zeros to a multiple of
 //! [`crate::padding::METADATA_BLOCK`] bytes, so the sealed length says almost nothing about the
 //! name; version 1 (files stored before) has no zeros and is still read.
+//!
+//! Attributes are what tools outside the app keep with a file (the S3 gateway's ETag and the
+//! user metadata of `x-amz-meta-*`): at most [`MAX_ATTRIBUTES_LEN`] bytes of name–value pairs,
+//! sealed with the name. A file without them seals exactly as before (their count is a padding
+//! zero), so every file stored earlier opens with none.
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
@@ -30,12 +35,16 @@ const VERSION_UNPADDED: u8 = 1;
 pub const MAX_NAME_LEN: usize = 1024;
 /// Longest MIME type kept.
 pub const MAX_MIME_LEN: usize = 255;
-/// Longest sealed metadata: header, nonce, the longest name and type with their lengths padded,
-/// the tag.
+/// Most bytes of attributes (their names and values with their lengths and count), as S3 allows
+/// user metadata of 2 KiB.
+pub const MAX_ATTRIBUTES_LEN: usize = 2048 + 64;
+/// Longest sealed metadata: header, nonce, the longest name, type and attributes with their
+/// lengths padded, the tag.
 pub const MAX_SEALED_LEN: usize = 4
     + 1
     + 12
-    + (8 + 2 + MAX_NAME_LEN + 2 + MAX_MIME_LEN).div_ceil(padding::METADATA_BLOCK) * padding::METADATA_BLOCK
+    + (8 + 2 + MAX_NAME_LEN + 2 + MAX_MIME_LEN + MAX_ATTRIBUTES_LEN).div_ceil(padding::METADATA_BLOCK)
+        * padding::METADATA_BLOCK
     + TAG_LEN;
 
 /// Whether `sealed` has the shape of padded (version 2) sealed metadata: magic, version and a
@@ -50,11 +59,18 @@ pub fn is_padded_shape(sealed: &[u8]) -> bool {
 }
 
 /// What people see of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileMetadata {
     pub name: String,
     pub mime: String,
     pub size: u64,
+    /// Name–value pairs kept for tools (see the module's header); empty for most files.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// The bytes `attributes` take sealed: count, then each name and value with their lengths.
+fn attributes_len(attributes: &[(String, String)]) -> usize {
+    1 + attributes.iter().map(|(k, v)| 1 + k.len() + 2 + v.len()).sum::<usize>()
 }
 
 fn cipher(file_key: &FileKey, file_id: &FileId) -> Aes256Gcm {
@@ -79,11 +95,33 @@ impl FileMetadata {
         if self.mime.len() > MAX_MIME_LEN {
             return Err(Error::too_large("MIME type", self.mime.len(), MAX_MIME_LEN));
         }
+        let len = attributes_len(&self.attributes);
+        let count = u8::try_from(self.attributes.len())
+            .ok()
+            .filter(|_| len <= MAX_ATTRIBUTES_LEN)
+            .ok_or_else(|| Error::too_large("file attributes", len, MAX_ATTRIBUTES_LEN))?;
+        let mut name_lens = Vec::with_capacity(self.attributes.len());
+        for (name, _) in &self.attributes {
+            name_lens.push(
+                u8::try_from(name.len())
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| Error::too_large("attribute name", name.len(), 255))?,
+            );
+        }
         let nonce: [u8; 12] = crate::random_bytes();
         let mut plain = Vec::with_capacity(padding::METADATA_BLOCK);
         plain.put_u64(self.size);
         plain.put_short_bytes(self.name.as_bytes());
         plain.put_short_bytes(self.mime.as_bytes());
+        if count > 0 {
+            plain.push(count);
+            for ((name, value), name_len) in self.attributes.iter().zip(name_lens) {
+                plain.push(name_len);
+                plain.extend_from_slice(name.as_bytes());
+                plain.put_short_bytes(value.as_bytes());
+            }
+        }
         padding::pad_metadata(&mut plain);
         let mut out = Vec::with_capacity(4 + 1 + 12 + plain.len() + TAG_LEN);
         out.put_versioned_header(MAGIC, VERSION_PADDED);
@@ -133,6 +171,19 @@ impl FileMetadata {
         let size = r.u64()?;
         let name = r.short_bytes(MAX_NAME_LEN)?;
         let mime = r.short_bytes(MAX_MIME_LEN)?;
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Error::NonCanonical("metadata is not UTF-8"));
+        let mut attributes = Vec::new();
+        if padded && r.remaining() > 0 {
+            for _ in 0..r.u8()? {
+                let name_len = r.u8()?;
+                let name = text(r.bytes(usize::from(name_len))?)?;
+                let value = text(r.short_bytes(MAX_ATTRIBUTES_LEN)?)?;
+                if name.is_empty() {
+                    return Err(Error::NonCanonical("empty attribute name"));
+                }
+                attributes.push((name, value));
+            }
+        }
         if padded {
             let zeros = r.bytes(r.remaining())?;
             if zeros.iter().any(|&b| b != 0) || !bytes.len().is_multiple_of(padding::METADATA_BLOCK) {
@@ -140,11 +191,11 @@ impl FileMetadata {
             }
         }
         r.finish()?;
-        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| Error::NonCanonical("metadata is not UTF-8"));
         Ok(Self {
             name: text(name)?,
             mime: text(mime)?,
             size,
+            attributes,
         })
     }
 }
@@ -161,6 +212,7 @@ mod tests {
             name: "holiday 🏖.jpg".into(),
             mime: "image/jpeg".into(),
             size: 12345,
+            attributes: Vec::new(),
         };
         let sealed = meta.seal(&key, &id).unwrap();
         assert_eq!(FileMetadata::open(&sealed, &key, &id).unwrap(), meta);
@@ -181,6 +233,7 @@ mod tests {
             name: "n".repeat(MAX_NAME_LEN),
             mime: "m".repeat(MAX_MIME_LEN),
             size: 1,
+            attributes: vec![("a".repeat(255), "v".repeat(MAX_ATTRIBUTES_LEN - 1 - 1 - 255 - 2))],
         };
         let sealed_longest = longest.seal(&key, &id).unwrap();
         assert_eq!(sealed_longest.len(), MAX_SEALED_LEN);
@@ -202,5 +255,41 @@ mod tests {
             ..meta
         };
         assert!(matches!(long.seal(&key, &id), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn attributes_are_sealed_with_the_name_and_files_without_them_seal_as_before() {
+        let key = FileKey::from_bytes([1; 32]);
+        let id = FileId([2; 16]);
+        let plain = FileMetadata {
+            name: "report.pdf".into(),
+            mime: "application/pdf".into(),
+            size: 7,
+            attributes: Vec::new(),
+        };
+        let with = FileMetadata {
+            attributes: vec![
+                ("s3-etag".into(), "0cc175b9c0f1b6a831c399e269772661".into()),
+                ("s3-meta-colour".into(), "blåbær".into()),
+            ],
+            ..plain.clone()
+        };
+        let sealed = with.seal(&key, &id).unwrap();
+        assert!(is_padded_shape(&sealed));
+        assert_eq!(FileMetadata::open(&sealed, &key, &id).unwrap(), with);
+        // Without attributes the plaintext is the earlier format: its count is a padding zero.
+        let sealed_plain = plain.seal(&key, &id).unwrap();
+        assert_eq!(FileMetadata::open(&sealed_plain, &key, &id).unwrap(), plain);
+        // Over the limit: refused when sealing, not cut.
+        let too_many = FileMetadata {
+            attributes: vec![("k".into(), "v".repeat(MAX_ATTRIBUTES_LEN))],
+            ..plain.clone()
+        };
+        assert!(matches!(too_many.seal(&key, &id), Err(Error::TooLarge { .. })));
+        let unnamed = FileMetadata {
+            attributes: vec![(String::new(), "v".into())],
+            ..plain
+        };
+        assert!(unnamed.seal(&key, &id).is_err());
     }
 }

@@ -216,6 +216,7 @@ fn magics_start_their_formats() {
         name: "a".into(),
         mime: "text/plain".into(),
         size: 1,
+        attributes: Vec::new(),
     }
     .seal(&file_key(), &file_id())
     .unwrap();
@@ -382,6 +383,7 @@ fn key_derivations_are_as_specified() {
         name: "notes.txt".into(),
         mime: "text/plain".into(),
         size: 42,
+        attributes: Vec::new(),
     }
     .seal(&file_key(), &file_id())
     .unwrap();

@@ -262,6 +262,7 @@ fn bless(computed: &[(String, String)]) {
             name: "golden.txt".into(),
             mime: "text/plain".into(),
             size: 2500,
+            attributes: Vec::new(),
         };
         text.push_str(&format!(
             "opens_sealed_metadata_v2 {}\n",
@@ -273,6 +274,7 @@ fn bless(computed: &[(String, String)]) {
             name: "golden.txt".into(),
             mime: "text/plain".into(),
             size: 2500,
+            attributes: Vec::new(),
         };
         text.push_str(&format!(
             "opens_sealed_metadata {}\n",
@@ -355,7 +357,8 @@ fn golden_sealed_values_open() {
         FileMetadata {
             name: "golden.txt".into(),
             mime: "text/plain".into(),
-            size: 2500
+            size: 2500,
+            attributes: Vec::new(),
         }
     );
 }

@@ -115,6 +115,33 @@ fn recycled_plaintext_buffers_do_not_leak_into_later_chunks() {
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
+fn a_reader_of_a_range_decodes_from_a_later_chunk_and_only_the_chunk_asked_for() {
+    // Tried: a decoder sent ahead to chunk 3 of 6 (a byte-range read), then given chunk 3, then
+    // chunk 5 in chunk 4's place, and a decoder asked to go back. Must hold: chunk 3 decodes to
+    // its bytes, the misplaced chunk is refused, and skipping never moves a decoder backwards.
+    let data = noise(9, 5 * CS as usize + 77);
+    let f = store(FileKey::generate(), FileId::random(), Redundancy::DEFAULT, CS, &data);
+    let mut d = Decoder::new(&f.key, &f.manifest, f.size).unwrap();
+    d.skip_to(3);
+    let c = &f.chunks[3];
+    let plain = d.decode_chunk(3, offered(c, |i| i != 1)).unwrap();
+    assert_eq!(&plain[..], &data[3 * CS as usize..4 * CS as usize]);
+    let five = &f.chunks[5];
+    assert!(d.decode_chunk(4, offered(five, |_| true)).is_err());
+    assert!(
+        d.decode_chunk(5, offered(five, |_| true)).is_err(),
+        "chunk 4 is next, not 5"
+    );
+    d.skip_to(1);
+    let four = &f.chunks[4];
+    assert!(
+        d.decode_chunk(4, offered(four, |_| true)).is_ok(),
+        "a skip back is ignored"
+    );
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn any_m_missing_decode_and_m_plus_one_fail() {
     let data = noise(1, 3 * CS as usize + 5);
     let f = store(FileKey::generate(), FileId::random(), Redundancy::DEFAULT, CS, &data);

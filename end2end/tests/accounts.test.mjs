@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  dropTestFile, launchBrowser, makeFileInPage, saveRecoveryKey, sha256File, signUp, startNetwork,
+  dropTestFile, launchBrowser, logIn as logInAs, makeFileInPage, saveRecoveryKey, sha256File, signUp, startNetwork,
 } from './support.mjs';
 
 let net;
@@ -24,12 +24,8 @@ after(async () => {
   await net?.stop();
 });
 
-async function logIn(page, password) {
-  await page.goto(`${net.url}/login`);
-  await page.getByLabel('E-mail').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.waitForFunction(() => !document.querySelector('[data-testid=auth-submit]').disabled);
-  await page.getByTestId('auth-submit').click();
+function logIn(page, password) {
+  return logInAs(page, net.url, email, password);
 }
 
 test('taken e-mail, wrong password, and a password change that keeps the files', { timeout: 300_000 }, async () => {

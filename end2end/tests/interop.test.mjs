@@ -4,16 +4,13 @@
 // page lists the CLI's log-in and revokes it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  dropTestFile, launchBrowser, makeFileInPage, sha256File, signUp, startNetwork, writeTestFile,
+  dropTestFile, launchBrowser, makeFileInPage, runCli, sha256File, signUp, startNetwork, writeTestFile,
 } from './support.mjs';
 
-const root = path.resolve(import.meta.dirname, '..', '..');
-const cliBin = process.env.DISKTRO_CLI_BIN ?? path.join(root, 'target', 'release', 'disktro');
 const MiB = 1024 * 1024;
 const email = 'carol@example.org';
 const password = 'interop password 2026';
@@ -22,12 +19,7 @@ let chromium;
 let work;
 
 function cli(args, input) {
-  return execFileSync(cliBin, ['--server', net.url, ...args], {
-    input,
-    env: { ...process.env, DISKTRO_CONFIG_DIR: path.join(work, 'config'), NO_COLOR: '1' },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  return runCli(net.url, path.join(work, 'config'), args, input);
 }
 
 before(async () => {

@@ -1,12 +1,24 @@
 // Shared set-up for the browser tests: start the real disktro-server on a free port, and launch
 // Debian's Chromium through playwright-core (browsers are never downloaded).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
+/** The `disktro` CLI the browser tests drive beside the browser. */
+export const cliBin = process.env.DISKTRO_CLI_BIN ?? path.join(root, 'target', 'release', 'disktro');
+
+/** Run `disktro` against `serverUrl` with its config (its log-in) in `configDir`; its stdout. */
+export function runCli(serverUrl, configDir, args, input) {
+  return execFileSync(cliBin, ['--server', serverUrl, ...args], {
+    input,
+    env: { ...process.env, DISKTRO_CONFIG_DIR: configDir, NO_COLOR: '1' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+}
 
 /** Start disktro-server on 127.0.0.1:0 and resolve with its base URL once it listens. */
 export async function startServer(extraArgs = []) {
@@ -213,6 +225,15 @@ export async function signUp(page, baseUrl, email, password = 'correct horse bat
   await page.waitForFunction(() => !document.querySelector('[data-testid=auth-submit]').disabled);
   await submit.click();
   return saveRecoveryKey(page, baseUrl);
+}
+
+/** Log in on the log-in page. */
+export async function logIn(page, baseUrl, email, password) {
+  await page.goto(`${baseUrl}/login`);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.waitForFunction(() => !document.querySelector('[data-testid=auth-submit]').disabled);
+  await page.getByTestId('auth-submit').click();
 }
 
 /** On the recovery key panel (after sign-up): read the key, tick "saved", continue to the files. */

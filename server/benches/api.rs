@@ -101,6 +101,7 @@ async fn bench(backend: &str, dir: &Path, database_url: &str) {
         name: "small.bin".to_owned(),
         mime: "application/octet-stream".to_owned(),
         size: small.len() as u64,
+        attributes: Vec::new(),
     };
     let first = upload(
         &api,

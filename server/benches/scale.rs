@@ -262,6 +262,7 @@ fn blobs(owner: &Keypair) -> Blobs {
         name: "generated.bin".to_owned(),
         mime: "application/octet-stream".to_owned(),
         size: 1000,
+        attributes: Vec::new(),
     }
     .seal(&key, &file_id)
     .unwrap();
@@ -930,6 +931,7 @@ async fn begin_commit(
         name: "small.bin".to_owned(),
         mime: "application/octet-stream".to_owned(),
         size: 1000,
+        attributes: Vec::new(),
     }
     .seal(&key, &file_id)
     .unwrap();

@@ -402,6 +402,7 @@ async fn put_with(a: &Account, data: &[u8], name: &str, options: &UploadOptions)
         name: name.to_owned(),
         mime: "application/octet-stream".to_owned(),
         size: data.len() as u64,
+        attributes: Vec::new(),
     };
     upload(
         &a.api,
@@ -2115,6 +2116,7 @@ async fn an_upload_survives_two_workers_killed_mid_upload() {
         name: "survivor.bin".to_owned(),
         mime: "application/octet-stream".to_owned(),
         size: data.len() as u64,
+        attributes: Vec::new(),
     };
     let victims: Vec<u32> = workers[..2].iter().map(|w| w.child.id()).collect();
     let killed_at = Mutex::new(None::<u64>);

@@ -50,6 +50,7 @@ fn meta(name: &str, size: usize) -> FileMetadata {
         name: name.to_owned(),
         mime: "application/octet-stream".to_owned(),
         size: size as u64,
+        attributes: Vec::new(),
     }
 }
 

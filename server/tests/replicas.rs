@@ -128,6 +128,7 @@ async fn upload_through_one_replica_download_through_another() {
             name: "numbers.bin".to_owned(),
             mime: "application/octet-stream".to_owned(),
             size: data.len() as u64,
+            attributes: Vec::new(),
         };
         let options = UploadOptions {
             chunk_size: Some(256 * 1024),

@@ -1,0 +1,195 @@
+// Folders in the web app, in real Chromium against a real network (server + 10 workers), with the
+// `disktro` CLI on the same account. Tried: a folder made in the browser, a file dropped into it,
+// the folder renamed, a second file uploaded into it with the CLI, search from the top, ordering by
+// name and by size, a file renamed and moved to the top, the folder deleted with what is left.
+// Must hold: the folder shows its own files only and the top its folders; the CLI lists the
+// browser's folder by its path and the browser the CLI's file in it; search finds a file in any
+// folder by its (decrypted) name; rename and move keep the file byte-identical; deleting the
+// folder takes its files.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  cliBin, dropTestFile, launchBrowser, logIn, makeFileInPage, runCli, sha256File, signUp, startNetwork,
+} from './support.mjs';
+
+const email = 'dora@example.org';
+const password = 'folders password 2026';
+let net;
+let chromium;
+let work;
+
+function cli(args, input) {
+  return runCli(net.url, path.join(work, 'config'), args, input);
+}
+
+before(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'disktro-folders-'));
+  net = await startNetwork({ workers: 10, heartbeat: 1 });
+  chromium = await launchBrowser();
+});
+
+after(async () => {
+  await chromium?.close();
+  await net?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Answer the next `prompt()` or `confirm()` of `page` with `answer`. */
+function answerNext(page, answer) {
+  page.once('dialog', (d) => (d.type() === 'prompt' ? d.accept(answer) : d.accept()));
+}
+
+const names = (page, testid) => page.getByTestId(testid).evaluateAll(
+  (rows) => rows.map((r) => r.querySelector('.file-name').textContent.trim()),
+);
+
+test('folders: made, filled from the browser and the CLI, searched, sorted, moved out of, deleted', { timeout: 240_000 }, async () => {
+  const context = await chromium.browser.newContext({ acceptDownloads: true });
+  await context.addInitScript(() => { delete window.showSaveFilePicker; });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await signUp(page, net.url, email, password);
+  await page.getByTestId('dropzone').waitFor();
+
+  answerNext(page, 'Holiday');
+  await page.getByTestId('new-folder').click();
+  const folder = page.getByTestId('folder-row').filter({ hasText: 'Holiday/' });
+  await folder.waitFor();
+  await folder.getByTestId('open-folder').click();
+  await page.getByTestId('breadcrumbs').filter({ hasText: 'Holiday' }).waitFor();
+  const sha = await makeFileInPage(page, { name: 'beach.bin', size: 5 * 1024 * 1024 + 1 });
+  await dropTestFile(page);
+  await page.locator('[data-testid=transfer][data-state=done]').waitFor({ timeout: 120_000 });
+  await page.getByTestId('file-row').filter({ hasText: 'beach.bin' }).waitFor();
+
+  // The top shows the folder, not the file in it.
+  await page.getByTestId('breadcrumbs').getByText('All files').click();
+  await folder.waitFor();
+  assert.equal(await page.getByTestId('file-row').count(), 0, 'a file in a folder shows at the top');
+
+  answerNext(page, 'Summer');
+  await folder.getByTestId('rename-folder').click();
+  const summer = page.getByTestId('folder-row').filter({ hasText: 'Summer/' });
+  await summer.waitFor();
+
+  // The CLI sees the browser's folder by its path, and adds a file to it.
+  cli(['login', '--email', email, '--password-stdin'], `${password}\n`);
+  const listed = JSON.parse(cli(['--json', 'ls', '/Summer']));
+  assert.deepEqual(listed.files.map((f) => f.name), ['beach.bin']);
+  const notes = path.join(work, 'a-notes.txt');
+  writeFileSync(notes, 'notes from the command line\n');
+  cli(['upload', notes, '--to', '/Summer']);
+  await page.reload();
+  await summer.getByTestId('open-folder').click();
+  await page.getByTestId('file-row').filter({ hasText: 'a-notes.txt' }).waitFor();
+
+  // Order: by name, then by size.
+  await page.getByTestId('sort').selectOption('name');
+  assert.deepEqual(await names(page, 'file-row'), ['a-notes.txt', 'beach.bin']);
+  await page.getByTestId('sort').selectOption('size');
+  assert.deepEqual(await names(page, 'file-row'), ['beach.bin', 'a-notes.txt']);
+
+  // Search from the top finds a file in a folder.
+  await page.getByTestId('breadcrumbs').getByText('All files').click();
+  await page.getByTestId('search').fill('BEACH');
+  await page.getByTestId('file-row').filter({ hasText: 'beach.bin' }).waitFor();
+  assert.equal(await page.getByTestId('folder-row').count(), 0);
+
+  // Rename the file, move it to the top: its bytes are the same.
+  const beach = page.getByTestId('file-row').filter({ hasText: 'beach.bin' });
+  answerNext(page, 'shore.bin');
+  await beach.getByTestId('rename').click();
+  await page.getByTestId('search').fill('shore');
+  const shore = page.getByTestId('file-row').filter({ hasText: 'shore.bin' });
+  await shore.waitFor();
+  answerNext(page, '/');
+  await shore.getByTestId('move').click();
+  await page.getByTestId('search').fill('');
+  await page.getByTestId('file-row').filter({ hasText: 'shore.bin' }).waitFor();
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 60_000 }),
+    page.getByTestId('file-row').filter({ hasText: 'shore.bin' }).getByTestId('download').click(),
+  ]);
+  assert.equal(await sha256File(await download.path()), sha, 'the renamed and moved file differs');
+
+  // Delete the folder with the CLI's file still in it.
+  answerNext(page, '');
+  await summer.getByTestId('delete-folder').click();
+  await summer.waitFor({ state: 'detached' });
+  const after = JSON.parse(cli(['--json', 'ls']));
+  assert.deepEqual(after.folders, []);
+  assert.deepEqual(after.files.map((f) => f.name), ['shore.bin']);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+/** `disktro gateway` on a free port, logged in as the CLI is: its endpoint and the process. */
+async function startGateway() {
+  const gateway = spawn(cliBin, ['--json', 'gateway', '--listen', '127.0.0.1:0'], {
+    env: { ...process.env, DISKTRO_CONFIG_DIR: path.join(work, 'config') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = await createInterface({ input: gateway.stdout })[Symbol.asyncIterator]().next().then((r) => [r.value]);
+  return { gateway, endpoint: `http://${JSON.parse(line).listening}` };
+}
+
+test('gateway: a folder made in the browser lists in rclone; what rclone stores downloads in the browser under its path', { timeout: 240_000 }, async () => {
+  // Tried: the browser makes the folder "photos"; rclone (Debian's, against `disktro gateway`)
+  // lists the buckets and copies a 6 MiB file to photos/2026/from-rclone.bin. Must hold: rclone
+  // lists the browser's folder as a bucket, and the browser shows the file in /photos/2026 and
+  // downloads it byte-identical.
+  const context = await chromium.browser.newContext({ acceptDownloads: true });
+  await context.addInitScript(() => { delete window.showSaveFilePicker; });
+  const page = await context.newPage();
+  await logIn(page, net.url, email, password);
+  await page.getByTestId('dropzone').waitFor();
+  answerNext(page, 'photos');
+  await page.getByTestId('new-folder').click();
+  await page.getByTestId('folder-row').filter({ hasText: 'photos/' }).waitFor();
+
+  cli(['login', '--email', email, '--password-stdin'], `${password}\n`);
+  const key = JSON.parse(cli(['--json', 'gateway', 'keys', 'create']));
+  const { gateway, endpoint } = await startGateway();
+  try {
+    const rcloneEnv = {
+      ...process.env,
+      RCLONE_CONFIG: path.join(work, 'rclone.conf'),
+      RCLONE_CONFIG_DK_TYPE: 's3',
+      RCLONE_CONFIG_DK_PROVIDER: 'Other',
+      RCLONE_CONFIG_DK_ENDPOINT: endpoint,
+      RCLONE_CONFIG_DK_ACCESS_KEY_ID: key.access_key_id,
+      RCLONE_CONFIG_DK_SECRET_ACCESS_KEY: key.secret_access_key,
+    };
+    // rclone 1.60 fails to start with AWS_CA_BUNDLE set; plain HTTP needs none.
+    delete rcloneEnv.AWS_CA_BUNDLE;
+    const rclone = (args) => execFileSync('/usr/bin/rclone', args, { env: rcloneEnv, encoding: 'utf8', timeout: 120_000 });
+    assert.match(rclone(['lsf', 'dk:']), /^photos\/$/m, 'the browser\'s folder is not a bucket');
+    const local = path.join(work, 'from-rclone.bin');
+    const bytes = Buffer.alloc(6 * 1024 * 1024 + 3);
+    for (let i = 0; i < bytes.length; i += 1) bytes[i] = (i * 7919) % 251;
+    writeFileSync(local, bytes);
+    rclone(['copyto', local, 'dk:photos/2026/from-rclone.bin']);
+
+    await page.reload();
+    await page.getByTestId('folder-row').filter({ hasText: 'photos/' }).getByTestId('open-folder').click();
+    await page.getByTestId('folder-row').filter({ hasText: '2026/' }).getByTestId('open-folder').click();
+    const row = page.getByTestId('file-row').filter({ hasText: 'from-rclone.bin' });
+    await row.waitFor();
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 60_000 }),
+      row.getByTestId('download').click(),
+    ]);
+    const want = createHash('sha256').update(readFileSync(local)).digest('hex');
+    assert.equal(await sha256File(await download.path()), want, 'the object downloads different in the browser');
+  } finally {
+    gateway.kill();
+  }
+  await context.close();
+});
