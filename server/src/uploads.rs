@@ -176,6 +176,14 @@ pub async fn begin_restripe(
     let signed = SignedManifest::decode(&file.manifest)
         .map_err(|e| ServerError::internal(format!("a stored manifest does not decode: {e}")))?;
     let stored = signed.manifest();
+    // A restripe keeps the sealed chunks as they are, and format 1 (unpadded) is no longer
+    // committed (see `check_commit`): said before the client does any of the work.
+    if stored.version() != 2 {
+        return Err(ServerError::refused(
+            ErrorCode::AtPolicy,
+            "the file was stored before padding (format 1), which is read but cannot be re-encoded in place: download it and upload it again to bring it to the policy",
+        ));
+    }
     let target = ctx.durability.durability_target;
     let (_, choice) = policy::now(ctx, now).await?;
     let Some(choice) = choice.filter(|c| policy::below(stored.redundancy, c, target)) else {

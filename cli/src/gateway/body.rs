@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 
 /// Frames of a body in flight between its task and the pipeline's thread.
 const FRAMES_QUEUED: usize = 8;
+/// Most bytes in one frame of a response body.
+const FRAME: usize = 256 << 10;
 
 /// What a body must match.
 #[derive(Debug, Clone, Default)]
@@ -218,9 +220,13 @@ impl Write for ChannelWriter {
             return Err(io::Error::other(RANGE_DONE));
         }
         let kept = usize::try_from(remaining).map_or(part.len(), |r| r.min(part.len()));
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(&part[..kept])))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        // In frames of at most FRAME bytes: a queue of whole 4 MiB chunks per download would
+        // cost 32 MiB for each reader of a large object.
+        for frame in part[..kept].chunks(FRAME) {
+            self.tx
+                .blocking_send(Ok(Bytes::copy_from_slice(frame)))
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        }
         self.remaining.store(remaining - kept as u64, Ordering::Relaxed);
         Ok(buf.len())
     }
