@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -191,5 +191,77 @@ test('gateway: a folder made in the browser lists in rclone; what rclone stores 
   } finally {
     gateway.kill();
   }
+  await context.close();
+});
+
+test('folders picked and dropped become folders; ticked files are downloaded and deleted together', { timeout: 240_000 }, async () => {
+  // Tried: a local folder `album` (a.txt, 2024/b.bin) picked with "Choose a folder…"; a folder
+  // `drop-me` (c.txt, deep/d.txt) dropped on the page as a desktop would (Chromium's own drag, over
+  // the DevTools protocol, with the folder's path); then two files ticked, downloaded together and
+  // deleted together. Must hold: the folders are made with the files in their places; the bulk
+  // download saves both byte-identical; the bulk delete removes exactly the two ticked files.
+  const context = await chromium.browser.newContext({ acceptDownloads: true });
+  await context.addInitScript(() => { delete window.showSaveFilePicker; });
+  const page = await context.newPage();
+  await logIn(page, net.url, email, password);
+  await page.getByTestId('dropzone').waitFor();
+  await page.getByTestId('breadcrumbs').getByText('All files').click();
+
+  const album = path.join(work, 'album');
+  mkdirSync(path.join(album, '2024'), { recursive: true });
+  writeFileSync(path.join(album, 'a.txt'), 'a picked folder\n');
+  writeFileSync(path.join(album, '2024', 'b.bin'), Buffer.alloc(300_000, 7));
+  await page.getByTestId('folder-input').setInputFiles(album);
+  const albumRow = page.getByTestId('folder-row').filter({ hasText: 'album/' });
+  await albumRow.waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=transfer][data-state=done]').length >= 2, null, { timeout: 120_000 });
+  const tree = JSON.parse(cli(['--json', 'ls', '/album/2024']));
+  assert.deepEqual(tree.files.map((f) => f.name), ['b.bin']);
+
+  // A folder dropped as a desktop drops it: Chromium's drag with the folder's path.
+  const dropped = path.join(work, 'drop-me');
+  mkdirSync(path.join(dropped, 'deep'), { recursive: true });
+  writeFileSync(path.join(dropped, 'c.txt'), 'dropped at the top\n');
+  writeFileSync(path.join(dropped, 'deep', 'd.txt'), 'dropped one folder down\n');
+  const box = await page.getByTestId('dropzone').boundingBox();
+  const cdp = await context.newCDPSession(page);
+  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  const data = { items: [], files: [dropped], dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop']) {
+    await cdp.send('Input.dispatchDragEvent', { type, ...at, data });
+  }
+  await page.getByTestId('folder-row').filter({ hasText: 'drop-me/' }).waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=transfer][data-state=done]').length >= 4, null, { timeout: 120_000 });
+  const deep = JSON.parse(cli(['--json', 'ls', '/drop-me/deep']));
+  assert.deepEqual(deep.files.map((f) => f.name), ['d.txt']);
+
+  // Two files in one folder to tick: a.txt, and one more added with the CLI.
+  const extra = path.join(work, 'album-extra.txt');
+  writeFileSync(extra, 'uploaded with the CLI\n');
+  cli(['upload', extra, '--to', '/album']);
+  await page.reload();
+  await page.getByTestId('folder-row').filter({ hasText: 'album/' }).getByTestId('open-folder').click();
+  const rowA = page.getByTestId('file-row').filter({ has: page.locator('.file-name', { hasText: /^a\.txt$/ }) });
+  const rowExtra = page.getByTestId('file-row').filter({ hasText: 'album-extra.txt' });
+  await rowA.getByTestId('select').check();
+  await rowExtra.getByTestId('select').check();
+  await page.getByTestId('bulk-count').filter({ hasText: '2 selected' }).waitFor();
+  const saved = [];
+  page.on('download', (d) => saved.push(d));
+  await page.getByTestId('bulk-download').click();
+  // The reload above emptied the transfer list: both rows of this bulk download end done.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=transfer][data-state=done]').length >= 2, null, { timeout: 60_000 });
+  assert.equal(saved.length, 2, 'one download per ticked file');
+  const sums = await Promise.all(saved.map(async (d) => sha256File(await d.path())));
+  const want = [readFileSync(path.join(album, 'a.txt')), readFileSync(extra)].map((b) => createHash('sha256').update(b).digest('hex'));
+  assert.deepEqual(sums.sort(), want.sort(), 'the bulk download differs');
+
+  answerNext(page, '');
+  await page.getByTestId('bulk-delete').click();
+  await rowA.waitFor({ state: 'detached' });
+  await rowExtra.waitFor({ state: 'detached' });
+  const left = JSON.parse(cli(['--json', 'ls', '/album']));
+  assert.deepEqual(left.files, [], 'the ticked files are gone');
+  assert.deepEqual(left.folders.map((f) => f.name), ['2024'], 'nothing else went');
   await context.close();
 });

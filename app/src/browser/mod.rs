@@ -14,10 +14,12 @@
 //! - [`unfinished`]: uploads under way, kept in IndexedDB so that they can be continued;
 //! - [`pipeline`]: the Web Worker's entry point and the main thread's handle on it;
 //! - [`save`]: streaming a download to disk (File System Access, a service worker stream, or a
-//!   Blob for small files).
+//!   Blob for small files);
+//! - [`dropped`]: dropped and picked folders, walked into files with their folder paths.
 
 pub mod api;
 pub mod download;
+pub mod dropped;
 pub mod js;
 pub mod keyring;
 pub mod link;

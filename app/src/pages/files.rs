@@ -108,6 +108,8 @@ pub struct Files {
     /// Names searched for (in every folder, decrypted here), and the order.
     query: RwSignal<String>,
     sort: RwSignal<Sort>,
+    /// Files ticked for a bulk download or delete.
+    selected: RwSignal<Vec<disktro_core::FileId>>,
 }
 
 impl Files {
@@ -123,6 +125,7 @@ impl Files {
             current: RwSignal::new(None),
             query: RwSignal::new(String::new()),
             sort: RwSignal::new(Sort::default()),
+            selected: RwSignal::new(Vec::new()),
         };
         provide_context(files);
         // Signed out: the names decrypted for that account must not stay on show in this tab.
@@ -132,6 +135,7 @@ impl Files {
                 files.rows.set(None);
                 files.folders.set(Vec::new());
                 files.current.set(None);
+                files.selected.set(Vec::new());
                 files.usage.set((0, 0));
                 files.unfinished.set(Vec::new());
                 files.transfers.update(|ts| ts.retain(|t| t.phase == Phase::Running));
@@ -393,6 +397,11 @@ pub(super) mod actions {
     }
 
     pub fn upload(files: Files, file: web_sys::File) {
+        upload_into(files, file, files.current.get_untracked());
+    }
+
+    /// Upload `file` into `folder` (none: the top of the tree).
+    fn upload_into(files: Files, file: web_sys::File, folder: Option<disktro_core::FolderId>) {
         let id = start(files, true, file.name(), crate::format::whole(file.size()));
         leptos::task::spawn_local(async move {
             let started = async {
@@ -401,7 +410,7 @@ pub(super) mod actions {
                 pipeline.run(
                     &Request::Upload {
                         keyring: me.to_wire(),
-                        folder: files.current.get_untracked(),
+                        folder,
                     },
                     Some(("file", file.into())),
                     move |event, _| match event {
@@ -547,20 +556,118 @@ pub(super) mod actions {
         };
         let parent = files.current.get_untracked();
         then_refresh(files, move |me, api| async move {
-            let id = disktro_core::FolderId::random();
-            let sealed = disktro_core::folder::seal_name(&me.keys.identity, &id, &name)
-                .map_err(|e| Failure::Invalid(format!("folder name: {e}")))?;
-            let _: disktro_core::api::FolderSummary = api
-                .post(
-                    "/folders",
-                    &disktro_core::api::NewFolder {
-                        folder_id: id,
-                        parent_id: parent,
-                        metadata: disktro_core::api::Base64::new(sealed.metadata),
-                        wrapped_key: disktro_core::api::Base64::new(sealed.wrapped_key),
-                    },
-                )
-                .await?;
+            make_folder(&me, &api, parent, &name).await.map(|_| ())
+        });
+    }
+
+    /// Make folder `name` in `parent`, its name sealed here.
+    async fn make_folder(
+        me: &Keyring,
+        api: &Api,
+        parent: Option<disktro_core::FolderId>,
+        name: &str,
+    ) -> Result<disktro_core::FolderId, Failure> {
+        let id = disktro_core::FolderId::random();
+        let sealed = disktro_core::folder::seal_name(&me.keys.identity, &id, name)
+            .map_err(|e| Failure::Invalid(format!("folder name {name:?}: {e}")))?;
+        let _: disktro_core::api::FolderSummary = api
+            .post(
+                "/folders",
+                &disktro_core::api::NewFolder {
+                    folder_id: id,
+                    parent_id: parent,
+                    metadata: disktro_core::api::Base64::new(sealed.metadata),
+                    wrapped_key: disktro_core::api::Base64::new(sealed.wrapped_key),
+                },
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Upload dropped or picked folders into the folder shown: each folder is made where the
+    /// tree lacks it (one of the same name there is used), then every file goes into its own.
+    pub fn upload_tree(files: Files, picked: Vec<crate::browser::dropped::Picked>) {
+        let top = files.current.get_untracked();
+        leptos::task::spawn_local(async move {
+            let made = async {
+                let me = keys()?;
+                let api = Api::new(Some(me.csrf.clone()));
+                let mut known = files.folders.get_untracked();
+                let mut ids = std::collections::HashMap::from([(Vec::<String>::new(), top)]);
+                // Every folder path, parents first (a prefix sorts before what extends it).
+                let mut paths: Vec<Vec<String>> = picked
+                    .iter()
+                    .flat_map(|p| (1..=p.folders.len()).map(|n| p.folders[..n].to_vec()))
+                    .collect();
+                paths.sort();
+                paths.dedup();
+                for path in paths {
+                    let (name, above) = path.split_last().expect("paths are not empty");
+                    let parent = ids[above];
+                    let id = match known.iter().find(|f| f.parent == parent && f.name == *name) {
+                        Some(f) => f.id,
+                        None => {
+                            let id = make_folder(&me, &api, parent, name).await?;
+                            known.push(FolderRow {
+                                id,
+                                parent,
+                                name: name.clone(),
+                            });
+                            id
+                        }
+                    };
+                    ids.insert(path, Some(id));
+                }
+                Ok::<_, Failure>(ids)
+            }
+            .await;
+            match made {
+                Ok(ids) => {
+                    refresh(files).await;
+                    for p in picked {
+                        upload_into(files, p.file, ids[&p.folders]);
+                    }
+                }
+                Err(e) => files.rows.set(Some(Err(e))),
+            }
+        });
+    }
+
+    /// Download every ticked file, each as its own transfer.
+    pub fn download_selected(files: Files) {
+        let chosen = files.selected.get_untracked();
+        let rows = files
+            .rows
+            .with_untracked(|r| r.as_ref().and_then(|r| r.as_ref().ok()).cloned())
+            .unwrap_or_default();
+        for row in rows.into_iter().filter(|r| chosen.contains(&r.summary.file_id)) {
+            download(files, row);
+        }
+    }
+
+    /// Delete every ticked file, once confirmed.
+    pub fn delete_selected(files: Files) {
+        // Only what is still listed (a ticked file may have been deleted on its own since).
+        let chosen: Vec<disktro_core::FileId> = files.rows.with_untracked(|r| {
+            let selected = files.selected.get_untracked();
+            r.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .map(|rows| {
+                    rows.iter()
+                        .map(|row| row.summary.file_id)
+                        .filter(|id| selected.contains(id))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        if chosen.is_empty() || !confirm(&format!("Delete {} file(s)? Their shares stop working.", chosen.len())) {
+            return;
+        }
+        files.selected.set(Vec::new());
+        then_refresh(files, move |_, api| async move {
+            for id in chosen {
+                api.send("DELETE", &format!("/files/{id}")).await?;
+            }
             Ok(())
         });
     }
@@ -698,9 +805,31 @@ pub fn FilesPage() -> impl IntoView {
         ev.prevent_default();
         dragging.set(false);
         #[cfg(feature = "hydrate")]
-        actions::each_file(ev.data_transfer().and_then(|d| d.files()), |f| {
-            actions::upload(files, f)
-        });
+        {
+            let data = ev.data_transfer();
+            // Folders come as entries, to be walked; without any, the drop's files are all.
+            match data.as_ref().and_then(crate::browser::dropped::folder_entries) {
+                Some(entries) => leptos::task::spawn_local(async move {
+                    match crate::browser::dropped::walk(entries).await {
+                        Ok(picked) => actions::upload_tree(files, picked),
+                        Err(e) => files.rows.set(Some(Err(e))),
+                    }
+                }),
+                None => actions::each_file(data.and_then(|d| d.files()), |f| actions::upload(files, f)),
+            }
+        }
+    };
+    let on_pick_folder = move |ev: leptos::ev::Event| {
+        #[cfg(feature = "hydrate")]
+        {
+            use wasm_bindgen::JsCast as _;
+            if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                actions::upload_tree(files, crate::browser::dropped::from_folder_picker(input.files()));
+                input.set_value("");
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ev;
     };
     let on_pick = move |ev: leptos::ev::Event| {
         #[cfg(feature = "hydrate")]
@@ -729,11 +858,16 @@ pub fn FilesPage() -> impl IntoView {
                 on:dragleave=move |_| dragging.set(false)
                 on:drop=on_drop
             >
-                <p class="drop-title">"Drop files here to encrypt and store them"</p>
+                <p class="drop-title">"Drop files or folders here to encrypt and store them"</p>
                 <p class="muted">"Each file is cut, compressed where that pays, sealed and erasure-coded in this tab before it leaves."</p>
                 <label class="button">
                     "Choose files…"
                     <input type="file" multiple class="visually-hidden" data-testid="file-input" on:change=on_pick />
+                </label>
+                " "
+                <label class="button secondary">
+                    "Choose a folder…"
+                    <input type="file" prop:webkitdirectory=true class="visually-hidden" data-testid="folder-input" on:change=on_pick_folder />
                 </label>
             </section>
             {view! { <TransferList files /> }.into_any()}
@@ -859,6 +993,21 @@ fn FileTable(files: Files) -> impl IntoView {
                     actions::new_folder(files);
                 }>"New folder"</button>
             </div>
+            <Show when=move || files.selected.with(|s| !s.is_empty())>
+                <div class="bulk" data-testid="bulk" role="toolbar" aria-label="Selected files">
+                    <span data-testid="bulk-count">{move || format!("{} selected", files.selected.with(Vec::len))}</span>
+                    <button type="button" class="button small" data-testid="bulk-download" on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        actions::download_selected(files);
+                    }>"Download"</button>
+                    <button type="button" class="button small danger" data-testid="bulk-delete" on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        actions::delete_selected(files);
+                    }>"Delete"</button>
+                    <button type="button" class="button small secondary" data-testid="bulk-clear"
+                        on:click=move |_| files.selected.set(Vec::new())>"Clear"</button>
+                </div>
+            </Show>
             {move || match files.rows.get() {
                 None => view! { <p class="muted">"Loading…"</p> }.into_any(),
                 Some(Err(e)) => view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any(),
@@ -978,7 +1127,18 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
     let name = row.name.clone();
     view! {
         <tr data-testid="file-row" data-file-id=row.summary.file_id.to_hex()>
-            <td class="name"><span class="file-name">{row.name.clone()}</span><span class="muted mime">{row.mime.clone()}</span></td>
+            <td class="name">
+                <input type="checkbox" class="select" data-testid="select" aria-label=format!("Select {}", row.name)
+                    prop:checked=move || files.selected.with(|s| s.contains(&file_id))
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        files.selected.update(|s| {
+                            s.retain(|id| *id != file_id);
+                            if on { s.push(file_id); }
+                        });
+                    } />
+                <span class="file-name">{row.name.clone()}</span><span class="muted mime">{row.mime.clone()}</span>
+            </td>
             <td>{format::bytes(row.size)}</td>
             <td>{format::date(row.summary.created_at)}</td>
             <td>

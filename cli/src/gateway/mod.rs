@@ -122,7 +122,13 @@ pub struct Gateway {
     spool: PathBuf,
     /// One change of the folder tree at a time: two uploads into a new folder make it once.
     tree_changes: tokio::sync::Mutex<()>,
+    /// Object reads streaming at once (each holds a download's chunks in flight, about 25 MiB);
+    /// more wait their turn, since two already keep both cores of a small machine busy.
+    reads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Object reads that stream at once ([`Gateway`]'s `reads`).
+const READS_AT_ONCE: usize = 2;
 
 impl Gateway {
     /// A gateway for the account logged in as `me`; multipart parts wait under `spool`.
@@ -132,6 +138,7 @@ impl Gateway {
             me,
             spool,
             tree_changes: tokio::sync::Mutex::new(()),
+            reads: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! does not (its ETag, `x-amz-meta-*`) is sealed with its name as attributes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -395,7 +396,10 @@ impl Call<'_> {
         let (signed, _) = download::verify(&answer, &file_key, Some(&owner))?;
         let (chunks, skip) = download::chunk_span(start, len, signed.manifest().chunk_size);
         let (writer, body, end) = ChannelWriter::new(skip, len);
+        let reads = Arc::clone(&self.gateway.reads);
         tokio::spawn(async move {
+            // Closed never: the gateway holds the semaphore for its whole life.
+            let Ok(_turn) = reads.acquire_owned().await else { return };
             let renew = {
                 let (server, id) = (server.clone(), id.clone());
                 move || {
