@@ -5,7 +5,7 @@ use disktro_core::api::ErrorCode;
 use disktro_core::api::{
     BeginUpload, Commit, ErrorBody, FileDownload, FileList, FileSummary, FolderList, FolderSummary, KdfAnswer, LogIn,
     MoveTo, NewFolder, NewShare, NewToken, PreLogin, PutGrant, Recover, RecoverAnswer, RecoverStart, Removed, Rename,
-    Replan, Session, SetRecovery, ShareAccess, ShareInfo, ShareView, SignUp, TokenAnswer, UploadPlan,
+    Replan, Resize, Session, SetRecovery, ShareAccess, ShareInfo, ShareView, SignUp, TokenAnswer, UploadPlan,
 };
 use disktro_core::keys::PublicKey;
 use disktro_core::{FileId, FolderId};
@@ -258,6 +258,11 @@ impl Server {
 
     pub async fn replan_upload(&self, upload_id: &str, body: &Replan) -> Result<UploadPlan, ClientError> {
         self.call(Method::POST, &format!("/uploads/{upload_id}/replan"), Some(body))
+            .await
+    }
+
+    pub async fn resize_upload(&self, upload_id: &str, body: &Resize) -> Result<UploadPlan, ClientError> {
+        self.call(Method::POST, &format!("/uploads/{upload_id}/resize"), Some(body))
             .await
     }
 

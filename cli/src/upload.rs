@@ -99,8 +99,10 @@ pub(crate) struct Sender<'a> {
     upload_id: String,
     session: Mutex<UploadSession>,
     links: Mutex<HashMap<NodeId, Link>>,
-    /// One replan or renewal at a time: the chunks that wait on it all see its result.
+    /// One replan, resize or renewal at a time: the chunks that wait on it all see its result.
     asking: tokio::sync::Mutex<()>,
+    /// A stream's upload, begun before its size was known: chunks past the plan grow it.
+    growing: bool,
 }
 
 impl<'a> Sender<'a> {
@@ -112,7 +114,64 @@ impl<'a> Sender<'a> {
             session: Mutex::new(UploadSession::new(plan).map_err(|e| ClientError::Integrity(e.to_string()))?),
             links: Mutex::default(),
             asking: tokio::sync::Mutex::new(()),
+            growing: false,
         })
+    }
+
+    /// Chunks past the plan grow the upload ([`Sender::grow_to_place`]) instead of failing.
+    fn growing(mut self) -> Self {
+        self.growing = true;
+        self
+    }
+
+    /// Have the server place chunk `c` of a stream's upload, unless another chunk's resize did
+    /// already: the plan doubles (fewer resizes the longer the stream), or grows just to `c`
+    /// when doubling would pass the account's quota or the largest file. The final size is set once the stream
+    /// ends ([`Sender::resize_to`]).
+    async fn grow_to_place(&self, c: u64) -> Result<(), ClientError> {
+        let _one = self.asking.lock().await;
+        let (count, chunk_size) = {
+            let session = self.session();
+            (session.plan().chunk_count, u64::from(session.plan().chunk_size))
+        };
+        if c < count {
+            return Ok(());
+        }
+        let doubled = (2 * count).max(c + 1);
+        let plan = match self.resize_plan(doubled * chunk_size).await {
+            Err(ClientError::Api {
+                code: ErrorCode::QuotaExceeded | ErrorCode::FileTooLarge,
+                ..
+            }) if doubled > c + 1 => self.resize_plan((c + 1) * chunk_size).await?,
+            other => other?,
+        };
+        self.session()
+            .apply_resize(plan)
+            .map_err(|e| ClientError::Integrity(e.to_string()))
+    }
+
+    async fn resize_plan(&self, size: u64) -> Result<UploadPlan, ClientError> {
+        self.server
+            .resize_upload(&self.upload_id, &disktro_core::api::Resize { size })
+            .await
+    }
+
+    /// Give a stream's upload its final size class, once its last chunk is encoded: the chunks
+    /// planned past it, never sent, are dropped.
+    async fn resize_to(&self, class: u64) -> Result<(), ClientError> {
+        let _one = self.asking.lock().await;
+        let (count, chunk_size) = {
+            let session = self.session();
+            (session.plan().chunk_count, session.plan().chunk_size)
+        };
+        if count == disktro_core::padding::chunk_count(class, chunk_size) && class.is_multiple_of(u64::from(chunk_size))
+        {
+            return Ok(());
+        }
+        let plan = self.resize_plan(class).await?;
+        self.session()
+            .apply_resize(plan)
+            .map_err(|e| ClientError::Integrity(e.to_string()))
     }
 
     pub(crate) fn session(&self) -> std::sync::MutexGuard<'_, UploadSession> {
@@ -197,6 +256,9 @@ impl<'a> Sender<'a> {
         let c = chunk.index;
         let plain_len = u64::from(chunk.plain_len);
         let framing = |e: disktro_core::Error| ClientError::Integrity(format!("framing a shard of chunk {c}: {e}"));
+        if self.growing && c >= self.session().plan().chunk_count {
+            self.grow_to_place(c).await?;
+        }
         // Receipts kept from an earlier run must name these very shards.
         self.session()
             .check_stored(c, chunk.shards.ids())
@@ -379,8 +441,8 @@ pub async fn upload_resumable<R: Read + Send + 'static>(
         server,
         me,
         reader,
-        size,
-        &sealed_metadata,
+        Some(size),
+        Description::Sealed(&sealed_metadata),
         options,
         progress,
         &plan,
@@ -401,6 +463,62 @@ pub async fn upload_resumable<R: Read + Send + 'static>(
         Err(e) if journal.is_some() => {
             Err(e.noting("the upload stays open for 24 hours: run the same command again to continue it"))
         }
+        Err(e) => {
+            // Best effort: the upload expires on its own if this fails too.
+            let _ = server.cancel_upload(&plan.upload_id).await;
+            Err(e)
+        }
+    }
+}
+
+/// How many chunks a stream's upload is planned for when it begins; it grows as it goes.
+const STREAM_FIRST_CHUNKS: u64 = 16;
+
+/// What an upload commits as the file's sealed metadata.
+enum Description<'a> {
+    /// Sealed before any byte was sent.
+    Sealed(&'a [u8]),
+    /// Told once every byte is read (a stream's size, an ETag computed from the body), and
+    /// sealed then.
+    AtEnd(tokio::sync::oneshot::Receiver<FileMetadata>),
+}
+
+/// Upload what `reader` yields as one file, described only once it is read whole: `describe`
+/// answers the metadata then (its `size` must be the bytes read), which is sealed for the
+/// commit. With `size` known the upload is planned for it; without (an S3 client's multipart
+/// upload, sent on as its parts arrive), it begins planned for a few chunks and grows as the
+/// stream goes ([`Sender::grow_to_place`]), then takes its final size class before the commit,
+/// so the server still learns a size class only. Not resumable: a failed one is cancelled.
+pub async fn upload_described<R: Read + Send + 'static>(
+    server: &Server,
+    me: &Identity,
+    reader: R,
+    size: Option<u64>,
+    describe: tokio::sync::oneshot::Receiver<FileMetadata>,
+    options: &UploadOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Uploaded, ClientError> {
+    let chunk_size = options.chunk_size.unwrap_or(disktro_core::DEFAULT_CHUNK_SIZE);
+    let (file_id, file_key) = (FileId::random(), FileKey::generate());
+    let planned = size.unwrap_or(STREAM_FIRST_CHUNKS * u64::from(chunk_size));
+    let Started { plan, .. } = begin(server, planned, options, chunk_size, file_id, file_key.clone()).await?;
+    let sent = send_and_commit(
+        server,
+        me,
+        reader,
+        size,
+        Description::AtEnd(describe),
+        options,
+        progress,
+        &plan,
+        file_id,
+        &file_key,
+        Vec::new(),
+        None,
+    )
+    .await;
+    match sent {
+        Ok(summary) => Ok(Uploaded { summary, file_key }),
         Err(e) => {
             // Best effort: the upload expires on its own if this fails too.
             let _ = server.cancel_upload(&plan.upload_id).await;
@@ -495,8 +613,8 @@ async fn send_and_commit<R: Read + Send + 'static>(
     server: &Server,
     me: &Identity,
     reader: R,
-    size: u64,
-    sealed_metadata: &[u8],
+    size: Option<u64>,
+    description: Description<'_>,
     options: &UploadOptions,
     progress: &(dyn Fn(Progress) + Sync),
     plan: &UploadPlan,
@@ -509,7 +627,10 @@ async fn send_and_commit<R: Read + Send + 'static>(
         .map_err(|e| ClientError::Integrity(format!("the server chose an impossible redundancy: {e}")))?;
     let encoder = Encoder::with_chunk_size(file_key, file_id, redundancy, plan.chunk_size)
         .map_err(|e| ClientError::Integrity(format!("the server chose an impossible chunk size: {e}")))?;
-    let sender = Sender::new(server, plan.clone(), journal)?;
+    let mut sender = Sender::new(server, plan.clone(), journal)?;
+    if size.is_none() {
+        sender = sender.growing();
+    }
     {
         let mut session = sender.session();
         for (chunk, index, receipt) in kept {
@@ -530,9 +651,14 @@ async fn send_and_commit<R: Read + Send + 'static>(
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<EncodedChunk>(1);
     let (recycle_tx, mut recycle_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let runtime = tokio::runtime::Handle::current();
-    let encoding = tokio::task::spawn_blocking(move || -> Result<Option<Manifest>, ClientError> {
+    let encoding = tokio::task::spawn_blocking(move || -> Result<Option<(Manifest, u64)>, ClientError> {
         let mut encoder = encoder;
-        let mut input = Input { reader, size, read: 0 };
+        let mut input = Input {
+            reader,
+            size,
+            read: 0,
+            peeked: None,
+        };
         // Once the file proves compressible, squeezing is the slowest step: while this thread
         // encodes one chunk, a helper squeezes the next (a second read buffer and a squeezer
         // making the encoder's choices).
@@ -555,7 +681,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
                 let compressible = chunk.codec == Codec::Zstd;
                 slot.send(chunk);
                 if last {
-                    return encoder.into_manifest().map(Some).map_err(failed);
+                    return encoder.into_manifest().map(|m| Some((m, input.read))).map_err(failed);
                 }
                 if ahead.is_none() && compressible && spare_cores {
                     ahead = encoder.sibling_squeezer().map(|helper| (vec![0u8; chunk_size], helper));
@@ -579,7 +705,7 @@ async fn send_and_commit<R: Read + Send + 'static>(
                 .map_err(failed)?;
             slot.send(chunk);
             if second_last {
-                return encoder.into_manifest().map(Some).map_err(failed);
+                return encoder.into_manifest().map(|m| Some((m, input.read))).map_err(failed);
             }
         }
     });
@@ -601,9 +727,10 @@ async fn send_and_commit<R: Read + Send + 'static>(
                 }
                 Some(result) = in_flight.next() => {
                     let (plain_len, shards) = result?;
+                    let bytes_done = done_bytes.fetch_add(plain_len, Ordering::Relaxed) + plain_len;
                     progress(Progress {
-                        bytes_done: done_bytes.fetch_add(plain_len, Ordering::Relaxed) + plain_len,
-                        size,
+                        bytes_done,
+                        size: size.unwrap_or(bytes_done),
                         shards_stored: done_shards.fetch_add(shards, Ordering::Relaxed) + shards,
                     });
                 }
@@ -618,13 +745,36 @@ async fn send_and_commit<R: Read + Send + 'static>(
         .await
         .map_err(|_| ClientError::Integrity("the encoder stopped unexpectedly".to_owned()))?;
     // A read or encoding failure ends the sender's queue early; report the cause, not the effect.
-    let manifest = encoded?;
+    let encoded = encoded?;
     sent?;
+    let (manifest, read) =
+        encoded.ok_or_else(|| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
+    if size.is_none() {
+        sender
+            .resize_to(disktro_core::padding::size_class(read, plan.chunk_size))
+            .await?;
+    }
     let receipts = sender
         .session()
         .take_receipts()
         .map_err(|e| ClientError::Integrity(e.to_string()))?;
-    let manifest = manifest.ok_or_else(|| ClientError::Integrity("the encoder ended without a manifest".to_owned()))?;
+    let sealed_later;
+    let sealed_metadata = match description {
+        Description::Sealed(sealed) => sealed,
+        Description::AtEnd(describe) => {
+            let metadata = describe
+                .await
+                .map_err(|_| ClientError::Io("the upload ended without its description".to_owned()))?;
+            if metadata.size != read {
+                return Err(ClientError::Integrity(format!(
+                    "the upload read {read} bytes of a file described as {}",
+                    metadata.size
+                )));
+            }
+            sealed_later = seal(&metadata, file_key, &file_id)?;
+            &sealed_later
+        }
+    };
 
     let commit = Commit::new(manifest, &me.keys.identity, file_key, sealed_metadata, receipts)
         .map_err(|e| ClientError::Integrity(format!("signing the manifest: {e}")))?;
@@ -638,29 +788,38 @@ fn take_back(encoder: &mut Encoder, recycle: &mut mpsc::UnboundedReceiver<Vec<u8
     }
 }
 
-/// The file being read, chunk by chunk, against the size declared to the server.
+/// The file being read, chunk by chunk, against the size declared to the server (a stream's,
+/// unknown, ends where it ends).
 struct Input<R> {
     reader: R,
-    size: u64,
+    size: Option<u64>,
     read: u64,
+    /// A stream's byte read past a full chunk to learn whether that chunk was the last.
+    peeked: Option<u8>,
 }
 
 impl<R: Read> Input<R> {
     /// Fill `buf` with the next chunk; returns its length and whether it is the last: short, or
-    /// the one that reaches the declared size (an empty file is one empty chunk). A file that
-    /// grew or shrank while being read is an error.
+    /// the one that reaches the declared size (an empty file is one empty chunk), or for a
+    /// stream the one after which nothing came. A file that grew or shrank while being read is
+    /// an error.
     fn next_chunk(&mut self, buf: &mut [u8]) -> Result<(usize, bool), ClientError> {
         let mut filled = 0;
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::Io(format!("cannot read the file: {e}"))),
-            }
+        if let (Some(byte), Some(first)) = (self.peeked.take(), buf.first_mut()) {
+            *first = byte;
+            filled = 1;
         }
+        filled += self.fill(&mut buf[filled..])?;
         self.read += filled as u64;
-        let size = self.size;
+        let Some(size) = self.size else {
+            if filled < buf.len() {
+                return Ok((filled, true));
+            }
+            let mut byte = [0u8];
+            let more = self.fill(&mut byte)? == 1;
+            self.peeked = more.then_some(byte[0]);
+            return Ok((filled, !more));
+        };
         if self.read > size {
             return Err(ClientError::Io(format!(
                 "the file grew while being read (more than {size} bytes)"
@@ -674,5 +833,19 @@ impl<R: Read> Input<R> {
             )));
         }
         Ok((filled, last))
+    }
+
+    /// Read until `buf` is full or the reader ends; the bytes read.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, ClientError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::Io(format!("cannot read the file: {e}"))),
+            }
+        }
+        Ok(filled)
     }
 }

@@ -772,18 +772,6 @@ async fn a_download_connects_again_to_workers_restarted_under_it() {
     assert!(got == data, "the download differs");
 }
 
-/// Bytes the workers have received, as their last heartbeats (1 s apart here) reported.
-async fn ingress(net: &Network) -> u64 {
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let nodes: Vec<serde_json::Value> = reqwest::get(format!("{}/api/v1/nodes", net.url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    nodes.iter().map(|n| n["ingress_bytes"].as_u64().unwrap()).sum()
-}
-
 /// Tried: `disktro upload` of a 256 MiB file (64 chunks) killed (SIGKILL) once half of its
 /// shards' receipts are noted; the same command run again.
 /// Must hold: the second run continues the noted upload rather than beginning another: it
@@ -801,7 +789,7 @@ async fn a_killed_upload_continues_where_it_stopped_when_run_again() {
     let data = random(CHUNKS * (4 << 20), 9);
     let source = work.path().join("archive.bin");
     std::fs::write(&source, &data).unwrap();
-    let before = ingress(&net).await;
+    let before = net.ingress().await;
 
     let notes = cfg.join("uploads");
     let receipts_noted = move || -> usize {
@@ -831,14 +819,14 @@ async fn a_killed_upload_continues_where_it_stopped_when_run_again() {
     )
     .await;
     assert!(killed, "the upload finished before it could be killed");
-    let first = ingress(&net).await - before;
+    let first = net.ingress().await - before;
     let noted = receipts_noted();
     assert!(noted < CHUNKS * 10, "everything was stored before the kill");
 
     let o = disktro(&cfg, None, &["upload", source.to_str().unwrap()], None).await;
     ok(&o, "the same upload again");
     let id = stdout(&o);
-    let second = ingress(&net).await - before - first;
+    let second = net.ingress().await - before - first;
     assert_eq!(receipts_noted(), 0, "a committed upload left its note");
 
     let o = disktro(&cfg, None, &["ls", "--json"], None).await;
@@ -1119,14 +1107,14 @@ async fn restripe_brings_a_file_from_a_small_network_up_to_the_policy() {
     let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(list["files"][0]["below_policy"], true, "{list}");
 
-    let before = ingress(&net).await;
+    let before = net.ingress().await;
     let o = disktro(&cfg, None, &["--json", "restripe"], None).await;
     ok(&o, "restripe");
     let done: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(done["restriped"][0]["file_id"], id.as_str(), "{done}");
     assert_eq!(done["restriped"][0]["from"], serde_json::json!([4, 3]), "{done}");
     assert_eq!(done["restriped"][0]["to"], serde_json::json!([9, 6]), "{done}");
-    let sent = ingress(&net).await - before;
+    let sent = net.ingress().await - before;
     let stored = done["restriped"][0]["stored_bytes"].as_u64().unwrap();
     assert!(
         stored >= data.len() as u64 * 15 / 9 && (stored..=stored + stored / 20).contains(&sent),

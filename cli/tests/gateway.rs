@@ -55,6 +55,18 @@ struct Credentials {
     secret: String,
 }
 
+/// A new account logged in under `cfg`, with an access key made by `gateway keys create --json`.
+async fn account_with_key(net: &Network, cfg: &Path, email: &str) -> Credentials {
+    sign_up(net, cfg, email).await;
+    let made = disktro(cfg, None, &["gateway", "keys", "create", "--json"], None).await;
+    ok(&made, "gateway keys create");
+    let made: serde_json::Value = serde_json::from_str(&stdout(&made)).unwrap();
+    Credentials {
+        id: made["access_key_id"].as_str().unwrap().to_owned(),
+        secret: made["secret_access_key"].as_str().unwrap().to_owned(),
+    }
+}
+
 /// Run `program` with `env`, off the async threads.
 async fn run(program: &str, args: &[&str], env: Vec<(String, String)>) -> Output {
     let mut cmd = Command::new(program);
@@ -156,15 +168,7 @@ async fn rclone_and_the_aws_cli_store_and_read_back_trees_and_large_objects_thro
     let net = Network::start(10).await;
     let home = tempfile::tempdir().unwrap();
     let cfg = home.path().join("cfg");
-    sign_up(&net, &cfg, "s3@example.org").await;
-
-    let made = disktro(&cfg, None, &["gateway", "keys", "create", "--json"], None).await;
-    ok(&made, "gateway keys create");
-    let made: serde_json::Value = serde_json::from_str(&stdout(&made)).unwrap();
-    let key = Credentials {
-        id: made["access_key_id"].as_str().unwrap().to_owned(),
-        secret: made["secret_access_key"].as_str().unwrap().to_owned(),
-    };
+    let key = account_with_key(&net, &cfg, "s3@example.org").await;
     let listed = disktro(&cfg, None, &["gateway", "keys", "ls", "--json"], None).await;
     ok(&listed, "gateway keys ls");
     assert!(stdout(&listed).contains(&key.id) && !stdout(&listed).contains(&key.secret));
@@ -403,4 +407,242 @@ async fn rclone_and_the_aws_cli_store_and_read_back_trees_and_large_objects_thro
     );
     let revoked = aws(&gw, &key, home.path(), &["s3", "ls", "s3://backup/"]).await;
     assert!(said(&revoked).contains("InvalidAccessKeyId"), "{}", said(&revoked));
+}
+
+/// `aws s3api`'s answer as JSON.
+fn json_of(o: &Output, what: &str) -> serde_json::Value {
+    succeeded(o, what);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{what}: {e}: {}", said(o)))
+}
+
+/// One multipart upload driven part by part with `aws s3api`, as a tool that resends or leaves
+/// out parts would.
+struct Multipart<'a> {
+    gw: &'a GatewayProcess,
+    key: &'a Credentials,
+    home: &'a Path,
+    object: String,
+    id: String,
+    sent: Vec<(u32, String)>,
+}
+
+impl<'a> Multipart<'a> {
+    async fn create(gw: &'a GatewayProcess, key: &'a Credentials, home: &'a Path, object: &str) -> Self {
+        let made = aws(
+            gw,
+            key,
+            home,
+            &["s3api", "create-multipart-upload", "--bucket", "parts", "--key", object],
+        )
+        .await;
+        let id = json_of(&made, "create-multipart-upload")["UploadId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Self {
+            gw,
+            key,
+            home,
+            object: object.to_owned(),
+            id,
+            sent: Vec::new(),
+        }
+    }
+
+    /// Send part `number`; the ETag is kept for Complete (the latest per number).
+    async fn part(&mut self, number: u32, bytes: &[u8]) {
+        let file = self.home.join(format!("part-{}-{number}", self.id));
+        write(&file, bytes);
+        let n = number.to_string();
+        let sent = aws(
+            self.gw,
+            self.key,
+            self.home,
+            &[
+                "s3api",
+                "upload-part",
+                "--bucket",
+                "parts",
+                "--key",
+                &self.object,
+                "--upload-id",
+                &self.id,
+                "--part-number",
+                &n,
+                "--body",
+                file.to_str().unwrap(),
+            ],
+        )
+        .await;
+        let etag = json_of(&sent, "upload-part")["ETag"].as_str().unwrap().to_owned();
+        self.sent.retain(|(m, _)| *m != number);
+        self.sent.push((number, etag));
+        self.sent.sort();
+    }
+
+    /// Complete with `numbers` of the parts sent; the object's ETag.
+    async fn complete(&self, numbers: &[u32]) -> String {
+        let parts: Vec<serde_json::Value> = self
+            .sent
+            .iter()
+            .filter(|(n, _)| numbers.contains(n))
+            .map(|(n, etag)| serde_json::json!({"PartNumber": n, "ETag": etag}))
+            .collect();
+        let list = self.home.join(format!("complete-{}.json", self.id));
+        std::fs::write(&list, serde_json::json!({ "Parts": parts }).to_string()).unwrap();
+        let arg = format!("file://{}", list.display());
+        let done = aws(
+            self.gw,
+            self.key,
+            self.home,
+            &[
+                "s3api",
+                "complete-multipart-upload",
+                "--bucket",
+                "parts",
+                "--key",
+                &self.object,
+                "--upload-id",
+                &self.id,
+                "--multipart-upload",
+                &arg,
+            ],
+        )
+        .await;
+        json_of(&done, "complete-multipart-upload")["ETag"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn read_back(&self) -> Vec<u8> {
+        let out = self.home.join(format!("read-{}", self.id));
+        let got = aws(
+            self.gw,
+            self.key,
+            self.home,
+            &[
+                "s3api",
+                "get-object",
+                "--bucket",
+                "parts",
+                "--key",
+                &self.object,
+                out.to_str().unwrap(),
+            ],
+        )
+        .await;
+        succeeded(&got, "get-object");
+        std::fs::read(out).unwrap()
+    }
+}
+
+/// Tried, with `aws s3api` part by part: (a) two 5 MiB parts sent and the workers' ingress read
+/// before a 1 MiB third part and Complete; (b) part 1 sent again with other bytes after it had
+/// gone on to the workers, then Complete with the new part 1; (c) three parts, Complete with
+/// parts 1 and 3 only; (d) a part, then Abort. Must hold: (a) the first two chunks reached the
+/// workers before Complete (the upload goes on while parts arrive) and the object reads back as
+/// the three parts, with S3's multipart ETag; (b) and (c) read back as exactly the parts chosen
+/// (Complete uploads from the spool when the parts sent on are not the ones chosen); (d) leaves
+/// no object and no upload open at the server, and nothing of the stopped uploads stays open.
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_uploads_go_on_while_parts_arrive_and_complete_with_exactly_the_parts_chosen() {
+    let net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("cfg");
+    let key = account_with_key(&net, &cfg, "parts@example.org").await;
+    let gw = GatewayProcess::start(&cfg);
+    succeeded(
+        &aws(&gw, &key, home.path(), &["s3", "mb", "s3://parts"]).await,
+        "aws s3 mb",
+    );
+    let (one, two, three) = (random(5 << 20, 11), random(5 << 20, 12), random(1 << 20, 13));
+
+    // (a) Sent on as the parts arrive.
+    let mut a = Multipart::create(&gw, &key, home.path(), "dir/a.bin").await;
+    let before = net.ingress().await;
+    a.part(1, &one).await;
+    a.part(2, &two).await;
+    let sent = net.ingress().await - before;
+    assert!(
+        sent >= 8 << 20,
+        "two chunks' shards reached the workers before Complete: {sent} bytes"
+    );
+    a.part(3, &three).await;
+    let etag = a.complete(&[1, 2, 3]).await;
+    assert!(etag.ends_with("-3\""), "S3's multipart ETag: {etag}");
+    assert!(
+        a.read_back().await == [&one[..], &two, &three].concat(),
+        "(a) came back different"
+    );
+
+    // (b) Part 1 sent again after it went on.
+    let mut b = Multipart::create(&gw, &key, home.path(), "b.bin").await;
+    b.part(1, &one).await;
+    b.part(2, &three).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    b.part(1, &two).await;
+    b.complete(&[1, 2]).await;
+    assert!(
+        b.read_back().await == [&two[..], &three].concat(),
+        "(b) is not the last part 1 and part 2"
+    );
+
+    // (c) A part left out.
+    let mut c = Multipart::create(&gw, &key, home.path(), "c.bin").await;
+    c.part(1, &one).await;
+    c.part(2, &two).await;
+    c.part(3, &three).await;
+    let etag = c.complete(&[1, 3]).await;
+    assert!(etag.ends_with("-2\""), "two parts chosen: {etag}");
+    assert!(
+        c.read_back().await == [&one[..], &three].concat(),
+        "(c) is not parts 1 and 3"
+    );
+
+    // (d) Aborted.
+    let mut d = Multipart::create(&gw, &key, home.path(), "d.bin").await;
+    d.part(1, &one).await;
+    succeeded(
+        &aws(
+            &gw,
+            &key,
+            home.path(),
+            &[
+                "s3api",
+                "abort-multipart-upload",
+                "--bucket",
+                "parts",
+                "--key",
+                "d.bin",
+                "--upload-id",
+                &d.id,
+            ],
+        )
+        .await,
+        "abort-multipart-upload",
+    );
+    let head = aws(
+        &gw,
+        &key,
+        home.path(),
+        &["s3api", "head-object", "--bucket", "parts", "--key", "d.bin"],
+    )
+    .await;
+    assert!(!head.status.success(), "an aborted upload leaves no object");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let open: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+            .fetch_one(&net.ctx.db.pool)
+            .await
+            .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{open} uploads still open after Complete and Abort"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -255,12 +255,43 @@ impl UploadSession {
     /// Take the server's amended plan: the same upload and shape, every old slot kept (same
     /// worker, same serial), new slots after them. Receipts already held stay.
     pub fn apply_plan(&mut self, plan: UploadPlan) -> Result<(), SessionError> {
+        if plan.placement.len() != self.plan.placement.len() {
+            return Err(bad("the amended plan is for another upload or shape"));
+        }
+        self.check_amendment(&plan)?;
+        self.take(plan);
+        Ok(())
+    }
+
+    /// Take the server's plan for the upload at another size (`POST /uploads/{id}/resize`): as
+    /// [`UploadSession::apply_plan`], but chunks may be added after the last or dropped from the
+    /// end. The chunks both plans have keep their placement, and a dropped chunk must hold no
+    /// receipt.
+    pub fn apply_resize(&mut self, plan: UploadPlan) -> Result<(), SessionError> {
+        let kept = plan.placement.len().min(self.plan.placement.len());
+        if plan.placement[..kept] != self.plan.placement[..kept] {
+            return Err(bad("the resized plan moved a chunk it kept"));
+        }
+        if self.receipts[kept..].iter().flatten().any(Option::is_some) {
+            return Err(bad("the resized plan dropped a chunk with stored shards"));
+        }
+        self.check_amendment(&plan)?;
+        let total = usize::from(plan.data_shards) + usize::from(plan.parity_shards);
+        let chunks = plan.placement.len();
+        self.receipts.resize(chunks, vec![None; total]);
+        self.attempts.resize(chunks, vec![0; total]);
+        self.complete.resize(chunks, false);
+        self.take(plan);
+        Ok(())
+    }
+
+    /// Whether `plan` amends this upload's: the same upload and shape, every old slot kept.
+    fn check_amendment(&self, plan: &UploadPlan) -> Result<(), SessionError> {
         if plan.upload_id != self.plan.upload_id
             || plan.file_id != self.plan.file_id
             || plan.data_shards != self.plan.data_shards
             || plan.parity_shards != self.plan.parity_shards
             || plan.chunk_size != self.plan.chunk_size
-            || plan.placement.len() != self.plan.placement.len()
         {
             return Err(bad("the amended plan is for another upload or shape"));
         }
@@ -272,13 +303,14 @@ impl UploadSession {
         if plan.nodes.len() < self.plan.nodes.len() || !kept {
             return Err(bad("the amended plan dropped or moved a slot"));
         }
-        let total = self.receipts.first().map_or(0, Vec::len);
-        check_shape(&plan, total)?;
+        check_shape(plan, usize::from(plan.data_shards) + usize::from(plan.parity_shards))
+    }
+
+    fn take(&mut self, plan: UploadPlan) {
         self.plan = plan;
         for c in 0..self.complete.len() {
             self.update_complete(c);
         }
-        Ok(())
     }
 
     /// Take renewed tokens (any order; matched to slots by serial).
@@ -393,5 +425,54 @@ mod tests {
             Err(SessionError::Changed { chunk: 0 })
         );
         assert_eq!(session.next_puts(0), Next::Send(vec![Put { index: 1, slot: 0 }]));
+    }
+
+    /// Tried: a stream's upload grown from one chunk to three (a new slot), a receipt taken for
+    /// chunk 2, then shrunk back to one chunk; a grown plan that moved chunk 0. Must hold: the
+    /// grown plan keeps chunk 0's receipt and sends chunk 2's other shard; the shrink past a
+    /// chunk with a stored shard and the moved chunk are refused, and a refused plan changes
+    /// nothing.
+    #[test]
+    fn a_resized_plan_keeps_the_chunks_both_have_and_drops_only_unsent_ones() {
+        let worker = Keypair::generate();
+        let node = worker.public().node_id();
+        let mut session = UploadSession::new(plan(node)).unwrap();
+        let receipt = |shard: &[u8], serial| {
+            Receipt {
+                worker: node,
+                shard: ShardId::of(shard),
+                size: 4,
+                serial,
+            }
+            .sign(&worker)
+            .unwrap()
+        };
+        session.on_receipt(0, 0, receipt(b"a", Serial([1; 16])));
+        let mut grown = plan(node);
+        let mut slot = grown.nodes[0].clone();
+        slot.serial = Serial([2; 16]);
+        grown.nodes.push(slot);
+        grown.placement = vec![vec![0, 0], vec![1, 1], vec![1, 1]];
+        grown.chunk_count = 3;
+
+        let mut moved = grown.clone();
+        moved.placement[0] = vec![1, 1];
+        assert!(session.apply_resize(moved).is_err());
+        assert_eq!(session.plan().chunk_count, 1);
+
+        session.apply_resize(grown).unwrap();
+        assert_eq!(session.next_puts(0), Next::Send(vec![Put { index: 1, slot: 0 }]));
+        session.on_receipt(2, 0, receipt(b"c", Serial([2; 16])));
+        assert_eq!(session.next_puts(2), Next::Send(vec![Put { index: 1, slot: 1 }]));
+
+        let mut shrunk = session.plan().clone();
+        shrunk.placement.truncate(1);
+        shrunk.chunk_count = 1;
+        assert!(session.apply_resize(shrunk.clone()).is_err());
+        assert_eq!(session.plan().chunk_count, 3);
+        // Without chunk 2's receipt (a fresh session at three chunks), the same shrink is taken.
+        let mut fresh = UploadSession::new(session.plan().clone()).unwrap();
+        fresh.apply_resize(shrunk).unwrap();
+        assert_eq!(fresh.plan().chunk_count, 1);
     }
 }

@@ -29,7 +29,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, Replan, UploadPlan};
+use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, Replan, Resize, UploadPlan};
 use disktro_core::keys::{PublicKey, WRAPPED_KEY_LEN};
 use disktro_core::padding;
 use disktro_core::seal::TAG_LEN;
@@ -469,6 +469,33 @@ fn fresh_grants(
         .collect()
 }
 
+/// Put tokens for new slots of upload `id`: one per `(worker, budget)` of `budgets`, each with a
+/// serial of its own.
+fn added_grants(
+    ctx: &Context,
+    id: &str,
+    workers: &[nodes::Writable],
+    budgets: &[(usize, u64)],
+    now: i64,
+) -> Result<Vec<PutGrant>, ServerError> {
+    let upload_id: [u8; 16] = disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
+    budgets
+        .iter()
+        .map(|&(w, budget)| {
+            let worker = &workers[w];
+            grants::put(
+                &ctx.key,
+                worker.node_id,
+                &worker.url,
+                upload_id,
+                Serial::random(),
+                budget,
+                now,
+            )
+        })
+        .collect()
+}
+
 /// A chunk and, per shard index that moves, the worker it goes to (`None`: left unplaced).
 type ChunkMoves = (u64, Vec<(usize, Option<usize>)>);
 
@@ -643,24 +670,11 @@ pub async fn replan(
                 u16::try_from(slot).map_err(|_| ServerError::internal("more than 65,536 slots in a plan"))?;
         }
     }
-    let upload_id: [u8; 16] = disktro_core::ids::from_hex(id).map_err(|_| upload_not_found())?;
-    let mut added = Vec::with_capacity(budgets.len());
-    for &(w, budget) in &budgets {
-        let worker = &workers[w];
-        added.push(grants::put(
-            &ctx.key,
-            worker.node_id,
-            &worker.url,
-            upload_id,
-            Serial::random(),
-            budget,
-            now,
-        )?);
-    }
+    let added = added_grants(ctx, id, &workers, &budgets, now)?;
     let renewed = fresh_grants(ctx, id, &targets, now)?;
 
     let mut tx = ctx.db.begin_write().await?;
-    if !uploads::amend_plan(&mut tx, id, &placement, plan.replans).await? {
+    if !uploads::amend_plan(&mut tx, id, &placement, plan.replans, up.size).await? {
         return Err(bad(
             ErrorCode::ChangedMeanwhile,
             "another replan of this upload came first; ask again",
@@ -677,6 +691,142 @@ pub async fn replan(
         "upload replanned"
     );
 
+    let mut nodes = renewed;
+    nodes.extend(added);
+    Ok(plan_answer(id, &up, plan.expires_at, nodes, placement))
+}
+
+/// The bytes an upload of `size` reserves: every shard of every chunk at its largest.
+fn reservation(size: u64, chunk_size: u32, r: Redundancy) -> u64 {
+    (0..padding::chunk_count(size, chunk_size))
+        .map(|c| largest_shard(size, chunk_size, r, c))
+        .sum::<u64>()
+        * r.total() as u64
+}
+
+/// Give an upload another size class (a client streaming a file whose size it learns only at
+/// its end): see [`Resize`]. Growing places the added chunks as begin places every chunk and
+/// grants each worker they use a new slot (old slots keep their budgets, so an upload grows
+/// only from a whole number of chunks); shrinking drops the chunks past the new end, whose
+/// slots' budgets then go unspent. Answers the whole amended plan, every token fresh.
+pub async fn resize(
+    ctx: &Arc<Context>,
+    account_id: &str,
+    id: &str,
+    req: Resize,
+    now: i64,
+) -> Result<UploadPlan, ServerError> {
+    let up = upload(ctx, account_id, id, now).await?;
+    if up.restripe {
+        return Err(bad(ErrorCode::InvalidField, "a restripe keeps its file's size"));
+    }
+    if req.size > MAX_FILE_SIZE {
+        return Err(ServerError::refused(
+            ErrorCode::FileTooLarge,
+            format!("files are limited to {MAX_FILE_SIZE} bytes"),
+        ));
+    }
+    if !padding::is_size_class(req.size, up.chunk_size) {
+        return Err(bad(
+            ErrorCode::InvalidField,
+            format!(
+                "size must be a size class (FORMAT.md, Padding), e.g. {}",
+                padding::size_class(req.size, up.chunk_size)
+            ),
+        ));
+    }
+    let plan = kept_plan(ctx, account_id, id, &up).await?;
+    let (from, to) = (
+        plan.placement.len() as u64,
+        padding::chunk_count(req.size, up.chunk_size),
+    );
+    if to > from && !up.size.is_multiple_of(u64::from(up.chunk_size)) {
+        return Err(bad(
+            ErrorCode::InvalidField,
+            "an upload grows only from a whole number of chunks (its last chunk's budgets are for a part of one)",
+        ));
+    }
+    let targets = uploads::grant_targets(&ctx.db, id).await?;
+    let mut placement = plan.placement;
+    let mut added = Vec::new();
+    if to > from {
+        let max_shard = largest_shard(u64::from(up.chunk_size), up.chunk_size, up.redundancy, 0);
+        let workers = nodes::writable_now(ctx, now, to_i64(max_shard)).await?;
+        let candidates: Vec<Candidate> = workers.iter().map(Candidate::from).collect();
+        let (total, file_id) = (up.redundancy.total(), up.file_id);
+        let fresh = tokio::task::spawn_blocking(move || {
+            let placer = placement::Placer::new(&candidates, &[], total)?;
+            let all: Vec<usize> = (0..total).collect();
+            (from..to)
+                .map(|c| placer.place(&file_id, c, &all))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|_| ServerError::internal("placement task"))?
+        .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot grow the upload now: {e}")))?;
+        // One new slot per worker the added chunks use, budgeted for their shards at their largest.
+        let mut slot_of_worker: HashMap<usize, u16> = HashMap::new();
+        let mut budgets: Vec<(usize, u64)> = Vec::new();
+        for (c, chunk) in (from..to).zip(fresh) {
+            let largest = largest_shard(req.size, up.chunk_size, up.redundancy, c);
+            let mut row = Vec::with_capacity(chunk.len());
+            for w in chunk {
+                let next = targets.len() + budgets.len();
+                let slot = match slot_of_worker.get(&w) {
+                    Some(&slot) => slot,
+                    None => {
+                        let slot = u16::try_from(next)
+                            .map_err(|_| ServerError::internal("more than 65,536 slots in a plan"))?;
+                        budgets.push((w, 0));
+                        slot_of_worker.insert(w, slot);
+                        slot
+                    }
+                };
+                budgets[usize::from(slot) - targets.len()].1 += largest;
+                row.push(slot);
+            }
+            placement.push(row);
+        }
+        added = added_grants(ctx, id, &workers, &budgets, now)?;
+    } else {
+        placement.truncate(usize::try_from(to).map_err(|_| ServerError::internal("chunk count"))?);
+    }
+    let renewed = fresh_grants(ctx, id, &targets, now)?;
+    let reserved = reservation(req.size, up.chunk_size, up.redundancy);
+
+    let mut tx = ctx.db.begin_write().await?;
+    match uploads::resize(
+        &mut tx,
+        account_id,
+        id,
+        up.size,
+        req.size,
+        &placement,
+        plan.replans,
+        reserved,
+    )
+    .await?
+    {
+        uploads::Resized::Yes => {}
+        uploads::Resized::OverQuota { left } => {
+            return Err(quota_exceeded(
+                reserved.saturating_sub(reservation(up.size, up.chunk_size, up.redundancy)),
+                left,
+            ));
+        }
+        uploads::Resized::ChangedMeanwhile => {
+            return Err(bad(
+                ErrorCode::ChangedMeanwhile,
+                "a replan or resize of this upload came first; ask again",
+            ));
+        }
+    }
+    uploads::record_grants(&mut tx, id, 0, &renewed).await?;
+    uploads::record_grants(&mut tx, id, targets.len(), &added).await?;
+    tx.commit().await?;
+    tracing::info!(upload = id, from, to, workers = added.len(), "upload resized");
+
+    let up = UploadRow { size: req.size, ..up };
     let mut nodes = renewed;
     nodes.extend(added);
     Ok(plan_answer(id, &up, plan.expires_at, nodes, placement))

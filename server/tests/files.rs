@@ -16,7 +16,7 @@ use disktro_client::server::Server as Api;
 use disktro_client::upload::{UploadOptions, upload};
 use disktro_client::{ClientError, download};
 use disktro_core::api::Base64;
-use disktro_core::api::{BeginUpload, Commit, NewShare, Replan, ShareAccess, UploadPlan};
+use disktro_core::api::{BeginUpload, Commit, NewShare, Replan, Resize, ShareAccess, UploadPlan};
 use disktro_core::keys::{FileKey, KdfParams, Keypair, share_password_proof};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::padding;
@@ -1521,6 +1521,135 @@ async fn a_replan_moves_only_the_failed_workers_waiting_shards() {
             .unwrap_err();
         assert_eq!((status(&e), api_code(&e)), (429, "too_many_replans"), "{}", db.backend);
         api.cancel_upload(&plan.upload_id).await.unwrap();
+    }
+}
+
+/// What the account holds in reserve for its open uploads.
+async fn reserved(pool: &sqlx::AnyPool) -> u64 {
+    let n: i64 = sqlx::query("SELECT reserved_bytes FROM accounts")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0);
+    n as u64
+}
+
+/// Resizes of an upload begun at 2 chunks (a stream's, whose size comes at its end), on both
+/// databases. Tried: a size that is no size class, one past the largest file, one past the quota;
+/// growth to 4 chunks; a shrink to the class of 2 chunks and 100 bytes (3 chunks, the last a
+/// part), then growth from that part of a chunk. Then a whole stream of 40 chunks
+/// through `upload_described` (begun at 16 chunks, grown twice, shrunk at its end).
+/// Must hold: the refusals are invalid_field, file_too_large, quota_exceeded and
+/// invalid_field, and change neither the plan nor the reservation; growth keeps every chunk and
+/// slot it had and adds slots after them; the reservation is always the sum of the budgets
+/// granted for the chunks planned (less on a shrink); the stream commits under its size class
+/// and downloads byte-identical, and nothing stays reserved.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_of_unknown_size_grows_and_shrinks_to_its_size_class() {
+    for db in databases().await {
+        let (server, anon) = start_network(&db, &[]).await;
+        let (me, api) = person(&anon, "ada@example.org").await;
+        let pool = db_pool(&db.url).await;
+        let resize = |size| Resize { size };
+        let plan = api.begin_upload(&begin_of(2 * u64::from(CHUNK))).await.unwrap();
+        let at_begin = reserved(&pool).await;
+        assert_eq!(plan.nodes.iter().map(|n| n.budget).sum::<u64>(), at_begin);
+
+        for (size, code) in [
+            (2 * u64::from(CHUNK) + 1, "invalid_field"),
+            (128u64 << 30, "file_too_large"),
+            (64 << 30, "quota_exceeded"),
+        ] {
+            let e = match api.resize_upload(&plan.upload_id, &resize(size)).await {
+                Ok(p) => panic!("{}: resized to {size} ({} chunks)", db.backend, p.chunk_count),
+                Err(e) => e,
+            };
+            assert_eq!(api_code(&e), code, "{}: {size}", db.backend);
+        }
+        assert_eq!(reserved(&pool).await, at_begin, "{}", db.backend);
+        assert_eq!(
+            api.upload_plan(&plan.upload_id).await.unwrap().placement,
+            plan.placement
+        );
+
+        let grown = api
+            .resize_upload(&plan.upload_id, &resize(4 * u64::from(CHUNK)))
+            .await
+            .unwrap();
+        assert_eq!(grown.chunk_count, 4, "{}", db.backend);
+        assert_eq!(grown.placement[..2], plan.placement[..], "{}: chunks kept", db.backend);
+        for (a, b) in grown.nodes.iter().zip(&plan.nodes) {
+            assert_eq!(
+                (a.serial, a.node_id),
+                (b.serial, b.node_id),
+                "{}: slots kept",
+                db.backend
+            );
+        }
+        assert!(
+            grown.placement[2..]
+                .iter()
+                .flatten()
+                .all(|&s| usize::from(s) >= plan.nodes.len()),
+            "{}: the added chunks go to added slots",
+            db.backend
+        );
+        let at_four = reserved(&pool).await;
+        assert_eq!(
+            grown.nodes.iter().map(|n| n.budget).sum::<u64>(),
+            at_four,
+            "{}",
+            db.backend
+        );
+
+        let shrunk_to = padding::size_class(2 * u64::from(CHUNK) + 100, CHUNK);
+        let shrunk = api.resize_upload(&plan.upload_id, &resize(shrunk_to)).await.unwrap();
+        assert_eq!(shrunk.placement[..], grown.placement[..3], "{}", db.backend);
+        let after_shrink = reserved(&pool).await;
+        assert!(
+            at_begin < after_shrink && after_shrink < at_four,
+            "{}: 2 chunks {at_begin}, 2 and a part {after_shrink}, 4 {at_four}",
+            db.backend
+        );
+        let e = api
+            .resize_upload(&plan.upload_id, &resize(4 * u64::from(CHUNK)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            api_code(&e),
+            "invalid_field",
+            "{}: growth from part of a chunk",
+            db.backend
+        );
+        assert_eq!(reserved(&pool).await, after_shrink, "{}", db.backend);
+        api.cancel_upload(&plan.upload_id).await.unwrap();
+        assert_eq!(reserved(&pool).await, 0, "{}", db.backend);
+
+        let data = random_bytes(40 * CHUNK as usize - 1234, 7);
+        let (describe, described) = tokio::sync::oneshot::channel();
+        describe.send(meta("stream.bin", data.len())).unwrap();
+        let up = disktro_client::upload::upload_described(
+            &api,
+            &me,
+            std::io::Cursor::new(data.clone()),
+            None,
+            described,
+            &small_chunks(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            up.summary.size,
+            padding::size_class(data.len() as u64, CHUNK),
+            "{}: the server learns the size class",
+            db.backend
+        );
+        let (got, metadata) = get_file(&api, &me, &up.summary.file_id.to_hex()).await;
+        assert!(got == data, "{}: the stream came back different", db.backend);
+        assert_eq!(metadata.name, "stream.bin");
+        assert_eq!(reserved(&pool).await, 0, "{}", db.backend);
+        server.stop();
     }
 }
 

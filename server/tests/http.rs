@@ -356,6 +356,7 @@ async fn the_openapi_document_is_served_complete_and_current() {
         ("/uploads/{id}", "get"),
         ("/uploads/{id}/renew", "post"),
         ("/uploads/{id}/replan", "post"),
+        ("/uploads/{id}/resize", "post"),
         ("/uploads/{id}/commit", "post"),
         ("/files", "get"),
         ("/files/{id}", "get"),

@@ -10,9 +10,11 @@
 //! - [`sigv4`]: requests are signed with access keys ([`keys`]) the account made on this machine;
 //! - [`body`]: bodies stream between HTTP and the pipelines in bounded memory, checked as they go;
 //! - [`objects`]: buckets and objects on the folder tree (Put/Get/Head/Delete/Copy, listings);
-//! - [`multipart`]: multipart uploads, their parts spooled on disk until Complete;
+//! - [`multipart`]: multipart uploads, their parts spooled on disk until Complete or Abort and
+//!   sent on as they arrive ([`assembly`]);
 //! - [`xml`]: S3's XML answers and errors.
 
+mod assembly;
 pub mod body;
 pub mod keys;
 mod multipart;
@@ -125,6 +127,8 @@ pub struct Gateway {
     /// Object reads streaming at once (each holds a download's chunks in flight, about 25 MiB);
     /// more wait their turn, since two already keep both cores of a small machine busy.
     reads: Arc<tokio::sync::Semaphore>,
+    /// Multipart uploads being sent on as their parts arrive, by upload id.
+    assemblies: std::sync::Mutex<std::collections::HashMap<String, Arc<assembly::Assembly>>>,
 }
 
 /// Object reads that stream at once ([`Gateway`]'s `reads`).
@@ -139,6 +143,7 @@ impl Gateway {
             spool,
             tree_changes: tokio::sync::Mutex::new(()),
             reads: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
+            assemblies: std::sync::Mutex::default(),
         }
     }
 }
@@ -171,7 +176,7 @@ enum Target {
     Object(String, String),
 }
 
-async fn route(gateway: &Gateway, request: Request) -> Result<Response, S3Error> {
+async fn route(gateway: &Arc<Gateway>, request: Request) -> Result<Response, S3Error> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let query_text = parts.uri.query().unwrap_or("").to_owned();

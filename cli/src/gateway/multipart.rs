@@ -1,11 +1,13 @@
 //! Multipart uploads (Create, UploadPart, ListParts, Complete, Abort, ListMultipartUploads).
 //!
-//! A file's size must be known when its upload begins (the server reserves quota and plans every
-//! chunk), and an S3 client learns it only at Complete. So parts are written, as they stream in,
-//! to a spool directory on this machine (`<config dir>/gateway-uploads/<upload id>/`), each
-//! checked against its Content-MD5 or signed hash; Complete then streams the parts in order
-//! through the upload pipeline as one file. Memory stays at a few frames per part; the disk holds
-//! the parts until Complete or Abort. Nothing leaves this machine in the clear either way.
+//! Parts are written, as they stream in, to a spool directory on this machine
+//! (`<config dir>/gateway-uploads/<upload id>/`), each checked against its Content-MD5 or signed
+//! hash, and from there sent on in order while the others still arrive ([`super::assembly`]):
+//! Complete then only waits for the end of that upload. When the parts Complete chooses are not
+//! the ones sent on (a part sent again after it went, parts left out) or the gateway restarted in
+//! between, Complete streams the chosen parts from the spool through the upload pipeline as one
+//! file instead. Memory stays at a few frames per part; the disk holds the parts until Complete
+//! or Abort. Nothing leaves this machine in the clear either way.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -17,8 +19,9 @@ use disktro_core::metadata::FileMetadata;
 use md5::{Digest as _, Md5};
 use serde::{Deserialize, Serialize};
 
+use super::assembly::Assembly;
 use super::body::{CheckedReader, Expect};
-use super::objects::Call;
+use super::objects::{Call, ETAG};
 use super::sigv4::Payload;
 use super::xml::{self, Doc};
 use super::{S3Error, xml_response};
@@ -90,8 +93,9 @@ impl Call<'_> {
     }
 
     pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<Response, S3Error> {
-        // The bucket must exist now, as S3 checks; the key's folders are made at Complete.
-        self.find_bucket(bucket).await?;
+        // The bucket must exist now, as S3 checks; the key's folders are made now too, since the
+        // parts are sent on into that folder as they arrive.
+        let (folder, _) = self.object_folder(bucket, key).await?;
         let id = hex::encode(disktro_core::random_bytes::<16>());
         let dir = self.gateway.spool.join(&id);
         std::fs::create_dir_all(&dir).map_err(io_error)?;
@@ -112,9 +116,23 @@ impl Call<'_> {
             serde_json::to_vec(&pending).expect("plain data serialises"),
         )
         .map_err(io_error)?;
+        let assembly = Assembly::start(std::sync::Arc::clone(self.gateway), dir, folder);
+        self.assemblies().insert(id.clone(), assembly);
         let mut doc = Doc::new("InitiateMultipartUploadResult");
         doc.leaf("Bucket", bucket).leaf("Key", key).leaf("UploadId", &id);
         Ok(xml_response(StatusCode::OK, doc.finish()))
+    }
+
+    fn assemblies(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::sync::Arc<Assembly>>> {
+        self.gateway
+            .assemblies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The id of the upload in `dir` (its directory's name).
+    fn id_of(dir: &Path) -> String {
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned()
     }
 
     async fn find_bucket(&self, bucket: &str) -> Result<(), S3Error> {
@@ -152,10 +170,10 @@ impl Call<'_> {
         let written = {
             let temp = temp.clone();
             tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+                // Not synced: the assembly reads it back from the page cache at once, and the
+                // spool's copy is checked against its MD5 whenever it is read again.
                 let mut file = std::fs::File::create(&temp)?;
-                let n = std::io::copy(&mut reader, &mut file)?;
-                file.sync_all()?;
-                Ok(n)
+                std::io::copy(&mut reader, &mut file)
             })
             .await
             .map_err(|e| S3Error::new(500, "InternalError", &e.to_string()))?
@@ -174,13 +192,17 @@ impl Call<'_> {
             let _ = std::fs::remove_file(old.path);
         }
         std::fs::rename(&temp, dir.join(format!("part-{number:05}.{etag}"))).map_err(io_error)?;
+        let assembly = self.assemblies().get(&Self::id_of(&dir)).cloned();
+        if let Some(assembly) = assembly {
+            assembly.arrived(number, &etag);
+        }
         Ok((StatusCode::OK, [("etag", format!("\"{etag}\""))]).into_response())
     }
 
     pub async fn list_parts(&self, bucket: &str, key: &str) -> Result<Response, S3Error> {
         let dir = self.upload_dir()?;
         self.pending(&dir, bucket, key)?;
-        let id = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let id = Self::id_of(&dir);
         let after: u32 = self
             .query
             .iter()
@@ -208,6 +230,10 @@ impl Call<'_> {
     pub async fn abort_multipart(&self, bucket: &str, key: &str) -> Result<Response, S3Error> {
         let dir = self.upload_dir()?;
         self.pending(&dir, bucket, key)?;
+        let assembly = self.assemblies().remove(&Self::id_of(&dir));
+        if let Some(assembly) = assembly {
+            assembly.stop("the multipart upload was aborted");
+        }
         std::fs::remove_dir_all(&dir).map_err(io_error)?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
@@ -288,11 +314,33 @@ impl Call<'_> {
         }
         let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
         let size: u64 = chosen.iter().map(|p| p.size).sum();
-        let paths: Vec<PathBuf> = chosen.iter().map(|p| p.path.clone()).collect();
+        let assembly = self.assemblies().remove(&Self::id_of(&dir));
+        if let Some(assembly) = assembly {
+            let (folder, name) = self.object_folder(bucket, key).await?;
+            let mut attributes = pending.attributes.clone();
+            attributes.push((ETAG.to_owned(), etag.clone()));
+            let metadata = FileMetadata {
+                name: name.to_owned(),
+                mime: pending.mime.clone(),
+                size,
+                attributes,
+            };
+            let numbers: Vec<(u32, String)> = chosen.iter().map(|p| (p.number, p.etag.clone())).collect();
+            if assembly.finish(&numbers, metadata) {
+                // A failure leaves the spool: Complete asked again uploads from it.
+                let uploaded = assembly.outcome().await?;
+                self.replace_older(folder, name, uploaded.summary.file_id).await?;
+                let _ = std::fs::remove_dir_all(&dir);
+                return Ok(completed(bucket, key, &etag));
+            }
+        }
+        let paths: Vec<(PathBuf, String)> = chosen.iter().map(|p| (p.path.clone(), p.etag.clone())).collect();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
         // The parts, read in order on a blocking thread, as one body.
+        // Each part is checked against its MD5 as it passes (the spool is not synced, so a part
+        // cut short by a crash of this machine fails here instead of being stored).
         tokio::task::spawn_blocking(move || {
-            for path in paths {
+            for (path, etag) in paths {
                 let mut file = match std::fs::File::open(&path) {
                     Ok(f) => f,
                     Err(e) => {
@@ -301,10 +349,12 @@ impl Call<'_> {
                     }
                 };
                 let mut buf = vec![0u8; 1 << 20];
+                let mut md5 = Md5::new();
                 loop {
                     match file.read(&mut buf) {
                         Ok(0) => break,
                         Ok(n) => {
+                            md5.update(&buf[..n]);
                             if tx
                                 .blocking_send(Ok(axum::body::Bytes::copy_from_slice(&buf[..n])))
                                 .is_err()
@@ -317,6 +367,13 @@ impl Call<'_> {
                             return;
                         }
                     }
+                }
+                if hex::encode(md5.finalize()) != etag {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(format!(
+                        "the spooled part {} no longer matches its ETag",
+                        path.display()
+                    ))));
+                    return;
                 }
             }
         });
@@ -336,13 +393,18 @@ impl Call<'_> {
             .store(bucket, key, Body::from_stream(stream), expect, metadata, Some(etag))
             .await?;
         let _ = std::fs::remove_dir_all(&dir);
-        let mut doc = Doc::new("CompleteMultipartUploadResult");
-        doc.leaf("Location", format!("/{bucket}/{key}"))
-            .leaf("Bucket", bucket)
-            .leaf("Key", key)
-            .leaf("ETag", format!("\"{etag}\""));
-        Ok(xml_response(StatusCode::OK, doc.finish()))
+        Ok(completed(bucket, key, &etag))
     }
+}
+
+/// Complete's answer.
+fn completed(bucket: &str, key: &str, etag: &str) -> Response {
+    let mut doc = Doc::new("CompleteMultipartUploadResult");
+    doc.leaf("Location", format!("/{bucket}/{key}"))
+        .leaf("Bucket", bucket)
+        .leaf("Key", key)
+        .leaf("ETag", format!("\"{etag}\""));
+    xml_response(StatusCode::OK, doc.finish())
 }
 
 /// The parts in an upload's directory, by number.

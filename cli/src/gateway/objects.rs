@@ -12,10 +12,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use disktro_core::FolderId;
 use disktro_core::api::{Base64, FileSummary, Rename};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::order::Orders;
+use disktro_core::{FileId, FolderId};
 use md5::{Digest as _, Md5};
 
 use super::body::{ChannelWriter, CheckedReader, Expect};
@@ -36,7 +36,7 @@ const MAX_KEYS: usize = 1000;
 
 /// One request, with what every operation needs of it.
 pub(super) struct Call<'a> {
-    pub gateway: &'a Gateway,
+    pub gateway: &'a Arc<Gateway>,
     pub headers: &'a HeaderMap,
     pub query: &'a [(String, String)],
     pub signed: &'a Signed,
@@ -457,69 +457,68 @@ impl Call<'_> {
         metadata: FileMetadata,
         etag: Option<String>,
     ) -> Result<String, S3Error> {
-        let (folder, name) = self.folder_for(bucket, key).await?;
-        disktro_core::folder::check_name(name)
-            .map_err(|_| S3Error::new(400, "InvalidArgument", "a key's parts are not empty, . or .."))?;
+        let (folder, name) = self.object_folder(bucket, key).await?;
         let (reader, digests) = CheckedReader::new(body, expect.clone());
-        // Sealed with the ETag when it is known before the body (given, or as Content-MD5).
+        // The ETag is known before the body (given, or as Content-MD5) or is the body's MD5 once
+        // it arrived whole; either way it is sealed with the name at the commit, never after.
         let known = etag
-            .clone()
             .or_else(|| expect.md5.map(hex::encode))
             .or_else(|| (expect.length == 0).then(|| hex::encode(Md5::digest(b""))));
         let mut metadata = FileMetadata {
             name: name.to_owned(),
             ..metadata
         };
-        if let Some(etag) = &known {
+        let (describe, described) = tokio::sync::oneshot::channel();
+        let described_with = tokio::spawn(async move {
+            let etag = match known {
+                Some(etag) => etag,
+                // No digest: the body broke off, and the upload fails on it.
+                None => hex::encode(digests.await.ok()?.md5),
+            };
             metadata.attributes.push((ETAG.to_owned(), etag.clone()));
-        }
+            describe.send(metadata).ok()?;
+            Some(etag)
+        });
         let options = UploadOptions {
             folder_id: Some(folder),
             ..UploadOptions::default()
         };
-        let uploaded = upload::upload(
+        let uploaded = upload::upload_described(
             &self.gateway.server,
             &self.gateway.me,
             reader,
-            expect.length,
-            &metadata,
+            Some(expect.length),
+            described,
             &options,
             &|_| {},
         )
         .await?;
-        let file_id = uploaded.summary.file_id;
-        let etag = match known {
-            Some(etag) => etag,
-            None => {
-                let md5 = digests
-                    .await
-                    .map_err(|_| S3Error::new(500, "InternalError", "the body's digest was lost"))?
-                    .md5;
-                let etag = hex::encode(md5);
-                metadata.attributes.push((ETAG.to_owned(), etag.clone()));
-                let sealed = metadata
-                    .seal(&uploaded.file_key, &file_id)
-                    .map_err(|e| S3Error::invalid_argument(&e.to_string()))?;
-                self.gateway
-                    .server
-                    .rename_file(
-                        &file_id,
-                        &Rename {
-                            metadata: Base64::new(sealed),
-                            wrapped_key: None,
-                        },
-                    )
-                    .await?;
-                etag
-            }
-        };
+        let etag = described_with
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(|| S3Error::new(500, "InternalError", "the body's digest was lost"))?;
+        self.replace_older(folder, name, uploaded.summary.file_id).await?;
+        Ok(etag)
+    }
+
+    /// The folder an object at `key` goes in (made where missing) and its name, checked.
+    pub(super) async fn object_folder<'k>(&self, bucket: &str, key: &'k str) -> Result<(FolderId, &'k str), S3Error> {
+        let (folder, name) = self.folder_for(bucket, key).await?;
+        disktro_core::folder::check_name(name)
+            .map_err(|_| S3Error::new(400, "InvalidArgument", "a key's parts are not empty, . or .."))?;
+        Ok((folder, name))
+    }
+
+    /// The object `name` in `folder` is now the file `file_id`: the older files of that name go.
+    pub(super) async fn replace_older(&self, folder: FolderId, name: &str, file_id: FileId) -> Result<(), S3Error> {
         for older in self.named(folder, name).await? {
             if older.file.file_id != file_id {
                 // Best effort: a copy left over shows in listings as the older object.
                 let _ = self.gateway.server.delete_file(&older.file.file_id.to_hex()).await;
             }
         }
-        Ok(etag)
+        Ok(())
     }
 
     /// The folder `key`'s object goes in, made where missing, and its name.

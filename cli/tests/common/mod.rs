@@ -81,6 +81,18 @@ impl Network {
         nodes.iter().filter(|n| n["status"] == "online").count()
     }
 
+    /// Bytes the workers have received, as their last heartbeats (1 s apart here) reported.
+    pub async fn ingress(&self) -> u64 {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let nodes: Vec<serde_json::Value> = reqwest::get(format!("{}/api/v1/nodes", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        nodes.iter().map(|n| n["ingress_bytes"].as_u64().unwrap()).sum()
+    }
+
     pub async fn wait_online(&self, want: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.online().await != want {

@@ -915,6 +915,20 @@ pub struct Replan {
     pub chunks: Vec<u64>,
 }
 
+/// `POST /uploads/{id}/resize`: give an upload whose size was not known when it began (a
+/// stream) another size class. Growing places the chunks it adds under the same rules and grants
+/// their workers new slots; shrinking drops the chunks past the new end, which must hold no
+/// shards yet. The answer is the whole amended [`UploadPlan`] (old slots kept, every token
+/// fresh); the reservation follows the new size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Resize {
+    /// The new size class (FORMAT.md, Padding). An upload grows only from a whole number of
+    /// chunks: its last chunk's shards were budgeted for a full chunk then.
+    pub size: u64,
+}
+
 /// `POST /uploads/{id}/commit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -19,7 +19,9 @@ use crate::sessions::{Auth, Writer};
 use crate::{files, uploads};
 use disktro_core::api::ErrorBody;
 use disktro_core::api::ErrorCode;
-use disktro_core::api::{BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, Replan, UploadPlan};
+use disktro_core::api::{
+    BeginUpload, Commit, FileDownload, FileList, FileSummary, PutGrant, Replan, Resize, UploadPlan,
+};
 
 /// Begin an upload: placement and put tokens for every shard.
 #[utoipa::path(post, path = "/uploads", tag = "files", request_body = BeginUpload,
@@ -88,6 +90,28 @@ pub async fn replan(
     let plan = uploads::replan(&ctx, &auth.account_id, &id, req, unix_now()).await?;
     ctx.metrics.upload_replans.inc();
     Ok(Json(plan))
+}
+
+/// Give an upload another size class, for a client that streams a file whose size it learns
+/// only at its end: the whole amended plan, every token fresh.
+#[utoipa::path(post, path = "/uploads/{id}/resize", tag = "files", request_body = Resize,
+    params(("id" = String, Path, description = "upload id")),
+    responses((status = 200, body = UploadPlan),
+        (status = 400, description = "not a size class, a restripe, or growth from a part of a chunk", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "a replan or resize came first", body = ErrorBody),
+        (status = 413, description = "past the largest file or the account's quota", body = ErrorBody),
+        (status = 503, description = "no workers to take the added chunks", body = ErrorBody)),
+    security(("session" = []), ("token" = [])))]
+pub async fn resize(
+    State(ctx): State<Arc<Context>>,
+    Writer(auth): Writer,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Resize>,
+) -> Result<Json<UploadPlan>, ServerError> {
+    Ok(Json(
+        uploads::resize(&ctx, &auth.account_id, &id, req, unix_now()).await?,
+    ))
 }
 
 /// Abandon an upload in progress.

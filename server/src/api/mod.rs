@@ -12,7 +12,7 @@
 //! | `POST /auth/logout`, `/auth/password`, `/auth/tokens`, `DELETE /auth/tokens/{id}` | a session with its CSRF token, or an API token |
 //! | `GET /auth/tokens` | a session or an API token: the account's own tokens, never their secrets |
 //! | `GET /account`, `GET /files`, `GET /files/{id}`, `GET /uploads/{id}`, `GET /shares`, `GET /folders` | a session or an API token, own objects only |
-//! | `POST /uploads`, `/uploads/{id}/renew`, `/uploads/{id}/replan`, `/uploads/{id}/commit`, `DELETE /uploads/{id}`, `DELETE /files/{id}`, `POST /files/{id}/restripe`, `/files/{id}/move`, `/files/{id}/rename`, `POST /files/{id}/shares`, `DELETE /shares/{id}`, `POST /folders`, `/folders/{id}/rename`, `/folders/{id}/move`, `DELETE /folders/{id}` | a session with its CSRF token, or an API token; own objects only |
+//! | `POST /uploads`, `/uploads/{id}/renew`, `/uploads/{id}/replan`, `/uploads/{id}/resize`, `/uploads/{id}/commit`, `DELETE /uploads/{id}`, `DELETE /files/{id}`, `POST /files/{id}/restripe`, `/files/{id}/move`, `/files/{id}/rename`, `POST /files/{id}/shares`, `DELETE /shares/{id}`, `POST /folders`, `/folders/{id}/rename`, `/folders/{id}/move`, `DELETE /folders/{id}` | a session with its CSRF token, or an API token; own objects only |
 //! | `POST /public/shares/{id}`, `/public/shares/{id}/download` | anyone with the link (policy and password enforced) |
 //! | `POST /public/shares/{id}/downloads/{download_id}/complete` | the holder of that download's id |
 //!
@@ -118,6 +118,7 @@ fn routes() -> (Router<Arc<Context>>, utoipa::openapi::OpenApi) {
         .routes(routes!(files::begin))
         .routes(routes!(files::renew))
         .routes(routes!(files::replan))
+        .routes(routes!(files::resize))
         .routes(routes!(files::plan, files::cancel))
         .routes(commit_route())
         .routes(routes!(files::list))

@@ -54,13 +54,9 @@ pub async fn reserve(tx: &mut Tx, account_id: &str, bytes: u64, max_open: u32) -
     .await?
     .rows_affected();
     if reserved == 0 {
-        let left: i64 =
-            sqlx::query("SELECT quota_bytes - used_bytes - reserved_bytes AS left_bytes FROM accounts WHERE id = $1")
-                .bind(account_id)
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get("left_bytes")?;
-        return Ok(Reserved::OverQuota { left });
+        return Ok(Reserved::OverQuota {
+            left: quota_left(tx, account_id).await?,
+        });
     }
     let open: i64 = sqlx::query("SELECT COUNT(*) AS n FROM uploads WHERE account_id = $1")
         .bind(account_id)
@@ -71,6 +67,17 @@ pub async fn reserve(tx: &mut Tx, account_id: &str, bytes: u64, max_open: u32) -
         return Ok(Reserved::TooManyOpen);
     }
     Ok(Reserved::Yes)
+}
+
+/// What the account's quota leaves after its files and its open uploads' reservations.
+async fn quota_left(tx: &mut Tx, account_id: &str) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query("SELECT quota_bytes - used_bytes - reserved_bytes AS left_bytes FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("left_bytes")?,
+    )
 }
 
 /// Record a new upload with its plan (`placement`, see [`Plan`]), unless a file (for an upload
@@ -287,16 +294,95 @@ pub async fn plan(db: &Db, account_id: &str, id: &str, shards_per_chunk: usize) 
 
 /// Store an amended plan, unless another amendment came first (the stored `replans` is no longer
 /// `seen`): then `false` and the caller drops the transaction.
-pub async fn amend_plan(tx: &mut Tx, id: &str, placement: &[Vec<u16>], seen: i64) -> Result<bool, StoreError> {
-    let changed =
-        sqlx::query("UPDATE uploads SET placement = $1, replans = replans + 1 WHERE id = $2 AND replans = $3")
-            .bind(encode_placement(placement))
-            .bind(id)
-            .bind(seen)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+/// A resize ([`resize`]) changes the size, not the count: both are checked.
+pub async fn amend_plan(
+    tx: &mut Tx,
+    id: &str,
+    placement: &[Vec<u16>],
+    seen: i64,
+    size: u64,
+) -> Result<bool, StoreError> {
+    let changed = sqlx::query(
+        "UPDATE uploads SET placement = $1, replans = replans + 1 WHERE id = $2 AND replans = $3 AND size = $4",
+    )
+    .bind(encode_placement(placement))
+    .bind(id)
+    .bind(seen)
+    .bind(to_i64(size))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     Ok(changed == 1)
+}
+
+/// What [`resize`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resized {
+    Yes,
+    /// The larger reservation would pass the quota; `left` is what remains.
+    OverQuota {
+        left: i64,
+    },
+    /// A replan or another resize came first.
+    ChangedMeanwhile,
+}
+
+/// Give the account's upload `id` (still at `from` bytes, its plan amended `seen` times) the
+/// size `to`, this placement and a reservation of `reserved` bytes, the account's reservation
+/// moved by the difference (refused past the quota when it grows).
+#[allow(clippy::too_many_arguments)]
+pub async fn resize(
+    tx: &mut Tx,
+    account_id: &str,
+    id: &str,
+    from: u64,
+    to: u64,
+    placement: &[Vec<u16>],
+    seen: i64,
+    reserved: u64,
+) -> Result<Resized, StoreError> {
+    let Some(row) = sqlx::query("SELECT reserved_bytes FROM uploads WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(Resized::ChangedMeanwhile);
+    };
+    let delta = to_i64(reserved) - row.try_get::<i64, _>("reserved_bytes")?;
+    let moved = sqlx::query(
+        "UPDATE accounts SET reserved_bytes = reserved_bytes + $1 \
+         WHERE id = $2 AND ($1 <= 0 OR used_bytes + reserved_bytes + $1 <= quota_bytes)",
+    )
+    .bind(delta)
+    .bind(account_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if moved == 0 {
+        return Ok(Resized::OverQuota {
+            left: quota_left(tx, account_id).await?,
+        });
+    }
+    let changed = sqlx::query(
+        "UPDATE uploads SET size = $1, placement = $2, reserved_bytes = $3 \
+         WHERE id = $4 AND account_id = $5 AND replans = $6 AND size = $7",
+    )
+    .bind(to_i64(to))
+    .bind(encode_placement(placement))
+    .bind(to_i64(reserved))
+    .bind(id)
+    .bind(account_id)
+    .bind(seen)
+    .bind(to_i64(from))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(if changed == 1 {
+        Resized::Yes
+    } else {
+        Resized::ChangedMeanwhile
+    })
 }
 
 /// Which worker each put token of upload `id` was issued to. Rows that do not decode are left
