@@ -17,6 +17,9 @@ const FLAGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--remote-debugging-pipe',
+  // More flags for a run looked into, e.g. `--js-flags=--perf-basic-prof` so that `perf` names
+  // the WebAssembly functions it samples (space-separated).
+  ...(process.env.BENCH_CHROMIUM_FLAGS ?? '').split(' ').filter(Boolean),
 ];
 
 /** Launch headless Chromium with a fresh profile; downloads are saved under `downloads`. */
