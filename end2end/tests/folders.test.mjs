@@ -269,3 +269,65 @@ test('folders picked and dropped become folders; ticked files are downloaded and
   assert.deepEqual(left.folders.map((f) => f.name), ['2024'], 'nothing else went');
   await context.close();
 });
+
+test('files and folders dragged onto a folder or a breadcrumb move there; ticked folders download and delete whole', { timeout: 240_000 }, async () => {
+  // Tried: in /dnd (made with the CLI: into/, box/ holding inner.txt, and top.txt), top.txt
+  // dragged onto into/; box/ dragged onto into/; then, inside into/, box/ dragged onto the "All
+  // files" breadcrumb; box/ moved back by typed path with its Move button; box/ ticked for a bulk
+  // download, then for a bulk delete. Must hold: each drop moves exactly what was dragged where it
+  // was dropped (as the CLI lists it), without touching the bytes; the typed move too; a ticked
+  // folder downloads the files inside it and deletes with everything in it.
+  const context = await chromium.browser.newContext({ acceptDownloads: true });
+  await context.addInitScript(() => { delete window.showSaveFilePicker; });
+  const page = await context.newPage();
+  const inner = path.join(work, 'inner.txt');
+  writeFileSync(inner, 'inside the box\n');
+  const top = path.join(work, 'top.txt');
+  writeFileSync(top, 'at the top of dnd\n');
+  cli(['mkdir', '-p', '/dnd/into']);
+  cli(['mkdir', '-p', '/dnd/box']);
+  cli(['upload', inner, '--to', '/dnd/box']);
+  cli(['upload', top, '--to', '/dnd']);
+  await logIn(page, net.url, email, password);
+  await page.getByTestId('dropzone').waitFor();
+  await page.getByTestId('folder-row').filter({ hasText: 'dnd/' }).getByTestId('open-folder').click();
+  const folder = (name) => page.getByTestId('folder-row').filter({ has: page.locator('.file-name', { hasText: new RegExp(`^${name}/$`) }) });
+  const file = (name) => page.getByTestId('file-row').filter({ has: page.locator('.file-name', { hasText: new RegExp(`^${name.replace('.', '\\.')}$`) }) });
+  const ls = (at) => JSON.parse(cli(['--json', 'ls', at]));
+
+  await file('top.txt').dragTo(folder('into'));
+  await file('top.txt').waitFor({ state: 'detached' });
+  assert.deepEqual(ls('/dnd/into').files.map((f) => f.name), ['top.txt'], 'the file dropped on into/ is in it');
+  assert.equal(cli(['download', '/dnd/into/top.txt', '-o', '-']), readFileSync(top, 'utf8'), 'moved, not changed');
+
+  await folder('box').dragTo(folder('into'));
+  await folder('box').waitFor({ state: 'detached' });
+  assert.deepEqual(ls('/dnd/into').folders.map((f) => f.name), ['box']);
+  assert.deepEqual(ls('/dnd/into/box').files.map((f) => f.name), ['inner.txt'], 'a folder moves with what is in it');
+
+  await folder('into').getByTestId('open-folder').click();
+  await folder('box').dragTo(page.getByTestId('crumb').filter({ hasText: 'All files' }));
+  await folder('box').waitFor({ state: 'detached' });
+  assert.ok(ls('/').folders.some((f) => f.name === 'box'), 'a folder dropped on "All files" goes to the top');
+
+  await page.getByTestId('crumb').filter({ hasText: 'All files' }).click();
+  answerNext(page, '/dnd');
+  await folder('box').getByTestId('move-folder').click();
+  await folder('box').waitFor({ state: 'detached' });
+  assert.ok(ls('/dnd').folders.some((f) => f.name === 'box'), 'moved back by its typed path');
+
+  await folder('dnd').getByTestId('open-folder').click();
+  await folder('box').getByTestId('select-folder').check();
+  await page.getByTestId('bulk-count').filter({ hasText: '1 selected' }).waitFor();
+  const saved = page.waitForEvent('download');
+  await page.getByTestId('bulk-download').click();
+  const got = await saved;
+  assert.equal(readFileSync(await got.path(), 'utf8'), readFileSync(inner, 'utf8'), 'a ticked folder downloads its files');
+  answerNext(page, '');
+  await page.getByTestId('bulk-delete').click();
+  await folder('box').waitFor({ state: 'detached' });
+  const left = ls('/dnd');
+  assert.deepEqual(left.folders.map((f) => f.name), ['into'], 'the ticked folder is gone, nothing else');
+  assert.deepEqual(ls('/dnd/into').files.map((f) => f.name), ['top.txt']);
+  await context.close();
+});

@@ -66,12 +66,18 @@ test('files and nodes fit a phone, usage is explained, the share dialog is a mod
   await dialog.waitFor({ state: 'detached' });
   assert.equal(await share.evaluate((b) => b === document.activeElement), true, 'the focus did not return to Share');
 
+  // A folder beside the file, for its row's actions.
+  page.once('dialog', (d) => d.accept('Holiday photos'));
+  await page.getByTestId('new-folder').click();
+  const folderRow = page.getByTestId('folder-row').first();
+  await folderRow.waitFor();
+
   // A phone.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.reload();
   await row.waitFor();
-  for (const name of ['download', 'share', 'delete']) {
-    const box = await row.getByTestId(name).boundingBox();
+  for (const [at, name] of [[row, 'download'], [row, 'share'], [row, 'delete'], [folderRow, 'rename-folder'], [folderRow, 'move-folder'], [folderRow, 'delete-folder']]) {
+    const box = await at.getByTestId(name).boundingBox();
     assert.ok(box && box.x >= 0 && box.x + box.width <= 390, `${name} lies outside the window: ${JSON.stringify(box)}`);
   }
   assert.equal(await scrollsSideways(page), false, 'the files page scrolls sideways at 390 px');

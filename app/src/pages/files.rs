@@ -91,6 +91,13 @@ impl Transfer {
     }
 }
 
+/// A file or a folder of the list: what is ticked for a bulk action, or dragged onto a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    File(disktro_core::FileId),
+    Folder(disktro_core::FolderId),
+}
+
 /// The files page's state. The app keeps it (provided at its root), not the page, so that
 /// transfers run on and stay listed while the user is on other pages, and the list learns of an
 /// upload that finished meanwhile.
@@ -108,8 +115,10 @@ pub struct Files {
     /// Names searched for (in every folder, decrypted here), and the order.
     query: RwSignal<String>,
     sort: RwSignal<Sort>,
-    /// Files ticked for a bulk download or delete.
-    selected: RwSignal<Vec<disktro_core::FileId>>,
+    /// Files and folders ticked for a bulk download or delete.
+    selected: RwSignal<Vec<Item>>,
+    /// A file or folder being dragged (onto a folder, to move it there).
+    dragging: RwSignal<Option<Item>>,
 }
 
 impl Files {
@@ -126,6 +135,7 @@ impl Files {
             query: RwSignal::new(String::new()),
             sort: RwSignal::new(Sort::default()),
             selected: RwSignal::new(Vec::new()),
+            dragging: RwSignal::new(None),
         };
         provide_context(files);
         // Signed out: the names decrypted for that account must not stay on show in this tab.
@@ -193,6 +203,31 @@ impl Files {
         })
     }
 
+    /// Folder `top` and every folder below it, by the tree opened here.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn subtree(&self, top: disktro_core::FolderId) -> Vec<disktro_core::FolderId> {
+        self.folders.with_untracked(|all| {
+            let mut found = vec![top];
+            let mut at = 0;
+            while at < found.len() {
+                let parent = found[at];
+                found.extend(all.iter().filter(|f| f.parent == Some(parent)).map(|f| f.id));
+                at += 1;
+            }
+            found
+        })
+    }
+
+    /// Tick or untick `item`.
+    fn tick(&self, item: Item, on: bool) {
+        self.selected.update(|s| {
+            s.retain(|i| *i != item);
+            if on {
+                s.push(item);
+            }
+        });
+    }
+
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     fn update(&self, id: u64, f: impl FnOnce(&mut Transfer)) {
         self.transfers.update(|ts| {
@@ -211,7 +246,7 @@ pub(super) mod actions {
     use disktro_core::metadata::FileMetadata;
     use leptos::prelude::*;
 
-    use super::{FileRow, Files, FolderRow, Phase, Transfer};
+    use super::{FileRow, Files, FolderRow, Item, Phase, Transfer};
     use crate::browser::api::Api;
     use crate::browser::js;
     use crate::browser::keyring::Keyring;
@@ -635,32 +670,70 @@ pub(super) mod actions {
 
     /// Download every ticked file, each as its own transfer.
     pub fn download_selected(files: Files) {
-        let chosen = files.selected.get_untracked();
-        let rows = files
-            .rows
-            .with_untracked(|r| r.as_ref().and_then(|r| r.as_ref().ok()).cloned())
-            .unwrap_or_default();
-        for row in rows.into_iter().filter(|r| chosen.contains(&r.summary.file_id)) {
+        for row in selected_files(files) {
             download(files, row);
         }
     }
 
-    /// Delete every ticked file, once confirmed.
+    /// The files ticked and the files in the folders ticked (at any depth), as listed now.
+    fn selected_files(files: Files) -> Vec<FileRow> {
+        let chosen = files.selected.get_untracked();
+        let mut folders = Vec::new();
+        for item in &chosen {
+            if let Item::Folder(id) = item {
+                folders.extend(files.subtree(*id));
+            }
+        }
+        files
+            .rows
+            .with_untracked(|r| r.as_ref().and_then(|r| r.as_ref().ok()).cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                chosen.contains(&Item::File(r.summary.file_id))
+                    || r.summary.folder_id.is_some_and(|f| folders.contains(&f))
+            })
+            .collect()
+    }
+
+    /// Delete every ticked file and folder (a folder with everything in it), once confirmed.
     pub fn delete_selected(files: Files) {
-        // Only what is still listed (a ticked file may have been deleted on its own since).
-        let chosen: Vec<disktro_core::FileId> = files.rows.with_untracked(|r| {
-            let selected = files.selected.get_untracked();
-            r.as_ref()
-                .and_then(|r| r.as_ref().ok())
-                .map(|rows| {
-                    rows.iter()
-                        .map(|row| row.summary.file_id)
-                        .filter(|id| selected.contains(id))
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        if chosen.is_empty() || !confirm(&format!("Delete {} file(s)? Their shares stop working.", chosen.len())) {
+        // Only what is still listed (a ticked file may have been deleted on its own since), and a
+        // file only when no ticked folder takes it anyway.
+        let listed_folders: Vec<disktro_core::FolderId> =
+            files.folders.with_untracked(|all| all.iter().map(|f| f.id).collect());
+        let folders: Vec<disktro_core::FolderId> = files
+            .selected
+            .get_untracked()
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Folder(id) if listed_folders.contains(&id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        let inside: Vec<disktro_core::FolderId> = folders.iter().flat_map(|f| files.subtree(*f)).collect();
+        let chosen: Vec<disktro_core::FileId> = selected_files(files)
+            .into_iter()
+            .filter(|r| !r.summary.folder_id.is_some_and(|f| inside.contains(&f)))
+            .map(|r| r.summary.file_id)
+            .collect();
+        // A ticked folder inside another ticked one goes with it.
+        let folders: Vec<disktro_core::FolderId> = folders
+            .iter()
+            .copied()
+            .filter(|f| !folders.iter().any(|g| g != f && files.subtree(*g).contains(f)))
+            .collect();
+        if chosen.is_empty() && folders.is_empty() {
+            return;
+        }
+        let question = match (chosen.len(), folders.len()) {
+            (n, 0) => format!("Delete {n} file(s)? Their shares stop working."),
+            (0, m) => format!("Delete {m} folder(s) and everything in them? Shares of their files stop working."),
+            (n, m) => format!(
+                "Delete {n} file(s), and {m} folder(s) with everything in them? Shares of their files stop working."
+            ),
+        };
+        if !confirm(&question) {
             return;
         }
         files.selected.set(Vec::new());
@@ -668,8 +741,57 @@ pub(super) mod actions {
             for id in chosen {
                 api.send("DELETE", &format!("/files/{id}")).await?;
             }
+            for id in folders {
+                api.send("DELETE", &format!("/folders/{id}?recursive=true")).await?;
+            }
             Ok(())
         });
+    }
+
+    /// Move a file or folder into folder `to` (none: the top), as a drag onto it asks. A folder
+    /// onto itself or below itself is left where it is (the server refuses such a move too).
+    pub fn move_item(files: Files, item: Item, to: Option<disktro_core::FolderId>) {
+        let path = match item {
+            Item::File(id) => {
+                let here = files.rows.with_untracked(|r| {
+                    r.as_ref()
+                        .and_then(|r| r.as_ref().ok())
+                        .and_then(|rows| rows.iter().find(|r| r.summary.file_id == id))
+                        .map(|r| r.summary.folder_id)
+                });
+                if here == Some(to) {
+                    return;
+                }
+                format!("/files/{id}/move")
+            }
+            Item::Folder(id) => {
+                let parent = files
+                    .folders
+                    .with_untracked(|all| all.iter().find(|f| f.id == id).map(|f| f.parent));
+                if parent == Some(to) || to.is_some_and(|t| files.subtree(id).contains(&t)) {
+                    return;
+                }
+                format!("/folders/{id}/move")
+            }
+        };
+        then_refresh(files, move |_, api| async move {
+            let _: serde_json::Value = api.post(&path, &disktro_core::api::MoveTo { parent_id: to }).await?;
+            Ok(())
+        });
+    }
+
+    /// Move a folder into the folder at the path the user gives.
+    pub fn move_folder(files: Files, folder: FolderRow) {
+        let here = super::path_text(&files.path_of(folder.parent));
+        let Some(path) = ask("Move into the folder (its path, / for the top):", &here) else {
+            return;
+        };
+        match files.folder_at(&path) {
+            Some(to) => move_item(files, Item::Folder(folder.id), to),
+            None => files
+                .rows
+                .set(Some(Err(Failure::Invalid(format!("There is no folder {path}."))))),
+        }
     }
 
     /// Give a folder a new name, sealed here.
@@ -804,8 +926,9 @@ pub fn FilesPage() -> impl IntoView {
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         dragging.set(false);
+        // A row of the list dropped here is not a file from the desktop.
         #[cfg(feature = "hydrate")]
-        {
+        if files.dragging.get_untracked().is_none() {
             let data = ev.data_transfer();
             // Folders come as entries, to be walked; without any, the drop's files are all.
             match data.as_ref().and_then(crate::browser::dropped::folder_entries) {
@@ -854,7 +977,10 @@ pub fn FilesPage() -> impl IntoView {
             <section
                 class=move || if dragging.get() { "dropzone over" } else { "dropzone" }
                 data-testid="dropzone"
-                on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true); }
+                on:dragover=move |ev: leptos::ev::DragEvent| {
+                    // A row of the list dragged here is not a file from the desktop.
+                    if files.dragging.get_untracked().is_none() { ev.prevent_default(); dragging.set(true); }
+                }
                 on:dragleave=move |_| dragging.set(false)
                 on:drop=on_drop
             >
@@ -971,10 +1097,22 @@ fn FileTable(files: Files) -> impl IntoView {
             </div>
             <div class="file-tools">
                 <nav class="breadcrumbs" aria-label="Folder" data-testid="breadcrumbs">
-                    <button type="button" class="link" on:click=move |_| files.current.set(None)>"All files"</button>
+                    {
+                        let over = RwSignal::new(false);
+                        let (dragover, dragleave, drop) = drop_into(files, None, over);
+                        view! {
+                            <button type="button" class="link" class:drop-target=over data-testid="crumb"
+                                on:dragover=dragover on:dragleave=dragleave on:drop=drop
+                                on:click=move |_| files.current.set(None)>"All files"</button>
+                        }
+                    }
                     {move || files.path_of(files.current.get()).into_iter().map(|f| {
                         let id = f.id;
-                        view! { " / " <button type="button" class="link" on:click=move |_| files.current.set(Some(id))>{f.name}</button> }
+                        let over = RwSignal::new(false);
+                        let (dragover, dragleave, drop) = drop_into(files, Some(id), over);
+                        view! { " / " <button type="button" class="link" class:drop-target=over data-testid="crumb"
+                            on:dragover=dragover on:dragleave=dragleave on:drop=drop
+                            on:click=move |_| files.current.set(Some(id))>{f.name}</button> }
                     }).collect_view()}
                 </nav>
                 <input type="search" placeholder="Search names" aria-label="Search names" data-testid="search"
@@ -1062,13 +1200,81 @@ fn path_text(path: &[FolderRow]) -> String {
     )
 }
 
+/// A file or folder row picked up: what a folder it is dropped on moves into itself.
+fn start_drag(files: Files, item: Item, ev: &leptos::ev::DragEvent) {
+    files.dragging.set(Some(item));
+    #[cfg(feature = "hydrate")]
+    if let Some(data) = ev.data_transfer() {
+        data.set_effect_allowed("move");
+        // Some browsers start a drag only with data in it; nothing reads it.
+        let _ = data.set_data("text/plain", "");
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ev;
+}
+
+/// The handlers that make an element a place to drop a dragged file or folder into folder `to`
+/// (none: the top): dragover (allowing the drop, and lighting `over`), dragleave and drop.
+#[allow(clippy::type_complexity)]
+fn drop_into(
+    files: Files,
+    to: Option<disktro_core::FolderId>,
+    over: RwSignal<bool>,
+) -> (
+    impl Fn(leptos::ev::DragEvent) + Clone + 'static,
+    impl Fn(leptos::ev::DragEvent) + Clone + 'static,
+    impl Fn(leptos::ev::DragEvent) + Clone + 'static,
+) {
+    // A folder is no place for itself; anything else dragged from the list may drop here.
+    let takes = move || {
+        files
+            .dragging
+            .get_untracked()
+            .is_some_and(|item| to.is_none_or(|to| item != Item::Folder(to)))
+    };
+    let dragover = move |ev: leptos::ev::DragEvent| {
+        if takes() {
+            ev.prevent_default();
+            #[cfg(feature = "hydrate")]
+            if let Some(data) = ev.data_transfer() {
+                data.set_drop_effect("move");
+            }
+            over.set(true);
+        }
+    };
+    let dragleave = move |_: leptos::ev::DragEvent| over.set(false);
+    let drop = move |ev: leptos::ev::DragEvent| {
+        over.set(false);
+        if !takes() {
+            return;
+        }
+        ev.prevent_default();
+        ev.stop_propagation();
+        #[cfg(feature = "hydrate")]
+        if let Some(item) = files.dragging.get_untracked() {
+            actions::move_item(files, item, to);
+        }
+        files.dragging.set(None);
+    };
+    (dragover, dragleave, drop)
+}
+
 #[component]
 fn FolderLine(files: Files, folder: FolderRow) -> impl IntoView {
     let id = folder.id;
-    let (for_rename, for_delete) = (folder.clone(), folder.clone());
+    let item = Item::Folder(id);
+    let (for_rename, for_delete, for_move) = (folder.clone(), folder.clone(), folder.clone());
+    let over = RwSignal::new(false);
+    let (dragover, dragleave, drop) = drop_into(files, Some(id), over);
     view! {
-        <tr data-testid="folder-row" data-folder-id=id.to_hex()>
-            <td class="name"><button type="button" class="link file-name" data-testid="open-folder"
+        <tr data-testid="folder-row" data-folder-id=id.to_hex() class:drop-target=over draggable="true"
+            on:dragstart=move |ev| start_drag(files, item, &ev) on:dragend=move |_| files.dragging.set(None)
+            on:dragover=dragover on:dragleave=dragleave on:drop=drop>
+            <td class="name">
+                <input type="checkbox" class="select" data-testid="select-folder" aria-label=format!("Select the folder {}", folder.name)
+                    prop:checked=move || files.selected.with(|s| s.contains(&item))
+                    on:change=move |ev| files.tick(item, event_target_checked(&ev)) />
+                <button type="button" class="link file-name" data-testid="open-folder"
                 on:click=move |_| { files.query.set(String::new()); files.current.set(Some(id)); }>{format!("{}/", folder.name)}</button>
                 <span class="muted mime">"folder"</span></td>
             <td></td>
@@ -1081,6 +1287,12 @@ fn FolderLine(files: Files, folder: FolderRow) -> impl IntoView {
                     #[cfg(not(feature = "hydrate"))]
                     let _ = &for_rename;
                 }>"Rename"</button>
+                <button type="button" class="button small secondary" data-testid="move-folder" on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    actions::move_folder(files, for_move.clone());
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = &for_move;
+                }>"Move"</button>
                 <button type="button" class="button small danger" data-testid="delete-folder" on:click=move |_| {
                     #[cfg(feature = "hydrate")]
                     actions::delete_folder(files, for_delete.clone());
@@ -1126,17 +1338,12 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
     let file_id = row.summary.file_id;
     let name = row.name.clone();
     view! {
-        <tr data-testid="file-row" data-file-id=row.summary.file_id.to_hex()>
+        <tr data-testid="file-row" data-file-id=row.summary.file_id.to_hex() draggable="true"
+            on:dragstart=move |ev| start_drag(files, Item::File(file_id), &ev) on:dragend=move |_| files.dragging.set(None)>
             <td class="name">
                 <input type="checkbox" class="select" data-testid="select" aria-label=format!("Select {}", row.name)
-                    prop:checked=move || files.selected.with(|s| s.contains(&file_id))
-                    on:change=move |ev| {
-                        let on = event_target_checked(&ev);
-                        files.selected.update(|s| {
-                            s.retain(|id| *id != file_id);
-                            if on { s.push(file_id); }
-                        });
-                    } />
+                    prop:checked=move || files.selected.with(|s| s.contains(&Item::File(file_id)))
+                    on:change=move |ev| files.tick(Item::File(file_id), event_target_checked(&ev)) />
                 <span class="file-name">{row.name.clone()}</span><span class="muted mime">{row.mime.clone()}</span>
             </td>
             <td>{format::bytes(row.size)}</td>
