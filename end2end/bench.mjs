@@ -12,6 +12,7 @@
 // busiest threads, in cores. Chromium is driven over a bare DevTools pipe
 // (`bare.mjs`), not Playwright: see there why.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { launchBare } from './bare.mjs';
@@ -255,6 +256,9 @@ async function measureOn(net, kinds, { suffix = '', note = '', uploadOnly = fals
       const name = `bench-${kind}.bin`;
       const file = await writeTestFile(name, SIZE, { text: kind === 'text' });
       const want = await sha256File(file);
+      // The file just written goes to the disk first: its writeback is the bench's, not the
+      // upload's (the workers' shards share this disk).
+      execFileSync('sync');
       await page.goto(`${net.url}/files`);
       await page.waitFor('[data-testid=dropzone]');
       if (kind === kinds[0] && !suffix) {
