@@ -916,8 +916,24 @@ async fn download_own(
     save_download(cli, &answer, &key, Some(me), output, &renew, orders).await
 }
 
+/// Say where a download went, how large and how fast, and whose it is.
+fn saved(cli: &Cli, target: &Path, fetched: &download::Fetched, started: Instant) {
+    let secs = started.elapsed().as_secs_f64().max(1e-6);
+    say(
+        cli,
+        &format!(
+            "{} ({}, {:.1} MB/s, signed by {})",
+            target.display(),
+            disktro_core::units::format_bytes(fetched.metadata.size),
+            fetched.metadata.size as f64 / secs / 1e6,
+            fetched.owner.fingerprint()
+        ),
+        json!({"path": target, "name": fetched.metadata.name, "size": fetched.metadata.size, "owner": fetched.owner.fingerprint(), "seconds": secs}),
+    );
+}
+
 /// Download to `output` (`-` = stdout) through a temp file renamed on success, so a failed
-/// download never leaves a partial file.
+/// download never leaves a partial file (a device or a pipe is written as it comes).
 async fn save_download(
     cli: &Cli,
     answer: &FileDownload,
@@ -951,6 +967,29 @@ async fn save_download(
         Some(p) => p.to_owned(),
         None => PathBuf::from(safe_name(&metadata.name)),
     };
+    // A device or a pipe (`-o /dev/null`, a FIFO) takes the bytes as they come: it is no file to
+    // stage a copy beside and rename over (that would replace /dev/null with a regular file).
+    if std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&target)
+            .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;
+        let (fetched, mut writer) = download::download_renewing(
+            answer,
+            key,
+            expected.as_ref(),
+            std::io::BufWriter::with_capacity(DOWNLOAD_WRITE_SIZE, file),
+            &report,
+            Some(renew),
+            orders,
+        )
+        .await?;
+        std::io::Write::flush(&mut writer)
+            .map_err(|e| ClientError::Io(format!("cannot write {}: {e}", target.display())))?;
+        progress.finish_and_clear();
+        saved(cli, &target, &fetched, started);
+        return Ok(());
+    }
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -975,18 +1014,7 @@ async fn save_download(
     temp.persist(&target)
         .map_err(|e| ClientError::Io(format!("cannot write {}: {}", target.display(), e.error)))?;
     progress.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64().max(1e-6);
-    say(
-        cli,
-        &format!(
-            "{} ({}, {:.1} MB/s, signed by {})",
-            target.display(),
-            disktro_core::units::format_bytes(fetched.metadata.size),
-            fetched.metadata.size as f64 / secs / 1e6,
-            fetched.owner.fingerprint()
-        ),
-        json!({"path": target, "name": fetched.metadata.name, "size": fetched.metadata.size, "owner": fetched.owner.fingerprint(), "seconds": secs}),
-    );
+    saved(cli, &target, &fetched, started);
     Ok(())
 }
 

@@ -104,6 +104,25 @@ async fn signup_upload_list_download_share_get_and_remove() {
     let o = disktro(&cfg, None, &["download", &ids[0], "-o", out.to_str().unwrap()], None).await;
     ok(&o, "download");
     assert!(std::fs::read(&out).unwrap() == noise, "download differs");
+    // Tried: a download to a device and to a FIFO. Must hold: the bytes go into them (the FIFO's
+    // reader gets the file whole) and they stay what they are, not replaced by a regular file.
+    use std::os::unix::fs::FileTypeExt as _;
+    let o = disktro(&cfg, None, &["download", &ids[0], "-o", "/dev/null"], None).await;
+    ok(&o, "download to /dev/null");
+    assert!(
+        std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(),
+        "a download replaced /dev/null"
+    );
+    let fifo = work.path().join("pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success(), "mkfifo");
+    let reader = {
+        let fifo = fifo.clone();
+        tokio::task::spawn_blocking(move || std::fs::read(fifo).unwrap())
+    };
+    let o = disktro(&cfg, None, &["download", &ids[0], "-o", fifo.to_str().unwrap()], None).await;
+    ok(&o, "download to a FIFO");
+    assert!(reader.await.unwrap() == noise, "the FIFO's reader got other bytes");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 
     // Share with one download; get it with no account (a fresh config dir).
     let o = disktro(

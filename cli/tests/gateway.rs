@@ -646,3 +646,76 @@ async fn multipart_uploads_go_on_while_parts_arrive_and_complete_with_exactly_th
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// File listings the server has answered so far (`GET /api/v1/files`, from its metrics).
+async fn listings_served(net: &Network) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", net.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("disktro_http_requests_total{")
+                && l.contains("route=\"/api/v1/files\"")
+                && l.contains("method=\"GET\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Tried: rclone copies 300 small files into one folder, then again after 20 of them changed.
+/// Must hold: the server is asked for file listings far fewer times than objects are stored
+/// (the gateway keeps each folder's names between requests; without that every PUT read and
+/// opened the whole folder, n²/2 names for n objects); the objects replaced are replaced, not
+/// doubled, and rclone check finds every object byte-identical.
+#[tokio::test(flavor = "multi_thread")]
+async fn many_objects_in_one_folder_do_not_each_read_the_whole_folder() {
+    let net = Network::start(10).await;
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("cfg");
+    let key = account_with_key(&net, &cfg, "many@example.org").await;
+    let gw = GatewayProcess::start(&cfg);
+    let src = home.path().join("many");
+    for i in 0..300u32 {
+        write(&src.join(format!("f{i:03}.txt")), format!("object {i}\n").as_bytes());
+    }
+    let src_arg = src.to_str().unwrap();
+    succeeded(
+        &rclone(&gw, &key, home.path(), &["mkdir", "dk:many"]).await,
+        "rclone mkdir",
+    );
+    let before = listings_served(&net).await;
+    succeeded(
+        &rclone(&gw, &key, home.path(), &["copy", src_arg, "dk:many/one"]).await,
+        "rclone copy",
+    );
+    let first = listings_served(&net).await - before;
+    assert!(
+        first < 100,
+        "{first} file listings served for 300 objects stored in one folder"
+    );
+    for i in 0..20u32 {
+        write(
+            &src.join(format!("f{i:03}.txt")),
+            format!("object {i}, changed\n").as_bytes(),
+        );
+    }
+    succeeded(
+        &rclone(&gw, &key, home.path(), &["copy", src_arg, "dk:many/one"]).await,
+        "rclone copy of the changes",
+    );
+    succeeded(
+        &rclone(&gw, &key, home.path(), &["check", src_arg, "dk:many/one"]).await,
+        "rclone check",
+    );
+    let listed = disktro(&cfg, None, &["--json", "ls", "/many/one"], None).await;
+    ok(&listed, "disktro ls");
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(
+        listed["files"].as_array().unwrap().len(),
+        300,
+        "a changed object replaces the old one"
+    );
+}

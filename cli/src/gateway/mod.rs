@@ -10,6 +10,8 @@
 //! - [`sigv4`]: requests are signed with access keys ([`keys`]) the account made on this machine;
 //! - [`body`]: bodies stream between HTTP and the pipelines in bounded memory, checked as they go;
 //! - [`objects`]: buckets and objects on the folder tree (Put/Get/Head/Delete/Copy, listings);
+//! - [`names`]: each folder's files by name, kept between requests (for a tool storing many
+//!   objects in one folder);
 //! - [`multipart`]: multipart uploads, their parts spooled on disk until Complete or Abort and
 //!   sent on as they arrive ([`assembly`]);
 //! - [`xml`]: S3's XML answers and errors.
@@ -18,6 +20,7 @@ mod assembly;
 pub mod body;
 pub mod keys;
 mod multipart;
+mod names;
 mod objects;
 pub mod sigv4;
 pub mod xml;
@@ -127,6 +130,8 @@ pub struct Gateway {
     /// Object reads streaming at once (each holds a download's chunks in flight, about 25 MiB);
     /// more wait their turn, since two already keep both cores of a small machine busy.
     reads: Arc<tokio::sync::Semaphore>,
+    /// Each folder's files by name, kept between requests.
+    names: names::Names,
     /// Multipart uploads being sent on as their parts arrive, by upload id.
     assemblies: std::sync::Mutex<std::collections::HashMap<String, Arc<assembly::Assembly>>>,
 }
@@ -144,6 +149,7 @@ impl Gateway {
             tree_changes: tokio::sync::Mutex::new(()),
             reads: Arc::new(tokio::sync::Semaphore::new(READS_AT_ONCE)),
             assemblies: std::sync::Mutex::default(),
+            names: names::Names::default(),
         }
     }
 }

@@ -326,10 +326,14 @@ impl Call<'_> {
                 attributes,
             };
             let numbers: Vec<(u32, String)> = chosen.iter().map(|p| (p.number, p.etag.clone())).collect();
-            if assembly.finish(&numbers, metadata) {
+            if assembly.finish(&numbers, metadata.clone()) {
                 // A failure leaves the spool: Complete asked again uploads from it.
                 let uploaded = assembly.outcome().await?;
-                self.replace_older(folder, name, uploaded.summary.file_id).await?;
+                let stored = super::objects::Found {
+                    file: uploaded.summary,
+                    metadata,
+                };
+                self.replace_older(folder, name, stored).await?;
                 let _ = std::fs::remove_dir_all(&dir);
                 return Ok(completed(bucket, key, &etag));
             }

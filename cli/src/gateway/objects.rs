@@ -12,10 +12,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use disktro_core::FolderId;
 use disktro_core::api::{Base64, FileSummary, Rename};
 use disktro_core::metadata::FileMetadata;
 use disktro_core::order::Orders;
-use disktro_core::{FileId, FolderId};
 use md5::{Digest as _, Md5};
 
 use super::body::{ChannelWriter, CheckedReader, Expect};
@@ -43,6 +43,7 @@ pub(super) struct Call<'a> {
 }
 
 /// An object found: its file and its opened metadata.
+#[derive(Debug, Clone)]
 pub(super) struct Found {
     pub file: FileSummary,
     pub metadata: FileMetadata,
@@ -307,14 +308,28 @@ impl Call<'_> {
         (Some(at), name)
     }
 
-    /// Every file named `name` in `folder`, newest first.
+    /// Every file named `name` in `folder`, newest first, from the folder's listing as kept
+    /// ([`super::names`]) or read now.
     async fn named(&self, folder: FolderId, name: &str) -> Result<Vec<Found>, S3Error> {
-        let mut found: Vec<Found> = Vec::new();
-        for f in self.gateway.server.files_in(Some(&folder)).await?.files {
-            if let Some(metadata) = tree::file_metadata(&self.gateway.me, &f).filter(|m| m.name == name) {
-                found.push(Found { file: f, metadata });
+        let files = match self.gateway.names.fresh(&folder) {
+            Some(files) => files,
+            None => {
+                let reading = self.gateway.names.reading(folder);
+                let opened = self
+                    .gateway
+                    .server
+                    .files_in(Some(&folder))
+                    .await?
+                    .files
+                    .into_iter()
+                    .filter_map(|f| {
+                        tree::file_metadata(&self.gateway.me, &f).map(|metadata| Found { file: f, metadata })
+                    })
+                    .collect();
+                self.gateway.names.keep(reading, opened)
             }
-        }
+        };
+        let mut found: Vec<Found> = files.iter().filter(|f| f.metadata.name == name).cloned().collect();
         found.sort_by_key(|f| std::cmp::Reverse(f.file.created_at));
         Ok(found)
     }
@@ -476,8 +491,8 @@ impl Call<'_> {
                 None => hex::encode(digests.await.ok()?.md5),
             };
             metadata.attributes.push((ETAG.to_owned(), etag.clone()));
-            describe.send(metadata).ok()?;
-            Some(etag)
+            describe.send(metadata.clone()).ok()?;
+            Some((etag, metadata))
         });
         let options = UploadOptions {
             folder_id: Some(folder),
@@ -493,12 +508,20 @@ impl Call<'_> {
             &|_| {},
         )
         .await?;
-        let etag = described_with
+        let (etag, metadata) = described_with
             .await
             .ok()
             .flatten()
             .ok_or_else(|| S3Error::new(500, "InternalError", "the body's digest was lost"))?;
-        self.replace_older(folder, name, uploaded.summary.file_id).await?;
+        self.replace_older(
+            folder,
+            name,
+            Found {
+                file: uploaded.summary,
+                metadata,
+            },
+        )
+        .await?;
         Ok(etag)
     }
 
@@ -510,14 +533,19 @@ impl Call<'_> {
         Ok((folder, name))
     }
 
-    /// The object `name` in `folder` is now the file `file_id`: the older files of that name go.
-    pub(super) async fn replace_older(&self, folder: FolderId, name: &str, file_id: FileId) -> Result<(), S3Error> {
+    /// The object `name` in `folder` is now `stored` (its summary and metadata): the older
+    /// files of that name go.
+    pub(super) async fn replace_older(&self, folder: FolderId, name: &str, stored: Found) -> Result<(), S3Error> {
+        let mut gone = Vec::new();
         for older in self.named(folder, name).await? {
-            if older.file.file_id != file_id {
-                // Best effort: a copy left over shows in listings as the older object.
-                let _ = self.gateway.server.delete_file(&older.file.file_id.to_hex()).await;
+            let id = older.file.file_id;
+            // Best effort: a copy left over shows in listings as the older object.
+            if id != stored.file.file_id && self.gateway.server.delete_file(&id.to_hex()).await.is_ok() {
+                gone.push(id);
             }
         }
+        gone.push(stored.file.file_id);
+        self.gateway.names.changed(&folder, Some(stored), &gone);
         Ok(())
     }
 
@@ -576,12 +604,17 @@ impl Call<'_> {
         let (Some(folder), name) = Self::locate(&tree, bucket_id, key) else {
             return Ok(());
         };
+        let mut gone = Vec::new();
         for found in self.named(folder, name).await? {
             match self.gateway.server.delete_file(&found.file.file_id.to_hex()).await {
-                Ok(()) | Err(ClientError::Api { status: 404, .. }) => {}
-                Err(e) => return Err(e.into()),
+                Ok(()) | Err(ClientError::Api { status: 404, .. }) => gone.push(found.file.file_id),
+                Err(e) => {
+                    self.gateway.names.changed(&folder, None, &gone);
+                    return Err(e.into());
+                }
             }
         }
+        self.gateway.names.changed(&folder, None, &gone);
         Ok(())
     }
 
@@ -657,11 +690,19 @@ impl Call<'_> {
                 .rename_file(
                     &found.file.file_id,
                     &Rename {
-                        metadata: Base64::new(sealed),
+                        metadata: Base64::new(sealed.clone()),
                         wrapped_key: None,
                     },
                 )
                 .await?;
+            if let Some(folder) = found.file.folder_id {
+                let id = found.file.file_id;
+                let mut file = found.file.clone();
+                file.metadata = Base64::new(sealed);
+                self.gateway
+                    .names
+                    .changed(&folder, Some(Found { file, metadata }), &[id]);
+            }
             return Ok(copy_result(&etag, found.file.created_at));
         }
         let size = found.metadata.size;
