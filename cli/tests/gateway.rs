@@ -540,11 +540,13 @@ impl<'a> Multipart<'a> {
 /// Tried, with `aws s3api` part by part: (a) two 5 MiB parts sent and the workers' ingress read
 /// before a 1 MiB third part and Complete; (b) part 1 sent again with other bytes after it had
 /// gone on to the workers, then Complete with the new part 1; (c) three parts, Complete with
-/// parts 1 and 3 only; (d) a part, then Abort. Must hold: (a) the first two chunks reached the
-/// workers before Complete (the upload goes on while parts arrive) and the object reads back as
-/// the three parts, with S3's multipart ETag; (b) and (c) read back as exactly the parts chosen
+/// parts 1 and 3 only; (d) a part, then Abort; (e) 6 MiB in two parts with 60 MB of quota left.
+/// Must hold: (a) the first two chunks reached the workers before Complete (the upload goes on
+/// while parts arrive) and the object reads back as the three parts, with S3's multipart ETag; (b) and (c) read back as exactly the parts chosen
 /// (Complete uploads from the spool when the parts sent on are not the ones chosen); (d) leaves
-/// no object and no upload open at the server, and nothing of the stopped uploads stays open.
+/// no object and no upload open at the server, and nothing of the stopped uploads stays open;
+/// (e) an account too near its quota for the assembly's first plan (16 chunks) but not for the
+/// object still completes (from the spool).
 #[tokio::test(flavor = "multi_thread")]
 async fn multipart_uploads_go_on_while_parts_arrive_and_complete_with_exactly_the_parts_chosen() {
     let net = Network::start(10).await;
@@ -645,6 +647,20 @@ async fn multipart_uploads_go_on_while_parts_arrive_and_complete_with_exactly_th
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+
+    // (e) Too near the quota for the assembly's first plan (16 chunks), not for the object.
+    sqlx::query("UPDATE accounts SET quota_bytes = used_bytes + 60000000")
+        .execute(&net.ctx.db.pool)
+        .await
+        .unwrap();
+    let mut e = Multipart::create(&gw, &key, home.path(), "e.bin").await;
+    e.part(1, &one).await;
+    e.part(2, &three).await;
+    e.complete(&[1, 2]).await;
+    assert!(
+        e.read_back().await == [&one[..], &three].concat(),
+        "(e) came back different"
+    );
 }
 
 /// File listings the server has answered so far (`GET /api/v1/files`, from its metrics).

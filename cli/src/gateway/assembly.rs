@@ -11,8 +11,9 @@
 //! Complete hands over the parts chosen. When the parts already fed are the start of that list
 //! (what every client does), the feed goes on through the rest of the list and ends, and the
 //! upload commits with the metadata sealed then (its size, the multipart ETag). Otherwise (a
-//! part sent again after it was fed, parts left out), the assembly is stopped, its upload
-//! cancelled, and Complete uploads from the spool as before: the spool keeps every part until
+//! part sent again after it was fed, parts left out, or the assembly's upload already failed:
+//! it could not begin, the account having its most uploads open, or it broke off), the assembly
+//! is stopped, its upload cancelled, and Complete uploads from the spool as before: the spool keeps every part until
 //! Complete or Abort, so nothing depends on the assembly having lived (a gateway restarted
 //! between parts completes that way too).
 
@@ -97,8 +98,15 @@ impl Assembly {
     /// `metadata`: `true` when the assembly can finish with them (the parts it fed are their
     /// start), `false` when it cannot (and it is stopped).
     pub fn finish(&self, chosen: &[(u32, String)], metadata: FileMetadata) -> bool {
+        // An upload that already ended could only have failed (it waits for this description):
+        // it could not begin (the account's open uploads or quota), or broke off. The spool
+        // still has every part.
+        let ended = self
+            .upload
+            .try_lock()
+            .is_ok_and(|task| task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished));
         let mut parts = self.parts();
-        let fits = parts.stopped.is_none() && chosen.starts_with(&parts.fed);
+        let fits = !ended && parts.stopped.is_none() && chosen.starts_with(&parts.fed);
         if fits {
             parts.chosen = Some(chosen.to_vec());
             if let Some(describe) = self.describe.lock().unwrap_or_else(PoisonError::into_inner).take() {
