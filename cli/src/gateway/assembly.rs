@@ -32,9 +32,11 @@ use super::Gateway;
 use crate::ClientError;
 use crate::upload::{self, UploadOptions, Uploaded};
 
-/// How long a feed waits for the next part before giving up: the server's upload expires a day
-/// after it began, so a client that stays away longer completes from the spool.
-const WAIT_AT_MOST: Duration = Duration::from_secs(23 * 60 * 60);
+/// How long a feed waits for its next part before it gives up and its upload is cancelled: an
+/// open upload holds part of the account's quota and one of its few open uploads at the server,
+/// and a client that crashed never comes back. A client that does come back later completes
+/// from the spool.
+const WAIT_AT_MOST: Duration = Duration::from_secs(60 * 60);
 
 /// The feed's view of the parts: which have arrived (by number, their ETag), which went into the
 /// upload, in order, and the list Complete chose.
@@ -180,7 +182,7 @@ impl PartFeed {
             let waited = since.elapsed();
             if waited >= WAIT_AT_MOST {
                 return Err(io::Error::other(
-                    "the multipart upload was left without parts for a day",
+                    "the multipart upload was left without a new part for an hour",
                 ));
             }
             parts = assembly
