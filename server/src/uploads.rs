@@ -469,6 +469,41 @@ fn fresh_grants(
         .collect()
 }
 
+/// New slots of a plan (a replan's or a growth's) after its `first` slots: one per worker
+/// chosen, budgeted for the shards it takes at their largest.
+struct NewSlots {
+    first: usize,
+    of_worker: HashMap<usize, u16>,
+    /// Per new slot, in order: the worker (an index into the writable workers) and its budget.
+    budgets: Vec<(usize, u64)>,
+}
+
+impl NewSlots {
+    fn after(first: usize) -> Self {
+        Self {
+            first,
+            of_worker: HashMap::new(),
+            budgets: Vec::new(),
+        }
+    }
+
+    /// The slot of worker `w` (a new one on its first shard), its budget grown by `largest`.
+    fn take(&mut self, w: usize, largest: u64) -> Result<u16, ServerError> {
+        let slot = match self.of_worker.get(&w) {
+            Some(&slot) => slot,
+            None => {
+                let slot = u16::try_from(self.first + self.budgets.len())
+                    .map_err(|_| ServerError::internal("more than 65,536 slots in a plan"))?;
+                self.budgets.push((w, 0));
+                self.of_worker.insert(w, slot);
+                slot
+            }
+        };
+        self.budgets[usize::from(slot) - self.first].1 += largest;
+        Ok(slot)
+    }
+}
+
 /// Put tokens for new slots of upload `id`: one per `(worker, budget)` of `budgets`, each with a
 /// serial of its own.
 fn added_grants(
@@ -650,27 +685,18 @@ pub async fn replan(
     };
 
     // One new slot per worker chosen, budgeted for the shards it now takes at their largest.
-    let mut new_slot_of_worker: HashMap<usize, usize> = HashMap::new();
-    let mut budgets: Vec<(usize, u64)> = Vec::new();
+    let mut slots = NewSlots::after(targets.len());
     for (c, shards) in &moved {
         let at = usize::try_from(*c).map_err(|_| ServerError::internal("chunk index"))?;
         let largest = largest_shard(up.size, up.chunk_size, up.redundancy, *c);
         for &(index, w) in shards {
-            let Some(w) = w else {
-                placement[at][index] |= upload::UNPLACED;
-                continue;
+            placement[at][index] = match w {
+                Some(w) => slots.take(w, largest)?,
+                None => placement[at][index] | upload::UNPLACED,
             };
-            let next = targets.len() + budgets.len();
-            let slot = *new_slot_of_worker.entry(w).or_insert_with(|| {
-                budgets.push((w, 0));
-                next
-            });
-            budgets[slot - targets.len()].1 += largest;
-            placement[at][index] =
-                u16::try_from(slot).map_err(|_| ServerError::internal("more than 65,536 slots in a plan"))?;
         }
     }
-    let added = added_grants(ctx, id, &workers, &budgets, now)?;
+    let added = added_grants(ctx, id, &workers, &slots.budgets, now)?;
     let renewed = fresh_grants(ctx, id, &targets, now)?;
 
     let mut tx = ctx.db.begin_write().await?;
@@ -765,29 +791,17 @@ pub async fn resize(
         .map_err(|_| ServerError::internal("placement task"))?
         .map_err(|e| ServerError::refused(ErrorCode::NotEnoughWorkers, format!("cannot grow the upload now: {e}")))?;
         // One new slot per worker the added chunks use, budgeted for their shards at their largest.
-        let mut slot_of_worker: HashMap<usize, u16> = HashMap::new();
-        let mut budgets: Vec<(usize, u64)> = Vec::new();
+        let mut slots = NewSlots::after(targets.len());
         for (c, chunk) in (from..to).zip(fresh) {
             let largest = largest_shard(req.size, up.chunk_size, up.redundancy, c);
-            let mut row = Vec::with_capacity(chunk.len());
-            for w in chunk {
-                let next = targets.len() + budgets.len();
-                let slot = match slot_of_worker.get(&w) {
-                    Some(&slot) => slot,
-                    None => {
-                        let slot = u16::try_from(next)
-                            .map_err(|_| ServerError::internal("more than 65,536 slots in a plan"))?;
-                        budgets.push((w, 0));
-                        slot_of_worker.insert(w, slot);
-                        slot
-                    }
-                };
-                budgets[usize::from(slot) - targets.len()].1 += largest;
-                row.push(slot);
-            }
-            placement.push(row);
+            placement.push(
+                chunk
+                    .into_iter()
+                    .map(|w| slots.take(w, largest))
+                    .collect::<Result<_, _>>()?,
+            );
         }
-        added = added_grants(ctx, id, &workers, &budgets, now)?;
+        added = added_grants(ctx, id, &workers, &slots.budgets, now)?;
     } else {
         placement.truncate(usize::try_from(to).map_err(|_| ServerError::internal("chunk count"))?);
     }

@@ -780,14 +780,15 @@ pub(super) mod actions {
         });
     }
 
-    /// Move a folder into the folder at the path the user gives.
-    pub fn move_folder(files: Files, folder: FolderRow) {
-        let here = super::path_text(&files.path_of(folder.parent));
+    /// Move a file or folder, now in folder `now_in` (none: the top), into the folder at the
+    /// path the user gives.
+    pub fn move_by_path(files: Files, item: Item, now_in: Option<disktro_core::FolderId>) {
+        let here = super::path_text(&files.path_of(now_in));
         let Some(path) = ask("Move into the folder (its path, / for the top):", &here) else {
             return;
         };
         match files.folder_at(&path) {
-            Some(to) => move_item(files, Item::Folder(folder.id), to),
+            Some(to) => move_item(files, item, to),
             None => files
                 .rows
                 .set(Some(Err(Failure::Invalid(format!("There is no folder {path}."))))),
@@ -852,29 +853,6 @@ pub(super) mod actions {
                         metadata: disktro_core::api::Base64::new(sealed),
                         wrapped_key: None,
                     },
-                )
-                .await?;
-            Ok(())
-        });
-    }
-
-    /// Move a file to the folder at the path the user gives.
-    pub fn move_file(files: Files, row: FileRow) {
-        let here = super::path_text(&files.path_of(row.summary.folder_id));
-        let Some(path) = ask("Move to the folder (its path, / for the top):", &here) else {
-            return;
-        };
-        let Some(to) = files.folder_at(&path) else {
-            files
-                .rows
-                .set(Some(Err(Failure::Invalid(format!("There is no folder {path}.")))));
-            return;
-        };
-        then_refresh(files, move |_, api| async move {
-            let _: serde_json::Value = api
-                .post(
-                    &format!("/files/{}/move", row.summary.file_id),
-                    &disktro_core::api::MoveTo { parent_id: to },
                 )
                 .await?;
             Ok(())
@@ -1263,7 +1241,8 @@ fn drop_into(
 fn FolderLine(files: Files, folder: FolderRow) -> impl IntoView {
     let id = folder.id;
     let item = Item::Folder(id);
-    let (for_rename, for_delete, for_move) = (folder.clone(), folder.clone(), folder.clone());
+    let (for_rename, for_delete) = (folder.clone(), folder.clone());
+    let parent = folder.parent;
     let over = RwSignal::new(false);
     let (dragover, dragleave, drop) = drop_into(files, Some(id), over);
     view! {
@@ -1289,9 +1268,9 @@ fn FolderLine(files: Files, folder: FolderRow) -> impl IntoView {
                 }>"Rename"</button>
                 <button type="button" class="button small secondary" data-testid="move-folder" on:click=move |_| {
                     #[cfg(feature = "hydrate")]
-                    actions::move_folder(files, for_move.clone());
+                    actions::move_by_path(files, item, parent);
                     #[cfg(not(feature = "hydrate"))]
-                    let _ = &for_move;
+                    let _ = parent;
                 }>"Move"</button>
                 <button type="button" class="button small danger" data-testid="delete-folder" on:click=move |_| {
                     #[cfg(feature = "hydrate")]
@@ -1334,8 +1313,8 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
     }
     let below_policy = h.below_policy;
     let (for_download, for_share) = (row.clone(), row.clone());
-    let (for_rename, for_move) = (row.clone(), row.clone());
-    let file_id = row.summary.file_id;
+    let for_rename = row.clone();
+    let (file_id, folder_id) = (row.summary.file_id, row.summary.folder_id);
     let name = row.name.clone();
     view! {
         <tr data-testid="file-row" data-file-id=row.summary.file_id.to_hex() draggable="true"
@@ -1376,9 +1355,9 @@ fn FileLine(files: Files, row: FileRow) -> impl IntoView {
                 }>"Rename"</button>
                 <button type="button" class="button small secondary" data-testid="move" on:click=move |_| {
                     #[cfg(feature = "hydrate")]
-                    actions::move_file(files, for_move.clone());
+                    actions::move_by_path(files, Item::File(file_id), folder_id);
                     #[cfg(not(feature = "hydrate"))]
-                    let _ = &for_move;
+                    let _ = folder_id;
                 }>"Move"</button>
                 <button type="button" class="button small danger" data-testid="delete" on:click=move |_| {
                     #[cfg(feature = "hydrate")]

@@ -114,14 +114,10 @@ impl Names {
         let Some(kept) = folders.get_mut(folder) else {
             return;
         };
-        let mut files: Vec<Found> = kept
-            .files
-            .iter()
-            .filter(|f| !gone.contains(&f.file.file_id))
-            .cloned()
-            .collect();
+        // In place unless a request is reading this very listing (then on a copy).
+        let files = Arc::make_mut(&mut kept.files);
+        files.retain(|f| !gone.contains(&f.file.file_id));
         files.extend(found);
-        kept.files = Arc::new(files);
     }
 }
 
