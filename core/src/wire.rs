@@ -234,13 +234,28 @@ pub fn number_frame(frame: &mut [u8], request_id: u32) -> Result<(), Error> {
 /// with request id 0, to be numbered by the sender with [`number_frame`]. The bytes equal
 /// [`Frame::encode`] of the same [`Body::Put`].
 pub fn encode_put(token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(64 + token.len() + data.len());
+    put_head_into(&mut out, token, shard, data.len())?;
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+/// The bytes of a put frame before its `data_len` bytes of shard data, with request id 0:
+/// [`encode_put`] is this followed by the data. For a sender that copies the two parts straight
+/// into the buffer it sends (the browser's socket relay) instead of framing the shard first.
+pub fn put_head(token: &[u8], shard: &ShardId, data_len: usize) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(64 + token.len());
+    put_head_into(&mut out, token, shard, data_len)?;
+    Ok(out)
+}
+
+fn put_head_into(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data_len: usize) -> Result<(), Error> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(Error::too_large("token", token.len(), MAX_TOKEN_LEN));
     }
-    if data.len() > MAX_SHARD_LEN {
-        return Err(Error::too_large("shard", data.len(), MAX_SHARD_LEN));
+    if data_len > MAX_SHARD_LEN {
+        return Err(Error::too_large("shard", data_len, MAX_SHARD_LEN));
     }
-    let mut out = Vec::with_capacity(64 + token.len() + data.len());
     out.push(crate::FORMAT_VERSION);
     out.push(
         Body::Put {
@@ -251,8 +266,10 @@ pub fn encode_put(token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>,
         .kind(),
     );
     out.put_u32(0);
-    put_body(&mut out, token, shard, data);
-    Ok(out)
+    out.put_short_bytes(token);
+    out.extend_from_slice(shard.as_bytes());
+    put_len_u32(out, data_len);
+    Ok(())
 }
 
 /// The token, shard id and data of a put encoded by [`encode_put`], borrowed.

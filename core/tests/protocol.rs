@@ -184,6 +184,12 @@ fn malformed_frames_get_clear_errors() {
     let mut framed = disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), b"d").unwrap();
     disktro_core::wire::number_frame(&mut framed, 1).unwrap();
     assert_eq!(framed, bytes);
+    // So is its head followed by the data (how the browser frames a shard into the buffer it
+    // sends); a head for more data than a shard may hold is refused.
+    let mut head = disktro_core::wire::put_head(&[1; 10], &ShardId::of(b"d"), 1).unwrap();
+    disktro_core::wire::number_frame(&mut head, 1).unwrap();
+    assert_eq!([head, b"d".to_vec()].concat(), bytes);
+    assert!(disktro_core::wire::put_head(&[1; 10], &ShardId::of(b"d"), MAX_SHARD_LEN + 1).is_err());
     // A numbered put framed again under another token is that token's put of the same shard,
     // unnumbered; a frame that is not a whole put is refused.
     let again = disktro_core::wire::reframe_put(&framed, &[2; 12]).unwrap();

@@ -36,8 +36,10 @@ pub const HIGH_WATER: u32 = 8 * 1024 * 1024;
 const REQUEST_TIMEOUT_MS: i32 = 60_000;
 /// How long connecting may take.
 const CONNECT_TIMEOUT_MS: i32 = 10_000;
-/// Sent frames' buffers kept for the next frames (the relay hands each back as soon as it has sent it).
-const SPARE_BUFFERS: usize = 16;
+/// Bytes of sent frames' buffers kept for the next frames (the relay hands each back as soon as
+/// it has sent it): about two chunks' frames, counted in bytes rather than buffers because a
+/// wider stripe cuts a chunk into more, smaller frames (9 + 6 into 15 of 466 KB).
+const SPARE_BYTES: u32 = 14 * 1024 * 1024;
 
 #[derive(Default)]
 struct State {
@@ -221,10 +223,11 @@ impl Relay {
             "message" => state.hear(&js::field(data, "data").map(|d| js::to_vec(&d)).unwrap_or_default()),
             "sent" => {
                 let mut spare = self.spare.borrow_mut();
-                if let Some(buffer) = js::field(data, "data").and_then(|d| d.dyn_into::<ArrayBuffer>().ok())
-                    && spare.len() < SPARE_BUFFERS
-                {
-                    spare.push(buffer);
+                if let Some(buffer) = js::field(data, "data").and_then(|d| d.dyn_into::<ArrayBuffer>().ok()) {
+                    let kept: u32 = spare.iter().map(ArrayBuffer::byte_length).sum();
+                    if kept.saturating_add(buffer.byte_length()) <= SPARE_BYTES {
+                        spare.push(buffer);
+                    }
                 }
             }
             "close" => {
@@ -237,9 +240,11 @@ impl Relay {
         }
     }
 
-    /// Copy `bytes` into a spare buffer (or a new one) and hand it to the relay to send on `link`.
-    fn send(&self, link: u32, bytes: &[u8]) {
-        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+    /// Copy the frame `head` + `data` into a spare buffer (or a new one) and hand it to the relay
+    /// to send on `link`: a shard is copied once, from the WebAssembly memory into that buffer.
+    fn send(&self, link: u32, head: &[u8], data: &[u8]) {
+        let len = u32::try_from(head.len() + data.len()).unwrap_or(u32::MAX);
+        let head_len = u32::try_from(head.len()).unwrap_or(u32::MAX);
         let buffer = {
             let mut spare = self.spare.borrow_mut();
             match spare.iter().position(|b| b.byte_length() >= len) {
@@ -247,7 +252,10 @@ impl Relay {
                 None => ArrayBuffer::new(len),
             }
         };
-        Uint8Array::new_with_byte_offset_and_length(&buffer, 0, len).copy_from(bytes);
+        Uint8Array::new_with_byte_offset_and_length(&buffer, 0, head_len).copy_from(head);
+        if !data.is_empty() {
+            Uint8Array::new_with_byte_offset_and_length(&buffer, head_len, len - head_len).copy_from(data);
+        }
         let message = js::message(&[
             ("op", &JsValue::from_str("send")),
             ("id", &JsValue::from(link)),
@@ -411,7 +419,8 @@ impl WorkerLink {
         }
     }
 
-    fn send(&self, bytes: &[u8]) -> Result<(), Failure> {
+    /// Send the frame `head` followed by `data` (empty for a frame that is all head).
+    fn send(&self, head: &[u8], data: &[u8]) -> Result<(), Failure> {
         match &self.transport {
             Transport::Relayed { relay, id } => {
                 // Counted at once: the relay's next word on it may come after more frames.
@@ -419,12 +428,15 @@ impl WorkerLink {
                     let mut state = self.state.borrow_mut();
                     state.buffered = state
                         .buffered
-                        .saturating_add(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+                        .saturating_add(u32::try_from(head.len() + data.len()).unwrap_or(u32::MAX));
                 }
-                relay.send(*id, bytes);
+                relay.send(*id, head, data);
                 Ok(())
             }
-            Transport::Here { ws, .. } => ws.send_with_u8_array(bytes).map_err(|e| Failure::js(&e)),
+            Transport::Here { ws, .. } if data.is_empty() => ws.send_with_u8_array(head).map_err(|e| Failure::js(&e)),
+            Transport::Here { ws, .. } => ws
+                .send_with_u8_array(&[head, data].concat())
+                .map_err(|e| Failure::js(&e)),
         }
     }
 
@@ -440,7 +452,7 @@ impl WorkerLink {
             body: Body::Order { order },
         }
         .encode()?;
-        self.send(&bytes)
+        self.send(&bytes, &[])
     }
 
     /// Send one request and wait for its answer; an error frame becomes the worker's message.
@@ -452,30 +464,29 @@ impl WorkerLink {
     /// Send a request encoded earlier with request id 0 (numbered here, in place) and wait for
     /// its answer.
     pub async fn request_encoded(&self, bytes: Vec<u8>) -> Result<Body, Failure> {
-        self.request_kept(bytes).await.0
+        self.request_parts(bytes, &[]).await
     }
 
-    /// [`Self::request_encoded`], handing the request's bytes back whatever the outcome, so a
-    /// put that failed can be framed again for another worker.
-    async fn request_kept(&self, mut bytes: Vec<u8>) -> (Result<Body, Failure>, Vec<u8>) {
+    /// Send the request whose frame is `head` (request id 0, numbered here, in place) followed
+    /// by `data`, and wait for its answer; an error frame becomes the worker's message.
+    async fn request_parts(&self, mut head: Vec<u8>, data: &[u8]) -> Result<Body, Failure> {
         while self.buffered() > HIGH_WATER {
             if let Some(reason) = self.closed_reason() {
-                return (Err(Failure::Worker(reason)), bytes);
+                return Err(Failure::Worker(reason));
             }
             js::sleep(2).await;
         }
         let (tx, rx) = oneshot::channel();
-        let begun = self.state.borrow_mut().requests.begin(&mut bytes, tx);
-        let request_id = match begun {
+        let request_id = match self.state.borrow_mut().requests.begin(&mut head, tx) {
             Ok(id) => id,
-            Err(NotBegun::Closed(reason)) => return (Err(Failure::Worker(reason)), bytes),
-            Err(NotBegun::NotAFrame(e)) => return (Err(Failure::Invalid(e)), bytes),
+            Err(NotBegun::Closed(reason)) => return Err(Failure::Worker(reason)),
+            Err(NotBegun::NotAFrame(e)) => return Err(Failure::Invalid(e)),
         };
-        if let Err(e) = self.send(&bytes) {
+        if let Err(e) = self.send(&head, data) {
             self.state.borrow_mut().requests.forget(request_id);
-            return (Err(e), bytes);
+            return Err(e);
         }
-        let outcome = match select(rx, Box::pin(js::sleep(REQUEST_TIMEOUT_MS))).await {
+        match select(rx, Box::pin(js::sleep(REQUEST_TIMEOUT_MS))).await {
             Either::Left((Ok(Body::Error { code, message }), _)) => {
                 Err(Failure::Worker(format!("{message} ({code:?})")))
             }
@@ -490,40 +501,35 @@ impl WorkerLink {
                     REQUEST_TIMEOUT_MS / 1000
                 )))
             }
-        };
-        (outcome, bytes)
+        }
     }
 
-    /// Store a shard framed by [`disktro_core::wire::encode_put`]; returns the worker's signed
-    /// receipt, or the failure and the frame (to be framed again for another worker). The
-    /// link's first put is preceded by a `Hello` with its token (a refused token is this put's
-    /// refusal): a worker reads no more than a small request from a connection without a valid
-    /// token.
-    pub async fn put_kept(&self, frame: Vec<u8>) -> Result<Vec<u8>, (Failure, Vec<u8>)> {
+    /// Store `data` as shard `shard` under the put `token`; returns the worker's signed receipt.
+    /// The frame is put together in the buffer that is sent, from the head and the shard's bytes
+    /// where they lie (a shard is not framed first). The link's first put is preceded by a
+    /// `Hello` with its token (a refused token is this put's refusal): a worker reads no more
+    /// than a small request from a connection without a valid token.
+    pub async fn put(&self, token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>, Failure> {
+        let head = disktro_core::wire::put_head(token, shard, data.len())?;
         if !self.introduced.replace(true) {
             // Puts sent meanwhile wait at the worker until the hello's token verified.
-            let hello = match disktro_core::wire::hello_for_put(&frame) {
-                Ok(hello) => hello,
-                Err(e) => return Err((e.into(), frame)),
-            };
+            let hello = Frame {
+                request_id: 0,
+                body: Body::Hello { token: token.to_vec() },
+            }
+            .encode()?;
             match self.request_encoded(hello).await {
                 Ok(Body::Welcome) => {}
-                Ok(_) => {
-                    return Err((
-                        Failure::worker("the worker answered a hello with something else"),
-                        frame,
-                    ));
-                }
+                Ok(_) => return Err(Failure::worker("the worker answered a hello with something else")),
                 Err(e) => {
                     self.introduced.set(false);
-                    return Err((e, frame));
+                    return Err(e);
                 }
             }
         }
-        match self.request_kept(frame).await {
-            (Ok(Body::Receipt { receipt }), _) => Ok(receipt),
-            (Ok(_), frame) => Err((Failure::worker("the worker answered a put with something else"), frame)),
-            (Err(e), frame) => Err((e, frame)),
+        match self.request_parts(head, data).await? {
+            Body::Receipt { receipt } => Ok(receipt),
+            _ => Err(Failure::worker("the worker answered a put with something else")),
         }
     }
 

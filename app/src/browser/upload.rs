@@ -4,13 +4,14 @@
 //! sealed while this one is sharded), shard it, and put every shard on
 //! the worker the server placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket
 //! per worker (owned by the socket relay's thread, see [`WorkerLink`], opened on first use), each
-//! shard framed straight from its chunk's buffer, which is then reused. Then sign
+//! shard framed as it is sent, copied once from its chunk's buffer into the buffer the relay
+//! sends; the chunk's buffer is reused once every shard has its receipt. Then sign
 //! the manifest, seal the name and type, wrap the file key and commit.
 //!
 //! What goes where is the [`UploadSession`]'s to say (`disktro_core::upload`, the CLI's too): a
 //! worker that refuses, times out or disconnects is failed for the rest of the upload, the
 //! server places its waiting shards again (a replan) and they go to their new workers from the
-//! frames the failed puts handed back.
+//! chunk's buffer, still held.
 //!
 //! Uploads resume ([`super::unfinished`]): the upload is noted in IndexedDB once begun and each
 //! chunk's receipts as it finishes. The same file dropped or picked again later (after a reload,
@@ -27,7 +28,7 @@ use std::rc::Rc;
 
 use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
 use disktro_core::metadata::{FileMetadata, MAX_MIME_LEN};
-use disktro_core::upload::{Next, UNPLACED, UploadSession};
+use disktro_core::upload::{Next, UploadSession};
 use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy, StagedChunk};
 use futures_channel::mpsc;
 use futures_util::StreamExt as _;
@@ -55,16 +56,6 @@ pub struct Progress {
     pub size: u64,
     pub shards_done: u64,
     pub shards_total: u64,
-}
-
-/// A shard's frame while its chunk is on the wire.
-enum Framed {
-    /// Framed for `slot`, not sent yet.
-    Ready { slot: usize, frame: Vec<u8> },
-    /// Sent and failed: the frame as it went, to be framed again for another worker.
-    Returned(Vec<u8>),
-    /// Stored: its receipt is in the session.
-    Stored,
 }
 
 /// The sending side of an upload: the session, a link per worker (opened on first use), and
@@ -548,8 +539,9 @@ impl<'a> ChunkReader<'a> {
 }
 
 /// Put every shard of one chunk on its worker, in parallel, moving shards whose worker fails
-/// until each has a receipt. The shards are framed straight from the chunk's buffer, which then
-/// goes back to the encoder through `recycle` while the receipts are awaited.
+/// until each has a receipt. Each shard is framed as it is sent, straight from the chunk's buffer
+/// into the buffer the socket relay sends (so one that failed is sent again from there too); the
+/// chunk's buffer then goes back to the encoder through `recycle`.
 pub(super) async fn send_chunk(
     sender: Rc<Sender>,
     chunk: EncodedChunk,
@@ -573,80 +565,9 @@ pub(super) async fn send_chunk(
         state.borrow_mut().bytes_done += plain_len;
         return Ok(());
     }
-    sender.renew_if_due().await?;
-    let mut framed = {
-        let session = sender.session.borrow();
-        let row = session
-            .plan()
-            .placement
-            .get(usize::try_from(c).unwrap_or(usize::MAX))
-            .ok_or_else(|| Failure::Invalid(format!("the plan has no placement for chunk {c}")))?;
-        let mut framed = Vec::with_capacity(row.len());
-        for ((id, bytes), &slot) in chunk.shards.iter().zip(row) {
-            let slot = usize::from(slot & !UNPLACED);
-            let frame = disktro_core::wire::encode_put(&session.grant(slot).token, &id, bytes)?;
-            framed.push(Framed::Ready { slot, frame });
-        }
-        framed
-    };
+    let sent = send_shards(&sender, &chunk, &state).await;
     let _ = recycle.unbounded_send(chunk.shards.into_buffer());
-    loop {
-        sender.renew_if_due().await?;
-        let next = sender.session.borrow().next_puts(c);
-        let puts = match next {
-            Next::Done => break,
-            Next::Replan => {
-                sender.replan().await?;
-                continue;
-            }
-            Next::Send(puts) => puts,
-        };
-        let mut jobs = Vec::with_capacity(puts.len());
-        for put in puts {
-            let token = sender.session.borrow().grant(put.slot).token.to_vec();
-            let frame = match std::mem::replace(&mut framed[put.index], Framed::Stored) {
-                Framed::Ready { slot, frame } if slot == put.slot => frame,
-                Framed::Ready { frame, .. } | Framed::Returned(frame) => {
-                    disktro_core::wire::reframe_put(&frame, &token)?
-                }
-                Framed::Stored => {
-                    return Err(Failure::browser(format!(
-                        "shard {} of chunk {c} was stored yet has no receipt",
-                        put.index
-                    )));
-                }
-            };
-            let sender = Rc::clone(&sender);
-            let url = sender.session.borrow().grant(put.slot).url.clone();
-            jobs.push(async move {
-                let outcome = match sender.link(put.slot).await {
-                    Ok(link) => link
-                        .put_kept(frame)
-                        .await
-                        .map_err(|(e, sent)| (format!("worker {url}: {e}"), sent)),
-                    // Says which worker already.
-                    Err(reason) => Err((reason, frame)),
-                };
-                (put, outcome)
-            });
-        }
-        for (put, outcome) in futures_util::future::join_all(jobs).await {
-            match outcome {
-                Ok(receipt) => {
-                    sender.session.borrow_mut().on_receipt(c, put.index, receipt);
-                    state.borrow_mut().shards_done += 1;
-                }
-                Err((reason, sent)) => {
-                    framed[put.index] = Framed::Returned(sent);
-                    sender
-                        .session
-                        .borrow_mut()
-                        .on_failure(c, put.index, put.slot, &reason)
-                        .map_err(|e| Failure::Worker(e.to_string()))?;
-                }
-            }
-        }
-    }
+    sent?;
     if sender.noted {
         // Collected first: the session is not borrowed across the write.
         let receipts: Vec<(usize, Base64)> = sender
@@ -660,4 +581,62 @@ pub(super) async fn send_chunk(
     }
     state.borrow_mut().bytes_done += plain_len;
     Ok(())
+}
+
+/// [`send_chunk`]'s puts, until every shard of `chunk` has a receipt.
+async fn send_shards(sender: &Rc<Sender>, chunk: &EncodedChunk, state: &RefCell<Progress>) -> Result<(), Failure> {
+    let c = chunk.index;
+    let shards: Vec<(disktro_core::ShardId, &[u8])> = chunk.shards.iter().collect();
+    loop {
+        sender.renew_if_due().await?;
+        let next = sender.session.borrow().next_puts(c);
+        let puts = match next {
+            Next::Done => return Ok(()),
+            Next::Replan => {
+                sender.replan().await?;
+                continue;
+            }
+            Next::Send(puts) => puts,
+        };
+        let mut jobs = Vec::with_capacity(puts.len());
+        for put in puts {
+            let (id, bytes) = *shards.get(put.index).ok_or_else(|| {
+                Failure::Invalid(format!(
+                    "the plan names shard {} of chunk {c}, which has none",
+                    put.index
+                ))
+            })?;
+            let (token, url) = {
+                let session = sender.session.borrow();
+                let grant = session.grant(put.slot);
+                (grant.token.to_vec(), grant.url.clone())
+            };
+            jobs.push(async move {
+                let outcome = match sender.link(put.slot).await {
+                    Ok(link) => link
+                        .put(&token, &id, bytes)
+                        .await
+                        .map_err(|e| format!("worker {url}: {e}")),
+                    // Says which worker already.
+                    Err(reason) => Err(reason),
+                };
+                (put, outcome)
+            });
+        }
+        for (put, outcome) in futures_util::future::join_all(jobs).await {
+            match outcome {
+                Ok(receipt) => {
+                    sender.session.borrow_mut().on_receipt(c, put.index, receipt);
+                    state.borrow_mut().shards_done += 1;
+                }
+                Err(reason) => {
+                    sender
+                        .session
+                        .borrow_mut()
+                        .on_failure(c, put.index, put.slot, &reason)
+                        .map_err(|e| Failure::Worker(e.to_string()))?;
+                }
+            }
+        }
+    }
 }

@@ -71,12 +71,14 @@ impl ParityKernel {
             "shards are equal-length"
         );
         let whole = len - len % 16;
-        // The default code has a kernel of its own: with the shape known when compiling, its
-        // tables and nibbles stay in locals instead of memory, and the loops unroll.
-        if (k, m) == (6, 4) {
-            self.encode_blocks::<6, 4>(data, parity, whole);
-        } else {
-            self.encode_blocks_any(data, parity, whole);
+        // The stripes the redundancy policy gives (`server/src/durability/policy.rs`) have a
+        // kernel each: with the shape known when compiling, the loops unroll and the bounds
+        // checks go (9 + 6 ran at 0.6x of 6 + 4 through the general kernel, 0.85x through its own).
+        match (k, m) {
+            (6, 4) => self.encode_blocks::<6, 4>(data, parity, whole),
+            (9, 6) => self.encode_blocks::<9, 6>(data, parity, whole),
+            (12, 8) => self.encode_blocks::<12, 8>(data, parity, whole),
+            _ => self.encode_blocks_any(data, parity, whole),
         }
         for at in whole..len {
             for (r, out) in parity.iter_mut().enumerate() {
@@ -88,29 +90,28 @@ impl ParityKernel {
     }
 
     /// Parity of the first `whole` bytes (a multiple of 16) for a code of exactly `K` data and
-    /// `M` parity shards.
+    /// `M` parity shards. Each 16-byte block of a data shard is loaded and split once and added
+    /// into all `M` running sums, so only the sums and one block's nibbles stay live: few enough
+    /// for the machine's vector registers at every shape the policy gives.
     fn encode_blocks<const K: usize, const M: usize>(&self, data: &[&[u8]], parity: &mut [&mut [u8]], whole: usize) {
-        let tables: [[(v128, v128); K]; M] = core::array::from_fn(|r| core::array::from_fn(|c| self.tables[r * K + c]));
+        let tables: [[(v128, v128); M]; K] = core::array::from_fn(|c| core::array::from_fn(|r| self.tables[r * K + c]));
         let data: [&[u8]; K] = core::array::from_fn(|c| &data[c][..whole]);
         let low_nibbles = u8x16_splat(0x0f);
         for at in (0..whole).step_by(16) {
-            let mut lows = [low_nibbles; K];
-            let mut highs = [low_nibbles; K];
+            let mut sums = [u8x16_splat(0); M];
             for c in 0..K {
                 let v = load(&data[c][at..at + 16]);
-                lows[c] = v128_and(v, low_nibbles);
-                highs[c] = u8x16_shr(v, 4);
-            }
-            for (r, out) in parity.iter_mut().enumerate().take(M) {
-                let mut sum = u8x16_splat(0);
-                for c in 0..K {
-                    let (low, high) = tables[r][c];
-                    sum = v128_xor(
-                        sum,
-                        v128_xor(u8x16_swizzle(low, lows[c]), u8x16_swizzle(high, highs[c])),
+                let (low, high) = (v128_and(v, low_nibbles), u8x16_shr(v, 4));
+                for r in 0..M {
+                    let (low_table, high_table) = tables[c][r];
+                    sums[r] = v128_xor(
+                        sums[r],
+                        v128_xor(u8x16_swizzle(low_table, low), u8x16_swizzle(high_table, high)),
                     );
                 }
-                store(sum, &mut out[at..at + 16]);
+            }
+            for (sum, out) in sums.iter().zip(parity.iter_mut()) {
+                store(*sum, &mut out[at..at + 16]);
             }
         }
     }
@@ -164,10 +165,10 @@ mod tests {
     #[wasm_bindgen_test]
     fn parity_equals_the_library_for_every_shape() {
         // Tried: lengths around the 16-byte blocks (none whole, one, one and a tail, many and a
-        // tail), the default code (which has a kernel of its own) and the extremes of k and m, which take
-        // the kernel for any shape. Must hold: exactly the library's
-        // parity bytes.
-        for (k, m) in [(6u8, 4u8), (1, 1), (1, 32), (32, 1), (32, 32), (10, 3)] {
+        // tail), the policy's stripes (which have kernels of their own) and the extremes of k
+        // and m, which take the kernel for any shape. Must hold: exactly the library's parity
+        // bytes.
+        for (k, m) in [(6u8, 4u8), (9, 6), (12, 8), (1, 1), (1, 32), (32, 1), (32, 32), (10, 3)] {
             let redundancy = Redundancy::new(k, m).unwrap();
             let rs = ReedSolomon::new(usize::from(k), usize::from(m)).unwrap();
             let kernel = ParityKernel::new(&rs, redundancy);

@@ -34,7 +34,8 @@ use crate::placement::{self, Guarantee, PlacementError};
 /// Nines a year a 1 GiB file should have by default.
 pub const DEFAULT_TARGET_NINES: f64 = 11.0;
 
-/// The stripes offered, narrowest first.
+/// The stripes offered, narrowest first. Each has a parity kernel of its own in the browser
+/// (`core/src/shard/parity_simd.rs`): a stripe added here should get one too.
 const STRIPES: [(u8, u8); 3] = [(6, 4), (9, 6), (12, 8)];
 
 /// The file the target speaks of: 1 GiB, in default chunks.
