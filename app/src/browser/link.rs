@@ -16,7 +16,7 @@
 
 use crate::browser::Failure;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use disktro_core::fetch::Reconnects;
@@ -34,8 +34,14 @@ use super::js;
 pub const HIGH_WATER: u32 = 8 * 1024 * 1024;
 /// How long a worker may take to answer one request.
 const REQUEST_TIMEOUT_MS: i32 = 60_000;
-/// How long connecting may take.
+/// How long connecting may take (once its turn among [`MAX_CONNECTING`] has come).
 const CONNECT_TIMEOUT_MS: i32 = 10_000;
+/// WebSockets of this thread being opened at once; the next wait for one of them to open or fail.
+/// Chromium delays each new WebSocket of a renderer by 1–5 s × 2^p / 65,536, p being that
+/// renderer's connections still opening (`services/network/websocket_throttler.cc`): opening a
+/// 9 + 6 upload's 15 sockets at once cost the last ones 0.5–2.5 s (an eighth of a 256 MiB
+/// upload, some runs a half), and 20 at once 1–5 s each. Six at a time wait at most 2.5 ms.
+const MAX_CONNECTING: usize = 6;
 /// Bytes of sent frames' buffers kept for the next frames (the relay hands each back as soon as
 /// it has sent it): about two chunks' frames, counted in bytes rather than buffers because a
 /// wider stripe cuts a chunk into more, smaller frames (9 + 6 into 15 of 466 KB).
@@ -104,6 +110,51 @@ impl Drop for Relay {
 
 thread_local! {
     static RELAY: RefCell<Option<Rc<Relay>>> = const { RefCell::new(None) };
+    /// This thread's sockets being opened, and the connects waiting for their turn.
+    static CONNECTING: RefCell<(usize, VecDeque<oneshot::Sender<ConnectTurn>>)> = RefCell::default();
+}
+
+/// One of the [`MAX_CONNECTING`] turns to open a socket; dropped once the socket opened or failed
+/// to, it passes to the next connect waiting.
+#[derive(Debug)]
+struct ConnectTurn(());
+
+impl ConnectTurn {
+    async fn take() -> Self {
+        let waiting = CONNECTING.with(|c| {
+            let (opening, waiting) = &mut *c.borrow_mut();
+            if *opening < MAX_CONNECTING {
+                *opening += 1;
+                None
+            } else {
+                let (tx, rx) = oneshot::channel();
+                waiting.push_back(tx);
+                Some(rx)
+            }
+        });
+        match waiting {
+            None => Self(()),
+            // Handed over by a turn that ended; a turn is never dropped without passing on.
+            Some(rx) => rx.await.unwrap_or(Self(())),
+        }
+    }
+}
+
+impl Drop for ConnectTurn {
+    fn drop(&mut self) {
+        CONNECTING.with(|c| {
+            let (opening, waiting) = &mut *c.borrow_mut();
+            // The next connect still waiting takes this turn over; one given up meanwhile (its
+            // receiver dropped) hands it back, and the one after it is tried.
+            while let Some(next) = waiting.pop_front() {
+                match next.send(Self(())) {
+                    Ok(()) => return,
+                    Err(turn) => std::mem::forget(turn),
+                }
+            }
+            *opening = opening.saturating_sub(1);
+        });
+    }
 }
 
 impl Relay {
@@ -337,6 +388,7 @@ impl Drop for WorkerLink {
 impl WorkerLink {
     /// Connect to the worker at `url`, its socket owned by the thread `socket` names.
     pub async fn connect(url: &str, socket: Socket) -> Result<Rc<Self>, Failure> {
+        let _turn = ConnectTurn::take().await;
         let (opened_tx, opened_rx) = oneshot::channel::<bool>();
         let state = Rc::new(RefCell::new(State {
             opened: Some(opened_tx),
@@ -504,29 +556,40 @@ impl WorkerLink {
         }
     }
 
-    /// Store `data` as shard `shard` under the put `token`; returns the worker's signed receipt.
-    /// The frame is put together in the buffer that is sent, from the head and the shard's bytes
-    /// where they lie (a shard is not framed first). The link's first put is preceded by a
-    /// `Hello` with its token (a refused token is this put's refusal): a worker reads no more
-    /// than a small request from a connection without a valid token.
-    pub async fn put(&self, token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>, Failure> {
-        let head = disktro_core::wire::put_head(token, shard, data.len())?;
-        if !self.introduced.replace(true) {
-            // Puts sent meanwhile wait at the worker until the hello's token verified.
-            let hello = Frame {
-                request_id: 0,
-                body: Body::Hello { token: token.to_vec() },
-            }
-            .encode()?;
-            match self.request_encoded(hello).await {
-                Ok(Body::Welcome) => {}
-                Ok(_) => return Err(Failure::worker("the worker answered a hello with something else")),
-                Err(e) => {
-                    self.introduced.set(false);
-                    return Err(e);
-                }
+    /// Introduce this link with a `Hello` carrying `token` (one of its put tokens), unless done
+    /// or under way already: a worker reads no more than a small request from a connection
+    /// without a valid token. Puts sent while the hello is under way wait at the worker until
+    /// its token verified.
+    pub async fn introduce(&self, token: &[u8]) -> Result<(), Failure> {
+        if self.introduced.replace(true) {
+            return Ok(());
+        }
+        let hello = Frame {
+            request_id: 0,
+            body: Body::Hello { token: token.to_vec() },
+        }
+        .encode();
+        let answer = match hello {
+            Ok(hello) => self.request_encoded(hello).await,
+            Err(e) => Err(e.into()),
+        };
+        match answer {
+            Ok(Body::Welcome) => Ok(()),
+            Ok(_) => Err(Failure::worker("the worker answered a hello with something else")),
+            Err(e) => {
+                self.introduced.set(false);
+                Err(e)
             }
         }
+    }
+
+    /// Store `data` as shard `shard` under the put `token`; returns the worker's signed receipt.
+    /// The frame is put together in the buffer that is sent, from the head and the shard's bytes
+    /// where they lie (a shard is not framed first). A link not yet introduced is introduced
+    /// with this put's token first (a refused token is this put's refusal).
+    pub async fn put(&self, token: &[u8], shard: &ShardId, data: &[u8]) -> Result<Vec<u8>, Failure> {
+        let head = disktro_core::wire::put_head(token, shard, data.len())?;
+        self.introduce(token).await?;
         match self.request_parts(head, data).await? {
             Body::Receipt { receipt } => Ok(receipt),
             _ => Err(Failure::worker("the worker answered a put with something else")),

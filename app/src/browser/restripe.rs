@@ -71,6 +71,7 @@ async fn send_and_commit(
     let source = Source::new(answer, Some(Renewal::Owner), orders);
     let _remember = RememberSpeeds(Rc::clone(&source));
     let sender = Sender::new(api, plan, false)?;
+    sender.open_links();
     let state = Rc::new(RefCell::new(Progress {
         size: stored.chunks.iter().map(|c| u64::from(c.sealed_len)).sum(),
         shards_total: stored.chunks.len() as u64 * to.total() as u64,

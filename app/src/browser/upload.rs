@@ -84,6 +84,29 @@ impl Sender {
         }))
     }
 
+    /// Open and introduce the link to every worker of the plan, in the background, while the
+    /// first chunk is read and sealed: its shards then wait for no connection. Links open a few
+    /// at a time (`link::MAX_CONNECTING`); a link that fails here is the first put's to find,
+    /// which opens it again or reports it as before.
+    pub(super) fn open_links(self: &Rc<Self>) {
+        let grants: std::collections::BTreeMap<String, Vec<u8>> = self
+            .session
+            .borrow()
+            .plan()
+            .nodes
+            .iter()
+            .map(|grant| (grant.url.clone(), grant.token.to_vec()))
+            .collect();
+        for (url, token) in grants {
+            let sender = Rc::clone(self);
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(link) = sender.links.get(&url).await {
+                    let _ = link.introduce(&token).await;
+                }
+            });
+        }
+    }
+
     /// Every shard's receipt, once each chunk is sent.
     pub(super) fn take_receipts(&self) -> Result<Vec<Base64>, Failure> {
         self.session
@@ -368,6 +391,7 @@ async fn send_and_commit(
         .map_err(|e| Failure::Invalid(format!("the server chose an impossible chunk size: {e}")))?;
     let cipher = ChunkCipher::new(file_key, &file_id, Engine::WebCrypto).await?;
     let sender = Sender::new(api, plan, *noted)?;
+    sender.open_links();
     let mut shards_kept = 0;
     {
         let mut session = sender.session.borrow_mut();
