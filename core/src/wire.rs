@@ -211,10 +211,15 @@ fn put_ids(out: &mut Vec<u8>, ids: &[ShardId]) {
 }
 
 fn put_body(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data: &[u8]) {
+    put_body_head(out, token, shard, data.len());
+    out.extend_from_slice(data);
+}
+
+/// A put's body up to its data: the token, the shard id and the data's length.
+fn put_body_head(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data_len: usize) {
     out.put_short_bytes(token);
     out.extend_from_slice(shard.as_bytes());
-    put_len_u32(out, data.len());
-    out.extend_from_slice(data);
+    put_len_u32(out, data_len);
 }
 
 /// Where a frame's request id sits.
@@ -266,9 +271,7 @@ fn put_head_into(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data_len: usi
         .kind(),
     );
     out.put_u32(0);
-    out.put_short_bytes(token);
-    out.extend_from_slice(shard.as_bytes());
-    put_len_u32(out, data_len);
+    put_body_head(out, token, shard, data_len);
     Ok(())
 }
 
