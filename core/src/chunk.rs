@@ -241,10 +241,18 @@ impl Encoder {
     /// ([`Self::read_buffer`]): the chunk is sealed and sharded in that same buffer, so a caller
     /// that reads chunks holds no second chunk-sized buffer. The bytes are exactly those
     /// [`Self::encode`] gives.
-    pub fn encode_read(&mut self, mut buf: Vec<u8>, plain_len: usize, last: bool) -> Result<EncodedChunk, Error> {
+    pub fn encode_read(&mut self, buf: Vec<u8>, plain_len: usize, last: bool) -> Result<EncodedChunk, Error> {
         if !self.pending.is_empty() {
             return Err(Error::InvalidParams("encode after push: bytes are still held"));
         }
+        let staged = self.stage_read(buf, plain_len, last)?;
+        self.seal_and_complete(staged)
+    }
+
+    /// [`Self::stage`] of the `plain_len` bytes read into `buf` at [`BODY_HEADER_LEN`]
+    /// ([`Self::read_buffer`]): the body is laid out in that same buffer, without the copy
+    /// `stage` makes. Seal and complete it as after `stage`.
+    pub fn stage_read(&mut self, mut buf: Vec<u8>, plain_len: usize, last: bool) -> Result<StagedChunk, Error> {
         let Some(plain) = buf.get(BODY_HEADER_LEN..BODY_HEADER_LEN + plain_len) else {
             return Err(Error::InvalidParams("the read buffer is shorter than the chunk read"));
         };
@@ -265,8 +273,7 @@ impl Encoder {
         buf[..BODY_HEADER_LEN].copy_from_slice(&layout.header.encode());
         buf.resize(layout.body_len, 0);
         buf.reserve_exact(layout.needed.saturating_sub(buf.len()));
-        let staged = self.staged(&layout, last, buf);
-        self.seal_and_complete(staged)
+        Ok(self.staged(&layout, last, buf))
     }
 
     /// How the next chunk's body is laid out, from the plaintext's length and what squeezing it

@@ -9,6 +9,8 @@
 //! connection multiplexes many requests. Every length is checked against a limit before anything
 //! is allocated, unknown versions and kinds are rejected, and a frame must be consumed exactly.
 
+use bytes::Bytes;
+
 use crate::encoding::{Reader, Writer as _};
 use crate::order::ORDER_LEN;
 use crate::token::{MAX_TOKEN_LEN, MAX_TOKEN_SHARDS, RECEIPT_LEN};
@@ -141,7 +143,9 @@ pub enum Body {
     Put {
         token: Vec<u8>,
         shard: ShardId,
-        data: Vec<u8>,
+        /// Shared, so that a worker's decode can leave the shard in the message it arrived in
+        /// ([`Frame::decode_shared`]).
+        data: Bytes,
     },
     /// Read a shard under a get token.
     Get { token: Vec<u8>, shard: ShardId },
@@ -266,7 +270,7 @@ fn put_head_into(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data_len: usi
         Body::Put {
             token: Vec::new(),
             shard: *shard,
-            data: Vec::new(),
+            data: Bytes::new(),
         }
         .kind(),
     );
@@ -422,7 +426,8 @@ impl Frame {
 
     fn payload_len(&self) -> usize {
         match &self.body {
-            Body::Put { data, .. } | Body::ShardData { data, .. } => data.len(),
+            Body::Put { data, .. } => data.len(),
+            Body::ShardData { data, .. } => data.len(),
             Body::AuditProof { proof, .. } => proof.len(),
             _ => 0,
         }
@@ -430,6 +435,17 @@ impl Frame {
 
     /// Strict decode of one frame from untrusted bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        Self::decode_from(bytes, None)
+    }
+
+    /// [`Self::decode`] of a message the caller owns as [`Bytes`]: a put's shard data is a view
+    /// into `message` (which it keeps alive) instead of a copy. For the worker, which receives
+    /// every shard of a network this way.
+    pub fn decode_shared(message: &Bytes) -> Result<Self, Error> {
+        Self::decode_from(message, Some(message))
+    }
+
+    fn decode_from(bytes: &[u8], shared: Option<&Bytes>) -> Result<Self, Error> {
         if bytes.len() > MAX_FRAME_LEN {
             return Err(Error::too_large("frame", bytes.len(), MAX_FRAME_LEN));
         }
@@ -462,10 +478,18 @@ impl Frame {
             1 => {
                 let token = r.short_bytes(MAX_TOKEN_LEN)?.to_vec();
                 let shard = shard(&mut r)?;
+                let len = r.u32()? as usize;
+                if len > MAX_SHARD_LEN {
+                    return Err(Error::too_large("shard", len, MAX_SHARD_LEN));
+                }
+                let data = r.bytes(len)?;
                 Body::Put {
                     token,
                     shard,
-                    data: data(&mut r, MAX_SHARD_LEN, "shard")?,
+                    data: match shared {
+                        Some(message) => message.slice_ref(data),
+                        None => Bytes::copy_from_slice(data),
+                    },
                 }
             }
             2 => Body::Get {

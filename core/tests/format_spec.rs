@@ -577,7 +577,7 @@ fn codes_are_as_specified() {
             Body::Put {
                 token: t.clone(),
                 shard,
-                data: b"a".to_vec(),
+                data: b"a".to_vec().into(),
             },
         ),
         (

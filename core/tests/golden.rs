@@ -146,7 +146,7 @@ fn compute() -> Vec<(String, String)> {
         body: Body::Put {
             token: vec![1, 2, 3],
             shard: ShardId::of(b"xyz"),
-            data: b"xyz".to_vec(),
+            data: b"xyz".to_vec().into(),
         },
     };
     put("frame_put", &frame.encode().unwrap());

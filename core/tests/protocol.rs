@@ -176,10 +176,17 @@ fn malformed_frames_get_clear_errors() {
         body: Body::Put {
             token: vec![1; 10],
             shard: ShardId::of(b"d"),
-            data: b"d".to_vec(),
+            data: b"d".to_vec().into(),
         },
     };
     let bytes = put.encode().unwrap();
+    // Decoded from a shared message (as the worker does), the put's data is that message's
+    // last byte, not a copy.
+    let message = bytes::Bytes::from(bytes.clone());
+    match Frame::decode_shared(&message).unwrap().body {
+        Body::Put { data, .. } => assert!(std::ptr::eq(data.as_ptr(), &message[message.len() - 1])),
+        other => panic!("decoded {other:?}"),
+    }
     // A put framed from a borrowed shard, numbered afterwards, is the same frame.
     let mut framed = disktro_core::wire::encode_put(&[1; 10], &ShardId::of(b"d"), b"d").unwrap();
     disktro_core::wire::number_frame(&mut framed, 1).unwrap();
@@ -200,7 +207,7 @@ fn malformed_frames_get_clear_errors() {
             body: Body::Put {
                 token: vec![2; 12],
                 shard: ShardId::of(b"d"),
-                data: b"d".to_vec(),
+                data: b"d".to_vec().into(),
             },
         }
     );

@@ -584,12 +584,15 @@ fn chunks_squeezed_by_siblings_give_the_same_bytes() {
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
-    // The browser chunks the file itself and seals through WebCrypto between `stage` and
-    // `complete`. Whatever the file (empty, text, noise, several chunks), the shards and the
-    // manifest must equal the one-call encoder's, and the staged decoder must read them back.
-    for data in [Vec::new(), text(1, 5 * CS as usize + 99), noise(2, 3 * CS as usize)] {
+    // The browser chunks the file itself, reads each chunk into the encoder's own buffer and
+    // seals through WebCrypto between `stage_read` and `complete`. Whatever the file (empty,
+    // text, noise, several chunks), staged from a slice (`stage`) or read in place
+    // (`stage_read`), the shards and the manifest must equal the one-call encoder's, and the
+    // staged decoder must read them back.
+    let files = [Vec::new(), text(1, 5 * CS as usize + 99), noise(2, 3 * CS as usize)];
+    for (data, in_place) in files.iter().flat_map(|d| [(d, false), (d, true)]) {
         let (key, file_id) = (FileKey::generate(), FileId::random());
-        let (expected, expected_manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, &data).unwrap();
+        let (expected, expected_manifest) = encode_all(&key, file_id, Redundancy::DEFAULT, CS, data).unwrap();
 
         let mut enc = Encoder::with_chunk_size(&key, file_id, Redundancy::DEFAULT, CS).unwrap();
         let pieces: Vec<&[u8]> = if data.is_empty() {
@@ -602,7 +605,14 @@ fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
         let mut got = Vec::new();
         let mut ahead: Option<(disktro_core::StagedChunk, Vec<u8>)> = None;
         for (i, piece) in pieces.iter().enumerate() {
-            let staged = enc.stage(piece, i + 1 == pieces.len());
+            let last = i + 1 == pieces.len();
+            let staged = if in_place {
+                let mut buf = enc.read_buffer();
+                buf[BODY_HEADER_LEN..BODY_HEADER_LEN + piece.len()].copy_from_slice(piece);
+                enc.stage_read(buf, piece.len(), last).unwrap()
+            } else {
+                enc.stage(piece, last)
+            };
             let sealed = seal_outside(&key, &file_id, &staged);
             if let Some((staged, sealed)) = ahead.replace((staged, sealed)) {
                 got.push(enc.complete(staged, sealed).unwrap());
@@ -624,7 +634,7 @@ fn staged_encoding_with_an_outside_sealer_gives_the_same_bytes() {
             out.extend_from_slice(&dec.complete(rebuilt, opened).unwrap());
         }
         dec.finish().unwrap();
-        assert_eq!(out, data);
+        assert_eq!(&out, data);
     }
 }
 

@@ -213,7 +213,9 @@ where
             Message::Frame(_) => continue,
         };
         let charged = gate.consume(bytes.len());
-        let frame = match Frame::decode(&bytes) {
+        // A put's shard stays in the message's buffer (no copy); the reservation below is for
+        // the whole message, which that buffer is.
+        let frame = match Frame::decode_shared(&bytes) {
             Ok(frame) => frame,
             Err(e) => {
                 let code = ErrorCode::for_error(&e);

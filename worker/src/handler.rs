@@ -8,10 +8,12 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use disktro_core::ShardId;
 use disktro_core::audit::{self, MAX_AUDIT_RANGE};
 use disktro_core::order::Order;
-use disktro_core::token::{Operation, Receipt};
+use disktro_core::token::{Operation, Receipt, Token};
 use disktro_core::wire::{Body, ErrorCode};
 
 use crate::admission::Refused;
@@ -109,7 +111,7 @@ fn not_in_scope() -> Refused {
     Refused::new(ErrorCode::NotInScope, "shard is not covered by the token")
 }
 
-async fn put(node: &Arc<Node>, token: &[u8], shard: ShardId, data: Vec<u8>) -> Result<Response, Refused> {
+async fn put(node: &Arc<Node>, token: &[u8], shard: ShardId, data: Bytes) -> Result<Response, Refused> {
     let now = unix_now();
     let token = node.admission.check(token, Operation::Put, now)?;
     if !token.covers(&shard) {
@@ -125,45 +127,47 @@ async fn put(node: &Arc<Node>, token: &[u8], shard: ShardId, data: Vec<u8>) -> R
             ),
         ));
     }
+    // One hop to the blocking pool for the whole put: the budget's book is appended to a file
+    // and the store hashes and writes, and each hop costs a thread wake-up both ways.
+    blocking(node, move |n| store_put(n, &token, shard, &data, now)).await?
+}
+
+/// A put's disk work, its budget and its receipt, on the blocking pool.
+fn store_put(node: &Node, token: &Token, shard: ShardId, data: &[u8], now: u64) -> Result<Response, Refused> {
     let len = data.len() as u64;
     // A shard already stored costs no budget: re-sending it (a retry, or the same bytes in
     // another file) only earns a fresh receipt.
-    let present = blocking(node, move |n| n.store.stored_len(&shard).is_ok()).await?;
+    let present = node.store.stored_len(&shard).is_ok();
     if !present {
-        node.admission.charge(&token, len, now)?;
+        node.admission.charge(token, len, now)?;
     }
     let refund = || {
         if !present {
-            node.admission.refund(&token, len, now);
+            node.admission.refund(token, len, now);
         }
     };
-    let outcome = blocking(node, move |n| n.store.put(&shard, &data)).await;
-    match outcome {
-        Ok(Ok(PutOutcome::Stored)) => {
+    match node.store.put(&shard, data) {
+        Ok(PutOutcome::Stored) => {
             node.add_ingress(len);
             if present {
                 // The copy on disk was corrupt and has been replaced: that is real storage.
-                let _ = node.admission.charge(&token, len, now);
+                let _ = node.admission.charge(token, len, now);
             }
-            if let Err(revoked) = node.admission.stored(&token, shard, !present) {
+            if let Err(revoked) = node.admission.stored(token, shard, !present) {
                 // Revoked while the shard was being written: take back what it stored.
                 if !present {
-                    blocking(node, move |n| n.store.delete(&shard)).await.ok();
+                    node.store.delete(&shard).ok();
                 }
                 return Err(revoked);
             }
         }
-        Ok(Ok(PutOutcome::AlreadyStored)) => {
+        Ok(PutOutcome::AlreadyStored) => {
             refund();
-            node.admission.stored(&token, shard, false)?;
+            node.admission.stored(token, shard, false)?;
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             refund();
             return Err(store_refusal(node, &shard, e));
-        }
-        Err(r) => {
-            refund();
-            return Err(r);
         }
     }
     let receipt = Receipt {

@@ -152,7 +152,7 @@ async fn malformed_frames_get_error_frames_and_the_worker_stays_up() {
         body: Body::Put {
             token: put_token.clone(),
             shard: id,
-            data: bytes.clone(),
+            data: bytes.clone().into(),
         },
     }
     .encode()
