@@ -27,13 +27,14 @@ const TICKS_PER_SECOND = 100; // USER_HZ, the unit of /proc's CPU times
 
 /**
  * A `/proc/<pid>/stat` (or a thread's) line: the name in parentheses (which may hold spaces), the
- * fields after it (`fields[1]` is the parent's pid), and the CPU time used in seconds (user +
- * system).
+ * fields after it (`fields[1]` is the parent's pid), the CPU time used in seconds (user +
+ * system) and the minor page faults taken (fresh memory touched: each costs the kernel a zeroed
+ * page).
  */
 function parseStat(stat) {
   const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { name, fields, cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
+  return { name, fields, cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND, faults: Number(fields[7]) };
 }
 
 /**
@@ -140,20 +141,32 @@ function threadSeconds(pids) {
     } catch { /* gone */ }
     for (const tid of tids) {
       try {
-        const { name, cpu } = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
-        threads.set(tid, { name, cpu });
+        const { name, cpu, faults } = parseStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        threads.set(tid, { name, cpu, faults });
       } catch { /* gone */ }
     }
   }
   return threads;
 }
 
-/** The tab's busiest threads between `before` and `after`, in cores (≥ 0.05 only). */
+/**
+ * The tab's busiest threads between `before` and `after`, in cores (≥ 0.05 only), each with the
+ * MiB of fresh pages it touched per second (a page fault each: new buffers the kernel maps and
+ * zeroes, where reused ones would cost nothing).
+ */
 function threadShare(before, after, seconds) {
-  const busy = [...after].map(([tid, { name, cpu }]) => ({ name, cores: (cpu - (before.get(tid)?.cpu ?? 0)) / seconds }))
+  const busy = [...after].map(([tid, { name, cpu, faults }]) => {
+    const was = before.get(tid);
+    return {
+      name,
+      cores: (cpu - (was?.cpu ?? 0)) / seconds,
+      faultMiB: ((faults - (was?.faults ?? 0)) * 4096) / MiB / seconds,
+    };
+  })
     .filter((t) => t.cores >= 0.05)
     .sort((a, b) => b.cores - a.cores);
-  return `tab threads: ${busy.map((t) => `${t.name} ${t.cores.toFixed(2)}`).join(', ') || 'none busy'}`;
+  const line = busy.map((t) => `${t.name} ${t.cores.toFixed(2)} (${t.faultMiB.toFixed(0)} MiB/s faulted)`).join(', ');
+  return `tab threads: ${line || 'none busy'}`;
 }
 
 /**

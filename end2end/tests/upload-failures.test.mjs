@@ -2,14 +2,17 @@
 // network (the server and 10 worker processes on loopback): two workers are killed (SIGKILL)
 // while the shards of a 256 MiB file stream to them through the socket relay. The upload must go
 // on (their shards placed again by the server, those no worker can take left for repair) and the
-// file must download byte-identical. And when the socket relay (the worker that owns an upload's
+// file must download byte-identical. A file cut short on disk while it is read fails the upload
+// with a clear error and commits nothing. And when the socket relay (the worker that owns an upload's
 // sockets) cannot start, the upload says so at once instead of waiting out the connect timeout.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { dropTestFile, launchBrowser, makeFileInPage, sha256File, signUp, startNetwork } from './support.mjs';
+import {
+  dropTestFile, launchBrowser, makeFileInPage, sha256File, signUp, startNetwork, writeTestFile,
+} from './support.mjs';
 
 const MiB = 1024 * 1024;
 let net;
@@ -62,6 +65,34 @@ test('an upload whose socket relay cannot start fails at once and says why', { t
     await lacking.stop();
     rmSync(broken, { recursive: true, force: true });
   }
+});
+
+// Tried: a 256 MiB file on disk picked for upload and cut to 1 MiB at once, while the upload
+// reads it chunk by chunk (a few chunks ahead of the sending). Must hold: the upload stops with
+// an error that says the file could not be read or changed, the page has no script error, and
+// the account has no file committed.
+test('a file cut short on disk while it uploads fails with a clear error and commits nothing', { timeout: 120_000 }, async () => {
+  const context = await chromium.browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await signUp(page, net.url, 'ada@example.org');
+  await page.getByTestId('dropzone').waitFor();
+  const file = await writeTestFile('shrinking.bin', 256 * MiB);
+  await page.getByTestId('file-input').setInputFiles(file);
+  truncateSync(file, 1 * MiB);
+
+  const row = page.getByTestId('transfer');
+  await page.locator('[data-testid=transfer]:not([data-state=running])').waitFor({ timeout: 60_000 });
+  const text = await row.textContent();
+  assert.equal(await row.getAttribute('data-state'), 'failed', `the upload did not fail: ${text}`);
+  assert.match(text, /cannot read the file \(.*\): was it changed, moved or deleted after it was picked\?|the file changed while being read/);
+  assert.deepEqual(errors, []);
+  // The account is new: it has no file at all.
+  const files = await page.evaluate(async () => (await (await fetch('/api/v1/files')).json()).files.length);
+  assert.equal(files, 0, 'a file was committed');
+  rmSync(path.dirname(file), { recursive: true, force: true });
+  await context.close();
 });
 
 // Tried: two of the ten workers killed (SIGKILL) once 5% of a 256 MiB upload is stored.

@@ -9,7 +9,8 @@
 //! - [`keyring`]: the account's keys, kept for the tab's life in `sessionStorage`;
 //! - [`seal`]: AES-256-GCM through WebCrypto, or the `aes-gcm` crate where WebCrypto is missing;
 //! - [`link`]: one multiplexed WebSocket to a storage worker, with backpressure;
-//! - [`upload`] / [`download`]: the pipelines, mirroring the CLI's;
+//! - [`upload`] / [`download`]: the pipelines, mirroring the CLI's; [`file_read`]: a file's
+//!   chunks read ahead from its stream into reused buffers, for the upload;
 //! - [`restripe`]: a file stored below the redundancy policy, re-encoded by its owner's tab;
 //! - [`unfinished`]: uploads under way, kept in IndexedDB so that they can be continued;
 //! - [`pipeline`]: the Web Worker's entry point and the main thread's handle on it;
@@ -20,6 +21,7 @@
 pub mod api;
 pub mod download;
 pub mod dropped;
+pub mod file_read;
 pub mod js;
 pub mod keyring;
 pub mod link;

@@ -1,5 +1,5 @@
-//! Upload from the browser, the same steps as the CLI's: begin at the server, read the file slice
-//! by slice (`Blob.slice`, never whole, a few reads ahead), squeeze and stage each chunk with
+//! Upload from the browser, the same steps as the CLI's: begin at the server, read the file chunk
+//! by chunk (never whole, a few chunks ahead: [`ChunkReader`]), squeeze and stage each chunk with
 //! `disktro-core`, seal it through [`ChunkCipher`] (WebCrypto, one chunk ahead: the next is
 //! sealed while this one is sharded), shard it, and put every shard on
 //! the worker the server placed it on, [`CHUNKS_IN_FLIGHT`] chunks at a time over one WebSocket
@@ -23,7 +23,6 @@
 
 use crate::browser::Failure;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use disktro_core::api::{Base64, BeginUpload, Commit, ErrorCode, FileSummary, PutGrant, UploadPlan};
@@ -34,10 +33,9 @@ use disktro_core::{EncodedChunk, Encoder, FileId, FileKey, Redundancy, StagedChu
 use futures_channel::mpsc;
 use futures_util::StreamExt as _;
 use futures_util::lock::Mutex;
-use wasm_bindgen_futures::JsFuture;
 
 use super::api::Api;
-use super::js;
+use super::file_read::ChunkReader;
 use super::keyring::Keyring;
 use super::link::{Links, Socket, WorkerLink};
 use super::seal::{ChunkCipher, Engine, Sealing};
@@ -45,8 +43,6 @@ use super::unfinished::{self, Note};
 
 /// Chunks whose shards are on the wire at once.
 pub const CHUNKS_IN_FLIGHT: usize = 4;
-/// `Blob` reads of the coming chunks under way at once (see [`ChunkReader`]).
-const READS_AHEAD: usize = 3;
 /// Renew put tokens this long (seconds) before they expire.
 const RENEW_MARGIN_SECS: f64 = 120.0;
 
@@ -474,7 +470,7 @@ async fn send_and_commit(
 /// Read the next chunk, stage it and start sealing it; buffers sent meanwhile go back to the
 /// encoder first.
 async fn read_and_seal(
-    reader: &mut ChunkReader<'_>,
+    reader: &mut ChunkReader,
     encoder: &mut Encoder,
     cipher: &ChunkCipher,
     recycled: &mut mpsc::UnboundedReceiver<Vec<u8>>,
@@ -490,72 +486,6 @@ async fn read_and_seal(
     let mut staged = encoder.stage_read(buf, plain_len, last)?;
     let sealing = cipher.start_seal(&mut staged)?;
     Ok((staged, sealing))
-}
-
-/// Reads the file's chunks in order, [`READS_AHEAD`] `Blob.slice` reads under way at once: a read
-/// waits on the browser's file thread, and one at a time reached only about 240 MB/s on this
-/// machine against about 1 GB/s with four, so the next chunks are read while this one is encoded.
-/// Each chunk is copied into the buffer its caller will seal and shard it in.
-struct ChunkReader<'a> {
-    file: &'a web_sys::Blob,
-    size: u64,
-    chunk_size: u64,
-    chunk_count: u64,
-    /// The next chunk whose read is not started yet.
-    next: u64,
-    /// Reads under way, in order, with the length each must give.
-    reads: VecDeque<(JsFuture, u64)>,
-}
-
-impl<'a> ChunkReader<'a> {
-    fn new(file: &'a web_sys::Blob, size: u64, chunk_size: u64, chunk_count: u64) -> Self {
-        Self {
-            file,
-            size,
-            chunk_size,
-            chunk_count,
-            next: 0,
-            reads: VecDeque::with_capacity(READS_AHEAD),
-        }
-    }
-
-    fn start_reads(&mut self) -> Result<(), Failure> {
-        while self.reads.len() < READS_AHEAD && self.next < self.chunk_count {
-            let start = self.next * self.chunk_size;
-            let end = (start + self.chunk_size).min(self.size);
-            let slice = self
-                .file
-                .slice_with_f64_and_f64(start as f64, end as f64)
-                .map_err(|e| Failure::js(&e))?;
-            self.reads
-                .push_back((JsFuture::from(slice.array_buffer()), end - start));
-            self.next += 1;
-        }
-        Ok(())
-    }
-
-    /// The next chunk's bytes into the start of `into`, and how many; a chunk shorter than its
-    /// place in the file means the file changed while being read.
-    async fn next_into(&mut self, into: &mut [u8]) -> Result<usize, Failure> {
-        self.start_reads()?;
-        let (read, expected_len) = self
-            .reads
-            .pop_front()
-            .ok_or_else(|| Failure::browser("read past the file's last chunk"))?;
-        let buffer = read
-            .await
-            .map_err(|e| Failure::browser(format!("cannot read the file: {}", js::describe(&e))))?;
-        self.start_reads()?;
-        let read = js_sys::Uint8Array::new(&buffer);
-        let len = read.length() as usize;
-        match into.get_mut(..len) {
-            Some(into) if len as u64 == expected_len => {
-                read.copy_to(into);
-                Ok(len)
-            }
-            _ => Err(Failure::browser("the file changed while being read")),
-        }
-    }
 }
 
 /// Put every shard of one chunk on its worker, in parallel, moving shards whose worker fails
