@@ -3,7 +3,8 @@
 // while the shards of a 256 MiB file stream to them through the socket relay. The upload must go
 // on (their shards placed again by the server, those no worker can take left for repair) and the
 // file must download byte-identical. A file cut short on disk while it is read fails the upload
-// with a clear error and commits nothing. And when the socket relay (the worker that owns an upload's
+// with a clear error and commits nothing; where the browser cannot read a file's stream into a
+// buffer, the upload reads it slice by slice. And when the socket relay (the worker that owns an upload's
 // sockets) cannot start, the upload says so at once instead of waiting out the connect timeout.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -91,6 +92,51 @@ test('a file cut short on disk while it uploads fails with a clear error and com
   // The account is new: it has no file at all.
   const files = await page.evaluate(async () => (await (await fetch('/api/v1/files')).json()).files.length);
   assert.equal(files, 0, 'a file was committed');
+  rmSync(path.dirname(file), { recursive: true, force: true });
+  await context.close();
+});
+
+// Tried: a browser whose file streams have no BYOB reader (Safari before 26.4), played by making
+// `getReader({mode: 'byob'})` throw in the pipeline worker. Must hold: the upload reads the file
+// slice by slice instead, finishes, and the file downloads byte-identical.
+test('without BYOB stream readers the upload reads slices and the file comes back identical', { timeout: 180_000 }, async () => {
+  const context = await chromium.browser.newContext({ acceptDownloads: true });
+  await context.addInitScript(() => { delete window.showSaveFilePicker; });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await signUp(page, net.url, 'mary@example.org');
+  await page.getByTestId('dropzone').waitFor();
+  // The log-in's key derivation ran in the pipeline worker, so it is up.
+  const pipeline = page.workers().find((w) => w.url().endsWith('/pipeline.js'));
+  assert.ok(pipeline, `no pipeline worker among ${page.workers().map((w) => w.url())}`);
+  await pipeline.evaluate(() => {
+    const getReader = ReadableStream.prototype.getReader;
+    ReadableStream.prototype.getReader = function (options) {
+      if (options?.mode === 'byob') {
+        self.byobRefused = (self.byobRefused ?? 0) + 1;
+        throw new TypeError('no BYOB readers here');
+      }
+      return getReader.call(this, options);
+    };
+  });
+  const file = await writeTestFile('sliced.bin', 20 * MiB + 12345);
+  const sha = await sha256File(file);
+  await page.getByTestId('file-input').setInputFiles(file);
+  const row = page.getByTestId('transfer');
+  await page.locator('[data-testid=transfer]:not([data-state=running])').waitFor({ timeout: 120_000 });
+  assert.equal(await row.getAttribute('data-state'), 'done', `the upload did not finish: ${await row.textContent()}`);
+  assert.equal(await pipeline.evaluate(() => self.byobRefused), 1, 'the upload did not ask for a BYOB reader once');
+
+  const listed = page.getByTestId('file-row').filter({ hasText: 'sliced.bin' });
+  await listed.waitFor({ timeout: 30_000 });
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: 120_000 }),
+    listed.getByTestId('download').click(),
+  ]);
+  assert.equal(await download.failure(), null);
+  assert.equal(await sha256File(await download.path()), sha, 'the downloaded file differs from the picked one');
+  assert.deepEqual(errors, []);
   rmSync(path.dirname(file), { recursive: true, force: true });
   await context.close();
 });

@@ -8,6 +8,8 @@
 //! ("bring your own buffer") reader fills buffers the reader hands back each time, so a few are
 //! allocated once (the same 512 MiB: 0.4 s, 16 MiB faulted). A task of its own reads
 //! [`READS_AHEAD`] chunks ahead of the one being encoded, whenever the pipeline thread awaits.
+//! Where a file's stream is not a byte stream (Safari before 26.4 has no BYOB readers), each
+//! chunk is read with `Blob.slice` as before and copied into the reused buffer.
 
 use futures_channel::mpsc;
 use futures_util::StreamExt as _;
@@ -82,7 +84,7 @@ async fn read_ahead(
         };
         let start = index.saturating_mul(chunk_size);
         let len = usize::try_from(chunk_size.min(size.saturating_sub(start))).unwrap_or(usize::MAX);
-        let read = stream.fill(buffer, len).await;
+        let read = stream.fill(buffer, start, len).await;
         let failed = read.is_err();
         if filled.unbounded_send(read.map(|buffer| (buffer, len))).is_err() || failed {
             break;
@@ -91,62 +93,108 @@ async fn read_ahead(
     stream.cancel();
 }
 
-/// A file's byte stream under a BYOB reader.
+/// A file read in order: its byte stream under a BYOB reader, or slice by slice where the
+/// browser has no BYOB reader for it.
 struct Stream {
-    reader: Result<web_sys::ReadableStreamByobReader, Failure>,
+    file: web_sys::Blob,
+    reader: Option<web_sys::ReadableStreamByobReader>,
 }
 
 impl Stream {
     fn open(file: &web_sys::Blob) -> Self {
-        let options = web_sys::ReadableStreamGetReaderOptions::new();
-        options.set_mode(web_sys::ReadableStreamReaderMode::Byob);
-        let reader = file
-            .stream()
-            .get_reader_with_options(&options)
-            .dyn_into::<web_sys::ReadableStreamByobReader>()
-            .map_err(|_| Failure::browser("this browser cannot read a file's stream into a buffer"));
-        Self { reader }
+        Self {
+            file: file.clone(),
+            reader: byob_reader(file),
+        }
     }
 
-    /// Read exactly `len` bytes into the start of `buffer` and hand it back (each read detaches
-    /// the buffer it is given and returns it in the view it resolves with).
-    async fn fill(&mut self, mut buffer: ArrayBuffer, len: usize) -> Result<ArrayBuffer, Failure> {
-        let reader = self.reader.as_ref().map_err(Clone::clone)?;
+    /// Read the `len` bytes at `start` into the start of `buffer` and hand it back (a BYOB read
+    /// detaches the buffer it is given and returns it in the view it resolves with). Chunks are
+    /// read in order: the stream's position is the chunk's start.
+    async fn fill(&mut self, buffer: ArrayBuffer, start: u64, len: usize) -> Result<ArrayBuffer, Failure> {
         let len = u32::try_from(len).map_err(|_| Failure::browser("a chunk is larger than 4 GiB"))?;
-        let mut at = 0;
-        while at < len {
-            let view = Uint8Array::new_with_byte_offset_and_length(&buffer, at, len - at);
-            let result = JsFuture::from(reader.read_with_array_buffer_view(&view))
-                .await
-                .map_err(|e| {
-                    // Chromium says only "network error" when the file changed after it was picked.
-                    Failure::browser(format!(
-                        "cannot read the file ({}): was it changed, moved or deleted after it was picked?",
-                        js::describe(&e)
-                    ))
-                })?;
-            // The stream ended before the chunk did: the file is shorter than when picked.
-            if js::field(&result, "done").and_then(|d| d.as_bool()).unwrap_or(false) {
-                return Err(Failure::browser("the file changed while being read"));
-            }
-            let value = js::field(&result, "value")
-                .and_then(|v| v.dyn_into::<Uint8Array>().ok())
-                .ok_or_else(|| Failure::browser("the file's stream gave no buffer back"))?;
-            buffer = value.buffer();
-            at += value.byte_length();
+        match &self.reader {
+            Some(reader) => fill_from_stream(reader, buffer, len).await,
+            None => fill_from_slice(&self.file, buffer, start, len).await,
         }
-        Ok(buffer)
     }
 
     /// Stop reading: the browser lets go of the file. A stream that failed (the file changed)
     /// rejects the cancel with its error, which is already reported: awaited and dropped, not
     /// left to surface as an unhandled rejection.
     fn cancel(&self) {
-        if let Ok(reader) = &self.reader {
+        if let Some(reader) = &self.reader {
             let cancelled = JsFuture::from(reader.cancel());
             wasm_bindgen_futures::spawn_local(async move {
                 let _ = cancelled.await;
             });
         }
     }
+}
+
+/// A BYOB reader of `file`'s stream, or `None` where the browser's file streams are not byte
+/// streams (`getReader({mode: "byob"})` throws there).
+fn byob_reader(file: &web_sys::Blob) -> Option<web_sys::ReadableStreamByobReader> {
+    let stream = file.stream();
+    let options = web_sys::ReadableStreamGetReaderOptions::new();
+    options.set_mode(web_sys::ReadableStreamReaderMode::Byob);
+    let get_reader = js::field(&stream, "getReader")?.dyn_into::<js_sys::Function>().ok()?;
+    get_reader.call1(&stream, &options).ok()?.dyn_into().ok()
+}
+
+fn read_failed(e: &wasm_bindgen::JsValue) -> Failure {
+    // Chromium says only "network error" when the file changed after it was picked.
+    Failure::browser(format!(
+        "cannot read the file ({}): was it changed, moved or deleted after it was picked?",
+        js::describe(e)
+    ))
+}
+
+fn file_changed() -> Failure {
+    Failure::browser("the file changed while being read")
+}
+
+async fn fill_from_stream(
+    reader: &web_sys::ReadableStreamByobReader,
+    mut buffer: ArrayBuffer,
+    len: u32,
+) -> Result<ArrayBuffer, Failure> {
+    let mut at = 0;
+    while at < len {
+        let view = Uint8Array::new_with_byte_offset_and_length(&buffer, at, len - at);
+        let result = JsFuture::from(reader.read_with_array_buffer_view(&view))
+            .await
+            .map_err(|e| read_failed(&e))?;
+        // The stream ended before the chunk did: the file is shorter than when picked.
+        if js::field(&result, "done").and_then(|d| d.as_bool()).unwrap_or(false) {
+            return Err(file_changed());
+        }
+        let value = js::field(&result, "value")
+            .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+            .ok_or_else(|| Failure::browser("the file's stream gave no buffer back"))?;
+        buffer = value.buffer();
+        at += value.byte_length();
+    }
+    Ok(buffer)
+}
+
+async fn fill_from_slice(
+    file: &web_sys::Blob,
+    buffer: ArrayBuffer,
+    start: u64,
+    len: u32,
+) -> Result<ArrayBuffer, Failure> {
+    let end = start + u64::from(len);
+    let slice = file
+        .slice_with_f64_and_f64(start as f64, end as f64)
+        .map_err(|e| Failure::js(&e))?;
+    let read = JsFuture::from(slice.array_buffer())
+        .await
+        .map_err(|e| read_failed(&e))?;
+    let read = Uint8Array::new(&read);
+    if read.length() != len {
+        return Err(file_changed());
+    }
+    Uint8Array::new_with_byte_offset_and_length(&buffer, 0, len).set(&read, 0);
+    Ok(buffer)
 }
