@@ -1,10 +1,11 @@
-// What Chromium's file reads and WebCrypto cost the tab in fresh memory: 512 MiB of a file on disk
-// read as 4 MiB `Blob.slice(…).arrayBuffer()`s (the browser upload's reads before
-// `app/src/browser/file_read.rs`) and through its stream into one reused buffer (a BYOB reader,
-// what the upload does now), 256 MiB sealed by `crypto.subtle.encrypt` in 4 MiB chunks, and fresh
-// `ArrayBuffer`s of a 9 + 6 shard's size and a chunk's. Prints, for each, the time, the renderers'
-// CPU and the MiB of pages they faulted in (each a page the kernel maps and zeroes).
-// `node end2end/faults-probe.mjs` (Chromium at /usr/bin/chromium or $CHROMIUM).
+// What reading a file on disk costs the tab in fresh memory, the two ways the browser upload can
+// read it (app/src/browser/file_read.rs): 512 MiB as 4 MiB `Blob.slice(…).arrayBuffer()`s (each
+// a fresh buffer; the fallback where a file's stream has no BYOB reader), and through the file's
+// stream into one reused 4 MiB buffer with a BYOB reader (what it does otherwise). Prints, for
+// each, the time, the renderers' CPU and the MiB of pages they faulted in (each a page the kernel
+// maps and zeroes). The other buffers of the pipeline (WebCrypto's, WebSocket messages, fresh
+// `ArrayBuffer`s, at several sizes) are `end2end/bench-faults.mjs`'s, on an in-memory Blob.
+// Run by hand: `node end2end/faults-probe.mjs` (Chromium at /usr/bin/chromium or $CHROMIUM).
 import { launchBare } from './bare.mjs';
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -89,19 +90,6 @@ await probe('stream byob into one 4 MiB buffer', async ({ TOTAL }) => {
   }
   return `${sum} in ${chunks} reads`;
 }, { TOTAL });
-await probe('encrypt 4 MiB x 64', async () => {
-  const key = await crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt']);
-  const data = new Uint8Array(4 << 20);
-  let n = 0;
-  for (let i = 0; i < 64; i++) {
-    const iv = new Uint8Array(12); iv[0] = i;
-    const out = await crypto.subtle.encrypt({ name: 'AES-GCM', iv }, key, data);
-    n += out.byteLength;
-  }
-  return n;
-});
-await probe('new ArrayBuffer 466 KB x 1000', async () => { let n = 0; for (let i = 0; i < 1000; i++) { const b = new ArrayBuffer(466000); new Uint8Array(b).fill(1); n += b.byteLength; } return n; });
-await probe('new ArrayBuffer 4 MiB x 128', async () => { let n = 0; for (let i = 0; i < 128; i++) { const b = new ArrayBuffer(4 << 20); new Uint8Array(b).fill(1); n += b.byteLength; } return n; });
 await chromium.close();
 server.close();
 rmSync(dir, { recursive: true, force: true });
