@@ -279,6 +279,15 @@ fn put_head_into(out: &mut Vec<u8>, token: &[u8], shard: &ShardId, data_len: usi
     Ok(())
 }
 
+/// A u32-length-prefixed field of at most `max` bytes, borrowed from the frame.
+fn length_prefixed<'a>(r: &mut Reader<'a>, max: usize, what: &'static str) -> Result<&'a [u8], Error> {
+    let len = r.u32()? as usize;
+    if len > max {
+        return Err(Error::too_large(what, len, max));
+    }
+    r.bytes(len)
+}
+
 /// The token, shard id and data of a put encoded by [`encode_put`], borrowed.
 fn read_put(put: &[u8]) -> Result<(&[u8], ShardId, &[u8]), Error> {
     let mut r = Reader::new(put, "put frame");
@@ -461,11 +470,7 @@ impl Frame {
         let request_id = r.u32()?;
         let shard = |r: &mut Reader<'_>| r.array().map(ShardId);
         let data = |r: &mut Reader<'_>, max: usize, what: &'static str| -> Result<Vec<u8>, Error> {
-            let len = r.u32()? as usize;
-            if len > max {
-                return Err(Error::too_large(what, len, max));
-            }
-            Ok(r.bytes(len)?.to_vec())
+            Ok(length_prefixed(r, max, what)?.to_vec())
         };
         let ids = |r: &mut Reader<'_>| -> Result<Vec<ShardId>, Error> {
             let n = usize::from(r.u16()?);
@@ -478,11 +483,7 @@ impl Frame {
             1 => {
                 let token = r.short_bytes(MAX_TOKEN_LEN)?.to_vec();
                 let shard = shard(&mut r)?;
-                let len = r.u32()? as usize;
-                if len > MAX_SHARD_LEN {
-                    return Err(Error::too_large("shard", len, MAX_SHARD_LEN));
-                }
-                let data = r.bytes(len)?;
+                let data = length_prefixed(&mut r, MAX_SHARD_LEN, "shard")?;
                 Body::Put {
                     token,
                     shard,
